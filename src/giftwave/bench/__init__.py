@@ -1,0 +1,1 @@
+"""Benchmark scenarios behind ``giftwave bench``: each measures itself beside a baseline."""

@@ -1,0 +1,162 @@
+"""``giftwave``: serve, demo, migrate, ledger verify / balance, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from giftwave.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The live-stream gift economy engine."
+)
+ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the ledger.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each beside its baseline.")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]giftwave: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the API (the database must be migrated: `giftwave migrate`)."""
+    import uvicorn
+
+    from giftwave.api.app import create_app
+    from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
+    from giftwave.db.urls import parse_database_url
+
+    settings = _settings()
+    db = make_engine(parse_database_url(settings.database_url))
+    try:
+        check_schema(db)
+    except SchemaOutOfDate as exc:
+        err.print(f"[red]giftwave: {exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database named by GIFTWAVE_DATABASE_URL up to the newest schema."""
+    from giftwave.db.engine import make_engine
+    from giftwave.db.engine import migrate as run_migrations
+    from giftwave.db.urls import parse_database_url
+
+    settings = _settings()
+    engine = make_engine(parse_database_url(settings.database_url))
+    run_migrations(engine)
+    engine.dispose()
+    out.print("database is up to date")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Migrate, seed a demo ledger on SQLite and serve it."""
+    from giftwave.demo import run_demo
+
+    run_demo(_settings(), host, port)
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Check every ledger invariant; exit 1 naming each problem."""
+    from rich.progress import Progress
+
+    from giftwave.db.engine import make_engine
+    from giftwave.db.urls import parse_database_url
+    from giftwave.ledger.verify import verify_ledger
+
+    engine = make_engine(parse_database_url(_settings().database_url))
+    with Progress(console=err, transient=True) as progress, engine.connect() as conn:
+        task = progress.add_task("checking the hash chain", total=None)
+        report = verify_ledger(conn, progress=lambda n: progress.update(task, completed=n))
+    engine.dispose()
+    summary = f"{report.accounts} accounts, {report.transfers} transfers, {report.batches} batches"
+    if report.ok:
+        out.print(f"ledger verify: clean ({summary})")
+        return
+    for problem in report.problems:
+        out.print(f"[red]PROBLEM[/red] {problem}", highlight=False)
+    out.print(f"ledger verify: {len(report.problems)} problem(s) ({summary})")
+    raise typer.Exit(1)
+
+
+@ledger_app.command("balance")
+def ledger_balance(account: Annotated[str, typer.Argument(help="Account id or name.")]) -> None:
+    """Show one account's balances."""
+    from giftwave.db.engine import make_engine
+    from giftwave.db.urls import parse_database_url
+    from giftwave.ledger.accounts import find_account
+
+    engine = make_engine(parse_database_url(_settings().database_url))
+    with engine.connect() as conn:
+        found = find_account(conn, account)
+    engine.dispose()
+    if found is None:
+        err.print(f"giftwave: no account {account!r}")
+        raise typer.Exit(1)
+    out.print(
+        f"{found.name} (#{found.id}, {found.asset}, flags {found.flags.name or 'none'})\n"
+        f"  balance   {found.balance}\n  available {found.available}\n"
+        f"  debits    posted {found.debits_posted}  pending {found.debits_pending}\n"
+        f"  credits   posted {found.credits_posted}  pending {found.credits_pending}",
+        highlight=False,
+    )
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    seconds: Annotated[float, typer.Option(help="Length of each measured phase.", min=0.5)] = 5.0,
+    repeat: Annotated[
+        int, typer.Option(help="Throughput runs (the median is reported).", min=1)
+    ] = 3,
+    viewers: Annotated[int, typer.Option(help="Viewer accounts.", min=1)] = 10_000,
+    concurrency: Annotated[int, typer.Option(help="Concurrent callers.", min=1)] = 4096,
+) -> None:
+    """Gifts to one hot creator: gifts/s, latency, and the one-transaction-per-gift baseline."""
+    from giftwave.bench.ledger import LedgerBenchConfig, run_ledger_bench
+
+    settings = _settings()
+    cfg = LedgerBenchConfig(
+        seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency
+    )
+    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    result = run_ledger_bench(settings.database_url, cfg, say)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
+    else:
+        out.print_json(json.dumps(result.as_dict()))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,64 @@
+"""SQLAlchemy engines and Alembic migrations, from one ``GIFTWAVE_DATABASE_URL``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+
+from giftwave.db.urls import Backend, DatabaseUrl
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class SchemaOutOfDate(Exception):
+    """The database is not at the schema this code needs: run ``giftwave migrate``."""
+
+
+def make_engine(db: DatabaseUrl) -> Engine:
+    """An engine for everything but the posting engine's hot path."""
+    if db.backend is Backend.SQLITE:
+        engine = create_engine(db.sqlalchemy_url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(db.sqlalchemy_url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database up to the newest schema; a no-op when it already is."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise ``SchemaOutOfDate`` unless the database is at the newest migration."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing'}, this giftwave needs {head}: "
+            "run `giftwave migrate`"
+        )

@@ -1,0 +1,93 @@
+"""Opening and reading accounts. Not a hot path: plain SQLAlchemy Core on any connection."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.db.tables import accounts
+from giftwave.ledger.engine import now_us
+from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount
+from giftwave.ledger.model import ACCOUNT_NAME_RE, ASSET_RE, Account, AccountFlags
+
+
+def _to_account(row: Row[tuple[object, ...]]) -> Account:
+    m = row._mapping
+    return Account(
+        id=int(m["id"]),
+        name=str(m["name"]),
+        asset=str(m["asset"]),
+        owner=str(m["owner"]),
+        flags=AccountFlags(int(m["flags"])),
+        debits_pending=int(m["debits_pending"]),
+        debits_posted=int(m["debits_posted"]),
+        credits_pending=int(m["credits_pending"]),
+        credits_posted=int(m["credits_posted"]),
+    )
+
+
+def open_account(
+    conn: Connection,
+    name: str,
+    asset: str,
+    *,
+    flags: AccountFlags = AccountFlags.NONE,
+    owner: str = "",
+) -> Account:
+    """Create the account, or return it if it already exists with the same asset and flags.
+
+    Idempotent by name, like a transfer by id: the same request twice is one account.
+    """
+    if not ACCOUNT_NAME_RE.fullmatch(name):
+        raise InvalidAccount("name must be 1-128 of a-z, 0-9, '_', '.', ':', '-'")
+    if not ASSET_RE.fullmatch(asset):
+        raise InvalidAccount("asset must be COIN, DIAMOND or a three-letter currency code")
+    if len(owner) > 128:
+        raise InvalidAccount("owner must be at most 128 characters")
+    flags = AccountFlags(int(flags))
+    existing = find_account(conn, name)
+    if existing is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(accounts).values(
+                        name=name,
+                        asset=asset,
+                        flags=int(flags),
+                        owner=owner,
+                        created_at_us=now_us(),
+                    )
+                )
+        except IntegrityError:
+            pass  # opened concurrently by someone else: compare with theirs below
+        existing = find_account(conn, name)
+        assert existing is not None
+    if existing.asset != asset or existing.flags != flags:
+        raise AccountConflict(
+            f"account {name!r} exists with asset {existing.asset} and other flags"
+        )
+    return existing
+
+
+def find_account(conn: Connection, key: str | int) -> Account | None:
+    """An account by numeric id or by name."""
+    if isinstance(key, int) or key.isdigit():
+        query = select(accounts).where(accounts.c.id == int(key))
+    else:
+        query = select(accounts).where(accounts.c.name == key)
+    row = conn.execute(query).first()
+    return None if row is None else _to_account(row)
+
+
+def get_account(conn: Connection, key: str | int) -> Account:
+    account = find_account(conn, key)
+    if account is None:
+        raise AccountNotFound(f"no account {key!r}")
+    return account
+
+
+def set_account_flags(conn: Connection, key: str | int, flags: AccountFlags) -> Account:
+    """Freeze or unfreeze an account; balances are untouched (only the writer changes those)."""
+    account = get_account(conn, key)
+    conn.execute(update(accounts).where(accounts.c.id == account.id).values(flags=int(flags)))
+    return get_account(conn, account.id)

@@ -1,0 +1,220 @@
+"""The posting engine: many callers, one writer, one transaction per batch.
+
+    results = await engine.submit([coins_leg._replace(linked=True), diamonds_leg])
+
+Callers put a submission on a bounded queue and await a future. One writer task per process
+takes everything queued (up to ``batch_max_transfers``) and hands it to the store on a
+dedicated thread, where it becomes one database transaction. Futures resolve only after the
+commit returned, so an acknowledged transfer is durable. While one batch commits, the next
+one gathers: under load batches grow, and when idle a lone transfer goes at once.
+
+Exceptions: ``EngineStopped`` (submit after stop), ``LedgerUnavailable`` (the batch could not
+be committed; none of its transfers were acknowledged and a retry with the same ids is safe),
+``ValueError`` (a submission larger than one batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
+from giftwave.ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP_LIMIT: Final = 1000
+_STOP: Final = object()
+
+
+class EngineStopped(Exception):
+    """The engine is not running: nothing was submitted."""
+
+
+class LedgerUnavailable(Exception):
+    """The database refused the batch: nothing in it was acknowledged, retrying is safe."""
+
+
+@dataclass(slots=True)
+class EngineStats:
+    batches: int = 0
+    transfers: int = 0
+    submissions: int = 0
+    largest_batch_transfers: int = 0
+    failed_batches: int = 0
+    expired_pending: int = 0
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def expiry_void_id(pending_id: str) -> str:
+    """The id of the void that expiry records: the same in every process, so it happens once."""
+    return "expire:" + hashlib.sha256(pending_id.encode()).hexdigest()[:40]
+
+
+_Item = tuple[Sequence[Transfer], "asyncio.Future[list[Outcome]]"]
+
+
+class PostingEngine:
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        batch_max_transfers: int = 8192,
+        queue_max_submissions: int = 100_000,
+        linger_ms: float = 0.0,
+        expiry_interval_s: float = 1.0,
+        clock_us: Callable[[], int] = now_us,
+    ) -> None:
+        assert batch_max_transfers >= 1
+        assert queue_max_submissions >= 1
+        assert 0 <= linger_ms <= 5
+        self._store = store
+        self._batch_max = batch_max_transfers
+        self._linger_s = linger_ms / 1000
+        self._expiry_interval_s = expiry_interval_s
+        self._clock_us = clock_us
+        self._queue: asyncio.Queue[_Item | object] = asyncio.Queue(maxsize=queue_max_submissions)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._writer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self._accepting = False
+        self.stats = EngineStats()
+
+    async def __aenter__(self) -> PostingEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        assert self._writer is None, "start() once"
+        self._accepting = True
+        self._writer = asyncio.create_task(self._write_loop(), name="ledger-writer")
+        self._expiry = asyncio.create_task(self._expiry_loop(), name="ledger-expiry")
+
+    async def stop(self) -> None:
+        """Stop accepting, commit everything already queued, then release the database."""
+        if not self._accepting:
+            return
+        self._accepting = False
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+        await self._queue.put(_STOP)
+        if self._writer is not None:
+            await self._writer
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._store.close)
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, transfers: Sequence[Transfer]) -> list[Outcome]:
+        """Post ``transfers`` (linked chains succeed or fail whole); one outcome per transfer."""
+        if not self._accepting:
+            raise EngineStopped("the posting engine is not running")
+        if not 0 < len(transfers) <= self._batch_max:
+            raise ValueError(f"a submission holds 1..{self._batch_max} transfers")
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        item = (transfers, future)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            await self._queue.put(item)  # backpressure: wait for room, never grow
+        return await future
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is _STOP:
+                break
+            if self._linger_s:
+                await asyncio.sleep(self._linger_s)
+            batch: list[_Item] = [first]  # type: ignore[list-item]
+            size = len(batch[0][0])
+            while size < self._batch_max and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _STOP:
+                    stopping = True
+                    break
+                transfers = item[0]  # type: ignore[index]
+                if size + len(transfers) > self._batch_max:
+                    # Too big for this batch: it leads the next one instead.
+                    await self._commit(loop, batch)
+                    batch, size = [], 0
+                batch.append(item)  # type: ignore[arg-type]
+                size += len(transfers)
+            if batch:
+                await self._commit(loop, batch)
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        requests = [transfers for transfers, _ in batch]
+        try:
+            results = await loop.run_in_executor(
+                self._executor, self._store.apply_batch, requests, self._clock_us()
+            )
+        except Exception as exc:
+            self.stats.failed_batches += 1
+            log.exception("ledger batch of %d submissions failed", len(batch))
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(LedgerUnavailable(str(exc)))
+            return
+        stats = self.stats
+        stats.batches += 1
+        stats.submissions += len(batch)
+        count = sum(len(r) for r in requests)
+        stats.transfers += count
+        stats.largest_batch_transfers = max(stats.largest_batch_transfers, count)
+        for (_, future), outcome in zip(batch, results, strict=True):
+            if not future.done():  # a caller that gave up still had its transfers committed
+                future.set_result(outcome)
+
+    async def _expiry_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._expiry_interval_s)
+            try:
+                expired = await loop.run_in_executor(
+                    self._executor,
+                    self._store.expired_pending,
+                    self._clock_us(),
+                    EXPIRY_SWEEP_LIMIT,
+                )
+                if expired:
+                    voids = [
+                        Transfer(
+                            expiry_void_id(pending_id),
+                            0,
+                            0,
+                            0,
+                            TransferCode(code),
+                            kind=TransferKind.VOID_PENDING,
+                            pending_id=pending_id,
+                        )
+                        for pending_id, code in expired
+                    ]
+                    outcomes = await self.submit(voids)
+                    self.stats.expired_pending += sum(o is Outcome.OK for o in outcomes)
+            except EngineStopped:
+                return
+            except Exception:
+                log.exception("expiring pending transfers failed; will try again")

@@ -1,0 +1,115 @@
+"""PostgreSQL ledger store (psycopg 3): arrays for lookups, COPY for inserts, one UPDATE.
+
+Lock order, the same in every writer so that two never deadlock: the chain head row first,
+then the batch's account rows in account-id order (``ORDER BY id FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import errors
+
+from giftwave.ledger.model import StoredTransfer
+from giftwave.ledger.planner import AccountDelta, AccountState, Row
+from giftwave.ledger.store import (
+    ACCOUNT_STATE_SELECT,
+    EXPIRED_PENDING_SQL,
+    TRANSFER_SELECT,
+    Head,
+    LedgerStore,
+)
+
+_COPY_TRANSFERS = (
+    "COPY transfers (seq, id, debit_account_id, credit_account_id, amount, asset, code, kind,"
+    " pending_id, reverses_id, timeout_s, expires_at_us, batch_seq, created_at_us) FROM STDIN"
+)
+_UPDATE_ACCOUNTS = (
+    "UPDATE accounts AS a SET debits_pending = a.debits_pending + v.dp,"
+    " debits_posted = a.debits_posted + v.dpo, credits_pending = a.credits_pending + v.cp,"
+    " credits_posted = a.credits_posted + v.cpo"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+    " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id"
+)
+
+
+class PostgresLedgerStore(LedgerStore):
+    # Another process inserted the same transfer id, or resolved the same pending transfer,
+    # between our read and our insert: the unique constraint caught it; plan again.
+    retryable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        errors.UniqueViolation,
+        errors.SerializationFailure,
+        errors.DeadlockDetected,
+    )
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._db = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self._url, autocommit=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _begin(self) -> None:
+        if self._db.closed or self._db.broken:
+            self._db = self._connect()
+        self._db.execute("BEGIN")
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if not (self._db.closed or self._db.broken):
+            self._db.execute("ROLLBACK")
+
+    def _lock_head(self) -> Head:
+        row = self._db.execute(
+            "SELECT batch_seq, transfer_seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE"
+        ).fetchone()
+        assert row is not None, "ledger_head is seeded by the first migration"
+        return Head(*row)
+
+    def _fetch_transfers(self, ids: Iterable[str]) -> dict[str, StoredTransfer]:
+        rows = self._db.execute(f"{TRANSFER_SELECT} WHERE id = ANY(%s)", (list(ids),))
+        return {row[1]: StoredTransfer(*row) for row in rows}
+
+    def _fetch_resolutions(self, pending_ids: Iterable[str]) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT pending_id, kind FROM transfers WHERE pending_id = ANY(%s)",
+            (list(pending_ids),),
+        )
+        return {str(row[0]): str(row[1]) for row in rows}
+
+    def _lock_accounts(self, account_ids: list[int]) -> dict[int, AccountState]:
+        rows = self._db.execute(
+            f"{ACCOUNT_STATE_SELECT} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (account_ids,)
+        )
+        return {row[0]: AccountState(*row) for row in rows}
+
+    def _insert_transfers(self, rows: list[Row]) -> None:
+        with self._db.cursor() as cursor, cursor.copy(_COPY_TRANSFERS) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _update_accounts(self, deltas: list[AccountDelta]) -> None:
+        columns = list(zip(*deltas, strict=True)) if deltas else [(), (), (), (), ()]
+        self._db.execute(_UPDATE_ACCOUNTS, [list(column) for column in columns])
+
+    def _append_batch(self, head: Head, new_head: Head, count: int, now_us: int) -> None:
+        self._db.execute(
+            "INSERT INTO ledger_batches (seq, first_transfer_seq, transfer_count, prev_hash, hash,"
+            " created_at_us) VALUES (%s, %s, %s, %s, %s, %s)",
+            (new_head.batch_seq, head.transfer_seq + 1, count, head.hash, new_head.hash, now_us),
+        )
+        self._db.execute(
+            "UPDATE ledger_head SET batch_seq = %s, transfer_seq = %s, hash = %s WHERE id = 1",
+            (new_head.batch_seq, new_head.transfer_seq, new_head.hash),
+        )
+
+    def _expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
+        sql = EXPIRED_PENDING_SQL.format(now=int(now_us), limit=int(limit))
+        return [(str(row[0]), str(row[1])) for row in self._db.execute(sql)]

@@ -1,0 +1,115 @@
+"""SQLite ledger store: WAL, ``synchronous=FULL``, one writer holding the write lock per batch."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Final, TypeVar
+
+from giftwave.db.engine import SQLITE_BUSY_TIMEOUT_MS
+from giftwave.ledger.model import StoredTransfer
+from giftwave.ledger.planner import AccountDelta, AccountState, Row
+from giftwave.ledger.store import (
+    ACCOUNT_STATE_SELECT,
+    EXPIRED_PENDING_SQL,
+    TRANSFER_SELECT,
+    Head,
+    LedgerStore,
+)
+
+# Stay well under SQLite's limit of bound parameters per statement (32,766).
+PARAMS_PER_QUERY: Final = 10_000
+T = TypeVar("T")
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class SqliteLedgerStore(LedgerStore):
+    def __init__(self, path: str) -> None:
+        # The connection is made here and used only by the engine's writer thread after.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it returns, so an acknowledged gift survives power loss.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA cache_size=-65536")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _begin(self) -> None:
+        # IMMEDIATE takes the write lock now: every read below sees what this batch will build on.
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def _lock_head(self) -> Head:
+        row = self._db.execute(
+            "SELECT batch_seq, transfer_seq, hash FROM ledger_head WHERE id = 1"
+        ).fetchone()
+        return Head(*row)
+
+    def _fetch_transfers(self, ids: Iterable[str]) -> dict[str, StoredTransfer]:
+        found: dict[str, StoredTransfer] = {}
+        for chunk in _chunks(ids, PARAMS_PER_QUERY):
+            sql = f"{TRANSFER_SELECT} WHERE id IN ({','.join('?' * len(chunk))})"
+            for row in self._db.execute(sql, chunk):
+                found[row[1]] = StoredTransfer(*row)
+        return found
+
+    def _fetch_resolutions(self, pending_ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(pending_ids, PARAMS_PER_QUERY):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT pending_id, kind FROM transfers WHERE pending_id IN ({marks})"
+            found.update(self._db.execute(sql, chunk).fetchall())
+        return found
+
+    def _lock_accounts(self, account_ids: list[int]) -> dict[int, AccountState]:
+        found: dict[int, AccountState] = {}
+        for chunk in _chunks(account_ids, PARAMS_PER_QUERY):
+            sql = f"{ACCOUNT_STATE_SELECT} WHERE id IN ({','.join('?' * len(chunk))})"
+            for row in self._db.execute(sql, chunk):
+                found[row[0]] = AccountState(*row)
+        return found
+
+    def _insert_transfers(self, rows: list[Row]) -> None:
+        self._db.executemany(
+            "INSERT INTO transfers (seq, id, debit_account_id, credit_account_id, amount, asset,"
+            " code, kind, pending_id, reverses_id, timeout_s, expires_at_us, batch_seq,"
+            " created_at_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def _update_accounts(self, deltas: list[AccountDelta]) -> None:
+        self._db.executemany(
+            "UPDATE accounts SET debits_pending = debits_pending + ?2,"
+            " debits_posted = debits_posted + ?3, credits_pending = credits_pending + ?4,"
+            " credits_posted = credits_posted + ?5 WHERE id = ?1",
+            deltas,
+        )
+
+    def _append_batch(self, head: Head, new_head: Head, count: int, now_us: int) -> None:
+        self._db.execute(
+            "INSERT INTO ledger_batches (seq, first_transfer_seq, transfer_count, prev_hash, hash,"
+            " created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+            (new_head.batch_seq, head.transfer_seq + 1, count, head.hash, new_head.hash, now_us),
+        )
+        self._db.execute(
+            "UPDATE ledger_head SET batch_seq = ?, transfer_seq = ?, hash = ? WHERE id = 1",
+            (new_head.batch_seq, new_head.transfer_seq, new_head.hash),
+        )
+
+    def _expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
+        sql = EXPIRED_PENDING_SQL.format(now=int(now_us), limit=int(limit))
+        return [(row[0], row[1]) for row in self._db.execute(sql)]

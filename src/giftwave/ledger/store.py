@@ -1,0 +1,145 @@
+"""The ledger's storage port: what the posting engine needs from a database.
+
+A store is used from ONE thread, the engine's writer. ``apply_batch`` runs a whole batch as
+one transaction: lock the chain head, load what the batch touches (accounts locked in
+account-id order), plan it with the shared rules, insert the transfers, apply one summed
+update per account, append the batch to the hash chain, commit. Only then are results
+returned, so an acknowledged transfer is durable.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from giftwave.ledger.chain import batch_hash
+from giftwave.ledger.model import Outcome, StoredTransfer, Transfer, TransferKind
+from giftwave.ledger.planner import AccountDelta, AccountState, Row, plan_batch
+
+# A unique-constraint race with another process (two engines on one PostgreSQL) aborts the
+# transaction; re-planning against the now-committed rows settles it. Bounded, like every loop.
+MAX_BATCH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    batch_seq: int
+    transfer_seq: int
+    hash: str
+
+
+class LedgerStore(abc.ABC):
+    """One database connection, owned by the posting engine's writer thread."""
+
+    retryable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def apply_batch(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> list[list[Outcome]]:
+        for attempt in range(MAX_BATCH_ATTEMPTS):
+            try:
+                return self._apply_once(requests, now_us)
+            except self.retryable_errors:
+                if attempt == MAX_BATCH_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.001 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _apply_once(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> list[list[Outcome]]:
+        ids: set[str] = set()
+        account_ids: set[int] = set()
+        pending_ids: set[str] = set()
+        for request in requests:
+            for t in request:
+                if t.id.__class__ is str:
+                    ids.add(t.id)
+                account_ids.add(t.debit_account_id)
+                account_ids.add(t.credit_account_id)
+                if t.pending_id.__class__ is str:
+                    pending_ids.add(t.pending_id)
+                if t.reverses_id.__class__ is str:
+                    ids.add(t.reverses_id)
+        ids |= pending_ids
+        self._begin()
+        try:
+            head = self._lock_head()
+            existing = self._fetch_transfers(ids) if ids else {}
+            for stored in existing.values():
+                if stored.id in pending_ids and stored.kind == TransferKind.PENDING:
+                    account_ids.add(stored.debit_account_id)
+                    account_ids.add(stored.credit_account_id)
+            resolutions = self._fetch_resolutions(pending_ids) if pending_ids else {}
+            valid_account_ids = sorted(
+                i for i in account_ids if i.__class__ is int and 0 < i < 2**63
+            )
+            accounts = self._lock_accounts(valid_account_ids)
+            plan = plan_batch(
+                requests,
+                accounts,
+                existing,
+                resolutions,
+                first_seq=head.transfer_seq + 1,
+                batch_seq=head.batch_seq + 1,
+                now_us=now_us,
+            )
+            if plan.rows:
+                self._insert_transfers(plan.rows)
+                self._update_accounts(plan.deltas)
+                new_hash = batch_hash(head.hash, head.batch_seq + 1, now_us, plan.rows)
+                new_head = Head(head.batch_seq + 1, head.transfer_seq + len(plan.rows), new_hash)
+                self._append_batch(head, new_head, len(plan.rows), now_us)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return plan.results
+
+    def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
+        """(id, code) of pending transfers past their timeout and not yet posted or voided."""
+        return self._expired_pending(now_us, limit)
+
+    # The dialect-specific steps. Each runs inside the batch's transaction.
+    @abc.abstractmethod
+    def _begin(self) -> None: ...
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+    @abc.abstractmethod
+    def _rollback(self) -> None: ...
+    @abc.abstractmethod
+    def _lock_head(self) -> Head: ...
+    @abc.abstractmethod
+    def _fetch_transfers(self, ids: Iterable[str]) -> dict[str, StoredTransfer]: ...
+    @abc.abstractmethod
+    def _fetch_resolutions(self, pending_ids: Iterable[str]) -> dict[str, str]: ...
+    @abc.abstractmethod
+    def _lock_accounts(self, account_ids: list[int]) -> dict[int, AccountState]: ...
+    @abc.abstractmethod
+    def _insert_transfers(self, rows: list[Row]) -> None: ...
+    @abc.abstractmethod
+    def _update_accounts(self, deltas: list[AccountDelta]) -> None: ...
+    @abc.abstractmethod
+    def _append_batch(self, head: Head, new_head: Head, count: int, now_us: int) -> None: ...
+    @abc.abstractmethod
+    def _expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+TRANSFER_SELECT = (
+    "SELECT seq, id, debit_account_id, credit_account_id, amount, asset, code, kind, pending_id,"
+    " reverses_id, timeout_s, expires_at_us, batch_seq, created_at_us FROM transfers"
+)
+ACCOUNT_STATE_SELECT = (
+    "SELECT id, asset, flags, debits_pending, debits_posted, credits_pending, credits_posted"
+    " FROM accounts"
+)
+EXPIRED_PENDING_SQL = (
+    "SELECT p.id, p.code FROM transfers p WHERE p.kind = 'pending' AND p.expires_at_us <= {now}"
+    " AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = p.id)"
+    " ORDER BY p.expires_at_us LIMIT {limit}"
+)

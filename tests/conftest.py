@@ -1,0 +1,61 @@
+"""Shared fixtures: every storage test runs on SQLite AND PostgreSQL.
+
+A backend that cannot be reached fails the test (``make test`` starts both services); it is
+never skipped, so a green run always means both backends were exercised.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from giftwave.bench.scratch import scratch_database
+from giftwave.db.engine import make_engine, migrate
+from giftwave.db.urls import DatabaseUrl
+from giftwave.ledger.engine import PostingEngine
+from giftwave.ledger.stores import open_store
+
+POSTGRES_URL = os.environ.get(
+    "GIFTWAVE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _base_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite')}/base.db"
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required and unreachable at {POSTGRES_URL}: {exc}")
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseUrl]:
+    """A fresh, migrated database on each backend."""
+    with scratch_database(_base_url(request.param, tmp_path_factory), "test") as db:
+        engine = make_engine(db)
+        migrate(engine)
+        engine.dispose()
+        yield db
+
+
+@pytest.fixture
+def sa_engine(db_url: DatabaseUrl) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+async def posting(db_url: DatabaseUrl) -> AsyncIterator[PostingEngine]:
+    engine = PostingEngine(open_store(db_url), expiry_interval_s=0.05)
+    async with engine:
+        yield engine
