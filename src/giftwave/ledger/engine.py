@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ from giftwave.ledger.store import LedgerStore
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_LIMIT: Final = 1000
-_STOP: Final = object()
 
 
 class EngineStopped(Exception):
@@ -81,14 +81,21 @@ class PostingEngine:
         assert 0 <= linger_ms <= 5
         self._store = store
         self._batch_max = batch_max_transfers
+        self._queue_max = queue_max_submissions
         self._linger_s = linger_ms / 1000
         self._expiry_interval_s = expiry_interval_s
         self._clock_us = clock_us
-        self._queue: asyncio.Queue[_Item | object] = asyncio.Queue(maxsize=queue_max_submissions)
+        # A deque with explicit bounds instead of asyncio.Queue: the writer takes a whole
+        # batch at a time, and per-item Queue bookkeeping was a visible share of a gift's cost.
+        self._queue: deque[_Item] = deque()
+        self._writer_idle = False
+        self._wakeup = asyncio.Event()  # set when the idle writer has work
+        self._room = asyncio.Event()  # set when a full queue drained below its bound
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._accepting = False
+        self._stopping = False
         self.stats = EngineStats()
 
     async def __aenter__(self) -> PostingEngine:
@@ -102,6 +109,10 @@ class PostingEngine:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    @property
+    def queued_submissions(self) -> int:
+        return len(self._queue)
 
     async def start(self) -> None:
         assert self._writer is None, "start() once"
@@ -118,7 +129,9 @@ class PostingEngine:
             self._expiry.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry
-        await self._queue.put(_STOP)
+        self._stopping = True
+        self._wakeup.set()
+        self._room.set()  # submitters waiting for room give up with EngineStopped
         if self._writer is not None:
             await self._writer
         loop = asyncio.get_running_loop()
@@ -131,41 +144,42 @@ class PostingEngine:
             raise EngineStopped("the posting engine is not running")
         if not 0 < len(transfers) <= self._batch_max:
             raise ValueError(f"a submission holds 1..{self._batch_max} transfers")
+        while len(self._queue) >= self._queue_max:  # backpressure: wait for room, never grow
+            self._room.clear()
+            await self._room.wait()
+            if not self._accepting:
+                raise EngineStopped("the posting engine stopped")
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        item = (transfers, future)
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            await self._queue.put(item)  # backpressure: wait for room, never grow
+        self._queue.append((transfers, future))
+        if self._writer_idle:
+            self._writer_idle = False
+            self._wakeup.set()
         return await future
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is _STOP:
-                break
-            if self._linger_s:
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._stopping:
+                    return
+                self._writer_idle = True
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._linger_s and len(queue) < self._batch_max:
                 await asyncio.sleep(self._linger_s)
-            batch: list[_Item] = [first]  # type: ignore[list-item]
-            size = len(batch[0][0])
-            while size < self._batch_max and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is _STOP:
-                    stopping = True
-                    break
-                transfers = item[0]  # type: ignore[index]
-                if size + len(transfers) > self._batch_max:
-                    # Too big for this batch: it leads the next one instead.
-                    await self._commit(loop, batch)
-                    batch, size = [], 0
-                batch.append(item)  # type: ignore[arg-type]
-                size += len(transfers)
-            if batch:
-                await self._commit(loop, batch)
+            batch: list[_Item] = []
+            size = 0
+            while queue and size + len(queue[0][0]) <= self._batch_max:
+                item = queue.popleft()
+                batch.append(item)
+                size += len(item[0])
+            if len(queue) < self._queue_max:
+                self._room.set()
+            await self._commit(loop, batch, size)
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], size: int) -> None:
         requests = [transfers for transfers, _ in batch]
         try:
             results = await loop.run_in_executor(
@@ -181,9 +195,8 @@ class PostingEngine:
         stats = self.stats
         stats.batches += 1
         stats.submissions += len(batch)
-        count = sum(len(r) for r in requests)
-        stats.transfers += count
-        stats.largest_batch_transfers = max(stats.largest_batch_transfers, count)
+        stats.transfers += size
+        stats.largest_batch_transfers = max(stats.largest_batch_transfers, size)
         for (_, future), outcome in zip(batch, results, strict=True):
             if not future.done():  # a caller that gave up still had its transfers committed
                 future.set_result(outcome)
@@ -212,7 +225,7 @@ class PostingEngine:
                         )
                         for pending_id, code in expired
                     ]
-                    outcomes = await self.submit(voids)
+                    outcomes = await self.submit(voids[: self._batch_max])
                     self.stats.expired_pending += sum(o is Outcome.OK for o in outcomes)
             except EngineStopped:
                 return

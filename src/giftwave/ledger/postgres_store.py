@@ -36,10 +36,10 @@ _UPDATE_ACCOUNTS = (
 
 
 class PostgresLedgerStore(LedgerStore):
-    # Another process inserted the same transfer id, or resolved the same pending transfer,
-    # between our read and our insert: the unique constraint caught it; plan again.
+    # A replayed id, or another process inserting the same id or resolving the same pending
+    # transfer between our read and our insert: the unique constraint caught it; plan again.
+    duplicate_errors: ClassVar[tuple[type[BaseException], ...]] = (errors.UniqueViolation,)
     retryable_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        errors.UniqueViolation,
         errors.SerializationFailure,
         errors.DeadlockDetected,
     )

@@ -20,6 +20,8 @@ from giftwave.ledger.store import (
 
 # Stay well under SQLite's limit of bound parameters per statement (32,766).
 PARAMS_PER_QUERY: Final = 10_000
+# Bound on cached account states (~200 bytes each): past it the cache starts over.
+ACCOUNT_CACHE_MAX: Final = 500_000
 T = TypeVar("T")
 
 
@@ -30,6 +32,8 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 class SqliteLedgerStore(LedgerStore):
+    duplicate_errors = (sqlite3.IntegrityError,)
+
     def __init__(self, path: str) -> None:
         # The connection is made here and used only by the engine's writer thread after.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -38,6 +42,10 @@ class SqliteLedgerStore(LedgerStore):
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA cache_size=-65536")
+        # Account states survive from batch to batch while no other connection has written:
+        # SQLite's data_version changes exactly when another connection commits.
+        self._accounts: dict[int, AccountState] = {}
+        self._data_version = -1
 
     def close(self) -> None:
         self._db.close()
@@ -50,8 +58,14 @@ class SqliteLedgerStore(LedgerStore):
         self._db.execute("COMMIT")
 
     def _rollback(self) -> None:
+        self._accounts.clear()  # the planner changed states that will not be committed
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+    def _committed(self, deltas: list[AccountDelta]) -> None:
+        for delta in deltas:
+            account = self._accounts[delta[0]]
+            account.loaded = (account.dp, account.dpo, account.cp, account.cpo)
 
     def _lock_head(self) -> Head:
         row = self._db.execute(
@@ -76,12 +90,19 @@ class SqliteLedgerStore(LedgerStore):
         return found
 
     def _lock_accounts(self, account_ids: list[int]) -> dict[int, AccountState]:
-        found: dict[int, AccountState] = {}
-        for chunk in _chunks(account_ids, PARAMS_PER_QUERY):
+        # The write lock is already held (BEGIN IMMEDIATE), so a cached state is current unless
+        # another connection committed since this one last looked.
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        cache = self._accounts
+        if version != self._data_version or len(cache) > ACCOUNT_CACHE_MAX:
+            cache.clear()
+            self._data_version = version
+        missing = [i for i in account_ids if i not in cache]
+        for chunk in _chunks(missing, PARAMS_PER_QUERY):
             sql = f"{ACCOUNT_STATE_SELECT} WHERE id IN ({','.join('?' * len(chunk))})"
             for row in self._db.execute(sql, chunk):
-                found[row[0]] = AccountState(*row)
-        return found
+                cache[row[0]] = AccountState(*row)
+        return cache
 
     def _insert_transfers(self, rows: list[Row]) -> None:
         self._db.executemany(

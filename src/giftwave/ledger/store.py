@@ -34,14 +34,28 @@ class Head:
 class LedgerStore(abc.ABC):
     """One database connection, owned by the posting engine's writer thread."""
 
+    # A unique-constraint violation: an id that already exists (a replay), or a race with
+    # another process. Either way the batch is planned again, this time looking ids up.
+    duplicate_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     retryable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def apply_batch(
         self, requests: Sequence[Sequence[Transfer]], now_us: int
     ) -> list[list[Outcome]]:
+        """Commit one batch and return each submission's outcomes.
+
+        Optimistic first: nearly every transfer id is new, so the first attempt does not
+        look ids up and lets the unique index find a replay. Looking up every id costs more
+        than the rest of the batch's reads; a replay costs one re-planned batch.
+        """
+        lookup_ids = False
         for attempt in range(MAX_BATCH_ATTEMPTS):
             try:
-                return self._apply_once(requests, now_us)
+                return self._apply_once(requests, now_us, lookup_ids)
+            except self.duplicate_errors:
+                if attempt == MAX_BATCH_ATTEMPTS - 1:
+                    raise
+                lookup_ids = True
             except self.retryable_errors:
                 if attempt == MAX_BATCH_ATTEMPTS - 1:
                     raise
@@ -49,35 +63,36 @@ class LedgerStore(abc.ABC):
         raise AssertionError("unreachable")
 
     def _apply_once(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self, requests: Sequence[Sequence[Transfer]], now_us: int, lookup_ids: bool
     ) -> list[list[Outcome]]:
-        ids: set[str] = set()
         account_ids: set[int] = set()
+        referenced: set[str] = set()  # pending transfers posted/voided, transfers reversed
         pending_ids: set[str] = set()
         for request in requests:
             for t in request:
-                if t.id.__class__ is str:
-                    ids.add(t.id)
                 account_ids.add(t.debit_account_id)
                 account_ids.add(t.credit_account_id)
-                if t.pending_id.__class__ is str:
-                    pending_ids.add(t.pending_id)
-                if t.reverses_id.__class__ is str:
-                    ids.add(t.reverses_id)
-        ids |= pending_ids
+                if t.pending_id is not None or t.reverses_id is not None:
+                    if t.pending_id.__class__ is str:
+                        pending_ids.add(t.pending_id)
+                    if t.reverses_id.__class__ is str:
+                        referenced.add(t.reverses_id)
+        referenced |= pending_ids
+        if lookup_ids:
+            referenced.update(
+                t.id for request in requests for t in request if t.id.__class__ is str
+            )
         self._begin()
         try:
             head = self._lock_head()
-            existing = self._fetch_transfers(ids) if ids else {}
+            existing = self._fetch_transfers(referenced) if referenced else {}
             for stored in existing.values():
                 if stored.id in pending_ids and stored.kind == TransferKind.PENDING:
                     account_ids.add(stored.debit_account_id)
                     account_ids.add(stored.credit_account_id)
             resolutions = self._fetch_resolutions(pending_ids) if pending_ids else {}
-            valid_account_ids = sorted(
-                i for i in account_ids if i.__class__ is int and 0 < i < 2**63
-            )
-            accounts = self._lock_accounts(valid_account_ids)
+            valid_ids = sorted(i for i in account_ids if i.__class__ is int and 0 < i < 2**63)
+            accounts = self._lock_accounts(valid_ids)
             plan = plan_batch(
                 requests,
                 accounts,
@@ -97,7 +112,12 @@ class LedgerStore(abc.ABC):
         except BaseException:
             self._rollback()
             raise
+        self._committed(plan.deltas)
         return plan.results
+
+    def _committed(self, deltas: list[AccountDelta]) -> None:
+        """Called after a commit with the balance changes it made (for caches)."""
+        del deltas  # only a store that caches account states needs them
 
     def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
         """(id, code) of pending transfers past their timeout and not yet posted or voided."""
