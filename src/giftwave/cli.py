@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from giftwave.config import ConfigError, Settings, load_settings
+from giftwave.gctune import tune_gc
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="The live-stream gift economy engine."
@@ -51,6 +52,7 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
+    tune_gc()
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -147,6 +149,7 @@ def bench_ledger(
     from giftwave.bench.ledger import LedgerBenchConfig, run_ledger_bench
 
     settings = _settings()
+    tune_gc()
     cfg = LedgerBenchConfig(
         seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency
     )

@@ -11,6 +11,7 @@ from rich.console import Console
 from giftwave.config import Settings
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import Backend, parse_database_url
+from giftwave.gctune import tune_gc
 from giftwave.ledger.accounts import open_account
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import AccountFlags, Transfer, TransferCode
@@ -135,6 +136,7 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
 """,
         highlight=False,
     )
+    tune_gc()
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+)
 
 metadata = MetaData()
 
@@ -22,6 +32,11 @@ accounts = Table(
     Column("credits_pending", BigInteger, nullable=False, server_default="0"),
     Column("credits_posted", BigInteger, nullable=False, server_default="0"),
     Column("created_at_us", BigInteger, nullable=False),
+    # The database itself refuses an overdraft, whatever a writer believed the balance was.
+    CheckConstraint(
+        "(flags & 1) = 0 OR debits_posted + debits_pending <= credits_posted",
+        name="ck_accounts_no_overdraft",
+    ),
 )
 
 # seq is assigned by the writer holding the chain head, so it is gap-free and ordered like
@@ -37,13 +52,21 @@ transfers = Table(
     Column("asset", String(8), nullable=False),
     Column("code", String(16), nullable=False),
     Column("kind", String(16), nullable=False),
-    # At most one post or void per pending transfer, even across processes.
-    Column("pending_id", String(128), nullable=True, unique=True),
+    Column("pending_id", String(128), nullable=True),
     Column("reverses_id", String(128), nullable=True),
     Column("timeout_s", Integer, nullable=False),
     Column("expires_at_us", BigInteger, nullable=True),
     Column("batch_seq", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+)
+# At most one post or void per pending transfer, even across processes. Partial: gifts carry
+# no pending_id and should not pay for an index entry.
+Index(
+    "ux_transfers_pending_id",
+    transfers.c.pending_id,
+    unique=True,
+    postgresql_where=text("pending_id IS NOT NULL"),
+    sqlite_where=text("pending_id IS NOT NULL"),
 )
 Index(
     "ix_transfers_pending_expiry",
@@ -72,4 +95,6 @@ ledger_head = Table(
     Column("batch_seq", BigInteger, nullable=False),
     Column("transfer_seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # Bumped by every flag change (freeze), which also holds this row: see ledger/store.py.
+    Column("accounts_version", BigInteger, nullable=False, server_default="0"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from giftwave.db.tables import accounts
+from giftwave.db.tables import accounts, ledger_head
 from giftwave.ledger.engine import now_us
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount
 from giftwave.ledger.model import ACCOUNT_NAME_RE, ASSET_RE, Account, AccountFlags
@@ -87,7 +87,16 @@ def get_account(conn: Connection, key: str | int) -> Account:
 
 
 def set_account_flags(conn: Connection, key: str | int, flags: AccountFlags) -> Account:
-    """Freeze or unfreeze an account; balances are untouched (only the writer changes those)."""
+    """Freeze or unfreeze an account; balances are untouched (only the writer changes those).
+
+    Takes the chain head first, like a batch, and bumps its ``accounts_version``: no batch can
+    plan against the old flags once this commits, and writers drop cached account states.
+    """
+    conn.execute(
+        update(ledger_head)
+        .where(ledger_head.c.id == 1)
+        .values(accounts_version=ledger_head.c.accounts_version + 1)
+    )
     account = get_account(conn, key)
     conn.execute(update(accounts).where(accounts.c.id == account.id).values(flags=int(flags)))
     return get_account(conn, account.id)

@@ -1,7 +1,8 @@
 """PostgreSQL ledger store (psycopg 3): arrays for lookups, COPY for inserts, one UPDATE.
 
-Lock order, the same in every writer so that two never deadlock: the chain head row first,
-then the batch's account rows in account-id order (``ORDER BY id FOR UPDATE``).
+Every writer of balances takes the chain head row first (``FOR UPDATE``), so writers in
+different processes take turns and never deadlock; account rows are then updated in
+account-id order by one statement.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ class PostgresLedgerStore(LedgerStore):
     # transfer between our read and our insert: the unique constraint caught it; plan again.
     duplicate_errors: ClassVar[tuple[type[BaseException], ...]] = (errors.UniqueViolation,)
     retryable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        errors.CheckViolation,  # a stale cached balance met the no-overdraft CHECK: re-read
         errors.SerializationFailure,
         errors.DeadlockDetected,
     )
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self._url = url
         self._db = self._connect()
 
@@ -68,7 +71,8 @@ class PostgresLedgerStore(LedgerStore):
 
     def _lock_head(self) -> Head:
         row = self._db.execute(
-            "SELECT batch_seq, transfer_seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE"
+            "SELECT batch_seq, transfer_seq, hash, accounts_version FROM ledger_head"
+            " WHERE id = 1 FOR UPDATE"
         ).fetchone()
         assert row is not None, "ledger_head is seeded by the first migration"
         return Head(*row)
@@ -84,11 +88,9 @@ class PostgresLedgerStore(LedgerStore):
         )
         return {str(row[0]): str(row[1]) for row in rows}
 
-    def _lock_accounts(self, account_ids: list[int]) -> dict[int, AccountState]:
-        rows = self._db.execute(
-            f"{ACCOUNT_STATE_SELECT} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (account_ids,)
-        )
-        return {row[0]: AccountState(*row) for row in rows}
+    def _fetch_accounts(self, account_ids: list[int]) -> list[AccountState]:
+        rows = self._db.execute(f"{ACCOUNT_STATE_SELECT} WHERE id = ANY(%s)", (account_ids,))
+        return [AccountState(*row) for row in rows]
 
     def _insert_transfers(self, rows: list[Row]) -> None:
         with self._db.cursor() as cursor, cursor.copy(_COPY_TRANSFERS) as copy:

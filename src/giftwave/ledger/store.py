@@ -1,10 +1,15 @@
 """The ledger's storage port: what the posting engine needs from a database.
 
 A store is used from ONE thread, the engine's writer. ``apply_batch`` runs a whole batch as
-one transaction: lock the chain head, load what the batch touches (accounts locked in
-account-id order), plan it with the shared rules, insert the transfers, apply one summed
-update per account, append the batch to the hash chain, commit. Only then are results
-returned, so an acknowledged transfer is durable.
+one transaction: lock the chain head, load what the batch touches, plan it with the shared
+rules, insert the transfers, apply one summed update per account (in account-id order),
+append the batch to the hash chain, commit. Only then are results returned, so an
+acknowledged transfer is durable.
+
+Holding the chain head serializes every writer of balances, in any process: balances change
+only in batches, and flags only through ``freeze``-like calls that take the head too and bump
+``accounts_version``. So the account states a store committed itself stay exact until the head
+shows someone else's batch or a flag change, and the store keeps them cached until then.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from giftwave.ledger.planner import AccountDelta, AccountState, Row, plan_batch
 # A unique-constraint race with another process (two engines on one PostgreSQL) aborts the
 # transaction; re-planning against the now-committed rows settles it. Bounded, like every loop.
 MAX_BATCH_ATTEMPTS = 5
+# Bound on cached account states (~200 bytes each): past it the cache starts over.
+ACCOUNT_CACHE_MAX = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,7 @@ class Head:
     batch_seq: int
     transfer_seq: int
     hash: str
+    accounts_version: int
 
 
 class LedgerStore(abc.ABC):
@@ -38,6 +46,11 @@ class LedgerStore(abc.ABC):
     # another process. Either way the batch is planned again, this time looking ids up.
     duplicate_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     retryable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self) -> None:
+        self._accounts: dict[int, AccountState] = {}
+        # (batch_seq, accounts_version) of the head as this store's last commit left it.
+        self._accounts_as_of: tuple[int, int] | None = None
 
     def apply_batch(
         self, requests: Sequence[Sequence[Transfer]], now_us: int
@@ -91,8 +104,7 @@ class LedgerStore(abc.ABC):
                     account_ids.add(stored.debit_account_id)
                     account_ids.add(stored.credit_account_id)
             resolutions = self._fetch_resolutions(pending_ids) if pending_ids else {}
-            valid_ids = sorted(i for i in account_ids if i.__class__ is int and 0 < i < 2**63)
-            accounts = self._lock_accounts(valid_ids)
+            accounts = self._load_accounts(head, account_ids)
             plan = plan_batch(
                 requests,
                 accounts,
@@ -106,18 +118,40 @@ class LedgerStore(abc.ABC):
                 self._insert_transfers(plan.rows)
                 self._update_accounts(plan.deltas)
                 new_hash = batch_hash(head.hash, head.batch_seq + 1, now_us, plan.rows)
-                new_head = Head(head.batch_seq + 1, head.transfer_seq + len(plan.rows), new_hash)
+                new_head = Head(
+                    head.batch_seq + 1,
+                    head.transfer_seq + len(plan.rows),
+                    new_hash,
+                    head.accounts_version,
+                )
                 self._append_batch(head, new_head, len(plan.rows), now_us)
+                head = new_head
             self._commit()
         except BaseException:
+            # The planner changed cached states that were not committed: start over.
+            self._accounts.clear()
+            self._accounts_as_of = None
             self._rollback()
             raise
-        self._committed(plan.deltas)
+        for delta in plan.deltas:
+            account = accounts[delta[0]]
+            account.loaded = (account.dp, account.dpo, account.cp, account.cpo)
+        self._accounts_as_of = (head.batch_seq, head.accounts_version)
         return plan.results
 
-    def _committed(self, deltas: list[AccountDelta]) -> None:
-        """Called after a commit with the balance changes it made (for caches)."""
-        del deltas  # only a store that caches account states needs them
+    def _load_accounts(self, head: Head, account_ids: set[int]) -> dict[int, AccountState]:
+        cache = self._accounts
+        if (head.batch_seq, head.accounts_version) != self._accounts_as_of or (
+            len(cache) > ACCOUNT_CACHE_MAX
+        ):
+            cache.clear()
+        missing = sorted(
+            i for i in account_ids if i.__class__ is int and 0 < i < 2**63 and i not in cache
+        )
+        if missing:
+            for state in self._fetch_accounts(missing):
+                cache[state.id] = state
+        return cache
 
     def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
         """(id, code) of pending transfers past their timeout and not yet posted or voided."""
@@ -137,7 +171,7 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     def _fetch_resolutions(self, pending_ids: Iterable[str]) -> dict[str, str]: ...
     @abc.abstractmethod
-    def _lock_accounts(self, account_ids: list[int]) -> dict[int, AccountState]: ...
+    def _fetch_accounts(self, account_ids: list[int]) -> Iterable[AccountState]: ...
     @abc.abstractmethod
     def _insert_transfers(self, rows: list[Row]) -> None: ...
     @abc.abstractmethod
