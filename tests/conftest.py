@@ -59,3 +59,13 @@ async def posting(db_url: DatabaseUrl) -> AsyncIterator[PostingEngine]:
     engine = PostingEngine(open_store(db_url), expiry_interval_s=0.05)
     async with engine:
         yield engine
+
+
+@pytest.fixture(params=BACKENDS)
+def bare_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseUrl]:
+    """A fresh, empty database on each backend, for tests that run `giftwave migrate` in a
+    real process themselves. Parametrize it indirectly to pick one backend."""
+    with scratch_database(_base_url(request.param, tmp_path_factory), "proc") as db:
+        yield db

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from giftwave.config import ConfigError, Settings, load_settings
-from giftwave.gctune import tune_gc
+from giftwave.tuning import tune_runtime
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="The live-stream gift economy engine."
@@ -52,7 +52,7 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
-    tune_gc()
+    tune_runtime()
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -149,7 +149,7 @@ def bench_ledger(
     from giftwave.bench.ledger import LedgerBenchConfig, run_ledger_bench
 
     settings = _settings()
-    tune_gc()
+    tune_runtime()
     cfg = LedgerBenchConfig(
         seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency
     )

@@ -11,11 +11,11 @@ from rich.console import Console
 from giftwave.config import Settings
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import Backend, parse_database_url
-from giftwave.gctune import tune_gc
 from giftwave.ledger.accounts import open_account
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import AccountFlags, Transfer, TransferCode
 from giftwave.ledger.stores import open_store
+from giftwave.tuning import tune_runtime
 
 DEMO_VIEWERS = ("ana", "bo", "chen", "dara", "eli")
 DEMO_GIFTS = (("ana", 1, 57), ("bo", 5, 3), ("chen", 100, 1), ("dara", 1, 12), ("eli", 1000, 1))
@@ -136,7 +136,7 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
 """,
         highlight=False,
     )
-    tune_gc()
+    tune_runtime()
     uvicorn.run(
         create_app(settings),
         host=host,

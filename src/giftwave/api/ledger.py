@@ -151,6 +151,14 @@ async def get_account_route(key: str, state: Admin) -> AccountOut:
 @router.post("/transfers", response_model=SubmitResults)
 async def submit_transfers_route(body: SubmitTransfers, state: Admin) -> SubmitResults:
     """Post transfers; each gets its own result. Idempotent by transfer id."""
+    limit = state.engine.max_submission_transfers
+    if len(body.transfers) > limit:
+        raise Problem(
+            422,
+            "too_many_transfers",
+            f"this server takes at most {limit} transfers per request",
+            limit=limit,
+        )
     transfers = [
         Transfer(
             t.id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,6 +52,9 @@ class LedgerBenchResult:
     latency_ms_p99: float
     latency_load_gifts_per_s: float
     runs_gifts_per_s: list[float] = field(default_factory=list)
+    # The same closed loop against a store that writes nothing: what the engine and the
+    # callers cost by themselves, the ceiling any database could reach in this process.
+    no_store_gifts_per_s: float = 0.0
     mean_batch_gifts: float = 0.0
     viewers: int = 0
     concurrency: int = 0
@@ -200,6 +203,21 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class _NoStore:
+    """Answers every transfer ``ok`` without touching a database."""
+
+    def apply_batch(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> list[list[Outcome]]:
+        return [[Outcome.OK] * len(request) for request in requests]
+
+    def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 async def _run(
     db: DatabaseUrl, cfg: LedgerBenchConfig, say: Callable[[str], None]
 ) -> LedgerBenchResult:
@@ -226,6 +244,9 @@ async def _run(
             baseline_engine, _GiftMaker(scene, "b"), cfg.baseline_seconds, 64
         )
     say(f"baseline, one transaction per gift: {baseline:,.0f} gifts/s")
+    async with PostingEngine(_NoStore(), batch_max_transfers=cfg.batch_max_transfers) as nothing:
+        no_store = await _closed_loop(nothing, _GiftMaker(scene, "n"), cfg.seconds, cfg.concurrency)
+    say(f"engine alone, no database: {no_store:,.0f} gifts/s")
     verified = None
     if cfg.verify:
         sa_engine = make_engine(db)
@@ -243,6 +264,7 @@ async def _run(
         latency_ms_p99=round(p99, 3),
         latency_load_gifts_per_s=round(load, 1),
         runs_gifts_per_s=[round(r, 1) for r in runs],
+        no_store_gifts_per_s=round(no_store, 1),
         mean_batch_gifts=round(mean_batch, 1),
         viewers=cfg.viewers,
         concurrency=cfg.concurrency,

@@ -38,12 +38,15 @@ def open_account(
 
     Idempotent by name, like a transfer by id: the same request twice is one account.
     """
-    if not ACCOUNT_NAME_RE.fullmatch(name):
-        raise InvalidAccount("name must be 1-128 of a-z, 0-9, '_', '.', ':', '-'")
+    if not ACCOUNT_NAME_RE.fullmatch(name) or name.isdigit():
+        # All digits would read as an account id wherever an id or a name is accepted.
+        raise InvalidAccount(
+            "name must be 1-128 of a-z, 0-9, '_', '.', ':', '-', and not only digits"
+        )
     if not ASSET_RE.fullmatch(asset):
         raise InvalidAccount("asset must be COIN, DIAMOND or a three-letter currency code")
-    if len(owner) > 128:
-        raise InvalidAccount("owner must be at most 128 characters")
+    if len(owner) > 128 or not owner.isprintable():
+        raise InvalidAccount("owner must be at most 128 printable characters")
     flags = AccountFlags(int(flags))
     existing = find_account(conn, name)
     if existing is None:
@@ -70,11 +73,17 @@ def open_account(
 
 
 def find_account(conn: Connection, key: str | int) -> Account | None:
-    """An account by numeric id or by name."""
-    if isinstance(key, int) or key.isdigit():
-        query = select(accounts).where(accounts.c.id == int(key))
-    else:
+    """An account by numeric id or by name; ``None`` for anything that cannot be one."""
+    if isinstance(key, str) and key.isascii() and key.isdigit():
+        key = int(key)
+    if isinstance(key, int):
+        if not 0 < key < 2**63:
+            return None
+        query = select(accounts).where(accounts.c.id == key)
+    elif ACCOUNT_NAME_RE.fullmatch(key):
         query = select(accounts).where(accounts.c.name == key)
+    else:
+        return None
     row = conn.execute(query).first()
     return None if row is None else _to_account(row)
 

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Final
 
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
-from giftwave.ledger.store import LedgerStore
+from giftwave.ledger.store import BatchStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ _Item = tuple[Sequence[Transfer], "asyncio.Future[list[Outcome]]"]
 class PostingEngine:
     def __init__(
         self,
-        store: LedgerStore,
+        store: BatchStore,
         *,
         batch_max_transfers: int = 8192,
         queue_max_submissions: int = 100_000,
@@ -109,6 +109,11 @@ class PostingEngine:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    @property
+    def max_submission_transfers(self) -> int:
+        """The most transfers one ``submit`` may carry: they must fit in one batch."""
+        return self._batch_max
 
     @property
     def queued_submissions(self) -> int:

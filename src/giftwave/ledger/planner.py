@@ -89,6 +89,9 @@ class BatchPlan:
     rows: list[Row]
     deltas: list[AccountDelta]  # ordered by account id: rows are always touched in that order
     results: list[list[Outcome]]
+    # Well-formed ids of transfers that failed: a store that planned without looking ids up
+    # checks these, since a replay of a spent gift fails before the unique index sees it.
+    failed_ids: set[str]
 
 
 def plan_batch(
@@ -104,7 +107,7 @@ def plan_batch(
     """Decide every transfer of every submission, in order, against the loaded state."""
     planner = _Planner(accounts, existing, resolutions, first_seq, batch_seq, now_us)
     results = [planner.submit(request) for request in requests]
-    return BatchPlan(planner.rows, planner.deltas(), results)
+    return BatchPlan(planner.rows, planner.deltas(), results, planner.failed_ids)
 
 
 _LINKED_FAILED: Final = Outcome.LINKED_EVENT_FAILED
@@ -130,6 +133,7 @@ class _Planner:
         self.in_batch: dict[str, StoredRow] = {}
         self.in_batch_resolutions: dict[str, str] = {}
         self.touched: dict[int, AccountState] = {}
+        self.failed_ids: set[str] = set()
         # (account, dp, dpo, cp, cpo) before a change: lets a failed linked chain roll back.
         self.undo: list[tuple[AccountState, int, int, int, int]] = []
 
@@ -143,6 +147,7 @@ class _Planner:
                 end += 1
             if end == count:  # the last transfer still links onwards: nothing closes the chain
                 out[count - 1] = Outcome.LINKED_EVENT_CHAIN_OPEN
+                self._note_failed(transfers, start, count - 1)
                 break
             self._chain(transfers, start, end, out)
             start = end + 1
@@ -159,8 +164,15 @@ class _Planner:
                 for other in range(start, end + 1):
                     out[other] = _LINKED_FAILED
                 out[index] = outcome
+                self._note_failed(transfers, start, end)
                 return
             out[index] = outcome
+
+    def _note_failed(self, transfers: Sequence[Transfer], first: int, last: int) -> None:
+        for index in range(first, last + 1):
+            tid = transfers[index].id
+            if tid.__class__ is str and _fullmatch(tid) is not None:
+                self.failed_ids.add(tid)
 
     def _rollback(self, mark_rows: int, mark_undo: int) -> None:
         for row in self.rows[mark_rows:]:

@@ -18,10 +18,16 @@ import abc
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from giftwave.ledger.chain import batch_hash
-from giftwave.ledger.model import Outcome, StoredTransfer, Transfer, TransferKind
+from giftwave.ledger.model import (
+    Outcome,
+    StoredTransfer,
+    Transfer,
+    TransferKind,
+    is_valid_transfer_id,
+)
 from giftwave.ledger.planner import AccountDelta, AccountState, Row, plan_batch
 
 # A unique-constraint race with another process (two engines on one PostgreSQL) aborts the
@@ -37,6 +43,22 @@ class Head:
     transfer_seq: int
     hash: str
     accounts_version: int
+
+
+class _ReplayInBatch(Exception):
+    """An optimistic plan failed a transfer whose id is already stored: plan with lookups."""
+
+
+class BatchStore(Protocol):
+    """What the posting engine needs: commit a batch, find expired reservations, close."""
+
+    def apply_batch(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> list[list[Outcome]]: ...
+
+    def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
+
+    def close(self) -> None: ...
 
 
 class LedgerStore(abc.ABC):
@@ -58,13 +80,18 @@ class LedgerStore(abc.ABC):
         """Commit one batch and return each submission's outcomes.
 
         Optimistic first: nearly every transfer id is new, so the first attempt does not
-        look ids up and lets the unique index find a replay. Looking up every id costs more
-        than the rest of the batch's reads; a replay costs one re-planned batch.
+        look ids up. A replay is then found either by the unique index (when the replay
+        would have succeeded again) or by looking up the ids of the transfers that failed
+        (a replay of a spent gift fails the balance check before it reaches the index).
+        Either way the batch is planned again with every id looked up. Looking up every id
+        up front cost more than the rest of the batch's reads.
         """
         lookup_ids = False
         for attempt in range(MAX_BATCH_ATTEMPTS):
             try:
                 return self._apply_once(requests, now_us, lookup_ids)
+            except _ReplayInBatch:
+                lookup_ids = True
             except self.duplicate_errors:
                 if attempt == MAX_BATCH_ATTEMPTS - 1:
                     raise
@@ -92,9 +119,10 @@ class LedgerStore(abc.ABC):
                         referenced.add(t.reverses_id)
         referenced |= pending_ids
         if lookup_ids:
-            referenced.update(
-                t.id for request in requests for t in request if t.id.__class__ is str
-            )
+            referenced.update(t.id for request in requests for t in request)
+        # Only well-formed ids can exist, and only they may reach SQL (no NUL, no surrogate).
+        referenced = {i for i in referenced if is_valid_transfer_id(i)}
+        pending_ids &= referenced
         self._begin()
         try:
             head = self._lock_head()
@@ -114,6 +142,8 @@ class LedgerStore(abc.ABC):
                 batch_seq=head.batch_seq + 1,
                 now_us=now_us,
             )
+            if not lookup_ids and plan.failed_ids and self._fetch_transfers(plan.failed_ids):
+                raise _ReplayInBatch
             if plan.rows:
                 self._insert_transfers(plan.rows)
                 self._update_accounts(plan.deltas)

@@ -1,0 +1,246 @@
+"""Real `giftwave` processes for fault tests: serve on a free port, kill -9, run the CLI.
+
+    with ServerGroup(tmp_path, env) as servers:
+        [server] = servers.start("a")        # waits for /healthz, bounded
+        ...
+        server.kill()                        # SIGKILL, like a crash
+        [again] = servers.start("a-restarted")
+
+Every process started through a ``ServerGroup`` is stopped when the block ends, whatever
+happened; if the block raised, each server's log (stdout and stderr, kept in a file so that
+no pipe can fill up and block the server) is printed, so a failure shows what the servers saw.
+Everything listens on and talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import httpx
+
+from giftwave.db.urls import DatabaseUrl
+
+HOST: Final = "127.0.0.1"
+ADMIN_TOKEN: Final = "fault-test-token"
+START_TIMEOUT_S: Final = 30.0
+STOP_TIMEOUT_S: Final = 15.0
+CLI_TIMEOUT_S: Final = 120.0
+START_ATTEMPTS: Final = 3  # a free port can be taken between our probe and the server's bind
+LOG_LINES_SHOWN: Final = 150
+# uvicorn finishes its graceful shutdown, then re-raises the SIGTERM it caught.
+GRACEFUL_EXIT_CODES: Final = (0, -signal.SIGTERM)
+
+
+def giftwave_executable() -> str:
+    """The `giftwave` script of the interpreter running the tests (the project's venv)."""
+    beside = Path(sys.executable).parent / "giftwave"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("giftwave")
+    assert found is not None, "the giftwave console script is not installed"
+    return found
+
+
+def giftwave_env(db: DatabaseUrl) -> dict[str, str]:
+    """The environment of a child process: ours without GIFTWAVE_*, plus the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTWAVE_")}
+    env["GIFTWAVE_DATABASE_URL"] = db.url
+    env["GIFTWAVE_ADMIN_TOKEN"] = ADMIN_TOKEN
+    env["PYTHONUNBUFFERED"] = "1"  # the log file is complete even after SIGKILL
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `giftwave ARGS...` to completion (bounded) and return what it printed."""
+    return subprocess.run(
+        [giftwave_executable(), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+
+
+def migrate(env: dict[str, str]) -> None:
+    done = run_cli(["migrate"], env)
+    assert done.returncode == 0, f"giftwave migrate failed:\n{done.stdout}\n{done.stderr}"
+
+
+def assert_ledger_verify_clean(env: dict[str, str]) -> None:
+    """`giftwave ledger verify` in its own process: exit code 0 and the word "clean"."""
+    verify = run_cli(["ledger", "verify"], env)
+    assert verify.returncode == 0, f"ledger verify:\n{verify.stdout}\n{verify.stderr}"
+    assert "clean" in verify.stdout, verify.stdout
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """One `giftwave serve` on 127.0.0.1 and a free port, its output in ``log_path``."""
+
+    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = log_path
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._terminated = False
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def spawn(self) -> None:
+        """Start the process on a free port, without waiting for it."""
+        self.port = free_port()
+        self._terminated = False
+        with self.log_path.open("ab") as log:
+            log.write(f"--- {self.name}: giftwave serve --port {self.port}\n".encode())
+            log.flush()
+            # The child holds its own copy of the file descriptor; ours closes here.
+            self._proc = subprocess.Popen(
+                [giftwave_executable(), "serve", "--host", HOST, "--port", str(self.port)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def await_healthy(self) -> None:
+        """Wait until /healthz answers (bounded); respawn if the port was taken meanwhile."""
+        for attempt in range(START_ATTEMPTS):
+            if self._wait_healthy():
+                return
+            port_taken = "address already in use" in self.log_text().lower()
+            if not port_taken or attempt == START_ATTEMPTS - 1:
+                break
+            self.spawn()
+        raise AssertionError(f"server {self.name} did not become healthy:\n{self.log_tail()}")
+
+    def start(self) -> None:
+        self.spawn()
+        self.await_healthy()
+
+    def _wait_healthy(self) -> bool:
+        assert self._proc is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        # trust_env=False: no proxy from the environment ever sees this local traffic.
+        with httpx.Client(base_url=self.base_url, timeout=1.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    self._proc.wait()
+                    return False
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        return True
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        self.stop()
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flushing, no goodbye — a crash."""
+        assert self._proc is not None, "not started"
+        if self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def request_stop(self) -> None:
+        """SIGTERM, once (uvicorn's graceful shutdown; a second one would force it)."""
+        if self._proc is not None and self._proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self._proc.terminate()
+
+    def stop(self) -> None:
+        """SIGTERM and wait; SIGKILL if the graceful shutdown takes too long."""
+        if self._proc is None:
+            return
+        self.request_stop()
+        try:
+            self._proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=STOP_TIMEOUT_S)
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.returncode
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self) -> str:
+        """The log without the access lines of successful requests, last lines only."""
+        lines = [
+            line
+            for line in self.log_text().splitlines()
+            if not (line.startswith("INFO:") and '" 200' in line)
+        ]
+        return "\n".join(lines[-LOG_LINES_SHOWN:])
+
+
+class ServerGroup:
+    """Starts servers, and stops every one of them when the ``with`` block ends."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.servers: list[ServerProcess] = []
+
+    def start(self, *names: str) -> list[ServerProcess]:
+        """Start one server per name, side by side; return them once all answer /healthz."""
+        started = [
+            ServerProcess(name, self.env, self.log_dir / f"server-{name}.log") for name in names
+        ]
+        self.servers.extend(started)
+        for server in started:
+            server.spawn()
+        for server in started:
+            server.await_healthy()
+        return started
+
+    def stop_all(self) -> None:
+        """Stop every server, side by side."""
+        for server in self.servers:
+            server.request_stop()
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> ServerGroup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+        if exc is not None:
+            for server in self.servers:
+                print(f"===== log of server {server.name} (exit code {server.returncode})")
+                print(server.log_tail())
