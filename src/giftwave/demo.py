@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from giftwave.config import Settings
@@ -79,6 +80,14 @@ def seed_demo(settings: Settings) -> dict[str, int]:
     return ids
 
 
+def with_admin_token(settings: Settings) -> Settings:
+    """The demo's settings: the operator's admin token, or a fresh random one."""
+    if settings.admin_token is not None:
+        return settings
+    # model_copy does not validate: the value must already be a SecretStr.
+    return settings.model_copy(update={"admin_token": SecretStr(secrets.token_urlsafe(16))})
+
+
 def run_demo(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -89,12 +98,9 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
         console.print(
             "[yellow]note: the demo seeds the database named by GIFTWAVE_DATABASE_URL[/yellow]"
         )
-    token = (
-        settings.admin_token.get_secret_value()
-        if settings.admin_token
-        else secrets.token_urlsafe(16)
-    )
-    settings = settings.model_copy(update={"admin_token": token})
+    settings = with_admin_token(settings)
+    assert settings.admin_token is not None
+    token = settings.admin_token.get_secret_value()
     ids = seed_demo(settings)
     base = f"http://{host}:{port}"
     rose = json.dumps(
@@ -135,6 +141,7 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
   Check every invariant:  .venv/bin/giftwave ledger verify
 """,
         highlight=False,
+        soft_wrap=True,  # the commands must stay copy-pasteable, whatever the width
     )
     tune_runtime()
     uvicorn.run(
