@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, islice
 from typing import Final, TypeVar
 
@@ -37,7 +37,26 @@ def _insert_sql(rows: int) -> str:
     )
 
 
+def _insert_plain_sql(rows: int) -> str:
+    """Rows of plain posted transfers: only their 7 varying values are bound per row.
+
+    Kind, the empty pending/reversal/timeout columns, and the batch's seq and time are the
+    same for every such row: they are literals, or parameters ?1 and ?2 shared by all rows.
+    sqlite3 binds at ~0.3 us per value, so this halves the cost of inserting a gift.
+    """
+    values = ",".join(
+        "(" + ",".join(f"?{3 + r * 7 + c}" for c in range(7)) + ",'posted',NULL,NULL,0,NULL,?1,?2)"
+        for r in range(rows)
+    )
+    return (
+        "INSERT INTO transfers (seq, id, debit_account_id, credit_account_id, amount, asset,"
+        " code, kind, pending_id, reverses_id, timeout_s, expires_at_us, batch_seq,"
+        f" created_at_us) VALUES {values}"
+    )
+
+
 _INSERT_CHUNK: Final = _insert_sql(ROWS_PER_INSERT)
+_INSERT_PLAIN_CHUNK: Final = _insert_plain_sql(ROWS_PER_INSERT)
 T = TypeVar("T")
 
 
@@ -141,13 +160,32 @@ class SqliteLedgerStore(LedgerStore):
     def _insert_transfers(self, rows: list[Row]) -> None:
         # Many rows per statement: binding is per value either way, but one step per chunk
         # instead of per row saved a quarter of the insert time (docs/benchmarks.md).
+        plain: list[tuple[object, ...]] = []
+        other: list[Row] = []
+        for row in rows:
+            if row[7] == "posted" and row[8] is None and row[9] is None:
+                plain.append(row[:7])
+            else:
+                other.append(row)
+        shared: list[object] = [rows[0][12], rows[0][13]]  # batch_seq, created_at_us
+        self._insert_chunked(plain, _INSERT_PLAIN_CHUNK, _insert_plain_sql, shared)
+        self._insert_chunked(other, _INSERT_CHUNK, _insert_sql, [])
+
+    def _insert_chunked(
+        self,
+        rows: Sequence[tuple[object, ...]],
+        chunk_sql: str,
+        sql_for: Callable[[int], str],
+        shared: list[object],
+    ) -> None:
         full = len(rows) - len(rows) % ROWS_PER_INSERT
         for start in range(0, full, ROWS_PER_INSERT):
-            self._db.execute(
-                _INSERT_CHUNK, list(chain.from_iterable(rows[start : start + ROWS_PER_INSERT]))
-            )
+            values = chain.from_iterable(rows[start : start + ROWS_PER_INSERT])
+            self._db.execute(chunk_sql, [*shared, *values])
         if full < len(rows):
-            self._db.executemany(_insert_sql(1), rows[full:])
+            self._db.execute(
+                sql_for(len(rows) - full), [*shared, *chain.from_iterable(rows[full:])]
+            )
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
         self._db.executemany(
