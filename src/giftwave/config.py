@@ -5,7 +5,7 @@ A bad value fails at start with a message that names the variable, never later a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +31,45 @@ class Settings(BaseSettings):
     ledger_batch_linger_ms: Annotated[float, Field(ge=0, le=5)] = 0.0
     ledger_expiry_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
 
+    # Where this server is reachable from browsers and from payment providers' webhooks;
+    # unset means "the address the request came in on".
+    public_url: str | None = None
+
+    # Identity. Argon2id cost: the library's defaults; tests and benchmarks lower them.
+    password_time_cost: Annotated[int, Field(ge=1, le=20)] = 3
+    password_memory_kib: Annotated[int, Field(ge=8, le=1_048_576)] = 65_536
+    session_ttl_s: Annotated[int, Field(ge=60, le=366 * 86_400)] = 30 * 86_400
+    cookie_secure: bool = True
+    # Buying coins, sending and receiving gifts: this age, or the country's own.
+    min_age: Annotated[int, Field(ge=13, le=25)] = 18
+    min_age_by_country: dict[str, Annotated[int, Field(ge=13, le=25)]] = {"KR": 19}
+
+    # Gifting.
+    gift_max_count: Annotated[int, Field(ge=1, le=10_000)] = 999
+    gift_rate_per_s: Annotated[float, Field(ge=0, le=10_000)] = 20.0  # 0: no rate limit
+    gift_rate_burst: Annotated[int, Field(ge=1, le=100_000)] = 60
+    gift_daily_spend_max_coins: Annotated[int, Field(ge=0, le=2**40)] = 1_000_000  # 0: none
+    # Diamonds a creator earns per 100 coins a viewer spends (DESIGN.md: 1 per coin).
+    creator_diamonds_per_100_coins: Annotated[int, Field(ge=1, le=100)] = 100
+    # What one diamond is worth in US dollars, in millionths (5,000 = half a cent).
+    diamond_value_usd_micros: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
+
+    # Payouts (US cents).
+    payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
+    payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000
+    payout_review_timeout_s: Annotated[int, Field(ge=60, le=90 * 86_400)] = 14 * 86_400
+
+    # Payments: "sandbox" (built in, for demos and tests) or "stripe".
+    payment_provider: Literal["sandbox", "stripe"] = "sandbox"
+    default_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    webhook_tolerance_s: Annotated[int, Field(ge=1, le=3600)] = 300
+    # Unset: a random secret per process start (fine for one demo process).
+    sandbox_webhook_secret: SecretStr | None = None
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    # Only for tests that answer as Stripe from a local server.
+    stripe_api_base: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -38,6 +77,21 @@ class Settings(BaseSettings):
 
         parse_database_url(value)  # raises ValueError naming what is wrong
         return value
+
+    @field_validator("min_age_by_country")
+    @classmethod
+    def _country_codes(cls, value: dict[str, int]) -> dict[str, int]:
+        for country in value:
+            if len(country) != 2 or not country.isascii() or not country.isupper():
+                raise ValueError(f"{country!r} is not a two-letter country code like KR")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return None if value is None else value.rstrip("/")
 
     @field_validator("broker_url")
     @classmethod

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
+    Date,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
+    UniqueConstraint,
     text,
 )
 
@@ -97,4 +101,169 @@ ledger_head = Table(
     Column("hash", String(64), nullable=False),
     # Bumped by every flag change (freeze), which also holds this row: see ledger/store.py.
     Column("accounts_version", BigInteger, nullable=False, server_default="0"),
+)
+
+
+# --- the economy (migration 0002) -------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("handle", String(32), nullable=False, unique=True),
+    Column("email", String(254), nullable=True, unique=True),
+    Column("password_hash", String(255), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("age_verified", Boolean, nullable=False, server_default=text("false")),
+    # "<integration>:<their user id>" for users a platform integration created.
+    Column("external_ref", String(160), nullable=True, unique=True),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+# Only a hash of each token is stored: a leaked table opens no sessions.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("integration", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(512), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("revoked_at_us", BigInteger, nullable=True),
+)
+
+# A price change is a new version; gift sends name the version they paid for.
+gift_catalog = Table(
+    "gift_catalog",
+    metadata,
+    Column("gift_id", String(32), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("price_coins", BigInteger, nullable=False),
+    Column("combo", Boolean, nullable=False),
+    Column("image", String(256), nullable=False),
+    Column("names_json", Text, nullable=False),
+    Column("on_sale", Boolean, nullable=False),
+    Column("available_from_us", BigInteger, nullable=True),
+    Column("available_until_us", BigInteger, nullable=True),
+    Column("sort_order", Integer, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    CheckConstraint("price_coins > 0", name="ck_gift_catalog_price"),
+)
+
+coin_packages = Table(
+    "coin_packages",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("currency", String(3), nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+    UniqueConstraint("currency", "coins", name="uq_coin_packages_currency_coins"),
+    CheckConstraint("coins > 0 AND price_minor > 0", name="ck_coin_packages_positive"),
+)
+
+payment_orders = Table(
+    "payment_orders",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("provider_session_id", String(255), nullable=True),
+    Column("provider_payment_id", String(255), nullable=True),
+    Column("checkout_url", String(1024), nullable=True),
+    Column("package_id", BigInteger, nullable=True),
+    Column("coins", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_payment_orders_key"),
+    UniqueConstraint("provider", "provider_payment_id", name="uq_payment_orders_provider_payment"),
+)
+
+# Every verified webhook event, once (the provider's event id is the key): the state of a
+# payment is folded from its events, so their number and order do not matter.
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("payment_id", String(255), nullable=False),
+    Column("order_id", String(40), nullable=True),
+    Column("kind", String(24), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("received_at_us", BigInteger, nullable=False),
+    Index("ix_payment_events_payment", "provider", "payment_id"),
+)
+
+streams = Table(
+    "streams",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("creator_id", BigInteger, nullable=False, index=True),
+    Column("title", String(140), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("playback_url", String(1024), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at_us", BigInteger, nullable=False),
+    Column("ended_at_us", BigInteger, nullable=True),
+)
+
+# What a gift was (stream, gift, version, count), written before its transfers are submitted.
+# A send counts once its coins transfer (``transfer_id``) is in the ledger: the ledger stays
+# the one source of truth for what was paid, this table only says what it was for.
+gift_sends = Table(
+    "gift_sends",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("sender_id", BigInteger, nullable=False),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("stream_id", String(24), nullable=False, index=True),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("gift_id", String(32), nullable=False),
+    Column("gift_version", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    Column("transfer_id", String(128), nullable=False, unique=True),
+    Column("reversed", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("sender_id", "idempotency_key", name="uq_gift_sends_key"),
+    Index("ix_gift_sends_creator_time", "creator_id", "created_at_us"),
+    Index("ix_gift_sends_sender_time", "sender_id", "created_at_us"),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("creator_id", BigInteger, nullable=False, index=True),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("reviewed_by", BigInteger, nullable=True),
+    Column("reviewed_at_us", BigInteger, nullable=True),
+    Column("note", String(500), nullable=True),
+    UniqueConstraint("creator_id", "idempotency_key", name="uq_payouts_key"),
 )

@@ -1,0 +1,380 @@
+"""Sending a gift: every check, then the linked pair through the posting engine.
+
+    SendGift ──► checks (stream live, gift on sale, sender ≠ creator, ages, not blocked, no
+                 debt, count, rate, daily spend) ──► intent row ──► ledger pair ──► GiftSent
+
+Idempotent by (sender, idempotency_key): the key names the gift's transfers, so a retry, a
+double submit or two concurrent submits post at most once, and answer the same. The same key
+with another stream, gift or count is a conflict. Bill first, then broadcast: a ``GiftSent``
+is returned only after the ledger committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+from sqlalchemy import Connection, Engine, and_, func, select
+
+from giftwave.clock import day_of, day_start_us, now_us
+from giftwave.db.batch_insert import BatchInserter
+from giftwave.db.tables import gift_sends, transfers
+from giftwave.economy.catalog import Catalog, Gift
+from giftwave.economy.limits import DailySpend, GiftRateLimiter
+from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
+from giftwave.identity.users import AgeRule, User, find_user
+from giftwave.ledger.accounts import find_account
+from giftwave.ledger.engine import PostingEngine
+from giftwave.ledger.model import Outcome, Transfer, TransferCode
+from giftwave.live.streams import Stream, find_stream
+from giftwave.ttl_cache import TtlCache
+
+IDEMPOTENCY_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class SendGift:
+    sender: User
+    stream_id: str
+    gift_id: str
+    count: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftSent:
+    send_id: str
+    stream_id: str
+    creator_id: int
+    sender_id: int
+    gift_id: str
+    gift_version: int
+    count: int
+    coins: int
+    diamonds: int
+    balance_coins: int
+    created_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class GiftingPolicy:
+    max_count: int
+    diamonds_per_100_coins: int
+    age_rule: AgeRule
+
+
+@dataclass(frozen=True, slots=True)
+class _Intent:
+    """A gift_sends row: what the key stands for, whether or not it reached the ledger."""
+
+    stream_id: str
+    creator_id: int
+    gift_id: str
+    gift_version: int
+    count: int
+    coins: int
+    diamonds: int
+    created_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Legs:
+    viewer_coins: int
+    gifts_spent: int
+    diamonds_issued: int
+    creator_diamonds: int
+
+
+def send_id_of(sender_id: int, key: str) -> str:
+    return f"gift:{sender_id}:{key}"
+
+
+def day_spent_coins(conn: Connection, user_id: int, day: date) -> int:
+    """Coins the user spent on committed gifts on ``day`` (UTC)."""
+    start = day_start_us(day)
+    total = conn.execute(
+        select(func.coalesce(func.sum(gift_sends.c.coins), 0))
+        .select_from(gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id))
+        .where(
+            gift_sends.c.sender_id == user_id,
+            gift_sends.c.created_at_us >= start,
+            gift_sends.c.created_at_us < start + 86_400_000_000,
+        )
+    ).scalar_one()
+    return int(total)
+
+
+class Gifting:
+    def __init__(
+        self,
+        db: Engine,
+        engine: PostingEngine,
+        wallets: Wallets,
+        catalog: Catalog,
+        policy: GiftingPolicy,
+        rate: GiftRateLimiter,
+        daily: DailySpend,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._wallets = wallets
+        self._catalog = catalog
+        self._policy = policy
+        self._rate = rate
+        self._daily = daily
+        self._intents = BatchInserter(db, gift_sends, ("sender_id", "idempotency_key"))
+        self._streams: TtlCache[str, Stream] = TtlCache(max_entries=10_000, ttl_s=1.0)
+        self._users: TtlCache[int, User] = TtlCache(max_entries=100_000, ttl_s=5.0)
+
+    def start(self) -> None:
+        self._intents.start()
+
+    async def stop(self) -> None:
+        await self._intents.stop()
+
+    def forget_stream(self, stream_id: str) -> None:
+        self._streams.drop(stream_id)
+
+    def forget_user(self, user_id: int) -> None:
+        self._users.drop(user_id)
+
+    async def send(self, cmd: SendGift) -> GiftSent:
+        if not IDEMPOTENCY_KEY_RE.fullmatch(cmd.idempotency_key):
+            raise Invalid(
+                "invalid_idempotency_key", "an idempotency key is 1-64 of A-Z a-z 0-9 _.:-"
+            )
+        if not 1 <= cmd.count <= self._policy.max_count:
+            raise Invalid("invalid_count", f"count must be 1..{self._policy.max_count}")
+        today = day_of(now_us())
+        prior, posted, debt, stream, creator, legs = await asyncio.to_thread(self._load, cmd, today)
+        if prior is not None:
+            if (prior.stream_id, prior.gift_id, prior.count) != (
+                cmd.stream_id,
+                cmd.gift_id,
+                cmd.count,
+            ):
+                raise Conflict(
+                    "idempotency_key_reused",
+                    "this idempotency key was used for another gift",
+                )
+            if posted:
+                return await self._receipt(cmd, prior)
+        intent = self._check(cmd, prior, debt, stream, creator, today)
+        self._rate.take(cmd.sender.id)
+        self._daily.reserve(cmd.sender.id, today, intent.coins)
+        try:
+            if prior is None:
+                intent = await self._record(cmd, intent)
+            assert legs is not None
+            outcome = await self._post(cmd, intent, legs)
+        except BaseException:
+            self._daily.release(cmd.sender.id, today, intent.coins)
+            raise
+        if outcome is Outcome.EXISTS:
+            self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
+        return await self._receipt(cmd, intent)
+
+    def _load(
+        self, cmd: SendGift, today: date
+    ) -> tuple[_Intent | None, bool, int, Stream | None, User | None, _Legs | None]:
+        with self._db.connect() as conn:
+            prior = _find_intent(conn, cmd.sender.id, cmd.idempotency_key)
+            posted = prior is not None and _transfer_exists(conn, cmd)
+            if posted:
+                return prior, True, 0, None, None, None
+            debt_account = find_account(conn, f"user:{cmd.sender.id}:coin_debt")
+            debt = 0 if debt_account is None else -debt_account.balance
+            stream = self._streams.get(cmd.stream_id)
+            if stream is None:
+                stream = find_stream(conn, cmd.stream_id)
+                if stream is not None:
+                    self._streams.put(stream.id, stream)
+            creator = None
+            if stream is not None:
+                creator = self._users.get(stream.creator_id)
+                if creator is None:
+                    creator = find_user(conn, stream.creator_id)
+                    if creator is not None:
+                        self._users.put(creator.id, creator)
+            if self._daily.needs_load(cmd.sender.id, today):
+                self._daily.load(cmd.sender.id, today)
+        legs = None
+        if creator is not None:
+            legs = _Legs(
+                viewer_coins=self._wallets.user(cmd.sender.id).coins,
+                gifts_spent=self._wallets.platform(GIFTS_SPENT, "COIN"),
+                diamonds_issued=self._wallets.platform(DIAMONDS_ISSUED, "DIAMOND"),
+                creator_diamonds=self._wallets.user(creator.id).diamonds,
+            )
+        return prior, False, debt, stream, creator, legs
+
+    def _check(
+        self,
+        cmd: SendGift,
+        prior: _Intent | None,
+        debt: int,
+        stream: Stream | None,
+        creator: User | None,
+        today: date,
+    ) -> _Intent:
+        if stream is None or creator is None:
+            raise NotFound("stream_not_found", f"no stream {cmd.stream_id!r}")
+        if not stream.live:
+            raise Conflict("stream_not_live", "gifts can only be sent to a live stream")
+        gift = self._gift_on_sale(cmd, prior)
+        sender = cmd.sender
+        if sender.id == creator.id:
+            raise Forbidden("cannot_gift_self", "creators cannot send gifts to themselves")
+        if sender.blocked:
+            raise Forbidden("account_blocked", "this account is blocked")
+        if creator.blocked:
+            raise Forbidden("creator_unavailable", "this creator cannot receive gifts")
+        rule = self._policy.age_rule
+        if not rule.allows(sender, today):
+            raise Forbidden(
+                "under_age",
+                f"sending gifts needs age {rule.min_age_for(sender.country)}+",
+            )
+        if not rule.allows(creator, today):
+            raise Forbidden("creator_under_age", "this creator cannot receive gifts")
+        if debt > 0:
+            raise Forbidden(
+                "account_in_debt",
+                f"a refunded top-up left a debt of {debt:,} coins; buy coins to settle it",
+                debt_coins=debt,
+            )
+        if prior is not None:
+            return prior
+        coins = gift.price_coins * cmd.count
+        return _Intent(
+            stream_id=stream.id,
+            creator_id=creator.id,
+            gift_id=gift.gift_id,
+            gift_version=gift.version,
+            count=cmd.count,
+            coins=coins,
+            diamonds=coins * self._policy.diamonds_per_100_coins // 100,
+            created_at_us=now_us(),
+        )
+
+    def _gift_on_sale(self, cmd: SendGift, prior: _Intent | None) -> Gift:
+        gift = self._catalog.get(cmd.gift_id)
+        if prior is None and not gift.available_at(now_us()):
+            raise Conflict("gift_not_on_sale", f"{gift.name('en')} is not on sale now")
+        return gift
+
+    async def _record(self, cmd: SendGift, intent: _Intent) -> _Intent:
+        row = {
+            "sender_id": cmd.sender.id,
+            "idempotency_key": cmd.idempotency_key,
+            "stream_id": intent.stream_id,
+            "creator_id": intent.creator_id,
+            "gift_id": intent.gift_id,
+            "gift_version": intent.gift_version,
+            "count": intent.count,
+            "coins": intent.coins,
+            "diamonds": intent.diamonds,
+            "transfer_id": send_id_of(cmd.sender.id, cmd.idempotency_key) + ":c",
+            "reversed": False,
+            "created_at_us": intent.created_at_us,
+        }
+        if await self._intents.insert(row):
+            return intent
+        # A concurrent request with the same key recorded first: answer as it does.
+        theirs = await asyncio.to_thread(self._find_intent, cmd.sender.id, cmd.idempotency_key)
+        assert theirs is not None, "an intent row is never deleted"
+        if (theirs.stream_id, theirs.gift_id, theirs.count) != (
+            intent.stream_id,
+            intent.gift_id,
+            intent.count,
+        ):
+            raise Conflict(
+                "idempotency_key_reused", "this idempotency key was used for another gift"
+            )
+        return theirs
+
+    def _find_intent(self, sender_id: int, key: str) -> _Intent | None:
+        with self._db.connect() as conn:
+            return _find_intent(conn, sender_id, key)
+
+    async def _post(self, cmd: SendGift, intent: _Intent, legs: _Legs) -> Outcome:
+        base = send_id_of(cmd.sender.id, cmd.idempotency_key)
+        coins = Transfer(
+            base + ":c", legs.viewer_coins, legs.gifts_spent, intent.coins, TransferCode.GIFT
+        )
+        pair = [coins]
+        if intent.diamonds > 0:  # a creator rate below 100% can round a 1-coin gift to 0
+            pair = [
+                coins._replace(linked=True),
+                Transfer(
+                    base + ":d",
+                    legs.diamonds_issued,
+                    legs.creator_diamonds,
+                    intent.diamonds,
+                    TransferCode.GIFT,
+                ),
+            ]
+        outcomes = await self._engine.submit(pair)
+        first = outcomes[0]
+        if all(o.succeeded for o in outcomes):
+            return first
+        failed = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
+        raise _gift_failure(failed)
+
+    async def _receipt(self, cmd: SendGift, intent: _Intent) -> GiftSent:
+        wallet = await asyncio.to_thread(self._wallets.view, cmd.sender.id)
+        return GiftSent(
+            send_id=send_id_of(cmd.sender.id, cmd.idempotency_key),
+            stream_id=intent.stream_id,
+            creator_id=intent.creator_id,
+            sender_id=cmd.sender.id,
+            gift_id=intent.gift_id,
+            gift_version=intent.gift_version,
+            count=intent.count,
+            coins=intent.coins,
+            diamonds=intent.diamonds,
+            balance_coins=wallet.coins,
+            created_at_us=intent.created_at_us,
+        )
+
+
+def _gift_failure(outcome: Outcome) -> Exception:
+    if outcome is Outcome.INSUFFICIENT_FUNDS:
+        return PaymentRequired("insufficient_coins", "not enough coins for this gift; buy more")
+    if outcome in (Outcome.DEBIT_ACCOUNT_FROZEN, Outcome.CREDIT_ACCOUNT_FROZEN):
+        return Forbidden("account_frozen", "an account in this gift is frozen")
+    if outcome is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
+        return Conflict("idempotency_key_reused", "this idempotency key was used for another gift")
+    return Conflict("gift_refused", f"the ledger refused this gift: {outcome.value}")
+
+
+def _find_intent(conn: Connection, sender_id: int, key: str) -> _Intent | None:
+    row = conn.execute(
+        select(gift_sends).where(
+            and_(gift_sends.c.sender_id == sender_id, gift_sends.c.idempotency_key == key)
+        )
+    ).first()
+    if row is None:
+        return None
+    m = row._mapping
+    return _Intent(
+        stream_id=m["stream_id"],
+        creator_id=int(m["creator_id"]),
+        gift_id=m["gift_id"],
+        gift_version=int(m["gift_version"]),
+        count=int(m["count"]),
+        coins=int(m["coins"]),
+        diamonds=int(m["diamonds"]),
+        created_at_us=int(m["created_at_us"]),
+    )
+
+
+def _transfer_exists(conn: Connection, cmd: SendGift) -> bool:
+    coins_leg = send_id_of(cmd.sender.id, cmd.idempotency_key) + ":c"
+    return (
+        conn.execute(select(transfers.c.seq).where(transfers.c.id == coins_leg)).first() is not None
+    )

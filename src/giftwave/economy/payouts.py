@@ -1,0 +1,344 @@
+"""Creators cash out diamonds: a pending (two-phase) transfer an operator approves or rejects.
+
+    request  ─► pending transfer creator:diamonds → platform:payouts (reserved, not spendable)
+    approve  ─► post it          (by an admin who is not the creator)
+    reject   ─► void it          (the diamonds are the creator's again)
+    no review within the timeout ─► the ledger's expiry voids it
+
+A diamond debt (a reversed gift after a payout) is settled from the diamonds first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.clock import day_start_us, now_us
+from giftwave.db.tables import payouts
+from giftwave.economy.wallets import PAYOUTS, Wallets
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
+from giftwave.identity.users import AgeRule, Role, User
+from giftwave.ledger.engine import PostingEngine, expiry_void_id
+from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
+from giftwave.ledger.queries import transfer_kinds_for_pending
+
+KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+MICROS_PER_CENT: Final = 10_000
+
+
+class PayoutStatus(enum.StrEnum):
+    REQUESTED = "requested"  # recorded, reservation not yet confirmed by the ledger
+    PENDING = "pending"  # diamonds reserved, waiting for review
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"  # the reservation was refused (not enough diamonds)
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutPolicy:
+    min_cents: int
+    daily_cap_cents: int
+    review_timeout_s: int
+    diamond_value_usd_micros: int
+    age_rule: AgeRule
+
+    def cents_for(self, diamonds: int) -> int:
+        return diamonds * self.diamond_value_usd_micros // MICROS_PER_CENT
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    id: str
+    creator_id: int
+    diamonds: int
+    amount_minor: int
+    currency: str
+    status: PayoutStatus
+    requested_at_us: int
+    expires_at_us: int
+    reviewed_by: int | None
+    reviewed_at_us: int | None
+    note: str | None
+
+
+def _to_payout(row: object) -> Payout:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Payout(
+        id=m["id"],
+        creator_id=int(m["creator_id"]),
+        diamonds=int(m["diamonds"]),
+        amount_minor=int(m["amount_minor"]),
+        currency=m["currency"],
+        status=PayoutStatus(m["status"]),
+        requested_at_us=int(m["requested_at_us"]),
+        expires_at_us=int(m["expires_at_us"]),
+        reviewed_by=m["reviewed_by"],
+        reviewed_at_us=m["reviewed_at_us"],
+        note=m["note"],
+    )
+
+
+def pending_id(payout_id: str) -> str:
+    return f"payout:{payout_id}"
+
+
+class Payouts:
+    def __init__(
+        self, db: Engine, engine: PostingEngine, wallets: Wallets, policy: PayoutPolicy
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._wallets = wallets
+        self._policy = policy
+
+    @property
+    def policy(self) -> PayoutPolicy:
+        return self._policy
+
+    async def request(self, creator: User, diamonds: int, key: str, today: date) -> Payout:
+        if not KEY_RE.fullmatch(key):
+            raise Invalid("invalid_idempotency_key", "an idempotency key is 1-64 of A-Za-z0-9_.:-")
+        if creator.role is not Role.CREATOR:
+            raise Forbidden("not_a_creator", "only creators can request payouts")
+        if creator.blocked:
+            raise Forbidden("account_blocked", "this account is blocked")
+        if not self._policy.age_rule.allows(creator, today):
+            raise Forbidden("under_age", "payouts need the creator to be of age")
+        cents = self._policy.cents_for(diamonds)
+        if diamonds <= 0 or cents < self._policy.min_cents:
+            raise Invalid(
+                "payout_below_minimum",
+                f"the minimum payout is {self._policy.min_cents / 100:,.2f} USD",
+                min_cents=self._policy.min_cents,
+            )
+        await self._settle_debt(creator.id)
+        payout = await asyncio.to_thread(self._record, creator, diamonds, cents, key, today)
+        if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.FAILED):
+            return payout
+        mine = await asyncio.to_thread(self._wallets.user, creator.id)
+        pool = await asyncio.to_thread(self._wallets.platform, PAYOUTS, "DIAMOND")
+        (outcome,) = await self._engine.submit(
+            [
+                Transfer(
+                    pending_id(payout.id),
+                    mine.diamonds,
+                    pool,
+                    diamonds,
+                    TransferCode.PAYOUT,
+                    kind=TransferKind.PENDING,
+                    timeout_s=self._policy.review_timeout_s,
+                )
+            ]
+        )
+        if outcome.succeeded:
+            return await asyncio.to_thread(self._set, payout.id, PayoutStatus.PENDING, None, None)
+        await asyncio.to_thread(self._set, payout.id, PayoutStatus.FAILED, None, outcome.value)
+        if outcome is Outcome.INSUFFICIENT_FUNDS:
+            raise PaymentRequired("insufficient_diamonds", "not enough diamonds for this payout")
+        raise Conflict("payout_refused", f"the ledger refused the payout: {outcome.value}")
+
+    async def _settle_debt(self, creator_id: int) -> None:
+        mine = await asyncio.to_thread(self._wallets.user, creator_id)
+        diamonds, debt = await asyncio.to_thread(
+            self._wallets.accounts, [mine.diamonds, mine.diamond_debt]
+        )
+        owed = min(max(0, -debt.balance), max(0, diamonds.available))
+        if owed > 0:
+            settle_id = f"settle:{creator_id}:{debt.credits_posted}:{owed}"
+            await self._engine.submit(
+                [
+                    Transfer(
+                        settle_id, mine.diamonds, mine.diamond_debt, owed, TransferCode.ADJUSTMENT
+                    )
+                ]
+            )
+        if -debt.balance - owed > 0:
+            raise Forbidden(
+                "diamond_debt",
+                "a reversed gift left a diamond debt; new earnings settle it first",
+                debt_diamonds=-debt.balance - owed,
+            )
+
+    def _record(self, creator: User, diamonds: int, cents: int, key: str, today: date) -> Payout:
+        now = now_us()
+        with self._db.begin() as conn:
+            prior = conn.execute(
+                select(payouts).where(
+                    payouts.c.creator_id == creator.id, payouts.c.idempotency_key == key
+                )
+            ).first()
+            if prior is not None:
+                payout = _to_payout(prior)
+                if payout.diamonds != diamonds:
+                    raise Conflict("idempotency_key_reused", "this key was used for another payout")
+                return payout
+            used = _cents_requested_on(conn, creator.id, today)
+            if used + cents > self._policy.daily_cap_cents:
+                raise Conflict(
+                    "payout_daily_cap",
+                    f"payouts are capped at {self._policy.daily_cap_cents / 100:,.2f} USD a day",
+                    cap_cents=self._policy.daily_cap_cents,
+                    used_cents=used,
+                )
+            payout_id = "po_" + secrets.token_urlsafe(15)
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(payouts).values(
+                            id=payout_id,
+                            creator_id=creator.id,
+                            idempotency_key=key,
+                            diamonds=diamonds,
+                            amount_minor=cents,
+                            currency="USD",
+                            status=PayoutStatus.REQUESTED.value,
+                            requested_at_us=now,
+                            expires_at_us=now + self._policy.review_timeout_s * 1_000_000,
+                        )
+                    )
+            except IntegrityError:
+                raise Conflict(
+                    "payout_in_progress", "the same request is being processed"
+                ) from None
+            return _get(conn, payout_id)
+
+    async def review(
+        self, payout_id: str, reviewer: User | None, approve: bool, note: str | None
+    ) -> Payout:
+        """Approve (post) or reject (void) a pending payout. ``reviewer`` None: the operator."""
+        payout = await self.get(payout_id)
+        if reviewer is not None and reviewer.id == payout.creator_id:
+            raise Forbidden("own_payout", "nobody can review their own payout")
+        wanted = PayoutStatus.APPROVED if approve else PayoutStatus.REJECTED
+        if payout.status is wanted:
+            return payout  # a repeated click: idempotent
+        if payout.status is not PayoutStatus.PENDING:
+            raise Conflict("payout_not_pending", f"the payout is {payout.status.value}")
+        pid = pending_id(payout.id)
+        kind = TransferKind.POST_PENDING if approve else TransferKind.VOID_PENDING
+        suffix = ":post" if approve else ":void"
+        (outcome,) = await self._engine.submit(
+            [
+                Transfer(
+                    pid + suffix,
+                    0,
+                    0,
+                    payout.diamonds if approve else 0,
+                    TransferCode.PAYOUT,
+                    kind=kind,
+                    pending_id=pid,
+                )
+            ]
+        )
+        if outcome.succeeded:
+            return await asyncio.to_thread(
+                self._set, payout.id, wanted, None if reviewer is None else reviewer.id, note
+            )
+        if outcome is Outcome.PENDING_TRANSFER_EXPIRED or outcome in (
+            Outcome.PENDING_TRANSFER_ALREADY_VOIDED,
+            Outcome.PENDING_TRANSFER_ALREADY_POSTED,
+        ):
+            fresh = await self.get(payout_id)
+            raise Conflict("payout_not_pending", f"the payout is {fresh.status.value}")
+        raise Conflict("payout_refused", f"the ledger refused: {outcome.value}")
+
+    async def get(self, payout_id: str) -> Payout:
+        return await asyncio.to_thread(self._get_fresh, payout_id)
+
+    async def list(
+        self, *, creator_id: int | None = None, status: PayoutStatus | None = None, limit: int = 100
+    ) -> list[Payout]:
+        return await asyncio.to_thread(self._list, creator_id, status, limit)
+
+    def _get_fresh(self, payout_id: str) -> Payout:
+        with self._db.begin() as conn:
+            if not 0 < len(payout_id) <= 40:
+                raise NotFound("payout_not_found", f"no payout {payout_id!r}")
+            return self._refresh(conn, _get(conn, payout_id))
+
+    def _list(
+        self, creator_id: int | None, status: PayoutStatus | None, limit: int
+    ) -> list[Payout]:
+        with self._db.begin() as conn:
+            query = select(payouts).order_by(payouts.c.requested_at_us.desc()).limit(limit)
+            if creator_id is not None:
+                query = query.where(payouts.c.creator_id == creator_id)
+            if status is not None:
+                query = query.where(payouts.c.status == status.value)
+            found = [self._refresh(conn, _to_payout(r)) for r in conn.execute(query).all()]
+        return [p for p in found if status is None or p.status is status]
+
+    def _refresh(self, conn: Connection, payout: Payout) -> Payout:
+        """A pending payout past its timeout: ask the ledger whether expiry voided it."""
+        if payout.status is not PayoutStatus.PENDING or payout.expires_at_us > now_us():
+            return payout
+        resolved = dict(transfer_kinds_for_pending(conn, pending_id(payout.id)))
+        if expiry_void_id(pending_id(payout.id)) in resolved:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout.id)
+                .values(status=PayoutStatus.EXPIRED.value)
+            )
+            return _get(conn, payout.id)
+        return payout
+
+    def _set(
+        self, payout_id: str, status: PayoutStatus, reviewer: int | None, note: str | None
+    ) -> Payout:
+        with self._db.begin() as conn:
+            values: dict[str, object] = {"status": status.value}
+            if status in (PayoutStatus.APPROVED, PayoutStatus.REJECTED):
+                values.update(reviewed_by=reviewer, reviewed_at_us=now_us(), note=note)
+            elif note is not None:
+                values["note"] = note
+            conn.execute(update(payouts).where(payouts.c.id == payout_id).values(**values))
+            return _get(conn, payout_id)
+
+
+def _get(conn: Connection, payout_id: str) -> Payout:
+    row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
+    if row is None:
+        raise NotFound("payout_not_found", f"no payout {payout_id!r}")
+    return _to_payout(row)
+
+
+def _cents_requested_on(conn: Connection, creator_id: int, day: date) -> int:
+    start = day_start_us(day)
+    total = conn.execute(
+        select(func.coalesce(func.sum(payouts.c.amount_minor), 0)).where(
+            payouts.c.creator_id == creator_id,
+            payouts.c.requested_at_us >= start,
+            payouts.c.requested_at_us < start + 86_400_000_000,
+            payouts.c.status.in_(
+                [
+                    PayoutStatus.REQUESTED.value,
+                    PayoutStatus.PENDING.value,
+                    PayoutStatus.APPROVED.value,
+                ]
+            ),
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def payout_totals(conn: Connection, creator_id: int) -> dict[str, int]:
+    """Diamonds and cents per status, for the statement."""
+    rows = conn.execute(
+        select(payouts.c.status, func.sum(payouts.c.diamonds), func.sum(payouts.c.amount_minor))
+        .where(payouts.c.creator_id == creator_id)
+        .group_by(payouts.c.status)
+    ).all()
+    totals: dict[str, int] = {}
+    for status, diamonds, cents in rows:
+        totals[f"{status}_diamonds"] = int(diamonds)
+        totals[f"{status}_cents"] = int(cents)
+    return totals

@@ -1,0 +1,93 @@
+"""An operator reverses one gift (moderation): the viewer gets the coins back, the creator
+gives the diamonds back — from what they hold, and the rest as a debt if already paid out.
+New transfers point at the originals; nothing is edited."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select, update
+
+from giftwave.db.tables import gift_sends
+from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
+from giftwave.errors import Conflict, NotFound, Unavailable
+from giftwave.ledger.engine import PostingEngine
+from giftwave.ledger.model import Outcome, Transfer, TransferCode
+from giftwave.ledger.queries import existing_transfer_ids
+
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class GiftReversed:
+    send_id: str
+    coins_returned: int
+    diamonds_taken: int
+    diamonds_debt: int
+
+
+async def reverse_gift(
+    db: Engine, engine: PostingEngine, wallets: Wallets, send_id: str
+) -> GiftReversed:
+    for _ in range(ATTEMPTS):
+        plan = await asyncio.to_thread(_plan, db, wallets, send_id)
+        chain, result = plan
+        if not chain:
+            await asyncio.to_thread(_mark, db, send_id)
+            return result
+        outcomes = await engine.submit(chain)
+        if all(o.succeeded for o in outcomes):
+            await asyncio.to_thread(_mark, db, send_id)
+            return result
+        if Outcome.INSUFFICIENT_FUNDS not in outcomes:
+            raise Conflict("reversal_refused", f"the ledger refused: {outcomes[0].value}")
+    raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
+
+
+def _plan(db: Engine, wallets: Wallets, send_id: str) -> tuple[list[Transfer], GiftReversed]:
+    coins_leg, diamonds_leg = send_id + ":c", send_id + ":d"
+    with db.connect() as conn:
+        row = conn.execute(select(gift_sends).where(gift_sends.c.transfer_id == coins_leg)).first()
+        done = existing_transfer_ids(conn, [coins_leg, diamonds_leg, send_id + ":rev:c"])
+    if row is None or coins_leg not in done:
+        raise NotFound("gift_send_not_found", f"no committed gift {send_id!r}")
+    sender, creator = wallets.user(int(row.sender_id)), wallets.user(int(row.creator_id))
+    coins, diamonds = int(row.coins), int(row.diamonds)
+    if send_id + ":rev:c" in done:
+        return [], GiftReversed(send_id, coins, diamonds, 0)
+    (creator_diamonds,) = wallets.accounts([creator.diamonds])
+    take = min(diamonds, max(0, creator_diamonds.available))
+    spent = wallets.platform(GIFTS_SPENT, "COIN")
+    issued = wallets.platform(DIAMONDS_ISSUED, "DIAMOND")
+    code = TransferCode.REFUND
+    chain = [Transfer(send_id + ":rev:c", spent, sender.coins, coins, code, reverses_id=coins_leg)]
+    if diamonds_leg in done and take > 0:
+        chain.append(
+            Transfer(
+                send_id + ":rev:d", creator.diamonds, issued, take, code, reverses_id=diamonds_leg
+            )
+        )
+    debt = diamonds - take if diamonds_leg in done else 0
+    if debt > 0:
+        chain.append(
+            Transfer(
+                send_id + ":rev:dd",
+                creator.diamond_debt,
+                issued,
+                debt,
+                code,
+                reverses_id=diamonds_leg,
+            )
+        )
+    linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+    return linked, GiftReversed(send_id, coins, take, debt)
+
+
+def _mark(db: Engine, send_id: str) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            update(gift_sends)
+            .where(gift_sends.c.transfer_id == send_id + ":c")
+            .values(reversed=True)
+        )

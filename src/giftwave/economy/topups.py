@@ -1,0 +1,480 @@
+"""Buying coins: an order, a provider checkout, and coins credited only on a verified webhook.
+
+The state of a payment is folded from every event stored for it, so however many times and in
+whatever order the provider delivers, the ledger ends the same:
+
+    succeeded  → coins_issued → user coins (C), and the fiat leg; an open debt is settled first
+    refunded   → claw back C * refunded / paid coins (partial refunds add up)
+    disputed   → claw back everything
+    clawback   → from the user's coins while there are any, the rest becomes a debt
+
+Every transfer id is derived from the provider's payment id, so each happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.clock import now_us
+from giftwave.db.tables import payment_events, payment_orders
+from giftwave.economy.packages import custom_price_minor, get_package, list_packages
+from giftwave.economy.wallets import COINS_ISSUED, Wallets
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from giftwave.identity.users import AgeRule, User
+from giftwave.ledger.accounts import find_account
+from giftwave.ledger.engine import PostingEngine
+from giftwave.ledger.model import Outcome, Transfer, TransferCode
+from giftwave.ledger.queries import existing_transfer_ids, reversed_amount
+from giftwave.payments.base import (
+    CheckoutRequest,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentProvider,
+    ProviderUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+CLAWBACK_ATTEMPTS: Final = 5
+
+
+class OrderStatus(enum.StrEnum):
+    OPEN = "open"  # waiting for the buyer at the provider's checkout
+    PAID = "paid"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    PARTLY_REFUNDED = "partly_refunded"
+    DISPUTED = "disputed"
+    MISMATCH = "mismatch"  # the provider reported another amount: held for an operator
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    user_id: int
+    provider: str
+    provider_session_id: str | None
+    provider_payment_id: str | None
+    checkout_url: str | None
+    coins: int
+    amount_minor: int
+    currency: str
+    status: OrderStatus
+    created_at_us: int
+
+
+def _to_order(m: object) -> Order:
+    r = m._mapping  # type: ignore[attr-defined]
+    return Order(
+        id=r["id"],
+        user_id=int(r["user_id"]),
+        provider=r["provider"],
+        provider_session_id=r["provider_session_id"],
+        provider_payment_id=r["provider_payment_id"],
+        checkout_url=r["checkout_url"],
+        coins=int(r["coins"]),
+        amount_minor=int(r["amount_minor"]),
+        currency=r["currency"],
+        status=OrderStatus(r["status"]),
+        created_at_us=int(r["created_at_us"]),
+    )
+
+
+def find_order(conn: Connection, order_id: str) -> Order | None:
+    if not 0 < len(order_id) <= 40:
+        return None
+    row = conn.execute(select(payment_orders).where(payment_orders.c.id == order_id)).first()
+    return None if row is None else _to_order(row)
+
+
+def find_order_by_session(conn: Connection, provider: str, session_id: str) -> Order | None:
+    row = conn.execute(
+        select(payment_orders).where(
+            payment_orders.c.provider == provider,
+            payment_orders.c.provider_session_id == session_id,
+        )
+    ).first()
+    return None if row is None else _to_order(row)
+
+
+def topup_id(provider: str, payment_id: str) -> str:
+    return f"topup:{provider}:{payment_id}"
+
+
+class TopUps:
+    def __init__(
+        self,
+        db: Engine,
+        engine: PostingEngine,
+        wallets: Wallets,
+        provider: PaymentProvider,
+        age_rule: AgeRule,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._wallets = wallets
+        self._provider = provider
+        self._age_rule = age_rule
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @property
+    def provider(self) -> PaymentProvider:
+        return self._provider
+
+    async def create_order(
+        self,
+        user: User,
+        *,
+        package_id: int | None,
+        coins: int | None,
+        currency: str,
+        idempotency_key: str,
+        site_url: str,
+        return_url: str,
+        today: date,
+    ) -> Order:
+        """An order and its checkout; the same key again answers the same order."""
+        if user.blocked:
+            raise Forbidden("account_blocked", "this account is blocked")
+        if not self._age_rule.allows(user, today):
+            raise Forbidden(
+                "under_age", f"buying coins needs age {self._age_rule.min_age_for(user.country)}+"
+            )
+        if (package_id is None) == (coins is None):
+            raise Invalid("package_or_coins", "give either package_id or a custom coins amount")
+        existing, order_coins, amount = await asyncio.to_thread(
+            self._price, user, package_id, coins, currency, idempotency_key
+        )
+        if existing is not None:
+            if (existing.coins, existing.amount_minor, existing.currency) != (
+                order_coins,
+                amount,
+                currency,
+            ):
+                raise Conflict("idempotency_key_reused", "this key was used for another order")
+            return existing
+        order_id = "ord_" + secrets.token_urlsafe(15)
+        try:
+            session = await self._provider.create_checkout(
+                CheckoutRequest(
+                    order_id=order_id,
+                    user_id=user.id,
+                    coins=order_coins,
+                    amount_minor=amount,
+                    currency=currency,
+                    success_url=f"{return_url}?order={order_id}&result=success",
+                    cancel_url=f"{return_url}?order={order_id}&result=cancel",
+                    site_url=site_url,
+                )
+            )
+        except ProviderUnavailable as exc:
+            raise Unavailable(exc.code, exc.detail) from exc
+        return await asyncio.to_thread(
+            self._insert_order,
+            user,
+            order_id,
+            idempotency_key,
+            package_id,
+            order_coins,
+            amount,
+            currency,
+            session.session_id,
+            session.url,
+        )
+
+    def _price(
+        self,
+        user: User,
+        package_id: int | None,
+        coins: int | None,
+        currency: str,
+        key: str,
+    ) -> tuple[Order | None, int, int]:
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(payment_orders).where(
+                    payment_orders.c.user_id == user.id, payment_orders.c.idempotency_key == key
+                )
+            ).first()
+            existing = None if row is None else _to_order(row)
+            if package_id is not None:
+                package = get_package(conn, package_id)
+                if not package.active or package.currency != currency:
+                    raise NotFound("package_not_found", f"no {currency} package {package_id}")
+                return existing, package.coins, package.price_minor
+            assert coins is not None
+            return existing, coins, custom_price_minor(list_packages(conn, currency), coins)
+
+    def _insert_order(
+        self,
+        user: User,
+        order_id: str,
+        key: str,
+        package_id: int | None,
+        coins: int,
+        amount: int,
+        currency: str,
+        session_id: str,
+        url: str,
+    ) -> Order:
+        now = now_us()
+        with self._db.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(payment_orders).values(
+                            id=order_id,
+                            user_id=user.id,
+                            idempotency_key=key,
+                            provider=self._provider.name,
+                            provider_session_id=session_id,
+                            checkout_url=url,
+                            package_id=package_id,
+                            coins=coins,
+                            amount_minor=amount,
+                            currency=currency,
+                            status=OrderStatus.OPEN.value,
+                            created_at_us=now,
+                            updated_at_us=now,
+                        )
+                    )
+            except IntegrityError:
+                pass  # the same key, concurrently: the first order stands
+            row = conn.execute(
+                select(payment_orders).where(
+                    payment_orders.c.user_id == user.id, payment_orders.c.idempotency_key == key
+                )
+            ).one()
+        return _to_order(row)
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    async def handle_event(self, event: PaymentEvent) -> None:
+        """Store a verified event (once) and bring the ledger in line with the payment."""
+        if len(event.event_id) > 255 or len(event.payment_id) > 255:
+            raise Invalid("malformed_webhook", "an id in the event is too long")
+        await asyncio.to_thread(self._store_event, event)
+        lock = self._locks.setdefault((event.provider, event.payment_id), asyncio.Lock())
+        try:
+            async with lock:
+                await self._reconcile(event.provider, event.payment_id)
+        finally:
+            if not lock.locked():  # bounded: a lock lives while its payment is busy
+                self._locks.pop((event.provider, event.payment_id), None)
+
+    def _store_event(self, event: PaymentEvent) -> None:
+        with self._db.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(payment_events).values(
+                            provider=event.provider,
+                            event_id=event.event_id,
+                            payment_id=event.payment_id,
+                            order_id=event.order_id if event.order_id else None,
+                            kind=event.kind.value,
+                            amount_minor=event.amount_minor,
+                            currency=event.currency,
+                            received_at_us=now_us(),
+                        )
+                    )
+            except IntegrityError:
+                pass  # a redelivery: already stored, reconciling again is harmless
+
+    async def _reconcile(self, provider: str, payment_id: str) -> None:
+        state = await asyncio.to_thread(self._fold, provider, payment_id)
+        if state is None:
+            return  # nothing paid yet: a refund or dispute waits for its payment to arrive
+        order, refunded_minor, disputed = state
+        if order.status is OrderStatus.MISMATCH:
+            return
+        await self._credit(order, payment_id)
+        if disputed or refunded_minor > 0:
+            await self._claw_back(order, payment_id, refunded_minor, disputed)
+        if disputed:
+            status = OrderStatus.DISPUTED
+        elif refunded_minor >= order.amount_minor:
+            status = OrderStatus.REFUNDED
+        elif refunded_minor > 0:
+            status = OrderStatus.PARTLY_REFUNDED
+        else:
+            status = OrderStatus.PAID
+        await asyncio.to_thread(self._set_status, order.id, status)
+
+    def _fold(self, provider: str, payment_id: str) -> tuple[Order, int, bool] | None:
+        with self._db.begin() as conn:
+            events = conn.execute(
+                select(payment_events).where(
+                    payment_events.c.provider == provider,
+                    payment_events.c.payment_id == payment_id,
+                )
+            ).all()
+            kinds = {PaymentEventKind(e.kind) for e in events}
+            order = self._order_for(conn, provider, payment_id, events)
+            if order is None:
+                return None
+            if PaymentEventKind.SUCCEEDED not in kinds:
+                if PaymentEventKind.FAILED in kinds and order.status is OrderStatus.OPEN:
+                    self._set_status_in(conn, order.id, OrderStatus.FAILED)
+                return None
+            paid = next(e for e in events if e.kind == PaymentEventKind.SUCCEEDED.value)
+            if (paid.amount_minor, paid.currency) != (order.amount_minor, order.currency):
+                log.error(
+                    "payment %s paid %s %s for order %s",
+                    payment_id,
+                    paid.amount_minor,
+                    paid.currency,
+                    order.id,
+                )
+                self._set_status_in(conn, order.id, OrderStatus.MISMATCH)
+                return order, 0, False
+            refunded = max(
+                (int(e.amount_minor) for e in events if e.kind == PaymentEventKind.REFUNDED.value),
+                default=0,
+            )
+            disputed = PaymentEventKind.DISPUTED in kinds
+            return order, min(refunded, order.amount_minor), disputed
+
+    def _order_for(
+        self, conn: Connection, provider: str, payment_id: str, events: Sequence[Row[Any]]
+    ) -> Order | None:
+        row = conn.execute(
+            select(payment_orders).where(
+                payment_orders.c.provider == provider,
+                payment_orders.c.provider_payment_id == payment_id,
+            )
+        ).first()
+        if row is not None:
+            return _to_order(row)
+        order_ids = {e.order_id for e in events if e.order_id}
+        for order_id in order_ids:
+            order = find_order(conn, order_id)
+            if order is not None and order.provider == provider:
+                conn.execute(
+                    update(payment_orders)
+                    .where(
+                        payment_orders.c.id == order.id,
+                        payment_orders.c.provider_payment_id.is_(None),
+                    )
+                    .values(provider_payment_id=payment_id, updated_at_us=now_us())
+                )
+                return find_order(conn, order.id)
+        return None
+
+    def _set_status(self, order_id: str, status: OrderStatus) -> None:
+        with self._db.begin() as conn:
+            self._set_status_in(conn, order_id, status)
+
+    @staticmethod
+    def _set_status_in(conn: Connection, order_id: str, status: OrderStatus) -> None:
+        conn.execute(
+            update(payment_orders)
+            .where(payment_orders.c.id == order_id)
+            .values(status=status.value, updated_at_us=now_us())
+        )
+
+    async def _credit(self, order: Order, payment_id: str) -> None:
+        base = topup_id(order.provider, payment_id)
+        for _ in range(CLAWBACK_ATTEMPTS):
+            chain = await asyncio.to_thread(self._credit_chain, order, base)
+            if not chain:
+                return  # credited before
+            outcomes = await self._engine.submit(chain)
+            if all(o.succeeded for o in outcomes):
+                return
+            # The debt changed under us (a concurrent settle): read it again and retry.
+            log.warning("top-up %s refused: %s; retrying", base, [o.value for o in outcomes])
+        raise Unavailable("ledger_busy", "could not credit the top-up; the provider will retry")
+
+    def _credit_chain(self, order: Order, base: str) -> list[Transfer]:
+        with self._db.connect() as conn:
+            if existing_transfer_ids(conn, [base]):
+                return []
+        mine = self._wallets.user(order.user_id)
+        issued = self._wallets.platform(COINS_ISSUED, "COIN")
+        sales = self._wallets.fiat_sales(order.currency)
+        held = self._wallets.fiat_provider(order.provider, order.currency)
+        (debt_account,) = self._wallets.accounts([mine.coin_debt])
+        debt = max(0, -debt_account.balance)
+        chain = [
+            Transfer(base, issued, mine.coins, order.coins, TransferCode.TOPUP, linked=True),
+            Transfer(base + ":fiat", sales, held, order.amount_minor, TransferCode.TOPUP),
+        ]
+        settle = min(debt, order.coins)
+        if settle > 0:
+            chain[-1] = chain[-1]._replace(linked=True)
+            chain.append(
+                Transfer(
+                    base + ":settle", mine.coins, mine.coin_debt, settle, TransferCode.ADJUSTMENT
+                )
+            )
+        return chain
+
+    async def _claw_back(
+        self, order: Order, payment_id: str, refunded_minor: int, disputed: bool
+    ) -> None:
+        base = topup_id(order.provider, payment_id)
+        target_coins = (
+            order.coins if disputed else order.coins * refunded_minor // order.amount_minor
+        )
+        target_fiat = order.amount_minor if disputed else refunded_minor
+        code = TransferCode.CHARGEBACK if disputed else TransferCode.REFUND
+        for _ in range(CLAWBACK_ATTEMPTS):
+            chain = await asyncio.to_thread(
+                self._claw_chain, order, base, target_coins, target_fiat, code
+            )
+            if not chain:
+                return
+            outcomes = await self._engine.submit(chain)
+            if all(o.succeeded for o in outcomes):
+                return
+            if Outcome.INSUFFICIENT_FUNDS not in outcomes:
+                log.error("clawback %s refused: %s", base, [o.value for o in outcomes])
+                break
+        raise Unavailable("ledger_busy", "could not claw back the top-up; the provider will retry")
+
+    def _claw_chain(
+        self, order: Order, base: str, target_coins: int, target_fiat: int, code: TransferCode
+    ) -> list[Transfer]:
+        with self._db.connect() as conn:
+            clawed = reversed_amount(conn, base)
+            fiat_back = reversed_amount(conn, base + ":fiat")
+            coins_account = find_account(conn, f"user:{order.user_id}:coins")
+        assert coins_account is not None, "a credited top-up has its account"
+        mine = self._wallets.user(order.user_id)
+        issued = self._wallets.platform(COINS_ISSUED, "COIN")
+        owed = max(0, target_coins - clawed)
+        take = min(owed, max(0, coins_account.available))
+        tag = f"{base}:{code.value}:{target_coins}"
+        chain: list[Transfer] = []
+        if take > 0:
+            chain.append(Transfer(tag + ":take", mine.coins, issued, take, code, reverses_id=base))
+        if owed - take > 0:
+            chain.append(
+                Transfer(tag + ":debt", mine.coin_debt, issued, owed - take, code, reverses_id=base)
+            )
+        fiat_owed = max(0, target_fiat - fiat_back)
+        if fiat_owed > 0:
+            sales = self._wallets.fiat_sales(order.currency)
+            held = self._wallets.fiat_provider(order.provider, order.currency)
+            chain.append(
+                Transfer(
+                    f"{base}:fiat:{code.value}:{target_fiat}",
+                    held,
+                    sales,
+                    fiat_owed,
+                    code,
+                    reverses_id=base + ":fiat",
+                )
+            )
+        return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]

@@ -1,0 +1,112 @@
+"""Which ledger accounts the economy uses, opened on first need and remembered by name.
+
+    user:<id>:coins          COIN     no overdraft   what a viewer can spend
+    user:<id>:diamonds       DIAMOND  no overdraft   what a creator has earned
+    user:<id>:coin_debt      COIN     may go below   coins clawed back after they were spent
+    user:<id>:diamond_debt   DIAMOND  may go below   diamonds clawed back after a payout
+    platform:coins_issued    COIN     the source of every coin sold
+    platform:gifts_spent     COIN     where spent coins go
+    platform:diamonds_issued DIAMOND  the source of every diamond earned
+    platform:payouts         DIAMOND  diamonds cashed out
+    platform:sales:<CUR>     fiat     what viewers paid, by currency
+    platform:provider:<name>:<CUR>  fiat  what the payment provider holds for us
+
+A debt account's balance is minus the debt; the debt is settled from the next top-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Engine
+
+from giftwave.ledger.accounts import find_account, open_account, set_account_flags
+from giftwave.ledger.model import Account, AccountFlags
+
+COINS_ISSUED: Final = "platform:coins_issued"
+GIFTS_SPENT: Final = "platform:gifts_spent"
+DIAMONDS_ISSUED: Final = "platform:diamonds_issued"
+PAYOUTS: Final = "platform:payouts"
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccounts:
+    coins: int
+    diamonds: int
+    coin_debt: int
+    diamond_debt: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    coins: int
+    coins_debt: int
+    diamonds: int
+    diamonds_reserved: int  # in pending payouts
+    diamonds_debt: int
+
+
+class Wallets:
+    """Account ids by name. Opening is idempotent, so two processes may race to open one."""
+
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+        self._ids: dict[str, int] = {}
+
+    def account_id(
+        self, name: str, asset: str, flags: AccountFlags = AccountFlags.NONE, owner: str = ""
+    ) -> int:
+        account_id = self._ids.get(name)
+        if account_id is None:
+            with self._db.begin() as conn:
+                existing = find_account(conn, name)
+                account = existing or open_account(conn, name, asset, flags=flags, owner=owner)
+            account_id = self._ids[name] = account.id
+        return account_id
+
+    def user(self, user_id: int) -> UserAccounts:
+        owner = f"user:{user_id}"
+        no_od = AccountFlags.NO_OVERDRAFT
+        return UserAccounts(
+            coins=self.account_id(f"{owner}:coins", "COIN", no_od, owner),
+            diamonds=self.account_id(f"{owner}:diamonds", "DIAMOND", no_od, owner),
+            coin_debt=self.account_id(f"{owner}:coin_debt", "COIN", owner=owner),
+            diamond_debt=self.account_id(f"{owner}:diamond_debt", "DIAMOND", owner=owner),
+        )
+
+    def platform(self, name: str, asset: str) -> int:
+        return self.account_id(name, asset, owner="platform")
+
+    def fiat_sales(self, currency: str) -> int:
+        return self.platform(f"platform:sales:{currency.lower()}", currency)
+
+    def fiat_provider(self, provider: str, currency: str) -> int:
+        return self.platform(f"platform:provider:{provider}:{currency.lower()}", currency)
+
+    def accounts(self, ids: list[int]) -> list[Account]:
+        with self._db.connect() as conn:
+            found = [find_account(conn, i) for i in ids]
+        assert all(a is not None for a in found), "economy accounts are never deleted"
+        return [a for a in found if a is not None]
+
+    def view(self, user_id: int) -> WalletView:
+        mine = self.user(user_id)
+        coins, diamonds, coin_debt, diamond_debt = self.accounts(
+            [mine.coins, mine.diamonds, mine.coin_debt, mine.diamond_debt]
+        )
+        return WalletView(
+            coins=coins.available,
+            coins_debt=-coin_debt.balance,
+            diamonds=diamonds.available,
+            diamonds_reserved=diamonds.debits_pending,
+            diamonds_debt=-diamond_debt.balance,
+        )
+
+    def set_frozen(self, user_id: int, frozen: bool) -> None:
+        """Freeze a blocked user's spending accounts in the ledger too (defence in depth)."""
+        mine = self.user(user_id)
+        flags = AccountFlags.NO_OVERDRAFT | (AccountFlags.FROZEN if frozen else AccountFlags.NONE)
+        with self._db.begin() as conn:
+            set_account_flags(conn, mine.coins, flags)
+            set_account_flags(conn, mine.diamonds, flags)

@@ -1,0 +1,206 @@
+"""Users: registration, lookup, roles, blocking, and the age rule."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from typing import Final
+
+from babel import Locale
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.clock import now_us
+from giftwave.db.tables import users
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
+
+HANDLE_RE: Final = re.compile(r"[a-z0-9_.]{3,24}")
+EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s]{2,63}")
+EXTERNAL_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:@\-]{1,64}")
+PASSWORD_MIN_CHARS: Final = 8
+PASSWORD_MAX_CHARS: Final = 256
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"
+    CREATOR = "creator"
+    ADMIN = "admin"
+
+
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    handle: str
+    email: str | None
+    role: Role
+    birth_date: date
+    country: str
+    status: UserStatus
+    age_verified: bool
+    external_ref: str | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.status is UserStatus.BLOCKED
+
+
+@dataclass(frozen=True, slots=True)
+class AgeRule:
+    """Who may buy coins and send or receive gifts: this age, or the country's own."""
+
+    min_age: int
+    by_country: dict[str, int]
+
+    def min_age_for(self, country: str) -> int:
+        return self.by_country.get(country, self.min_age)
+
+    def allows(self, user: User, today: date) -> bool:
+        return age_on(user.birth_date, today) >= self.min_age_for(user.country)
+
+
+def age_on(birth_date: date, today: date) -> int:
+    years = today.year - birth_date.year
+    if (today.month, today.day) < (birth_date.month, birth_date.day):
+        years -= 1
+    return years
+
+
+@cache
+def _countries() -> frozenset[str]:
+    # Babel's territory names, without the numeric regions ("001" is the world).
+    codes = (str(code) for code in Locale("en").territories)
+    return frozenset(code for code in codes if code.isalpha() and len(code) == 2)
+
+
+def check_country(country: str) -> str:
+    if country not in _countries():
+        raise Invalid("invalid_country", f"{country!r} is not an ISO 3166 country code like US")
+    return country
+
+
+def check_birth_date(birth_date: date, today: date) -> date:
+    if birth_date > today or birth_date.year < 1900:
+        raise Invalid("invalid_birth_date", "the date of birth must be a real past date")
+    return birth_date
+
+
+def _to_user(row: Row[tuple[object, ...]]) -> User:
+    m = row._mapping
+    return User(
+        id=int(m["id"]),
+        handle=str(m["handle"]),
+        email=m["email"],
+        role=Role(m["role"]),
+        birth_date=m["birth_date"],
+        country=str(m["country"]),
+        status=UserStatus(m["status"]),
+        age_verified=bool(m["age_verified"]),
+        external_ref=m["external_ref"],
+    )
+
+
+def create_user(
+    conn: Connection,
+    *,
+    handle: str,
+    role: Role,
+    birth_date: date,
+    country: str,
+    today: date,
+    email: str | None = None,
+    password_hash: str | None = None,
+    external_ref: str | None = None,
+) -> User:
+    """Insert a user; a taken handle, e-mail or external id is a ``Conflict`` naming which."""
+    if not HANDLE_RE.fullmatch(handle):
+        raise Invalid("invalid_handle", "a handle is 3-24 of a-z, 0-9, '_' and '.'")
+    if email is not None and not EMAIL_RE.fullmatch(email):
+        raise Invalid("invalid_email", "that is not an e-mail address")
+    check_country(country)
+    check_birth_date(birth_date, today)
+    for column, value, code in (
+        (users.c.handle, handle, "handle_taken"),
+        (users.c.email, email, "email_taken"),
+        (users.c.external_ref, external_ref, "external_id_taken"),
+    ):
+        if value is not None and conn.execute(select(users.c.id).where(column == value)).first():
+            raise Conflict(code, f"{column.name} {value!r} is already registered")
+    try:
+        with conn.begin_nested():
+            user_id = conn.execute(
+                insert(users)
+                .values(
+                    handle=handle,
+                    email=email,
+                    password_hash=password_hash,
+                    role=role.value,
+                    birth_date=birth_date,
+                    country=country,
+                    status=UserStatus.ACTIVE.value,
+                    age_verified=False,
+                    external_ref=external_ref,
+                    created_at_us=now_us(),
+                )
+                .returning(users.c.id)
+            ).scalar_one()
+    except IntegrityError:
+        # Registered concurrently between the check and the insert.
+        raise Conflict("already_registered", "that handle or e-mail was just taken") from None
+    return get_user(conn, user_id)
+
+
+def find_user(conn: Connection, user_id: int) -> User | None:
+    if not 0 < user_id < 2**63:
+        return None
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    return None if row is None else _to_user(row)
+
+
+def get_user(conn: Connection, user_id: int) -> User:
+    user = find_user(conn, user_id)
+    if user is None:
+        raise NotFound("user_not_found", f"no user {user_id}")
+    return user
+
+
+def find_by_login(conn: Connection, login: str) -> tuple[User, str | None] | None:
+    """A user and their password hash by e-mail or handle."""
+    column = users.c.email if "@" in login else users.c.handle
+    row = conn.execute(select(users).where(column == login.strip().lower())).first()
+    return None if row is None else (_to_user(row), row._mapping["password_hash"])
+
+
+def find_by_external_ref(conn: Connection, external_ref: str) -> User | None:
+    row = conn.execute(select(users).where(users.c.external_ref == external_ref)).first()
+    return None if row is None else _to_user(row)
+
+
+def set_status(conn: Connection, user_id: int, status: UserStatus) -> User:
+    get_user(conn, user_id)
+    conn.execute(update(users).where(users.c.id == user_id).values(status=status.value))
+    return get_user(conn, user_id)
+
+
+def set_role(conn: Connection, user_id: int, role: Role) -> User:
+    get_user(conn, user_id)
+    conn.execute(update(users).where(users.c.id == user_id).values(role=role.value))
+    return get_user(conn, user_id)
+
+
+def set_age_verified(conn: Connection, user_id: int, verified: bool) -> User:
+    get_user(conn, user_id)
+    conn.execute(update(users).where(users.c.id == user_id).values(age_verified=verified))
+    return get_user(conn, user_id)
+
+
+def require_active(user: User) -> None:
+    if user.blocked:
+        raise Forbidden("account_blocked", "this account is blocked")

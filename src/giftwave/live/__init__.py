@@ -1,0 +1,1 @@
+"""Streams and, later, live rooms: combos, leaderboards, goals, battles."""

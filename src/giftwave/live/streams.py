@@ -1,0 +1,135 @@
+"""Stream records: a creator starts one, it is live until they end it."""
+
+from __future__ import annotations
+
+import enum
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from giftwave.clock import now_us
+from giftwave.db.tables import streams
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
+
+STREAM_ID_RE: Final = re.compile(r"st_[A-Za-z0-9_\-]{1,21}")
+LANGUAGE_RE: Final = re.compile(r"[a-z]{2,3}(-[A-Z]{2})?")
+
+
+class StreamStatus(enum.StrEnum):
+    LIVE = "live"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    id: str
+    creator_id: int
+    title: str
+    language: str
+    playback_url: str | None
+    status: StreamStatus
+    started_at_us: int
+    ended_at_us: int | None
+
+    @property
+    def live(self) -> bool:
+        return self.status is StreamStatus.LIVE
+
+
+def _to_stream(row: Row[tuple[object, ...]]) -> Stream:
+    m = row._mapping
+    return Stream(
+        id=m["id"],
+        creator_id=int(m["creator_id"]),
+        title=m["title"],
+        language=m["language"],
+        playback_url=m["playback_url"],
+        status=StreamStatus(m["status"]),
+        started_at_us=int(m["started_at_us"]),
+        ended_at_us=m["ended_at_us"],
+    )
+
+
+def find_stream(conn: Connection, stream_id: str) -> Stream | None:
+    if not STREAM_ID_RE.fullmatch(stream_id):
+        return None
+    row = conn.execute(select(streams).where(streams.c.id == stream_id)).first()
+    return None if row is None else _to_stream(row)
+
+
+def get_stream(conn: Connection, stream_id: str) -> Stream:
+    stream = find_stream(conn, stream_id)
+    if stream is None:
+        raise NotFound("stream_not_found", f"no stream {stream_id!r}")
+    return stream
+
+
+def live_stream_of(conn: Connection, creator_id: int) -> Stream | None:
+    row = conn.execute(
+        select(streams).where(
+            streams.c.creator_id == creator_id, streams.c.status == StreamStatus.LIVE.value
+        )
+    ).first()
+    return None if row is None else _to_stream(row)
+
+
+def start_stream(
+    conn: Connection,
+    creator_id: int,
+    *,
+    title: str,
+    language: str = "en",
+    playback_url: str | None = None,
+) -> Stream:
+    """Go live. One live stream per creator: a second start is a conflict naming the first."""
+    title = title.strip()
+    if not 1 <= len(title) <= 140 or not title.isprintable():
+        raise Invalid("invalid_title", "a title is 1-140 printable characters")
+    if not LANGUAGE_RE.fullmatch(language):
+        raise Invalid("invalid_language", "a language is a code like en, es or pt-BR")
+    if playback_url is not None and (
+        len(playback_url) > 1024 or not playback_url.startswith(("http://", "https://", "rtmp"))
+    ):
+        raise Invalid("invalid_playback_url", "a playback URL is an http(s) or rtmp URL")
+    current = live_stream_of(conn, creator_id)
+    if current is not None:
+        raise Conflict("already_live", f"stream {current.id} is live", stream_id=current.id)
+    stream_id = "st_" + secrets.token_urlsafe(9)
+    conn.execute(
+        insert(streams).values(
+            id=stream_id,
+            creator_id=creator_id,
+            title=title,
+            language=language,
+            playback_url=playback_url,
+            status=StreamStatus.LIVE.value,
+            started_at_us=now_us(),
+        )
+    )
+    return get_stream(conn, stream_id)
+
+
+def end_stream(conn: Connection, stream_id: str, by_user_id: int, *, admin: bool) -> Stream:
+    stream = get_stream(conn, stream_id)
+    if stream.creator_id != by_user_id and not admin:
+        raise Forbidden("not_your_stream", "only the stream's creator can end it")
+    if stream.live:
+        conn.execute(
+            update(streams)
+            .where(streams.c.id == stream_id, streams.c.status == StreamStatus.LIVE.value)
+            .values(status=StreamStatus.ENDED.value, ended_at_us=now_us())
+        )
+    return get_stream(conn, stream_id)
+
+
+def list_live(conn: Connection, limit: int = 100) -> list[Stream]:
+    rows = conn.execute(
+        select(streams)
+        .where(streams.c.status == StreamStatus.LIVE.value)
+        .order_by(streams.c.started_at_us.desc())
+        .limit(limit)
+    ).all()
+    return [_to_stream(r) for r in rows]

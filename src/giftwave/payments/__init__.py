@@ -1,0 +1,1 @@
+"""Payment providers behind one interface: the built-in sandbox and Stripe."""

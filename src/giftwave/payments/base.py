@@ -1,0 +1,77 @@
+"""The provider boundary: plain dataclasses in and out, vendor errors translated here.
+
+PaymentError
+├── WebhookRejected     a webhook that must change nothing: bad signature, stale, malformed,
+│                       unknown event (``code`` says which; answered with a 4xx)
+└── ProviderUnavailable the provider could not be reached or refused a checkout
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class PaymentError(Exception):
+    code = "payment_error"
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class WebhookRejected(PaymentError):
+    pass
+
+
+class ProviderUnavailable(PaymentError):
+    pass
+
+
+class PaymentEventKind(enum.StrEnum):
+    SUCCEEDED = "succeeded"  # the payment is captured: credit the coins
+    FAILED = "failed"  # the buyer's payment did not go through
+    REFUNDED = "refunded"  # amount_minor: the total refunded so far (cumulative)
+    DISPUTED = "disputed"  # a chargeback was opened: claw everything back
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    provider: str
+    event_id: str
+    kind: PaymentEventKind
+    payment_id: str
+    order_id: str | None
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRequest:
+    order_id: str
+    user_id: int
+    coins: int
+    amount_minor: int
+    currency: str
+    success_url: str
+    cancel_url: str
+    site_url: str  # where this giftwave is reachable, for a provider page it serves itself
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    session_id: str
+    url: str
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession: ...
+
+    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        """Verify and decode one delivery, or raise ``WebhookRejected``."""
+        ...

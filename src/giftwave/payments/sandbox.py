@@ -1,0 +1,162 @@
+"""The sandbox provider: a checkout page served by giftwave itself, for demos and tests.
+
+It behaves like a real provider where it matters: the page only asks; what moves coins is a
+signed webhook delivered over HTTP to ``/v1/payments/webhooks/sandbox``, retried with backoff
+until giftwave answers 2xx, and verified like any other. The page can pay, decline, refund
+(fully or partly) and dispute a payment — the last two are what a bank would do later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from giftwave.payments.base import (
+    CheckoutRequest,
+    CheckoutSession,
+    PaymentEvent,
+    PaymentEventKind,
+    ProviderUnavailable,
+    WebhookRejected,
+)
+from giftwave.payments.signing import signature_header, verify_signature
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER: Final = "Giftwave-Sandbox-Signature"
+WEBHOOK_PATH: Final = "/v1/payments/webhooks/sandbox"
+DELIVERY_ATTEMPTS: Final = 6
+DELIVERY_FIRST_BACKOFF_S: Final = 0.2
+MAX_DELIVERIES_IN_FLIGHT: Final = 1000
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def __init__(
+        self, *, secret: str, tolerance_s: int, client: httpx.AsyncClient, webhook_url: str
+    ) -> None:
+        self._secret = secret
+        self._tolerance_s = tolerance_s
+        self._client = client
+        self._webhook_url = webhook_url
+        self._retries: set[asyncio.Task[None]] = set()
+
+    async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        session_id = "cs_sb_" + secrets.token_urlsafe(18)
+        return CheckoutSession(session_id, f"{request.site_url}/sandbox/checkout/{session_id}")
+
+    def payment_id(self, session_id: str) -> str:
+        """The payment a session becomes: derived, so every node names it the same."""
+        mac = hmac.new(self._secret.encode(), session_id.encode(), hashlib.sha256).hexdigest()
+        return "pi_sb_" + mac[:24]
+
+    def event_payload(
+        self,
+        kind: PaymentEventKind,
+        session_id: str,
+        order_id: str,
+        amount_minor: int,
+        currency: str,
+    ) -> bytes:
+        event = {
+            "id": "evt_sb_" + secrets.token_urlsafe(12),
+            "type": f"payment.{kind.value}",
+            "data": {
+                "payment_id": self.payment_id(session_id),
+                "order_id": order_id,
+                "amount_minor": amount_minor,
+                "currency": currency,
+            },
+        }
+        return orjson.dumps(event)
+
+    async def deliver(self, payload: bytes) -> bool:
+        """Deliver one event now; if giftwave does not take it, keep retrying in the background.
+
+        True when the first attempt was accepted (the page can say "paid" at once).
+        """
+        if await self._attempt(payload):
+            return True
+        if len(self._retries) >= MAX_DELIVERIES_IN_FLIGHT:
+            raise ProviderUnavailable("sandbox_busy", "too many webhook deliveries are retrying")
+        task = asyncio.create_task(self._retry(payload))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+        return False
+
+    async def close(self) -> None:
+        for task in list(self._retries):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _attempt(self, payload: bytes) -> bool:
+        headers = {
+            SIGNATURE_HEADER: signature_header(self._secret, payload),
+            "Content-Type": "application/json",
+        }
+        try:
+            response = await self._client.post(
+                self._webhook_url, content=payload, headers=headers, timeout=10.0
+            )
+        except httpx.HTTPError as exc:
+            log.warning("sandbox webhook delivery failed: %s", exc)
+            return False
+        return response.is_success
+
+    async def _retry(self, payload: bytes) -> None:
+        delay = DELIVERY_FIRST_BACKOFF_S
+        for _ in range(DELIVERY_ATTEMPTS - 1):
+            await asyncio.sleep(delay)
+            if await self._attempt(payload):
+                return
+            delay *= 2
+        log.error("sandbox webhook given up after %d attempts", DELIVERY_ATTEMPTS)
+
+    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        verify_signature(
+            self._secret,
+            payload,
+            headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER),
+            tolerance_s=self._tolerance_s,
+        )
+        try:
+            body: Any = orjson.loads(payload)
+            kind_name = body["type"]
+            data = body["data"]
+            event_id = body["id"]
+            payment_id = data["payment_id"]
+            order_id = data.get("order_id")
+            amount = data["amount_minor"]
+            currency = data["currency"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise WebhookRejected("malformed_webhook", f"not a sandbox event: {exc}") from None
+        if not kind_name.startswith("payment."):
+            raise WebhookRejected("unknown_event", f"unknown event type {kind_name!r}")
+        try:
+            kind = PaymentEventKind(kind_name.removeprefix("payment."))
+        except ValueError:
+            raise WebhookRejected("unknown_event", f"unknown event type {kind_name!r}") from None
+        if not (
+            isinstance(event_id, str)
+            and isinstance(payment_id, str)
+            and (order_id is None or isinstance(order_id, str))
+            and isinstance(amount, int)
+            and amount >= 0
+            and isinstance(currency, str)
+            and len(currency) == 3
+        ):
+            raise WebhookRejected("malformed_webhook", "a field of the event has the wrong type")
+        return PaymentEvent(
+            "sandbox", event_id, kind, payment_id, order_id, amount, currency.upper()
+        )
