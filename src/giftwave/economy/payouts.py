@@ -254,7 +254,7 @@ class Payouts:
     async def get(self, payout_id: str) -> Payout:
         return await asyncio.to_thread(self._get_fresh, payout_id)
 
-    async def list(
+    async def find(
         self, *, creator_id: int | None = None, status: PayoutStatus | None = None, limit: int = 100
     ) -> list[Payout]:
         return await asyncio.to_thread(self._list, creator_id, status, limit)
