@@ -2,20 +2,67 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from giftwave import __version__
-from giftwave.api import ledger
+from giftwave.api import admin, creators, identity, ledger, shop, streams
+from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
-from giftwave.config import Settings
+from giftwave.config import ConfigError, Settings
 from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import parse_database_url
+from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.stores import open_store
+from giftwave.payments.base import PaymentProvider
+from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
+
+# The sandbox reaches this app in-process when no public URL is configured: the same HTTP
+# request, signature and handler as over the network, without needing to know our address.
+IN_PROCESS_BASE = "http://giftwave.internal"
+
+
+def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> PaymentProvider:
+    if settings.payment_provider == "stripe":
+        from giftwave.payments.stripe_checkout import StripeProvider
+
+        if settings.stripe_api_key is None or settings.stripe_webhook_secret is None:
+            raise ConfigError(
+                "GIFTWAVE_PAYMENT_PROVIDER=stripe needs GIFTWAVE_STRIPE_API_KEY and "
+                "GIFTWAVE_STRIPE_WEBHOOK_SECRET"
+            )
+        return StripeProvider(
+            api_key=settings.stripe_api_key.get_secret_value(),
+            webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+            tolerance_s=settings.webhook_tolerance_s,
+            api_base=settings.stripe_api_base,
+        )
+    secret = (
+        settings.sandbox_webhook_secret.get_secret_value()
+        if settings.sandbox_webhook_secret is not None
+        else secrets.token_urlsafe(32)
+    )
+    if settings.public_url:
+        client = httpx.AsyncClient()
+        base = settings.public_url
+    else:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_PROCESS_BASE)
+        base = IN_PROCESS_BASE
+    stack.push_async_callback(client.aclose)
+    sandbox = SandboxProvider(
+        secret=secret,
+        tolerance_s=settings.webhook_tolerance_s,
+        client=client,
+        webhook_url=base + WEBHOOK_PATH,
+    )
+    stack.push_async_callback(sandbox.close)
+    return sandbox
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -32,17 +79,23 @@ def create_app(settings: Settings) -> FastAPI:
             linger_ms=settings.ledger_batch_linger_ms,
             expiry_interval_s=settings.ledger_expiry_interval_s,
         )
-        await engine.start()
-        app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
-        try:
+        async with AsyncExitStack() as stack:
+            stack.callback(db.dispose)
+            await engine.start()
+            stack.push_async_callback(engine.stop)
+            economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
+            economy.seed_defaults()
+            economy.gifting.start()
+            stack.push_async_callback(economy.gifting.stop)
+            app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
+            app.state.economy = economy
+            app.state.auth_cache = AuthCache()
             yield
-        finally:
-            await engine.stop()
-            db.dispose()
 
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
-    app.include_router(ledger.router)
+    for module in (identity, shop, streams, creators, admin, ledger):
+        app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -13,8 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from giftwave.errors import DomainError, RateLimited
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount, LedgerError
+from giftwave.payments.base import WebhookRejected
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,24 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }.get(exc.status_code, "http_error")
         return problem_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+        return problem_response(exc.status, exc.code, exc.detail, headers=headers, **exc.extra)
+
+    @app.exception_handler(WebhookRejected)
+    async def _webhook(_: Request, exc: WebhookRejected) -> JSONResponse:
+        return problem_response(400, exc.code, exc.detail)
 
     @app.exception_handler(LedgerError)
     async def _ledger(_: Request, exc: LedgerError) -> JSONResponse:

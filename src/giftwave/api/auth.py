@@ -1,0 +1,215 @@
+"""Who is calling: a browser session (cookie + CSRF header), a bearer token from login, a
+platform API key acting for one of its users, or the operator's admin token.
+
+Unsafe requests authenticated by cookie must echo the session's CSRF token in
+``X-CSRF-Token``: a cross-site form can send the cookie, never the header.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.problems import Problem
+from giftwave.economy.services import Economy
+from giftwave.identity.sessions import API_KEY_PREFIX, ApiKey, Scope, find_api_key, find_session
+from giftwave.identity.users import Role, User, find_by_external_ref, find_user
+from giftwave.ttl_cache import TtlCache
+
+SESSION_COOKIE: Final = "gw_session"
+CSRF_COOKIE: Final = "gw_csrf"
+CSRF_HEADER: Final = "x-csrf-token"
+ON_BEHALF_HEADER: Final = "giftwave-user"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user: User | None  # None: the operator's admin token
+    api_key: ApiKey | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        if self.api_key is not None:
+            return False  # integrations never administer, whatever user they act for
+        return self.user is None or self.user.role is Role.ADMIN
+
+
+class AuthCache:
+    """Token → user id for a few seconds: the gift path must not hit the database per request."""
+
+    def __init__(self) -> None:
+        self.sessions: TtlCache[str, tuple[int, str]] = TtlCache(max_entries=200_000, ttl_s=10.0)
+        self.users: TtlCache[int, User] = TtlCache(max_entries=200_000, ttl_s=5.0)
+        self.keys: TtlCache[str, ApiKey] = TtlCache(max_entries=1_000, ttl_s=10.0)
+
+    def forget_user(self, user_id: int) -> None:
+        self.users.drop(user_id)
+
+
+def economy_of(request: Request) -> Economy:
+    economy: Economy = request.app.state.economy
+    return economy
+
+
+def auth_cache_of(request: Request) -> AuthCache:
+    cache: AuthCache = request.app.state.auth_cache
+    return cache
+
+
+async def _user(request: Request, user_id: int) -> User:
+    cache = auth_cache_of(request)
+    user = cache.users.get(user_id)
+    if user is None:
+        economy = economy_of(request)
+
+        def load() -> User | None:
+            with economy.db.connect() as conn:
+                return find_user(conn, user_id)
+
+        user = await run_in_threadpool(load)
+        if user is None:
+            raise Problem(401, "unauthorized", "the session's user no longer exists")
+        cache.users.put(user_id, user)
+    return user
+
+
+async def _session(request: Request, token: str) -> tuple[int, str] | None:
+    cache = auth_cache_of(request)
+    found = cache.sessions.get(token)
+    if found is None:
+        economy = economy_of(request)
+
+        def load() -> tuple[int, str] | None:
+            with economy.db.connect() as conn:
+                info = find_session(conn, token)
+            return None if info is None else (info.user_id, info.csrf_token)
+
+        found = await run_in_threadpool(load)
+        if found is not None:
+            cache.sessions.put(token, found)
+    return found
+
+
+async def _api_key_principal(request: Request, secret: str) -> Principal:
+    cache = auth_cache_of(request)
+    economy = economy_of(request)
+    key = cache.keys.get(secret)
+    if key is None:
+
+        def load() -> ApiKey | None:
+            with economy.db.connect() as conn:
+                return find_api_key(conn, secret)
+
+        key = await run_in_threadpool(load)
+        if key is None:
+            raise Problem(401, "unauthorized", "unknown or revoked API key")
+        cache.keys.put(secret, key)
+    external_id = request.headers.get(ON_BEHALF_HEADER)
+    if external_id is None:
+        return Principal(None, key)  # the integration itself, acting for no user
+    ref = f"{key.integration}:{external_id}"
+
+    def load_user() -> User | None:
+        with economy.db.connect() as conn:
+            return find_by_external_ref(conn, ref)
+
+    user = await run_in_threadpool(load_user)
+    if user is None:
+        raise Problem(404, "user_not_found", f"no user with external id {external_id!r}")
+    return Principal(user, key)
+
+
+async def principal(request: Request) -> Principal | None:
+    """The caller, or None when anonymous. Bad credentials are a 401, never anonymous."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Problem(401, "unauthorized", "use 'Authorization: Bearer <token>'")
+        admin = economy_of(request).settings.admin_token
+        if admin is not None and secrets.compare_digest(
+            token.encode(), admin.get_secret_value().encode()
+        ):
+            return Principal(None)
+        if token.startswith(API_KEY_PREFIX):
+            return await _api_key_principal(request, token)
+        session = await _session(request, token)
+        if session is None:
+            raise Problem(401, "unauthorized", "the token is unknown or has expired")
+        return Principal(await _user(request, session[0]))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        session = await _session(request, cookie)
+        if session is None:
+            return None  # an expired cookie is just a logged-out browser
+        if request.method not in SAFE_METHODS and not secrets.compare_digest(
+            request.headers.get(CSRF_HEADER, "").encode(), session[1].encode()
+        ):
+            raise Problem(
+                403, "csrf_failed", f"send the {CSRF_COOKIE} cookie's value in X-CSRF-Token"
+            )
+        return Principal(await _user(request, session[0]))
+    return None
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(principal)]
+
+
+def require_user(scope: Scope | None = None) -> Any:
+    """A dependency: a logged-in user; an API key must hold ``scope`` to act for its user."""
+
+    async def dependency(who: MaybePrincipal) -> User:
+        if who is None:
+            raise Problem(401, "unauthorized", "log in or send a bearer token")
+        if who.user is None and who.api_key is not None:
+            raise Problem(
+                400,
+                "on_behalf_required",
+                f"an API key acts for one of its users: send the {ON_BEHALF_HEADER} header",
+            )
+        if who.user is None:
+            raise Problem(403, "user_required", "this route acts for a user, not the operator")
+        if who.api_key is not None and (scope is None or scope not in who.api_key.scopes):
+            needed = scope.value if scope else "a user session"
+            raise Problem(403, "missing_scope", f"this API key lacks the scope {needed}")
+        return who.user
+
+    return Depends(dependency)
+
+
+async def _require_admin(who: MaybePrincipal) -> Principal:
+    if who is None:
+        raise Problem(401, "unauthorized", "log in or send a bearer token")
+    if who.api_key is not None or not who.is_admin:
+        raise Problem(403, "admin_required", "this route is for administrators")
+    return who
+
+
+AdminPrincipal = Annotated[Principal, Depends(_require_admin)]
+
+
+def require_api_key(scope: Scope) -> Any:
+    """A dependency: a platform integration's key holding ``scope``, acting for itself."""
+
+    async def dependency(who: MaybePrincipal) -> ApiKey:
+        if who is None or who.api_key is None:
+            raise Problem(401, "unauthorized", "this route takes a platform API key")
+        if scope not in who.api_key.scopes:
+            raise Problem(403, "missing_scope", f"this API key lacks the scope {scope.value}")
+        return who.api_key
+
+    return Depends(dependency)
+
+
+# What each route needs, by the scope an API key must hold to do it for its user.
+WalletUser = Annotated[User, require_user(Scope.WALLET_READ)]
+GiftingUser = Annotated[User, require_user(Scope.GIFTS_SEND)]
+BuyingUser = Annotated[User, require_user(Scope.TOPUPS_CREATE)]
+StreamingUser = Annotated[User, require_user(Scope.STREAMS_WRITE)]
+SessionUser = Annotated[User, require_user(None)]  # a person's own session; no API key
+UsersWriteKey = Annotated[ApiKey, require_api_key(Scope.USERS_WRITE)]

@@ -1,0 +1,184 @@
+"""A creator's statement (JSON or CSV) and payout requests."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import MaybePrincipal, WalletUser, economy_of
+from giftwave.api.identity import today
+from giftwave.api.problems import Problem
+from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
+from giftwave.economy.payouts import Payout, PayoutStatus
+from giftwave.economy.services import Economy
+from giftwave.identity.users import Role
+
+router = APIRouter(prefix="/v1", tags=["creators"])
+Econ = Annotated[Economy, Depends(economy_of)]
+
+
+class LineOut(BaseModel):
+    gifts: int
+    coins: int
+    diamonds: int
+    cash_value_cents: int
+
+    @classmethod
+    def of(cls, line: Line) -> LineOut:
+        return cls(
+            gifts=line.gifts,
+            coins=line.coins,
+            diamonds=line.diamonds,
+            cash_value_cents=line.cash_cents,
+        )
+
+
+class DayOut(LineOut):
+    day: date
+
+
+class StreamLineOut(LineOut):
+    stream_id: str
+    title: str
+
+
+class StatementOut(BaseModel):
+    creator_id: int
+    from_day: date
+    to_day: date
+    diamond_value_usd_micros: int = Field(description="one diamond in millionths of a dollar")
+    totals: LineOut
+    by_day: list[DayOut]
+    by_stream: list[StreamLineOut]
+    share_percent_low: float | None = Field(
+        description="the creator's share of what viewers paid, at the cheapest coins"
+    )
+    share_percent_high: float | None = Field(
+        description="the same at the dearest coins (the smallest package)"
+    )
+    payouts: dict[str, int]
+    balance_diamonds: int
+    reserved_diamonds: int
+
+    @classmethod
+    def of(cls, s: Statement, balance: int, reserved: int) -> StatementOut:
+        return cls(
+            creator_id=s.creator_id,
+            from_day=s.from_day,
+            to_day=s.to_day,
+            diamond_value_usd_micros=s.diamond_value_usd_micros,
+            totals=LineOut.of(s.totals),
+            by_day=[DayOut(day=d, **LineOut.of(line).model_dump()) for d, line in s.by_day],
+            by_stream=[
+                StreamLineOut(stream_id=sid, title=title, **LineOut.of(line).model_dump())
+                for sid, title, line in s.by_stream
+            ],
+            share_percent_low=s.share_percent_low,
+            share_percent_high=s.share_percent_high,
+            payouts=s.payouts,
+            balance_diamonds=balance,
+            reserved_diamonds=reserved,
+        )
+
+
+@router.get(
+    "/creators/me/statement",
+    response_model=StatementOut,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def my_statement(
+    economy: Econ,
+    user: WalletUser,
+    from_day: Annotated[date | None, Query(alias="from")] = None,
+    to_day: Annotated[date | None, Query(alias="to")] = None,
+    format: Literal["json", "csv"] = "json",
+) -> StatementOut | Response:
+    """Earnings per day and per stream (UTC days, default the last 30), as JSON or CSV."""
+    end = to_day or today()
+    start = from_day or end - timedelta(days=29)
+
+    def work() -> Statement:
+        with economy.db.connect() as conn:
+            return build_statement(
+                conn,
+                user.id,
+                start,
+                end,
+                diamond_value_usd_micros=economy.settings.diamond_value_usd_micros,
+                currency=economy.settings.default_currency,
+            )
+
+    statement = await run_in_threadpool(work)
+    if format == "csv":
+        return Response(
+            statement_csv(statement),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="giftwave-{start}-{end}.csv"'},
+        )
+    view = await run_in_threadpool(economy.wallets.view, user.id)
+    return StatementOut.of(statement, view.diamonds, view.diamonds_reserved)
+
+
+class PayoutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    diamonds: int = Field(ge=1, le=2**62)
+    idempotency_key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class PayoutOut(BaseModel):
+    id: str
+    creator_id: int
+    diamonds: int
+    amount_minor: int
+    currency: str
+    status: PayoutStatus
+    requested_at_us: int
+    expires_at_us: int
+    reviewed_by: int | None
+    reviewed_at_us: int | None
+    note: str | None
+
+    @classmethod
+    def of(cls, p: Payout) -> PayoutOut:
+        return cls(
+            id=p.id,
+            creator_id=p.creator_id,
+            diamonds=p.diamonds,
+            amount_minor=p.amount_minor,
+            currency=p.currency,
+            status=p.status,
+            requested_at_us=p.requested_at_us,
+            expires_at_us=p.expires_at_us,
+            reviewed_by=p.reviewed_by,
+            reviewed_at_us=p.reviewed_at_us,
+            note=p.note,
+        )
+
+
+@router.post("/payouts", status_code=201, response_model=PayoutOut, tags=["payouts"])
+async def request_payout(body: PayoutIn, economy: Econ, user: WalletUser) -> PayoutOut:
+    """Cash out diamonds: reserved now, paid when an operator approves."""
+    payout = await economy.payouts.request(user, body.diamonds, body.idempotency_key, today())
+    return PayoutOut.of(payout)
+
+
+@router.get("/payouts", response_model=list[PayoutOut], tags=["payouts"])
+async def my_payouts(economy: Econ, user: WalletUser) -> list[PayoutOut]:
+    return [PayoutOut.of(p) for p in await economy.payouts.find(creator_id=user.id)]
+
+
+@router.get("/payouts/{payout_id}", response_model=PayoutOut, tags=["payouts"])
+async def one_payout(
+    payout_id: str, economy: Econ, user: WalletUser, who: MaybePrincipal
+) -> PayoutOut:
+    payout = await economy.payouts.get(payout_id)
+    if payout.creator_id != user.id and not (who is not None and who.is_admin):
+        raise Problem(404, "payout_not_found", f"no payout {payout_id!r}")
+    if user.role is Role.VIEWER and payout.creator_id != user.id:
+        raise Problem(404, "payout_not_found", f"no payout {payout_id!r}")
+    return PayoutOut.of(payout)

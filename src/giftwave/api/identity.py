@@ -1,0 +1,243 @@
+"""Register, log in and out, who am I, my wallet; platform integrations map their users."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    AuthCache,
+    UsersWriteKey,
+    WalletUser,
+    auth_cache_of,
+    economy_of,
+)
+from giftwave.api.problems import Problem
+from giftwave.economy.services import Economy
+from giftwave.identity.sessions import create_session, end_session
+from giftwave.identity.users import (
+    PASSWORD_MAX_CHARS,
+    PASSWORD_MIN_CHARS,
+    Role,
+    User,
+    create_user,
+    find_by_external_ref,
+    find_by_login,
+)
+
+router = APIRouter(prefix="/v1", tags=["identity"])
+
+Econ = Annotated[Economy, Depends(economy_of)]
+Cache = Annotated[AuthCache, Depends(auth_cache_of)]
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+class UserOut(BaseModel):
+    id: int
+    handle: str
+    email: str | None
+    role: Role
+    country: str
+    birth_date: date
+    status: str
+    age_verified: bool
+    can_gift: bool  # old enough and not blocked
+
+    @classmethod
+    def of(cls, user: User, economy: Economy) -> UserOut:
+        return cls(
+            id=user.id,
+            handle=user.handle,
+            email=user.email,
+            role=user.role,
+            country=user.country,
+            birth_date=user.birth_date,
+            status=user.status.value,
+            age_verified=user.age_verified,
+            can_gift=not user.blocked and economy.age_rule.allows(user, today()),
+        )
+
+
+class Register(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    handle: str = Field(min_length=3, max_length=24)
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_CHARS)
+    birth_date: date
+    country: str = Field(min_length=2, max_length=2)
+    role: Literal["viewer", "creator"] = "viewer"
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: str = Field(min_length=1, max_length=254, description="e-mail or handle")
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_CHARS)
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    token: str = Field(description="send as 'Authorization: Bearer <token>'")
+    csrf_token: str
+    expires_at: datetime
+
+
+def _start_session(economy: Economy, response: Response, user: User) -> SessionOut:
+    with economy.db.begin() as conn:
+        session = create_session(conn, user.id, economy.settings.session_ttl_s)
+    secure = economy.settings.cookie_secure
+    max_age = economy.settings.session_ttl_s
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        max_age=max_age,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+    # Readable by the page's script, which echoes it in X-CSRF-Token.
+    response.set_cookie(
+        CSRF_COOKIE,
+        session.csrf_token,
+        max_age=max_age,
+        httponly=False,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+    return SessionOut(
+        user=UserOut.of(user, economy),
+        token=session.token,
+        csrf_token=session.csrf_token,
+        expires_at=datetime.fromtimestamp(session.expires_at_us / 1e6, tz=UTC),
+    )
+
+
+@router.post("/auth/register", status_code=201, response_model=SessionOut)
+async def register(body: Register, response: Response, economy: Econ) -> SessionOut:
+    password_hash = await run_in_threadpool(economy.passwords.hash, body.password)
+
+    def work() -> SessionOut:
+        with economy.db.begin() as conn:
+            user = create_user(
+                conn,
+                handle=body.handle.lower(),
+                email=body.email.strip().lower(),
+                password_hash=password_hash,
+                role=Role(body.role),
+                birth_date=body.birth_date,
+                country=body.country.upper(),
+                today=today(),
+            )
+        return _start_session(economy, response, user)
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/auth/login", response_model=SessionOut)
+async def login(body: Login, response: Response, economy: Econ) -> SessionOut:
+    def find() -> tuple[User, str | None] | None:
+        with economy.db.connect() as conn:
+            return find_by_login(conn, body.login)
+
+    found = await run_in_threadpool(find)
+    password_hash = None if found is None else found[1]
+    # Verified even for an unknown login, so both take the same time.
+    ok = await run_in_threadpool(economy.passwords.verify, password_hash, body.password)
+    if found is None or not ok:
+        raise Problem(401, "invalid_credentials", "that login and password do not match")
+    user = found[0]
+    return await run_in_threadpool(_start_session, economy, response, user)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(request: Request, response: Response, economy: Econ, cache: Cache) -> Response:
+    authorization = request.headers.get("authorization", "")
+    token = authorization.partition(" ")[2] or request.cookies.get(SESSION_COOKIE)
+    if token:
+        cache.sessions.drop(token)
+
+        def work() -> None:
+            with economy.db.begin() as conn:
+                end_session(conn, token)
+
+        await run_in_threadpool(work)
+    response.status_code = 204
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", response_model=UserOut)
+async def me(economy: Econ, user: WalletUser) -> UserOut:
+    return UserOut.of(user, economy)
+
+
+class WalletOut(BaseModel):
+    coins: int
+    coins_debt: int
+    diamonds: int
+    diamonds_reserved: int
+    diamonds_debt: int
+
+
+@router.get("/me/wallet", response_model=WalletOut)
+async def my_wallet(economy: Econ, user: WalletUser) -> WalletOut:
+    view = await run_in_threadpool(economy.wallets.view, user.id)
+    return WalletOut(
+        coins=view.coins,
+        coins_debt=view.coins_debt,
+        diamonds=view.diamonds,
+        diamonds_reserved=view.diamonds_reserved,
+        diamonds_debt=view.diamonds_debt,
+    )
+
+
+class IntegrationUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$")
+    handle: str = Field(min_length=3, max_length=24)
+    birth_date: date
+    country: str = Field(min_length=2, max_length=2)
+    role: Literal["viewer", "creator"] = "viewer"
+
+
+@router.post("/integrations/users", response_model=UserOut, tags=["integrations"])
+async def map_user(
+    body: IntegrationUser,
+    response: Response,
+    economy: Econ,
+    key: UsersWriteKey,
+) -> UserOut:
+    """Create the giftwave user for one of the platform's users; the same external id again
+    answers the same user (200), a new one is 201."""
+    ref = f"{key.integration}:{body.external_id}"
+
+    def work() -> tuple[User, bool]:
+        with economy.db.begin() as conn:
+            existing = find_by_external_ref(conn, ref)
+            if existing is not None:
+                return existing, False
+            user = create_user(
+                conn,
+                handle=body.handle.lower(),
+                role=Role(body.role),
+                birth_date=body.birth_date,
+                country=body.country.upper(),
+                today=today(),
+                external_ref=ref,
+            )
+            return user, True
+
+    user, created = await run_in_threadpool(work)
+    response.status_code = 201 if created else 200
+    return UserOut.of(user, economy)

@@ -1,0 +1,291 @@
+"""The catalogue, coin packages, top-ups, payment webhooks, and the sandbox checkout page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from babel.numbers import format_currency
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import BuyingUser, economy_of
+from giftwave.api.identity import today
+from giftwave.api.problems import Problem
+from giftwave.db.tables import payment_events, payment_orders
+from giftwave.economy.catalog import LOCALES, Gift
+from giftwave.economy.packages import CUSTOM_MAX_COINS, list_packages
+from giftwave.economy.services import Economy
+from giftwave.economy.topups import Order, OrderStatus, find_order, find_order_by_session
+from giftwave.payments.base import PaymentEventKind
+from giftwave.payments.sandbox import SandboxProvider
+from giftwave.web.templates import render
+
+router = APIRouter(tags=["shop"])
+Econ = Annotated[Economy, Depends(economy_of)]
+WEBHOOK_MAX_BYTES: Final = 64 * 1024
+
+
+def site_url(request: Request, economy: Economy) -> str:
+    return economy.settings.public_url or str(request.base_url).rstrip("/")
+
+
+class GiftOut(BaseModel):
+    gift_id: str
+    version: int
+    name: str
+    names: dict[str, str]
+    price_coins: int
+    combo: bool
+    image: str
+    on_sale: bool
+
+    @classmethod
+    def of(cls, gift: Gift, locale: str) -> GiftOut:
+        return cls(
+            gift_id=gift.gift_id,
+            version=gift.version,
+            name=gift.name(locale),
+            names=gift.names,
+            price_coins=gift.price_coins,
+            combo=gift.combo,
+            image=gift.image,
+            on_sale=gift.on_sale,
+        )
+
+
+@router.get("/v1/gifts", response_model=list[GiftOut])
+async def gifts(
+    economy: Econ, locale: Annotated[Literal["en", "es", "ar"], Query()] = "en"
+) -> list[GiftOut]:
+    """The gifts on sale now, cheapest first, with names in ``locale``."""
+    assert locale in LOCALES
+    now = int(datetime.now().timestamp() * 1e6)
+    catalogue = await run_in_threadpool(economy.catalog.gifts)
+    on_sale = [g for g in catalogue.values() if g.available_at(now)]
+    return [GiftOut.of(g, locale) for g in sorted(on_sale, key=lambda g: (g.sort_order, g.gift_id))]
+
+
+class PackageOut(BaseModel):
+    id: int
+    currency: str
+    coins: int
+    price_minor: int
+    price: str
+
+
+@router.get("/v1/coin-packages", response_model=list[PackageOut])
+async def packages(
+    economy: Econ,
+    currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$")] = "USD",
+) -> list[PackageOut]:
+    def work() -> list[PackageOut]:
+        with economy.db.connect() as conn:
+            found = list_packages(conn, currency)
+        return [
+            PackageOut(
+                id=p.id,
+                currency=p.currency,
+                coins=p.coins,
+                price_minor=p.price_minor,
+                price=format_currency(p.price_minor / 100, p.currency, locale="en_US"),
+            )
+            for p in found
+        ]
+
+    return await run_in_threadpool(work)
+
+
+class NewTopUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    package_id: int | None = Field(default=None, ge=1, le=2**62)
+    coins: int | None = Field(default=None, ge=1, le=CUSTOM_MAX_COINS)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    idempotency_key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class OrderOut(BaseModel):
+    id: str
+    status: OrderStatus
+    coins: int
+    amount_minor: int
+    currency: str
+    provider: str
+    checkout_url: str | None
+    created_at_us: int
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        return cls(
+            id=order.id,
+            status=order.status,
+            coins=order.coins,
+            amount_minor=order.amount_minor,
+            currency=order.currency,
+            provider=order.provider,
+            checkout_url=order.checkout_url,
+            created_at_us=order.created_at_us,
+        )
+
+
+@router.post("/v1/topups", status_code=201, response_model=OrderOut, tags=["payments"])
+async def create_topup(
+    body: NewTopUp, request: Request, economy: Econ, user: BuyingUser
+) -> OrderOut:
+    """Start buying coins: answers the provider's checkout URL. Coins arrive by webhook."""
+    site = site_url(request, economy)
+    order = await economy.topups.create_order(
+        user,
+        package_id=body.package_id,
+        coins=body.coins,
+        currency=body.currency,
+        idempotency_key=body.idempotency_key,
+        site_url=site,
+        return_url=f"{site}/shop",
+        today=today(),
+    )
+    return OrderOut.of(order)
+
+
+@router.get("/v1/topups/{order_id}", response_model=OrderOut, tags=["payments"])
+async def get_topup(order_id: str, economy: Econ, user: BuyingUser) -> OrderOut:
+    def work() -> Order | None:
+        with economy.db.connect() as conn:
+            return find_order(conn, order_id)
+
+    order = await run_in_threadpool(work)
+    if order is None or order.user_id != user.id:
+        raise Problem(404, "order_not_found", f"no order {order_id!r}")  # not yours: not there
+    return OrderOut.of(order)
+
+
+@router.get("/v1/topups", response_model=list[OrderOut], tags=["payments"])
+async def my_topups(economy: Econ, user: BuyingUser) -> list[OrderOut]:
+    def work() -> list[OrderOut]:
+        with economy.db.connect() as conn:
+            rows = conn.execute(
+                select(payment_orders.c.id)
+                .where(payment_orders.c.user_id == user.id)
+                .order_by(payment_orders.c.created_at_us.desc())
+                .limit(100)
+            ).all()
+            orders = [find_order(conn, r.id) for r in rows]
+        return [OrderOut.of(o) for o in orders if o is not None]
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/v1/payments/webhooks/{provider}", tags=["payments"])
+async def webhook(provider: str, request: Request, economy: Econ) -> dict[str, bool]:
+    """Where the payment provider reports; verified before anything is read from it."""
+    if provider != economy.topups.provider.name:
+        raise Problem(404, "unknown_provider", f"{provider!r} is not the configured provider")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES):
+        raise Problem(413, "payload_too_large", f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes")
+    payload = await request.body()
+    if len(payload) > WEBHOOK_MAX_BYTES:
+        raise Problem(413, "payload_too_large", f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes")
+    event = economy.topups.provider.parse_webhook(payload, request.headers)
+    await economy.topups.handle_event(event)
+    return {"received": True}
+
+
+# --- the sandbox provider's own pages --------------------------------------------------------
+
+SandboxAction = Literal["pay", "decline", "refund", "dispute"]
+
+
+def _sandbox(economy: Economy) -> SandboxProvider:
+    provider = economy.topups.provider
+    if not isinstance(provider, SandboxProvider):
+        raise Problem(404, "not_found", "the sandbox provider is not configured")
+    return provider
+
+
+async def _sandbox_order(economy: Economy, session_id: str) -> Order:
+    def work() -> Order | None:
+        if not 0 < len(session_id) <= 64:
+            return None
+        with economy.db.connect() as conn:
+            return find_order_by_session(conn, "sandbox", session_id)
+
+    order = await run_in_threadpool(work)
+    if order is None:
+        raise Problem(404, "checkout_not_found", "no sandbox checkout with that id")
+    return order
+
+
+def _price(order: Order) -> str:
+    return format_currency(order.amount_minor / 100, order.currency, locale="en_US")
+
+
+@router.get("/sandbox/checkout/{session_id}", response_class=HTMLResponse, tags=["sandbox"])
+async def sandbox_page(session_id: str, economy: Econ, message: str = "") -> HTMLResponse:
+    _sandbox(economy)
+    order = await _sandbox_order(economy, session_id)
+    html = render(
+        "sandbox_checkout.html",
+        order=order,
+        price=_price(order),
+        base=f"/sandbox/checkout/{session_id}",
+        message=message[:200],
+    )
+    return HTMLResponse(html)
+
+
+@router.post("/sandbox/checkout/{session_id}/{action}", tags=["sandbox"], response_model=None)
+async def sandbox_action(
+    session_id: str,
+    action: SandboxAction,
+    request: Request,
+    economy: Econ,
+    amount_minor: Annotated[int | None, Form(ge=1, le=2**62)] = None,
+) -> Response:
+    """What the buyer, the merchant or the bank does at the provider: each one a webhook."""
+    provider = _sandbox(economy)
+    order = await _sandbox_order(economy, session_id)
+    kind = {
+        "pay": PaymentEventKind.SUCCEEDED,
+        "decline": PaymentEventKind.FAILED,
+        "refund": PaymentEventKind.REFUNDED,
+        "dispute": PaymentEventKind.DISPUTED,
+    }[action]
+    amount = order.amount_minor
+    if kind is PaymentEventKind.REFUNDED:
+        already = await run_in_threadpool(_refunded_so_far, economy, provider, session_id)
+        amount = min(order.amount_minor, already + (amount_minor or order.amount_minor))
+    if kind in (PaymentEventKind.REFUNDED, PaymentEventKind.DISPUTED) and order.status in (
+        OrderStatus.OPEN,
+        OrderStatus.FAILED,
+    ):
+        raise Problem(409, "not_paid", "only a paid order can be refunded or disputed")
+    if kind in (PaymentEventKind.SUCCEEDED, PaymentEventKind.FAILED) and (
+        order.status is not OrderStatus.OPEN
+    ):
+        raise Problem(409, "checkout_closed", f"this checkout is already {order.status.value}")
+    payload = provider.event_payload(kind, session_id, order.id, amount, order.currency)
+    delivered = await provider.deliver(payload)
+    message = "done" if delivered else "giftwave did not answer; the sandbox keeps retrying"
+    if "application/json" in request.headers.get("accept", ""):
+        fresh = await _sandbox_order(economy, session_id)
+        return JSONResponse({"delivered": delivered, "order": OrderOut.of(fresh).model_dump()})
+    return RedirectResponse(
+        f"/sandbox/checkout/{session_id}?message={message.replace(' ', '+')}", status_code=303
+    )
+
+
+def _refunded_so_far(economy: Economy, provider: SandboxProvider, session_id: str) -> int:
+    payment_id = provider.payment_id(session_id)
+    with economy.db.connect() as conn:
+        rows = conn.execute(
+            select(payment_events.c.amount_minor).where(
+                payment_events.c.provider == "sandbox",
+                payment_events.c.payment_id == payment_id,
+                payment_events.c.kind == PaymentEventKind.REFUNDED.value,
+            )
+        ).all()
+    return max((int(r.amount_minor) for r in rows), default=0)

@@ -1,0 +1,151 @@
+"""Streams (minimal until live rooms land) and sending gifts to them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import GiftingUser, MaybePrincipal, StreamingUser, economy_of
+from giftwave.api.problems import Problem
+from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE, GiftSent, SendGift
+from giftwave.economy.services import Economy
+from giftwave.identity.users import Role
+from giftwave.live.streams import Stream, end_stream, get_stream, list_live, start_stream
+
+router = APIRouter(prefix="/v1/streams", tags=["streams"])
+Econ = Annotated[Economy, Depends(economy_of)]
+
+
+class StreamOut(BaseModel):
+    id: str
+    creator_id: int
+    title: str
+    language: str
+    playback_url: str | None
+    status: str
+    started_at_us: int
+    ended_at_us: int | None
+
+    @classmethod
+    def of(cls, s: Stream) -> StreamOut:
+        return cls(
+            id=s.id,
+            creator_id=s.creator_id,
+            title=s.title,
+            language=s.language,
+            playback_url=s.playback_url,
+            status=s.status.value,
+            started_at_us=s.started_at_us,
+            ended_at_us=s.ended_at_us,
+        )
+
+
+class StartStream(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=140)
+    language: str = Field(default="en", max_length=8)
+    playback_url: str | None = Field(default=None, max_length=1024)
+
+
+@router.post("", status_code=201, response_model=StreamOut)
+async def go_live(body: StartStream, economy: Econ, user: StreamingUser) -> StreamOut:
+    if user.role is not Role.CREATOR:
+        raise Problem(403, "not_a_creator", "only creators can go live")
+    if user.blocked:
+        raise Problem(403, "account_blocked", "this account is blocked")
+
+    def work() -> Stream:
+        with economy.db.begin() as conn:
+            return start_stream(
+                conn,
+                user.id,
+                title=body.title,
+                language=body.language,
+                playback_url=body.playback_url,
+            )
+
+    return StreamOut.of(await run_in_threadpool(work))
+
+
+@router.get("", response_model=list[StreamOut])
+async def live_now(economy: Econ) -> list[StreamOut]:
+    def work() -> list[Stream]:
+        with economy.db.connect() as conn:
+            return list_live(conn)
+
+    return [StreamOut.of(s) for s in await run_in_threadpool(work)]
+
+
+@router.get("/{stream_id}", response_model=StreamOut)
+async def stream(stream_id: str, economy: Econ) -> StreamOut:
+    def work() -> Stream:
+        with economy.db.connect() as conn:
+            return get_stream(conn, stream_id)
+
+    return StreamOut.of(await run_in_threadpool(work))
+
+
+@router.post("/{stream_id}/end", response_model=StreamOut)
+async def end(stream_id: str, economy: Econ, user: StreamingUser, who: MaybePrincipal) -> StreamOut:
+    def work() -> Stream:
+        with economy.db.begin() as conn:
+            return end_stream(conn, stream_id, user.id, admin=who is not None and who.is_admin)
+
+    ended = await run_in_threadpool(work)
+    economy.gifting.forget_stream(stream_id)
+    return StreamOut.of(ended)
+
+
+class SendGiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    gift_id: str = Field(min_length=1, max_length=32)
+    count: int = Field(default=1, ge=1, le=10_000)
+    idempotency_key: str = Field(min_length=1, max_length=64, pattern=IDEMPOTENCY_KEY_RE.pattern)
+
+
+class GiftSentOut(BaseModel):
+    send_id: str
+    stream_id: str
+    creator_id: int
+    gift_id: str
+    gift_version: int
+    count: int
+    coins: int
+    diamonds: int
+    balance_coins: int
+    created_at_us: int
+
+    @classmethod
+    def of(cls, g: GiftSent) -> GiftSentOut:
+        return cls(
+            send_id=g.send_id,
+            stream_id=g.stream_id,
+            creator_id=g.creator_id,
+            gift_id=g.gift_id,
+            gift_version=g.gift_version,
+            count=g.count,
+            coins=g.coins,
+            diamonds=g.diamonds,
+            balance_coins=g.balance_coins,
+            created_at_us=g.created_at_us,
+        )
+
+
+@router.post("/{stream_id}/gifts", status_code=201, response_model=GiftSentOut)
+async def send_gift(
+    stream_id: str, body: SendGiftIn, economy: Econ, user: GiftingUser
+) -> GiftSentOut:
+    """Send a gift: charged once per idempotency key, answered after the ledger committed."""
+    sent = await economy.gifting.send(
+        SendGift(
+            sender=user,
+            stream_id=stream_id,
+            gift_id=body.gift_id,
+            count=body.count,
+            idempotency_key=body.idempotency_key,
+        )
+    )
+    return GiftSentOut.of(sent)

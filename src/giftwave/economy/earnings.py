@@ -1,0 +1,193 @@
+"""A creator's statement: what they earned, per stream and per day, and what it is worth.
+
+Counted from gift sends whose coins transfer is in the ledger (the ledger decides what was
+paid), minus reversed gifts. The effective share compares the diamonds' cash value with what
+viewers paid for those coins, at the dearest and the cheapest package per coin.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from typing import Final
+
+from sqlalchemy import Connection, func, select
+
+from giftwave.clock import day_start_us
+from giftwave.db.tables import gift_sends, streams, transfers
+from giftwave.economy.packages import list_packages
+from giftwave.economy.payouts import MICROS_PER_CENT, payout_totals
+from giftwave.errors import Invalid
+
+US_PER_DAY: Final = 86_400_000_000
+MAX_DAYS: Final = 366
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    gifts: int
+    coins: int
+    diamonds: int
+    cash_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayLine:
+    day: date
+    stream_id: str
+    stream_title: str
+    gifts: int
+    coins: int
+    diamonds: int
+    cash_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    creator_id: int
+    from_day: date
+    to_day: date  # inclusive
+    diamond_value_usd_micros: int
+    totals: Line
+    by_day: list[tuple[date, Line]]
+    by_stream: list[tuple[str, str, Line]]
+    lines: list[DayLine]
+    share_percent_low: float | None  # cash value / what viewers paid, dearest package per coin
+    share_percent_high: float | None  # the same at the cheapest package per coin
+    payouts: dict[str, int]
+
+
+def build_statement(
+    conn: Connection,
+    creator_id: int,
+    from_day: date,
+    to_day: date,
+    *,
+    diamond_value_usd_micros: int,
+    currency: str = "USD",
+) -> Statement:
+    if to_day < from_day or (to_day - from_day).days >= MAX_DAYS:
+        raise Invalid("invalid_period", f"a statement covers 1..{MAX_DAYS} days, from <= to")
+    start, end = day_start_us(from_day), day_start_us(to_day) + US_PER_DAY
+    day_no = (gift_sends.c.created_at_us // US_PER_DAY).label("day_no")
+    rows = conn.execute(
+        select(
+            day_no,
+            gift_sends.c.stream_id,
+            func.coalesce(func.max(streams.c.title), ""),
+            func.count(),
+            func.sum(gift_sends.c.coins),
+            func.sum(gift_sends.c.diamonds),
+        )
+        .select_from(
+            gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id).outerjoin(
+                streams, streams.c.id == gift_sends.c.stream_id
+            )
+        )
+        .where(
+            gift_sends.c.creator_id == creator_id,
+            gift_sends.c.created_at_us >= start,
+            gift_sends.c.created_at_us < end,
+            gift_sends.c.reversed.is_(False),
+        )
+        .group_by(day_no, gift_sends.c.stream_id)
+        .order_by(day_no, gift_sends.c.stream_id)
+    ).all()
+
+    def cash(diamonds: int) -> int:
+        return diamonds * diamond_value_usd_micros // MICROS_PER_CENT
+
+    lines = [
+        DayLine(
+            date(1970, 1, 1) + timedelta(days=int(d)),
+            sid,
+            title,
+            int(n),
+            int(c),
+            int(dm),
+            cash(int(dm)),
+        )
+        for d, sid, title, n, c, dm in rows
+    ]
+    by_day: dict[date, Line] = {}
+    by_stream: dict[str, tuple[str, Line]] = {}
+    for line in lines:
+        by_day[line.day] = _add(by_day.get(line.day), line, cash)
+        title, prior = by_stream.get(line.stream_id, (line.stream_title, None))
+        by_stream[line.stream_id] = (title, _add(prior, line, cash))
+    totals = Line(
+        sum(x.gifts for x in lines),
+        sum(x.coins for x in lines),
+        sum(x.diamonds for x in lines),
+        cash(sum(x.diamonds for x in lines)),
+    )
+    low, high = _share_range(conn, currency, diamond_value_usd_micros, totals)
+    return Statement(
+        creator_id=creator_id,
+        from_day=from_day,
+        to_day=to_day,
+        diamond_value_usd_micros=diamond_value_usd_micros,
+        totals=totals,
+        by_day=sorted(by_day.items()),
+        by_stream=[(sid, title, line) for sid, (title, line) in by_stream.items()],
+        lines=lines,
+        share_percent_low=low,
+        share_percent_high=high,
+        payouts=payout_totals(conn, creator_id),
+    )
+
+
+def _add(prior: Line | None, line: DayLine, cash: object) -> Line:
+    base = prior or Line(0, 0, 0, 0)
+    diamonds = base.diamonds + line.diamonds
+    return Line(
+        base.gifts + line.gifts,
+        base.coins + line.coins,
+        diamonds,
+        cash(diamonds),  # type: ignore[operator]
+    )
+
+
+def _share_range(
+    conn: Connection, currency: str, value_micros: int, totals: Line
+) -> tuple[float | None, float | None]:
+    """What share of the viewers' money reached the creator, per coin, both ends of the list."""
+    packages = list_packages(conn, currency)
+    if not packages:
+        return None, None
+    per_coin = [p.price_minor / p.coins for p in packages]  # minor units per coin, display only
+    diamonds_per_coin = totals.diamonds / totals.coins if totals.coins else 1.0
+    creator_cents_per_coin = diamonds_per_coin * value_micros / MICROS_PER_CENT
+    return (
+        round(100 * creator_cents_per_coin / max(per_coin), 1),
+        round(100 * creator_cents_per_coin / min(per_coin), 1),
+    )
+
+
+def statement_csv(statement: Statement) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["day", "stream_id", "stream_title", "gifts", "coins", "diamonds", "cash_value_usd"]
+    )
+    for line in statement.lines:
+        row = asdict(line)
+        writer.writerow(
+            [
+                line.day.isoformat(),
+                line.stream_id,
+                _csv_safe(line.stream_title),
+                row["gifts"],
+                row["coins"],
+                row["diamonds"],
+                f"{line.cash_cents / 100:.2f}",
+            ]
+        )
+    return out.getvalue()
+
+
+def _csv_safe(text: str) -> str:
+    # A title starting with = + - @ would run as a formula when the CSV opens in a spreadsheet.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

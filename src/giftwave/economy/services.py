@@ -1,0 +1,97 @@
+"""The economy's parts, built once from settings: what the API and the CLI hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.config import Settings
+from giftwave.economy.catalog import Catalog, seed_default_catalog
+from giftwave.economy.gifting import Gifting, GiftingPolicy, day_spent_coins
+from giftwave.economy.limits import DailySpend, GiftRateLimiter
+from giftwave.economy.packages import seed_default_packages
+from giftwave.economy.payouts import PayoutPolicy, Payouts
+from giftwave.economy.topups import TopUps
+from giftwave.economy.wallets import Wallets
+from giftwave.identity.passwords import Passwords
+from giftwave.identity.users import AgeRule
+from giftwave.ledger.engine import PostingEngine
+from giftwave.payments.base import PaymentProvider
+
+
+@dataclass(slots=True)
+class Economy:
+    settings: Settings
+    db: Engine
+    engine: PostingEngine
+    age_rule: AgeRule
+    passwords: Passwords
+    wallets: Wallets
+    catalog: Catalog
+    gifting: Gifting
+    topups: TopUps
+    payouts: Payouts
+
+    @classmethod
+    def build(
+        cls, settings: Settings, db: Engine, engine: PostingEngine, provider: PaymentProvider
+    ) -> Economy:
+        age_rule = AgeRule(settings.min_age, dict(settings.min_age_by_country))
+        wallets = Wallets(db)
+        catalog = Catalog(db)
+
+        def load_spent(user_id: int, day: date) -> int:
+            with db.connect() as conn:
+                return day_spent_coins(conn, user_id, day)
+
+        gifting = Gifting(
+            db,
+            engine,
+            wallets,
+            catalog,
+            GiftingPolicy(
+                max_count=settings.gift_max_count,
+                diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
+                age_rule=age_rule,
+            ),
+            GiftRateLimiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
+            DailySpend(max_coins=settings.gift_daily_spend_max_coins, load=load_spent),
+        )
+        payouts = Payouts(
+            db,
+            engine,
+            wallets,
+            PayoutPolicy(
+                min_cents=settings.payout_min_cents,
+                daily_cap_cents=settings.payout_daily_cap_cents,
+                review_timeout_s=settings.payout_review_timeout_s,
+                diamond_value_usd_micros=settings.diamond_value_usd_micros,
+                age_rule=age_rule,
+            ),
+        )
+        return cls(
+            settings=settings,
+            db=db,
+            engine=engine,
+            age_rule=age_rule,
+            passwords=Passwords(
+                time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+            ),
+            wallets=wallets,
+            catalog=catalog,
+            gifting=gifting,
+            topups=TopUps(db, engine, wallets, provider, age_rule),
+            payouts=payouts,
+        )
+
+    def seed_defaults(self) -> None:
+        """An empty catalogue and package list get the defaults; edited ones are left alone."""
+        try:
+            with self.db.begin() as conn:
+                seed_default_catalog(conn)
+                seed_default_packages(conn)
+        except IntegrityError:
+            pass  # another process starting at the same moment seeded them first

@@ -1,0 +1,159 @@
+"""An in-process giftwave (lifespan included) and a small client vocabulary for economy tests:
+register, buy coins through the sandbox, go live, gift."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from giftwave.api.app import create_app
+from giftwave.config import Settings
+from giftwave.db.urls import DatabaseUrl
+
+ADMIN_TOKEN = "admin-t0ken"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
+_handles = itertools.count(1)
+
+# Cheap password hashing: the tests are about the economy, not about Argon2's cost.
+FAST = {
+    "admin_token": ADMIN_TOKEN,
+    "password_time_cost": 1,
+    "password_memory_kib": 8,
+    "sandbox_webhook_secret": "whsec_test_sandbox",
+    "ledger_expiry_interval_s": 0.05,
+}
+
+AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def make_app_factory(db_url: DatabaseUrl) -> AppFactory:
+    @asynccontextmanager
+    async def factory(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(Settings(database_url=db_url.url, **{**FAST, **overrides}))
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://giftwave.test") as client,
+        ):
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+    return factory
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body.keys() >= PROBLEM_FIELDS, body
+    assert body["code"] == code, body
+    return body
+
+
+class Person:
+    """A registered user and their bearer token."""
+
+    def __init__(self, client: httpx.AsyncClient, user: dict[str, Any], token: str) -> None:
+        self.client = client
+        self.user = user
+        self.id: int = user["id"]
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.get(path, headers=self.auth, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(path, json=json, headers=self.auth, **kw)
+
+    async def coins(self) -> int:
+        r = await self.get("/v1/me/wallet")
+        assert r.status_code == 200, r.text
+        return int(r.json()["coins"])
+
+    async def wallet(self) -> dict[str, Any]:
+        r = await self.get("/v1/me/wallet")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def buy(self, package_coins: int = 700, key: str | None = None) -> dict[str, Any]:
+        """Buy a package through the sandbox checkout; returns the order."""
+        packages = (await self.client.get("/v1/coin-packages")).json()
+        package = next(p for p in packages if p["coins"] == package_coins)
+        r = await self.post(
+            "/v1/topups",
+            {"package_id": package["id"], "idempotency_key": key or f"buy-{next(_handles)}"},
+        )
+        assert r.status_code == 201, r.text
+        order = r.json()
+        await sandbox(self.client, order, "pay")
+        return dict(order)
+
+    async def go_live(self, title: str = "Late night piano") -> str:
+        r = await self.post("/v1/streams", {"title": title})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def gift(
+        self, stream_id: str, gift_id: str = "rose", count: int = 1, key: str | None = None
+    ) -> httpx.Response:
+        return await self.post(
+            f"/v1/streams/{stream_id}/gifts",
+            {"gift_id": gift_id, "count": count, "idempotency_key": key or f"g{next(_handles)}"},
+        )
+
+
+async def register(
+    client: httpx.AsyncClient,
+    role: str = "viewer",
+    *,
+    birth_date: str = "1990-05-17",
+    country: str = "US",
+) -> Person:
+    n = next(_handles)
+    r = await client.post(
+        "/v1/auth/register",
+        json={
+            "handle": f"{role[:4]}{n}",
+            "email": f"{role}{n}@example.org",
+            "password": "correct horse battery",
+            "birth_date": birth_date,
+            "country": country,
+            "role": role,
+        },
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return Person(client, body["user"], body["token"])
+
+
+async def make_admin(client: httpx.AsyncClient) -> Person:
+    person = await register(client)
+    r = await client.patch(f"/v1/admin/users/{person.id}", json={"role": "admin"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return person
+
+
+async def sandbox(
+    client: httpx.AsyncClient, order: dict[str, Any], action: str, **form: Any
+) -> dict[str, Any]:
+    session = order["checkout_url"].rsplit("/", 1)[1]
+    r = await client.post(
+        f"/sandbox/checkout/{session}/{action}",
+        data={k: str(v) for k, v in form.items()},
+        headers={"Accept": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert body["delivered"] is True
+    return body
+
+
+@pytest.fixture
+def economy_app(db_url: DatabaseUrl) -> AppFactory:
+    return make_app_factory(db_url)
