@@ -1,83 +1,129 @@
-"""``giftwave demo``: a seeded demo ledger on SQLite, served, with honest directions."""
+"""``giftwave demo``: a seeded demo economy on SQLite, served, with honest directions."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+from dataclasses import dataclass
 
+import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
 from giftwave.config import Settings
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import Backend, parse_database_url
-from giftwave.ledger.accounts import open_account
-from giftwave.ledger.engine import PostingEngine
-from giftwave.ledger.model import AccountFlags, Transfer, TransferCode
-from giftwave.ledger.stores import open_store
 from giftwave.tuning import tune_runtime
 
-DEMO_VIEWERS = ("ana", "bo", "chen", "dara", "eli")
-DEMO_GIFTS = (("ana", 1, 57), ("bo", 5, 3), ("chen", 100, 1), ("dara", 1, 12), ("eli", 1000, 1))
+DEMO_CREATOR = "luna"
+DEMO_VIEWERS = ("ana", "bodhi", "chen", "dara", "eli")
+DEMO_PASSWORD = "giftwave-demo"
+DEMO_TOPUP_COINS = 7000
+# (viewer, gift, count): a believable first evening.
+DEMO_GIFTS = (
+    ("ana", "rose", 57),
+    ("bodhi", "finger_heart", 3),
+    ("chen", "hand_hearts", 1),
+    ("dara", "rose", 12),
+    ("eli", "disco_ball", 1),
+)
 
 
-def seed_demo(settings: Settings) -> dict[str, int]:
-    """Open the demo accounts and post a believable first evening; idempotent on re-runs."""
-    db = parse_database_url(settings.database_url)
-    engine = make_engine(db)
+@dataclass(frozen=True, slots=True)
+class DemoSeed:
+    stream_id: str
+    creator_id: int
+    viewer_ids: dict[str, int]
+
+
+def seed_demo(settings: Settings) -> DemoSeed:
+    """Migrate, then play a first evening through the real API: sign-ups, sandbox purchases,
+    a live stream, gifts. Idempotent: a second run finds everything done and changes nothing."""
+    engine = make_engine(parse_database_url(settings.database_url))
     migrate(engine)
-    no_od = AccountFlags.NO_OVERDRAFT
-    with engine.begin() as conn:
-        ids = {
-            "coins_issued": open_account(conn, "platform:coins_issued", "COIN").id,
-            "gifts_spent": open_account(conn, "platform:gifts_spent", "COIN").id,
-            "diamonds_issued": open_account(conn, "platform:diamonds_issued", "DIAMOND").id,
-            "creator": open_account(
-                conn, "creator:luna:diamonds", "DIAMOND", flags=no_od, owner="luna"
-            ).id,
-        }
-        for name in DEMO_VIEWERS:
-            ids[name] = open_account(
-                conn, f"viewer:{name}:coins", "COIN", flags=no_od, owner=name
-            ).id
     engine.dispose()
+    return asyncio.run(_seed(with_admin_token(settings)))
 
-    async def post() -> None:
-        async with PostingEngine(open_store(db)) as posting:
-            await posting.submit(
-                [
-                    Transfer(
-                        f"demo:topup:{n}", ids["coins_issued"], ids[n], 7000, TransferCode.TOPUP
-                    )
-                    for n in DEMO_VIEWERS
-                ]
-            )
-            for viewer, price, count in DEMO_GIFTS:
-                for i in range(count):
-                    key = f"demo:gift:{viewer}:{price}:{i}"
-                    await posting.submit(
-                        [
-                            Transfer(
-                                key + ":c",
-                                ids[viewer],
-                                ids["gifts_spent"],
-                                price,
-                                TransferCode.GIFT,
-                                True,
-                            ),
-                            Transfer(
-                                key + ":d",
-                                ids["diamonds_issued"],
-                                ids["creator"],
-                                price,
-                                TransferCode.GIFT,
-                            ),
-                        ]
-                    )
 
-    asyncio.run(post())
-    return ids
+async def _seed(settings: Settings) -> DemoSeed:
+    from giftwave.api.app import create_app
+
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://demo.internal") as client,
+    ):
+        creator_auth, creator_id = await _person(client, DEMO_CREATOR, "creator")
+        viewers = {name: await _person(client, name, "viewer") for name in DEMO_VIEWERS}
+        for auth, _ in viewers.values():
+            await _top_up(client, auth)
+        stream_id = await _live_stream(client, creator_auth)
+        for name, gift_id, count in DEMO_GIFTS:
+            auth = viewers[name][0]
+            for i in range(count):
+                r = await client.post(
+                    f"/v1/streams/{stream_id}/gifts",
+                    json={"gift_id": gift_id, "count": 1, "idempotency_key": f"demo-{gift_id}-{i}"},
+                    headers=auth,
+                )
+                _expect(r, 201)
+    return DemoSeed(stream_id, creator_id, {name: v[1] for name, v in viewers.items()})
+
+
+def _expect(response: httpx.Response, *statuses: int) -> None:
+    if response.status_code not in statuses:
+        raise RuntimeError(f"demo seed: {response.request.url} answered {response.text}")
+
+
+async def _person(client: httpx.AsyncClient, handle: str, role: str) -> tuple[dict[str, str], int]:
+    r = await client.post(
+        "/v1/auth/register",
+        json={
+            "handle": handle,
+            "email": f"{handle}@demo.giftwave.invalid",
+            "password": DEMO_PASSWORD,
+            "birth_date": "1995-06-01",
+            "country": "US",
+            "role": role,
+        },
+    )
+    if r.status_code == 409:  # seeded before: log in instead
+        r = await client.post("/v1/auth/login", json={"login": handle, "password": DEMO_PASSWORD})
+    _expect(r, 200, 201)
+    body = r.json()
+    return {"Authorization": f"Bearer {body['token']}"}, int(body["user"]["id"])
+
+
+async def _top_up(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    packages = (await client.get("/v1/coin-packages")).json()
+    package = next(p for p in packages if p["coins"] == DEMO_TOPUP_COINS)
+    r = await client.post(
+        "/v1/topups",
+        json={"package_id": package["id"], "idempotency_key": "demo-topup"},
+        headers=auth,
+    )
+    _expect(r, 201)
+    order = r.json()
+    if order["status"] == "open":
+        session = order["checkout_url"].rsplit("/", 1)[1]
+        r = await client.post(
+            f"/sandbox/checkout/{session}/pay", headers={"Accept": "application/json"}
+        )
+        _expect(r, 200)
+
+
+async def _live_stream(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
+    r = await client.post(
+        "/v1/streams",
+        json={"title": "Luna plays requests (demo)", "language": "en"},
+        headers=auth,
+    )
+    if r.status_code == 409:
+        return str(r.json()["stream_id"])
+    _expect(r, 201)
+    return str(r.json()["id"])
 
 
 def with_admin_token(settings: Settings) -> Settings:
@@ -101,44 +147,40 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
     settings = with_admin_token(settings)
     assert settings.admin_token is not None
     token = settings.admin_token.get_secret_value()
-    ids = seed_demo(settings)
+    seed = seed_demo(settings)
     base = f"http://{host}:{port}"
-    rose = json.dumps(
+    register = json.dumps(
         {
-            "transfers": [
-                {
-                    "id": "rose-1-c",
-                    "debit_account_id": ids["ana"],
-                    "credit_account_id": ids["gifts_spent"],
-                    "amount": 1,
-                    "code": "gift",
-                    "linked": True,
-                },
-                {
-                    "id": "rose-1-d",
-                    "debit_account_id": ids["diamonds_issued"],
-                    "credit_account_id": ids["creator"],
-                    "amount": 1,
-                    "code": "gift",
-                },
-            ]
+            "handle": "newcomer",
+            "email": "newcomer@example.org",
+            "password": "choose-a-password",
+            "birth_date": "1990-01-01",
+            "country": "US",
         },
         separators=(",", ":"),
     )
     console.print(
         f"""
-[bold]giftwave demo[/bold] — a seeded ledger on {settings.database_url}
-  Creator luna has received gifts from {len(DEMO_VIEWERS)} viewers (each topped up 7,000 coins).
-  This release serves the ledger API; the viewer page arrives with the web issue.
+[bold]giftwave demo[/bold] on {settings.database_url}
+  {DEMO_CREATOR} is live (stream {seed.stream_id}); {len(DEMO_VIEWERS)} demo viewers bought
+  {DEMO_TOPUP_COINS:,} coins each in the sandbox and sent gifts. The viewer page arrives with the
+  web issue; today everything is the REST API, documented and runnable at:
 
-  API docs (try it out there):  {base}/docs
-  Admin token for the ledger API: {token}
-  Luna's diamonds:
-    curl -H 'Authorization: Bearer {token}' {base}/v1/ledger/accounts/creator:luna:diamonds
-  Send a Rose from ana:
-    curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
-      -d '{rose}' {base}/v1/ledger/transfers
-  Check every invariant:  .venv/bin/giftwave ledger verify
+  API docs:  {base}/docs
+
+  Try it yourself (bash):
+    TOKEN=$(curl -s {base}/v1/auth/register -H 'Content-Type: application/json' \\
+      -d '{register}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    curl -s {base}/v1/topups -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"coins":700,"idempotency_key":"first"}}'
+    # open the checkout_url it prints, press Pay, then send a Rose:
+    curl -s {base}/v1/streams/{seed.stream_id}/gifts -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' -d '{{"gift_id":"rose","idempotency_key":"r1"}}'
+
+  Demo logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator), {", ".join(DEMO_VIEWERS)}
+  Admin token (admin routes, ledger API): {token}
+  Check every ledger invariant:  .venv/bin/giftwave ledger verify
 """,
         highlight=False,
         soft_wrap=True,  # the commands must stay copy-pasteable, whatever the width
