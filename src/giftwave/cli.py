@@ -161,5 +161,25 @@ def bench_ledger(
         out.print_json(json.dumps(result.as_dict()))
 
 
+@bench_app.command("api")
+def bench_api(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    viewers: Annotated[int, typer.Option(help="Viewers sending gifts.", min=1)] = 500,
+    connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
+) -> None:
+    """Gifts through the HTTP API of a real `giftwave serve`: gifts/s and latency."""
+    from giftwave.bench.api import ApiBenchConfig, run_api_bench
+
+    settings = _settings()
+    cfg = ApiBenchConfig(seconds=seconds, viewers=viewers, connections=connections)
+    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    result = run_api_bench(settings.database_url, cfg, say)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
+    else:
+        out.print_json(json.dumps(result.as_dict()))
+
+
 def main() -> None:
     app()

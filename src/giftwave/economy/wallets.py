@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
-from giftwave.ledger.accounts import find_account, open_account, set_account_flags
+from giftwave.db.tables import accounts as accounts_table
+from giftwave.ledger.accounts import find_account, open_account, set_account_flags, to_account
 from giftwave.ledger.model import Account, AccountFlags
 
 COINS_ISSUED: Final = "platform:coins_issued"
@@ -85,10 +86,24 @@ class Wallets:
         return self.platform(f"platform:provider:{provider}:{currency.lower()}", currency)
 
     def accounts(self, ids: list[int]) -> list[Account]:
+        """The accounts, in the order asked, read in one query."""
         with self._db.connect() as conn:
-            found = [find_account(conn, i) for i in ids]
-        assert all(a is not None for a in found), "economy accounts are never deleted"
-        return [a for a in found if a is not None]
+            rows = conn.execute(select(accounts_table).where(accounts_table.c.id.in_(ids))).all()
+        by_id = {a.id: a for a in (to_account(r) for r in rows)}
+        assert len(by_id) == len(set(ids)), "economy accounts are never deleted"
+        return [by_id[i] for i in ids]
+
+    def coins_available(self, user_id: int) -> int:
+        coins_id = self.user(user_id).coins
+        with self._db.connect() as conn:
+            row = conn.execute(
+                select(
+                    accounts_table.c.credits_posted
+                    - accounts_table.c.debits_posted
+                    - accounts_table.c.debits_pending
+                ).where(accounts_table.c.id == coins_id)
+            ).scalar_one()
+        return int(row)
 
     def view(self, user_id: int) -> WalletView:
         mine = self.user(user_id)

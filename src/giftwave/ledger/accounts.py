@@ -11,7 +11,7 @@ from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAcco
 from giftwave.ledger.model import ACCOUNT_NAME_RE, ASSET_RE, Account, AccountFlags
 
 
-def _to_account(row: Row[tuple[object, ...]]) -> Account:
+def to_account(row: Row[tuple[object, ...]]) -> Account:
     m = row._mapping
     return Account(
         id=int(m["id"]),
@@ -85,7 +85,7 @@ def find_account(conn: Connection, key: str | int) -> Account | None:
     else:
         return None
     row = conn.execute(query).first()
-    return None if row is None else _to_account(row)
+    return None if row is None else to_account(row)
 
 
 def get_account(conn: Connection, key: str | int) -> Account:
