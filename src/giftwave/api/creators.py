@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.auth import MaybePrincipal, WalletUser, economy_of
+from giftwave.api.auth import MaybePrincipal, SessionUser, WalletUser, economy_of
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
 from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
@@ -161,8 +161,9 @@ class PayoutOut(BaseModel):
 
 
 @router.post("/payouts", status_code=201, response_model=PayoutOut, tags=["payouts"])
-async def request_payout(body: PayoutIn, economy: Econ, user: WalletUser) -> PayoutOut:
-    """Cash out diamonds: reserved now, paid when an operator approves."""
+async def request_payout(body: PayoutIn, economy: Econ, user: SessionUser) -> PayoutOut:
+    """Cash out diamonds: reserved now, paid when an operator approves. The creator's own
+    session only: no API key scope moves a creator's earnings."""
     payout = await economy.payouts.request(user, body.diamonds, body.idempotency_key, today())
     return PayoutOut.of(payout)
 

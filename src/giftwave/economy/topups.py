@@ -46,6 +46,8 @@ from giftwave.payments.base import (
 log = logging.getLogger(__name__)
 
 CLAWBACK_ATTEMPTS: Final = 5
+ORDER_ID_MAX_CHARS: Final = 40  # payment_orders.id and payment_events.order_id
+AMOUNT_MAX_MINOR: Final = 2**62  # what a BIGINT column and the ledger hold
 
 
 class OrderStatus(enum.StrEnum):
@@ -263,6 +265,10 @@ class TopUps:
         """Store a verified event (once) and bring the ledger in line with the payment."""
         if len(event.event_id) > 255 or len(event.payment_id) > 255:
             raise Invalid("malformed_webhook", "an id in the event is too long")
+        if event.order_id is not None and len(event.order_id) > ORDER_ID_MAX_CHARS:
+            raise Invalid("malformed_webhook", "the event's order id is too long")
+        if not 0 <= event.amount_minor <= AMOUNT_MAX_MINOR:
+            raise Invalid("malformed_webhook", "the event's amount is out of range")
         await asyncio.to_thread(self._store_event, event)
         lock = self._locks.setdefault((event.provider, event.payment_id), asyncio.Lock())
         try:

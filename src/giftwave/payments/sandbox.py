@@ -141,6 +141,8 @@ class SandboxProvider:
             currency = data["currency"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise WebhookRejected("malformed_webhook", f"not a sandbox event: {exc}") from None
+        if not isinstance(kind_name, str):
+            raise WebhookRejected("malformed_webhook", "the event type is not a string")
         if not kind_name.startswith("payment."):
             raise WebhookRejected("unknown_event", f"unknown event type {kind_name!r}")
         try:
