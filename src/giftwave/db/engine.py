@@ -24,10 +24,12 @@ class SchemaOutOfDate(Exception):
 def make_engine(db: DatabaseUrl) -> Engine:
     """An engine for everything but the posting engine's hot path."""
     if db.backend is Backend.SQLITE:
-        engine = create_engine(db.sqlalchemy_url)
+        # Requests read from worker threads: a pool smaller than the thread pool would open
+        # and close connections (and re-run the pragmas) on every busy request.
+        engine = create_engine(db.sqlalchemy_url, pool_size=32, max_overflow=32)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(db.sqlalchemy_url, pool_pre_ping=True)
+    return create_engine(db.sqlalchemy_url, pool_pre_ping=True, pool_size=16, max_overflow=16)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
