@@ -56,11 +56,9 @@ class StatementOut(BaseModel):
     by_day: list[DayOut]
     by_stream: list[StreamLineOut]
     share_percent_low: float | None = Field(
-        description="the creator's share of what viewers paid, at the cheapest coins"
+        description="the creator's share of what viewers paid, at the dearest price per coin"
     )
-    share_percent_high: float | None = Field(
-        description="the same at the dearest coins (the smallest package)"
-    )
+    share_percent_high: float | None = Field(description="the same at the cheapest price per coin")
     payouts: dict[str, int]
     balance_diamonds: int
     reserved_diamonds: int
