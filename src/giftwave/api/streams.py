@@ -103,7 +103,9 @@ class SendGiftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     gift_id: str = Field(min_length=1, max_length=32)
     count: int = Field(default=1, ge=1, le=10_000)
-    idempotency_key: str = Field(min_length=1, max_length=64, pattern=IDEMPOTENCY_KEY_RE.pattern)
+    idempotency_key: str = Field(
+        min_length=1, max_length=64, pattern=f"^{IDEMPOTENCY_KEY_RE.pattern}$"
+    )
 
 
 class GiftSentOut(BaseModel):
