@@ -66,6 +66,19 @@ class Wallets:
             account_id = self._ids[name] = account.id
         return account_id
 
+    def cached_legs(self, viewer_id: int, creator_id: int) -> tuple[int, int, int, int] | None:
+        """The four accounts of a gift, if all are known without the database."""
+        ids = self._ids
+        legs = (
+            ids.get(f"user:{viewer_id}:coins"),
+            ids.get(GIFTS_SPENT),
+            ids.get(DIAMONDS_ISSUED),
+            ids.get(f"user:{creator_id}:diamonds"),
+        )
+        if None in legs:
+            return None
+        return legs  # type: ignore[return-value]
+
     def user(self, user_id: int) -> UserAccounts:
         owner = f"user:{user_id}"
         no_od = AccountFlags.NO_OVERDRAFT
