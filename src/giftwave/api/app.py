@@ -37,12 +37,14 @@ def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Paymen
                 "GIFTWAVE_PAYMENT_PROVIDER=stripe needs GIFTWAVE_STRIPE_API_KEY and "
                 "GIFTWAVE_STRIPE_WEBHOOK_SECRET"
             )
-        return StripeProvider(
+        stripe_provider = StripeProvider(
             api_key=settings.stripe_api_key.get_secret_value(),
             webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
             tolerance_s=settings.webhook_tolerance_s,
             api_base=settings.stripe_api_base,
         )
+        stack.push_async_callback(stripe_provider.close)
+        return stripe_provider
     secret = (
         settings.sandbox_webhook_secret.get_secret_value()
         if settings.sandbox_webhook_secret is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Final, Literal
 
@@ -20,10 +21,11 @@ from giftwave.economy.catalog import LOCALES, Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS, list_packages
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import Order, OrderStatus, find_order, find_order_by_session
-from giftwave.payments.base import PaymentEventKind
+from giftwave.payments.base import IgnoredEvent, PaymentEventKind
 from giftwave.payments.sandbox import SandboxProvider
 from giftwave.web.templates import render
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["shop"])
 Econ = Annotated[Economy, Depends(economy_of)]
 WEBHOOK_MAX_BYTES: Final = 64 * 1024
@@ -190,6 +192,9 @@ async def webhook(provider: str, request: Request, economy: Econ) -> dict[str, b
     if len(payload) > WEBHOOK_MAX_BYTES:
         raise Problem(413, "payload_too_large", f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes")
     event = economy.topups.provider.parse_webhook(payload, request.headers)
+    if isinstance(event, IgnoredEvent):
+        log.info("%s webhook %s ignored: %s", event.provider, event.event_id, event.reason)
+        return {"received": True, "ignored": True}
     await economy.topups.handle_event(event)
     return {"received": True}
 

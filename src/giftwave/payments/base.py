@@ -4,6 +4,10 @@ PaymentError
 ├── WebhookRejected     a webhook that must change nothing: bad signature, stale, malformed,
 │                       unknown event (``code`` says which; answered with a 4xx)
 └── ProviderUnavailable the provider could not be reached or refused a checkout
+
+A verified delivery giftwave has nothing to do with yet (a checkout completed by a delayed
+payment method, which is paid or fails later as another event) is an ``IgnoredEvent``: answered
+2xx so the provider stops retrying it, and stored nowhere.
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ class PaymentEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class IgnoredEvent:
+    provider: str
+    event_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CheckoutRequest:
     order_id: str
     user_id: int
@@ -72,6 +83,8 @@ class PaymentProvider(Protocol):
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession: ...
 
-    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+    def parse_webhook(
+        self, payload: bytes, headers: Mapping[str, str]
+    ) -> PaymentEvent | IgnoredEvent:
         """Verify and decode one delivery, or raise ``WebhookRejected``."""
         ...

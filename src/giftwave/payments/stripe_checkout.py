@@ -2,24 +2,35 @@
 
 Events giftwave acts on (configure the Stripe webhook endpoint with exactly these):
 
-    checkout.session.completed   → succeeded (payment id = the session's payment_intent)
-    checkout.session.async_payment_failed → failed
-    charge.refunded              → refunded (amount_refunded is cumulative)
-    charge.dispute.created       → disputed
+    checkout.session.completed                → succeeded when paid (payment id = the
+                                                session's payment_intent); a session completed
+                                                unpaid (a delayed payment method) is ignored:
+                                                one of the next two events follows
+    checkout.session.async_payment_succeeded  → succeeded
+    checkout.session.async_payment_failed     → failed
+    charge.refunded                           → refunded (amount_refunded is cumulative)
+    charge.dispute.created                    → disputed
 
 Any other event type is answered 400 ``unknown_event`` and changes nothing.
+
+The SDK's objects are not dicts (v13+): the event is decoded from ``Event.to_dict()``, with
+every field checked, so a surprising shape is ``malformed_webhook``, never a 500.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import ssl
+from collections.abc import Awaitable, Mapping
 from typing import Any, Final
 
+import httpx
 import stripe
 
 from giftwave.payments.base import (
     CheckoutRequest,
     CheckoutSession,
+    IgnoredEvent,
     PaymentEvent,
     PaymentEventKind,
     ProviderUnavailable,
@@ -27,6 +38,65 @@ from giftwave.payments.base import (
 )
 
 SIGNATURE_HEADER: Final = "stripe-signature"
+# A checkout is created while the buyer waits: give up long before the SDK's default of 80 s.
+REQUEST_TIMEOUT_S: Final = 15.0
+MAX_NETWORK_RETRIES: Final = 2
+
+_SESSION_EVENTS: Final = {
+    "checkout.session.completed": PaymentEventKind.SUCCEEDED,
+    "checkout.session.async_payment_succeeded": PaymentEventKind.SUCCEEDED,
+    "checkout.session.async_payment_failed": PaymentEventKind.FAILED,
+}
+
+
+class _AsyncHttpx(stripe.HTTPClient):
+    """The SDK's transport, async only, over httpx.
+
+    The SDK's own ``HTTPXClient`` posts its form body as httpx's ``data=<str>``, deprecated
+    (a DeprecationWarning on every request) and gone in httpx 1.0; so giftwave plugs in its
+    own client, the SDK's documented extension point. Retries and backoff stay the SDK's.
+    """
+
+    name = "giftwave-httpx"
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s, verify=ssl.create_default_context(cafile=stripe.ca_bundle_path)
+        )
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        try:
+            response = await self._client.request(
+                method, url, headers=dict(headers), content=post_data
+            )
+        except httpx.HTTPError as exc:
+            raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
+                f"Stripe could not be reached ({type(exc).__name__}: {exc})", should_retry=True
+            ) from exc
+        return response.content, response.status_code, response.headers
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
+    ) -> tuple[str, int, Mapping[str, str]]:
+        raise NotImplementedError("giftwave calls Stripe asynchronously only")
+
+    def sleep_async(self, secs: float) -> Awaitable[None]:
+        return asyncio.sleep(secs)
+
+    def close(self) -> None:
+        pass  # nothing synchronous to close
+
+    async def close_async(self) -> None:
+        await self._client.aclose()
 
 
 class StripeProvider:
@@ -40,12 +110,21 @@ class StripeProvider:
         tolerance_s: int,
         api_base: str | None = None,
     ) -> None:
-        base_addresses: Any = {"api": api_base} if api_base else None
+        if not webhook_secret.strip():
+            raise ValueError("the Stripe webhook signing secret is empty")
+        base_addresses: Any = {"api": api_base.rstrip("/")} if api_base else None
+        self._http = _AsyncHttpx(REQUEST_TIMEOUT_S)
         self._client = stripe.StripeClient(
-            api_key, base_addresses=base_addresses, max_network_retries=2
+            api_key,
+            base_addresses=base_addresses,
+            max_network_retries=MAX_NETWORK_RETRIES,
+            http_client=self._http,
         )
         self._webhook_secret = webhook_secret
         self._tolerance_s = tolerance_s
+
+    async def close(self) -> None:
+        await self._http.close_async()
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = {"order_id": request.order_id, "user_id": str(request.user_id)}
@@ -74,11 +153,15 @@ class StripeProvider:
             )
         except stripe.StripeError as exc:
             raise ProviderUnavailable("provider_unavailable", f"Stripe: {exc}") from exc
-        if not session.url:
+        session_id = getattr(session, "id", None)
+        url = getattr(session, "url", None)
+        if not (isinstance(session_id, str) and session_id and isinstance(url, str) and url):
             raise ProviderUnavailable("provider_unavailable", "Stripe returned no checkout URL")
-        return CheckoutSession(session.id, session.url)
+        return CheckoutSession(session_id, url)
 
-    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+    def parse_webhook(
+        self, payload: bytes, headers: Mapping[str, str]
+    ) -> PaymentEvent | IgnoredEvent:
         signature = headers.get(SIGNATURE_HEADER) or headers.get("Stripe-Signature")
         if not signature:
             raise WebhookRejected("missing_signature", "the webhook carries no Stripe-Signature")
@@ -86,56 +169,97 @@ class StripeProvider:
             event = self._client.construct_event(
                 payload, signature, self._webhook_secret, tolerance=self._tolerance_s
             )
+            body = event.to_dict()
         except stripe.SignatureVerificationError as exc:
+            # The SDK checks the signature before the timestamp; only its message tells which.
             code = "stale_webhook" if "tolerance" in str(exc) else "bad_signature"
             raise WebhookRejected(code, f"Stripe signature: {exc}") from None
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # Not UTF-8, not JSON, or JSON that is not an object.
             raise WebhookRejected("malformed_webhook", f"not a Stripe event: {exc}") from None
-        try:
-            return _decode(event.id, event.type, event.data.object)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise WebhookRejected("malformed_webhook", f"unexpected event shape: {exc}") from None
+        return _decode(body)
 
 
-def _decode(event_id: str, event_type: str, obj: Any) -> PaymentEvent:
-    def field(name: str) -> Any:
-        return obj[name]
+def _malformed(detail: str) -> WebhookRejected:
+    return WebhookRejected("malformed_webhook", f"unexpected event shape: {detail}")
 
-    if event_type in ("checkout.session.completed", "checkout.session.async_payment_failed"):
-        if event_type == "checkout.session.completed" and field("payment_status") != "paid":
-            # Delayed payment methods complete unpaid and succeed later, as another event.
-            raise WebhookRejected("unknown_event", "a checkout completed without payment yet")
-        metadata = field("metadata") or {}
+
+def _text(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if isinstance(value, Mapping):  # an expanded object: its id
+        value = value.get("id")
+    if not isinstance(value, str) or not value:
+        raise _malformed(f"{name} is {value!r}")
+    return value
+
+
+def _amount(obj: Mapping[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _malformed(f"{name} is {value!r}")
+    return value
+
+
+def _currency(obj: Mapping[str, Any]) -> str:
+    value = obj.get("currency")
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+        raise _malformed(f"currency is {value!r}")
+    return value.upper()
+
+
+def _order_id(obj: Mapping[str, Any]) -> str | None:
+    metadata = obj.get("metadata")
+    found = metadata.get("order_id") if isinstance(metadata, Mapping) else None
+    if not found:
+        found = obj.get("client_reference_id")
+    return found if isinstance(found, str) and found else None
+
+
+def _decode(body: Mapping[str, Any]) -> PaymentEvent | IgnoredEvent:
+    event_id = body.get("id")
+    event_type = body.get("type")
+    data = body.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not (isinstance(event_id, str) and event_id and isinstance(event_type, str)):
+        raise _malformed("the event has no id or type")
+    if not isinstance(obj, Mapping):
+        raise _malformed("the event has no data.object")
+
+    if event_type in _SESSION_EVENTS:
+        payment_status = obj.get("payment_status")
+        if event_type == "checkout.session.completed" and payment_status != "paid":
+            # A delayed payment method (a bank debit): async_payment_succeeded or _failed
+            # follows. Acknowledge it, or Stripe would redeliver it for days.
+            return IgnoredEvent(
+                "stripe", event_id, f"checkout completed with payment_status {payment_status!r}"
+            )
         return PaymentEvent(
             provider="stripe",
             event_id=event_id,
-            kind=PaymentEventKind.SUCCEEDED
-            if event_type == "checkout.session.completed"
-            else PaymentEventKind.FAILED,
-            payment_id=str(field("payment_intent")),
-            order_id=metadata.get("order_id") or field("client_reference_id"),
-            amount_minor=int(field("amount_total")),
-            currency=str(field("currency")).upper(),
+            kind=_SESSION_EVENTS[event_type],
+            payment_id=_text(obj, "payment_intent"),
+            order_id=_order_id(obj),
+            amount_minor=_amount(obj, "amount_total"),
+            currency=_currency(obj),
         )
     if event_type == "charge.refunded":
-        metadata = field("metadata") or {}
         return PaymentEvent(
             provider="stripe",
             event_id=event_id,
             kind=PaymentEventKind.REFUNDED,
-            payment_id=str(field("payment_intent")),
-            order_id=metadata.get("order_id"),
-            amount_minor=int(field("amount_refunded")),
-            currency=str(field("currency")).upper(),
+            payment_id=_text(obj, "payment_intent"),
+            order_id=_order_id(obj),
+            amount_minor=_amount(obj, "amount_refunded"),
+            currency=_currency(obj),
         )
     if event_type == "charge.dispute.created":
         return PaymentEvent(
             provider="stripe",
             event_id=event_id,
             kind=PaymentEventKind.DISPUTED,
-            payment_id=str(field("payment_intent")),
+            payment_id=_text(obj, "payment_intent"),
             order_id=None,
-            amount_minor=int(field("amount")),
-            currency=str(field("currency")).upper(),
+            amount_minor=_amount(obj, "amount"),
+            currency=_currency(obj),
         )
     raise WebhookRejected("unknown_event", f"giftwave does not handle {event_type!r}")
