@@ -209,3 +209,24 @@ async def test_an_unreviewed_payout_expires(economy_app: AppFactory, db_url: Dat
         r = await payout(creator, 500, "retry")
         assert r.status_code == 201, r.text
     ledger_ok(db_url)
+
+
+async def test_concurrent_payout_requests_respect_the_daily_cap(economy_app: AppFactory) -> None:
+    async with economy_app(payout_min_cents=100, payout_daily_cap_cents=600) as client:
+        viewer, creator = await register(client), await register(client, "creator")
+        await viewer.buy(7000)
+        stream = await creator.go_live()
+        assert (await viewer.gift(stream, "galaxy", count=5)).status_code == 201
+        # Ten different requests of $5 at once against a $6 cap: one goes through.
+        responses = await asyncio.gather(*(payout(creator, 1000, f"rush-{i}") for i in range(10)))
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [201] + [409] * 9, [r.text for r in responses]
+        for r in responses:
+            if r.status_code == 409:
+                assert_problem(r, 409, "payout_daily_cap")
+        assert await diamonds(creator) == (4000, 1000, 0)
+        # The $1 left under the cap is still there; twenty identical requests make one payout.
+        responses = await asyncio.gather(*(payout(creator, 200, "rest") for _ in range(20)))
+        assert {r.status_code for r in responses} == {201}, [r.text for r in responses]
+        assert len({r.json()["id"] for r in responses}) == 1
+        assert await diamonds(creator) == (3800, 1200, 0)

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import day_start_us, now_us
-from giftwave.db.tables import payouts
+from giftwave.db.tables import payouts, users
 from giftwave.economy.wallets import PAYOUTS, Wallets
 from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
 from giftwave.identity.users import AgeRule, Role, User
@@ -171,6 +171,12 @@ class Payouts:
     def _record(self, creator: User, diamonds: int, cents: int, key: str, today: date) -> Payout:
         now = now_us()
         with self._db.begin() as conn:
+            # One creator's requests one at a time: the cap is read, then a payout written.
+            # A no-op write to their user row is a row lock on PostgreSQL and takes the write
+            # lock first on SQLite, so a concurrent request reads the day's total after us.
+            conn.execute(
+                update(users).where(users.c.id == creator.id).values(status=users.c.status)
+            )
             prior = conn.execute(
                 select(payouts).where(
                     payouts.c.creator_id == creator.id, payouts.c.idempotency_key == key
