@@ -69,3 +69,12 @@ def bare_db_url(
     real process themselves. Parametrize it indirectly to pick one backend."""
     with scratch_database(_base_url(request.param, tmp_path_factory), "proc") as db:
         yield db
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_bare_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseUrl]:
+    """bare_db_url shared by a module's tests: one long-lived server per backend for them all."""
+    with scratch_database(_base_url(request.param, tmp_path_factory), "proc") as db:
+        yield db

@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import AdminPrincipal, AuthCache, auth_cache_of, economy_of
 from giftwave.api.creators import PayoutOut
+from giftwave.api.fields import StrictBool
 from giftwave.api.identity import UserOut
 from giftwave.api.problems import Problem
 from giftwave.api.shop import GiftOut
@@ -61,7 +63,7 @@ class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["active", "blocked"] | None = None
     role: Role | None = None
-    age_verified: bool | None = None
+    age_verified: StrictBool | None = None
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
@@ -135,15 +137,31 @@ async def reverse(send_id: str, economy: Econ, admin: AdminPrincipal) -> dict[st
 
 
 class GiftChange(BaseModel):
+    """Only the fields sent change. null is no value: only the availability window takes it
+    (null: open-ended); the other fields are left out to keep them."""
+
     model_config = ConfigDict(extra="forbid")
-    price_coins: int | None = Field(default=None, ge=1, le=10_000_000)
-    combo: bool | None = None
-    image: str | None = Field(default=None, max_length=256)
-    names: dict[str, str] | None = None
-    on_sale: bool | None = None
+    # SkipJsonSchema[None]: optional, yet not nullable in the schema; sent null is refused below.
+    # (The bounds sit on the value's own type: on the union they would be applied to None.)
+    price_coins: Annotated[int, Field(ge=1, le=10_000_000)] | SkipJsonSchema[None] = None
+    combo: StrictBool | SkipJsonSchema[None] = None
+    image: Annotated[str, Field(max_length=256)] | SkipJsonSchema[None] = None
+    names: dict[str, str] | SkipJsonSchema[None] = None
+    on_sale: StrictBool | SkipJsonSchema[None] = None
     available_from_us: int | None = Field(default=None, ge=0, le=2**62)
     available_until_us: int | None = Field(default=None, ge=0, le=2**62)
-    sort_order: int | None = Field(default=None, ge=0, le=10_000)
+    sort_order: Annotated[int, Field(ge=0, le=10_000)] | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _null_only_for_the_window(self) -> GiftChange:
+        nulled = sorted(
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and not name.startswith("available_")
+        )
+        if nulled:
+            raise ValueError(f"leave out what does not change; null is no value for {nulled}")
+        return self
 
 
 @router.put("/gifts/{gift_id}", response_model=GiftOut)
@@ -167,7 +185,7 @@ class PackageIn(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     coins: int = Field(ge=1, le=2_500_000)
     price_minor: int = Field(ge=1, le=10**9)
-    active: bool = True
+    active: StrictBool = True
 
 
 @router.put("/coin-packages")

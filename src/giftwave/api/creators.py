@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import MaybePrincipal, SessionUser, WalletUser, economy_of
+from giftwave.api.fields import IsoDate
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
 from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
@@ -92,13 +93,14 @@ class StatementOut(BaseModel):
 async def my_statement(
     economy: Econ,
     user: WalletUser,
-    from_day: Annotated[date | None, Query(alias="from")] = None,
-    to_day: Annotated[date | None, Query(alias="to")] = None,
+    from_day: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to_day: Annotated[IsoDate | None, Query(alias="to")] = None,
     format: Literal["json", "csv"] = "json",
 ) -> StatementOut | Response:
     """Earnings per day and per stream (UTC days, default the last 30), as JSON or CSV."""
     end = to_day or today()
-    start = from_day or end - timedelta(days=29)
+    # Not before year 1: `to=0001-01-05` alone is a short period, not an OverflowError.
+    start = from_day or end - timedelta(days=min(29, (end - date.min).days))
 
     def work() -> Statement:
         with economy.db.connect() as conn:

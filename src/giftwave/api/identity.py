@@ -18,6 +18,7 @@ from giftwave.api.auth import (
     auth_cache_of,
     economy_of,
 )
+from giftwave.api.fields import IsoDate
 from giftwave.api.problems import Problem
 from giftwave.economy.services import Economy
 from giftwave.identity.sessions import create_session, end_session
@@ -72,7 +73,7 @@ class Register(BaseModel):
     handle: str = Field(min_length=3, max_length=24)
     email: str = Field(max_length=254)
     password: str = Field(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_CHARS)
-    birth_date: date
+    birth_date: IsoDate
     country: str = Field(min_length=2, max_length=2)
     role: Literal["viewer", "creator"] = "viewer"
 
@@ -206,7 +207,7 @@ class IntegrationUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
     external_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$")
     handle: str = Field(min_length=3, max_length=24)
-    birth_date: date
+    birth_date: IsoDate
     country: str = Field(min_length=2, max_length=2)
     role: Literal["viewer", "creator"] = "viewer"
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from giftwave.api.fields import StrictBool
 from giftwave.api.problems import Problem
 from giftwave.api.state import AppState
 from giftwave.ledger.accounts import get_account, open_account
@@ -105,7 +106,7 @@ class TransferIn(BaseModel):
     credit_account_id: Int64 = 0
     amount: Int64
     code: TransferCode
-    linked: bool = False
+    linked: StrictBool = False
     kind: TransferKind = TransferKind.POSTED
     pending_id: str | None = Field(default=None, max_length=200)
     reverses_id: str | None = Field(default=None, max_length=200)

@@ -1,16 +1,20 @@
 """Every error the API answers is RFC 9457 problem+json with a stable ``code``.
 
 Bad input is a 4xx with a code a client can switch on; a 500 means a bug, never bad input.
+Every route documents those answers in OpenAPI (``PROBLEM_RESPONSES``, the ``Problem`` schema),
+so a client generated from /openapi.json knows them and the answers keep to the schema.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from giftwave.errors import DomainError, RateLimited
@@ -25,6 +29,38 @@ _STATUS_BY_ERROR: dict[type[LedgerError], int] = {
     InvalidAccount: 422,
     AccountNotFound: 404,
     AccountConflict: 409,
+}
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error (RFC 9457); members beyond these are extensions of one code."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = Field(description="a URI naming the problem type: the code under giftwave.dev")
+    title: str
+    status: int = Field(ge=400, le=599, description="the HTTP status, repeated")
+    detail: str = Field(description="for people; may change, do not parse it")
+    code: str = Field(description="stable: switch on this")
+
+
+PROBLEM_SCHEMA: Final = "Problem"
+_PROBLEM_REF: Final = {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}
+# What the handlers below can answer on any route: the domain's errors surface wherever a
+# route reaches the domain, and authentication is checked before the route's own rules.
+_MEANINGS: Final = {
+    400: "Bad request (a webhook that fails verification, an API key without a user, ...)",
+    401: "Unauthorized: no, unknown or expired credentials",
+    402: "Payment required: not enough coins or diamonds",
+    403: "Forbidden: valid credentials, not allowed (role, scope, blocked, CSRF)",
+    404: "Not found (also what is not yours to see)",
+    409: "Conflict: an idempotency key reused differently, or a state clash",
+    422: "Unprocessable: the request does not match the schema, or the rules refuse it",
+    429: "Too many requests: come back after Retry-After seconds",
+    503: "Unavailable: a dependency or the ledger is busy or stopping; retry the same request",
+}
+PROBLEM_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    status: {"description": meaning, "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}}}
+    for status, meaning in _MEANINGS.items()
 }
 
 
@@ -50,7 +86,44 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Every route lists the problem answers; /openapi.json carries the schema they name."""
+    # Routes merge their router's responses when added: this must run before any route is.
+    assert not any(getattr(r, "include_in_schema", False) for r in app.router.routes), (
+        "document the problems before adding routes"
+    )
+    app.router.responses = {**PROBLEM_RESPONSES, **app.router.responses}
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas[PROBLEM_SCHEMA] = ProblemDetails.model_json_schema()
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+async def _sane_path_params(request: Request) -> None:
+    """No id has control characters: such a path names nothing, and must not reach the
+    database (PostgreSQL refuses NUL in text: a 500). Lengths and shapes are each route's
+    own rule, answered with its own code (``stream_not_found``, ...)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and _CONTROL_CHARS.search(value):
+            raise Problem(404, "not_found", f"no such {name}")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    """The handlers, the documentation of what they answer, and the path check every route
+    gets: call before adding routes, which take the app router's responses and dependencies."""
+    _document_problems(app)
+    app.router.dependencies.append(Depends(_sane_path_params))
+
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
