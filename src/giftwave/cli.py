@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from typing import Annotated
 
@@ -38,6 +40,15 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request (costs ~5% at thousands of gifts/s).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes; each has its own posting engine (SQLite and PostgreSQL "
+            "serialize their batches).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (the database must be migrated: `giftwave migrate`)."""
     import uvicorn
@@ -55,9 +66,25 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
-    tune_runtime()
+    if workers == 1:
+        tune_runtime()
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            log_level="info",
+            access_log=access_log,
+        )
+        return
+    if settings.sandbox_webhook_secret is None:
+        # Every worker must sign and verify the sandbox's webhooks with the same secret.
+        os.environ["GIFTWAVE_SANDBOX_WEBHOOK_SECRET"] = secrets.token_urlsafe(32)
     uvicorn.run(
-        create_app(settings),
+        "giftwave.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
         loop="uvloop",
@@ -171,12 +198,17 @@ def bench_api(
     seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
     viewers: Annotated[int, typer.Option(help="Viewers sending gifts.", min=1)] = 500,
     connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
+    server_workers: Annotated[
+        int, typer.Option(help="`giftwave serve --workers` of the measured server.", min=1)
+    ] = 1,
 ) -> None:
     """Gifts through the HTTP API of a real `giftwave serve`: gifts/s and latency."""
     from giftwave.bench.api import ApiBenchConfig, run_api_bench
 
     settings = _settings()
-    cfg = ApiBenchConfig(seconds=seconds, viewers=viewers, connections=connections)
+    cfg = ApiBenchConfig(
+        seconds=seconds, viewers=viewers, connections=connections, server_workers=server_workers
+    )
     say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
     result = run_api_bench(settings.database_url, cfg, say)
     if as_json:

@@ -104,3 +104,13 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as a factory for ``uvicorn --workers``: each worker process reads the settings
+    from the environment (``giftwave serve`` has validated them already) and tunes itself."""
+    from giftwave.config import load_settings
+    from giftwave.tuning import tune_runtime
+
+    tune_runtime()
+    return create_app(load_settings())

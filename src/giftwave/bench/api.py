@@ -41,6 +41,7 @@ class ApiBenchConfig:
     viewers: int = 500
     connections: int = 64
     warmup_seconds: float = 2.0
+    server_workers: int = 1
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class ApiBenchResult:
     errors: dict[str, int] = field(default_factory=dict)
     viewers: int = 0
     connections: int = 0
+    server_workers: int = 1
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -153,7 +155,16 @@ def run_api_bench(
         base = f"http://127.0.0.1:{port}"
         log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [*_giftwave(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *_giftwave(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(cfg.server_workers),
+            ],
             env=_server_env(db),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -202,6 +213,7 @@ def run_api_bench(
         errors={str(k): v for k, v in load.errors.items()},
         viewers=cfg.viewers,
         connections=cfg.connections,
+        server_workers=cfg.server_workers,
         verified=report.ok,
     )
 
