@@ -142,6 +142,10 @@ async def test_payout_rules(economy_app: AppFactory, db_url: DatabaseUrl) -> Non
 
         # Rejected: the diamonds are the creator's again, and no longer count to the cap.
         path = f"/v1/admin/payouts/{second.json()['id']}"
+        # A note the database could not store is refused before the ledger voids anything.
+        bad_note = await admin.post(f"{path}/reject", {"note": "nul\u0000"})
+        assert_problem(bad_note, 422, "invalid_request")
+        assert await diamonds(creator) == (400, 1000, 0)
         r = await admin.post(f"{path}/reject", {"note": "check your bank details"})
         assert r.status_code == 200, r.text
         assert (r.json()["status"], r.json()["note"]) == ("rejected", "check your bank details")

@@ -511,3 +511,27 @@ async def test_api_keys_scopes_revocation_and_integrations(economy_app: AppFacto
         # The other alpha key still works.
         assert (await client.get("/v1/me/wallet", headers=as_reader)).json()["coins"] == 49
         assert counts(client)["transfers"] == before["transfers"]
+
+
+async def test_control_characters_never_reach_the_database_as_a_500(
+    economy_app: AppFactory,
+) -> None:
+    """PostgreSQL text cannot hold NUL: control characters are refused before anything is
+    written, on both backends alike."""
+    async with economy_app() as client:
+        r = await client.post(
+            "/v1/auth/register",
+            json={
+                "handle": "nulbyte",
+                "email": "nul\u0000byte@example.org",
+                "password": "correct horse battery",
+                "birth_date": "1990-01-01",
+                "country": "US",
+            },
+        )
+        assert_problem(r, 422, "invalid_email")
+        for body in ({"names": {"en": "Ro\u0000se"}}, {"image": "/x\u0000.svg"}):
+            r = await client.put("/v1/admin/gifts/rose", json=body, headers=ADMIN)
+            assert_problem(r, 422, "invalid_request")
+        gifts = (await client.get("/v1/gifts")).json()
+        assert next(g for g in gifts if g["gift_id"] == "rose")["version"] == 1

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import AdminPrincipal, AuthCache, auth_cache_of, economy_of
 from giftwave.api.creators import PayoutOut
-from giftwave.api.fields import StrictBool
+from giftwave.api.fields import PlainText, StrictBool
 from giftwave.api.identity import UserOut
 from giftwave.api.problems import Problem
 from giftwave.api.shop import GiftOut
@@ -35,7 +35,7 @@ Cache = Annotated[AuthCache, Depends(auth_cache_of)]
 
 class Review(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=500)
+    note: PlainText | None = Field(default=None, max_length=500)
 
 
 @router.get("/payouts", response_model=list[PayoutOut])
@@ -145,8 +145,8 @@ class GiftChange(BaseModel):
     # (The bounds sit on the value's own type: on the union they would be applied to None.)
     price_coins: Annotated[int, Field(ge=1, le=10_000_000)] | SkipJsonSchema[None] = None
     combo: StrictBool | SkipJsonSchema[None] = None
-    image: Annotated[str, Field(max_length=256)] | SkipJsonSchema[None] = None
-    names: dict[str, str] | SkipJsonSchema[None] = None
+    image: Annotated[PlainText, Field(max_length=256)] | SkipJsonSchema[None] = None
+    names: dict[str, PlainText] | SkipJsonSchema[None] = None
     on_sale: StrictBool | SkipJsonSchema[None] = None
     available_from_us: int | None = Field(default=None, ge=0, le=2**62)
     available_until_us: int | None = Field(default=None, ge=0, le=2**62)

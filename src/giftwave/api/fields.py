@@ -12,7 +12,7 @@ from typing import Annotated, Final
 
 from pydantic import BeforeValidator, StrictBool
 
-__all__ = ["IsoDate", "StrictBool"]
+__all__ = ["IsoDate", "PlainText", "StrictBool"]
 
 _ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -24,3 +24,16 @@ def _iso_date(value: object) -> object:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def _plain_text(value: object) -> object:
+    # Control characters (other than newline and tab) are never meant, and PostgreSQL cannot
+    # store NUL at all: refuse them here, before anything is written.
+    if isinstance(value, str) and any(
+        (ord(c) < 32 and c not in "\n\t") or c == "\x7f" for c in value
+    ):
+        raise ValueError("text may not contain control characters")
+    return value
+
+
+PlainText = Annotated[str, BeforeValidator(_plain_text)]

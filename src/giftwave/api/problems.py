@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from giftwave.errors import DomainError, RateLimited
@@ -179,6 +180,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(EngineStopped)
     async def _stopped(_: Request, exc: EngineStopped) -> JSONResponse:
         return problem_response(503, "shutting_down", str(exc), headers={"Retry-After": "1"})
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schema let through (PostgreSQL text cannot hold a
+        # NUL byte, say). The transaction rolled back: nothing was written.
+        log.info("database refused a value: %s", exc.orig)
+        return problem_response(
+            422, "invalid_value", "a value in the request cannot be stored (control characters?)"
+        )
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:

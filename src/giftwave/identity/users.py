@@ -122,7 +122,7 @@ def create_user(
     """Insert a user; a taken handle, e-mail or external id is a ``Conflict`` naming which."""
     if not HANDLE_RE.fullmatch(handle):
         raise Invalid("invalid_handle", "a handle is 3-24 of a-z, 0-9, '_' and '.'")
-    if email is not None and not EMAIL_RE.fullmatch(email):
+    if email is not None and (not EMAIL_RE.fullmatch(email) or not email.isprintable()):
         raise Invalid("invalid_email", "that is not an e-mail address")
     check_country(country)
     check_birth_date(birth_date, today)
