@@ -38,7 +38,7 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def require_admin(
+async def require_admin(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> AppState:
     state = _state(request)
