@@ -96,7 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
-    for module in (identity, shop, streams, creators, admin, ledger):
+    # Routes are matched in order: the gift route, the hottest by far, goes first.
+    for module in (streams, identity, shop, creators, admin, ledger):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
