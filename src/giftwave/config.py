@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # What one diamond is worth in US dollars, in millionths (5,000 = half a cent).
     diamond_value_usd_micros: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
 
+    # Live rooms: one frame per room per tick; a combo ends after this long without a gift.
+    live_tick_ms: Annotated[int, Field(ge=10, le=5000)] = 100
+    live_combo_quiet_ms: Annotated[int, Field(ge=100, le=60_000)] = 3000
+
     # Payouts (US cents).
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from giftwave import __version__
-from giftwave.api import admin, creators, identity, ledger, shop, streams
+from giftwave.api import admin, creators, identity, ledger, live, shop, streams
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
@@ -22,6 +22,7 @@ from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.stores import open_store
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
+from giftwave.realtime.hub import Hub
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
@@ -89,6 +90,23 @@ def create_app(settings: Settings) -> FastAPI:
             economy.seed_defaults()
             economy.gifting.start()
             stack.push_async_callback(economy.gifting.stop)
+            hub = Hub(tick_ms=settings.live_tick_ms, combo_quiet_ms=settings.live_combo_quiet_ms)
+            hub.start()
+            stack.push_async_callback(hub.stop)
+            economy.gifting.add_observer(
+                lambda sent, handle, comboable: hub.gift(
+                    sent.stream_id,
+                    send_id=sent.send_id,
+                    sender_id=sent.sender_id,
+                    sender_handle=handle,
+                    gift_id=sent.gift_id,
+                    count=sent.count,
+                    coins=sent.coins,
+                    diamonds=sent.diamonds,
+                    comboable=comboable,
+                )
+            )
+            app.state.hub = hub
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
             app.state.auth_cache = AuthCache()
@@ -97,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
     # Routes are matched in order: the gift route, the hottest by far, goes first.
-    for module in (streams, identity, shop, creators, admin, ledger):
+    for module in (streams, identity, shop, creators, admin, ledger, live):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from giftwave.errors import DomainError, RateLimited
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable
@@ -110,7 +111,7 @@ def _document_problems(app: FastAPI) -> None:
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
-async def _sane_path_params(request: Request) -> None:
+async def _sane_path_params(request: HTTPConnection) -> None:
     """No id has control characters: such a path names nothing, and must not reach the
     database (PostgreSQL refuses NUL in text: a 500). Lengths and shapes are each route's
     own rule, answered with its own code (``stream_not_found``, ...)."""

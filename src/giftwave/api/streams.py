@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -89,13 +89,16 @@ async def stream(stream_id: str, economy: Econ) -> StreamOut:
 
 
 @router.post("/{stream_id}/end", response_model=StreamOut)
-async def end(stream_id: str, economy: Econ, user: StreamingUser, who: MaybePrincipal) -> StreamOut:
+async def end(
+    stream_id: str, request: Request, economy: Econ, user: StreamingUser, who: MaybePrincipal
+) -> StreamOut:
     def work() -> Stream:
         with economy.db.begin() as conn:
             return end_stream(conn, stream_id, user.id, admin=who is not None and who.is_admin)
 
     ended = await run_in_threadpool(work)
     economy.gifting.forget_stream(stream_id)
+    request.app.state.hub.channel(stream_id).room.end()  # viewers see stream_ended
     return StreamOut.of(ended)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -65,6 +66,10 @@ class GiftSent:
     diamonds: int
     balance_coins: int
     created_at_us: int
+
+
+# (the receipt, the sender's handle, whether the gift combos)
+GiftObserver = Callable[[GiftSent, str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,7 @@ class Gifting:
         # A debt only comes from a clawback, which leaves no coins to gift with anyway: a few
         # seconds of staleness cannot let anyone spend what they do not have.
         self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0)
+        self._observers: list[GiftObserver] = []
 
     def start(self) -> None:
         self._intents.start()
@@ -184,7 +190,16 @@ class Gifting:
             raise
         if outcome is Outcome.EXISTS:
             self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
-        return await self._receipt(cmd, intent)
+        sent = await self._receipt(cmd, intent)
+        if outcome is Outcome.OK:  # first time committed: tell the room, exactly once here
+            comboable = self._catalog.get(intent.gift_id).combo
+            for observer in self._observers:
+                observer(sent, cmd.sender.handle, comboable)
+        return sent
+
+    def add_observer(self, observer: GiftObserver) -> None:
+        """Called with every gift this process committed, after the commit."""
+        self._observers.append(observer)
 
     async def _replay(self, cmd: SendGift) -> GiftSent | None:
         """The receipt of an earlier send with this key, if it reached the ledger."""

@@ -1,0 +1,248 @@
+"""``GET /v1/streams/{id}/ws``: a live room over WebSocket.
+
+Server → client: frames ``{"v":1,"seq":n,"epoch":"…","events":[…]}`` once per tick, and
+``{"v":1,"ack":id,"result":{…}}`` or ``{"v":1,"ack":id,"error":{"code":…,"detail":…}}`` for
+each command. Client → server: ``{"id":…,"cmd":"send_gift"|"like"|"chat",…}``.
+
+Anyone may watch; acting needs a login (``?token=`` — browsers cannot set headers on a
+WebSocket — or the session cookie). Reconnect with ``?since=<seq>&epoch=<epoch>`` to get what
+was missed, or a snapshot when it is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict
+from typing import Any, Final
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import SESSION_COOKIE, AuthCache
+from giftwave.economy.gifting import SendGift
+from giftwave.economy.services import Economy
+from giftwave.errors import DomainError, Invalid, RateLimited
+from giftwave.identity.sessions import find_session
+from giftwave.identity.users import User, find_user
+from giftwave.live.streams import Stream, find_stream
+from giftwave.realtime.hub import PROTOCOL_VERSION, Hub, Subscriber
+
+router = APIRouter(tags=["live"])
+
+MAX_MESSAGE_BYTES: Final = 4096
+CHAT_MAX_CHARS: Final = 200
+LIKES_PER_S: Final = 20.0
+CHATS_PER_S: Final = 1.0
+MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is flooding
+CLOSE_POLICY: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_NOT_FOUND: Final = 4404
+
+
+class _Bucket:
+    def __init__(self, rate_per_s: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.last = rate_per_s, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _ack(ack: Any, result: dict[str, Any]) -> str:
+    return orjson.dumps({"v": PROTOCOL_VERSION, "ack": ack, "result": result}).decode()
+
+
+def _error(ack: Any, code: str, detail: str) -> str:
+    body = {"v": PROTOCOL_VERSION, "ack": ack, "error": {"code": code, "detail": detail}}
+    return orjson.dumps(body).decode()
+
+
+async def _authenticate(ws: WebSocket, economy: Economy, cache: AuthCache) -> User | None:
+    token = ws.query_params.get("token") or ws.cookies.get(SESSION_COOKIE)
+    if not token or len(token) > 128:
+        return None
+
+    def load() -> User | None:
+        with economy.db.connect() as conn:
+            info = find_session(conn, token)
+            return None if info is None else find_user(conn, info.user_id)
+
+    return await run_in_threadpool(load)
+
+
+def _int_param(ws: WebSocket, name: str) -> int | None:
+    raw = ws.query_params.get(name)
+    return int(raw) if raw is not None and raw.isdigit() and len(raw) < 19 else None
+
+
+@router.websocket("/v1/streams/{stream_id}/ws")
+async def room_socket(ws: WebSocket, stream_id: str) -> None:
+    economy: Economy = ws.app.state.economy
+    hub: Hub = ws.app.state.hub
+
+    def load_stream() -> Stream | None:
+        with economy.db.connect() as conn:
+            return find_stream(conn, stream_id)
+
+    stream = await run_in_threadpool(load_stream)
+    if stream is None:
+        await ws.close(code=CLOSE_NOT_FOUND, reason="no such stream")
+        return
+    user = await _authenticate(ws, economy, ws.app.state.auth_cache)
+    await ws.accept()
+    channel, subscriber = hub.subscribe(stream_id)
+    if not stream.live:
+        channel.room.end()
+    since, epoch = _int_param(ws, "since"), ws.query_params.get("epoch")
+    missed = channel.replay(since, epoch) if since is not None and epoch else None
+    if missed is None:
+        subscriber.frames.append(channel.snapshot_frame())
+    else:
+        subscriber.frames.extend(missed)
+    subscriber.ready.set()
+    writer = asyncio.create_task(_write(ws, hub, stream_id, subscriber))
+    try:
+        await _read(ws, economy, hub, stream, user, subscriber)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(stream_id, subscriber)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+
+
+async def _write(ws: WebSocket, hub: Hub, stream_id: str, subscriber: Subscriber) -> None:
+    """This socket's own writer: a slow socket waits here, never in the room's tick."""
+    while True:
+        await subscriber.ready.wait()
+        subscriber.ready.clear()
+        if subscriber.closed_reason is not None:
+            await ws.close(code=CLOSE_POLICY, reason=subscriber.closed_reason)
+            return
+        if subscriber.needs_snapshot:
+            subscriber.needs_snapshot = False
+            await ws.send_text(hub.channel(stream_id).snapshot_frame())
+        while subscriber.frames:
+            await ws.send_text(subscriber.frames.popleft())
+        subscriber.caught_up()
+
+
+async def _read(
+    ws: WebSocket,
+    economy: Economy,
+    hub: Hub,
+    stream: Stream,
+    user: User | None,
+    subscriber: Subscriber,
+) -> None:
+    likes, chats = _Bucket(LIKES_PER_S, LIKES_PER_S), _Bucket(CHATS_PER_S, 3)
+    refusals = 0
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        raw = message.get("text") or message.get("bytes") or ""
+        if len(raw) > MAX_MESSAGE_BYTES:
+            await ws.close(code=CLOSE_TOO_BIG, reason=f"messages are at most {MAX_MESSAGE_BYTES}")
+            return
+        reply = await _command(raw, economy, hub, stream, user, likes, chats)
+        if '"error"' in reply:
+            refusals += 1
+            if refusals > MAX_REFUSALS:
+                await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
+                return
+        subscriber.frames.append(reply)  # acks travel in order with the frames
+        subscriber.ready.set()
+
+
+async def _command(
+    raw: str | bytes,
+    economy: Economy,
+    hub: Hub,
+    stream: Stream,
+    user: User | None,
+    likes: _Bucket,
+    chats: _Bucket,
+) -> str:
+    try:
+        command = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _error(None, "malformed_frame", "a command is a JSON object")
+    if not isinstance(command, dict) or not isinstance(command.get("cmd"), str):
+        return _error(None, "malformed_frame", 'a command is {"id": …, "cmd": "…", …}')
+    ack = command.get("id")
+    if not (ack is None or isinstance(ack, (int, str))) or len(str(ack)) > 64:
+        return _error(None, "malformed_frame", "id is a short string or number")
+    name = command["cmd"]
+    if name not in ("send_gift", "like", "chat"):
+        return _error(ack, "unknown_command", "commands are send_gift, like and chat")
+    if user is None:
+        return _error(ack, "login_required", "log in to send gifts, like or chat")
+    try:
+        if name == "send_gift":
+            return _ack(ack, await _send_gift(command, economy, stream, user))
+        if name == "like":
+            return _ack(ack, _like(command, hub, stream, likes))
+        return _ack(ack, _chat(command, hub, stream, user, chats))
+    except DomainError as exc:
+        return _error(ack, exc.code, exc.detail)
+
+
+async def _send_gift(
+    command: dict[str, Any], economy: Economy, stream: Stream, user: User
+) -> dict[str, Any]:
+    gift_id, count, key = (
+        command.get("gift_id"),
+        command.get("count", 1),
+        command.get("idempotency_key"),
+    )
+    if not isinstance(gift_id, str) or not isinstance(key, str) or type(count) is not int:
+        raise _invalid("send_gift needs gift_id, idempotency_key (strings) and count (integer)")
+    sent = await economy.gifting.send(
+        SendGift(
+            sender=user, stream_id=stream.id, gift_id=gift_id, count=count, idempotency_key=key
+        )
+    )
+    return asdict(sent)
+
+
+def _like(command: dict[str, Any], hub: Hub, stream: Stream, bucket: _Bucket) -> dict[str, Any]:
+    count = command.get("count", 1)
+    if type(count) is not int or not 1 <= count <= 50:
+        raise _invalid("like count is 1..50 taps")
+    if not bucket.take():
+        raise _limited("too many likes; slow down")
+    hub.channel(stream.id).room.like(count)
+    return {"liked": count}
+
+
+def _chat(
+    command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: _Bucket
+) -> dict[str, Any]:
+    text = command.get("text")
+    if not isinstance(text, str) or not 1 <= len(text.strip()) <= CHAT_MAX_CHARS:
+        raise _invalid(f"chat text is 1..{CHAT_MAX_CHARS} characters")
+    if not text.isprintable():
+        raise _invalid("chat text may not contain control characters")
+    if not bucket.take():
+        raise _limited("too many messages; slow down")
+    message = {"user_id": user.id, "handle": user.handle, "text": text.strip()}
+    hub.channel(stream.id).room.chat(message)
+    return {"sent": True}
+
+
+def _invalid(detail: str) -> DomainError:
+    return Invalid("invalid_command", detail)
+
+
+def _limited(detail: str) -> DomainError:
+    return RateLimited("rate_limited", detail, retry_after_s=1.0)

@@ -1,0 +1,97 @@
+"""Combos: the same comboable gift from the same sender within a quiet window grows one combo
+("Rose x57"); when the sender goes quiet the combo ends with a ``final`` event carrying its
+total. Gifts that cannot combo arrive once, final at once.
+
+Pure and clock-driven (times passed in), so rooms and tests decide what "now" is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+MAX_OPEN_COMBOS: Final = 100_000  # per room; the oldest is finished early past this
+
+
+@dataclass(slots=True)
+class Combo:
+    combo_id: str
+    sender_id: int
+    sender_handle: str
+    gift_id: str
+    count: int
+    coins: int
+    last_at_us: int
+    dirty: bool = True  # grew since it was last reported
+
+    def event(self, final: bool) -> dict[str, Any]:
+        return {
+            "type": "gift",
+            "combo_id": self.combo_id,
+            "sender_id": self.sender_id,
+            "sender": self.sender_handle,
+            "gift_id": self.gift_id,
+            "count": self.count,
+            "coins": self.coins,
+            "final": final,
+        }
+
+
+class ComboTracker:
+    def __init__(self, *, quiet_window_us: int) -> None:
+        assert quiet_window_us > 0
+        self._quiet_us = quiet_window_us
+        self._open: dict[tuple[int, str], Combo] = {}
+        self._finished: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        *,
+        combo_id: str,
+        sender_id: int,
+        sender_handle: str,
+        gift_id: str,
+        count: int,
+        coins: int,
+        comboable: bool,
+        at_us: int,
+    ) -> None:
+        """One committed gift send (``count`` gifts worth ``coins``)."""
+        if not comboable:
+            single = Combo(combo_id, sender_id, sender_handle, gift_id, count, coins, at_us)
+            self._finished.append(single.event(final=True))
+            return
+        key = (sender_id, gift_id)
+        combo = self._open.get(key)
+        if combo is not None and at_us - combo.last_at_us > self._quiet_us:
+            self._finish(key)
+            combo = None
+        if combo is None:
+            if len(self._open) >= MAX_OPEN_COMBOS:
+                self._finish(next(iter(self._open)))
+            self._open[key] = Combo(
+                combo_id, sender_id, sender_handle, gift_id, count, coins, at_us
+            )
+            return
+        combo.count += count
+        combo.coins += coins
+        combo.last_at_us = at_us
+        combo.dirty = True
+
+    def drain(self, now_us: int) -> list[dict[str, Any]]:
+        """Events since the last drain: combos that grew, and combos that ended."""
+        for key in [k for k, c in self._open.items() if now_us - c.last_at_us > self._quiet_us]:
+            self._finish(key)
+        events, self._finished = self._finished, []
+        for combo in self._open.values():
+            if combo.dirty:
+                events.append(combo.event(final=False))
+                combo.dirty = False
+        return events
+
+    def open_combos(self) -> list[dict[str, Any]]:
+        return [c.event(final=False) for c in self._open.values()]
+
+    def _finish(self, key: tuple[int, str]) -> None:
+        combo = self._open.pop(key)
+        self._finished.append(combo.event(final=True))

@@ -1,0 +1,113 @@
+"""A live room's state: viewers, combos, top gifters, totals, likes. Fed only with committed
+gifts (bill first, then broadcast); asked once per tick for what is new."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from giftwave.live.combos import ComboTracker
+from giftwave.live.leaderboard import Leaderboard
+
+LEADERBOARD_SIZE: Final = 10
+CHAT_HISTORY: Final = 50
+
+
+class Room:
+    def __init__(self, stream_id: str, *, combo_quiet_us: int) -> None:
+        self.stream_id = stream_id
+        self.viewers = 0
+        self.coins = 0
+        self.diamonds = 0
+        self.likes = 0
+        self.ended = False
+        self._combos = ComboTracker(quiet_window_us=combo_quiet_us)
+        self._leaderboard = Leaderboard()
+        self._likes_pending = 0
+        self._chat: list[dict[str, Any]] = []
+        self._news: list[dict[str, Any]] = []
+        self._leaderboard_changed = False
+        self._viewers_changed = False
+
+    def gift(
+        self,
+        *,
+        send_id: str,
+        sender_id: int,
+        sender_handle: str,
+        gift_id: str,
+        count: int,
+        coins: int,
+        diamonds: int,
+        comboable: bool,
+        at_us: int,
+    ) -> None:
+        self._combos.add(
+            combo_id=send_id,
+            sender_id=sender_id,
+            sender_handle=sender_handle,
+            gift_id=gift_id,
+            count=count,
+            coins=coins,
+            comboable=comboable,
+            at_us=at_us,
+        )
+        self._leaderboard.add(sender_id, sender_handle, coins)
+        self.coins += coins
+        self.diamonds += diamonds
+        self._leaderboard_changed = True
+
+    def like(self, count: int) -> None:
+        self.likes += count
+        self._likes_pending += count
+
+    def chat(self, message: dict[str, Any]) -> None:
+        self._chat.append(message)
+        del self._chat[:-CHAT_HISTORY]
+        self._news.append({"type": "chat", **message})
+
+    def set_viewers(self, viewers: int) -> None:
+        if viewers != self.viewers:
+            self.viewers = viewers
+            self._viewers_changed = True
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self._news.append({"type": "stream_ended"})
+
+    def tick(self, now_us: int) -> list[dict[str, Any]]:
+        """Everything new since the last tick, in a stable order; empty when nothing is."""
+        events = self._combos.drain(now_us)
+        if self._likes_pending:
+            events.append({"type": "like", "count": self._likes_pending, "total": self.likes})
+            self._likes_pending = 0
+        events.extend(self._news)
+        self._news = []
+        if self._leaderboard_changed:
+            events.append(self._leaderboard_event())
+            self._leaderboard_changed = False
+        if self._viewers_changed:
+            events.append({"type": "viewers", "count": self.viewers})
+            self._viewers_changed = False
+        return events
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a viewer needs to draw the room from scratch."""
+        return {
+            "type": "snapshot",
+            "stream_id": self.stream_id,
+            "viewers": self.viewers,
+            "likes": self.likes,
+            "ended": self.ended,
+            "combos": self._combos.open_combos(),
+            "chat": list(self._chat),
+            "leaderboard": self._leaderboard_event(),
+        }
+
+    def _leaderboard_event(self) -> dict[str, Any]:
+        return {
+            "type": "leaderboard",
+            "top": self._leaderboard.top(LEADERBOARD_SIZE),
+            "coins": self.coins,
+            "diamonds": self.diamonds,
+        }

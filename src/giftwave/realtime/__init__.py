@@ -1,0 +1,1 @@
+"""Real-time fan-out: the per-room tick, frames encoded once, bounded per-socket buffers."""

@@ -1,0 +1,200 @@
+"""A live room over WebSocket against a real `giftwave serve`, on SQLite and PostgreSQL: two
+clients see the same gifts, combos and leaderboard in the same order; bad commands get typed
+errors; a reconnect resumes from where it left off."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import websockets
+from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+
+from giftwave.db.urls import DatabaseUrl
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+COMBO_QUIET_MS = 600
+_n = itertools.count(1)
+
+
+async def _person(http: httpx.AsyncClient, role: str) -> tuple[int, str]:
+    n = next(_n)
+    r = await http.post(
+        "/v1/auth/register",
+        json={
+            "handle": f"{role}{n}",
+            "email": f"{role}{n}@ws.test",
+            "password": "pw-pw-pw-pw",
+            "birth_date": "1990-01-01",
+            "country": "US",
+            "role": role,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["user"]["id"]), str(r.json()["token"])
+
+
+async def _read_until_closed(ws: Any) -> None:
+    while True:
+        await asyncio.wait_for(ws.recv(), 5)
+
+
+class Client:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+        self.acks: dict[Any, dict[str, Any]] = {}
+
+    async def recv(self, wait_s: float = 5.0) -> dict[str, Any]:
+        message = orjson.loads(await asyncio.wait_for(self.ws.recv(), wait_s))
+        if "ack" in message:
+            self.acks[message["ack"]] = message
+        else:
+            self.frames.append(message)
+        return dict(message)
+
+    async def command(self, **command: Any) -> dict[str, Any]:
+        await self.ws.send(orjson.dumps(command).decode())
+        while command["id"] not in self.acks:
+            await self.recv()
+        return self.acks[command["id"]]
+
+    async def until(self, predicate: Any, wait_s: float = 8.0) -> None:
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while not any(predicate(e) for f in self.frames for e in f["events"]):
+            await self.recv(max(0.05, deadline - asyncio.get_running_loop().time()))
+
+    def gift_events(self) -> list[tuple[Any, ...]]:
+        return [
+            (e["combo_id"], e["count"], e["final"])
+            for f in self.frames
+            for e in f["events"]
+            if e["type"] == "gift"
+        ]
+
+
+@pytest.mark.parametrize("bare_db_url", ["sqlite", "postgresql"], indirect=True)
+async def test_two_clients_see_the_same_room(bare_db_url: DatabaseUrl, tmp_path: Path) -> None:
+    env = giftwave_env(bare_db_url)
+    env.update(
+        GIFTWAVE_PASSWORD_TIME_COST="1",
+        GIFTWAVE_PASSWORD_MEMORY_KIB="8",
+        GIFTWAVE_LIVE_COMBO_QUIET_MS=str(COMBO_QUIET_MS),
+    )
+    migrate(env)
+    with ServerGroup(tmp_path, env) as servers:
+        [server] = servers.start("a")
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            viewer_id, viewer_token = await _person(http, "viewer")
+            _, creator_token = await _person(http, "creator")
+            r = await http.post(
+                f"/v1/admin/users/{viewer_id}/coins",
+                json={"coins": 100_000, "idempotency_key": "ws"},
+                headers=ADMIN,
+            )
+            assert r.status_code == 200, r.text
+            r = await http.post(
+                "/v1/streams",
+                json={"title": "ws"},
+                headers={"Authorization": f"Bearer {creator_token}"},
+            )
+            stream = r.json()["id"]
+            ws_url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
+            async with (
+                websockets.connect(ws_url) as anon_ws,
+                websockets.connect(f"{ws_url}?token={viewer_token}") as viewer_ws,
+            ):
+                watcher, viewer = Client(anon_ws), Client(viewer_ws)
+                first = await watcher.recv()
+                assert first["events"][0]["type"] == "snapshot"
+                await viewer.recv()
+                # Three Roses by WebSocket and one by REST make one combo; a Lion arrives once.
+                for i in range(3):
+                    ack = await viewer.command(
+                        id=i, cmd="send_gift", gift_id="rose", idempotency_key=f"ws-rose-{i}"
+                    )
+                    assert ack["result"]["coins"] == 1, ack
+                r = await http.post(
+                    f"/v1/streams/{stream}/gifts",
+                    json={"gift_id": "rose", "idempotency_key": "rest-rose"},
+                    headers={"Authorization": f"Bearer {viewer_token}"},
+                )
+                assert r.status_code == 201, r.text
+                lion = await viewer.command(
+                    id="lion", cmd="send_gift", gift_id="lion", idempotency_key="ws-lion"
+                )
+                assert lion["result"]["balance_coins"] == 100_000 - 4 - 29_999
+                # The same key again: the same answer, no second gift in the room.
+                again = await viewer.command(
+                    id="lion2", cmd="send_gift", gift_id="lion", idempotency_key="ws-lion"
+                )
+                assert again["result"] == lion["result"]
+
+                def rose_final(e: dict[str, Any]) -> bool:
+                    return e["type"] == "gift" and e["gift_id"] == "rose" and e["final"]
+
+                await watcher.until(rose_final)
+                await viewer.until(rose_final)
+                assert watcher.gift_events() == viewer.gift_events()
+                finals = [g for g in watcher.gift_events() if g[2]]
+                assert sorted(count for _, count, _ in finals) == [1, 4]  # Lion x1, Rose x4
+                boards = [
+                    e for f in watcher.frames for e in f["events"] if e["type"] == "leaderboard"
+                ]
+                assert boards[-1]["top"][0]["coins"] == 4 + 29_999
+                assert boards[-1]["coins"] == 4 + 29_999
+
+                # Bad commands: typed errors, the room carries on.
+                anon = await watcher.command(id="a", cmd="like")
+                assert anon["error"]["code"] == "login_required"
+                await viewer_ws.send("not json")
+                while not viewer.acks.get(None):
+                    await viewer.recv()
+                assert viewer.acks[None]["error"]["code"] == "malformed_frame"
+                unknown = await viewer.command(id="u", cmd="teleport")
+                assert unknown["error"]["code"] == "unknown_command"
+                broke = await viewer.command(id="b", cmd="send_gift", gift_id="rose")
+                assert broke["error"]["code"] == "invalid_command"
+                poor = await viewer.command(
+                    id="p",
+                    cmd="send_gift",
+                    gift_id="universe",
+                    count=2,
+                    idempotency_key="too-dear",
+                )
+                assert poor["error"]["code"] == "insufficient_coins"
+                liked = await viewer.command(id="l", cmd="like", count=5)
+                assert liked["result"] == {"liked": 5}
+                await watcher.until(lambda e: e["type"] == "like")
+                last_seq, epoch = watcher.frames[-1]["seq"], watcher.frames[-1]["epoch"]
+
+            # Reconnect: what was missed, nothing twice.
+            await http.post(
+                f"/v1/streams/{stream}/gifts",
+                json={"gift_id": "panda", "idempotency_key": "while-away"},
+                headers={"Authorization": f"Bearer {viewer_token}"},
+            )
+            await asyncio.sleep(0.3)
+            async with websockets.connect(f"{ws_url}?since={last_seq}&epoch={epoch}") as again_ws:
+                back = Client(again_ws)
+                frame = await back.recv()
+                assert frame["seq"] == last_seq + 1
+                assert frame["events"][0]["gift_id"] == "panda"
+            async with websockets.connect(f"{ws_url}?since=1&epoch=nope") as stale_ws:
+                stale = Client(stale_ws)
+                assert (await stale.recv())["events"][0]["type"] == "snapshot"
+            # Oversized messages close the socket with a reason, not the room.
+            async with websockets.connect(f"{ws_url}?token={viewer_token}") as big_ws:
+                await big_ws.recv()
+                await big_ws.send("x" * 10_000)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await _read_until_closed(big_ws)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1009
+            r = await http.get(f"/v1/streams/{stream}")
+            assert r.json()["status"] == "live"
