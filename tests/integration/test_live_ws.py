@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,80 @@ async def test_two_clients_see_the_same_room(bare_db_url: DatabaseUrl, tmp_path:
                 assert closed.value.rcvd.code == 1009
             r = await http.get(f"/v1/streams/{stream}")
             assert r.json()["status"] == "live"
+
+
+@pytest.mark.parametrize("bare_db_url", ["postgresql"], indirect=True)
+async def test_two_nodes_over_redis_show_the_same_gifts_in_the_same_order(
+    bare_db_url: DatabaseUrl, tmp_path: Path
+) -> None:
+    """Two `giftwave serve` processes sharing PostgreSQL and Redis: a gift sent to node A
+    reaches a viewer on node B, and both viewers see the same gifts in the same order."""
+    env = giftwave_env(bare_db_url)
+    env.update(
+        GIFTWAVE_PASSWORD_TIME_COST="1",
+        GIFTWAVE_PASSWORD_MEMORY_KIB="8",
+        GIFTWAVE_LIVE_COMBO_QUIET_MS=str(COMBO_QUIET_MS),
+        GIFTWAVE_BROKER_URL=os.environ.get("GIFTWAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+    migrate(env)
+    with ServerGroup(tmp_path, env) as servers:
+        a, b = servers.start("a", "b")
+        async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as http:
+            viewer_id, viewer_token = await _person(http, "viewer")
+            _, creator_token = await _person(http, "creator")
+            await http.post(
+                f"/v1/admin/users/{viewer_id}/coins",
+                json={"coins": 10_000, "idempotency_key": "ws"},
+                headers=ADMIN,
+            )
+            r = await http.post(
+                "/v1/streams",
+                json={"title": "two nodes"},
+                headers={"Authorization": f"Bearer {creator_token}"},
+            )
+            stream = r.json()["id"]
+
+            def ws_url(node: Any) -> str:
+                return node.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
+
+            async with (
+                websockets.connect(ws_url(a)) as on_a,
+                websockets.connect(f"{ws_url(b)}?token={viewer_token}") as on_b,
+            ):
+                watcher_a, viewer_b = Client(on_a), Client(on_b)
+                await watcher_a.recv()
+                await viewer_b.recv()
+                for i in range(6):
+                    if i % 2:  # REST to node A
+                        r = await http.post(
+                            f"/v1/streams/{stream}/gifts",
+                            json={
+                                "gift_id": "rose" if i < 5 else "corgi",
+                                "idempotency_key": f"a{i}",
+                            },
+                            headers={"Authorization": f"Bearer {viewer_token}"},
+                        )
+                        assert r.status_code == 201, r.text
+                    else:  # WebSocket command to node B
+                        ack = await viewer_b.command(
+                            id=i, cmd="send_gift", gift_id="panda", idempotency_key=f"b{i}"
+                        )
+                        assert "result" in ack, ack
+
+                def corgi(e: dict[str, Any]) -> bool:
+                    return e["type"] == "gift" and e["gift_id"] == "corgi"
+
+                def combos_done(c: Client) -> bool:
+                    finals = [g for g in c.gift_events() if g[2]]
+                    return len(finals) == 3  # roses x2, pandas x3, the corgi
+
+                for client in (watcher_a, viewer_b):
+                    await client.until(corgi)
+                    deadline = asyncio.get_running_loop().time() + 8
+                    while not combos_done(client):
+                        assert asyncio.get_running_loop().time() < deadline, client.gift_events()
+                        await client.recv()
+                finals_a = [g for g in watcher_a.gift_events() if g[2]]
+                finals_b = [g for g in viewer_b.gift_events() if g[2]]
+                assert finals_a == finals_b
+                assert sorted(count for _, count, _ in finals_a) == [1, 2, 3]

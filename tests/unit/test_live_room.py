@@ -77,24 +77,26 @@ def _hub(now: list[int], **kw: int) -> Hub:
 
 
 def _room_gift(hub: Hub, sender: int, n: int) -> None:
-    hub.gift(
-        "st_x",
-        send_id=f"s{sender}-{n}",
-        sender_id=sender,
-        sender_handle=f"u{sender}",
-        gift_id="rose",
-        count=1,
-        coins=1,
-        diamonds=1,
-        comboable=True,
-    )
+    event = {
+        "type": "gift",
+        "send_id": f"s{sender}-{n}",
+        "sender_id": sender,
+        "sender": f"u{sender}",
+        "gift_id": "rose",
+        "count": 1,
+        "coins": 1,
+        "diamonds": 1,
+        "comboable": True,
+        "at_us": 0,
+    }
+    hub.apply("st_x", event)
 
 
-def test_one_frame_per_tick_encoded_once_for_every_subscriber() -> None:
+async def test_one_frame_per_tick_encoded_once_for_every_subscriber() -> None:
     now = [0]
     hub = _hub(now)
-    channel, a = hub.subscribe("st_x")
-    _, b = hub.subscribe("st_x")
+    channel, a = await hub.subscribe("st_x")
+    _, b = await hub.subscribe("st_x")
     for n in range(5):
         _room_gift(hub, 1, n)
     hub.tick_now()
@@ -108,10 +110,10 @@ def test_one_frame_per_tick_encoded_once_for_every_subscriber() -> None:
     assert frame["events"][0]["count"] == 5
 
 
-def test_replay_gives_exactly_the_missed_frames_or_asks_for_a_snapshot() -> None:
+async def test_replay_gives_exactly_the_missed_frames_or_asks_for_a_snapshot() -> None:
     now = [0]
     hub = _hub(now, ring_frames=3)
-    channel, _ = hub.subscribe("st_x")
+    channel, _ = await hub.subscribe("st_x")
     for n in range(5):
         _room_gift(hub, n + 1, n)  # a new sender each time: a new event every tick
         hub.tick_now()
@@ -123,11 +125,11 @@ def test_replay_gives_exactly_the_missed_frames_or_asks_for_a_snapshot() -> None
     assert channel.replay(9, channel.epoch) is None
 
 
-def test_a_slow_subscriber_gets_a_snapshot_then_is_closed_and_never_delays_others() -> None:
+async def test_a_slow_subscriber_gets_a_snapshot_then_is_closed_and_never_delays_others() -> None:
     now = [0]
     hub = _hub(now, soft_limit_frames=3, hard_limit_snapshots=2)
-    _, slow = hub.subscribe("st_x")
-    _, fast = hub.subscribe("st_x")
+    _, slow = await hub.subscribe("st_x")
+    _, fast = await hub.subscribe("st_x")
     received = 0
     for n in range(30):
         _room_gift(hub, n + 1, n)

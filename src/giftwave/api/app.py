@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -14,19 +16,23 @@ from giftwave.api import admin, creators, identity, ledger, live, shop, streams
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
+from giftwave.clock import now_us
 from giftwave.config import ConfigError, Settings
 from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import parse_database_url
+from giftwave.economy.gifting import GiftSent
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.stores import open_store
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
+from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
 IN_PROCESS_BASE = "http://giftwave.internal"
+log = logging.getLogger(__name__)
 
 
 def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> PaymentProvider:
@@ -68,6 +74,26 @@ def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Paymen
     return sandbox
 
 
+async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable: bool) -> None:
+    """A committed gift, to every node's copy of the room (bill first, then broadcast)."""
+    event = {
+        "type": "gift",
+        "send_id": sent.send_id,
+        "sender_id": sent.sender_id,
+        "sender": handle,
+        "gift_id": sent.gift_id,
+        "count": sent.count,
+        "coins": sent.coins,
+        "diamonds": sent.diamonds,
+        "comboable": comboable,
+        "at_us": now_us(),
+    }
+    try:
+        await broker.publish(sent.stream_id, event)
+    except Exception:  # the gift is committed and stays so; the room misses one animation
+        log.exception("could not broadcast gift %s", sent.send_id)
+
+
 def create_app(settings: Settings) -> FastAPI:
     db_url = parse_database_url(settings.database_url)
 
@@ -90,23 +116,19 @@ def create_app(settings: Settings) -> FastAPI:
             economy.seed_defaults()
             economy.gifting.start()
             stack.push_async_callback(economy.gifting.stop)
-            hub = Hub(tick_ms=settings.live_tick_ms, combo_quiet_ms=settings.live_combo_quiet_ms)
+            broker = open_broker(settings.broker_url)
+            hub = Hub(
+                tick_ms=settings.live_tick_ms,
+                combo_quiet_ms=settings.live_combo_quiet_ms,
+                broker=broker,
+            )
+            await broker.start(hub)
+            stack.push_async_callback(broker.stop)
             hub.start()
             stack.push_async_callback(hub.stop)
-            economy.gifting.add_observer(
-                lambda sent, handle, comboable: hub.gift(
-                    sent.stream_id,
-                    send_id=sent.send_id,
-                    sender_id=sent.sender_id,
-                    sender_handle=handle,
-                    gift_id=sent.gift_id,
-                    count=sent.count,
-                    coins=sent.coins,
-                    diamonds=sent.diamonds,
-                    comboable=comboable,
-                )
-            )
+            economy.gifting.add_observer(partial(_broadcast_gift, broker))
             app.state.hub = hub
+            app.state.broker = broker
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
             app.state.auth_cache = AuthCache()

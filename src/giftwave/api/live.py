@@ -98,9 +98,9 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
         return
     user = await _authenticate(ws, economy, ws.app.state.auth_cache)
     await ws.accept()
-    channel, subscriber = hub.subscribe(stream_id)
+    channel, subscriber = await hub.subscribe(stream_id)
     if not stream.live:
-        channel.room.end()
+        channel.room.end()  # this node's copy only: the end was published when it happened
     since, epoch = _int_param(ws, "since"), ws.query_params.get("epoch")
     missed = channel.replay(since, epoch) if since is not None and epoch else None
     if missed is None:
@@ -191,8 +191,8 @@ async def _command(
         if name == "send_gift":
             return _ack(ack, await _send_gift(command, economy, stream, user))
         if name == "like":
-            return _ack(ack, _like(command, hub, stream, likes))
-        return _ack(ack, _chat(command, hub, stream, user, chats))
+            return _ack(ack, await _like(command, hub, stream, likes))
+        return _ack(ack, await _chat(command, hub, stream, user, chats))
     except DomainError as exc:
         return _error(ack, exc.code, exc.detail)
 
@@ -215,17 +215,20 @@ async def _send_gift(
     return asdict(sent)
 
 
-def _like(command: dict[str, Any], hub: Hub, stream: Stream, bucket: _Bucket) -> dict[str, Any]:
+async def _like(
+    command: dict[str, Any], hub: Hub, stream: Stream, bucket: _Bucket
+) -> dict[str, Any]:
     count = command.get("count", 1)
     if type(count) is not int or not 1 <= count <= 50:
         raise _invalid("like count is 1..50 taps")
     if not bucket.take():
         raise _limited("too many likes; slow down")
-    hub.channel(stream.id).room.like(count)
+    assert hub.broker is not None
+    await hub.broker.publish(stream.id, {"type": "like", "count": count})
     return {"liked": count}
 
 
-def _chat(
+async def _chat(
     command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: _Bucket
 ) -> dict[str, Any]:
     text = command.get("text")
@@ -235,8 +238,9 @@ def _chat(
         raise _invalid("chat text may not contain control characters")
     if not bucket.take():
         raise _limited("too many messages; slow down")
-    message = {"user_id": user.id, "handle": user.handle, "text": text.strip()}
-    hub.channel(stream.id).room.chat(message)
+    message = {"type": "chat", "user_id": user.id, "handle": user.handle, "text": text.strip()}
+    assert hub.broker is not None
+    await hub.broker.publish(stream.id, message)
     return {"sent": True}
 
 

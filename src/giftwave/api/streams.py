@@ -98,7 +98,7 @@ async def end(
 
     ended = await run_in_threadpool(work)
     economy.gifting.forget_stream(stream_id)
-    request.app.state.hub.channel(stream_id).room.end()  # viewers see stream_ended
+    await request.app.state.broker.publish(stream_id, {"type": "end"})  # stream_ended
     return StreamOut.of(ended)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -68,8 +68,9 @@ class GiftSent:
     created_at_us: int
 
 
-# (the receipt, the sender's handle, whether the gift combos)
-GiftObserver = Callable[[GiftSent, str, bool], None]
+# (the receipt, the sender's handle, whether the gift combos); awaited before the answer, so
+# an acknowledged gift has reached the room's broker.
+GiftObserver = Callable[[GiftSent, str, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,7 @@ class Gifting:
         if outcome is Outcome.OK:  # first time committed: tell the room, exactly once here
             comboable = self._catalog.get(intent.gift_id).combo
             for observer in self._observers:
-                observer(sent, cmd.sender.handle, comboable)
+                await observer(sent, cmd.sender.handle, comboable)
         return sent
 
     def add_observer(self, observer: GiftObserver) -> None:

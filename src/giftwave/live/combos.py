@@ -42,7 +42,10 @@ class ComboTracker:
         assert quiet_window_us > 0
         self._quiet_us = quiet_window_us
         self._open: dict[tuple[int, str], Combo] = {}
-        self._finished: list[dict[str, Any]] = []
+        # (last gift time, combo id, event): finals are reported in that order, which every
+        # node agrees on whatever its tick timing (a combo ends a fixed time after its last
+        # gift, so ordering by last gift orders by end).
+        self._finished: list[tuple[int, str, dict[str, Any]]] = []
 
     def add(
         self,
@@ -59,7 +62,7 @@ class ComboTracker:
         """One committed gift send (``count`` gifts worth ``coins``)."""
         if not comboable:
             single = Combo(combo_id, sender_id, sender_handle, gift_id, count, coins, at_us)
-            self._finished.append(single.event(final=True))
+            self._finished.append((at_us, combo_id, single.event(final=True)))
             return
         key = (sender_id, gift_id)
         combo = self._open.get(key)
@@ -82,7 +85,8 @@ class ComboTracker:
         """Events since the last drain: combos that grew, and combos that ended."""
         for key in [k for k, c in self._open.items() if now_us - c.last_at_us > self._quiet_us]:
             self._finish(key)
-        events, self._finished = self._finished, []
+        events = [event for _, _, event in sorted(self._finished, key=lambda f: f[:2])]
+        self._finished = []
         for combo in self._open.values():
             if combo.dirty:
                 events.append(combo.event(final=False))
@@ -94,4 +98,4 @@ class ComboTracker:
 
     def _finish(self, key: tuple[int, str]) -> None:
         combo = self._open.pop(key)
-        self._finished.append(combo.event(final=True))
+        self._finished.append((combo.last_at_us, combo.combo_id, combo.event(final=True)))

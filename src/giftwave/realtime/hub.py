@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 
 from giftwave.live.room import Room
+from giftwave.realtime.broker import Broker
 
 PROTOCOL_VERSION: Final = 1
 
@@ -109,7 +110,9 @@ class Hub:
         combo_quiet_ms: int = 3000,
         max_rooms: int = 100_000,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        broker: Broker | None = None,
     ) -> None:
+        self.broker = broker
         self._tick_s = tick_ms / 1000
         self._ring = ring_frames
         self._soft = soft_limit_frames
@@ -140,8 +143,12 @@ class Hub:
             self._channels[stream_id] = channel
         return channel
 
-    def subscribe(self, stream_id: str) -> tuple[Channel, Subscriber]:
+    async def subscribe(self, stream_id: str) -> tuple[Channel, Subscriber]:
+        """A new socket on this room; the first one makes this node follow the room."""
+        fresh = stream_id not in self._channels
         channel = self.channel(stream_id)
+        if fresh and self.broker is not None:
+            await self.broker.join(stream_id)
         subscriber = Subscriber(soft_limit=self._soft, hard_limit=self._hard)
         channel.subscribers.add(subscriber)
         return channel, subscriber
@@ -151,38 +158,42 @@ class Hub:
         if channel is not None:
             channel.subscribers.discard(subscriber)
 
-    def gift(
-        self,
-        stream_id: str,
-        *,
-        send_id: str,
-        sender_id: int,
-        sender_handle: str,
-        gift_id: str,
-        count: int,
-        coins: int,
-        diamonds: int,
-        comboable: bool,
-    ) -> None:
-        """A committed gift: it shows in the room's next tick."""
-        self.channel(stream_id).room.gift(
-            send_id=send_id,
-            sender_id=sender_id,
-            sender_handle=sender_handle,
-            gift_id=gift_id,
-            count=count,
-            coins=coins,
-            diamonds=diamonds,
-            comboable=comboable,
-            at_us=self._clock_us(),
-        )
+    def apply(self, stream_id: str, event: dict[str, Any]) -> None:
+        """One room event from the broker, in the broker's order (the ``EventSink``)."""
+        room = self.channel(stream_id).room
+        kind = event.get("type")
+        if kind == "gift":
+            room.gift(
+                send_id=str(event["send_id"]),
+                sender_id=int(event["sender_id"]),
+                sender_handle=str(event["sender"]),
+                gift_id=str(event["gift_id"]),
+                count=int(event["count"]),
+                coins=int(event["coins"]),
+                diamonds=int(event["diamonds"]),
+                comboable=bool(event["comboable"]),
+                at_us=int(event["at_us"]),
+            )
+        elif kind == "like":
+            room.like(int(event["count"]))
+        elif kind == "chat":
+            room.chat(
+                {"user_id": event["user_id"], "handle": event["handle"], "text": event["text"]}
+            )
+        elif kind == "end":
+            room.end()
 
     def tick_now(self) -> None:
         now = self._clock_us()
         for channel in list(self._channels.values()):
             channel.tick(now)
-            if channel.room.ended and not channel.subscribers:
+            if not channel.subscribers and (
+                channel.room.ended or (self.broker is not None and self.broker.keeps_history)
+            ):
+                # Nobody here watches: stop following the room (the broker keeps its events).
                 del self._channels[channel.room.stream_id]
+                if self.broker is not None:
+                    self.broker.leave(channel.room.stream_id)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
