@@ -231,6 +231,12 @@ async def test_two_nodes_over_redis_show_the_same_gifts_in_the_same_order(
                 headers={"Authorization": f"Bearer {creator_token}"},
             )
             stream = r.json()["id"]
+            goal = await http.put(
+                f"/v1/streams/{stream}/goal",
+                json={"kind": "coins", "target": 300, "title": "Corgi night"},
+                headers={"Authorization": f"Bearer {creator_token}"},
+            )
+            assert goal.status_code == 200, goal.text
 
             def ws_url(node: Any) -> str:
                 return node.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
@@ -272,7 +278,54 @@ async def test_two_nodes_over_redis_show_the_same_gifts_in_the_same_order(
                     while not combos_done(client):
                         assert asyncio.get_running_loop().time() < deadline, client.gift_events()
                         await client.recv()
+                for client in (watcher_a, viewer_b):
+                    await client.until(lambda e: e["type"] == "goal_reached")
+                    goals = [e for f in client.frames for e in f["events"] if e["type"] == "goal"]
+                    assert (goals[-1]["progress"], goals[-1]["reached"]) == (2 + 299 + 15, True)
                 finals_a = [g for g in watcher_a.gift_events() if g[2]]
                 finals_b = [g for g in viewer_b.gift_events() if g[2]]
                 assert finals_a == finals_b
                 assert sorted(count for _, count, _ in finals_a) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)
+async def test_a_restarted_process_shows_the_goal_and_its_progress(
+    bare_db_url: DatabaseUrl, tmp_path: Path
+) -> None:
+    """memory:// keeps rooms in the process: after a crash the goal and the committed progress
+    toward it come back from the database."""
+    env = giftwave_env(bare_db_url)
+    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
+    migrate(env)
+    with ServerGroup(tmp_path, env) as servers:
+        [first] = servers.start("first")
+        async with httpx.AsyncClient(base_url=first.base_url, timeout=30) as http:
+            viewer_id, viewer_token = await _person(http, "viewer")
+            _, creator_token = await _person(http, "creator")
+            await http.post(
+                f"/v1/admin/users/{viewer_id}/coins",
+                json={"coins": 1000, "idempotency_key": "g"},
+                headers=ADMIN,
+            )
+            creator = {"Authorization": f"Bearer {creator_token}"}
+            stream = (await http.post("/v1/streams", json={"title": "g"}, headers=creator)).json()
+            r = await http.put(
+                f"/v1/streams/{stream['id']}/goal",
+                headers=creator,
+                json={"kind": "coins", "gift_id": "panda", "target": 50, "title": "10 pandas"},
+            )
+            assert r.status_code == 200, r.text
+            for i in range(3):
+                r = await http.post(
+                    f"/v1/streams/{stream['id']}/gifts",
+                    json={"gift_id": "panda", "idempotency_key": f"p{i}"},
+                    headers={"Authorization": f"Bearer {viewer_token}"},
+                )
+                assert r.status_code == 201, r.text
+        first.kill()
+        [second] = servers.start("second")
+        url = second.base_url.replace("http://", "ws://") + f"/v1/streams/{stream['id']}/ws"
+        async with websockets.connect(url) as ws:
+            snapshot = orjson.loads(await asyncio.wait_for(ws.recv(), 5))["events"][0]
+        assert snapshot["goal"]["progress"] == 15
+        assert (snapshot["goal"]["target"], snapshot["goal"]["gift_id"]) == (50, "panda")

@@ -141,3 +141,57 @@ async def test_a_slow_subscriber_gets_a_snapshot_then_is_closed_and_never_delays
     assert slow.needs_snapshot
     assert slow.closed_reason is not None
     assert len(slow.frames) <= 3  # bounded whatever happens
+
+
+def test_a_goal_counts_what_arrives_after_it_and_is_reached_once() -> None:
+    from giftwave.live.goals import Goal, GoalKind
+    from giftwave.live.room import Room
+
+    room = Room("st_x", combo_quiet_us=3 * S)
+
+    def gift(gift_id: str, coins: int, at: int) -> None:
+        room.gift(
+            send_id=f"{gift_id}{at}",
+            sender_id=1,
+            sender_handle="u1",
+            gift_id=gift_id,
+            count=1,
+            coins=coins,
+            diamonds=coins,
+            comboable=True,
+            at_us=at,
+        )
+
+    gift("rose", 1, 0)  # before the goal: does not count
+    room.set_goal(Goal(1, "st_x", GoalKind.COINS, "rose", 3, "3 Roses", created_at_us=10))
+    gift("rose", 1, 20)
+    gift("panda", 5, 21)  # another gift: does not count toward a Roses goal
+    first = [e for e in room.tick(30) if e["type"].startswith("goal")]
+    assert first == [
+        {
+            "type": "goal",
+            "goal_id": 1,
+            "kind": "coins",
+            "gift_id": "rose",
+            "target": 3,
+            "title": "3 Roses",
+            "progress": 1,
+            "reached": False,
+        }
+    ]
+    gift("rose", 1, 40)
+    gift("rose", 1, 41)
+    gift("rose", 1, 42)
+    events = [e for e in room.tick(50) if e["type"].startswith("goal")]
+    assert [e["type"] for e in events] == ["goal_reached", "goal"]
+    assert (events[1]["progress"], events[1]["reached"]) == (4, True)
+    gift("rose", 1, 60)
+    assert [e["type"] for e in room.tick(70) if e["type"].startswith("goal")] == ["goal"]
+    assert room.snapshot()["goal"]["progress"] == 5
+
+    room.set_goal(Goal(2, "st_x", GoalKind.LIKES, None, 10, "10 likes", created_at_us=80))
+    room.like(6)
+    room.like(6)
+    events = [e for e in room.tick(90) if e["type"].startswith("goal")]
+    assert [e["type"] for e in events] == ["goal_reached", "goal"]
+    assert events[1]["progress"] == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from functools import partial
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from giftwave import __version__
 from giftwave.api import admin, creators, identity, ledger, live, shop, streams
@@ -24,6 +26,7 @@ from giftwave.economy.gifting import GiftSent
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.stores import open_store
+from giftwave.live.goals import Goal, committed_progress, current_goal
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
@@ -94,6 +97,17 @@ async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable
         log.exception("could not broadcast gift %s", sent.send_id)
 
 
+async def _seed_room(db: Engine, stream_id: str) -> tuple[Goal | None, int]:
+    """A room this process starts following: its goal and the committed progress toward it."""
+
+    def load() -> tuple[Goal | None, int]:
+        with db.connect() as conn:
+            goal = current_goal(conn, stream_id)
+            return goal, 0 if goal is None else committed_progress(conn, goal)
+
+    return await asyncio.to_thread(load)
+
+
 def create_app(settings: Settings) -> FastAPI:
     db_url = parse_database_url(settings.database_url)
 
@@ -121,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
                 tick_ms=settings.live_tick_ms,
                 combo_quiet_ms=settings.live_combo_quiet_ms,
                 broker=broker,
+                seed=partial(_seed_room, db),
             )
             await broker.start(hub)
             stack.push_async_callback(broker.stop)

@@ -13,6 +13,7 @@ from giftwave.api.problems import Problem
 from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE, GiftSent, SendGift
 from giftwave.economy.services import Economy
 from giftwave.identity.users import Role
+from giftwave.live.goals import Goal, GoalKind, clear_goal, set_goal
 from giftwave.live.streams import Stream, end_stream, get_stream, list_live, start_stream
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
@@ -154,3 +155,58 @@ async def send_gift(
         )
     )
     return GiftSentOut.of(sent)
+
+
+class GoalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: GoalKind
+    target: int = Field(ge=1, le=10**12)
+    title: str = Field(min_length=1, max_length=80)
+    gift_id: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class GoalOut(BaseModel):
+    goal_id: int
+    kind: GoalKind
+    gift_id: str | None
+    target: int
+    title: str
+    created_at_us: int
+
+
+@router.put("/{stream_id}/goal", response_model=GoalOut)
+async def set_stream_goal(
+    stream_id: str, body: GoalIn, request: Request, economy: Econ, user: StreamingUser
+) -> GoalOut:
+    """Set the stream's goal (replacing any other); viewers see its progress live."""
+    if body.gift_id is not None:
+        economy.catalog.get(body.gift_id)  # 404 for a gift that does not exist
+
+    def work() -> Goal:
+        with economy.db.begin() as conn:
+            stream = get_stream(conn, stream_id)
+            if stream.creator_id != user.id:
+                raise Problem(403, "not_your_stream", "only the stream's creator sets its goal")
+            if not stream.live:
+                raise Problem(409, "stream_not_live", "goals are for live streams")
+            return set_goal(conn, stream_id, body.kind, body.target, body.title, body.gift_id)
+
+    goal = await run_in_threadpool(work)
+    event = {"type": "goal_set", **goal.as_event_fields()}
+    await request.app.state.broker.publish(stream_id, event)
+    return GoalOut(**goal.as_event_fields())
+
+
+@router.delete("/{stream_id}/goal", status_code=204)
+async def clear_stream_goal(
+    stream_id: str, request: Request, economy: Econ, user: StreamingUser
+) -> None:
+    def work() -> None:
+        with economy.db.begin() as conn:
+            stream = get_stream(conn, stream_id)
+            if stream.creator_id != user.id:
+                raise Problem(403, "not_your_stream", "only the stream's creator clears its goal")
+            clear_goal(conn, stream_id)
+
+    await run_in_threadpool(work)
+    await request.app.state.broker.publish(stream_id, {"type": "goal_cleared"})

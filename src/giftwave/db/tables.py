@@ -267,3 +267,18 @@ payouts = Table(
     Column("note", String(500), nullable=True),
     UniqueConstraint("creator_id", "idempotency_key", name="uq_payouts_key"),
 )
+
+# A creator's goal for a stream; the newest one not cleared is the stream's goal.
+stream_goals = Table(
+    "stream_goals",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("stream_id", String(24), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),
+    Column("gift_id", String(32), nullable=True),
+    Column("target", BigInteger, nullable=False),
+    Column("title", String(80), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("cleared_at_us", BigInteger, nullable=True),
+    CheckConstraint("target > 0", name="ck_stream_goals_target"),
+)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from giftwave.live.combos import ComboTracker
+from giftwave.live.goals import Goal, GoalKind
 from giftwave.live.leaderboard import Leaderboard
 
 LEADERBOARD_SIZE: Final = 10
@@ -27,6 +28,9 @@ class Room:
         self._news: list[dict[str, Any]] = []
         self._leaderboard_changed = False
         self._viewers_changed = False
+        self.goal: Goal | None = None
+        self.goal_progress = 0
+        self._goal_changed = False
 
     def gift(
         self,
@@ -55,10 +59,34 @@ class Room:
         self.coins += coins
         self.diamonds += diamonds
         self._leaderboard_changed = True
+        goal = self.goal
+        if (
+            goal is not None
+            and goal.kind is GoalKind.COINS
+            and goal.gift_id in (None, gift_id)
+            and at_us >= goal.created_at_us
+        ):
+            self._advance_goal(coins)
 
     def like(self, count: int) -> None:
         self.likes += count
         self._likes_pending += count
+        if self.goal is not None and self.goal.kind is GoalKind.LIKES:
+            self._advance_goal(count)
+
+    def set_goal(self, goal: Goal | None, progress: int = 0) -> None:
+        """A new goal (or none); ``progress`` already made toward it (a rebuilt room)."""
+        self.goal = goal
+        self.goal_progress = progress
+        self._goal_changed = True
+
+    def _advance_goal(self, amount: int) -> None:
+        assert self.goal is not None
+        before = self.goal_progress
+        self.goal_progress += amount
+        self._goal_changed = True
+        if before < self.goal.target <= self.goal_progress:
+            self._news.append({"type": "goal_reached", "goal_id": self.goal.id})
 
     def chat(self, message: dict[str, Any]) -> None:
         self._chat.append(message)
@@ -86,10 +114,18 @@ class Room:
         if self._leaderboard_changed:
             events.append(self._leaderboard_event())
             self._leaderboard_changed = False
+        if self._goal_changed:
+            events.append(self._goal_event())
+            self._goal_changed = False
         if self._viewers_changed:
             events.append({"type": "viewers", "count": self.viewers})
             self._viewers_changed = False
         return events
+
+    def _goal_event(self) -> dict[str, Any]:
+        if self.goal is None:
+            return {"type": "goal", "goal_id": None}
+        return self.goal.event(self.goal_progress)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a viewer needs to draw the room from scratch."""
@@ -102,6 +138,7 @@ class Room:
             "combos": self._combos.open_combos(),
             "chat": list(self._chat),
             "leaderboard": self._leaderboard_event(),
+            "goal": self._goal_event(),
         }
 
     def _leaderboard_event(self) -> dict[str, Any]:

@@ -18,12 +18,13 @@ import contextlib
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
+from giftwave.live.goals import Goal
 from giftwave.live.room import Room
 from giftwave.realtime.broker import Broker
 
@@ -73,6 +74,7 @@ class Channel:
         self.seq = 0
         self.ring: deque[tuple[int, str]] = deque(maxlen=ring_frames)
         self.subscribers: set[Subscriber] = set()
+        self.seeded = False
 
     def snapshot_frame(self) -> str:
         return encode_frame(self.seq, self.epoch, [self.room.snapshot()])
@@ -111,8 +113,10 @@ class Hub:
         max_rooms: int = 100_000,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         broker: Broker | None = None,
+        seed: Callable[[str], Awaitable[tuple[Goal | None, int]]] | None = None,
     ) -> None:
         self.broker = broker
+        self._seed = seed
         self._tick_s = tick_ms / 1000
         self._ring = ring_frames
         self._soft = soft_limit_frames
@@ -147,8 +151,14 @@ class Hub:
         """A new socket on this room; the first one makes this node follow the room."""
         fresh = stream_id not in self._channels
         channel = self.channel(stream_id)
-        if fresh and self.broker is not None:
+        if fresh and self.broker is not None and self.broker.keeps_history:
             await self.broker.join(stream_id)
+        elif not channel.seeded and self._seed is not None:
+            # One process, no broker history: what survives a restart is in the database.
+            goal, progress = await self._seed(stream_id)
+            if goal is not None:
+                channel.room.set_goal(goal, progress)
+        channel.seeded = True
         subscriber = Subscriber(soft_limit=self._soft, hard_limit=self._hard)
         channel.subscribers.add(subscriber)
         return channel, subscriber
@@ -182,6 +192,10 @@ class Hub:
             )
         elif kind == "end":
             room.end()
+        elif kind == "goal_set":
+            room.set_goal(Goal.from_event(stream_id, event))
+        elif kind == "goal_cleared":
+            room.set_goal(None)
 
     def tick_now(self) -> None:
         now = self._clock_us()
