@@ -27,7 +27,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
 from functools import partial
 from itertools import chain
 from multiprocessing.connection import Connection
@@ -111,93 +114,145 @@ def _serve(conn: Connection, store: LedgerStore) -> None:
         conn.send_bytes(pickle.dumps(reply, _PROTOCOL))
 
 
-class ProcessStore:
-    """A ``BatchStore`` whose store lives in a child process (one call at a time)."""
+class _Writer:
+    """One child process, its socket, and the calls sent to it that await replies, in order."""
 
-    def __init__(self, db: DatabaseUrl) -> None:
-        self._url = db.url
-        self._process: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
-        self._start()
-
-    @property
-    def pid(self) -> int | None:
-        """The writer process's pid (tests kill it), or None between a death and a restart."""
-        return self._process.pid if self._process is not None else None
-
-    def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
-    ) -> list[list[Outcome]]:
-        sizes, flat = encode_batch(requests)
-        results: list[list[Outcome]] = self._call(_APPLY, (sizes, flat, now_us))
-        return results
-
-    def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
-        expired: list[tuple[str, str]] = self._call(_EXPIRED, (now_us, limit))
-        return expired
-
-    def close(self) -> None:
-        if self._conn is None or self._process is None:
-            return
-        with contextlib.suppress(OSError):  # already gone: nothing to stop
-            self._conn.send_bytes(pickle.dumps((_CLOSE, None), _PROTOCOL))
-        try:
-            self._process.wait(STOP_TIMEOUT_S)
-        finally:
-            self._discard()
-
-    def _start(self) -> None:
+    def __init__(self, url: str) -> None:
         # A fresh interpreter (not fork: the parent has threads; not multiprocessing's spawn:
         # it re-runs the parent's __main__), talking over a socket pair.
         parent_end, child_end = socket.socketpair()
         with child_end:
-            process = subprocess.Popen(
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(child_end.fileno())],
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
         # Only the child holds its end now: the child's death reads as EOF here.
-        self._process, self._conn = process, Connection(parent_end.detach())
+        self._conn = Connection(parent_end.detach())
+        self._waiting: deque[Future[Any]] = deque()  # one per call sent, oldest first
+        self._send_lock = threading.Lock()
+        self.alive = True
         try:
-            self._conn.send_bytes(pickle.dumps(self._url, _PROTOCOL))
-            self._receive()  # ready, or the reason the store could not be opened
-        except BaseException:
-            self._discard()
-            raise
-
-    def _call(self, op: str, args: object) -> Any:
-        if self._conn is None:
-            self._start()  # the previous writer died: a new one, with a fresh account cache
-        assert self._conn is not None
-        try:
-            self._conn.send_bytes(pickle.dumps((op, args), _PROTOCOL))
-        except OSError as exc:
-            self._discard()
-            raise WriterProcessDied("the ledger writer process is gone") from exc
-        return self._receive()
-
-    def _receive(self) -> Any:
-        assert self._conn is not None
-        try:
-            ok, value = pickle.loads(self._conn.recv_bytes())
+            self._conn.send_bytes(pickle.dumps(url, _PROTOCOL))
+            ok, value = pickle.loads(self._conn.recv_bytes())  # ready, or why not
         except (EOFError, OSError) as exc:
-            self._discard()
-            raise WriterProcessDied(
-                "the ledger writer process exited during the call; its outcome is unknown"
-            ) from exc
+            self.stop(kill=True)
+            raise WriterProcessDied("the ledger writer process did not start") from exc
         if not ok:
+            self.stop(kill=True)
             raise WriterError(value)
-        return value
+        self._replies = threading.Thread(
+            target=self._receive_loop, name="ledger-writer-replies", daemon=True
+        )
+        self._replies.start()
 
-    def _discard(self) -> None:
-        """Forget the child: make sure it is gone, so nothing commits behind a reported failure."""
-        if self._conn is not None:
-            self._conn.close()
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
-            self._process.wait(STOP_TIMEOUT_S)
-        self._conn, self._process = None, None
+    def send(self, op: str, args: object) -> Future[Any]:
+        """Queue one call; the child answers calls in the order they were sent."""
+        payload = pickle.dumps((op, args), _PROTOCOL)
+        future: Future[Any] = Future()
+        with self._send_lock:
+            if not self.alive:
+                raise WriterProcessDied("the ledger writer process is gone")
+            self._waiting.append(future)  # before sending: the reply may come at once
+            try:
+                self._conn.send_bytes(payload)
+            except OSError as exc:
+                self._fail_all(exc)
+        return future
+
+    def _receive_loop(self) -> None:
+        try:
+            while True:
+                ok, value = pickle.loads(self._conn.recv_bytes())
+                future = self._waiting.popleft()
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(WriterError(value))
+        except (EOFError, OSError) as exc:
+            self._fail_all(exc)
+
+    def _fail_all(self, cause: BaseException) -> None:
+        """The child is gone: every call still waiting has an unknown outcome."""
+        self.alive = False
+        while True:
+            try:
+                future = self._waiting.popleft()
+            except IndexError:  # empty (the other thread may have emptied it)
+                return
+            error = WriterProcessDied(
+                "the ledger writer process exited during the call; its outcome is unknown"
+            )
+            error.__cause__ = cause
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(error)
+
+    def stop(self, *, kill: bool) -> None:
+        """Close (the child finishes its queue and exits), or kill: nothing commits after."""
+        if kill:
+            self.process.kill()
+        else:
+            with self._send_lock, contextlib.suppress(OSError):  # gone already
+                self._conn.send_bytes(pickle.dumps((_CLOSE, None), _PROTOCOL))
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+        self.alive = False
+        if hasattr(self, "_replies"):
+            self._replies.join(STOP_TIMEOUT_S)  # it reads EOF now that the child is gone
+        self._conn.close()
+
+
+class ProcessStore:
+    """A ``BatchStore`` whose store lives in a child process.
+
+    ``submit_batch`` only sends: the engine may hand over the next batch before the previous
+    one committed, so the child never waits for the event loop between two batches. Calls
+    must come from one thread at a time (the engine's writer thread): that fixes their order.
+    """
+
+    def __init__(self, db: DatabaseUrl) -> None:
+        self._url = db.url
+        self._writer: _Writer | None = _Writer(self._url)
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's pid (tests kill it), or None once closed."""
+        return self._writer.process.pid if self._writer is not None else None
+
+    def submit_batch(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> Future[list[list[Outcome]]]:
+        sizes, flat = encode_batch(requests)
+        return self._live_writer().send(_APPLY, (sizes, flat, now_us))
+
+    def apply_batch(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> list[list[Outcome]]:
+        return self.submit_batch(requests, now_us).result()
+
+    def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
+        expired: list[tuple[str, str]] = (
+            self._live_writer().send(_EXPIRED, (now_us, limit)).result()
+        )
+        return expired
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop(kill=False)
+            self._writer = None
+
+    def _live_writer(self) -> _Writer:
+        writer = self._writer
+        if writer is None or not writer.alive:
+            if writer is not None:
+                writer.stop(kill=True)  # reap it; its calls have failed already
+            self._writer = None
+            # The previous writer died: a new one, with a fresh account cache.
+            writer = self._writer = _Writer(self._url)
+        return writer
 
 
 if __name__ == "__main__":
