@@ -137,7 +137,7 @@ async def _fund(engine: PostingEngine, db: DatabaseUrl, scene: _Scene) -> None:
     with make.connect() as conn:
         issued = get_account(conn, "platform:coins_issued").id
     make.dispose()
-    step = 4000
+    step = min(4000, engine.max_submission_transfers)
     for start in range(0, len(scene.viewer_ids), step):
         chunk = scene.viewer_ids[start : start + step]
         outcomes = await engine.submit(
