@@ -20,7 +20,7 @@ from sqlalchemy import insert
 from giftwave.bench.scratch import scratch_database
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.tables import accounts
-from giftwave.db.urls import DatabaseUrl
+from giftwave.db.urls import Backend, DatabaseUrl
 from giftwave.ledger.accounts import get_account
 from giftwave.ledger.engine import PostingEngine, now_us
 from giftwave.ledger.model import AccountFlags, Outcome, Transfer, TransferCode
@@ -43,17 +43,25 @@ class LedgerBenchConfig:
     verify: bool = True
     # "process": the store runs in a child process (ledger/writer_process.py), "thread": in
     # the engine's writer thread. The baseline always runs in a thread (no IPC per gift).
-    writer: str = "process"
+    # "auto": process on SQLite (+25% gifts/s); thread on PostgreSQL, where the writer process
+    # gained ~10% but made three busy processes on two cores (loop, writer, the PostgreSQL
+    # backend) and raised commit latency at half load (p50 ~5 -> ~10 ms; docs/benchmarks.md).
+    writer: str = "auto"
     # None: by writer. With a writer process, batches of half the callers (4,096 transfers)
     # let two batches alternate: the child commits one while the loop resolves and refills
     # the other (8,192 held every caller in one batch: 85k gifts/s vs 103k on SQLite). In a
     # thread nothing overlaps that way and bigger batches cost less per gift (100k vs 83k).
     batch_max_transfers: int | None = None
 
-    def batch_max(self) -> int:
+    def writer_for(self, db: DatabaseUrl) -> str:
+        if self.writer != "auto":
+            return self.writer
+        return "process" if db.backend is Backend.SQLITE else "thread"
+
+    def batch_max(self, writer: str) -> int:
         if self.batch_max_transfers is not None:
             return self.batch_max_transfers
-        return 4096 if self.writer == "process" else 8192
+        return 4096 if writer == "process" else 8192
 
 
 @dataclass(slots=True)
@@ -237,8 +245,10 @@ async def _run(
     db: DatabaseUrl, cfg: LedgerBenchConfig, say: Callable[[str], None]
 ) -> LedgerBenchResult:
     scene = _setup(db, cfg.viewers)
-    store: BatchStore = ProcessStore(db) if cfg.writer == "process" else open_store(db)
-    engine = PostingEngine(store, batch_max_transfers=cfg.batch_max())
+    writer = cfg.writer_for(db)
+    batch_max = cfg.batch_max(writer)
+    store: BatchStore = ProcessStore(db) if writer == "process" else open_store(db)
+    engine = PostingEngine(store, batch_max_transfers=batch_max)
     async with engine:
         await _fund(engine, db, scene)
         maker = _GiftMaker(scene, "g")
@@ -260,7 +270,7 @@ async def _run(
             baseline_engine, _GiftMaker(scene, "b"), cfg.baseline_seconds, 64
         )
     say(f"baseline, one transaction per gift: {baseline:,.0f} gifts/s")
-    async with PostingEngine(_NoStore(), batch_max_transfers=cfg.batch_max()) as nothing:
+    async with PostingEngine(_NoStore(), batch_max_transfers=batch_max) as nothing:
         no_store = await _closed_loop(nothing, _GiftMaker(scene, "n"), cfg.seconds, cfg.concurrency)
     say(f"engine alone, no database: {no_store:,.0f} gifts/s")
     verified = None
@@ -273,7 +283,7 @@ async def _run(
         say("ledger verify: " + ("clean" if report.ok else "; ".join(report.problems[:3])))
     return LedgerBenchResult(
         backend=db.backend.value,
-        writer=cfg.writer,
+        writer=writer,
         gifts_per_s=round(best, 1),
         baseline_gifts_per_s=round(baseline, 1),
         ratio=round(best / baseline, 1) if baseline else float("inf"),

@@ -4,19 +4,23 @@
 
 With the store in the engine's writer thread, the planner, the row encoding and the driver
 calls share one interpreter (one GIL) with the event loop and its callers, so the two costs
-add up. ``ProcessStore`` keeps the engine unchanged: the engine's writer thread hands each batch
-to a dedicated child process (which owns the real store, its connection and its account cache)
-and waits on a pipe, which releases the GIL. The event loop gathers the next batch meanwhile.
+add up. ``ProcessStore`` runs the real store (its connection and its account cache) in a child
+interpreter. ``submit_batch`` only sends a batch and returns a future, which a reply thread
+resolves when the child has committed it; the engine (``PipelinedStore``) therefore hands over
+the next batch while the previous one commits, and the child never waits for the event loop
+between two batches. The child applies batches strictly in the order they were sent.
 
 Wire format: a batch goes as its submission sizes and one flat list of Transfer fields (pickle
 of plain values is all C; pickling NamedTuples cost ~2 us per gift, this ~0.4 us); outcomes come
-back as the store's lists of Outcome members (pickle memoizes the members).
+back as the store's lists of Outcome members (pickle memoizes the members). A field value that
+cannot be pickled fails its whole batch (``LedgerUnavailable``), where the thread store would
+answer that transfer alone; the API builds transfers from str, int, bool and the enums only.
 
-Failures: if the child dies (kill -9, OOM) the batch in flight raises ``WriterProcessDied``; the
-engine fails its futures with ``LedgerUnavailable``, nothing of it was acknowledged, and a retry
-with the same ids settles it exactly once. The next call starts a new child. The child exits on
-its own when the parent goes away (its pipe reads EOF), and ignores SIGINT / SIGTERM sent to
-the process group: the parent decides when it stops, after draining its queue.
+Failures: if the child dies (kill -9, OOM) every call in flight raises ``WriterProcessDied``;
+the engine fails those futures with ``LedgerUnavailable``, nothing of them was acknowledged, and
+a retry with the same ids settles each exactly once. The next call starts a new child. The child
+exits on its own when the parent goes away (its socket reads EOF), and ignores SIGINT / SIGTERM
+sent to the process group: the parent decides when it stops, after draining its queue.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def _serve(conn: Connection, store: LedgerStore) -> None:
     while True:
         try:
             op, args = pickle.loads(conn.recv_bytes())
-        except EOFError:
+        except (EOFError, OSError):
             return  # the parent is gone: nobody waits for a result
         if op == _CLOSE:
             return
@@ -111,7 +115,10 @@ def _serve(conn: Connection, store: LedgerStore) -> None:
             reply = (True, value)
         except Exception as exc:
             reply = (False, f"{type(exc).__name__}: {exc}")
-        conn.send_bytes(pickle.dumps(reply, _PROTOCOL))
+        try:
+            conn.send_bytes(pickle.dumps(reply, _PROTOCOL))
+        except OSError:
+            return  # the parent died while this batch committed: it acknowledged nothing
 
 
 class _Writer:
@@ -126,6 +133,7 @@ class _Writer:
                 [sys.executable, "-m", __name__, str(child_end.fileno())],
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # stdout may be a JSON report; logs go to stderr
             )
         # Only the child holds its end now: the child's death reads as EOF here.
         self._conn = Connection(parent_end.detach())
