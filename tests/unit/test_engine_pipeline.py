@@ -7,7 +7,7 @@ waits for its own batch's commit, and a failed batch fails only its own callers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 import pytest
@@ -53,8 +53,17 @@ def _gift(n: int) -> list[Transfer]:
 
 
 async def _settle() -> None:
+    """Time for anything that would happen next (used before asserting it did not)."""
     for _ in range(20):
         await asyncio.sleep(0.005)
+
+
+async def _until(predicate: Callable[[], bool], limit_s: float = 10.0) -> None:
+    for _ in range(int(limit_s / 0.005)):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached in time")
 
 
 async def test_two_batches_in_flight_in_order_results_after_each_commit() -> None:
@@ -63,11 +72,12 @@ async def test_two_batches_in_flight_in_order_results_after_each_commit() -> Non
     engine = PostingEngine(store, batch_max_transfers=2, expiry_interval_s=3600)
     await engine.start()
     calls = [asyncio.create_task(engine.submit(_gift(n))) for n in range(6)]
+    await _until(lambda: len(store.batches) == 2)
     await _settle()
     assert store.batches == [["t0", "t1"], ["t2", "t3"]]  # two handed over, the rest wait
     assert not any(c.done() for c in calls)
     store.commit(0)
-    await _settle()
+    await _until(lambda: calls[0].done() and len(store.batches) == 3)
     assert [c.done() for c in calls] == [True, True, False, False, False, False]
     assert store.batches[2] == ["t4", "t5"]  # the next one went as soon as a slot was free
     store.commit(1)
@@ -82,7 +92,7 @@ async def test_a_failed_batch_fails_only_its_callers() -> None:
     await engine.start()
     first = asyncio.create_task(engine.submit(_gift(1)))
     second = asyncio.create_task(engine.submit(_gift(2)))
-    await _settle()
+    await _until(lambda: len(store.commits) == 2)
     store.commits[0].set_exception(RuntimeError("writer died"))
     store.commit(1)
     with pytest.raises(LedgerUnavailable):
@@ -97,7 +107,7 @@ async def test_stop_waits_for_every_batch_in_flight() -> None:
     engine = PostingEngine(store, batch_max_transfers=1, expiry_interval_s=3600)
     await engine.start()
     calls = [asyncio.create_task(engine.submit(_gift(n))) for n in range(2)]
-    await _settle()
+    await _until(lambda: len(store.commits) == 2)
     stopping = asyncio.create_task(engine.stop())
     await _settle()
     assert not stopping.done()
