@@ -175,14 +175,24 @@ def bench_ledger(
     ] = 3,
     viewers: Annotated[int, typer.Option(help="Viewer accounts.", min=1)] = 10_000,
     concurrency: Annotated[int, typer.Option(help="Concurrent callers.", min=1)] = 4096,
+    writer: Annotated[
+        str,
+        typer.Option(
+            help="Where the store runs: 'process' (a child), 'thread', or 'auto' (process on"
+            " SQLite, thread on PostgreSQL)."
+        ),
+    ] = "auto",
 ) -> None:
     """Gifts to one hot creator: gifts/s, latency, and the one-transaction-per-gift baseline."""
     from giftwave.bench.ledger import LedgerBenchConfig, run_ledger_bench
 
     settings = _settings()
     tune_runtime()
+    if writer not in ("auto", "process", "thread"):
+        err.print("[red]giftwave: --writer is 'auto', 'process' or 'thread'[/red]")
+        raise typer.Exit(2)
     cfg = LedgerBenchConfig(
-        seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency
+        seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency, writer=writer
     )
     say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
     result = run_ledger_bench(settings.database_url, cfg, say)

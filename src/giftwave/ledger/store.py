@@ -17,8 +17,9 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from giftwave.ledger.chain import batch_hash
 from giftwave.ledger.model import (
@@ -59,6 +60,19 @@ class BatchStore(Protocol):
     def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PipelinedStore(BatchStore, Protocol):
+    """A store that takes the next batch before the previous one committed.
+
+    ``submit_batch`` returns at once with a future; batches are applied in the order they were
+    submitted, each its own transaction, and each future resolves after its commit.
+    """
+
+    def submit_batch(
+        self, requests: Sequence[Sequence[Transfer]], now_us: int
+    ) -> Future[list[list[Outcome]]]: ...
 
 
 class LedgerStore(abc.ABC):
