@@ -135,8 +135,12 @@ def _assert_balances(base_url: str, economy: Economy, stored: StoredLedger) -> N
 
 
 @pytest.mark.slow
-def test_acked_gifts_survive_sigkill_mid_storm(bare_db_url: DatabaseUrl, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_acked_gifts_survive_sigkill_mid_storm(
+    bare_db_url: DatabaseUrl, tmp_path: Path, writer: str
+) -> None:
     env = giftwave_env(bare_db_url)
+    env["GIFTWAVE_LEDGER_WRITER"] = writer  # with "process", the kill leaves an orphan writer
     migrate(env)
     with ServerGroup(tmp_path, env) as servers:
         [first] = servers.start("first")

@@ -25,7 +25,9 @@ from giftwave.db.urls import parse_database_url
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
+from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
+from giftwave.ledger.writer_process import ProcessStore
 from giftwave.live.goals import Goal, committed_progress, current_goal
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
@@ -115,8 +117,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(db_url)
         check_schema(db)
+        store: BatchStore = (
+            ProcessStore(db_url) if settings.ledger_writer == "process" else open_store(db_url)
+        )
         engine = PostingEngine(
-            open_store(db_url),
+            store,
             batch_max_transfers=settings.ledger_batch_max_transfers,
             queue_max_submissions=settings.ledger_queue_max_submissions,
             linger_ms=settings.ledger_batch_linger_ms,
