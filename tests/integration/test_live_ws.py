@@ -329,3 +329,40 @@ async def test_a_restarted_process_shows_the_goal_and_its_progress(
             snapshot = orjson.loads(await asyncio.wait_for(ws.recv(), 5))["events"][0]
         assert snapshot["goal"]["progress"] == 15
         assert (snapshot["goal"]["target"], snapshot["goal"]["gift_id"]) == (50, "panda")
+
+
+@pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)
+async def test_the_creator_moderates_chat(bare_db_url: DatabaseUrl, tmp_path: Path) -> None:
+    env = giftwave_env(bare_db_url)
+    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
+    migrate(env)
+    with ServerGroup(tmp_path, env) as servers:
+        [server] = servers.start("a")
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            viewer_id, viewer_token = await _person(http, "viewer")
+            _, creator_token = await _person(http, "creator")
+            creator = {"Authorization": f"Bearer {creator_token}"}
+            stream = (await http.post("/v1/streams", json={"title": "m"}, headers=creator)).json()
+        url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream['id']}/ws"
+        async with (
+            websockets.connect(f"{url}?token={viewer_token}") as viewer_ws,
+            websockets.connect(f"{url}?token={creator_token}") as creator_ws,
+        ):
+            viewer, host = Client(viewer_ws), Client(creator_ws)
+            await viewer.recv()
+            await host.recv()
+            said = await viewer.command(id=1, cmd="chat", text="buy my crypto")
+            message_id = said["result"]["message_id"]
+            refused = await viewer.command(id=2, cmd="mute", user_id=viewer_id)
+            assert refused["error"]["code"] == "not_moderator"
+            deleted = await host.command(id=3, cmd="delete_message", message_id=message_id)
+            assert deleted["result"] == {"deleted": message_id}
+            muted = await host.command(id=4, cmd="mute", user_id=viewer_id, minutes=5)
+            assert muted["result"]["muted"] == viewer_id
+            await viewer.until(lambda e: e["type"] == "muted")
+            again = await viewer.command(id=5, cmd="chat", text="hello?")
+            assert again["error"]["code"] == "muted"
+            await viewer.until(lambda e: e["type"] == "chat_deleted")
+        async with websockets.connect(url) as late_ws:
+            snapshot = orjson.loads(await asyncio.wait_for(late_ws.recv(), 5))["events"][0]
+        assert snapshot["chat"] == []  # the deleted message is gone for newcomers too

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import asdict
 from typing import Any, Final
@@ -24,9 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import SESSION_COOKIE, AuthCache
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.services import Economy
-from giftwave.errors import DomainError, Invalid, RateLimited
+from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.sessions import find_session
-from giftwave.identity.users import User, find_user
+from giftwave.identity.users import Role, User, find_user
 from giftwave.live.streams import Stream, find_stream
 from giftwave.realtime.hub import PROTOCOL_VERSION, Hub, Subscriber
 
@@ -40,6 +41,7 @@ MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is floodi
 CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
+COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute")
 
 
 class _Bucket:
@@ -183,8 +185,8 @@ async def _command(
     if not (ack is None or isinstance(ack, (int, str))) or len(str(ack)) > 64:
         return _error(None, "malformed_frame", "id is a short string or number")
     name = command["cmd"]
-    if name not in ("send_gift", "like", "chat"):
-        return _error(ack, "unknown_command", "commands are send_gift, like and chat")
+    if name not in COMMANDS:
+        return _error(ack, "unknown_command", "commands are " + ", ".join(COMMANDS))
     if user is None:
         return _error(ack, "login_required", "log in to send gifts, like or chat")
     try:
@@ -192,7 +194,9 @@ async def _command(
             return _ack(ack, await _send_gift(command, economy, stream, user))
         if name == "like":
             return _ack(ack, await _like(command, hub, stream, likes))
-        return _ack(ack, await _chat(command, hub, stream, user, chats))
+        if name == "chat":
+            return _ack(ack, await _chat(command, hub, stream, user, chats))
+        return _ack(ack, await _moderate(name, command, hub, stream, user))
     except DomainError as exc:
         return _error(ack, exc.code, exc.detail)
 
@@ -236,12 +240,43 @@ async def _chat(
         raise _invalid(f"chat text is 1..{CHAT_MAX_CHARS} characters")
     if not text.isprintable():
         raise _invalid("chat text may not contain control characters")
+    if hub.channel(stream.id).room.muted(user.id, time.time_ns() // 1000):
+        raise Forbidden("muted", "a moderator muted you in this room for a while")
     if not bucket.take():
         raise _limited("too many messages; slow down")
-    message = {"type": "chat", "user_id": user.id, "handle": user.handle, "text": text.strip()}
+    message = {
+        "type": "chat",
+        "message_id": secrets.token_hex(8),
+        "user_id": user.id,
+        "handle": user.handle,
+        "text": text.strip(),
+    }
     assert hub.broker is not None
     await hub.broker.publish(stream.id, message)
-    return {"sent": True}
+    return {"sent": True, "message_id": message["message_id"]}
+
+
+async def _moderate(
+    name: str, command: dict[str, Any], hub: Hub, stream: Stream, user: User
+) -> dict[str, Any]:
+    """The stream's creator and admins delete messages and mute users, in every node's room."""
+    if user.id != stream.creator_id and user.role is not Role.ADMIN:
+        raise Forbidden("not_moderator", "only the creator and admins moderate this room")
+    assert hub.broker is not None
+    if name == "delete_message":
+        message_id = command.get("message_id")
+        if not isinstance(message_id, str) or not 1 <= len(message_id) <= 32:
+            raise _invalid("delete_message needs the message_id of a chat message")
+        await hub.broker.publish(stream.id, {"type": "chat_deleted", "message_id": message_id})
+        return {"deleted": message_id}
+    target, minutes = command.get("user_id"), command.get("minutes", 10)
+    if type(target) is not int or type(minutes) is not int or not 1 <= minutes <= 7 * 24 * 60:
+        raise _invalid("mute needs user_id (integer) and minutes (1..10080)")
+    if target == stream.creator_id:
+        raise _invalid("the creator cannot be muted in their own room")
+    until_us = time.time_ns() // 1000 + minutes * 60_000_000
+    await hub.broker.publish(stream.id, {"type": "mute", "user_id": target, "until_us": until_us})
+    return {"muted": target, "until_us": until_us}
 
 
 def _invalid(detail: str) -> DomainError:

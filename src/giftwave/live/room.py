@@ -11,6 +11,7 @@ from giftwave.live.leaderboard import Leaderboard
 
 LEADERBOARD_SIZE: Final = 10
 CHAT_HISTORY: Final = 50
+MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first
 
 
 class Room:
@@ -28,6 +29,7 @@ class Room:
         self._news: list[dict[str, Any]] = []
         self._leaderboard_changed = False
         self._viewers_changed = False
+        self._muted_until: dict[int, int] = {}
         self.goal: Goal | None = None
         self.goal_progress = 0
         self._goal_changed = False
@@ -92,6 +94,20 @@ class Room:
         self._chat.append(message)
         del self._chat[:-CHAT_HISTORY]
         self._news.append({"type": "chat", **message})
+
+    def delete_message(self, message_id: str) -> None:
+        """A moderator removed a message: gone from the history, and from every screen."""
+        self._chat = [m for m in self._chat if m.get("message_id") != message_id]
+        self._news.append({"type": "chat_deleted", "message_id": message_id})
+
+    def mute(self, user_id: int, until_us: int) -> None:
+        self._muted_until[user_id] = until_us
+        while len(self._muted_until) > MAX_MUTES:
+            self._muted_until.pop(next(iter(self._muted_until)))
+        self._news.append({"type": "muted", "user_id": user_id, "until_us": until_us})
+
+    def muted(self, user_id: int, now_us: int) -> bool:
+        return self._muted_until.get(user_id, 0) > now_us
 
     def set_viewers(self, viewers: int) -> None:
         if viewers != self.viewers:

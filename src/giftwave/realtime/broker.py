@@ -28,6 +28,7 @@ STREAM_TTL_S: Final = 24 * 3600
 READ_BLOCK_MS: Final = 100
 READ_COUNT: Final = 1000
 RECONNECT_BACKOFF_S: Final = (0.1, 0.2, 0.5, 1.0, 2.0)
+STOP_TIMEOUT_S: Final = 5.0
 
 
 class EventSink(Protocol):
@@ -88,6 +89,7 @@ class RedisBroker:
         self._sink: EventSink | None = None
         self._last: dict[str, str] = {}  # room → id of the last event applied here
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
@@ -95,12 +97,17 @@ class RedisBroker:
         self._task = asyncio.create_task(self._read_loop(), name="redis-broker")
 
     async def stop(self) -> None:
+        # The read loop notices within one blocking read; cancelling it mid-command could leave
+        # redis-py's connection half-read, and closing the client would then wait for it.
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(self._task, STOP_TIMEOUT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("redis broker: the read loop did not stop in time")
         if self._redis is not None:
-            await self._redis.aclose()
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                await asyncio.wait_for(self._redis.aclose(), STOP_TIMEOUT_S)
 
     async def publish(self, stream_id: str, event: dict[str, Any]) -> None:
         assert self._redis is not None, "start() first"
@@ -139,7 +146,7 @@ class RedisBroker:
     async def _read_loop(self) -> None:
         assert self._redis is not None
         failures = 0
-        while True:
+        while not self._stopping:
             if not self._last:
                 await asyncio.sleep(READ_BLOCK_MS / 1000)
                 continue

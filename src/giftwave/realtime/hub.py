@@ -188,8 +188,17 @@ class Hub:
             room.like(int(event["count"]))
         elif kind == "chat":
             room.chat(
-                {"user_id": event["user_id"], "handle": event["handle"], "text": event["text"]}
+                {
+                    "message_id": event.get("message_id"),
+                    "user_id": event["user_id"],
+                    "handle": event["handle"],
+                    "text": event["text"],
+                }
             )
+        elif kind == "chat_deleted":
+            room.delete_message(str(event["message_id"]))
+        elif kind == "mute":
+            room.mute(int(event["user_id"]), int(event["until_us"]))
         elif kind == "end":
             room.end()
         elif kind == "goal_set":
