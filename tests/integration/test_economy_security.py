@@ -380,6 +380,9 @@ async def test_cookie_session_needs_the_csrf_header(economy_app: AppFactory) -> 
 
             # Logging out clears the cookies and the session; the old cookie opens nothing.
             session_cookie = browser.cookies["gw_session"]
+            # Not even logging out, from a cross-site form.
+            assert_problem(await browser.post("/v1/auth/logout"), 403, "csrf_failed")
+            assert (await browser.get("/v1/me")).status_code == 200
             r = await browser.post("/v1/auth/logout", headers={"X-CSRF-Token": csrf})
             assert r.status_code == 204
             assert "gw_session" not in browser.cookies

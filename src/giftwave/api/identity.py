@@ -17,6 +17,7 @@ from giftwave.api.auth import (
     WalletUser,
     auth_cache_of,
     economy_of,
+    principal,
 )
 from giftwave.api.fields import IsoDate
 from giftwave.api.problems import Problem
@@ -163,7 +164,11 @@ async def login(body: Login, response: Response, economy: Econ) -> SessionOut:
 @router.post("/auth/logout", status_code=204)
 async def logout(request: Request, response: Response, economy: Econ, cache: Cache) -> Response:
     authorization = request.headers.get("authorization", "")
-    token = authorization.partition(" ")[2] or request.cookies.get(SESSION_COOKIE)
+    token = authorization.partition(" ")[2]
+    # By cookie, logging out is a state change like any other: a cross-site form must not be
+    # able to do it. principal() checks the CSRF header (an expired cookie: nothing to do).
+    if not token and request.cookies.get(SESSION_COOKIE) and await principal(request) is not None:
+        token = request.cookies[SESSION_COOKIE]
     if token:
         cache.sessions.drop(token)
 
