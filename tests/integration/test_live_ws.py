@@ -351,6 +351,7 @@ async def test_the_creator_moderates_chat(bare_db_url: DatabaseUrl, tmp_path: Pa
             viewer, host = Client(viewer_ws), Client(creator_ws)
             await viewer.recv()
             await host.recv()
+            await viewer.until(lambda e: e["type"] == "join" and e["users"])  # the host came
             said = await viewer.command(id=1, cmd="chat", text="buy my crypto")
             message_id = said["result"]["message_id"]
             refused = await viewer.command(id=2, cmd="mute", user_id=viewer_id)

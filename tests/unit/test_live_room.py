@@ -195,3 +195,15 @@ def test_a_goal_counts_what_arrives_after_it_and_is_reached_once() -> None:
     events = [e for e in room.tick(90) if e["type"].startswith("goal")]
     assert [e["type"] for e in events] == ["goal_reached", "goal"]
     assert events[1]["progress"] == 12
+
+
+def test_joins_are_named_a_few_per_tick_and_counted_beyond() -> None:
+    from giftwave.live.room import Room
+
+    room = Room("st_x", combo_quiet_us=3 * S)
+    for i in range(8):
+        room.join(i, f"u{i}")
+    (join,) = [e for e in room.tick(0) if e["type"] == "join"]
+    assert [u["handle"] for u in join["users"]] == ["u0", "u1", "u2", "u3", "u4"]
+    assert join["others"] == 3
+    assert [e for e in room.tick(1) if e["type"] == "join"] == []

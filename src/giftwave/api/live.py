@@ -41,6 +41,7 @@ MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is floodi
 CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
+JOIN_SAMPLE_ROOM_SIZE: Final = 100
 COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute")
 
 
@@ -110,6 +111,11 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     else:
         subscriber.frames.extend(missed)
     subscriber.ready.set()
+    if user is not None and _sampled_join(len(channel.subscribers)):
+        assert hub.broker is not None
+        await hub.broker.publish(
+            stream_id, {"type": "join", "user_id": user.id, "handle": user.handle}
+        )
     writer = asyncio.create_task(_write(ws, hub, stream_id, subscriber))
     try:
         await _read(ws, economy, hub, stream, user, subscriber)
@@ -120,6 +126,13 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
+
+
+def _sampled_join(viewers_here: int) -> bool:
+    """Every join in a small room; in a big one about 100 per full room, not one per viewer
+    (each would be an event in every viewer's next frame)."""
+    every = max(1, viewers_here // JOIN_SAMPLE_ROOM_SIZE)
+    return secrets.randbelow(every) == 0
 
 
 async def _write(ws: WebSocket, hub: Hub, stream_id: str, subscriber: Subscriber) -> None:

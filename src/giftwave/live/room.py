@@ -12,6 +12,7 @@ from giftwave.live.leaderboard import Leaderboard
 LEADERBOARD_SIZE: Final = 10
 CHAT_HISTORY: Final = 50
 MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first
+JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
 
 
 class Room:
@@ -30,6 +31,8 @@ class Room:
         self._leaderboard_changed = False
         self._viewers_changed = False
         self._muted_until: dict[int, int] = {}
+        self._joined: list[dict[str, Any]] = []
+        self._joined_others = 0
         self.goal: Goal | None = None
         self.goal_progress = 0
         self._goal_changed = False
@@ -95,6 +98,12 @@ class Room:
         del self._chat[:-CHAT_HISTORY]
         self._news.append({"type": "chat", **message})
 
+    def join(self, user_id: int, handle: str) -> None:
+        if len(self._joined) < JOINS_NAMED_PER_TICK:
+            self._joined.append({"user_id": user_id, "handle": handle})
+        else:
+            self._joined_others += 1
+
     def delete_message(self, message_id: str) -> None:
         """A moderator removed a message: gone from the history, and from every screen."""
         self._chat = [m for m in self._chat if m.get("message_id") != message_id]
@@ -127,6 +136,9 @@ class Room:
             self._likes_pending = 0
         events.extend(self._news)
         self._news = []
+        if self._joined or self._joined_others:
+            events.append({"type": "join", "users": self._joined, "others": self._joined_others})
+            self._joined, self._joined_others = [], 0
         if self._leaderboard_changed:
             events.append(self._leaderboard_event())
             self._leaderboard_changed = False

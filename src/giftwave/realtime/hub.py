@@ -195,6 +195,8 @@ class Hub:
                     "text": event["text"],
                 }
             )
+        elif kind == "join":
+            room.join(int(event["user_id"]), str(event["handle"]))
         elif kind == "chat_deleted":
             room.delete_message(str(event["message_id"]))
         elif kind == "mute":
