@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from giftwave.api.problems import Problem
 from giftwave.economy.services import Economy
@@ -51,12 +52,12 @@ class AuthCache:
         self.users.drop(user_id)
 
 
-def _economy(request: Request) -> Economy:
+def _economy(request: HTTPConnection) -> Economy:
     economy: Economy = request.app.state.economy
     return economy
 
 
-def _auth_cache(request: Request) -> AuthCache:
+def _auth_cache(request: HTTPConnection) -> AuthCache:
     cache: AuthCache = request.app.state.auth_cache
     return cache
 
@@ -71,7 +72,7 @@ async def auth_cache_of(request: Request) -> AuthCache:
     return _auth_cache(request)
 
 
-async def _user(request: Request, user_id: int) -> User:
+async def _user(request: HTTPConnection, user_id: int) -> User:
     cache = _auth_cache(request)
     user = cache.users.get(user_id)
     if user is None:
@@ -88,7 +89,7 @@ async def _user(request: Request, user_id: int) -> User:
     return user
 
 
-async def _session(request: Request, token: str) -> tuple[int, str] | None:
+async def _session(request: HTTPConnection, token: str) -> tuple[int, str] | None:
     cache = _auth_cache(request)
     found = cache.sessions.get(token)
     if found is None:
@@ -103,6 +104,15 @@ async def _session(request: Request, token: str) -> tuple[int, str] | None:
         if found is not None:
             cache.sessions.put(token, found)
     return found
+
+
+async def session_user(connection: HTTPConnection, token: str) -> User | None:
+    """The user of a session token, or None for an unknown or expired one (cached, like every
+    request's): for a WebSocket, which cannot send the Authorization header."""
+    if not 0 < len(token) <= 128:
+        return None
+    session = await _session(connection, token)
+    return None if session is None else await _user(connection, session[0])
 
 
 async def _api_key_principal(request: Request, secret: str) -> Principal:

@@ -22,12 +22,11 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.auth import SESSION_COOKIE, AuthCache
+from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
-from giftwave.identity.sessions import find_session
-from giftwave.identity.users import Role, User, find_user
+from giftwave.identity.users import Role, User
 from giftwave.live.streams import Stream, find_stream
 from giftwave.realtime.hub import PROTOCOL_VERSION, Hub, Subscriber
 
@@ -68,19 +67,6 @@ def _error(ack: Any, code: str, detail: str) -> str:
     return orjson.dumps(body).decode()
 
 
-async def _authenticate(ws: WebSocket, economy: Economy, cache: AuthCache) -> User | None:
-    token = ws.query_params.get("token") or ws.cookies.get(SESSION_COOKIE)
-    if not token or len(token) > 128:
-        return None
-
-    def load() -> User | None:
-        with economy.db.connect() as conn:
-            info = find_session(conn, token)
-            return None if info is None else find_user(conn, info.user_id)
-
-    return await run_in_threadpool(load)
-
-
 def _int_param(ws: WebSocket, name: str) -> int | None:
     raw = ws.query_params.get(name)
     return int(raw) if raw is not None and raw.isdigit() and len(raw) < 19 else None
@@ -99,7 +85,8 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     if stream is None:
         await ws.close(code=CLOSE_NOT_FOUND, reason="no such stream")
         return
-    user = await _authenticate(ws, economy, ws.app.state.auth_cache)
+    token = ws.query_params.get("token") or ws.cookies.get(SESSION_COOKIE)
+    user = None if not token else await session_user(ws, token)
     await ws.accept()
     channel, subscriber = await hub.subscribe(stream_id)
     if not stream.live:
