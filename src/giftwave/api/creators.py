@@ -145,19 +145,8 @@ class PayoutOut(BaseModel):
 
     @classmethod
     def of(cls, p: Payout) -> PayoutOut:
-        return cls(
-            id=p.id,
-            creator_id=p.creator_id,
-            diamonds=p.diamonds,
-            amount_minor=p.amount_minor,
-            currency=p.currency,
-            status=p.status,
-            requested_at_us=p.requested_at_us,
-            expires_at_us=p.expires_at_us,
-            reviewed_by=p.reviewed_by,
-            reviewed_at_us=p.reviewed_at_us,
-            note=p.note,
-        )
+        # The fields are the domain object's own, by name: no copy to keep in step.
+        return cls.model_validate(p, from_attributes=True)
 
 
 @router.post("/payouts", status_code=201, response_model=PayoutOut, tags=["payouts"])

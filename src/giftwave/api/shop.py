@@ -16,11 +16,17 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import BuyingUser, economy_of
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
-from giftwave.db.tables import payment_events, payment_orders
+from giftwave.db.tables import payment_events
 from giftwave.economy.catalog import LOCALES, Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS, list_packages
 from giftwave.economy.services import Economy
-from giftwave.economy.topups import Order, OrderStatus, find_order, find_order_by_session
+from giftwave.economy.topups import (
+    Order,
+    OrderStatus,
+    find_order,
+    find_order_by_session,
+    orders_of,
+)
 from giftwave.payments.base import IgnoredEvent, PaymentEventKind
 from giftwave.payments.sandbox import SandboxProvider
 from giftwave.web.templates import render
@@ -121,16 +127,8 @@ class OrderOut(BaseModel):
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
-        return cls(
-            id=order.id,
-            status=order.status,
-            coins=order.coins,
-            amount_minor=order.amount_minor,
-            currency=order.currency,
-            provider=order.provider,
-            checkout_url=order.checkout_url,
-            created_at_us=order.created_at_us,
-        )
+        # The fields are the domain object's own, by name: no copy to keep in step.
+        return cls.model_validate(order, from_attributes=True)
 
 
 @router.post("/v1/topups", status_code=201, response_model=OrderOut, tags=["payments"])
@@ -168,14 +166,7 @@ async def get_topup(order_id: str, economy: Econ, user: BuyingUser) -> OrderOut:
 async def my_topups(economy: Econ, user: BuyingUser) -> list[OrderOut]:
     def work() -> list[OrderOut]:
         with economy.db.connect() as conn:
-            rows = conn.execute(
-                select(payment_orders.c.id)
-                .where(payment_orders.c.user_id == user.id)
-                .order_by(payment_orders.c.created_at_us.desc())
-                .limit(100)
-            ).all()
-            orders = [find_order(conn, r.id) for r in rows]
-        return [OrderOut.of(o) for o in orders if o is not None]
+            return [OrderOut.of(o) for o in orders_of(conn, user.id)]
 
     return await run_in_threadpool(work)
 

@@ -126,18 +126,8 @@ class GiftSentOut(BaseModel):
 
     @classmethod
     def of(cls, g: GiftSent) -> GiftSentOut:
-        return cls(
-            send_id=g.send_id,
-            stream_id=g.stream_id,
-            creator_id=g.creator_id,
-            gift_id=g.gift_id,
-            gift_version=g.gift_version,
-            count=g.count,
-            coins=g.coins,
-            diamonds=g.diamonds,
-            balance_coins=g.balance_coins,
-            created_at_us=g.created_at_us,
-        )
+        # The fields are the domain object's own, by name: no copy to keep in step.
+        return cls.model_validate(g, from_attributes=True)
 
 
 @router.post("/{stream_id}/gifts", status_code=201, response_model=GiftSentOut)

@@ -99,6 +99,17 @@ def find_order(conn: Connection, order_id: str) -> Order | None:
     return None if row is None else _to_order(row)
 
 
+def orders_of(conn: Connection, user_id: int, limit: int = 100) -> list[Order]:
+    """A user's orders, newest first."""
+    rows = conn.execute(
+        select(payment_orders)
+        .where(payment_orders.c.user_id == user_id)
+        .order_by(payment_orders.c.created_at_us.desc())
+        .limit(limit)
+    ).all()
+    return [_to_order(r) for r in rows]
+
+
 def find_order_by_session(conn: Connection, provider: str, session_id: str) -> Order | None:
     row = conn.execute(
         select(payment_orders).where(
