@@ -53,7 +53,7 @@ def serve(
     """Serve the API (the database must be migrated: `giftwave migrate`)."""
     import uvicorn
 
-    from giftwave.api.app import create_app
+    from giftwave.api.app import UVICORN_OPTIONS, create_app
     from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
     from giftwave.db.urls import parse_database_url
 
@@ -72,9 +72,7 @@ def serve(
             create_app(settings),
             host=host,
             port=port,
-            loop="uvloop",
-            http="httptools",
-            log_level="info",
+            **UVICORN_OPTIONS,
             access_log=access_log,
         )
         return
@@ -87,9 +85,7 @@ def serve(
         workers=workers,
         host=host,
         port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
+        **UVICORN_OPTIONS,
         access_log=access_log,
     )
 

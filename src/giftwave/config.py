@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Live rooms: one frame per room per tick; a combo ends after this long without a gift.
     live_tick_ms: Annotated[int, Field(ge=10, le=5000)] = 100
     live_combo_quiet_ms: Annotated[int, Field(ge=100, le=60_000)] = 3000
+    # "per_event" sends every event to every viewer at once, encoded per viewer: the naive
+    # fan-out, kept only as the baseline `giftwave bench fanout` measures against.
+    live_fanout: Literal["tick", "per_event"] = "tick"
 
     # Payouts (US cents).
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000

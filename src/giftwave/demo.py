@@ -137,7 +137,7 @@ def with_admin_token(settings: Settings) -> Settings:
 def run_demo(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
-    from giftwave.api.app import create_app
+    from giftwave.api.app import UVICORN_OPTIONS, create_app
 
     console = Console()
     if parse_database_url(settings.database_url).backend is not Backend.SQLITE:
@@ -190,7 +190,5 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
         create_app(settings),
         host=host,
         port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
+        **UVICORN_OPTIONS,
     )

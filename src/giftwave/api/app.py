@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
+from typing import Any, Final
 
 import httpx
 from fastapi import FastAPI
@@ -110,6 +111,17 @@ async def _seed_room(db: Engine, stream_id: str) -> tuple[Goal | None, int]:
     return await asyncio.to_thread(load)
 
 
+# How every `giftwave serve` runs uvicorn. No per-message deflate: a room frame is encoded once
+# and the same bytes go to every viewer; compressing it again for each socket would cost more
+# CPU than everything else in the fan-out (frames are small, loopback and LANs are not slow).
+UVICORN_OPTIONS: Final[dict[str, Any]] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "ws_per_message_deflate": False,
+    "log_level": "info",
+}
+
+
 def create_app(settings: Settings) -> FastAPI:
     db_url = parse_database_url(settings.database_url)
 
@@ -139,6 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
             hub = Hub(
                 tick_ms=settings.live_tick_ms,
                 combo_quiet_ms=settings.live_combo_quiet_ms,
+                coalesce=settings.live_fanout == "tick",
                 broker=broker,
                 seed=partial(_seed_room, db),
             )

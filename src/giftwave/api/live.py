@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -42,6 +43,7 @@ CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
 JOIN_SAMPLE_ROOM_SIZE: Final = 100
 COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute")
+GIFTS_IN_FLIGHT: Final = 64  # per socket
 
 
 class _Bucket:
@@ -62,8 +64,12 @@ def _ack(ack: Any, result: dict[str, Any]) -> str:
     return orjson.dumps({"v": PROTOCOL_VERSION, "ack": ack, "result": result}).decode()
 
 
+_ERROR_PREFIX: Final = f'{{"v":{PROTOCOL_VERSION},"error":'
+
+
 def _error(ack: Any, code: str, detail: str) -> str:
-    body = {"v": PROTOCOL_VERSION, "ack": ack, "error": {"code": code, "detail": detail}}
+    # "error" first, so a refusal is recognised by its prefix without parsing it back.
+    body = {"v": PROTOCOL_VERSION, "error": {"code": code, "detail": detail}, "ack": ack}
     return orjson.dumps(body).decode()
 
 
@@ -148,33 +154,55 @@ async def _read(
 ) -> None:
     likes, chats = _Bucket(LIKES_PER_S, LIKES_PER_S), _Bucket(CHATS_PER_S, 3)
     refusals = 0
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        raw = message.get("text") or message.get("bytes") or ""
-        if len(raw) > MAX_MESSAGE_BYTES:
-            await ws.close(code=CLOSE_TOO_BIG, reason=f"messages are at most {MAX_MESSAGE_BYTES}")
-            return
-        reply = await _command(raw, economy, hub, stream, user, likes, chats)
-        if '"error"' in reply:
+    # Gifts are billed concurrently (a tapping viewer has several in flight, each waiting for
+    # its ledger batch); past GIFTS_IN_FLIGHT this socket is not read until one is answered.
+    in_flight = asyncio.Semaphore(GIFTS_IN_FLIGHT)
+    gifts: set[asyncio.Task[None]] = set()
+
+    def answer(reply: str) -> None:
+        nonlocal refusals
+        if reply.startswith(_ERROR_PREFIX):
             refusals += 1
-            if refusals > MAX_REFUSALS:
-                await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
-                return
         subscriber.frames.append(reply)  # acks travel in order with the frames
         subscriber.ready.set()
 
+    async def gift(ack: Any, command: dict[str, Any]) -> None:
+        try:
+            answer(await _reply(ack, _send_gift(command, economy, stream, user)))
+        finally:
+            in_flight.release()
 
-async def _command(
-    raw: str | bytes,
-    economy: Economy,
-    hub: Hub,
-    stream: Stream,
-    user: User | None,
-    likes: _Bucket,
-    chats: _Bucket,
-) -> str:
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            raw = message.get("text") or message.get("bytes") or ""
+            if len(raw) > MAX_MESSAGE_BYTES:
+                await ws.close(
+                    code=CLOSE_TOO_BIG, reason=f"messages are at most {MAX_MESSAGE_BYTES}"
+                )
+                return
+            parsed = _parse(raw, user)
+            if isinstance(parsed, str):
+                answer(parsed)
+            elif parsed[1] == "send_gift":
+                await in_flight.acquire()
+                task = asyncio.create_task(gift(parsed[0], parsed[2]))
+                gifts.add(task)
+                task.add_done_callback(gifts.discard)
+            else:
+                answer(await _reply(parsed[0], _act(*parsed[1:], hub, stream, user, likes, chats)))
+            if refusals > MAX_REFUSALS:
+                await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
+                return
+    finally:
+        for task in gifts:
+            task.cancel()  # the gift itself goes on being billed: only its answer is dropped
+
+
+def _parse(raw: str | bytes, user: User | None) -> str | tuple[Any, str, dict[str, Any]]:
+    """(ack id, command name, command), or the error reply when it is not a command."""
     try:
         command = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -189,21 +217,37 @@ async def _command(
         return _error(ack, "unknown_command", "commands are " + ", ".join(COMMANDS))
     if user is None:
         return _error(ack, "login_required", "log in to send gifts, like or chat")
+    return ack, name, command
+
+
+async def _reply(ack: Any, work: Awaitable[dict[str, Any]]) -> str:
     try:
-        if name == "send_gift":
-            return _ack(ack, await _send_gift(command, economy, stream, user))
-        if name == "like":
-            return _ack(ack, await _like(command, hub, stream, likes))
-        if name == "chat":
-            return _ack(ack, await _chat(command, hub, stream, user, chats))
-        return _ack(ack, await _moderate(name, command, hub, stream, user))
+        return _ack(ack, await work)
     except DomainError as exc:
         return _error(ack, exc.code, exc.detail)
 
 
-async def _send_gift(
-    command: dict[str, Any], economy: Economy, stream: Stream, user: User
+async def _act(
+    name: str,
+    command: dict[str, Any],
+    hub: Hub,
+    stream: Stream,
+    user: User | None,
+    likes: _Bucket,
+    chats: _Bucket,
 ) -> dict[str, Any]:
+    assert user is not None  # _parse refused anonymous commands
+    if name == "like":
+        return await _like(command, hub, stream, likes)
+    if name == "chat":
+        return await _chat(command, hub, stream, user, chats)
+    return await _moderate(name, command, hub, stream, user)
+
+
+async def _send_gift(
+    command: dict[str, Any], economy: Economy, stream: Stream, user: User | None
+) -> dict[str, Any]:
+    assert user is not None  # _parse refused anonymous commands
     gift_id, count, key = (
         command.get("gift_id"),
         command.get("count", 1),

@@ -34,6 +34,7 @@ class Combo:
             "count": self.count,
             "coins": self.coins,
             "final": final,
+            "at_us": self.last_at_us,  # when its latest gift was committed
         }
 
 

@@ -68,8 +68,11 @@ class Subscriber:
 
 
 class Channel:
-    def __init__(self, stream_id: str, *, ring_frames: int, combo_quiet_us: int) -> None:
+    def __init__(
+        self, stream_id: str, *, ring_frames: int, combo_quiet_us: int, coalesce: bool = True
+    ) -> None:
         self.room = Room(stream_id, combo_quiet_us=combo_quiet_us)
+        self.coalesce = coalesce
         self.epoch = secrets.token_hex(4)
         self.seq = 0
         self.ring: deque[tuple[int, str]] = deque(maxlen=ring_frames)
@@ -94,11 +97,22 @@ class Channel:
         events = self.room.tick(now_us)
         if not events:
             return
+        if not self.coalesce:
+            self._send_each(events)
+            return
         self.seq += 1
         frame = encode_frame(self.seq, self.epoch, events)  # encoded once for everyone
         self.ring.append((self.seq, frame))
         for subscriber in self.subscribers:
             subscriber.offer(frame)
+
+    def _send_each(self, events: list[dict[str, Any]]) -> None:
+        """The naive fan-out (the benchmark's baseline): a frame per event per viewer."""
+        for event in events:
+            self.seq += 1
+            self.ring.append((self.seq, encode_frame(self.seq, self.epoch, [event])))
+            for subscriber in self.subscribers:
+                subscriber.offer(encode_frame(self.seq, self.epoch, [event]))
 
 
 class Hub:
@@ -110,6 +124,7 @@ class Hub:
         soft_limit_frames: int = 50,
         hard_limit_snapshots: int = 5,
         combo_quiet_ms: int = 3000,
+        coalesce: bool = True,
         max_rooms: int = 100_000,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         broker: Broker | None = None,
@@ -122,6 +137,7 @@ class Hub:
         self._soft = soft_limit_frames
         self._hard = hard_limit_snapshots
         self._combo_quiet_us = combo_quiet_ms * 1000
+        self._coalesce = coalesce
         self._max_rooms = max_rooms
         self._clock_us = clock_us
         self._channels: dict[str, Channel] = {}
@@ -142,7 +158,10 @@ class Hub:
             if len(self._channels) >= self._max_rooms:
                 raise RuntimeError("too many live rooms in this process")
             channel = Channel(
-                stream_id, ring_frames=self._ring, combo_quiet_us=self._combo_quiet_us
+                stream_id,
+                ring_frames=self._ring,
+                combo_quiet_us=self._combo_quiet_us,
+                coalesce=self._coalesce,
             )
             self._channels[stream_id] = channel
         return channel
@@ -207,6 +226,8 @@ class Hub:
             room.set_goal(Goal.from_event(stream_id, event))
         elif kind == "goal_cleared":
             room.set_goal(None)
+        if not self._coalesce:
+            self._channels[stream_id].tick(self._clock_us())  # out at once, not next tick
 
     def tick_now(self) -> None:
         now = self._clock_us()

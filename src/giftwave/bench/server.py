@@ -1,0 +1,189 @@
+"""The server under measurement: a real ``giftwave serve`` process on a scratch database, and
+the room every server benchmark uses (one live creator, funded viewers), set up through the
+public API like any client would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import httpx
+
+from giftwave.bench.scratch import scratch_database
+from giftwave.db.engine import make_engine, migrate
+from giftwave.db.urls import DatabaseUrl
+from giftwave.ledger.verify import verify_ledger
+
+ADMIN_TOKEN: Final = "bench-admin-token"
+START_TIMEOUT_S: Final = 60.0
+VIEWER_COINS: Final = 1_000_000
+
+
+@dataclass(slots=True)
+class Served:
+    base: str  # http://127.0.0.1:port
+    host: str
+    port: int
+    pid: int
+    db: DatabaseUrl
+    verified: bool = False  # `giftwave ledger verify` passed after the server stopped
+
+    def rss_kb(self) -> int:
+        """Resident memory of the server process, from the kernel."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS for the server process")
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRoom:
+    stream_id: str
+    creator_token: str
+    viewer_tokens: list[str]
+
+
+def raise_open_files_limit() -> None:
+    """Thousands of sockets on both ends; a server started afterwards inherits the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@contextmanager
+def served(
+    database_url: str, name: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Served]:
+    """A migrated scratch database and a server on it; afterwards, the ledger must verify."""
+    with scratch_database(database_url, name) as db, tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(db)
+        migrate(engine)
+        engine.dispose()
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        environment = {
+            **os.environ,
+            "GIFTWAVE_DATABASE_URL": db.url,
+            "GIFTWAVE_ADMIN_TOKEN": ADMIN_TOKEN,
+            "GIFTWAVE_PASSWORD_TIME_COST": "1",
+            "GIFTWAVE_PASSWORD_MEMORY_KIB": "8",
+            **(env or {}),
+        }
+        command = [_giftwave(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        with open(Path(tmp) / "server.log", "wb") as log:
+            proc = subprocess.Popen(
+                [*command, "--workers", str(workers)],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            server = Served(base=base, host="127.0.0.1", port=port, pid=proc.pid, db=db)
+            try:
+                _await_healthy(base, proc)
+                yield server
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            server.verified = _ledger_verifies(db)
+
+
+def _ledger_verifies(db: DatabaseUrl) -> bool:
+    engine = make_engine(db)
+    try:
+        with engine.connect() as conn:
+            return verify_ledger(conn).ok
+    finally:
+        engine.dispose()
+
+
+async def setup_room(base: str, viewers: int) -> BenchRoom:
+    """A live creator and ``viewers`` funded viewers, registered through the API."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+
+        async def person(n: int, role: str) -> tuple[int, str]:
+            r = await client.post(
+                "/v1/auth/register",
+                json={
+                    "handle": f"{role}{n}",
+                    "email": f"{role}{n}@bench.invalid",
+                    "password": "bench-password",
+                    "birth_date": "1990-01-01",
+                    "country": "US",
+                    "role": role,
+                },
+            )
+            r.raise_for_status()
+            return int(r.json()["user"]["id"]), str(r.json()["token"])
+
+        _, creator_token = await person(0, "creator")
+        r = await client.post(
+            "/v1/streams",
+            json={"title": "bench"},
+            headers={"Authorization": f"Bearer {creator_token}"},
+        )
+        r.raise_for_status()
+        stream_id = str(r.json()["id"])
+        sem = asyncio.Semaphore(16)
+
+        async def viewer(n: int) -> str:
+            async with sem:
+                user_id, token = await person(n, "viewer")
+                grant = await client.post(
+                    f"/v1/admin/users/{user_id}/coins",
+                    json={"coins": VIEWER_COINS, "idempotency_key": "bench"},
+                    headers=admin,
+                )
+                grant.raise_for_status()
+                return token
+
+        tokens = await asyncio.gather(*(viewer(n) for n in range(1, viewers + 1)))
+    return BenchRoom(stream_id=stream_id, creator_token=creator_token, viewer_tokens=list(tokens))
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _giftwave() -> str:
+    return shutil.which("giftwave") or str(Path(sys.executable).parent / "giftwave")
+
+
+def _await_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"giftwave serve exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("giftwave serve did not become healthy")
