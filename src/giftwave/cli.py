@@ -223,5 +223,33 @@ def bench_api(
         out.print_json(json.dumps(result.as_dict()))
 
 
+@bench_app.command("fanout")
+def bench_fanout(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    viewers: Annotated[int, typer.Option(help="Viewer sockets in the room.", min=1)] = 5000,
+    gifts_per_s: Annotated[int, typer.Option(help="Gifts sent per second.", min=1)] = 1000,
+    gifters: Annotated[int, typer.Option(help="Sockets the gifts come from.", min=1)] = 100,
+    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    baseline: Annotated[bool, typer.Option(help="Also run the per-event fan-out baseline.")] = True,
+) -> None:
+    """One room, thousands of viewer sockets, gifts raining: every viewer gets every tick?"""
+    from giftwave.bench.fanout import FanoutBenchConfig, run_fanout_bench
+
+    settings = _settings()
+    cfg = FanoutBenchConfig(
+        viewers=viewers,
+        gifts_per_s=gifts_per_s,
+        gifters=gifters,
+        seconds=seconds,
+        baseline=baseline,
+    )
+    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    result = run_fanout_bench(settings.database_url, cfg, say)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
+    else:
+        out.print_json(json.dumps(result.as_dict()))
+
+
 def main() -> None:
     app()

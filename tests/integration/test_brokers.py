@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from giftwave.realtime.broker import Broker, MemoryBroker, RedisBroker
 from giftwave.realtime.hub import Hub
+from giftwave.realtime.sockets import ListSink
 
 REDIS_URL = os.environ.get("GIFTWAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -78,7 +79,9 @@ async def test_every_node_sees_the_same_gifts_in_the_same_order(
     nodes: list[tuple[Hub, Broker]],
 ) -> None:
     room = "st_" + secrets.token_hex(6)
-    watchers = [(hub, (await hub.subscribe(room))[1]) for hub, _ in nodes]
+    watchers = [(hub, ListSink()) for hub, _ in nodes]
+    for hub, sink in watchers:
+        await hub.subscribe(room, sink)
     received: list[list[str]] = [[] for _ in watchers]
     # Gifts published from every node in turn: lions arrive once, roses combo per sender.
     for n in range(60):
@@ -90,15 +93,14 @@ async def test_every_node_sees_the_same_gifts_in_the_same_order(
         await asyncio.sleep(0.05)
         for (hub, sub), got in zip(watchers, received, strict=True):
             hub.tick_now()
-            got.extend(sub.frames)
-            sub.frames.clear()
+            got.extend(sub.take())
         leaderboards = [hub.channel(room).room.coins for hub, _ in watchers]
         if all(c == 60 for c in leaderboards):
             break
     await asyncio.sleep(0.3)  # past the combo window: every combo ends, on every node
     for (hub, sub), got in zip(watchers, received, strict=True):
         hub.tick_now()
-        got.extend(sub.frames)
+        got.extend(sub.take())
     first = [e for e in _gift_events(received[0]) if e[3]]
     lions = {f"g{n}" for n in range(0, 60, 10)}
     assert len([e for e in first if e[0] in lions]) == 6  # a Lion arrives once, final
@@ -131,14 +133,14 @@ async def test_a_redis_node_that_joins_late_rebuilds_the_room() -> None:
 async def _late_join(nodes: list[tuple[Hub, RedisBroker]]) -> None:
     room = "st_" + secrets.token_hex(6)
     (hub_a, broker_a), (hub_b, _) = nodes
-    await hub_a.subscribe(room)
+    await hub_a.subscribe(room, ListSink())
     for n in range(25):
         await broker_a.publish(room, _gift(n, sender=n % 5))
     deadline = asyncio.get_running_loop().time() + 5
     while hub_a.channel(room).room.coins < 25:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.02)
-    await hub_b.subscribe(room)  # B had never seen this room
+    await hub_b.subscribe(room, ListSink())  # B had never seen this room
     a = hub_a.channel(room).room.snapshot()["leaderboard"]
     b = hub_b.channel(room).room.snapshot()["leaderboard"]
     assert a == b

@@ -7,6 +7,7 @@ import orjson
 from giftwave.live.combos import ComboTracker
 from giftwave.live.leaderboard import Leaderboard
 from giftwave.realtime.hub import Hub
+from giftwave.realtime.sockets import ListSink, text_frame
 
 S = 1_000_000  # one second in microseconds
 
@@ -95,52 +96,74 @@ def _room_gift(hub: Hub, sender: int, n: int) -> None:
 async def test_one_frame_per_tick_encoded_once_for_every_subscriber() -> None:
     now = [0]
     hub = _hub(now)
-    channel, a = await hub.subscribe("st_x")
-    _, b = await hub.subscribe("st_x")
+    a, b = ListSink(), ListSink()
+    channel, _ = await hub.subscribe("st_x", a)
+    await hub.subscribe("st_x", b)
     for n in range(5):
         _room_gift(hub, 1, n)
     hub.tick_now()
     hub.tick_now()  # nothing new: no frame
     assert len(a.frames) == len(b.frames) == 1
-    assert a.frames[0] is b.frames[0]  # the same string object: encoded once
-    frame = orjson.loads(a.frames[0])
+    assert a.frames[0] is b.frames[0]  # the same object: encoded once
+    assert a.frames[0].wire is b.frames[0].wire  # and framed once for the wire
+    assert a.frames[0].wire == text_frame(a.frames[0].text.encode())
+    frame = orjson.loads(a.frames[0].text)
     assert (frame["v"], frame["seq"], frame["epoch"]) == (1, 1, channel.epoch)
     kinds = [e["type"] for e in frame["events"]]
     assert kinds == ["gift", "leaderboard", "viewers"]
     assert frame["events"][0]["count"] == 5
 
 
+def test_websocket_frame_headers_for_every_payload_length() -> None:
+    for n, head in ((0, b"\x81\x00"), (125, b"\x81\x7d"), (126, b"\x81\x7e\x00\x7e")):
+        assert text_frame(b"x" * n)[: len(head)] == head
+    big = text_frame(b"x" * 70_000)
+    assert big[:2] == b"\x81\x7f"
+    assert int.from_bytes(big[2:10], "big") == 70_000
+
+
 async def test_replay_gives_exactly_the_missed_frames_or_asks_for_a_snapshot() -> None:
     now = [0]
     hub = _hub(now, ring_frames=3)
-    channel, _ = await hub.subscribe("st_x")
+    channel, _ = await hub.subscribe("st_x", ListSink())
     for n in range(5):
         _room_gift(hub, n + 1, n)  # a new sender each time: a new event every tick
         hub.tick_now()
     assert channel.seq == 5
-    assert [orjson.loads(f)["seq"] for f in channel.replay(3, channel.epoch) or []] == [4, 5]
+    assert [f.seq for f in channel.replay(3, channel.epoch) or []] == [4, 5]
     assert channel.replay(5, channel.epoch) == []
     assert channel.replay(1, channel.epoch) is None  # frame 2 left the ring
     assert channel.replay(4, "other-epoch") is None  # another process's numbering
     assert channel.replay(9, channel.epoch) is None
 
 
-async def test_a_slow_subscriber_gets_a_snapshot_then_is_closed_and_never_delays_others() -> None:
+async def test_a_slow_subscriber_skips_deltas_gets_a_snapshot_or_is_closed() -> None:
     now = [0]
-    hub = _hub(now, soft_limit_frames=3, hard_limit_snapshots=2)
-    _, slow = await hub.subscribe("st_x")
-    _, fast = await hub.subscribe("st_x")
-    received = 0
-    for n in range(30):
+    hub = _hub(now, soft_limit_bytes=1000, hard_limit_ticks=3)
+    slow, fast, stuck = ListSink(), ListSink(), ListSink()
+    for sink in (slow, fast, stuck):
+        await hub.subscribe("st_x", sink)
+    slow.unsent = stuck.unsent = 5000  # neither reads
+    for n in range(3):
         _room_gift(hub, n + 1, n)
         hub.tick_now()
-        received += len(fast.frames)
-        fast.frames.clear()  # the fast reader keeps up
-        fast.caught_up()
-    assert received == 30  # every tick reached the fast one
-    assert slow.needs_snapshot
-    assert slow.closed_reason is not None
-    assert len(slow.frames) <= 3  # bounded whatever happens
+    assert len(fast.frames) == 3  # every tick reached the one that keeps up
+    assert slow.frames == stuck.frames == []  # nothing more piled up behind the slow ones
+    slow.unsent = 0  # the slow one drained its socket
+    _room_gift(hub, 9, 9)
+    hub.tick_now()
+    snapshot = orjson.loads(slow.frames[-1].text)
+    assert [e["type"] for e in snapshot["events"]] == ["snapshot"]
+    assert snapshot["seq"] == 4
+    assert snapshot["events"][0]["leaderboard"]["coins"] == 4
+    _room_gift(hub, 10, 10)
+    hub.tick_now()
+    assert orjson.loads(slow.frames[-1].text)["seq"] == 5  # deltas again
+    assert stuck.closed is not None
+    assert stuck.closed[0] == 1008
+    assert slow.closed is None
+    assert fast.closed is None
+    assert len(fast.frames) == 5
 
 
 def test_a_goal_counts_what_arrives_after_it_and_is_reached_once() -> None:

@@ -34,6 +34,7 @@ from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
+from giftwave.realtime.sockets import KeepServerSend
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
@@ -169,6 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
+    app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
     # Routes are matched in order: the gift route, the hottest by far, goes first.
     for module in (streams, identity, shop, creators, admin, ledger, live):
         app.include_router(module.router)

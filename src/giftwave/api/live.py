@@ -12,7 +12,6 @@ was missed, or a snapshot when it is gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Awaitable
@@ -29,7 +28,8 @@ from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.users import Role, User
 from giftwave.live.streams import Stream, find_stream
-from giftwave.realtime.hub import PROTOCOL_VERSION, Hub, Subscriber
+from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
+from giftwave.realtime.sockets import open_sink
 
 router = APIRouter(tags=["live"])
 
@@ -38,7 +38,6 @@ CHAT_MAX_CHARS: Final = 200
 LIKES_PER_S: Final = 20.0
 CHATS_PER_S: Final = 1.0
 MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is flooding
-CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
 JOIN_SAMPLE_ROOM_SIZE: Final = 100
@@ -94,31 +93,26 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     token = ws.query_params.get("token") or ws.cookies.get(SESSION_COOKIE)
     user = None if not token else await session_user(ws, token)
     await ws.accept()
-    channel, subscriber = await hub.subscribe(stream_id)
-    if not stream.live:
-        channel.room.end()  # this node's copy only: the end was published when it happened
-    since, epoch = _int_param(ws, "since"), ws.query_params.get("epoch")
-    missed = channel.replay(since, epoch) if since is not None and epoch else None
-    if missed is None:
-        subscriber.frames.append(channel.snapshot_frame())
-    else:
-        subscriber.frames.extend(missed)
-    subscriber.ready.set()
-    if user is not None and _sampled_join(len(channel.subscribers)):
-        assert hub.broker is not None
-        await hub.broker.publish(
-            stream_id, {"type": "join", "user_id": user.id, "handle": user.handle}
-        )
-    writer = asyncio.create_task(_write(ws, hub, stream_id, subscriber))
+    sink = open_sink(ws)
+    channel, subscriber = await hub.subscribe(stream_id, sink)
     try:
+        if not stream.live:
+            channel.room.end()  # this node's copy only: the end was published when it happened
+        since, epoch = _int_param(ws, "since"), ws.query_params.get("epoch")
+        missed = channel.replay(since, epoch) if since is not None and epoch else None
+        for frame in missed if missed is not None else [channel.snapshot_frame()]:
+            sink.write(frame)
+        if user is not None and _sampled_join(len(channel.subscribers)):
+            assert hub.broker is not None
+            await hub.broker.publish(
+                stream_id, {"type": "join", "user_id": user.id, "handle": user.handle}
+            )
         await _read(ws, economy, hub, stream, user, subscriber)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unsubscribe(stream_id, subscriber)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        await sink.stop()
 
 
 def _sampled_join(viewers_here: int) -> bool:
@@ -126,22 +120,6 @@ def _sampled_join(viewers_here: int) -> bool:
     (each would be an event in every viewer's next frame)."""
     every = max(1, viewers_here // JOIN_SAMPLE_ROOM_SIZE)
     return secrets.randbelow(every) == 0
-
-
-async def _write(ws: WebSocket, hub: Hub, stream_id: str, subscriber: Subscriber) -> None:
-    """This socket's own writer: a slow socket waits here, never in the room's tick."""
-    while True:
-        await subscriber.ready.wait()
-        subscriber.ready.clear()
-        if subscriber.closed_reason is not None:
-            await ws.close(code=CLOSE_POLICY, reason=subscriber.closed_reason)
-            return
-        if subscriber.needs_snapshot:
-            subscriber.needs_snapshot = False
-            await ws.send_text(hub.channel(stream_id).snapshot_frame())
-        while subscriber.frames:
-            await ws.send_text(subscriber.frames.popleft())
-        subscriber.caught_up()
 
 
 async def _read(
@@ -163,8 +141,7 @@ async def _read(
         nonlocal refusals
         if reply.startswith(_ERROR_PREFIX):
             refusals += 1
-        subscriber.frames.append(reply)  # acks travel in order with the frames
-        subscriber.ready.set()
+        subscriber.reply(reply)  # acks travel in order with the frames
 
     async def gift(ack: Any, command: dict[str, Any]) -> None:
         try:

@@ -13,6 +13,9 @@ LEADERBOARD_SIZE: Final = 10
 CHAT_HISTORY: Final = 50
 MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first
 JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
+# A big room's count changes every tick; saying so every tick would be a frame per tick to
+# every viewer for nothing anyone reads that fast.
+VIEWERS_EVERY_US: Final = 1_000_000
 
 
 class Room:
@@ -30,6 +33,7 @@ class Room:
         self._news: list[dict[str, Any]] = []
         self._leaderboard_changed = False
         self._viewers_changed = False
+        self._viewers_said_at_us = -VIEWERS_EVERY_US
         self._muted_until: dict[int, int] = {}
         self._joined: list[dict[str, Any]] = []
         self._joined_others = 0
@@ -145,9 +149,10 @@ class Room:
         if self._goal_changed:
             events.append(self._goal_event())
             self._goal_changed = False
-        if self._viewers_changed:
+        if self._viewers_changed and now_us - self._viewers_said_at_us >= VIEWERS_EVERY_US:
             events.append({"type": "viewers", "count": self.viewers})
             self._viewers_changed = False
+            self._viewers_said_at_us = now_us
         return events
 
     def _goal_event(self) -> dict[str, Any]:

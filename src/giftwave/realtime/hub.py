@@ -1,11 +1,11 @@
 """The hub: one channel per live room, one tick loop for all of them.
 
 Every tick (default 100 ms) each room with news becomes ONE frame
-``{"v":1,"seq":n,"epoch":"…","events":[…]}``, encoded once; the same string goes to every
-subscriber's buffer. Buffers are bounded: a subscriber that falls ``soft_limit`` frames behind
-has its backlog replaced by one snapshot; one that keeps falling behind (``hard_limit``
-snapshots in a row without catching up) is closed. A slow subscriber never delays another:
-the tick only appends to buffers, each socket's own writer task drains its own.
+``{"v":1,"seq":n,"epoch":"…","events":[…]}``, encoded once; the same bytes go to every
+subscriber's socket (``realtime.sockets``). What a socket has not sent is bounded: past
+``soft_limit_bytes`` it gets no more deltas, then one snapshot once it has drained; behind for
+``hard_limit_ticks`` frames in a row, it is closed. A slow subscriber never delays another:
+the tick never waits on a socket.
 
 Recent frames stay in a bounded ring per room, so a client reconnecting with ``since`` and the
 same ``epoch`` gets exactly what it missed, or a snapshot when that is gone.
@@ -19,7 +19,6 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -27,44 +26,51 @@ import orjson
 from giftwave.live.goals import Goal
 from giftwave.live.room import Room
 from giftwave.realtime.broker import Broker
+from giftwave.realtime.sockets import Frame, Sink
 
 PROTOCOL_VERSION: Final = 1
+CLOSE_POLICY: Final = 1008
 
 
-def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> str:
-    return orjson.dumps(
-        {"v": PROTOCOL_VERSION, "seq": seq, "epoch": epoch, "events": events}
-    ).decode()
+def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> Frame:
+    text = orjson.dumps({"v": PROTOCOL_VERSION, "seq": seq, "epoch": epoch, "events": events})
+    return Frame(text.decode(), seq)
 
 
-@dataclass(eq=False)
 class Subscriber:
-    """One socket's outgoing buffer; its writer task awaits ``ready`` and drains ``frames``."""
+    """One socket. Frames go to its sink at once; a socket with more than ``soft_limit_bytes``
+    unsent gets no more deltas, and one snapshot when it has drained; one that stays behind
+    for more than ``hard_limit_ticks`` frames in a row is closed."""
 
-    soft_limit: int
-    hard_limit: int
-    frames: deque[str] = field(default_factory=deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    needs_snapshot: bool = False
-    snapshots_in_a_row: int = 0
-    closed_reason: str | None = None
+    __slots__ = ("behind", "closed_reason", "hard_limit_ticks", "sink", "soft_limit_bytes")
 
-    def offer(self, frame: str) -> None:
+    def __init__(self, sink: Sink, *, soft_limit_bytes: int, hard_limit_ticks: int) -> None:
+        self.sink = sink
+        self.soft_limit_bytes = soft_limit_bytes
+        self.hard_limit_ticks = hard_limit_ticks
+        self.behind = 0
+        self.closed_reason: str | None = None
+
+    def offer(self, frame: Frame, snapshot: Callable[[], Frame]) -> None:
         if self.closed_reason is not None:
             return
-        if len(self.frames) >= self.soft_limit:
-            # Too far behind for deltas to help: drop them, send the state instead.
-            self.frames.clear()
-            self.needs_snapshot = True
-            self.snapshots_in_a_row += 1
-            if self.snapshots_in_a_row > self.hard_limit:
+        if self.sink.buffered() > self.soft_limit_bytes:
+            self.behind += 1
+            if self.behind > self.hard_limit_ticks:
                 self.closed_reason = "too slow: could not keep up with the room"
-        else:
-            self.frames.append(frame)
-        self.ready.set()
+                self.sink.close(CLOSE_POLICY, self.closed_reason)
+            return
+        if self.behind:
+            # Deltas were skipped: the state, which includes this frame's news, replaces them.
+            self.behind = 0
+            self.sink.write(snapshot())
+            return
+        self.sink.write(frame)
 
-    def caught_up(self) -> None:
-        self.snapshots_in_a_row = 0
+    def reply(self, text: str) -> None:
+        """An answer to one of its commands (bounded by the commands it may have in flight)."""
+        if self.closed_reason is None:
+            self.sink.write(Frame(text))
 
 
 class Channel:
@@ -75,22 +81,22 @@ class Channel:
         self.coalesce = coalesce
         self.epoch = secrets.token_hex(4)
         self.seq = 0
-        self.ring: deque[tuple[int, str]] = deque(maxlen=ring_frames)
+        self.ring: deque[Frame] = deque(maxlen=ring_frames)
         self.subscribers: set[Subscriber] = set()
         self.seeded = False
 
-    def snapshot_frame(self) -> str:
+    def snapshot_frame(self) -> Frame:
         return encode_frame(self.seq, self.epoch, [self.room.snapshot()])
 
-    def replay(self, since: int, epoch: str) -> list[str] | None:
+    def replay(self, since: int, epoch: str) -> list[Frame] | None:
         """The frames after ``since``, or None when a snapshot is needed instead."""
         if epoch != self.epoch or since > self.seq:
             return None
         if since == self.seq:
             return []
-        if not self.ring or self.ring[0][0] > since + 1:
+        if not self.ring or self.ring[0].seq > since + 1:
             return None
-        return [frame for seq, frame in self.ring if seq > since]
+        return [frame for frame in self.ring if frame.seq > since]
 
     def tick(self, now_us: int) -> None:
         self.room.set_viewers(len(self.subscribers))
@@ -102,17 +108,24 @@ class Channel:
             return
         self.seq += 1
         frame = encode_frame(self.seq, self.epoch, events)  # encoded once for everyone
-        self.ring.append((self.seq, frame))
+        self.ring.append(frame)
+        snapshot: list[Frame] = []  # built at most once, if someone needs it
+
+        def snapshot_once() -> Frame:
+            if not snapshot:
+                snapshot.append(self.snapshot_frame())
+            return snapshot[0]
+
         for subscriber in self.subscribers:
-            subscriber.offer(frame)
+            subscriber.offer(frame, snapshot_once)
 
     def _send_each(self, events: list[dict[str, Any]]) -> None:
         """The naive fan-out (the benchmark's baseline): a frame per event per viewer."""
         for event in events:
             self.seq += 1
-            self.ring.append((self.seq, encode_frame(self.seq, self.epoch, [event])))
+            self.ring.append(encode_frame(self.seq, self.epoch, [event]))
             for subscriber in self.subscribers:
-                subscriber.offer(encode_frame(self.seq, self.epoch, [event]))
+                subscriber.offer(encode_frame(self.seq, self.epoch, [event]), self.snapshot_frame)
 
 
 class Hub:
@@ -121,8 +134,8 @@ class Hub:
         *,
         tick_ms: float = 100.0,
         ring_frames: int = 600,
-        soft_limit_frames: int = 50,
-        hard_limit_snapshots: int = 5,
+        soft_limit_bytes: int = 256 * 1024,
+        hard_limit_ticks: int = 50,
         combo_quiet_ms: int = 3000,
         coalesce: bool = True,
         max_rooms: int = 100_000,
@@ -134,8 +147,8 @@ class Hub:
         self._seed = seed
         self._tick_s = tick_ms / 1000
         self._ring = ring_frames
-        self._soft = soft_limit_frames
-        self._hard = hard_limit_snapshots
+        self._soft = soft_limit_bytes
+        self._hard = hard_limit_ticks
         self._combo_quiet_us = combo_quiet_ms * 1000
         self._coalesce = coalesce
         self._max_rooms = max_rooms
@@ -166,7 +179,7 @@ class Hub:
             self._channels[stream_id] = channel
         return channel
 
-    async def subscribe(self, stream_id: str) -> tuple[Channel, Subscriber]:
+    async def subscribe(self, stream_id: str, sink: Sink) -> tuple[Channel, Subscriber]:
         """A new socket on this room; the first one makes this node follow the room."""
         fresh = stream_id not in self._channels
         channel = self.channel(stream_id)
@@ -178,7 +191,7 @@ class Hub:
             if goal is not None:
                 channel.room.set_goal(goal, progress)
         channel.seeded = True
-        subscriber = Subscriber(soft_limit=self._soft, hard_limit=self._hard)
+        subscriber = Subscriber(sink, soft_limit_bytes=self._soft, hard_limit_ticks=self._hard)
         channel.subscribers.add(subscriber)
         return channel, subscriber
 

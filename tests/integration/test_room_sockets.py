@@ -1,0 +1,67 @@
+"""The two ways a frame reaches a socket, against a real uvicorn: straight to the transport
+(no compression negotiated) and through ASGI (compression on). The client sees the same."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from giftwave.api.app import UVICORN_OPTIONS
+from giftwave.realtime.sockets import Frame, KeepServerSend, open_sink
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(("deflate", "sink_kind"), [(False, "TransportSink"), (True, "QueueSink")])
+async def test_frames_arrive_whole_and_in_order_through_either_sink(
+    deflate: bool, sink_kind: str
+) -> None:
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        sink = open_sink(ws)
+        sink.write(Frame(type(sink).__name__))
+        for n in range(200):  # small, 126-byte and 64 KiB+ payloads: every header length
+            sink.write(Frame(str(n) + "x" * (n * 400 if n % 50 else 70_000)))
+        await ws.receive()  # the client says when it has read everything
+        sink.close(1000, "bye")
+        await sink.stop()
+
+    app = Starlette(
+        routes=[WebSocketRoute("/ws", endpoint)], middleware=[Middleware(KeepServerSend)]
+    )
+    options: dict[str, Any] = {**UVICORN_OPTIONS, "ws_per_message_deflate": deflate}
+    options.pop("loop")
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+            await asyncio.sleep(0.02)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as client:
+            assert await client.recv() == sink_kind
+            for n in range(200):
+                message = await asyncio.wait_for(client.recv(), 5)
+                assert isinstance(message, str)
+                assert message.startswith(str(n) + "x")
+                assert len(message) == len(str(n)) + (n * 400 if n % 50 else 70_000)
+            await client.send("done")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(client.recv(), 5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1000
+    finally:
+        server.should_exit = True
+        await serving
