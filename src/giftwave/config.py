@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Live rooms: one frame per room per tick; a combo ends after this long without a gift.
     live_tick_ms: Annotated[int, Field(ge=10, le=5000)] = 100
     live_combo_quiet_ms: Annotated[int, Field(ge=100, le=60_000)] = 3000
+    # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
+    battle_min_duration_s: Annotated[int, Field(ge=1, le=1800)] = 60
 
     # Payouts (US cents).
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
