@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # "per_event" sends every event to every viewer at once, encoded per viewer: the naive
     # fan-out, kept only as the baseline `giftwave bench fanout` measures against.
     live_fanout: Literal["tick", "per_event"] = "tick"
+    # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
+    battle_min_duration_s: Annotated[int, Field(ge=1, le=1800)] = 60
 
     # Payouts (US cents).
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000

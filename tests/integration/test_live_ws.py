@@ -5,7 +5,6 @@ errors; a reconnect resumes from where it left off."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -14,69 +13,18 @@ import httpx
 import orjson
 import pytest
 import websockets
+from liveclient import Client, person
 from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
 
 from giftwave.db.urls import DatabaseUrl
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 COMBO_QUIET_MS = 600
-_n = itertools.count(1)
-
-
-async def _person(http: httpx.AsyncClient, role: str) -> tuple[int, str]:
-    n = next(_n)
-    r = await http.post(
-        "/v1/auth/register",
-        json={
-            "handle": f"{role}{n}",
-            "email": f"{role}{n}@ws.test",
-            "password": "pw-pw-pw-pw",
-            "birth_date": "1990-01-01",
-            "country": "US",
-            "role": role,
-        },
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["user"]["id"]), str(r.json()["token"])
 
 
 async def _read_until_closed(ws: Any) -> None:
     while True:
         await asyncio.wait_for(ws.recv(), 5)
-
-
-class Client:
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.frames: list[dict[str, Any]] = []
-        self.acks: dict[Any, dict[str, Any]] = {}
-
-    async def recv(self, wait_s: float = 5.0) -> dict[str, Any]:
-        message = orjson.loads(await asyncio.wait_for(self.ws.recv(), wait_s))
-        if "ack" in message:
-            self.acks[message["ack"]] = message
-        else:
-            self.frames.append(message)
-        return dict(message)
-
-    async def command(self, **command: Any) -> dict[str, Any]:
-        await self.ws.send(orjson.dumps(command).decode())
-        while command["id"] not in self.acks:
-            await self.recv()
-        return self.acks[command["id"]]
-
-    async def until(self, predicate: Any, wait_s: float = 8.0) -> None:
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while not any(predicate(e) for f in self.frames for e in f["events"]):
-            await self.recv(max(0.05, deadline - asyncio.get_running_loop().time()))
-
-    def gift_events(self) -> list[tuple[Any, ...]]:
-        return [
-            (e["combo_id"], e["count"], e["final"])
-            for f in self.frames
-            for e in f["events"]
-            if e["type"] == "gift"
-        ]
 
 
 @pytest.mark.parametrize("bare_db_url", ["sqlite", "postgresql"], indirect=True)
@@ -91,8 +39,8 @@ async def test_two_clients_see_the_same_room(bare_db_url: DatabaseUrl, tmp_path:
     with ServerGroup(tmp_path, env) as servers:
         [server] = servers.start("a")
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-            viewer_id, viewer_token = await _person(http, "viewer")
-            _, creator_token = await _person(http, "creator")
+            viewer_id, viewer_token = await person(http, "viewer")
+            _, creator_token = await person(http, "creator")
             r = await http.post(
                 f"/v1/admin/users/{viewer_id}/coins",
                 json={"coins": 100_000, "idempotency_key": "ws"},
@@ -218,8 +166,8 @@ async def test_two_nodes_over_redis_show_the_same_gifts_in_the_same_order(
     with ServerGroup(tmp_path, env) as servers:
         a, b = servers.start("a", "b")
         async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as http:
-            viewer_id, viewer_token = await _person(http, "viewer")
-            _, creator_token = await _person(http, "creator")
+            viewer_id, viewer_token = await person(http, "viewer")
+            _, creator_token = await person(http, "creator")
             await http.post(
                 f"/v1/admin/users/{viewer_id}/coins",
                 json={"coins": 10_000, "idempotency_key": "ws"},
@@ -300,8 +248,8 @@ async def test_a_restarted_process_shows_the_goal_and_its_progress(
     with ServerGroup(tmp_path, env) as servers:
         [first] = servers.start("first")
         async with httpx.AsyncClient(base_url=first.base_url, timeout=30) as http:
-            viewer_id, viewer_token = await _person(http, "viewer")
-            _, creator_token = await _person(http, "creator")
+            viewer_id, viewer_token = await person(http, "viewer")
+            _, creator_token = await person(http, "creator")
             await http.post(
                 f"/v1/admin/users/{viewer_id}/coins",
                 json={"coins": 1000, "idempotency_key": "g"},
@@ -339,8 +287,8 @@ async def test_the_creator_moderates_chat(bare_db_url: DatabaseUrl, tmp_path: Pa
     with ServerGroup(tmp_path, env) as servers:
         [server] = servers.start("a")
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-            viewer_id, viewer_token = await _person(http, "viewer")
-            _, creator_token = await _person(http, "creator")
+            viewer_id, viewer_token = await person(http, "viewer")
+            _, creator_token = await person(http, "creator")
             creator = {"Authorization": f"Bearer {creator_token}"}
             stream = (await http.post("/v1/streams", json={"title": "m"}, headers=creator)).json()
         url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream['id']}/ws"

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from giftwave import __version__
-from giftwave.api import admin, creators, identity, ledger, live, shop, streams
+from giftwave.api import admin, battles, creators, identity, ledger, live, shop, streams
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
@@ -29,7 +29,10 @@ from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
 from giftwave.ledger.writer_process import ProcessStore
-from giftwave.live.goals import Goal, committed_progress, current_goal
+from giftwave.live.battle_referee import Referee
+from giftwave.live.battles import BattleStatus, committed_scores, latest_battle_of
+from giftwave.live.goals import committed_progress, current_goal
+from giftwave.live.room import RoomSeed
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
@@ -101,13 +104,34 @@ async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable
         log.exception("could not broadcast gift %s", sent.send_id)
 
 
-async def _seed_room(db: Engine, stream_id: str) -> tuple[Goal | None, int]:
-    """A room this process starts following: its goal and the committed progress toward it."""
+async def _score_battle(referee: Referee, sent: GiftSent, _handle: str, _combo: bool) -> None:
+    """A committed gift scores for its stream's side when the stream is in a battle."""
+    try:
+        await referee.score(sent.stream_id, sent.coins, sent.created_at_us)
+    except Exception:  # the gift is committed; the battle's result is read from the database
+        log.exception("could not score gift %s in a battle", sent.send_id)
 
-    def load() -> tuple[Goal | None, int]:
+
+async def _seed_room(db: Engine, stream_id: str) -> RoomSeed:
+    """A room this process starts following: its goal and battle, and the committed coins
+    toward each."""
+
+    def load() -> RoomSeed:
         with db.connect() as conn:
             goal = current_goal(conn, stream_id)
-            return goal, 0 if goal is None else committed_progress(conn, goal)
+            battle = latest_battle_of(conn, stream_id)
+            scores = (0, 0)
+            if battle is not None:
+                ended = battle.status is BattleStatus.ENDED
+                scores = (
+                    (battle.score_a, battle.score_b) if ended else committed_scores(conn, battle)
+                )
+            return RoomSeed(
+                goal=goal,
+                goal_progress=0 if goal is None else committed_progress(conn, goal),
+                battle=battle,
+                battle_scores=scores,
+            )
 
     return await asyncio.to_thread(load)
 
@@ -160,8 +184,13 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(broker.stop)
             hub.start()
             stack.push_async_callback(hub.stop)
+            referee = Referee(db, broker.publish)
+            referee.start()
+            stack.push_async_callback(referee.stop)
             economy.gifting.add_observer(partial(_broadcast_gift, broker))
+            economy.gifting.add_observer(partial(_score_battle, referee))
             app.state.hub = hub
+            app.state.referee = referee
             app.state.broker = broker
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
@@ -172,7 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
     # Routes are matched in order: the gift route, the hottest by far, goes first.
-    for module in (streams, identity, shop, creators, admin, ledger, live):
+    for module in (streams, identity, shop, creators, admin, ledger, live, battles):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

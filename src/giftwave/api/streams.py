@@ -100,6 +100,7 @@ async def end(
     ended = await run_in_threadpool(work)
     economy.gifting.forget_stream(stream_id)
     await request.app.state.broker.publish(stream_id, {"type": "end"})  # stream_ended
+    await request.app.state.referee.stream_ended(stream_id)  # and its battle, if any
     return StreamOut.of(ended)
 
 

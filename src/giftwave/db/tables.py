@@ -282,3 +282,48 @@ stream_goals = Table(
     Column("cleared_at_us", BigInteger, nullable=True),
     CheckConstraint("target > 0", name="ck_stream_goals_target"),
 )
+
+# Two live streams in a timed match. A stream is in at most one pending or active battle (the
+# rule is kept by locking both stream rows, see live/battles.py); the scores are written once,
+# when the battle ends, from the committed gifts.
+battles = Table(
+    "battles",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("stream_a", String(24), nullable=False),  # the challenger's
+    Column("stream_b", String(24), nullable=False),  # the invited creator's
+    Column("creator_a", BigInteger, nullable=False),
+    Column("creator_b", BigInteger, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("duration_s", Integer, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("started_at_us", BigInteger, nullable=True),
+    Column("ends_at_us", BigInteger, nullable=True),
+    Column("ended_at_us", BigInteger, nullable=True),
+    Column("score_a", BigInteger, nullable=False, server_default="0"),
+    Column("score_b", BigInteger, nullable=False, server_default="0"),
+    Column("winner", String(4), nullable=True),
+    CheckConstraint(
+        "status IN ('pending', 'active', 'ended', 'declined', 'expired')",
+        name="ck_battles_status",
+    ),
+    CheckConstraint("stream_a <> stream_b AND creator_a <> creator_b", name="ck_battles_sides"),
+    CheckConstraint("duration_s BETWEEN 1 AND 1800", name="ck_battles_duration"),
+    CheckConstraint("score_a >= 0 AND score_b >= 0", name="ck_battles_scores"),
+    CheckConstraint(
+        "status IN ('pending', 'declined', 'expired') OR (started_at_us IS NOT NULL AND "
+        "ends_at_us IS NOT NULL AND ends_at_us >= started_at_us)",
+        name="ck_battles_started",
+    ),
+    CheckConstraint(
+        "(status = 'ended') = (winner IS NOT NULL) AND (winner IS NULL OR winner IN "
+        "('a', 'b', 'draw'))",
+        name="ck_battles_winner",
+    ),
+    CheckConstraint(
+        "(status IN ('pending', 'active')) = (ended_at_us IS NULL)", name="ck_battles_ended"
+    ),
+    Index("ix_battles_stream_a", "stream_a", "status"),
+    Index("ix_battles_stream_b", "stream_b", "status"),
+    Index("ix_battles_due", "status", "ends_at_us"),
+)

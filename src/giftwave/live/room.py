@@ -1,10 +1,12 @@
-"""A live room's state: viewers, combos, top gifters, totals, likes. Fed only with committed
-gifts (bill first, then broadcast); asked once per tick for what is new."""
+"""A live room's state: viewers, combos, top gifters, totals, likes, goal, battle. Fed only
+with committed gifts (bill first, then broadcast); asked once per tick for what is new."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
+from giftwave.live.battles import Battle, BattleStatus
 from giftwave.live.combos import ComboTracker
 from giftwave.live.goals import Goal, GoalKind
 from giftwave.live.leaderboard import Leaderboard
@@ -16,6 +18,16 @@ JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joine
 # A big room's count changes every tick; saying so every tick would be a frame per tick to
 # every viewer for nothing anyone reads that fast.
 VIEWERS_EVERY_US: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSeed:
+    """What a room rebuilt from the database starts with (one process, no broker history)."""
+
+    goal: Goal | None = None
+    goal_progress: int = 0
+    battle: Battle | None = None
+    battle_scores: tuple[int, int] = (0, 0)
 
 
 class Room:
@@ -40,6 +52,10 @@ class Room:
         self.goal: Goal | None = None
         self.goal_progress = 0
         self._goal_changed = False
+        # The stream's newest battle in any state (a result stays up until the next one).
+        self.battle: Battle | None = None
+        self.battle_scores = (0, 0)
+        self._battle_changed = False
 
     def gift(
         self,
@@ -88,6 +104,51 @@ class Room:
         self.goal = goal
         self.goal_progress = progress
         self._goal_changed = True
+
+    def restore(self, seed: RoomSeed) -> None:
+        if seed.goal is not None:
+            self.set_goal(seed.goal, seed.goal_progress)
+        if seed.battle is not None:
+            self.set_battle(seed.battle, seed.battle_scores)
+
+    def set_battle(self, battle: Battle, scores: tuple[int, int] | None = None) -> None:
+        """A battle's new state (invited, started, cut short, declined, expired); ``scores``
+        already made toward it, for a rebuilt room. The result comes by ``end_battle``."""
+        current = self.battle
+        same = current is not None and current.id == battle.id
+        if current is not None and (battle.id < current.id or (same and current.status.over)):
+            return  # late news: this room has moved on, and an outcome is never undone
+        if scores is None:
+            scores = self.battle_scores if same else (battle.score_a, battle.score_b)
+        self.battle = battle
+        self.battle_scores = scores
+        self._battle_changed = True
+
+    def battle_points(self, battle_id: int, side: str, points: int, at_us: int) -> None:
+        """A committed gift to one side, if it landed within the battle's time."""
+        battle = self.battle
+        if battle is None or battle.id != battle_id or not battle.counts_at(at_us):
+            return
+        score_a, score_b = self.battle_scores
+        if side == "a":
+            self.battle_scores = (score_a + points, score_b)
+        elif side == "b":
+            self.battle_scores = (score_a, score_b + points)
+        else:
+            return
+        self._battle_changed = True
+
+    def end_battle(self, battle: Battle) -> None:
+        """The result, once: the database's scores replace the live ones, and the winner."""
+        assert battle.status is BattleStatus.ENDED
+        current = self.battle
+        if current is not None and current.id == battle.id and current.status.over:
+            return
+        self._news.append(battle.ended_event())
+        if current is None or battle.id >= current.id:
+            self.battle = battle
+            self.battle_scores = (battle.score_a, battle.score_b)
+            self._battle_changed = True
 
     def _advance_goal(self, amount: int) -> None:
         assert self.goal is not None
@@ -149,6 +210,9 @@ class Room:
         if self._goal_changed:
             events.append(self._goal_event())
             self._goal_changed = False
+        if self._battle_changed:
+            events.append(self._battle_event())
+            self._battle_changed = False
         if self._viewers_changed and now_us - self._viewers_said_at_us >= VIEWERS_EVERY_US:
             events.append({"type": "viewers", "count": self.viewers})
             self._viewers_changed = False
@@ -159,6 +223,11 @@ class Room:
         if self.goal is None:
             return {"type": "goal", "goal_id": None}
         return self.goal.event(self.goal_progress)
+
+    def _battle_event(self) -> dict[str, Any]:
+        if self.battle is None:
+            return {"type": "battle", "battle_id": None}
+        return self.battle.event(*self.battle_scores)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a viewer needs to draw the room from scratch."""
@@ -172,6 +241,7 @@ class Room:
             "chat": list(self._chat),
             "leaderboard": self._leaderboard_event(),
             "goal": self._goal_event(),
+            "battle": self._battle_event(),
         }
 
     def _leaderboard_event(self) -> dict[str, Any]:

@@ -67,6 +67,17 @@ def get_stream(conn: Connection, stream_id: str) -> Stream:
     return stream
 
 
+def lock_streams(conn: Connection, stream_ids: list[str]) -> dict[str, Stream]:
+    """The streams, their rows locked until the transaction ends (PostgreSQL; SQLite has one
+    writer anyway). Always in id order, so two transactions locking the same pair never
+    deadlock."""
+    wanted = sorted({s for s in stream_ids if STREAM_ID_RE.fullmatch(s)})
+    rows = conn.execute(
+        select(streams).where(streams.c.id.in_(wanted)).order_by(streams.c.id).with_for_update()
+    ).all()
+    return {row.id: _to_stream(row) for row in rows}
+
+
 def live_stream_of(conn: Connection, creator_id: int) -> Stream | None:
     row = conn.execute(
         select(streams).where(

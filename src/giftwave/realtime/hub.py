@@ -23,8 +23,9 @@ from typing import Any, Final
 
 import orjson
 
+from giftwave.live.battles import Battle
 from giftwave.live.goals import Goal
-from giftwave.live.room import Room
+from giftwave.live.room import Room, RoomSeed
 from giftwave.realtime.broker import Broker
 from giftwave.realtime.sockets import Frame, Sink
 
@@ -141,7 +142,7 @@ class Hub:
         max_rooms: int = 100_000,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         broker: Broker | None = None,
-        seed: Callable[[str], Awaitable[tuple[Goal | None, int]]] | None = None,
+        seed: Callable[[str], Awaitable[RoomSeed]] | None = None,
     ) -> None:
         self.broker = broker
         self._seed = seed
@@ -187,9 +188,7 @@ class Hub:
             await self.broker.join(stream_id)
         elif not channel.seeded and self._seed is not None:
             # One process, no broker history: what survives a restart is in the database.
-            goal, progress = await self._seed(stream_id)
-            if goal is not None:
-                channel.room.set_goal(goal, progress)
+            channel.room.restore(await self._seed(stream_id))
         channel.seeded = True
         subscriber = Subscriber(sink, soft_limit_bytes=self._soft, hard_limit_ticks=self._hard)
         channel.subscribers.add(subscriber)
@@ -239,6 +238,17 @@ class Hub:
             room.set_goal(Goal.from_event(stream_id, event))
         elif kind == "goal_cleared":
             room.set_goal(None)
+        elif kind == "battle_set":
+            room.set_battle(Battle.from_event(event))
+        elif kind == "battle_points":
+            room.battle_points(
+                int(event["battle_id"]),
+                str(event["side"]),
+                int(event["points"]),
+                int(event["at_us"]),
+            )
+        elif kind == "battle_ended":
+            room.end_battle(Battle.from_event(event))
         if not self._coalesce:
             self._channels[stream_id].tick(self._clock_us())  # out at once, not next tick
 

@@ -1,0 +1,63 @@
+"""A live room's client for tests against real servers: register people over HTTP, read a
+room's frames and acks over WebSocket, wait for an event."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import httpx
+import orjson
+
+_n = itertools.count(1)
+
+
+async def person(http: httpx.AsyncClient, role: str) -> tuple[int, str]:
+    """A new user of ``role``: their id and bearer token."""
+    n = next(_n)
+    r = await http.post(
+        "/v1/auth/register",
+        json={
+            "handle": f"{role}{n}",
+            "email": f"{role}{n}@ws.test",
+            "password": "pw-pw-pw-pw",
+            "birth_date": "1990-01-01",
+            "country": "US",
+            "role": role,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["user"]["id"]), str(r.json()["token"])
+
+
+class Client:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+        self.acks: dict[Any, dict[str, Any]] = {}
+
+    async def recv(self, wait_s: float = 5.0) -> dict[str, Any]:
+        message = orjson.loads(await asyncio.wait_for(self.ws.recv(), wait_s))
+        if "ack" in message:
+            self.acks[message["ack"]] = message
+        else:
+            self.frames.append(message)
+        return dict(message)
+
+    async def command(self, **command: Any) -> dict[str, Any]:
+        await self.ws.send(orjson.dumps(command).decode())
+        while command["id"] not in self.acks:
+            await self.recv()
+        return self.acks[command["id"]]
+
+    async def until(self, predicate: Any, wait_s: float = 8.0) -> None:
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while not any(predicate(e) for f in self.frames for e in f["events"]):
+            await self.recv(max(0.05, deadline - asyncio.get_running_loop().time()))
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [e for f in self.frames for e in f["events"] if e["type"] == kind]
+
+    def gift_events(self) -> list[tuple[Any, ...]]:
+        return [(e["combo_id"], e["count"], e["final"]) for e in self.events("gift")]
