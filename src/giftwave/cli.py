@@ -251,5 +251,26 @@ def bench_fanout(
         out.print_json(json.dumps(result.as_dict()))
 
 
+@bench_app.command("ws-gifts")
+def bench_ws_gifts(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    gifters: Annotated[int, typer.Option(help="Viewer sockets sending gifts.", min=1)] = 1000,
+    window: Annotated[int, typer.Option(help="Gifts in flight per socket.", min=1)] = 8,
+    baseline: Annotated[bool, typer.Option(help="Also send gifts over REST.")] = True,
+) -> None:
+    """Gifts as WebSocket commands into one process, beside the same gifts over REST."""
+    from giftwave.bench.ws_gifts import WsGiftsBenchConfig, run_ws_gifts_bench
+
+    settings = _settings()
+    cfg = WsGiftsBenchConfig(seconds=seconds, gifters=gifters, window=window, baseline=baseline)
+    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    result = run_ws_gifts_bench(settings.database_url, cfg, say)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
+    else:
+        out.print_json(json.dumps(result.as_dict()))
+
+
 def main() -> None:
     app()

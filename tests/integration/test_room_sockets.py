@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -25,9 +26,16 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize(("deflate", "sink_kind"), [(False, "TransportSink"), (True, "QueueSink")])
+@pytest.mark.parametrize(
+    ("loop", "deflate", "sink_kind"),
+    [
+        ("uvloop", False, "TransportSink"),  # how `giftwave serve` runs
+        ("asyncio", False, "TransportSink"),
+        ("uvloop", True, "QueueSink"),
+    ],
+)
 async def test_frames_arrive_whole_and_in_order_through_either_sink(
-    deflate: bool, sink_kind: str
+    loop: str, deflate: bool, sink_kind: str
 ) -> None:
     async def endpoint(ws: WebSocket) -> None:
         await ws.accept()
@@ -42,11 +50,12 @@ async def test_frames_arrive_whole_and_in_order_through_either_sink(
     app = Starlette(
         routes=[WebSocketRoute("/ws", endpoint)], middleware=[Middleware(KeepServerSend)]
     )
-    options: dict[str, Any] = {**UVICORN_OPTIONS, "ws_per_message_deflate": deflate}
-    options.pop("loop")
+    options: dict[str, Any] = {**UVICORN_OPTIONS, "ws_per_message_deflate": deflate, "loop": loop}
     port = _port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
-    serving = asyncio.create_task(server.serve())
+    # The server runs its own event loop (uvloop or not) in a thread, as it would in `serve`.
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
     try:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.02)
@@ -64,4 +73,4 @@ async def test_frames_arrive_whole_and_in_order_through_either_sink(
             assert closed.value.rcvd.code == 1000
     finally:
         server.should_exit = True
-        await serving
+        await asyncio.to_thread(serving.join, 10)

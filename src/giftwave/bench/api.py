@@ -45,7 +45,9 @@ class ApiBenchResult:
         return asdict(self)
 
 
-def _requester(base: str, stream_id: str, tokens: list[str], tag: str) -> Callable[[int], bytes]:
+def gift_requester(
+    base: str, stream_id: str, tokens: list[str], tag: str
+) -> Callable[[int], bytes]:
     host = base.removeprefix("http://")
     path = f"/v1/streams/{stream_id}/gifts"
 
@@ -71,7 +73,7 @@ def run_api_bench(
             load = asyncio.run(
                 run_closed_loop(
                     server.base,
-                    _requester(server.base, room.stream_id, room.viewer_tokens, tag),
+                    gift_requester(server.base, room.stream_id, room.viewer_tokens, tag),
                     connections=cfg.connections,
                     seconds=seconds,
                 )

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections import deque
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
+
+log = logging.getLogger(__name__)
 
 CLOSE_GRACE_S: Final = 5.0  # a closed slow socket gets this long to take its close frame
 
@@ -177,7 +180,14 @@ class ListSink:
 def open_sink(ws: WebSocket) -> Sink:
     """The fastest sink this connection allows (call after ``accept``)."""
     transport = _uvicorn_transport(ws)
+    kind = "direct" if transport is not None else "asgi"
+    if kind not in _said:
+        _said.add(kind)
+        log.info("room sockets: %s writes", kind)  # once per process and kind, for operators
     return TransportSink(transport) if transport is not None else QueueSink(ws)
+
+
+_said: set[str] = set()
 
 
 RAW_SEND_KEY: Final = "giftwave.server_send"
@@ -203,10 +213,11 @@ def _uvicorn_transport(ws: WebSocket) -> asyncio.Transport | None:
     transport = getattr(protocol, "transport", None)
     conn = getattr(protocol, "conn", None)
     if (
-        isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses: ask for what is used.
+        all(hasattr(transport, m) for m in ("write", "get_write_buffer_size", "is_closing"))
         and getattr(protocol, "handshake_complete", False)
         and conn is not None
         and not getattr(conn, "extensions", True)
     ):
-        return transport
+        return cast(asyncio.Transport, transport)
     return None
