@@ -15,7 +15,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict
 from typing import Any, Final
 
 import orjson
@@ -237,7 +236,7 @@ async def _send_gift(
             sender=user, stream_id=stream.id, gift_id=gift_id, count=count, idempotency_key=key
         )
     )
-    return asdict(sent)
+    return sent.as_dict()
 
 
 async def _like(

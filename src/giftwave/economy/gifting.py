@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Final
 
@@ -22,7 +22,8 @@ from sqlalchemy import Connection, Engine, and_, func, select
 
 from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.db.batch_insert import BatchInserter
-from giftwave.db.tables import gift_sends, transfers
+from giftwave.db.batch_read import BatchReader
+from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
 from giftwave.economy.limits import DailySpend, GiftRateLimiter
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
@@ -66,6 +67,13 @@ class GiftSent:
     diamonds: int
     balance_coins: int
     created_at_us: int
+
+    def as_dict(self) -> dict[str, object]:
+        """The receipt's fields (``dataclasses.asdict`` deep-copies: slow on the hot path)."""
+        return {name: getattr(self, name) for name in _GIFT_SENT_FIELDS}
+
+
+_GIFT_SENT_FIELDS: Final = tuple(f.name for f in fields(GiftSent))
 
 
 # (the receipt, the sender's handle, whether the gift combos); awaited before the answer, so
@@ -140,11 +148,13 @@ class Gifting:
         self._rate = rate
         self._daily = daily
         self._intents = BatchInserter(db, gift_sends, ("sender_id", "idempotency_key"))
+        self._balances: BatchReader[int, int] = BatchReader(wallets.available)
         self._streams: TtlCache[str, Stream] = TtlCache(max_entries=10_000, ttl_s=1.0)
         self._users: TtlCache[int, User] = TtlCache(max_entries=100_000, ttl_s=5.0)
         # A debt only comes from a clawback, which leaves no coins to gift with anyway: a few
         # seconds of staleness cannot let anyone spend what they do not have.
         self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0)
+        self._debt_reads: BatchReader[int, int] = BatchReader(self._read_debts)
         self._observers: list[GiftObserver] = []
 
     def start(self) -> None:
@@ -173,6 +183,8 @@ class Gifting:
         if loaded is None:  # something is not cached yet: read it off the event loop
             loaded = await asyncio.to_thread(self._load, cmd, today)
         debt, stream, creator, legs = loaded
+        if debt is None:  # everything else was cached: read it with other senders' debts
+            debt = await self._debt_reads.get(cmd.sender.id)
         try:
             intent = self._check(cmd, debt, stream, creator, today)
             self._rate.take(cmd.sender.id)
@@ -191,7 +203,7 @@ class Gifting:
             raise
         if outcome is Outcome.EXISTS:
             self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
-        sent = await self._receipt(cmd, intent)
+        sent = await self._receipt(cmd, intent, legs.viewer_coins)
         if outcome is Outcome.OK:  # first time committed: tell the room, exactly once here
             comboable = self._catalog.get(intent.gift_id).combo
             for observer in self._observers:
@@ -220,11 +232,12 @@ class Gifting:
 
     def _load_cached(
         self, cmd: SendGift, today: date
-    ) -> tuple[int, Stream | None, User | None, _Legs | None] | None:
-        """What ``_load`` reads, when all of it is in memory (the usual case in a busy room)."""
+    ) -> tuple[int | None, Stream | None, User | None, _Legs | None] | None:
+        """What ``_load`` reads, when it is in memory (the usual case in a busy room); the debt
+        may still be unknown (None): it is re-read every few seconds."""
         debt = self._debts.get(cmd.sender.id)
         stream = self._streams.get(cmd.stream_id)
-        if debt is None or stream is None or self._daily.needs_load(cmd.sender.id, today):
+        if stream is None or self._daily.needs_load(cmd.sender.id, today):
             return None
         creator = self._users.get(stream.creator_id)
         legs = self._wallets.cached_legs(cmd.sender.id, stream.creator_id)
@@ -238,9 +251,26 @@ class Gifting:
             _Legs(viewer_coins, gifts_spent, diamonds_issued, creator_diamonds),
         )
 
+    def _read_debts(self, user_ids: list[int]) -> dict[int, int]:
+        """Each user's coin debt (0 without a debt account), in one query."""
+        names = {f"user:{user_id}:coin_debt": user_id for user_id in user_ids}
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(accounts.c.name, accounts.c.debits_posted - accounts.c.credits_posted).where(
+                    accounts.c.name.in_(list(names))
+                )
+            ).all()
+        debts = dict.fromkeys(user_ids, 0)
+        for name, debt in rows:
+            debts[names[name]] = int(debt)
+        for user_id, debt in debts.items():
+            if debt == 0:  # a debt is re-read every time, so settling it shows at once
+                self._debts.put(user_id, debt)
+        return debts
+
     def _load(
         self, cmd: SendGift, today: date
-    ) -> tuple[int, Stream | None, User | None, _Legs | None]:
+    ) -> tuple[int | None, Stream | None, User | None, _Legs | None]:
         with self._db.connect() as conn:
             debt = self._debts.get(cmd.sender.id)
             if debt is None:
@@ -371,8 +401,13 @@ class Gifting:
         failed = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
         raise _gift_failure(failed)
 
-    async def _receipt(self, cmd: SendGift, intent: _Intent) -> GiftSent:
-        balance = await asyncio.to_thread(self._wallets.coins_available, cmd.sender.id)
+    async def _receipt(
+        self, cmd: SendGift, intent: _Intent, coins_account: int | None = None
+    ) -> GiftSent:
+        if coins_account is not None:  # the usual case: read with the other receipts' balances
+            balance = await self._balances.get(coins_account)
+        else:
+            balance = await asyncio.to_thread(self._wallets.coins_available, cmd.sender.id)
         return GiftSent(
             send_id=send_id_of(cmd.sender.id, cmd.idempotency_key),
             stream_id=intent.stream_id,

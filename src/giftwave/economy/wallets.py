@@ -106,6 +106,19 @@ class Wallets:
         assert len(by_id) == len(set(ids)), "economy accounts are never deleted"
         return [by_id[i] for i in ids]
 
+    def available(self, account_ids: list[int]) -> dict[int, int]:
+        """What each account can spend now (posted credits minus posted and pending debits)."""
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(
+                    accounts_table.c.id,
+                    accounts_table.c.credits_posted
+                    - accounts_table.c.debits_posted
+                    - accounts_table.c.debits_pending,
+                ).where(accounts_table.c.id.in_(account_ids))
+            ).all()
+        return {int(account_id): int(available) for account_id, available in rows}
+
     def coins_available(self, user_id: int) -> int:
         coins_id = self.user(user_id).coins
         with self._db.connect() as conn:

@@ -71,7 +71,7 @@ class Subscriber:
     def reply(self, text: str) -> None:
         """An answer to one of its commands (bounded by the commands it may have in flight)."""
         if self.closed_reason is None:
-            self.sink.write(Frame(text))
+            self.sink.reply(Frame(text))
 
 
 class Channel:

@@ -66,6 +66,10 @@ class Sink(Protocol):
         """Queue ``frame`` for the socket; never waits."""
         ...
 
+    def reply(self, frame: Frame) -> None:
+        """Queue an answer to a command: after what was written before, never waits."""
+        ...
+
     def buffered(self) -> int:
         """Bytes written but not yet taken by the kernel."""
         ...
@@ -78,16 +82,33 @@ class Sink(Protocol):
 
 
 class TransportSink:
-    """Frames written to the connection's transport as ready-made WebSocket frames."""
+    """Frames written to the connection's transport as ready-made WebSocket frames.
 
-    __slots__ = ("_transport",)
+    Room frames go out at once (one per tick). Replies wait for the end of the event loop's
+    turn: the gifts of one ledger batch answer together, and a tapping viewer's eight acks
+    then cost one write, not eight; a frame written meanwhile goes after them, in order."""
+
+    __slots__ = ("_replies", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        self._replies: list[bytes] = []
 
     def write(self, frame: Frame) -> None:
+        if self._replies:
+            self._flush()
         if not self._transport.is_closing():
             self._transport.write(frame.wire)
+
+    def reply(self, frame: Frame) -> None:
+        if not self._replies:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._replies.append(frame.wire)
+
+    def _flush(self) -> None:
+        replies, self._replies = self._replies, []
+        if replies and not self._transport.is_closing():
+            self._transport.write(b"".join(replies))
 
     def buffered(self) -> int:
         return self._transport.get_write_buffer_size()
@@ -96,12 +117,13 @@ class TransportSink:
         transport = self._transport
         if transport.is_closing():
             return
+        self._flush()
         transport.write(_close_frame(code, reason))
         transport.close()  # flushes first; a reader that never reads is cut off below
         asyncio.get_running_loop().call_later(CLOSE_GRACE_S, transport.abort)
 
     async def stop(self) -> None:
-        return None
+        self._flush()
 
 
 class QueueSink:
@@ -119,6 +141,8 @@ class QueueSink:
         self._frames.append(frame)
         self._bytes += len(frame.text)
         self._ready.set()
+
+    reply = write
 
     def buffered(self) -> int:
         return self._bytes
@@ -160,6 +184,8 @@ class ListSink:
 
     def write(self, frame: Frame) -> None:
         self.frames.append(frame)
+
+    reply = write
 
     def buffered(self) -> int:
         return self.unsent
