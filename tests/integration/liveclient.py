@@ -60,4 +60,12 @@ class Client:
         return [e for f in self.frames for e in f["events"] if e["type"] == kind]
 
     def gift_events(self) -> list[tuple[Any, ...]]:
-        return [(e["combo_id"], e["count"], e["final"]) for e in self.events("gift")]
+        """(combo_id, count so far, final) for every gift event and combo update, in order."""
+        seen: list[tuple[Any, ...]] = []
+        for frame in self.frames:
+            for e in frame["events"]:
+                if e["type"] == "gift":
+                    seen.append((e["combo_id"], e["count"], e["final"]))
+                elif e["type"] == "combo_counts":
+                    seen.extend((combo_id, count, False) for combo_id, count, _, _ in e["counts"])
+        return seen

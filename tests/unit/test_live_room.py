@@ -37,6 +37,24 @@ def test_a_combo_grows_then_ends_with_its_total() -> None:
     assert t.drain(20 * S) == []
 
 
+def test_a_combo_is_announced_once_then_grows_in_compact_counts() -> None:
+    t = ComboTracker(quiet_window_us=3 * S)
+    _gift(t, 1, "rose", 0)
+    _gift(t, 2, "rose", 0)
+    first = t.drain(S // 10)
+    assert [(e["type"], e["count"]) for e in first] == [("gift", 1), ("gift", 1)]
+    _gift(t, 1, "rose", S // 5)
+    _gift(t, 1, "rose", S // 4)
+    grown = t.drain(S // 2)  # only sender 1 tapped again: one compact update for it
+    assert grown == [{"type": "combo_counts", "counts": [["c1rose0", 3, 3, S // 4]]}]
+    assert t.drain(S) == []
+    finals = t.drain(4 * S)
+    assert [(e["combo_id"], e["count"], e["final"]) for e in finals] == [
+        ("c2rose0", 1, True),
+        ("c1rose0", 3, True),
+    ]
+
+
 def test_a_pause_longer_than_the_window_starts_a_new_combo() -> None:
     t = ComboTracker(quiet_window_us=3 * S)
     _gift(t, 1, "rose", 0)

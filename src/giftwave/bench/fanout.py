@@ -120,9 +120,13 @@ class _Viewer:
         self.phase.frames += 1
         if self.sampled:
             now_us = time.time_ns() // 1000
+            latencies = self.phase.latencies_s
             for event in orjson.loads(payload)["events"]:
-                if event.get("type") == "gift":
-                    self.phase.latencies_s.append((now_us - event["at_us"]) / 1e6)
+                kind = event.get("type")
+                if kind == "gift":
+                    latencies.append((now_us - event["at_us"]) / 1e6)
+                elif kind == "combo_counts":  # [combo_id, count, coins, at_us] per combo
+                    latencies.extend((now_us - grown[3]) / 1e6 for grown in event["counts"])
 
 
 async def _connect_viewers(
