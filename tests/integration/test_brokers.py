@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -145,3 +146,24 @@ async def _late_join(nodes: list[tuple[Hub, RedisBroker]]) -> None:
     b = hub_b.channel(room).room.snapshot()["leaderboard"]
     assert a == b
     assert b["coins"] == 25
+
+
+async def test_viewer_counts_are_summed_over_live_nodes(
+    nodes: list[tuple[Hub, Broker]],
+) -> None:
+    room = "st_" + secrets.token_hex(6)
+    (_, first), (_, second) = nodes[0], nodes[-1]
+    if first is second:  # memory://: one process, its own sockets are all there are
+        assert await first.count_viewers({room: 3}) == {room: 3}
+        return
+    assert await first.count_viewers({room: 3}) == {room: 3}
+    assert await second.count_viewers({room: 2}) == {room: 5}
+    assert await first.count_viewers({room: 4}) == {room: 6}  # a node's new count replaces
+    # A node that died long ago stops counting.
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        stale_ms = int(time.time() * 1000) - 60_000
+        await client.hset(f"giftwave:viewers:{room}", "dead-node", f"100:{stale_ms}")
+    finally:
+        await client.aclose()
+    assert await second.count_viewers({room: 2}) == {room: 6}

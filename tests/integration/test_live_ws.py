@@ -196,6 +196,8 @@ async def test_two_nodes_over_redis_show_the_same_gifts_in_the_same_order(
                 watcher_a, viewer_b = Client(on_a), Client(on_b)
                 await watcher_a.recv()
                 await viewer_b.recv()
+                for client in (watcher_a, viewer_b):  # one viewer here, one there: 2 in all
+                    await client.until(lambda e: e["type"] == "viewers" and e["count"] == 2)
                 for i in range(6):
                     if i % 2:  # REST to node A
                         r = await http.post(

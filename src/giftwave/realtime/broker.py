@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
 from typing import Any, Final, Protocol
 
 import orjson
@@ -29,6 +31,8 @@ READ_BLOCK_MS: Final = 100
 READ_COUNT: Final = 1000
 RECONNECT_BACKOFF_S: Final = (0.1, 0.2, 0.5, 1.0, 2.0)
 STOP_TIMEOUT_S: Final = 5.0
+VIEWERS_STALE_MS: Final = 5_000  # a node's viewer count older than this no longer counts
+VIEWERS_TTL_S: Final = 60
 
 
 class EventSink(Protocol):
@@ -51,6 +55,10 @@ class Broker(Protocol):
         ...
 
     def leave(self, stream_id: str) -> None: ...
+
+    async def count_viewers(self, local: dict[str, int]) -> dict[str, int]:
+        """Every room's viewers on all nodes, given this node's (room → sockets here)."""
+        ...
 
 
 class MemoryBroker:
@@ -75,9 +83,16 @@ class MemoryBroker:
     def leave(self, stream_id: str) -> None:
         return None
 
+    async def count_viewers(self, local: dict[str, int]) -> dict[str, int]:
+        return local  # one process: its sockets are all there are
+
 
 def _key(stream_id: str) -> str:
     return f"giftwave:room:{stream_id}"
+
+
+def _viewers_key(stream_id: str) -> str:
+    return f"giftwave:viewers:{stream_id}"
 
 
 class RedisBroker:
@@ -90,6 +105,7 @@ class RedisBroker:
         self._last: dict[str, str] = {}  # room → id of the last event applied here
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._node = secrets.token_hex(6)  # this process, in the rooms' viewer counts
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
@@ -133,6 +149,32 @@ class RedisBroker:
 
     def leave(self, stream_id: str) -> None:
         self._last.pop(stream_id, None)
+
+    async def count_viewers(self, local: dict[str, int]) -> dict[str, int]:
+        """Each node writes ``count:time`` under its own field of the room's hash and sums the
+        fields written recently: a node that died stops counting after VIEWERS_STALE_MS."""
+        assert self._redis is not None
+        rooms = list(local)
+        now_ms = int(time.time() * 1000)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream_id in rooms:
+                    key = _viewers_key(stream_id)
+                    pipe.hset(key, self._node, f"{local[stream_id]}:{now_ms}")
+                    pipe.expire(key, VIEWERS_TTL_S)
+                    pipe.hgetall(key)
+                replies: Any = await pipe.execute()
+        except (RedisError, OSError):
+            return local  # Redis away: say what this node knows
+        totals: dict[str, int] = {}
+        for n, stream_id in enumerate(rooms):
+            total = 0
+            for raw in replies[3 * n + 2].values():
+                count, _, at_ms = raw.decode().partition(":")
+                if now_ms - int(at_ms) <= VIEWERS_STALE_MS:
+                    total += int(count)
+            totals[stream_id] = total
+        return totals
 
     def _apply(self, stream_id: str, fields: dict[bytes, bytes]) -> None:
         assert self._sink is not None

@@ -31,6 +31,7 @@ from giftwave.realtime.sockets import Frame, Sink
 
 PROTOCOL_VERSION: Final = 1
 CLOSE_POLICY: Final = 1008
+VIEWER_COUNT_INTERVAL_S: Final = 1.0
 
 
 def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> Frame:
@@ -100,7 +101,6 @@ class Channel:
         return [frame for frame in self.ring if frame.seq > since]
 
     def tick(self, now_us: int) -> None:
-        self.room.set_viewers(len(self.subscribers))
         events = self.room.tick(now_us)
         if not events:
             return
@@ -156,15 +156,31 @@ class Hub:
         self._clock_us = clock_us
         self._channels: dict[str, Channel] = {}
         self._task: asyncio.Task[None] | None = None
+        self._counting: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="realtime-hub")
+        self._counting = asyncio.create_task(self._count_viewers(), name="realtime-viewers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._counting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _count_viewers(self) -> None:
+        """Once a second, each room's viewers on every node (the broker sums them)."""
+        while True:
+            await asyncio.sleep(VIEWER_COUNT_INTERVAL_S)
+            local = {s: len(c.subscribers) for s, c in self._channels.items()}
+            if not local:
+                continue
+            totals = local if self.broker is None else await self.broker.count_viewers(local)
+            for stream_id, total in totals.items():
+                channel = self._channels.get(stream_id)
+                if channel is not None:
+                    channel.room.set_viewers(total)
 
     def channel(self, stream_id: str) -> Channel:
         channel = self._channels.get(stream_id)
