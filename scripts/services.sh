@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the backends the tests use are up: PostgreSQL and Redis on 127.0.0.1.
+# Make sure the backends the tests use are up: PostgreSQL and Redis on 127.0.0.1, and
+# Chromium for the browser tests.
 # Installs them from Debian's packages when they are missing (needs root), starts them when
 # they are down, and fails loudly when neither works: the suite never skips a backend.
 set -euo pipefail
@@ -31,6 +32,9 @@ if ! pg_up; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
     wait_for PostgreSQL pg_up
 fi
+
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+if ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
 
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
 if ! command -v redis-server >/dev/null 2>&1; then apt_install redis-server; fi

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from giftwave import __version__
-from giftwave.api import admin, battles, creators, identity, ledger, live, shop, streams
+from giftwave.api import admin, battles, creators, identity, ledger, live, pages, shop, streams
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
@@ -201,8 +201,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
     # Routes are matched in order: the gift route, the hottest by far, goes first.
-    for module in (streams, identity, shop, creators, admin, ledger, live, battles):
+    for module in (streams, identity, shop, creators, admin, ledger, live, battles, pages):
         app.include_router(module.router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,38 @@
+"""Debian's Chromium driven by Playwright, for the browser tests: never a downloaded browser
+(`make test` installs the package), no sandbox (tests run as root), no background traffic.
+Every page's console errors and uncaught exceptions are collected, so a test can demand none.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+CHROMIUM: Final = "/usr/bin/chromium"
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    path = shutil.which("chromium") or CHROMIUM
+    if not shutil.which(path):
+        pytest.fail("Chromium is required for the browser tests: apt-get install -y chromium")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=path, args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def collect_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
