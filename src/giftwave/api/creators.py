@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -14,10 +14,12 @@ from giftwave.api.auth import MaybePrincipal, SessionUser, WalletUser, economy_o
 from giftwave.api.fields import IsoDate
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
+from giftwave.clock import day_start_us
 from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
 from giftwave.economy.payouts import Payout, PayoutStatus
 from giftwave.economy.services import Economy
-from giftwave.identity.users import Role
+from giftwave.identity.users import Role, find_user
+from giftwave.live.leaderboard import creator_top_gifters
 
 router = APIRouter(prefix="/v1", tags=["creators"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -122,6 +124,49 @@ async def my_statement(
         )
     view = await run_in_threadpool(economy.wallets.view, user.id)
     return StatementOut.of(statement, view.diamonds, view.diamonds_reserved)
+
+
+class GifterOut(BaseModel):
+    rank: int
+    user_id: int
+    handle: str
+    coins: int
+
+
+class CreatorLeaderboardOut(BaseModel):
+    creator_id: int
+    period: Literal["week", "all"]
+    since_us: int | None  # the week's start (Monday 00:00 UTC); null for all time
+    top: list[GifterOut]
+
+
+@router.get("/creators/{creator_id}/leaderboard", response_model=CreatorLeaderboardOut)
+async def creator_leaderboard(
+    creator_id: Annotated[int, Path(ge=1, le=2**62)],
+    economy: Econ,
+    period: Literal["week", "all"] = "week",
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> CreatorLeaderboardOut:
+    """A creator's top gifters this week (UTC, from Monday) or of all time; public."""
+    now = today()
+    since = None if period == "all" else day_start_us(now - timedelta(days=now.weekday()))
+
+    def work() -> list[dict[str, object]] | None:
+        with economy.db.connect() as conn:
+            creator = find_user(conn, creator_id)
+            if creator is None or creator.role is not Role.CREATOR:
+                return None
+            return creator_top_gifters(conn, creator_id, since, limit)
+
+    top = await run_in_threadpool(work)
+    if top is None:
+        raise Problem(404, "creator_not_found", f"no creator {creator_id}")
+    return CreatorLeaderboardOut(
+        creator_id=creator_id,
+        period=period,
+        since_us=since,
+        top=[GifterOut.model_validate(entry) for entry in top],
+    )
 
 
 class PayoutIn(BaseModel):

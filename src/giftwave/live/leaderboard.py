@@ -1,9 +1,15 @@
-"""Top gifters of a stream: coins desc, then who got there first, then user id (stable)."""
+"""Top gifters: of a live stream (in the room, from its events), and of a creator over a week
+or all time (from the database). Ranked the same way: coins desc, then who got there first,
+then user id (stable)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from giftwave.db.tables import gift_sends, transfers, users
 
 
 @dataclass(slots=True)
@@ -36,3 +42,31 @@ class Leaderboard:
             {"rank": i + 1, "user_id": e.user_id, "handle": e.handle, "coins": e.coins}
             for i, e in enumerate(ranked)
         ]
+
+
+def creator_top_gifters(
+    conn: Connection, creator_id: int, since_us: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """A creator's top gifters over committed, unreversed gifts since ``since_us`` (all time
+    when None), ranked like a room's board: coins desc, then whoever reached their total
+    first (the earlier last gift), then user id."""
+    coins = func.sum(gift_sends.c.coins).label("coins")
+    last_at = func.max(gift_sends.c.created_at_us).label("last_at")
+    query = (
+        select(gift_sends.c.sender_id, users.c.handle, coins, last_at)
+        .select_from(
+            gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id).join(
+                users, users.c.id == gift_sends.c.sender_id
+            )
+        )
+        .where(gift_sends.c.creator_id == creator_id, gift_sends.c.reversed.is_(False))
+        .group_by(gift_sends.c.sender_id, users.c.handle)
+        .order_by(coins.desc(), last_at, gift_sends.c.sender_id)
+        .limit(limit)
+    )
+    if since_us is not None:
+        query = query.where(gift_sends.c.created_at_us >= since_us)
+    return [
+        {"rank": n + 1, "user_id": int(sender), "handle": handle, "coins": int(total)}
+        for n, (sender, handle, total, _) in enumerate(conn.execute(query).all())
+    ]
