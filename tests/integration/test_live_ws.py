@@ -119,7 +119,10 @@ async def test_two_clients_see_the_same_room(bare_db_url: DatabaseUrl, tmp_path:
                 assert poor["error"]["code"] == "insufficient_coins"
                 liked = await viewer.command(id="l", cmd="like", count=5)
                 assert liked["result"] == {"liked": 5}
-                await watcher.until(lambda e: e["type"] == "like")
+                assert (await viewer.command(id="l2", cmd="like", count=2))["result"]
+                await watcher.until(lambda e: e["type"] == "likers" and e["top"][0]["likes"] == 7)
+                [top] = watcher.events("likers")[-1]["top"]
+                assert (top["rank"], top["user_id"], top["likes"]) == (1, viewer_id, 7)
                 last_seq, epoch = watcher.frames[-1]["seq"], watcher.frames[-1]["epoch"]
 
             # Reconnect: what was missed, nothing twice.

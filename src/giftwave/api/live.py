@@ -214,7 +214,7 @@ async def _act(
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
     if name == "like":
-        return await _like(command, hub, stream, likes)
+        return await _like(command, hub, stream, user, likes)
     if name == "chat":
         return await _chat(command, hub, stream, user, chats)
     return await _moderate(name, command, hub, stream, user)
@@ -240,7 +240,7 @@ async def _send_gift(
 
 
 async def _like(
-    command: dict[str, Any], hub: Hub, stream: Stream, bucket: _Bucket
+    command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: _Bucket
 ) -> dict[str, Any]:
     count = command.get("count", 1)
     if type(count) is not int or not 1 <= count <= 50:
@@ -248,7 +248,8 @@ async def _like(
     if not bucket.take():
         raise _limited("too many likes; slow down")
     assert hub.broker is not None
-    await hub.broker.publish(stream.id, {"type": "like", "count": count})
+    like = {"type": "like", "count": count, "user_id": user.id, "handle": user.handle}
+    await hub.broker.publish(stream.id, like)
     return {"liked": count}
 
 

@@ -21,7 +21,10 @@ class _Entry:
 
 
 class Leaderboard:
-    def __init__(self) -> None:
+    """A live board of ``unit`` (coins for gifts, likes for taps) per user."""
+
+    def __init__(self, unit: str = "coins") -> None:
+        self._unit = unit
         self._entries: dict[int, _Entry] = {}
         self._seq = 0
 
@@ -39,7 +42,7 @@ class Leaderboard:
             :n
         ]
         return [
-            {"rank": i + 1, "user_id": e.user_id, "handle": e.handle, "coins": e.coins}
+            {"rank": i + 1, "user_id": e.user_id, "handle": e.handle, self._unit: e.coins}
             for i, e in enumerate(ranked)
         ]
 

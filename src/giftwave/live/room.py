@@ -41,6 +41,8 @@ class Room:
         self._combos = ComboTracker(quiet_window_us=combo_quiet_us)
         self._leaderboard = Leaderboard()
         self._likes_pending = 0
+        self._likers = Leaderboard("likes")
+        self._likers_changed = False
         self._chat: list[dict[str, Any]] = []
         self._news: list[dict[str, Any]] = []
         self._leaderboard_changed = False
@@ -93,9 +95,12 @@ class Room:
         ):
             self._advance_goal(coins)
 
-    def like(self, count: int) -> None:
+    def like(self, count: int, user_id: int | None = None, handle: str = "") -> None:
         self.likes += count
         self._likes_pending += count
+        if user_id is not None:  # exact per-user totals, for the likes board
+            self._likers.add(user_id, handle, count)
+            self._likers_changed = True
         if self.goal is not None and self.goal.kind is GoalKind.LIKES:
             self._advance_goal(count)
 
@@ -199,6 +204,9 @@ class Room:
         if self._likes_pending:
             events.append({"type": "like", "count": self._likes_pending, "total": self.likes})
             self._likes_pending = 0
+        if self._likers_changed:
+            events.append(self._likers_event())
+            self._likers_changed = False
         events.extend(self._news)
         self._news = []
         if self._joined or self._joined_others:
@@ -236,6 +244,7 @@ class Room:
             "stream_id": self.stream_id,
             "viewers": self.viewers,
             "likes": self.likes,
+            "likers": self._likers_event(),
             "ended": self.ended,
             "combos": self._combos.open_combos(),
             "chat": list(self._chat),
@@ -243,6 +252,9 @@ class Room:
             "goal": self._goal_event(),
             "battle": self._battle_event(),
         }
+
+    def _likers_event(self) -> dict[str, Any]:
+        return {"type": "likers", "top": self._likers.top(LEADERBOARD_SIZE)}
 
     def _leaderboard_event(self) -> dict[str, Any]:
         return {

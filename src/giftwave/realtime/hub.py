@@ -232,7 +232,12 @@ class Hub:
                 at_us=int(event["at_us"]),
             )
         elif kind == "like":
-            room.like(int(event["count"]))
+            user_id = event.get("user_id")
+            room.like(
+                int(event["count"]),
+                None if user_id is None else int(user_id),
+                str(event.get("handle", "")),
+            )
         elif kind == "chat":
             room.chat(
                 {
