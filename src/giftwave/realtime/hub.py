@@ -36,8 +36,8 @@ from giftwave.realtime.sockets import Frame, Sink
 
 PROTOCOL_VERSION: Final = 1
 CLOSE_POLICY: Final = 1008
-# Events kept for a room while its seed is read (tens of milliseconds); past this the oldest
-# go: the seed, read after they were committed, has their gifts anyway.
+# Events kept for a room while its seed is read, usually tens of milliseconds; this many is a
+# very busy room's ten seconds. Past it the oldest go (and, with them, news the seed may lack).
 SEEDING_MAX_EVENTS: Final = 100_000
 
 
