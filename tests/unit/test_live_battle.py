@@ -118,9 +118,14 @@ def test_a_new_battle_replaces_the_old_and_late_news_of_the_old_is_ignored() -> 
 
 def test_a_rebuilt_room_starts_from_the_committed_scores() -> None:
     room = Room("st_b", combo_quiet_us=3 * S)
-    room.restore(RoomSeed(battle=ACTIVE, battle_scores=(12, 30)))
+    seed = RoomSeed(battle=ACTIVE, battle_scores=(12, 30), seen_points=(("gift:1:k", 20 * S),))
+    room.restore(seed, 30 * S)
     room.battle_points(7, "b", 1, 30 * S)
     assert _scores(room.snapshot()["battle"]) == [12, 31]
+    room.battle_points(7, "b", 5, 20 * S, "gift:1:k")  # in the committed scores already
+    room.battle_points(7, "a", 2, 31 * S, "gift:2:k")
+    room.battle_points(7, "a", 2, 31 * S, "gift:2:k")  # broadcast twice, scored once
+    assert _scores(room.snapshot()["battle"]) == [14, 31]
     assert Room("st_x", combo_quiet_us=S).snapshot()["battle"] == {
         "type": "battle",
         "battle_id": None,

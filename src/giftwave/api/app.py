@@ -19,10 +19,10 @@ from giftwave.api import admin, battles, creators, identity, ledger, live, pages
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
-from giftwave.clock import now_us
 from giftwave.config import ConfigError, Settings
 from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import parse_database_url
+from giftwave.economy.catalog import current_gifts
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
@@ -30,9 +30,8 @@ from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
 from giftwave.ledger.writer_process import ProcessStore
 from giftwave.live.battle_referee import Referee
-from giftwave.live.battles import BattleStatus, committed_scores, latest_battle_of
-from giftwave.live.goals import committed_progress, current_goal
 from giftwave.live.room import RoomSeed
+from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
@@ -42,6 +41,10 @@ from giftwave.realtime.sockets import KeepServerSend
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
 IN_PROCESS_BASE = "http://giftwave.internal"
+# A gift's event reaches a node its commit and the broker's delay after the time it carries;
+# a node waits this long past a combo's quiet window for such gifts before ending the combo,
+# so that every node ends it with the same count.
+COMBO_SETTLE_MS: Final = 1000
 log = logging.getLogger(__name__)
 
 
@@ -85,7 +88,9 @@ def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Paymen
 
 
 async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable: bool) -> None:
-    """A committed gift, to every node's copy of the room (bill first, then broadcast)."""
+    """A committed gift, to every node's copy of the room (bill first, then broadcast); again
+    when its sender retries, since the process that committed it may have died before this.
+    The event is the same every time: rooms count it once, at the time it was recorded."""
     event = {
         "type": "gift",
         "send_id": sent.send_id,
@@ -96,10 +101,10 @@ async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable
         "coins": sent.coins,
         "diamonds": sent.diamonds,
         "comboable": comboable,
-        "at_us": now_us(),
+        "at_us": sent.created_at_us,
     }
     try:
-        await broker.publish(sent.stream_id, event)
+        await broker.publish(sent.stream_id, event)  # kept and sent again if the broker is away
     except Exception:  # the gift is committed and stays so; the room misses one animation
         log.exception("could not broadcast gift %s", sent.send_id)
 
@@ -107,31 +112,18 @@ async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable
 async def _score_battle(referee: Referee, sent: GiftSent, _handle: str, _combo: bool) -> None:
     """A committed gift scores for its stream's side when the stream is in a battle."""
     try:
-        await referee.score(sent.stream_id, sent.coins, sent.created_at_us)
+        await referee.score(sent.stream_id, sent.coins, sent.created_at_us, sent.send_id)
     except Exception:  # the gift is committed; the battle's result is read from the database
         log.exception("could not score gift %s in a battle", sent.send_id)
 
 
 async def _seed_room(db: Engine, stream_id: str) -> RoomSeed:
-    """A room this process starts following: its goal and battle, and the committed coins
-    toward each."""
+    """A room this process starts following, or must rebuild: as the database has it."""
 
     def load() -> RoomSeed:
-        with db.connect() as conn:
-            goal = current_goal(conn, stream_id)
-            battle = latest_battle_of(conn, stream_id)
-            scores = (0, 0)
-            if battle is not None:
-                ended = battle.status is BattleStatus.ENDED
-                scores = (
-                    (battle.score_a, battle.score_b) if ended else committed_scores(conn, battle)
-                )
-            return RoomSeed(
-                goal=goal,
-                goal_progress=0 if goal is None else committed_progress(conn, goal),
-                battle=battle,
-                battle_scores=scores,
-            )
+        with consistent_read(db) as conn:
+            combo_gifts = frozenset(g.gift_id for g in current_gifts(conn) if g.combo)
+            return load_seed(conn, stream_id, combo_gifts)
 
     return await asyncio.to_thread(load)
 
@@ -176,6 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
             hub = Hub(
                 tick_ms=settings.live_tick_ms,
                 combo_quiet_ms=settings.live_combo_quiet_ms,
+                combo_settle_ms=COMBO_SETTLE_MS,
                 coalesce=settings.live_fanout == "tick",
                 broker=broker,
                 seed=partial(_seed_room, db),

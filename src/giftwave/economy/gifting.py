@@ -77,7 +77,7 @@ _GIFT_SENT_FIELDS: Final = tuple(f.name for f in fields(GiftSent))
 
 
 # (the receipt, the sender's handle, whether the gift combos); awaited before the answer, so
-# an acknowledged gift has reached the room's broker.
+# an acknowledged gift has reached the room's broker (or its queue, while the broker is away).
 GiftObserver = Callable[[GiftSent, str, bool], Awaitable[None]]
 
 
@@ -192,6 +192,7 @@ class Gifting:
         except DomainError:
             replayed = await self._replay(cmd)
             if replayed is not None:
+                await self._tell(replayed, cmd.sender.handle)
                 return replayed  # the same answer as the first time, whatever changed since
             raise
         try:
@@ -204,15 +205,20 @@ class Gifting:
         if outcome is Outcome.EXISTS:
             self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
-        if outcome is Outcome.OK:  # first time committed: tell the room, exactly once here
-            comboable = self._catalog.get(intent.gift_id).combo
-            for observer in self._observers:
-                await observer(sent, cmd.sender.handle, comboable)
+        await self._tell(sent, cmd.sender.handle)
         return sent
 
     def add_observer(self, observer: GiftObserver) -> None:
-        """Called with every gift this process committed, after the commit."""
+        """Called with every committed gift, after the commit: the first time, and again
+        when its sender retries (at least once: the process that committed it may have died
+        before telling anyone; observers take each ``send_id`` once)."""
         self._observers.append(observer)
+
+    async def _tell(self, sent: GiftSent, handle: str) -> None:
+        gift = self._catalog.gifts().get(sent.gift_id)  # None: retired since it was sent
+        comboable = gift is not None and gift.combo
+        for observer in self._observers:
+            await observer(sent, handle, comboable)
 
     async def _replay(self, cmd: SendGift) -> GiftSent | None:
         """The receipt of an earlier send with this key, if it reached the ledger."""

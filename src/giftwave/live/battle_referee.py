@@ -15,7 +15,8 @@ starts is longer, so every node knows of a battle before its first point counts.
 
 Announcements (``battle_set``, ``battle_ended``) are published after the database commit; a
 process that dies between the two loses that announcement (the database still holds the
-truth, and ``GET /v1/battles/{id}`` shows it).
+truth, ``GET /v1/battles/{id}`` shows it, and a room rebuilt from the database has it). Points
+are broadcast at least once, like the gifts they come from; rooms count each gift's once.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ class Referee:
         self._forget(battle)
         await self._to_both_rooms(battle, {"type": "battle_set", **battle.as_event_fields()})
 
-    async def score(self, stream_id: str, coins: int, at_us: int) -> None:
-        """A committed gift of ``coins`` to ``stream_id``, recorded at ``at_us``."""
+    async def score(self, stream_id: str, coins: int, at_us: int, send_id: str) -> None:
+        """A committed gift of ``coins`` to ``stream_id``, recorded at ``at_us``; scored again
+        when its sender retries (rooms count each ``send_id`` once)."""
         battle = (await self._active_battle(stream_id)).battle
         if battle is None or not battle.counts_at(at_us):
             return
@@ -101,6 +103,7 @@ class Referee:
             "side": side,
             "points": coins,
             "at_us": at_us,
+            "send_id": send_id,
         }
         await self._to_both_rooms(battle, event)
 

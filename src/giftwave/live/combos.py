@@ -7,7 +7,10 @@ growth of every open combo travels in one compact ``combo_counts`` event, ``[com
 coins, at_us]`` per combo. In a gift rain most of a frame is combos growing: the compact form
 makes the frame that every viewer receives ten times a second about a third the size.
 
-Pure and clock-driven (times passed in), so rooms and tests decide what "now" is.
+Pure and clock-driven (times passed in), so rooms and tests decide what "now" is. A gift's time
+is when it was recorded, so a gift that reaches a node late (its commit, the broker, a retry)
+still joins the combo it belongs to; ``settle_us`` is how long past the quiet window a node
+waits for such gifts before it calls a combo final, so that every node ends it alike.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ class Combo:
 
 
 class ComboTracker:
-    def __init__(self, *, quiet_window_us: int) -> None:
+    def __init__(self, *, quiet_window_us: int, settle_us: int = 0) -> None:
         assert quiet_window_us > 0
+        assert settle_us >= 0
         self._quiet_us = quiet_window_us
+        self._settle_us = settle_us
         self._open: dict[tuple[int, str], Combo] = {}
         # (last gift time, combo id, event): finals are reported in that order, which every
         # node agrees on whatever its tick timing (a combo ends a fixed time after its last
@@ -88,12 +93,13 @@ class ComboTracker:
             return
         combo.count += count
         combo.coins += coins
-        combo.last_at_us = at_us
+        combo.last_at_us = max(combo.last_at_us, at_us)  # a late gift never moves the end back
         combo.dirty = True
 
     def drain(self, now_us: int) -> list[dict[str, Any]]:
         """Events since the last drain: combos that grew, and combos that ended."""
-        for key in [k for k, c in self._open.items() if now_us - c.last_at_us > self._quiet_us]:
+        ended_before_us = now_us - self._quiet_us - self._settle_us
+        for key in [k for k, c in self._open.items() if c.last_at_us < ended_before_us]:
             self._finish(key)
         events = [event for _, _, event in sorted(self._finished, key=lambda f: f[:2])]
         self._finished = []

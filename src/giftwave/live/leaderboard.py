@@ -4,6 +4,7 @@ then user id (stable)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,15 @@ class Leaderboard:
         else:
             entry.coins += coins
             entry.reached_seq = self._seq
+
+    def restore(self, gifters: Iterable[tuple[int, str, int]]) -> None:
+        """Start again from (user id, handle, coins) in the order their totals were reached,
+        earliest first (a room rebuilt from the database: by each one's latest gift)."""
+        self._entries = {}
+        self._seq = 0
+        for user_id, handle, coins in gifters:
+            self._seq += 1
+            self._entries[user_id] = _Entry(user_id, handle, coins, self._seq)
 
     def top(self, n: int = 10) -> list[dict[str, Any]]:
         ranked = sorted(self._entries.values(), key=lambda e: (-e.coins, e.reached_seq, e.user_id))[

@@ -1,8 +1,15 @@
 """A live room's state: viewers, combos, top gifters, totals, likes, goal, battle. Fed only
-with committed gifts (bill first, then broadcast); asked once per tick for what is new."""
+with committed gifts (bill first, then broadcast), each counted once however often it is
+broadcast (``live.seen``); asked once per tick for what is new.
+
+The room also keeps its last ``RECENT_GIFTS`` finished gifts (final combos and single gifts),
+ordered by their time then combo id, so that every node holding the same events shows the same
+list whatever its tick timing: a viewer who resumes on another node sees there what it missed.
+"""
 
 from __future__ import annotations
 
+from bisect import insort
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -10,9 +17,11 @@ from giftwave.live.battles import Battle, BattleStatus
 from giftwave.live.combos import ComboTracker
 from giftwave.live.goals import Goal, GoalKind
 from giftwave.live.leaderboard import Leaderboard
+from giftwave.live.seen import SeenIds
 
 LEADERBOARD_SIZE: Final = 10
 CHAT_HISTORY: Final = 50
+RECENT_GIFTS: Final = 50
 MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first
 JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
 # A big room's count changes every tick; saying so every tick would be a frame per tick to
@@ -21,24 +30,66 @@ VIEWERS_EVERY_US: Final = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
+class SeedGift:
+    """One committed gift send, as a room replays it to rebuild its combos."""
+
+    send_id: str
+    sender_id: int
+    sender_handle: str
+    gift_id: str
+    count: int
+    coins: int
+    comboable: bool
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeedGifter:
+    user_id: int
+    handle: str
+    coins: int
+    last_at_us: int  # their latest gift: who reached a total first wins a tie
+
+
+@dataclass(frozen=True, slots=True)
 class RoomSeed:
-    """What a room rebuilt from the database starts with (one process, no broker history)."""
+    """What a room rebuilt from the database starts with: the committed, unreversed gifts'
+    totals and top gifters, the latest sends (to rebuild combos and the recent gifts), the
+    sends it must not count again, and the goal and battle with the coins toward each."""
 
     goal: Goal | None = None
     goal_progress: int = 0
     battle: Battle | None = None
     battle_scores: tuple[int, int] = (0, 0)
+    coins: int = 0
+    diamonds: int = 0
+    gifters: tuple[SeedGifter, ...] = ()  # earliest latest gift first
+    recent: tuple[SeedGift, ...] = ()  # oldest first
+    seen: tuple[tuple[str, int], ...] = ()  # (send_id, at_us) already counted, oldest first
+    seen_floor_us: int = -1  # and everything recorded at or before this
+    # The same for the battle's points: gifts to either side that already scored.
+    seen_points: tuple[tuple[str, int], ...] = ()
+    seen_points_floor_us: int = -1
+
+
+def _recent_order(event: dict[str, Any]) -> tuple[int, str]:
+    return event["at_us"], event["combo_id"]
 
 
 class Room:
-    def __init__(self, stream_id: str, *, combo_quiet_us: int) -> None:
+    def __init__(self, stream_id: str, *, combo_quiet_us: int, combo_settle_us: int = 0) -> None:
         self.stream_id = stream_id
         self.viewers = 0
         self.coins = 0
         self.diamonds = 0
         self.likes = 0
         self.ended = False
-        self._combos = ComboTracker(quiet_window_us=combo_quiet_us)
+        self._combo_quiet_us = combo_quiet_us
+        self._combo_settle_us = combo_settle_us
+        self._combos = ComboTracker(quiet_window_us=combo_quiet_us, settle_us=combo_settle_us)
+        self._seen = SeenIds()
+        self._seen_points = SeenIds()
+        self._recent: list[dict[str, Any]] = []  # final gift events, by _recent_order
         self._leaderboard = Leaderboard()
         self._likes_pending = 0
         self._likers = Leaderboard("likes")
@@ -72,6 +123,8 @@ class Room:
         comboable: bool,
         at_us: int,
     ) -> None:
+        if not self._seen.first(send_id, at_us):
+            return  # broadcast again (a retry, a republish): counted the first time
         self._combos.add(
             combo_id=send_id,
             sender_id=sender_id,
@@ -110,11 +163,46 @@ class Room:
         self.goal_progress = progress
         self._goal_changed = True
 
-    def restore(self, seed: RoomSeed) -> None:
-        if seed.goal is not None:
+    def restore(self, seed: RoomSeed, now_us: int) -> None:
+        """The gifts' totals, top gifters, combos, goal and battle as the database has them (a
+        restarted process; a broker that may have lost events). Likes, chat and mutes stay as
+        they are: the database does not keep them."""
+        self.coins, self.diamonds = seed.coins, seed.diamonds
+        self._leaderboard.restore((g.user_id, g.handle, g.coins) for g in seed.gifters)
+        self._leaderboard_changed = True
+        self._seen.reset(seed.seen, seed.seen_floor_us)
+        self._seen_points.reset(seed.seen_points, seed.seen_points_floor_us)
+        combos = ComboTracker(quiet_window_us=self._combo_quiet_us, settle_us=self._combo_settle_us)
+        for g in seed.recent:
+            combos.add(
+                combo_id=g.send_id,
+                sender_id=g.sender_id,
+                sender_handle=g.sender_handle,
+                gift_id=g.gift_id,
+                count=g.count,
+                coins=g.coins,
+                comboable=g.comboable,
+                at_us=g.at_us,
+            )
+        self._combos = combos
+        # Combos that ended before now are history (recent gifts), not news; open ones go on.
+        self._recent = []
+        self._remember(combos.drain(now_us))
+        current = self.goal
+        if seed.goal is None:
+            if current is not None:
+                self.set_goal(None)
+        elif current is None or current.id != seed.goal.id or seed.goal.kind is GoalKind.COINS:
             self.set_goal(seed.goal, seed.goal_progress)
+        # else the same likes goal: likes are not stored, the room's own count is all there is
         if seed.battle is not None:
             self.set_battle(seed.battle, seed.battle_scores)
+
+    def _remember(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            if event.get("final"):  # finished gifts; combo_counts are growth
+                insort(self._recent, event, key=_recent_order)
+        del self._recent[:-RECENT_GIFTS]
 
     def set_battle(self, battle: Battle, scores: tuple[int, int] | None = None) -> None:
         """A battle's new state (invited, started, cut short, declined, expired); ``scores``
@@ -129,10 +217,15 @@ class Room:
         self.battle_scores = scores
         self._battle_changed = True
 
-    def battle_points(self, battle_id: int, side: str, points: int, at_us: int) -> None:
-        """A committed gift to one side, if it landed within the battle's time."""
+    def battle_points(
+        self, battle_id: int, side: str, points: int, at_us: int, send_id: str | None = None
+    ) -> None:
+        """A committed gift to one side, if it landed within the battle's time (once per
+        ``send_id``: points are broadcast at least once, like gifts)."""
         battle = self.battle
         if battle is None or battle.id != battle_id or not battle.counts_at(at_us):
+            return
+        if send_id is not None and not self._seen_points.first(send_id, at_us):
             return
         score_a, score_b = self.battle_scores
         if side == "a":
@@ -201,6 +294,7 @@ class Room:
     def tick(self, now_us: int) -> list[dict[str, Any]]:
         """Everything new since the last tick, in a stable order; empty when nothing is."""
         events = self._combos.drain(now_us)
+        self._remember(events)
         if self._likes_pending:
             events.append({"type": "like", "count": self._likes_pending, "total": self.likes})
             self._likes_pending = 0
@@ -247,6 +341,7 @@ class Room:
             "likers": self._likers_event(),
             "ended": self.ended,
             "combos": self._combos.open_combos(),
+            "recent_gifts": list(self._recent),
             "chat": list(self._chat),
             "leaderboard": self._leaderboard_event(),
             "goal": self._goal_event(),

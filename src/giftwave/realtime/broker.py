@@ -8,6 +8,15 @@ one order. Chosen by ``GIFTWAVE_BROKER_URL``, in this one place:
                 same order, whichever node they are on
 
 Events carry their own time (``at_us``), so combos group the same way on every node.
+
+Redis, at least once: a publish that fails (Redis restarting, out of reach) is kept in a
+bounded queue (``UNSENT_MAX`` per process; past it the oldest are dropped, and logged) and
+sent again, in order, once Redis answers; a publish that failed after Redis took it is sent
+twice, and rooms count a gift once (``live.seen``). When the read loop gets through to Redis
+after failures, or finds that Redis lost its data (``GENERATION_KEY`` gone: restarted empty),
+events may have been lost: the node rebuilds each of its rooms from the database
+(``EventSink.reseed``), which also gives every viewer a snapshot, and only then sends what it
+kept. The database is the truth; the broker only carries news of it.
 """
 
 from __future__ import annotations
@@ -17,10 +26,13 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import deque
 from typing import Any, Final, Protocol
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -33,10 +45,24 @@ RECONNECT_BACKOFF_S: Final = (0.1, 0.2, 0.5, 1.0, 2.0)
 STOP_TIMEOUT_S: Final = 5.0
 VIEWERS_STALE_MS: Final = 5_000  # a node's viewer count older than this no longer counts
 VIEWERS_TTL_S: Final = 60
+# 10,000 events of ~300 bytes: a few MB, a few seconds of a very busy node's news.
+UNSENT_MAX: Final = 10_000
+FLUSH_BATCH: Final = 500
+GENERATION_KEY: Final = "giftwave:broker:generation"  # gone: Redis lost its data
+GENERATION_CHECK_S: Final = 1.0
+RESEED_RETRY_S: Final = 1.0  # the database was out of reach too
+RESEEDS_AT_ONCE: Final = 4
+# redis-py retries a command itself; a blip is worth a quick retry, an outage is ours to handle
+# (the default would hold a gift's answer for seconds, and hide a restart from the read loop).
+COMMAND_RETRY: Final = Retry(ExponentialBackoff(cap=0.1, base=0.01), 2)
 
 
 class EventSink(Protocol):
     def apply(self, stream_id: str, event: dict[str, Any]) -> None: ...
+
+    async def reseed(self, stream_id: str) -> None:
+        """Some of this room's events may be lost: rebuild it from the database."""
+        ...
 
 
 class Broker(Protocol):
@@ -48,7 +74,9 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, stream_id: str, event: dict[str, Any]) -> None: ...
+    async def publish(self, stream_id: str, event: dict[str, Any]) -> None:
+        """To every node's copy of the room, at least once; never raises for an outage."""
+        ...
 
     async def join(self, stream_id: str) -> None:
         """This node now holds a copy of the room: bring it up to date and keep it there."""
@@ -95,6 +123,11 @@ def _viewers_key(stream_id: str) -> str:
     return f"giftwave:viewers:{stream_id}"
 
 
+def _entry_id(raw: str) -> tuple[int, int]:
+    ms, _, seq = raw.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class RedisBroker:
     keeps_history = True
 
@@ -103,13 +136,21 @@ class RedisBroker:
         self._redis: aioredis.Redis | None = None
         self._sink: EventSink | None = None
         self._last: dict[str, str] = {}  # room → id of the last event applied here
+        self._unplaced: set[str] = set()  # rooms joined while Redis was away: position unknown
+        self._stale: set[str] = set()  # rooms to rebuild from the database
+        self._reseed_after_s = 0.0
+        self._unsent: deque[tuple[str, bytes]] = deque()  # (room, event), oldest first
+        self._dropped = 0
+        self._generation: Any = None  # bytes, as Redis holds it
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._node = secrets.token_hex(6)  # this process, in the rooms' viewer counts
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
-        self._redis = aioredis.from_url(self._url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = aioredis.from_url(
+            self._url, socket_timeout=5, socket_connect_timeout=5, retry=COMMAND_RETRY
+        )
         self._task = asyncio.create_task(self._read_loop(), name="redis-broker")
 
     async def stop(self) -> None:
@@ -121,34 +162,83 @@ class RedisBroker:
                 await asyncio.wait_for(self._task, STOP_TIMEOUT_S)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("redis broker: the read loop did not stop in time")
+        if self._unsent:
+            log.warning("redis broker: %d events never reached Redis", len(self._unsent))
         if self._redis is not None:
             with contextlib.suppress(TimeoutError, RedisError, OSError):
                 await asyncio.wait_for(self._redis.aclose(), STOP_TIMEOUT_S)
 
     async def publish(self, stream_id: str, event: dict[str, Any]) -> None:
         assert self._redis is not None, "start() first"
+        data = orjson.dumps(event)
+        if self._unsent:  # Redis is away: wait behind the others, in order
+            self._keep(stream_id, data)
+            return
+        try:
+            await self._send([(stream_id, data)])
+        except (RedisError, OSError) as exc:
+            log.warning("redis broker: publish failed (%s); kept to send again", exc)
+            self._keep(stream_id, data)
+
+    def _keep(self, stream_id: str, data: bytes) -> None:
+        self._unsent.append((stream_id, data))
+        self._trim_unsent()
+
+    def _trim_unsent(self) -> None:
+        while len(self._unsent) > UNSENT_MAX:
+            self._unsent.popleft()
+            if self._dropped == 0:
+                log.error(
+                    "redis broker: more than %d events waiting for Redis; dropping the oldest "
+                    "(the ledger has every gift; rooms are rebuilt from it when Redis is back)",
+                    UNSENT_MAX,
+                )
+            self._dropped += 1
+
+    async def _send(self, batch: list[tuple[str, bytes]]) -> None:
+        assert self._redis is not None
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(
-                _key(stream_id), {"e": orjson.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True
-            )
-            pipe.expire(_key(stream_id), STREAM_TTL_S)  # a room nobody gifts to fades away
+            for stream_id, data in batch:
+                pipe.xadd(_key(stream_id), {"e": data}, maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.expire(_key(stream_id), STREAM_TTL_S)  # a room nobody gifts to fades away
             await pipe.execute()
 
+    async def _flush(self) -> None:
+        """Send what was kept, oldest first; on failure it stays, in order."""
+        sent = 0
+        while self._unsent:
+            batch = [self._unsent.popleft() for _ in range(min(FLUSH_BATCH, len(self._unsent)))]
+            try:
+                await self._send(batch)
+            except BaseException:
+                self._unsent.extendleft(reversed(batch))
+                self._trim_unsent()
+                raise
+            sent += len(batch)
+        log.warning("redis broker: sent %d kept events, %d dropped", sent, self._dropped)
+        self._dropped = 0
+
     async def join(self, stream_id: str) -> None:
-        if stream_id in self._last:
+        if stream_id in self._last or stream_id in self._unplaced:
             return
         assert self._redis is not None
         last = "0-0"
-        with contextlib.suppress(RedisError):
+        try:
             # redis-py's stubs type replies loosely; these are (id, {field: value}) in bytes.
             history: Any = await self._redis.xrange(_key(stream_id), "-", "+")
-            for entry_id, fields in history:
-                self._apply(stream_id, fields)
-                last = entry_id.decode()
+        except (RedisError, OSError):
+            # The database has the gifts; the read loop places and re-seeds the room later.
+            self._unplaced.add(stream_id)
+            return
+        for entry_id, fields in history:
+            self._apply(stream_id, fields)
+            last = entry_id.decode()
         self._last[stream_id] = last
 
     def leave(self, stream_id: str) -> None:
         self._last.pop(stream_id, None)
+        self._unplaced.discard(stream_id)
+        self._stale.discard(stream_id)
 
     async def count_viewers(self, local: dict[str, int]) -> dict[str, int]:
         """Each node writes ``count:time`` under its own field of the room's hash and sums the
@@ -186,33 +276,100 @@ class RedisBroker:
         self._sink.apply(stream_id, event)
 
     async def _read_loop(self) -> None:
-        assert self._redis is not None
+        loop = asyncio.get_running_loop()
         failures = 0
+        check_at_s = 0.0
         while not self._stopping:
-            if not self._last:
-                await asyncio.sleep(READ_BLOCK_MS / 1000)
-                continue
             try:
-                batches: Any = await self._redis.xread(
-                    {_key(s): last for s, last in self._last.items()},
-                    block=READ_BLOCK_MS,
-                    count=READ_COUNT,
-                )
+                if failures or self._unplaced or loop.time() >= check_at_s:
+                    await self._check(after_failures=failures > 0)
+                    check_at_s = loop.time() + GENERATION_CHECK_S
                 failures = 0
+                if self._stale and loop.time() >= self._reseed_after_s:
+                    await self._reseed_stale()
+                if self._unsent:
+                    await self._flush()
+                await self._read()
             except (RedisError, OSError) as exc:
                 # Redis restarting: keep the rooms, retry with backoff; viewers keep watching.
                 delay = RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)]
                 failures += 1
                 log.warning("redis broker: %s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-                continue
-            for key, entries in batches or []:
-                stream_id = key.decode().removeprefix("giftwave:room:")
-                if stream_id not in self._last:
-                    continue  # left meanwhile
-                for entry_id, fields in entries:
-                    self._apply(stream_id, fields)
-                    self._last[stream_id] = entry_id.decode()
+
+    async def _check(self, *, after_failures: bool) -> None:
+        """Find out whether events may have been lost, and which rooms to rebuild."""
+        assert self._redis is not None
+        generation = await self._redis.get(GENERATION_KEY)
+        if generation is None:  # a new Redis, or one that restarted empty: the first says so
+            await self._redis.set(GENERATION_KEY, secrets.token_hex(8), nx=True)
+            generation = await self._redis.get(GENERATION_KEY)
+        reset = self._generation is not None and generation != self._generation
+        self._generation = generation
+        rooms = set(self._unplaced)
+        if (after_failures or reset) and self._last:
+            rooms.update(self._last)
+            log.warning("redis broker: events may be lost; rebuilding %d rooms", len(rooms))
+        if rooms:
+            await self._place(sorted(rooms))
+            self._stale.update(rooms)
+
+    async def _place(self, rooms: list[str]) -> None:
+        """Where to read each room's stream from, now that Redis may have restarted."""
+        assert self._redis is not None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream_id in rooms:
+                pipe.xrevrange(_key(stream_id), "+", "-", count=1)
+            newest: list[Any] = await pipe.execute()
+        for stream_id, top in zip(rooms, newest, strict=True):
+            top_id = top[0][0].decode() if top else None
+            if stream_id in self._unplaced:
+                # Its history was never read: the database's seed stands in for it.
+                self._unplaced.discard(stream_id)
+                self._last[stream_id] = top_id or "0-0"
+            elif stream_id in self._last and (
+                top_id is None or _entry_id(top_id) < _entry_id(self._last[stream_id])
+            ):
+                self._last[stream_id] = "0-0"  # a new stream: every event in it is news here
+
+    async def _reseed_stale(self) -> None:
+        assert self._sink is not None
+        sink = self._sink
+        rooms = [s for s in self._stale if s in self._last]
+        self._stale.clear()
+        limit = asyncio.Semaphore(RESEEDS_AT_ONCE)
+
+        async def reseed(stream_id: str) -> str | None:
+            async with limit:
+                try:
+                    await sink.reseed(stream_id)
+                except Exception:  # the database away too: try again in a while
+                    log.exception("redis broker: could not rebuild room %s", stream_id)
+                    return stream_id
+                return None
+
+        failed = {s for s in await asyncio.gather(*map(reseed, rooms)) if s is not None}
+        if failed:
+            self._stale.update(failed)
+            self._reseed_after_s = asyncio.get_running_loop().time() + RESEED_RETRY_S
+
+    async def _read(self) -> None:
+        assert self._redis is not None
+        if not self._last:
+            await asyncio.sleep(READ_BLOCK_MS / 1000)
+            return
+        batches: Any = await self._redis.xread(
+            {_key(s): last for s, last in self._last.items()},
+            block=READ_BLOCK_MS,
+            count=READ_COUNT,
+        )
+        for key, entries in batches or []:
+            stream_id = key.decode().removeprefix("giftwave:room:")
+            if stream_id not in self._last:
+                continue  # left meanwhile
+            for entry_id, fields in entries:
+                self._apply(stream_id, fields)
+                self._last[stream_id] = entry_id.decode()
 
 
 def open_broker(url: str) -> Broker:

@@ -9,6 +9,11 @@ the tick never waits on a socket.
 
 Recent frames stay in a bounded ring per room, so a client reconnecting with ``since`` and the
 same ``epoch`` gets exactly what it missed, or a snapshot when that is gone.
+
+A room this node starts following is rebuilt from the database (``seed``), after the broker's
+history if it keeps one; so is every room the broker says it may have lost events of
+(``reseed``), which also starts a new epoch: every viewer, and every resume, gets a snapshot.
+Events that arrive while the database is read wait, bounded, and are applied on top of it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from giftwave.realtime.sockets import Frame, Sink
 PROTOCOL_VERSION: Final = 1
 CLOSE_POLICY: Final = 1008
 VIEWER_COUNT_INTERVAL_S: Final = 1.0
+# Events kept for a room while its seed is read, usually tens of milliseconds; this many is a
+# very busy room's ten seconds. Past it the oldest go (and, with them, news the seed may lack).
+SEEDING_MAX_EVENTS: Final = 100_000
 
 
 def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> Frame:
@@ -77,15 +85,34 @@ class Subscriber:
 
 class Channel:
     def __init__(
-        self, stream_id: str, *, ring_frames: int, combo_quiet_us: int, coalesce: bool = True
+        self,
+        stream_id: str,
+        *,
+        ring_frames: int,
+        combo_quiet_us: int,
+        combo_settle_us: int = 0,
+        coalesce: bool = True,
     ) -> None:
-        self.room = Room(stream_id, combo_quiet_us=combo_quiet_us)
+        self.room = Room(stream_id, combo_quiet_us=combo_quiet_us, combo_settle_us=combo_settle_us)
         self.coalesce = coalesce
         self.epoch = secrets.token_hex(4)
         self.seq = 0
         self.ring: deque[Frame] = deque(maxlen=ring_frames)
         self.subscribers: set[Subscriber] = set()
-        self.seeded = False
+        self.rebuilding = asyncio.Lock()  # one rebuild of the room at a time
+        self.followed = False  # the broker's history was applied
+        self.seeded = False  # the database's state was applied
+        self.joining = 0  # subscribers on their way in: the room is not idle
+        self.seeding: deque[dict[str, Any]] | None = None  # events waiting for the seed
+
+    def restart(self) -> None:
+        """The room was rebuilt: a new epoch (resumes get a snapshot) and a snapshot for
+        every viewer now."""
+        self.epoch = secrets.token_hex(4)
+        self.ring.clear()
+        frame = self.snapshot_frame()
+        for subscriber in self.subscribers:
+            subscriber.offer(frame, lambda: frame)
 
     def snapshot_frame(self) -> Frame:
         return encode_frame(self.seq, self.epoch, [self.room.snapshot()])
@@ -138,6 +165,7 @@ class Hub:
         soft_limit_bytes: int = 256 * 1024,
         hard_limit_ticks: int = 50,
         combo_quiet_ms: int = 3000,
+        combo_settle_ms: int = 0,
         coalesce: bool = True,
         max_rooms: int = 100_000,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
@@ -151,6 +179,7 @@ class Hub:
         self._soft = soft_limit_bytes
         self._hard = hard_limit_ticks
         self._combo_quiet_us = combo_quiet_ms * 1000
+        self._combo_settle_us = combo_settle_ms * 1000
         self._coalesce = coalesce
         self._max_rooms = max_rooms
         self._clock_us = clock_us
@@ -191,6 +220,7 @@ class Hub:
                 stream_id,
                 ring_frames=self._ring,
                 combo_quiet_us=self._combo_quiet_us,
+                combo_settle_us=self._combo_settle_us,
                 coalesce=self._coalesce,
             )
             self._channels[stream_id] = channel
@@ -198,17 +228,43 @@ class Hub:
 
     async def subscribe(self, stream_id: str, sink: Sink) -> tuple[Channel, Subscriber]:
         """A new socket on this room; the first one makes this node follow the room."""
-        fresh = stream_id not in self._channels
         channel = self.channel(stream_id)
-        if fresh and self.broker is not None and self.broker.keeps_history:
-            await self.broker.join(stream_id)
-        elif not channel.seeded and self._seed is not None:
-            # One process, no broker history: what survives a restart is in the database.
-            channel.room.restore(await self._seed(stream_id))
-        channel.seeded = True
+        channel.joining += 1
+        try:
+            async with channel.rebuilding:  # the first subscriber builds; the others wait
+                if not channel.followed and self.broker is not None and self.broker.keeps_history:
+                    await self.broker.join(stream_id)  # likes, chat: only the broker has them
+                channel.followed = True
+                if not channel.seeded:
+                    await self._restore(channel)  # gifts, goal, battle: the database has them
+                    channel.seeded = True
+        finally:
+            channel.joining -= 1
         subscriber = Subscriber(sink, soft_limit_bytes=self._soft, hard_limit_ticks=self._hard)
         channel.subscribers.add(subscriber)
         return channel, subscriber
+
+    async def reseed(self, stream_id: str) -> None:
+        """The broker may have lost some of this room's events (it restarted, or was out of
+        reach): rebuild the room from the database, and start every viewer afresh."""
+        channel = self._channels.get(stream_id)
+        if channel is None:
+            return
+        async with channel.rebuilding:
+            await self._restore(channel)
+            channel.restart()
+
+    async def _restore(self, channel: Channel) -> None:
+        if self._seed is None:
+            return
+        channel.seeding = deque(maxlen=SEEDING_MAX_EVENTS)
+        try:
+            seed = await self._seed(channel.room.stream_id)
+            channel.room.restore(seed, self._clock_us())
+        finally:
+            waiting, channel.seeding = channel.seeding, None
+            for event in waiting:  # the room counts each gift once: the seed's are skipped
+                self._apply(channel, event)
 
     def unsubscribe(self, stream_id: str, subscriber: Subscriber) -> None:
         channel = self._channels.get(stream_id)
@@ -217,7 +273,14 @@ class Hub:
 
     def apply(self, stream_id: str, event: dict[str, Any]) -> None:
         """One room event from the broker, in the broker's order (the ``EventSink``)."""
-        room = self.channel(stream_id).room
+        channel = self.channel(stream_id)
+        if channel.seeding is not None:
+            channel.seeding.append(event)
+            return
+        self._apply(channel, event)
+
+    def _apply(self, channel: Channel, event: dict[str, Any]) -> None:
+        room = channel.room
         kind = event.get("type")
         if kind == "gift":
             room.gift(
@@ -256,7 +319,9 @@ class Hub:
         elif kind == "end":
             room.end()
         elif kind == "goal_set":
-            room.set_goal(Goal.from_event(stream_id, event))
+            goal = Goal.from_event(room.stream_id, event)
+            if room.goal is None or room.goal.id != goal.id:  # announced again: keep its progress
+                room.set_goal(goal)
         elif kind == "goal_cleared":
             room.set_goal(None)
         elif kind == "battle_set":
@@ -267,18 +332,22 @@ class Hub:
                 str(event["side"]),
                 int(event["points"]),
                 int(event["at_us"]),
+                event.get("send_id"),
             )
         elif kind == "battle_ended":
             room.end_battle(Battle.from_event(event))
         if not self._coalesce:
-            self._channels[stream_id].tick(self._clock_us())  # out at once, not next tick
+            channel.tick(self._clock_us())  # out at once, not next tick
 
     def tick_now(self) -> None:
         now = self._clock_us()
         for channel in list(self._channels.values()):
             channel.tick(now)
-            if not channel.subscribers and (
-                channel.room.ended or (self.broker is not None and self.broker.keeps_history)
+            if (
+                not channel.subscribers
+                and not channel.joining
+                and channel.seeding is None
+                and (channel.room.ended or (self.broker is not None and self.broker.keeps_history))
             ):
                 # Nobody here watches: stop following the room (the broker keeps its events).
                 del self._channels[channel.room.stream_id]
