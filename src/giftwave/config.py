@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # "per_event" sends every event to every viewer at once, encoded per viewer: the naive
     # fan-out, kept only as the baseline `giftwave bench fanout` measures against.
     live_fanout: Literal["tick", "per_event"] = "tick"
+    # Room frames written straight to the connection (see realtime/sockets.py); off, every
+    # frame goes through ASGI and the WebSocket library, as in any ASGI server (for A/B runs).
+    live_direct_writes: bool = True
     # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
     battle_min_duration_s: Annotated[int, Field(ge=1, le=1800)] = 60
 

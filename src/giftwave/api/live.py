@@ -92,7 +92,7 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     token = ws.query_params.get("token") or ws.cookies.get(SESSION_COOKIE)
     user = None if not token else await session_user(ws, token)
     await ws.accept()
-    sink = open_sink(ws)
+    sink = open_sink(ws, direct=economy.settings.live_direct_writes)
     channel, subscriber = await hub.subscribe(stream_id, sink)
     try:
         if not stream.live:

@@ -203,9 +203,9 @@ class ListSink:
         return texts
 
 
-def open_sink(ws: WebSocket) -> Sink:
+def open_sink(ws: WebSocket, *, direct: bool = True) -> Sink:
     """The fastest sink this connection allows (call after ``accept``)."""
-    transport = _uvicorn_transport(ws)
+    transport = _uvicorn_transport(ws) if direct else None
     kind = "direct" if transport is not None else "asgi"
     if kind not in _said:
         _said.add(kind)
