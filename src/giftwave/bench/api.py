@@ -7,7 +7,6 @@ and request latency p50/p99, then checks the ledger.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 import orjson
 
 from giftwave.bench.http_load import encode_post, run_closed_loop
-from giftwave.bench.server import percentile, served, setup_room
+from giftwave.bench.server import percentile, run, served, setup_room
 
 
 @dataclass(slots=True)
@@ -67,10 +66,10 @@ def run_api_bench(
 ) -> ApiBenchResult:
     with served(database_url, "benchapi", workers=cfg.server_workers) as server:
         say(f"server up on {server.base} ({server.db.backend.value}); {cfg.viewers} viewers")
-        room = asyncio.run(setup_room(server.base, cfg.viewers))
+        room = run(setup_room(server.base, cfg.viewers))
         say(f"warming up {cfg.warmup_seconds:.0f} s, then measuring {cfg.seconds:.0f} s")
         for tag, seconds in (("w", cfg.warmup_seconds), ("m", cfg.seconds)):
-            load = asyncio.run(
+            load = run(
                 run_closed_loop(
                     server.base,
                     gift_requester(server.base, room.stream_id, room.viewer_tokens, tag),

@@ -28,6 +28,7 @@ from giftwave.bench.server import (
     Served,
     percentile,
     raise_open_files_limit,
+    run,
     served,
     setup_room,
 )
@@ -226,7 +227,7 @@ def run_fanout_bench(
             env["GIFTWAVE_LEDGER_WRITER"] = "process"  # SQLite's writer gets the second core
         with served(database_url, "benchfanout", env=env) as server:
             say(f"{mode}: server up on {server.base} ({server.db.backend.value})")
-            phase, gifts_per_s, memory_kb = asyncio.run(
+            phase, gifts_per_s, memory_kb = run(
                 _phase(server, cfg, say, measure_memory=mode == "tick")
             )
         phase.verified = server.verified

@@ -26,6 +26,7 @@ from giftwave.bench.server import (
     Served,
     percentile,
     raise_open_files_limit,
+    run,
     served,
     setup_room,
 )
@@ -151,13 +152,13 @@ def run_ws_gifts_bench(
     env = {"GIFTWAVE_LEDGER_WRITER": "process"} if database_url.startswith("sqlite") else {}
     with served(database_url, "benchwsgifts", env=env) as server:
         say(f"server up on {server.base} ({server.db.backend.value}); {cfg.gifters} viewers")
-        room = asyncio.run(setup_room(server.base, cfg.gifters))
-        tally = asyncio.run(_websocket_phase(server, room, cfg, say))
+        room = run(setup_room(server.base, cfg.gifters))
+        tally = run(_websocket_phase(server, room, cfg, say))
         rest = None
         if cfg.baseline:
             say(f"baseline: the same gifts over REST, {REST_CONNECTIONS} connections")
             requester = gift_requester(server.base, room.stream_id, room.viewer_tokens, "rest")
-            asyncio.run(
+            run(
                 run_closed_loop(
                     server.base,
                     requester,
@@ -165,7 +166,7 @@ def run_ws_gifts_bench(
                     seconds=cfg.warmup_seconds,
                 )
             )
-            rest = asyncio.run(
+            rest = run(
                 run_closed_loop(
                     server.base, requester, connections=REST_CONNECTIONS, seconds=cfg.seconds
                 )
