@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections import deque
@@ -29,6 +30,10 @@ from giftwave.live.room import Room
 from giftwave.realtime.broker import Broker
 
 PROTOCOL_VERSION: Final = 1
+FOLLOW_US: Final = 15 * 60 * 1_000_000  # a followed room is kept this long after the last call
+log = logging.getLogger(__name__)
+# Sees every room's events once per tick, after the room's frame went out; must not block.
+RoomObserver = Callable[[Room, list[dict[str, Any]]], None]
 
 
 def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> str:
@@ -75,6 +80,7 @@ class Channel:
         self.ring: deque[tuple[int, str]] = deque(maxlen=ring_frames)
         self.subscribers: set[Subscriber] = set()
         self.seeded = False
+        self.followed_until_us = 0
 
     def snapshot_frame(self) -> str:
         return encode_frame(self.seq, self.epoch, [self.room.snapshot()])
@@ -89,16 +95,17 @@ class Channel:
             return None
         return [frame for seq, frame in self.ring if seq > since]
 
-    def tick(self, now_us: int) -> None:
+    def tick(self, now_us: int) -> list[dict[str, Any]]:
         self.room.set_viewers(len(self.subscribers))
         events = self.room.tick(now_us)
         if not events:
-            return
+            return events
         self.seq += 1
         frame = encode_frame(self.seq, self.epoch, events)  # encoded once for everyone
         self.ring.append((self.seq, frame))
         for subscriber in self.subscribers:
             subscriber.offer(frame)
+        return events
 
 
 class Hub:
@@ -125,6 +132,7 @@ class Hub:
         self._max_rooms = max_rooms
         self._clock_us = clock_us
         self._channels: dict[str, Channel] = {}
+        self._observers: list[RoomObserver] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -147,21 +155,36 @@ class Hub:
             self._channels[stream_id] = channel
         return channel
 
-    async def subscribe(self, stream_id: str) -> tuple[Channel, Subscriber]:
-        """A new socket on this room; the first one makes this node follow the room."""
+    def add_observer(self, observer: RoomObserver) -> None:
+        self._observers.append(observer)
+
+    async def _bring_up(self, stream_id: str) -> Channel:
+        """This node's copy of the room, up to date (a new one is rebuilt first)."""
         fresh = stream_id not in self._channels
         channel = self.channel(stream_id)
         if fresh and self.broker is not None and self.broker.keeps_history:
             await self.broker.join(stream_id)
-        elif not channel.seeded and self._seed is not None:
-            # One process, no broker history: what survives a restart is in the database.
+        elif not channel.seeded and channel.room.goal is None and self._seed is not None:
+            # One process, no broker history: what survives a restart is in the database. A
+            # room that heard its goal set in this process knows better (likes are not stored).
             goal, progress = await self._seed(stream_id)
             if goal is not None:
                 channel.room.set_goal(goal, progress)
         channel.seeded = True
+        return channel
+
+    async def subscribe(self, stream_id: str) -> tuple[Channel, Subscriber]:
+        """A new socket on this room; the first one makes this node follow the room."""
+        channel = await self._bring_up(stream_id)
         subscriber = Subscriber(soft_limit=self._soft, hard_limit=self._hard)
         channel.subscribers.add(subscriber)
         return channel, subscriber
+
+    async def follow(self, stream_id: str) -> None:
+        """Keep this node's copy of the room though nobody here watches it, for ``FOLLOW_US``
+        after the last call: webhooks need its goal reached, watched or not."""
+        channel = await self._bring_up(stream_id)
+        channel.followed_until_us = self._clock_us() + FOLLOW_US
 
     def unsubscribe(self, stream_id: str, subscriber: Subscriber) -> None:
         channel = self._channels.get(stream_id)
@@ -211,14 +234,28 @@ class Hub:
     def tick_now(self) -> None:
         now = self._clock_us()
         for channel in list(self._channels.values()):
-            channel.tick(now)
+            events = channel.tick(now)
+            if events:
+                self._observe(channel.room, events)
             if not channel.subscribers and (
-                channel.room.ended or (self.broker is not None and self.broker.keeps_history)
+                channel.room.ended
+                or (
+                    self.broker is not None
+                    and self.broker.keeps_history
+                    and channel.followed_until_us < now
+                )
             ):
                 # Nobody here watches: stop following the room (the broker keeps its events).
                 del self._channels[channel.room.stream_id]
                 if self.broker is not None:
                     self.broker.leave(channel.room.stream_id)
+
+    def _observe(self, room: Room, events: list[dict[str, Any]]) -> None:
+        for observer in self._observers:
+            try:
+                observer(room, events)
+            except Exception:  # an observer's bug must not stop every room's tick
+                log.exception("room observer failed")
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
