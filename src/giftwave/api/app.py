@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from giftwave import __version__
-from giftwave.api import admin, creators, identity, ledger, live, shop, streams
+from giftwave.api import admin, creators, identity, ledger, live, shop, streams, webhooks
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
@@ -33,6 +33,7 @@ from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
+from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
@@ -147,6 +148,13 @@ def create_app(settings: Settings) -> FastAPI:
             hub.start()
             stack.push_async_callback(hub.stop)
             economy.gifting.add_observer(partial(_broadcast_gift, broker))
+            # After the broadcast: a followed room has the gift before it is seeded.
+            outgoing = Webhooks(settings, db, follow=hub.follow)
+            outgoing.start()
+            stack.push_async_callback(outgoing.stop)
+            economy.gifting.add_observer(outgoing.gift_committed)
+            hub.add_observer(outgoing.room_events)
+            app.state.webhooks = outgoing
             app.state.hub = hub
             app.state.broker = broker
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
@@ -157,7 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
     # Routes are matched in order: the gift route, the hottest by far, goes first.
-    for module in (streams, identity, shop, creators, admin, ledger, live):
+    for module in (streams, identity, shop, creators, webhooks, admin, ledger, live):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
