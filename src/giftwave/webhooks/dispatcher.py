@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -55,10 +58,25 @@ ENDPOINTS_PER_MAINTENANCE: Final = 200
 RESPONSE_SNIPPET_BYTES: Final = 300
 STOP_GRACE_S: Final = 2.0
 MAX_ALARMS: Final = 10_000  # known times work falls due; past this, the poll finds it
+# Threads of its own for the database: a burst of results to record never queues in front of
+# the gift path's work on the event loop's default executor.
+DB_THREADS: Final = 2
+RECORD_BATCH: Final = 64  # results recorded in one transaction (one commit, not 64)
 ERROR_PAUSE_S: Final = 1.0
 
 EndpointChanged = Callable[[int], None]  # called with the creator id
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    claim: Claim
+    status: int | None  # None: no answer
+    error: str
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 class Dispatcher:
@@ -101,6 +119,9 @@ class Dispatcher:
         # Database work runs on threads, which a cancelled task does not stop: stopping waits
         # for it, so nothing touches the database after the app closed its engine.
         self._db_work: set[asyncio.Future[Any]] = set()
+        self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="webhook-dispatcher")
+        self._results: list[tuple[_Result, asyncio.Future[Failure | None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -123,17 +144,21 @@ class Dispatcher:
         for task, _ in unfinished:
             task.cancel()
         await asyncio.gather(*(task for task, _ in unfinished), return_exceptions=True)
+        if self._recorder is not None:  # results already in hand are recorded, not lost
+            await asyncio.gather(self._recorder, return_exceptions=True)
         await asyncio.gather(*self._db_work, return_exceptions=True)
         if unfinished:
             try:
-                await asyncio.to_thread(self._release, [claim for _, claim in unfinished])
+                await self._in_thread(self._release, [claim for _, claim in unfinished])
             except Exception:  # their leases run out instead: due again a little later
                 log.exception("webhook dispatcher: could not hand claims back")
+        self._executor.shutdown(wait=False)  # nothing is left on it
         await self._client.aclose()
 
     async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` on a worker thread, awaited by stop() even if the caller is cancelled."""
-        future = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, functools.partial(work, *args))
         self._db_work.add(future)
         future.add_done_callback(self._db_work.discard)
         return await asyncio.shield(future)
@@ -235,13 +260,16 @@ class Dispatcher:
             "Giftwave-Signature": signature_header(claim.secret, body),
         }
         status, error = await self._post(claim.url, body, headers)
+        future: asyncio.Future[Failure | None] = asyncio.get_running_loop().create_future()
+        self._results.append((_Result(claim, status, error), future))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_results(), name="webhook-results")
         try:
-            if status is not None and 200 <= status < 300:
-                await self._in_thread(self._delivered, claim, status)
-                return
-            failure = await self._in_thread(self._failed, claim, status, error)
+            failure = await future  # the attempt holds its slot until its result is stored
         except Exception:  # not recorded: the lease runs out and the delivery is due again
             log.exception("webhook dispatcher: could not record delivery %d", claim.delivery_id)
+            return
+        if failure is None:
             return
         if failure.retry_at_us is not None:
             self.wake(failure.retry_at_us)
@@ -269,15 +297,46 @@ class Dispatcher:
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
-    def _delivered(self, claim: Claim, status: int) -> None:
-        with self._db.begin() as conn:
-            record_delivered(conn, claim, status_code=status, now_us=now_us())
+    async def _record_results(self) -> None:
+        while self._results:
+            batch = self._results[:RECORD_BATCH]
+            del self._results[:RECORD_BATCH]
+            try:
+                failures = await self._in_thread(self._record, [result for result, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), failure in zip(batch, failures, strict=True):
+                if not future.done():  # an attempt cancelled by stop() no longer waits
+                    future.set_result(failure)
 
-    def _failed(self, claim: Claim, status: int | None, error: str) -> Failure:
+    def _record(self, results: list[_Result]) -> list[Failure | None]:
+        """Each result, in one transaction; endpoints in id order, so that two nodes recording
+        at once take their rows in the same order (no deadlock)."""
+        ordered = sorted(
+            range(len(results)),
+            key=lambda i: (results[i].claim.endpoint_id, results[i].claim.delivery_id),
+        )
+        failures: list[Failure | None] = [None] * len(results)
         with self._db.begin() as conn:
-            return record_failed_attempt(
-                conn, claim, status_code=status, error=error, now_us=now_us(), policy=self._policy
-            )
+            now = now_us()
+            for i in ordered:
+                result = results[i]
+                if result.delivered:
+                    assert result.status is not None
+                    record_delivered(conn, result.claim, status_code=result.status, now_us=now)
+                else:
+                    failures[i] = record_failed_attempt(
+                        conn,
+                        result.claim,
+                        status_code=result.status,
+                        error=result.error,
+                        now_us=now,
+                        policy=self._policy,
+                    )
+        return failures
 
 
 async def _snippet(response: httpx.Response) -> str:

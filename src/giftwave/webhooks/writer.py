@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
@@ -72,6 +73,8 @@ class OutboxWriter:
         self._waiting: list[tuple[Op, asyncio.Future[None] | None]] = []
         self._wakeup = asyncio.Event()
         self._stopping = False
+        # One batch at a time, on a thread of its own (not the loop's shared default executor).
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="webhook-writer")
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -91,6 +94,8 @@ class OutboxWriter:
         for _, future in self._waiting:
             if future is not None and not future.done():
                 future.set_result(None)
+        # A batch cut off by the timeout finishes first: nothing writes after the engine closed.
+        await asyncio.to_thread(self._executor.shutdown, True)
 
     async def write(self, op: Op) -> None:
         """Queue ``op`` and wait until it is committed (or given up on)."""
@@ -119,7 +124,9 @@ class OutboxWriter:
                 del self._waiting[:BATCH_MAX_OPS]
                 combo_due: int | None = None
                 try:
-                    combo_due = await asyncio.to_thread(self._write, [op for op, _ in batch])
+                    combo_due = await asyncio.get_running_loop().run_in_executor(
+                        self._executor, self._write, [op for op, _ in batch]
+                    )
                 except Exception:
                     log.exception("webhook writer: %d events could not be queued", len(batch))
                 finally:  # whatever happened, no gift waits here forever
