@@ -218,9 +218,9 @@ async def test_gifts_arrive_signed_retried_and_combined(
                     verify(flaky["secret"], t.body, t.headers["giftwave-signature"]) for t in tries
                 )
                 first_gap, second_gap = tries[1].at_s - tries[0].at_s, tries[2].at_s - tries[1].at_s
+                # Backoff: base, then three times base, each less at most the 20% jitter.
                 assert first_gap >= 0.8 * retry_base_ms / 1000, first_gap
                 assert second_gap >= 0.8 * 3 * retry_base_ms / 1000, second_gap
-                assert second_gap > first_gap
             for _ in range(100):
                 listed = await scene.deliveries(flaky["id"])
                 if all(d["status"] == "delivered" for d in listed):

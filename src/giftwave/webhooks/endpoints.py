@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -28,7 +28,7 @@ class Endpoint:
     id: int
     creator_id: int
     url: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line
     events: frozenset[EventType]
     created_at_us: int
     disabled_at_us: int | None

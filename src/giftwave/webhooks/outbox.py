@@ -20,7 +20,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import Connection, Table, delete, func, select, update
@@ -182,7 +182,7 @@ class Claim:
     lease_until_us: int
     creator_id: int
     url: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line
 
 
 def claim_due(conn: Connection, *, now_us: int, limit: int, lease_us: int) -> list[Claim]:
