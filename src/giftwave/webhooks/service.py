@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # A creator's endpoints are re-read this often: an endpoint registered on another node starts
 # receiving events within this long (at once on the node that registered it).
 ENDPOINTS_TTL_S: Final = 5.0
+MAX_FOLLOWS_UNDER_WAY: Final = 1_000
 
 
 class Webhooks:
@@ -46,6 +47,7 @@ class Webhooks:
             max_entries=100_000, ttl_s=ENDPOINTS_TTL_S
         )
         self._follow = follow
+        self._following: dict[str, asyncio.Task[None]] = {}  # stream → its follow under way
         self.dispatcher = Dispatcher(
             db,
             policy=RetryPolicy(
@@ -69,7 +71,10 @@ class Webhooks:
         self.dispatcher.start()
 
     async def stop(self) -> None:
-        await self.writer.stop()  # first: what gifts queued reaches the outbox
+        for task in list(self._following.values()):
+            task.cancel()
+        await asyncio.gather(*self._following.values(), return_exceptions=True)
+        await self.writer.stop()  # then: what gifts queued reaches the outbox
         await self.dispatcher.stop()
 
     def wake(self) -> None:
@@ -104,13 +109,30 @@ class Webhooks:
         if not endpoints:
             return  # the usual case, and free: no query, no write
         at = now_us()
-        if self._follow is not None and any(x.wants(EventType.GOAL_REACHED) for x in endpoints):
-            try:
-                await self._follow(sent.stream_id)  # this node must see the goal reached
-            except Exception:
-                log.exception("could not follow room %s for its goal", sent.stream_id)
+        if any(x.wants(EventType.GOAL_REACHED) for x in endpoints):
+            self._keep_following(sent.stream_id)
         if any(x.wants(EventType.GIFT) or x.wants(EventType.COMBO_END) for x in endpoints):
             await self.writer.write(GiftCommitted(sent, sender_handle, comboable, at, endpoints))
+
+    def _keep_following(self, stream_id: str) -> None:
+        """This node must hold the room to see its goal reached. In the background: bringing a
+        room up (its history from Redis) must not delay the gift's answer."""
+        if self._follow is None or stream_id in self._following:
+            return
+        if len(self._following) >= MAX_FOLLOWS_UNDER_WAY:
+            log.warning("too many rooms being followed at once; %s is not", stream_id)
+            return
+
+        async def follow() -> None:
+            assert self._follow is not None
+            try:
+                await self._follow(stream_id)
+            except Exception:
+                log.exception("could not follow room %s for its goal", stream_id)
+            finally:
+                self._following.pop(stream_id, None)
+
+        self._following[stream_id] = asyncio.create_task(follow(), name=f"follow-{stream_id}")
 
     def room_events(self, room: Room, events: list[dict[str, Any]]) -> None:
         """The hub observer: a goal reached in a room this node holds. Every node holding the
