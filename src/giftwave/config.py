@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
     battle_min_duration_s: Annotated[int, Field(ge=1, le=1800)] = 60
 
+    # Outgoing webhooks (docs/webhooks.md). A failed delivery is retried after about
+    # base * 1, 3, 12, 60, 360, 1080, 2160, 4320 (10 s … 12 h: ~22 h in all), then is failed.
+    webhook_retry_base_ms: Annotated[int, Field(ge=1, le=600_000)] = 10_000
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 9
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=30)] = 5.0
+    # An endpoint whose every delivery failed for this long is disabled.
+    webhook_disable_after_s: Annotated[int, Field(ge=1, le=90 * 86_400)] = 3 * 86_400
+    # Past this many pending deliveries an endpoint's new events are dropped (and counted).
+    webhook_max_pending_per_endpoint: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # Deliver to loopback, private, link-local and other non-public addresses: only for
+    # development or a trusted network (otherwise a creator could make the server call inside).
+    webhook_allow_private_addresses: bool = False
+
     # Payouts (US cents).
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000

@@ -38,6 +38,7 @@ from giftwave.db.urls import DatabaseUrl
 SEED: Final = 20250917
 MAX_EXAMPLES: Final = 25  # per operation for the fuzzing phase; coverage adds its own cases
 ADMIN_PATHS: Final = ("/v1/admin/", "/v1/ledger/")
+CREATOR_PATHS: Final = ("/v1/creators/me/webhooks",)  # viewers only ever meet 403 there
 LOGOUT_PATH: Final = "/v1/auth/logout"
 REQUEST_TIMEOUT_S: Final = 10.0
 PASSWORD: Final = "correct horse battery staple"
@@ -69,6 +70,7 @@ class Live:
     viewer_token: str
     spare_token: str  # a second session of the viewer's, for the logout route to end
     stream_id: str
+    creator_token: str
 
 
 def _prepare(base_url: str) -> Live:
@@ -109,7 +111,7 @@ def _prepare(base_url: str) -> Live:
             headers={"Authorization": f"Bearer {creator['token']}"},
         )
         assert r.status_code == 201, r.text
-        return Live(base_url, viewer["token"], spare, r.json()["id"])
+        return Live(base_url, viewer["token"], spare, r.json()["id"], creator["token"])
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +149,8 @@ def _token_for(case: Case, live: Live) -> str:
         return ADMIN_TOKEN
     if path == LOGOUT_PATH:
         return live.spare_token  # logging out ends the session it names: not the viewer's
+    if path.startswith(CREATOR_PATHS):
+        return live.creator_token
     return live.viewer_token
 
 

@@ -10,10 +10,11 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
 from sqlalchemy import func, select, update
 
-from giftwave.db.tables import battles
+from giftwave.db.tables import battles, webhook_deliveries
 from giftwave.live.battle_referee import Referee
 from giftwave.live.battles import SETTLE_US
 
@@ -183,7 +184,7 @@ async def test_an_unanswered_invitation_expires(economy_app: AppFactory) -> None
 
 
 async def test_ended_early_it_is_scored_from_the_committed_gifts(economy_app: AppFactory) -> None:
-    async with economy_app(battle_min_duration_s=1) as client:
+    async with economy_app(battle_min_duration_s=1, webhook_allow_private_addresses=True) as client:
         (ana, st_ana), (bo, st_bo), (cy, st_cy) = await creators_live(client, 3)
         fan = await register(client)
         r = await client.post(
@@ -192,6 +193,10 @@ async def test_ended_early_it_is_scored_from_the_committed_gifts(economy_app: Ap
             headers=ADMIN,
         )
         assert r.status_code == 200, r.text
+        # Nothing listens there: the delivery is only queued and retried (no traffic leaves).
+        hook = {"url": "http://127.0.0.1:9/giftwave", "events": ["battle_ended"]}
+        r = await bo.post("/v1/creators/me/webhooks", hook)
+        assert r.status_code == 201, r.text
         battle_id = (await challenge(ana, st_ana, st_bo)).json()["id"]
         started = (await bo.post(f"/v1/battles/{battle_id}/accept")).json()
         assert (await fan.gift(st_ana, "panda")).status_code == 201  # the countdown: no points
@@ -211,6 +216,16 @@ async def test_ended_early_it_is_scored_from_the_committed_gifts(economy_app: Ap
         assert (await fan.gift(st_ana, "corgi")).status_code == 201  # after the end
         assert (await cy.get(f"/v1/battles/{battle_id}")).json() == result
         assert (await bo.post(f"/v1/battles/{battle_id}/end")).json() == result
+        # Bo's alert tool hears the result once, from the outbox row written with it.
+        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        with db.connect() as conn:
+            rows = conn.execute(
+                select(webhook_deliveries.c.type, webhook_deliveries.c.payload)
+            ).all()
+        assert [kind for kind, _ in rows] == ["battle_ended"]
+        payload = orjson.loads(rows[0][1])
+        assert str(battle_id) in orjson.dumps(payload).decode()
+        assert '"winner":"b"' in orjson.dumps(payload).decode()
 
         # A stream that ends takes its battle with it, scored as it stands.
         battle_id = (await challenge(cy, st_cy, st_ana, duration_s=600)).json()["id"]

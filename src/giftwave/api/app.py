@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from giftwave import __version__
-from giftwave.api import admin, battles, creators, identity, ledger, live, pages, shop, streams
+from giftwave.api import (
+    admin,
+    battles,
+    creators,
+    identity,
+    ledger,
+    live,
+    pages,
+    shop,
+    streams,
+    webhooks,
+)
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
@@ -37,6 +48,7 @@ from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
+from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
@@ -182,6 +194,13 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(referee.stop)
             economy.gifting.add_observer(partial(_broadcast_gift, broker))
             economy.gifting.add_observer(partial(_score_battle, referee))
+            # After the broadcast: a followed room has the gift before it is seeded.
+            outgoing = Webhooks(settings, db, follow=hub.follow)
+            outgoing.start()
+            stack.push_async_callback(outgoing.stop)
+            economy.gifting.add_observer(outgoing.gift_committed)
+            hub.add_observer(outgoing.room_events)
+            app.state.webhooks = outgoing
             app.state.hub = hub
             app.state.referee = referee
             app.state.broker = broker
@@ -194,7 +213,18 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
     # Routes are matched in order: the gift route, the hottest by far, goes first.
-    for module in (streams, identity, shop, creators, admin, ledger, live, battles, pages):
+    for module in (
+        streams,
+        identity,
+        shop,
+        creators,
+        webhooks,
+        admin,
+        ledger,
+        live,
+        battles,
+        pages,
+    ):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
 

@@ -327,3 +327,73 @@ battles = Table(
     Index("ix_battles_stream_b", "stream_b", "status"),
     Index("ix_battles_due", "status", "ends_at_us"),
 )
+
+# --- outgoing webhooks (migration 0005) -------------------------------------------------------
+
+# A creator's endpoint. The secret is kept as given (it signs every delivery, so it cannot be a
+# hash); it is shown to the creator once, at registration.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("creator_id", BigInteger, nullable=False, index=True),
+    Column("url", String(1024), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("events", String(256), nullable=False),  # comma-separated event types
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("disabled_at_us", BigInteger, nullable=True),
+    # Since when every attempt failed (none since succeeded); long enough, and it is disabled.
+    Column("failing_since_us", BigInteger, nullable=True),
+    # Events not queued because the endpoint already had its cap of pending deliveries.
+    Column("dropped_events", BigInteger, nullable=False, server_default="0"),
+)
+
+# The outbox: one row per (endpoint, event), written before the gift (or combo, goal, battle)
+# is acknowledged; the unique key makes every enqueue idempotent, across nodes too.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("endpoint_id", BigInteger, nullable=False),
+    Column("event_id", String(160), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # When a pending delivery is next due; while one is being attempted, the end of its lease.
+    Column("next_attempt_at_us", BigInteger, nullable=False),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("delivered_at_us", BigInteger, nullable=True),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+)
+Index(
+    "ix_webhook_deliveries_due",
+    webhook_deliveries.c.next_attempt_at_us,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+)
+
+# Combos still growing, for creators with a combo_end endpoint: one row per (stream, sender,
+# gift), closed into combo_end deliveries once the sender has been quiet for the window. In the
+# database rather than in a room, so a crash or a second node neither loses nor doubles one.
+webhook_combos = Table(
+    "webhook_combos",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("stream_id", String(24), nullable=False),
+    Column("sender_id", BigInteger, nullable=False),
+    Column("gift_id", String(32), nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("combo_id", String(128), nullable=False),
+    Column("sender_handle", String(32), nullable=False),
+    Column("gift_count", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    Column("sends", Integer, nullable=False),
+    Column("started_at_us", BigInteger, nullable=False),
+    Column("last_at_us", BigInteger, nullable=False, index=True),
+    UniqueConstraint("stream_id", "sender_id", "gift_id", name="uq_webhook_combos_key"),
+)

@@ -28,6 +28,7 @@ from giftwave.clock import now_us
 from giftwave.db.tables import battles, gift_sends, transfers, users
 from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
 from giftwave.live.streams import lock_streams
+from giftwave.webhooks.outbox import enqueue_battle_ended
 
 DEFAULT_DURATION_S: Final = 300
 MIN_DURATION_S: Final = 60  # GIFTWAVE_BATTLE_MIN_DURATION_S may lower it (tests)
@@ -483,7 +484,17 @@ def finish(conn: Connection, battle_id: int) -> Battle | None:
             winner=winner_of(score_a, score_b).value,
         )
     ).rowcount
-    return get_battle(conn, battle_id) if ended else None
+    if not ended:
+        return None
+    done = get_battle(conn, battle_id)
+    # Bots and alert tools hear the result from the outbox, written with it (or not at all).
+    enqueue_battle_ended(
+        conn,
+        battle_id=str(done.id),
+        creator_ids=[done.a.creator_id, done.b.creator_id],
+        data={k: v for k, v in done.ended_event().items() if k not in ("type", "battle_id")},
+    )
+    return done
 
 
 def due_to_expire(conn: Connection, now: int, limit: int) -> list[int]:

@@ -109,8 +109,16 @@ def current_goal(conn: Connection, stream_id: str) -> Goal | None:
         .order_by(stream_goals.c.id.desc())
         .limit(1)
     ).first()
-    if row is None:
-        return None
+    return None if row is None else _to_goal(row)
+
+
+def find_goal(conn: Connection, goal_id: int) -> Goal | None:
+    """A goal by id, current or cleared since."""
+    row = conn.execute(select(stream_goals).where(stream_goals.c.id == goal_id)).first()
+    return None if row is None else _to_goal(row)
+
+
+def _to_goal(row: Any) -> Goal:
     return Goal(
         int(row.id),
         row.stream_id,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections import deque
@@ -40,6 +41,10 @@ VIEWER_COUNT_INTERVAL_S: Final = 1.0
 # Events kept for a room while its seed is read, usually tens of milliseconds; this many is a
 # very busy room's ten seconds. Past it the oldest go (and, with them, news the seed may lack).
 SEEDING_MAX_EVENTS: Final = 100_000
+FOLLOW_US: Final = 15 * 60 * 1_000_000  # a followed room is kept this long after the last call
+log = logging.getLogger(__name__)
+# Sees every room's events once per tick, after the room's frame went out; must not block.
+RoomObserver = Callable[[Room, list[dict[str, Any]]], None]
 
 
 def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> Frame:
@@ -104,6 +109,7 @@ class Channel:
         self.seeded = False  # the database's state was applied
         self.joining = 0  # subscribers on their way in: the room is not idle
         self.seeding: deque[dict[str, Any]] | None = None  # events waiting for the seed
+        self.followed_until_us = 0  # kept up to date for webhooks until then
 
     def restart(self) -> None:
         """The room was rebuilt: a new epoch (resumes get a snapshot) and a snapshot for
@@ -127,13 +133,14 @@ class Channel:
             return None
         return [frame for frame in self.ring if frame.seq > since]
 
-    def tick(self, now_us: int) -> None:
+    def tick(self, now_us: int) -> list[dict[str, Any]]:
+        """Send this tick's news, if any; returns the events (for the hub's observers)."""
         events = self.room.tick(now_us)
         if not events:
-            return
+            return events
         if not self.coalesce:
             self._send_each(events)
-            return
+            return events
         self.seq += 1
         frame = encode_frame(self.seq, self.epoch, events)  # encoded once for everyone
         self.ring.append(frame)
@@ -146,6 +153,7 @@ class Channel:
 
         for subscriber in self.subscribers:
             subscriber.offer(frame, snapshot_once)
+        return events
 
     def _send_each(self, events: list[dict[str, Any]]) -> None:
         """The naive fan-out (the benchmark's baseline): a frame per event per viewer."""
@@ -184,6 +192,7 @@ class Hub:
         self._max_rooms = max_rooms
         self._clock_us = clock_us
         self._channels: dict[str, Channel] = {}
+        self._observers: list[RoomObserver] = []
         self._task: asyncio.Task[None] | None = None
         self._counting: asyncio.Task[None] | None = None
 
@@ -226,23 +235,37 @@ class Hub:
             self._channels[stream_id] = channel
         return channel
 
-    async def subscribe(self, stream_id: str, sink: Sink) -> tuple[Channel, Subscriber]:
-        """A new socket on this room; the first one makes this node follow the room."""
-        channel = self.channel(stream_id)
+    def add_observer(self, observer: RoomObserver) -> None:
+        self._observers.append(observer)
+
+    async def _bring_up(self, channel: Channel) -> None:
+        """This node's copy of the room, up to date: the first caller builds it, others wait."""
         channel.joining += 1
         try:
-            async with channel.rebuilding:  # the first subscriber builds; the others wait
+            async with channel.rebuilding:
                 if not channel.followed and self.broker is not None and self.broker.keeps_history:
-                    await self.broker.join(stream_id)  # likes, chat: only the broker has them
+                    await self.broker.join(channel.room.stream_id)  # likes, chat: broker only
                 channel.followed = True
                 if not channel.seeded:
                     await self._restore(channel)  # gifts, goal, battle: the database has them
                     channel.seeded = True
         finally:
             channel.joining -= 1
+
+    async def subscribe(self, stream_id: str, sink: Sink) -> tuple[Channel, Subscriber]:
+        """A new socket on this room; the first one makes this node follow the room."""
+        channel = self.channel(stream_id)
+        await self._bring_up(channel)
         subscriber = Subscriber(sink, soft_limit_bytes=self._soft, hard_limit_ticks=self._hard)
         channel.subscribers.add(subscriber)
         return channel, subscriber
+
+    async def follow(self, stream_id: str) -> None:
+        """Keep this node's copy of the room though nobody here watches it, for ``FOLLOW_US``
+        after the last call: webhooks need its goal reached, watched or not."""
+        channel = self.channel(stream_id)
+        await self._bring_up(channel)
+        channel.followed_until_us = self._clock_us() + FOLLOW_US
 
     async def reseed(self, stream_id: str) -> None:
         """The broker may have lost some of this room's events (it restarted, or was out of
@@ -342,17 +365,33 @@ class Hub:
     def tick_now(self) -> None:
         now = self._clock_us()
         for channel in list(self._channels.values()):
-            channel.tick(now)
+            events = channel.tick(now)
+            if events:
+                self._observe(channel.room, events)
             if (
                 not channel.subscribers
                 and not channel.joining
                 and channel.seeding is None
-                and (channel.room.ended or (self.broker is not None and self.broker.keeps_history))
+                and (
+                    channel.room.ended
+                    or (
+                        self.broker is not None
+                        and self.broker.keeps_history
+                        and channel.followed_until_us < now
+                    )
+                )
             ):
                 # Nobody here watches: stop following the room (the broker keeps its events).
                 del self._channels[channel.room.stream_id]
                 if self.broker is not None:
                     self.broker.leave(channel.room.stream_id)
+
+    def _observe(self, room: Room, events: list[dict[str, Any]]) -> None:
+        for observer in self._observers:
+            try:
+                observer(room, events)
+            except Exception:  # an observer's bug must not stop every room's tick
+                log.exception("room observer failed")
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,151 @@
+"""The webhooks of one process, built from settings: what the app starts and stops, the
+observers it gives to gifting and to the hub, and the endpoint cache they read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import httpx
+from sqlalchemy import Engine
+
+from giftwave.clock import now_us
+from giftwave.config import Settings
+from giftwave.economy.gifting import GiftSent
+from giftwave.live.room import Room
+from giftwave.ttl_cache import TtlCache
+from giftwave.webhooks.dispatcher import Dispatcher
+from giftwave.webhooks.endpoints import Endpoint, endpoints_of
+from giftwave.webhooks.events import EventType
+from giftwave.webhooks.outbox import PendingGauge, RetryPolicy
+from giftwave.webhooks.writer import GiftCommitted, GoalReached, OutboxWriter
+
+log = logging.getLogger(__name__)
+
+# A creator's endpoints are re-read this often: an endpoint registered on another node starts
+# receiving events within this long (at once on the node that registered it).
+ENDPOINTS_TTL_S: Final = 5.0
+MAX_FOLLOWS_UNDER_WAY: Final = 1_000
+
+
+class Webhooks:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Engine,
+        *,
+        follow: Callable[[str], Awaitable[None]] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        quiet_us = settings.live_combo_quiet_ms * 1000
+        self.settings = settings
+        self.db = db
+        self.gauge = PendingGauge(settings.webhook_max_pending_per_endpoint)
+        self._endpoints: TtlCache[int, tuple[Endpoint, ...]] = TtlCache(
+            max_entries=100_000, ttl_s=ENDPOINTS_TTL_S
+        )
+        self._follow = follow
+        self._following: dict[str, asyncio.Task[None]] = {}  # stream → its follow under way
+        self.dispatcher = Dispatcher(
+            db,
+            policy=RetryPolicy(
+                base_ms=settings.webhook_retry_base_ms,
+                max_attempts=settings.webhook_max_attempts,
+                disable_after_us=settings.webhook_disable_after_s * 1_000_000,
+            ),
+            gauge=self.gauge,
+            timeout_s=settings.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private_addresses,
+            combo_quiet_us=quiet_us,
+            on_endpoint_disabled=self.forget,
+            transport=transport,
+        )
+        self.writer = OutboxWriter(
+            db, self.gauge, combo_quiet_us=quiet_us, on_written=self._written
+        )
+
+    def start(self) -> None:
+        self.writer.start()
+        self.dispatcher.start()
+
+    async def stop(self) -> None:
+        for task in list(self._following.values()):
+            task.cancel()
+        await asyncio.gather(*self._following.values(), return_exceptions=True)
+        await self.writer.stop()  # then: what gifts queued reaches the outbox
+        await self.dispatcher.stop()
+
+    def wake(self) -> None:
+        """Something was queued outside the writer (a ping, a battle): deliver it now."""
+        self.dispatcher.wake()
+
+    def forget(self, creator_id: int) -> None:
+        """The creator's endpoints changed: read them again."""
+        self._endpoints.drop(creator_id)
+
+    async def active_endpoints(self, creator_id: int) -> tuple[Endpoint, ...]:
+        cached = self._endpoints.get(creator_id)
+        if cached is None:
+
+            def load() -> tuple[Endpoint, ...]:
+                with self.db.connect() as conn:
+                    return tuple(x for x in endpoints_of(conn, creator_id) if x.active)
+
+            cached = await asyncio.to_thread(load)
+            self._endpoints.put(creator_id, cached)
+        return cached
+
+    async def gift_committed(self, sent: GiftSent, sender_handle: str, comboable: bool) -> None:
+        """The gift observer: a committed gift's deliveries are queued before it is acked."""
+        try:
+            endpoints = await self.active_endpoints(sent.creator_id)
+        except Exception:  # the gift is committed and stays so; its webhooks are lost
+            log.exception(
+                "webhooks of gift %s: the creator's endpoints are unreadable", sent.send_id
+            )
+            return
+        if not endpoints:
+            return  # the usual case, and free: no query, no write
+        at = now_us()
+        if any(x.wants(EventType.GOAL_REACHED) for x in endpoints):
+            self._keep_following(sent.stream_id)
+        if any(x.wants(EventType.GIFT) or x.wants(EventType.COMBO_END) for x in endpoints):
+            await self.writer.write(GiftCommitted(sent, sender_handle, comboable, at, endpoints))
+
+    def _keep_following(self, stream_id: str) -> None:
+        """This node must hold the room to see its goal reached. In the background: bringing a
+        room up (its history from Redis) must not delay the gift's answer."""
+        if self._follow is None or stream_id in self._following:
+            return
+        if len(self._following) >= MAX_FOLLOWS_UNDER_WAY:
+            log.warning("too many rooms being followed at once; %s is not", stream_id)
+            return
+
+        async def follow() -> None:
+            assert self._follow is not None
+            try:
+                await self._follow(stream_id)
+            except Exception:
+                log.exception("could not follow room %s for its goal", stream_id)
+            finally:
+                self._following.pop(stream_id, None)
+
+        self._following[stream_id] = asyncio.create_task(follow(), name=f"follow-{stream_id}")
+
+    def room_events(self, room: Room, events: list[dict[str, Any]]) -> None:
+        """The hub observer: a goal reached in a room this node holds. Every node holding the
+        room sees it; the outbox keeps one delivery per endpoint."""
+        for event in events:
+            if event.get("type") != "goal_reached":
+                continue
+            goal_id = int(event["goal_id"])
+            same_goal = room.goal is not None and room.goal.id == goal_id
+            progress = room.goal_progress if same_goal else None
+            self.writer.post(GoalReached(goal_id, progress, now_us()))
+
+    def _written(self, combo_due_us: int | None) -> None:
+        self.dispatcher.wake()
+        if combo_due_us is not None:
+            self.dispatcher.wake(combo_due_us)
