@@ -6,6 +6,9 @@ be in the ledger exactly once after a restart, each gift whole (both legs or nei
 balances must add up to what committed, and `giftwave ledger verify` must find nothing wrong.
 Requests that were in flight were never acknowledged: they may or may not have committed, and
 retrying them with the same ids must settle each one exactly once.
+
+The second test storms the gift API itself: every gift the crash left committed has its
+gift_sends row (written in the transfers' transaction) and every row its gift.
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ from giftledger import (
     viewer_name,
 )
 from serverproc import (
+    ADMIN_TOKEN,
     GRACEFUL_EXIT_CODES,
     ServerGroup,
     assert_ledger_verify_clean,
     giftwave_env,
     migrate,
 )
+from sqlalchemy import text
 
+from giftwave.db.engine import make_engine
 from giftwave.db.urls import DatabaseUrl
 
 VIEWERS: Final = 100
@@ -183,6 +189,183 @@ def test_acked_gifts_survive_sigkill_mid_storm(
         assert after.half_gifts == frozenset()
         assert after.gift_keys == attempted
         _assert_balances(restarted.base_url, economy, after)
+        restarted.stop()
+        assert restarted.returncode in GRACEFUL_EXIT_CODES, "no graceful shutdown"
+        assert_ledger_verify_clean(env)
+
+
+# The same storm through the gift API: the ledger writes each gift's gift_sends row in its
+# transfers' transaction, so after a kill every committed gift has its row and every row its
+# gift, and a resend of what was in flight settles it once.
+GIFT_VIEWERS: Final = 32
+GIFT_GRANT_COINS: Final = 1_000_000
+
+
+def _gift_env(db: DatabaseUrl, writer: str) -> dict[str, str]:
+    env = giftwave_env(db)
+    env["GIFTWAVE_LEDGER_WRITER"] = writer
+    env["GIFTWAVE_PASSWORD_TIME_COST"] = "1"
+    env["GIFTWAVE_PASSWORD_MEMORY_KIB"] = "8"
+    env["GIFTWAVE_GIFT_RATE_PER_S"] = "0"  # a storm, not a rate-limit test
+    env["GIFTWAVE_GIFT_DAILY_SPEND_MAX_COINS"] = "0"
+    return env
+
+
+def _client(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        verify=False,
+        trust_env=False,
+        timeout=httpx.Timeout(10.0),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    )
+
+
+@dataclass(frozen=True)
+class GiftScene:
+    stream_id: str
+    viewer_tokens: tuple[str, ...]
+
+
+async def _gift_scene(base_url: str) -> GiftScene:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with _client(base_url) as client:
+
+        async def register(n: int, role: str) -> tuple[int, str]:
+            r = await client.post(
+                "/v1/auth/register",
+                json={
+                    "handle": f"{role[:4]}{n}",
+                    "email": f"{role}{n}@example.org",
+                    "password": "correct horse battery",
+                    "birth_date": "1990-05-17",
+                    "country": "US",
+                    "role": role,
+                },
+            )
+            assert r.status_code == 201, r.text
+            return int(r.json()["user"]["id"]), str(r.json()["token"])
+
+        _, creator_token = await register(0, "creator")
+        r = await client.post(
+            "/v1/streams",
+            json={"title": "storm"},
+            headers={"Authorization": f"Bearer {creator_token}"},
+        )
+        assert r.status_code == 201, r.text
+        stream_id = str(r.json()["id"])
+        tokens = []
+        for n in range(GIFT_VIEWERS):
+            user_id, token = await register(n, "viewer")
+            r = await client.post(
+                f"/v1/admin/users/{user_id}/coins",
+                json={"coins": GIFT_GRANT_COINS, "idempotency_key": f"grant-{user_id}"},
+                headers=admin,
+            )
+            assert r.status_code == 200, r.text
+            tokens.append(token)
+    return GiftScene(stream_id, tuple(tokens))
+
+
+def _gift_sender(key: str) -> int:
+    """Keys are ``w{worker}-{n}``: the worker's viewer sends it, before and after the kill."""
+    return int(key.removeprefix("w").split("-")[0]) % GIFT_VIEWERS
+
+
+async def _post_gift(client: httpx.AsyncClient, scene: GiftScene, key: str) -> httpx.Response:
+    token = scene.viewer_tokens[_gift_sender(key)]
+    return await client.post(
+        f"/v1/streams/{scene.stream_id}/gifts",
+        json={"gift_id": "finger_heart", "count": 1, "idempotency_key": key},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+async def _gift_storm_then_kill(base_url: str, scene: GiftScene, pid: int) -> Storm:
+    storm = Storm()
+
+    async def worker(index: int) -> None:
+        async with _client(base_url) as client:
+            for n in range(MAX_GIFTS_PER_WORKER):
+                key = f"w{index}-{n}"
+                try:
+                    r = await _post_gift(client, scene, key)
+                except httpx.TransportError as exc:
+                    storm.in_flight.append(key)
+                    storm.errors[type(exc).__name__] += 1
+                    return
+                assert r.status_code == 201, f"gift {key} before the kill: {r.text}"
+                storm.acked.append(key)
+                if len(storm.acked) >= KILL_AFTER_ACKED:
+                    storm.enough.set()
+
+    workers = [asyncio.create_task(worker(i)) for i in range(WORKERS)]
+    await asyncio.sleep(STORM_MIN_S)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(storm.enough.wait(), STORM_MAX_S - STORM_MIN_S)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.wait_for(asyncio.gather(*workers), STORM_TIMEOUT_S)
+    return storm
+
+
+async def _resend_gifts(base_url: str, scene: GiftScene, keys: list[str]) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+
+    async def worker(share: list[str]) -> None:
+        async with _client(base_url) as client:
+            for key in share:
+                statuses[key] = (await _post_gift(client, scene, key)).status_code
+
+    shares = [keys[i::WORKERS] for i in range(WORKERS)]
+    await asyncio.wait_for(asyncio.gather(*(worker(s) for s in shares)), STORM_TIMEOUT_S)
+    return statuses
+
+
+def _stored_gifts(db: DatabaseUrl) -> frozenset[str]:
+    """The keys of the stored gifts, each checked whole: both transfers and its row."""
+    engine = make_engine(db)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT idempotency_key, transfer_id, coins, diamonds FROM gift_sends")
+            ).all()
+            ids = set(conn.execute(text("SELECT id FROM transfers WHERE code = 'gift'")).scalars())
+    finally:
+        engine.dispose()
+    by_transfer = {str(row[1]): str(row[0]) for row in rows}
+    assert len(by_transfer) == len(rows)
+    assert {i for i in ids if i.endswith(":c")} == set(by_transfer), "a gift without its row"
+    assert {i for i in ids if i.endswith(":d")} == {t[:-2] + ":d" for t in by_transfer}
+    assert all((row[2], row[3]) == (5, 5) for row in rows)
+    return frozenset(by_transfer.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_every_committed_gift_has_its_row_after_sigkill(
+    bare_db_url: DatabaseUrl, tmp_path: Path, writer: str
+) -> None:
+    env = _gift_env(bare_db_url, writer)
+    migrate(env)
+    with ServerGroup(tmp_path, env) as servers:
+        [first] = servers.start("first")
+        scene = asyncio.run(_gift_scene(first.base_url))
+        storm = asyncio.run(_gift_storm_then_kill(first.base_url, scene, first.pid))
+        first.kill()
+        print(f"gift storm: {len(storm.acked)} acked, {len(storm.in_flight)} cut off")
+        assert len(storm.acked) > MIN_ACKED_GIFTS
+        assert_ledger_verify_clean(env)
+
+        stored = _stored_gifts(bare_db_url)  # as the crash left it
+        attempted = set(storm.acked) | set(storm.in_flight)
+        assert set(storm.acked) <= stored <= attempted
+        committed_in_flight = stored & set(storm.in_flight)
+        print(f"in flight at the kill and committed anyway: {len(committed_in_flight)}")
+
+        [restarted] = servers.start("restarted")
+        resent = asyncio.run(_resend_gifts(restarted.base_url, scene, sorted(attempted)))
+        assert set(resent.values()) == {201}, resent
+        assert _stored_gifts(bare_db_url) == attempted  # each exactly once, each with its row
         restarted.stop()
         assert restarted.returncode in GRACEFUL_EXIT_CODES, "no graceful shutdown"
         assert_ledger_verify_clean(env)

@@ -21,7 +21,7 @@ from economy_client import (
 )
 from sqlalchemy import func, select
 
-from giftwave.db.tables import payment_orders, transfers
+from giftwave.db.tables import gift_sends, payment_orders, transfers
 
 __all__ = ["economy_app"]
 
@@ -40,6 +40,18 @@ def ledger_size(client: httpx.AsyncClient) -> int:
     db = client.app.state.economy.db  # type: ignore[attr-defined]
     with db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(transfers)).scalar_one())
+
+
+def gift_rows(client: httpx.AsyncClient) -> dict[str, str]:
+    """gift_sends as {coins transfer id: gift id}; each row's gift must be in the ledger whole,
+    and each gift in the ledger must have its row."""
+    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    with db.connect() as conn:
+        rows = dict(conn.execute(select(gift_sends.c.transfer_id, gift_sends.c.gift_id)).all())
+        ids = set(conn.execute(select(transfers.c.id).where(transfers.c.code == "gift")).scalars())
+    assert {i for i in ids if i.endswith(":c")} == set(rows)
+    assert {i for i in ids if i.endswith(":d")} == {i.removesuffix(":c") + ":d" for i in rows}
+    return {str(k): str(v) for k, v in rows.items()}
 
 
 def order_count(client: httpx.AsyncClient) -> int:
@@ -222,17 +234,47 @@ async def test_rate_limit_daily_cap_and_insufficient_coins(economy_app: AppFacto
     async with economy_app() as client:
         viewer.client = creator.client = client
         before = ledger_size(client)
+        rows = gift_rows(client)
         wallet = await creator.wallet()
         r = await viewer.gift(stream, "doughnut", count=3, key="too-dear")  # 90 > 60
         assert_problem(r, 402, "insufficient_coins")
         assert await viewer.coins() == 60
         assert await creator.wallet() == wallet
         assert ledger_size(client) == before
+        assert gift_rows(client) == rows  # a refused gift leaves no row
         # Topped up, the same key goes through, once.
         await viewer.buy(70)
         r = await viewer.gift(stream, "doughnut", count=3, key="too-dear")
         assert r.status_code == 201, r.text
         assert await viewer.coins() == 60 + 70 - 90
+        assert gift_rows(client)[r.json()["send_id"] + ":c"] == "doughnut"
+
+
+async def test_one_key_for_two_gifts_at_once_charges_and_records_one(
+    economy_app: AppFactory,
+) -> None:
+    """A finger heart and a panda cost the same: with one key their transfers are the same,
+    and the gift_sends row written with the first tells the other it is a conflict."""
+    async with economy_app() as client:
+        viewer, creator = await register(client), await register(client, "creator")
+        await viewer.buy(700)
+        stream = await creator.go_live()
+        winners = {}
+        for n in range(6):
+            key = f"twin-{n}"
+            both = await asyncio.gather(
+                viewer.gift(stream, "finger_heart", key=key), viewer.gift(stream, "panda", key=key)
+            )
+            assert sorted(r.status_code for r in both) == [201, 409], [r.text for r in both]
+            winner, loser = both if both[0].status_code == 201 else both[::-1]
+            assert_problem(loser, 409, "idempotency_key_reused")
+            again = await viewer.gift(stream, winner.json()["gift_id"], key=key)
+            assert again.status_code == 201, again.text
+            assert {**again.json(), "balance_coins": 0} == {**winner.json(), "balance_coins": 0}
+            winners[winner.json()["send_id"] + ":c"] = winner.json()["gift_id"]
+        assert await viewer.coins() == 700 - 6 * 5
+        assert (await creator.wallet())["diamonds"] == 6 * 5
+        assert gift_rows(client) == winners
 
 
 async def test_a_new_price_is_a_new_version_and_history_keeps_the_old(

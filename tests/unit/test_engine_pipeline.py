@@ -12,6 +12,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from giftwave.ledger.annex import Annex
 from giftwave.ledger.engine import LedgerUnavailable, PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.store import PipelinedStore
@@ -25,7 +26,10 @@ class HeldStore:
         self.commits: list[Future[list[list[Outcome]]]] = []
 
     def submit_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> Future[list[list[Outcome]]]:
         self.batches.append([t.id for r in requests for t in r])
         future: Future[list[list[Outcome]]] = Future()
@@ -33,7 +37,10 @@ class HeldStore:
         return future
 
     def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> list[list[Outcome]]:
         return self.submit_batch(requests, now_us).result()
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from giftwave.ledger.annex import Annex
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable, PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 
@@ -22,7 +23,10 @@ class GatedStore:
         self.fail = False
 
     def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> list[list[Outcome]]:
         assert self.gate.wait(timeout=10), "test never opened the gate"
         if self.fail:

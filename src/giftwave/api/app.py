@@ -174,8 +174,6 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(engine.stop)
             economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
             economy.seed_defaults()
-            economy.gifting.start()
-            stack.push_async_callback(economy.gifting.stop)
             broker = open_broker(settings.broker_url)
             hub = Hub(
                 tick_ms=settings.live_tick_ms,

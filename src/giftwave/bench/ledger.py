@@ -22,6 +22,7 @@ from giftwave.db.engine import make_engine, migrate
 from giftwave.db.tables import accounts
 from giftwave.db.urls import Backend, DatabaseUrl
 from giftwave.ledger.accounts import get_account
+from giftwave.ledger.annex import Annex
 from giftwave.ledger.engine import PostingEngine, now_us
 from giftwave.ledger.model import AccountFlags, Outcome, Transfer, TransferCode
 from giftwave.ledger.store import BatchStore
@@ -230,7 +231,10 @@ class _NoStore:
     """Answers every transfer ``ok`` without touching a database."""
 
     def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> list[list[Outcome]]:
         return [[Outcome.OK] * len(request) for request in requests]
 

@@ -226,9 +226,11 @@ streams = Table(
     Column("ended_at_us", BigInteger, nullable=True),
 )
 
-# What a gift was (stream, gift, version, count), written before its transfers are submitted.
-# A send counts once its coins transfer (``transfer_id``) is in the ledger: the ledger stays
-# the one source of truth for what was paid, this table only says what it was for.
+# What a gift was (stream, gift, version, count). The ledger writes the row in the transaction
+# of the gift's transfers, when they are newly committed (ledger/annex.py; keep its column list
+# in step). Older versions wrote it first, so old rows may have no transfers: readers join to
+# the coins transfer (``transfer_id``), the ledger being the one source of truth for what was
+# paid; this table only says what it was for.
 gift_sends = Table(
     "gift_sends",
     metadata,

@@ -1,12 +1,17 @@
 """Sending a gift: every check, then the linked pair through the posting engine.
 
     SendGift ──► checks (stream live, gift on sale, sender ≠ creator, ages, not blocked, no
-                 debt, count, rate, daily spend) ──► intent row ──► ledger pair ──► GiftSent
+                 debt, count, rate, daily spend) ──► ledger pair + gift_sends row ──► GiftSent
 
 Idempotent by (sender, idempotency_key): the key names the gift's transfers, so a retry, a
-double submit or two concurrent submits post at most once, and answer the same. The same key
-with another stream, gift or count is a conflict. Bill first, then broadcast: a ``GiftSent``
-is returned only after the ledger committed.
+double submit or two concurrent submits post at most once, and answer the same. The
+``gift_sends`` row (what the gift was: stream, gift, version, count) is an annex of the pair
+(``ledger.annex``): the ledger writes it in the pair's transaction when the pair is newly
+committed, so it exists exactly when the transfers do, and a refused gift leaves nothing.
+When the ledger answers that the pair exists (or that the key's transfers differ), the stored
+row says what the key was used for: the same gift is answered with its first receipt, another
+one is a conflict. Bill first, then broadcast: a ``GiftSent`` is returned only after the
+ledger committed.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from typing import Final
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from giftwave.clock import day_of, day_start_us, now_us
-from giftwave.db.batch_insert import BatchInserter
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
@@ -37,6 +41,7 @@ from giftwave.errors import (
 )
 from giftwave.identity.users import AgeRule, User, find_user
 from giftwave.ledger.accounts import find_account
+from giftwave.ledger.annex import GIFT_SENDS
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.live.streams import Stream, find_stream
@@ -90,7 +95,7 @@ class GiftingPolicy:
 
 @dataclass(frozen=True, slots=True)
 class _Intent:
-    """A gift_sends row: what the key stands for, whether or not it reached the ledger."""
+    """A gift_sends row: what the key stands for."""
 
     stream_id: str
     creator_id: int
@@ -147,7 +152,6 @@ class Gifting:
         self._policy = policy
         self._rate = rate
         self._daily = daily
-        self._intents = BatchInserter(db, gift_sends, ("sender_id", "idempotency_key"))
         self._balances: BatchReader[int, int] = BatchReader(wallets.available)
         self._streams: TtlCache[str, Stream] = TtlCache(max_entries=10_000, ttl_s=1.0)
         self._users: TtlCache[int, User] = TtlCache(max_entries=100_000, ttl_s=5.0)
@@ -156,12 +160,6 @@ class Gifting:
         self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0)
         self._debt_reads: BatchReader[int, int] = BatchReader(self._read_debts)
         self._observers: list[GiftObserver] = []
-
-    def start(self) -> None:
-        self._intents.start()
-
-    async def stop(self) -> None:
-        await self._intents.stop()
 
     def forget_stream(self, stream_id: str) -> None:
         self._streams.drop(stream_id)
@@ -178,7 +176,7 @@ class Gifting:
             raise Invalid("invalid_count", f"count must be 1..{self._policy.max_count}")
         today = day_of(now_us())
         # Optimistic: most requests are new gifts, so the key is not looked up first. A retry
-        # is recognised when its intent row is already there, or when a check refuses it.
+        # is recognised when the ledger finds its transfers, or when a check refuses it.
         loaded = self._load_cached(cmd, today)
         if loaded is None:  # something is not cached yet: read it off the event loop
             loaded = await asyncio.to_thread(self._load, cmd, today)
@@ -195,15 +193,15 @@ class Gifting:
                 await self._tell(replayed, cmd.sender.handle)
                 return replayed  # the same answer as the first time, whatever changed since
             raise
+        assert legs is not None
         try:
-            intent = await self._record(cmd, intent)
-            assert legs is not None
             outcome = await self._post(cmd, intent, legs)
         except BaseException:
             self._daily.release(cmd.sender.id, today, intent.coins)
             raise
-        if outcome is Outcome.EXISTS:
+        if outcome is not Outcome.OK:  # the key's transfers were there: a retry, or a conflict
             self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
+            intent = await self._first_use(cmd)
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
         await self._tell(sent, cmd.sender.handle)
         return sent
@@ -356,34 +354,39 @@ class Gifting:
             created_at_us=now_us(),
         )
 
-    async def _record(self, cmd: SendGift, intent: _Intent) -> _Intent:
-        row = {
-            "sender_id": cmd.sender.id,
-            "idempotency_key": cmd.idempotency_key,
-            "stream_id": intent.stream_id,
-            "creator_id": intent.creator_id,
-            "gift_id": intent.gift_id,
-            "gift_version": intent.gift_version,
-            "count": intent.count,
-            "coins": intent.coins,
-            "diamonds": intent.diamonds,
-            "transfer_id": send_id_of(cmd.sender.id, cmd.idempotency_key) + ":c",
-            "reversed": False,
-            "created_at_us": intent.created_at_us,
-        }
-        if await self._intents.insert(row):
-            return intent
-        # A concurrent request with the same key recorded first: answer as it does.
-        theirs = await asyncio.to_thread(self._find_intent, cmd.sender.id, cmd.idempotency_key)
-        assert theirs is not None, "an intent row is never deleted"
-        _same_gift_or_conflict(theirs, intent.stream_id, intent.gift_id, intent.count)
-        return theirs
+    async def _first_use(self, cmd: SendGift) -> _Intent:
+        """What the key was first used for, if it is this gift; else a conflict."""
+        prior = await asyncio.to_thread(self._find_intent, cmd.sender.id, cmd.idempotency_key)
+        if prior is None:  # the transfers were posted by other means than a gift
+            raise Conflict(
+                "idempotency_key_reused", "this idempotency key was used for another gift"
+            )
+        _same_gift_or_conflict(prior, cmd.stream_id, cmd.gift_id, cmd.count)
+        return prior
 
     def _find_intent(self, sender_id: int, key: str) -> _Intent | None:
         with self._db.connect() as conn:
             return _find_intent(conn, sender_id, key)
 
+    def _annex(self, cmd: SendGift, intent: _Intent, coins_leg: str) -> tuple[object, ...]:
+        """The gift_sends row, in ``GIFT_SENDS.columns`` order."""
+        return (
+            cmd.sender.id,
+            cmd.idempotency_key,
+            intent.stream_id,
+            intent.creator_id,
+            intent.gift_id,
+            intent.gift_version,
+            intent.count,
+            intent.coins,
+            intent.diamonds,
+            coins_leg,
+            intent.created_at_us,
+        )
+
     async def _post(self, cmd: SendGift, intent: _Intent, legs: _Legs) -> Outcome:
+        """OK (new), EXISTS or ID_REUSED_WITH_DIFFERENT_FIELDS (the key's transfers were there:
+        the stored row tells a retry from a conflict); any other refusal raises."""
         base = send_id_of(cmd.sender.id, cmd.idempotency_key)
         coins = Transfer(
             base + ":c", legs.viewer_coins, legs.gifts_spent, intent.coins, TransferCode.GIFT
@@ -400,11 +403,14 @@ class Gifting:
                     TransferCode.GIFT,
                 ),
             ]
-        outcomes = await self._engine.submit(pair)
+        annex = (GIFT_SENDS.name, self._annex(cmd, intent, coins.id))
+        outcomes = await self._engine.submit(pair, annex)
         first = outcomes[0]
         if all(o.succeeded for o in outcomes):
-            return first
+            return first  # OK, or EXISTS: an annexed pair is all new or all replayed
         failed = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
+        if failed is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
+            return failed  # e.g. a retry after a price change: the first gift's row decides
         raise _gift_failure(failed)
 
     async def _receipt(
@@ -439,8 +445,6 @@ def _gift_failure(outcome: Outcome) -> Exception:
         return PaymentRequired("insufficient_coins", "not enough coins for this gift; buy more")
     if outcome in (Outcome.DEBIT_ACCOUNT_FROZEN, Outcome.CREDIT_ACCOUNT_FROZEN):
         return Forbidden("account_frozen", "an account in this gift is frozen")
-    if outcome is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
-        return Conflict("idempotency_key_reused", "this idempotency key was used for another gift")
     return Conflict("gift_refused", f"the ledger refused this gift: {outcome.value}")
 
 

@@ -1,6 +1,7 @@
 """The posting engine: many callers, one writer, one transaction per batch.
 
     results = await engine.submit([coins_leg._replace(linked=True), diamonds_leg])
+    results = await engine.submit(pair, annex=(GIFT_SENDS.name, row))  # see ledger.annex
 
 Callers put a submission on a bounded queue and await a future. One writer task per process
 takes everything queued (up to ``batch_max_transfers``) and hands it to the store on a
@@ -10,7 +11,7 @@ one gathers: under load batches grow, and when idle a lone transfer goes at once
 
 Exceptions: ``EngineStopped`` (submit after stop), ``LedgerUnavailable`` (the batch could not
 be committed; none of its transfers were acknowledged and a retry with the same ids is safe),
-``ValueError`` (a submission larger than one batch).
+``ValueError`` (a submission larger than one batch, or an annex of no registered table).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from giftwave.ledger.annex import Annex, check_annex
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.store import BatchStore, PipelinedStore
 
@@ -62,7 +64,7 @@ def expiry_void_id(pending_id: str) -> str:
     return "expire:" + hashlib.sha256(pending_id.encode()).hexdigest()[:40]
 
 
-_Item = tuple[Sequence[Transfer], "asyncio.Future[list[Outcome]]"]
+_Item = tuple[Sequence[Transfer], Annex | None, "asyncio.Future[list[Outcome]]"]
 
 
 class PostingEngine:
@@ -148,19 +150,27 @@ class PostingEngine:
         await loop.run_in_executor(self._executor, self._store.close)
         self._executor.shutdown(wait=True)
 
-    async def submit(self, transfers: Sequence[Transfer]) -> list[Outcome]:
-        """Post ``transfers`` (linked chains succeed or fail whole); one outcome per transfer."""
+    async def submit(
+        self, transfers: Sequence[Transfer], annex: Annex | None = None
+    ) -> list[Outcome]:
+        """Post ``transfers`` (linked chains succeed or fail whole); one outcome per transfer.
+
+        ``annex``: a row written in the same transaction if every transfer is newly committed
+        (``ledger.annex``); the submission is then all new or all replayed, never part.
+        """
         if not self._accepting:
             raise EngineStopped("the posting engine is not running")
         if not 0 < len(transfers) <= self._batch_max:
             raise ValueError(f"a submission holds 1..{self._batch_max} transfers")
+        if annex is not None:
+            check_annex(annex)
         while len(self._queue) >= self._queue_max:  # backpressure: wait for room, never grow
             self._room.clear()
             await self._room.wait()
             if not self._accepting:
                 raise EngineStopped("the posting engine stopped")
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.append((transfers, future))
+        self._queue.append((transfers, annex, future))
         if self._writer_idle:
             self._writer_idle = False
             self._wakeup.set()
@@ -200,21 +210,28 @@ class PostingEngine:
                 await task
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], size: int) -> None:
-        requests = [transfers for transfers, _ in batch]
+        requests = [item[0] for item in batch]
+        annexed = [item[1] for item in batch]
+        # None when no submission carries one: nothing to send to a writer process.
+        annexes = annexed if any(annexed) else None
         try:
             if self._pipelined is not None:
                 committed = await loop.run_in_executor(
-                    self._executor, self._pipelined.submit_batch, requests, self._clock_us()
+                    self._executor,
+                    self._pipelined.submit_batch,
+                    requests,
+                    self._clock_us(),
+                    annexes,
                 )
                 results = await asyncio.wrap_future(committed)
             else:
                 results = await loop.run_in_executor(
-                    self._executor, self._store.apply_batch, requests, self._clock_us()
+                    self._executor, self._store.apply_batch, requests, self._clock_us(), annexes
                 )
         except Exception as exc:
             self.stats.failed_batches += 1
             log.exception("ledger batch of %d submissions failed", len(batch))
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(LedgerUnavailable(str(exc)))
             return
@@ -223,7 +240,7 @@ class PostingEngine:
         stats.submissions += len(batch)
         stats.transfers += size
         stats.largest_batch_transfers = max(stats.largest_batch_transfers, size)
-        for (_, future), outcome in zip(batch, results, strict=True):
+        for (_, _, future), outcome in zip(batch, results, strict=True):
             if not future.done():  # a caller that gave up still had its transfers committed
                 future.set_result(outcome)
 

@@ -103,14 +103,28 @@ def plan_batch(
     first_seq: int,
     batch_seq: int,
     now_us: int,
+    whole: Sequence[object] | None = None,
 ) -> BatchPlan:
-    """Decide every transfer of every submission, in order, against the loaded state."""
+    """Decide every transfer of every submission, in order, against the loaded state.
+
+    A submission whose entry in ``whole`` is truthy (it carries an annex row) is one
+    idempotent unit: all new, or all replayed. If some of its transfers exist and others would
+    be new, none of it is applied: the existing ones answer ``id_reused_with_different_fields``
+    and the rest ``linked_event_failed``.
+    """
     planner = _Planner(accounts, existing, resolutions, first_seq, batch_seq, now_us)
-    results = [planner.submit(request) for request in requests]
+    if whole is None:
+        results = [planner.submit(request) for request in requests]
+    else:
+        results = [
+            planner.submit_whole(request) if unit else planner.submit(request)
+            for request, unit in zip(requests, whole, strict=True)
+        ]
     return BatchPlan(planner.rows, planner.deltas(), results, planner.failed_ids)
 
 
 _LINKED_FAILED: Final = Outcome.LINKED_EVENT_FAILED
+_REUSED: Final = Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS
 
 
 class _Planner:
@@ -151,6 +165,15 @@ class _Planner:
                 break
             self._chain(transfers, start, end, out)
             start = end + 1
+        return out
+
+    def submit_whole(self, transfers: Sequence[Transfer]) -> list[Outcome]:
+        mark_rows, mark_undo = len(self.rows), len(self.undo)
+        out = self.submit(transfers)
+        if _EXISTS in out and _OK in out:  # partly a replay: the new part would be unexplained
+            self._rollback(mark_rows, mark_undo)
+            out = [_REUSED if o is _EXISTS else _LINKED_FAILED for o in out]
+            self._note_failed(transfers, 0, len(transfers) - 1)
         return out
 
     def _chain(

@@ -8,11 +8,13 @@ account-id order by one statement.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, ClassVar
 
 import psycopg
 from psycopg import errors
 
+from giftwave.ledger.annex import AnnexTable, upsert_clause
 from giftwave.ledger.model import StoredTransfer
 from giftwave.ledger.planner import AccountDelta, AccountState, Row
 from giftwave.ledger.store import (
@@ -34,6 +36,16 @@ _UPDATE_ACCOUNTS = (
     " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
     " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id"
 )
+
+
+@cache
+def _annex_sql(table: AnnexTable) -> str:
+    """All annex rows in one statement: one array per column, unnested into rows."""
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in table.columns)
+    columns = ", ".join(table.column_names)
+    return (
+        f"INSERT INTO {table.name} ({columns}) SELECT * FROM unnest({arrays}){upsert_clause(table)}"
+    )
 
 
 class PostgresLedgerStore(LedgerStore):
@@ -96,6 +108,9 @@ class PostgresLedgerStore(LedgerStore):
         with self._db.cursor() as cursor, cursor.copy(_COPY_TRANSFERS) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None:
+        self._db.execute(_annex_sql(table), [list(column) for column in zip(*rows, strict=True)])
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
         columns = list(zip(*deltas, strict=True)) if deltas else [(), (), (), (), ()]

@@ -6,10 +6,12 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cache, partial
 from itertools import chain, islice
 from typing import Final, TypeVar
 
 from giftwave.db.engine import SQLITE_BUSY_TIMEOUT_MS
+from giftwave.ledger.annex import AnnexTable, upsert_clause
 from giftwave.ledger.model import StoredTransfer
 from giftwave.ledger.planner import AccountDelta, AccountState, Row
 from giftwave.ledger.store import (
@@ -53,6 +55,14 @@ def _insert_plain_sql(rows: int) -> str:
         " code, kind, pending_id, reverses_id, timeout_s, expires_at_us, batch_seq,"
         f" created_at_us) VALUES {values}"
     )
+
+
+@cache
+def _annex_sql(table: AnnexTable, rows: int) -> str:
+    """Many annex rows per statement, like the transfers (tables and sizes are few: cached)."""
+    values = ",".join(["(" + ",".join("?" * len(table.columns)) + ")"] * rows)
+    columns = ", ".join(table.column_names)
+    return f"INSERT INTO {table.name} ({columns}) VALUES {values}{upsert_clause(table)}"
 
 
 _INSERT_CHUNK: Final = _insert_sql(ROWS_PER_INSERT)
@@ -186,6 +196,11 @@ class SqliteLedgerStore(LedgerStore):
             self._db.execute(
                 sql_for(len(rows) - full), [*shared, *chain.from_iterable(rows[full:])]
             )
+
+    def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None:
+        self._insert_chunked(
+            rows, _annex_sql(table, ROWS_PER_INSERT), partial(_annex_sql, table), []
+        )
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
         self._db.executemany(

@@ -2,8 +2,9 @@
 
 A store is used from ONE thread, the engine's writer. ``apply_batch`` runs a whole batch as
 one transaction: lock the chain head, load what the batch touches, plan it with the shared
-rules, insert the transfers, apply one summed update per account (in account-id order),
-append the batch to the hash chain, commit. Only then are results returned, so an
+rules, insert the transfers and the annex rows of wholly new submissions (``ledger.annex``),
+apply one summed update per account (in account-id order), append the batch to the hash
+chain, commit. Only then are results returned, so an
 acknowledged transfer is durable.
 
 Holding the chain head serializes every writer of balances, in any process: balances change
@@ -21,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from giftwave.ledger.annex import ANNEX_TABLES, Annex, AnnexTable
 from giftwave.ledger.chain import batch_hash
 from giftwave.ledger.model import (
     Outcome,
@@ -30,6 +32,8 @@ from giftwave.ledger.model import (
     is_valid_transfer_id,
 )
 from giftwave.ledger.planner import AccountDelta, AccountState, Row, plan_batch
+
+_OK = Outcome.OK
 
 # A unique-constraint race with another process (two engines on one PostgreSQL) aborts the
 # transaction; re-planning against the now-committed rows settles it. Bounded, like every loop.
@@ -51,10 +55,17 @@ class _ReplayInBatch(Exception):
 
 
 class BatchStore(Protocol):
-    """What the posting engine needs: commit a batch, find expired reservations, close."""
+    """What the posting engine needs: commit a batch, find expired reservations, close.
+
+    ``annexes`` is None, or one ``Annex`` or None per submission (see ``ledger.annex``); the
+    engine passes it only when a submission of the batch carries one.
+    """
 
     def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> list[list[Outcome]]: ...
 
     def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]: ...
@@ -71,7 +82,10 @@ class PipelinedStore(BatchStore, Protocol):
     """
 
     def submit_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> Future[list[list[Outcome]]]: ...
 
 
@@ -89,7 +103,10 @@ class LedgerStore(abc.ABC):
         self._accounts_as_of: tuple[int, int] | None = None
 
     def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> list[list[Outcome]]:
         """Commit one batch and return each submission's outcomes.
 
@@ -103,7 +120,7 @@ class LedgerStore(abc.ABC):
         lookup_ids = False
         for attempt in range(MAX_BATCH_ATTEMPTS):
             try:
-                return self._apply_once(requests, now_us, lookup_ids)
+                return self._apply_once(requests, now_us, lookup_ids, annexes)
             except _ReplayInBatch:
                 lookup_ids = True
             except self.duplicate_errors:
@@ -117,7 +134,11 @@ class LedgerStore(abc.ABC):
         raise AssertionError("unreachable")
 
     def _apply_once(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int, lookup_ids: bool
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        lookup_ids: bool,
+        annexes: Sequence[Annex | None] | None,
     ) -> list[list[Outcome]]:
         account_ids: set[int] = set()
         referenced: set[str] = set()  # pending transfers posted/voided, transfers reversed
@@ -155,11 +176,14 @@ class LedgerStore(abc.ABC):
                 first_seq=head.transfer_seq + 1,
                 batch_seq=head.batch_seq + 1,
                 now_us=now_us,
+                whole=annexes,
             )
             if not lookup_ids and plan.failed_ids and self._fetch_transfers(plan.failed_ids):
                 raise _ReplayInBatch
             if plan.rows:
                 self._insert_transfers(plan.rows)
+                if annexes is not None:
+                    self._insert_annexes(annexes, plan.results)
                 self._update_accounts(plan.deltas)
                 new_hash = batch_hash(head.hash, head.batch_seq + 1, now_us, plan.rows)
                 new_head = Head(
@@ -182,6 +206,24 @@ class LedgerStore(abc.ABC):
             account.loaded = (account.dp, account.dpo, account.cp, account.cpo)
         self._accounts_as_of = (head.batch_seq, head.accounts_version)
         return plan.results
+
+    def _insert_annexes(
+        self, annexes: Sequence[Annex | None], results: list[list[Outcome]]
+    ) -> None:
+        """The annex rows of the submissions whose transfers are all newly committed."""
+        by_table: dict[str, list[tuple[object, ...]]] = {}
+        for annex, outcomes in zip(annexes, results, strict=True):
+            # list.count compares by identity first: a C loop, no per-outcome Python frame.
+            if annex is not None and outcomes.count(_OK) == len(outcomes):
+                rows = by_table.get(annex[0])
+                if rows is None:
+                    rows = by_table[annex[0]] = []
+                rows.append(annex[1])
+        for name, rows in by_table.items():
+            table = ANNEX_TABLES[name]  # KeyError: a table nobody registered, fails the batch
+            width = len(table.columns)
+            assert all(len(row) == width for row in rows), f"{name} rows have {width} values"
+            self._insert_annex_rows(table, rows)
 
     def _load_accounts(self, head: Head, account_ids: set[int]) -> dict[int, AccountState]:
         cache = self._accounts
@@ -218,6 +260,8 @@ class LedgerStore(abc.ABC):
     def _fetch_accounts(self, account_ids: list[int]) -> Iterable[AccountState]: ...
     @abc.abstractmethod
     def _insert_transfers(self, rows: list[Row]) -> None: ...
+    @abc.abstractmethod
+    def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None: ...
     @abc.abstractmethod
     def _update_accounts(self, deltas: list[AccountDelta]) -> None: ...
     @abc.abstractmethod

@@ -15,6 +15,8 @@ of plain values is all C; pickling NamedTuples cost ~2 us per gift, this ~0.4 us
 back as the store's lists of Outcome members (pickle memoizes the members). A field value that
 cannot be pickled fails its whole batch (``LedgerUnavailable``), where the thread store would
 answer that transfer alone; the API builds transfers from str, int, bool and the enums only.
+Annex rows (``ledger.annex``) go as they are: per submission None or (table name, tuple of
+plain values), which pickle also encodes in C.
 
 Failures: if the child dies (kill -9, OOM) every call in flight raises ``WriterProcessDied``;
 the engine fails those futures with ``LedgerUnavailable``, nothing of them was acknowledged, and
@@ -41,6 +43,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Final
 
 from giftwave.db.urls import DatabaseUrl, parse_database_url
+from giftwave.ledger.annex import Annex
 from giftwave.ledger.model import Outcome, Transfer
 from giftwave.ledger.store import LedgerStore
 
@@ -108,8 +111,8 @@ def _serve(conn: Connection, store: LedgerStore) -> None:
             return
         try:
             if op == _APPLY:
-                sizes, flat, now_us = args
-                value: Any = store.apply_batch(decode_batch(sizes, flat), now_us)
+                sizes, flat, now_us, annexes = args
+                value: Any = store.apply_batch(decode_batch(sizes, flat), now_us, annexes)
             else:
                 value = store.expired_pending(*args)
             reply = (True, value)
@@ -231,15 +234,23 @@ class ProcessStore:
         return self._writer.process.pid if self._writer is not None else None
 
     def submit_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> Future[list[list[Outcome]]]:
         sizes, flat = encode_batch(requests)
-        return self._live_writer().send(_APPLY, (sizes, flat, now_us))
+        if annexes is not None:
+            annexes = list(annexes)
+        return self._live_writer().send(_APPLY, (sizes, flat, now_us, annexes))
 
     def apply_batch(
-        self, requests: Sequence[Sequence[Transfer]], now_us: int
+        self,
+        requests: Sequence[Sequence[Transfer]],
+        now_us: int,
+        annexes: Sequence[Annex | None] | None = None,
     ) -> list[list[Outcome]]:
-        return self.submit_batch(requests, now_us).result()
+        return self.submit_batch(requests, now_us, annexes).result()
 
     def expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
         expired: list[tuple[str, str]] = (
