@@ -43,6 +43,7 @@ class Webhooks:
         self.settings = settings
         self.db = db
         self.gauge = PendingGauge(settings.webhook_max_pending_per_endpoint)
+        self._loading: dict[int, asyncio.Future[tuple[Endpoint, ...]]] = {}
         self._endpoints: TtlCache[int, tuple[Endpoint, ...]] = TtlCache(
             max_entries=100_000, ttl_s=ENDPOINTS_TTL_S
         )
@@ -87,15 +88,25 @@ class Webhooks:
 
     async def active_endpoints(self, creator_id: int) -> tuple[Endpoint, ...]:
         cached = self._endpoints.get(creator_id)
-        if cached is None:
+        if cached is not None:
+            return cached
+        # One read per creator, however many gifts to them are in flight when it expires.
+        loading = self._loading.get(creator_id)
+        if loading is None:
 
             def load() -> tuple[Endpoint, ...]:
                 with self.db.connect() as conn:
                     return tuple(x for x in endpoints_of(conn, creator_id) if x.active)
 
-            cached = await asyncio.to_thread(load)
-            self._endpoints.put(creator_id, cached)
-        return cached
+            loading = asyncio.ensure_future(asyncio.to_thread(load))
+            self._loading[creator_id] = loading
+            try:
+                endpoints = await asyncio.shield(loading)
+            finally:
+                del self._loading[creator_id]
+            self._endpoints.put(creator_id, endpoints)
+            return endpoints
+        return await asyncio.shield(loading)
 
     async def gift_committed(self, sent: GiftSent, sender_handle: str, comboable: bool) -> None:
         """The gift observer: a committed gift's deliveries are queued before it is acked."""
