@@ -62,10 +62,14 @@ class Client:
     def gift_events(self) -> list[tuple[Any, ...]]:
         """(combo_id, count so far, final) for every gift event and combo update, in order."""
         seen: list[tuple[Any, ...]] = []
+        combo_of: dict[int, str] = {}  # short number -> combo_id, as the room announced them
         for frame in self.frames:
             for e in frame["events"]:
-                if e["type"] == "gift":
+                if e["type"] == "snapshot":
+                    combo_of.update((c["n"], c["combo_id"]) for c in e["combos"])
+                elif e["type"] == "gift":
+                    combo_of[e["n"]] = e["combo_id"]
                     seen.append((e["combo_id"], e["count"], e["final"]))
                 elif e["type"] == "combo_counts":
-                    seen.extend((combo_id, count, False) for combo_id, count, _, _ in e["counts"])
+                    seen.extend((combo_of[n], count, False) for n, count, _, _ in e["counts"])
         return seen

@@ -42,16 +42,19 @@ def test_a_combo_is_announced_once_then_grows_in_compact_counts() -> None:
     _gift(t, 1, "rose", 0)
     _gift(t, 2, "rose", 0)
     first = t.drain(S // 10)
-    assert [(e["type"], e["count"]) for e in first] == [("gift", 1), ("gift", 1)]
+    assert [(e["type"], e["count"], e["n"]) for e in first] == [("gift", 1, 1), ("gift", 1, 2)]
     _gift(t, 1, "rose", S // 5)
     _gift(t, 1, "rose", S // 4)
-    grown = t.drain(S // 2)  # only sender 1 tapped again: one compact update for it
-    assert grown == [{"type": "combo_counts", "counts": [["c1rose0", 3, 3, S // 4]]}]
+    _gift(t, 2, "rose", S // 3)
+    grown = t.drain(S // 2)  # both tapped again: one compact update, by short number
+    assert grown == [
+        {"type": "combo_counts", "at_us": S // 4, "counts": [[1, 3, 3, 0], [2, 2, 2, 83]]}
+    ]
     assert t.drain(S) == []
     finals = t.drain(4 * S)
     assert [(e["combo_id"], e["count"], e["final"]) for e in finals] == [
-        ("c2rose0", 1, True),
         ("c1rose0", 3, True),
+        ("c2rose0", 2, True),
     ]
 
 

@@ -126,8 +126,11 @@ class _Viewer:
                 kind = event.get("type")
                 if kind == "gift":
                     latencies.append((now_us - event["at_us"]) / 1e6)
-                elif kind == "combo_counts":  # [combo_id, count, coins, at_us] per combo
-                    latencies.extend((now_us - grown[3]) / 1e6 for grown in event["counts"])
+                elif kind == "combo_counts":  # [n, count, coins, ms after at_us] per combo
+                    base = event["at_us"]
+                    latencies.extend(
+                        (now_us - base - grown[3] * 1000) / 1e6 for grown in event["counts"]
+                    )
 
 
 async def _connect_viewers(

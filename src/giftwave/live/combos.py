@@ -2,10 +2,11 @@
 ("Rose x57"); when the sender goes quiet the combo ends with a ``final`` event carrying its
 total. Gifts that cannot combo arrive once, final at once.
 
-A combo is reported in full once, when it starts (a ``gift`` event); after that, each tick's
-growth of every open combo travels in one compact ``combo_counts`` event, ``[combo_id, count,
-coins, at_us]`` per combo. In a gift rain most of a frame is combos growing: the compact form
-makes the frame that every viewer receives ten times a second about a third the size.
+A combo is reported in full once, when it starts (a ``gift`` event, with ``n``, its short
+number in this room); after that, each tick's growth of every open combo travels in one
+compact ``combo_counts`` event, ``[n, count, coins, ms after the event's at_us]`` per combo. In
+a gift rain most of a frame is combos growing: the compact form makes the frame that every
+viewer receives ten times a second a sixth of the size (16.6 KB -> 2.7 KB, 100 combos).
 
 Pure and clock-driven (times passed in), so rooms and tests decide what "now" is. A gift's time
 is when it was recorded, so a gift that reaches a node late (its commit, the broker, a retry)
@@ -32,9 +33,10 @@ class Combo:
     last_at_us: int
     dirty: bool = True  # grew since it was last reported
     announced: bool = False  # its full ``gift`` event went out
+    n: int = 0  # its short number in this room's epoch, for ``combo_counts``
 
-    def counts(self) -> list[Any]:
-        return [self.combo_id, self.count, self.coins, self.last_at_us]
+    def counts(self, base_us: int) -> list[int]:
+        return [self.n, self.count, self.coins, (self.last_at_us - base_us) // 1000]
 
     def event(self, final: bool) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class Combo:
             "coins": self.coins,
             "final": final,
             "at_us": self.last_at_us,  # when its latest gift was committed
+            "n": self.n,
         }
 
 
@@ -61,6 +64,7 @@ class ComboTracker:
         # node agrees on whatever its tick timing (a combo ends a fixed time after its last
         # gift, so ordering by last gift orders by end).
         self._finished: list[tuple[int, str, dict[str, Any]]] = []
+        self._n = 0  # short numbers: the gifts of a busy room's frames name combos by them
 
     def add(
         self,
@@ -76,7 +80,10 @@ class ComboTracker:
     ) -> None:
         """One committed gift send (``count`` gifts worth ``coins``)."""
         if not comboable:
-            single = Combo(combo_id, sender_id, sender_handle, gift_id, count, coins, at_us)
+            self._n += 1
+            single = Combo(
+                combo_id, sender_id, sender_handle, gift_id, count, coins, at_us, n=self._n
+            )
             self._finished.append((at_us, combo_id, single.event(final=True)))
             return
         key = (sender_id, gift_id)
@@ -87,8 +94,9 @@ class ComboTracker:
         if combo is None:
             if len(self._open) >= MAX_OPEN_COMBOS:
                 self._finish(next(iter(self._open)))
+            self._n += 1
             self._open[key] = Combo(
-                combo_id, sender_id, sender_handle, gift_id, count, coins, at_us
+                combo_id, sender_id, sender_handle, gift_id, count, coins, at_us, n=self._n
             )
             return
         combo.count += count
@@ -109,12 +117,14 @@ class ComboTracker:
                 continue
             combo.dirty = False
             if combo.announced:
-                grown.append(combo.counts())
+                grown.append(combo)
             else:
                 combo.announced = True
                 events.append(combo.event(final=False))
         if grown:
-            events.append({"type": "combo_counts", "counts": grown})
+            base_us = min(combo.last_at_us for combo in grown)
+            counts = [combo.counts(base_us) for combo in grown]
+            events.append({"type": "combo_counts", "at_us": base_us, "counts": counts})
         return events
 
     def open_combos(self) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ const alerts = document.getElementById("alerts");
 const goalBox = document.getElementById("goal");
 const battleBox = document.getElementById("battle");
 const shown = new Map(); // combo_id -> <li>
+const byNumber = new Map(); // the room's short number of a combo -> its combo_id
 let gifts = new Map(); // gift_id -> {name, price_coins, image}
 let battle = null;
 let resume = null; // {seq, epoch} of the last frame, to resume after a reconnect
@@ -82,6 +83,7 @@ function drop(li) {
 }
 
 function onGift(event) {
+  byNumber.set(event.n, event.combo_id);
   const li = alertFor(event);
   setCount(li, event.count, event.coins);
   if (event.final && !li.dataset.final) {
@@ -92,8 +94,8 @@ function onGift(event) {
 }
 
 function onComboCounts(event) {
-  for (const [comboId, count, coins] of event.counts) {
-    const li = shown.get(comboId);
+  for (const [n, count, coins] of event.counts) {
+    const li = shown.get(byNumber.get(n));
     if (li) setCount(li, count, coins);
   }
 }
@@ -137,6 +139,7 @@ setInterval(drawTimer, 250);
 
 function onSnapshot(snap) {
   for (const li of [...alerts.children]) drop(li);
+  byNumber.clear(); // numbers are per epoch: the snapshot's combos bring theirs
   for (const combo of snap.combos) onGift(combo);
   onGoal(snap.goal);
   onBattle(snap.battle);
