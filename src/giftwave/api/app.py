@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, Final
@@ -151,6 +152,22 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
 }
 
 
+def _own_worker_threads() -> Callable[[], Awaitable[None]]:
+    """This app's own pool for ``asyncio.to_thread``, joined before the database is disposed.
+
+    A task cancelled at shutdown stops waiting for its worker-thread call, not the call: a
+    database read could otherwise open a connection after ``dispose`` and leave it open."""
+    loop = asyncio.get_running_loop()
+    threads = ThreadPoolExecutor(thread_name_prefix="giftwave")
+    loop.set_default_executor(threads)
+
+    async def join() -> None:
+        threads.shutdown(wait=True)  # database calls only: they finish on their own
+        loop.set_default_executor(ThreadPoolExecutor())  # the loop may serve another app
+
+    return join
+
+
 def create_app(settings: Settings) -> FastAPI:
     db_url = parse_database_url(settings.database_url)
 
@@ -170,6 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         async with AsyncExitStack() as stack:
             stack.callback(db.dispose)
+            stack.push_async_callback(_own_worker_threads())
             await engine.start()
             stack.push_async_callback(engine.stop)
             economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
