@@ -6,7 +6,8 @@ import json
 import os
 import secrets
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -162,6 +163,20 @@ def ledger_balance(account: Annotated[str, typer.Argument(help="Account id or na
     )
 
 
+def _progress(as_json: bool) -> Callable[[str], None]:
+    """A benchmark's progress lines, on stderr; none when stdout must be one JSON object."""
+    if as_json:
+        return lambda _: None
+    return lambda line: err.print(line, highlight=False)
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        out.print_json(json.dumps(result))
+
+
 @bench_app.command("ledger")
 def bench_ledger(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -190,12 +205,9 @@ def bench_ledger(
     cfg = LedgerBenchConfig(
         seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency, writer=writer
     )
-    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    say = _progress(as_json)
     result = run_ledger_bench(settings.database_url, cfg, say)
-    if as_json:
-        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
-    else:
-        out.print_json(json.dumps(result.as_dict()))
+    _print_result(result.as_dict(), as_json)
 
 
 @bench_app.command("api")
@@ -215,12 +227,9 @@ def bench_api(
     cfg = ApiBenchConfig(
         seconds=seconds, viewers=viewers, connections=connections, server_workers=server_workers
     )
-    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    say = _progress(as_json)
     result = run_api_bench(settings.database_url, cfg, say)
-    if as_json:
-        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
-    else:
-        out.print_json(json.dumps(result.as_dict()))
+    _print_result(result.as_dict(), as_json)
 
 
 @bench_app.command("fanout")
@@ -243,12 +252,9 @@ def bench_fanout(
         seconds=seconds,
         baseline=baseline,
     )
-    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    say = _progress(as_json)
     result = run_fanout_bench(settings.database_url, cfg, say)
-    if as_json:
-        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
-    else:
-        out.print_json(json.dumps(result.as_dict()))
+    _print_result(result.as_dict(), as_json)
 
 
 @bench_app.command("ws-gifts")
@@ -264,12 +270,9 @@ def bench_ws_gifts(
 
     settings = _settings()
     cfg = WsGiftsBenchConfig(seconds=seconds, gifters=gifters, window=window, baseline=baseline)
-    say = (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    say = _progress(as_json)
     result = run_ws_gifts_bench(settings.database_url, cfg, say)
-    if as_json:
-        sys.stdout.write(json.dumps(result.as_dict()) + "\n")
-    else:
-        out.print_json(json.dumps(result.as_dict()))
+    _print_result(result.as_dict(), as_json)
 
 
 def main() -> None:
