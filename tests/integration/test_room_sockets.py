@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from typing import Any
 
 import pytest
 import uvicorn
 import websockets
+from serverproc import free_port
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
@@ -18,12 +18,6 @@ from starlette.websockets import WebSocket
 
 from giftwave.api.app import UVICORN_OPTIONS
 from giftwave.realtime.sockets import Frame, KeepServerSend, open_sink
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -51,7 +45,7 @@ async def test_frames_arrive_whole_and_in_order_through_either_sink(
         routes=[WebSocketRoute("/ws", endpoint)], middleware=[Middleware(KeepServerSend)]
     )
     options: dict[str, Any] = {**UVICORN_OPTIONS, "ws_per_message_deflate": deflate, "loop": loop}
-    port = _port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
     # The server runs its own event loop (uvloop or not) in a thread, as it would in `serve`.
     serving = threading.Thread(target=server.run, daemon=True)
