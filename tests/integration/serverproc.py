@@ -244,3 +244,16 @@ class ServerGroup:
             for server in self.servers:
                 print(f"===== log of server {server.name} (exit code {server.returncode})")
                 print(server.log_tail())
+
+
+def wait_dead(pid: int) -> None:
+    """Until a killed process's sockets are closed (it may stay a zombie until reaped)."""
+    for _ in range(500):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().split(") ", 1)[1].startswith(("Z", "X")):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from serverproc import wait_dead
 from sqlalchemy import Engine, func, insert, select
 
 from giftwave.db.tables import gift_sends, transfers
@@ -213,18 +213,6 @@ async def test_an_annex_of_an_unknown_table_is_refused(engine: PostingEngine) ->
         await engine.submit([transfer], (GIFT_SENDS.name, (1, 2)))
 
 
-def _wait_dead(pid: int) -> None:
-    for _ in range(500):
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().split(") ", 1)[1].startswith(("Z", "X")):
-                    return
-        except FileNotFoundError:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"writer process {pid} did not die")
-
-
 async def test_writer_killed_mid_storm_leaves_every_gift_with_its_row(
     db_url: DatabaseUrl, sa_engine: Engine
 ) -> None:
@@ -238,7 +226,7 @@ async def test_writer_killed_mid_storm_leaves_every_gift_with_its_row(
         pid = store.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        _wait_dead(pid)
+        wait_dead(pid)
         results = await asyncio.gather(*storm, return_exceptions=True)
         acked = {k for k, r in zip(keys, results, strict=True) if r == OK2}
         unknown = [k for k, r in zip(keys, results, strict=True) if r != OK2]

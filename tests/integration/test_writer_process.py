@@ -12,8 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
+from serverproc import wait_dead
 from sqlalchemy import Engine, func, select
 
 from giftwave.db.tables import transfers
@@ -45,19 +45,6 @@ def _gift(a: dict[str, int], key: str, price: int) -> list[Transfer]:
         Transfer(f"{key}:c", a["viewer"], a["spent"], price, GIFT, linked=True),
         Transfer(f"{key}:d", a["d_issued"], a["creator"], price, GIFT),
     ]
-
-
-def _wait_dead(pid: int) -> None:
-    """Until the killed process's sockets are closed (it may stay a zombie until reaped)."""
-    for _ in range(500):
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().split(") ", 1)[1].startswith(("Z", "X")):
-                    return
-        except FileNotFoundError:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"writer process {pid} did not die")
 
 
 def test_batch_encoding_round_trips_every_field() -> None:
@@ -104,7 +91,7 @@ async def test_writer_killed_mid_storm_acknowledges_nothing_it_lost(
         pid = store.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        _wait_dead(pid)
+        wait_dead(pid)
         results = await asyncio.gather(*storm, return_exceptions=True)
         acked = [k for k, r in zip(keys, results, strict=True) if r == OK2]
         unknown = [k for k, r in zip(keys, results, strict=True) if r != OK2]
@@ -133,7 +120,7 @@ async def test_writer_killed_between_batches_is_replaced(
         pid = store.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        _wait_dead(pid)
+        wait_dead(pid)
         top = Transfer("top", a["issued"], a["viewer"], 10, TransferCode.TOPUP)
         try:
             assert await engine.submit([top]) == [Outcome.OK]
@@ -166,4 +153,4 @@ def test_writer_exits_when_its_parent_is_killed(db_url: DatabaseUrl) -> None:
         parent.wait(10)
         if parent.stdout is not None:
             parent.stdout.close()
-    _wait_dead(writer_pid)
+    wait_dead(writer_pid)
