@@ -121,15 +121,7 @@ class Wallets:
 
     def coins_available(self, user_id: int) -> int:
         coins_id = self.user(user_id).coins
-        with self._db.connect() as conn:
-            row = conn.execute(
-                select(
-                    accounts_table.c.credits_posted
-                    - accounts_table.c.debits_posted
-                    - accounts_table.c.debits_pending
-                ).where(accounts_table.c.id == coins_id)
-            ).scalar_one()
-        return int(row)
+        return self.available([coins_id])[coins_id]
 
     def view(self, user_id: int) -> WalletView:
         mine = self.user(user_id)
