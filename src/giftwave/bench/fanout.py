@@ -32,11 +32,10 @@ from giftwave.bench.server import (
     served,
     setup_room,
 )
-from giftwave.bench.ws_client import WsClient, connect
+from giftwave.bench.ws_client import connect, connect_all
 
 SEQ_PREFIX: Final = b'{"v":1,"seq":'
 PACE_S: Final = 0.01  # the gifters' clock: a burst of sends every 10 ms
-CONNECT_CONCURRENCY: Final = 100
 IDLE_SETTLE_S: Final = 2.0
 DRAIN_S: Final = 2.0
 SUNGLASSES_EVERY: Final = 50  # one gift in 50 is one that cannot combo
@@ -133,20 +132,6 @@ class _Viewer:
                     )
 
 
-async def _connect_viewers(
-    server: Served, path: str, count: int, make: Callable[[int], _Viewer]
-) -> list[tuple[_Viewer, WsClient]]:
-    sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def one(n: int) -> tuple[_Viewer, WsClient]:
-        viewer = make(n)
-        async with sem:
-            client = await connect(server.host, server.port, path, viewer.on_message)
-        return viewer, client
-
-    return list(await asyncio.gather(*(one(n) for n in range(count))))
-
-
 async def _rain(
     server: Served, room: BenchRoom, cfg: FanoutBenchConfig, phase: Phase, seconds: float
 ) -> None:
@@ -192,12 +177,13 @@ async def _phase(
     path = f"/v1/streams/{room.stream_id}/ws"
     rss_before = server.rss_kb()
     say(f"connecting {cfg.viewers} viewers")
-    viewers = await _connect_viewers(
-        server,
-        path,
-        cfg.viewers,
-        lambda n: _Viewer(phase, window, sampled=n % cfg.sample_every == 0),
+    watchers = [
+        _Viewer(phase, window, sampled=n % cfg.sample_every == 0) for n in range(cfg.viewers)
+    ]
+    clients = await connect_all(
+        server.host, server.port, [(path, viewer.on_message) for viewer in watchers]
     )
+    viewers = list(zip(watchers, clients, strict=True))
     await asyncio.sleep(IDLE_SETTLE_S)
     memory_kb = (server.rss_kb() - rss_before) / cfg.viewers if measure_memory else 0.0
     say(f"{cfg.gifts_per_s} gifts/s: {cfg.warmup_seconds:.0f} s warm-up, {cfg.seconds:.0f} s")

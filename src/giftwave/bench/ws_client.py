@@ -12,7 +12,7 @@ import asyncio
 import base64
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, cast
 
 from websockets.speedups import apply_mask
@@ -144,3 +144,21 @@ async def connect(
     )
     await asyncio.wait_for(client.handshake, timeout_s)
     return client
+
+
+async def connect_all(
+    host: str,
+    port: int,
+    targets: Sequence[tuple[str, Callable[[bytes], None]]],
+    *,
+    at_once: int = 100,
+) -> list[WsClient]:
+    """A socket per ``(path, on_message)``, in order, at most ``at_once`` handshakes at a time
+    (thousands at once would overflow the server's accept backlog)."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(path: str, on_message: Callable[[bytes], None]) -> WsClient:
+        async with gate:
+            return await connect(host, port, path, on_message)
+
+    return list(await asyncio.gather(*(one(path, handler) for path, handler in targets)))

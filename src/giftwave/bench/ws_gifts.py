@@ -30,7 +30,7 @@ from giftwave.bench.server import (
     served,
     setup_room,
 )
-from giftwave.bench.ws_client import WsClient, connect
+from giftwave.bench.ws_client import WsClient, connect_all
 
 ACK_PREFIX: Final = b'{"v":1,"ack":'
 ERROR_PREFIX: Final = b'{"v":1,"error":'
@@ -119,15 +119,10 @@ async def _websocket_phase(
     tally = _Tally()
     gifters = [_Gifter(n, cfg.window, tally) for n in range(cfg.gifters)]
     path = f"/v1/streams/{room.stream_id}/ws?token="
-    sem = asyncio.Semaphore(100)
-
-    async def open_one(gifter: _Gifter) -> None:
-        async with sem:
-            gifter.client = await connect(
-                server.host, server.port, path + room.viewer_tokens[gifter.n], gifter.on_message
-            )
-
-    await asyncio.gather(*(open_one(g) for g in gifters))
+    targets = [(path + room.viewer_tokens[g.n], g.on_message) for g in gifters]
+    clients = await connect_all(server.host, server.port, targets)
+    for gifter, client in zip(gifters, clients, strict=True):
+        gifter.client = client
     say(f"{cfg.gifters} sockets, {cfg.window} in flight each: warm-up, then {cfg.seconds:.0f} s")
     for gifter in gifters:
         for _ in range(cfg.window):
