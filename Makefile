@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest services bench clean
+.PHONY: demo test lint typecheck pytest services bench clean messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ pytest: $(STAMP) services
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# New or changed strings in the pages: extract them and merge them into each catalog, then
+# translate the empty or fuzzy entries (tests/unit/test_i18n.py demands every one).
+LOCALE_DIR := src/giftwave/web/locale
+messages: $(STAMP)
+	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -o $(LOCALE_DIR)/messages.pot .
+	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages
 
 bench: $(STAMP) services
 	$(BIN)/giftwave bench ledger

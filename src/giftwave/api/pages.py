@@ -1,27 +1,246 @@
 """Pages served beside the API: HTML for people and for OBS, no JSON. Not in the OpenAPI
-schema (they are not API), and a bad address gets a friendly page, not problem+json."""
+schema (they are not API), and a bad address gets a friendly page, not problem+json.
+
+Pages are server-rendered shells in the visitor's language (web/i18n.py); what changes live
+comes from the room's WebSocket and the JSON API, through the small modules in web/static.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+from urllib.parse import quote
 
+import orjson
+from babel.numbers import get_territory_currencies
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
+from giftwave.api.auth import SESSION_COOKIE, session_user
+from giftwave.clock import now_us
+from giftwave.economy.catalog import Gift
+from giftwave.economy.packages import CUSTOM_MAX_COINS
 from giftwave.economy.services import Economy
-from giftwave.live.streams import find_stream
+from giftwave.identity.users import HANDLE_RE, PASSWORD_MIN_CHARS, Role, User, find_user
+from giftwave.live.streams import Stream, find_stream, live_with_creators
+from giftwave.realtime.hub import Hub
+from giftwave.web.i18n import LANG_COOKIE, client_messages, negotiate
 from giftwave.web.templates import render
 
 router = APIRouter(include_in_schema=False)
 
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static"
+LANG_COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
+HOME_STREAMS: Final = 60
 
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who is looking, in which language."""
+
+    locale: str
+    chose_locale: bool  # ?lang= now: remember it in a cookie
+    user: User | None
+
+    @property
+    def is_creator(self) -> bool:
+        return self.user is not None and self.user.role in (Role.CREATOR, Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user is not None and self.user.role is Role.ADMIN
+
+
+async def visitor(request: Request) -> Visitor:
+    locale, chose = negotiate(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    user = await session_user(request, token) if token else None
+    return Visitor(locale, chose, user)
+
+
+def page(
+    request: Request, who: Visitor, template: str, *, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A page in the visitor's language, with what its scripts need to know."""
+    boot = {
+        "locale": who.locale,
+        "messages": client_messages(who.locale),
+        "user": None
+        if who.user is None
+        else {"id": who.user.id, "handle": who.user.handle, "role": who.user.role.value},
+    } | context.pop("boot", {})
+    html = render(
+        template,
+        who.locale,
+        who=who,
+        path=request.url.path,
+        next_url=quote(
+            str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+        ),
+        boot=orjson.dumps(boot).decode().replace("</", "<\\/"),
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    if who.chose_locale:
+        response.set_cookie(
+            LANG_COOKIE, who.locale, max_age=LANG_COOKIE_MAX_AGE_S, samesite="lax", path="/"
+        )
+    return response
+
+
+def not_found(request: Request, who: Visitor, what: str) -> HTMLResponse:
+    return page(request, who, "not_found.html", status=404, what=what)
+
+
+def _economy(request: Request) -> Economy:
+    economy: Economy = request.app.state.economy
+    return economy
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCard:
+    stream: Stream
+    handle: str
+    viewers: int
+    coins: int
+
+
+def _live_streams(economy: Economy) -> list[tuple[Stream, str]]:
+    with economy.db.connect() as conn:
+        return live_with_creators(conn, HOME_STREAMS)
+
+
+def _cards(hub: Hub, live: list[tuple[Stream, str]]) -> list[StreamCard]:
+    cards = []
+    for stream, handle in live:
+        room = hub.peek(stream.id)
+        cards.append(
+            StreamCard(
+                stream,
+                handle,
+                viewers=room.viewers if room else 0,
+                coins=room.coins if room else 0,
+            )
+        )
+    # Most watched first; then the most gifted; then the newest (the query's order).
+    cards.sort(key=lambda c: (-c.viewers, -c.coins))
+    return cards
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> HTMLResponse:
+    """Discover: who is live now, most watched first."""
+    who = await visitor(request)
+    live = await run_in_threadpool(_live_streams, _economy(request))
+    return page(request, who, "home.html", cards=_cards(request.app.state.hub, live))
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/") -> Response:
+    who = await visitor(request)
+    return _auth_page(request, who, next, "login")
+
+
+@router.get("/signup", response_class=HTMLResponse)
+async def signup_page(request: Request, next: str = "/") -> Response:
+    who = await visitor(request)
+    return _auth_page(request, who, next, "signup")
+
+
+def _auth_page(request: Request, who: Visitor, next: str, mode: str) -> Response:
+    if who.user is not None:
+        return RedirectResponse(_local(next), status_code=303)
+    return page(
+        request,
+        who,
+        "login.html",
+        next=_local(next),
+        mode=mode,
+        handle_pattern=HANDLE_RE.pattern,
+        password_min=PASSWORD_MIN_CHARS,
+    )
+
+
+def _local(url: str) -> str:
+    """A redirect target on this site only: never an open redirect."""
+    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
+
+
+def gifts_for_tray(economy: Economy, locale: str) -> list[dict[str, Any]]:
+    catalogue: dict[str, Gift] = economy.catalog.gifts()
+    now = now_us()
+    on_sale = sorted(
+        (g for g in catalogue.values() if g.available_at(now)),
+        key=lambda g: (g.sort_order, g.gift_id),
+    )
+    return [
+        {
+            "gift_id": g.gift_id,
+            "name": g.name(locale),
+            "price_coins": g.price_coins,
+            "combo": g.combo,
+            "image": g.image,
+        }
+        for g in on_sale
+    ]
+
+
+async def _stream_page(
+    request: Request, stream_id: str, template: str, **context: Any
+) -> HTMLResponse:
+    who = await visitor(request)
+    economy = _economy(request)
+
+    def load() -> tuple[Stream, User | None, list[dict[str, Any]]] | None:
+        with economy.db.connect() as conn:
+            stream = find_stream(conn, stream_id)
+            if stream is None:
+                return None
+            creator = find_user(conn, stream.creator_id)
+        return stream, creator, gifts_for_tray(economy, who.locale)
+
+    found = await run_in_threadpool(load)
+    if found is None:
+        return not_found(request, who, "stream")
+    stream, creator, gifts = found
+    return page(
+        request,
+        who,
+        template,
+        stream=stream,
+        creator=creator,
+        gifts=gifts,
+        boot={
+            "stream_id": stream.id,
+            "creator_id": stream.creator_id,
+            "live": stream.live,
+            "playback_url": stream.playback_url,
+            "gifts": gifts,
+        },
+        **context,
+    )
+
+
+@router.get("/live/{stream_id}", response_class=HTMLResponse)
+async def live_page(stream_id: str, request: Request) -> HTMLResponse:
+    """The viewer page: video, gift tray, animations, chat, likes, leaderboard, goal, battle."""
+    return await _stream_page(request, stream_id, "live.html")
+
+
+@router.get("/embed/{stream_id}", response_class=HTMLResponse)
+async def embed_page(stream_id: str, request: Request) -> HTMLResponse:
+    """A gift panel for another site's iframe (an Owncast external action): the tray, the
+    balance and the last gifts, no video. Framing is allowed here and nowhere else."""
+    response = await _stream_page(request, stream_id, "embed.html")
+    response.headers["Content-Security-Policy"] = "frame-ancestors *"
+    return response
 
 
 @router.get("/overlay/{stream_id}", response_class=HTMLResponse)
@@ -29,13 +248,22 @@ async def overlay(
     stream_id: str, request: Request, sound: bool = False, transparent: bool = True
 ) -> HTMLResponse:
     """The OBS browser source: gift alerts, combo counters, goal and battle bars."""
-    economy: Economy = request.app.state.economy
+    return await _stream_page(
+        request, stream_id, "overlay.html", sound=sound, transparent=transparent
+    )
 
-    def load() -> bool:
-        with economy.db.connect() as conn:
-            return find_stream(conn, stream_id) is not None
 
-    if not await run_in_threadpool(load):
-        return HTMLResponse(render("not_found.html", what="stream"), status_code=404)
-    html = render("overlay.html", stream_id=stream_id, sound=sound, transparent=transparent)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+@router.get("/shop", response_class=HTMLResponse)
+async def shop_page(request: Request, order: str | None = None) -> Response:
+    """Coin packages; checkout through the configured provider; the balance when it lands."""
+    who = await visitor(request)
+    if who.user is None:
+        return RedirectResponse(f"/login?next={quote('/shop')}", status_code=303)
+    currencies = get_territory_currencies(who.user.country) or ["USD"]
+    return page(
+        request,
+        who,
+        "shop.html",
+        custom_max=CUSTOM_MAX_COINS,
+        boot={"order": order, "currency": currencies[0]},
+    )

@@ -11,7 +11,7 @@ from typing import Final
 from sqlalchemy import Connection, Row, insert, select, update
 
 from giftwave.clock import now_us
-from giftwave.db.tables import streams
+from giftwave.db.tables import streams, users
 from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
 
 STREAM_ID_RE: Final = re.compile(r"st_[A-Za-z0-9_\-]{1,21}")
@@ -137,10 +137,16 @@ def end_stream(conn: Connection, stream_id: str, by_user_id: int, *, admin: bool
 
 
 def list_live(conn: Connection, limit: int = 100) -> list[Stream]:
+    return [stream for stream, _ in live_with_creators(conn, limit)]
+
+
+def live_with_creators(conn: Connection, limit: int = 100) -> list[tuple[Stream, str]]:
+    """The live streams, newest first, each with its creator's handle."""
     rows = conn.execute(
-        select(streams)
+        select(streams, users.c.handle.label("creator_handle"))
+        .join(users, users.c.id == streams.c.creator_id)
         .where(streams.c.status == StreamStatus.LIVE.value)
         .order_by(streams.c.started_at_us.desc())
         .limit(limit)
     ).all()
-    return [_to_stream(r) for r in rows]
+    return [(_to_stream(r), r._mapping["creator_handle"]) for r in rows]

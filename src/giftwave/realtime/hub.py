@@ -235,6 +235,11 @@ class Hub:
             self._channels[stream_id] = channel
         return channel
 
+    def peek(self, stream_id: str) -> Room | None:
+        """The room as this node has it, if it follows it; never starts following."""
+        channel = self._channels.get(stream_id)
+        return None if channel is None else channel.room
+
     def add_observer(self, observer: RoomObserver) -> None:
         self._observers.append(observer)
 

@@ -1,20 +1,36 @@
-"""The Jinja2 environment: templates shipped in the package, autoescaped."""
+"""The Jinja2 environments: templates shipped in the package, autoescaped, one environment per
+language with its catalog installed (``{{ _("…") }}``, ``{% trans %}``)."""
 
 from __future__ import annotations
 
 from functools import cache
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from giftwave.web.i18n import DEFAULT_LOCALE, LANGUAGE_NAMES, LOCALES, text_direction, translations
 
 
 @cache
-def environment() -> Environment:
-    return Environment(
+def environment(locale: str = DEFAULT_LOCALE) -> Environment:
+    env = Environment(
         loader=PackageLoader("giftwave.web", "templates"),
         autoescape=select_autoescape(["html"]),
         auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        locale=locale,
+        dir=text_direction(locale),
+        locales=LOCALES,
+        language_names=LANGUAGE_NAMES,
+    )
+    env.filters["number"] = lambda n: format_decimal(n, locale=locale)
+    env.filters["date"] = lambda d: format_date(d, format="medium", locale=locale)
+    return env
 
 
-def render(name: str, **context: object) -> str:
-    return environment().get_template(name).render(**context)
+def render(name: str, locale: str = DEFAULT_LOCALE, **context: object) -> str:
+    return environment(locale).get_template(name).render(**context)

@@ -1,0 +1,301 @@
+// The viewer page and the embeddable gift panel: the room's gifts as animations and combo
+// counters, the gift tray (tap to send, hold a combo gift to repeat it), likes with floating
+// hearts, chat, the top-gifter board, the goal and battle bars, and the video when there is one.
+
+import { connectRoom } from "./room.js";
+import {
+  boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
+} from "./site.js";
+import { BattleBar, Catalogue, GiftLane, GoalBar } from "./widgets.js";
+
+const $ = (id) => document.getElementById(id);
+const catalogue = new Catalogue(boot.gifts);
+const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)").matches;
+const HOLD_DELAY_MS = 350;
+const HOLD_REPEAT_MS = 140;
+const LIKE_FLUSH_MS = 300;
+const MAX_FX = 24;
+const CHAT_KEPT = 100;
+
+// ---- gift animations: they scale with the gift ------------------------------------------
+// tier 1 (< 10 coins) floats up; 2 (< 100) floats bigger; 3 (< 1,000) pops in the middle;
+// 4 (< 10,000) takes the middle with a glow; 5 (10,000 and up) fills the whole stage.
+function tierOf(price) {
+  if (price < 10) return 1;
+  if (price < 100) return 2;
+  if (price < 1000) return 3;
+  if (price < 10000) return 4;
+  return 5;
+}
+
+const fx = $("fx");
+function animateGift(giftId, sender) {
+  if (!fx || fx.childElementCount >= MAX_FX) return;
+  const price = catalogue.price(giftId);
+  const tier = tierOf(price);
+  const el = document.createElement("div");
+  el.className = `fx-gift tier-${tier}`;
+  el.dataset.gift = giftId;
+  const img = document.createElement("img");
+  img.src = catalogue.image(giftId) || "";
+  img.alt = "";
+  el.append(img);
+  if (tier >= 3) {
+    const caption = document.createElement("p");
+    caption.className = "fx-caption";
+    caption.textContent = t("{sender} sent {gift}", { sender, gift: catalogue.name(giftId) });
+    el.append(caption);
+  }
+  if (tier <= 2) el.style.setProperty("--x", `${10 + Math.random() * 70}%`);
+  fx.append(el);
+  const ms = reducedMotion ? 1200 : [0, 2200, 2600, 3200, 4200, 5600][tier];
+  setTimeout(() => el.remove(), ms);
+}
+
+// ---- the room ---------------------------------------------------------------------------
+const laneList = $("lane");
+const lane = laneList
+  ? new GiftLane(laneList, catalogue, { max: boot.stream_id && $("chat-log") ? 5 : 4 })
+  : null;
+const goal = new GoalBar($("goal"));
+const battle = new BattleBar($("battle"));
+const board = $("leaderboard");
+const chatLog = $("chat-log");
+const likesEl = $("likes");
+const viewersEl = $("viewers");
+
+function renderBoard(event) {
+  if ($("stream-coins")) $("stream-coins").textContent = fmt(event.coins);
+  if ($("stream-diamonds")) $("stream-diamonds").textContent = fmt(event.diamonds);
+  if (!board) return;
+  board.replaceChildren();
+  if (!event.top.length) {
+    const li = document.createElement("li");
+    li.className = "empty-row muted";
+    li.textContent = t("Be the first to gift");
+    board.append(li);
+    return;
+  }
+  for (const row of event.top) {
+    const li = document.createElement("li");
+    li.dataset.user = String(row.user_id);
+    li.dataset.coins = String(row.coins);
+    const rank = document.createElement("span");
+    rank.className = "rank";
+    rank.textContent = String(row.rank);
+    const who = document.createElement("bdi");
+    who.className = "who";
+    who.textContent = row.handle;
+    const coins = document.createElement("bdi");
+    coins.className = "amount";
+    coins.textContent = fmt(row.coins);
+    li.append(rank, who, coins);
+    board.append(li);
+  }
+}
+
+function addChat(message) {
+  if (!chatLog) return;
+  const li = document.createElement("li");
+  li.dataset.id = message.message_id;
+  const who = document.createElement("bdi");
+  who.className = "who";
+  who.textContent = message.handle;
+  const text = document.createElement("bdi");
+  text.className = "text";
+  text.textContent = message.text;
+  li.append(who, " ", text);
+  chatLog.append(li);
+  while (chatLog.children.length > CHAT_KEPT) chatLog.firstElementChild.remove();
+  chatLog.scrollTop = chatLog.scrollHeight;
+}
+
+function floatHearts(n) {
+  const box = $("hearts");
+  if (!box || reducedMotion) return;
+  for (let i = 0; i < Math.min(n, 6) && box.childElementCount < 30; i++) {
+    const h = document.createElement("span");
+    h.className = "heart";
+    h.textContent = "♥";
+    h.style.setProperty("--dx", `${Math.round((Math.random() - 0.5) * 60)}px`);
+    h.style.setProperty("--hue", String(Math.floor(Math.random() * 60) - 20));
+    h.style.animationDelay = `${i * 90}ms`;
+    box.append(h);
+    setTimeout(() => h.remove(), 2200 + i * 90);
+  }
+}
+
+const handlers = {
+  snapshot(snap) {
+    lane?.snapshot(snap);
+    for (const g of snap.fresh_gifts.slice(-3)) lane?.gift(g);
+    goal.update(snap.goal);
+    battle.update(snap.battle);
+    renderBoard(snap.leaderboard);
+    if (likesEl) likesEl.textContent = fmt(snap.likes);
+    if (viewersEl) viewersEl.textContent = fmt(snap.viewers);
+    if (chatLog) { chatLog.replaceChildren(); for (const m of snap.chat) addChat(m); }
+    if (snap.ended) ended();
+  },
+  gift(e) {
+    const added = lane ? lane.gift(e) : 1;
+    for (let i = 0; i < Math.min(added, 3); i++) animateGift(e.gift_id, e.sender);
+  },
+  combo_counts(e) {
+    lane?.counts(e, (combo, added) => {
+      const li = lane.shown.get(combo.combo_id);
+      const sender = li?.querySelector(".text bdi")?.textContent || "";
+      for (let i = 0; i < Math.min(added, 3); i++) animateGift(combo.gift_id, sender);
+    });
+  },
+  leaderboard: renderBoard,
+  like(e) {
+    if (likesEl) likesEl.textContent = fmt(e.total);
+    floatHearts(e.count);
+  },
+  chat: addChat,
+  chat_deleted(e) {
+    const li = chatLog?.querySelector(`li[data-id="${CSS.escape(e.message_id)}"]`);
+    if (li) { li.classList.add("deleted"); li.querySelector(".text").textContent = t("Message deleted"); }
+  },
+  goal: (e) => goal.update(e),
+  goal_reached() { goal.reached(); toast(t("Goal reached!")); },
+  battle: (e) => battle.update(e),
+  battle_ended: (e) => battle.ended(e),
+  viewers(e) { if (viewersEl) viewersEl.textContent = fmt(e.count); },
+  stream_ended: ended,
+};
+
+function ended() {
+  document.body.classList.add("stream-ended");
+  for (const b of document.querySelectorAll(".gift-button, #like, #chat-form button, #chat-text")) b.disabled = true;
+}
+
+const room = connectRoom(boot.stream_id, {
+  onEvent: (event) => handlers[event.type]?.(event),
+  onStatus(status) {
+    document.body.dataset.connected = status === "open" ? "1" : "0";
+    if (status === "reconnecting") toast(t("Reconnecting…"), { ms: 2000 });
+  },
+});
+
+// ---- acting: gifts, likes, chat ---------------------------------------------------------
+function needLogin(message) {
+  if (boot.user) return false;
+  toast(t(message), { link: loginUrl(), linkText: t("Log in") });
+  return true;
+}
+
+function explain(error) {
+  switch (error.code) {
+    case "insufficient_coins":
+      toast(t("Not enough coins"), { link: "/shop", linkText: t("Buy coins"), kind: "error" });
+      refreshBalance();
+      break;
+    case "login_required": needLogin("Log in to send gifts"); break;
+    case "rate_limited": case "gift_rate_limited": toast(t("Slow down a little"), { kind: "error" }); break;
+    case "muted": toast(t("You are muted"), { kind: "error" }); break;
+    case "stream_not_live": case "stream_not_found": toast(t("This stream has ended"), { kind: "error" }); ended(); break;
+    case "connection_lost": break;
+    default: toast(error.detail || t("Something went wrong"), { kind: "error" });
+  }
+}
+
+async function sendGift(button) {
+  if (needLogin("Log in to send gifts")) return false;
+  const price = Number(button.dataset.price);
+  const balance = getBalance();
+  if (balance !== null && balance < price) {
+    explain({ code: "insufficient_coins" });
+    return false;
+  }
+  if (balance !== null) setBalance(balance - price); // shown at once; the receipt corrects it
+  button.classList.remove("sent");
+  void button.offsetWidth;
+  button.classList.add("sent");
+  try {
+    const receipt = await room.send({
+      cmd: "send_gift", gift_id: button.dataset.gift, count: 1, idempotency_key: idempotencyKey(),
+    });
+    setBalance(receipt.balance_coins);
+    return true;
+  } catch (error) {
+    if (balance !== null) refreshBalance();
+    explain(error);
+    return false;
+  }
+}
+
+for (const button of document.querySelectorAll(".gift-button")) {
+  let holding = null;
+  const stop = () => { clearTimeout(holding?.delay); clearInterval(holding?.repeat); holding = null; };
+  button.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    stop();
+    sendGift(button);
+    if (button.dataset.combo !== "yes") return;
+    holding = {};
+    holding.delay = setTimeout(() => {
+      holding.repeat = setInterval(async () => { if (!(await sendGift(button))) stop(); }, HOLD_REPEAT_MS);
+    }, HOLD_DELAY_MS);
+  });
+  for (const type of ["pointerup", "pointerleave", "pointercancel"]) button.addEventListener(type, stop);
+  button.addEventListener("contextmenu", (e) => e.preventDefault());
+  // Keyboard: Enter or Space sends one (held down, the key repeats and so does the combo).
+  button.addEventListener("click", (e) => { if (e.detail === 0) sendGift(button); });
+}
+
+let likesOwed = 0;
+let likeTimer = null;
+$("like")?.addEventListener("click", () => {
+  if (needLogin("Log in to like")) return;
+  likesOwed += 1;
+  floatHearts(1);
+  likeTimer ??= setTimeout(async () => {
+    const count = Math.min(likesOwed, 100);
+    likesOwed = 0;
+    likeTimer = null;
+    try { await room.send({ cmd: "like", count }); } catch (error) { explain(error); }
+  }, LIKE_FLUSH_MS);
+});
+
+$("chat-form")?.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = $("chat-text");
+  const text = input.value.trim();
+  if (!text) return;
+  if (needLogin("Log in to chat")) return;
+  input.value = "";
+  try { await room.send({ cmd: "chat", text }); } catch (error) { input.value ||= text; explain(error); }
+});
+
+// ---- the video --------------------------------------------------------------------------
+async function startVideo(url) {
+  const video = $("video");
+  if (!video || !url) return;
+  const show = () => { video.hidden = false; $("placeholder").hidden = true; };
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = url;
+    video.addEventListener("loadedmetadata", show, { once: true });
+    return;
+  }
+  if (!url.includes(".m3u8")) {
+    video.src = url;
+    video.addEventListener("loadedmetadata", show, { once: true });
+    return;
+  }
+  await new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = "/static/vendor/hls.light.min.js";
+    s.onload = resolve;
+    s.onerror = reject;
+    document.head.append(s);
+  });
+  if (!window.Hls?.isSupported()) return;
+  const hls = new window.Hls({ lowLatencyMode: true });
+  hls.on(window.Hls.Events.MANIFEST_PARSED, () => { show(); video.play().catch(() => {}); });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+}
+if (boot.live) startVideo(boot.playback_url).catch(() => { /* the placeholder stays */ });
+if (!boot.live) ended();

@@ -1,0 +1,102 @@
+// What every page shares: the boot data the server rendered, messages in the page's language,
+// number formatting, toasts, JSON API calls with the CSRF header, the coin balance, log out.
+
+export const boot = JSON.parse(document.getElementById("boot")?.textContent || "{}");
+export const locale = boot.locale || document.documentElement.lang || "en";
+const numbers = new Intl.NumberFormat(locale === "ar" ? "ar-u-nu-latn" : locale);
+
+/** A message in the page's language; `{name}` placeholders filled from `vars`. */
+export function t(message, vars = {}) {
+  const text = boot.messages?.[message] ?? message;
+  return text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+export const fmt = (n) => numbers.format(n);
+
+export function toast(text, { link = null, linkText = "", kind = "info", ms = 4000 } = {}) {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const el = document.createElement("div");
+  el.className = `toast ${kind}`;
+  el.textContent = text;
+  if (link) {
+    const a = document.createElement("a");
+    a.href = link;
+    a.textContent = linkText;
+    el.append(" ", a);
+  }
+  box.append(el);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => el.remove(), ms);
+}
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|;\s*)gw_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem?.code || "http_error";
+    this.problem = problem;
+  }
+}
+
+/** A JSON API call as the logged-in browser; problem+json answers throw ApiError. */
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
+  const r = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const type = r.headers.get("content-type") || "";
+  const data = type.includes("json") ? await r.json() : null;
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
+/** A random key for a value-moving request: the same key on a retry, never a second charge. */
+export function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+let balance = null;
+export const getBalance = () => balance;
+
+export function setBalance(coins) {
+  balance = coins;
+  const el = document.getElementById("balance");
+  if (el) {
+    el.textContent = fmt(coins);
+    el.dataset.balance = String(coins);
+  }
+}
+
+export async function refreshBalance() {
+  if (!boot.user) return null;
+  try {
+    const wallet = await api("GET", "/v1/me/wallet");
+    setBalance(wallet.coins);
+    return wallet.coins;
+  } catch (_) {
+    return null;
+  }
+}
+
+export function loginUrl() {
+  return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+document.getElementById("logout")?.addEventListener("click", async () => {
+  try { await api("POST", "/v1/auth/logout"); } catch (_) { /* gone already */ }
+  location.href = "/";
+});
+
+refreshBalance();

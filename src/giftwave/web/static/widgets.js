@@ -1,0 +1,181 @@
+// Pieces of a room shared by the viewer page, the embed and the OBS overlay: the lane of gift
+// alerts with their combo counters, the goal bar and the battle bar.
+
+import { fmt, t } from "./site.js";
+
+export const BIG_GIFT_COINS = 1000;
+
+export class Catalogue {
+  constructor(gifts) { this.gifts = new Map((gifts || []).map((g) => [g.gift_id, g])); }
+  name(id) { return this.gifts.get(id)?.name ?? id; }
+  image(id) { return this.gifts.get(id)?.image; }
+  price(id) { return this.gifts.get(id)?.price_coins ?? 0; }
+}
+
+/** Gift alerts, newest first, one per combo; its counter grows (`x57`) as the combo does. */
+export class GiftLane {
+  constructor(list, catalogue, { max = 6, finalMs = 4000, bigMs = 8000, onNew = () => {} } = {}) {
+    this.list = list;
+    this.catalogue = catalogue;
+    this.max = max;
+    this.finalMs = finalMs;
+    this.bigMs = bigMs;
+    this.onNew = onNew;
+    this.shown = new Map(); // combo_id -> <li>
+    this.byNumber = new Map(); // the room's short number of a combo -> combo_id
+  }
+
+  alertFor(event) {
+    let li = this.shown.get(event.combo_id);
+    if (li) return li;
+    li = document.createElement("li");
+    li.className = "alert";
+    li.dataset.combo = event.combo_id;
+    li.dataset.gift = event.gift_id;
+    li.dataset.sender = String(event.sender_id);
+    const icon = document.createElement("img");
+    icon.className = "gift-icon";
+    icon.alt = "";
+    const image = this.catalogue.image(event.gift_id);
+    if (image) icon.src = image; else icon.hidden = true;
+    const text = document.createElement("span");
+    text.className = "text";
+    const who = document.createElement("bdi");
+    who.textContent = event.sender;
+    text.append(who, ` · ${this.catalogue.name(event.gift_id)}`);
+    const count = document.createElement("bdi");
+    count.className = "count";
+    count.dir = "ltr";
+    li.append(icon, text, count);
+    this.list.prepend(li);
+    this.shown.set(event.combo_id, li);
+    while (this.list.children.length > this.max) this.drop(this.list.lastElementChild);
+    return li;
+  }
+
+  setCount(li, count, coins) {
+    const before = Number(li.dataset.count || 0);
+    li.querySelector(".count").textContent = `x${count}`;
+    li.dataset.count = String(count);
+    const price = this.catalogue.price(li.dataset.gift) || coins / Math.max(count, 1);
+    li.classList.toggle("big", price >= BIG_GIFT_COINS);
+    if (count > before) {
+      li.classList.remove("bump");
+      void li.offsetWidth; // restart the bump animation
+      li.classList.add("bump");
+    }
+    return count - before;
+  }
+
+  drop(li) {
+    if (!li) return;
+    this.shown.delete(li.dataset.combo);
+    li.remove();
+  }
+
+  /** A `gift` event; returns how many gifts it added to what this lane showed. */
+  gift(event) {
+    this.byNumber.set(event.n, event.combo_id);
+    const isNew = !this.shown.has(event.combo_id);
+    const li = this.alertFor(event);
+    const added = this.setCount(li, event.count, event.coins);
+    if (isNew) this.onNew(event);
+    if (event.final && !li.dataset.final) {
+      li.dataset.final = "1";
+      const big = this.catalogue.price(event.gift_id) >= BIG_GIFT_COINS;
+      setTimeout(() => {
+        li.classList.add("done");
+        setTimeout(() => this.drop(li), 600);
+      }, big ? this.bigMs : this.finalMs);
+    }
+    return added;
+  }
+
+  /** A `combo_counts` event; calls `grew(event-like, added)` for each combo that grew. */
+  counts(event, grew = () => {}) {
+    for (const [n, count, coins] of event.counts) {
+      const comboId = this.byNumber.get(n);
+      const li = this.shown.get(comboId);
+      if (!li) continue;
+      const added = this.setCount(li, count, coins);
+      if (added > 0) grew({ combo_id: comboId, gift_id: li.dataset.gift, count, coins }, added);
+    }
+  }
+
+  snapshot(snap) {
+    for (const li of [...this.list.children]) this.drop(li);
+    this.byNumber.clear(); // numbers are per epoch: the snapshot's combos bring theirs
+    for (const combo of snap.combos) this.gift(combo);
+  }
+}
+
+export class GoalBar {
+  constructor(box) { this.box = box; }
+
+  update(goal) {
+    const box = this.box;
+    if (!box) return;
+    if (!goal || goal.goal_id === null) { box.hidden = true; return; }
+    box.hidden = false;
+    const pct = Math.min(100, (100 * goal.progress) / goal.target);
+    box.querySelector(".goal-title").textContent = goal.title;
+    box.querySelector(".goal-fill").style.width = `${pct}%`;
+    box.querySelector(".goal-track").setAttribute("aria-valuenow", String(Math.floor(pct)));
+    box.querySelector(".goal-numbers").textContent = `${fmt(goal.progress)} / ${fmt(goal.target)}`;
+    box.classList.toggle("reached", goal.reached);
+  }
+
+  reached() { this.box?.classList.add("reached"); }
+}
+
+export class BattleBar {
+  constructor(box) {
+    this.box = box;
+    this.battle = null;
+    if (box) setInterval(() => this.drawTimer(), 250);
+  }
+
+  update(event) {
+    const box = this.box;
+    if (!box) return;
+    if (!event || event.battle_id === null || ["declined", "expired"].includes(event.status)) {
+      this.battle = null;
+      box.hidden = true;
+      return;
+    }
+    this.battle = event;
+    box.hidden = false;
+    const [a, b] = event.sides;
+    for (const [i, side] of event.sides.entries()) {
+      const el = box.querySelector(i === 0 ? ".battle-side.a" : ".battle-side.b");
+      el.querySelector(".name").textContent = side.handle;
+      el.querySelector(".score").textContent = fmt(side.score);
+    }
+    const total = a.score + b.score;
+    box.querySelector(".battle-fill").style.width = `${total ? (100 * a.score) / total : 50}%`;
+    this.drawTimer();
+  }
+
+  ended(event) {
+    if (this.battle) this.update({ ...this.battle, ...event, status: "ended" });
+  }
+
+  drawTimer() {
+    const battle = this.battle;
+    if (!battle) return;
+    const timer = this.box.querySelector(".battle-timer");
+    if (battle.winner) {
+      const side = battle.sides[battle.winner === "a" ? 0 : 1];
+      timer.textContent = battle.winner === "draw" ? t("Draw") : t("{name} wins", { name: side.handle });
+      return;
+    }
+    const now = Date.now();
+    if (battle.starts_at_us && battle.starts_at_us / 1000 > now) {
+      timer.textContent = t("Starts in {seconds}", { seconds: Math.ceil((battle.starts_at_us / 1000 - now) / 1000) });
+      return;
+    }
+    const left = battle.ends_at_us ? Math.max(0, battle.ends_at_us / 1000 - now) : 0;
+    const s = Math.ceil(left / 1000);
+    timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+}
