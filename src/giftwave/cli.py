@@ -109,11 +109,18 @@ def migrate() -> None:
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open the live room in a browser.")
+    ] = True,
+    audience: Annotated[
+        bool, typer.Option("--audience/--no-audience", help="Run the simulated audience.")
+    ] = True,
 ) -> None:
-    """Migrate, seed a demo ledger on SQLite and serve it."""
+    """Seed a demo economy (a creator live with a goal, viewers with coins, gifts already
+    sent), serve it, and keep a small simulated audience gifting in the room."""
     from giftwave.demo import run_demo
 
-    run_demo(_settings(), host, port)
+    run_demo(_settings(), host, port, open_browser=browser, audience=audience)
 
 
 @ledger_app.command("verify")

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000
     payout_review_timeout_s: Annotated[int, Field(ge=60, le=90 * 86_400)] = 14 * 86_400
 
+    # Handles of a simulated audience (the demo's): every page says they are simulated.
+    demo_audience: tuple[str, ...] = ()
+
     # Payments: "sandbox" (built in, for demos and tests) or "stripe".
     payment_provider: Literal["sandbox", "stripe"] = "sandbox"
     default_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import os
 import secrets
+import sys
+import threading
+import webbrowser
 from dataclasses import dataclass
 
 import httpx
@@ -20,6 +24,7 @@ DEMO_CREATOR = "luna"
 DEMO_VIEWERS = ("ana", "bodhi", "chen", "dara", "eli")
 DEMO_PASSWORD = "giftwave-demo"
 DEMO_TOPUP_COINS = 7000
+DEMO_GOAL_COINS = 20_000
 # (viewer, gift, count): a believable first evening.
 DEMO_GIFTS = (
     ("ana", "rose", 57),
@@ -58,7 +63,7 @@ async def _seed(settings: Settings) -> DemoSeed:
         creator_auth, creator_id = await _person(client, DEMO_CREATOR, "creator")
         viewers = {name: await _person(client, name, "viewer") for name in DEMO_VIEWERS}
         for auth, _ in viewers.values():
-            await _top_up(client, auth)
+            await top_up(client, auth)
         stream_id = await _live_stream(client, creator_auth)
         for name, gift_id, count in DEMO_GIFTS:
             auth = viewers[name][0]
@@ -96,12 +101,19 @@ async def _person(client: httpx.AsyncClient, handle: str, role: str) -> tuple[di
     return {"Authorization": f"Bearer {body['token']}"}, int(body["user"]["id"])
 
 
-async def _top_up(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+async def top_up(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    *,
+    key: str = "demo-topup",
+    coins: int = DEMO_TOPUP_COINS,
+) -> None:
+    """Buy a coin package at the sandbox checkout, as a person would: order, then Pay."""
     packages = (await client.get("/v1/coin-packages")).json()
-    package = next(p for p in packages if p["coins"] == DEMO_TOPUP_COINS)
+    package = next(p for p in packages if p["coins"] == coins)
     r = await client.post(
         "/v1/topups",
-        json={"package_id": package["id"], "idempotency_key": "demo-topup"},
+        json={"package_id": package["id"], "idempotency_key": key},
         headers=auth,
     )
     _expect(r, 201)
@@ -123,7 +135,14 @@ async def _live_stream(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
     if r.status_code == 409:
         return str(r.json()["stream_id"])
     _expect(r, 201)
-    return str(r.json()["id"])
+    stream_id = str(r.json()["id"])
+    r = await client.put(
+        f"/v1/streams/{stream_id}/goal",
+        json={"kind": "coins", "target": DEMO_GOAL_COINS, "title": "A new microphone"},
+        headers=auth,
+    )
+    _expect(r, 200)
+    return stream_id
 
 
 def with_admin_token(settings: Settings) -> Settings:
@@ -134,7 +153,33 @@ def with_admin_token(settings: Settings) -> Settings:
     return settings.model_copy(update={"admin_token": SecretStr(secrets.token_urlsafe(16))})
 
 
-def run_demo(settings: Settings, host: str, port: int) -> None:
+def demo_settings(settings: Settings) -> Settings:
+    """What the demo changes: an admin token, its audience labelled as simulated, and cookies
+    a browser keeps over plain http (a demo has no TLS in front of it)."""
+    settings = with_admin_token(settings)
+    secure = bool(settings.public_url and settings.public_url.startswith("https://"))
+    return settings.model_copy(update={"demo_audience": DEMO_VIEWERS, "cookie_secure": secure})
+
+
+def _can_open_browser() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _audience_thread(base: str, stream_id: str) -> threading.Thread:
+    from giftwave.demo_audience import run_audience
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the demo never dies of its audience
+            asyncio.run(run_audience(base, stream_id, DEMO_VIEWERS, DEMO_PASSWORD))
+
+    return threading.Thread(target=run, name="demo-audience", daemon=True)
+
+
+def run_demo(
+    settings: Settings, host: str, port: int, *, open_browser: bool = True, audience: bool = True
+) -> None:
     import uvicorn
 
     from giftwave.api.app import UVICORN_OPTIONS, create_app
@@ -144,48 +189,38 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
         console.print(
             "[yellow]note: the demo seeds the database named by GIFTWAVE_DATABASE_URL[/yellow]"
         )
-    settings = with_admin_token(settings)
+    settings = demo_settings(settings)
     assert settings.admin_token is not None
     token = settings.admin_token.get_secret_value()
     seed = seed_demo(settings)
-    base = f"http://{host}:{port}"
-    register = json.dumps(
-        {
-            "handle": "newcomer",
-            "email": "newcomer@example.org",
-            "password": "choose-a-password",
-            "birth_date": "1990-01-01",
-            "country": "US",
-        },
-        separators=(",", ":"),
-    )
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown_host}:{port}"
+    watch = f"{base}/live/{seed.stream_id}"
+    viewers = ", ".join(DEMO_VIEWERS)
     console.print(
         f"""
 [bold]giftwave demo[/bold] on {settings.database_url}
-  {DEMO_CREATOR} is live (stream {seed.stream_id}); {len(DEMO_VIEWERS)} demo viewers bought
-  {DEMO_TOPUP_COINS:,} coins each in the sandbox and sent gifts. The viewer page arrives with the
-  web issue; today everything is the REST API, documented and runnable at:
 
-  API docs:  {base}/docs
+  Open the live room:  [bold]{watch}[/bold]
 
-  Try it yourself (bash):
-    TOKEN=$(curl -s {base}/v1/auth/register -H 'Content-Type: application/json' \\
-      -d '{register}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-    curl -s {base}/v1/topups -H "Authorization: Bearer $TOKEN" \\
-      -H 'Content-Type: application/json' \\
-      -d '{{"coins":700,"idempotency_key":"first"}}'
-    # open the checkout_url it prints, press Pay, then send a Rose:
-    curl -s {base}/v1/streams/{seed.stream_id}/gifts -H "Authorization: Bearer $TOKEN" \\
-      -H 'Content-Type: application/json' -d '{{"gift_id":"rose","idempotency_key":"r1"}}'
+  {DEMO_CREATOR} is live with a goal; {", ".join(DEMO_VIEWERS)} are a [bold]simulated
+  audience[/bold] (labelled so on every page) sending gifts, likes and chat.
+  Sign up on the page, buy coins at the sandbox checkout (no real money), and gift yourself.
 
-  Demo logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator), {", ".join(DEMO_VIEWERS)}
-  Admin token (admin routes, ledger API): {token}
+  Logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator, {base}/studio), {viewers}
+  OBS overlay:  {base}/overlay/{seed.stream_id}
+  Gift panel for an Owncast external action:  {base}/embed/{seed.stream_id}
+  API docs:     {base}/docs     Admin token (admin API, ledger API): {token}
   Check every ledger invariant:  .venv/bin/giftwave ledger verify
 """,
         highlight=False,
-        soft_wrap=True,  # the commands must stay copy-pasteable, whatever the width
+        soft_wrap=True,  # the addresses must stay copy-pasteable, whatever the width
     )
     tune_runtime()
+    if audience:
+        _audience_thread(f"http://{shown_host}:{port}", seed.stream_id).start()
+    if open_browser and _can_open_browser():
+        threading.Timer(1.5, webbrowser.open, args=(watch,)).start()
     uvicorn.run(
         create_app(settings),
         host=host,

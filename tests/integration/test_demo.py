@@ -4,15 +4,30 @@ to run twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import httpx
+import orjson
+import pytest
+import websockets
+from liveclient import Client
+from serverproc import ADMIN_TOKEN, ServerGroup, assert_ledger_verify_clean, giftwave_env
 
 from giftwave.api.app import create_app
 from giftwave.config import Settings
 from giftwave.db.engine import make_engine
-from giftwave.db.urls import parse_database_url
-from giftwave.demo import DEMO_GIFTS, DEMO_TOPUP_COINS, DEMO_VIEWERS, seed_demo, with_admin_token
+from giftwave.db.urls import DatabaseUrl, parse_database_url
+from giftwave.demo import (
+    DEMO_GIFTS,
+    DEMO_PASSWORD,
+    DEMO_TOPUP_COINS,
+    DEMO_VIEWERS,
+    demo_settings,
+    seed_demo,
+    with_admin_token,
+)
+from giftwave.demo_audience import run_audience
 from giftwave.ledger.accounts import get_account
 from giftwave.ledger.verify import verify_ledger
 
@@ -59,3 +74,53 @@ async def test_demo_serves_the_live_stream_and_the_statement(tmp_path: Path) -> 
     assert statement.status_code == 200, statement.text
     gifted = sum(PRICES[gift] * count for _, gift, count in DEMO_GIFTS)
     assert statement.json()["totals"]["diamonds"] == gifted
+
+
+@pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)
+async def test_the_simulated_audience_gifts_likes_and_chats_through_a_real_server(
+    bare_db_url: DatabaseUrl, tmp_path: Path
+) -> None:
+    """The demo's audience acts through the room like people do, buys coins when it runs low,
+    and every page of a demo says it is simulated."""
+    env = giftwave_env(bare_db_url)
+    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
+    settings = demo_settings(
+        Settings(database_url=bare_db_url.url, password_time_cost=1, admin_token=ADMIN_TOKEN)
+    )
+    seed = await asyncio.to_thread(seed_demo, settings)
+    env["GIFTWAVE_DEMO_AUDIENCE"] = orjson.dumps(settings.demo_audience).decode()
+    with ServerGroup(tmp_path, env) as servers:
+        [server] = servers.start("a")
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            before = await _creator_diamonds(http)
+            audience = asyncio.create_task(
+                run_audience(
+                    server.base_url,
+                    seed.stream_id,
+                    ("ana", "bodhi"),
+                    DEMO_PASSWORD,
+                    mean_pause_s=0.05,
+                    seed=7,
+                )
+            )
+            ws_url = server.base_url.replace("http", "ws", 1) + f"/v1/streams/{seed.stream_id}/ws"
+            async with websockets.connect(ws_url) as ws:
+                room = Client(ws)
+                await room.until(lambda e: e["type"] == "chat", wait_s=30)
+                await room.until(lambda e: e["type"] == "like", wait_s=30)
+                await room.until(lambda e: e["type"] == "gift" and e["sender"] == "bodhi", 30)
+            audience.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await audience
+            assert await _creator_diamonds(http) > before
+            page = await http.get(f"/live/{seed.stream_id}")
+            assert "ana, bodhi, chen, dara, eli are a simulated audience" in page.text
+    assert_ledger_verify_clean(env)
+
+
+async def _creator_diamonds(http: httpx.AsyncClient) -> int:
+    login = await http.post("/v1/auth/login", json={"login": "luna", "password": DEMO_PASSWORD})
+    wallet = await http.get(
+        "/v1/me/wallet", headers={"Authorization": f"Bearer {login.json()['token']}"}
+    )
+    return int(wallet.json()["diamonds"])

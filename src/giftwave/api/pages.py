@@ -85,6 +85,7 @@ def page(
             str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
         ),
         boot=orjson.dumps(boot).decode().replace("</", "<\\/"),
+        demo_audience=_economy(request).settings.demo_audience,
         **context,
     )
     response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
