@@ -14,7 +14,7 @@ import pytest
 from browser import chromium, collect_errors
 from liveclient import person
 from playwright.async_api import Browser, Page, expect
-from serverproc import ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -184,3 +184,59 @@ async def _check_mirrored(browser: Browser, url: str) -> None:
     assert errors == []
     await english.close()
     await arabic.close()
+
+
+@pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)
+async def test_the_gift_panel_works_inside_another_sites_iframe(
+    bare_db_url: DatabaseUrl, tmp_path: Path
+) -> None:
+    """An Owncast external action: giftwave's panel in a cross-site iframe, where the browser
+    keeps no giftwave cookie. The panel logs in itself and its gifts land in the room."""
+    env = giftwave_env(bare_db_url)
+    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
+    migrate(env)
+    with ServerGroup(tmp_path, env) as servers:
+        [server] = servers.start("a")
+        base = server.base_url
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
+            stream_id, _ = await _stream(http)
+            fan_id, fan_token = await person(http, "viewer")
+            r = await http.post(
+                f"/v1/admin/users/{fan_id}/coins",
+                json={"coins": 50, "idempotency_key": "embed"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert r.status_code == 200, r.text
+            fan = {"Authorization": f"Bearer {fan_token}"}
+            handle = (await http.get("/v1/me", headers=fan)).json()["handle"]
+            embed = await http.get(f"/embed/{stream_id}")
+            assert embed.headers["content-security-policy"] == "frame-ancestors http: https:"
+            live = await http.get(f"/live/{stream_id}")  # may spend coins: never framed
+            assert live.headers["content-security-policy"] == "frame-ancestors 'none'"
+
+            page = await browser.new_page(viewport={"width": 800, "height": 700})
+            errors = collect_errors(page)
+            # The host page is another site (localhost, not 127.0.0.1): the frame is third-party.
+            await page.goto(base.replace("127.0.0.1", "localhost") + "/")
+            await page.set_content(
+                f'<iframe id="panel" src="{base}/embed/{stream_id}" width=420 height=600></iframe>'
+            )
+            frame = page.frame_locator("#panel")
+            await frame.locator("body[data-connected='1']").wait_for(timeout=10_000)
+            await frame.locator(".gift-button[data-gift='rose']").click()  # asks to log in
+            await frame.locator("#embed-login input[name=login]").fill(handle)
+            await frame.locator("#embed-login input[name=password]").fill("pw-pw-pw-pw")
+            await frame.locator("#embed-login button[type=submit]").click()
+            await expect(frame.locator("#balance")).to_have_attribute(
+                "data-balance", "50", timeout=10_000
+            )
+            await frame.locator("body[data-connected='1']").wait_for(timeout=10_000)
+            for _ in range(3):
+                await frame.locator(".gift-button[data-gift='rose']").click()
+            await expect(frame.locator("#lane li.alert[data-gift='rose']")).to_have_attribute(
+                "data-count", "3", timeout=10_000
+            )
+            await expect(frame.locator("#balance")).to_have_attribute("data-balance", "47")
+            wallet = await http.get("/v1/me/wallet", headers=fan)
+            assert wallet.json()["coins"] == 47
+            assert errors == []

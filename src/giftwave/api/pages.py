@@ -35,6 +35,8 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static"
 LANG_COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
 HOME_STREAMS: Final = 60
+NO_FRAMING: Final = "frame-ancestors 'none'"
+ANY_FRAMING: Final = "frame-ancestors http: https:"
 
 
 def static_files() -> StaticFiles:
@@ -74,7 +76,12 @@ def page(
         "messages": client_messages(who.locale),
         "user": None
         if who.user is None
-        else {"id": who.user.id, "handle": who.user.handle, "role": who.user.role.value},
+        else {
+            "id": who.user.id,
+            "handle": who.user.handle,
+            "role": who.user.role.value,
+            "via": "cookie",
+        },
     } | context.pop("boot", {})
     html = render(
         template,
@@ -88,7 +95,13 @@ def page(
         demo_audience=_economy(request).settings.demo_audience,
         **context,
     )
-    response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(
+        html,
+        status_code=status,
+        # No other site may frame a page that can spend coins (clickjacking); the embed opens
+        # this up for itself.
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": NO_FRAMING},
+    )
     if who.chose_locale:
         response.set_cookie(
             LANG_COOKIE, who.locale, max_age=LANG_COOKIE_MAX_AGE_S, samesite="lax", path="/"
@@ -238,9 +251,10 @@ async def live_page(stream_id: str, request: Request) -> HTMLResponse:
 @router.get("/embed/{stream_id}", response_class=HTMLResponse)
 async def embed_page(stream_id: str, request: Request) -> HTMLResponse:
     """A gift panel for another site's iframe (an Owncast external action): the tray, the
-    balance and the last gifts, no video. Framing is allowed here and nowhere else."""
+    balance and the last gifts, no video. Framing is allowed here and nowhere else: inside the
+    frame the browser sends no giftwave cookie, so the panel logs in itself (embed.js)."""
     response = await _stream_page(request, stream_id, "embed.html")
-    response.headers["Content-Security-Policy"] = "frame-ancestors *"
+    response.headers["Content-Security-Policy"] = ANY_FRAMING
     return response
 
 

@@ -4,7 +4,7 @@
 
 import { connectRoom } from "./room.js";
 import {
-  boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
+  bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
 } from "./site.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar } from "./widgets.js";
 
@@ -171,17 +171,29 @@ function ended() {
   for (const b of document.querySelectorAll(".gift-button, #like, #chat-form button, #chat-text")) b.disabled = true;
 }
 
-const room = connectRoom(boot.stream_id, {
-  onEvent: (event) => handlers[event.type]?.(event),
-  onStatus(status) {
-    document.body.dataset.connected = status === "open" ? "1" : "0";
-    if (status === "reconnecting") toast(t("Reconnecting…"), { ms: 2000 });
-  },
+function joinRoom() {
+  return connectRoom(boot.stream_id, {
+    token: boot.user?.via === "cookie" ? null : bearer(),
+    onEvent: (event) => handlers[event.type]?.(event),
+    onStatus(status) {
+      document.body.dataset.connected = status === "open" ? "1" : "0";
+      if (status === "reconnecting") toast(t("Reconnecting…"), { ms: 2000 });
+    },
+  });
+}
+let room = joinRoom();
+// The embed logged in by itself (no cookie in a third-party frame): join again as that user.
+window.addEventListener("giftwave:login", () => {
+  room.close();
+  document.body.dataset.connected = "0";
+  room = joinRoom();
 });
 
 // ---- acting: gifts, likes, chat ---------------------------------------------------------
 function needLogin(message) {
-  if (boot.user) return false;
+  if (boot.user || bearer()) return false;
+  const embedLogin = document.getElementById("embed-login");
+  if (embedLogin) { embedLogin.hidden = false; embedLogin.querySelector("input")?.focus(); return true; }
   toast(t(message), { link: loginUrl(), linkText: t("Log in") });
   return true;
 }

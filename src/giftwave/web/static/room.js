@@ -6,7 +6,7 @@
 const FINISHED_KEPT = 500;
 const MAX_DELAY_MS = 8000;
 
-export function connectRoom(streamId, { onEvent, onStatus = () => {} }) {
+export function connectRoom(streamId, { onEvent, onStatus = () => {}, token = null }) {
   let ws = null;
   let resume = null; // {seq, epoch} of the last frame
   let delayMs = 500;
@@ -42,8 +42,11 @@ export function connectRoom(streamId, { onEvent, onStatus = () => {} }) {
 
   function open() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const query = new URLSearchParams();
+    if (token) query.set("token", token); // no cookie in a third-party iframe: the embed's login
+    if (resume) { query.set("since", String(resume.seq)); query.set("epoch", resume.epoch); }
     let url = `${scheme}://${location.host}/v1/streams/${encodeURIComponent(streamId)}/ws`;
-    if (resume) url += `?since=${resume.seq}&epoch=${encodeURIComponent(resume.epoch)}`;
+    if (query.size) url += `?${query}`;
     ws = new WebSocket(url);
     ws.onopen = () => {
       delayMs = 500;

@@ -44,11 +44,29 @@ export class ApiError extends Error {
   }
 }
 
+// Inside another site's iframe (the embed) the browser sends no giftwave cookie: the panel logs
+// in itself and keeps the bearer token in memory, and for this tab in the frame's storage where
+// the browser allows it (many refuse a third-party frame any storage).
+const TOKEN_KEY = "gw_token";
+let memoryToken = null;
+
+export function bearer() {
+  if (memoryToken) return memoryToken;
+  try { return sessionStorage.getItem(TOKEN_KEY); } catch (_) { return null; }
+}
+
+export function keepToken(token) {
+  memoryToken = token;
+  try { sessionStorage.setItem(TOKEN_KEY, token); } catch (_) { /* memory only */ }
+}
+
 /** A JSON API call as the logged-in browser; problem+json answers throw ApiError. */
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
+  const token = bearer();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  else if (method !== "GET") headers["X-CSRF-Token"] = csrf();
   const r = await fetch(path, {
     method,
     headers,
@@ -80,7 +98,7 @@ export function setBalance(coins) {
 }
 
 export async function refreshBalance() {
-  if (!boot.user) return null;
+  if (!boot.user && !bearer()) return null;
   try {
     const wallet = await api("GET", "/v1/me/wallet");
     setBalance(wallet.coins);
@@ -95,6 +113,7 @@ export function loginUrl() {
 }
 
 document.getElementById("logout")?.addEventListener("click", async () => {
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* nothing kept */ }
   try { await api("POST", "/v1/auth/logout"); } catch (_) { /* gone already */ }
   location.href = "/";
 });
