@@ -113,6 +113,11 @@ def not_found(request: Request, who: Visitor, what: str) -> HTMLResponse:
     return page(request, who, "not_found.html", status=404, what=what)
 
 
+async def missing_page(request: Request) -> HTMLResponse:
+    """Any address that is not there, asked for by a browser."""
+    return not_found(request, await visitor(request), "page")
+
+
 def _economy(request: Request) -> Economy:
     economy: Economy = request.app.state.economy
     return economy

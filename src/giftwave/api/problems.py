@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -120,6 +120,15 @@ async def _sane_path_params(request: HTTPConnection) -> None:
             raise Problem(404, "not_found", f"no such {name}")
 
 
+def _wants_page(request: Request) -> bool:
+    """A person's browser asking for an address that is not there: a friendly page, not JSON."""
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.url.path.startswith(("/v1/", "/static/"))
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """The handlers, the documentation of what they answer, and the path check every route
     gets: call before adding routes, which take the app router's responses and dependencies."""
@@ -145,7 +154,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _wants_page(request):
+            from giftwave.api.pages import missing_page  # pages import this module
+
+            return await missing_page(request)
         code = {
             404: "not_found",
             405: "method_not_allowed",
