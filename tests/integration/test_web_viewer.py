@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import chromium, collect_errors
+from browser import chromium, collect_errors, screenshot
 from liveclient import person
 from playwright.async_api import Browser, Page, expect
 from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
@@ -65,7 +65,8 @@ async def test_a_viewer_buys_coins_and_gifts_and_another_viewer_sees_it(
         [server] = servers.start("a")
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
-            stream_id, _ = await _stream(http)
+            stream_id, creator_token = await _stream(http)
+            creator = {"Authorization": f"Bearer {creator_token}"}
             gifter = await browser.new_context(viewport={"width": 1280, "height": 800})
             watcher = await browser.new_context(viewport=PHONE)
             page = await gifter.new_page()
@@ -125,6 +126,15 @@ async def test_a_viewer_buys_coins_and_gifts_and_another_viewer_sees_it(
             # An anonymous viewer who taps a gift is asked to log in.
             await other.locator(".gift-button[data-gift='rose']").click()
             await expect(other.locator(".toast a[href^='/login']")).to_be_visible()
+            await screenshot(page, "viewer-desktop")
+            await screenshot(other, "viewer-phone")
+
+            # The stream ends while they watch: both are told, and the tray stops sending.
+            r = await http.post(f"/v1/streams/{stream_id}/end", headers=creator)
+            assert r.status_code == 200, r.text
+            for p in (page, other):
+                await expect(p.locator(".ended-notice")).to_be_visible(timeout=10_000)
+                await expect(p.locator(".gift-button[data-gift='rose']")).to_be_disabled()
             assert errors == []
             await gifter.close()
             await watcher.close()
@@ -174,6 +184,7 @@ async def _check_mirrored(browser: Browser, url: str) -> None:
     assert await _x(ar, "aside.side") < await _x(ar, ".stage")
     assert await _x(ar, "#chat-form button") < await _x(ar, "#chat-text")
     assert await _x(en, "#chat-form button") > await _x(en, "#chat-text")
+    await screenshot(ar, "viewer-arabic")
 
     # ?lang= switches and is remembered.
     await en.goto(url + "?lang=es")

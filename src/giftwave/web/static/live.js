@@ -168,6 +168,8 @@ const handlers = {
 
 function ended() {
   document.body.classList.add("stream-ended");
+  for (const notice of document.querySelectorAll(".ended-notice")) notice.hidden = false;
+  document.querySelector(".live-badge")?.classList.add("was-live");
   for (const b of document.querySelectorAll(".gift-button, #like, #chat-form button, #chat-text")) b.disabled = true;
 }
 
