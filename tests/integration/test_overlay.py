@@ -41,14 +41,16 @@ async def test_the_overlay_shows_gifts_combos_and_the_goal(
             )
             assert r.status_code == 200, r.text
             stream = (await http.post("/v1/streams", json={"title": "o"}, headers=creator)).json()
-            missing = await http.get("/overlay/st_nosuchstream")
+            link = (await http.get("/v1/creators/me/overlay", headers=creator)).json()["url"]
+            key = link.rsplit("=", 1)[1]
+            missing = await http.get(f"/overlay/st_nosuchstream?key={key}")
             assert missing.status_code == 404
             assert "no such stream" in missing.text
 
             async with chromium() as browser:
                 page = await browser.new_page(viewport={"width": 1280, "height": 720})
                 errors = collect_errors(page)
-                await page.goto(f"{server.base_url}/overlay/{stream['id']}")
+                await page.goto(link)  # the creator's link: it follows their live stream
                 await page.wait_for_selector("body[data-connected='1']", timeout=10_000)
                 r = await http.put(
                     f"/v1/streams/{stream['id']}/goal",

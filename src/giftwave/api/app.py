@@ -23,6 +23,7 @@ from giftwave.api import (
     identity,
     ledger,
     live,
+    overlays,
     pages,
     shop,
     streams,
@@ -239,6 +240,7 @@ def create_app(settings: Settings) -> FastAPI:
         ledger,
         live,
         battles,
+        overlays,
         pages,
     ):
         app.include_router(module.router)

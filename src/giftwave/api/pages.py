@@ -25,7 +25,8 @@ from giftwave.economy.catalog import Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS
 from giftwave.economy.services import Economy
 from giftwave.identity.users import HANDLE_RE, PASSWORD_MIN_CHARS, Role, User, find_user
-from giftwave.live.streams import Stream, find_stream, live_with_creators
+from giftwave.live.overlay_keys import creator_of_key
+from giftwave.live.streams import Stream, find_stream, live_stream_of, live_with_creators
 from giftwave.realtime.hub import Hub
 from giftwave.web.i18n import LANG_COOKIE, client_messages, negotiate
 from giftwave.web.templates import render
@@ -265,11 +266,44 @@ async def embed_page(stream_id: str, request: Request) -> HTMLResponse:
 
 @router.get("/overlay/{stream_id}", response_class=HTMLResponse)
 async def overlay(
-    stream_id: str, request: Request, sound: bool = False, transparent: bool = True
+    stream_id: str,
+    request: Request,
+    key: str = "",
+    sound: bool = False,
+    transparent: bool = True,
 ) -> HTMLResponse:
-    """The OBS browser source: gift alerts, combo counters, goal and battle bars."""
-    return await _stream_page(
-        request, stream_id, "overlay.html", sound=sound, transparent=transparent
+    """The OBS browser source: gift alerts, combo counters, goal and battle bars. ``key`` is
+    the creator's overlay key; ``live`` for the stream follows them from stream to stream."""
+    who = await visitor(request)
+    economy = _economy(request)
+
+    def load() -> tuple[int | None, Stream | None]:
+        with economy.db.connect() as conn:
+            creator_id = creator_of_key(conn, key)
+            if creator_id is None:
+                return None, None
+            if stream_id == "live":
+                return creator_id, live_stream_of(conn, creator_id)
+            return creator_id, find_stream(conn, stream_id)
+
+    creator_id, stream = await run_in_threadpool(load)
+    if creator_id is None or (stream is not None and stream.creator_id != creator_id):
+        return not_found(request, who, "overlay")
+    if stream is None and stream_id != "live":
+        return not_found(request, who, "stream")
+    gifts = await run_in_threadpool(gifts_for_tray, economy, who.locale)
+    return page(
+        request,
+        who,
+        "overlay.html",
+        stream=stream,
+        sound=sound,
+        transparent=transparent,
+        boot={
+            "stream_id": stream.id if stream else None,
+            "follows_live": stream_id == "live",
+            "gifts": gifts,
+        },
     )
 
 

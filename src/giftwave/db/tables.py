@@ -399,3 +399,13 @@ webhook_combos = Table(
     Column("last_at_us", BigInteger, nullable=False, index=True),
     UniqueConstraint("stream_id", "sender_id", "gift_id", name="uq_webhook_combos_key"),
 )
+
+# One secret per creator for the link of their OBS overlay (/overlay/live?key=…): it follows
+# whichever stream they are live on, and a leaked link is rotated from the studio.
+overlay_keys = Table(
+    "overlay_keys",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("created_at_us", BigInteger, nullable=False),
+)

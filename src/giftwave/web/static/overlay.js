@@ -40,7 +40,23 @@ const handlers = {
   battle_ended: (e) => battle.ended(e),
 };
 
-connectRoom(body.dataset.stream, {
-  onEvent: (event) => handlers[event.type]?.(event),
-  onStatus: (status) => { body.dataset.connected = status === "open" ? "1" : "0"; },
-});
+// `/overlay/live?key=…` follows the creator: while they are not live it waits, and when their
+// stream ends it looks again for the next one.
+const FOLLOW_MS = 10_000;
+const follow = () => setTimeout(() => location.reload(), FOLLOW_MS);
+
+if (!boot.stream_id) {
+  body.dataset.connected = "0";
+  follow();
+} else {
+  connectRoom(boot.stream_id, {
+    onEvent(event) {
+      handlers[event.type]?.(event);
+      if (boot.follows_live && (event.type === "stream_ended" || event.ended)) follow();
+    },
+    onStatus: (status) => {
+      body.dataset.connected = status === "open" ? "1" : "0";
+      if (status === "gone" && boot.follows_live) follow();
+    },
+  });
+}
