@@ -223,6 +223,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
             app.state.auth_cache = AuthCache()
+            app.state.ledger_checks = admin.LedgerChecks()
             yield
 
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
