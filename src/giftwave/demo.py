@@ -17,6 +17,7 @@ from giftwave.db.urls import Backend, parse_database_url
 from giftwave.tuning import tune_runtime
 
 DEMO_CREATOR = "luna"
+DEMO_ADMIN = "ops"
 DEMO_VIEWERS = ("ana", "bodhi", "chen", "dara", "eli")
 DEMO_PASSWORD = "giftwave-demo"
 DEMO_TOPUP_COINS = 7000
@@ -35,6 +36,7 @@ class DemoSeed:
     stream_id: str
     creator_id: int
     viewer_ids: dict[str, int]
+    admin_id: int
 
 
 def seed_demo(settings: Settings) -> DemoSeed:
@@ -69,7 +71,8 @@ async def _seed(settings: Settings) -> DemoSeed:
                     headers=auth,
                 )
                 _expect(r, 201)
-    return DemoSeed(stream_id, creator_id, {name: v[1] for name, v in viewers.items()})
+        admin_id = await _admin(client, settings)
+    return DemoSeed(stream_id, creator_id, {name: v[1] for name, v in viewers.items()}, admin_id)
 
 
 def _expect(response: httpx.Response, *statuses: int) -> None:
@@ -94,6 +97,20 @@ async def _person(client: httpx.AsyncClient, handle: str, role: str) -> tuple[di
     _expect(r, 200, 201)
     body = r.json()
     return {"Authorization": f"Bearer {body['token']}"}, int(body["user"]["id"])
+
+
+async def _admin(client: httpx.AsyncClient, settings: Settings) -> int:
+    """A login for the admin console: a user given the admin role with the operator's token,
+    as an operator would (the same call again changes nothing)."""
+    assert settings.admin_token is not None
+    _, admin_id = await _person(client, DEMO_ADMIN, "viewer")
+    r = await client.patch(
+        f"/v1/admin/users/{admin_id}",
+        json={"role": "admin"},
+        headers={"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"},
+    )
+    _expect(r, 200)
+    return admin_id
 
 
 async def _top_up(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
@@ -178,7 +195,8 @@ def run_demo(settings: Settings, host: str, port: int) -> None:
     curl -s {base}/v1/streams/{seed.stream_id}/gifts -H "Authorization: Bearer $TOKEN" \\
       -H 'Content-Type: application/json' -d '{{"gift_id":"rose","idempotency_key":"r1"}}'
 
-  Demo logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator), {", ".join(DEMO_VIEWERS)}
+  Demo logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator), {", ".join(DEMO_VIEWERS)},
+    {DEMO_ADMIN} (admin: the admin console is {base}/admin)
   Admin token (admin routes, ledger API): {token}
   Check every ledger invariant:  .venv/bin/giftwave ledger verify
 """,
