@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from giftwave import __version__
 from giftwave.api import (
     admin,
+    admin_pages,
     battles,
     creators,
     identity,
@@ -240,6 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
         ledger,
         live,
         battles,
+        admin_pages,
         pages,
     ):
         app.include_router(module.router)
