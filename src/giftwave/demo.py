@@ -21,6 +21,7 @@ from giftwave.db.urls import Backend, parse_database_url
 from giftwave.tuning import tune_runtime
 
 DEMO_CREATOR = "luna"
+DEMO_ADMIN = "ops"
 DEMO_VIEWERS = ("ana", "bodhi", "chen", "dara", "eli")
 DEMO_PASSWORD = "giftwave-demo"
 DEMO_TOPUP_COINS = 7000
@@ -40,6 +41,8 @@ class DemoSeed:
     stream_id: str
     creator_id: int
     viewer_ids: dict[str, int]
+    admin_id: int
+    overlay_key: str
 
 
 def seed_demo(settings: Settings) -> DemoSeed:
@@ -74,7 +77,11 @@ async def _seed(settings: Settings) -> DemoSeed:
                     headers=auth,
                 )
                 _expect(r, 201)
-    return DemoSeed(stream_id, creator_id, {name: v[1] for name, v in viewers.items()})
+        admin_id = await _admin(client, settings)
+        r = await client.get("/v1/creators/me/overlay", headers=creator_auth)
+        _expect(r, 200)
+    viewer_ids = {name: v[1] for name, v in viewers.items()}
+    return DemoSeed(stream_id, creator_id, viewer_ids, admin_id, r.json()["key"])
 
 
 def _expect(response: httpx.Response, *statuses: int) -> None:
@@ -99,6 +106,20 @@ async def _person(client: httpx.AsyncClient, handle: str, role: str) -> tuple[di
     _expect(r, 200, 201)
     body = r.json()
     return {"Authorization": f"Bearer {body['token']}"}, int(body["user"]["id"])
+
+
+async def _admin(client: httpx.AsyncClient, settings: Settings) -> int:
+    """A login for the admin console: a user given the admin role with the operator's token,
+    as an operator would (the same call again changes nothing)."""
+    assert settings.admin_token is not None
+    _, admin_id = await _person(client, DEMO_ADMIN, "viewer")
+    r = await client.patch(
+        f"/v1/admin/users/{admin_id}",
+        json={"role": "admin"},
+        headers={"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"},
+    )
+    _expect(r, 200)
+    return admin_id
 
 
 async def top_up(
@@ -207,8 +228,9 @@ def run_demo(
   audience[/bold] (labelled so on every page) sending gifts, likes and chat.
   Sign up on the page, buy coins at the sandbox checkout (no real money), and gift yourself.
 
-  Logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator, {base}/studio), {viewers}
-  OBS overlay:  {base}/overlay/{seed.stream_id}
+  Logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator, {base}/studio), {viewers},
+    {DEMO_ADMIN} (admin, {base}/admin)
+  OBS overlay (paste into OBS as a browser source):  {base}/overlay/live?key={seed.overlay_key}
   Gift panel for an Owncast external action:  {base}/embed/{seed.stream_id}
   API docs:     {base}/docs     Admin token (admin API, ledger API): {token}
   Check every ledger invariant:  .venv/bin/giftwave ledger verify

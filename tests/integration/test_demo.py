@@ -70,10 +70,19 @@ async def test_demo_serves_the_live_stream_and_the_statement(tmp_path: Path) -> 
         statement = await client.get(
             "/v1/creators/me/statement", headers={"Authorization": f"Bearer {token}"}
         )
+        # The demo's operator login opens the admin console's API.
+        ops = await client.post(
+            "/v1/auth/login", json={"login": "ops", "password": "giftwave-demo"}
+        )
+        ops_auth = {"Authorization": f"Bearer {ops.json()['token']}"}
+        found = await client.get("/v1/admin/users?q=luna", headers=ops_auth)
     assert [s["id"] for s in live] == [seed.stream_id]
     assert statement.status_code == 200, statement.text
     gifted = sum(PRICES[gift] * count for _, gift, count in DEMO_GIFTS)
     assert statement.json()["totals"]["diamonds"] == gifted
+    assert ops.json()["user"]["role"] == "admin"
+    assert found.status_code == 200, found.text
+    assert [u["id"] for u in found.json()] == [seed.creator_id]
 
 
 @pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)

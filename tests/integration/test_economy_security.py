@@ -142,6 +142,13 @@ def admin_calls(payout_id: str, user_id: int, send_id: str) -> dict[tuple[str, s
             {"integration": "evil", "scopes": ALL_SCOPES},
         ),
         ("DELETE", "/v1/admin/api-keys/{key_id}"): ("/v1/admin/api-keys/1", None),
+        ("GET", "/v1/admin/users"): (f"/v1/admin/users?q={user_id}", None),
+        ("GET", "/v1/admin/gift-sends"): (f"/v1/admin/gift-sends?user_id={user_id}", None),
+        ("GET", "/v1/admin/gifts"): ("/v1/admin/gifts", None),
+        ("GET", "/v1/admin/coin-packages"): ("/v1/admin/coin-packages", None),
+        ("GET", "/v1/admin/topups"): ("/v1/admin/topups", None),
+        ("GET", "/v1/admin/ledger"): ("/v1/admin/ledger", None),
+        ("POST", "/v1/admin/ledger/verify"): ("/v1/admin/ledger/verify", None),
     }
 
 

@@ -1,13 +1,16 @@
-"""Operator routes: payouts review, users, gift reversal, catalogue, packages, API keys.
+"""Operator routes: payouts review, users, gift reversal, catalogue, packages, top-ups,
+API keys, ledger health.
 
 An admin is a user with the admin role, or the holder of ``GIFTWAVE_ADMIN_TOKEN``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import asyncio
+import time
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
@@ -17,20 +20,34 @@ from giftwave.api.creators import PayoutOut
 from giftwave.api.fields import PlainText, StrictBool
 from giftwave.api.identity import UserOut
 from giftwave.api.problems import Problem
-from giftwave.api.shop import GiftOut
-from giftwave.economy.catalog import Gift, put_gift
-from giftwave.economy.packages import CoinPackage, put_package
+from giftwave.api.shop import GiftOut, OrderOut
+from giftwave.clock import now_us
+from giftwave.economy.catalog import Gift, current_gifts, put_gift
+from giftwave.economy.packages import CoinPackage, all_packages, put_package
 from giftwave.economy.payouts import PayoutStatus
-from giftwave.economy.reversals import reverse_gift
+from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends, reverse_gift
 from giftwave.economy.services import Economy
-from giftwave.economy.wallets import COINS_ISSUED
+from giftwave.economy.topups import Order, recent_orders
+from giftwave.economy.wallets import COINS_ISSUED, EconomyTotals
 from giftwave.identity.sessions import create_api_key, parse_scopes, revoke_api_key
-from giftwave.identity.users import Role, User, UserStatus, set_age_verified, set_role, set_status
+from giftwave.identity.users import (
+    SEARCH_MAX_USERS,
+    Role,
+    User,
+    UserStatus,
+    search_users,
+    set_age_verified,
+    set_role,
+    set_status,
+)
 from giftwave.ledger.model import Transfer, TransferCode
+from giftwave.ledger.verify import VerifyReport, verify_snapshot
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Econ = Annotated[Economy, Depends(economy_of)]
 Cache = Annotated[AuthCache, Depends(auth_cache_of)]
+UserId = Annotated[int, Query(ge=1, le=2**62)]
+RECENT_MAX_ORDERS: Final = 200
 
 
 class Review(BaseModel):
@@ -57,6 +74,26 @@ async def review_payout(
         payout_id, admin.user, decision == "approve", None if body is None else body.note
     )
     return PayoutOut.of(payout)
+
+
+@router.get("/users", response_model=list[UserOut])
+async def find_users(
+    economy: Econ,
+    admin: AdminPrincipal,
+    q: Annotated[
+        PlainText, Query(min_length=1, max_length=254, description="handle, e-mail or id")
+    ],
+    limit: Annotated[int, Query(ge=1, le=SEARCH_MAX_USERS)] = 20,
+) -> list[UserOut]:
+    """Users whose handle or e-mail contains ``q``, or whose id it is; exact matches first."""
+    if not q.strip():
+        raise Problem(422, "empty_query", "search for part of a handle, an e-mail or an id")
+
+    def work() -> list[User]:
+        with economy.db.connect() as conn:
+            return search_users(conn, q, limit)
+
+    return [UserOut.of(u, economy) for u in await run_in_threadpool(work)]
 
 
 class UserChange(BaseModel):
@@ -122,6 +159,43 @@ async def grant_coins(
     return {"transfer_id": transfer_id, "result": outcome.value}
 
 
+class SentGiftOut(BaseModel):
+    send_id: str
+    stream_id: str
+    sender_id: int
+    sender_handle: str
+    creator_id: int
+    creator_handle: str
+    gift_id: str
+    gift_version: int
+    count: int
+    coins: int
+    diamonds: int
+    reversed: bool
+    created_at_us: int
+
+    @classmethod
+    def of(cls, sent: SentGift) -> SentGiftOut:
+        return cls.model_validate(sent, from_attributes=True)
+
+
+@router.get("/gift-sends", response_model=list[SentGiftOut])
+async def gift_sends(
+    economy: Econ,
+    admin: AdminPrincipal,
+    stream_id: Annotated[str | None, Query(pattern=r"^st_[A-Za-z0-9_\-]{1,21}$")] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=2**62, description="sender or creator")] = None,
+    limit: Annotated[int, Query(ge=1, le=RECENT_MAX_SENDS)] = 50,
+) -> list[SentGiftOut]:
+    """Committed gifts, newest first, with whether each was reversed."""
+
+    def work() -> list[SentGift]:
+        with economy.db.connect() as conn:
+            return recent_sends(conn, stream_id=stream_id, user_id=user_id, limit=limit)
+
+    return [SentGiftOut.of(s) for s in await run_in_threadpool(work)]
+
+
 @router.post("/gift-sends/{send_id}/reverse")
 async def reverse(send_id: str, economy: Econ, admin: AdminPrincipal) -> dict[str, Any]:
     """Undo one gift: coins back to the viewer, diamonds back from the creator (or a debt)."""
@@ -134,6 +208,32 @@ async def reverse(send_id: str, economy: Econ, admin: AdminPrincipal) -> dict[st
         "diamonds_taken": done.diamonds_taken,
         "diamonds_debt": done.diamonds_debt,
     }
+
+
+class AdminGiftOut(GiftOut):
+    available_from_us: int | None
+    available_until_us: int | None
+    sort_order: int
+
+    @classmethod
+    def of_gift(cls, gift: Gift) -> AdminGiftOut:
+        return cls(
+            **GiftOut.of(gift, "en").model_dump(),
+            available_from_us=gift.available_from_us,
+            available_until_us=gift.available_until_us,
+            sort_order=gift.sort_order,
+        )
+
+
+@router.get("/gifts", response_model=list[AdminGiftOut])
+async def all_gifts(economy: Econ, admin: AdminPrincipal) -> list[AdminGiftOut]:
+    """The newest version of every gift, on sale or not, read from the database."""
+
+    def work() -> list[Gift]:
+        with economy.db.connect() as conn:
+            return current_gifts(conn)
+
+    return [AdminGiftOut.of_gift(g) for g in await run_in_threadpool(work)]
 
 
 class GiftChange(BaseModel):
@@ -180,6 +280,26 @@ async def put_gift_route(
     return GiftOut.of(gift, "en")
 
 
+class AdminPackageOut(BaseModel):
+    id: int
+    currency: str
+    coins: int
+    price_minor: int
+    active: bool
+
+
+@router.get("/coin-packages", response_model=list[AdminPackageOut])
+async def packages(economy: Econ, admin: AdminPrincipal) -> list[AdminPackageOut]:
+    """Every package of every currency, inactive ones too."""
+
+    def work() -> list[CoinPackage]:
+        with economy.db.connect() as conn:
+            return all_packages(conn)
+
+    found = await run_in_threadpool(work)
+    return [AdminPackageOut.model_validate(p, from_attributes=True) for p in found]
+
+
 class PackageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -204,6 +324,31 @@ async def put_package_route(
         "price_minor": p.price_minor,
         "active": p.active,
     }
+
+
+class AdminOrderOut(OrderOut):
+    user_id: int
+
+    @classmethod
+    def of(cls, order: Order) -> AdminOrderOut:
+        return cls.model_validate(order, from_attributes=True)
+
+
+@router.get("/topups", response_model=list[AdminOrderOut])
+async def topups(
+    economy: Econ,
+    admin: AdminPrincipal,
+    user_id: UserId | None = None,
+    limit: Annotated[int, Query(ge=1, le=RECENT_MAX_ORDERS)] = 50,
+) -> list[AdminOrderOut]:
+    """Coin purchases, newest first. Refunds happen at the payment provider, which reports
+    them by webhook: the coins are then taken back and the order's status says so."""
+
+    def work() -> list[Order]:
+        with economy.db.connect() as conn:
+            return recent_orders(conn, user_id, limit)
+
+    return [AdminOrderOut.of(o) for o in await run_in_threadpool(work)]
 
 
 class NewApiKey(BaseModel):
@@ -244,3 +389,87 @@ async def revoke_key(
     if not await run_in_threadpool(work):
         raise Problem(404, "api_key_not_found", f"no active API key {key_id}")
     cache.keys.clear()
+
+
+class LedgerCheckOut(BaseModel):
+    ok: bool
+    accounts: int
+    transfers: int
+    batches: int
+    problems: list[str]
+    started_at_us: int
+    duration_ms: int
+
+
+class TotalsOut(BaseModel):
+    coins_issued: int
+    coins_spent: int
+    coins_outstanding: int
+    diamonds_issued: int
+    diamonds_paid_out: int
+    diamonds_outstanding: int
+
+    @classmethod
+    def of(cls, t: EconomyTotals) -> TotalsOut:
+        return cls(
+            coins_issued=t.coins_issued,
+            coins_spent=t.coins_spent,
+            coins_outstanding=t.coins_outstanding,
+            diamonds_issued=t.diamonds_issued,
+            diamonds_paid_out=t.diamonds_paid_out,
+            diamonds_outstanding=t.diamonds_outstanding,
+        )
+
+
+class LedgerHealthOut(BaseModel):
+    last_check: LedgerCheckOut | None = Field(description="this server process's last check")
+    totals: TotalsOut
+
+
+class LedgerChecks:
+    """``ledger verify`` for the admin console: one run at a time per process, on a worker
+    thread (it reads the whole ledger), the last result kept to show."""
+
+    def __init__(self) -> None:
+        self._running = asyncio.Lock()
+        self.last: LedgerCheckOut | None = None
+
+    async def run(self, economy: Economy) -> LedgerCheckOut:
+        asked_at_us = now_us()
+        async with self._running:
+            # Waited for a run that started after the ask: its answer is as fresh as ours.
+            if self.last is not None and self.last.started_at_us >= asked_at_us:
+                return self.last
+            started_at_us, started = now_us(), time.perf_counter()
+            report: VerifyReport = await asyncio.to_thread(verify_snapshot, economy.db)
+            self.last = LedgerCheckOut(
+                ok=report.ok,
+                accounts=report.accounts,
+                transfers=report.transfers,
+                batches=report.batches,
+                problems=report.problems,
+                started_at_us=started_at_us,
+                duration_ms=round((time.perf_counter() - started) * 1000),
+            )
+            return self.last
+
+
+async def ledger_checks_of(request: Request) -> LedgerChecks:
+    checks: LedgerChecks = request.app.state.ledger_checks
+    return checks
+
+
+Checks = Annotated[LedgerChecks, Depends(ledger_checks_of)]
+
+
+@router.get("/ledger", response_model=LedgerHealthOut)
+async def ledger_health(economy: Econ, checks: Checks, admin: AdminPrincipal) -> LedgerHealthOut:
+    """The last ledger check and the economy's totals (coins and diamonds in circulation)."""
+    totals = await run_in_threadpool(economy.wallets.totals)
+    return LedgerHealthOut(last_check=checks.last, totals=TotalsOut.of(totals))
+
+
+@router.post("/ledger/verify", response_model=LedgerCheckOut)
+async def verify_ledger_now(economy: Econ, checks: Checks, admin: AdminPrincipal) -> LedgerCheckOut:
+    """Check every ledger invariant now (``giftwave ledger verify``), from one snapshot."""
+    return await checks.run(economy)

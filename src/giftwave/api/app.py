@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from giftwave import __version__
 from giftwave.api import (
     admin,
+    admin_pages,
     battles,
     creators,
     identity,
@@ -224,6 +225,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
             app.state.auth_cache = AuthCache()
+            app.state.ledger_checks = admin.LedgerChecks()
             yield
 
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
@@ -241,6 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
         live,
         battles,
         overlays,
+        admin_pages,
         pages,
     ):
         app.include_router(module.router)

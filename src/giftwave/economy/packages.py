@@ -52,6 +52,12 @@ def list_packages(
     return [_to_package(r) for r in conn.execute(query.order_by(coin_packages.c.coins))]
 
 
+def all_packages(conn: Connection) -> list[CoinPackage]:
+    """Every package of every currency, inactive ones too: the operator's list."""
+    query = select(coin_packages).order_by(coin_packages.c.currency, coin_packages.c.coins)
+    return [_to_package(r) for r in conn.execute(query)]
+
+
 def get_package(conn: Connection, package_id: int) -> CoinPackage:
     row = None
     if 0 < package_id < 2**63:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Final
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy.orm import aliased
 
-from giftwave.db.tables import gift_sends
+from giftwave.db.tables import gift_sends, transfers, users
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import Conflict, NotFound, Unavailable
 from giftwave.ledger.engine import PostingEngine
@@ -17,6 +19,7 @@ from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.queries import existing_transfer_ids
 
 ATTEMPTS = 5
+RECENT_MAX_SENDS: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,68 @@ class GiftReversed:
     coins_returned: int
     diamonds_taken: int
     diamonds_debt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SentGift:
+    """One committed gift, as an operator reviews it."""
+
+    send_id: str
+    stream_id: str
+    sender_id: int
+    sender_handle: str
+    creator_id: int
+    creator_handle: str
+    gift_id: str
+    gift_version: int
+    count: int
+    coins: int
+    diamonds: int
+    reversed: bool
+    created_at_us: int
+
+
+def recent_sends(
+    conn: Connection, *, stream_id: str | None, user_id: int | None, limit: int
+) -> list[SentGift]:
+    """Committed gifts, newest first: on one stream, and/or sent or received by one user."""
+    assert 0 < limit <= RECENT_MAX_SENDS
+    sender, creator = aliased(users), aliased(users)
+    query = (
+        select(gift_sends, sender.c.handle.label("sender_handle"), creator.c.handle.label("ch"))
+        # Joined to its coins transfer, as every economy query: only what the ledger holds.
+        .select_from(
+            gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id)
+            .join(sender, sender.c.id == gift_sends.c.sender_id)
+            .join(creator, creator.c.id == gift_sends.c.creator_id)
+        )
+        .order_by(gift_sends.c.created_at_us.desc(), gift_sends.c.id.desc())
+        .limit(limit)
+    )
+    if stream_id is not None:
+        query = query.where(gift_sends.c.stream_id == stream_id)
+    if user_id is not None:
+        query = query.where(
+            or_(gift_sends.c.sender_id == user_id, gift_sends.c.creator_id == user_id)
+        )
+    return [
+        SentGift(
+            send_id=str(m["transfer_id"]).removesuffix(":c"),
+            stream_id=m["stream_id"],
+            sender_id=int(m["sender_id"]),
+            sender_handle=m["sender_handle"],
+            creator_id=int(m["creator_id"]),
+            creator_handle=m["ch"],
+            gift_id=m["gift_id"],
+            gift_version=int(m["gift_version"]),
+            count=int(m["count"]),
+            coins=int(m["coins"]),
+            diamonds=int(m["diamonds"]),
+            reversed=bool(m["reversed"]),
+            created_at_us=int(m["created_at_us"]),
+        )
+        for m in (r._mapping for r in conn.execute(query))
+    ]
 
 
 async def reverse_gift(

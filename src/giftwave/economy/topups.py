@@ -110,6 +110,14 @@ def orders_of(conn: Connection, user_id: int, limit: int = 100) -> list[Order]:
     return [_to_order(r) for r in rows]
 
 
+def recent_orders(conn: Connection, user_id: int | None, limit: int) -> list[Order]:
+    """Everyone's orders (or one user's), newest first: the operator's view."""
+    query = select(payment_orders).order_by(payment_orders.c.created_at_us.desc()).limit(limit)
+    if user_id is not None:
+        query = query.where(payment_orders.c.user_id == user_id)
+    return [_to_order(r) for r in conn.execute(query).all()]
+
+
 def find_order_by_session(conn: Connection, provider: str, session_id: str) -> Order | None:
     row = conn.execute(
         select(payment_orders).where(

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Final
 
 from babel import Locale
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
@@ -22,6 +22,7 @@ EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s]{2,63}")
 EXTERNAL_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:@\-]{1,64}")
 PASSWORD_MIN_CHARS: Final = 8
 PASSWORD_MAX_CHARS: Final = 256
+SEARCH_MAX_USERS: Final = 100
 
 
 class Role(enum.StrEnum):
@@ -181,6 +182,29 @@ def find_by_login(conn: Connection, login: str) -> tuple[User, str | None] | Non
 def find_by_external_ref(conn: Connection, external_ref: str) -> User | None:
     row = conn.execute(select(users).where(users.c.external_ref == external_ref)).first()
     return None if row is None else _to_user(row)
+
+
+def search_users(conn: Connection, query: str, limit: int) -> list[User]:
+    """Users whose handle or e-mail contains ``query`` (or whose id it is): exact matches
+    first, then by handle. Case-insensitive: both are stored lowercase."""
+    assert 0 < limit <= SEARCH_MAX_USERS
+    wanted = query.strip().lower()
+    assert wanted, "an empty search lists nobody"
+    # LIKE wildcards in the query are literal characters here, not patterns.
+    pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    matches: list[ColumnElement[bool]] = [
+        users.c.handle.like(pattern, escape="\\"),
+        users.c.email.like(pattern, escape="\\"),
+    ]
+    exact: list[ColumnElement[bool]] = [users.c.handle == wanted, users.c.email == wanted]
+    if wanted.isascii() and wanted.isdigit() and 0 < int(wanted) < 2**63:
+        matches.append(users.c.id == int(wanted))
+        exact.append(users.c.id == int(wanted))
+    first = case((or_(*exact), 0), else_=1)
+    rows = conn.execute(
+        select(users).where(or_(*matches)).order_by(first, users.c.handle).limit(limit)
+    ).all()
+    return [_to_user(r) for r in rows]
 
 
 def set_status(conn: Connection, user_id: int, status: UserStatus) -> User:

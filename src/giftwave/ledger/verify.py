@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from giftwave.ledger.chain import GENESIS_HASH, batch_hash
 from giftwave.ledger.model import AccountFlags
@@ -65,6 +65,23 @@ def verify_ledger(conn: Connection, progress: Callable[[int], None] | None = Non
     _check_overdrafts(conn, report)
     _check_chain(conn, report, progress)
     return report
+
+
+def verify_snapshot(db: Engine) -> VerifyReport:
+    """``verify_ledger`` on a live database: every check reads one snapshot, so gifts
+    committed while it runs cannot make account sums and transfers disagree."""
+    with db.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        else:
+            # pysqlite opens a transaction only before a write; in WAL mode this read
+            # transaction sees the database as of its first read, until the rollback.
+            conn.exec_driver_sql("BEGIN")
+        try:
+            return verify_ledger(conn)
+        finally:
+            conn.rollback()
 
 
 def _add(report: VerifyReport, problems: list[str]) -> None:

@@ -92,9 +92,10 @@ def text_direction(locale: str) -> str:
     return "rtl" if Locale.parse(locale).character_order == "right-to-left" else "ltr"
 
 
-def client_messages(locale: str) -> dict[str, str]:
+def client_messages(locale: str, page_messages: tuple[str, ...] = ()) -> dict[str, str]:
+    """What every page's scripts show, and ``page_messages``: strings only one page needs."""
     t = translations(locale)
-    return {m: t.gettext(m) for m in CLIENT_MESSAGES}
+    return {m: t.gettext(m) for m in CLIENT_MESSAGES + page_messages}
 
 
 def _accepted(header: str) -> list[str]:

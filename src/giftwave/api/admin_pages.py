@@ -1,0 +1,99 @@
+"""The admin console: catalogue and coin packages, users, payout review, gift reversals and
+top-up orders, ledger health. One page with a section per job; everything it shows and does
+goes through the admin JSON API (``api/admin.py``) with the operator's own session.
+
+Only users with the admin role see it: a visitor who is not logged in is sent to log in, anyone
+else gets a 403 page in their language.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from giftwave.api.pages import page, visitor
+from giftwave.economy.catalog import LOCALES
+from giftwave.web.i18n import N_, client_messages
+
+router = APIRouter(include_in_schema=False)
+
+# What admin.js shows; only this page's visitors download them.
+ADMIN_MESSAGES: Final = (
+    N_("Yes"),
+    N_("No"),
+    N_("Edit"),
+    N_("Save"),
+    N_("Always"),
+    N_("From {start}"),
+    N_("Until {end}"),
+    N_("{start} to {end}"),
+    N_("Nothing changed"),
+    N_("Saved: {gift} is now version {version}"),
+    N_("Package saved"),
+    N_("Viewer"),
+    N_("Creator"),
+    N_("Admin"),
+    N_("Active"),
+    N_("Frozen"),
+    N_("Freeze"),
+    N_("Unfreeze"),
+    N_("Verified"),
+    N_("Not verified"),
+    N_("Verify age"),
+    N_("Undo age check"),
+    N_("Freeze @{handle}? They cannot buy, gift or cash out until unfrozen."),
+    N_("Role of @{handle}"),
+    N_("Make @{handle} a {role}?"),
+    N_("@{handle} is frozen"),
+    N_("@{handle} is active again"),
+    N_("@{handle} updated"),
+    N_("No users match"),
+    N_("Approve"),
+    N_("Reject"),
+    N_("Approve paying {diamonds} diamonds ({amount}) to creator #{creator}?"),
+    N_("Reject this payout? The diamonds go back to creator #{creator}."),
+    N_("Payout approved"),
+    N_("Payout rejected"),
+    N_("No payouts here"),
+    N_("Pending"),
+    N_("Approved"),
+    N_("Rejected"),
+    N_("Expired"),
+    N_("Failed"),
+    N_("Requested"),
+    N_("Reverse"),
+    N_("Reversed"),
+    N_("Counted"),
+    N_("Reverse? @{sender} gets {coins} coins back, @{creator} returns {diamonds} diamonds."),
+    N_("Gift reversed: {coins} coins returned"),
+    N_("No gifts match"),
+    N_("No orders yet"),
+    N_("Amount mismatch"),
+    N_("Checking…"),
+    N_("Clean: every invariant holds"),
+    N_("Problems found: {count}"),
+    N_("{accounts} accounts, {transfers} transfers, {batches} batches"),
+    N_("Last run {time} ({ms} ms)"),
+    N_("Not checked yet since this server started"),
+)
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_console(request: Request) -> Response:
+    who = await visitor(request)
+    if who.user is None:
+        return RedirectResponse(f"/login?next={quote('/admin')}", status_code=303)
+    if not who.is_admin:
+        return page(request, who, "forbidden.html", status=403)
+    return page(
+        request,
+        who,
+        "admin.html",
+        boot={
+            "messages": client_messages(who.locale, ADMIN_MESSAGES),
+            "gift_locales": list(LOCALES),
+        },
+    )
