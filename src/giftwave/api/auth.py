@@ -180,24 +180,29 @@ async def principal(request: Request) -> Principal | None:
 MaybePrincipal = Annotated[Principal | None, Depends(principal)]
 
 
+def acting_user(who: Principal | None, scope: Scope | None = None) -> User:
+    """The user a request acts for; an API key must hold ``scope`` to act for its user."""
+    if who is None:
+        raise Problem(401, "unauthorized", "log in or send a bearer token")
+    if who.user is None and who.api_key is not None:
+        raise Problem(
+            400,
+            "on_behalf_required",
+            f"an API key acts for one of its users: send the {ON_BEHALF_HEADER} header",
+        )
+    if who.user is None:
+        raise Problem(403, "user_required", "this route acts for a user, not the operator")
+    if who.api_key is not None and (scope is None or scope not in who.api_key.scopes):
+        needed = scope.value if scope else "a user session"
+        raise Problem(403, "missing_scope", f"this API key lacks the scope {needed}")
+    return who.user
+
+
 def require_user(scope: Scope | None = None) -> Any:
-    """A dependency: a logged-in user; an API key must hold ``scope`` to act for its user."""
+    """A dependency: a logged-in user (``acting_user``)."""
 
     async def dependency(who: MaybePrincipal) -> User:
-        if who is None:
-            raise Problem(401, "unauthorized", "log in or send a bearer token")
-        if who.user is None and who.api_key is not None:
-            raise Problem(
-                400,
-                "on_behalf_required",
-                f"an API key acts for one of its users: send the {ON_BEHALF_HEADER} header",
-            )
-        if who.user is None:
-            raise Problem(403, "user_required", "this route acts for a user, not the operator")
-        if who.api_key is not None and (scope is None or scope not in who.api_key.scopes):
-            needed = scope.value if scope else "a user session"
-            raise Problem(403, "missing_scope", f"this API key lacks the scope {needed}")
-        return who.user
+        return acting_user(who, scope)
 
     return Depends(dependency)
 

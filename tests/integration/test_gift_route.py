@@ -1,0 +1,74 @@
+"""The gift route resolves its inputs by hand (streams.GiftRoute): it must answer exactly as
+FastAPI's generic path would — the same problems for the same bad input, the same receipt —
+and stay documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register
+
+__all__ = ["economy_app"]
+
+
+async def test_the_gift_route_answers_like_every_other_route(economy_app: AppFactory) -> None:
+    async with economy_app() as client:
+        creator = await register(client, "creator")
+        viewer = await register(client)
+        stream_id = await creator.go_live()
+        r = await client.post(
+            f"/v1/admin/users/{viewer.id}/coins",
+            json={"coins": 10, "idempotency_key": "route"},
+            headers=ADMIN,
+        )
+        assert r.status_code == 200, r.text
+        path = f"/v1/streams/{stream_id}/gifts"
+
+        sent = await viewer.post(path, {"gift_id": "rose", "count": 2, "idempotency_key": "a"})
+        assert sent.status_code == 201, sent.text
+        assert sent.headers["content-type"] == "application/json"
+        body = sent.json()
+        assert body.keys() == {
+            "send_id", "stream_id", "creator_id", "gift_id", "gift_version", "count",
+            "coins", "diamonds", "balance_coins", "created_at_us",
+        }  # fmt: skip
+        assert (body["count"], body["coins"], body["balance_coins"]) == (2, 2, 8)
+        again = await viewer.post(path, {"gift_id": "rose", "count": 2, "idempotency_key": "a"})
+        assert again.json() == body  # the same key: the same receipt, no second charge
+
+        # Bad bodies: the generic route (goals) and the gift route say it the same way.
+        json_type = {"Content-Type": "application/json"}
+        rose = b'{"gift_id": "rose", "idempotency_key": "t"}'
+        for raw, field, headers in (
+            (b"{", None, json_type),
+            (b'{"gift_id": 5}', "gift_id", json_type),
+            (b"[]", None, json_type),
+            (rose, None, {}),  # not said to be JSON: not read as JSON
+            (rose, None, {"Content-Type": "text/plain"}),
+        ):
+            for url, method in ((path, client.post), (f"/v1/streams/{stream_id}/goal", client.put)):
+                who = viewer.auth if url == path else creator.auth
+                r = await method(url, content=raw, headers={**who, **headers})
+                problem = assert_problem(r, 422, "invalid_request")
+                assert all(e["loc"][0] == "body" for e in problem["errors"]), problem
+                if field:
+                    assert ["body", field] in [e["loc"] for e in problem["errors"]], problem
+        extra = await viewer.post(path, {"gift_id": "rose", "idempotency_key": "b", "x": 1})
+        errors = assert_problem(extra, 422, "invalid_request")["errors"]
+        assert ["body", "x"] in [e["loc"] for e in errors]
+        huge = {"gift_id": "rose", "idempotency_key": "h", "pad": "x" * 5000}
+        assert_problem(await viewer.post(path, huge), 413, "payload_too_large")
+        assert_problem(await client.post(path, json={"gift_id": "rose"}), 401, "unauthorized")
+        bad_token = await client.post(
+            path, json={"gift_id": "rose"}, headers={"Authorization": "Bearer nope"}
+        )
+        assert_problem(bad_token, 401, "unauthorized")
+        assert_problem(
+            await viewer.post(path, {"gift_id": "lion", "idempotency_key": "c"}),
+            402,
+            "insufficient_coins",
+        )
+        assert await viewer.coins() == 8  # nothing of the refused ones was charged
+
+        schema = (await client.get("/openapi.json")).json()
+        operation = schema["paths"]["/v1/streams/{stream_id}/gifts"]["post"]
+        assert "201" in operation["responses"]
+        assert "SendGiftIn" in str(operation["requestBody"])
