@@ -21,6 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -257,3 +259,15 @@ def wait_dead(pid: int) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} did not die")
+
+
+@contextmanager
+def one_server(db: DatabaseUrl, log_dir: Path, **env: str) -> Iterator[ServerProcess]:
+    """A migrated database and one real server on it (cheap password hashing; ``env`` adds
+    GIFTWAVE_* settings): what most browser tests need."""
+    environment = giftwave_env(db)
+    environment.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8", **env)
+    migrate(environment)
+    with ServerGroup(log_dir, environment) as servers:
+        [server] = servers.start("a")
+        yield server

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from browser import chromium, collect_errors
 from liveclient import person
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -20,15 +20,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 async def test_the_overlay_shows_gifts_combos_and_the_goal(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(
-        GIFTWAVE_PASSWORD_TIME_COST="1",
-        GIFTWAVE_PASSWORD_MEMORY_KIB="8",
-        GIFTWAVE_LIVE_COMBO_QUIET_MS="1500",
-    )
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path, GIFTWAVE_LIVE_COMBO_QUIET_MS="1500") as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             viewer_id, viewer_token = await person(http, "viewer")
             _, creator_token = await person(http, "creator")

@@ -13,7 +13,7 @@ from axe_playwright_python.async_playwright import Axe
 from browser import chromium, collect_errors
 from liveclient import person
 from playwright.async_api import Page
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -33,11 +33,7 @@ async def _violations(page: Page) -> list[str]:
 async def test_the_pages_meet_wcag_aa_in_every_direction_and_size(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             viewer_id, viewer_token = await person(http, "viewer")

@@ -14,7 +14,7 @@ import pytest
 from browser import chromium, collect_errors
 from liveclient import person
 from playwright.async_api import ConsoleMessage, Page, expect
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -23,14 +23,7 @@ PASSWORD = "pw-pw-pw-pw"  # liveclient.person's
 PHONE = {"width": 360, "height": 740}
 
 
-def _env(db: DatabaseUrl) -> dict[str, str]:
-    env = giftwave_env(db)
-    env.update(
-        GIFTWAVE_PASSWORD_TIME_COST="1",
-        GIFTWAVE_PASSWORD_MEMORY_KIB="8",
-        GIFTWAVE_PAYOUT_MIN_CENTS="100",
-    )
-    return env
+PAYOUT_MIN = {"GIFTWAVE_PAYOUT_MIN_CENTS": "100"}
 
 
 async def _user(http: httpx.AsyncClient, role: str) -> tuple[int, dict[str, str], str]:
@@ -76,10 +69,7 @@ async def _confirm(page: Page) -> None:
 async def test_an_admin_freezes_reverses_approves_reprices_and_checks_the_ledger(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = _env(bare_db_url)
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path, **PAYOUT_MIN) as server:
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             creator_id, creator, _ = await _user(http, "creator")
@@ -186,10 +176,7 @@ async def test_an_admin_freezes_reverses_approves_reprices_and_checks_the_ledger
 
 @pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)
 async def test_the_console_is_for_admins_only(bare_db_url: DatabaseUrl, tmp_path: Path) -> None:
-    env = _env(bare_db_url)
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path, **PAYOUT_MIN) as server:
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             _, _, handle = await _user(http, "viewer")

@@ -14,7 +14,7 @@ import pytest
 from browser import chromium, collect_errors, screenshot
 from liveclient import person
 from playwright.async_api import Browser, Page, expect
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -58,11 +58,7 @@ async def _stream(http: httpx.AsyncClient) -> tuple[str, str]:
 async def test_a_viewer_buys_coins_and_gifts_and_another_viewer_sees_it(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             stream_id, creator_token = await _stream(http)
@@ -150,11 +146,7 @@ async def _x(page: Page, selector: str) -> float:
 async def test_arabic_pages_are_right_to_left_and_mirrored(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             stream_id, _ = await _stream(http)
             async with chromium() as browser:
@@ -203,11 +195,7 @@ async def test_the_gift_panel_works_inside_another_sites_iframe(
 ) -> None:
     """An Owncast external action: giftwave's panel in a cross-site iframe, where the browser
     keeps no giftwave cookie. The panel logs in itself and its gifts land in the room."""
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             stream_id, _ = await _stream(http)

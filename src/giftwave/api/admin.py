@@ -159,41 +159,21 @@ async def grant_coins(
     return {"transfer_id": transfer_id, "result": outcome.value}
 
 
-class SentGiftOut(BaseModel):
-    send_id: str
-    stream_id: str
-    sender_id: int
-    sender_handle: str
-    creator_id: int
-    creator_handle: str
-    gift_id: str
-    gift_version: int
-    count: int
-    coins: int
-    diamonds: int
-    reversed: bool
-    created_at_us: int
-
-    @classmethod
-    def of(cls, sent: SentGift) -> SentGiftOut:
-        return cls.model_validate(sent, from_attributes=True)
-
-
-@router.get("/gift-sends", response_model=list[SentGiftOut])
+@router.get("/gift-sends", response_model=list[SentGift])
 async def gift_sends(
     economy: Econ,
     admin: AdminPrincipal,
     stream_id: Annotated[str | None, Query(pattern=r"^st_[A-Za-z0-9_\-]{1,21}$")] = None,
     user_id: Annotated[int | None, Query(ge=1, le=2**62, description="sender or creator")] = None,
     limit: Annotated[int, Query(ge=1, le=RECENT_MAX_SENDS)] = 50,
-) -> list[SentGiftOut]:
+) -> list[SentGift]:
     """Committed gifts, newest first, with whether each was reversed."""
 
     def work() -> list[SentGift]:
         with economy.db.connect() as conn:
             return recent_sends(conn, stream_id=stream_id, user_id=user_id, limit=limit)
 
-    return [SentGiftOut.of(s) for s in await run_in_threadpool(work)]
+    return await run_in_threadpool(work)
 
 
 @router.post("/gift-sends/{send_id}/reverse")
