@@ -31,7 +31,6 @@ from giftwave.economy.gifting import GiftSent
 from giftwave.trending.engine import (
     ANY,
     DEFAULT_WEIGHTS,
-    Item,
     Ranked,
     Signal,
     TrendingConfig,
@@ -41,9 +40,10 @@ from giftwave.trending.engine import (
 from giftwave.trending.sources import (
     STREAM,
     CommittedGift,
+    LiveStream,
     committed_gifts,
-    live_items,
-    stream_item,
+    live_stream,
+    live_streams,
 )
 
 REFRESH_S: Final = 5.0
@@ -75,7 +75,7 @@ class Trending:
         self.engine = TrendingEngine(config)
         self._db = db
         self._clock_us = clock_us
-        self._items: dict[str, Item] = {}  # live streams, as of the last refresh
+        self._streams: dict[str, LiveStream] = {}  # live, as of the last refresh
         self._cursor_us = 0  # the newest gift read from the database
         self._salt = secrets.token_bytes(16)  # hashed sources mean nothing outside this process
         self._task: asyncio.Task[None] | None = None
@@ -94,10 +94,14 @@ class Trending:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def top(self, limit: int, *, language: str = ANY, country: str = ANY) -> list[Ranked]:
-        return self.engine.top(
+    def top(
+        self, limit: int, *, language: str = ANY, country: str = ANY
+    ) -> list[tuple[Ranked, LiveStream]]:
+        """The trending live streams, best first, each with its title and creator."""
+        ranked = self.engine.top(
             self._clock_us(), limit, kind=STREAM, language=language, country=country
         )
+        return [(r, self._streams[r.item.id]) for r in ranked if r.item.id in self._streams]
 
     async def record(
         self,
@@ -111,14 +115,14 @@ class Trending:
         """One engagement event on a stream (the share code calls this with ``Signal.SHARE``);
         ``actor`` is ``user_actor(id)`` or ``source_actor(address)``. Returns the points it
         added: 0 when it did not count (the creator's own, a repeat, an ended stream)."""
-        item = self._items.get(stream_id)
-        if item is None:
-            item = await asyncio.to_thread(self._load_item, stream_id)
-            if item is None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = await asyncio.to_thread(self._load_stream, stream_id)
+            if stream is None:
                 return 0.0
-            self._items[stream_id] = item
+            self._streams[stream_id] = stream
         at = self._clock_us() if at_us is None else at_us
-        return self.engine.record(signal, item, actor, value, at, event_id)
+        return self.engine.record(signal, stream.item, actor, value, at, event_id)
 
     def source_actor(self, address: str) -> str:
         """An anonymous actor: a salted hash of where they came from, never the address."""
@@ -152,30 +156,30 @@ class Trending:
         except Exception:
             log.exception("trending could not count a like of %s", stream_id)
 
-    def _load_item(self, stream_id: str) -> Item | None:
+    def _load_stream(self, stream_id: str) -> LiveStream | None:
         with self._db.connect() as conn:
-            return stream_item(conn, stream_id)
+            return live_stream(conn, stream_id)
 
     def _read(
         self, since_us: int, limit: int, newest: bool
-    ) -> tuple[dict[str, Item], list[CommittedGift]]:
+    ) -> tuple[dict[str, LiveStream], list[CommittedGift]]:
         with self._db.connect() as conn:
-            items = live_items(conn, self.engine.config.max_items)
-            return items, committed_gifts(conn, since_us, limit, newest=newest)
+            live = live_streams(conn, self.engine.config.max_items)
+            return live, committed_gifts(conn, since_us, limit, newest=newest)
 
     async def _refresh(self, since_us: int, limit: int, *, newest: bool = False) -> int:
         """Read the live streams and the gifts since ``since_us``; returns the gifts read."""
-        items, gifts = await asyncio.to_thread(self._read, since_us, limit, newest)
-        self._items = items
+        live, gifts = await asyncio.to_thread(self._read, since_us, limit, newest)
+        self._streams = live
         engine = self.engine
-        for item_id in [i for i in engine.item_ids() if i not in items]:
+        for item_id in [i for i in engine.item_ids() if i not in live]:
             engine.end(item_id)  # the stream ended
         for gift in gifts:
-            item = items.get(gift.stream_id)
-            if item is not None:
+            stream = live.get(gift.stream_id)
+            if stream is not None:
                 engine.record(
                     Signal.GIFT_COIN,
-                    item,
+                    stream.item,
                     user_actor(gift.sender_id),
                     gift.coins,
                     gift.at_us,

@@ -5,7 +5,7 @@ coins transfer, as the leaderboards read them). SQLAlchemy Core, both backends."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection, select
 
@@ -17,6 +17,30 @@ STREAM: Final = "stream"
 
 
 @dataclass(frozen=True, slots=True)
+class LiveStream:
+    """A live stream as trending knows it: the item, and what a list shows of it."""
+
+    item: Item
+    title: str
+    creator_handle: str
+
+
+_COLUMNS: Final = (
+    streams.c.id,
+    streams.c.creator_id,
+    streams.c.language,
+    streams.c.title,
+    users.c.country,
+    users.c.handle,
+)
+
+
+def _live_stream(r: Any) -> LiveStream:  # a row of _COLUMNS
+    item = Item(r.id, STREAM, user_actor(int(r.creator_id)), r.language, r.country)
+    return LiveStream(item, r.title, r.handle)
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedGift:
     send_id: str
     stream_id: str
@@ -25,30 +49,26 @@ class CommittedGift:
     at_us: int
 
 
-def live_items(conn: Connection, limit: int) -> dict[str, Item]:
-    """The live streams as trending items (at most ``limit``, newest first)."""
+def live_streams(conn: Connection, limit: int) -> dict[str, LiveStream]:
+    """The live streams (at most ``limit``, newest first)."""
     rows = conn.execute(
-        select(streams.c.id, streams.c.creator_id, streams.c.language, users.c.country)
+        select(*_COLUMNS)
         .join(users, users.c.id == streams.c.creator_id)
         .where(streams.c.status == StreamStatus.LIVE.value)
         .order_by(streams.c.started_at_us.desc())
         .limit(limit)
     ).all()
-    return {
-        r.id: Item(r.id, STREAM, user_actor(int(r.creator_id)), r.language, r.country) for r in rows
-    }
+    return {r.id: _live_stream(r) for r in rows}
 
 
-def stream_item(conn: Connection, stream_id: str) -> Item | None:
-    """One stream as a trending item, if it is live."""
+def live_stream(conn: Connection, stream_id: str) -> LiveStream | None:
+    """One stream, if it is live."""
     row = conn.execute(
-        select(streams.c.id, streams.c.creator_id, streams.c.language, users.c.country)
+        select(*_COLUMNS)
         .join(users, users.c.id == streams.c.creator_id)
         .where(streams.c.id == stream_id, streams.c.status == StreamStatus.LIVE.value)
     ).first()
-    if row is None:
-        return None
-    return Item(row.id, STREAM, user_actor(int(row.creator_id)), row.language, row.country)
+    return None if row is None else _live_stream(row)
 
 
 def committed_gifts(
