@@ -8,8 +8,9 @@ norm back into a score only when it is read (``norm · 2^((t0 - t) / half_life)`
 exponents grow large, everything is rescaled to a newer ``t0`` (rare, O(items)).
 
 Reads: one sorted list per (kind, language, country), with ``""`` meaning any, so an item is in
-four lists. Recording only marks an item dirty; the lists are brought up to date at the next
-read (``flush``), so a burst of events on one stream costs one re-placement, not one per event.
+four lists. Recording only marks the item dirty in its lists; a list is brought up to date when
+it is read, so a burst of events on one stream costs one re-placement, not one per event, and a
+list nobody reads costs nothing (a list where many items moved is sorted again instead).
 
 Anti-gaming, before anything counts:
   - an event whose actor is the item's creator counts for nothing (self-likes, self-shares);
@@ -37,6 +38,8 @@ US_PER_S: Final = 1_000_000
 ANY: Final = ""
 # Rescale to a newer reference time before 2^exponent gets near a float's range (2^1023).
 REBASE_EXPONENT: Final = 512.0
+# A list read with more than 1/REBUILD_SHARE of its items moved is sorted again as a whole.
+REBUILD_SHARE: Final = 8
 
 
 class Signal(enum.StrEnum):
@@ -116,14 +119,53 @@ def user_actor(user_id: int) -> str:
     return f"u:{user_id}"
 
 
+ListKey = tuple[str, str, str]  # (kind, language, country), "" meaning any
+
+
 @dataclass(slots=True)
 class _Entry:
     item: Item
     norm: float
-    listed: float | None  # the norm the sorted lists hold for it (None: not listed yet)
+    lists: tuple[_List, ...]  # the four lists it is in
 
 
-def _list_keys(item: Item) -> tuple[tuple[str, str, str], ...]:
+class _List:
+    """One ranking: ``ranked`` ascending by (-norm, item id), so best first and ties by id.
+    Items recorded since its last read are ``dirty``: placed again only when it is read."""
+
+    __slots__ = ("dirty", "placed", "ranked")
+
+    def __init__(self) -> None:
+        self.ranked: list[tuple[float, str]] = []
+        self.placed: dict[str, float] = {}  # item id → the -norm it has in ``ranked``
+        self.dirty: set[str] = set()
+
+    def place(self, entries: dict[str, _Entry]) -> None:
+        dirty, placed = self.dirty, self.placed
+        if not dirty:
+            return
+        if len(dirty) * REBUILD_SHARE > len(placed):
+            # Many moved (a busy list read now and then): sorting all at once is cheaper.
+            for item_id in dirty:
+                placed[item_id] = -entries[item_id].norm
+            self.ranked = sorted([(neg, item_id) for item_id, neg in placed.items()])
+        else:
+            ranked = self.ranked
+            for item_id in dirty:
+                self.remove(item_id)
+                neg = placed[item_id] = -entries[item_id].norm
+                insort(ranked, (neg, item_id))
+        dirty.clear()
+
+    def remove(self, item_id: str) -> None:
+        neg = self.placed.pop(item_id, None)
+        if neg is not None:
+            at = bisect_left(self.ranked, (neg, item_id))
+            assert self.ranked[at] == (neg, item_id)
+            del self.ranked[at]
+
+
+def _list_keys(item: Item) -> tuple[ListKey, ...]:
     return (
         (item.kind, ANY, ANY),
         (item.kind, item.language, ANY),
@@ -141,9 +183,7 @@ class TrendingEngine:
         self._weights = {signal: float(w) for signal, w in config.weights.items()}
         self._t0_us: int | None = None
         self._entries: dict[str, _Entry] = {}
-        self._dirty: set[str] = set()
-        # (kind, language, country) → [(-norm, item id)], ascending: best first, ties by id.
-        self._lists: dict[tuple[str, str, str], list[tuple[float, str]]] = {}
+        self._lists: dict[ListKey, _List] = {}
         self._buckets: dict[int, set[int]] = {}  # dedupe window number → hashed keys
         self._dedupe_keys = 0
         self._newest_bucket: int | None = None
@@ -190,8 +230,11 @@ class TrendingEngine:
         entry = self._entries.pop(item_id, None)
         if entry is None:
             return
-        self._dirty.discard(item_id)
-        self._unlist(item_id, entry)
+        for key, ranking in zip(_list_keys(entry.item), entry.lists, strict=True):
+            ranking.dirty.discard(item_id)
+            ranking.remove(item_id)
+            if not ranking.placed and not ranking.dirty:
+                del self._lists[key]  # no entry holds it any more
 
     def score(self, item_id: str, now_us: int) -> float:
         entry = self._entries.get(item_id)
@@ -208,30 +251,22 @@ class TrendingEngine:
     ) -> list[Ranked]:
         """The ``limit`` best items of one list, best first; equal scores by item id."""
         assert limit >= 0
-        self.flush()
+        ranking = self._lists.get((kind, language, country))
+        if ranking is None:
+            return []
+        ranking.place(self._entries)
         ranked: list[Ranked] = []
-        for neg_norm, item_id in self._lists.get((kind, language, country), ())[:limit]:
+        for neg_norm, item_id in ranking.ranked[:limit]:
             score = self._decayed(-neg_norm, now_us)
             if score < self.config.min_score:
                 break  # the rest are lower still
             ranked.append(Ranked(self._entries[item_id].item, score))
         return ranked
 
-    def flush(self) -> None:
-        """Place every item recorded since the last read in its lists."""
-        for item_id in self._dirty:
-            entry = self._entries[item_id]
-            self._unlist(item_id, entry)
-            entry.listed = entry.norm
-            for key in _list_keys(entry.item):
-                insort(self._lists.setdefault(key, []), (-entry.norm, item_id))
-        self._dirty.clear()
-
     def prune(self, now_us: int) -> int:
         """Forget items whose score fell below ``min_score``; returns how many went."""
         if self._t0_us is None:
             return 0
-        self.flush()
         # norm < floor ⇔ score at now_us < min_score
         floor = self.config.min_score * _exp2((now_us - self._t0_us) / self._half_life_us)
         gone = [item_id for item_id, e in self._entries.items() if e.norm < floor]
@@ -278,22 +313,25 @@ class TrendingEngine:
         if exponent > REBASE_EXPONENT:
             self._rebase(at_us)
             exponent = 0.0
-        entry = self._entries.get(item.id)
+        item_id = item.id
+        entry = self._entries.get(item_id)
         if entry is None:
             if len(self._entries) >= self.config.max_items:
                 self._evict_lowest(item.kind)
-            entry = self._entries[item.id] = _Entry(item, 0.0, None)
-        entry.norm += points * _exp2(exponent)
-        self._dirty.add(item.id)
+            lists = self._lists
+            rankings = tuple(lists.get(k) or lists.setdefault(k, _List()) for k in _list_keys(item))
+            entry = self._entries[item_id] = _Entry(item, 0.0, rankings)
+        entry.norm += points * math.exp2(exponent)  # exponent ≤ REBASE_EXPONENT: finite
+        for ranking in entry.lists:
+            ranking.dirty.add(item_id)
 
     def _evict_lowest(self, kind: str) -> None:
         """Room for one more item: the lowest-scored of its kind (or of any kind) goes."""
-        self.flush()
-        ranked = self._lists.get((kind, ANY, ANY)) or next(
-            (lst for key, lst in self._lists.items() if key[1:] == (ANY, ANY) and lst), []
+        ranking = self._lists.get((kind, ANY, ANY)) or next(
+            lst for key, lst in self._lists.items() if key[1:] == (ANY, ANY)
         )
-        assert ranked, "max_items reached, so some list holds an item"
-        self.end(ranked[-1][1])
+        ranking.place(self._entries)
+        self.end(ranking.ranked[-1][1])
         self.stats.evicted += 1
 
     def _rebase(self, t_us: int) -> None:
@@ -303,27 +341,13 @@ class TrendingEngine:
         self._t0_us = t_us
         for entry in self._entries.values():
             entry.norm *= factor
-            entry.listed = None
-        self._lists.clear()
-        self._dirty = set(self._entries)
+        for ranking in self._lists.values():
+            ranking.dirty.update(ranking.placed)  # every stored key changed
 
     def _decayed(self, norm: float, now_us: int) -> float:
         if self._t0_us is None:
             return 0.0
         return norm * _exp2((self._t0_us - now_us) / self._half_life_us)
-
-    def _unlist(self, item_id: str, entry: _Entry) -> None:
-        if entry.listed is None:
-            return
-        key = (-entry.listed, item_id)
-        for list_key in _list_keys(entry.item):
-            ranked = self._lists[list_key]
-            at = bisect_left(ranked, key)
-            assert ranked[at] == key
-            del ranked[at]
-            if not ranked:
-                del self._lists[list_key]
-        entry.listed = None
 
 
 @dataclass(frozen=True, slots=True)
