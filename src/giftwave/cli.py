@@ -282,5 +282,17 @@ def bench_ws_gifts(
     _print_result(result.as_dict(), as_json)
 
 
+@bench_app.command("trending")
+def bench_trending(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    repeat: Annotated[int, typer.Option(help="Runs (the median is reported).", min=1)] = 3,
+) -> None:
+    """100,000 engagement events through the trending ranking, beside a full rescan per read."""
+    from giftwave.bench.trending import run_trending_bench
+
+    result = run_trending_bench(_progress(as_json), repeat)
+    _print_result(result.as_dict(), as_json)
+
+
 def main() -> None:
     app()

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
     battle_min_duration_s: Annotated[int, Field(ge=1, le=1800)] = 60
 
+    # Trending (docs/trending.md): engagement decays by half every half-life; shares, likes and
+    # new viewers count once per actor and stream per dedupe window. Weights are points per
+    # coin gifted, per share, per like, per new viewer (JSON; missing ones keep their default).
+    trending_half_life_s: Annotated[float, Field(ge=60, le=7 * 86_400)] = 1800.0
+    trending_weights: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]] = {}
+    trending_dedupe_window_s: Annotated[float, Field(ge=60, le=7 * 86_400)] = 3600.0
+    trending_max_items: Annotated[int, Field(ge=10, le=1_000_000)] = 50_000
+
     # Outgoing webhooks (docs/webhooks.md). A failed delivery is retried after about
     # base * 1, 3, 12, 60, 360, 1080, 2160, 4320 (10 s … 12 h: ~22 h in all), then is failed.
     webhook_retry_base_ms: Annotated[int, Field(ge=1, le=600_000)] = 10_000
@@ -115,6 +123,17 @@ class Settings(BaseSettings):
         for country in value:
             if len(country) != 2 or not country.isascii() or not country.isupper():
                 raise ValueError(f"{country!r} is not a two-letter country code like KR")
+        return value
+
+    @field_validator("trending_weights")
+    @classmethod
+    def _trending_signals(cls, value: dict[str, float]) -> dict[str, float]:
+        from giftwave.trending.engine import Signal
+
+        known = {signal.value for signal in Signal}
+        for name in value:
+            if name not in known:
+                raise ValueError(f"{name!r} is not one of {', '.join(sorted(known))}")
         return value
 
     @field_validator("public_url")

@@ -28,6 +28,7 @@ from giftwave.api import (
     pages,
     shop,
     streams,
+    trending,
     webhooks,
 )
 from giftwave.api.auth import AuthCache
@@ -51,6 +52,7 @@ from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
+from giftwave.trending.service import Trending, config_from
 from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
@@ -218,6 +220,11 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(outgoing.stop)
             economy.gifting.add_observer(outgoing.gift_committed)
             hub.add_observer(outgoing.room_events)
+            ranking = Trending(db, config_from(settings))
+            await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
+            stack.push_async_callback(ranking.stop)
+            economy.gifting.add_observer(ranking.gift_committed)
+            app.state.trending = ranking
             app.state.webhooks = outgoing
             app.state.hub = hub
             app.state.referee = referee
@@ -243,6 +250,7 @@ def create_app(settings: Settings) -> FastAPI:
         live,
         battles,
         overlays,
+        trending,
         admin_pages,
         pages,
     ):

@@ -29,6 +29,8 @@ from giftwave.identity.users import Role, User
 from giftwave.live.streams import Stream, find_stream
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
 from giftwave.realtime.sockets import open_sink
+from giftwave.trending.engine import user_actor
+from giftwave.trending.service import Trending
 
 router = APIRouter(tags=["live"])
 
@@ -101,6 +103,13 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
         missed = channel.replay(since, epoch) if since is not None and epoch else None
         for frame in missed if missed is not None else [channel.snapshot_frame()]:
             sink.write(frame)
+        trending: Trending = ws.app.state.trending
+        await trending.viewer(
+            stream_id,
+            user_actor(user.id)
+            if user is not None
+            else trending.source_actor(ws.client.host if ws.client else ""),
+        )
         if user is not None and _sampled_join(len(channel.subscribers)):
             assert hub.broker is not None
             await hub.broker.publish(
@@ -168,7 +177,8 @@ async def _read(
                 gifts.add(task)
                 task.add_done_callback(gifts.discard)
             else:
-                answer(await _reply(parsed[0], _act(*parsed[1:], hub, stream, user, likes, chats)))
+                acting = _act(*parsed[1:], hub, stream, user, likes, chats, ws.app.state.trending)
+                answer(await _reply(parsed[0], acting))
             if refusals > MAX_REFUSALS:
                 await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
                 return
@@ -211,10 +221,11 @@ async def _act(
     user: User | None,
     likes: _Bucket,
     chats: _Bucket,
+    trending: Trending,
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
     if name == "like":
-        return await _like(command, hub, stream, user, likes)
+        return await _like(command, hub, stream, user, likes, trending)
     if name == "chat":
         return await _chat(command, hub, stream, user, chats)
     return await _moderate(name, command, hub, stream, user)
@@ -240,7 +251,12 @@ async def _send_gift(
 
 
 async def _like(
-    command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: _Bucket
+    command: dict[str, Any],
+    hub: Hub,
+    stream: Stream,
+    user: User,
+    bucket: _Bucket,
+    trending: Trending,
 ) -> dict[str, Any]:
     count = command.get("count", 1)
     if type(count) is not int or not 1 <= count <= 50:
@@ -250,6 +266,7 @@ async def _like(
     assert hub.broker is not None
     like = {"type": "like", "count": count, "user_id": user.id, "handle": user.handle}
     await hub.broker.publish(stream.id, like)
+    await trending.like(stream.id, user.id)  # this node's likes (docs/trending.md)
     return {"liked": count}
 
 

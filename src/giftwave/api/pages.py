@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from giftwave.api.auth import SESSION_COOKIE, session_user
+from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS
@@ -36,6 +37,7 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static"
 LANG_COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
 HOME_STREAMS: Final = 60
+HOME_TRENDING: Final = 6
 NO_FRAMING: Final = "frame-ancestors 'none'"
 ANY_FRAMING: Final = "frame-ancestors http: https:"
 
@@ -156,10 +158,12 @@ def _cards(hub: Hub, live: list[tuple[Stream, str]]) -> list[StreamCard]:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
-    """Discover: who is live now, most watched first."""
+    """Discover: what is trending, then who is live now, most watched first."""
     who = await visitor(request)
     live = await run_in_threadpool(_live_streams, _economy(request))
-    return page(request, who, "home.html", cards=_cards(request.app.state.hub, live))
+    hub = request.app.state.hub
+    hot = ranked_streams(trending_of(request), hub, HOME_TRENDING)
+    return page(request, who, "home.html", cards=_cards(hub, live), trending=hot)
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -1,0 +1,1 @@
+"""Trending: live streams (later clips) ranked by time-decayed engagement (docs/trending.md)."""

@@ -1,0 +1,202 @@
+"""Trending as the server runs it: the engine, fed and kept in step with the database.
+
+    committed gifts ──► gift observer (this node, at once) ─┐
+    gift_sends (every node's gifts, every REFRESH_S) ───────┼─► TrendingEngine ──► top()
+    likes, new viewers (this node's sockets) ───────────────┤
+    shares (``record``, for the share code) ────────────────┘
+
+Everything touches the engine on the event loop; database reads run on worker threads. On
+start the engine is rebuilt from the committed gifts of the last ``REBUILD_HALF_LIVES``
+half-lives, so a restart does not empty the list (likes and viewers are not stored: they start
+again from nothing). Every ``REFRESH_S`` the live streams are read again (an ended stream leaves
+the list), the gifts committed since are counted (each send once, by its id), and items whose
+score decayed to nothing are forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Final
+
+from sqlalchemy import Engine
+
+from giftwave.clock import now_us
+from giftwave.config import Settings
+from giftwave.economy.gifting import GiftSent
+from giftwave.trending.engine import (
+    ANY,
+    DEFAULT_WEIGHTS,
+    Ranked,
+    Signal,
+    TrendingConfig,
+    TrendingEngine,
+    user_actor,
+)
+from giftwave.trending.sources import (
+    STREAM,
+    CommittedGift,
+    LiveStream,
+    committed_gifts,
+    live_stream,
+    live_streams,
+)
+
+REFRESH_S: Final = 5.0
+REBUILD_HALF_LIVES: Final = 4  # older gifts weigh under 1/16: not worth reading at start
+REBUILD_MAX_GIFTS: Final = 200_000
+POLL_MAX_GIFTS: Final = 50_000
+POLL_MAX_BATCHES: Final = 20  # per refresh; the rest waits for the next one
+# A gift is stamped before its batch commits: look this far behind the newest one seen, so a
+# gift committed late is still read (its send id keeps it from counting twice).
+POLL_SLACK_US: Final = 30 * 1_000_000
+log = logging.getLogger(__name__)
+
+
+def config_from(settings: Settings) -> TrendingConfig:
+    weights = dict(DEFAULT_WEIGHTS)
+    weights.update({Signal(name): w for name, w in settings.trending_weights.items()})
+    return TrendingConfig(
+        half_life_s=settings.trending_half_life_s,
+        weights=weights,
+        dedupe_window_s=settings.trending_dedupe_window_s,
+        max_items=settings.trending_max_items,
+    )
+
+
+class Trending:
+    def __init__(
+        self, db: Engine, config: TrendingConfig, *, clock_us: Callable[[], int] = now_us
+    ) -> None:
+        self.engine = TrendingEngine(config)
+        self._db = db
+        self._clock_us = clock_us
+        self._streams: dict[str, LiveStream] = {}  # live, as of the last refresh
+        self._cursor_us = 0  # the newest gift read from the database
+        self._salt = secrets.token_bytes(16)  # hashed sources mean nothing outside this process
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Rebuild from the database, then keep in step with it."""
+        started_us = self._clock_us()
+        since = started_us - int(REBUILD_HALF_LIVES * self.engine.config.half_life_s * 1_000_000)
+        await self._refresh(since, REBUILD_MAX_GIFTS, newest=True)
+        self._cursor_us = max(self._cursor_us, started_us)  # the poll looks back POLL_SLACK_US
+        self._task = asyncio.create_task(self._loop(), name="trending-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def top(
+        self, limit: int, *, language: str = ANY, country: str = ANY
+    ) -> list[tuple[Ranked, LiveStream]]:
+        """The trending live streams, best first, each with its title and creator."""
+        ranked = self.engine.top(
+            self._clock_us(), limit, kind=STREAM, language=language, country=country
+        )
+        return [(r, self._streams[r.item.id]) for r in ranked if r.item.id in self._streams]
+
+    async def record(
+        self,
+        signal: Signal,
+        stream_id: str,
+        actor: str,
+        value: float = 1.0,
+        at_us: int | None = None,
+        event_id: str | None = None,
+    ) -> float:
+        """One engagement event on a stream (the share code calls this with ``Signal.SHARE``);
+        ``actor`` is ``user_actor(id)`` or ``source_actor(address)``. Returns the points it
+        added: 0 when it did not count (the creator's own, a repeat, an ended stream)."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = await asyncio.to_thread(self._load_stream, stream_id)
+            if stream is None:
+                return 0.0
+            self._streams[stream_id] = stream
+        at = self._clock_us() if at_us is None else at_us
+        return self.engine.record(signal, stream.item, actor, value, at, event_id)
+
+    def source_actor(self, address: str) -> str:
+        """An anonymous actor: a salted hash of where they came from, never the address."""
+        digest = hashlib.blake2b(address.encode(), key=self._salt, digest_size=8)
+        return "h:" + digest.hexdigest()
+
+    async def gift_committed(self, sent: GiftSent, _handle: str, _comboable: bool) -> None:
+        """The gift observer: a committed gift counts its coins at once, on this node."""
+        try:
+            await self.record(
+                Signal.GIFT_COIN,
+                sent.stream_id,
+                user_actor(sent.sender_id),
+                sent.coins,
+                sent.created_at_us,
+                sent.send_id,
+            )
+        except Exception:  # the gift is committed; trending reads it again from the database
+            log.exception("trending could not count gift %s", sent.send_id)
+
+    async def viewer(self, stream_id: str, actor: str) -> None:
+        """Someone opened the room (a new viewer, once per window)."""
+        try:
+            await self.record(Signal.NEW_VIEWER, stream_id, actor)
+        except Exception:  # trending is a ranking, never a reason to refuse a viewer
+            log.exception("trending could not count a viewer of %s", stream_id)
+
+    async def like(self, stream_id: str, user_id: int) -> None:
+        try:
+            await self.record(Signal.LIKE, stream_id, user_actor(user_id))
+        except Exception:
+            log.exception("trending could not count a like of %s", stream_id)
+
+    def _load_stream(self, stream_id: str) -> LiveStream | None:
+        with self._db.connect() as conn:
+            return live_stream(conn, stream_id)
+
+    def _read(
+        self, since_us: int, limit: int, newest: bool
+    ) -> tuple[dict[str, LiveStream], list[CommittedGift]]:
+        with self._db.connect() as conn:
+            live = live_streams(conn, self.engine.config.max_items)
+            return live, committed_gifts(conn, since_us, limit, newest=newest)
+
+    async def _refresh(self, since_us: int, limit: int, *, newest: bool = False) -> int:
+        """Read the live streams and the gifts since ``since_us``; returns the gifts read."""
+        live, gifts = await asyncio.to_thread(self._read, since_us, limit, newest)
+        self._streams = live
+        engine = self.engine
+        for item_id in [i for i in engine.item_ids() if i not in live]:
+            engine.end(item_id)  # the stream ended
+        for gift in gifts:
+            stream = live.get(gift.stream_id)
+            if stream is not None:
+                engine.record(
+                    Signal.GIFT_COIN,
+                    stream.item,
+                    user_actor(gift.sender_id),
+                    gift.coins,
+                    gift.at_us,
+                    gift.send_id,
+                )
+            self._cursor_us = max(self._cursor_us, gift.at_us)
+        engine.prune(self._clock_us())
+        return len(gifts)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            try:
+                since = self._cursor_us - POLL_SLACK_US
+                for _ in range(POLL_MAX_BATCHES):
+                    if await self._refresh(since, POLL_MAX_GIFTS) < POLL_MAX_GIFTS:
+                        break
+                    since = self._cursor_us  # a burst: read on from where the batch ended
+            except Exception:  # the database is away: try again next time
+                log.exception("trending could not refresh")

@@ -1,0 +1,97 @@
+"""``GET /v1/trending`` on both databases: live streams ranked by the coins gifted to them,
+per language and per creator's country; a gift retried with its key counts once; bad
+parameters are problem+json; a restart rebuilds the list from the committed gifts (reversed
+ones and ended streams left out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
+
+__all__ = ["economy_app"]
+
+
+async def _live(creator: Person, title: str, language: str) -> str:
+    r = await creator.post("/v1/streams", {"title": title, "language": language})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _trending(client: Any, query: str = "") -> list[dict[str, Any]]:
+    r = await client.get(f"/v1/trending{query}")
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+async def test_trending_ranks_live_streams_and_survives_a_restart(
+    economy_app: AppFactory,
+) -> None:
+    async with economy_app() as client:
+        en_us = await register(client, "creator", country="US")
+        es_mx = await register(client, "creator", country="MX")
+        es_us = await register(client, "creator", country="US")
+        fan = await register(client)
+        r = await client.post(
+            f"/v1/admin/users/{fan.id}/coins",
+            json={"coins": 10_000, "idempotency_key": "tr"},
+            headers=ADMIN,
+        )
+        assert r.status_code == 200, r.text
+        piano = await _live(en_us, "Late night piano", "en")
+        cumbia = await _live(es_mx, "Cumbia en vivo", "es")
+        cocina = await _live(es_us, "Cocina de casa", "es")
+        assert await _trending(client) == []
+
+        assert (await fan.gift(piano, "doughnut", key="d1")).status_code == 201  # 30 coins
+        assert (await fan.gift(cumbia, "rose", 100, key="r100")).status_code == 201
+        assert (await fan.gift(cumbia, "rose", 100, key="r100")).status_code == 201  # a retry
+        assert (await fan.gift(cocina, "rose", 10, key="r10")).status_code == 201
+        assert (await fan.gift(cumbia, "rose", 50, key="r50")).status_code == 201
+
+        everyone = await _trending(client)
+        assert [(t["rank"], t["stream_id"]) for t in everyone] == [
+            (1, cumbia),
+            (2, piano),
+            (3, cocina),
+        ]
+        first = everyone[0]
+        assert first["title"] == "Cumbia en vivo"
+        assert first["creator_handle"] == es_mx.user["handle"]
+        assert (first["language"], first["country"]) == ("es", "MX")
+        assert first["score"] == pytest.approx(150, rel=1e-3)  # the retry counted once
+        assert "viewers" in first
+        assert [t["score"] for t in everyone[1:]] == [
+            pytest.approx(30, rel=1e-3),
+            pytest.approx(10, rel=1e-3),
+        ]
+        assert [t["stream_id"] for t in await _trending(client, "?language=es")] == [
+            cumbia,
+            cocina,
+        ]
+        assert [t["stream_id"] for t in await _trending(client, "?country=US")] == [piano, cocina]
+        assert [t["stream_id"] for t in await _trending(client, "?language=es&country=US")] == [
+            cocina
+        ]
+        assert await _trending(client, "?language=fr") == []
+        assert [t["stream_id"] for t in await _trending(client, "?limit=1")] == [cumbia]
+
+        assert_problem(await client.get("/v1/trending?kind=clip"), 422, "invalid_kind")
+        assert_problem(await client.get("/v1/trending?language=English"), 422, "invalid_language")
+        assert_problem(await client.get("/v1/trending?country=mx"), 422, "invalid_country")
+        assert_problem(await client.get("/v1/trending?limit=0"), 422, "invalid_request")
+        assert_problem(await client.get("/v1/trending?limit=101"), 422, "invalid_request")
+
+        # Before the restart: one gift reversed, one stream ended.
+        r = await client.post(f"/v1/admin/gift-sends/gift:{fan.id}:r50/reverse", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        r = await es_us.post(f"/v1/streams/{cocina}/end")
+        assert r.status_code == 200, r.text
+
+    async with economy_app() as client:  # a new process on the same database
+        rebuilt = await _trending(client)
+        assert [t["stream_id"] for t in rebuilt] == [cumbia, piano]
+        assert rebuilt[0]["score"] == pytest.approx(100, rel=1e-3)  # the reversed 50 is out
+        assert rebuilt[1]["score"] == pytest.approx(30, rel=1e-3)
+        assert [t["stream_id"] for t in await _trending(client, "?country=MX")] == [cumbia]
