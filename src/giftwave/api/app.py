@@ -26,6 +26,8 @@ from giftwave.api import (
     live,
     overlays,
     pages,
+    share_pages,
+    shares,
     shop,
     streams,
     webhooks,
@@ -51,6 +53,7 @@ from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
+from giftwave.sharing.service import Sharing
 from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
@@ -217,6 +220,9 @@ def create_app(settings: Settings) -> FastAPI:
             outgoing.start()
             stack.push_async_callback(outgoing.stop)
             economy.gifting.add_observer(outgoing.gift_committed)
+            sharing = Sharing(settings, db)
+            economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
+            app.state.sharing = sharing
             hub.add_observer(outgoing.room_events)
             app.state.webhooks = outgoing
             app.state.hub = hub
@@ -244,6 +250,8 @@ def create_app(settings: Settings) -> FastAPI:
         battles,
         overlays,
         admin_pages,
+        shares,
+        share_pages,
         pages,
     ):
         app.include_router(module.router)
