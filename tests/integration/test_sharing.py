@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
+from typing import Any
 
 import httpx
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
@@ -17,6 +18,7 @@ from giftwave.clock import now_us
 from giftwave.db.tables import server_secrets, share_attributions, share_links, share_visits
 from giftwave.sharing.attribution import Event
 from giftwave.sharing.service import DAY_US, SHARES_BURST, Sharing
+from giftwave.sharing.visit_writer import Visit, VisitWriter
 from giftwave.sharing.visitors import SALT_PREFIX, ShareCookie, daily_salt
 
 __all__ = ["economy_app"]
@@ -41,6 +43,17 @@ async def give_coins(client: httpx.AsyncClient, person: Person, coins: int) -> N
         headers=ADMIN,
     )
     assert r.status_code == 200, r.text
+
+
+async def reach_after_visits(sharer: Person, visits: int) -> dict[str, Any]:
+    """The sharer's reach once ``visits`` visits are written: anonymous ones are batched, and
+    committed within the writer's linger (50 ms)."""
+    for _ in range(40):
+        reach: dict[str, Any] = (await sharer.get("/v1/me/reach")).json()
+        if reach["visits"] >= visits:
+            return reach
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {visits} visits after 2 s: {reach}")
 
 
 def sharing_of(client: httpx.AsyncClient) -> Sharing:
@@ -108,7 +121,7 @@ async def test_a_share_brings_a_visitor_who_signs_up_and_gifts(economy_app: AppF
         assert own.status_code == 302
         assert "gw_share" not in own.cookies
 
-        reach = (await sharer.get("/v1/me/reach")).json()
+        reach = await reach_after_visits(sharer, 1)
         assert (reach["visits"], reach["unique_visitors"], reach["links"]) == (1, 1, 2)
         for touch in ("first_touch", "last_touch"):
             assert reach[touch] == {"signups": 1, "joins": 1, "gifters": 1, "coins": 15}
@@ -287,3 +300,16 @@ def test_the_visitor_salt_is_shared_by_nodes_and_rotates_daily(sa_engine) -> Non
     assert tuesday != monday
     assert len(tuesday) == 32
     assert names == [SALT_PREFIX + "2030-01-08"]  # Monday's salt is gone for good
+
+
+def test_the_visit_queue_is_bounded_and_written_on_stop(sa_engine) -> None:  # type: ignore[no-untyped-def]
+    writer = VisitWriter(sa_engine, max_pending=2, batch_max=10, linger_s=0.01)
+    visits = [Visit(7, f"{i:064x}", None, now_us()) for i in range(3)]
+    assert writer.offer(visits[0])
+    assert writer.offer(visits[1])
+    assert not writer.offer(visits[2])  # full: the caller writes this one itself
+    writer.start()
+    writer.stop()
+    with sa_engine.connect() as conn:
+        written = conn.execute(select(share_visits.c.visitor_hash)).scalars().all()
+    assert sorted(written) == [visits[0].visitor_hash, visits[1].visitor_hash]

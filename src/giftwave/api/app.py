@@ -221,6 +221,8 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(outgoing.stop)
             economy.gifting.add_observer(outgoing.gift_committed)
             sharing = Sharing(settings, db)
+            sharing.visits.start()
+            stack.callback(sharing.visits.stop)  # writes what is queued
             economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
             app.state.sharing = sharing
             hub.add_observer(outgoing.room_events)

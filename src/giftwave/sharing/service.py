@@ -1,6 +1,6 @@
-"""The app's sharing: links made and opened, the visit written before the redirect, touches
-claimed from the link cookie, events credited; with the caches that keep the redirect and the
-gift path cheap, and the per-user limit on making links."""
+"""The app's sharing: links made and opened, visits recorded (batched, or at once for a
+logged-in visitor), touches claimed from the link cookie, events credited; with the caches that
+keep the redirect and the gift path cheap, and the per-user limit on making links."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from giftwave.sharing.links import (
     share,
     share_counts,
 )
+from giftwave.sharing.visit_writer import Visit, VisitWriter
 from giftwave.sharing.visitors import COOKIE_SECRET_NAME, ShareCookie, daily_salt, server_secret
 from giftwave.sharing.visitors import visitor_hash as hash_visitor
 from giftwave.ttl_cache import TtlCache
@@ -82,14 +83,6 @@ class ShareRateLimiter:
 
 
 @dataclass(frozen=True, slots=True)
-class Opened:
-    """A link opened: where to send the visitor, and the cookie to give them (None: keep)."""
-
-    landing: str
-    cookie: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Landing:
     shared_by: str | None  # the sharer's handle
     counts: ShareCount
@@ -112,6 +105,7 @@ class Sharing:
         self._touches: TtlCache[int, list[Touched]] = TtlCache(
             max_entries=MAX_CACHED_TOUCHERS, ttl_s=TOUCHES_TTL_S
         )
+        self.visits = VisitWriter(db)
         self._cookie_secret: bytes | None = None
         self._salt: tuple[str, bytes] | None = None  # (UTC day, salt)
 
@@ -173,7 +167,32 @@ class Sharing:
         counts = self.stream_counts([stream_id], at_us).get(stream_id, ShareCount(0, 0))
         return Landing(None if credit is None else credit[1], counts)
 
-    def open(
+    def keys_ready(self, at_us: int) -> bool:
+        """Whether the cookie secret and the salt of the day are in memory (no query)."""
+        salt = self._salt
+        return (
+            self._cookie_secret is not None
+            and salt is not None
+            and salt[0] == day_of(at_us).isoformat()
+        )
+
+    def load_keys(self, at_us: int) -> None:
+        """Read (or make) the cookie secret and the salt of the day: once a day per process."""
+        with self.db.begin() as conn:
+            self._secret(conn)
+            self._daily_salt(conn, at_us)
+
+    def landing_now(self, link: ShareLink) -> str | None:
+        """Where a link lands, when that needs no query (a stream's link)."""
+        if link.target_kind is TargetKind.STREAM:
+            return f"/live/{link.target_id}?via={link.code}"
+        return None
+
+    def landing_of(self, link: ShareLink) -> str:
+        with self.db.connect() as conn:
+            return self._landing(conn, link)
+
+    def visit(
         self,
         link: ShareLink,
         user_id: int | None,
@@ -181,20 +200,14 @@ class Sharing:
         user_agent: str,
         cookie: str | None,
         at_us: int,
-    ) -> Opened:
-        """Record the visit (durably: it is committed before the visitor is redirected) and
-        the touch of a logged-in visitor; a sharer opening their own link records nothing."""
-        with self.db.begin() as conn:
-            landing = self._landing(conn, link)
-            if user_id == link.sharer_id:
-                return Opened(landing, None)
-            salt = self._daily_salt(conn, at_us)
-            record_visit(conn, link.id, hash_visitor(salt, address, user_agent), user_id, at_us)
-            if user_id is not None:
-                record_touches(conn, user_id, [Touched(link.id, link.sharer_id, at_us)])
-            secret = self._secret(conn)
-        if user_id is not None:
-            self._touches.drop(user_id)
+    ) -> tuple[Visit | None, str | None]:
+        """The visit to record and the cookie to give (both None: the sharer's own visit).
+        Needs ``keys_ready``; no query."""
+        if user_id == link.sharer_id:
+            return None, None
+        assert self._cookie_secret is not None
+        assert self._salt is not None
+        secret, salt = self._cookie_secret, self._salt[1]
         at_s = at_us // 1_000_000
         before = ShareCookie.decode(secret, cookie) if cookie else None
         after = (
@@ -202,7 +215,24 @@ class Sharing:
             if before is not None
             else ShareCookie(link.code, at_s, link.code, at_s)
         )
-        return Opened(landing, after.encode(secret))
+        visit = Visit(link.id, hash_visitor(salt, address, user_agent), user_id, at_us)
+        return visit, after.encode(secret)
+
+    def record(self, link: ShareLink, visit: Visit) -> bool:
+        """Queue an anonymous visit for the batch writer; False: write it now (``write``)."""
+        return visit.user_id is None and self.visits.offer(visit)
+
+    def write(self, link: ShareLink, visit: Visit) -> None:
+        """Commit a visit now, with the touch of a logged-in visitor (attribution needs it at
+        once: their next gift may come within a second)."""
+        with self.db.begin() as conn:
+            record_visit(conn, link.id, visit.visitor_hash, visit.user_id, visit.visited_at_us)
+            if visit.user_id is not None:
+                record_touches(
+                    conn, visit.user_id, [Touched(link.id, link.sharer_id, visit.visited_at_us)]
+                )
+        if visit.user_id is not None:
+            self._touches.drop(visit.user_id)
 
     def _landing(self, conn: Connection, link: ShareLink) -> str:
         via = f"via={link.code}"
