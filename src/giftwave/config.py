@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000
     payout_review_timeout_s: Annotated[int, Field(ge=60, le=90 * 86_400)] = 14 * 86_400
 
+    # Sharing (docs/sharing.md): what a visitor does within this many days of opening a share
+    # link is credited to the sharer; a link nobody shared again for this long stops working.
+    share_attribution_days: Annotated[int, Field(ge=1, le=90)] = 7
+    share_link_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
     # Handles of a simulated audience (the demo's): every page says they are simulated.
     demo_audience: tuple[str, ...] = ()
 

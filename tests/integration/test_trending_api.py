@@ -95,3 +95,21 @@ async def test_trending_ranks_live_streams_and_survives_a_restart(
         assert rebuilt[0]["score"] == pytest.approx(100, rel=1e-3)  # the reversed 50 is out
         assert rebuilt[1]["score"] == pytest.approx(30, rel=1e-3)
         assert [t["stream_id"] for t in await _trending(client, "?country=MX")] == [cumbia]
+
+
+async def test_a_share_lifts_the_stream_once_per_sharer(economy_app: AppFactory) -> None:
+    """Sharing a stream is engagement (weight 50); the same sharer again within the window,
+    on another channel, and the creator sharing their own stream count for nothing."""
+    async with economy_app() as client:
+        creator = await register(client, "creator")
+        fan = await register(client)
+        stream_id = await _live(creator, "Shared", "en")
+        for who, channel in ((fan, "copy"), (fan, "whatsapp"), (creator, "copy")):
+            r = await who.post(
+                "/v1/shares",
+                {"target_kind": "stream", "target_id": stream_id, "channel": channel},
+            )
+            assert r.status_code == 201, r.text
+        [entry] = await _trending(client)
+        assert entry["stream_id"] == stream_id
+        assert entry["score"] == pytest.approx(50.0, rel=0.01)

@@ -26,6 +26,8 @@ from giftwave.api import (
     live,
     overlays,
     pages,
+    share_pages,
+    shares,
     shop,
     streams,
     trending,
@@ -52,6 +54,7 @@ from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
+from giftwave.sharing.service import Sharing
 from giftwave.trending.service import Trending, config_from
 from giftwave.webhooks.service import Webhooks
 
@@ -219,6 +222,11 @@ def create_app(settings: Settings) -> FastAPI:
             outgoing.start()
             stack.push_async_callback(outgoing.stop)
             economy.gifting.add_observer(outgoing.gift_committed)
+            sharing = Sharing(settings, db)
+            sharing.visits.start()
+            stack.callback(sharing.visits.stop)  # writes what is queued
+            economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
+            app.state.sharing = sharing
             hub.add_observer(outgoing.room_events)
             ranking = Trending(db, config_from(settings))
             await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
@@ -252,6 +260,8 @@ def create_app(settings: Settings) -> FastAPI:
         overlays,
         trending,
         admin_pages,
+        shares,
+        share_pages,
         pages,
     ):
         app.include_router(module.router)

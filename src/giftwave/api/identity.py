@@ -21,6 +21,7 @@ from giftwave.api.auth import (
 )
 from giftwave.api.fields import IsoDate
 from giftwave.api.problems import Problem
+from giftwave.api.shares import share_cookie
 from giftwave.economy.services import Economy
 from giftwave.identity.sessions import create_session, end_session
 from giftwave.identity.users import (
@@ -125,7 +126,9 @@ def _start_session(economy: Economy, response: Response, user: User) -> SessionO
 
 
 @router.post("/auth/register", status_code=201, response_model=SessionOut)
-async def register(body: Register, response: Response, economy: Econ) -> SessionOut:
+async def register(
+    body: Register, request: Request, response: Response, economy: Econ
+) -> SessionOut:
     password_hash = await run_in_threadpool(economy.passwords.hash, body.password)
 
     def work() -> SessionOut:
@@ -142,7 +145,10 @@ async def register(body: Register, response: Response, economy: Econ) -> Session
             )
         return _start_session(economy, response, user)
 
-    return await run_in_threadpool(work)
+    session = await run_in_threadpool(work)
+    # Came through a share link: credit its sharer (docs/sharing.md).
+    await request.app.state.sharing.signed_up(session.user.id, share_cookie(request))
+    return session
 
 
 @router.post("/auth/login", response_model=SessionOut)

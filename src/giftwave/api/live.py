@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SESSION_COOKIE, session_user
+from giftwave.api.shares import share_cookie
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
@@ -115,6 +116,8 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
             await hub.broker.publish(
                 stream_id, {"type": "join", "user_id": user.id, "handle": user.handle}
             )
+        if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
+            await ws.app.state.sharing.joined(user.id, stream_id, share_cookie(ws))
         await _read(ws, economy, hub, stream, user, subscriber)
     except WebSocketDisconnect:
         pass

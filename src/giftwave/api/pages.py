@@ -163,7 +163,17 @@ async def home(request: Request) -> HTMLResponse:
     live = await run_in_threadpool(_live_streams, _economy(request))
     hub = request.app.state.hub
     hot = ranked_streams(trending_of(request), hub, HOME_TRENDING)
-    return page(request, who, "home.html", cards=_cards(hub, live), trending=hot)
+    shared = await run_in_threadpool(
+        request.app.state.sharing.stream_counts, [s.id for s, _ in live], now_us()
+    )
+    return page(
+        request,
+        who,
+        "home.html",
+        cards=_cards(hub, live),
+        trending=hot,
+        share_counts=shared,
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -253,9 +263,11 @@ async def _stream_page(
 
 
 @router.get("/live/{stream_id}", response_class=HTMLResponse)
-async def live_page(stream_id: str, request: Request) -> HTMLResponse:
-    """The viewer page: video, gift tray, animations, chat, likes, leaderboard, goal, battle."""
-    return await _stream_page(request, stream_id, "live.html")
+async def live_page(stream_id: str, request: Request, via: str = "") -> HTMLResponse:
+    """The viewer page: video, gift tray, animations, chat, likes, leaderboard, goal, battle;
+    ``via``: the share link it was opened through, whose sharer it credits."""
+    shared = await run_in_threadpool(request.app.state.sharing.landing, stream_id, via, now_us())
+    return await _stream_page(request, stream_id, "live.html", shared=shared)
 
 
 @router.get("/embed/{stream_id}", response_class=HTMLResponse)

@@ -409,3 +409,84 @@ overlay_keys = Table(
     Column("key", String(64), nullable=False, unique=True),
     Column("created_at_us", BigInteger, nullable=False),
 )
+
+# --- sharing (migration 0007; docs/sharing.md) ------------------------------------------------
+
+# A short link (/s/{code}) one user made for one target through one channel: the same user,
+# target and channel get the same code back. ``last_shared_at_us`` moves on every share, so "shared
+# in the last hour" counts people who shared it again, and the link lives on while people share.
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("sharer_id", BigInteger, nullable=False),
+    Column("target_kind", String(8), nullable=False),
+    Column("target_id", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("last_shared_at_us", BigInteger, nullable=False),
+    UniqueConstraint(
+        "sharer_id", "target_kind", "target_id", "channel", name="uq_share_links_sharer_target"
+    ),
+    CheckConstraint("target_kind IN ('stream', 'profile', 'clip')", name="ck_share_links_kind"),
+    Index("ix_share_links_target", "target_kind", "target_id", "last_shared_at_us"),
+)
+
+# One opening of a link. No address is kept: ``visitor_hash`` is SHA-256 of the day's salt, the
+# address and the User-Agent, and the salt changes every UTC day (see sharing/visitors.py).
+share_visits = Table(
+    "share_visits",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("share_id", BigInteger, nullable=False),
+    Column("visitor_hash", String(64), nullable=False),
+    Column("user_id", BigInteger, nullable=True),  # a logged-in visitor
+    Column("visited_at_us", BigInteger, nullable=False),
+    Index("ix_share_visits_share", "share_id", "visited_at_us"),
+)
+
+# A user who came through a link: logged in when they opened it, or later with the link's
+# cookie (signing up, joining a room). Attribution reads a user's touches inside the window.
+share_touches = Table(
+    "share_touches",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("share_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("touched_at_us", BigInteger, primary_key=True, autoincrement=False),
+)
+
+# What a touched user did next, credited to the first and to the last link that brought them
+# (two rows). The unique key makes each credit once: a gift by its send_id, a join per stream, a
+# sign-up per user, however often the observer or the socket sees it.
+share_attributions = Table(
+    "share_attributions",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("share_id", BigInteger, nullable=False),
+    Column("sharer_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("touch", String(8), nullable=False),
+    Column("event", String(8), nullable=False),
+    Column("event_key", String(128), nullable=False),
+    Column("stream_id", String(24), nullable=True),
+    Column("coins", BigInteger, nullable=False, server_default="0"),
+    Column("at_us", BigInteger, nullable=False),
+    UniqueConstraint("touch", "event", "user_id", "event_key", name="uq_share_attributions_once"),
+    CheckConstraint("touch IN ('first', 'last')", name="ck_share_attributions_touch"),
+    CheckConstraint("event IN ('signup', 'join', 'gift')", name="ck_share_attributions_event"),
+    CheckConstraint("coins >= 0", name="ck_share_attributions_coins"),
+    Index("ix_share_attributions_sharer", "sharer_id", "touch", "event"),
+    Index("ix_share_attributions_share", "share_id"),
+)
+
+# Server secrets kept in the database, made on first use, so every node agrees without any of
+# them in the code or the environment. ``share_visitor_salt`` keys the daily visitor-hash salt
+# and signs the share cookie.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
