@@ -490,3 +490,131 @@ server_secrets = Table(
     Column("secret", String(128), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
 )
+
+# --- economy health analytics (migration 0009; docs/analytics.md) ------------------------------
+# Rollups of the ledger, kept by analytics/rollup.py: it reads committed transfers past its
+# watermark (transfers.seq is gap-free and assigned in commit order, so nothing committed later
+# can appear below it) and adds them here in the same transaction that moves the watermark.
+# Times are bucketed: minute_us is the start of the UTC minute, day is days since 1970-01-01,
+# week is days // 7.
+
+analytics_watermarks = Table(
+    "analytics_watermarks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# Gifts per stream and minute: gifts per minute, coins, diamonds, and the spikes.
+analytics_stream_minutes = Table(
+    "analytics_stream_minutes",
+    metadata,
+    Column("stream_id", String(24), primary_key=True),
+    Column("minute_us", BigInteger, primary_key=True, autoincrement=False),
+    Column("gifts", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    # The largest single send (count) in the minute: a combo shows here.
+    Column("max_count", Integer, nullable=False),
+)
+
+analytics_stream_gifters = Table(
+    "analytics_stream_gifters",
+    metadata,
+    Column("stream_id", String(24), primary_key=True),
+    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("gifts", BigInteger, nullable=False),
+)
+
+# Viewers in a room, sampled once a minute (the most seen in that minute).
+analytics_stream_viewers = Table(
+    "analytics_stream_viewers",
+    metadata,
+    Column("stream_id", String(24), primary_key=True),
+    Column("minute_us", BigInteger, primary_key=True, autoincrement=False),
+    Column("viewers", Integer, nullable=False),
+)
+
+analytics_creator_days = Table(
+    "analytics_creator_days",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("gifts", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+)
+
+analytics_creators = Table(
+    "analytics_creators",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("gifts", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    Index("ix_analytics_creators_diamonds", "diamonds"),
+)
+
+analytics_creator_gifters = Table(
+    "analytics_creator_gifters",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("gifts", BigInteger, nullable=False),
+    Column("first_day", Integer, nullable=False),
+    Column("last_day", Integer, nullable=False),
+    Index("ix_analytics_creator_gifters_coins", "creator_id", "coins"),
+)
+
+analytics_gifters = Table(
+    "analytics_gifters",
+    metadata,
+    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("gifts", BigInteger, nullable=False),
+    Column("first_day", Integer, nullable=False),
+    Column("last_day", Integer, nullable=False),
+    Index("ix_analytics_gifters_coins", "coins"),
+)
+
+# The weeks in which each gifter gifted: cohort retention.
+analytics_gifter_weeks = Table(
+    "analytics_gifter_weeks",
+    metadata,
+    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("week", Integer, primary_key=True, autoincrement=False),
+)
+
+# Gifters of each first week (cohort) who gifted again in a later week: kept as the pairs above
+# are first seen, so retention reads a small table.
+analytics_cohort_weeks = Table(
+    "analytics_cohort_weeks",
+    metadata,
+    Column("cohort_week", Integer, primary_key=True, autoincrement=False),
+    Column("week", Integer, primary_key=True, autoincrement=False),
+    Column("gifters", BigInteger, nullable=False),
+)
+
+# The whole economy per UTC day, from the transfers' codes (see docs/analytics.md).
+analytics_economy_days = Table(
+    "analytics_economy_days",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("coins_sold", BigInteger, nullable=False, server_default="0"),
+    Column("topups", BigInteger, nullable=False, server_default="0"),
+    Column("coins_spent", BigInteger, nullable=False, server_default="0"),
+    Column("gifts", BigInteger, nullable=False, server_default="0"),
+    Column("coins_reversed", BigInteger, nullable=False, server_default="0"),
+    Column("gift_reversals", BigInteger, nullable=False, server_default="0"),
+    Column("coins_refunded", BigInteger, nullable=False, server_default="0"),
+    Column("refunds", BigInteger, nullable=False, server_default="0"),
+    Column("coins_charged_back", BigInteger, nullable=False, server_default="0"),
+    Column("chargebacks", BigInteger, nullable=False, server_default="0"),
+    Column("diamonds_earned", BigInteger, nullable=False, server_default="0"),
+    Column("diamonds_reversed", BigInteger, nullable=False, server_default="0"),
+    Column("diamonds_paid_out", BigInteger, nullable=False, server_default="0"),
+    Column("payouts", BigInteger, nullable=False, server_default="0"),
+)
