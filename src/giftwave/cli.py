@@ -294,5 +294,87 @@ def bench_trending(
     _print_result(result.as_dict(), as_json)
 
 
+@bench_app.command("analytics")
+def bench_analytics(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    transfers: Annotated[
+        int, typer.Option(help="Transfers to generate (gifts are two each).", min=1000)
+    ] = 10_000_000,
+    viewers: Annotated[int, typer.Option(help="Viewers in the simulated day.", min=1)] = 100_000,
+) -> None:
+    """Analytics queries over N transfers (PostgreSQL), and one simulated day of V viewers."""
+    from giftwave.bench.analytics import run_analytics_bench
+
+    settings = _settings()
+    result = run_analytics_bench(settings.database_url, transfers, viewers, _progress(as_json))
+    _print_result(result, as_json)
+
+
+@app.command()
+def simulate(
+    config: Annotated[str, typer.Option("--config", help="The scenario (TOML).")],
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="A second scenario, side by side.")
+    ] = None,
+    report: Annotated[str, typer.Option("--report", help="Where to write the HTML report.")] = (
+        "simulation-report.html"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Run a simulated population through the real economy code (a scratch database per
+    scenario) and print the health figures; write charts to an HTML report."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from giftwave.simulate.report import differences, render_report
+    from giftwave.simulate.run import simulate as run_simulation
+    from giftwave.simulate.scenario import ScenarioError, load_scenario
+
+    try:
+        scenarios = [load_scenario(Path(p)) for p in (config, compare) if p is not None]
+    except ScenarioError as exc:
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    results = []
+    with Progress(console=err, transient=True) as progress:
+        for scenario in scenarios:
+            task = progress.add_task(f"simulating {scenario.name}", total=scenario.days)
+
+            def advance(done: int, _days: int, task: Any = task) -> None:
+                progress.update(task, completed=done)
+
+            results.append(run_simulation(scenario, advance))
+    Path(report).write_text(render_report(results), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results]) + "\n")
+    else:
+        for result in results:
+            _print_figures(result)
+        if len(results) == 2:
+            out.print("[bold]What changed[/bold]")
+            for line in differences(results[0], results[1]) or ["no figure moved by 5% or more"]:
+                out.print(f"  {line}", highlight=False)
+        out.print(f"report: {report}")
+    if not all(r.ledger_clean for r in results):
+        err.print("[red]giftwave: ledger verify found problems in a simulated run[/red]")
+        raise typer.Exit(1)
+
+
+def _print_figures(result: Any) -> None:
+    from giftwave.simulate.report import COMPARED
+
+    f = result.figures
+    out.print(
+        f"[bold]{result.scenario.name}[/bold] (ledger verify: "
+        f"{'clean' if result.ledger_clean else 'PROBLEMS'}, {result.transfers:,} transfers)"
+    )
+    for key, label, share in COMPARED:
+        value = getattr(f, key)
+        out.print(
+            f"  {label:<40} {value:.1%}" if share else f"  {label:<40} {value:,}", highlight=False
+        )
+
+
 def main() -> None:
     app()

@@ -87,6 +87,7 @@ class Cohort:
 @dataclass(frozen=True, slots=True)
 class EconomyReport:
     coins_sold: int
+    coins_granted: int
     coins_spent: int
     coins_refunded: int
     coins_charged_back: int
@@ -119,7 +120,7 @@ class EconomyReport:
 
     @property
     def empty(self) -> bool:
-        return self.coins_sold == 0 and self.gifters == 0
+        return self.coins_sold == 0 and self.coins_granted == 0 and self.gifters == 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,10 +214,13 @@ def economy_report(
     min_diamonds = math.ceil(payout_min_cents * MICROS_PER_CENT / diamond_value_usd_micros)
     creators, median, p90, above = _creator_spread(conn, min_diamonds)
     coins_spent_net = t["coins_spent"] - t["coins_reversed"]
-    coins_issued_net = t["coins_sold"] - t["coins_refunded"] - t["coins_charged_back"]
+    coins_issued_net = (
+        t["coins_sold"] + t["coins_granted"] - t["coins_refunded"] - t["coins_charged_back"]
+    )
     diamonds_net = t["diamonds_earned"] - t["diamonds_reversed"]
     return EconomyReport(
         coins_sold=t["coins_sold"],
+        coins_granted=t["coins_granted"],
         coins_spent=coins_spent_net,
         coins_refunded=t["coins_refunded"],
         coins_charged_back=t["coins_charged_back"],

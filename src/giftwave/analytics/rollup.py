@@ -268,6 +268,8 @@ def _classify(rows: Iterable[Any]) -> _Sums:
                 econ["topups"] += 1
         elif code in ("refund", "chargeback"):
             _classify_clawback(sums, t, day, code, asset, tid, amount)
+        elif code == "adjustment" and asset == "COIN" and tid.startswith("grant:"):
+            sums.economy[day]["coins_granted"] += amount  # an admin's grant (api/admin.py)
         elif code == "payout" and t.kind == "post_pending":
             econ = sums.economy[day]
             econ["diamonds_paid_out"] += amount

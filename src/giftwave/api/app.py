@@ -19,8 +19,10 @@ from giftwave import __version__
 from giftwave.api import (
     admin,
     admin_pages,
+    analytics,
     battles,
     creators,
+    economy_pages,
     identity,
     ledger,
     live,
@@ -262,6 +264,8 @@ def create_app(settings: Settings) -> FastAPI:
         admin_pages,
         shares,
         share_pages,
+        analytics,
+        economy_pages,
         pages,
     ):
         app.include_router(module.router)

@@ -605,6 +605,7 @@ analytics_economy_days = Table(
     Column("day", Integer, primary_key=True, autoincrement=False),
     Column("coins_sold", BigInteger, nullable=False, server_default="0"),
     Column("topups", BigInteger, nullable=False, server_default="0"),
+    Column("coins_granted", BigInteger, nullable=False, server_default="0"),
     Column("coins_spent", BigInteger, nullable=False, server_default="0"),
     Column("gifts", BigInteger, nullable=False, server_default="0"),
     Column("coins_reversed", BigInteger, nullable=False, server_default="0"),

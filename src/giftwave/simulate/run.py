@@ -150,6 +150,7 @@ class _Simulation:
         self.balance: dict[int, int] = {}  # viewer index → coins they can spend
         self.day_topups: list[tuple[str, str, int]] = []  # (order, payment, amount) today
         self.gifters: set[int] = set()
+        self.order_buyers: dict[str, int] = {}
         self.watchers: set[int] = set()
         self.settings = Settings(
             database_url=url,
@@ -228,9 +229,15 @@ class _Simulation:
         first = min(p.start_minute for p in plan.streams)
         last = max(p.start_minute + p.minutes for p in plan.streams)
         samples: list[tuple[str, int, int]] = []
+        stream_events = {
+            m
+            for p in plan.streams
+            for m in (p.start_minute, p.goal_from, p.start_minute + p.minutes)
+        }
         for minute in range(first, last + 1):
             self.now[0] = _minute_us(the_day, minute)
-            await asyncio.to_thread(self._streams_at, plan, minute)
+            if minute in stream_events:
+                await asyncio.to_thread(self._streams_at, plan, minute)
             for p in plan.streams:
                 offset = minute - p.start_minute
                 if 0 <= offset < p.minutes:
@@ -280,7 +287,10 @@ class _Simulation:
             for v, coins in need.items()
             if coins > self.balance.get(v, 0)
         }
-        await asyncio.gather(*(self._buy(v, coins, today) for v, coins in sorted(short.items())))
+        # One after another: on SQLite concurrent writers only wait for each other's lock
+        # (busy_timeout sleeps), which made top-ups at once several times slower.
+        for viewer, coins in sorted(short.items()):
+            await self._buy(viewer, coins, today)
 
     async def _buy(self, viewer: int, shortfall: int, today: date) -> None:
         user = self.users.get(viewer)
@@ -312,6 +322,7 @@ class _Simulation:
             )
         )
         self.day_topups.append((order.id, payment_id, order.amount_minor))
+        self.order_buyers[order.id] = viewer
         self.tally.topups += 1
         self.tally.coins_bought += order.coins
         self.balance[viewer] = await asyncio.to_thread(
@@ -372,7 +383,7 @@ class _Simulation:
     async def _refunds(self, day: int) -> None:
         rng = random.Random(self.s.seed * 1_000_003 + day)
         rules = self.s.economy
-        affected = []
+        affected: list[str] = []
         for order_id, payment_id, amount in self.day_topups:
             x = rng.random()
             if x < rules.chargeback_rate:
@@ -395,12 +406,15 @@ class _Simulation:
                 )
             )
             affected.append(order_id)
+            await self._reread_balance(order_id)
         self.day_topups.clear()
-        if affected:  # clawbacks took coins: read the balances again
-            for viewer, user in self.users.items():
-                self.balance[viewer] = await asyncio.to_thread(
-                    self.economy.wallets.coins_available, user.id
-                )
+
+    async def _reread_balance(self, order_id: str) -> None:
+        """A clawback took coins: what the order's buyer can spend now."""
+        buyer = self.order_buyers[order_id]
+        self.balance[buyer] = await asyncio.to_thread(
+            self.economy.wallets.coins_available, self.users[buyer].id
+        )
 
     async def _payouts(self, today: date) -> None:
         payouts = self.economy.payouts

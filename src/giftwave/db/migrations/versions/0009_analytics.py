@@ -96,6 +96,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("coins_sold", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("topups", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("coins_granted", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("coins_spent", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("gifts", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("coins_reversed", sa.BigInteger, nullable=False, server_default="0"),
