@@ -24,6 +24,7 @@ PAD_TOP: Final = 12
 PAD_BOTTOM: Final = 36
 SERIES_MAX: Final = 4
 POINTS_MAX: Final = 2_000
+MARKERS_MAX: Final = 60
 
 
 def _fmt(value: float) -> str:
@@ -142,6 +143,12 @@ def line_chart(
             f'<polyline class="line line-{k}" points="{points}"><title>{escape(name)}'
             "</title></polyline>"
         )
+        if n <= MARKERS_MAX:  # a lone day is a point, not an invisible line
+            lines.extend(
+                f'<circle class="line-{k}" r=3 cx="{x0 + (x1 - x0) * (i + 0.5) / n:.1f}" '
+                f'cy="{y0 - (y0 - y1) * float(v) / top:.1f}" />'
+                for i, v in enumerate(values)
+            )
     legend = "".join(
         f'<text class="legend line-{k}" x={PAD_START + 8 + 150 * k} y={PAD_TOP + 12}>'
         f"■ {escape(name)}</text>"
