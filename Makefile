@@ -31,11 +31,17 @@ pytest: $(STAMP) services
 test: lint typecheck pytest
 
 # New or changed strings in the pages: extract them and merge them into each catalog, then
-# translate the empty or fuzzy entries (tests/unit/test_i18n.py demands every one).
+# translate the empty or fuzzy entries (tests/unit/test_i18n.py demands every one). Each part
+# of the site with its own catalog (web/i18n.py) has its babel-<part>.cfg.
 LOCALE_DIR := src/giftwave/web/locale
+CATALOGS := messages studio
 messages: $(STAMP)
-	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -o $(LOCALE_DIR)/messages.pot .
-	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages
+	for domain in $(CATALOGS); do \
+	  cfg=babel-$$domain.cfg; [ $$domain = messages ] && cfg=babel.cfg; \
+	  $(BIN)/pybabel extract --no-location --sort-output -F $$cfg -o $(LOCALE_DIR)/$$domain.pot . && \
+	  $(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching -i $(LOCALE_DIR)/$$domain.pot -d $(LOCALE_DIR) -D $$domain \
+	  || exit 1; \
+	done
 
 bench: $(STAMP) services
 	$(BIN)/giftwave bench ledger

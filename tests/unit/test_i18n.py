@@ -11,7 +11,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from starlette.requests import Request
 
-from giftwave.web.i18n import LOCALE_DIR, LOCALES, client_messages, negotiate, text_direction
+from giftwave.web.i18n import LOCALES, catalog_files, client_messages, negotiate, text_direction
 from giftwave.web.templates import render
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "giftwave"
@@ -33,20 +33,26 @@ def _source_messages() -> set[str]:
 
 @pytest.mark.parametrize("locale", [lc for lc in LOCALES if lc != "en"])
 def test_every_string_of_the_pages_is_translated(locale: str) -> None:
-    with (LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        catalog = read_po(po, locale=locale)
-    translated = {}
-    for m in catalog:
-        if not m.id:
-            continue
-        key = m.id[0] if isinstance(m.id, tuple) else m.id
-        strings = m.string if isinstance(m.string, tuple) else (m.string,)
-        assert "fuzzy" not in m.flags, f"{locale}: fuzzy translation of {key!r}"
-        assert all(strings), f"{locale}: {key!r} is not translated"
-        for s in strings:
-            # Arabic's singular forms may say "one" in words instead of the number.
-            assert set(PLACEHOLDER.findall(s)) <= set(PLACEHOLDER.findall(key)), (locale, key, s)
-        translated[key] = strings
+    translated: dict[str, tuple[str, ...]] = {}
+    for path in catalog_files(locale):  # messages.po and each part's (studio.po, ...)
+        with path.open("rb") as po:
+            catalog = read_po(po, locale=locale)
+        for m in catalog:
+            if not m.id:
+                continue
+            key = m.id[0] if isinstance(m.id, tuple) else m.id
+            strings = m.string if isinstance(m.string, tuple) else (m.string,)
+            assert "fuzzy" not in m.flags, f"{locale}: fuzzy translation of {key!r}"
+            assert all(strings), f"{locale}: {key!r} is not translated in {path.name}"
+            for s in strings:
+                # Arabic's singular forms may say "one" in words instead of the number.
+                assert set(PLACEHOLDER.findall(s)) <= set(PLACEHOLDER.findall(key)), (
+                    locale,
+                    key,
+                    s,
+                )
+            # A string two parts both show (a "Coins" heading) reads the same in each.
+            assert translated.setdefault(key, strings) == strings, (locale, path.name, key)
     sources = _source_messages()
     assert {"Top gifters", "{sender} sent {gift}", "Log in"} <= sources  # extraction works
     missing = sources - translated.keys()

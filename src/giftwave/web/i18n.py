@@ -1,9 +1,12 @@
 """Languages of the web pages: English, Spanish and Arabic (right-to-left).
 
-Messages live in Babel catalogs (``web/locale/<lang>/LC_MESSAGES/messages.po``), read once per
-process and compiled in memory: no compiled ``.mo`` file to keep in step with its source.
-``make messages`` extracts new strings from the templates and from this package's Python and
-merges them into the catalogs; a test demands that every one is translated.
+Messages live in Babel catalogs, read once per process and compiled in memory: no compiled
+``.mo`` file to keep in step with its source. Each language has ``messages.po`` for the site and
+one catalog per part of the site that grows on its own (``studio.po``: the creator studio's
+pages), so that those parts add strings without touching one another's file; a language's
+catalogs are merged when read. ``make messages`` extracts new strings from the templates and
+the Python (``babel.cfg``; ``babel-<part>.cfg`` for a part) and merges them into the catalogs;
+a test demands that every one is translated.
 
 The page's language is, in order: ``?lang=`` (remembered in a cookie), that cookie, the
 browser's ``Accept-Language``, English.
@@ -71,12 +74,23 @@ CLIENT_MESSAGES: Final = (
 )
 
 
+def catalog_files(locale: str) -> list[Path]:
+    """A language's catalogs: ``messages.po`` first, then each part's, by name."""
+    found = (LOCALE_DIR / locale / "LC_MESSAGES").glob("*.po")
+    return sorted(found, key=lambda path: (path.name != "messages.po", path.name))
+
+
 def _compile(locale: str) -> gettext.NullTranslations:
     if locale == DEFAULT_LOCALE:
         return gettext.NullTranslations()
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as po:
+    first, *parts = catalog_files(locale)
+    with first.open("rb") as po:
         catalog = read_po(po, locale=locale)
+    for path in parts:
+        with path.open("rb") as po:
+            for message in read_po(po, locale=locale):
+                if message.id:
+                    catalog[message.id] = message
     mo = BytesIO()
     write_mo(mo, catalog)  # fuzzy entries are left out, as msgfmt would
     mo.seek(0)
@@ -92,9 +106,10 @@ def text_direction(locale: str) -> str:
     return "rtl" if Locale.parse(locale).character_order == "right-to-left" else "ltr"
 
 
-def client_messages(locale: str) -> dict[str, str]:
+def client_messages(locale: str, more: tuple[str, ...] = ()) -> dict[str, str]:
+    """What every page's scripts show, and ``more`` for one page's own, in ``locale``."""
     t = translations(locale)
-    return {m: t.gettext(m) for m in CLIENT_MESSAGES}
+    return {m: t.gettext(m) for m in (*CLIENT_MESSAGES, *more)}
 
 
 def _accepted(header: str) -> list[str]:
