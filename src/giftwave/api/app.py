@@ -26,6 +26,7 @@ from giftwave.api import (
     pages,
     shop,
     streams,
+    studio_pages,
     webhooks,
 )
 from giftwave.api.auth import AuthCache
@@ -240,6 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
         live,
         battles,
         pages,
+        studio_pages,
     ):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")

@@ -1,7 +1,7 @@
 // The coin shop: packages in the viewer's currency, checkout at the configured provider, and,
 // back from it, the order followed until the provider's webhook has credited the coins.
 
-import { api, boot, fmt, idempotencyKey, locale, refreshBalance, t, toast } from "./site.js";
+import { api, boot, fmt, idempotencyKey, locale, money, refreshBalance, t, toast } from "./site.js";
 
 const list = document.getElementById("packages");
 const statusBox = document.getElementById("order-status");
@@ -13,11 +13,6 @@ const STATUS_NAMES = {
   partly_refunded: "Partly refunded",
   disputed: "Disputed",
 };
-
-function money(minor, currency) {
-  return new Intl.NumberFormat(locale === "ar" ? "ar-u-nu-latn" : locale, { style: "currency", currency })
-    .format(minor / 100);
-}
 
 async function checkout(body, button) {
   button.disabled = true;
