@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 import httpx
-from economy_client import ADMIN, AppFactory, Person, economy_app, register
+from economy_client import AppFactory, Person, economy_app, grant, register
 
 __all__ = ["economy_app"]
 
@@ -21,15 +21,6 @@ async def _page(client: httpx.AsyncClient, path: str, who: Person | None) -> htt
     token = who.auth["Authorization"].removeprefix("Bearer ") if who else None
     headers = {"Cookie": f"gw_session={token}"} if token else {}
     return await client.get(path, headers=headers)
-
-
-async def _fund(client: httpx.AsyncClient, person: Person, coins: int) -> None:
-    r = await client.post(
-        f"/v1/admin/users/{person.id}/coins",
-        json={"coins": coins, "idempotency_key": f"fund-{person.id}"},
-        headers=ADMIN,
-    )
-    assert r.status_code == 200, r.text
 
 
 async def test_only_creators_get_the_studio(economy_app: AppFactory) -> None:
@@ -89,7 +80,7 @@ async def test_the_earnings_page_draws_the_days_the_totals_and_the_csv_link(
     async with economy_app() as client:
         creator = await register(client, "creator")
         viewer = await register(client)
-        await _fund(client, viewer, 40_000)
+        await grant(client, viewer, 40_000)
         stream_id = await creator.go_live("Paid night")
         for gift, key in (("lion", "l1"), ("rose", "r1"), ("rose", "r2")):
             assert (await viewer.gift(stream_id, gift, key=key)).status_code == 201

@@ -67,6 +67,17 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** A table row of text cells. */
+export function textRow(cells) {
+  const tr = document.createElement("tr");
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.append(td);
+  }
+  return tr;
+}
+
 /** What went wrong, for people: a known code's message from `byCode` (a message to translate,
  *  or a function of the error), else the fields the API refused, else its detail. */
 export function problemText(error, byCode = {}) {

@@ -1,7 +1,7 @@
 // The studio's earnings page: the statement and its chart are drawn by the server; here, the
 // creator's payouts (listed, and requested with an idempotency key).
 
-import { ApiError, api, boot, fmt, idempotencyKey, locale, money, submitting, t, toast } from "./site.js";
+import { ApiError, api, boot, fmt, idempotencyKey, locale, money, submitting, t, textRow, toast } from "./site.js";
 
 const $ = (id) => document.getElementById(id);
 const STATUS_NAMES = {
@@ -23,22 +23,14 @@ const BY_CODE = {
 };
 
 function payoutRow(p) {
-  const tr = document.createElement("tr");
-  tr.dataset.id = p.id;
-  tr.dataset.status = p.status;
-  const cells = [
+  const tr = textRow([
     new Date(p.requested_at_us / 1000).toLocaleDateString(locale),
     fmt(p.diamonds),
     money(p.amount_minor, p.currency),
     t(STATUS_NAMES[p.status] || p.status),
-  ];
-  for (const text of cells) {
-    const td = document.createElement("td");
-    const bdi = document.createElement("bdi");
-    bdi.textContent = text;
-    td.append(bdi);
-    tr.append(td);
-  }
+  ]);
+  tr.dataset.id = p.id;
+  tr.dataset.status = p.status;
   tr.lastElementChild.className = `payout-status ${p.status}`;
   return tr;
 }
