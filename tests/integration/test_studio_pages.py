@@ -101,6 +101,9 @@ async def test_the_earnings_page_draws_the_days_the_totals_and_the_csv_link(
         assert f'<tr data-day="{today}">' in html
         assert f'<tr data-stream="{stream_id}">' in html
         assert "30 days" in html
+        # The payout minimum (50 USD) in diamonds at half a cent each; all of them available.
+        assert "The minimum is 10,000 diamonds ($50.00)." in html
+        assert 'id="available-diamonds">30,001<' in html
 
         link = re.search(r'id="csv-link" href="([^"]+)"', html)
         assert link is not None

@@ -21,7 +21,6 @@ from giftwave.api.auth import economy_of
 from giftwave.api.creators import days_before, load_statement
 from giftwave.api.identity import today
 from giftwave.api.pages import Visitor, gifts_for_tray, page, visitor
-from giftwave.economy.payouts import MICROS_PER_CENT
 from giftwave.economy.services import Economy
 from giftwave.identity.users import User
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
@@ -102,7 +101,7 @@ async def studio(request: Request, economy: Econ) -> Response:
 
     stream, gifts = await run_in_threadpool(load)
     min_duration_s = economy.settings.battle_min_duration_s
-    durations = sorted({min_duration_s, *BATTLE_DURATIONS_S} - set(range(min_duration_s)))
+    durations = sorted(d for d in {min_duration_s, *BATTLE_DURATIONS_S} if d >= min_duration_s)
     names = Locale.parse(who.locale)
     return page(
         request,
@@ -138,7 +137,6 @@ async def earnings(
     statement = await run_in_threadpool(load_statement, economy, creator.id, start, end)
     wallet = await run_in_threadpool(economy.wallets.view, creator.id)
     policy = economy.payouts.policy
-    min_payout_diamonds = -(-policy.min_cents * MICROS_PER_CENT // policy.diamond_value_usd_micros)
     chart = day_chart(
         {day: line.diamonds for day, line in statement.by_day},
         start,
@@ -161,7 +159,7 @@ async def earnings(
         pending_cents=payouts.get("requested_cents", 0) + payouts.get("pending_cents", 0),
         paid_diamonds=payouts.get("approved_diamonds", 0),
         paid_cents=payouts.get("approved_cents", 0),
-        min_payout_diamonds=min_payout_diamonds,
+        min_payout_diamonds=policy.min_diamonds,
         min_payout_cents=policy.min_cents,
-        boot={"messages": _messages(who), "min_payout_diamonds": min_payout_diamonds},
+        boot={"messages": _messages(who), "min_payout_diamonds": policy.min_diamonds},
     )
