@@ -132,6 +132,16 @@ async def register(
     return Person(client, body["user"], body["token"])
 
 
+async def grant(client: httpx.AsyncClient, person: Person, coins: int) -> None:
+    """Coins from the operator (the admin route), without a purchase."""
+    r = await client.post(
+        f"/v1/admin/users/{person.id}/coins",
+        json={"coins": coins, "idempotency_key": f"grant-{person.id}-{coins}"},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200, r.text
+
+
 async def make_admin(client: httpx.AsyncClient) -> Person:
     person = await register(client)
     r = await client.patch(f"/v1/admin/users/{person.id}", json={"role": "admin"}, headers=ADMIN)

@@ -16,6 +16,7 @@ from economy_client import (
     Person,
     assert_problem,
     economy_app,
+    grant,
     register,
     sandbox,
 )
@@ -58,15 +59,6 @@ def order_count(client: httpx.AsyncClient) -> int:
     db = client.app.state.economy.db  # type: ignore[attr-defined]
     with db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(payment_orders)).scalar_one())
-
-
-async def grant(client: httpx.AsyncClient, person: Person, coins: int) -> None:
-    r = await client.post(
-        f"/v1/admin/users/{person.id}/coins",
-        json={"coins": coins, "idempotency_key": f"grant-{person.id}-{coins}"},
-        headers=ADMIN,
-    )
-    assert r.status_code == 200, r.text
 
 
 async def topup(person: Person, **body: Any) -> httpx.Response:

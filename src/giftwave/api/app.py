@@ -32,6 +32,7 @@ from giftwave.api import (
     shares,
     shop,
     streams,
+    studio_pages,
     trending,
     webhooks,
 )
@@ -267,6 +268,7 @@ def create_app(settings: Settings) -> FastAPI:
         analytics,
         economy_pages,
         pages,
+        studio_pages,
     ):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")

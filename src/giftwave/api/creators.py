@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
@@ -87,6 +87,28 @@ class StatementOut(BaseModel):
         )
 
 
+STATEMENT_DAYS: Final = 30  # a statement's period when none is asked for
+
+
+def days_before(end: date, days: int) -> date:
+    """The first of ``days`` days that end with ``end``; not before year 1 (`to=0001-01-05`
+    alone is a short period, not an OverflowError)."""
+    return end - timedelta(days=min(days - 1, (end - date.min).days))
+
+
+def load_statement(economy: Economy, creator_id: int, start: date, end: date) -> Statement:
+    """A creator's statement from ``start`` to ``end`` (UTC days, inclusive); blocking."""
+    with economy.db.connect() as conn:
+        return build_statement(
+            conn,
+            creator_id,
+            start,
+            end,
+            diamond_value_usd_micros=economy.settings.diamond_value_usd_micros,
+            currency=economy.settings.default_currency,
+        )
+
+
 @router.get(
     "/creators/me/statement",
     response_model=StatementOut,
@@ -101,21 +123,8 @@ async def my_statement(
 ) -> StatementOut | Response:
     """Earnings per day and per stream (UTC days, default the last 30), as JSON or CSV."""
     end = to_day or today()
-    # Not before year 1: `to=0001-01-05` alone is a short period, not an OverflowError.
-    start = from_day or end - timedelta(days=min(29, (end - date.min).days))
-
-    def work() -> Statement:
-        with economy.db.connect() as conn:
-            return build_statement(
-                conn,
-                user.id,
-                start,
-                end,
-                diamond_value_usd_micros=economy.settings.diamond_value_usd_micros,
-                currency=economy.settings.default_currency,
-            )
-
-    statement = await run_in_threadpool(work)
+    start = from_day or days_before(end, STATEMENT_DAYS)
+    statement = await run_in_threadpool(load_statement, economy, user.id, start, end)
     if format == "csv":
         return Response(
             statement_csv(statement),

@@ -26,7 +26,13 @@ from giftwave.economy.services import Economy
 from giftwave.identity.sessions import Scope
 from giftwave.identity.users import Role
 from giftwave.live.goals import Goal, GoalKind, clear_goal, set_goal
-from giftwave.live.streams import Stream, end_stream, get_stream, list_live, start_stream
+from giftwave.live.streams import (
+    Stream,
+    end_stream,
+    get_stream,
+    live_with_creators,
+    start_stream,
+)
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
 GIFT_BODY_MAX_BYTES: Final = 4096
@@ -84,13 +90,22 @@ async def go_live(body: StartStream, economy: Econ, user: StreamingUser) -> Stre
     return StreamOut.of(await run_in_threadpool(work))
 
 
-@router.get("", response_model=list[StreamOut])
-async def live_now(economy: Econ) -> list[StreamOut]:
-    def work() -> list[Stream]:
-        with economy.db.connect() as conn:
-            return list_live(conn)
+class LiveStreamOut(StreamOut):
+    creator_handle: str = Field(description="who is live: what viewers and other creators know")
 
-    return [StreamOut.of(s) for s in await run_in_threadpool(work)]
+
+@router.get("", response_model=list[LiveStreamOut])
+async def live_now(economy: Econ) -> list[LiveStreamOut]:
+    """The live streams, newest first, each with its creator's handle."""
+
+    def work() -> list[tuple[Stream, str]]:
+        with economy.db.connect() as conn:
+            return live_with_creators(conn)
+
+    return [
+        LiveStreamOut(**StreamOut.of(s).model_dump(), creator_handle=handle)
+        for s, handle in await run_in_threadpool(work)
+    ]
 
 
 @router.get("/{stream_id}", response_model=StreamOut)

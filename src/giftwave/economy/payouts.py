@@ -54,6 +54,11 @@ class PayoutPolicy:
     def cents_for(self, diamonds: int) -> int:
         return diamonds * self.diamond_value_usd_micros // MICROS_PER_CENT
 
+    @property
+    def min_diamonds(self) -> int:
+        """The fewest diamonds a payout may ask for: the first worth ``min_cents``."""
+        return -(-self.min_cents * MICROS_PER_CENT // self.diamond_value_usd_micros)
+
 
 @dataclass(frozen=True, slots=True)
 class Payout:

@@ -136,10 +136,6 @@ def end_stream(conn: Connection, stream_id: str, by_user_id: int, *, admin: bool
     return get_stream(conn, stream_id)
 
 
-def list_live(conn: Connection, limit: int = 100) -> list[Stream]:
-    return [stream for stream, _ in live_with_creators(conn, limit)]
-
-
 def live_with_creators(conn: Connection, limit: int = 100) -> list[tuple[Stream, str]]:
     """The live streams, newest first, each with its creator's handle."""
     rows = conn.execute(

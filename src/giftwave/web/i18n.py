@@ -66,6 +66,7 @@ CLIENT_MESSAGES: Final = (
     N_("Partly refunded"),
     N_("Disputed"),
     N_("Saved"),
+    N_("Visitors: {count}"),
     N_("No gifts yet"),
     N_("Be the first to gift"),
 )

@@ -6,7 +6,7 @@ import { connectRoom } from "./room.js";
 import {
   bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
 } from "./site.js";
-import { BattleBar, Catalogue, GiftLane, GoalBar } from "./widgets.js";
+import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
 
 const $ = (id) => document.getElementById(id);
 const catalogue = new Catalogue(boot.gifts);
@@ -59,7 +59,7 @@ const lane = laneList
   : null;
 const goal = new GoalBar($("goal"));
 const battle = new BattleBar($("battle"));
-const board = $("leaderboard");
+const board = new TopGifters($("leaderboard"));
 const chatLog = $("chat-log");
 const likesEl = $("likes");
 const viewersEl = $("viewers");
@@ -67,31 +67,7 @@ const viewersEl = $("viewers");
 function renderBoard(event) {
   if ($("stream-coins")) $("stream-coins").textContent = fmt(event.coins);
   if ($("stream-diamonds")) $("stream-diamonds").textContent = fmt(event.diamonds);
-  if (!board) return;
-  board.replaceChildren();
-  if (!event.top.length) {
-    const li = document.createElement("li");
-    li.className = "empty-row muted";
-    li.textContent = t("Be the first to gift");
-    board.append(li);
-    return;
-  }
-  for (const row of event.top) {
-    const li = document.createElement("li");
-    li.dataset.user = String(row.user_id);
-    li.dataset.coins = String(row.coins);
-    const rank = document.createElement("span");
-    rank.className = "rank";
-    rank.textContent = String(row.rank);
-    const who = document.createElement("bdi");
-    who.className = "who";
-    who.textContent = row.handle;
-    const coins = document.createElement("bdi");
-    coins.className = "amount";
-    coins.textContent = fmt(row.coins);
-    li.append(rank, who, coins);
-    board.append(li);
-  }
+  board.update(event.top);
 }
 
 function addChat(message) {

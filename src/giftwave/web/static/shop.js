@@ -1,7 +1,7 @@
 // The coin shop: packages in the viewer's currency, checkout at the configured provider, and,
 // back from it, the order followed until the provider's webhook has credited the coins.
 
-import { api, boot, fmt, idempotencyKey, locale, refreshBalance, t, toast } from "./site.js";
+import { api, boot, fmt, idempotencyKey, locale, money, refreshBalance, t, textRow, toast } from "./site.js";
 
 const list = document.getElementById("packages");
 const statusBox = document.getElementById("order-status");
@@ -13,11 +13,6 @@ const STATUS_NAMES = {
   partly_refunded: "Partly refunded",
   disputed: "Disputed",
 };
-
-function money(minor, currency) {
-  return new Intl.NumberFormat(locale === "ar" ? "ar-u-nu-latn" : locale, { style: "currency", currency })
-    .format(minor / 100);
-}
 
 async function checkout(body, button) {
   button.disabled = true;
@@ -63,20 +58,14 @@ async function loadOrders() {
   const orders = await api("GET", "/v1/topups");
   body.replaceChildren();
   for (const o of orders.slice(0, 20)) {
-    const tr = document.createElement("tr");
-    tr.dataset.order = o.id;
-    tr.dataset.status = o.status;
-    const cells = [
+    const tr = textRow([
       new Date(o.created_at_us / 1000).toLocaleString(locale),
       fmt(o.coins),
       money(o.amount_minor, o.currency),
       STATUS_NAMES[o.status] ? t(STATUS_NAMES[o.status]) : o.status,
-    ];
-    for (const text of cells) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    }
+    ]);
+    tr.dataset.order = o.id;
+    tr.dataset.status = o.status;
     body.append(tr);
   }
 }

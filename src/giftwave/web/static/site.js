@@ -3,7 +3,8 @@
 
 export const boot = JSON.parse(document.getElementById("boot")?.textContent || "{}");
 export const locale = boot.locale || document.documentElement.lang || "en";
-const numbers = new Intl.NumberFormat(locale === "ar" ? "ar-u-nu-latn" : locale);
+const numberLocale = locale === "ar" ? "ar-u-nu-latn" : locale; // Latin digits, as the server writes them
+const numbers = new Intl.NumberFormat(numberLocale);
 
 /** A message in the page's language; `{name}` placeholders filled from `vars`. */
 export function t(message, vars = {}) {
@@ -12,6 +13,11 @@ export function t(message, vars = {}) {
 }
 
 export const fmt = (n) => numbers.format(n);
+
+/** An amount in minor units (cents) as money in the page's language. */
+export function money(minor, currency) {
+  return new Intl.NumberFormat(numberLocale, { style: "currency", currency }).format(minor / 100);
+}
 
 export function toast(text, { link = null, linkText = "", kind = "info", ms = 4000 } = {}) {
   const box = document.getElementById("toasts");
@@ -77,6 +83,44 @@ export async function api(method, path, body) {
   const data = type.includes("json") ? await r.json() : null;
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
+}
+
+/** A table row of text cells. */
+export function textRow(cells) {
+  const tr = document.createElement("tr");
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.append(td);
+  }
+  return tr;
+}
+
+/** What went wrong, for people: a known code's message from `byCode` (a message to translate,
+ *  or a function of the error), else the fields the API refused, else its detail. */
+export function problemText(error, byCode = {}) {
+  const known = byCode[error.code];
+  if (typeof known === "function") return known(error);
+  if (known) return t(known);
+  const fields = (error.problem?.errors || []).map((f) => `${f.loc.at(-1)}: ${f.msg}`);
+  return fields.length ? fields.join(" · ") : error.message || t("Something went wrong");
+}
+
+/** Runs a form's request with its submit button disabled (until the page is left, if it
+ *  `navigates` on success); a refusal shows in the form's .form-error. */
+export async function submitting(form, work, { byCode = {}, navigates = false } = {}) {
+  const error = form.querySelector(".form-error");
+  const button = form.querySelector("button[type=submit]");
+  error.hidden = true;
+  button.disabled = true;
+  try {
+    await work();
+    if (!navigates) button.disabled = false;
+  } catch (err) {
+    error.textContent = problemText(err, byCode);
+    error.hidden = false;
+    button.disabled = false;
+  }
 }
 
 /** A random key for a value-moving request: the same key on a retry, never a second charge. */

@@ -1,5 +1,5 @@
-// Pieces of a room shared by the viewer page, the embed and the OBS overlay: the lane of gift
-// alerts with their combo counters, the goal bar and the battle bar.
+// Pieces of a room shared by the viewer page, the embed, the OBS overlay and the creator studio:
+// the lane of gift alerts with their combo counters, the top gifters, the goal and battle bars.
 
 import { fmt, t } from "./site.js";
 
@@ -106,6 +106,40 @@ export class GiftLane {
     for (const li of [...this.list.children]) this.drop(li);
     this.byNumber.clear(); // numbers are per epoch: the snapshot's combos bring theirs
     for (const combo of snap.combos) this.gift(combo);
+  }
+}
+
+/** The room's top gifters, from a `leaderboard` event's `top`. */
+export class TopGifters {
+  constructor(list) { this.list = list; }
+
+  update(top) {
+    const list = this.list;
+    if (!list) return;
+    list.replaceChildren();
+    if (!top.length) {
+      const li = document.createElement("li");
+      li.className = "empty-row muted";
+      li.textContent = t("Be the first to gift");
+      list.append(li);
+      return;
+    }
+    for (const row of top) {
+      const li = document.createElement("li");
+      li.dataset.user = String(row.user_id);
+      li.dataset.coins = String(row.coins);
+      const rank = document.createElement("span");
+      rank.className = "rank";
+      rank.textContent = String(row.rank);
+      const who = document.createElement("bdi");
+      who.className = "who";
+      who.textContent = row.handle;
+      const coins = document.createElement("bdi");
+      coins.className = "amount";
+      coins.textContent = fmt(row.coins);
+      li.append(rank, who, coins);
+      list.append(li);
+    }
   }
 }
 

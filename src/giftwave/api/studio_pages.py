@@ -1,0 +1,168 @@
+"""The creator studio: go live and end the stream, the live dashboard, goals and battles
+(``/studio``); earnings as a server-drawn chart, the CSV, and payouts (``/studio/earnings``).
+
+Pages like the others (api/pages.py): server-rendered in the visitor's language; what moves
+comes from the room's WebSocket (read-only) and the JSON API, through web/static/studio*.js.
+A visitor who is not logged in is sent to log in; a viewer gets a page saying the studio is
+for creators. The studio's strings have their own catalog (``studio.po``, web/i18n.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from babel import Locale
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import economy_of
+from giftwave.api.creators import days_before, load_statement
+from giftwave.api.identity import today
+from giftwave.api.pages import Visitor, gifts_for_tray, page, visitor
+from giftwave.economy.services import Economy
+from giftwave.identity.users import User
+from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
+from giftwave.live.overlay_keys import overlay_key
+from giftwave.live.streams import Stream, live_stream_of
+from giftwave.web.day_chart import day_chart
+from giftwave.web.i18n import N_, client_messages, text_direction
+
+router = APIRouter(include_in_schema=False)
+Econ = Annotated[Economy, Depends(economy_of)]
+
+# What the go-live form offers; the API takes any code like pt-BR.
+STREAM_LANGUAGES: Final = ("en", "es", "ar", "pt", "fr", "de", "it", "tr", "id", "hi", "ru", "ja")
+BATTLE_DURATIONS_S: Final = (60, 180, 300, 600, 900, MAX_DURATION_S)
+EARNINGS_DAYS: Final = (7, 30, 90, 365)
+DEFAULT_EARNINGS_DAYS: Final = 30
+
+# Strings the studio's scripts show (handed to them with the page, like CLIENT_MESSAGES).
+STUDIO_MESSAGES: Final = (
+    N_("You are already live"),
+    N_("Only creators can go live"),
+    N_("This account is blocked"),
+    N_("A playback address starts with http:// or https://"),
+    N_("Goal saved"),
+    N_("Goal cleared"),
+    N_("Nobody else is live right now"),
+    N_("Pick a stream to challenge"),
+    N_("Challenge sent"),
+    N_("{handle} challenges you to a battle of {duration}"),
+    N_("Answer within {seconds} s"),
+    N_("Waiting for {handle} to answer ({seconds} s)"),
+    N_("That stream is not live any more"),
+    N_("One of the streams is already in a battle"),
+    N_("The invitation has expired"),
+    N_("This battle is not waiting for an answer"),
+    N_("Payout requested"),
+    N_("The minimum payout is {diamonds} diamonds"),
+    N_("Today's payout limit is reached"),
+    N_("Not enough diamonds"),
+    N_("Payouts need you to be of age"),
+    N_("A reversed gift left a diamond debt: new earnings settle it first"),
+    N_("Requested"),
+    N_("Waiting for review"),
+    N_("Paid out"),
+    N_("Rejected"),
+    N_("Expired"),
+    N_("Failed"),
+    N_("Copied"),
+)
+
+
+async def _creator(request: Request) -> tuple[Visitor, User] | Response:
+    """The creator looking, or what to answer instead of the studio: the login page for a
+    visitor who is not logged in, a page saying the studio is for creators for a viewer."""
+    who = await visitor(request)
+    if who.user is None:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    if not who.is_creator:
+        return page(request, who, "studio_forbidden.html", status=403)
+    return who, who.user
+
+
+def _messages(who: Visitor) -> dict[str, str]:
+    return client_messages(who.locale, STUDIO_MESSAGES)
+
+
+@router.get("/studio", response_class=HTMLResponse)
+async def studio(request: Request, economy: Econ) -> Response:
+    """Go live; while live: the dashboard, the goal and battles."""
+    found = await _creator(request)
+    if isinstance(found, Response):
+        return found
+    who, creator = found
+
+    def load() -> tuple[Stream | None, str, list[dict[str, Any]]]:
+        with economy.db.begin() as conn:
+            stream = live_stream_of(conn, creator.id)
+            key = overlay_key(conn, creator.id)
+        return stream, key, gifts_for_tray(economy, who.locale)
+
+    stream, key, gifts = await run_in_threadpool(load)
+    min_duration_s = economy.settings.battle_min_duration_s
+    durations = sorted(d for d in {min_duration_s, *BATTLE_DURATIONS_S} if d >= min_duration_s)
+    names = Locale.parse(who.locale)
+    return page(
+        request,
+        who,
+        "studio_live.html",
+        stream=stream,
+        overlay_url=f"/overlay/live?key={key}",  # one link in OBS, whichever stream is live
+        gifts=gifts,
+        languages=[(code, Locale.parse(code).get_display_name(names)) for code in STREAM_LANGUAGES],
+        battle_durations=durations,
+        default_duration_s=DEFAULT_DURATION_S,
+        boot={
+            "messages": _messages(who),
+            "stream_id": stream.id if stream else None,
+            "started_at_us": stream.started_at_us if stream else None,
+            "gifts": gifts,
+        },
+    )
+
+
+@router.get("/studio/earnings", response_class=HTMLResponse)
+async def earnings(
+    request: Request, economy: Econ, days: str = str(DEFAULT_EARNINGS_DAYS)
+) -> Response:
+    """Earnings per day (an SVG chart drawn here), per stream, the CSV; payouts."""
+    found = await _creator(request)
+    if isinstance(found, Response):
+        return found
+    who, creator = found
+    # A page, not the API: an unknown period shows the default rather than an error.
+    period_days = int(days) if days in map(str, EARNINGS_DAYS) else DEFAULT_EARNINGS_DAYS
+    end = today()
+    start = days_before(end, period_days)
+    statement = await run_in_threadpool(load_statement, economy, creator.id, start, end)
+    wallet = await run_in_threadpool(economy.wallets.view, creator.id)
+    policy = economy.payouts.policy
+    chart = day_chart(
+        {day: line.diamonds for day, line in statement.by_day},
+        start,
+        end,
+        today=end,
+        rtl=text_direction(who.locale) == "rtl",
+    )
+    payouts = statement.payouts
+    return page(
+        request,
+        who,
+        "studio_earnings.html",
+        statement=statement,
+        chart=chart,
+        period_days=period_days,
+        periods=EARNINGS_DAYS,
+        csv_url=f"/v1/creators/me/statement?format=csv&from={start}&to={end}",
+        available_diamonds=wallet.diamonds,
+        pending_diamonds=payouts.get("requested_diamonds", 0) + payouts.get("pending_diamonds", 0),
+        pending_cents=payouts.get("requested_cents", 0) + payouts.get("pending_cents", 0),
+        paid_diamonds=payouts.get("approved_diamonds", 0),
+        paid_cents=payouts.get("approved_cents", 0),
+        min_payout_diamonds=policy.min_diamonds,
+        min_payout_cents=policy.min_cents,
+        boot={"messages": _messages(who), "min_payout_diamonds": policy.min_diamonds},
+    )
