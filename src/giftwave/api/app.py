@@ -20,6 +20,8 @@ from giftwave.api import (
     admin,
     admin_pages,
     battles,
+    clip_pages,
+    clips,
     creators,
     identity,
     ledger,
@@ -36,6 +38,7 @@ from giftwave.api import (
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
+from giftwave.clips.service import Clips
 from giftwave.config import ConfigError, Settings
 from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import parse_database_url
@@ -233,6 +236,10 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(ranking.stop)
             economy.gifting.add_observer(ranking.gift_committed)
             app.state.trending = ranking
+            clip_service = Clips(settings, db)  # logs an error when FFmpeg is missing
+            await clip_service.start()  # runs the jobs a stopped process left unfinished
+            stack.push_async_callback(clip_service.stop)
+            app.state.clips = clip_service
             app.state.webhooks = outgoing
             app.state.hub = hub
             app.state.referee = referee
@@ -262,6 +269,8 @@ def create_app(settings: Settings) -> FastAPI:
         admin_pages,
         shares,
         share_pages,
+        clips,
+        clip_pages,
         pages,
     ):
         app.include_router(module.router)
