@@ -22,9 +22,15 @@ def tool(name: str) -> str:
 
 
 def make_video(
-    path: Path, *, seconds: float = 2, size: str = "320x240", audio: bool = True
+    path: Path,
+    *,
+    seconds: float = 2,
+    size: str = "320x240",
+    audio: bool = True,
+    faststart: bool = False,
 ) -> Path:
-    """A test pattern with a tone: H.264/AAC in MP4, or VP8/Vorbis in WebM by the suffix."""
+    """A test pattern with a tone: H.264/AAC in MP4, or VP8/Vorbis in WebM by the suffix;
+    ``faststart``: the MP4's index first, as a recording served over HTTP has it."""
     webm = path.suffix == ".webm"
     args = [tool("ffmpeg"), "-v", "error", "-y", "-f", "lavfi"]
     args += ["-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
@@ -36,6 +42,7 @@ def make_video(
     else:
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
         args += ["-c:a", "aac"] if audio else []
+        args += ["-movflags", "+faststart"] if faststart else []
     args += ["-shortest", str(path)] if audio else [str(path)]
     subprocess.run(args, check=True, timeout=FFMPEG_TIMEOUT_S, capture_output=True)
     return path
@@ -43,8 +50,17 @@ def make_video(
 
 def make_audio(path: Path, seconds: float = 2) -> Path:
     subprocess.run(
-        [tool("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i"]
-        + [f"sine=frequency=440:duration={seconds}", str(path)],
+        [
+            tool("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=duration={seconds}",
+            str(path),
+        ],
         check=True,
         timeout=FFMPEG_TIMEOUT_S,
         capture_output=True,
@@ -63,8 +79,7 @@ class Probed:
 
 def ffprobe(path: Path) -> Probed:
     done = subprocess.run(
-        [tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format"]
-        + ["-show_streams", str(path)],
+        [tool("ffprobe"), "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)],
         check=True,
         timeout=FFMPEG_TIMEOUT_S,
         capture_output=True,

@@ -342,11 +342,11 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | Literal[False
             return False
         return max(0, size - n), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # not a valid range: ignored (RFC 9110 14.2)
     if start >= size:
         return False
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 

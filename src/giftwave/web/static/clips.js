@@ -59,6 +59,7 @@ document.getElementById("share-clip").addEventListener("click", async () => {
 
 const download = document.getElementById("download");
 const status = document.getElementById("download-status");
+const progress = document.getElementById("download-progress");
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
 download?.addEventListener("click", async () => {
@@ -67,12 +68,15 @@ download?.addEventListener("click", async () => {
   try {
     let job = await api("POST", `/v1/clips/${clip.id}/downloads`);
     for (let i = 0; job.status !== "done" && job.status !== "failed" && i < POLL_MAX; i++) {
-      status.textContent = job.status === "queued" ? say.queued : say.rendering.replace("{pct}", fmt(job.progress_pct));
+      status.textContent = job.status === "queued" ? say.queued : say.rendering;
+      progress.hidden = false;
+      progress.value = job.progress_pct;
       await sleep(POLL_MS);
       job = await api("GET", `/v1/clips/${clip.id}/downloads/${job.id}`);
     }
     if (job.status !== "done") throw new Error(job.error || "render failed");
     status.textContent = say.ready;
+    progress.value = 100;
     const link = document.getElementById("download-file");
     link.href = job.url;
     document.getElementById("download-link").hidden = false;
