@@ -49,9 +49,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
 
 
 @pytest.fixture(params=["file", "s3"])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: str
-) -> Iterator[ClipStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: str) -> Iterator[ClipStore]:
     if request.param == "file":
         yield open_store(f"file://{tmp_path}/clips")
     else:
@@ -105,9 +103,7 @@ async def test_the_app_keeps_clips_in_s3_and_renders_from_there(
         assert made.status_code == 201, made.text
         clip = made.json()
         listed = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-        keys = [
-            o["Key"] for o in listed.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
-        ]
+        keys = [o["Key"] for o in listed.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
         assert keys == [f"{prefix}/{clip['id']}/source.mp4"]
         data = await asyncio.to_thread(media.mp4.read_bytes)
         part = await client.get(clip["video_url"], headers={"Range": "bytes=16-47"})
