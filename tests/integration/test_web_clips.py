@@ -2,7 +2,8 @@
 opens the clip page on a phone, the video plays (served with range requests), they react and
 repost; the creator asks for a download on the clip page, waits for the job, saves the file, and
 ffprobe shows it is the clip plus the 2 s end card; the studio shows the download counted, and
-turning downloads off takes the button away. No console errors."""
+turning downloads off takes the button away. Both pages pass axe-core's WCAG 2.1 AA rules (the
+clip page in English and Arabic). No console errors."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from clipfiles import ffprobe, make_video
 from liveclient import person
 from playwright.async_api import Page, expect
 from serverproc import one_server
+from test_web_a11y import _violations
 
 from giftwave.clips.media import END_CARD_S
 from giftwave.db.urls import DatabaseUrl
@@ -68,6 +70,7 @@ async def test_upload_play_react_repost_and_download_a_watermarked_clip(
             await expect(row.locator(".download-count")).to_have_text("0")
             clip_id = await row.get_attribute("data-clip")
             await screenshot(studio, "studio-clips")
+            assert await _violations(studio) == []
 
             # A viewer on a phone: the clip plays, they react and repost.
             await _log_in(phone, base, viewer_handle, f"/clips/{clip_id}")
@@ -86,6 +89,7 @@ async def test_upload_play_react_repost_and_download_a_watermarked_clip(
             await expect(phone.locator("#repost")).to_have_attribute("aria-pressed", "true")
             await expect(phone.locator("#repost-count")).to_have_text("1")
             await screenshot(phone, "clip-page-phone")
+            assert await _violations(phone) == []  # WCAG 2.1 AA (axe-core)
             shared = (await http.get(f"/v1/users/{viewer_handle}/shared")).json()
             assert [s["clip"]["id"] for s in shared] == [clip_id]
 
@@ -111,4 +115,8 @@ async def test_upload_play_react_repost_and_download_a_watermarked_clip(
             await phone.reload()
             await expect(phone.locator("#clip-video")).to_be_visible()
             await expect(phone.locator("#download")).to_have_count(0)
+            await phone.goto(f"{base}/clips/{clip_id}?lang=ar")  # right to left
+            await expect(phone.locator("html")).to_have_attribute("dir", "rtl")
+            assert await _violations(phone) == []
+            await screenshot(phone, "clip-page-phone-ar")
             assert errors == []
