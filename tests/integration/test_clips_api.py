@@ -161,7 +161,7 @@ async def test_upload_plays_with_ranges_and_takes_reactions_and_reposts(
         assert [s["clip"]["id"] for s in shared] == [webm["id"], clip["id"]]  # newest first
         undone = await fan.client.delete(f"/v1/clips/{clip['id']}/repost", headers=fan.auth)
         assert undone.json()["reposts"] == 0
-        shared = (await client.get(f"/v1/users/{fan.user['handle']}/shared")).json()
+        shared = (await client.get(f"/v1/users/{fan.user['handle'].upper()}/shared")).json()
         assert [s["clip"]["id"] for s in shared] == [webm["id"]]
         assert_problem(await client.get("/v1/users/nobody_here/shared"), 404, "user_not_found")
         assert_problem(await fan.post("/v1/clips/cl_nope/repost"), 404, "clip_not_found")
@@ -388,6 +388,8 @@ async def test_a_clip_cut_from_a_recording_url(
             assert_problem(
                 await creator.post("/v1/clips", body | {"end_s": 400}), 422, "clip_too_long"
             )
+            huge = body | {"recording_url": f"{base}/{'x' * 9000}.mp4"}
+            assert_problem(await creator.post("/v1/clips", huge), 413, "payload_too_large")
             assert files_in(dirs["clip_tmp_dir"]) == []
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.clips import ClipOut, _clip_out, _visible
+from giftwave.api.clips import ClipOut, clip_out, visible_clip
 from giftwave.api.pages import not_found, page, visitor
 from giftwave.api.problems import Problem
 from giftwave.clips.library import MAX_LIST, REACTIONS, clips_of, find_clip
@@ -28,10 +28,10 @@ async def clip_page(clip_id: str, request: Request, via: str = "") -> Response:
     def load() -> ClipOut | None:
         with clips.db.connect() as conn:
             try:
-                clip = _visible(find_clip(conn, clip_id), who.user)
+                clip = visible_clip(find_clip(conn, clip_id), who.user)
             except Problem:
                 return None
-            return _clip_out(conn, clip, who.user)
+            return clip_out(conn, clip, who.user)
 
     clip = await run_in_threadpool(load)
     if clip is None:
@@ -64,7 +64,7 @@ async def studio_clips_page(request: Request) -> Response:
 
     def load() -> list[ClipOut]:
         with clips.db.connect() as conn:
-            return [_clip_out(conn, c, user) for c in clips_of(conn, user.id, MAX_LIST)]
+            return [clip_out(conn, c, user) for c in clips_of(conn, user.id, MAX_LIST)]
 
     mine = await run_in_threadpool(load)
     return page(

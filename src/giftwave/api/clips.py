@@ -48,6 +48,7 @@ from giftwave.identity.users import HANDLE_RE, Role, User, find_by_login
 router = APIRouter(tags=["clips"])
 
 RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)")
+MAX_CUT_BODY_BYTES: Final = 8 * 1024
 
 
 async def clips_of_app(request: Request) -> Clips:
@@ -86,7 +87,7 @@ class ClipOut(BaseModel):
     created_at: datetime
 
 
-def _clip_out(conn: Any, clip: Clip, viewer: User | None, job_id: str | None = None) -> ClipOut:
+def clip_out(conn: Any, clip: Clip, viewer: User | None, job_id: str | None = None) -> ClipOut:
     mine = viewer is not None and viewer.id == clip.creator_id
     return ClipOut(
         id=clip.id,
@@ -113,7 +114,7 @@ def _clip_out(conn: Any, clip: Clip, viewer: User | None, job_id: str | None = N
     )
 
 
-def _visible(clip: Clip | None, viewer: User | None) -> Clip:
+def visible_clip(clip: Clip | None, viewer: User | None) -> Clip:
     """A ready clip for everyone; one being made (or failed) for its creator only."""
     if clip is None or (
         clip.status is not ClipStatus.READY and (viewer is None or viewer.id != clip.creator_id)
@@ -124,8 +125,8 @@ def _visible(clip: Clip | None, viewer: User | None) -> Clip:
 
 def _load_out(clips: Clips, clip_id: str, viewer: User | None) -> ClipOut:
     with clips.db.connect() as conn:
-        clip = _visible(find_clip(conn, clip_id), viewer)
-        return _clip_out(conn, clip, viewer)
+        clip = visible_clip(find_clip(conn, clip_id), viewer)
+        return clip_out(conn, clip, viewer)
 
 
 def _creator(user: User) -> User:
@@ -214,14 +215,19 @@ async def create_clip(
 
     def load() -> ClipOut:
         with clips.db.connect() as conn:
-            return _clip_out(conn, clip, user)
+            return clip_out(conn, clip, user)
 
     return await run_in_threadpool(load)
 
 
 async def _cut(request: Request, clips: Clips, user: User) -> ClipOut:
+    raw = bytearray()
+    async for chunk in request.stream():  # bounded: a cut is a few fields
+        raw += chunk
+        if len(raw) > MAX_CUT_BODY_BYTES:
+            raise Problem(413, "payload_too_large", f"at most {MAX_CUT_BODY_BYTES} bytes")
     try:
-        body = NewCut.model_validate_json(await request.body())
+        body = NewCut.model_validate_json(bytes(raw))
     except ValidationError as exc:
         raise Problem(
             422,
@@ -238,7 +244,7 @@ async def _cut(request: Request, clips: Clips, user: User) -> ClipOut:
 
     def load() -> ClipOut:
         with clips.db.connect() as conn:
-            return _clip_out(conn, clip, user, job.id)
+            return clip_out(conn, clip, user, job.id)
 
     return await run_in_threadpool(load)
 
@@ -285,7 +291,7 @@ async def patch_clip(clip_id: str, body: ClipPatch, clips: ClipsDep, user: Sessi
                 update_clip(conn, clip_id, **values)
             clip = find_clip(conn, clip_id)
             assert clip is not None
-            return _clip_out(conn, clip, user)
+            return clip_out(conn, clip, user)
 
     return await run_in_threadpool(work)
 
@@ -317,7 +323,7 @@ async def my_clips(
 
     def load() -> list[ClipOut]:
         with clips.db.connect() as conn:
-            return [_clip_out(conn, c, user) for c in clips_of(conn, user.id, limit)]
+            return [clip_out(conn, c, user) for c in clips_of(conn, user.id, limit)]
 
     return await run_in_threadpool(load)
 
@@ -402,7 +408,7 @@ async def clip_video(
     clip_id: str, request: Request, clips: ClipsDep, who: MaybePrincipal
 ) -> Response:
     """The clip's video, with ``Range: bytes=a-b`` (206), for the player."""
-    clip = await run_in_threadpool(_visible_clip, clips, clip_id, _viewer(who))
+    clip = await run_in_threadpool(_readable_clip, clips, clip_id, _viewer(who))
     if clip.video_key is None:
         raise Problem(404, "clip_not_found", "no such clip")
     return await serve_file(
@@ -410,9 +416,9 @@ async def clip_video(
     )
 
 
-def _visible_clip(clips: Clips, clip_id: str, viewer: User | None) -> Clip:
+def _readable_clip(clips: Clips, clip_id: str, viewer: User | None) -> Clip:
     with clips.db.connect() as conn:
-        return _visible(find_clip(conn, clip_id), viewer)
+        return visible_clip(find_clip(conn, clip_id), viewer)
 
 
 # --- watermarked downloads ----------------------------------------------------------------
@@ -523,7 +529,7 @@ class RepostOut(BaseModel):
 
 def _repost(clips: Clips, clip_id: str, user: User, on: bool) -> RepostOut:
     with clips.db.begin() as conn:
-        _visible(find_clip(conn, clip_id), None)
+        visible_clip(find_clip(conn, clip_id), None)
         if on:
             repost(conn, user.id, clip_id, now_us())
         else:
@@ -560,11 +566,12 @@ async def shared_collection(
 
     def load() -> list[SharedClipOut]:
         with clips.db.connect() as conn:
-            found = find_by_login(conn, handle.lower()) if HANDLE_RE.fullmatch(handle) else None
+            wanted = handle.lower()
+            found = find_by_login(conn, wanted) if HANDLE_RE.fullmatch(wanted) else None
             if found is None:
                 raise Problem(404, "user_not_found", f"no user @{handle}")
             return [
-                SharedClipOut(clip=_clip_out(conn, c, viewer), reposted_at=_time(at))
+                SharedClipOut(clip=clip_out(conn, c, viewer), reposted_at=_time(at))
                 for c, at in shared_by(conn, found[0].id, limit)
             ]
 
@@ -584,7 +591,7 @@ def _react(clips: Clips, clip_id: str, emoji: str, user: User, on: bool) -> Reac
     if emoji not in REACTIONS:
         raise Problem(422, "invalid_reaction", f"{emoji!r} is not one of {', '.join(REACTIONS)}")
     with clips.db.begin() as conn:
-        _visible(find_clip(conn, clip_id), None)
+        visible_clip(find_clip(conn, clip_id), None)
         if on:
             react(conn, user.id, clip_id, emoji, now_us())
         else:

@@ -301,6 +301,9 @@ class Clips:
         except JobFailed as exc:
             log.info("clip job %s failed: %s", job.id, exc)
             await asyncio.to_thread(self._fail, job, str(exc)[:ERROR_CHARS])
+        except Exception:  # a bug or the database: the job fails rather than stay "running"
+            log.exception("clip job %s crashed", job.id)
+            await asyncio.to_thread(self._fail, job, "internal error")
         finally:
             await asyncio.to_thread(self._delete_temp, job.id)
 
