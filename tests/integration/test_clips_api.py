@@ -292,7 +292,7 @@ async def test_a_render_cut_short_by_a_stop_runs_again_at_the_next_start(
     # folder and a partial object in the store under the job's output key.
     engine = make_engine(db_url)
     key = f"{clip['id']}/download-v1.mp4"
-    partial = Path(dirs["clip_tmp_dir"]) / "cj_crashed.out.mp4"
+    partial = Path(dirs["clip_tmp_dir"]) / "cj_crashed.1f2e3d4c.out.mp4"
     partial.write_bytes(b"half a render")
     (Path(dirs["clip_store"]) / key).write_bytes(b"half an upload")
     with engine.begin() as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -116,6 +117,12 @@ class Clips:
 
     def temp_path(self, stem: str, suffix: str) -> Path:
         return self.tmp_dir / f"{stem}{suffix}"
+
+    def job_temp(self, job: Job, suffix: str) -> Path:
+        """A job's temporary file, new for each attempt: an FFmpeg orphaned by a killed server
+        (it dies at its next progress write, into a closed pipe) never shares a file with the
+        next attempt. ``_delete_temp`` removes every attempt's files by the job's id."""
+        return self.tmp_dir / f"{job.id}.{secrets.token_hex(4)}{suffix}"
 
     # --- uploads --------------------------------------------------------------------------
 
@@ -322,7 +329,7 @@ class Clips:
         assert clip.video_key is not None
         if isinstance(self.store, LocalStore):
             return self.store.root / clip.video_key
-        path = self.temp_path(job.id, ".src")
+        path = self.job_temp(job, ".src")
         try:
             size = self.store.size(clip.video_key)
             with path.open("wb") as f:
@@ -344,7 +351,7 @@ class Clips:
             found = await asyncio.to_thread(probe, tools, source)
         except NotAVideo as exc:
             raise JobFailed(str(exc)) from exc
-        output = self.temp_path(job.id, ".out.mp4")
+        output = self.job_temp(job, ".out.mp4")
         total_us = (found.duration_ms + round(END_CARD_S * 1000)) * 1000
         await self._ffmpeg(
             job, render_command(tools, source, output, clip.creator_handle, found), total_us
@@ -381,7 +388,7 @@ class Clips:
             raise JobFailed("FFmpeg is not installed")
         url = str(job.params["recording_url"])
         start_s, end_s = float(job.params["start_s"]), float(job.params["end_s"])
-        output = self.temp_path(job.id, ".out.mp4")
+        output = self.job_temp(job, ".out.mp4")
         await self._ffmpeg(
             job, cut_command(tools, url, start_s, end_s, output), round((end_s - start_s) * 1e6)
         )
