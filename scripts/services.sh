@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the backends the tests use are up: PostgreSQL and Redis on 127.0.0.1, and
-# Chromium for the browser tests.
+# Make sure the backends the tests use are up: PostgreSQL and Redis on 127.0.0.1, Chromium for
+# the browser tests, and FFmpeg (ffmpeg and ffprobe) for clips.
 # Installs them from Debian's packages when they are missing (needs root), starts them when
 # they are down, and fails loudly when neither works: the suite never skips a backend.
 set -euo pipefail
@@ -36,6 +36,11 @@ fi
 # Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
 if ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
 
+# Clips probe, cut and watermark videos with FFmpeg as a subprocess (docs/clips.md).
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+    apt_install ffmpeg
+fi
+
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
 if ! command -v redis-server >/dev/null 2>&1; then apt_install redis-server; fi
 if ! redis_up; then
@@ -43,4 +48,4 @@ if ! redis_up; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
     wait_for Redis redis_up
 fi
-echo "services: PostgreSQL and Redis are up"
+echo "services: PostgreSQL and Redis are up; Chromium and FFmpeg are installed"

@@ -376,5 +376,22 @@ def _print_figures(result: Any) -> None:
         )
 
 
+@bench_app.command("watermark")
+def bench_watermark(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    repeat: Annotated[int, typer.Option(help="Renders (the median is reported).", min=1)] = 1,
+) -> None:
+    """A 30 s 720p clip rendered as a watermarked download: how much faster than real time."""
+    from giftwave.bench.watermark import run_watermark_bench
+    from giftwave.clips.media import FfmpegMissing
+
+    try:
+        result = run_watermark_bench(_progress(as_json), repeat)
+    except FfmpegMissing as exc:
+        err.print(f"[red]giftwave: {exc}[/red]")
+        raise typer.Exit(2) from None
+    _print_result(result.as_dict(), as_json)
+
+
 def main() -> None:
     app()

@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     trending_dedupe_window_s: Annotated[float, Field(ge=60, le=7 * 86_400)] = 3600.0
     trending_max_items: Annotated[int, Field(ge=10, le=1_000_000)] = 50_000
 
+    # Clips (docs/clips.md): where their files live (a path, file:///…, or an S3-compatible
+    # s3://bucket/prefix?endpoint=…; default: clips/ beside the SQLite file or in the working
+    # directory), where uploads and renders are written while in progress, the limits of an
+    # upload, and the background jobs (watermarked downloads, cuts): workers and queued jobs.
+    clip_store: str | None = None
+    clip_tmp_dir: str | None = None
+    clip_max_bytes: Annotated[int, Field(ge=1024, le=8 * 1024**3)] = 200 * 1024**2
+    clip_max_duration_s: Annotated[float, Field(ge=1, le=3600)] = 180.0
+    clip_workers: Annotated[int, Field(ge=1, le=32)] = 1
+    clip_queue_max: Annotated[int, Field(ge=1, le=100_000)] = 100
+
     # Outgoing webhooks (docs/webhooks.md). A failed delivery is retried after about
     # base * 1, 3, 12, 60, 360, 1080, 2160, 4320 (10 s … 12 h: ~22 h in all), then is failed.
     webhook_retry_base_ms: Annotated[int, Field(ge=1, le=600_000)] = 10_000

@@ -195,8 +195,8 @@ async def test_bad_input_is_refused_and_writes_nothing(economy_app: AppFactory) 
         )
         assert_problem(
             await sharer.post("/v1/shares", good | {"target_kind": "clip", "target_id": "c1"}),
-            422,
-            "clip_sharing_unavailable",
+            404,
+            "clip_not_found",
         )
         assert_problem(
             await sharer.post("/v1/shares", good | {"target_id": "st_nope"}),

@@ -21,6 +21,8 @@ from giftwave.api import (
     admin_pages,
     analytics,
     battles,
+    clip_pages,
+    clips,
     creators,
     economy_pages,
     identity,
@@ -39,6 +41,7 @@ from giftwave.api import (
 from giftwave.api.auth import AuthCache
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.state import AppState
+from giftwave.clips.service import Clips
 from giftwave.config import ConfigError, Settings
 from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import parse_database_url
@@ -236,6 +239,10 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(ranking.stop)
             economy.gifting.add_observer(ranking.gift_committed)
             app.state.trending = ranking
+            clip_service = Clips(settings, db)  # logs an error when FFmpeg is missing
+            await clip_service.start()  # runs the jobs a stopped process left unfinished
+            stack.push_async_callback(clip_service.stop)
+            app.state.clips = clip_service
             app.state.webhooks = outgoing
             app.state.hub = hub
             app.state.referee = referee
@@ -267,6 +274,8 @@ def create_app(settings: Settings) -> FastAPI:
         share_pages,
         analytics,
         economy_pages,
+        clips,
+        clip_pages,
         pages,
         studio_pages,
     ):

@@ -56,8 +56,10 @@ def _base_url(request: Request) -> str:
 
 class NewShare(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    target_kind: str = Field(max_length=16, description="stream, profile (clip: not yet)")
-    target_id: str = Field(min_length=1, max_length=32, description="a stream id or a user id")
+    target_kind: str = Field(max_length=16, description="stream, profile, clip")
+    target_id: str = Field(
+        min_length=1, max_length=32, description="a stream id, a user id or a clip id"
+    )
     channel: str = Field(
         max_length=16, description=", ".join(c.value for c in Channel) + " (in_app: to a user)"
     )

@@ -619,3 +619,83 @@ analytics_economy_days = Table(
     Column("diamonds_paid_out", BigInteger, nullable=False, server_default="0"),
     Column("payouts", BigInteger, nullable=False, server_default="0"),
 )
+
+
+# --- clips (migration 0008; docs/clips.md) ----------------------------------------------------
+
+# A short video by a creator: uploaded, or cut from a stream recording by a background job. A
+# row is ``ready`` only once its file is in the clip store (``video_key``); a cut is
+# ``processing`` until its job stores the file, ``failed`` (no file) when it could not.
+clips = Table(
+    "clips",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("title", String(140), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("video_key", String(255), nullable=True),
+    Column("content_type", String(32), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("duration_ms", BigInteger, nullable=False, server_default="0"),
+    Column("width", Integer, nullable=False, server_default="0"),
+    Column("height", Integer, nullable=False, server_default="0"),
+    Column("has_audio", Boolean, nullable=False, server_default=text("false")),
+    Column("downloads_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("download_count", BigInteger, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("error", String(200), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    CheckConstraint("status IN ('processing', 'ready', 'failed')", name="ck_clips_status"),
+    CheckConstraint("source IN ('upload', 'recording')", name="ck_clips_source"),
+    Index("ix_clips_creator", "creator_id", "created_at_us"),
+)
+
+# A background job: a watermarked download of a clip's version (one per clip, kind and version:
+# asking again reuses it), or the cut of a recording into a new clip. Rows are durable: a job
+# found ``queued`` or ``running`` at start is run again from the beginning, its partial output
+# deleted first.
+clip_jobs = Table(
+    "clip_jobs",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("clip_id", String(24), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("progress_pct", Integer, nullable=False, server_default="0"),
+    Column("params", Text, nullable=False, server_default="{}"),
+    Column("output_key", String(255), nullable=True),
+    Column("output_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("error", String(200), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    UniqueConstraint("clip_id", "kind", "version", name="uq_clip_jobs_clip_kind_version"),
+    CheckConstraint("kind IN ('render', 'cut')", name="ck_clip_jobs_kind"),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'failed')", name="ck_clip_jobs_status"
+    ),
+    CheckConstraint("progress_pct BETWEEN 0 AND 100", name="ck_clip_jobs_progress"),
+    Index("ix_clip_jobs_status", "status"),
+)
+
+# A user's public "shared" collection: the clips they reposted, newest first.
+clip_reposts = Table(
+    "clip_reposts",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("clip_id", String(24), primary_key=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_clip_reposts_user", "user_id", "created_at_us"),
+    Index("ix_clip_reposts_clip", "clip_id"),
+)
+
+# One reaction per user, clip and emoji (from the fixed set in clips/reactions.py).
+clip_reactions = Table(
+    "clip_reactions",
+    metadata,
+    Column("clip_id", String(24), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("emoji", String(16), primary_key=True),
+    Column("created_at_us", BigInteger, nullable=False),
+)

@@ -23,7 +23,7 @@ MAX_CODE_ATTEMPTS: Final = 5  # a fresh code colliding even once is a 1 in 2**48
 class TargetKind(enum.StrEnum):
     STREAM = "stream"
     PROFILE = "profile"
-    # Accepted by the model, refused by the API until clips exist (clip_sharing_unavailable).
+    # A ready clip (giftwave/clips); its link lands on /clips/{id}.
     CLIP = "clip"
 
 

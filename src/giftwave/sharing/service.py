@@ -13,10 +13,11 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine
 
+from giftwave.clips.library import ClipStatus, find_clip
 from giftwave.clock import day_of, now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
-from giftwave.errors import Invalid, NotFound, RateLimited
+from giftwave.errors import NotFound, RateLimited
 from giftwave.identity.users import find_user
 from giftwave.live.streams import find_stream, live_stream_of
 from giftwave.sharing.attribution import (
@@ -57,6 +58,11 @@ MAX_CACHED_LINKS: Final = 100_000
 # A user's touches, read for every gift and room join of theirs: most users have none.
 TOUCHES_TTL_S: Final = 10.0
 MAX_CACHED_TOUCHERS: Final = 200_000
+
+
+def _ready_clip(conn: Connection, clip_id: str) -> bool:
+    clip = find_clip(conn, clip_id)
+    return clip is not None and clip.status is ClipStatus.READY
 
 
 class ShareRateLimiter:
@@ -115,9 +121,9 @@ class Sharing:
         self, sharer_id: int, kind: TargetKind, target_id: str, channel: Channel
     ) -> tuple[ShareLink, bool]:
         """The sharer's link to a stream or profile for a channel (the same one again)."""
-        if kind is TargetKind.CLIP:
-            raise Invalid("clip_sharing_unavailable", "clips cannot be shared yet")
         with self.db.begin() as conn:
+            if kind is TargetKind.CLIP and not _ready_clip(conn, target_id):
+                raise NotFound("clip_not_found", f"no clip {target_id!r}")
             if kind is TargetKind.STREAM and find_stream(conn, target_id) is None:
                 raise NotFound("stream_not_found", f"no stream {target_id!r}")
             if kind is TargetKind.PROFILE and (
@@ -238,6 +244,8 @@ class Sharing:
         via = f"via={link.code}"
         if link.target_kind is TargetKind.STREAM:
             return f"/live/{link.target_id}?{via}"
+        if link.target_kind is TargetKind.CLIP:
+            return f"/clips/{link.target_id}?{via}"
         # No profile page yet: a profile's link opens their stream while they are live.
         stream = live_stream_of(conn, int(link.target_id))
         return f"/live/{stream.id}?{via}" if stream is not None else f"/?{via}"

@@ -1,0 +1,78 @@
+"""``/clips/{id}``: a clip's page (the player on the range-served file, reactions, repost,
+share, download); ``/studio/clips``: a creator's clips (upload, downloads on or off, counts)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.clips import ClipOut, clip_out, visible_clip
+from giftwave.api.pages import not_found, page, visitor
+from giftwave.api.problems import Problem
+from giftwave.clips.library import MAX_LIST, REACTIONS, clips_of, find_clip
+from giftwave.clips.service import Clips
+from giftwave.clock import now_us
+from giftwave.identity.users import Role
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/clips/{clip_id}", response_class=HTMLResponse)
+async def clip_page(clip_id: str, request: Request, via: str = "") -> Response:
+    who = await visitor(request)
+    clips: Clips = request.app.state.clips
+
+    def load() -> ClipOut | None:
+        with clips.db.connect() as conn:
+            try:
+                clip = visible_clip(find_clip(conn, clip_id), who.user)
+            except Problem:
+                return None
+            return clip_out(conn, clip, who.user)
+
+    clip = await run_in_threadpool(load)
+    if clip is None:
+        return not_found(request, who, "clip")
+    shared_by = None
+    if via:
+        credit = await run_in_threadpool(request.app.state.sharing.credit, via, now_us())
+        if credit is not None and credit[0].target_id == clip.id:
+            shared_by = credit[1]
+    return page(
+        request,
+        who,
+        "clip.html",
+        clip=clip,
+        reactions=REACTIONS,
+        shared_by=shared_by,
+        boot={"clip": clip.model_dump(mode="json"), "reactions": REACTIONS},
+    )
+
+
+@router.get("/studio/clips", response_class=HTMLResponse)
+async def studio_clips_page(request: Request) -> Response:
+    who = await visitor(request)
+    if who.user is None:
+        return RedirectResponse(f"/login?next={quote('/studio/clips')}", status_code=303)
+    if who.user.role is not Role.CREATOR:
+        return page(request, who, "studio_clips.html", status=403, clips=[], not_creator=True)
+    clips: Clips = request.app.state.clips
+    user = who.user
+
+    def load() -> list[ClipOut]:
+        with clips.db.connect() as conn:
+            return [clip_out(conn, c, user) for c in clips_of(conn, user.id, MAX_LIST)]
+
+    mine = await run_in_threadpool(load)
+    return page(
+        request,
+        who,
+        "studio_clips.html",
+        clips=mine,
+        max_mb=clips.max_bytes // (1024 * 1024),
+        max_s=clips.max_duration_ms // 1000,
+        ffmpeg_ready=clips.tools is not None,
+    )

@@ -1,0 +1,473 @@
+"""The app's clips: the store, FFmpeg, the job queue, and the flows that tie them to the
+database so that nothing is half-written: an upload's row is inserted only once its file is
+stored (and the file is deleted when the insert fails); a job's output is stored before its
+row says done; temporary files are deleted whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.clips.jobs import (
+    Job,
+    JobKind,
+    JobQueue,
+    JobStatus,
+    find_job,
+    insert_job,
+    job_for,
+    set_job,
+    unfinished,
+)
+from giftwave.clips.library import (
+    Clip,
+    ClipSource,
+    ClipStatus,
+    find_clip,
+    insert_clip,
+    new_id,
+    update_clip,
+)
+from giftwave.clips.media import (
+    END_CARD_S,
+    FfmpegMissing,
+    NotAVideo,
+    Probe,
+    Tools,
+    cut_command,
+    find_tools,
+    probe,
+    progress_pct,
+    render_command,
+)
+from giftwave.clips.storage import ClipStore, LocalStore, StoreError, open_store
+from giftwave.clock import now_us
+from giftwave.config import Settings
+from giftwave.db.urls import Backend, parse_database_url
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from giftwave.identity.users import User
+
+log = logging.getLogger(__name__)
+
+PROGRESS_WRITE_S: Final = 0.5  # a job's progress row is written at most this often
+ERROR_CHARS: Final = 200
+MIN_JOB_TIMEOUT_S: Final = 120.0
+JOB_TIMEOUT_PER_MEDIA_S: Final = 10.0  # a job may take ten times its media's length
+STDERR_KEEP_BYTES: Final = 4096
+RECOVER_MAX: Final = 10_000
+
+
+class JobFailed(Exception):
+    pass
+
+
+def default_store_url(settings: Settings) -> str:
+    """A ``clips/`` folder beside the SQLite database, else in the working directory."""
+    db = parse_database_url(settings.database_url)
+    if db.backend is Backend.SQLITE:
+        return str(Path(db.sqlite_path).resolve().parent / "clips")
+    return str(Path.cwd() / "clips")
+
+
+class Clips:
+    def __init__(self, settings: Settings, db: Engine) -> None:
+        self.db = db
+        self.max_bytes = settings.clip_max_bytes
+        self.max_duration_ms = round(settings.clip_max_duration_s * 1000)
+        self.tmp_dir = Path(settings.clip_tmp_dir or Path(tempfile.gettempdir()) / "giftwave-clips")
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.store: ClipStore = open_store(settings.clip_store or default_store_url(settings))
+        self.tools: Tools | None
+        try:
+            self.tools = find_tools()
+        except FfmpegMissing as exc:
+            # The rest of giftwave runs; uploads, cuts and downloads answer 503 until installed.
+            log.error("clips are unavailable: %s", exc)
+            self.tools = None
+        self.queue = JobQueue(
+            db, self.run_job, workers=settings.clip_workers, queue_max=settings.clip_queue_max
+        )
+
+    async def start(self) -> None:
+        log.info("clips: store %s, temporary files in %s", self.store.describe(), self.tmp_dir)
+        recovered = await asyncio.to_thread(self.recover)
+        self.queue.start()
+        for job_id in recovered:
+            if not self.queue.offer(job_id):
+                break  # the sweep offers the rest as the queue empties
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    def require_tools(self) -> Tools:
+        if self.tools is None:
+            raise Unavailable(
+                "ffmpeg_unavailable", "clips need FFmpeg, which is not installed on this server"
+            )
+        return self.tools
+
+    def temp_path(self, stem: str, suffix: str) -> Path:
+        return self.tmp_dir / f"{stem}{suffix}"
+
+    def job_temp(self, job: Job, suffix: str) -> Path:
+        """A job's temporary file, new for each attempt: an FFmpeg orphaned by a killed server
+        (it dies at its next progress write, into a closed pipe) never shares a file with the
+        next attempt. ``_delete_temp`` removes every attempt's files by the job's id."""
+        return self.tmp_dir / f"{job.id}.{secrets.token_hex(4)}{suffix}"
+
+    # --- uploads --------------------------------------------------------------------------
+
+    def check_probe(self, tools: Tools, path: Path) -> Probe:
+        try:
+            found = probe(tools, path)
+        except NotAVideo as exc:
+            raise Invalid("not_a_video", f"not a video giftwave can play: {exc}") from exc
+        if found.duration_ms > self.max_duration_ms:
+            raise Invalid(
+                "clip_too_long",
+                f"a clip lasts at most {self.max_duration_ms / 1000:g} s "
+                f"(this one {found.duration_ms / 1000:.1f} s)",
+                max_duration_s=self.max_duration_ms / 1000,
+            )
+        return found
+
+    def accept_upload(self, creator: User, title: str, path: Path) -> Clip:
+        """Probe, store, then insert the row (the stored file is removed if that fails)."""
+        tools = self.require_tools()
+        found = self.check_probe(tools, path)
+        clip_id = new_id("cl")
+        key = f"{clip_id}/source.{found.container}"
+        self._put(key, path, found.content_type)
+        try:
+            with self.db.begin() as conn:
+                insert_clip(
+                    conn,
+                    id=clip_id,
+                    creator_id=creator.id,
+                    title=title,
+                    status=ClipStatus.READY.value,
+                    source=ClipSource.UPLOAD.value,
+                    video_key=key,
+                    content_type=found.content_type,
+                    size_bytes=path.stat().st_size,
+                    duration_ms=found.duration_ms,
+                    width=found.width,
+                    height=found.height,
+                    has_audio=found.has_audio,
+                    created_at_us=now_us(),
+                )
+                clip = find_clip(conn, clip_id)
+        except BaseException:
+            self.forget(key)
+            raise
+        assert clip is not None
+        return clip
+
+    def _put(self, key: str, path: Path, content_type: str) -> None:
+        try:
+            self.store.put(key, path, content_type)
+        except StoreError as exc:
+            log.error("clip store refused %s: %s", key, exc)
+            raise Unavailable("clip_store_unavailable", "the clip store refused the file") from exc
+
+    def forget(self, key: str) -> None:
+        try:
+            self.store.delete(key)
+        except StoreError:
+            log.exception("could not delete %s from the clip store", key)
+
+    # --- cuts of recordings ---------------------------------------------------------------
+
+    def request_cut(
+        self, creator: User, title: str, url: str, start_s: float, end_s: float
+    ) -> tuple[Clip, Job]:
+        """A ``processing`` clip and the queued job that cuts it (the queue is offered it by
+        the caller, on the event loop)."""
+        self.require_tools()
+        if end_s <= start_s:
+            raise Invalid("invalid_range", "end_s must be after start_s")
+        if (end_s - start_s) * 1000 > self.max_duration_ms:
+            raise Invalid(
+                "clip_too_long",
+                f"a clip lasts at most {self.max_duration_ms / 1000:g} s",
+                max_duration_s=self.max_duration_ms / 1000,
+            )
+        clip_id, job_id = new_id("cl"), new_id("cj")
+        with self.db.begin() as conn:
+            insert_clip(
+                conn,
+                id=clip_id,
+                creator_id=creator.id,
+                title=title,
+                status=ClipStatus.PROCESSING.value,
+                source=ClipSource.RECORDING.value,
+                content_type="video/mp4",
+                created_at_us=now_us(),
+            )
+            insert_job(
+                conn,
+                job_id,
+                clip_id,
+                JobKind.CUT,
+                1,
+                {"recording_url": url, "start_s": start_s, "end_s": end_s},
+            )
+            clip, job = find_clip(conn, clip_id), find_job(conn, job_id)
+        assert clip is not None
+        assert job is not None
+        return clip, job
+
+    # --- watermarked downloads ------------------------------------------------------------
+
+    def download_job(self, clip_id: str) -> tuple[Job, bool]:
+        """The render job of the clip's current version: the one there is (a failed one is
+        queued again), or a new one. True when it must be offered to the queue."""
+        self.require_tools()
+        with self.db.begin() as conn:
+            clip = find_clip(conn, clip_id)
+            if clip is None or clip.status is ClipStatus.FAILED:
+                raise NotFound("clip_not_found", f"no clip {clip_id!r}")
+            if clip.status is not ClipStatus.READY:
+                raise Conflict("clip_not_ready", "the clip is still being made")
+            if not clip.downloads_enabled:
+                raise Forbidden("downloads_disabled", "the creator turned off downloads")
+            job = job_for(conn, clip.id, JobKind.RENDER, clip.version)
+            if job is not None and job.status is JobStatus.FAILED:
+                set_job(conn, job.id, status=JobStatus.QUEUED.value, progress_pct=0, error=None)
+                job = find_job(conn, job.id)
+            if job is not None:
+                return job, job.status is JobStatus.QUEUED
+        if self.queue.full:
+            raise RateLimited(
+                "render_queue_full", "many downloads are being made: try again soon", 10.0
+            )
+        job_id = new_id("cj")
+        try:
+            with self.db.begin() as conn:
+                insert_job(conn, job_id, clip.id, JobKind.RENDER, clip.version, {})
+        except IntegrityError:  # someone asked at the same moment: theirs is ours
+            pass
+        with self.db.connect() as conn:
+            found = job_for(conn, clip.id, JobKind.RENDER, clip.version)
+        assert found is not None
+        return found, True
+
+    def offer(self, job: Job) -> None:
+        """Queue a job (a full queue leaves the row queued: the sweep offers it later)."""
+        self.queue.offer(job.id)
+
+    # --- running jobs ---------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Jobs a stopped process left unfinished: partial outputs deleted, queued again."""
+        with self.db.connect() as conn:
+            jobs = unfinished(conn, RECOVER_MAX)
+        for job in jobs:
+            self._delete_temp(job.id)
+            if job.output_key:
+                self.forget(job.output_key)
+            if job.kind is JobKind.CUT:
+                with self.db.connect() as conn:
+                    clip = find_clip(conn, job.clip_id)
+                if clip is not None and clip.video_key and clip.status is not ClipStatus.READY:
+                    self.forget(clip.video_key)
+            with self.db.begin() as conn:
+                set_job(
+                    conn,
+                    job.id,
+                    status=JobStatus.QUEUED.value,
+                    progress_pct=0,
+                    output_key=None,
+                    error=None,
+                )
+            log.info("clip job %s (%s) will run again", job.id, job.kind.value)
+        return [j.id for j in jobs]
+
+    def _delete_temp(self, job_id: str) -> None:
+        for path in self.tmp_dir.glob(f"{job_id}.*"):
+            path.unlink(missing_ok=True)
+
+    async def run_job(self, job_id: str) -> None:
+        job = await asyncio.to_thread(self._job, job_id)
+        if job is None:
+            return
+        try:
+            if job.kind is JobKind.RENDER:
+                await self._render(job)
+            else:
+                await self._cut(job)
+        except JobFailed as exc:
+            log.info("clip job %s failed: %s", job.id, exc)
+            await asyncio.to_thread(self._fail, job, str(exc)[:ERROR_CHARS])
+        except Exception:  # a bug or the database: the job fails rather than stay "running"
+            log.exception("clip job %s crashed", job.id)
+            await asyncio.to_thread(self._fail, job, "internal error")
+        finally:
+            await asyncio.to_thread(self._delete_temp, job.id)
+
+    def _job(self, job_id: str) -> Job | None:
+        with self.db.connect() as conn:
+            return find_job(conn, job_id)
+
+    def _fail(self, job: Job, error: str) -> None:
+        with self.db.begin() as conn:
+            set_job(conn, job.id, status=JobStatus.FAILED.value, error=error)
+            if job.kind is JobKind.CUT:
+                update_clip(conn, job.clip_id, status=ClipStatus.FAILED.value, error=error)
+
+    def _source(self, clip: Clip, job: Job) -> Path:
+        """The clip's file on local disk: the store's own, or a temporary copy."""
+        assert clip.video_key is not None
+        if isinstance(self.store, LocalStore):
+            return self.store.root / clip.video_key
+        path = self.job_temp(job, ".src")
+        try:
+            size = self.store.size(clip.video_key)
+            with path.open("wb") as f:
+                for chunk in self.store.read(clip.video_key, 0, size - 1):
+                    f.write(chunk)
+        except StoreError as exc:
+            raise JobFailed(f"the clip store could not give the source: {exc}") from exc
+        return path
+
+    async def _render(self, job: Job) -> None:
+        tools = self.tools
+        if tools is None:
+            raise JobFailed("FFmpeg is not installed")
+        clip = await asyncio.to_thread(self._clip, job.clip_id)
+        if clip is None or clip.status is not ClipStatus.READY:
+            raise JobFailed("the clip is gone")
+        source = await asyncio.to_thread(self._source, clip, job)
+        try:
+            found = await asyncio.to_thread(probe, tools, source)
+        except NotAVideo as exc:
+            raise JobFailed(str(exc)) from exc
+        output = self.job_temp(job, ".out.mp4")
+        total_us = (found.duration_ms + round(END_CARD_S * 1000)) * 1000
+        await self._ffmpeg(
+            job, render_command(tools, source, output, clip.creator_handle, found), total_us
+        )
+        key = f"{clip.id}/download-v{job.version}.mp4"
+        size = output.stat().st_size
+        await asyncio.to_thread(self._put_output, key, output)
+        await asyncio.to_thread(self._done, job, key, size)
+
+    def _put_output(self, key: str, path: Path) -> None:
+        try:
+            self.store.put(key, path, "video/mp4")
+        except StoreError as exc:
+            raise JobFailed(f"the clip store refused the file: {exc}") from exc
+
+    def _done(self, job: Job, key: str, size: int) -> None:
+        with self.db.begin() as conn:
+            set_job(
+                conn,
+                job.id,
+                status=JobStatus.DONE.value,
+                progress_pct=100,
+                output_key=key,
+                output_bytes=size,
+            )
+
+    def _clip(self, clip_id: str) -> Clip | None:
+        with self.db.connect() as conn:
+            return find_clip(conn, clip_id)
+
+    async def _cut(self, job: Job) -> None:
+        tools = self.tools
+        if tools is None:
+            raise JobFailed("FFmpeg is not installed")
+        url = str(job.params["recording_url"])
+        start_s, end_s = float(job.params["start_s"]), float(job.params["end_s"])
+        output = self.job_temp(job, ".out.mp4")
+        await self._ffmpeg(
+            job, cut_command(tools, url, start_s, end_s, output), round((end_s - start_s) * 1e6)
+        )
+        try:
+            found = await asyncio.to_thread(self.check_probe, tools, output)
+        except Invalid as exc:
+            raise JobFailed(exc.detail) from exc
+        key = f"{job.clip_id}/source.mp4"
+        size = output.stat().st_size
+        await asyncio.to_thread(self._put_output, key, output)
+
+        def finish() -> None:
+            with self.db.begin() as conn:
+                update_clip(
+                    conn,
+                    job.clip_id,
+                    status=ClipStatus.READY.value,
+                    video_key=key,
+                    content_type=found.content_type,
+                    size_bytes=size,
+                    duration_ms=found.duration_ms,
+                    width=found.width,
+                    height=found.height,
+                    has_audio=found.has_audio,
+                )
+                set_job(
+                    conn,
+                    job.id,
+                    status=JobStatus.DONE.value,
+                    progress_pct=100,
+                    output_key=key,
+                    output_bytes=size,
+                )
+
+        await asyncio.to_thread(finish)
+
+    async def _ffmpeg(self, job: Job, command: list[str], total_us: int) -> None:
+        """Run FFmpeg, turning ``-progress`` lines into the job's percent; bounded in time.
+        Cancelled (the app stopping), it kills FFmpeg: the row stays running and the job runs
+        again at the next start."""
+        timeout_s = max(MIN_JOB_TIMEOUT_S, JOB_TIMEOUT_PER_MEDIA_S * total_us / 1e6)
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        errors = asyncio.create_task(_tail(proc.stderr))
+        last_pct, last_write = 0, 0.0
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for raw in proc.stdout:
+                    pct = progress_pct(raw.decode(errors="replace"), total_us)
+                    now = time.monotonic()
+                    if pct is not None and pct > last_pct and now - last_write >= PROGRESS_WRITE_S:
+                        last_pct, last_write = pct, now
+                        await asyncio.to_thread(self._progress, job.id, min(pct, 99))
+                code = await proc.wait()
+        except TimeoutError as exc:
+            raise JobFailed(f"FFmpeg took longer than {timeout_s:.0f} s") from exc
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+            stderr = await errors
+        if code != 0:
+            lines = stderr.decode(errors="replace").strip().splitlines()
+            raise JobFailed(lines[-1] if lines else f"FFmpeg exited with {code}")
+
+    def _progress(self, job_id: str, pct: int) -> None:
+        with self.db.begin() as conn:
+            set_job(conn, job_id, progress_pct=pct)
+
+
+async def _tail(stream: asyncio.StreamReader) -> bytes:
+    kept = b""
+    while chunk := await stream.read(STDERR_KEEP_BYTES):
+        kept = (kept + chunk)[-STDERR_KEEP_BYTES:]
+    return kept
