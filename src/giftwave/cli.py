@@ -239,6 +239,24 @@ def bench_api(
     _print_result(result.as_dict(), as_json)
 
 
+@bench_app.command("sharing")
+def bench_sharing(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 8.0,
+    connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
+    watermark: Annotated[
+        bool, typer.Option("--watermark/--no-watermark", help="Also render a 30 s clip.")
+    ] = True,
+) -> None:
+    """Share-link redirects on a real server beside a bare health check, the trending
+    recomputation, and the watermark render: the issue's figures in one JSON object."""
+    from giftwave.bench.sharing import SharingBenchConfig, run_sharing_bench
+
+    cfg = SharingBenchConfig(seconds=seconds, connections=connections, watermark=watermark)
+    result = run_sharing_bench(_settings().database_url, cfg, _progress(as_json))
+    _print_result(result.as_dict(), as_json)
+
+
 @bench_app.command("fanout")
 def bench_fanout(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -23,6 +23,12 @@ class LoadResult:
     latencies_s: list[float] = field(default_factory=list)
 
 
+def encode_get(host: str, path: str, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 def encode_post(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -49,8 +55,10 @@ async def run_closed_loop(
     *,
     connections: int,
     seconds: float,
+    ok: Callable[[int], bool] = lambda status: 200 <= status < 300,
 ) -> LoadResult:
-    """``connections`` clients, each sending the next request when the last one answered."""
+    """``connections`` clients, each sending the next request when the last one answered;
+    an answer counts as served when ``ok(status)`` (a redirect benchmark expects 302)."""
     url = urlsplit(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     result = LoadResult()
@@ -67,7 +75,7 @@ async def run_closed_loop(
                 writer.write(request)
                 status = await _read_response(reader)
                 result.latencies_s.append(loop.time() - started)
-                if 200 <= status < 300:
+                if ok(status):
                     result.ok += 1
                 else:
                     result.errors[status] = result.errors.get(status, 0) + 1
