@@ -25,6 +25,7 @@ from giftwave.api import (
     clips,
     creators,
     economy_pages,
+    follows,
     identity,
     ledger,
     live,
@@ -61,6 +62,7 @@ from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
 from giftwave.sharing.service import Sharing
+from giftwave.social.follows import FollowRateLimiter
 from giftwave.trending.service import Trending, config_from
 from giftwave.webhooks.service import Webhooks
 
@@ -233,6 +235,7 @@ def create_app(settings: Settings) -> FastAPI:
             stack.callback(sharing.visits.stop)  # writes what is queued
             economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
             app.state.sharing = sharing
+            app.state.follow_limiter = FollowRateLimiter()
             hub.add_observer(outgoing.room_events)
             ranking = Trending(db, config_from(settings))
             await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
@@ -276,6 +279,7 @@ def create_app(settings: Settings) -> FastAPI:
         economy_pages,
         clips,
         clip_pages,
+        follows,
         pages,
         studio_pages,
     ):

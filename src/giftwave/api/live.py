@@ -96,7 +96,7 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     user = None if not token else await session_user(ws, token)
     await ws.accept()
     sink = open_sink(ws, direct=economy.settings.live_direct_writes)
-    channel, subscriber = await hub.subscribe(stream_id, sink)
+    channel, subscriber = await hub.subscribe(stream_id, sink, None if user is None else user.id)
     try:
         if not stream.live:
             channel.room.end()  # this node's copy only: the end was published when it happened

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from giftwave.api.auth import SESSION_COOKIE, session_user
+from giftwave.api.follows import friends_watching, social_of_stream
 from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
@@ -166,6 +167,11 @@ async def home(request: Request) -> HTMLResponse:
     shared = await run_in_threadpool(
         request.app.state.sharing.stream_counts, [s.id for s, _ in live], now_us()
     )
+    friends = (
+        {}
+        if who.user is None
+        else await friends_watching(request, who.user, [s.id for s, _ in live])
+    )
     return page(
         request,
         who,
@@ -173,6 +179,7 @@ async def home(request: Request) -> HTMLResponse:
         cards=_cards(hub, live),
         trending=hot,
         share_counts=shared,
+        friends_watching={s: len(ids) for s, ids in friends.items()},
     )
 
 
@@ -267,7 +274,19 @@ async def live_page(stream_id: str, request: Request, via: str = "") -> HTMLResp
     """The viewer page: video, gift tray, animations, chat, likes, leaderboard, goal, battle;
     ``via``: the share link it was opened through, whose sharer it credits."""
     shared = await run_in_threadpool(request.app.state.sharing.landing, stream_id, via, now_us())
-    return await _stream_page(request, stream_id, "live.html", shared=shared)
+    token = request.cookies.get(SESSION_COOKIE)
+    user = await session_user(request, token) if token else None
+    friends, following_creator = (
+        (0, False) if user is None else await social_of_stream(request, user, stream_id)
+    )
+    return await _stream_page(
+        request,
+        stream_id,
+        "live.html",
+        shared=shared,
+        friends_watching=friends,
+        following_creator=following_creator,
+    )
 
 
 @router.get("/embed/{stream_id}", response_class=HTMLResponse)

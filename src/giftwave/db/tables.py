@@ -699,3 +699,13 @@ clip_reactions = Table(
     Column("emoji", String(16), primary_key=True),
     Column("created_at_us", BigInteger, nullable=False),
 )
+
+# Who follows whom (social/follows.py): a user's following list, a user's follower count.
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("followee_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_follows_followee", "followee_id"),
+)

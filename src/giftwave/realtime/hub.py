@@ -23,7 +23,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -42,6 +42,9 @@ VIEWER_COUNT_INTERVAL_S: Final = 1.0
 # very busy room's ten seconds. Past it the oldest go (and, with them, news the seed may lack).
 SEEDING_MAX_EVENTS: Final = 100_000
 FOLLOW_US: Final = 15 * 60 * 1_000_000  # a followed room is kept this long after the last call
+# Logged-in people a room remembers as connected here (for "people you follow are watching");
+# past it, newcomers are not remembered until some leave: the count is then a lower bound.
+MAX_WATCHERS_PER_ROOM: Final = 100_000
 log = logging.getLogger(__name__)
 # Sees every room's events once per tick, after the room's frame went out; must not block.
 RoomObserver = Callable[[Room, list[dict[str, Any]]], None]
@@ -57,10 +60,25 @@ class Subscriber:
     unsent gets no more deltas, and one snapshot when it has drained; one that stays behind
     for more than ``hard_limit_ticks`` frames in a row is closed."""
 
-    __slots__ = ("behind", "closed_reason", "hard_limit_ticks", "sink", "soft_limit_bytes")
+    __slots__ = (
+        "behind",
+        "closed_reason",
+        "hard_limit_ticks",
+        "sink",
+        "soft_limit_bytes",
+        "user_id",
+    )
 
-    def __init__(self, sink: Sink, *, soft_limit_bytes: int, hard_limit_ticks: int) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        soft_limit_bytes: int,
+        hard_limit_ticks: int,
+        user_id: int | None = None,
+    ) -> None:
         self.sink = sink
+        self.user_id = user_id  # counted in the channel's watchers
         self.soft_limit_bytes = soft_limit_bytes
         self.hard_limit_ticks = hard_limit_ticks
         self.behind = 0
@@ -104,12 +122,32 @@ class Channel:
         self.seq = 0
         self.ring: deque[Frame] = deque(maxlen=ring_frames)
         self.subscribers: set[Subscriber] = set()
+        # Logged-in user → their sockets here: two tabs count once, gone with the last one.
+        self.watchers: Counter[int] = Counter()
         self.rebuilding = asyncio.Lock()  # one rebuild of the room at a time
         self.followed = False  # the broker's history was applied
         self.seeded = False  # the database's state was applied
         self.joining = 0  # subscribers on their way in: the room is not idle
         self.seeding: deque[dict[str, Any]] | None = None  # events waiting for the seed
         self.followed_until_us = 0  # kept up to date for webhooks until then
+
+    def watch(self, subscriber: Subscriber, user_id: int | None) -> None:
+        if user_id is None:
+            return
+        if user_id not in self.watchers and len(self.watchers) >= MAX_WATCHERS_PER_ROOM:
+            return  # not remembered: the bound holds, the count is a lower bound
+        subscriber.user_id = user_id
+        self.watchers[user_id] += 1
+
+    def unwatch(self, subscriber: Subscriber) -> None:
+        user_id, subscriber.user_id = subscriber.user_id, None
+        if user_id is None:
+            return
+        left = self.watchers[user_id] - 1
+        if left > 0:
+            self.watchers[user_id] = left
+        else:
+            del self.watchers[user_id]
 
     def restart(self) -> None:
         """The room was rebuilt: a new epoch (resumes get a snapshot) and a snapshot for
@@ -257,13 +295,25 @@ class Hub:
         finally:
             channel.joining -= 1
 
-    async def subscribe(self, stream_id: str, sink: Sink) -> tuple[Channel, Subscriber]:
-        """A new socket on this room; the first one makes this node follow the room."""
+    async def subscribe(
+        self, stream_id: str, sink: Sink, user_id: int | None = None
+    ) -> tuple[Channel, Subscriber]:
+        """A new socket on this room, of a logged-in ``user_id`` or anonymous; the first one
+        makes this node follow the room."""
         channel = self.channel(stream_id)
         await self._bring_up(channel)
         subscriber = Subscriber(sink, soft_limit_bytes=self._soft, hard_limit_ticks=self._hard)
         channel.subscribers.add(subscriber)
+        channel.watch(subscriber, user_id)
         return channel, subscriber
+
+    def watching(self, stream_id: str, among: list[int]) -> list[int]:
+        """Which of ``among`` (in its order) have this room open on this node now."""
+        channel = self._channels.get(stream_id)
+        if channel is None or not channel.watchers:
+            return []
+        watchers = channel.watchers
+        return [user_id for user_id in among if user_id in watchers]
 
     async def follow(self, stream_id: str) -> None:
         """Keep this node's copy of the room though nobody here watches it, for ``FOLLOW_US``
@@ -296,8 +346,9 @@ class Hub:
 
     def unsubscribe(self, stream_id: str, subscriber: Subscriber) -> None:
         channel = self._channels.get(stream_id)
-        if channel is not None:
+        if channel is not None and subscriber in channel.subscribers:
             channel.subscribers.discard(subscriber)
+            channel.unwatch(subscriber)
 
     def apply(self, stream_id: str, event: dict[str, Any]) -> None:
         """One room event from the broker, in the broker's order (the ``EventSink``)."""

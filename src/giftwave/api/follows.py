@@ -1,0 +1,205 @@
+"""Follows (``/v1/me/following``), a user's follower count, and the social proof of a room:
+"K of the people you follow are watching" (``/v1/streams/{id}/friends-watching``).
+
+Who is watching comes from this node's hub: the logged-in people with the room's socket open
+here (docs/sharing.md, "Social proof", says what that means with several nodes). The viewer
+page and the home page's cards compute it with the same function, server-side.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import SessionUser
+from giftwave.api.problems import Problem
+from giftwave.clock import now_us
+from giftwave.identity.users import User, find_user
+from giftwave.live.streams import find_stream
+from giftwave.realtime.hub import Hub
+from giftwave.social.follows import (
+    MAX_FOLLOWING,
+    FollowRateLimiter,
+    follow,
+    follower_count,
+    following,
+    following_count,
+    following_ids,
+    handles_of,
+    unfollow,
+)
+
+router = APIRouter(tags=["follows"])
+
+SHOWN_HANDLES: Final = 3
+
+
+def _limiter(request: Request) -> FollowRateLimiter:
+    limiter: FollowRateLimiter = request.app.state.follow_limiter
+    return limiter
+
+
+class FollowOut(BaseModel):
+    user_id: int
+    handle: str
+    following: bool = True
+    followers: int = Field(description="the followee's follower count, after this change")
+
+
+@router.put("/v1/me/following/{user_id}", status_code=201, response_model=FollowOut)
+async def follow_user(
+    user_id: int, request: Request, response: Response, user: SessionUser
+) -> FollowOut:
+    """Follow a user: 201 when this started it, 200 when already following. Limited per
+    user together with unfollowing (429)."""
+    _limiter(request).take(user.id)
+    db = request.app.state.economy.db
+
+    def work() -> FollowOut:
+        followee, made = follow(db, user, user_id, now_us())
+        response.status_code = 201 if made else 200
+        with db.connect() as conn:
+            count = follower_count(conn, followee.id)
+        return FollowOut(user_id=followee.id, handle=followee.handle, followers=count)
+
+    return await run_in_threadpool(work)
+
+
+@router.delete("/v1/me/following/{user_id}", status_code=204, response_class=Response)
+async def unfollow_user(user_id: int, request: Request, user: SessionUser) -> Response:
+    """Stop following a user (204, followed or not)."""
+    _limiter(request).take(user.id)
+    await run_in_threadpool(unfollow, request.app.state.economy.db, user, user_id)
+    return Response(status_code=204)
+
+
+class FollowedOut(BaseModel):
+    user_id: int
+    handle: str
+    followed_at: datetime
+
+
+class FollowingOut(BaseModel):
+    total: int
+    following: list[FollowedOut] = Field(description="most recently followed first")
+
+
+@router.get("/v1/me/following", response_model=FollowingOut)
+async def my_following(
+    request: Request,
+    user: SessionUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_FOLLOWING)] = 100,
+) -> FollowingOut:
+    """The people the caller follows, with their handles."""
+    db = request.app.state.economy.db
+
+    def load() -> FollowingOut:
+        with db.connect() as conn:
+            total = following_count(conn, user.id)
+            rows = following(conn, user.id, limit)
+        return FollowingOut(
+            total=total,
+            following=[
+                FollowedOut(
+                    user_id=f.user_id,
+                    handle=f.handle,
+                    followed_at=datetime.fromtimestamp(f.followed_at_us / 1e6, tz=UTC),
+                )
+                for f in rows
+            ],
+        )
+
+    return await run_in_threadpool(load)
+
+
+class FollowerCountOut(BaseModel):
+    user_id: int
+    followers: int
+
+
+@router.get("/v1/users/{user_id}/followers/count", response_model=FollowerCountOut)
+async def followers_of(user_id: int, request: Request) -> FollowerCountOut:
+    """How many people follow a user (public)."""
+    db = request.app.state.economy.db
+
+    def load() -> int | None:
+        with db.connect() as conn:
+            if find_user(conn, user_id) is None:
+                return None
+            return follower_count(conn, user_id)
+
+    count = await run_in_threadpool(load)
+    if count is None:
+        raise Problem(404, "user_not_found", f"no user {user_id}")
+    return FollowerCountOut(user_id=user_id, followers=count)
+
+
+async def friends_watching(
+    request: Request, user: User, stream_ids: list[str]
+) -> dict[str, list[int]]:
+    """For each stream, the people ``user`` follows who have its room open on this node now
+    (most recently followed first). One query for the following list, none per stream."""
+    hub: Hub = request.app.state.hub
+    if not any(hub.peek(s) is not None for s in stream_ids):
+        return {s: [] for s in stream_ids}
+    db = request.app.state.economy.db
+
+    def load() -> list[int]:
+        with db.connect() as conn:
+            return following_ids(conn, user.id)
+
+    ids = await run_in_threadpool(load)
+    return {s: hub.watching(s, ids) if ids else [] for s in stream_ids}
+
+
+class FriendsWatchingOut(BaseModel):
+    count: int = Field(description="people the caller follows who have the room open now")
+    handles: list[str] = Field(description=f"up to {SHOWN_HANDLES} of them")
+
+
+@router.get("/v1/streams/{stream_id}/friends-watching", response_model=FriendsWatchingOut)
+async def stream_friends_watching(
+    stream_id: str, request: Request, user: SessionUser
+) -> FriendsWatchingOut:
+    """How many of the people the caller follows are watching this stream now, and who
+    (up to three, most recently followed first)."""
+    db = request.app.state.economy.db
+
+    def exists() -> bool:
+        with db.connect() as conn:
+            return find_stream(conn, stream_id) is not None
+
+    if not await run_in_threadpool(exists):
+        raise Problem(404, "stream_not_found", f"no stream {stream_id!r}")
+    watching = (await friends_watching(request, user, [stream_id]))[stream_id]
+    shown = watching[:SHOWN_HANDLES]
+
+    def names() -> dict[int, str]:
+        with db.connect() as conn:
+            return handles_of(conn, shown)
+
+    handles = await run_in_threadpool(names) if shown else {}
+    return FriendsWatchingOut(
+        count=len(watching), handles=[handles[i] for i in shown if i in handles]
+    )
+
+
+async def social_of_stream(request: Request, user: User, stream_id: str) -> tuple[int, bool]:
+    """For the viewer page: how many people ``user`` follows are watching the stream now,
+    and whether they follow its creator."""
+    hub: Hub = request.app.state.hub
+    db = request.app.state.economy.db
+
+    def load() -> tuple[int | None, list[int]]:
+        with db.connect() as conn:
+            stream = find_stream(conn, stream_id)
+            if stream is None:
+                return None, []
+            return stream.creator_id, following_ids(conn, user.id)
+
+    creator_id, ids = await run_in_threadpool(load)
+    return len(hub.watching(stream_id, ids)), creator_id is not None and creator_id in ids

@@ -1,0 +1,1 @@
+"""Who follows whom, and what it tells a viewer (docs/sharing.md, "Social proof")."""

@@ -1,0 +1,157 @@
+"""Follows: a user follows another (a creator, a friend). Following and unfollowing are
+idempotent; a user follows at most ``MAX_FOLLOWING`` others, so every read of a following list
+is bounded. What it is for: "K of the people you follow are watching" (docs/sharing.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.db.tables import follows, users
+from giftwave.errors import Invalid, NotFound, RateLimited
+from giftwave.identity.users import User, find_user, require_active
+
+MAX_FOLLOWING: Final = 5_000
+FOLLOW_CHANGES_PER_S: Final = 0.5  # one change every two seconds, sustained
+FOLLOW_CHANGES_BURST: Final = 20
+MAX_LIMITED_USERS: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    user_id: int
+    handle: str
+    followed_at_us: int
+
+
+class FollowRateLimiter:
+    """A token bucket per user in this process's memory, least recently active forgotten
+    first: following and unfollowing both spend a token."""
+
+    def __init__(
+        self,
+        *,
+        rate_per_s: float = FOLLOW_CHANGES_PER_S,
+        burst: int = FOLLOW_CHANGES_BURST,
+        max_users: int = MAX_LIMITED_USERS,
+    ) -> None:
+        self._rate, self._burst, self._max_users = rate_per_s, float(burst), max_users
+        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+
+    def take(self, user_id: int, now_s: float | None = None) -> None:
+        now = time.monotonic() if now_s is None else now_s
+        tokens, last = self._buckets.pop(user_id, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < 1:
+            self._buckets[user_id] = (tokens, now)
+            raise RateLimited(
+                "follow_rate_limited",
+                "too many follows and unfollows too fast; try again in a moment",
+                retry_after_s=(1 - tokens) / self._rate,
+            )
+        self._buckets[user_id] = (tokens - 1, now)
+        while len(self._buckets) > self._max_users:
+            self._buckets.popitem(last=False)
+
+
+def _followee(conn: Connection, follower: User, followee_id: int) -> User:
+    require_active(follower)
+    if follower.id == followee_id:
+        raise Invalid("cannot_follow_self", "you cannot follow yourself")
+    followee = find_user(conn, followee_id)
+    if followee is None:
+        raise NotFound("user_not_found", f"no user {followee_id}")
+    return followee
+
+
+def _is_following(conn: Connection, follower_id: int, followee_id: int) -> bool:
+    row = conn.execute(
+        select(follows.c.follower_id).where(
+            follows.c.follower_id == follower_id, follows.c.followee_id == followee_id
+        )
+    ).first()
+    return row is not None
+
+
+def follow(db: Engine, follower: User, followee_id: int, at_us: int) -> tuple[User, bool]:
+    """Follow a user: (the followee, whether this call started following them)."""
+    try:
+        with db.begin() as conn:
+            followee = _followee(conn, follower, followee_id)
+            if _is_following(conn, follower.id, followee_id):
+                return followee, False
+            if following_count(conn, follower.id) >= MAX_FOLLOWING:
+                raise Invalid(
+                    "following_limit", f"you already follow {MAX_FOLLOWING} people: unfollow some"
+                )
+            conn.execute(
+                insert(follows).values(
+                    follower_id=follower.id, followee_id=followee_id, created_at_us=at_us
+                )
+            )
+            return followee, True
+    except IntegrityError:  # a concurrent call with the same pair won: already following
+        return followee, False
+
+
+def unfollow(db: Engine, follower: User, followee_id: int) -> bool:
+    """Stop following a user; True if they were followed. Unknown users are still 404."""
+    with db.begin() as conn:
+        _followee(conn, follower, followee_id)
+        gone = conn.execute(
+            delete(follows).where(
+                follows.c.follower_id == follower.id, follows.c.followee_id == followee_id
+            )
+        )
+        return gone.rowcount > 0
+
+
+def following(conn: Connection, follower_id: int, limit: int = MAX_FOLLOWING) -> list[Followed]:
+    """The people a user follows, most recently followed first, with their handles."""
+    rows = conn.execute(
+        select(follows.c.followee_id, users.c.handle, follows.c.created_at_us)
+        .join(users, users.c.id == follows.c.followee_id)
+        .where(follows.c.follower_id == follower_id)
+        .order_by(follows.c.created_at_us.desc(), follows.c.followee_id)
+        .limit(min(limit, MAX_FOLLOWING))
+    )
+    return [Followed(r.followee_id, r.handle, r.created_at_us) for r in rows]
+
+
+def following_ids(conn: Connection, follower_id: int) -> list[int]:
+    """The ids of the people a user follows, most recently followed first (bounded)."""
+    rows = conn.execute(
+        select(follows.c.followee_id)
+        .where(follows.c.follower_id == follower_id)
+        .order_by(follows.c.created_at_us.desc(), follows.c.followee_id)
+        .limit(MAX_FOLLOWING)
+    )
+    return [int(r.followee_id) for r in rows]
+
+
+def following_count(conn: Connection, follower_id: int) -> int:
+    count = conn.execute(
+        select(func.count()).select_from(follows).where(follows.c.follower_id == follower_id)
+    ).scalar_one()
+    return int(count)
+
+
+def follower_count(conn: Connection, followee_id: int) -> int:
+    count = conn.execute(
+        select(func.count()).select_from(follows).where(follows.c.followee_id == followee_id)
+    ).scalar_one()
+    return int(count)
+
+
+def handles_of(conn: Connection, user_ids: list[int]) -> dict[int, str]:
+    if not user_ids:
+        return {}
+    rows = conn.execute(select(users.c.id, users.c.handle).where(users.c.id.in_(user_ids)))
+    return {int(r.id): str(r.handle) for r in rows}
