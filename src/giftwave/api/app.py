@@ -259,9 +259,16 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
-    # Routes are matched in order: the gift route, the hottest by far, goes first.
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Load balancers ask often: matched before every other route."""
+        return {"status": "ok", "version": __version__}
+
+    # Routes are matched in order, one by one: the hot ones go first (gifts, then share-link
+    # redirects: a click on a shared link must not walk a hundred routes first).
     for module in (
         streams,
+        shares,
         identity,
         shop,
         creators,
@@ -273,7 +280,6 @@ def create_app(settings: Settings) -> FastAPI:
         overlays,
         trending,
         admin_pages,
-        shares,
         share_pages,
         analytics,
         economy_pages,
@@ -285,11 +291,6 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
     return app
 
 
