@@ -259,6 +259,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """Load balancers ask often: matched before every other route."""
