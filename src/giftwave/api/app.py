@@ -62,7 +62,7 @@ from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
 from giftwave.sharing.service import Sharing
-from giftwave.social.follows import FollowRateLimiter
+from giftwave.social.follows import follow_limiter
 from giftwave.trending.service import Trending, config_from
 from giftwave.webhooks.service import Webhooks
 
@@ -235,7 +235,7 @@ def create_app(settings: Settings) -> FastAPI:
             stack.callback(sharing.visits.stop)  # writes what is queued
             economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
             app.state.sharing = sharing
-            app.state.follow_limiter = FollowRateLimiter()
+            app.state.follow_limiter = follow_limiter()
             hub.add_observer(outgoing.room_events)
             ranking = Trending(db, config_from(settings))
             await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list

@@ -18,12 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import SessionUser
 from giftwave.api.problems import Problem
 from giftwave.clock import now_us
+from giftwave.economy.limits import UserRateLimiter
 from giftwave.identity.users import User, find_user
 from giftwave.live.streams import find_stream
 from giftwave.realtime.hub import Hub
 from giftwave.social.follows import (
     MAX_FOLLOWING,
-    FollowRateLimiter,
     follow,
     follower_count,
     following,
@@ -38,8 +38,8 @@ router = APIRouter(tags=["follows"])
 SHOWN_HANDLES: Final = 3
 
 
-def _limiter(request: Request) -> FollowRateLimiter:
-    limiter: FollowRateLimiter = request.app.state.follow_limiter
+def _limiter(request: Request) -> UserRateLimiter:
+    limiter: UserRateLimiter = request.app.state.follow_limiter
     return limiter
 
 

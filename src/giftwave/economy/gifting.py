@@ -29,7 +29,7 @@ from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
-from giftwave.economy.limits import DailySpend, GiftRateLimiter
+from giftwave.economy.limits import DailySpend, UserRateLimiter
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
     Conflict,
@@ -142,7 +142,7 @@ class Gifting:
         wallets: Wallets,
         catalog: Catalog,
         policy: GiftingPolicy,
-        rate: GiftRateLimiter,
+        rate: UserRateLimiter,
         daily: DailySpend,
     ) -> None:
         self._db = db

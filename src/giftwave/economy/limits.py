@@ -15,15 +15,22 @@ from datetime import date
 from giftwave.errors import RateLimited
 
 
-class GiftRateLimiter:
-    def __init__(self, *, rate_per_s: float, burst: int, max_users: int = 100_000) -> None:
+class UserRateLimiter:
+    """A token bucket per user: ``take`` spends one token or raises ``RateLimited`` with
+    ``code`` and ``detail`` and when the next token comes. A rate of 0 limits nothing. Gifts,
+    share links and follows each have one (``gift_limiter`` and their own modules)."""
+
+    def __init__(
+        self, *, rate_per_s: float, burst: int, max_users: int, code: str, detail: str
+    ) -> None:
         self._rate = rate_per_s
         self._burst = float(burst)
         self._max_users = max_users
+        self._code = code
+        self._detail = detail
         self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
     def take(self, user_id: int, now_s: float | None = None) -> None:
-        """Spend one token or raise ``RateLimited`` saying when the next one comes."""
         if self._rate <= 0:
             return
         now = time.monotonic() if now_s is None else now_s
@@ -31,14 +38,20 @@ class GiftRateLimiter:
         tokens = min(self._burst, tokens + (now - last) * self._rate)
         if tokens < 1:
             self._buckets[user_id] = (tokens, now)
-            raise RateLimited(
-                "gift_rate_limited",
-                "too many gifts too fast; slow down",
-                retry_after_s=(1 - tokens) / self._rate,
-            )
+            raise RateLimited(self._code, self._detail, retry_after_s=(1 - tokens) / self._rate)
         self._buckets[user_id] = (tokens - 1, now)
         while len(self._buckets) > self._max_users:
             self._buckets.popitem(last=False)
+
+
+def gift_limiter(*, rate_per_s: float, burst: int, max_users: int = 100_000) -> UserRateLimiter:
+    return UserRateLimiter(
+        rate_per_s=rate_per_s,
+        burst=burst,
+        max_users=max_users,
+        code="gift_rate_limited",
+        detail="too many gifts too fast; slow down",
+    )
 
 
 class DailySpend:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from giftwave.config import Settings
 from giftwave.economy.catalog import Catalog, seed_default_catalog
 from giftwave.economy.gifting import Gifting, GiftingPolicy, day_spent_coins
-from giftwave.economy.limits import DailySpend, GiftRateLimiter
+from giftwave.economy.limits import DailySpend, gift_limiter
 from giftwave.economy.packages import seed_default_packages
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.topups import TopUps
@@ -57,7 +57,7 @@ class Economy:
                 diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
                 age_rule=age_rule,
             ),
-            GiftRateLimiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
+            gift_limiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
             DailySpend(max_coins=settings.gift_daily_spend_max_coins, load=load_spent),
         )
         payouts = Payouts(

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,7 +15,8 @@ from giftwave.clips.library import ClipStatus, find_clip
 from giftwave.clock import day_of, now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
-from giftwave.errors import NotFound, RateLimited
+from giftwave.economy.limits import UserRateLimiter
+from giftwave.errors import NotFound
 from giftwave.identity.users import find_user
 from giftwave.live.streams import find_stream, live_stream_of
 from giftwave.sharing.attribution import (
@@ -65,29 +64,6 @@ def _ready_clip(conn: Connection, clip_id: str) -> bool:
     return clip is not None and clip.status is ClipStatus.READY
 
 
-class ShareRateLimiter:
-    """A token bucket per user in this process's memory, least recently active forgotten first."""
-
-    def __init__(self, *, rate_per_s: float, burst: int, max_users: int) -> None:
-        self._rate, self._burst, self._max_users = rate_per_s, float(burst), max_users
-        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
-
-    def take(self, user_id: int, now_s: float | None = None) -> None:
-        now = time.monotonic() if now_s is None else now_s
-        tokens, last = self._buckets.pop(user_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens < 1:
-            self._buckets[user_id] = (tokens, now)
-            raise RateLimited(
-                "share_rate_limited",
-                "too many share links too fast; try again in a moment",
-                retry_after_s=(1 - tokens) / self._rate,
-            )
-        self._buckets[user_id] = (tokens - 1, now)
-        while len(self._buckets) > self._max_users:
-            self._buckets.popitem(last=False)
-
-
 @dataclass(frozen=True, slots=True)
 class Landing:
     shared_by: str | None  # the sharer's handle
@@ -99,8 +75,12 @@ class Sharing:
         self.db = db
         self.window_us = settings.share_attribution_days * DAY_US
         self.link_ttl_us = settings.share_link_ttl_days * DAY_US
-        self.limiter = ShareRateLimiter(
-            rate_per_s=SHARES_PER_S, burst=SHARES_BURST, max_users=MAX_LIMITED_USERS
+        self.limiter = UserRateLimiter(
+            rate_per_s=SHARES_PER_S,
+            burst=SHARES_BURST,
+            max_users=MAX_LIMITED_USERS,
+            code="share_rate_limited",
+            detail="too many share links too fast; try again in a moment",
         )
         self._links: TtlCache[str, ShareLink] = TtlCache(
             max_entries=MAX_CACHED_LINKS, ttl_s=LINK_TTL_S

@@ -5,8 +5,6 @@ is bounded. What it is for: "K of the people you follow are watching" (docs/shar
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -15,7 +13,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import follows, users
-from giftwave.errors import Invalid, NotFound, RateLimited
+from giftwave.economy.limits import UserRateLimiter
+from giftwave.errors import Invalid, NotFound
 from giftwave.identity.users import User, find_user, require_active
 
 MAX_FOLLOWING: Final = 5_000
@@ -31,34 +30,20 @@ class Followed:
     followed_at_us: int
 
 
-class FollowRateLimiter:
-    """A token bucket per user in this process's memory, least recently active forgotten
-    first: following and unfollowing both spend a token."""
-
-    def __init__(
-        self,
-        *,
-        rate_per_s: float = FOLLOW_CHANGES_PER_S,
-        burst: int = FOLLOW_CHANGES_BURST,
-        max_users: int = MAX_LIMITED_USERS,
-    ) -> None:
-        self._rate, self._burst, self._max_users = rate_per_s, float(burst), max_users
-        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
-
-    def take(self, user_id: int, now_s: float | None = None) -> None:
-        now = time.monotonic() if now_s is None else now_s
-        tokens, last = self._buckets.pop(user_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens < 1:
-            self._buckets[user_id] = (tokens, now)
-            raise RateLimited(
-                "follow_rate_limited",
-                "too many follows and unfollows too fast; try again in a moment",
-                retry_after_s=(1 - tokens) / self._rate,
-            )
-        self._buckets[user_id] = (tokens - 1, now)
-        while len(self._buckets) > self._max_users:
-            self._buckets.popitem(last=False)
+def follow_limiter(
+    *,
+    rate_per_s: float = FOLLOW_CHANGES_PER_S,
+    burst: int = FOLLOW_CHANGES_BURST,
+    max_users: int = MAX_LIMITED_USERS,
+) -> UserRateLimiter:
+    """Following and unfollowing both spend a token of the user's bucket."""
+    return UserRateLimiter(
+        rate_per_s=rate_per_s,
+        burst=burst,
+        max_users=max_users,
+        code="follow_rate_limited",
+        detail="too many follows and unfollows too fast; try again in a moment",
+    )
 
 
 def _followee(conn: Connection, follower: User, followee_id: int) -> User:
