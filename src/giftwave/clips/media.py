@@ -238,6 +238,14 @@ def render_command(
         "[v]",
         "-map",
         "[a]",
+        *_mp4_output(output),
+    ]
+
+
+def _mp4_output(output: Path) -> list[str]:
+    """How every clip FFmpeg writes is encoded (H.264 and AAC, streamable MP4), with progress
+    on stdout for the job's percent."""
+    return [
         "-c:v",
         "libx264",
         "-preset",
@@ -284,26 +292,7 @@ def cut_command(tools: Tools, url: str, start_s: float, end_s: float, output: Pa
         "0:v:0",
         "-map",
         "0:a:0?",
-        "-c:v",
-        "libx264",
-        "-preset",
-        X264_PRESET,
-        "-crf",
-        "23",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
-        "-movflags",
-        "+faststart",
-        "-progress",
-        "pipe:1",
-        "-nostats",
-        "-f",
-        "mp4",
-        str(output),
+        *_mp4_output(output),
     ]
 
 
