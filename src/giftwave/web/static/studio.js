@@ -3,7 +3,7 @@
 
 import { connectRoom } from "./room.js";
 import { api, boot, fmt, problemText, submitting, t, toast } from "./site.js";
-import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
+import { BattleBar, Catalogue, GiftLane, GoalBar, rankedRow, TopGifters } from "./widgets.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = boot.stream_id;
@@ -386,19 +386,8 @@ async function sharers() {
     const list = $("sharers");
     list.replaceChildren();
     for (const row of found.top) {
-      const li = document.createElement("li");
-      li.dataset.user = String(row.user_id);
-      const rank = document.createElement("span");
-      rank.className = "rank";
-      rank.textContent = String(row.rank);
-      const who = document.createElement("bdi");
-      who.className = "who";
-      who.textContent = row.handle;
-      const reach = document.createElement("bdi");
-      reach.className = "amount";
-      reach.textContent = fmt(row.unique_visitors);
-      reach.title = t("Visitors: {count}", { count: fmt(row.unique_visitors) });
-      li.append(rank, who, reach);
+      const li = rankedRow(row, fmt(row.unique_visitors));
+      li.querySelector(".amount").title = t("Visitors: {count}", { count: fmt(row.unique_visitors) });
       list.append(li);
     }
     $("sharers-empty").hidden = found.top.length > 0;

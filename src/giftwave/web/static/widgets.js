@@ -110,6 +110,23 @@ export class GiftLane {
 }
 
 /** The room's top gifters, from a `leaderboard` event's `top`. */
+/** One row of a ranked board (top gifters, top sharers): rank, handle, a formatted amount. */
+export function rankedRow(row, amount) {
+  const li = document.createElement("li");
+  li.dataset.user = String(row.user_id);
+  const rank = document.createElement("span");
+  rank.className = "rank";
+  rank.textContent = String(row.rank);
+  const who = document.createElement("bdi");
+  who.className = "who";
+  who.textContent = row.handle;
+  const value = document.createElement("bdi");
+  value.className = "amount";
+  value.textContent = amount;
+  li.append(rank, who, value);
+  return li;
+}
+
 export class TopGifters {
   constructor(list) { this.list = list; }
 
@@ -125,19 +142,8 @@ export class TopGifters {
       return;
     }
     for (const row of top) {
-      const li = document.createElement("li");
-      li.dataset.user = String(row.user_id);
+      const li = rankedRow(row, fmt(row.coins));
       li.dataset.coins = String(row.coins);
-      const rank = document.createElement("span");
-      rank.className = "rank";
-      rank.textContent = String(row.rank);
-      const who = document.createElement("bdi");
-      who.className = "who";
-      who.textContent = row.handle;
-      const coins = document.createElement("bdi");
-      coins.className = "amount";
-      coins.textContent = fmt(row.coins);
-      li.append(rank, who, coins);
       list.append(li);
     }
   }
