@@ -11,7 +11,7 @@ import httpx
 import websockets
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register
 from liveclient import Client, person
-from serverproc import ServerGroup, giftwave_env, migrate
+from serverproc import one_server
 from sqlalchemy import func, select
 
 from giftwave.db.tables import follows
@@ -145,11 +145,7 @@ async def _until(http: httpx.AsyncClient, stream: str, token: str, count: int) -
 
 
 async def test_friends_watching_with_real_sockets(bare_db_url: DatabaseUrl, tmp_path: Path) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             _, fan = await person(http, "viewer")
             ana_id, ana = await person(http, "viewer")

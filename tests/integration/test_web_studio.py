@@ -19,7 +19,7 @@ import pytest
 from browser import chromium, collect_errors
 from liveclient import person
 from playwright.async_api import Browser, Page, expect
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -69,11 +69,7 @@ async def _fits(page: Page) -> None:
 async def test_a_creator_goes_live_sees_gifts_land_and_cashes_out(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             _, creator_token = await person(http, "creator")

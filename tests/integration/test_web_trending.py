@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 from liveclient import Client, person
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -37,11 +37,7 @@ def _trending_titles(html: str) -> list[str]:
 async def test_the_home_page_shows_trending_streams_in_order(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    env = giftwave_env(bare_db_url)
-    env.update(GIFTWAVE_PASSWORD_TIME_COST="1", GIFTWAVE_PASSWORD_MEMORY_KIB="8")
-    migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
-        [server] = servers.start("a")
+    with one_server(bare_db_url, tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             home = await http.get("/")
             assert "Trending now" not in home.text  # nothing has happened yet
