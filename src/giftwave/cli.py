@@ -244,6 +244,9 @@ def bench_sharing(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 8.0,
     connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
+    rate: Annotated[
+        float, typer.Option(help="Redirects/s of the open loop that times the latency.", min=1)
+    ] = 5000.0,
     watermark: Annotated[
         bool, typer.Option("--watermark/--no-watermark", help="Also render a 30 s clip.")
     ] = True,
@@ -252,7 +255,9 @@ def bench_sharing(
     recomputation, and the watermark render: the issue's figures in one JSON object."""
     from giftwave.bench.sharing import SharingBenchConfig, run_sharing_bench
 
-    cfg = SharingBenchConfig(seconds=seconds, connections=connections, watermark=watermark)
+    cfg = SharingBenchConfig(
+        seconds=seconds, connections=connections, rate_per_s=rate, watermark=watermark
+    )
     result = run_sharing_bench(_settings().database_url, cfg, _progress(as_json))
     _print_result(result.as_dict(), as_json)
 

@@ -5,6 +5,7 @@ first and last link (each gift once, nothing for a sharer's own); bad input chan
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -14,6 +15,7 @@ import httpx
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
 from sqlalchemy import func, select, update
 
+from giftwave.api.shares import redirect_in_memory
 from giftwave.clock import now_us
 from giftwave.db.tables import server_secrets, share_attributions, share_links, share_visits
 from giftwave.sharing.attribution import Event
@@ -144,6 +146,75 @@ async def test_a_share_brings_a_visitor_who_signs_up_and_gifts(economy_app: AppF
         assert len(hashes[0]) == 64
         assert "203.0.113.7" not in hashes[0]
         assert gifts == 4  # two gifts, each credited to the first and the last touch once
+
+
+async def _in_memory(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+    """What the fast lane sends for a request (empty: it declined, the route answers)."""
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "headers": headers,
+        "client": ("198.51.100.9", 5555),
+    }
+    answered = await redirect_in_memory(app, scope, send)
+    assert answered == bool(sent)
+    return sent
+
+
+async def test_the_fast_lane_answers_as_the_route_does(economy_app: AppFactory) -> None:
+    """An anonymous opening of a link in memory is answered before the framework, with the
+    route's very headers; everything else is declined untouched and left to the route."""
+    async with economy_app(cookie_secure=True) as client:
+        app = client.app  # type: ignore[attr-defined]
+        creator = await register(client, "creator")
+        sharer = await register(client)
+        stream = await creator.go_live()
+        r = await sharer.post(
+            "/v1/shares", {"target_kind": "stream", "target_id": stream, "channel": "copy"}
+        )
+        code = r.json()["code"]
+        sharing_of(client)._links.clear()  # as a process that has not seen the link yet
+        ua = [(b"user-agent", b"LaneTest/1.0")]
+        assert await _in_memory(app, f"/s/{code}", ua) == []  # not in memory: the route
+
+        async with browser(client) as visitor:
+            by_route = await visitor.get(f"/s/{code}")  # reads the link and the day's keys
+        lane = await _in_memory(app, f"/s/{code}", ua)
+        assert [m["type"] for m in lane] == ["http.response.start", "http.response.body"]
+        assert (lane[0]["status"], lane[1]["body"]) == (by_route.status_code, b"") == (302, b"")
+        got = {k.decode(): v.decode() for k, v in lane[0]["headers"]}
+        assert got["location"] == by_route.headers["location"] == f"/live/{stream}?via={code}"
+        assert got["cache-control"] == by_route.headers["cache-control"] == "no-store"
+        assert got["content-length"] == by_route.headers["content-length"] == "0"
+
+        def attributes(set_cookie: str) -> list[str]:
+            return [part.strip() for part in set_cookie.split(";")[1:]]
+
+        assert attributes(got["set-cookie"]) == attributes(by_route.headers["set-cookie"])
+        assert "Secure" in attributes(got["set-cookie"])
+        value = got["set-cookie"].split(";")[0].removeprefix("gw_share=")
+        cookie = ShareCookie.decode(sharing_of(client)._cookie_secret or b"", value)
+        assert cookie is not None
+        assert (cookie.first_code, cookie.last_code) == (code, code)
+        await reach_after_visits(sharer, 2)  # the route's visit and the lane's
+
+        # Declined, having sent nothing: a visitor who may be logged in, an unknown code, a
+        # path that is not a code, another method, a full visit queue.
+        session = [(b"cookie", b"gw_session=whoever")]
+        assert await _in_memory(app, f"/s/{code}", session) == []
+        assert await _in_memory(app, "/s/AAAAAAAA", ua) == []
+        assert await _in_memory(app, f"/s/{code}/x", ua) == []
+        sent: list[Any] = []
+        head = {"type": "http", "method": "HEAD", "path": f"/s/{code}", "headers": ua}
+        assert not await redirect_in_memory(app, head, sent.append)  # type: ignore[arg-type]
+        sharing_of(client).record = lambda link, visit: False  # type: ignore[method-assign]
+        assert await _in_memory(app, f"/s/{code}", ua) == []
 
 
 async def test_first_and_last_touch_and_the_window(economy_app: AppFactory) -> None:
@@ -313,3 +384,38 @@ def test_the_visit_queue_is_bounded_and_written_on_stop(sa_engine) -> None:  # t
     with sa_engine.connect() as conn:
         written = conn.execute(select(share_visits.c.visitor_hash)).scalars().all()
     assert sorted(written) == [visits[0].visitor_hash, visits[1].visitor_hash]
+
+
+def test_the_visit_writer_commits_a_full_batch_at_once_and_a_lone_visit_after_linger(
+    sa_engine,
+) -> None:  # type: ignore[no-untyped-def]
+    def written() -> int:
+        with sa_engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(share_visits)).scalar_one())
+
+    def wait_for(count: int, within_s: float) -> None:
+        deadline = time.monotonic() + within_s
+        while written() < count:
+            assert time.monotonic() < deadline, f"{written()} of {count} visits written"
+            time.sleep(0.01)
+
+    full = VisitWriter(sa_engine, batch_max=3, linger_s=60.0)  # only a full batch is written
+    full.start()
+    try:
+        for i in range(3):
+            assert full.offer(Visit(7, f"{i:064x}", None, now_us()))
+        wait_for(3, within_s=5.0)
+        assert full.offer(Visit(7, f"{3:064x}", None, now_us()))  # a lone visit waits...
+        time.sleep(0.2)
+        assert written() == 3
+    finally:
+        full.stop()  # ...and is written on stop
+    assert written() == 4
+
+    lone = VisitWriter(sa_engine, batch_max=500, linger_s=0.05)
+    lone.start()
+    try:
+        assert lone.offer(Visit(7, f"{4:064x}", None, now_us()))
+        wait_for(5, within_s=2.0)  # written once its linger has passed
+    finally:
+        lone.stop()

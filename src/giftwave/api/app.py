@@ -14,6 +14,7 @@ from typing import Any, Final
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import Receive, Scope, Send
 
 from giftwave import __version__
 from giftwave.api import (
@@ -183,6 +184,23 @@ def _own_worker_threads() -> Callable[[], Awaitable[None]]:
     return join
 
 
+class Giftwave(FastAPI):
+    """The app, with a fast lane before the framework for the requests crowds make at once.
+
+    A lane answers a request from memory or declines, having sent nothing; then the request
+    takes the framework's path like any other. Routing and middleware alone cost about
+    150 us a request here (docs/benchmarks.md), more than a share-link redirect's own work."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith("/s/")
+            and await shares.redirect_in_memory(self, scope, send)
+        ):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     db_url = parse_database_url(settings.database_url)
 
@@ -256,7 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.ledger_checks = admin.LedgerChecks()
             yield
 
-    app = FastAPI(title="giftwave", version=__version__, lifespan=lifespan)
+    app = Giftwave(title="giftwave", version=__version__, lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
 

@@ -4,7 +4,8 @@ records the visit and lands on the content, a user's reach and a stream's sharer
 The redirect is the hot path: the code, the cookie secret and the day's salt come from memory,
 an anonymous visit goes to a bounded batch writer (best effort: docs/sharing.md), and only a
 logged-in visitor's visit (it carries a touch) is committed, on a worker thread, before the
-answer. The event loop never waits for the database.
+answer. The event loop never waits for the database. Most openings do not even reach the
+framework: ``redirect_in_memory`` answers them first (docs/sharing.md, "The fast lane").
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from typing import Annotated, Final
+from urllib.parse import quote
 
 import segno
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, cookie_parser
+from starlette.types import Scope, Send
 
-from giftwave.api.auth import SessionUser
+from giftwave.api.auth import SESSION_COOKIE, SessionUser
 from giftwave.api.pages import page, visitor
 from giftwave.api.problems import Problem
 from giftwave.clock import now_us
 from giftwave.live.streams import find_stream
 from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits, reach_of, stream_sharers
-from giftwave.sharing.links import Channel, ShareLink, TargetKind, share_counts
+from giftwave.sharing.links import CODE_RE, Channel, ShareLink, TargetKind, share_counts
 from giftwave.sharing.service import RECENT_US, Sharing
 from giftwave.trending.engine import Signal, user_actor
 from giftwave.trending.service import Trending
@@ -34,6 +36,8 @@ from giftwave.trending.service import Trending
 router = APIRouter(tags=["sharing"])
 
 SHARE_COOKIE: Final = "gw_share"
+# What a redirect leaves unquoted in its location, as Starlette's RedirectResponse does.
+URL_SAFE: Final = ":/%#?=@[]!$&'()*+,;"
 
 
 async def sharing_of(request: Request) -> Sharing:
@@ -155,13 +159,15 @@ async def share_qr(code: str, request: Request, sharing: Shares) -> Response:
 
 @router.get("/s/{code}", include_in_schema=False)
 async def open_share(code: str, request: Request, sharing: Shares) -> Response:
-    """The short link: record the visit, remember the link in a cookie, land on the content."""
+    """The short link: record the visit, remember the link in a cookie, land on the content.
+
+    ``redirect_in_memory`` answers most openings before this route is even matched; this is
+    the whole path, for the rest: a logged-in visitor, a link not in memory, a full queue."""
     at = now_us()
     who = await visitor(request)
     link = await run_in_threadpool(sharing.live_link, code, at)
     if link is None:
         return page(request, who, "share_missing.html", status=404)
-    # The hot path: no query here once the link, the secret and the day's salt are in memory.
     if not sharing.keys_ready(at):
         await run_in_threadpool(sharing.load_keys, at)
     landing = sharing.landing_now(link)
@@ -177,19 +183,65 @@ async def open_share(code: str, request: Request, sharing: Shares) -> Response:
     )
     if visit is not None and not sharing.record(link, visit):
         await run_in_threadpool(sharing.write, link, visit)
-    response = RedirectResponse(landing, status_code=302)
-    response.headers["Cache-Control"] = "no-store"  # every opening is a visit
-    if cookie is not None:
-        response.set_cookie(
-            SHARE_COOKIE,
-            cookie,
-            max_age=sharing.window_us // 1_000_000,
-            httponly=True,
-            secure=request.app.state.economy.settings.cookie_secure,
-            samesite="lax",
-            path="/",
-        )
+    response = Response(status_code=302)
+    response.raw_headers.extend(_redirect_headers(request.app, landing, cookie))
     return response
+
+
+def _redirect_headers(app: FastAPI, landing: str, cookie: str | None) -> list[tuple[bytes, bytes]]:
+    """A redirect's headers but its length: where it lands, and the share cookie."""
+    headers = [
+        (b"location", quote(landing, safe=URL_SAFE).encode()),
+        (b"cache-control", b"no-store"),  # every opening is a visit
+    ]
+    if cookie is not None:
+        sharing: Sharing = app.state.sharing
+        secure = "; Secure" if app.state.economy.settings.cookie_secure else ""
+        # The value is a signed cookie of URL-safe characters and dots: nothing to quote.
+        value = (
+            f"{SHARE_COOKIE}={cookie}; HttpOnly; Max-Age={sharing.window_us // 1_000_000}; "
+            f"Path=/; SameSite=lax{secure}"
+        )
+        headers.append((b"set-cookie", value.encode("latin-1")))
+    return headers
+
+
+async def redirect_in_memory(app: FastAPI, scope: Scope, send: Send) -> bool:
+    """``GET /s/{code}`` answered before the framework, when all it needs is in memory: an
+    anonymous visitor (no session cookie), a link this process knows is live, the day's salt,
+    a stream to land on, room in the visit queue. False, having sent nothing: the route
+    answers. The framework's routing and middleware cost more than the redirect itself
+    (docs/benchmarks.md), and a shared link is clicked by crowds at once."""
+    code = scope["path"][3:]
+    sharing: Sharing | None = getattr(app.state, "sharing", None)
+    if scope["method"] != "GET" or sharing is None or not CODE_RE.fullmatch(code):
+        return False
+    at = now_us()
+    link = sharing.cached_link(code, at)
+    if link is None or not sharing.keys_ready(at):
+        return False
+    landing = sharing.landing_now(link)
+    if landing is None:
+        return False
+    cookies: dict[str, str] = {}
+    user_agent = ""
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            cookies.update(cookie_parser(value.decode("latin-1")))
+        elif name == b"user-agent":
+            user_agent = value.decode("latin-1")
+    if SESSION_COOKIE in cookies:
+        return False  # a visitor who may be logged in: their visit is committed first
+    client = scope.get("client")
+    visit, cookie = sharing.visit(
+        link, None, client[0] if client else "", user_agent[:512], cookies.get(SHARE_COOKIE), at
+    )
+    if visit is not None and not sharing.record(link, visit):
+        return False
+    headers = [(b"content-length", b"0"), *_redirect_headers(app, landing, cookie)]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+    return True
 
 
 class CreditsOut(BaseModel):

@@ -12,7 +12,7 @@ from typing import Final
 from sqlalchemy import Connection, Engine
 
 from giftwave.clips.library import ClipStatus, find_clip
-from giftwave.clock import day_of, now_us
+from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.limits import UserRateLimiter
@@ -93,7 +93,9 @@ class Sharing:
         )
         self.visits = VisitWriter(db)
         self._cookie_secret: bytes | None = None
-        self._salt: tuple[str, bytes] | None = None  # (UTC day, salt)
+        # The salt of a UTC day, with the day's first and next day's first microsecond: the
+        # redirect checks the day with two comparisons.
+        self._salt: tuple[int, int, bytes] | None = None
 
     # --- making links ---------------------------------------------------------------------
 
@@ -118,10 +120,17 @@ class Sharing:
 
     # --- opening links --------------------------------------------------------------------
 
-    def live_link(self, code: str, at_us: int) -> ShareLink | None:
-        """The link behind a code if it still works (cached); None: unknown or expired."""
+    def cached_link(self, code: str, at_us: int) -> ShareLink | None:
+        """The link behind a code when memory knows it still works; None: ask ``live_link``."""
         link = self._links.get(code)
         if link is None or at_us - link.last_shared_at_us > self.link_ttl_us:
+            return None
+        return link
+
+    def live_link(self, code: str, at_us: int) -> ShareLink | None:
+        """The link behind a code if it still works (cached); None: unknown or expired."""
+        link = self.cached_link(code, at_us)
+        if link is None:
             if self._missing.get(code):
                 return None
             with self.db.connect() as conn:
@@ -156,11 +165,7 @@ class Sharing:
     def keys_ready(self, at_us: int) -> bool:
         """Whether the cookie secret and the salt of the day are in memory (no query)."""
         salt = self._salt
-        return (
-            self._cookie_secret is not None
-            and salt is not None
-            and salt[0] == day_of(at_us).isoformat()
-        )
+        return self._cookie_secret is not None and salt is not None and salt[0] <= at_us < salt[1]
 
     def load_keys(self, at_us: int) -> None:
         """Read (or make) the cookie secret and the salt of the day: once a day per process."""
@@ -193,7 +198,7 @@ class Sharing:
             return None, None
         assert self._cookie_secret is not None
         assert self._salt is not None
-        secret, salt = self._cookie_secret, self._salt[1]
+        secret, salt = self._cookie_secret, self._salt[2]
         at_s = at_us // 1_000_000
         before = ShareCookie.decode(secret, cookie) if cookie else None
         after = (
@@ -232,9 +237,10 @@ class Sharing:
 
     def _daily_salt(self, conn: Connection, at_us: int) -> bytes:
         day = day_of(at_us)
-        if self._salt is None or self._salt[0] != day.isoformat():
-            self._salt = (day.isoformat(), daily_salt(conn, day, at_us))
-        return self._salt[1]
+        start = day_start_us(day)
+        if self._salt is None or self._salt[0] != start:
+            self._salt = (start, start + DAY_US, daily_salt(conn, day, at_us))
+        return self._salt[2]
 
     def _secret(self, conn: Connection) -> bytes:
         if self._cookie_secret is None:
