@@ -1,6 +1,7 @@
-"""The gift route resolves its inputs by hand (streams.GiftRoute): it must answer exactly as
-FastAPI's generic path would — the same problems for the same bad input, the same receipt —
-and stay documented in the OpenAPI schema."""
+"""The gift route is answered by hand before the framework (``Giftwave.__call__``, then
+``streams.send_gift_by_hand``): it must answer exactly as FastAPI's generic path would — the
+same problems for the same bad input, the same receipt, the app's own handler for an error
+nobody expected — and stay documented in the OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -67,6 +68,28 @@ async def test_the_gift_route_answers_like_every_other_route(economy_app: AppFac
             "insufficient_coins",
         )
         assert await viewer.coins() == 8  # nothing of the refused ones was charged
+
+        # Paths the router answers, as before: another method, a path that is not one id.
+        assert_problem(await client.get(path), 405, "method_not_allowed")
+        assert_problem(await viewer.post("/v1/streams/a/b/gifts", {}), 404, "not_found")
+        assert_problem(await viewer.post("/v1/streams/%01/gifts", {}), 404, "not_found")
+        missing = await viewer.post(
+            "/v1/streams/nope/gifts", {"gift_id": "rose", "idempotency_key": "d"}
+        )
+        assert_problem(missing, 404, "stream_not_found")
+
+        # An error nobody expected: the app's own handler answers it (problem+json, logged).
+        economy = client.app.state.economy  # type: ignore[attr-defined]
+
+        async def broken(_: object) -> None:
+            raise RuntimeError("a bug")
+
+        economy.gifting.send, kept = broken, economy.gifting.send
+        try:
+            bug = await viewer.post(path, {"gift_id": "rose", "idempotency_key": "e"})
+        finally:
+            economy.gifting.send = kept
+        assert_problem(bug, 500, "internal_error")
 
         schema = (await client.get("/openapi.json")).json()
         operation = schema["paths"]["/v1/streams/{stream_id}/gifts"]["post"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
-from starlette.types import Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import HTTPExceptionHandler, Receive, Scope, Send
 
 from giftwave import __version__
 from giftwave.api import (
@@ -185,20 +187,59 @@ def _own_worker_threads() -> Callable[[], Awaitable[None]]:
 
 
 class Giftwave(FastAPI):
-    """The app, with a fast lane before the framework for the requests crowds make at once.
+    """The app, with a fast lane before the framework for the requests that come by thousands.
 
-    A lane answers a request from memory or declines, having sent nothing; then the request
-    takes the framework's path like any other. Routing and middleware alone cost about
-    150 us a request here (docs/benchmarks.md), more than a share-link redirect's own work."""
+    Routing and middleware alone cost about 150 us a request here (docs/benchmarks.md): more
+    than a share-link redirect's own work, and a large part of a gift's. So two paths are
+    answered before the router sees them: a gift (``POST /v1/streams/{id}/gifts``), by its
+    handler with the app's own error handlers; and a share link (``GET /s/{code}``) when all it
+    needs is in memory, declining otherwise, having sent nothing. Every other request, and a
+    declined one, takes the framework's path. Both routes stay in the route table, for the
+    documentation and for the 405 a wrong method gets."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"].startswith("/s/")
-            and await shares.redirect_in_memory(self, scope, send)
-        ):
-            return
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/s/") and await shares.redirect_in_memory(self, scope, send):
+                return
+            if scope["method"] == "POST" and (stream_id := streams.gift_path(path)) is not None:
+                scope["path_params"] = {"stream_id": stream_id}
+                await self._by_hand(streams.send_gift_by_hand, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+    async def _by_hand(
+        self,
+        handler: Callable[[Request], Awaitable[Response]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """A route's handler called without the router and middleware; what it raises is
+        answered by the handler the app registered for it, as the framework would."""
+        scope["app"] = self
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            answer = self._exception_handler(exc)
+            if answer is None:
+                raise
+            answered = answer(request, exc)
+            response = await answered if inspect.isawaitable(answered) else answered
+        await response(scope, receive, send)
+
+    def _exception_handler(self, exc: Exception) -> HTTPExceptionHandler | None:
+        """The registered handler for ``exc``, looked up as Starlette does (status code of an
+        HTTP exception first, then the exception's classes, nearest first)."""
+        # Every handler this app registers answers HTTP requests (none is a WebSocket's).
+        handlers = cast(dict[Any, HTTPExceptionHandler], self.exception_handlers)
+        if isinstance(exc, StarletteHTTPException) and exc.status_code in handlers:
+            return handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in handlers:
+                return handlers[cls]
+        return None
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -111,12 +111,16 @@ def _document_problems(app: FastAPI) -> None:
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
-async def _sane_path_params(request: HTTPConnection) -> None:
+def sane_path_param(value: str) -> bool:
     """No id has control characters: such a path names nothing, and must not reach the
     database (PostgreSQL refuses NUL in text: a 500). Lengths and shapes are each route's
     own rule, answered with its own code (``stream_not_found``, ...)."""
+    return not _CONTROL_CHARS.search(value)
+
+
+async def _sane_path_params(request: HTTPConnection) -> None:
     for name, value in request.path_params.items():
-        if isinstance(value, str) and _CONTROL_CHARS.search(value):
+        if isinstance(value, str) and not sane_path_param(value):
             raise Problem(404, "not_found", f"no such {name}")
 
 
