@@ -108,7 +108,15 @@ async def test_health_figures_empty_then_from_the_ledger(
         s = await _json(client, f"/v1/streams/{stream}/analytics", creator.auth)
         assert (s["gifts"], s["coins"], s["unique_gifters"]) == (2, 3020, 2)
         assert s["top1_share"] == 3000 / 3020
-        assert s["new_followers"] is None
+        assert s["new_followers"] == 0
+        # Two follow the creator during the stream; one thinks better of it.
+        for person in (whale, fan):
+            r = await person.client.put(f"/v1/me/following/{creator.id}", headers=person.auth)
+            assert r.status_code == 201, r.text
+        r = await fan.client.delete(f"/v1/me/following/{creator.id}", headers=fan.auth)
+        assert r.status_code == 204, r.text
+        s = await _json(client, f"/v1/streams/{stream}/analytics", creator.auth)
+        assert s["new_followers"] == 1
 
         # CSV: the same figures as a table; a formula-looking cell would be quoted.
         r = await client.get(

@@ -35,6 +35,7 @@ from giftwave.db.tables import (
     analytics_stream_minutes,
     analytics_stream_viewers,
     battles,
+    follows,
     gift_sends,
     share_links,
     share_visits,
@@ -525,7 +526,7 @@ class StreamReport:
     top3_share: float
     shares: int  # share links made or shared again during the stream
     share_visits: int  # visits through them during the stream
-    new_followers: int | None  # giftwave has no follows yet: always None
+    new_followers: int  # began following the creator during the stream, and still do
     minutes: list[StreamMinute]
     spikes: list[Spike]
 
@@ -624,9 +625,22 @@ def stream_report(conn: Connection, stream_id: str, *, now_us: int) -> StreamRep
         top3_share=rate(sum(gifter_coins[:3]), coins),
         shares=shares,
         share_visits=visits,
-        new_followers=None,
+        new_followers=_new_followers(conn, int(stream.creator_id), start, until),
         minutes=minutes,
         spikes=_spikes(conn, stream_id, [tuple(int(v) for v in r) for r in minute_rows]),
+    )
+
+
+def _new_followers(conn: Connection, creator_id: int, start: int, until: int) -> int:
+    """Follows of the creator made during the stream that still stand (an unfollow deletes
+    the row: the figure is who the stream won and kept)."""
+    f = follows.c
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                f.followee_id == creator_id, f.created_at_us.between(start, until)
+            )
+        ).scalar_one()
     )
 
 
