@@ -10,10 +10,14 @@ import io
 from typing import Any
 
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register, sandbox
+from sqlalchemy import select
 
 from giftwave.analytics.reports import creator_report, economy_report
 from giftwave.analytics.rollup import Rollup
+from giftwave.analytics.viewers import ViewerSampler
+from giftwave.clock import simulated_clock
 from giftwave.db.engine import make_engine
+from giftwave.db.tables import analytics_stream_viewers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.wallets import Wallets
 
@@ -191,3 +195,23 @@ async def test_the_rollup_job_in_small_chunks_and_concurrently_counts_each_trans
         assert Rollup(db).run_once() == 0
     finally:
         db.dispose()
+
+
+async def test_room_viewers_are_sampled_as_the_most_seen_each_minute(sa_engine) -> None:  # type: ignore[no-untyped-def]
+    rooms = {"s1": 40, "s2": 0}
+    sampler = ViewerSampler(sa_engine, lambda: dict(rooms))
+    with simulated_clock(lambda: 120 * 60_000_000 + 5_000_000):  # 02:00:05
+        assert await sampler.sample() == 1  # a room nobody watches writes nothing
+        rooms["s1"] = 25
+        await sampler.sample()  # fewer later in the same minute: the peak stays
+    with simulated_clock(lambda: 121 * 60_000_000):  # the next minute
+        await sampler.sample()
+    sv = analytics_stream_viewers.c
+    with sa_engine.connect() as conn:
+        rows = conn.execute(
+            select(sv.stream_id, sv.minute_us, sv.viewers).order_by(sv.minute_us)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("s1", 120 * 60_000_000, 40),
+        ("s1", 121 * 60_000_000, 25),
+    ]

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import HTTPExceptionHandler, Receive, Scope, Send
 
 from giftwave import __version__
+from giftwave.analytics.viewers import ViewerSampler
 from giftwave.api import (
     admin,
     admin_pages,
@@ -279,6 +280,10 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(broker.stop)
             hub.start()
             stack.push_async_callback(hub.stop)
+            viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
+            viewers.start()
+            stack.push_async_callback(viewers.stop)
+            app.state.viewer_sampler = viewers
             referee = Referee(db, broker.publish)
             referee.start()
             stack.push_async_callback(referee.stop)

@@ -258,6 +258,10 @@ class Hub:
                 if channel is not None:
                     channel.room.set_viewers(total)
 
+    def viewer_counts(self) -> dict[str, int]:
+        """Each followed room's viewers on every node, as last counted (once a second)."""
+        return {stream_id: c.room.viewers for stream_id, c in self._channels.items()}
+
     def channel(self, stream_id: str) -> Channel:
         channel = self._channels.get(stream_id)
         if channel is None:
