@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     clip_max_duration_s: Annotated[float, Field(ge=1, le=3600)] = 180.0
     clip_workers: Annotated[int, Field(ge=1, le=32)] = 1
     clip_queue_max: Annotated[int, Field(ge=1, le=100_000)] = 100
+    # Hosts a clip may be cut from (JSON list; "*.example.org" for a domain). Empty: any host
+    # whose addresses are all public (clips/sources.py).
+    clip_recording_hosts: tuple[str, ...] = ()
 
     # Outgoing webhooks (docs/webhooks.md). A failed delivery is retried after about
     # base * 1, 3, 12, 60, 360, 1080, 2160, 4320 (10 s … 12 h: ~22 h in all), then is failed.

@@ -350,15 +350,42 @@ async def test_a_clip_cut_from_a_recording_url(
     recordings.mkdir()
     make_video(recordings / "stream.mp4", seconds=5, faststart=True)
     with recording_server(recordings) as base:
+        body = {
+            "title": "Best bit",
+            "recording_url": f"{base}/stream.mp4",
+            "start_s": 1.0,
+            "end_s": 3.5,
+        }
+        # No allow-list: only public addresses. The server must not fetch what only it can
+        # reach (this test's own server on loopback included), and writes nothing for it.
         async with economy_app(cookie_secure=False, **dirs) as client:
             creator = await register(client, "creator")
+            for url in (
+                f"{base}/stream.mp4",
+                "http://localhost:9/x.mp4",
+                "http://10.1.2.3/x.mp4",
+                "http://192.168.0.10/x.m3u8",
+                "http://169.254.169.254/latest/meta-data/",
+                "http://[::1]:9/x.mp4",
+                "http://[::ffff:127.0.0.1]/x.mp4",
+                "http://0.0.0.0/x.mp4",
+            ):
+                refused = await creator.post("/v1/clips", body | {"recording_url": url})
+                assert_problem(refused, 422, "recording_url_not_allowed")
+            assert_problem(
+                await creator.post("/v1/clips", body | {"recording_url": "http://[::1/x.mp4"}),
+                422,
+                "invalid_recording_url",
+            )
+            assert (await creator.get("/v1/me/clips")).json() == []
+        # An operator allows their own recording host (here, loopback) by name.
+        async with economy_app(
+            cookie_secure=False, clip_recording_hosts=("127.0.0.1",), **dirs
+        ) as client:
+            creator = await register(client, "creator")
             client.cookies.clear()  # the client is an anonymous visitor; the creator has a token
-            body = {
-                "title": "Best bit",
-                "recording_url": f"{base}/stream.mp4",
-                "start_s": 1.0,
-                "end_s": 3.5,
-            }
+            other = body | {"recording_url": "http://localhost:9/x.mp4"}
+            assert_problem(await creator.post("/v1/clips", other), 422, "recording_url_not_allowed")
             r = await creator.post("/v1/clips", body)
             assert r.status_code == 202, r.text
             assert r.json()["status"] == "processing"

@@ -235,8 +235,6 @@ async def _cut(request: Request, clips: Clips, user: User) -> ClipOut:
             "the request does not match the schema",
             errors=[{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
         ) from None
-    if not body.recording_url.lower().startswith(("http://", "https://")):
-        raise Problem(422, "invalid_recording_url", "the recording is an http(s) URL")
     clip, job = await run_in_threadpool(
         clips.request_cut, user, _title(body.title), body.recording_url, body.start_s, body.end_s
     )

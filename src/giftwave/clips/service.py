@@ -49,6 +49,7 @@ from giftwave.clips.media import (
     progress_pct,
     render_command,
 )
+from giftwave.clips.sources import check_recording_url
 from giftwave.clips.storage import ClipStore, LocalStore, StoreError, open_store
 from giftwave.clock import now_us
 from giftwave.config import Settings
@@ -83,6 +84,7 @@ class Clips:
         self.db = db
         self.max_bytes = settings.clip_max_bytes
         self.max_duration_ms = round(settings.clip_max_duration_s * 1000)
+        self.recording_hosts = settings.clip_recording_hosts
         self.tmp_dir = Path(settings.clip_tmp_dir or Path(tempfile.gettempdir()) / "giftwave-clips")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.store: ClipStore = open_store(settings.clip_store or default_store_url(settings))
@@ -195,6 +197,7 @@ class Clips:
         self.require_tools()
         if end_s <= start_s:
             raise Invalid("invalid_range", "end_s must be after start_s")
+        check_recording_url(url, self.recording_hosts)
         if (end_s - start_s) * 1000 > self.max_duration_ms:
             raise Invalid(
                 "clip_too_long",
