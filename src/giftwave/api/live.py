@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.api.shares import share_cookie
 from giftwave.economy.gifting import SendGift
+from giftwave.economy.limits import TokenBucket
 from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.users import Role, User
@@ -45,20 +46,6 @@ CLOSE_NOT_FOUND: Final = 4404
 JOIN_SAMPLE_ROOM_SIZE: Final = 100
 COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute")
 GIFTS_IN_FLIGHT: Final = 64  # per socket
-
-
-class _Bucket:
-    def __init__(self, rate_per_s: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens, self.last = rate_per_s, burst, burst, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 def _ack(ack: Any, result: dict[str, Any]) -> str:
@@ -141,7 +128,7 @@ async def _read(
     user: User | None,
     subscriber: Subscriber,
 ) -> None:
-    likes, chats = _Bucket(LIKES_PER_S, LIKES_PER_S), _Bucket(CHATS_PER_S, 3)
+    likes, chats = TokenBucket(LIKES_PER_S, LIKES_PER_S), TokenBucket(CHATS_PER_S, 3)
     refusals = 0
     # Gifts are billed concurrently (a tapping viewer has several in flight, each waiting for
     # its ledger batch); past GIFTS_IN_FLIGHT this socket is not read until one is answered.
@@ -222,8 +209,8 @@ async def _act(
     hub: Hub,
     stream: Stream,
     user: User | None,
-    likes: _Bucket,
-    chats: _Bucket,
+    likes: TokenBucket,
+    chats: TokenBucket,
     trending: Trending,
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
@@ -258,7 +245,7 @@ async def _like(
     hub: Hub,
     stream: Stream,
     user: User,
-    bucket: _Bucket,
+    bucket: TokenBucket,
     trending: Trending,
 ) -> dict[str, Any]:
     count = command.get("count", 1)
@@ -274,7 +261,7 @@ async def _like(
 
 
 async def _chat(
-    command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: _Bucket
+    command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: TokenBucket
 ) -> dict[str, Any]:
     text = command.get("text")
     if not isinstance(text, str) or not 1 <= len(text.strip()) <= CHAT_MAX_CHARS:

@@ -15,6 +15,28 @@ from datetime import date
 from giftwave.errors import RateLimited
 
 
+def refilled(tokens: float, last_s: float, now_s: float, rate_per_s: float, burst: float) -> float:
+    """A token bucket's tokens at ``now_s``: what it had, plus the rate since, up to the burst."""
+    return min(burst, tokens + (now_s - last_s) * rate_per_s)
+
+
+class TokenBucket:
+    """One token bucket (one socket's likes, say); ``UserRateLimiter`` keeps one per user."""
+
+    def __init__(self, rate_per_s: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.last = rate_per_s, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        """Spend a token; False when there is none."""
+        now = time.monotonic()
+        self.tokens = refilled(self.tokens, self.last, now, self.rate, self.burst)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class UserRateLimiter:
     """A token bucket per user: ``take`` spends one token or raises ``RateLimited`` with
     ``code`` and ``detail`` and when the next token comes. A rate of 0 limits nothing. Gifts,
@@ -35,7 +57,7 @@ class UserRateLimiter:
             return
         now = time.monotonic() if now_s is None else now_s
         tokens, last = self._buckets.pop(user_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        tokens = refilled(tokens, last, now, self._rate, self._burst)
         if tokens < 1:
             self._buckets[user_id] = (tokens, now)
             raise RateLimited(self._code, self._detail, retry_after_s=(1 - tokens) / self._rate)
