@@ -217,6 +217,30 @@ async def test_the_fast_lane_answers_as_the_route_does(economy_app: AppFactory) 
         assert await _in_memory(app, f"/s/{code}", ua) == []
 
 
+async def test_a_reversed_gift_no_longer_counts_for_its_sharer(economy_app: AppFactory) -> None:
+    async with economy_app(cookie_secure=False) as client:
+        creator = await register(client, "creator")
+        sharer, viewer = await register(client), await register(client)
+        stream = await creator.go_live()
+        r = await sharer.post(
+            "/v1/shares", {"target_kind": "stream", "target_id": stream, "channel": "copy"}
+        )
+        assert (await viewer.get(f"/s/{r.json()['code']}")).status_code == 302  # a touch
+        await give_coins(client, viewer, 500)
+        kept = await viewer.gift(stream, "doughnut")  # 30 coins
+        gone = await viewer.gift(stream, "panda", 2)  # 10 coins, reversed by a moderator
+        assert (kept.status_code, gone.status_code) == (201, 201)
+        r = await client.post(
+            f"/v1/admin/gift-sends/{gone.json()['send_id']}/reverse", headers=ADMIN
+        )
+        assert r.status_code == 200, r.text
+        reach = (await sharer.get("/v1/me/reach")).json()
+        assert reach["first_touch"] == reach["last_touch"]
+        assert (reach["last_touch"]["gifters"], reach["last_touch"]["coins"]) == (1, 30)
+        top = (await client.get(f"/v1/streams/{stream}/sharers")).json()["top"]
+        assert [(s["user_id"], s["gifters"], s["coins"]) for s in top] == [(sharer.id, 1, 30)]
+
+
 async def test_first_and_last_touch_and_the_window(economy_app: AppFactory) -> None:
     async with economy_app(cookie_secure=False) as client:
         creator = await register(client, "creator")

@@ -13,10 +13,17 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, Table, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, case, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from giftwave.db.tables import share_attributions, share_links, share_touches, share_visits, users
+from giftwave.db.tables import (
+    gift_sends,
+    share_attributions,
+    share_links,
+    share_touches,
+    share_visits,
+    users,
+)
 from giftwave.sharing.links import TargetKind
 
 # Sharer badges by unique visitors brought in: one place, shown by the reach page and the API.
@@ -149,6 +156,19 @@ def badges_for(unique_visitors: int) -> tuple[list[Badge], Badge | None]:
     return earned, (upcoming[0] if upcoming else None)
 
 
+def _standing() -> ColumnElement[bool]:
+    """An attribution still counts: it is not of a gift reversed since (moderation, a refund).
+    Read, not edited: the credit stays on record, the reversal decides what it is worth."""
+    a = share_attributions.c
+    g = gift_sends.c
+    reversed_gift = (
+        exists()
+        .where(g.transfer_id == a.event_key + ":c", g.reversed.is_(True))
+        .correlate(share_attributions)
+    )
+    return or_(a.event != Event.GIFT.value, ~reversed_gift)
+
+
 def _credits_of(conn: Connection, sharer_id: int) -> dict[str, Credits]:
     a = share_attributions.c
     rows = conn.execute(
@@ -159,7 +179,7 @@ def _credits_of(conn: Connection, sharer_id: int) -> dict[str, Credits]:
             func.count(func.distinct(case((a.event == Event.GIFT.value, a.user_id)))),
             func.coalesce(func.sum(case((a.event == Event.GIFT.value, a.coins), else_=0)), 0),
         )
-        .where(a.sharer_id == sharer_id)
+        .where(a.sharer_id == sharer_id, _standing())
         .group_by(a.touch)
     ).all()
     return {str(r[0]): Credits(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
@@ -239,7 +259,7 @@ def stream_sharers(conn: Connection, stream_id: str, limit: int) -> list[StreamS
                 0,
             ).label("coins"),
         )
-        .where(a.touch == Touch.LAST.value, a.share_id.in_(stream_links))
+        .where(a.touch == Touch.LAST.value, a.share_id.in_(stream_links), _standing())
         .group_by(a.sharer_id)
         .subquery()
     )
