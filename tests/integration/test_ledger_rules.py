@@ -18,8 +18,16 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.urls import DatabaseUrl
-from giftwave.ledger.accounts import get_account, open_account, set_account_flags
+from giftwave.ledger.accounts import (
+    AccountSpec,
+    find_account,
+    get_account,
+    open_account,
+    open_accounts,
+    set_account_flags,
+)
 from giftwave.ledger.engine import LedgerUnavailable, PostingEngine, expiry_void_id
+from giftwave.ledger.errors import AccountConflict, InvalidAccount
 from giftwave.ledger.model import (
     AMOUNT_MAX,
     AccountFlags,
@@ -610,3 +618,36 @@ async def test_ledger_unavailable_is_raised_not_swallowed(
     with sa_engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM transfers")).scalar_one() == 0
         assert get_account(conn, a).debits_posted == 0
+
+
+def test_accounts_open_together_once_and_refuse_a_conflict_whole(sa_engine: Engine) -> None:
+    no_od = AccountFlags.NO_OVERDRAFT
+    with sa_engine.begin() as conn:
+        first = open_account(conn, "user:7:coins", "COIN", flags=no_od, owner="user:7")
+    specs = [
+        AccountSpec("user:7:coins", "COIN", no_od, "user:7"),  # exists: the same one back
+        AccountSpec("user:7:diamonds", "DIAMOND", no_od, "user:7"),
+        AccountSpec("user:7:coin_debt", "COIN", AccountFlags.NONE, "user:7"),
+    ]
+    with sa_engine.begin() as conn:
+        opened = open_accounts(conn, specs)
+    assert [a.name for a in opened] == [s.name for s in specs]
+    assert opened[0].id == first.id
+    assert (opened[1].asset, opened[1].flags, opened[1].owner) == ("DIAMOND", no_od, "user:7")
+    with sa_engine.begin() as conn:
+        again = open_accounts(conn, specs)  # idempotent: the same accounts
+    assert [a.id for a in again] == [a.id for a in opened]
+
+    # One conflicting account fails the call; in its transaction, the new ones go too.
+    with pytest.raises(AccountConflict), sa_engine.begin() as conn:
+        open_accounts(
+            conn,
+            [
+                AccountSpec("user:8:coins", "COIN", no_od, "user:8"),
+                AccountSpec("user:7:diamonds", "COIN"),  # exists as DIAMOND
+            ],
+        )
+    with pytest.raises(InvalidAccount), sa_engine.begin() as conn:
+        open_accounts(conn, [AccountSpec("12345", "COIN")])  # all digits reads as an id
+    with sa_engine.connect() as conn:
+        assert find_account(conn, "user:8:coins") is None

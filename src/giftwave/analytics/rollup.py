@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Table, and_, case, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from giftwave.clock import now_us
@@ -41,6 +39,7 @@ from giftwave.db.tables import (
     gift_sends,
     transfers,
 )
+from giftwave.db.upsert import insert_for
 
 WATERMARK: Final = "ledger"
 CHUNK_MAX_TRANSFERS: Final = 10_000
@@ -442,10 +441,6 @@ def _parts(ids: list[int]) -> Iterable[list[int]]:
         yield ids[i : i + IN_LIST_MAX]
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
-
-
 def _upsert_add(
     conn: Connection,
     table: Table,
@@ -459,7 +454,7 @@ def _upsert_add(
     """Insert rows; where the key exists, add the ``add`` columns and keep the least/greatest."""
     if not rows:
         return
-    ins = _insert(conn, table)
+    ins = insert_for(conn, table)
     ex = ins.excluded
     sets: dict[str, Any] = {c: table.c[c] + ex[c] for c in add}
     for c in least:
@@ -472,7 +467,7 @@ def _upsert_add(
 def _upsert_nothing(
     conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:
-    conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=keys), rows)
+    conn.execute(insert_for(conn, table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def record_viewers(db: Engine, samples: Sequence[tuple[str, int, int]]) -> None:
@@ -485,7 +480,7 @@ def record_viewers(db: Engine, samples: Sequence[tuple[str, int, int]]) -> None:
         key = (stream_id, minute_of(at_us))
         best[key] = max(best.get(key, 0), viewers)
     with db.begin() as conn:
-        ins = _insert(conn, analytics_stream_viewers)
+        ins = insert_for(conn, analytics_stream_viewers)
         conn.execute(
             ins.on_conflict_do_update(
                 index_elements=["stream_id", "minute_us"],

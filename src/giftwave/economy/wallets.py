@@ -22,7 +22,12 @@ from typing import Final
 from sqlalchemy import Engine, select
 
 from giftwave.db.tables import accounts as accounts_table
-from giftwave.ledger.accounts import find_account, open_account, set_account_flags, to_account
+from giftwave.ledger.accounts import (
+    AccountSpec,
+    open_accounts,
+    set_account_flags,
+    to_account,
+)
 from giftwave.ledger.model import Account, AccountFlags
 
 COINS_ISSUED: Final = "platform:coins_issued"
@@ -87,14 +92,10 @@ class Wallets:
         (a user's four accounts took four commits: most of a first top-up's time)."""
         missing = [spec for spec in specs if spec[0] not in self._ids]
         if missing:
-            opened: dict[str, int] = {}
             with self._db.begin() as conn:
-                for name, asset, flags, owner in missing:
-                    account = find_account(conn, name) or open_account(
-                        conn, name, asset, flags=flags, owner=owner
-                    )
-                    opened[name] = account.id
-            self._ids.update(opened)  # only once committed: a rolled back id names nothing
+                opened = open_accounts(conn, [AccountSpec(*spec) for spec in missing])
+            # Only once committed: an id of a rolled back transaction names nothing.
+            self._ids.update((a.name, a.id) for a in opened)
         return [self._ids[spec[0]] for spec in specs]
 
     def cached_legs(self, viewer_id: int, creator_id: int) -> tuple[int, int, int, int] | None:

@@ -1,11 +1,14 @@
-"""Opening and reading accounts. Not a hot path: plain SQLAlchemy Core on any connection."""
+"""Opening and reading accounts: plain SQLAlchemy Core on any connection."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Row, select, update
 
 from giftwave.db.tables import accounts, ledger_head
+from giftwave.db.upsert import insert_for
 from giftwave.ledger.engine import now_us
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount
 from giftwave.ledger.model import ACCOUNT_NAME_RE, ASSET_RE, Account, AccountFlags
@@ -26,6 +29,27 @@ def to_account(row: Row[tuple[object, ...]]) -> Account:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """An account to open: its unique name, asset, flags and owner."""
+
+    name: str
+    asset: str
+    flags: AccountFlags = AccountFlags.NONE
+    owner: str = ""
+
+    def check(self) -> None:
+        if not ACCOUNT_NAME_RE.fullmatch(self.name) or self.name.isdigit():
+            # All digits would read as an account id wherever an id or a name is accepted.
+            raise InvalidAccount(
+                "name must be 1-128 of a-z, 0-9, '_', '.', ':', '-', and not only digits"
+            )
+        if not ASSET_RE.fullmatch(self.asset):
+            raise InvalidAccount("asset must be COIN, DIAMOND or a three-letter currency code")
+        if len(self.owner) > 128 or not self.owner.isprintable():
+            raise InvalidAccount("owner must be at most 128 printable characters")
+
+
 def open_account(
     conn: Connection,
     name: str,
@@ -38,38 +62,49 @@ def open_account(
 
     Idempotent by name, like a transfer by id: the same request twice is one account.
     """
-    if not ACCOUNT_NAME_RE.fullmatch(name) or name.isdigit():
-        # All digits would read as an account id wherever an id or a name is accepted.
-        raise InvalidAccount(
-            "name must be 1-128 of a-z, 0-9, '_', '.', ':', '-', and not only digits"
-        )
-    if not ASSET_RE.fullmatch(asset):
-        raise InvalidAccount("asset must be COIN, DIAMOND or a three-letter currency code")
-    if len(owner) > 128 or not owner.isprintable():
-        raise InvalidAccount("owner must be at most 128 printable characters")
-    flags = AccountFlags(int(flags))
-    existing = find_account(conn, name)
-    if existing is None:
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(accounts).values(
-                        name=name,
-                        asset=asset,
-                        flags=int(flags),
-                        owner=owner,
-                        created_at_us=now_us(),
-                    )
-                )
-        except IntegrityError:
-            pass  # opened concurrently by someone else: compare with theirs below
-        existing = find_account(conn, name)
-        assert existing is not None
-    if existing.asset != asset or existing.flags != flags:
-        raise AccountConflict(
-            f"account {name!r} exists with asset {existing.asset} and other flags"
-        )
-    return existing
+    (account,) = open_accounts(conn, [AccountSpec(name, asset, AccountFlags(int(flags)), owner)])
+    return account
+
+
+def open_accounts(conn: Connection, specs: Sequence[AccountSpec]) -> list[Account]:
+    """``open_account`` for several accounts in three statements whatever their number (read
+    the names, insert the missing ones unless someone just did, read those): a new user's four
+    accounts were twenty statements."""
+    for spec in specs:
+        spec.check()
+    names = [spec.name for spec in specs]
+    found = _by_names(conn, names)
+    missing = [spec for spec in specs if spec.name not in found]
+    if missing:
+        at = now_us()
+        conn.execute(
+            insert_for(conn, accounts).on_conflict_do_nothing(index_elements=["name"]),
+            [
+                {
+                    "name": s.name,
+                    "asset": s.asset,
+                    "flags": int(s.flags),
+                    "owner": s.owner,
+                    "created_at_us": at,
+                }
+                for s in missing
+            ],
+        )  # one opened concurrently elsewhere stays theirs: compared below
+        found |= _by_names(conn, [s.name for s in missing])
+    opened = []
+    for spec in specs:
+        existing = found[spec.name]
+        if existing.asset != spec.asset or existing.flags != AccountFlags(int(spec.flags)):
+            raise AccountConflict(
+                f"account {spec.name!r} exists with asset {existing.asset} and other flags"
+            )
+        opened.append(existing)
+    return opened
+
+
+def _by_names(conn: Connection, names: list[str]) -> dict[str, Account]:
+    rows = conn.execute(select(accounts).where(accounts.c.name.in_(names))).all()
+    return {a.name: a for a in map(to_account, rows)}
 
 
 def find_account(conn: Connection, key: str | int) -> Account | None:

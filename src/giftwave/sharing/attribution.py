@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, case, exists, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from giftwave.db.tables import (
     gift_sends,
@@ -24,6 +23,7 @@ from giftwave.db.tables import (
     share_visits,
     users,
 )
+from giftwave.db.upsert import insert_for
 from giftwave.sharing.links import TargetKind
 
 # Sharer badges by unique visitors brought in: one place, shown by the reach page and the API.
@@ -53,10 +53,7 @@ def _insert_once(conn: Connection, table: Table, rows: list[dict[str, object]]) 
     """Insert the rows the table's unique keys do not have yet; the others are left alone."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
-    else:
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+    conn.execute(insert_for(conn, table).on_conflict_do_nothing(), rows)
 
 
 def record_touches(conn: Connection, user_id: int, touched: list[Touched]) -> int:

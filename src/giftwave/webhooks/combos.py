@@ -19,9 +19,9 @@ from typing import Any, Final
 from sqlalchemy import Connection, case, delete, select
 
 from giftwave.db.tables import webhook_combos
+from giftwave.db.upsert import insert_for
 from giftwave.economy.gifting import GiftSent
 from giftwave.webhooks.events import Event, combo_end_event
-from giftwave.webhooks.outbox import insert_for
 
 log = logging.getLogger(__name__)
 

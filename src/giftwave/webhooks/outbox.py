@@ -23,11 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, delete, func, select, update
 
 from giftwave.clock import now_us as wall_clock_us
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
+from giftwave.db.upsert import insert_for
 from giftwave.errors import Invalid
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
@@ -68,13 +68,6 @@ class RetryPolicy:
         assert attempts_made >= 1
         factor = BACKOFF_FACTORS[min(attempts_made, len(BACKOFF_FACTORS)) - 1]
         return int(self.base_ms * 1000 * factor * random.uniform(1 - JITTER, 1 + JITTER))
-
-
-def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """INSERT in the dialect of ``conn``, with its ON CONFLICT clauses."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class PendingGauge:
