@@ -226,13 +226,21 @@ def bench_api(
     server_workers: Annotated[
         int, typer.Option(help="`giftwave serve --workers` of the measured server.", min=1)
     ] = 1,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Also time gifts sent at this fixed rate (open loop), per second."),
+    ] = None,
 ) -> None:
     """Gifts through the HTTP API of a real `giftwave serve`: gifts/s and latency."""
     from giftwave.bench.api import ApiBenchConfig, run_api_bench
 
     settings = _settings()
     cfg = ApiBenchConfig(
-        seconds=seconds, viewers=viewers, connections=connections, server_workers=server_workers
+        seconds=seconds,
+        viewers=viewers,
+        connections=connections,
+        server_workers=server_workers,
+        rate_per_s=rate,
     )
     say = _progress(as_json)
     result = run_api_bench(settings.database_url, cfg, say)

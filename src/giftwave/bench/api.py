@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from giftwave.bench.http_load import encode_post, run_closed_loop
+from giftwave.bench.http_load import encode_post, run_closed_loop, run_open_loop
 from giftwave.bench.server import percentile, run, served, setup_room
 
 
@@ -25,6 +25,7 @@ class ApiBenchConfig:
     connections: int = 64
     warmup_seconds: float = 2.0
     server_workers: int = 1
+    rate_per_s: float | None = None  # also an open loop at this rate: the latency users see
 
 
 @dataclass(slots=True)
@@ -38,6 +39,11 @@ class ApiBenchResult:
     viewers: int = 0
     connections: int = 0
     server_workers: int = 1
+    # At ``open_loop_rate_per_s`` (when asked), each latency timed from when the gift was due.
+    open_loop_rate_per_s: float | None = None
+    open_loop_served_per_s: float | None = None
+    open_loop_latency_ms_p50: float | None = None
+    open_loop_latency_ms_p99: float | None = None
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,16 +83,33 @@ def run_api_bench(
                     seconds=seconds,
                 )
             )
+        paced = None
+        if cfg.rate_per_s is not None:
+            say(f"an open loop at {cfg.rate_per_s:,.0f} gifts/s: the latency at that rate")
+            paced = run(
+                run_open_loop(
+                    server.base,
+                    gift_requester(server.base, room.stream_id, room.viewer_tokens, "o"),
+                    rate_per_s=cfg.rate_per_s,
+                    connections=cfg.connections,
+                    seconds=cfg.seconds,
+                )
+            )
     latencies = sorted(load.latencies_s)
+    at_rate = sorted(paced.latencies_s) if paced is not None else []
     return ApiBenchResult(
         backend=server.db.backend.value,
         gifts_per_s=round(load.ok / cfg.seconds, 1),
         latency_ms_p50=round(statistics.median(latencies) * 1000, 2) if latencies else 0.0,
         latency_ms_p99=round(percentile(latencies, 0.99) * 1000, 2),
         gifts=load.ok,
-        errors={str(k): v for k, v in load.errors.items()},
+        errors={str(k): v for k, v in {**load.errors, **(paced.errors if paced else {})}.items()},
         viewers=cfg.viewers,
         connections=cfg.connections,
         server_workers=cfg.server_workers,
+        open_loop_rate_per_s=cfg.rate_per_s,
+        open_loop_served_per_s=None if paced is None else round(paced.ok / cfg.seconds, 1),
+        open_loop_latency_ms_p50=round(statistics.median(at_rate) * 1000, 2) if at_rate else None,
+        open_loop_latency_ms_p99=round(percentile(at_rate, 0.99) * 1000, 2) if at_rate else None,
         verified=server.verified,
     )
