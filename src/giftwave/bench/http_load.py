@@ -66,31 +66,15 @@ async def run_closed_loop(
 ) -> LoadResult:
     """``connections`` clients, each sending the next request when the last one answered;
     an answer counts as served when ``ok(status)`` (a redirect benchmark expects 302)."""
-    url = urlsplit(base_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    result = LoadResult()
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    counter = iter(range(1 << 62))
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while loop.time() < deadline:
-                request = make_request(next(counter))
-                started = loop.time()
-                writer.write(request)
-                status = await _read_response(reader)
-                result.latencies_s.append(loop.time() - started)
-                if ok(status):
-                    result.ok += 1
-                else:
-                    result.errors[status] = result.errors.get(status, 0) + 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(client() for _ in range(connections)))
-    return result
+    return await _run(
+        base_url,
+        make_request,
+        connections=connections,
+        ok=ok,
+        end=loop.time() + seconds,
+        due=lambda _k, _previous: loop.time(),  # now: the last answer has come
+    )
 
 
 async def run_open_loop(
@@ -105,30 +89,56 @@ async def run_open_loop(
     """``rate_per_s`` requests a second spread over ``connections`` keep-alive connections,
     each due at a fixed time; a latency runs from when its request was due to its answer, so a
     server that falls behind shows it in every request queued behind the late one."""
+    interval = connections / rate_per_s  # between two requests of one connection
+    start = asyncio.get_running_loop().time() + 0.05  # every connection open before then
+
+    def due(k: int, previous: float | None) -> float:
+        if previous is None:
+            return start + k * interval / connections  # the connections take turns evenly
+        return previous + interval
+
+    return await _run(
+        base_url, make_request, connections=connections, ok=ok, end=start + seconds, due=due
+    )
+
+
+async def _run(
+    base_url: str,
+    make_request: Callable[[int], bytes],
+    *,
+    connections: int,
+    ok: Callable[[int], bool],
+    end: float,
+    due: Callable[[int, float | None], float],
+) -> LoadResult:
+    """``connections`` keep-alive clients; client ``k`` sends its next request when
+    ``due(k, when the last one was due)`` says (None before the first), until ``end``, and
+    times each from when it was due."""
     url = urlsplit(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     result = LoadResult()
     loop = asyncio.get_running_loop()
-    interval = connections / rate_per_s  # between two requests of one connection
     counter = iter(range(1 << 62))
-    start = loop.time() + 0.05  # every connection open before the first request is due
 
     async def client(k: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
-        due = start + k * interval / connections  # the connections take turns evenly
+        when: float | None = None
         try:
-            while due < start + seconds:
-                wait = due - loop.time()
+            while True:
+                request = make_request(next(counter))
+                when = due(k, when)
+                if when >= end:
+                    return
+                wait = when - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                writer.write(make_request(next(counter)))
+                writer.write(request)
                 status = await _read_response(reader)
-                result.latencies_s.append(loop.time() - due)
+                result.latencies_s.append(loop.time() - when)
                 if ok(status):
                     result.ok += 1
                 else:
                     result.errors[status] = result.errors.get(status, 0) + 1
-                due += interval
         finally:
             writer.close()
 
