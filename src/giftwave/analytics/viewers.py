@@ -10,7 +10,6 @@ logged and the next one carries on: a chart with a missing minute, never a faile
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -18,6 +17,7 @@ from typing import Final
 from sqlalchemy import Engine
 
 from giftwave.analytics.rollup import record_viewers
+from giftwave.background import cancel
 from giftwave.clock import now_us
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,8 @@ class ViewerSampler:
         self._task = asyncio.create_task(self._run(), name="analytics-viewers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def sample(self) -> int:
         """Write one sample of every room with viewers; how many rooms it wrote."""

@@ -17,7 +17,6 @@ be committed; none of its transfers were acknowledged and a retry with the same 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from giftwave.background import cancel
 from giftwave.ledger.annex import Annex, check_annex
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.store import BatchStore, PipelinedStore
@@ -137,10 +137,7 @@ class PostingEngine:
         if not self._accepting:
             return
         self._accepting = False
-        if self._expiry is not None:
-            self._expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry
+        await cancel(self._expiry)
         self._stopping = True
         self._wakeup.set()
         self._room.set()  # submitters waiting for room give up with EngineStopped

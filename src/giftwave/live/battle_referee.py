@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
+from giftwave.background import cancel
 from giftwave.clock import now_us
 from giftwave.live import battles
 from giftwave.live.battles import COUNTDOWN_US, SETTLE_US, Battle, BattleStatus
@@ -79,10 +80,7 @@ class Referee:
         self._task = asyncio.create_task(self._loop(), name="battle-referee")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     async def announce(self, battle: Battle) -> None:
         """A battle's new state, to both rooms (after the commit that made it)."""

@@ -9,7 +9,6 @@ until giftwave answers 2xx, and verified like any other. The page can pay, decli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -20,6 +19,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
+from giftwave.background import cancel
 from giftwave.payments.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -96,9 +96,7 @@ class SandboxProvider:
 
     async def close(self) -> None:
         for task in list(self._retries):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
 
     async def _attempt(self, payload: bytes) -> bool:
         headers = {

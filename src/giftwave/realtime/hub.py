@@ -19,7 +19,6 @@ Events that arrive while the database is read wait, bounded, and are applied on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -29,6 +28,7 @@ from typing import Any, Final
 
 import orjson
 
+from giftwave.background import cancel
 from giftwave.live.battles import Battle
 from giftwave.live.goals import Goal
 from giftwave.live.room import Room, RoomSeed
@@ -240,10 +240,7 @@ class Hub:
 
     async def stop(self) -> None:
         for task in (self._task, self._counting):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel(task)
 
     async def _count_viewers(self) -> None:
         """Once a second, each room's viewers on every node (the broker sums them)."""

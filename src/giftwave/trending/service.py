@@ -16,7 +16,6 @@ score decayed to nothing are forgotten.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -25,6 +24,7 @@ from typing import Final
 
 from sqlalchemy import Engine
 
+from giftwave.background import cancel
 from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
@@ -89,10 +89,7 @@ class Trending:
         self._task = asyncio.create_task(self._loop(), name="trending-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     def top(
         self, limit: int, *, language: str = ANY, country: str = ANY
