@@ -31,6 +31,15 @@ async def person(http: httpx.AsyncClient, role: str) -> tuple[int, str]:
     return int(r.json()["user"]["id"]), str(r.json()["token"])
 
 
+async def go_live(http: httpx.AsyncClient, token: str, title: str) -> str:
+    """A stream the creator with ``token`` starts: its id."""
+    r = await http.post(
+        "/v1/streams", json={"title": title}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
 class Client:
     def __init__(self, ws: Any) -> None:
         self.ws = ws

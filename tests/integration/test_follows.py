@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import websockets
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register
-from liveclient import Client, person
+from liveclient import Client, go_live, person
 from serverproc import one_server
 from sqlalchemy import func, select
 
@@ -152,12 +152,7 @@ async def test_friends_watching_with_real_sockets(bare_db_url: DatabaseUrl, tmp_
             bo_id, bo = await person(http, "viewer")
             _, stranger = await person(http, "viewer")
             _, creator = await person(http, "creator")
-            r = await http.post(
-                "/v1/streams",
-                json={"title": "friends"},
-                headers={"Authorization": f"Bearer {creator}"},
-            )
-            stream = r.json()["id"]
+            stream = await go_live(http, creator, "friends")
             for followee in (ana_id, bo_id):
                 r = await http.put(
                     f"/v1/me/following/{followee}", headers={"Authorization": f"Bearer {fan}"}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 from browser import chromium, collect_errors
-from liveclient import Client, person
+from liveclient import Client, go_live, person
 from playwright.async_api import expect
 from serverproc import one_server
 
@@ -25,12 +25,7 @@ async def test_follow_on_the_viewer_page_then_see_them_watching_on_home(
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             creator_id, token = await person(http, "creator")
-            r = await http.post(
-                "/v1/streams",
-                json={"title": "Follow me"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            stream_id = r.json()["id"]
+            stream_id = await go_live(http, token, "Follow me")
 
             anonymous = await (await browser.new_context()).new_page()
             fan = await (

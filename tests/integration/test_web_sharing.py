@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser import chromium, collect_errors, screenshot
-from liveclient import person
+from liveclient import go_live, person
 from playwright.async_api import Page, expect
 from serverproc import ADMIN_TOKEN, one_server
 
@@ -51,12 +51,7 @@ async def test_a_shared_link_brings_a_viewer_who_signs_up_and_gifts(
         base = server.base_url
         async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
             _, token = await person(http, "creator")
-            r = await http.post(
-                "/v1/streams",
-                json={"title": "Shared night"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            stream_id = r.json()["id"]
+            stream_id = await go_live(http, token, "Shared night")
             sharer_ctx = await browser.new_context(
                 viewport={"width": 1280, "height": 800},
                 permissions=["clipboard-read", "clipboard-write"],
