@@ -16,10 +16,11 @@ from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_ap
 from sqlalchemy import func, select, update
 
 from giftwave.api.shares import redirect_in_memory
+from giftwave.batch_thread import BatchThread
 from giftwave.clock import now_us
 from giftwave.db.tables import server_secrets, share_attributions, share_links, share_visits
 from giftwave.sharing.attribution import Event
-from giftwave.sharing.service import DAY_US, SHARES_BURST, Sharing
+from giftwave.sharing.service import DAY_US, SHARES_BURST, GiftCredit, Sharing
 from giftwave.sharing.visit_writer import Visit, VisitWriter
 from giftwave.sharing.visitors import SALT_PREFIX, ShareCookie, daily_salt
 
@@ -56,6 +57,20 @@ async def reach_after_visits(sharer: Person, visits: int) -> dict[str, Any]:
             return reach
         await asyncio.sleep(0.05)
     raise AssertionError(f"fewer than {visits} visits after 2 s: {reach}")
+
+
+async def gifts_credited(client: httpx.AsyncClient, credits: int) -> None:
+    """Wait until ``credits`` gift credits are written: the credit thread writes them in
+    batches, within its linger (50 ms) of the gift."""
+    for _ in range(40):
+        with sharing_of(client).db.connect() as conn:
+            written = conn.execute(
+                select(func.count()).where(share_attributions.c.event == "gift")
+            ).scalar_one()
+        if written >= credits:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{written} of {credits} gift credits after 2 s")
 
 
 def sharing_of(client: httpx.AsyncClient) -> Sharing:
@@ -123,6 +138,7 @@ async def test_a_share_brings_a_visitor_who_signs_up_and_gifts(economy_app: AppF
         assert own.status_code == 302
         assert "gw_share" not in own.cookies
 
+        await gifts_credited(client, 4)  # two gifts, each to the first and the last touch
         reach = await reach_after_visits(sharer, 1)
         assert (reach["visits"], reach["unique_visitors"], reach["links"]) == (1, 1, 2)
         for touch in ("first_touch", "last_touch"):
@@ -234,6 +250,7 @@ async def test_a_reversed_gift_no_longer_counts_for_its_sharer(economy_app: AppF
             f"/v1/admin/gift-sends/{gone.json()['send_id']}/reverse", headers=ADMIN
         )
         assert r.status_code == 200, r.text
+        await gifts_credited(client, 4)  # both gifts, to the first and the last touch
         reach = (await sharer.get("/v1/me/reach")).json()
         assert reach["first_touch"] == reach["last_touch"]
         assert (reach["last_touch"]["gifters"], reach["last_touch"]["coins"]) == (1, 30)
@@ -258,6 +275,7 @@ async def test_first_and_last_touch_and_the_window(economy_app: AppFactory) -> N
             assert (await viewer.get(f"/s/{code}")).status_code == 302
         await give_coins(client, viewer, 500)
         assert (await viewer.gift(stream, "doughnut")).status_code == 201  # 30 coins
+        await gifts_credited(client, 2)
         by_first = (await first.get("/v1/me/reach")).json()
         by_last = (await last.get("/v1/me/reach")).json()
         assert by_first["first_touch"]["coins"] == 30
@@ -443,3 +461,27 @@ def test_the_visit_writer_commits_a_full_batch_at_once_and_a_lone_visit_after_li
         wait_for(5, within_s=2.0)  # written once its linger has passed
     finally:
         lone.stop()
+
+
+async def test_a_gift_credits_itself_when_the_credit_queue_is_full(
+    economy_app: AppFactory,
+) -> None:
+    async with economy_app(cookie_secure=False) as client:
+        creator = await register(client, "creator")
+        sharer, viewer = await register(client), await register(client)
+        stream = await creator.go_live()
+        r = await sharer.post(
+            "/v1/shares", {"target_kind": "stream", "target_id": stream, "channel": "copy"}
+        )
+        assert (await viewer.get(f"/s/{r.json()['code']}")).status_code == 302  # a touch
+        await give_coins(client, viewer, 500)
+        sharing = sharing_of(client)
+        sharing.gift_credits.stop()
+        full = BatchThread(sharing.credit_gifts, name="full", max_pending=1)  # never started
+        assert full.offer(GiftCredit(sharer.id, "waiting", stream, 1, now_us()))
+        sharing.gift_credits = full
+
+        assert (await viewer.gift(stream, "doughnut")).status_code == 201  # 30 coins
+        # No wait: the request wrote its credits itself, before answering.
+        reach = (await sharer.get("/v1/me/reach")).json()
+        assert (reach["first_touch"]["coins"], reach["last_touch"]["coins"]) == (30, 30)

@@ -295,8 +295,8 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(outgoing.stop)
             economy.gifting.add_observer(outgoing.gift_committed)
             sharing = Sharing(settings, db)
-            sharing.visits.start()
-            stack.callback(sharing.visits.stop)  # writes what is queued
+            sharing.start()
+            stack.callback(sharing.stop)  # writes what is queued
             economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
             app.state.sharing = sharing
             app.state.follow_limiter = follow_limiter()

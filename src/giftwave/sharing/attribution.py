@@ -10,6 +10,7 @@ are never recorded, so nothing of their own counts for them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,13 +70,29 @@ def record_touches(conn: Connection, user_id: int, touched: list[Touched]) -> in
 
 def touches_of(conn: Connection, user_id: int, since_us: int) -> list[Touched]:
     """The user's touches since ``since_us``, oldest first."""
+    return touches_of_users(conn, [user_id], since_us).get(user_id, [])
+
+
+def touches_of_users(
+    conn: Connection, user_ids: Collection[int], since_us: int
+) -> dict[int, list[Touched]]:
+    """Each user's touches since ``since_us``, oldest first, in one query; users with none
+    are not in the answer."""
     rows = conn.execute(
-        select(share_touches.c.share_id, share_links.c.sharer_id, share_touches.c.touched_at_us)
+        select(
+            share_touches.c.user_id,
+            share_touches.c.share_id,
+            share_links.c.sharer_id,
+            share_touches.c.touched_at_us,
+        )
         .join(share_links, share_links.c.id == share_touches.c.share_id)
-        .where(share_touches.c.user_id == user_id, share_touches.c.touched_at_us >= since_us)
+        .where(share_touches.c.user_id.in_(user_ids), share_touches.c.touched_at_us >= since_us)
         .order_by(share_touches.c.touched_at_us, share_touches.c.share_id)
     ).all()
-    return [Touched(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+    touched: dict[int, list[Touched]] = {}
+    for r in rows:
+        touched.setdefault(int(r[0]), []).append(Touched(int(r[1]), int(r[2]), int(r[3])))
+    return touched
 
 
 def attribute(
@@ -94,32 +111,60 @@ def attribute(
 
     ``touched`` is the user's touches (``touches_of``); each event is credited once per touch
     kind, however often it is reported (unique key), so retries and replays are harmless."""
+    rows = credit_rows(
+        user_id,
+        touched,
+        event,
+        event_key,
+        at_us=at_us,
+        window_us=window_us,
+        stream_id=stream_id,
+        coins=coins,
+    )
+    record_credits(conn, rows)
+    return bool(rows)
+
+
+def credit_rows(
+    user_id: int,
+    touched: list[Touched],
+    event: Event,
+    event_key: str,
+    *,
+    at_us: int,
+    window_us: int,
+    stream_id: str | None = None,
+    coins: int = 0,
+) -> list[dict[str, object]]:
+    """The credits of one event (``attribute``), as rows for ``record_credits``: none, or one
+    for the first and one for the last touch inside the window."""
     assert coins >= 0
     inside = [
         t for t in touched if at_us - window_us <= t.at_us <= at_us and t.sharer_id != user_id
     ]
     if not inside:
-        return False
+        return []
     first, last = inside[0], inside[-1]
-    _insert_once(
-        conn,
-        share_attributions,
-        [
-            {
-                "share_id": t.share_id,
-                "sharer_id": t.sharer_id,
-                "user_id": user_id,
-                "touch": touch.value,
-                "event": event.value,
-                "event_key": event_key,
-                "stream_id": stream_id,
-                "coins": coins,
-                "at_us": at_us,
-            }
-            for touch, t in ((Touch.FIRST, first), (Touch.LAST, last))
-        ],
-    )
-    return True
+    return [
+        {
+            "share_id": t.share_id,
+            "sharer_id": t.sharer_id,
+            "user_id": user_id,
+            "touch": touch.value,
+            "event": event.value,
+            "event_key": event_key,
+            "stream_id": stream_id,
+            "coins": coins,
+            "at_us": at_us,
+        }
+        for touch, t in ((Touch.FIRST, first), (Touch.LAST, last))
+    ]
+
+
+def record_credits(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Insert credits (``credit_rows``) the table does not hold yet: an event reported again
+    is credited once."""
+    _insert_once(conn, share_attributions, rows)
 
 
 @dataclass(frozen=True, slots=True)
