@@ -5,6 +5,7 @@ written."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from economy_client import (
     make_admin,
     register,
 )
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from giftwave.clock import now_us
 from giftwave.db.tables import gift_sends, payment_orders, payouts, sessions, streams, transfers
@@ -349,6 +350,44 @@ async def test_bad_tokens_are_401_and_logout_ends_the_session(economy_app: AppFa
             assert r.status_code == 204
             assert_problem(await viewer.get("/v1/me"), 401, "unauthorized")
             assert_problem(await viewer.get("/v1/me/wallet"), 401, "unauthorized")
+
+
+async def test_tokens_read_together_each_find_their_own_user(economy_app: AppFactory) -> None:
+    """Sessions missing from the cache are read in batches (``AuthCache``): callers whose
+    entries went stale at once, a bad token and an expired one among them, each get their own
+    answer."""
+    async with economy_app() as client:
+        people = [await register(client) for _ in range(12)]
+        expired = await register(client)
+        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        with db.begin() as conn:
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.user_id == expired.id)
+                .values(expires_at_us=now_us() - 1)
+            )
+        cache = client.app.state.auth_cache  # type: ignore[attr-defined]
+        cache.sessions.clear()
+        cache.users.clear()
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        event.listen(db, "before_cursor_execute", count)
+        try:
+            async with anonymous(client) as stranger:
+                answers = await asyncio.gather(
+                    *(p.get("/v1/me") for p in [*people, expired]),
+                    stranger.get("/v1/me", headers={"Authorization": "Bearer not-a-session"}),
+                )
+        finally:
+            event.remove(db, "before_cursor_execute", count)
+        assert [r.json()["id"] for r in answers[: len(people)]] == [p.id for p in people]
+        session_reads = [s for s in statements if "FROM sessions" in s]
+        assert 1 <= len(session_reads) <= 3, session_reads  # 14 callers, a batch or a few
+        assert_problem(answers[-2], 401, "unauthorized")  # the expired session
+        assert_problem(answers[-1], 401, "unauthorized")
 
 
 async def test_cookie_session_needs_the_csrf_header(economy_app: AppFactory) -> None:

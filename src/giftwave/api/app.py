@@ -316,7 +316,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.broker = broker
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
-            app.state.auth_cache = AuthCache()
+            app.state.auth_cache = AuthCache(db)
             app.state.ledger_checks = admin.LedgerChecks()
             yield
 

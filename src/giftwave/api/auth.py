@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from giftwave.api.problems import Problem
+from giftwave.db.batch_read import BatchReader
 from giftwave.economy.services import Economy
-from giftwave.identity.sessions import API_KEY_PREFIX, ApiKey, Scope, find_api_key, find_session
-from giftwave.identity.users import Role, User, find_by_external_ref, find_user
+from giftwave.identity.sessions import API_KEY_PREFIX, ApiKey, Scope, find_api_key, find_sessions
+from giftwave.identity.users import Role, User, find_by_external_ref, find_users
 from giftwave.ttl_cache import TtlCache
 
 SESSION_COOKIE: Final = "gw_session"
@@ -41,15 +43,43 @@ class Principal:
 
 
 class AuthCache:
-    """Token → user id for a few seconds: the gift path must not hit the database per request."""
+    """Token → user for a few seconds: the gift path must not hit the database per request.
 
-    def __init__(self) -> None:
+    What is not cached is read with what other requests miss at the same moment, one query per
+    batch (``BatchReader``): the entries of a room full of senders go stale together, and one
+    query each had made hundreds of worker-thread hops at once, a gift p99 of 200-400 ms
+    (docs/benchmarks.md)."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
         self.sessions: TtlCache[str, tuple[int, str]] = TtlCache(max_entries=200_000, ttl_s=10.0)
         self.users: TtlCache[int, User] = TtlCache(max_entries=200_000, ttl_s=5.0)
         self.keys: TtlCache[str, ApiKey] = TtlCache(max_entries=1_000, ttl_s=10.0)
+        self.session_reads: BatchReader[str, tuple[int, str] | None] = BatchReader(
+            self._read_sessions
+        )
+        self.user_reads: BatchReader[int, User | None] = BatchReader(self._read_users)
 
     def forget_user(self, user_id: int) -> None:
         self.users.drop(user_id)
+
+    def _read_sessions(self, tokens: list[str]) -> dict[str, tuple[int, str] | None]:
+        with self.db.connect() as conn:
+            found = find_sessions(conn, tokens)
+        known: dict[str, tuple[int, str] | None] = {}
+        for token, info in found.items():
+            known[token] = None if info is None else (info.user_id, info.csrf_token)
+            if info is not None:
+                self.sessions.put(token, (info.user_id, info.csrf_token))
+        return known
+
+    def _read_users(self, user_ids: list[int]) -> dict[int, User | None]:
+        with self.db.connect() as conn:
+            found = find_users(conn, user_ids)
+        for user in found.values():
+            if user is not None:
+                self.users.put(user.id, user)
+        return found
 
 
 def _economy(request: HTTPConnection) -> Economy:
@@ -74,36 +104,15 @@ async def auth_cache_of(request: Request) -> AuthCache:
 
 async def _user(request: HTTPConnection, user_id: int) -> User:
     cache = _auth_cache(request)
-    user = cache.users.get(user_id)
+    user = cache.users.get(user_id) or await cache.user_reads.get(user_id)
     if user is None:
-        economy = _economy(request)
-
-        def load() -> User | None:
-            with economy.db.connect() as conn:
-                return find_user(conn, user_id)
-
-        user = await run_in_threadpool(load)
-        if user is None:
-            raise Problem(401, "unauthorized", "the session's user no longer exists")
-        cache.users.put(user_id, user)
+        raise Problem(401, "unauthorized", "the session's user no longer exists")
     return user
 
 
 async def _session(request: HTTPConnection, token: str) -> tuple[int, str] | None:
     cache = _auth_cache(request)
-    found = cache.sessions.get(token)
-    if found is None:
-        economy = _economy(request)
-
-        def load() -> tuple[int, str] | None:
-            with economy.db.connect() as conn:
-                info = find_session(conn, token)
-            return None if info is None else (info.user_id, info.csrf_token)
-
-        found = await run_in_threadpool(load)
-        if found is not None:
-            cache.sessions.put(token, found)
-    return found
+    return cache.sessions.get(token) or await cache.session_reads.get(token)
 
 
 async def session_user(connection: HTTPConnection, token: str) -> User | None:

@@ -66,17 +66,27 @@ def create_session(conn: Connection, user_id: int, ttl_s: int) -> NewSession:
     return NewSession(token, csrf, expires)
 
 
-def find_session(conn: Connection, token: str) -> SessionInfo | None:
-    if not 0 < len(token) <= 128:
-        return None
-    row = conn.execute(
-        select(sessions.c.user_id, sessions.c.csrf_token, sessions.c.expires_at_us).where(
-            sessions.c.token_hash == token_hash(token)
-        )
-    ).first()
-    if row is None or row.expires_at_us <= now_us():
-        return None
-    return SessionInfo(int(row.user_id), str(row.csrf_token), int(row.expires_at_us))
+def find_sessions(conn: Connection, tokens: list[str]) -> dict[str, SessionInfo | None]:
+    """Each token's session, in one query; None for a token unknown, malformed or expired."""
+    hashes = {token_hash(t): t for t in tokens if 0 < len(t) <= 128}
+    found: dict[str, SessionInfo | None] = dict.fromkeys(tokens)
+    if not hashes:
+        return found
+    rows = conn.execute(
+        select(
+            sessions.c.token_hash,
+            sessions.c.user_id,
+            sessions.c.csrf_token,
+            sessions.c.expires_at_us,
+        ).where(sessions.c.token_hash.in_(list(hashes)))
+    ).all()
+    now = now_us()
+    for row in rows:
+        if row.expires_at_us > now:
+            found[hashes[row.token_hash]] = SessionInfo(
+                int(row.user_id), str(row.csrf_token), int(row.expires_at_us)
+            )
+    return found
 
 
 def end_session(conn: Connection, token: str) -> None:

@@ -159,10 +159,17 @@ def create_user(
 
 
 def find_user(conn: Connection, user_id: int) -> User | None:
-    if not 0 < user_id < 2**63:
-        return None
-    row = conn.execute(select(users).where(users.c.id == user_id)).first()
-    return None if row is None else _to_user(row)
+    return find_users(conn, [user_id])[user_id]
+
+
+def find_users(conn: Connection, user_ids: list[int]) -> dict[int, User | None]:
+    """Each user by id, in one query; None for an id no user has."""
+    found: dict[int, User | None] = dict.fromkeys(user_ids)
+    wanted = [i for i in user_ids if 0 < i < 2**63]
+    if wanted:
+        for row in conn.execute(select(users).where(users.c.id.in_(wanted))).all():
+            found[int(row.id)] = _to_user(row)
+    return found
 
 
 def get_user(conn: Connection, user_id: int) -> User:
