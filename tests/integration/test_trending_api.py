@@ -113,3 +113,38 @@ async def test_a_share_lifts_the_stream_once_per_sharer(economy_app: AppFactory)
         [entry] = await _trending(client)
         assert entry["stream_id"] == stream_id
         assert entry["score"] == pytest.approx(50.0, rel=0.01)
+
+
+async def test_gifts_sent_on_another_node_count_once_when_polled(
+    economy_app: AppFactory,
+) -> None:
+    """Two nodes on one database: a node counts its own gifts at once and the other node's
+    when it polls, each gift once, however often it polls; a reversed gift is not counted."""
+    async with economy_app() as node_a, economy_app() as node_b:
+        creator = await register(node_a, "creator")
+        fan = await register(node_a)
+        r = await node_a.post(
+            f"/v1/admin/users/{fan.id}/coins",
+            json={"coins": 10_000, "idempotency_key": "poll"},
+            headers=ADMIN,
+        )
+        assert r.status_code == 200, r.text
+        stream = await _live(creator, "Two nodes", "en")
+        assert (await fan.gift(stream, "rose", 40, key="r40")).status_code == 201
+        assert (await fan.gift(stream, "doughnut", key="d1")).status_code == 201  # 30
+        assert (await fan.gift(stream, "rose", 5, key="r5")).status_code == 201
+        r = await node_a.post(f"/v1/admin/gift-sends/gift:{fan.id}:r5/reverse", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert (await _trending(node_a))[0]["score"] == pytest.approx(75, rel=1e-3)  # at once
+
+        trending_b = node_b.app.state.trending  # type: ignore[attr-defined]
+        assert await _trending(node_b) == []  # node B has not polled yet
+        assert await trending_b.poll() == 3  # three rows read: two gifts, one reversed
+        assert await trending_b.poll() == 0  # nothing new: nothing read again
+        polled = await _trending(node_b)
+        assert [t["stream_id"] for t in polled] == [stream]
+        assert polled[0]["score"] == pytest.approx(70, rel=1e-3)
+
+        assert (await fan.gift(stream, "rose", 1, key="r1")).status_code == 201
+        assert await trending_b.poll() == 1
+        assert (await _trending(node_b))[0]["score"] == pytest.approx(71, rel=1e-3)

@@ -42,6 +42,8 @@ from giftwave.trending.sources import (
     CommittedGift,
     LiveStream,
     committed_gifts,
+    gifts_after,
+    last_gift_id,
     live_stream,
     live_streams,
 )
@@ -51,9 +53,8 @@ REBUILD_HALF_LIVES: Final = 4  # older gifts weigh under 1/16: not worth reading
 REBUILD_MAX_GIFTS: Final = 200_000
 POLL_MAX_GIFTS: Final = 50_000
 POLL_MAX_BATCHES: Final = 20  # per refresh; the rest waits for the next one
-# A gift is stamped before its batch commits: look this far behind the newest one seen, so a
-# gift committed late is still read (its send id keeps it from counting twice).
-POLL_SLACK_US: Final = 30 * 1_000_000
+# How long an id missing between read ones may still be committed (``SeenIds``).
+GAP_WAIT_US: Final = 30 * 1_000_000
 log = logging.getLogger(__name__)
 
 
@@ -76,16 +77,14 @@ class Trending:
         self._db = db
         self._clock_us = clock_us
         self._streams: dict[str, LiveStream] = {}  # live, as of the last refresh
-        self._cursor_us = 0  # the newest gift read from the database
+        self._seen = SeenIds(0)  # the gift rows read from the database (set by ``start``)
         self._salt = secrets.token_bytes(16)  # hashed sources mean nothing outside this process
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Rebuild from the database, then keep in step with it."""
-        started_us = self._clock_us()
-        since = started_us - int(REBUILD_HALF_LIVES * self.engine.config.half_life_s * 1_000_000)
-        await self._refresh(since, REBUILD_MAX_GIFTS, newest=True)
-        self._cursor_us = max(self._cursor_us, started_us)  # the poll looks back POLL_SLACK_US
+        half_lives_us = REBUILD_HALF_LIVES * self.engine.config.half_life_s * 1_000_000
+        await self._rebuild(self._clock_us() - int(half_lives_us))
         self._task = asyncio.create_task(self._loop(), name="trending-refresh")
 
     async def stop(self) -> None:
@@ -164,9 +163,39 @@ class Trending:
             live = live_streams(conn, self.engine.config.max_items)
             return live, committed_gifts(conn, since_us, limit, newest=newest)
 
-    async def _refresh(self, since_us: int, limit: int, *, newest: bool = False) -> int:
-        """Read the live streams and the gifts since ``since_us``; returns the gifts read."""
-        live, gifts = await asyncio.to_thread(self._read, since_us, limit, newest)
+    def _read_after(
+        self, after_id: int, limit: int
+    ) -> tuple[dict[str, LiveStream], list[tuple[int, CommittedGift | None]]]:
+        with self._db.connect() as conn:
+            live = live_streams(conn, self.engine.config.max_items)
+            return live, gifts_after(conn, after_id, limit)
+
+    def _last_gift_id(self) -> int:
+        with self._db.connect() as conn:
+            return last_gift_id(conn)
+
+    async def _rebuild(self, since_us: int) -> None:
+        """The gifts since ``since_us`` (the newest ``REBUILD_MAX_GIFTS``), and every id up to
+        the newest one as seen: the poll goes on from there."""
+        last_id = await asyncio.to_thread(self._last_gift_id)
+        live, gifts = await asyncio.to_thread(self._read, since_us, REBUILD_MAX_GIFTS, True)
+        self._seen = SeenIds(last_id)
+        self._update(live, gifts)
+
+    async def poll(self) -> int:
+        """Count the gifts committed since the last poll, on any node (this node's were
+        counted by the observer already, and count once); returns the rows read."""
+        read = 0
+        for _ in range(POLL_MAX_BATCHES):
+            live, rows = await asyncio.to_thread(self._read_after, self._seen.low, POLL_MAX_GIFTS)
+            fresh = self._seen.add([row_id for row_id, _ in rows], self._clock_us())
+            self._update(live, [gift for row_id, gift in rows if row_id in fresh and gift])
+            read += len(rows)
+            if len(rows) < POLL_MAX_GIFTS:
+                break
+        return read
+
+    def _update(self, live: dict[str, LiveStream], gifts: list[CommittedGift]) -> None:
         self._streams = live
         engine = self.engine
         for item_id in [i for i in engine.item_ids() if i not in live]:
@@ -182,18 +211,49 @@ class Trending:
                     gift.at_us,
                     gift.send_id,
                 )
-            self._cursor_us = max(self._cursor_us, gift.at_us)
         engine.prune(self._clock_us())
-        return len(gifts)
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
             try:
-                since = self._cursor_us - POLL_SLACK_US
-                for _ in range(POLL_MAX_BATCHES):
-                    if await self._refresh(since, POLL_MAX_GIFTS) < POLL_MAX_GIFTS:
-                        break
-                    since = self._cursor_us  # a burst: read on from where the batch ended
+                await self.poll()
             except Exception:  # the database is away: try again next time
                 log.exception("trending could not refresh")
+
+
+class SeenIds:
+    """Which ``gift_sends`` ids the poll has read: all up to ``low``, and ``above`` it.
+
+    Ids are handed out when a row is written, not when it commits: on PostgreSQL a node's
+    batch may commit after another's with higher ids, so an id missing from a read (a gap) may
+    still come. The poll reads on from ``low``, so it reads again only what lies past a gap,
+    and gives a gap up ``GAP_WAIT_US`` after it was first seen (a rolled-back batch leaves one
+    for good). Reading gifts by time instead (all since the newest minus a slack of 30 s)
+    read each gift seven times over, and at 1,000 gifts/s the reading took enough of the GIL
+    to double the gift latency p99 (docs/benchmarks.md)."""
+
+    def __init__(self, low: int) -> None:
+        self.low = low
+        self.above: set[int] = set()
+        self._gap_seen_us: int | None = None  # when the gap at ``low + 1`` was first seen
+
+    def add(self, ids: list[int], now_us: int) -> set[int]:
+        """Note the ids a read returned; returns those not seen before."""
+        fresh = {i for i in ids if i > self.low and i not in self.above}
+        self.above |= fresh
+        self._close_gaps()
+        if not self.above:
+            self._gap_seen_us = None
+        elif self._gap_seen_us is None:
+            self._gap_seen_us = now_us
+        elif now_us - self._gap_seen_us > GAP_WAIT_US:
+            self.low = min(self.above) - 1  # what is missing below it will not come
+            self._close_gaps()
+            self._gap_seen_us = now_us if self.above else None
+        return fresh
+
+    def _close_gaps(self) -> None:
+        while self.low + 1 in self.above:
+            self.low += 1
+            self.above.remove(self.low)

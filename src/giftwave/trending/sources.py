@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from giftwave.db.tables import gift_sends, streams, transfers, users
 from giftwave.live.streams import StreamStatus
@@ -47,6 +47,16 @@ class CommittedGift:
     sender_id: int
     coins: int
     at_us: int
+
+
+def _gift(r: Any) -> CommittedGift:  # a gift_sends row
+    return CommittedGift(
+        send_id=r.transfer_id.removesuffix(":c"),  # a gift's coins leg is named after it
+        stream_id=r.stream_id,
+        sender_id=int(r.sender_id),
+        coins=int(r.coins),
+        at_us=int(r.created_at_us),
+    )
 
 
 def live_streams(conn: Connection, limit: int) -> dict[str, LiveStream]:
@@ -98,14 +108,26 @@ def committed_gifts(
         .order_by(*((at.desc(), gift_sends.c.id.desc()) if newest else (at, gift_sends.c.id)))
         .limit(limit)
     ).all()
-    gifts = [
-        CommittedGift(
-            send_id=r.transfer_id.removesuffix(":c"),  # a gift's coins leg is named after it
-            stream_id=r.stream_id,
-            sender_id=int(r.sender_id),
-            coins=int(r.coins),
-            at_us=int(r.created_at_us),
-        )
-        for r in rows
-    ]
+    gifts = [_gift(r) for r in rows]
     return gifts[::-1] if newest else gifts
+
+
+def gifts_after(
+    conn: Connection, after_id: int, limit: int
+) -> list[tuple[int, CommittedGift | None]]:
+    """The ``gift_sends`` rows with an id above ``after_id``, by id (the first ``limit``):
+    each id with its gift, or None for a gift reversed since. Every row, whatever its stream:
+    the poll must see every id to know which are still to come (``service.SeenIds``)."""
+    g = gift_sends.c
+    rows = conn.execute(
+        select(g.id, g.transfer_id, g.stream_id, g.sender_id, g.coins, g.created_at_us, g.reversed)
+        .where(g.id > after_id)
+        .order_by(g.id)
+        .limit(limit)
+    ).all()
+    return [(int(r.id), None if r.reversed else _gift(r)) for r in rows]
+
+
+def last_gift_id(conn: Connection) -> int:
+    """The highest ``gift_sends`` id (0 when there is none)."""
+    return int(conn.execute(select(func.coalesce(func.max(gift_sends.c.id), 0))).scalar_one())
