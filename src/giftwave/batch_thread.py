@@ -1,6 +1,6 @@
 """A bounded queue drained by one thread that writes what gathered as one batch.
 
-    writer = BatchThread(write_visits_of(db), name="share-visits")
+    writer = BatchThread(partial(write_visits, db), name="share-visits")
     writer.start()
     if not writer.offer(visit):  # full: the caller writes this one itself
         ...

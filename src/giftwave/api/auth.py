@@ -66,11 +66,10 @@ class AuthCache:
     def _read_sessions(self, tokens: list[str]) -> dict[str, tuple[int, str] | None]:
         with self.db.connect() as conn:
             found = find_sessions(conn, tokens)
-        known: dict[str, tuple[int, str] | None] = {}
-        for token, info in found.items():
-            known[token] = None if info is None else (info.user_id, info.csrf_token)
-            if info is not None:
-                self.sessions.put(token, (info.user_id, info.csrf_token))
+        known = {t: None if i is None else (i.user_id, i.csrf_token) for t, i in found.items()}
+        for token, session in known.items():
+            if session is not None:
+                self.sessions.put(token, session)
         return known
 
     def _read_users(self, user_ids: list[int]) -> dict[int, User | None]:

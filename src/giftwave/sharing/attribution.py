@@ -95,36 +95,6 @@ def touches_of_users(
     return touched
 
 
-def attribute(
-    conn: Connection,
-    user_id: int,
-    touched: list[Touched],
-    event: Event,
-    event_key: str,
-    *,
-    at_us: int,
-    window_us: int,
-    stream_id: str | None = None,
-    coins: int = 0,
-) -> bool:
-    """Credit the event to its first and last touch inside the window; False: none there.
-
-    ``touched`` is the user's touches (``touches_of``); each event is credited once per touch
-    kind, however often it is reported (unique key), so retries and replays are harmless."""
-    rows = credit_rows(
-        user_id,
-        touched,
-        event,
-        event_key,
-        at_us=at_us,
-        window_us=window_us,
-        stream_id=stream_id,
-        coins=coins,
-    )
-    record_credits(conn, rows)
-    return bool(rows)
-
-
 def credit_rows(
     user_id: int,
     touched: list[Touched],
@@ -136,8 +106,11 @@ def credit_rows(
     stream_id: str | None = None,
     coins: int = 0,
 ) -> list[dict[str, object]]:
-    """The credits of one event (``attribute``), as rows for ``record_credits``: none, or one
-    for the first and one for the last touch inside the window."""
+    """The credits of one event, as rows for ``record_credits``: none (no touch inside the
+    window), or one for the first and one for the last touch inside it.
+
+    ``touched`` is the user's touches (``touches_of``); each event is credited once per touch
+    kind, however often it is reported (unique key), so retries and replays are harmless."""
     assert coins >= 0
     inside = [
         t for t in touched if at_us - window_us <= t.at_us <= at_us and t.sharer_id != user_id

@@ -23,7 +23,6 @@ from giftwave.live.streams import find_stream, live_stream_of
 from giftwave.sharing.attribution import (
     Event,
     Touched,
-    attribute,
     credit_rows,
     record_credits,
     record_touches,
@@ -293,8 +292,7 @@ class Sharing:
                 self._claim(conn, user_id, cookie, at)
             touched = touches_of(conn, user_id, at - self.window_us)
             self._touches.put(user_id, touched)
-            return attribute(
-                conn,
+            rows = credit_rows(
                 user_id,
                 touched,
                 event,
@@ -304,6 +302,8 @@ class Sharing:
                 stream_id=stream_id,
                 coins=coins,
             )
+            record_credits(conn, rows)
+            return bool(rows)
 
     def _claim(self, conn: Connection, user_id: int, cookie: str, at_us: int) -> None:
         found = ShareCookie.decode(self._secret(conn), cookie)
