@@ -12,7 +12,15 @@ from datetime import date
 from typing import Any
 
 import httpx
-from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
+from economy_client import (
+    ADMIN,
+    AppFactory,
+    Person,
+    assert_problem,
+    economy_app,
+    grant,
+    register,
+)
 from sqlalchemy import func, select, update
 
 from giftwave.api.shares import redirect_in_memory
@@ -39,13 +47,18 @@ async def browser(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]
         yield other
 
 
-async def give_coins(client: httpx.AsyncClient, person: Person, coins: int) -> None:
-    r = await client.post(
-        f"/v1/admin/users/{person.id}/coins",
-        json={"coins": coins, "idempotency_key": f"coins-{person.id}"},
-        headers=ADMIN,
+async def touched_viewer(client: httpx.AsyncClient) -> tuple[Person, Person, str]:
+    """A sharer, a viewer with 500 coins who opened the sharer's link to a live stream (a
+    touch), and the stream."""
+    creator = await register(client, "creator")
+    sharer, viewer = await register(client), await register(client)
+    stream = await creator.go_live()
+    r = await sharer.post(
+        "/v1/shares", {"target_kind": "stream", "target_id": stream, "channel": "copy"}
     )
-    assert r.status_code == 200, r.text
+    assert (await viewer.get(f"/s/{r.json()['code']}")).status_code == 302  # a touch
+    await grant(client, viewer, 500)
+    return sharer, viewer, stream
 
 
 async def reach_after_visits(sharer: Person, visits: int) -> dict[str, Any]:
@@ -121,7 +134,7 @@ async def test_a_share_brings_a_visitor_who_signs_up_and_gifts(economy_app: AppF
             )
             assert r.status_code == 201, r.text
             newcomer = Person(visitor, r.json()["user"], r.json()["token"])
-            await give_coins(client, newcomer, 1000)
+            await grant(client, newcomer, 1000)
             sent = await newcomer.gift(stream, "panda", 2, key="first-gift")  # 10 coins
             assert sent.status_code == 201, sent.text
             retried = await newcomer.gift(stream, "panda", 2, key="first-gift")  # a retry
@@ -235,14 +248,7 @@ async def test_the_fast_lane_answers_as_the_route_does(economy_app: AppFactory) 
 
 async def test_a_reversed_gift_no_longer_counts_for_its_sharer(economy_app: AppFactory) -> None:
     async with economy_app(cookie_secure=False) as client:
-        creator = await register(client, "creator")
-        sharer, viewer = await register(client), await register(client)
-        stream = await creator.go_live()
-        r = await sharer.post(
-            "/v1/shares", {"target_kind": "stream", "target_id": stream, "channel": "copy"}
-        )
-        assert (await viewer.get(f"/s/{r.json()['code']}")).status_code == 302  # a touch
-        await give_coins(client, viewer, 500)
+        sharer, viewer, stream = await touched_viewer(client)
         kept = await viewer.gift(stream, "doughnut")  # 30 coins
         gone = await viewer.gift(stream, "panda", 2)  # 10 coins, reversed by a moderator
         assert (kept.status_code, gone.status_code) == (201, 201)
@@ -273,7 +279,7 @@ async def test_first_and_last_touch_and_the_window(economy_app: AppFactory) -> N
         # A logged-in viewer opens both links: touches recorded on the spot.
         for code in codes:
             assert (await viewer.get(f"/s/{code}")).status_code == 302
-        await give_coins(client, viewer, 500)
+        await grant(client, viewer, 500)
         assert (await viewer.gift(stream, "doughnut")).status_code == 201  # 30 coins
         await gifts_credited(client, 2)
         by_first = (await first.get("/v1/me/reach")).json()
@@ -467,14 +473,7 @@ async def test_a_gift_credits_itself_when_the_credit_queue_is_full(
     economy_app: AppFactory,
 ) -> None:
     async with economy_app(cookie_secure=False) as client:
-        creator = await register(client, "creator")
-        sharer, viewer = await register(client), await register(client)
-        stream = await creator.go_live()
-        r = await sharer.post(
-            "/v1/shares", {"target_kind": "stream", "target_id": stream, "channel": "copy"}
-        )
-        assert (await viewer.get(f"/s/{r.json()['code']}")).status_code == 302  # a touch
-        await give_coins(client, viewer, 500)
+        sharer, viewer, stream = await touched_viewer(client)
         sharing = sharing_of(client)
         sharing.gift_credits.stop()
         full = BatchThread(sharing.credit_gifts, name="full", max_pending=1)  # never started

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
+from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, grant, register
 
 __all__ = ["economy_app"]
 
@@ -33,12 +33,7 @@ async def test_trending_ranks_live_streams_and_survives_a_restart(
         es_mx = await register(client, "creator", country="MX")
         es_us = await register(client, "creator", country="US")
         fan = await register(client)
-        r = await client.post(
-            f"/v1/admin/users/{fan.id}/coins",
-            json={"coins": 10_000, "idempotency_key": "tr"},
-            headers=ADMIN,
-        )
-        assert r.status_code == 200, r.text
+        await grant(client, fan, 10_000)
         piano = await _live(en_us, "Late night piano", "en")
         cumbia = await _live(es_mx, "Cumbia en vivo", "es")
         cocina = await _live(es_us, "Cocina de casa", "es")
@@ -123,12 +118,7 @@ async def test_gifts_sent_on_another_node_count_once_when_polled(
     async with economy_app() as node_a, economy_app() as node_b:
         creator = await register(node_a, "creator")
         fan = await register(node_a)
-        r = await node_a.post(
-            f"/v1/admin/users/{fan.id}/coins",
-            json={"coins": 10_000, "idempotency_key": "poll"},
-            headers=ADMIN,
-        )
-        assert r.status_code == 200, r.text
+        await grant(node_a, fan, 10_000)
         stream = await _live(creator, "Two nodes", "en")
         assert (await fan.gift(stream, "rose", 40, key="r40")).status_code == 201
         assert (await fan.gift(stream, "doughnut", key="d1")).status_code == 201  # 30
