@@ -10,14 +10,14 @@ import io
 from typing import Any
 
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register, sandbox
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from giftwave.analytics.reports import creator_report, economy_report
-from giftwave.analytics.rollup import Rollup
+from giftwave.analytics.rollup import Rollup, rebuild_gifter_buckets
 from giftwave.analytics.viewers import ViewerSampler
 from giftwave.clock import simulated_clock
 from giftwave.db.engine import make_engine
-from giftwave.db.tables import analytics_stream_viewers
+from giftwave.db.tables import analytics_gifter_buckets, analytics_stream_viewers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.wallets import Wallets
 
@@ -161,6 +161,7 @@ async def test_health_figures_empty_then_from_the_ledger(
                 asyncio.to_thread(rollup.catch_up), asyncio.to_thread(rollup.catch_up)
             )
             assert again == [0, 0]
+            assert_buckets_match_the_gifters(db)
         finally:
             db.dispose()
         assert await _json(client, "/v1/admin/analytics/economy", ADMIN) == e
@@ -190,11 +191,25 @@ async def test_the_rollup_job_in_small_chunks_and_concurrently_counts_each_trans
             transfers = conn.exec_driver_sql("SELECT count(*) FROM transfers").scalar_one()
         assert sum(done) == transfers
         assert racing.watermark() == transfers
+        assert_buckets_match_the_gifters(db)
         assert e.coins_spent == 6 * 10
         assert (c.gifts, c.coins, c.gifters, e.topups, e.coins_sold) == (6, 60, 3, 3, 2100)
         assert Rollup(db).run_once() == 0
     finally:
         db.dispose()
+
+
+def assert_buckets_match_the_gifters(db: Engine) -> None:
+    """The buckets the job moved gifters through equal the ones built from the totals."""
+    b = analytics_gifter_buckets.c
+    query = select(b.coins_from, b.gifters, b.coins).order_by(b.coins_from)
+    with db.begin() as conn:
+        kept = conn.execute(query).all()
+        rebuild_gifter_buckets(conn)
+        built = conn.execute(query).all()
+        conn.rollback()
+    assert kept == built
+    assert kept  # there were gifters to count
 
 
 async def test_room_viewers_are_sampled_as_the_most_seen_each_minute(sa_engine) -> None:  # type: ignore[no-untyped-def]

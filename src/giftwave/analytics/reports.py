@@ -22,7 +22,13 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
-from giftwave.analytics.metrics import gini_from_sums, percentile_rank, rate, top_count
+from giftwave.analytics.metrics import (
+    gini_of_buckets,
+    lorenz_of_buckets,
+    percentile_rank,
+    rate,
+    top_count,
+)
 from giftwave.analytics.rollup import MINUTE_US
 from giftwave.db.tables import (
     analytics_cohort_weeks,
@@ -30,6 +36,7 @@ from giftwave.db.tables import (
     analytics_creator_gifters,
     analytics_creators,
     analytics_economy_days,
+    analytics_gifter_buckets,
     analytics_gifters,
     analytics_stream_gifters,
     analytics_stream_minutes,
@@ -257,44 +264,31 @@ def economy_report(
 def _concentration(
     conn: Connection,
 ) -> tuple[int, int, int, float, float, list[tuple[float, float]]]:
-    """Gifters with coins, their coins, the top 1% (count, share), Gini and the Lorenz curve,
-    from one sorted pass over the per-gifter totals (window functions on both backends)."""
-    gf = analytics_gifters.c
-    ordered = (
-        select(
-            gf.coins,
-            func.ntile(LORENZ_POINTS).over(order_by=gf.coins).label("band"),
-            func.row_number().over(order_by=gf.coins).label("rn"),
-            func.count().over().label("n"),
+    """Gifters with coins, their coins, the top 1% (count, share), Gini and the Lorenz curve.
+    Gini and Lorenz come from the gifter buckets (metrics: within 1/512), the top 1% from the
+    largest totals themselves (an index read of 1% of the gifters)."""
+    gb = analytics_gifter_buckets.c
+    buckets = [
+        (int(n), int(coins))
+        for n, coins in conn.execute(
+            select(gb.gifters, gb.coins).where(gb.gifters > 0).order_by(gb.coins_from)
         )
-        .where(gf.coins > 0)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(
-            ordered.c.band,
-            func.count(),
-            func.sum(ordered.c.coins),
-            func.sum((2 * ordered.c.rn - ordered.c.n - 1) * ordered.c.coins),
-        )
-        .group_by(ordered.c.band)
-        .order_by(ordered.c.band)
-    ).all()
-    n = sum(int(r[1]) for r in rows)
-    total = sum(int(r[2]) for r in rows)
-    weighted = sum(int(r[3]) for r in rows)
+    ]
+    n = sum(b[0] for b in buckets)
+    total = sum(b[1] for b in buckets)
     if n == 0:
         return 0, 0, 0, 0.0, 0.0, []
-    lorenz = [(0.0, 0.0)]
-    people = coins = 0
-    for r in rows:
-        people += int(r[1])
-        coins += int(r[2])
-        lorenz.append((people / n, coins / total))
     k = top_count(n, 0.01)
-    top_k = _top(gf.coins, k)
+    top_k = _top(analytics_gifters.c.coins, k)
     top = conn.execute(select(func.coalesce(func.sum(top_k.c.coins), 0))).scalar_one()
-    return n, total, k, rate(int(top), total), gini_from_sums(n, total, weighted), lorenz
+    return (
+        n,
+        total,
+        k,
+        rate(int(top), total),
+        gini_of_buckets(buckets),
+        lorenz_of_buckets(buckets, LORENZ_POINTS),
+    )
 
 
 def _top(column: Any, k: int) -> Any:

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_, case, select, update
+from sqlalchemy import Connection, Engine, Table, and_, case, delete, func, select, update
 from sqlalchemy.orm import aliased
 
+from giftwave.analytics.metrics import bucket_from
 from giftwave.clock import now_us
 from giftwave.db.tables import (
     analytics_cohort_weeks,
@@ -30,6 +31,7 @@ from giftwave.db.tables import (
     analytics_creator_gifters,
     analytics_creators,
     analytics_economy_days,
+    analytics_gifter_buckets,
     analytics_gifter_weeks,
     analytics_gifters,
     analytics_stream_gifters,
@@ -371,7 +373,9 @@ def _write(conn: Connection, sums: _Sums) -> None:
         least=("first_day",),
         greatest=("last_day",),
     )
-    _write_cohorts(conn, sums)
+    stored = _stored_gifters(conn, sorted(sums.gifters))
+    _write_cohorts(conn, sums, stored)
+    _write_gifter_buckets(conn, sums, stored)
     _upsert_add(
         conn,
         analytics_gifters,
@@ -393,14 +397,27 @@ def _write(conn: Connection, sums: _Sums) -> None:
     )
 
 
-def _write_cohorts(conn: Connection, sums: _Sums) -> None:
-    """New (gifter, week) pairs, each counted once in its gifter's first-week cohort. Runs
-    before the gifters' upsert, so a gifter's stored first day is from earlier chunks."""
+def _stored_gifters(conn: Connection, senders: list[int]) -> dict[int, tuple[int, int]]:
+    """Each sender's (coins, first_day) as earlier chunks left them; absent: a new gifter.
+    Read before the gifters' upsert."""
+    g = analytics_gifters.c
+    stored: dict[int, tuple[int, int]] = {}
+    for part in _parts(senders):
+        stored.update(
+            (int(u), (int(coins), int(first)))
+            for u, coins, first in conn.execute(
+                select(g.sender_id, g.coins, g.first_day).where(g.sender_id.in_(part))
+            )
+        )
+    return stored
+
+
+def _write_cohorts(conn: Connection, sums: _Sums, stored: dict[int, tuple[int, int]]) -> None:
+    """New (gifter, week) pairs, each counted once in its gifter's first-week cohort."""
     if not sums.weeks:
         return
     senders = sorted({u for u, _ in sums.weeks})
     seen: set[tuple[int, int]] = set()
-    first_day: dict[int, int] = {}
     for part in _parts(senders):
         seen.update(
             (int(u), int(w))
@@ -410,21 +427,13 @@ def _write_cohorts(conn: Connection, sums: _Sums) -> None:
                 )
             )
         )
-        first_day.update(
-            (int(u), int(d))
-            for u, d in conn.execute(
-                select(analytics_gifters.c.sender_id, analytics_gifters.c.first_day).where(
-                    analytics_gifters.c.sender_id.in_(part)
-                )
-            )
-        )
     new = sorted(sums.weeks - seen)
     if not new:
         return
     cohorts: dict[tuple[int, int], int] = defaultdict(int)
     for sender, week in new:
         chunk_first = sums.gifters[sender][2]
-        cohort = min(first_day.get(sender, chunk_first), chunk_first) // 7
+        cohort = min(stored.get(sender, (0, chunk_first))[1], chunk_first) // 7
         cohorts[(cohort, week)] += 1
     conn.execute(analytics_gifter_weeks.insert(), [{"sender_id": u, "week": w} for u, w in new])
     _upsert_add(
@@ -434,6 +443,46 @@ def _write_cohorts(conn: Connection, sums: _Sums) -> None:
         ["cohort_week", "week"],
         add=("gifters",),
     )
+
+
+def _write_gifter_buckets(
+    conn: Connection, sums: _Sums, stored: dict[int, tuple[int, int]]
+) -> None:
+    """Move each gifter whose net coins changed from its old bucket to its new one."""
+    moves: dict[int, list[int]] = {}
+    for sender, (coins, *_) in sums.gifters.items():
+        before = stored.get(sender, (0, 0))[0]
+        after = before + coins
+        if before == after:
+            continue
+        if before > 0:
+            _add(moves, bucket_from(before), -1, -before)
+        if after > 0:
+            _add(moves, bucket_from(after), 1, after)
+    _upsert_add(
+        conn,
+        analytics_gifter_buckets,
+        [{"coins_from": b, "gifters": n, "coins": c} for b, (n, c) in moves.items() if n or c],
+        ["coins_from"],
+        add=("gifters", "coins"),
+    )
+    conn.execute(delete(analytics_gifter_buckets).where(analytics_gifter_buckets.c.gifters == 0))
+
+
+def rebuild_gifter_buckets(conn: Connection) -> None:
+    """The buckets from the per-gifter totals, from scratch (a migration, a bulk load)."""
+    g = analytics_gifters.c
+    buckets: dict[int, list[int]] = {}
+    for coins, n in conn.execute(
+        select(g.coins, func.count()).where(g.coins > 0).group_by(g.coins)
+    ):
+        _add(buckets, bucket_from(int(coins)), int(n), int(coins) * int(n))
+    conn.execute(delete(analytics_gifter_buckets))
+    if buckets:
+        conn.execute(
+            analytics_gifter_buckets.insert(),
+            [{"coins_from": b, "gifters": n, "coins": c} for b, (n, c) in buckets.items()],
+        )
 
 
 def _parts(ids: list[int]) -> Iterable[list[int]]:

@@ -9,6 +9,8 @@
 3. Then, timed: the rollup job catching up on 20,000 new transfers (the incremental path), and
    each query a page makes, three times each (the slowest reported): the economy report, the
    busiest creator's report, the busiest stream's report. ``query_s_max`` is the slowest.
+   Beside them the baseline: Gini from one sorted pass over every gifter's total (what the
+   economy report did before the gifter buckets), with the exact Gini it gives.
 4. One simulated day of V viewers (``giftwave simulate``'s code, SQLite scratch database).
 """
 
@@ -21,7 +23,7 @@ from typing import Any, Final
 from sqlalchemy import Engine, text
 
 from giftwave.analytics.reports import creator_report, economy_report, stream_report
-from giftwave.analytics.rollup import Rollup
+from giftwave.analytics.rollup import Rollup, rebuild_gifter_buckets
 from giftwave.bench.scratch import scratch_database
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import Backend, parse_database_url
@@ -144,6 +146,8 @@ def run_analytics_bench(
             say("building the rollups in bulk …")
             started = time.perf_counter()
             _script(db, BUILD_ROLLUPS)
+            with db.begin() as conn:
+                rebuild_gifter_buckets(conn)
             result["rollup_build_s"] = round(time.perf_counter() - started, 1)
             say(f"the rollup job on {INCREMENT:,} new transfers …")
             _generate(db, gifts + 1, gifts + INCREMENT // 2, step_us)
@@ -163,6 +167,14 @@ def run_analytics_bench(
     result["simulated_day_topups"] = sim.tally.topups
     result["simulated_day_ledger_clean"] = sim.ledger_clean
     return result
+
+
+# The baseline: Σ(2i - n - 1)·x over every gifter's total, sorted (a full pass per request).
+GINI_FULL_PASS: Final = """
+SELECT sum((2 * rn - n - 1) * coins)::float8 / (max(n) * sum(coins)) FROM (
+  SELECT coins, row_number() OVER (ORDER BY coins) AS rn, count(*) OVER () AS n
+  FROM analytics_gifters WHERE coins > 0) AS ranked
+"""
 
 
 def _time_queries(db: Engine) -> dict[str, Any]:
@@ -192,4 +204,16 @@ def _time_queries(db: Engine) -> dict[str, Any]:
             ),
         }
         gifters = conn.execute(text("SELECT count(*) FROM analytics_gifters")).scalar_one()
-    return {**timings, "query_s_max": max(timings.values()), "gifters": int(gifters)}
+        exact: list[float] = []
+        baseline = _slowest(
+            lambda: exact.append(float(conn.execute(text(GINI_FULL_PASS)).scalar_one()))
+        )
+        report = economy_report(conn, payout_min_cents=5_000, diamond_value_usd_micros=5_000)
+    return {
+        **timings,
+        "query_s_max": max(timings.values()),
+        "gifters": int(gifters),
+        "baseline_gini_full_pass_s": baseline,
+        "gini": round(report.gini, 6),
+        "gini_exact": round(exact[0], 6),
+    }

@@ -580,6 +580,16 @@ analytics_gifters = Table(
     Index("ix_analytics_gifters_coins", "coins"),
 )
 
+# Gifters with net coins, counted in buckets of their coins (analytics.metrics.bucket_from):
+# the concentration figures read these few thousand rows, not a row per gifter.
+analytics_gifter_buckets = Table(
+    "analytics_gifter_buckets",
+    metadata,
+    Column("coins_from", BigInteger, primary_key=True, autoincrement=False),
+    Column("gifters", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+)
+
 # The weeks in which each gifter gifted: cohort retention.
 analytics_gifter_weeks = Table(
     "analytics_gifter_weeks",
