@@ -226,6 +226,10 @@ class _Simulation:
         by_minute: dict[int, list[Send]] = {}
         for send in plan.sends:
             by_minute.setdefault(send.minute, []).append(send)
+        self.now[0] = _minute_us(the_day, 0)
+        buyers = sorted({send.viewer for send in plan.sends} - self.users.keys())
+        if buyers:
+            await asyncio.to_thread(self._new_viewers, buyers, the_day)
         first = min(p.start_minute for p in plan.streams)
         last = max(p.start_minute + p.minutes for p in plan.streams)
         samples: list[tuple[str, int, int]] = []
@@ -293,9 +297,7 @@ class _Simulation:
             await self._buy(viewer, coins, today)
 
     async def _buy(self, viewer: int, shortfall: int, today: date) -> None:
-        user = self.users.get(viewer)
-        if user is None:
-            user = await asyncio.to_thread(self._new_viewer, viewer, today)
+        user = self.users[viewer]
         package_id, coins = self._package_for(shortfall)
         topups = self.economy.topups
         order = await topups.create_order(
@@ -336,28 +338,29 @@ class _Simulation:
                 return package.id, None
         return None, max(30, shortfall)
 
-    def _new_viewer(self, viewer: int, today: date) -> User:
+    def _new_viewers(self, viewers: list[int], today: date) -> None:
+        """Register the day's first-time buyers and open their accounts, all at once."""
         with self.db.begin() as conn:
-            user = create_user(
-                conn,
-                handle=f"viewer{viewer}",
-                role=Role.VIEWER,
-                birth_date=BIRTH_DATE,
-                country="US",
-                today=today,
-            )
-        self.users[viewer] = user
-        return user
+            made = {
+                viewer: create_user(
+                    conn,
+                    handle=f"viewer{viewer}",
+                    role=Role.VIEWER,
+                    birth_date=BIRTH_DATE,
+                    country="US",
+                    today=today,
+                )
+                for viewer in viewers
+            }
+        self.economy.wallets.open_users(user.id for user in made.values())
+        self.users.update(made)
 
     async def _gift(self, sends: list[Send]) -> None:
         gifting = self.economy.gifting
         base = self.now[0]
 
         async def one(i: int, send: Send) -> None:
-            user = self.users.get(send.viewer)
-            if user is None:
-                self._refused("no_coins_bought")
-                return
+            user = self.users[send.viewer]
             try:
                 sent = await gifting.send(
                     SendGift(user, self.stream_ids[send.creator], send.gift_id, 1, f"s{base}-{i}")
