@@ -187,3 +187,26 @@ async def test_one_payment_credits_once_however_often_it_is_delivered(
         assert await fan.coins() == 350
         assert await viewer.coins() == 700
         assert (await fan.get(f"/v1/topups/{order2['id']}")).json()["status"] == "paid"
+
+
+async def test_a_payment_of_another_amount_is_held_and_credits_nothing(
+    economy_app: AppFactory,
+) -> None:
+    """The provider reports 1 cent less than the order: the order is held for an operator
+    (mismatch), no coin moves, and redeliveries and later events do not change that."""
+    async with economy_app() as client:
+        viewer = await register(client)
+        order = await open_order(viewer)
+        event = paid_event(client, order)
+        short = {**event, "data": {**event["data"], "amount_minor": order["amount_minor"] - 1}}
+        _, moved_before = stored(client)
+        for _ in range(2):
+            r = await deliver(client, short)
+            assert r.status_code == 200, r.text
+        refund = {**short, "id": short["id"] + "-refund", "type": "payment.refunded"}
+        r = await deliver(client, refund)
+        assert r.status_code == 200, r.text
+        assert await viewer.coins() == 0
+        assert stored(client)[1] == moved_before
+        r = await viewer.get(f"/v1/topups/{order['id']}")
+        assert r.json()["status"] == "mismatch"

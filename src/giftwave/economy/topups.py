@@ -17,8 +17,8 @@ import asyncio
 import enum
 import logging
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Final
 
@@ -76,7 +76,10 @@ class Order:
 
 
 def _to_order(m: object) -> Order:
-    r = m._mapping  # type: ignore[attr-defined]
+    return _order_of(m._mapping)  # type: ignore[attr-defined]
+
+
+def _order_of(r: Mapping[str, Any]) -> Order:
     return Order(
         id=r["id"],
         user_id=int(r["user_id"]),
@@ -249,26 +252,27 @@ class TopUps:
         url: str,
     ) -> Order:
         now = now_us()
+        values = {
+            "id": order_id,
+            "user_id": user.id,
+            "idempotency_key": key,
+            "provider": self._provider.name,
+            "provider_session_id": session_id,
+            "provider_payment_id": None,
+            "checkout_url": url,
+            "package_id": package_id,
+            "coins": coins,
+            "amount_minor": amount,
+            "currency": currency,
+            "status": OrderStatus.OPEN.value,
+            "created_at_us": now,
+            "updated_at_us": now,
+        }
         with self._db.begin() as conn:
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        insert(payment_orders).values(
-                            id=order_id,
-                            user_id=user.id,
-                            idempotency_key=key,
-                            provider=self._provider.name,
-                            provider_session_id=session_id,
-                            checkout_url=url,
-                            package_id=package_id,
-                            coins=coins,
-                            amount_minor=amount,
-                            currency=currency,
-                            status=OrderStatus.OPEN.value,
-                            created_at_us=now,
-                            updated_at_us=now,
-                        )
-                    )
+                    conn.execute(insert(payment_orders).values(values))
+                return _order_of(values)
             except IntegrityError:
                 pass  # the same key, concurrently: the first order stands
             row = conn.execute(
@@ -288,16 +292,18 @@ class TopUps:
             raise Invalid("malformed_webhook", "the event's order id is too long")
         if not 0 <= event.amount_minor <= AMOUNT_MAX_MINOR:
             raise Invalid("malformed_webhook", "the event's amount is out of range")
-        await asyncio.to_thread(self._store_event, event)
         lock = self._locks.setdefault((event.provider, event.payment_id), asyncio.Lock())
         try:
             async with lock:
-                await self._reconcile(event.provider, event.payment_id)
+                state = await asyncio.to_thread(self._store_and_fold, event)
+                await self._reconcile(state, event.payment_id)
         finally:
             if not lock.locked():  # bounded: a lock lives while its payment is busy
                 self._locks.pop((event.provider, event.payment_id), None)
 
-    def _store_event(self, event: PaymentEvent) -> None:
+    def _store_and_fold(self, event: PaymentEvent) -> tuple[Order, int, bool] | None:
+        """Store the event (once: a redelivery is already there) and fold every event of its
+        payment, in one transaction."""
         with self._db.begin() as conn:
             try:
                 with conn.begin_nested():
@@ -315,9 +321,9 @@ class TopUps:
                     )
             except IntegrityError:
                 pass  # a redelivery: already stored, reconciling again is harmless
+            return self._fold(conn, event.provider, event.payment_id)
 
-    async def _reconcile(self, provider: str, payment_id: str) -> None:
-        state = await asyncio.to_thread(self._fold, provider, payment_id)
+    async def _reconcile(self, state: tuple[Order, int, bool] | None, payment_id: str) -> None:
         if state is None:
             return  # nothing paid yet: a refund or dispute waits for its payment to arrive
         order, refunded_minor, disputed = state
@@ -334,41 +340,43 @@ class TopUps:
             status = OrderStatus.PARTLY_REFUNDED
         else:
             status = OrderStatus.PAID
-        await asyncio.to_thread(self._set_status, order.id, status)
+        if status is not order.status:
+            await asyncio.to_thread(self._set_status, order.id, status)
 
-    def _fold(self, provider: str, payment_id: str) -> tuple[Order, int, bool] | None:
-        with self._db.begin() as conn:
-            events = conn.execute(
-                select(payment_events).where(
-                    payment_events.c.provider == provider,
-                    payment_events.c.payment_id == payment_id,
-                )
-            ).all()
-            kinds = {PaymentEventKind(e.kind) for e in events}
-            order = self._order_for(conn, provider, payment_id, events)
-            if order is None:
-                return None
-            if PaymentEventKind.SUCCEEDED not in kinds:
-                if PaymentEventKind.FAILED in kinds and order.status is OrderStatus.OPEN:
-                    self._set_status_in(conn, order.id, OrderStatus.FAILED)
-                return None
-            paid = next(e for e in events if e.kind == PaymentEventKind.SUCCEEDED.value)
-            if (paid.amount_minor, paid.currency) != (order.amount_minor, order.currency):
-                log.error(
-                    "payment %s paid %s %s for order %s",
-                    payment_id,
-                    paid.amount_minor,
-                    paid.currency,
-                    order.id,
-                )
-                self._set_status_in(conn, order.id, OrderStatus.MISMATCH)
-                return order, 0, False
-            refunded = max(
-                (int(e.amount_minor) for e in events if e.kind == PaymentEventKind.REFUNDED.value),
-                default=0,
+    def _fold(
+        self, conn: Connection, provider: str, payment_id: str
+    ) -> tuple[Order, int, bool] | None:
+        events = conn.execute(
+            select(payment_events).where(
+                payment_events.c.provider == provider,
+                payment_events.c.payment_id == payment_id,
             )
-            disputed = PaymentEventKind.DISPUTED in kinds
-            return order, min(refunded, order.amount_minor), disputed
+        ).all()
+        kinds = {PaymentEventKind(e.kind) for e in events}
+        order = self._order_for(conn, provider, payment_id, events)
+        if order is None:
+            return None
+        if PaymentEventKind.SUCCEEDED not in kinds:
+            if PaymentEventKind.FAILED in kinds and order.status is OrderStatus.OPEN:
+                self._set_status_in(conn, order.id, OrderStatus.FAILED)
+            return None
+        paid = next(e for e in events if e.kind == PaymentEventKind.SUCCEEDED.value)
+        if (paid.amount_minor, paid.currency) != (order.amount_minor, order.currency):
+            log.error(
+                "payment %s paid %s %s for order %s",
+                payment_id,
+                paid.amount_minor,
+                paid.currency,
+                order.id,
+            )
+            self._set_status_in(conn, order.id, OrderStatus.MISMATCH)
+            return replace(order, status=OrderStatus.MISMATCH), 0, False
+        refunded = max(
+            (int(e.amount_minor) for e in events if e.kind == PaymentEventKind.REFUNDED.value),
+            default=0,
+        )
+        disputed = PaymentEventKind.DISPUTED in kinds
+        return order, min(refunded, order.amount_minor), disputed
 
     def _order_for(
         self, conn: Connection, provider: str, payment_id: str, events: Sequence[Row[Any]]
@@ -422,14 +430,15 @@ class TopUps:
         raise Unavailable("ledger_busy", "could not credit the top-up; the provider will retry")
 
     def _credit_chain(self, order: Order, base: str) -> list[Transfer]:
-        with self._db.connect() as conn:
-            if existing_transfer_ids(conn, [base]):
-                return []
         mine = self._wallets.user(order.user_id)
         issued = self._wallets.platform(COINS_ISSUED, "COIN")
         sales = self._wallets.fiat_sales(order.currency)
         held = self._wallets.fiat_provider(order.provider, order.currency)
-        (debt_account,) = self._wallets.accounts([mine.coin_debt])
+        with self._db.connect() as conn:
+            if existing_transfer_ids(conn, [base]):
+                return []
+            debt_account = find_account(conn, mine.coin_debt)
+        assert debt_account is not None, "opened above"
         debt = max(0, -debt_account.balance)
         chain = [
             Transfer(base, issued, mine.coins, order.coins, TransferCode.TOPUP, linked=True),

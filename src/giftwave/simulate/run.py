@@ -295,6 +295,15 @@ class _Simulation:
         # (busy_timeout sleeps), which made top-ups at once several times slower.
         for viewer, coins in sorted(short.items()):
             await self._buy(viewer, coins, today)
+        if short:
+            self.balance.update(await asyncio.to_thread(self._coins_available, list(short)))
+
+    def _coins_available(self, viewers: list[int]) -> dict[int, int]:
+        """What each of these viewers can spend now, in one query."""
+        wallets = self.economy.wallets
+        accounts = {v: wallets.user(self.users[v].id).coins for v in viewers}
+        available = wallets.available(list(accounts.values()))
+        return {v: available[a] for v, a in accounts.items()}
 
     async def _buy(self, viewer: int, shortfall: int, today: date) -> None:
         user = self.users[viewer]
@@ -327,9 +336,6 @@ class _Simulation:
         self.order_buyers[order.id] = viewer
         self.tally.topups += 1
         self.tally.coins_bought += order.coins
-        self.balance[viewer] = await asyncio.to_thread(
-            self.economy.wallets.coins_available, user.id
-        )
 
     def _package_for(self, shortfall: int) -> tuple[int | None, int | None]:
         """The smallest package that covers it, else a custom amount (at least 30 coins)."""
