@@ -52,8 +52,10 @@ class AuthCache:
 
     def __init__(self, db: Engine) -> None:
         self.db = db
-        self.sessions: TtlCache[str, tuple[int, str]] = TtlCache(max_entries=200_000, ttl_s=10.0)
-        self.users: TtlCache[int, User] = TtlCache(max_entries=200_000, ttl_s=5.0)
+        self.sessions: TtlCache[str, tuple[int, str]] = TtlCache(
+            max_entries=200_000, ttl_s=10.0, refresh_s=8.0
+        )
+        self.users: TtlCache[int, User] = TtlCache(max_entries=200_000, ttl_s=5.0, refresh_s=4.0)
         self.keys: TtlCache[str, ApiKey] = TtlCache(max_entries=1_000, ttl_s=10.0)
         self.session_reads: BatchReader[str, tuple[int, str] | None] = BatchReader(
             self._read_sessions
@@ -68,15 +70,19 @@ class AuthCache:
             found = find_sessions(conn, tokens)
         known = {t: None if i is None else (i.user_id, i.csrf_token) for t, i in found.items()}
         for token, session in known.items():
-            if session is not None:
+            if session is None:
+                self.sessions.drop(token)  # signed out or expired: a refresh stops serving it
+            else:
                 self.sessions.put(token, session)
         return known
 
     def _read_users(self, user_ids: list[int]) -> dict[int, User | None]:
         with self.db.connect() as conn:
             found = find_users(conn, user_ids)
-        for user in found.values():
-            if user is not None:
+        for user_id, user in found.items():
+            if user is None:
+                self.users.drop(user_id)
+            else:
                 self.users.put(user.id, user)
         return found
 
@@ -103,7 +109,10 @@ async def auth_cache_of(request: Request) -> AuthCache:
 
 async def _user(request: HTTPConnection, user_id: int) -> User:
     cache = _auth_cache(request)
-    user = cache.users.get(user_id) or await cache.user_reads.get(user_id)
+    user, refresh = cache.users.get_refreshing(user_id)
+    if refresh:
+        cache.user_reads.prefetch(user_id)
+    user = user or await cache.user_reads.get(user_id)
     if user is None:
         raise Problem(401, "unauthorized", "the session's user no longer exists")
     return user
@@ -111,7 +120,10 @@ async def _user(request: HTTPConnection, user_id: int) -> User:
 
 async def _session(request: HTTPConnection, token: str) -> tuple[int, str] | None:
     cache = _auth_cache(request)
-    return cache.sessions.get(token) or await cache.session_reads.get(token)
+    session, refresh = cache.sessions.get_refreshing(token)
+    if refresh:
+        cache.session_reads.prefetch(token)
+    return session or await cache.session_reads.get(token)
 
 
 async def session_user(connection: HTTPConnection, token: str) -> User | None:

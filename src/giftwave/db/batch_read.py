@@ -43,6 +43,14 @@ class BatchReader(Generic[K, V]):
             loop.call_soon(self._flush)
         return await future
 
+    def prefetch(self, key: K) -> None:
+        """Read ``key`` with the next batch for nobody waiting: ``fetch`` stores what it reads
+        (a cache entry refreshed before it lapses, ``TtlCache.get_refreshing``)."""
+        self._waiting.setdefault(key, [])
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
         self._scheduled = False
         while self._waiting and self._in_flight < self._max_in_flight:

@@ -157,7 +157,7 @@ class Gifting:
         self._users: TtlCache[int, User] = TtlCache(max_entries=100_000, ttl_s=5.0)
         # A debt only comes from a clawback, which leaves no coins to gift with anyway: a few
         # seconds of staleness cannot let anyone spend what they do not have.
-        self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0)
+        self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0, refresh_s=1.6)
         self._debt_reads: BatchReader[int, int] = BatchReader(self._read_debts)
         self._observers: list[GiftObserver] = []
 
@@ -239,7 +239,9 @@ class Gifting:
     ) -> tuple[int | None, Stream | None, User | None, _Legs | None] | None:
         """What ``_load`` reads, when it is in memory (the usual case in a busy room); the debt
         may still be unknown (None): it is re-read every few seconds."""
-        debt = self._debts.get(cmd.sender.id)
+        debt, refresh = self._debts.get_refreshing(cmd.sender.id)
+        if refresh:
+            self._debt_reads.prefetch(cmd.sender.id)
         stream = self._streams.get(cmd.stream_id)
         if stream is None or self._daily.needs_load(cmd.sender.id, today):
             return None
@@ -270,6 +272,8 @@ class Gifting:
         for user_id, debt in debts.items():
             if debt == 0:  # a debt is re-read every time, so settling it shows at once
                 self._debts.put(user_id, debt)
+            else:
+                self._debts.drop(user_id)
         return debts
 
     def _load(
