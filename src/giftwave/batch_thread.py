@@ -6,7 +6,7 @@
         ...
     writer.stop()  # writes what is queued, then ends the thread
 
-For derived records the request does not have to wait for (share visits, sharer credits): the
+For derived records the request does not have to wait for (anonymous share visits): the
 request answers without a commit, and one transaction carries many requests' rows.
 
 The thread sleeps while a batch fills: it is woken once when the first item of a batch arrives

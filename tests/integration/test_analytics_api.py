@@ -190,7 +190,7 @@ async def test_the_rollup_job_in_small_chunks_and_concurrently_counts_each_trans
             c = creator_report(conn, creator.id)
             transfers = conn.exec_driver_sql("SELECT count(*) FROM transfers").scalar_one()
         assert sum(done) == transfers
-        assert racing.watermark() == transfers
+        assert racing.position() == transfers
         assert_buckets_match_the_gifters(db)
         assert e.coins_spent == 6 * 10
         assert (c.gifts, c.coins, c.gifters, e.topups, e.coins_sold) == (6, 60, 3, 3, 2100)

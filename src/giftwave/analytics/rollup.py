@@ -3,10 +3,9 @@
     transfers (seq > watermark, ≤ chunk) ─► classify by code / asset / id ─► sums per bucket
         ─► upserts (x = x + new) and the new watermark, in ONE transaction
 
-``transfers.seq`` is assigned under the chain head lock, gap-free and in commit order, so a
-transfer committed later never appears below the watermark: nothing is skipped. The sums and
-the watermark commit together, so running the job again (or twice at once: the first statement
-takes the watermark row's lock) never counts a transfer twice. A gift's stream, creator and
+``transfers.seq`` is gap-free and in commit order, and the sums and the watermark commit
+together (``db/watermarks.py``): nothing is skipped, and running the job again (or twice at
+once) never counts a transfer twice. A gift's stream, creator and
 sender come from its ``gift_sends`` row, which the ledger writes in the same transaction as
 its transfers (docs/economy.md), so it is always there when the transfer is.
 
@@ -20,11 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_, case, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, and_, case, delete, func, select
 from sqlalchemy.orm import aliased
 
 from giftwave.analytics.metrics import bucket_from
-from giftwave.clock import now_us
+from giftwave.db import watermarks
 from giftwave.db.tables import (
     analytics_cohort_weeks,
     analytics_creator_days,
@@ -37,7 +36,6 @@ from giftwave.db.tables import (
     analytics_stream_gifters,
     analytics_stream_minutes,
     analytics_stream_viewers,
-    analytics_watermarks,
     gift_sends,
     transfers,
 )
@@ -130,72 +128,18 @@ def _span(
         row[3] = max(row[3], last)
 
 
-class Rollup:
+class Rollup(watermarks.LedgerFollower[None]):
     """Brings the analytics tables up to the ledger, one bounded chunk per transaction."""
 
     def __init__(self, db: Engine, chunk_max_transfers: int = CHUNK_MAX_TRANSFERS) -> None:
-        assert 1 <= chunk_max_transfers <= 100_000
-        self._db = db
-        self._chunk = chunk_max_transfers
+        super().__init__(db, WATERMARK, chunk_max_transfers)
 
-    def watermark(self) -> int:
-        with self._db.connect() as conn:
-            seq = conn.execute(
-                select(analytics_watermarks.c.last_seq).where(
-                    analytics_watermarks.c.name == WATERMARK
-                )
-            ).scalar()
-        return 0 if seq is None else int(seq)
+    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
+        rows = _read_chunk(conn, last, limit)
+        return (int(rows[-1].seq) if rows else last), rows
 
-    def run_once(self) -> int:
-        """Roll up at most one chunk; the number of transfers it covered (0: up to date)."""
-        self._ensure_watermark()
-        with self._db.begin() as conn:
-            # The first statement writes the watermark row: a second job waits here (row lock
-            # on PostgreSQL, the write lock on SQLite) and then reads the moved watermark.
-            conn.execute(
-                update(analytics_watermarks)
-                .where(analytics_watermarks.c.name == WATERMARK)
-                .values(updated_at_us=now_us())
-            )
-            last = int(
-                conn.execute(
-                    select(analytics_watermarks.c.last_seq).where(
-                        analytics_watermarks.c.name == WATERMARK
-                    )
-                ).scalar_one()
-            )
-            rows = _read_chunk(conn, last, self._chunk)
-            if not rows:
-                return 0
-            sums = _classify(rows)
-            _write(conn, sums)
-            conn.execute(
-                update(analytics_watermarks)
-                .where(analytics_watermarks.c.name == WATERMARK)
-                .values(last_seq=int(rows[-1].seq))
-            )
-        return len(rows)
-
-    def catch_up(self, max_chunks: int = 1_000) -> int:
-        """Run chunks until up to date or ``max_chunks`` ran; the transfers covered."""
-        assert max_chunks >= 1
-        done = 0
-        for _ in range(max_chunks):
-            n = self.run_once()
-            done += n
-            if n < self._chunk:
-                break
-        return done
-
-    def _ensure_watermark(self) -> None:
-        with self._db.begin() as conn:
-            _upsert_nothing(
-                conn,
-                analytics_watermarks,
-                [{"name": WATERMARK, "last_seq": 0, "updated_at_us": now_us()}],
-                ["name"],
-            )
+    def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
+        _write(conn, _classify(rows))
 
 
 def _read_chunk(conn: Connection, last: int, limit: int) -> Sequence[Any]:
@@ -511,12 +455,6 @@ def _upsert_add(
     for c in greatest:
         sets[c] = case((table.c[c] > ex[c], table.c[c]), else_=ex[c])
     conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=sets), rows)
-
-
-def _upsert_nothing(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
-) -> None:
-    conn.execute(insert_for(conn, table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def record_viewers(db: Engine, samples: Sequence[tuple[str, int, int]]) -> None:

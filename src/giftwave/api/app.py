@@ -297,7 +297,6 @@ def create_app(settings: Settings) -> FastAPI:
             sharing = Sharing(settings, db)
             sharing.start()
             stack.callback(sharing.stop)  # writes what is queued
-            economy.gifting.add_observer(sharing.gift_committed)  # each send_id credited once
             app.state.sharing = sharing
             app.state.follow_limiter = follow_limiter()
             hub.add_observer(outgoing.room_events)

@@ -11,11 +11,9 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine
 
-from giftwave.batch_thread import BatchThread
 from giftwave.clips.library import ClipStatus, find_clip
 from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.config import Settings
-from giftwave.economy.gifting import GiftSent
 from giftwave.economy.limits import UserRateLimiter
 from giftwave.errors import NotFound
 from giftwave.identity.users import find_user
@@ -28,8 +26,8 @@ from giftwave.sharing.attribution import (
     record_touches,
     record_visit,
     touches_of,
-    touches_of_users,
 )
+from giftwave.sharing.gift_credits import GiftCredits, GiftCreditThread
 from giftwave.sharing.links import (
     Channel,
     ShareCount,
@@ -60,17 +58,6 @@ MAX_CACHED_LINKS: Final = 100_000
 # A user's touches, read for every gift and room join of theirs: most users have none.
 TOUCHES_TTL_S: Final = 10.0
 MAX_CACHED_TOUCHERS: Final = 200_000
-
-
-@dataclass(frozen=True, slots=True)
-class GiftCredit:
-    """A committed gift waiting for the credit thread (``Sharing.gift_committed``)."""
-
-    sender_id: int
-    send_id: str
-    stream_id: str
-    coins: int
-    at_us: int
 
 
 def _ready_clip(conn: Connection, clip_id: str) -> bool:
@@ -106,20 +93,22 @@ class Sharing:
             max_entries=MAX_CACHED_TOUCHERS, ttl_s=TOUCHES_TTL_S
         )
         self.visits = VisitWriter(db)
-        self.gift_credits = BatchThread(self.credit_gifts, name="share-gift-credits")
+        self.gift_credits = GiftCredits(db, self.window_us)
+        self.gift_credit_thread = GiftCreditThread(self.gift_credits)
         self._cookie_secret: bytes | None = None
         # The salt of a UTC day, with the day's first and next day's first microsecond: the
         # redirect checks the day with two comparisons.
         self._salt: tuple[int, int, bytes] | None = None
 
     def start(self) -> None:
-        """Start the threads that write visits and gift credits in batches."""
+        """Start the threads that write visits and credit gifts in batches."""
         self.visits.start()
-        self.gift_credits.start()
+        self.gift_credit_thread.start()
 
     def stop(self) -> None:
-        """Write what is queued, then end the threads."""
-        self.gift_credits.stop()
+        """Write the visits queued, then end the threads (gifts not credited yet are, by the
+        next start on any node: sharing/gift_credits.py)."""
+        self.gift_credit_thread.stop()
         self.visits.stop()
 
     # --- making links ---------------------------------------------------------------------
@@ -326,52 +315,6 @@ class Sharing:
             return True
         cached = self._touches.get(user_id)
         return cached is None or bool(cached)
-
-    async def gift_committed(self, sent: GiftSent, _handle: str, _comboable: bool) -> None:
-        """The gift observer: credit the gift to the sender's touches, once per send_id.
-
-        Queued for the credit thread, which credits a batch of gifts in one transaction after
-        one query for all their senders' touches: the gift's request does not wait for it.
-        Asking per gift, on a worker thread, cost every sender a query each time their cached
-        "no touches" went stale, and 500 senders going stale together held the GIL and the
-        database long enough to give gifts a p99 of 200-400 ms (docs/benchmarks.md)."""
-        if not self.may_credit(sent.sender_id, None):
-            return  # the usual case, and free: a sender no share brought in
-        credit = GiftCredit(
-            sent.sender_id, sent.send_id, sent.stream_id, sent.coins, sent.created_at_us
-        )
-        if self.gift_credits.offer(credit):
-            return
-        try:  # the queue is full: this request credits its gift itself
-            await asyncio.to_thread(self.credit_gifts, [credit])
-        except Exception:  # the gift is committed and stays so; its sharer misses the credit
-            log.exception("could not credit gift %s to a share", sent.send_id)
-
-    def credit_gifts(self, credits: list[GiftCredit]) -> None:
-        """Credit gifts to their senders' touches in one transaction (``gift_committed``)."""
-        since = min(c.at_us for c in credits) - self.window_us
-        senders = {c.sender_id for c in credits}
-        with self.db.begin() as conn:
-            touched = touches_of_users(conn, senders, since)
-            record_credits(
-                conn,
-                [
-                    row
-                    for c in credits
-                    for row in credit_rows(
-                        c.sender_id,
-                        touched.get(c.sender_id, []),
-                        Event.GIFT,
-                        c.send_id,
-                        at_us=c.at_us,
-                        window_us=self.window_us,
-                        stream_id=c.stream_id,
-                        coins=c.coins,
-                    )
-                ],
-            )
-        for sender_id in senders:
-            self._touches.put(sender_id, touched.get(sender_id, []))
 
     async def joined(self, user_id: int, stream_id: str, cookie: str | None) -> None:
         """A logged-in user joined a room: a credit for the link that brought them, if any."""
