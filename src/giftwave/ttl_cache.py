@@ -32,31 +32,32 @@ class TtlCache(Generic[K, V]):
         self._refreshing: set[K] = set()  # past refresh_s, and a new read was asked for
 
     def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        stored_at, value = entry
-        if time.monotonic() - stored_at > self._ttl_s:
-            del self._entries[key]
-            return None
-        return value
+        entry = self._fresh(key)
+        return None if entry is None else entry[1]
 
     def get_refreshing(self, key: K) -> tuple[V | None, bool]:
         """``get``, and whether the caller should read the entry again now: true once for an
         entry older than ``refresh_s``, until it is stored again."""
-        entry = self._entries.get(key)
+        entry = self._fresh(key)
         if entry is None:
             return None, False
         stored_at, value = entry
-        age = time.monotonic() - stored_at
-        if age > self._ttl_s:
-            del self._entries[key]
-            self._refreshing.discard(key)
-            return None, False
-        if self._refresh_s is None or age <= self._refresh_s or key in self._refreshing:
+        if (
+            self._refresh_s is None
+            or time.monotonic() - stored_at <= self._refresh_s
+            or key in self._refreshing
+        ):
             return value, False
         self._refreshing.add(key)
         return value, True
+
+    def _fresh(self, key: K) -> tuple[float, V] | None:
+        """The entry (stored at, value), unless it is missing or has lapsed (then forgotten)."""
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[0] > self._ttl_s:
+            self.drop(key)
+            return None
+        return entry
 
     def put(self, key: K, value: V) -> None:
         self._entries[key] = (time.monotonic(), value)

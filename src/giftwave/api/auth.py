@@ -8,8 +8,9 @@ Unsafe requests authenticated by cookie must echo the session's CSRF token in
 from __future__ import annotations
 
 import secrets
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -22,6 +23,9 @@ from giftwave.economy.services import Economy
 from giftwave.identity.sessions import API_KEY_PREFIX, ApiKey, Scope, find_api_key, find_sessions
 from giftwave.identity.users import Role, User, find_by_external_ref, find_users
 from giftwave.ttl_cache import TtlCache
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 SESSION_COOKIE: Final = "gw_session"
 CSRF_COOKIE: Final = "gw_csrf"
@@ -107,12 +111,17 @@ async def auth_cache_of(request: Request) -> AuthCache:
     return _auth_cache(request)
 
 
+async def _read_through(cache: TtlCache[K, V], reads: BatchReader[K, V | None], key: K) -> V | None:
+    """The cached value, refreshed in the background once it ages; else read with the batch."""
+    value, refresh = cache.get_refreshing(key)
+    if refresh:
+        reads.prefetch(key)
+    return value or await reads.get(key)
+
+
 async def _user(request: HTTPConnection, user_id: int) -> User:
     cache = _auth_cache(request)
-    user, refresh = cache.users.get_refreshing(user_id)
-    if refresh:
-        cache.user_reads.prefetch(user_id)
-    user = user or await cache.user_reads.get(user_id)
+    user = await _read_through(cache.users, cache.user_reads, user_id)
     if user is None:
         raise Problem(401, "unauthorized", "the session's user no longer exists")
     return user
@@ -120,10 +129,7 @@ async def _user(request: HTTPConnection, user_id: int) -> User:
 
 async def _session(request: HTTPConnection, token: str) -> tuple[int, str] | None:
     cache = _auth_cache(request)
-    session, refresh = cache.sessions.get_refreshing(token)
-    if refresh:
-        cache.session_reads.prefetch(token)
-    return session or await cache.session_reads.get(token)
+    return await _read_through(cache.sessions, cache.session_reads, token)
 
 
 async def session_user(connection: HTTPConnection, token: str) -> User | None:
