@@ -128,7 +128,7 @@ def _span(
         row[3] = max(row[3], last)
 
 
-class Rollup(watermarks.LedgerFollower[None]):
+class Rollup(watermarks.LedgerFollower):
     """Brings the analytics tables up to the ledger, one bounded chunk per transaction."""
 
     def __init__(self, db: Engine, chunk_max_transfers: int = CHUNK_MAX_TRANSFERS) -> None:

@@ -11,7 +11,7 @@ twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
@@ -20,7 +20,6 @@ from giftwave.db.tables import analytics_watermarks
 from giftwave.db.upsert import insert_for
 
 _row = analytics_watermarks.c
-T = TypeVar("T")
 
 
 def ensure(db: Engine, name: str) -> None:
@@ -47,19 +46,20 @@ def advance(conn: Connection, name: str, seq: int) -> None:
 
 def position(db: Engine, name: str) -> int:
     with db.connect() as conn:
-        return _position_in(conn, name)
+        seq = _position_in(conn, name)
+    return 0 if seq is None else seq
 
 
-def _position_in(conn: Connection, name: str) -> int:
+def _position_in(conn: Connection, name: str) -> int | None:
+    """The position, or None before it exists."""
     seq = conn.execute(select(_row.last_seq).where(_row.name == name)).scalar()
-    return 0 if seq is None else int(seq)
+    return None if seq is None else int(seq)
 
 
-class LedgerFollower(Generic[T]):
+class LedgerFollower:
     """A job that follows ``transfers.seq`` from the position ``name``, one bounded chunk per
     transaction: ``read`` the chunk past the position (the last ``seq`` it covers, and the rows
-    the job wants of it), ``apply`` the rows, advance past the chunk, commit; then ``applied``
-    the answer."""
+    the job wants of it), ``apply`` the rows, advance past the chunk, commit."""
 
     def __init__(self, db: Engine, name: str, chunk_max_transfers: int) -> None:
         assert 1 <= chunk_max_transfers <= 100_000
@@ -70,11 +70,8 @@ class LedgerFollower(Generic[T]):
     def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
         raise NotImplementedError
 
-    def apply(self, conn: Connection, rows: Sequence[Any]) -> T:
+    def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         raise NotImplementedError
-
-    def applied(self, result: T) -> None:
-        """After the chunk committed (nothing by default)."""
 
     def position(self) -> int:
         return position(self._db, self._name)
@@ -82,20 +79,21 @@ class LedgerFollower(Generic[T]):
     def run_once(self) -> int:
         """At most one chunk; the transfers it passed (0: up to date, or another run passed
         this chunk first)."""
-        ensure(self._db, self._name)
         # The chunk is read before the position is locked (committed transfers below the head
         # never change): SQLite has one write lock, and the ledger's writer needs it.
         with self._db.connect() as conn:
             last = _position_in(conn, self._name)
+            if last is None:  # the first run ever: no write each run just to make sure
+                ensure(self._db, self._name)
+                last = 0
             head, rows = self.read(conn, last, self._chunk)
         if head <= last:
             return 0
         with self._db.begin() as conn:
             if claim(conn, self._name) != last:
                 return 0
-            result = self.apply(conn, rows)
+            self.apply(conn, rows)
             advance(conn, self._name, head)
-        self.applied(result)
         return head - last  # seq is gap-free
 
     def catch_up(self, max_chunks: int = 1_000) -> int:

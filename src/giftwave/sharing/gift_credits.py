@@ -39,7 +39,7 @@ INTERVAL_S: Final = 1.0
 CHUNKS_PER_RUN: Final = 10
 
 
-class GiftCredits(watermarks.LedgerFollower[None]):
+class GiftCredits(watermarks.LedgerFollower):
     """Credits committed gifts to their senders' touches, one bounded chunk per transaction."""
 
     def __init__(
