@@ -101,7 +101,9 @@ async def test_reversal_returns_coins_and_takes_diamonds_or_leaves_a_debt(
         assert_problem(await payout(creator, 200, "too-much"), 402, "insufficient_diamonds")
         r = await payout(creator, 199, "settled")
         assert r.status_code == 201, r.text
-        assert await diamonds(creator) == (0, 199, 0)
+        # Only diamonds worth whole cents are reserved: 198 for 99 cents, 1 stays.
+        assert (r.json()["diamonds"], r.json()["amount_minor"]) == (198, 99)
+        assert await diamonds(creator) == (1, 198, 0)
     ledger_ok(db_url)
 
 

@@ -23,12 +23,13 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import day_start_us, now_us
 from giftwave.db.tables import payouts, users
+from giftwave.economy.rounding import min_payout_diamonds, quote
 from giftwave.economy.wallets import PAYOUTS, Wallets
 from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
 from giftwave.identity.users import AgeRule, Role, User
-from giftwave.ledger.engine import PostingEngine, expiry_void_id
+from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
+from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
-from giftwave.ledger.queries import transfer_kinds_for_pending
 
 KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 MICROS_PER_CENT: Final = 10_000
@@ -52,12 +53,18 @@ class PayoutPolicy:
     age_rule: AgeRule
 
     def cents_for(self, diamonds: int) -> int:
-        return diamonds * self.diamond_value_usd_micros // MICROS_PER_CENT
+        """The cents a payout of ``diamonds`` pays: only whole steps count (``quote``)."""
+        return quote(diamonds, self.diamond_value_usd_micros)[1]
+
+    def quote(self, diamonds: int) -> tuple[int, int]:
+        """(diamonds reserved, cents) for a request: exactly worth each other; the rest of
+        the request stays in the balance (economy/rounding.py)."""
+        return quote(diamonds, self.diamond_value_usd_micros)
 
     @property
     def min_diamonds(self) -> int:
         """The fewest diamonds a payout may ask for: the first worth ``min_cents``."""
-        return -(-self.min_cents * MICROS_PER_CENT // self.diamond_value_usd_micros)
+        return min_payout_diamonds(self.min_cents, self.diamond_value_usd_micros)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +100,8 @@ def _to_payout(row: object) -> Payout:
 
 
 def pending_id(payout_id: str) -> str:
-    return f"payout:{payout_id}"
+    # The ledger's expiry recognises a payout's reservation by this prefix (ledger/annex.py).
+    return PAYOUT_PENDING_PREFIX + payout_id
 
 
 class Payouts:
@@ -118,7 +126,9 @@ class Payouts:
             raise Forbidden("account_blocked", "this account is blocked")
         if not self._policy.age_rule.allows(creator, today):
             raise Forbidden("under_age", "payouts need the creator to be of age")
-        cents = self._policy.cents_for(diamonds)
+        # Only diamonds worth whole cents are reserved; the rest of the request stays in the
+        # balance, so no fraction of a cent is ever lost to a payout.
+        diamonds, cents = self._policy.quote(diamonds)
         if diamonds <= 0 or cents < self._policy.min_cents:
             raise Invalid(
                 "payout_below_minimum",
@@ -274,7 +284,7 @@ class Payouts:
         with self._db.begin() as conn:
             if not 0 < len(payout_id) <= 40:
                 raise NotFound("payout_not_found", f"no payout {payout_id!r}")
-            return self._refresh(conn, _get(conn, payout_id))
+            return _get(conn, payout_id)
 
     def _list(
         self, creator_id: int | None, status: PayoutStatus | None, limit: int
@@ -285,22 +295,9 @@ class Payouts:
                 query = query.where(payouts.c.creator_id == creator_id)
             if status is not None:
                 query = query.where(payouts.c.status == status.value)
-            found = [self._refresh(conn, _to_payout(r)) for r in conn.execute(query).all()]
-        return [p for p in found if status is None or p.status is status]
-
-    def _refresh(self, conn: Connection, payout: Payout) -> Payout:
-        """A pending payout past its timeout: ask the ledger whether expiry voided it."""
-        if payout.status is not PayoutStatus.PENDING or payout.expires_at_us > now_us():
-            return payout
-        resolved = dict(transfer_kinds_for_pending(conn, pending_id(payout.id)))
-        if expiry_void_id(pending_id(payout.id)) in resolved:
-            conn.execute(
-                update(payouts)
-                .where(payouts.c.id == payout.id)
-                .values(status=PayoutStatus.EXPIRED.value)
-            )
-            return _get(conn, payout.id)
-        return payout
+            # The ledger's expiry marks a payout expired in its void's transaction
+            # (ledger/annex.py PAYOUT_EXPIRED): a row says what the ledger did, unread.
+            return [_to_payout(r) for r in conn.execute(query).all()]
 
     def _set(
         self, payout_id: str, status: PayoutStatus, reviewer: int | None, note: str | None
@@ -311,7 +308,12 @@ class Payouts:
                 values.update(reviewed_by=reviewer, reviewed_at_us=now_us(), note=note)
             elif note is not None:
                 values["note"] = note
-            conn.execute(update(payouts).where(payouts.c.id == payout_id).values(**values))
+            query = update(payouts).where(payouts.c.id == payout_id)
+            if status in (PayoutStatus.PENDING, PayoutStatus.FAILED):
+                # Only a "requested" row: the ledger's expiry may have voided the reservation
+                # and marked the row expired already (ledger/annex.py), and it stays expired.
+                query = query.where(payouts.c.status == PayoutStatus.REQUESTED.value)
+            conn.execute(query.values(**values))
             return _get(conn, payout_id)
 
 

@@ -9,7 +9,9 @@ are, whatever instant a crash comes, and one writer (the ledger's) holds the dat
 lock for both: no second transaction per gift.
 
 Only tables named here can be annexed, and a row is a plain tuple in the table's column order:
-cheap to send to a writer process, and no SQL is ever built from what a caller sends.
+cheap to send to a writer process, and no SQL is ever built from what a caller sends. An
+annex may also change one existing row instead (``AnnexUpdate``): the ledger's expiry marks the
+payout whose reservation it voided (``expiry_annex``).
 
 A submission that carries an annex is one idempotent unit: either all of its transfers are new
 or all are replays. If some already exist and others would be new (the same key with a
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from giftwave.ledger.model import TransferCode
 
 ColumnType = Literal["bigint", "text"]
 # (table name, the row's values in that table's ``columns`` order)
@@ -66,8 +70,54 @@ GIFT_SENDS: Final = AnnexTable(
 ANNEX_TABLES: Final[dict[str, AnnexTable]] = {GIFT_SENDS.name: GIFT_SENDS}
 
 
+@dataclass(frozen=True, slots=True)
+class AnnexUpdate:
+    """An existing row changed, not a row inserted: in ``table``, the row whose ``key`` column
+    is the annex's one value has ``column`` set to ``to_value``, if it still holds one of
+    ``from_values`` (a row already moved on is left alone; none there changes nothing)."""
+
+    name: str  # what a submission names, like a table
+    table: str
+    key: str
+    column: str
+    from_values: tuple[str, ...]
+    to_value: str
+
+
+# The pending transfer that reserves a payout's diamonds has this id prefix, then the payout id
+# (economy/payouts.py names them with it).
+PAYOUT_PENDING_PREFIX: Final = "payout:"
+
+# A payout whose reservation the ledger's expiry voids says so in the void's own transaction:
+# the row can never show "pending" (nor count to the daily cap) for diamonds the ledger gave
+# back, whichever process swept, and a crash cannot fall between the two. "requested": the
+# reservation committed but the process died before it marked the row pending.
+PAYOUT_EXPIRED: Final = AnnexUpdate(
+    name="payout_expired",
+    table="payouts",
+    key="id",
+    column="status",
+    from_values=("requested", "pending"),
+    to_value="expired",
+)
+
+ANNEX_UPDATES: Final[dict[str, AnnexUpdate]] = {PAYOUT_EXPIRED.name: PAYOUT_EXPIRED}
+
+
+def expiry_annex(pending_id: str, code: str) -> Annex | None:
+    """What else a void by expiry changes, in its transaction: a payout's row says expired."""
+    if code == TransferCode.PAYOUT and pending_id.startswith(PAYOUT_PENDING_PREFIX):
+        return (PAYOUT_EXPIRED.name, (pending_id.removeprefix(PAYOUT_PENDING_PREFIX),))
+    return None
+
+
 def check_annex(annex: Annex) -> None:
     """Refuse an annex for a table not registered here, or of the wrong width."""
+    update = ANNEX_UPDATES.get(annex[0])
+    if update is not None:
+        if len(annex[1]) != 1:
+            raise ValueError(f"an annex of {update.name} has 1 value, the row's {update.key}")
+        return
     table = ANNEX_TABLES.get(annex[0])
     if table is None:
         raise ValueError(f"no annex table {annex[0]!r}")

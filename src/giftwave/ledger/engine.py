@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Final
 
 from giftwave.background import cancel
-from giftwave.ledger.annex import Annex, check_annex
+from giftwave.ledger.annex import Annex, check_annex, expiry_annex
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.store import BatchStore, PipelinedStore
 
@@ -253,20 +253,29 @@ class PostingEngine:
                     EXPIRY_SWEEP_LIMIT,
                 )
                 if expired:
-                    voids = [
-                        Transfer(
-                            expiry_void_id(pending_id),
-                            0,
-                            0,
-                            0,
-                            TransferCode(code),
-                            kind=TransferKind.VOID_PENDING,
-                            pending_id=pending_id,
+                    # One submission per void, each with what else it changes (a payout's
+                    # row): written in the void's transaction, by whichever process wins it.
+                    # They are queued in this turn of the loop, so they still share a batch.
+                    results = await asyncio.gather(
+                        *(
+                            self.submit(
+                                [
+                                    Transfer(
+                                        expiry_void_id(pending_id),
+                                        0,
+                                        0,
+                                        0,
+                                        TransferCode(code),
+                                        kind=TransferKind.VOID_PENDING,
+                                        pending_id=pending_id,
+                                    )
+                                ],
+                                annex=expiry_annex(pending_id, code),
+                            )
+                            for pending_id, code in expired
                         )
-                        for pending_id, code in expired
-                    ]
-                    outcomes = await self.submit(voids[: self._batch_max])
-                    self.stats.expired_pending += sum(o is Outcome.OK for o in outcomes)
+                    )
+                    self.stats.expired_pending += sum(r[0] is Outcome.OK for r in results)
             except EngineStopped:
                 return
             except Exception:

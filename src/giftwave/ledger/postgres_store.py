@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import errors
 
-from giftwave.ledger.annex import AnnexTable, upsert_clause
+from giftwave.ledger.annex import AnnexTable, AnnexUpdate, upsert_clause
 from giftwave.ledger.model import StoredTransfer
 from giftwave.ledger.planner import AccountDelta, AccountState, Row
 from giftwave.ledger.store import (
@@ -111,6 +111,13 @@ class PostgresLedgerStore(LedgerStore):
 
     def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None:
         self._db.execute(_annex_sql(table), [list(column) for column in zip(*rows, strict=True)])
+
+    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str]) -> None:
+        self._db.execute(
+            f"UPDATE {update.table} SET {update.column} = %s WHERE {update.key} = ANY(%s)"
+            f" AND {update.column} = ANY(%s)",
+            (update.to_value, keys, list(update.from_values)),
+        )
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
         columns = list(zip(*deltas, strict=True)) if deltas else [(), (), (), (), ()]

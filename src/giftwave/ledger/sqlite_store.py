@@ -11,7 +11,7 @@ from itertools import chain, islice
 from typing import Final, TypeVar
 
 from giftwave.db.engine import SQLITE_BUSY_TIMEOUT_MS
-from giftwave.ledger.annex import AnnexTable, upsert_clause
+from giftwave.ledger.annex import AnnexTable, AnnexUpdate, upsert_clause
 from giftwave.ledger.model import StoredTransfer
 from giftwave.ledger.planner import AccountDelta, AccountState, Row
 from giftwave.ledger.store import (
@@ -201,6 +201,14 @@ class SqliteLedgerStore(LedgerStore):
         self._insert_chunked(
             rows, _annex_sql(table, ROWS_PER_INSERT), partial(_annex_sql, table), []
         )
+
+    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str]) -> None:
+        marks = ",".join("?" * len(update.from_values))
+        sql = (
+            f"UPDATE {update.table} SET {update.column} = ? WHERE {update.key} = ?"
+            f" AND {update.column} IN ({marks})"
+        )
+        self._db.executemany(sql, [(update.to_value, key, *update.from_values) for key in keys])
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
         self._db.executemany(

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
-from giftwave.ledger.annex import ANNEX_TABLES, Annex, AnnexTable
+from giftwave.ledger.annex import ANNEX_TABLES, ANNEX_UPDATES, Annex, AnnexTable, AnnexUpdate
 from giftwave.ledger.chain import batch_hash
 from giftwave.ledger.model import (
     Outcome,
@@ -210,7 +210,8 @@ class LedgerStore(abc.ABC):
     def _insert_annexes(
         self, annexes: Sequence[Annex | None], results: list[list[Outcome]]
     ) -> None:
-        """The annex rows of the submissions whose transfers are all newly committed."""
+        """The annex rows of the submissions whose transfers are all newly committed (or the
+        rows they change, for an ``AnnexUpdate``)."""
         by_table: dict[str, list[tuple[object, ...]]] = {}
         for annex, outcomes in zip(annexes, results, strict=True):
             # list.count compares by identity first: a C loop, no per-outcome Python frame.
@@ -220,6 +221,10 @@ class LedgerStore(abc.ABC):
                     rows = by_table[annex[0]] = []
                 rows.append(annex[1])
         for name, rows in by_table.items():
+            update = ANNEX_UPDATES.get(name)
+            if update is not None:
+                self._update_annex_rows(update, [str(row[0]) for row in rows])
+                continue
             table = ANNEX_TABLES[name]  # KeyError: a table nobody registered, fails the batch
             width = len(table.columns)
             assert all(len(row) == width for row in rows), f"{name} rows have {width} values"
@@ -262,6 +267,8 @@ class LedgerStore(abc.ABC):
     def _insert_transfers(self, rows: list[Row]) -> None: ...
     @abc.abstractmethod
     def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None: ...
+    @abc.abstractmethod
+    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str]) -> None: ...
     @abc.abstractmethod
     def _update_accounts(self, deltas: list[AccountDelta]) -> None: ...
     @abc.abstractmethod
