@@ -6,7 +6,6 @@ import logging
 from datetime import datetime
 from typing import Annotated, Final, Literal
 
-from babel.numbers import format_currency
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import BuyingUser, economy_of
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
+from giftwave.api.security_headers import CSP, PAGE_POLICY
 from giftwave.db.tables import payment_events
 from giftwave.economy.catalog import LOCALES, Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS, list_packages
@@ -27,6 +27,7 @@ from giftwave.economy.topups import (
     find_order_by_session,
     orders_of,
 )
+from giftwave.money import exponent, format_money
 from giftwave.payments.base import IgnoredEvent, PaymentEventKind
 from giftwave.payments.sandbox import SandboxProvider
 from giftwave.web.templates import render
@@ -81,8 +82,9 @@ class PackageOut(BaseModel):
     id: int
     currency: str
     coins: int
-    price_minor: int
-    price: str
+    price_minor: int = Field(description="in the currency's minor unit (cents; yen for JPY)")
+    currency_exponent: int = Field(description="price = price_minor / 10^currency_exponent")
+    price: str = Field(description="the price as written in en_US")
 
 
 @router.get("/v1/coin-packages", response_model=list[PackageOut])
@@ -99,7 +101,8 @@ async def packages(
                 currency=p.currency,
                 coins=p.coins,
                 price_minor=p.price_minor,
-                price=format_currency(p.price_minor / 100, p.currency, locale="en_US"),
+                currency_exponent=exponent(p.currency),
+                price=format_money(p.price_minor, p.currency),
             )
             for p in found
         ]
@@ -216,7 +219,7 @@ async def _sandbox_order(economy: Economy, session_id: str) -> Order:
 
 
 def _price(order: Order) -> str:
-    return format_currency(order.amount_minor / 100, order.currency, locale="en_US")
+    return format_money(order.amount_minor, order.currency)
 
 
 @router.get("/sandbox/checkout/{session_id}", response_class=HTMLResponse, tags=["sandbox"])
@@ -230,7 +233,8 @@ async def sandbox_page(session_id: str, economy: Econ, message: str = "") -> HTM
         base=f"/sandbox/checkout/{session_id}",
         message=message[:200],
     )
-    return HTMLResponse(html)
+    # The provider's page moves money at a click: never in another site's frame.
+    return HTMLResponse(html, headers={CSP: PAGE_POLICY})
 
 
 @router.post("/sandbox/checkout/{session_id}/{action}", tags=["sandbox"], response_model=None)

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from giftwave.db.tables import coin_packages
 from giftwave.errors import Invalid, NotFound
+from giftwave.money import check_currency, check_price, round_up_to_step
 
 # The public TikTok list, in US cents (DESIGN.md: we publish our rates openly).
 DEFAULT_PACKAGES: Final = {
@@ -73,8 +74,10 @@ def put_package(
     """Create the package for (currency, coins) or change its price or availability."""
     if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
         raise Invalid("invalid_currency", "a currency is a three-letter ISO 4217 code")
+    check_currency(currency)
     if not 0 < coins <= CUSTOM_MAX_COINS or not 0 < price_minor <= PRICE_MAX_MINOR:
         raise Invalid("invalid_package", "coins and price must be positive and within limits")
+    check_price(price_minor, currency)
     where = (coin_packages.c.currency == currency) & (coin_packages.c.coins == coins)
     if conn.execute(select(coin_packages.c.id).where(where)).first() is None:
         conn.execute(
@@ -102,7 +105,8 @@ def seed_default_packages(conn: Connection) -> int:
 
 
 def custom_price_minor(packages: list[CoinPackage], coins: int) -> int:
-    """A custom amount costs the smallest package's rate per coin, rounded up to a minor unit."""
+    """A custom amount costs the smallest package's rate per coin, rounded up to a price the
+    currency can be charged in (a minor unit; ten fils in KWD, see ``money.step_minor``)."""
     if not CUSTOM_MIN_COINS <= coins <= CUSTOM_MAX_COINS:
         raise Invalid(
             "invalid_coin_amount",
@@ -111,4 +115,4 @@ def custom_price_minor(packages: list[CoinPackage], coins: int) -> int:
     if not packages:
         raise NotFound("no_packages", "there are no coin packages in this currency")
     base = min(packages, key=lambda p: p.coins)
-    return -(-coins * base.price_minor // base.coins)
+    return round_up_to_step(-(-coins * base.price_minor // base.coins), base.currency)

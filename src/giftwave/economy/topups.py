@@ -35,6 +35,7 @@ from giftwave.ledger.accounts import find_account
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.queries import existing_transfer_ids, reversed_amount
+from giftwave.money import check_price
 from giftwave.payments.base import (
     CheckoutRequest,
     PaymentEvent,
@@ -187,6 +188,9 @@ class TopUps:
             ):
                 raise Conflict("idempotency_key_reused", "this key was used for another order")
             return existing
+        # A package priced before the rule existed (KWD 305 fils) is refused, never sent
+        # rounded: the buyer pays exactly the price shown.
+        check_price(amount, currency)
         order_id = "ord_" + secrets.token_urlsafe(15)
         try:
             session = await self._provider.create_checkout(

@@ -13,6 +13,9 @@ Events giftwave acts on (configure the Stripe webhook endpoint with exactly thes
 
 Any other event type is answered 400 ``unknown_event`` and changes nothing.
 
+Amounts cross this boundary in Stripe's minor unit, which is not always giftwave's
+(``money.py``): ``stripe_amount`` and ``giftwave_amount`` convert, both ways, exactly.
+
 The SDK's objects are not dicts (v13+): the event is decoded from ``Event.to_dict()``, with
 every field checked, so a surprising shape is ``malformed_webhook``, never a 500.
 """
@@ -27,6 +30,7 @@ from typing import Any, Final
 import httpx
 import stripe
 
+from giftwave import money
 from giftwave.payments.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -41,6 +45,48 @@ SIGNATURE_HEADER: Final = "stripe-signature"
 # A checkout is created while the buyer waits: give up long before the SDK's default of 80 s.
 REQUEST_TIMEOUT_S: Final = 15.0
 MAX_NETWORK_RETRIES: Final = 2
+
+# Stripe's own minor unit per currency, the provider's contract (docs.stripe.com/currencies):
+# two decimals unless listed. ISK is zero-decimal at Stripe but, for backwards compatibility,
+# sent with two (5 ISK is 500, a multiple of 100); HUF and TWD charge with two as well.
+STRIPE_ZERO_DECIMAL: Final = frozenset(
+    {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA"}
+    | {"PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
+)
+STRIPE_THREE_DECIMAL: Final = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])  # last digit 0
+
+
+def stripe_exponent(currency: str) -> int:
+    if currency in STRIPE_ZERO_DECIMAL:
+        return 0
+    return 3 if currency in STRIPE_THREE_DECIMAL else 2
+
+
+def _shift(currency: str) -> tuple[int, int]:
+    """(factor, +1) when Stripe's unit is finer than giftwave's, (factor, -1) when coarser."""
+    digits = stripe_exponent(currency) - money.exponent(currency)
+    return int(10 ** abs(digits)), 1 if digits >= 0 else -1
+
+
+def stripe_amount(amount_minor: int, currency: str) -> int:
+    """giftwave's amount (its minor unit) as Stripe's ``unit_amount``; ValueError when Stripe
+    could not charge it exactly."""
+    factor, direction = _shift(currency)
+    if direction < 0 and amount_minor % factor:
+        raise ValueError(f"{amount_minor} is finer than Stripe's {currency} unit")
+    amount = amount_minor * factor if direction > 0 else amount_minor // factor
+    if currency in STRIPE_THREE_DECIMAL and amount % 10:
+        raise ValueError(f"Stripe charges {currency} in multiples of 10, not {amount}")
+    return amount
+
+
+def giftwave_amount(amount: int, currency: str) -> int:
+    """Stripe's amount (its minor unit) in giftwave's; ValueError when it is not whole there."""
+    factor, direction = _shift(currency)
+    if direction > 0 and amount % factor:
+        raise ValueError(f"{amount} is finer than giftwave's {currency} unit")
+    return amount // factor if direction > 0 else amount * factor
+
 
 _SESSION_EVENTS: Final = {
     "checkout.session.completed": PaymentEventKind.SUCCEEDED,
@@ -128,6 +174,10 @@ class StripeProvider:
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         metadata = {"order_id": request.order_id, "user_id": str(request.user_id)}
+        try:
+            unit_amount = stripe_amount(request.amount_minor, request.currency)
+        except ValueError as exc:
+            raise ProviderUnavailable("amount_not_chargeable", f"Stripe: {exc}") from None
         params: Any = {
             "mode": "payment",
             "line_items": [
@@ -135,7 +185,7 @@ class StripeProvider:
                     "quantity": 1,
                     "price_data": {
                         "currency": request.currency.lower(),
-                        "unit_amount": request.amount_minor,
+                        "unit_amount": unit_amount,
                         "product_data": {"name": f"{request.coins:,} coins"},
                     },
                 }
@@ -194,10 +244,14 @@ def _text(obj: Mapping[str, Any], name: str) -> str:
 
 
 def _amount(obj: Mapping[str, Any], name: str) -> int:
+    """The amount ``name`` in giftwave's minor unit of the object's currency."""
     value = obj.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise _malformed(f"{name} is {value!r}")
-    return value
+    try:
+        return giftwave_amount(value, _currency(obj))
+    except ValueError as exc:
+        raise _malformed(str(exc)) from None
 
 
 def _currency(obj: Mapping[str, Any]) -> str:
