@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     # Where this server is reachable from browsers and from payment providers' webhooks;
     # unset means "the address the request came in on".
     public_url: str | None = None
+    # Other sites whose pages may act in a room's WebSocket with the visitor's session cookie
+    # (JSON list of origins, "https://partner.example"): embeds that rely on the cookie. Any
+    # other origin's cookie socket may watch but not act, or a page anywhere could send gifts
+    # and chat as whoever visits it (cross-site WebSocket hijacking).
+    allowed_origins: tuple[str, ...] = ()
+    # A ticket opens one room socket as its user (POST /v1/streams/{id}/ws-ticket): this long,
+    # once. Short, because it is in the socket's URL, and URLs end up in logs.
+    ws_ticket_ttl_s: Annotated[int, Field(ge=1, le=300)] = 30
 
     # Identity. Argon2id cost: the library's defaults; tests and benchmarks lower them.
     password_time_cost: Annotated[int, Field(ge=1, le=20)] = 3
@@ -161,6 +169,19 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return None if value is None else value.rstrip("/")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from giftwave.api.origins import normalize_origin
+
+        normalized = []
+        for origin in value:
+            same = normalize_origin(origin)
+            if same is None:
+                raise ValueError(f"{origin!r} is not an origin like https://partner.example")
+            normalized.append(same)
+        return tuple(normalized)
 
     @field_validator("broker_url")
     @classmethod

@@ -204,6 +204,7 @@ def run_demo(
     import uvicorn
 
     from giftwave.api.app import UVICORN_OPTIONS, create_app
+    from giftwave.log_redaction import serve_log_config
 
     console = Console()
     if parse_database_url(settings.database_url).backend is not Backend.SQLITE:
@@ -248,4 +249,5 @@ def run_demo(
         host=host,
         port=port,
         **UVICORN_OPTIONS,
+        log_config=serve_log_config(),  # no credential from a URL or header in the log
     )

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 import websockets
-from liveclient import Client, person
+from liveclient import Client, as_user, person
 from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
 
 from giftwave.db.urls import DatabaseUrl
@@ -56,7 +56,7 @@ async def test_two_clients_see_the_same_room(bare_db_url: DatabaseUrl, tmp_path:
             ws_url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
             async with (
                 websockets.connect(ws_url) as anon_ws,
-                websockets.connect(f"{ws_url}?token={viewer_token}") as viewer_ws,
+                websockets.connect(await as_user(http, ws_url, viewer_token)) as viewer_ws,
             ):
                 watcher, viewer = Client(anon_ws), Client(viewer_ws)
                 first = await watcher.recv()
@@ -141,7 +141,7 @@ async def test_two_clients_see_the_same_room(bare_db_url: DatabaseUrl, tmp_path:
                 stale = Client(stale_ws)
                 assert (await stale.recv())["events"][0]["type"] == "snapshot"
             # Oversized messages close the socket with a reason, not the room.
-            async with websockets.connect(f"{ws_url}?token={viewer_token}") as big_ws:
+            async with websockets.connect(await as_user(http, ws_url, viewer_token)) as big_ws:
                 await big_ws.recv()
                 await big_ws.send("x" * 10_000)
                 with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -194,7 +194,7 @@ async def test_two_nodes_over_redis_show_the_same_gifts_in_the_same_order(
 
             async with (
                 websockets.connect(ws_url(a)) as on_a,
-                websockets.connect(f"{ws_url(b)}?token={viewer_token}") as on_b,
+                websockets.connect(await as_user(http, ws_url(b), viewer_token)) as on_b,
             ):
                 watcher_a, viewer_b = Client(on_a), Client(on_b)
                 await watcher_a.recv()
@@ -296,10 +296,12 @@ async def test_the_creator_moderates_chat(bare_db_url: DatabaseUrl, tmp_path: Pa
             _, creator_token = await person(http, "creator")
             creator = {"Authorization": f"Bearer {creator_token}"}
             stream = (await http.post("/v1/streams", json={"title": "m"}, headers=creator)).json()
-        url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream['id']}/ws"
+            url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream['id']}/ws"
+            viewer_url = await as_user(http, url, viewer_token)
+            creator_url = await as_user(http, url, creator_token)
         async with (
-            websockets.connect(f"{url}?token={viewer_token}") as viewer_ws,
-            websockets.connect(f"{url}?token={creator_token}") as creator_ws,
+            websockets.connect(viewer_url) as viewer_ws,
+            websockets.connect(creator_url) as creator_ws,
         ):
             viewer, host = Client(viewer_ws), Client(creator_ws)
             await viewer.recv()

@@ -4,9 +4,11 @@ Server → client: frames ``{"v":1,"seq":n,"epoch":"…","events":[…]}`` once 
 ``{"v":1,"ack":id,"result":{…}}`` or ``{"v":1,"ack":id,"error":{"code":…,"detail":…}}`` for
 each command. Client → server: ``{"id":…,"cmd":"send_gift"|"like"|"chat",…}``.
 
-Anyone may watch; acting needs a login (``?token=`` — browsers cannot set headers on a
-WebSocket — or the session cookie). Reconnect with ``?since=<seq>&epoch=<epoch>`` to get what
-was missed, or a snapshot when it is gone.
+Anyone may watch; acting needs a login: a one-use ``?ticket=`` (``POST
+/v1/streams/{id}/ws-ticket``; browsers cannot set headers on a WebSocket, and a session token
+in a URL ends up in logs), or the session cookie from a page of an allowed origin
+(``api/origins.py``). Reconnect with ``?since=<seq>&epoch=<epoch>`` to get what was missed, or
+a snapshot when it is gone.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.auth import SESSION_COOKIE, session_user
+from giftwave.api.auth import SESSION_COOKIE, AuthCache, SessionUser, session_user
+from giftwave.api.origins import OriginPolicy
 from giftwave.api.shares import share_cookie
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.limits import TokenBucket
 from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
+from giftwave.identity.tickets import issue_ticket, use_ticket
 from giftwave.identity.users import Role, User
-from giftwave.live.streams import Stream, find_stream
+from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
 from giftwave.realtime.sockets import open_sink
 from giftwave.trending.engine import user_actor
@@ -43,6 +48,7 @@ CHATS_PER_S: Final = 1.0
 MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is flooding
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
+CLOSE_BAD_TICKET: Final = 4401
 JOIN_SAMPLE_ROOM_SIZE: Final = 100
 COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute")
 GIFTS_IN_FLIGHT: Final = 64  # per socket
@@ -66,21 +72,74 @@ def _int_param(ws: WebSocket, name: str) -> int | None:
     return int(raw) if raw is not None and raw.isdigit() and len(raw) < 19 else None
 
 
+class TicketOut(BaseModel):
+    ticket: str
+    expires_in_s: int
+
+
+@router.post("/v1/streams/{stream_id}/ws-ticket", status_code=201)
+async def socket_ticket(stream_id: str, ws_user: SessionUser, request: Request) -> TicketOut:
+    """A ticket that opens this stream's socket as you, once, within seconds (``?ticket=``)."""
+    economy: Economy = request.app.state.economy
+    ttl_s = economy.settings.ws_ticket_ttl_s
+
+    def work() -> str:
+        with economy.db.begin() as conn:
+            get_stream(conn, stream_id)  # stream_not_found
+            return issue_ticket(conn, ws_user.id, stream_id, ttl_s)
+
+    return TicketOut(ticket=await run_in_threadpool(work), expires_in_s=ttl_s)
+
+
+# What a command of a socket without a user answers: it is anonymous, or it is a cookie
+# socket opened by a page of another site (it watches; it does not act for the visitor).
+LOGIN_REQUIRED: Final = ("login_required", "log in to send gifts, like or chat")
+ORIGIN_NOT_ALLOWED: Final = (
+    "origin_not_allowed",
+    "a page of another site cannot act with your login; open the room on its own site",
+)
+
+
+async def _socket_user(ws: WebSocket, economy: Economy) -> tuple[User | None, tuple[str, str]]:
+    """The cookie's user, if the page's origin may act with it; else None and why not."""
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    user = None if not cookie else await session_user(ws, cookie)
+    if user is None:
+        return None, LOGIN_REQUIRED
+    settings = economy.settings
+    policy = OriginPolicy(settings.public_url, settings.allowed_origins)
+    secure = ws.url.scheme == "wss"
+    if not policy.may_act(ws.headers.get("origin"), ws.headers.get("host"), secure):
+        return None, ORIGIN_NOT_ALLOWED
+    return user, LOGIN_REQUIRED
+
+
 @router.websocket("/v1/streams/{stream_id}/ws")
 async def room_socket(ws: WebSocket, stream_id: str) -> None:
     economy: Economy = ws.app.state.economy
     hub: Hub = ws.app.state.hub
+    ticket = ws.query_params.get("ticket")
 
-    def load_stream() -> Stream | None:
-        with economy.db.connect() as conn:
-            return find_stream(conn, stream_id)
+    def load_stream() -> tuple[Stream | None, int | None]:
+        if ticket is None:
+            with economy.db.connect() as conn:
+                return find_stream(conn, stream_id), None
+        with economy.db.begin() as conn:  # spent even when the stream is gone
+            return find_stream(conn, stream_id), use_ticket(conn, ticket, stream_id)
 
-    stream = await run_in_threadpool(load_stream)
+    stream, ticket_user_id = await run_in_threadpool(load_stream)
     if stream is None:
         await ws.close(code=CLOSE_NOT_FOUND, reason="no such stream")
         return
-    token = ws.query_params.get("token") or ws.cookies.get(SESSION_COOKIE)
-    user = None if not token else await session_user(ws, token)
+    if ticket is None:
+        user, refusal = await _socket_user(ws, economy)
+    else:
+        user = None if ticket_user_id is None else await _ticket_user(ws, ticket_user_id)
+        refusal = LOGIN_REQUIRED
+        if user is None:
+            await ws.accept()  # then a close code a page can read (a refused handshake has none)
+            await ws.close(code=CLOSE_BAD_TICKET, reason="ticket unknown, used or expired")
+            return
     await ws.accept()
     sink = open_sink(ws, direct=economy.settings.live_direct_writes)
     channel, subscriber = await hub.subscribe(stream_id, sink, None if user is None else user.id)
@@ -105,12 +164,17 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
             )
         if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
             await ws.app.state.sharing.joined(user.id, stream_id, share_cookie(ws))
-        await _read(ws, economy, hub, stream, user, subscriber)
+        await _read(ws, economy, hub, stream, user, subscriber, refusal)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unsubscribe(stream_id, subscriber)
         await sink.stop()
+
+
+async def _ticket_user(ws: WebSocket, user_id: int) -> User | None:
+    cache: AuthCache = ws.app.state.auth_cache
+    return cache.users.get(user_id) or await cache.user_reads.get(user_id)
 
 
 def _sampled_join(viewers_here: int) -> bool:
@@ -127,6 +191,7 @@ async def _read(
     stream: Stream,
     user: User | None,
     subscriber: Subscriber,
+    refusal: tuple[str, str],
 ) -> None:
     likes, chats = TokenBucket(LIKES_PER_S, LIKES_PER_S), TokenBucket(CHATS_PER_S, 3)
     refusals = 0
@@ -158,7 +223,7 @@ async def _read(
                     code=CLOSE_TOO_BIG, reason=f"messages are at most {MAX_MESSAGE_BYTES}"
                 )
                 return
-            parsed = _parse(raw, user)
+            parsed = _parse(raw, user, refusal)
             if isinstance(parsed, str):
                 answer(parsed)
             elif parsed[1] == "send_gift":
@@ -177,8 +242,11 @@ async def _read(
             task.cancel()  # the gift itself goes on being billed: only its answer is dropped
 
 
-def _parse(raw: str | bytes, user: User | None) -> str | tuple[Any, str, dict[str, Any]]:
-    """(ack id, command name, command), or the error reply when it is not a command."""
+def _parse(
+    raw: str | bytes, user: User | None, refusal: tuple[str, str]
+) -> str | tuple[Any, str, dict[str, Any]]:
+    """(ack id, command name, command), or the error reply when it is not a command (or
+    when the socket has no user: ``refusal``)."""
     try:
         command = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -192,7 +260,7 @@ def _parse(raw: str | bytes, user: User | None) -> str | tuple[Any, str, dict[st
     if name not in COMMANDS:
         return _error(ack, "unknown_command", "commands are " + ", ".join(COMMANDS))
     if user is None:
-        return _error(ack, "login_required", "log in to send gifts, like or chat")
+        return _error(ack, *refusal)
     return ack, name, command
 
 

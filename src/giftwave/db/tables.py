@@ -719,3 +719,17 @@ follows = Table(
     Column("created_at_us", BigInteger, nullable=False),
     Index("ix_follows_followee", "followee_id"),
 )
+
+# One-use tickets that open a room's WebSocket as a user (identity/tickets.py): only a hash of
+# each is kept, a few seconds; the socket deletes the row it uses, so one ticket opens one
+# socket whichever node it reaches.
+socket_tickets = Table(
+    "socket_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("stream_id", String(24), nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Index("ix_socket_tickets_user", "user_id"),
+    Index("ix_socket_tickets_expires", "expires_at_us"),
+)

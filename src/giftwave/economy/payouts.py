@@ -5,7 +5,9 @@
     reject   ─► void it          (the diamonds are the creator's again)
     no review within the timeout ─► the ledger's expiry voids it
 
-A diamond debt (a reversed gift after a payout) is settled from the diamonds first.
+A diamond debt (a gift reversed after its diamonds were paid out or reserved) is settled from
+the diamonds first: at a request from the unreserved diamonds, at an approval from them and
+then from the reservation, in the same linked chain as the post (``plan_approval``).
 """
 
 from __future__ import annotations
@@ -25,14 +27,23 @@ from giftwave.clock import day_start_us, now_us
 from giftwave.db.tables import payouts, users
 from giftwave.economy.rounding import min_payout_diamonds, quote
 from giftwave.economy.wallets import PAYOUTS, Wallets
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
+from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired, Unavailable
 from giftwave.identity.users import AgeRule, Role, User
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 from giftwave.ledger.engine import PostingEngine
-from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
+from giftwave.ledger.model import Account, Outcome, Transfer, TransferCode, TransferKind
+from giftwave.ledger.queries import transfer_amounts, transfer_kinds_for_pending
 
 KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 MICROS_PER_CENT: Final = 10_000
+# Plans of a debt settlement or an approval: each is made from balances read before it is
+# submitted, so a concurrent gift, reversal or payout can make the ledger refuse it; it is
+# planned again from fresh balances, this many times at most.
+LEDGER_ATTEMPTS: Final = 5
+# What resolved a payout's reservation, as the suffix of the resolving transfer's id.
+POSTED_SUFFIX: Final = ":post"  # approved: the paid part posted
+REJECTED_SUFFIX: Final = ":void"  # rejected by an admin
+SETTLED_SUFFIX: Final = ":settled"  # approved, but the debt took every diamond: voided
 
 
 class PayoutStatus(enum.StrEnum):
@@ -104,6 +115,45 @@ def pending_id(payout_id: str) -> str:
     return PAYOUT_PENDING_PREFIX + payout_id
 
 
+def debt_settlement_id(creator_id: int, debt: Account) -> str:
+    """The id of a settlement planned from this state of the debt account.
+
+    Every settlement credits the debt account, so two plans made from the same state (a
+    request and an approval at once) get the same id: the ledger commits one of them and the
+    other, refused or a replay, never settles the same debt twice.
+    """
+    return f"settle:{creator_id}:{debt.credits_posted}"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What approving a payout moves: the debt settled first, then what is left is paid."""
+
+    settle_diamonds: int  # creator:diamonds → creator:diamond_debt
+    paid_diamonds: int  # posted from the reservation; 0: the reservation is voided
+
+    @property
+    def paid(self) -> bool:
+        return self.paid_diamonds > 0
+
+
+def plan_approval(
+    policy: PayoutPolicy, reserved_diamonds: int, debt_diamonds: int, unreserved_diamonds: int
+) -> Approval:
+    """Settle a diamond debt before paying: from the diamonds not reserved first, then from
+    the reservation; what the reservation has left is paid, as far as it is worth whole
+    cents (``quote``: the few diamonds over stay the creator's). Nothing left worth a cent:
+    the payout fails, and the debt is still settled."""
+    assert reserved_diamonds > 0
+    assert debt_diamonds >= 0
+    unreserved = max(0, unreserved_diamonds)
+    settle = min(debt_diamonds, unreserved + reserved_diamonds)
+    paid, _ = policy.quote(reserved_diamonds - max(0, settle - unreserved))
+    assert 0 <= paid <= reserved_diamonds
+    assert 0 <= settle <= debt_diamonds
+    return Approval(settle, paid)
+
+
 class Payouts:
     def __init__(
         self, db: Engine, engine: PostingEngine, wallets: Wallets, policy: PayoutPolicy
@@ -163,25 +213,34 @@ class Payouts:
 
     async def _settle_debt(self, creator_id: int) -> None:
         mine = await asyncio.to_thread(self._wallets.user, creator_id)
-        diamonds, debt = await asyncio.to_thread(
-            self._wallets.accounts, [mine.diamonds, mine.diamond_debt]
-        )
-        owed = min(max(0, -debt.balance), max(0, diamonds.available))
-        if owed > 0:
-            settle_id = f"settle:{creator_id}:{debt.credits_posted}:{owed}"
-            await self._engine.submit(
-                [
-                    Transfer(
-                        settle_id, mine.diamonds, mine.diamond_debt, owed, TransferCode.ADJUSTMENT
-                    )
-                ]
+        for _ in range(LEDGER_ATTEMPTS):
+            diamonds, debt = await asyncio.to_thread(
+                self._wallets.accounts, [mine.diamonds, mine.diamond_debt]
             )
-        if -debt.balance - owed > 0:
-            raise Forbidden(
-                "diamond_debt",
-                "a reversed gift left a diamond debt; new earnings settle it first",
-                debt_diamonds=-debt.balance - owed,
-            )
+            owed = min(max(0, -debt.balance), max(0, diamonds.available))
+            if owed > 0:
+                settle_id = debt_settlement_id(creator_id, debt)
+                (outcome,) = await self._engine.submit(
+                    [
+                        Transfer(
+                            settle_id,
+                            mine.diamonds,
+                            mine.diamond_debt,
+                            owed,
+                            TransferCode.ADJUSTMENT,
+                        )
+                    ]
+                )
+                if not outcome.succeeded:
+                    continue  # the balances moved since they were read: read them again
+            if -debt.balance - owed > 0:
+                raise Forbidden(
+                    "diamond_debt",
+                    "a reversed gift left a diamond debt; new earnings settle it first",
+                    debt_diamonds=-debt.balance - owed,
+                )
+            return
+        raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
 
     def _record(self, creator: User, diamonds: int, cents: int, key: str, today: date) -> Payout:
         now = now_us()
@@ -242,28 +301,29 @@ class Payouts:
         wanted = PayoutStatus.APPROVED if approve else PayoutStatus.REJECTED
         if payout.status is wanted:
             return payout  # a repeated click: idempotent
+        reviewer_id = None if reviewer is None else reviewer.id
+        if approve and payout.status in (PayoutStatus.PENDING, PayoutStatus.FAILED):
+            # FAILED too: an approval whose reservation went to a debt, clicked again, answers
+            # the same (a payout refused at its request has no reservation: a conflict).
+            return await self._approve(payout, reviewer_id, note)
         if payout.status is not PayoutStatus.PENDING:
             raise Conflict("payout_not_pending", f"the payout is {payout.status.value}")
         pid = pending_id(payout.id)
-        kind = TransferKind.POST_PENDING if approve else TransferKind.VOID_PENDING
-        suffix = ":post" if approve else ":void"
         (outcome,) = await self._engine.submit(
             [
                 Transfer(
-                    pid + suffix,
+                    pid + REJECTED_SUFFIX,
                     0,
                     0,
-                    payout.diamonds if approve else 0,
+                    0,
                     TransferCode.PAYOUT,
-                    kind=kind,
+                    kind=TransferKind.VOID_PENDING,
                     pending_id=pid,
                 )
             ]
         )
         if outcome.succeeded:
-            return await asyncio.to_thread(
-                self._set, payout.id, wanted, None if reviewer is None else reviewer.id, note
-            )
+            return await asyncio.to_thread(self._set, payout.id, wanted, reviewer_id, note)
         if outcome is Outcome.PENDING_TRANSFER_EXPIRED or outcome in (
             Outcome.PENDING_TRANSFER_ALREADY_VOIDED,
             Outcome.PENDING_TRANSFER_ALREADY_POSTED,
@@ -271,6 +331,115 @@ class Payouts:
             fresh = await self.get(payout_id)
             raise Conflict("payout_not_pending", f"the payout is {fresh.status.value}")
         raise Conflict("payout_refused", f"the ledger refused: {outcome.value}")
+
+    async def _approve(self, payout: Payout, reviewer_id: int | None, note: str | None) -> Payout:
+        """Settle the creator's diamond debt and post the rest, in one linked chain: the
+        reservation is posted in part (or voided) and the debt settled in one transaction,
+        so no crash can pay diamonds that are owed or settle a debt without the post."""
+        pid = pending_id(payout.id)
+        mine = await asyncio.to_thread(self._wallets.user, payout.creator_id)
+        for _ in range(LEDGER_ATTEMPTS):
+            # The ledger first: an approval committed there before a crash (or by a concurrent
+            # click) is finished, never planned again from balances it already changed.
+            decided = await asyncio.to_thread(self._decision, pid)
+            if decided is not None:
+                return await self._finish(payout, decided, reviewer_id, note)
+            if payout.status is not PayoutStatus.PENDING:
+                raise Conflict("payout_not_pending", f"the payout is {payout.status.value}")
+            if payout.expires_at_us <= now_us():  # a void would not be refused: we refuse
+                raise Conflict("payout_not_pending", "the payout is expired")
+            diamonds, debt = await asyncio.to_thread(
+                self._wallets.accounts, [mine.diamonds, mine.diamond_debt]
+            )
+            plan = plan_approval(self._policy, payout.diamonds, -debt.balance, diamonds.available)
+            suffix = POSTED_SUFFIX if plan.paid else SETTLED_SUFFIX
+            chain = [
+                Transfer(
+                    pid + suffix,
+                    0,
+                    0,
+                    plan.paid_diamonds,
+                    TransferCode.PAYOUT,
+                    linked=plan.settle_diamonds > 0,
+                    kind=TransferKind.POST_PENDING if plan.paid else TransferKind.VOID_PENDING,
+                    pending_id=pid,
+                )
+            ]
+            if plan.settle_diamonds > 0:
+                chain.append(
+                    Transfer(
+                        debt_settlement_id(payout.creator_id, debt),
+                        mine.diamonds,
+                        mine.diamond_debt,
+                        plan.settle_diamonds,
+                        TransferCode.ADJUSTMENT,
+                    )
+                )
+            outcomes = await self._engine.submit(chain)
+            if all(o.succeeded for o in outcomes):
+                return await self._finish(payout, (suffix, plan.paid_diamonds), reviewer_id, note)
+            refused = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
+            if refused is Outcome.PENDING_TRANSFER_EXPIRED:
+                raise Conflict("payout_not_pending", "the payout is expired")
+            if refused not in (
+                Outcome.INSUFFICIENT_FUNDS,  # the balances moved since they were read
+                Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS,  # a concurrent settlement won
+                Outcome.PENDING_TRANSFER_ALREADY_POSTED,  # a concurrent approval won
+                Outcome.PENDING_TRANSFER_ALREADY_VOIDED,  # a rejection or the expiry won
+            ):
+                raise Conflict("payout_refused", f"the ledger refused: {refused.value}")
+        raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
+
+    def _decision(self, pid: str) -> tuple[str, int] | None:
+        """What resolved the reservation, if anything: (the id's suffix, its amount)."""
+        with self._db.connect() as conn:
+            ids = [tid for tid, _ in transfer_kinds_for_pending(conn, pid)]
+            if not ids:
+                return None
+            amounts = transfer_amounts(conn, ids)
+        tid = ids[0]
+        return tid.removeprefix(pid), amounts[tid]
+
+    async def _finish(
+        self, payout: Payout, decided: tuple[str, int], reviewer_id: int | None, note: str | None
+    ) -> Payout:
+        suffix, paid_diamonds = decided
+        if suffix == SETTLED_SUFFIX and payout.status is PayoutStatus.FAILED:
+            return payout  # a repeated click: idempotent
+        if suffix == POSTED_SUFFIX:
+            status, cents = PayoutStatus.APPROVED, self._policy.cents_for(paid_diamonds)
+        elif suffix == SETTLED_SUFFIX:
+            status, cents = PayoutStatus.FAILED, 0
+            note = "the reserved diamonds settled a diamond debt; nothing was left to pay"
+        else:
+            fresh = await self.get(payout.id)  # rejected, or voided by the expiry
+            raise Conflict("payout_not_pending", f"the payout is {fresh.status.value}")
+        return await asyncio.to_thread(
+            self._record_approval, payout.id, status, reviewer_id, note, cents
+        )
+
+    def _record_approval(
+        self,
+        payout_id: str,
+        status: PayoutStatus,
+        reviewer: int | None,
+        note: str | None,
+        amount_minor: int,
+    ) -> Payout:
+        """The row after the ledger committed an approval: what it paid, a settled debt less."""
+        with self._db.begin() as conn:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout_id)
+                .values(
+                    status=status.value,
+                    amount_minor=amount_minor,
+                    reviewed_by=reviewer,
+                    reviewed_at_us=now_us(),
+                    note=note,
+                )
+            )
+            return _get(conn, payout_id)
 
     async def get(self, payout_id: str) -> Payout:
         return await asyncio.to_thread(self._get_fresh, payout_id)

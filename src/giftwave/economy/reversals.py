@@ -16,7 +16,7 @@ from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import Conflict, NotFound, Unavailable
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
-from giftwave.ledger.queries import existing_transfer_ids
+from giftwave.ledger.queries import transfer_amounts
 
 ATTEMPTS = 5
 RECENT_MAX_SENDS: Final = 200
@@ -105,39 +105,44 @@ async def reverse_gift(
         if all(o.succeeded for o in outcomes):
             await asyncio.to_thread(_mark, db, send_id)
             return result
-        if Outcome.INSUFFICIENT_FUNDS not in outcomes:
+        # Short of diamonds: the creator's balance moved since the plan. An id taken with
+        # other amounts: a concurrent reversal of the same gift won; the next plan reads its
+        # receipt. Either way, plan again.
+        if not {Outcome.INSUFFICIENT_FUNDS, Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS} & {*outcomes}:
             raise Conflict("reversal_refused", f"the ledger refused: {outcomes[0].value}")
     raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
 
 
 def _plan(db: Engine, wallets: Wallets, send_id: str) -> tuple[list[Transfer], GiftReversed]:
     coins_leg, diamonds_leg = send_id + ":c", send_id + ":d"
+    rev_c, rev_d, rev_dd = send_id + ":rev:c", send_id + ":rev:d", send_id + ":rev:dd"
     with db.connect() as conn:
         row = conn.execute(select(gift_sends).where(gift_sends.c.transfer_id == coins_leg)).first()
-        done = existing_transfer_ids(conn, [coins_leg, diamonds_leg, send_id + ":rev:c"])
+        done = transfer_amounts(conn, [coins_leg, diamonds_leg, rev_c, rev_d, rev_dd])
     if row is None or coins_leg not in done:
         raise NotFound("gift_send_not_found", f"no committed gift {send_id!r}")
+    if rev_c in done:
+        # Reversed before: answer that reversal's receipt, read back from its own transfers
+        # (what the creator held then was taken, the rest became a debt), never a new plan
+        # from today's balances, which would call the whole amount taken.
+        return [], GiftReversed(send_id, done[rev_c], done.get(rev_d, 0), done.get(rev_dd, 0))
     sender, creator = wallets.user(int(row.sender_id)), wallets.user(int(row.creator_id))
     coins, diamonds = int(row.coins), int(row.diamonds)
-    if send_id + ":rev:c" in done:
-        return [], GiftReversed(send_id, coins, diamonds, 0)
     (creator_diamonds,) = wallets.accounts([creator.diamonds])
     take = min(diamonds, max(0, creator_diamonds.available))
     spent = wallets.platform(GIFTS_SPENT, "COIN")
     issued = wallets.platform(DIAMONDS_ISSUED, "DIAMOND")
     code = TransferCode.REFUND
-    chain = [Transfer(send_id + ":rev:c", spent, sender.coins, coins, code, reverses_id=coins_leg)]
+    chain = [Transfer(rev_c, spent, sender.coins, coins, code, reverses_id=coins_leg)]
     if diamonds_leg in done and take > 0:
         chain.append(
-            Transfer(
-                send_id + ":rev:d", creator.diamonds, issued, take, code, reverses_id=diamonds_leg
-            )
+            Transfer(rev_d, creator.diamonds, issued, take, code, reverses_id=diamonds_leg)
         )
     debt = diamonds - take if diamonds_leg in done else 0
     if debt > 0:
         chain.append(
             Transfer(
-                send_id + ":rev:dd",
+                rev_dd,
                 creator.diamond_debt,
                 issued,
                 debt,

@@ -17,6 +17,17 @@ def existing_transfer_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
     return {str(r.id) for r in rows}
 
 
+def transfer_amounts(conn: Connection, ids: Iterable[str]) -> dict[str, int]:
+    """The amount of each of these transfers that exists, by id."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(transfers.c.id, transfers.c.amount).where(transfers.c.id.in_(wanted))
+    ).all()
+    return {str(r.id): int(r.amount) for r in rows}
+
+
 def transfer_exists(conn: Connection, transfer_id: str) -> bool:
     return bool(existing_transfer_ids(conn, [transfer_id]))
 

@@ -4,7 +4,7 @@
 
 import { connectRoom } from "./room.js";
 import {
-  bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
+  api, bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
 } from "./site.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
 
@@ -150,8 +150,12 @@ function ended() {
 }
 
 function joinRoom() {
+  // Logged in by cookie: the cookie opens the socket. By bearer token (the embed): a one-use
+  // ticket for each connection, never the token itself in the URL.
+  const byBearer = boot.user?.via !== "cookie" && bearer();
+  const path = `/v1/streams/${encodeURIComponent(boot.stream_id)}/ws-ticket`;
   return connectRoom(boot.stream_id, {
-    token: boot.user?.via === "cookie" ? null : bearer(),
+    ticket: byBearer ? async () => (await api("POST", path)).ticket : null,
     onEvent: (event) => handlers[event.type]?.(event),
     onStatus(status) {
       document.body.dataset.connected = status === "open" ? "1" : "0";
