@@ -29,6 +29,7 @@ from giftwave.economy.services import Economy
 from giftwave.identity.users import HANDLE_RE, PASSWORD_MIN_CHARS, Role, User, find_user
 from giftwave.live.overlay_keys import creator_of_key
 from giftwave.live.streams import Stream, find_stream, live_stream_of, live_with_creators
+from giftwave.money import EXPONENTS_NOT_TWO
 from giftwave.realtime.hub import Hub
 from giftwave.web.i18n import LANG_COOKIE, client_messages, negotiate
 from giftwave.web.templates import render
@@ -78,6 +79,8 @@ def page(
     boot = {
         "locale": who.locale,
         "messages": client_messages(who.locale),
+        # Digits of each currency's minor unit where not 2 (money.py): site.js money() reads it.
+        "currency_exponents": EXPONENTS_NOT_TWO,
         "user": None
         if who.user is None
         else {

@@ -3,13 +3,13 @@ language with its catalog installed (``{{ _("…") }}``, ``{% trans %}``)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import cache
 
 from babel.dates import format_date, format_skeleton
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from giftwave.money import format_money
 from giftwave.web.i18n import DEFAULT_LOCALE, LANGUAGE_NAMES, LOCALES, text_direction, translations
 
 
@@ -31,9 +31,8 @@ def environment(locale: str = DEFAULT_LOCALE) -> Environment:
     env.filters["number"] = lambda n: format_decimal(n, locale=locale)
     env.filters["date"] = lambda d: format_date(d, format="medium", locale=locale)
     env.filters["day_month"] = lambda d: format_skeleton("MMMd", d, locale=locale)
-    env.filters["cents"] = lambda n, currency="USD": format_currency(
-        Decimal(n) / 100, currency, locale=locale
-    )
+    # An amount in its currency's minor unit (money.py): cents for the default USD.
+    env.filters["cents"] = lambda n, currency="USD": format_money(int(n), currency, locale)
     return env
 
 

@@ -1,7 +1,7 @@
 // The admin console: one section at a time (the address's #hash), each loaded when first
 // shown, every action through the admin JSON API; a refusal is the API's problem, in a toast.
 
-import { api, boot, fmt, locale, t, toast } from "./site.js";
+import { api, boot, fmt, locale, money, t, toast } from "./site.js";
 
 const when = new Intl.DateTimeFormat(locale === "ar" ? "ar-u-nu-latn" : locale, {
   dateStyle: "medium",
@@ -10,15 +10,6 @@ const when = new Intl.DateTimeFormat(locale === "ar" ? "ar-u-nu-latn" : locale, 
 const dateOf = (us) => when.format(new Date(us / 1000));
 const fail = (err) => toast(err.message, { kind: "error", ms: 6000 });
 const YES_NO = (v) => (v ? t("Yes") : t("No"));
-
-function money(minor, currency) {
-  try {
-    return new Intl.NumberFormat(locale === "ar" ? "ar-u-nu-latn" : locale, { style: "currency", currency })
-      .format(minor / 100);
-  } catch (_) {
-    return `${fmt(minor)} ${currency}`;
-  }
-}
 
 /** An element: el("td", { className: "x", dataset: { a: "1" } }, "text", otherNode). */
 function el(tag, props = {}, ...children) {

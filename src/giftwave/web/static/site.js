@@ -14,9 +14,19 @@ export function t(message, vars = {}) {
 
 export const fmt = (n) => numbers.format(n);
 
-/** An amount in minor units (cents) as money in the page's language. */
+/** An amount in its currency's minor unit (cents; the yen itself for JPY; fils, a thousandth,
+ *  for KWD) as money in the page's language. The digits are the server's (money.py), sent in the
+ *  boot data, so the page and the API always agree on what 160 JPY is. */
 export function money(minor, currency) {
-  return new Intl.NumberFormat(numberLocale, { style: "currency", currency }).format(minor / 100);
+  const digits = boot.currency_exponents?.[currency] ?? 2;
+  const amount = Number(minor) / 10 ** digits;
+  try {
+    return new Intl.NumberFormat(numberLocale, {
+      style: "currency", currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
+    }).format(amount);
+  } catch (_) { // a code this browser does not know: the number and the code
+    return `${new Intl.NumberFormat(numberLocale, { minimumFractionDigits: digits }).format(amount)} ${currency}`;
+  }
 }
 
 export function toast(text, { link = null, linkText = "", kind = "info", ms = 4000 } = {}) {
