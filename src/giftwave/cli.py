@@ -57,6 +57,7 @@ def serve(
     from giftwave.api.app import UVICORN_OPTIONS, create_app
     from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
     from giftwave.db.urls import parse_database_url
+    from giftwave.log_redaction import serve_log_config
 
     settings = _settings()
     db = make_engine(parse_database_url(settings.database_url))
@@ -75,6 +76,7 @@ def serve(
             port=port,
             **UVICORN_OPTIONS,
             access_log=access_log,
+            log_config=serve_log_config(),  # no credential from a URL or header in the log
         )
         return
     if settings.sandbox_webhook_secret is None:
@@ -88,6 +90,7 @@ def serve(
         port=port,
         **UVICORN_OPTIONS,
         access_log=access_log,
+        log_config=serve_log_config(),
     )
 
 

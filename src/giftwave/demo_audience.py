@@ -120,9 +120,15 @@ async def _act(http: httpx.AsyncClient, viewer: SimulatedViewer) -> None:
 async def _viewer_loop(
     base_url: str, stream_id: str, viewer: SimulatedViewer, mean_pause_s: float
 ) -> None:
-    ws_url = base_url.replace("http", "ws", 1) + f"/v1/streams/{stream_id}/ws?token={viewer.token}"
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         viewer.coins = await _wallet(http, viewer.token)
+        r = await http.post(  # a one-use ticket: the session token never goes in a URL
+            f"/v1/streams/{stream_id}/ws-ticket",
+            headers={"Authorization": f"Bearer {viewer.token}"},
+        )
+        r.raise_for_status()
+        ticket = r.json()["ticket"]
+        ws_url = base_url.replace("http", "ws", 1) + f"/v1/streams/{stream_id}/ws?ticket={ticket}"
         async with connect(ws_url, max_size=None) as ws:
             viewer._ws = ws
             while True:

@@ -40,6 +40,23 @@ async def go_live(http: httpx.AsyncClient, token: str, title: str) -> str:
     return str(r.json()["id"])
 
 
+async def ticket(http: httpx.AsyncClient, token: str, stream_id: str) -> str:
+    """A one-use ticket that opens ``stream_id``'s socket as the user of ``token``."""
+    r = await http.post(
+        f"/v1/streams/{stream_id}/ws-ticket", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["ticket"])
+
+
+async def as_user(http: httpx.AsyncClient, url: str, token: str) -> str:
+    """A room socket's ``url`` (ws://…/v1/streams/{id}/ws[?…]) with a fresh ticket for the user
+    of ``token``: a session token never goes in a socket's URL."""
+    stream_id = url.split("/v1/streams/", 1)[1].split("/", 1)[0]
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}ticket={await ticket(http, token, stream_id)}"
+
+
 class Client:
     def __init__(self, ws: Any) -> None:
         self.ws = ws

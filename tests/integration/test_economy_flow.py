@@ -55,8 +55,9 @@ async def test_newcomer_journey(economy_app: AppFactory, db_url: DatabaseUrl) ->
 
         r = await creator.get("/v1/creators/me/statement", params={"format": "csv"})
         assert r.headers["content-type"].startswith("text/csv")
-        rows = list(csv.DictReader(io.StringIO(r.text)))
-        assert [int(row["diamonds"]) for row in rows] == [2057]
+        *lines, total = csv.DictReader(io.StringIO(r.text))
+        assert [int(row["diamonds"]) for row in lines] == [2057]
+        assert (total["day"], int(total["diamonds"])) == ("total", 2057)
 
         # Payout: 2,057 diamonds = $10.28, under the $50 minimum; lower it for this creator.
         r = await creator.post("/v1/payouts", {"diamonds": 2000, "idempotency_key": "p1"})

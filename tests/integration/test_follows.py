@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import websockets
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register
-from liveclient import Client, go_live, person
+from liveclient import Client, as_user, go_live, person
 from serverproc import one_server
 from sqlalchemy import func, select
 
@@ -173,9 +173,9 @@ async def test_friends_watching_with_real_sockets(bare_db_url: DatabaseUrl, tmp_
             handle = {f["user_id"]: f["handle"] for f in listed}
             ana_handle = handle[ana_id]
             async with (
-                websockets.connect(f"{ws_url}?token={ana}") as ana_tab1,
-                websockets.connect(f"{ws_url}?token={ana}") as ana_tab2,
-                websockets.connect(f"{ws_url}?token={stranger}") as stranger_ws,
+                websockets.connect(await as_user(http, ws_url, ana)) as ana_tab1,
+                websockets.connect(await as_user(http, ws_url, ana)) as ana_tab2,
+                websockets.connect(await as_user(http, ws_url, stranger)) as stranger_ws,
                 websockets.connect(ws_url) as anon_ws,
             ):
                 for ws in (ana_tab1, ana_tab2, stranger_ws, anon_ws):
@@ -184,7 +184,7 @@ async def test_friends_watching_with_real_sockets(bare_db_url: DatabaseUrl, tmp_
                 assert await _count(http, stream, fan) == {"count": 1, "handles": [ana_handle]}
                 # the stranger follows nobody: nobody they follow is watching
                 assert (await _count(http, stream, stranger))["count"] == 0
-                async with websockets.connect(f"{ws_url}?token={bo}") as bo_ws:
+                async with websockets.connect(await as_user(http, ws_url, bo)) as bo_ws:
                     await Client(bo_ws).recv()
                     both = await _count(http, stream, fan)
                     assert both["count"] == 2
@@ -197,7 +197,7 @@ async def test_friends_watching_with_real_sockets(bare_db_url: DatabaseUrl, tmp_
                 await _until(http, stream, fan, 0)  # her last tab closed: she is gone
 
                 # a followed user who is unfollowed stops counting
-                async with websockets.connect(f"{ws_url}?token={bo}") as bo_ws:
+                async with websockets.connect(await as_user(http, ws_url, bo)) as bo_ws:
                     await Client(bo_ws).recv()
                     await _until(http, stream, fan, 1)
                     r = await http.delete(

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 import websockets
-from liveclient import Client, person
+from liveclient import Client, as_user, person
 from serverproc import ADMIN_TOKEN, ServerGroup, ServerProcess, giftwave_env, migrate
 
 from giftwave.db.urls import DatabaseUrl
@@ -41,9 +41,8 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _ws_url(server: ServerProcess, stream_id: str, token: str | None = None) -> str:
-    url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream_id}/ws"
-    return url if token is None else f"{url}?token={token}"
+def _ws_url(server: ServerProcess, stream_id: str) -> str:
+    return server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream_id}/ws"
 
 
 class Stage:
@@ -155,7 +154,7 @@ async def test_viewers_of_both_rooms_see_the_scores_and_the_same_result(
             a, b = stage.streams
             async with (
                 websockets.connect(_ws_url(server, a)) as in_a,
-                websockets.connect(_ws_url(server, b, stage.fan)) as in_b,
+                websockets.connect(await as_user(http, _ws_url(server, b), stage.fan)) as in_b,
             ):
                 room_a, room_b = Client(in_a), Client(in_b)
                 await room_a.recv()

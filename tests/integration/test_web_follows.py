@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 from browser import chromium, collect_errors
-from liveclient import Client, go_live, person
+from liveclient import Client, as_user, go_live, person
 from playwright.async_api import expect
 from serverproc import one_server
 
@@ -55,7 +55,9 @@ async def test_follow_on_the_viewer_page_then_see_them_watching_on_home(
             count = await http.get(f"/v1/users/{creator_id}/followers/count")
             assert count.json()["followers"] == 1
 
-            ws_url = base.replace("http://", "ws://") + f"/v1/streams/{stream_id}/ws?token={token}"
+            ws_url = await as_user(
+                http, base.replace("http://", "ws://") + f"/v1/streams/{stream_id}/ws", token
+            )
             async with websockets.connect(ws_url) as creator_ws:
                 await Client(creator_ws).recv()  # the creator has their room open
                 await fan.goto(f"{base}/")

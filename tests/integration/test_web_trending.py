@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from liveclient import Client, person
+from liveclient import Client, as_user, person
 from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
@@ -59,7 +59,8 @@ async def test_the_home_page_shows_trending_streams_in_order(
             assert r.status_code == 201, r.text  # 30 coins: 30 points
 
             ws = server.base_url.replace("http://", "ws://")
-            async with websockets.connect(f"{ws}/v1/streams/{liked}/ws?token={fan_token}") as s:
+            fan_url = await as_user(http, f"{ws}/v1/streams/{liked}/ws", fan_token)
+            async with websockets.connect(fan_url) as s:
                 fan = Client(s)
                 await fan.recv()  # the snapshot: the fan is a new viewer (5 points)
                 for n in range(3):  # three taps, one like (0.5 points)
@@ -68,7 +69,8 @@ async def test_the_home_page_shows_trending_streams_in_order(
             async with websockets.connect(f"{ws}/v1/streams/{liked}/ws") as s:
                 await Client(s).recv()  # the same again, anonymous: another new viewer (5)
             for stream, token in ((quiet, quiet_token), (liked, liked_token)):
-                async with websockets.connect(f"{ws}/v1/streams/{stream}/ws?token={token}") as s:
+                creator_url = await as_user(http, f"{ws}/v1/streams/{stream}/ws", token)
+                async with websockets.connect(creator_url) as s:
                     creator = Client(s)
                     await creator.recv()  # the creator in their own room: nothing
                     ack = await creator.command(id=1, cmd="like", count=1)

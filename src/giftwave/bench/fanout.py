@@ -31,6 +31,7 @@ from giftwave.bench.server import (
     run,
     served,
     setup_room,
+    socket_tickets,
 )
 from giftwave.bench.ws_client import connect, connect_all
 
@@ -144,11 +145,9 @@ async def _rain(
             code = orjson.loads(payload)["error"]["code"]
             phase.gift_errors[code] = phase.gift_errors.get(code, 0) + 1
 
-    path = f"/v1/streams/{room.stream_id}/ws?token="
-    gifters = [
-        await connect(server.host, server.port, path + token, on_ack)
-        for token in room.viewer_tokens[: cfg.gifters]
-    ]
+    path = f"/v1/streams/{room.stream_id}/ws?ticket="
+    tickets = await socket_tickets(server.base, room.stream_id, room.viewer_tokens[: cfg.gifters])
+    gifters = [await connect(server.host, server.port, path + t, on_ack) for t in tickets]
     loop = asyncio.get_running_loop()
     started = loop.time()
     sent = 0

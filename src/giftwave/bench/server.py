@@ -83,6 +83,8 @@ def served(
             "GIFTWAVE_ADMIN_TOKEN": ADMIN_TOKEN,
             "GIFTWAVE_PASSWORD_TIME_COST": "1",
             "GIFTWAVE_PASSWORD_MEMORY_KIB": "8",
+            # Every bench viewer signs up from the load generator's one address.
+            "GIFTWAVE_REGISTER_ADDRESS_FREE": "100000",
             **(env or {}),
         }
         command = [_giftwave(), "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -160,6 +162,25 @@ async def setup_room(base: str, viewers: int) -> BenchRoom:
 
         tokens = await asyncio.gather(*(viewer(n) for n in range(1, viewers + 1)))
     return BenchRoom(stream_id=stream_id, creator_token=creator_token, viewer_tokens=list(tokens))
+
+
+async def socket_tickets(base: str, stream_id: str, tokens: list[str]) -> list[str]:
+    """A one-use ticket to the room's socket for each token, in order (asked for just before
+    connecting: a ticket lapses in seconds)."""
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+        sem = asyncio.Semaphore(16)
+
+        async def one(token: str) -> str:
+            async with sem:
+                r = await client.post(
+                    f"/v1/streams/{stream_id}/ws-ticket",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                r.raise_for_status()
+                return str(r.json()["ticket"])
+
+        return list(await asyncio.gather(*(one(token) for token in tokens)))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

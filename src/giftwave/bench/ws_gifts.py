@@ -29,6 +29,7 @@ from giftwave.bench.server import (
     run,
     served,
     setup_room,
+    socket_tickets,
 )
 from giftwave.bench.ws_client import WsClient, connect_all
 
@@ -118,8 +119,10 @@ async def _websocket_phase(
 ) -> _Tally:
     tally = _Tally()
     gifters = [_Gifter(n, cfg.window, tally) for n in range(cfg.gifters)]
-    path = f"/v1/streams/{room.stream_id}/ws?token="
-    targets = [(path + room.viewer_tokens[g.n], g.on_message) for g in gifters]
+    path = f"/v1/streams/{room.stream_id}/ws?ticket="
+    tokens = [room.viewer_tokens[g.n] for g in gifters]
+    tickets = await socket_tickets(server.base, room.stream_id, tokens)
+    targets = [(path + t, g.on_message) for t, g in zip(tickets, gifters, strict=True)]
     clients = await connect_all(server.host, server.port, targets)
     for gifter, client in zip(gifters, clients, strict=True):
         gifter.client = client

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import Connection, func, select
 
@@ -19,6 +19,7 @@ from giftwave.clock import day_start_us
 from giftwave.db.tables import gift_sends, streams, transfers
 from giftwave.economy.packages import list_packages
 from giftwave.economy.payouts import MICROS_PER_CENT, payout_totals
+from giftwave.economy.rounding import apportion_cents, floor_cents
 from giftwave.errors import Invalid
 
 US_PER_DAY: Final = 86_400_000_000
@@ -42,6 +43,9 @@ class DayLine:
     coins: int
     diamonds: int
     cash_cents: int
+
+
+_Row = TypeVar("_Row", Line, DayLine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,7 @@ def build_statement(
     ).all()
 
     def cash(diamonds: int) -> int:
-        return diamonds * diamond_value_usd_micros // MICROS_PER_CENT
+        return floor_cents(diamonds, diamond_value_usd_micros)
 
     lines = [
         DayLine(
@@ -123,6 +127,14 @@ def build_statement(
         sum(x.diamonds for x in lines),
         cash(sum(x.diamonds for x in lines)),
     )
+    # Each list of rows shares out the total's cents by largest remainder: a floor per row
+    # made rows that did not add up to the total (1 + 0 + 0 cents beside 2).
+    lines = _apportioned(lines, diamond_value_usd_micros)
+    days = sorted(by_day.items())
+    day_lines = _apportioned([line for _, line in days], diamond_value_usd_micros)
+    per_stream = list(by_stream.items())
+    stream_lines = _apportioned([line for _, (_, line) in per_stream], diamond_value_usd_micros)
+    assert sum(x.cash_cents for x in lines) == totals.cash_cents
     low, high = _share_range(conn, currency, diamond_value_usd_micros, totals)
     return Statement(
         creator_id=creator_id,
@@ -130,13 +142,22 @@ def build_statement(
         to_day=to_day,
         diamond_value_usd_micros=diamond_value_usd_micros,
         totals=totals,
-        by_day=sorted(by_day.items()),
-        by_stream=[(sid, title, line) for sid, (title, line) in by_stream.items()],
+        by_day=[(day, line) for (day, _), line in zip(days, day_lines, strict=True)],
+        by_stream=[
+            (sid, title, line)
+            for (sid, (title, _)), line in zip(per_stream, stream_lines, strict=True)
+        ],
         lines=lines,
         share_percent_low=low,
         share_percent_high=high,
         payouts=payout_totals(conn, creator_id),
     )
+
+
+def _apportioned(rows: list[_Row], value_micros: int) -> list[_Row]:
+    """The rows with their cents shared out of their total (economy/rounding.py)."""
+    cents = apportion_cents([row.diamonds for row in rows], value_micros)
+    return [replace(row, cash_cents=c) for row, c in zip(rows, cents, strict=True)]
 
 
 def _add(prior: Line | None, line: DayLine, cash: object) -> Line:
@@ -185,6 +206,9 @@ def statement_csv(statement: Statement) -> str:
                 f"{line.cash_cents / 100:.2f}",
             ]
         )
+    # The statement's totals, as the JSON has them; the lines above add up to them exactly.
+    t = statement.totals
+    writer.writerow(["total", "", "", t.gifts, t.coins, t.diamonds, f"{t.cash_cents / 100:.2f}"])
     return out.getvalue()
 
 

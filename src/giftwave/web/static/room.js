@@ -2,11 +2,16 @@
 // reconnect with since/epoch, each finished gift shown once, and commands that survive a
 // reconnect: a gift not yet answered is sent again with the same id and idempotency key, so
 // it is never charged twice however the connection comes and goes.
+//
+// A page logged in by cookie opens the socket with the cookie (the server checks the page's
+// origin). A page with a bearer token (the embed, in another site's frame) passes `ticket`: a
+// function that asks the API for a one-use ticket, called before every (re)connect, so no
+// long-lived token is ever in the socket's URL (URLs end up in logs).
 
 const FINISHED_KEPT = 500;
 const MAX_DELAY_MS = 8000;
 
-export function connectRoom(streamId, { onEvent, onStatus = () => {}, token = null }) {
+export function connectRoom(streamId, { onEvent, onStatus = () => {}, ticket = null }) {
   let ws = null;
   let resume = null; // {seq, epoch} of the last frame
   let delayMs = 500;
@@ -40,10 +45,21 @@ export function connectRoom(streamId, { onEvent, onStatus = () => {}, token = nu
     }
   }
 
-  function open() {
+  function retry() {
+    onStatus("reconnecting");
+    setTimeout(open, delayMs);
+    delayMs = Math.min(delayMs * 2, MAX_DELAY_MS);
+  }
+
+  async function open() {
+    let oneUse = null;
+    if (ticket) {
+      try { oneUse = await ticket(); } catch (_) { if (!closed) retry(); return; }
+    }
+    if (closed) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const query = new URLSearchParams();
-    if (token) query.set("token", token); // no cookie in a third-party iframe: the embed's login
+    if (oneUse) query.set("ticket", oneUse); // spent by this connection; a reconnect asks again
     if (resume) { query.set("since", String(resume.seq)); query.set("epoch", resume.epoch); }
     let url = `${scheme}://${location.host}/v1/streams/${encodeURIComponent(streamId)}/ws`;
     if (query.size) url += `?${query}`;
@@ -82,9 +98,7 @@ export function connectRoom(streamId, { onEvent, onStatus = () => {}, token = nu
         pending.clear();
         return;
       }
-      onStatus("reconnecting");
-      setTimeout(open, delayMs);
-      delayMs = Math.min(delayMs * 2, MAX_DELAY_MS);
+      retry(); // a refused ticket (4401) too: the next attempt asks for a new one
     };
   }
 
