@@ -50,6 +50,22 @@ class Settings(BaseSettings):
     password_time_cost: Annotated[int, Field(ge=1, le=20)] = 3
     password_memory_kib: Annotated[int, Field(ge=8, le=1_048_576)] = 65_536
     session_ttl_s: Annotated[int, Field(ge=60, le=366 * 86_400)] = 30 * 86_400
+    # Each Argon2 hash holds password_memory_kib while it runs: at most this many at once per
+    # process (a flood of log-ins must not exhaust memory); the next wait this long for a turn,
+    # then are answered 503 busy.
+    password_hashes_at_once: Annotated[int, Field(ge=1, le=256)] = 4
+    password_hash_wait_ms: Annotated[int, Field(ge=0, le=60_000)] = 2000
+    # Log-in throttle (identity/throttle.py, in the database: it holds across processes and
+    # nodes): this many wrong attempts per login name, and per client address (higher: many
+    # people may share one address), then each further one waits base, 2 x base, ... up to max.
+    login_attempts_free: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_address_attempts_free: Annotated[int, Field(ge=1, le=100_000)] = 50
+    login_backoff_base_ms: Annotated[int, Field(ge=1, le=600_000)] = 1000
+    login_backoff_max_s: Annotated[int, Field(ge=1, le=86_400)] = 900
+    # Sign-ups per client address: this many at once, refilled at this many per hour; past
+    # them, the same backoff. Bounds mass sign-ups and probing which e-mails are registered.
+    register_address_free: Annotated[int, Field(ge=1, le=100_000)] = 10
+    register_address_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 10
     cookie_secure: bool = True
     # Buying coins, sending and receiving gifts: this age, or the country's own.
     min_age: Annotated[int, Field(ge=13, le=25)] = 18

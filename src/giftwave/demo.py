@@ -57,7 +57,9 @@ def seed_demo(settings: Settings) -> DemoSeed:
 async def _seed(settings: Settings) -> DemoSeed:
     from giftwave.api.app import create_app
 
-    app = create_app(settings)
+    # The seed signs its whole cast up from one in-process address, on every start; the
+    # per-address sign-up limit is for strangers on the network.
+    app = create_app(settings.model_copy(update={"register_address_free": 100_000}))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

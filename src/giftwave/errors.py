@@ -8,7 +8,8 @@
     ├── Conflict          409  an idempotency key reused with other fields, a state clash
     ├── PaymentRequired   402  not enough coins or diamonds
     ├── RateLimited       429  too many, too fast; ``retry_after_s`` says when to come back
-    └── Unavailable       503  a dependency (the payment provider) cannot be reached
+    └── Unavailable       503  a dependency (the payment provider) cannot be reached, or the
+                               server is too busy; ``retry_after_s`` when it knows when
 
 The API turns each into RFC 9457 problem+json; the domain never imports the web framework,
 the status numbers are just the meaning of each kind.
@@ -63,3 +64,9 @@ class RateLimited(DomainError):
 
 class Unavailable(DomainError):
     status = 503
+
+    def __init__(
+        self, code: str, detail: str, retry_after_s: float | None = None, **extra: Any
+    ) -> None:
+        super().__init__(code, detail, **extra)
+        self.retry_after_s = retry_after_s  # None: no Retry-After (no idea when)

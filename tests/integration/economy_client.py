@@ -27,6 +27,7 @@ FAST = {
     "password_memory_kib": 8,
     "sandbox_webhook_secret": "whsec_test_sandbox",
     "ledger_expiry_interval_s": 0.05,
+    "register_address_free": 100_000,  # everyone signs up from one address here
 }
 
 AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -20,9 +20,10 @@ from giftwave.api.auth import (
     principal,
 )
 from giftwave.api.fields import IsoDate
-from giftwave.api.problems import Problem
 from giftwave.api.shares import share_cookie
 from giftwave.economy.services import Economy
+from giftwave.errors import Conflict
+from giftwave.identity.logins import Logins, Policies, taken
 from giftwave.identity.sessions import create_session, end_session
 from giftwave.identity.users import (
     PASSWORD_MAX_CHARS,
@@ -31,7 +32,6 @@ from giftwave.identity.users import (
     User,
     create_user,
     find_by_external_ref,
-    find_by_login,
 )
 
 router = APIRouter(prefix="/v1", tags=["identity"])
@@ -125,11 +125,23 @@ def _start_session(economy: Economy, response: Response, user: User) -> SessionO
     )
 
 
+def client_address(request: Request) -> str:
+    """Who is asking, as far as the network says (behind a trusted proxy: its
+    X-Forwarded-For, which uvicorn applies; see docs/operations.md)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _logins(economy: Economy) -> Logins:
+    return Logins(economy.db, economy.passwords, Policies.of(economy.settings))
+
+
 @router.post("/auth/register", status_code=201, response_model=SessionOut)
 async def register(
     body: Register, request: Request, response: Response, economy: Econ
 ) -> SessionOut:
-    password_hash = await run_in_threadpool(economy.passwords.hash, body.password)
+    """A new account and its session. A handle or e-mail already registered is one answer,
+    409 already_registered, whichever it is; sign-ups are limited per client address."""
+    password_hash = await _logins(economy).sign_up_hash(body.password, client_address(request))
 
     def work() -> SessionOut:
         with economy.db.begin() as conn:
@@ -145,25 +157,20 @@ async def register(
             )
         return _start_session(economy, response, user)
 
-    session = await run_in_threadpool(work)
+    try:
+        session = await run_in_threadpool(work)
+    except Conflict as exc:
+        raise taken(exc) from None
     # Came through a share link: credit its sharer (docs/sharing.md).
     await request.app.state.sharing.signed_up(session.user.id, share_cookie(request))
     return session
 
 
 @router.post("/auth/login", response_model=SessionOut)
-async def login(body: Login, response: Response, economy: Econ) -> SessionOut:
-    def find() -> tuple[User, str | None] | None:
-        with economy.db.connect() as conn:
-            return find_by_login(conn, body.login)
-
-    found = await run_in_threadpool(find)
-    password_hash = None if found is None else found[1]
-    # Verified even for an unknown login, so both take the same time.
-    ok = await run_in_threadpool(economy.passwords.verify, password_hash, body.password)
-    if found is None or not ok:
-        raise Problem(401, "invalid_credentials", "that login and password do not match")
-    user = found[0]
+async def login(body: Login, request: Request, response: Response, economy: Econ) -> SessionOut:
+    """401 invalid_credentials for an unknown login or a wrong password alike; 429
+    too_many_attempts (Retry-After) while the login name or the address backs off."""
+    user = await _logins(economy).log_in(body.login, body.password, client_address(request))
     return await run_in_threadpool(_start_session, economy, response, user)
 
 

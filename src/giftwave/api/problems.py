@@ -8,6 +8,7 @@ so a client generated from /openapi.json knows them and the answers keep to the 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any, Final
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
-from giftwave.errors import DomainError, RateLimited
+from giftwave.errors import DomainError, RateLimited, Unavailable
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount, LedgerError
 from giftwave.payments.base import WebhookRejected
@@ -174,8 +175,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = None
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+        retry_after_s = exc.retry_after_s if isinstance(exc, RateLimited | Unavailable) else None
+        if retry_after_s is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
         return problem_response(exc.status, exc.code, exc.detail, headers=headers, **exc.extra)
 
     @app.exception_handler(WebhookRejected)

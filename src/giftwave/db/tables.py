@@ -733,3 +733,16 @@ socket_tickets = Table(
     Index("ix_socket_tickets_user", "user_id"),
     Index("ix_socket_tickets_expires", "expires_at_us"),
 )
+
+# Log-in and sign-up throttles (identity/throttle.py), in the database so that every server
+# process and node counts the same attempts. ``key`` is "login:<sha256 of the login name>",
+# "address:<client address>" or "register:<client address>"; ``attempts`` decay with time.
+auth_throttles = Table(
+    "auth_throttles",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("blocked_until_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    Index("ix_auth_throttles_updated", "updated_at_us"),
+)

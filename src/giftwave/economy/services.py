@@ -78,7 +78,10 @@ class Economy:
             engine=engine,
             age_rule=age_rule,
             passwords=Passwords(
-                time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+                time_cost=settings.password_time_cost,
+                memory_kib=settings.password_memory_kib,
+                at_once=settings.password_hashes_at_once,
+                wait_s=settings.password_hash_wait_ms / 1000,
             ),
             wallets=wallets,
             catalog=catalog,
