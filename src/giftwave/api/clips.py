@@ -264,9 +264,9 @@ class ClipPatch(BaseModel):
 
 
 def _own(conn: Any, clip_id: str, user: User) -> Clip:
-    clip = find_clip(conn, clip_id)
-    if clip is None:
-        raise Problem(404, "clip_not_found", "no such clip")
+    # Someone else's clip that is not published (being made, failed) is not there for the
+    # caller: the same 404 as an id that never existed, so ids cannot be probed by writing.
+    clip = visible_clip(find_clip(conn, clip_id), user)
     if clip.creator_id != user.id:
         raise Problem(403, "not_your_clip", "only the clip's creator can change it")
     return clip
@@ -456,6 +456,8 @@ async def request_download(
 ) -> DownloadJobOut:
     """Start (or reuse: one per clip and version) the render of the clip with the creator's
     moving @handle and an end card; follow the job until ``done``, then fetch its ``url``."""
+    # Another creator's clip still being made answers as a missing one, not "not ready".
+    await run_in_threadpool(_readable_clip, clips, clip_id, user)
     job, offer = await run_in_threadpool(clips.download_job, clip_id)
     if offer:
         clips.offer(job)

@@ -16,7 +16,7 @@ from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.config import Settings
 from giftwave.economy.limits import UserRateLimiter
 from giftwave.errors import NotFound
-from giftwave.identity.users import find_user
+from giftwave.identity.users import find_user, require_active
 from giftwave.live.streams import find_stream, live_stream_of
 from giftwave.sharing.attribution import (
     Event,
@@ -118,6 +118,11 @@ class Sharing:
     ) -> tuple[ShareLink, bool]:
         """The sharer's link to a stream or profile for a channel (the same one again)."""
         with self.db.begin() as conn:
+            # Read here, not from the session's (cached) user: a block takes effect at once.
+            sharer = find_user(conn, sharer_id)
+            if sharer is None:
+                raise NotFound("user_not_found", f"no user {sharer_id}")
+            require_active(sharer)  # a blocked account spreads no links (account_blocked)
             if kind is TargetKind.CLIP and not _ready_clip(conn, target_id):
                 raise NotFound("clip_not_found", f"no clip {target_id!r}")
             if kind is TargetKind.STREAM and find_stream(conn, target_id) is None:
