@@ -49,7 +49,8 @@ async def test_health_figures_empty_then_from_the_ledger(
             "/v1/admin/analytics/economy?format=csv&table=days", headers=ADMIN
         )
         assert csv_empty.text.splitlines() == [
-            "day,coins_sold,coins_spent,diamonds_earned,diamonds_paid_out,topups,gifts"
+            "day,coins_sold,coins_spent,diamonds_earned,diamonds_paid_out,topups,gifts,"
+            "coins_reversed"
         ]
         r = await creator.post(f"/v1/streams/{quiet}/end")
         assert r.status_code == 200, r.text

@@ -76,13 +76,18 @@ def minute_label(minute_us: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EconomyDay:
+    """One UTC day. Like the headline, every gift figure is net of the reversals booked that
+    day (a reversal counts on the day the ledger made it, so a day that reversed older gifts
+    can be negative); the rows of every day add up to the headline."""
+
     day: str
     coins_sold: int
-    coins_spent: int
-    diamonds_earned: int
+    coins_spent: int  # net of reversals
+    diamonds_earned: int  # net of reversals
     diamonds_paid_out: int
     topups: int
-    gifts: int
+    gifts: int  # net of reversed gifts
+    coins_reversed: int  # what the reversals gave back, already taken off coins_spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,7 @@ class EconomyReport:
                     "diamonds_paid_out",
                     "topups",
                     "gifts",
+                    "coins_reversed",
                 ],
                 [
                     [
@@ -154,6 +160,7 @@ class EconomyReport:
                         d.diamonds_paid_out,
                         d.topups,
                         d.gifts,
+                        d.coins_reversed,
                     ]
                     for d in self.days
                 ],
@@ -214,6 +221,9 @@ def economy_report(
                 e.diamonds_paid_out,
                 e.topups,
                 e.gifts,
+                e.coins_reversed,
+                e.diamonds_reversed,
+                e.gift_reversals,
             )
             .where(e.day > int(last_day) - days)
             .order_by(e.day)
@@ -257,7 +267,22 @@ def economy_report(
         creators_above_payout_min_share=rate(above, creators),
         income_bands=_income_bands(conn, diamond_value_usd_micros),
         cohorts=_cohorts(conn),
-        days=[EconomyDay(day_label(int(r[0])), *(int(v) for v in r[1:])) for r in day_rows],
+        days=[_economy_day(r) for r in day_rows],
+    )
+
+
+def _economy_day(r: Any) -> EconomyDay:
+    """A day's row net of its reversals, as the headline is (it counted them before, while the
+    headline did not: 254,010 coins spent beside a headline of 8,517)."""
+    return EconomyDay(
+        day=day_label(int(r.day)),
+        coins_sold=int(r.coins_sold),
+        coins_spent=int(r.coins_spent) - int(r.coins_reversed),
+        diamonds_earned=int(r.diamonds_earned) - int(r.diamonds_reversed),
+        diamonds_paid_out=int(r.diamonds_paid_out),
+        topups=int(r.topups),
+        gifts=int(r.gifts) - int(r.gift_reversals),
+        coins_reversed=int(r.coins_reversed),
     )
 
 
