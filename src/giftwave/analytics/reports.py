@@ -29,7 +29,12 @@ from giftwave.analytics.metrics import (
     rate,
     top_count,
 )
-from giftwave.analytics.rollup import MINUTE_US
+from giftwave.analytics.rollup import (
+    MINUTE_US,
+    WEEK_START_OFFSET_DAYS,
+    week_of_day,
+    week_start_day,
+)
 from giftwave.db.tables import (
     analytics_cohort_weeks,
     analytics_creator_days,
@@ -382,7 +387,7 @@ def _cohorts(conn: Connection) -> list[Cohort]:
             rate(grid[cohort].get(cohort + i, 0), size)
             for i in range(1, min(COHORTS_SHOWN, int(last) - cohort + 1))
         ]
-        out.append(Cohort(day_label(cohort * 7), size, later))
+        out.append(Cohort(day_label(week_start_day(cohort)), size, later))
     return out
 
 
@@ -481,12 +486,13 @@ def creator_report(conn: Connection, creator_id: int, *, days: int = 90) -> Crea
         ).all()
     weekly: dict[int, list[int]] = {}
     for day, _, _, d in day_rows:
-        weekly.setdefault(int(day) // 7, [0, 0])[0] += int(d)
+        weekly.setdefault(week_of_day(int(day)), [0, 0])[0] += int(d)
     if weekly:
+        week_no = ((cg.first_day + WEEK_START_OFFSET_DAYS) // 7).label("w")
         for week, n in conn.execute(
-            select((cg.first_day / 7).label("w"), func.count())
-            .where(mine, cg.coins > 0, cg.first_day >= min(weekly) * 7)
-            .group_by("w")
+            select(week_no, func.count())
+            .where(mine, cg.coins > 0, cg.first_day >= week_start_day(min(weekly)))
+            .group_by(week_no)
         ).all():
             weekly.setdefault(int(week), [0, 0])[1] += int(n)
     return CreatorReport(
@@ -501,7 +507,9 @@ def creator_report(conn: Connection, creator_id: int, *, days: int = 90) -> Crea
         top1_share=rate(sum(top10[:1]), coins),
         top10_share=rate(sum(top10), coins),
         days=[CreatorDay(day_label(int(r[0])), *(int(v) for v in r[1:])) for r in day_rows],
-        weeks=[CreatorWeek(day_label(w * 7), v[0], v[1]) for w, v in sorted(weekly.items())],
+        weeks=[
+            CreatorWeek(day_label(week_start_day(w)), v[0], v[1]) for w, v in sorted(weekly.items())
+        ],
     )
 
 
@@ -540,7 +548,8 @@ class StreamReport:
     gifts_per_minute: float
     unique_gifters: int
     peak_viewers: int
-    conversion: float  # unique gifters / peak concurrent viewers
+    present: int  # people known present: the most of peak viewers and of people who gifted
+    conversion: float  # unique gifters / present: never above 1 (docs/analytics.md)
     top1_share: float
     top3_share: float
     shares: int  # share links made or shared again during the stream
@@ -614,16 +623,21 @@ def stream_report(conn: Connection, stream_id: str, *, now_us: int) -> StreamRep
     gifts = sum(m.gifts for m in minutes)
     coins = sum(m.coins for m in minutes)
     sg = analytics_stream_gifters.c
-    gifter_coins = [
+    every_gifter = [
         int(v)
         for v in conn.execute(
-            select(sg.coins)
-            .where(sg.stream_id == stream_id, sg.coins > 0)
-            .order_by(sg.coins.desc())
+            select(sg.coins).where(sg.stream_id == stream_id).order_by(sg.coins.desc())
         ).scalars()
     ]
+    # Someone whose gifts were all reversed is no gifter any more, but was there.
+    gifter_coins = [c for c in every_gifter if c > 0]
     n_gifters = len(gifter_coins)
     peak = max(viewers.values(), default=0)
+    # Viewer identities are not recorded, and a gift through the REST API needs no socket:
+    # the peak alone can be below the gifters (conversion over 100%). Everyone who gifted was
+    # present, as were the peak's viewers: the larger of the two is a floor on the people
+    # present by any channel, so conversion never exceeds 1 (an upper bound on the true one).
+    present = max(int(peak), len(every_gifter))
     shares, visits = _shares_during(conn, stream_id, start, until)
     minutes_live = max(1, math.ceil((until - start) / MINUTE_US))
     return StreamReport(
@@ -639,7 +653,8 @@ def stream_report(conn: Connection, stream_id: str, *, now_us: int) -> StreamRep
         gifts_per_minute=round(gifts / minutes_live, 2),
         unique_gifters=n_gifters,
         peak_viewers=int(peak),
-        conversion=rate(n_gifters, int(peak)),
+        present=present,
+        conversion=rate(n_gifters, present),
         top1_share=rate(sum(gifter_coins[:1]), coins),
         top3_share=rate(sum(gifter_coins[:3]), coins),
         shares=shares,

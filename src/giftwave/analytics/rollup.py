@@ -59,6 +59,22 @@ def day_number(ts_us: int) -> int:
     return ts_us // DAY_US
 
 
+# Every week giftwave groups by is an ISO week, Monday to Sunday (UTC), as the weekly
+# leaderboard's. Day 0 (1970-01-01) was a Thursday, so ``day // 7`` made weeks start on
+# Thursdays; week 0 here starts on Monday 1969-12-29, day -3.
+WEEK_START_OFFSET_DAYS: Final = 3
+
+
+def week_of_day(day: int) -> int:
+    """The ISO week (counted from Monday 1969-12-29) that day number ``day`` falls in."""
+    return (day + WEEK_START_OFFSET_DAYS) // 7
+
+
+def week_start_day(week: int) -> int:
+    """The day number of the Monday that starts ``week``."""
+    return week * 7 - WEEK_START_OFFSET_DAYS
+
+
 @dataclass(slots=True)
 class _Gift:
     stream_id: str
@@ -103,7 +119,7 @@ class _Sums:
         _span(self.creator_gifters, (g.creator_id, g.sender_id), coins, sign, first, last)
         _span(self.gifters, g.sender_id, coins, sign, first, last)
         if sign > 0:
-            self.weeks.add((g.sender_id, day // 7))
+            self.weeks.add((g.sender_id, week_of_day(day)))
 
 
 def _add(table: dict[Any, list[int]], key: Any, *values: int) -> None:
@@ -377,7 +393,7 @@ def _write_cohorts(conn: Connection, sums: _Sums, stored: dict[int, tuple[int, i
     cohorts: dict[tuple[int, int], int] = defaultdict(int)
     for sender, week in new:
         chunk_first = sums.gifters[sender][2]
-        cohort = min(stored.get(sender, (0, chunk_first))[1], chunk_first) // 7
+        cohort = week_of_day(min(stored.get(sender, (0, chunk_first))[1], chunk_first))
         cohorts[(cohort, week)] += 1
     conn.execute(analytics_gifter_weeks.insert(), [{"sender_id": u, "week": w} for u, w in new])
     _upsert_add(

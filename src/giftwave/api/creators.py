@@ -105,6 +105,7 @@ def load_statement(economy: Economy, creator_id: int, start: date, end: date) ->
             start,
             end,
             diamond_value_usd_micros=economy.settings.diamond_value_usd_micros,
+            diamonds_per_100_coins=economy.settings.creator_diamonds_per_100_coins,
             currency=economy.settings.default_currency,
         )
 

@@ -82,9 +82,9 @@ INSERT INTO analytics_gifters
 SELECT sender_id, sum(coins), count(*), min(created_at_us / 86400000000),
     max(created_at_us / 86400000000) FROM gift_sends GROUP BY 1;
 INSERT INTO analytics_gifter_weeks
-SELECT DISTINCT sender_id, created_at_us / 86400000000 / 7 FROM gift_sends;
+SELECT DISTINCT sender_id, (created_at_us / 86400000000 + 3) / 7 FROM gift_sends;
 INSERT INTO analytics_cohort_weeks
-SELECT g.first_day / 7, w.week, count(*) FROM analytics_gifter_weeks w
+SELECT (g.first_day + 3) / 7, w.week, count(*) FROM analytics_gifter_weeks w
 JOIN analytics_gifters g USING (sender_id) GROUP BY 1, 2;
 INSERT INTO analytics_economy_days (day, coins_spent, gifts, diamonds_earned)
 SELECT created_at_us / 86400000000, sum(coins), count(*), sum(diamonds) FROM gift_sends

@@ -496,7 +496,7 @@ server_secrets = Table(
 # watermark (transfers.seq is gap-free and assigned in commit order, so nothing committed later
 # can appear below it) and adds them here in the same transaction that moves the watermark.
 # Times are bucketed: minute_us is the start of the UTC minute, day is days since 1970-01-01,
-# week is days // 7.
+# week is the ISO week (Monday to Sunday) from analytics/rollup.py week_of_day: (day + 3) // 7.
 
 analytics_watermarks = Table(
     "analytics_watermarks",

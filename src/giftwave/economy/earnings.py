@@ -70,6 +70,7 @@ def build_statement(
     to_day: date,
     *,
     diamond_value_usd_micros: int,
+    diamonds_per_100_coins: int,
     currency: str = "USD",
 ) -> Statement:
     if to_day < from_day or (to_day - from_day).days >= MAX_DAYS:
@@ -135,7 +136,9 @@ def build_statement(
     per_stream = list(by_stream.items())
     stream_lines = _apportioned([line for _, (_, line) in per_stream], diamond_value_usd_micros)
     assert sum(x.cash_cents for x in lines) == totals.cash_cents
-    low, high = _share_range(conn, currency, diamond_value_usd_micros, totals)
+    low, high = _share_range(
+        conn, currency, diamond_value_usd_micros, diamonds_per_100_coins, totals
+    )
     return Statement(
         creator_id=creator_id,
         from_day=from_day,
@@ -172,14 +175,19 @@ def _add(prior: Line | None, line: DayLine, cash: object) -> Line:
 
 
 def _share_range(
-    conn: Connection, currency: str, value_micros: int, totals: Line
+    conn: Connection, currency: str, value_micros: int, diamonds_per_100_coins: int, totals: Line
 ) -> tuple[float | None, float | None]:
-    """What share of the viewers' money reached the creator, per coin, both ends of the list."""
+    """What share of the viewers' money reached the creator, per coin, both ends of the list.
+
+    Over a period with gifts, the diamonds they earned per coin (the rate each gift was sent
+    at); over one without, the configured rate: what the next gift would earn."""
     packages = list_packages(conn, currency)
     if not packages:
         return None, None
     per_coin = [p.price_minor / p.coins for p in packages]  # minor units per coin, display only
-    diamonds_per_coin = totals.diamonds / totals.coins if totals.coins else 1.0
+    diamonds_per_coin = (
+        totals.diamonds / totals.coins if totals.coins else diamonds_per_100_coins / 100
+    )
     creator_cents_per_coin = diamonds_per_coin * value_micros / MICROS_PER_CENT
     return (
         round(100 * creator_cents_per_coin / max(per_coin), 1),
