@@ -111,6 +111,23 @@ class Settings(BaseSettings):
     clip_max_duration_s: Annotated[float, Field(ge=1, le=3600)] = 180.0
     clip_workers: Annotated[int, Field(ge=1, le=32)] = 1
     clip_queue_max: Annotated[int, Field(ge=1, le=100_000)] = 100
+    # What an uploaded (or cut) clip may be, checked from its headers before FFmpeg decodes a
+    # frame: decoding is where a small file costs memory (a 750 KB H.264 file can declare
+    # 16000x16000 frames: ~7.6 GB to render). Past one: 422 naming the limit (docs/clips.md).
+    # Defaults: 4K (4096 px a side, 4096x2160 pixels), 120 fps, 8 streams (a phone's video,
+    # sound and metadata tracks), 8-bit (10 accepts HDR phone video, at twice the memory).
+    clip_max_side_px: Annotated[int, Field(ge=64, le=16_384)] = 4096
+    clip_max_pixels: Annotated[int, Field(ge=4096, le=16_384 * 16_384)] = 4096 * 2160
+    clip_max_fps: Annotated[float, Field(ge=1, le=1000)] = 120.0
+    clip_max_streams: Annotated[int, Field(ge=1, le=64)] = 8
+    clip_max_bit_depth: Annotated[int, Field(ge=8, le=12)] = 8
+    # What one render may use: the download is scaled down to fit a 16:9 box this many lines
+    # high (1080: 1920x1080, or 1080x1920 upright), so its cost follows the capped output; each
+    # FFmpeg or ffprobe child runs with this many threads and this much address space at most
+    # (RLIMIT_AS: past it the child fails, not the machine).
+    clip_render_max_p: Annotated[int, Field(ge=144, le=2160)] = 1080
+    clip_ffmpeg_threads: Annotated[int, Field(ge=1, le=16)] = 2
+    clip_ffmpeg_memory_mib: Annotated[int, Field(ge=256, le=65_536)] = 2048
     # Hosts a clip may be cut from (JSON list; "*.example.org" for a domain). Empty: any host
     # whose addresses are all public (clips/sources.py).
     clip_recording_hosts: tuple[str, ...] = ()

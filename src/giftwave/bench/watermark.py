@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from giftwave.clips.media import END_CARD_S, find_tools, probe, render_command
+from giftwave.clips.media import END_CARD_S, child_bounds, find_tools, probe, render_command
+from giftwave.clips.service import media_limits
+from giftwave.config import load_settings
 
 SOURCE_S: Final = 30
 SIZE: Final = "1280x720"
@@ -85,12 +87,13 @@ def _make_source(tools_ffmpeg: str, path: Path) -> None:
 
 def run_watermark_bench(say: Callable[[str], None], repeat: int = 1) -> WatermarkBenchResult:
     tools = find_tools()
+    limits = media_limits(load_settings())  # the limits a download job of this server has
     with tempfile.TemporaryDirectory(prefix="giftwave-bench-") as folder:
         source, output = Path(folder) / "source.mp4", Path(folder) / "download.mp4"
         say(f"making a {SOURCE_S} s {SIZE} test clip (testsrc2 + sine)")
         _make_source(tools.ffmpeg, source)
-        found = probe(tools, source)
-        command = render_command(tools, source, output, HANDLE, found)
+        found = probe(tools, source, limits)
+        command = render_command(tools, source, output, HANDLE, found, limits)
         times, cpu = [], []
         load = os.getloadavg()[0]
         for run in range(repeat):
@@ -102,12 +105,13 @@ def run_watermark_bench(say: Callable[[str], None], repeat: int = 1) -> Watermar
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 timeout=RENDER_TIMEOUT_S,
+                preexec_fn=child_bounds(limits),
             )
             times.append(time.perf_counter() - started)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             say(f"run {run + 1}/{repeat}: rendered in {times[-1]:.2f} s")
-        rendered = probe(tools, output)
+        rendered = probe(tools, output, limits)
     render_s, cpu_s = statistics.median(times), statistics.median(cpu)
     source_s = found.duration_ms / 1000
     out_s = rendered.duration_ms / 1000

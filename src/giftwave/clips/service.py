@@ -40,9 +40,13 @@ from giftwave.clips.library import (
 from giftwave.clips.media import (
     END_CARD_S,
     FfmpegMissing,
+    Limits,
+    MediaError,
     NotAVideo,
+    OverLimit,
     Probe,
     Tools,
+    child_bounds,
     cut_command,
     find_tools,
     probe,
@@ -79,11 +83,27 @@ def default_store_url(settings: Settings) -> str:
     return str(Path.cwd() / "clips")
 
 
+def media_limits(settings: Settings) -> Limits:
+    """What a clip may be and what FFmpeg may use, from the ``clip_*`` settings."""
+    return Limits(
+        max_side_px=settings.clip_max_side_px,
+        max_pixels=settings.clip_max_pixels,
+        max_fps=settings.clip_max_fps,
+        max_duration_ms=round(settings.clip_max_duration_s * 1000),
+        max_streams=settings.clip_max_streams,
+        max_bit_depth=settings.clip_max_bit_depth,
+        render_max_p=settings.clip_render_max_p,
+        threads=settings.clip_ffmpeg_threads,
+        memory_bytes=settings.clip_ffmpeg_memory_mib * 1024**2,
+    )
+
+
 class Clips:
     def __init__(self, settings: Settings, db: Engine) -> None:
         self.db = db
         self.max_bytes = settings.clip_max_bytes
         self.max_duration_ms = round(settings.clip_max_duration_s * 1000)
+        self.limits = media_limits(settings)
         self.recording_hosts = settings.clip_recording_hosts
         self.tmp_dir = Path(settings.clip_tmp_dir or Path(tempfile.gettempdir()) / "giftwave-clips")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -129,18 +149,13 @@ class Clips:
     # --- uploads --------------------------------------------------------------------------
 
     def check_probe(self, tools: Tools, path: Path) -> Probe:
+        """The file's probe, or 422: ``not_a_video``, or the code of the limit it is past."""
         try:
-            found = probe(tools, path)
+            return probe(tools, path, self.limits)
         except NotAVideo as exc:
             raise Invalid("not_a_video", f"not a video giftwave can play: {exc}") from exc
-        if found.duration_ms > self.max_duration_ms:
-            raise Invalid(
-                "clip_too_long",
-                f"a clip lasts at most {self.max_duration_ms / 1000:g} s "
-                f"(this one {found.duration_ms / 1000:.1f} s)",
-                max_duration_s=self.max_duration_ms / 1000,
-            )
-        return found
+        except OverLimit as exc:
+            raise Invalid(exc.code.value, exc.detail, **exc.limit) from exc
 
     def accept_upload(self, creator: User, title: str, path: Path) -> Clip:
         """Probe, store, then insert the row (the stored file is removed if that fails)."""
@@ -350,15 +365,16 @@ class Clips:
         if clip is None or clip.status is not ClipStatus.READY:
             raise JobFailed("the clip is gone")
         source = await asyncio.to_thread(self._source, clip, job)
-        try:
-            found = await asyncio.to_thread(probe, tools, source)
-        except NotAVideo as exc:
+        try:  # checked again: a clip stored before a limit was lowered meets it here
+            found = await asyncio.to_thread(probe, tools, source, self.limits)
+        except MediaError as exc:
             raise JobFailed(str(exc)) from exc
         output = self.job_temp(job, ".out.mp4")
+        # The probe held the length to the limit, and the render is cut to it: the timeout
+        # follows the capped output.
         total_us = (found.duration_ms + round(END_CARD_S * 1000)) * 1000
-        await self._ffmpeg(
-            job, render_command(tools, source, output, clip.creator_handle, found), total_us
-        )
+        command = render_command(tools, source, output, clip.creator_handle, found, self.limits)
+        await self._ffmpeg(job, command, total_us)
         key = f"{clip.id}/download-v{job.version}.mp4"
         size = output.stat().st_size
         await asyncio.to_thread(self._put_output, key, output)
@@ -393,7 +409,9 @@ class Clips:
         start_s, end_s = float(job.params["start_s"]), float(job.params["end_s"])
         output = self.job_temp(job, ".out.mp4")
         await self._ffmpeg(
-            job, cut_command(tools, url, start_s, end_s, output), round((end_s - start_s) * 1e6)
+            job,
+            cut_command(tools, url, start_s, end_s, output, self.limits),
+            round((end_s - start_s) * 1e6),
         )
         try:
             found = await asyncio.to_thread(self.check_probe, tools, output)
@@ -438,6 +456,7 @@ class Clips:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=child_bounds(self.limits),
         )
         assert proc.stdout is not None
         assert proc.stderr is not None
