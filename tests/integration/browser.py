@@ -25,13 +25,14 @@ SCREENSHOT_DIR: Final = Path(
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(*extra_args: str) -> AsyncIterator[Browser]:
     path = shutil.which("chromium") or CHROMIUM
     if not shutil.which(path):
         pytest.fail("Chromium is required for the browser tests: apt-get install -y chromium")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=path, args=["--no-sandbox", "--disable-background-networking"]
+            executable_path=path,
+            args=["--no-sandbox", "--disable-background-networking", *extra_args],
         )
         try:
             yield browser

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-import orjson
 from babel.numbers import get_territory_currencies
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.api.follows import friends_watching, social_of_stream
+from giftwave.api.security_headers import ANY_FRAMING, CSP, NO_FRAMING, PAGE_POLICY, page_policy
 from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
@@ -40,8 +40,6 @@ STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static"
 LANG_COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
 HOME_STREAMS: Final = 60
 HOME_TRENDING: Final = 6
-NO_FRAMING: Final = "frame-ancestors 'none'"
-ANY_FRAMING: Final = "frame-ancestors http: https:"
 
 
 def static_files() -> StaticFiles:
@@ -73,9 +71,16 @@ async def visitor(request: Request) -> Visitor:
 
 
 def page(
-    request: Request, who: Visitor, template: str, *, status: int = 200, **context: Any
+    request: Request,
+    who: Visitor,
+    template: str,
+    *,
+    status: int = 200,
+    csp: str = PAGE_POLICY,
+    **context: Any,
 ) -> HTMLResponse:
-    """A page in the visitor's language, with what its scripts need to know."""
+    """A page in the visitor's language, with what its scripts need to know; ``csp``: its
+    Content-Security-Policy (api/security_headers.py), when the default is not enough."""
     boot = {
         "locale": who.locale,
         "messages": client_messages(who.locale),
@@ -98,7 +103,7 @@ def page(
         next_url=quote(
             str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
         ),
-        boot=orjson.dumps(boot).decode().replace("</", "<\\/"),
+        boot=boot,  # | tojson: web/json_in_html.py
         demo_audience=_economy(request).settings.demo_audience,
         **context,
     )
@@ -107,7 +112,7 @@ def page(
         status_code=status,
         # No other site may frame a page that can spend coins (clickjacking); the embed opens
         # this up for itself.
-        headers={"Cache-Control": "no-store", "Content-Security-Policy": NO_FRAMING},
+        headers={"Cache-Control": "no-store", CSP: csp},
     )
     if who.chose_locale:
         response.set_cookie(
@@ -212,9 +217,25 @@ def _auth_page(request: Request, who: Visitor, next: str, mode: str) -> Response
     )
 
 
+# What a browser's URL parser (WHATWG) does to an address before it reads it: leading and
+# trailing C0 controls and spaces go, tabs and newlines go wherever they are, and in an http(s)
+# URL a backslash is a slash. "/\t/evil.example" and "/\\evil.example" are "//evil.example" to
+# it: another site. So a target is judged as the browser will read it, and sent on in that form.
+_C0_AND_SPACE: Final = "".join(map(chr, range(0x21)))
+_TABS_AND_NEWLINES: Final = str.maketrans({"\t": None, "\n": None, "\r": None, "\\": "/"})
+NEXT_MAX_CHARS: Final = 2048
+
+
 def _local(url: str) -> str:
-    """A redirect target on this site only: never an open redirect."""
-    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
+    """A redirect target on this site only (a path, never another host): else "/"."""
+    target = url.strip(_C0_AND_SPACE).translate(_TABS_AND_NEWLINES)
+    on_site = (
+        0 < len(target) <= NEXT_MAX_CHARS
+        and target.startswith("/")
+        and not target.startswith("//")  # a host follows: "//evil.example/x"
+        and target.isprintable()  # no other control character: nothing a browser re-reads
+    )
+    return target if on_site else "/"
 
 
 def gifts_for_tray(economy: Economy, locale: str) -> list[dict[str, Any]]:
@@ -237,7 +258,7 @@ def gifts_for_tray(economy: Economy, locale: str) -> list[dict[str, Any]]:
 
 
 async def _stream_page(
-    request: Request, stream_id: str, template: str, **context: Any
+    request: Request, stream_id: str, template: str, framing: str = NO_FRAMING, **context: Any
 ) -> HTMLResponse:
     who = await visitor(request)
     economy = _economy(request)
@@ -251,8 +272,10 @@ async def _stream_page(
         return stream, creator, gifts_for_tray(economy, who.locale)
 
     found = await run_in_threadpool(load)
-    if found is None:
-        return not_found(request, who, "stream")
+    if found is None:  # in the embed's frame too, the visitor reads that it is not there
+        return page(
+            request, who, "not_found.html", status=404, what="stream", csp=page_policy(framing)
+        )
     stream, creator, gifts = found
     return page(
         request,
@@ -261,6 +284,7 @@ async def _stream_page(
         stream=stream,
         creator=creator,
         gifts=gifts,
+        csp=page_policy(framing, playback_url=stream.playback_url),
         boot={
             "stream_id": stream.id,
             "creator_id": stream.creator_id,
@@ -297,9 +321,7 @@ async def embed_page(stream_id: str, request: Request) -> HTMLResponse:
     """A gift panel for another site's iframe (an Owncast external action): the tray, the
     balance and the last gifts, no video. Framing is allowed here and nowhere else: inside the
     frame the browser sends no giftwave cookie, so the panel logs in itself (embed.js)."""
-    response = await _stream_page(request, stream_id, "embed.html")
-    response.headers["Content-Security-Policy"] = ANY_FRAMING
-    return response
+    return await _stream_page(request, stream_id, "embed.html", framing=ANY_FRAMING)
 
 
 @router.get("/overlay/{stream_id}", response_class=HTMLResponse)

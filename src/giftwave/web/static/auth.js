@@ -1,6 +1,6 @@
 // Log in and sign up through the JSON API; the session cookie it sets is the browser's login.
 
-import { api, submitting } from "./site.js";
+import { api, localTarget, submitting } from "./site.js";
 
 const form = document.getElementById("auth-form");
 
@@ -21,6 +21,6 @@ form.addEventListener("submit", async (e) => {
         role: data.creator ? "creator" : "viewer",
       });
     }
-    location.href = form.dataset.next || "/";
+    location.href = localTarget(form.dataset.next);
   }, { navigates: true });
 });

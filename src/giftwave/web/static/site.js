@@ -162,6 +162,16 @@ export async function refreshBalance() {
   }
 }
 
+/** Where to go after logging in: `next` as the browser reads it (tabs and newlines dropped,
+ *  backslashes as slashes), only when that is a page of this site; else the home page. The
+ *  server checks the same (pages.py `_local`); this holds if the page gets `next` otherwise. */
+export function localTarget(next) {
+  let url;
+  try { url = new URL(next || "/", location.origin); } catch (_) { return "/"; }
+  if (url.origin !== location.origin) return "/";
+  return url.pathname + url.search + url.hash;
+}
+
 export function loginUrl() {
   return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
 }
@@ -171,5 +181,9 @@ document.getElementById("logout")?.addEventListener("click", async () => {
   try { await api("POST", "/v1/auth/logout"); } catch (_) { /* gone already */ }
   location.href = "/";
 });
+
+// Here, not in an onchange attribute: the Content-Security-Policy runs no inline script.
+const lang = document.getElementById("lang");
+lang?.addEventListener("change", () => lang.form.submit());
 
 refreshBalance();
