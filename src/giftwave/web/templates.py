@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from giftwave.money import format_money
 from giftwave.web.i18n import DEFAULT_LOCALE, LANGUAGE_NAMES, LOCALES, text_direction, translations
+from giftwave.web.json_in_html import json_for_html
 
 
 @cache
@@ -28,6 +29,8 @@ def environment(locale: str = DEFAULT_LOCALE) -> Environment:
         locales=LOCALES,
         language_names=LANGUAGE_NAMES,
     )
+    # Every JSON in a page goes through one encoder (web/json_in_html.py), Jinja's own too.
+    env.filters["tojson"] = json_for_html
     env.filters["number"] = lambda n: format_decimal(n, locale=locale)
     env.filters["date"] = lambda d: format_date(d, format="medium", locale=locale)
     env.filters["day_month"] = lambda d: format_skeleton("MMMd", d, locale=locale)
