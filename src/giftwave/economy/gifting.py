@@ -120,7 +120,8 @@ def send_id_of(sender_id: int, key: str) -> str:
 
 
 def day_spent_coins(conn: Connection, user_id: int, day: date) -> int:
-    """Coins the user spent on committed gifts on ``day`` (UTC)."""
+    """Coins the user spent on committed gifts on ``day`` (UTC), net of reversed gifts: what
+    the daily cap counts (docs/economy.md)."""
     start = day_start_us(day)
     total = conn.execute(
         select(func.coalesce(func.sum(gift_sends.c.coins), 0))
@@ -129,6 +130,7 @@ def day_spent_coins(conn: Connection, user_id: int, day: date) -> int:
             gift_sends.c.sender_id == user_id,
             gift_sends.c.created_at_us >= start,
             gift_sends.c.created_at_us < start + 86_400_000_000,
+            gift_sends.c.reversed.is_(False),
         )
     ).scalar_one()
     return int(total)
@@ -186,6 +188,8 @@ class Gifting:
         try:
             intent = self._check(cmd, debt, stream, creator, today)
             self._rate.take(cmd.sender.id)
+            if self._daily.would_refuse(cmd.sender.id, today, intent.coins):
+                await self._reread_daily_spend(cmd.sender.id, today)
             self._daily.reserve(cmd.sender.id, today, intent.coins)
         except DomainError:
             replayed = await self._replay(cmd)
@@ -202,9 +206,18 @@ class Gifting:
         if outcome is not Outcome.OK:  # the key's transfers were there: a retry, or a conflict
             self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
             intent = await self._first_use(cmd)
+        else:
+            self._daily.settle(cmd.sender.id, today, intent.coins)
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
         await self._tell(sent, cmd.sender.handle)
         return sent
+
+    async def _reread_daily_spend(self, user_id: int, today: date) -> None:
+        """Before the daily cap refuses, the day's net spend from the database: a gift
+        reversed since (by an admin, on any node) no longer counts (limits.DailySpend)."""
+        mark = self._daily.mark(user_id, today)
+        spent = await asyncio.to_thread(self._daily.read, user_id, today)
+        self._daily.refresh(user_id, today, spent, mark)
 
     def add_observer(self, observer: GiftObserver) -> None:
         """Called with every committed gift, after the commit: the first time, and again
