@@ -62,6 +62,7 @@ from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
+from giftwave.ratelimit import open_rate_limiter
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import KeepServerSend
@@ -278,6 +279,10 @@ def create_app(settings: Settings) -> FastAPI:
             )
             await broker.start(hub)
             stack.push_async_callback(broker.stop)
+            # Chat, likes, moderation: limits per user whatever the node (ratelimit.py).
+            rate_limiter = open_rate_limiter(settings.broker_url)
+            stack.push_async_callback(rate_limiter.close)
+            app.state.rate_limiter = rate_limiter
             hub.start()
             stack.push_async_callback(hub.stop)
             viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics

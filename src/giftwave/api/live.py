@@ -28,12 +28,12 @@ from giftwave.api.auth import SESSION_COOKIE, AuthCache, SessionUser, session_us
 from giftwave.api.origins import OriginPolicy
 from giftwave.api.shares import share_cookie
 from giftwave.economy.gifting import SendGift
-from giftwave.economy.limits import TokenBucket
 from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.tickets import issue_ticket, use_ticket
 from giftwave.identity.users import Role, User
 from giftwave.live.streams import Stream, find_stream, get_stream
+from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
 from giftwave.realtime.sockets import open_sink
 from giftwave.trending.engine import user_actor
@@ -45,6 +45,10 @@ MAX_MESSAGE_BYTES: Final = 4096
 CHAT_MAX_CHARS: Final = 200
 LIKES_PER_S: Final = 20.0
 CHATS_PER_S: Final = 1.0
+# Per user and room (chat, likes) or per user (moderation), across sockets and nodes.
+LIKE_RATE: Final = Rate(LIKES_PER_S, int(LIKES_PER_S))
+CHAT_RATE: Final = Rate(CHATS_PER_S, 3)
+MODERATION_RATE: Final = Rate(5.0, 20)
 MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is flooding
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
@@ -193,7 +197,8 @@ async def _read(
     subscriber: Subscriber,
     refusal: tuple[str, str],
 ) -> None:
-    likes, chats = TokenBucket(LIKES_PER_S, LIKES_PER_S), TokenBucket(CHATS_PER_S, 3)
+    # Per user (and room), whatever the number of sockets or nodes (ratelimit.py).
+    limiter: RateLimiter = ws.app.state.rate_limiter
     refusals = 0
     # Gifts are billed concurrently (a tapping viewer has several in flight, each waiting for
     # its ledger batch); past GIFTS_IN_FLIGHT this socket is not read until one is answered.
@@ -232,7 +237,7 @@ async def _read(
                 gifts.add(task)
                 task.add_done_callback(gifts.discard)
             else:
-                acting = _act(*parsed[1:], hub, stream, user, likes, chats, ws.app.state.trending)
+                acting = _act(*parsed[1:], hub, stream, user, limiter, ws.app.state.trending)
                 answer(await _reply(parsed[0], acting))
             if refusals > MAX_REFUSALS:
                 await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
@@ -277,16 +282,15 @@ async def _act(
     hub: Hub,
     stream: Stream,
     user: User | None,
-    likes: TokenBucket,
-    chats: TokenBucket,
+    limiter: RateLimiter,
     trending: Trending,
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
     if name == "like":
-        return await _like(command, hub, stream, user, likes, trending)
+        return await _like(command, hub, stream, user, limiter, trending)
     if name == "chat":
-        return await _chat(command, hub, stream, user, chats)
-    return await _moderate(name, command, hub, stream, user)
+        return await _chat(command, hub, stream, user, limiter)
+    return await _moderate(name, command, hub, stream, user, limiter)
 
 
 async def _send_gift(
@@ -313,13 +317,13 @@ async def _like(
     hub: Hub,
     stream: Stream,
     user: User,
-    bucket: TokenBucket,
+    limiter: RateLimiter,
     trending: Trending,
 ) -> dict[str, Any]:
     count = command.get("count", 1)
     if type(count) is not int or not 1 <= count <= 50:
         raise _invalid("like count is 1..50 taps")
-    if not bucket.take():
+    if await limiter.hit(f"like:{user.id}:{stream.id}", LIKE_RATE):
         raise _limited("too many likes; slow down")
     assert hub.broker is not None
     like = {"type": "like", "count": count, "user_id": user.id, "handle": user.handle}
@@ -329,7 +333,7 @@ async def _like(
 
 
 async def _chat(
-    command: dict[str, Any], hub: Hub, stream: Stream, user: User, bucket: TokenBucket
+    command: dict[str, Any], hub: Hub, stream: Stream, user: User, limiter: RateLimiter
 ) -> dict[str, Any]:
     text = command.get("text")
     if not isinstance(text, str) or not 1 <= len(text.strip()) <= CHAT_MAX_CHARS:
@@ -338,7 +342,7 @@ async def _chat(
         raise _invalid("chat text may not contain control characters")
     if hub.channel(stream.id).room.muted(user.id, time.time_ns() // 1000):
         raise Forbidden("muted", "a moderator muted you in this room for a while")
-    if not bucket.take():
+    if await limiter.hit(f"chat:{user.id}:{stream.id}", CHAT_RATE):
         raise _limited("too many messages; slow down")
     message = {
         "type": "chat",
@@ -353,11 +357,21 @@ async def _chat(
 
 
 async def _moderate(
-    name: str, command: dict[str, Any], hub: Hub, stream: Stream, user: User
+    name: str,
+    command: dict[str, Any],
+    hub: Hub,
+    stream: Stream,
+    user: User,
+    limiter: RateLimiter,
 ) -> dict[str, Any]:
     """The stream's creator and admins delete messages and mute users, in every node's room."""
     if user.id != stream.creator_id and user.role is not Role.ADMIN:
         raise Forbidden("not_moderator", "only the creator and admins moderate this room")
+    # Each command is an event in every viewer's frames, on every node: a few a second is
+    # what a person cleaning up a room sends; a script's thousands are refused (and its
+    # socket closed after MAX_REFUSALS of them).
+    if await limiter.hit(f"moderate:{user.id}", MODERATION_RATE):
+        raise _limited("too many moderation commands; slow down")
     assert hub.broker is not None
     if name == "delete_message":
         message_id = command.get("message_id")

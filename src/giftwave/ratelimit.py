@@ -1,0 +1,166 @@
+"""Rate limits shared by every server process and node: one interface, two backends, chosen
+from ``GIFTWAVE_BROKER_URL`` in one place (``open_rate_limiter``), like the broker:
+
+    memory://   one process: a table of keys in memory (bounded: the least recently used
+                keys are forgotten first)
+    redis://…   several nodes: one Redis key per limited thing, updated by a Lua script, so
+                every node spends from the same allowance; Redis's clock, not the nodes'
+
+Every limit is a GCRA (the "generic cell rate algorithm": a token bucket kept as one number,
+the theoretical arrival time of the next request): ``rate.per_s`` sustained, ``rate.burst``
+at once. ``gcra`` is the rule, pure; both backends apply it (the Lua script is the same few
+lines). A key is a string the caller builds: "chat:<user>:<stream>", say.
+
+Redis away (restarting, out of reach) must not stop chat or likes: the Redis backend then
+answers "allowed" (fails open), logs it at most once per ``OUTAGE_LOG_EVERY_S``, and tries
+Redis again on the next call. What it protects is people's patience, not money: money has its
+own limits in the database and the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+MEMORY_MAX_KEYS: Final = 100_000
+KEY_PREFIX: Final = "giftwave:rate:"
+KEY_MAX_CHARS: Final = 200
+# A rate check is on the path of a chat line or a like: a Redis that does not answer in this
+# long is treated as away (fail open) rather than holding the viewer's command.
+REDIS_TIMEOUT_S: Final = 0.25
+OUTAGE_LOG_EVERY_S: Final = 10.0
+
+# KEYS[1]: the key; ARGV: interval between requests (us), burst. Returns 0 (allowed) or the
+# microseconds until the next request would be. The same arithmetic as ``gcra`` below.
+GCRA_SCRIPT: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then return allow_at - now end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+  math.floor((new_tat - now) / 1000) + 1)
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    per_s: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        assert self.per_s > 0
+        assert self.burst >= 1
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(1_000_000 / self.per_s))
+
+
+def gcra(tat_us: int, now_us: int, rate: Rate) -> tuple[int, int]:
+    """(the key's new theoretical arrival time, 0) when a request at ``now_us`` is allowed;
+    (``tat_us`` unchanged, microseconds to wait) when it is not."""
+    interval = rate.interval_us
+    new_tat = max(tat_us, now_us) + interval
+    allow_at = new_tat - rate.burst * interval
+    if now_us < allow_at:
+        return tat_us, allow_at - now_us
+    return new_tat, 0
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, rate: Rate) -> float:
+        """Spend one request of ``key``'s allowance: 0.0 when allowed, else the seconds until
+        the next one would be. Never raises for an outage of the backend."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryRateLimiter:
+    def __init__(self, max_keys: int = MEMORY_MAX_KEYS) -> None:
+        assert max_keys >= 1
+        self._max_keys = max_keys
+        self._tats: OrderedDict[str, int] = OrderedDict()
+
+    async def hit(self, key: str, rate: Rate) -> float:
+        now = time.monotonic_ns() // 1000
+        tat, wait_us = gcra(self._tats.pop(key, 0), now, rate)
+        self._tats[key] = tat
+        while len(self._tats) > self._max_keys:
+            self._tats.popitem(last=False)
+        return wait_us / 1e6
+
+    async def close(self) -> None:
+        self._tats.clear()
+
+
+class RedisRateLimiter:
+    def __init__(self, url: str) -> None:
+        # Its own client: a rate check must not queue behind the broker's blocking reads.
+        self._redis = aioredis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._script: Any = self._redis.register_script(GCRA_SCRIPT)
+        self._logged_at = -math.inf
+        self._failures = 0
+
+    async def hit(self, key: str, rate: Rate) -> float:
+        assert len(key) <= KEY_MAX_CHARS
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
+                wait_us = await self._script(
+                    keys=[KEY_PREFIX + key], args=[rate.interval_us, rate.burst]
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._outage(exc)
+            return 0.0
+        if self._failures:
+            log.warning("rate limits: Redis answers again (%d checks let through)", self._failures)
+            self._failures = 0
+        return int(wait_us) / 1e6
+
+    def _outage(self, exc: BaseException) -> None:
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._logged_at >= OUTAGE_LOG_EVERY_S:
+            self._logged_at = now
+            log.warning(
+                "rate limits: Redis unreachable (%s); letting requests through until it is back",
+                exc or type(exc).__name__,
+            )
+
+    async def close(self) -> None:
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S * 4):
+                await self._redis.aclose()
+        except (RedisError, OSError, TimeoutError):
+            pass
+
+
+def open_rate_limiter(broker_url: str) -> RateLimiter:
+    if broker_url.startswith("memory://"):
+        return MemoryRateLimiter()
+    if broker_url.startswith(("redis://", "rediss://")):
+        return RedisRateLimiter(broker_url)
+    raise ValueError(f"unknown broker URL {broker_url!r}: use memory:// or redis://")
