@@ -15,9 +15,13 @@ import dataclasses
 import time
 from typing import Any
 
+from alembic import command
 from economy_client import AppFactory, Person, economy_app, grant, register
+from sqlalchemy import select, update
 
 from giftwave.api.identity import today
+from giftwave.db.engine import _alembic_config, make_engine, migrate
+from giftwave.db.tables import payouts
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payouts import Payouts
 from giftwave.identity.users import find_user
@@ -43,6 +47,17 @@ async def payout(creator: Person, diamonds: int, key: str) -> dict[str, Any]:
     r = await creator.post("/v1/payouts", {"diamonds": diamonds, "idempotency_key": key})
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+async def reserved_becomes(creator: Person, diamonds: int, timeout_s: float = 10) -> None:
+    """Wait until the creator's reserved diamonds (read from the ledger) are ``diamonds``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reserved = (await creator.wallet())["diamonds_reserved"]
+        if reserved == diamonds or time.monotonic() > deadline:
+            assert reserved == diamonds
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_an_expired_payout_leaves_pending_and_the_cap_at_once(
@@ -72,9 +87,7 @@ async def test_an_expired_payout_leaves_pending_and_the_cap_at_once(
         assert statement["reserved_diamonds"] == 1_200
 
         async with PostingEngine(open_store(db_url), expiry_interval_s=0.05):
-            deadline = time.monotonic() + 10
-            while (await creator.wallet())["diamonds_reserved"] and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await reserved_becomes(creator, 0)
         wallet = await creator.wallet()
         assert (wallet["diamonds"], wallet["diamonds_reserved"]) == (2_000, 0)
 
@@ -89,6 +102,44 @@ async def test_an_expired_payout_leaves_pending_and_the_cap_at_once(
         again = await payout(creator, 1_200, "after-expiry")
         assert (again["status"], again["amount_minor"]) == ("pending", 600)
         assert (await creator.get(f"/v1/payouts/{pending.id}")).json()["status"] == "expired"
+
+
+async def test_the_upgrade_marks_payouts_that_expired_before_it(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    """Before, a row changed only when someone listed payouts: migration 0015 marks those
+    an older version left pending after the ledger voided their reservation."""
+    async with economy_app(payout_min_cents=100) as client:
+        creator = await register(client, "creator")
+        await earn(client, creator, [("galaxy", 1)])
+        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        quick = Payouts(
+            economy.db,
+            economy.engine,
+            economy.wallets,
+            dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
+        )
+        with economy.db.connect() as conn:
+            user = find_user(conn, creator.id)
+        assert user is not None
+        old = await quick.request(user, 400, "before-upgrade", today())
+        live = await payout(creator, 200, "under-review")  # the 14-day review timeout
+        await reserved_becomes(creator, 200)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:  # what the version before left: expired, still pending
+            conn.execute(update(payouts).where(payouts.c.id == old.id).values(status="pending"))
+        config = _alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0014")
+        migrate(engine)
+        with engine.connect() as conn:
+            status = dict(conn.execute(select(payouts.c.id, payouts.c.status)).all())
+    finally:
+        engine.dispose()
+    assert status[old.id] == "expired"
+    assert status[live["id"]] == "pending"  # its reservation is still there
 
 
 async def test_a_payout_reserves_exactly_what_its_cents_are_worth(
