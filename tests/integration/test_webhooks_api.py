@@ -29,6 +29,9 @@ from giftwave.webhooks.outbox import (
 __all__ = ["economy_app"]
 
 HOOKS = "/v1/creators/me/webhooks"
+# A public address as a literal: registration resolves a name, and these tests never ask a
+# DNS server (nothing is delivered there: no endpoint subscribed here is ever sent an event).
+PUBLIC_HOOK = "https://93.184.215.14/h"
 LOCAL = {"webhook_allow_private_addresses": True}
 
 
@@ -128,18 +131,18 @@ async def test_bad_registrations_are_refused_and_write_nothing(economy_app: AppF
         r = await creator.post(HOOKS, {"url": "https://example.com/" + "x" * 1024, "events": []})
         assert_problem(r, 422, "invalid_request")
         for events in (["gift", "gifts"], ["ping"], ["GIFT"]):
-            r = await creator.post(HOOKS, {"url": "https://example.com/h", "events": events})
+            r = await creator.post(HOOKS, {"url": PUBLIC_HOOK, "events": events})
             assert_problem(r, 422, "unknown_webhook_event")
-        r = await creator.post(HOOKS, {"url": "https://example.com/h", "events": []})
+        r = await creator.post(HOOKS, {"url": PUBLIC_HOOK, "events": []})
         assert_problem(r, 422, "invalid_request")
         viewer = await register(client, "viewer")
-        r = await viewer.post(HOOKS, {"url": "https://example.com/h", "events": ["gift"]})
+        r = await viewer.post(HOOKS, {"url": PUBLIC_HOOK, "events": ["gift"]})
         assert_problem(r, 403, "not_a_creator")
         assert _rows(client) == (0, 0)
 
         for i in range(10):
-            await _hook(creator, f"https://example.com/h{i}", ["gift"])
-        r = await creator.post(HOOKS, {"url": "https://example.com/h11", "events": ["gift"]})
+            await _hook(creator, f"{PUBLIC_HOOK}{i}", ["gift"])
+        r = await creator.post(HOOKS, {"url": f"{PUBLIC_HOOK}11", "events": ["gift"]})
         assert_problem(r, 409, "webhook_limit_reached")
         assert _rows(client) == (10, 0)
 

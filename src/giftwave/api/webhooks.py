@@ -19,12 +19,13 @@ from giftwave.api.problems import Problem
 from giftwave.clock import now_us
 from giftwave.db.tables import webhook_deliveries
 from giftwave.identity.users import Role, User
-from giftwave.webhooks.destinations import URL_MAX_CHARS
+from giftwave.webhooks.destinations import URL_MAX_CHARS, check_url_resolved
 from giftwave.webhooks.endpoints import (
     Endpoint,
     delete_endpoint,
     endpoints_of,
     get_endpoint,
+    parse_events,
     register,
 )
 from giftwave.webhooks.events import SUBSCRIBABLE, ping_event
@@ -125,13 +126,20 @@ class DeliveriesOut(BaseModel):
 async def create_webhook(body: WebhookIn, hooks: Hooks, user: SessionUser) -> WebhookCreatedOut:
     """Register an endpoint for some event types; its signing secret is in this answer only."""
     creator = _creator(user)
+    parse_events(body.events)  # what is cheap to refuse is refused before any lookup
+    # The name is resolved here, before the transaction: a lookup may take seconds.
+    url = await check_url_resolved(
+        body.url,
+        allow_private=hooks.settings.webhook_allow_private_addresses,
+        timeout_s=hooks.settings.webhook_timeout_s,
+    )
 
     def work() -> Endpoint:
         with hooks.db.begin() as conn:
             return register(
                 conn,
                 creator.id,
-                body.url,
+                url,
                 body.events,
                 allow_private=hooks.settings.webhook_allow_private_addresses,
             )

@@ -2,10 +2,12 @@
 so it must not reach what only the server can reach (server-side request forgery).
 
 By default a recording may come from any host whose every address is public (globally
-routable): loopback, private, link-local (cloud metadata at 169.254.169.254), multicast and
-reserved addresses are refused. An operator whose recordings live on their own network (an
-Owncast or MediaMTX beside giftwave) names those hosts in ``GIFTWAVE_CLIP_RECORDING_HOSTS``;
-then only those hosts (``*.example.org`` for a domain's hosts) are fetched from, private or not.
+routable, by the one rule of ``giftwave.egress``): loopback, private, link-local (cloud
+metadata at 169.254.169.254), CGNAT, multicast and reserved addresses are refused, and so are
+IPv6 addresses that reach a private IPv4 one through a translator (NAT64, 6to4, mapped).
+An operator whose recordings live on their own network (an Owncast or MediaMTX beside
+giftwave) names those hosts in ``GIFTWAVE_CLIP_RECORDING_HOSTS``; then only those hosts
+(``*.example.org`` for a domain's hosts) are fetched from, private or not.
 
 What this does not cover, written down in docs/clips.md: FFmpeg follows HTTP redirects and the
 segment addresses of an HLS playlist, which are not checked here; a host's DNS may change
@@ -14,11 +16,10 @@ between the check and the fetch. On a network with internal services, set the al
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from giftwave.egress import HostUnknown, first_not_public, resolve
 from giftwave.errors import Invalid
 
 HINT = "an operator can allow a host with GIFTWAVE_CLIP_RECORDING_HOSTS"
@@ -50,14 +51,11 @@ def check_recording_url(url: str, allowed_hosts: Sequence[str]) -> None:
             )
         return
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+        addresses = resolve(host, port)
+    except HostUnknown:
         raise Invalid("recording_host_unknown", f"the host {host!r} does not resolve") from None
-    for info in infos:
-        address = str(info[4][0]).partition("%")[0]  # an IPv6 zone is not part of the address
-        ip = ipaddress.ip_address(address)
-        if not ip.is_global or ip.is_multicast:
-            raise Invalid(
-                "recording_url_not_allowed",
-                f"{host!r} is a private, loopback or reserved address; {HINT}",
-            )
+    if first_not_public(addresses) is not None:
+        raise Invalid(
+            "recording_url_not_allowed",
+            f"{host!r} is a private, loopback or reserved address; {HINT}",
+        )

@@ -2,42 +2,41 @@
 it) only to public addresses, so that a creator cannot make the server call into its own
 network (a database, a cloud metadata service, an admin port on localhost).
 
-The host is checked when the endpoint is registered (an address literal) and again before every
-attempt (what its name resolves to then). Between that check and the connection the name could
-resolve elsewhere (DNS rebinding): an operator who needs a hard guarantee puts the server
-behind an egress firewall as well.
+The host is checked when the endpoint is registered (its address, or every address its name
+resolves to then) and again before every attempt (what the name resolves to then), by the one
+rule of ``giftwave.egress``. Between that check and the connection the name could resolve
+elsewhere (DNS rebinding): an operator who needs a hard guarantee puts the server behind an
+egress firewall as well.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from typing import Final
 from urllib.parse import urlsplit
 
+from giftwave.egress import (
+    HostUnknown,
+    first_not_public,
+    is_public,
+    parse_address,
+    resolve_async,
+)
 from giftwave.errors import Invalid
+
+__all__ = ["DestinationRefused", "check_url", "check_url_resolved", "ensure_public", "is_public"]
 
 URL_MAX_CHARS: Final = 1024
 _LOCAL_NAMES: Final = ("localhost", ".localhost", ".local", ".internal", ".home.arpa")
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class DestinationRefused(Exception):
     """The endpoint's host is not a public address, and private ones are not allowed."""
 
 
-def is_public(address: IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
-def _literal(host: str) -> IpAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def check_url(url: str, *, allow_private: bool) -> str:
@@ -63,7 +62,7 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if port == 0:
         raise Invalid("invalid_webhook_url", "port 0 is not a port")
     if not allow_private:
-        address = _literal(host)
+        address = parse_address(host)
         if (address is not None and not is_public(address)) or (
             address is None and (host == _LOCAL_NAMES[0] or host.endswith(_LOCAL_NAMES[1:]))
         ):
@@ -74,22 +73,34 @@ def check_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
+async def check_url_resolved(url: str, *, allow_private: bool, timeout_s: float) -> str:
+    """``check_url``, and, unless private addresses are allowed, every address the host
+    resolves to now must be public: a name that resolves to a private address, or to none,
+    is refused at registration (422) rather than at each delivery. Bounded by ``timeout_s``."""
+    url = check_url(url, allow_private=allow_private)
+    if allow_private:
+        return url
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ensure_public(url)
+    except DestinationRefused as exc:
+        raise Invalid(
+            "webhook_url_not_allowed", f"{exc}; this server only delivers to public addresses"
+        ) from None
+    except TimeoutError:
+        raise Invalid(
+            "webhook_url_not_allowed", f"the host did not resolve within {timeout_s:g} s"
+        ) from None
+    return url
+
+
 async def ensure_public(url: str) -> None:
     """Raise ``DestinationRefused`` unless every address the URL's host resolves to is public."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except socket.gaierror as exc:
-            raise DestinationRefused(f"{host} does not resolve: {exc}") from None
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if not is_public(address):
-            raise DestinationRefused(f"{host} resolves to {address}, which is not public")
+    host, port = _host_port(url)
+    try:
+        addresses = await resolve_async(host, port)
+    except HostUnknown as exc:
+        raise DestinationRefused(str(exc)) from None
+    refused = first_not_public(addresses)
+    if refused is not None:
+        raise DestinationRefused(f"{host} resolves to {refused}, which is not public")
