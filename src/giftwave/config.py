@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Live rooms: one frame per room per tick; a combo ends after this long without a gift.
     live_tick_ms: Annotated[int, Field(ge=10, le=5000)] = 100
     live_combo_quiet_ms: Annotated[int, Field(ge=100, le=60_000)] = 3000
+    # Bytes of a room's resume ring (its last 600 frames at most): a flood of big frames must
+    # not pin hundreds of megabytes per room; a resume past what is kept gets a snapshot.
+    live_ring_max_bytes: Annotated[int, Field(ge=4096, le=256 * 1024**2)] = 1024**2
     # "per_event" sends every event to every viewer at once, encoded per viewer: the naive
     # fan-out, kept only as the baseline `giftwave bench fanout` measures against.
     live_fanout: Literal["tick", "per_event"] = "tick"

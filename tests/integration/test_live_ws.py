@@ -319,6 +319,8 @@ async def test_the_creator_moderates_chat(bare_db_url: DatabaseUrl, tmp_path: Pa
             again = await viewer.command(id=5, cmd="chat", text="hello?")
             assert again["error"]["code"] == "muted"
             await viewer.until(lambda e: e["type"] == "chat_deleted")
+            [gone] = viewer.events("chat_deleted")
+            assert gone["message_ids"] == [message_id]
         async with websockets.connect(url) as late_ws:
             snapshot = orjson.loads(await asyncio.wait_for(late_ws.recv(), 5))["events"][0]
         assert snapshot["chat"] == []  # the deleted message is gone for newcomers too

@@ -274,6 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
                 combo_quiet_ms=settings.live_combo_quiet_ms,
                 combo_settle_ms=COMBO_SETTLE_MS,
                 coalesce=settings.live_fanout == "tick",
+                ring_max_bytes=settings.live_ring_max_bytes,
                 broker=broker,
                 seed=partial(_seed_room, db),
             )

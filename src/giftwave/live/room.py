@@ -9,9 +9,10 @@ list whatever its tick timing: a viewer who resumes on another node sees there w
 
 from __future__ import annotations
 
+import itertools
 from bisect import insort
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from giftwave.live.battles import Battle, BattleStatus
 from giftwave.live.combos import ComboTracker
@@ -19,10 +20,19 @@ from giftwave.live.goals import Goal, GoalKind
 from giftwave.live.leaderboard import Leaderboard
 from giftwave.live.seen import SeenIds
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 LEADERBOARD_SIZE: Final = 10
 CHAT_HISTORY: Final = 50
 RECENT_GIFTS: Final = 50
-MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first
+MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first (~1.5 MB at most)
+# Chat messages a moderator may delete: the newest this many (a delete of any other id, or of
+# one already deleted, changes nothing and is not broadcast: a flood of deletes costs no frame).
+CHAT_IDS_KEPT: Final = 1_000
+# Moderation said per tick: deletes and mutes each in one compact event, duplicates dropped,
+# at most this many ids each (the rest wait for the next ticks, bounded by the two above).
+MODERATION_PER_TICK: Final = 100
 JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
 # A big room's count changes every tick; saying so every tick would be a frame per tick to
 # every viewer for nothing anyone reads that fast.
@@ -79,6 +89,14 @@ def _recent_order(event: dict[str, Any]) -> tuple[int, str]:
     return event["at_us"], event["combo_id"]
 
 
+def _take(pending: dict[K, V], most: int) -> list[tuple[K, V]]:
+    """The first ``most`` entries of ``pending``, in order, removed from it."""
+    taken = list(itertools.islice(pending.items(), most))
+    for key, _ in taken:
+        del pending[key]
+    return taken
+
+
 class Room:
     def __init__(self, stream_id: str, *, combo_quiet_us: int, combo_settle_us: int = 0) -> None:
         self.stream_id = stream_id
@@ -98,6 +116,9 @@ class Room:
         self._likers = Leaderboard("likes")
         self._likers_changed = False
         self._chat: list[dict[str, Any]] = []
+        self._chat_ids: dict[str, None] = {}  # the newest CHAT_IDS_KEPT, oldest first
+        self._deleted: dict[str, None] = {}  # deletes not yet said, in order
+        self._mutes: dict[int, int] = {}  # mutes not yet said: user → until_us
         self._news: list[dict[str, Any]] = []
         self._leaderboard_changed = False
         self._viewers_changed = False
@@ -263,6 +284,11 @@ class Room:
     def chat(self, message: dict[str, Any]) -> None:
         self._chat.append(message)
         del self._chat[:-CHAT_HISTORY]
+        message_id = message.get("message_id")
+        if isinstance(message_id, str):
+            self._chat_ids[message_id] = None
+            if len(self._chat_ids) > CHAT_IDS_KEPT:
+                del self._chat_ids[next(iter(self._chat_ids))]
         self._news.append({"type": "chat", **message})
 
     def join(self, user_id: int, handle: str) -> None:
@@ -272,15 +298,24 @@ class Room:
             self._joined_others += 1
 
     def delete_message(self, message_id: str) -> None:
-        """A moderator removed a message: gone from the history, and from every screen."""
+        """A moderator removed a message: gone from the history, and from every screen (said
+        once, with the tick's other deletes); an unknown or already deleted one is ignored."""
+        if message_id not in self._chat_ids:
+            return
+        del self._chat_ids[message_id]
         self._chat = [m for m in self._chat if m.get("message_id") != message_id]
-        self._news.append({"type": "chat_deleted", "message_id": message_id})
+        self._deleted[message_id] = None
 
     def mute(self, user_id: int, until_us: int) -> None:
+        if self._muted_until.get(user_id) == until_us:
+            return  # said already
+        self._muted_until.pop(user_id, None)  # the newest mute is forgotten last
         self._muted_until[user_id] = until_us
         while len(self._muted_until) > MAX_MUTES:
-            self._muted_until.pop(next(iter(self._muted_until)))
-        self._news.append({"type": "muted", "user_id": user_id, "until_us": until_us})
+            forgotten = next(iter(self._muted_until))
+            del self._muted_until[forgotten]
+            self._mutes.pop(forgotten, None)
+        self._mutes[user_id] = until_us  # a second mute of the user in a tick replaces the first
 
     def muted(self, user_id: int, now_us: int) -> bool:
         return self._muted_until.get(user_id, 0) > now_us
@@ -307,6 +342,12 @@ class Room:
             self._likers_changed = False
         events.extend(self._news)
         self._news = []
+        if self._deleted:
+            deleted = _take(self._deleted, MODERATION_PER_TICK)
+            events.append({"type": "chat_deleted", "message_ids": [m for m, _ in deleted]})
+        if self._mutes:
+            muted = _take(self._mutes, MODERATION_PER_TICK)
+            events.append({"type": "muted", "mutes": [[u, until] for u, until in muted]})
         if self._joined or self._joined_others:
             events.append({"type": "join", "users": self._joined, "others": self._joined_others})
             self._joined, self._joined_others = [], 0

@@ -7,8 +7,9 @@ subscriber's socket (``realtime.sockets``). What a socket has not sent is bounde
 ``hard_limit_ticks`` frames in a row, it is closed. A slow subscriber never delays another:
 the tick never waits on a socket.
 
-Recent frames stay in a bounded ring per room, so a client reconnecting with ``since`` and the
-same ``epoch`` gets exactly what it missed, or a snapshot when that is gone.
+Recent frames stay in a ring per room, bounded in frames and in bytes (a flood of big frames
+must not hold a room's last 600 of them), so a client reconnecting with ``since`` and the same
+``epoch`` gets exactly what it missed, or a snapshot when that is gone.
 
 A room this node starts following is rebuilt from the database (``seed``), after the broker's
 history if it keeps one; so is every room the broker says it may have lost events of
@@ -45,6 +46,8 @@ FOLLOW_US: Final = 15 * 60 * 1_000_000  # a followed room is kept this long afte
 # Logged-in people a room remembers as connected here (for "people you follow are watching");
 # past it, newcomers are not remembered until some leave: the count is then a lower bound.
 MAX_WATCHERS_PER_ROOM: Final = 100_000
+# A room's resume ring: a busy room's minute of frames is a few hundred kilobytes.
+DEFAULT_RING_MAX_BYTES: Final = 1024 * 1024
 log = logging.getLogger(__name__)
 # Sees every room's events once per tick, after the room's frame went out; must not block.
 RoomObserver = Callable[[Room, list[dict[str, Any]]], None]
@@ -106,6 +109,12 @@ class Subscriber:
             self.sink.reply(Frame(text))
 
 
+def frame_bytes(frame: Frame) -> int:
+    """What a frame kept in the ring holds: its text and its wire form, about as many bytes
+    each as it has on the wire."""
+    return 2 * len(frame.wire)
+
+
 class Channel:
     def __init__(
         self,
@@ -115,12 +124,16 @@ class Channel:
         combo_quiet_us: int,
         combo_settle_us: int = 0,
         coalesce: bool = True,
+        ring_max_bytes: int = DEFAULT_RING_MAX_BYTES,
     ) -> None:
         self.room = Room(stream_id, combo_quiet_us=combo_quiet_us, combo_settle_us=combo_settle_us)
         self.coalesce = coalesce
         self.epoch = secrets.token_hex(4)
         self.seq = 0
-        self.ring: deque[Frame] = deque(maxlen=ring_frames)
+        self.ring: deque[Frame] = deque()
+        self.ring_frames = ring_frames
+        self.ring_max_bytes = ring_max_bytes
+        self.ring_bytes = 0
         self.subscribers: set[Subscriber] = set()
         # Logged-in user → their sockets here: two tabs count once, gone with the last one.
         self.watchers: Counter[int] = Counter()
@@ -154,6 +167,7 @@ class Channel:
         every viewer now."""
         self.epoch = secrets.token_hex(4)
         self.ring.clear()
+        self.ring_bytes = 0
         frame = self.snapshot_frame()
         for subscriber in self.subscribers:
             subscriber.offer(frame, lambda: frame)
@@ -171,6 +185,16 @@ class Channel:
             return None
         return [frame for frame in self.ring if frame.seq > since]
 
+    def keep(self, frame: Frame) -> None:
+        """``frame`` in the ring, the oldest going while it holds too many frames or bytes (a
+        frame bigger than the whole ring is not kept: a resume over it gets a snapshot)."""
+        self.ring.append(frame)
+        self.ring_bytes += frame_bytes(frame)
+        while self.ring and (
+            len(self.ring) > self.ring_frames or self.ring_bytes > self.ring_max_bytes
+        ):
+            self.ring_bytes -= frame_bytes(self.ring.popleft())
+
     def tick(self, now_us: int) -> list[dict[str, Any]]:
         """Send this tick's news, if any; returns the events (for the hub's observers)."""
         events = self.room.tick(now_us)
@@ -181,7 +205,7 @@ class Channel:
             return events
         self.seq += 1
         frame = encode_frame(self.seq, self.epoch, events)  # encoded once for everyone
-        self.ring.append(frame)
+        self.keep(frame)
         snapshot: list[Frame] = []  # built at most once, if someone needs it
 
         def snapshot_once() -> Frame:
@@ -197,7 +221,7 @@ class Channel:
         """The naive fan-out (the benchmark's baseline): a frame per event per viewer."""
         for event in events:
             self.seq += 1
-            self.ring.append(encode_frame(self.seq, self.epoch, [event]))
+            self.keep(encode_frame(self.seq, self.epoch, [event]))
             for subscriber in self.subscribers:
                 subscriber.offer(encode_frame(self.seq, self.epoch, [event]), self.snapshot_frame)
 
@@ -208,6 +232,7 @@ class Hub:
         *,
         tick_ms: float = 100.0,
         ring_frames: int = 600,
+        ring_max_bytes: int = DEFAULT_RING_MAX_BYTES,
         soft_limit_bytes: int = 256 * 1024,
         hard_limit_ticks: int = 50,
         combo_quiet_ms: int = 3000,
@@ -222,6 +247,7 @@ class Hub:
         self._seed = seed
         self._tick_s = tick_ms / 1000
         self._ring = ring_frames
+        self._ring_bytes = ring_max_bytes
         self._soft = soft_limit_bytes
         self._hard = hard_limit_ticks
         self._combo_quiet_us = combo_quiet_ms * 1000
@@ -270,6 +296,7 @@ class Hub:
                 combo_quiet_us=self._combo_quiet_us,
                 combo_settle_us=self._combo_settle_us,
                 coalesce=self._coalesce,
+                ring_max_bytes=self._ring_bytes,
             )
             self._channels[stream_id] = channel
         return channel

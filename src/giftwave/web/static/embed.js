@@ -1,6 +1,7 @@
 // The embeddable gift panel inside another site's iframe (an Owncast external action). The
 // browser sends no giftwave cookie there, so the panel logs in itself: the bearer token is used
-// for the API and the room's socket (site.js keeps it).
+// for the API (site.js keeps it) and to ask for a one-use ticket each time the room's socket
+// connects (live.js); the token itself never goes in the socket's URL.
 
 import { api, bearer, boot, keepToken, refreshBalance } from "./site.js";
 

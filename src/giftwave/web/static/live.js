@@ -131,8 +131,10 @@ const handlers = {
   },
   chat: addChat,
   chat_deleted(e) {
-    const li = chatLog?.querySelector(`li[data-id="${CSS.escape(e.message_id)}"]`);
-    if (li) { li.classList.add("deleted"); li.querySelector(".text").textContent = t("Message deleted"); }
+    for (const id of e.message_ids) {
+      const li = chatLog?.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+      if (li) { li.classList.add("deleted"); li.querySelector(".text").textContent = t("Message deleted"); }
+    }
   },
   goal: (e) => goal.update(e),
   goal_reached() { goal.reached(); toast(t("Goal reached!")); },
