@@ -5,12 +5,17 @@ A bad value fails at start with a message that names the variable, never later a
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "GIFTWAVE_"
+# A DNS name or IPv4 address, or an IPv6 address in brackets: what a Host header names.
+_HOST_NAME_RE = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]"
+)
 
 
 class ConfigError(Exception):
@@ -37,6 +42,12 @@ class Settings(BaseSettings):
     # Where this server is reachable from browsers and from payment providers' webhooks;
     # unset means "the address the request came in on".
     public_url: str | None = None
+    # Host names this server answers for (JSON list, no scheme or port; "[::1]" for IPv6); a
+    # request naming another Host is refused (400 unknown_host). Unset: the loopback names.
+    # The host of GIFTWAVE_PUBLIC_URL is always allowed. Why: with no public URL, absolute URLs
+    # (overlay, checkout return, share links) are built from the Host header, which the caller
+    # chooses; and a name resolving to this machine must not reach it (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     # Other sites whose pages may act in a room's WebSocket with the visitor's session cookie
     # (JSON list of origins, "https://partner.example"): embeds that rely on the cookie. Any
     # other origin's cookie socket may watch but not act, or a page anywhere could send gifts
@@ -218,6 +229,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://partner.example")
             normalized.append(same)
         return tuple(normalized)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _HOST_NAME_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host name or address without a port")
+        return tuple(name.lower() for name in value)
 
     @field_validator("broker_url")
     @classmethod

@@ -55,7 +55,7 @@ def seed_demo(settings: Settings) -> DemoSeed:
 
 
 async def _seed(settings: Settings) -> DemoSeed:
-    from giftwave.api.app import create_app
+    from giftwave.api.app import IN_PROCESS_BASE, create_app
 
     # The seed signs its whole cast up from one in-process address, on every start; the
     # per-address sign-up limit is for strangers on the network.
@@ -63,7 +63,7 @@ async def _seed(settings: Settings) -> DemoSeed:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://demo.internal") as client,
+        httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_BASE) as client,
     ):
         creator_auth, creator_id = await _person(client, DEMO_CREATOR, "creator")
         viewers = {name: await _person(client, name, "viewer") for name in DEMO_VIEWERS}

@@ -28,6 +28,7 @@ FAST = {
     "sandbox_webhook_secret": "whsec_test_sandbox",
     "ledger_expiry_interval_s": 0.05,
     "register_address_free": 100_000,  # everyone signs up from one address here
+    "allowed_hosts": ["giftwave.test"],  # the client's base URL below
 }
 
 AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -54,7 +54,11 @@ def test_demo_seed_is_balanced_and_idempotent(tmp_path: Path) -> None:
 
 async def test_demo_serves_the_live_stream_and_the_statement(tmp_path: Path) -> None:
     settings = with_admin_token(
-        Settings(database_url=f"sqlite:///{tmp_path}/demo.db", password_time_cost=1)
+        Settings(
+            database_url=f"sqlite:///{tmp_path}/demo.db",
+            password_time_cost=1,
+            allowed_hosts=["demo"],  # the client's base URL below
+        )
     )
     seed = await asyncio.to_thread(seed_demo, settings)  # it runs its own event loop
     app = create_app(settings)

@@ -44,7 +44,10 @@ from giftwave.api import (
     webhooks,
 )
 from giftwave.api.auth import AuthCache
+from giftwave.api.host_check import IN_PROCESS_HOST, UNCHECKED_PATHS, AllowedHosts
+from giftwave.api.host_check import refuse as refuse_host
 from giftwave.api.problems import install_problem_handlers
+from giftwave.api.security_headers import COMMON_HEADERS, SecurityHeaders
 from giftwave.api.state import AppState
 from giftwave.clips.service import Clips
 from giftwave.config import ConfigError, Settings
@@ -73,7 +76,7 @@ from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
 # request, signature and handler as over the network, without needing to know our address.
-IN_PROCESS_BASE = "http://giftwave.internal"
+IN_PROCESS_BASE = f"http://{IN_PROCESS_HOST}"
 # A gift's event reaches a node its commit and the broker's delay after the time it carries;
 # a node waits this long past a combo's quiet window for such gifts before ending the combo,
 # so that every node ends it with the same count.
@@ -199,7 +202,13 @@ class Giftwave(FastAPI):
     declined one, takes the framework's path. Both routes stay in the route table, for the
     documentation and for the 405 a wrong method gets."""
 
+    # Set by create_app; None (an app built otherwise) checks no Host.
+    allowed_hosts: AllowedHosts | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and not self._host_allowed(scope):
+            await refuse_host(scope, receive, send)  # before any lane: nothing is built from it
+            return
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/s/") and await shares.redirect_in_memory(self, scope, send):
@@ -209,6 +218,10 @@ class Giftwave(FastAPI):
                 await self._by_hand(streams.send_gift_by_hand, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        hosts = self.allowed_hosts
+        return hosts is None or hosts.allows(scope) or scope["path"] in UNCHECKED_PATHS
 
     async def _by_hand(
         self,
@@ -229,6 +242,7 @@ class Giftwave(FastAPI):
                 raise
             answered = answer(request, exc)
             response = await answered if inspect.isawaitable(answered) else answered
+        response.raw_headers.extend(COMMON_HEADERS)  # no middleware here: its headers, by hand
         await response(scope, receive, send)
 
     def _exception_handler(self, exc: Exception) -> HTTPExceptionHandler | None:
@@ -326,8 +340,10 @@ def create_app(settings: Settings) -> FastAPI:
             yield
 
     app = Giftwave(title="giftwave", version=__version__, lifespan=lifespan)
+    app.allowed_hosts = AllowedHosts(settings)
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
+    app.add_middleware(SecurityHeaders)  # nosniff, referrer policy, a page's default CSP
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

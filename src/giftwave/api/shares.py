@@ -25,6 +25,7 @@ from starlette.types import Scope, Send
 from giftwave.api.auth import SESSION_COOKIE, SessionUser
 from giftwave.api.pages import page, visitor
 from giftwave.api.problems import Problem
+from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.clock import now_us
 from giftwave.live.streams import find_stream
 from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits, reach_of, stream_sharers
@@ -193,6 +194,7 @@ def _redirect_headers(app: FastAPI, landing: str, cookie: str | None) -> list[tu
     headers = [
         (b"location", quote(landing, safe=URL_SAFE).encode()),
         (b"cache-control", b"no-store"),  # every opening is a visit
+        *COMMON_HEADERS,  # the fast lane answers before the middleware that adds them
     ]
     if cookie is not None:
         sharing: Sharing = app.state.sharing
