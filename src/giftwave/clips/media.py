@@ -448,14 +448,17 @@ def render_command(
         f"drawtext=font='{FONT}':text='{tag}':fontsize=h/14:fontcolor=0xffcc66:"
         "x=(w-tw)/2:y=h/2+th/2"
     )
+    # Trimmed to the probed length after ``fps``: a last frame may claim to last ten hours, and
+    # ``fps`` would repeat it that long while ``concat`` queued the end card's endless inputs.
     audio_main = (
-        "[0:a:0]aresample=48000,aformat=channel_layouts=stereo[a0]"
+        f"[0:a:0]aresample=48000,aformat=channel_layouts=stereo,atrim=duration={length_s:.3f}[a0]"
         if probe_.has_audio
         else f"[2:a]atrim=duration={length_s:.3f}[a0]"
     )
     graph = ";".join(
         [
-            f"[0:v:0]scale={w}:{h},setsar=1,fps={fps},format=yuv420p,{mark}[main]",
+            f"[0:v:0]scale={w}:{h},setsar=1,fps={fps},trim=duration={length_s:.3f},"
+            f"format=yuv420p,{mark}[main]",
             f"[1:v]setsar=1,format=yuv420p,{card}[card]",
             audio_main,
             f"[3:a]atrim=duration={END_CARD_S}[a1]",
