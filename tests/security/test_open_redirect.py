@@ -151,3 +151,26 @@ async def test_the_login_page_and_its_redirect_name_only_this_site(server: Serve
             r = await http.get(f"/login?next={attack}", headers=logged_in)
             assert r.status_code == 303, (attack, r.status_code)
             assert r.headers["location"] == "/", (attack, r.headers["location"])
+
+
+async def test_a_login_sent_before_its_script_runs_keeps_the_password_out_of_the_url(
+    server: ServerProcess,
+) -> None:
+    """A visitor on a slow link submits the form before the page script has loaded (here: no
+    script at all). A form without a method would GET ``/login?login=…&password=…``: the
+    password in the address bar, the history and every log. The form posts instead."""
+    secret = "not-in-any-url-9f3"
+    async with chromium(NO_DNS) as browser:
+        context = await browser.new_context(java_script_enabled=False)
+        page = await context.new_page()
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        for mode in ("login", "signup"):
+            await page.goto(f"{server.base_url}/{mode}")
+            await page.fill("#auth-form input[name=password]", secret)
+            await page.click("#auth-form button[type=submit]")
+            await page.wait_for_load_state()
+            assert all(secret not in url for url in requests), (mode, requests)
+            assert secret not in page.url, page.url
+        await context.close()
+    assert secret not in server.log_text()
