@@ -4,6 +4,17 @@ import { ApiError, api, toast } from "/static/site.js";
 
 const say = JSON.parse(document.getElementById("studio-clip-messages").textContent);
 const CODES = { clip_too_large: "too_large", clip_too_long: "too_long", not_a_video: "not_a_video" };
+// A video past one of the limits FFmpeg is held to (docs/clips.md), whichever it is.
+for (const code of [
+  "clip_too_large_dimensions",
+  "clip_frame_rate_too_high",
+  "clip_codec_not_allowed",
+  "clip_pixel_format_not_allowed",
+  "clip_bit_depth_too_high",
+  "clip_too_many_streams",
+]) {
+  CODES[code] = "over_limits";
+}
 
 function csrf() {
   const m = document.cookie.match(/(?:^|;\s*)gw_csrf=([^;]+)/);
