@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     clip_render_max_p: Annotated[int, Field(ge=144, le=2160)] = 1080
     clip_ffmpeg_threads: Annotated[int, Field(ge=1, le=16)] = 2
     clip_ffmpeg_memory_mib: Annotated[int, Field(ge=256, le=65_536)] = 2048
+    # Uploads probed at once per process (each a bounded FFmpeg child, a few hundred MB at 4K):
+    # a burst of uploads must not multiply the ceiling above. The next wait this long for a
+    # turn, then are answered 503 clip_probes_busy with Retry-After.
+    clip_probes_at_once: Annotated[int, Field(ge=1, le=64)] = 2
+    clip_probe_wait_ms: Annotated[int, Field(ge=0, le=60_000)] = 10_000
     # Hosts a clip may be cut from (JSON list; "*.example.org" for a domain). Empty: any host
     # whose addresses are all public (clips/sources.py).
     clip_recording_hosts: tuple[str, ...] = ()

@@ -13,6 +13,8 @@ person can start, took ~7.6 GB of FFmpeg's memory and held the only render worke
   to fit 1080p, by FFmpeg children that run under an address-space ceiling; a clip whose
   header says one second while its frames run on for ten hours renders one second and the end
   card, instead of holding the worker until the job's timeout.
+- A creator sends a burst of uploads at once, so that their probes (each a bounded child)
+  multiply the ceiling: no more than two are probed at a time; the rest wait their turn.
 
 The files are made here with FFmpeg from lavfi sources (a second or so in all), and patched
 where a header must lie.
@@ -25,6 +27,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +53,8 @@ MAX_STREAMS: Final = 8
 MAX_BIT_DEPTH: Final = 8
 RENDER_BOX: Final = (1920, 1080)
 MEMORY_CEILING_BYTES: Final = 2048 * 1024**2
+PROBES_AT_ONCE: Final = 2
+BURST: Final = 6
 _names = itertools.count(1)
 
 
@@ -251,8 +256,8 @@ def _files_in(folder: Path) -> list[Path]:
 # --- what the server's FFmpeg children may use -------------------------------------------
 
 
-def _ffmpeg_children(parent: int) -> list[int]:
-    """The FFmpeg processes the server started, from /proc."""
+def _ffmpeg_children(parent: int, names: tuple[str, ...] = ("ffmpeg",)) -> list[int]:
+    """The FFmpeg (or ffprobe) processes the server started, from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -262,7 +267,7 @@ def _ffmpeg_children(parent: int) -> list[int]:
         except OSError:
             continue  # gone meanwhile
         name, rest = stat[stat.find("(") + 1 : stat.rfind(")")], stat[stat.rfind(")") + 2 :]
-        if name == "ffmpeg" and int(rest.split()[1]) == parent:
+        if name in names and int(rest.split()[1]) == parent:
             found.append(int(entry.name))
     return found
 
@@ -351,3 +356,28 @@ def test_a_render_is_scaled_down_cut_to_its_length_and_run_under_a_memory_ceilin
     rendered = ffprobe(_download(client, fan, job, tmp_path / "runs_on.mp4"))
     assert rendered.duration_s == pytest.approx(1 + END_CARD_S, abs=0.25)
     assert time.monotonic() - started < JOB_WAIT_S
+
+
+def test_a_burst_of_uploads_is_probed_a_few_at_a_time(site: Site, files: Files) -> None:
+    with httpx.Client(base_url=site.server.base_url, timeout=60.0, trust_env=False) as c:
+        creator = _register(c, "creator")
+
+    def send(_: int) -> httpx.Response:
+        with httpx.Client(base_url=site.server.base_url, timeout=60.0, trust_env=False) as c:
+            return _upload(c, creator, files.large)
+
+    most = 0
+    with ThreadPoolExecutor(BURST) as pool:
+        sent = [pool.submit(send, n) for n in range(BURST)]
+        while not all(f.done() for f in sent):
+            running = _ffmpeg_children(site.server.pid, ("ffmpeg", "ffprobe"))
+            most = max(most, len(running))
+        answers = [f.result() for f in sent]
+    for r in answers:  # each waited its turn, or was told when to come back
+        if r.status_code == 503:
+            assert r.json()["code"] == "clip_probes_busy", r.text
+            assert int(r.headers["retry-after"]) >= 1
+        else:
+            assert r.status_code == 201, r.text
+    assert any(r.status_code == 201 for r in answers)
+    assert 1 <= most <= PROBES_AT_ONCE, f"{most} FFmpeg children at once"

@@ -209,7 +209,7 @@ async def create_clip(
         except BadForm as exc:
             raise Problem(422, "invalid_upload", str(exc)) from None
         title = _title(form.fields.get("title"))
-        clip = await run_in_threadpool(clips.accept_upload, user, title, dest)
+        clip = await clips.upload(user, title, dest)
     finally:
         dest.unlink(missing_ok=True)
 

@@ -69,6 +69,7 @@ MIN_JOB_TIMEOUT_S: Final = 120.0
 JOB_TIMEOUT_PER_MEDIA_S: Final = 10.0  # a job may take ten times its media's length
 STDERR_KEEP_BYTES: Final = 4096
 RECOVER_MAX: Final = 10_000
+PROBES_BUSY_RETRY_AFTER_S: Final = 2.0
 
 
 class JobFailed(Exception):
@@ -104,6 +105,8 @@ class Clips:
         self.max_bytes = settings.clip_max_bytes
         self.max_duration_ms = round(settings.clip_max_duration_s * 1000)
         self.limits = media_limits(settings)
+        self._probe_slots = asyncio.Semaphore(settings.clip_probes_at_once)
+        self._probe_wait_s = settings.clip_probe_wait_ms / 1000
         self.recording_hosts = settings.clip_recording_hosts
         self.tmp_dir = Path(settings.clip_tmp_dir or Path(tempfile.gettempdir()) / "giftwave-clips")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +159,30 @@ class Clips:
             raise Invalid("not_a_video", f"not a video giftwave can play: {exc}") from exc
         except OverLimit as exc:
             raise Invalid(exc.code.value, exc.detail, **exc.limit) from exc
+
+    async def upload(self, creator: User, title: str, path: Path) -> Clip:
+        """``accept_upload`` on a worker thread, once a probe slot is free: each probe is a
+        bounded child, and the slots bound how many run at once (503 ``clip_probes_busy``
+        after waiting ``clip_probe_wait_ms`` for one)."""
+        try:
+            async with asyncio.timeout(self._probe_wait_s):
+                await self._probe_slots.acquire()
+        except TimeoutError:
+            raise Unavailable(
+                "clip_probes_busy",
+                "many clips are being checked: try again in a moment",
+                retry_after_s=PROBES_BUSY_RETRY_AFTER_S,
+            ) from None
+        work = asyncio.ensure_future(asyncio.to_thread(self.accept_upload, creator, title, path))
+        # Freed when the probe ends, not when the request does: a client that hangs up must not
+        # free a slot its probe still holds.
+        work.add_done_callback(self._free_probe_slot)
+        return await asyncio.shield(work)
+
+    def _free_probe_slot(self, done: asyncio.Future[Clip]) -> None:
+        self._probe_slots.release()
+        if not done.cancelled():
+            done.exception()  # retrieved here: the request that wanted it may have gone
 
     def accept_upload(self, creator: User, title: str, path: Path) -> Clip:
         """Probe, store, then insert the row (the stored file is removed if that fails)."""
