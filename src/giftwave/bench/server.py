@@ -85,8 +85,6 @@ def served(
             "GIFTWAVE_PASSWORD_MEMORY_KIB": "8",
             # Every bench viewer signs up from the load generator's one address.
             "GIFTWAVE_REGISTER_ADDRESS_FREE": "100000",
-            # Every bench viewer signs up from the load generator's one address.
-            "GIFTWAVE_REGISTER_ADDRESS_FREE": "100000",
             **(env or {}),
         }
         command = [_giftwave(), "serve", "--host", "127.0.0.1", "--port", str(port)]
