@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import os
 import secrets
 import sys
@@ -15,10 +17,14 @@ import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
+from giftwave import demo_video
 from giftwave.config import Settings
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import Backend, parse_database_url
+from giftwave.live.streams import set_playback_url
 from giftwave.tuning import tune_runtime
+
+log = logging.getLogger(__name__)
 
 DEMO_CREATOR = "luna"
 DEMO_ADMIN = "ops"
@@ -52,6 +58,24 @@ def seed_demo(settings: Settings) -> DemoSeed:
     migrate(engine)
     engine.dispose()
     return asyncio.run(_seed(with_admin_token(settings)))
+
+
+def point_stream_at(settings: Settings, stream_id: str, playback_url: str | None) -> None:
+    """The demo stream's video for this run: its encoder's playlist, or None (placeholder).
+    Set on every start, not only at go-live: the last run may have had ffmpeg and this one not,
+    and a URL with nothing behind it would leave a black box where the placeholder should be."""
+    engine = make_engine(parse_database_url(settings.database_url))
+    with engine.begin() as conn:
+        set_playback_url(conn, stream_id, playback_url)
+    engine.dispose()
+
+
+def _ready(video: demo_video.DemoVideo) -> demo_video.DemoVideo | None:
+    if not video.wait_ready():
+        log.warning("demo video: ffmpeg made no playlist, the room shows a placeholder")
+        video.stop()
+        return None
+    return video
 
 
 async def _seed(settings: Settings) -> DemoSeed:
@@ -216,11 +240,24 @@ def run_demo(
     settings = demo_settings(settings)
     assert settings.admin_token is not None
     token = settings.admin_token.get_secret_value()
-    seed = seed_demo(settings)
+    # Started from this thread, which lives as long as the demo: the encoder is told to stop
+    # when the thread that started it ends (demo_video._child_bounds).
+    video = demo_video.start()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # The encoder's first segment comes while the seed runs.
+        ready = None if video is None else pool.submit(_ready, video)
+        seed = seed_demo(settings)
+        video = None if ready is None else ready.result()
+    point_stream_at(settings, seed.stream_id, None if video is None else demo_video.PLAYBACK_URL)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown_host}:{port}"
     watch = f"{base}/live/{seed.stream_id}"
     viewers = ", ".join(DEMO_VIEWERS)
+    video_line = (
+        "none (ffmpeg not found): the room shows a placeholder"
+        if video is None
+        else f"a live test scene from FFmpeg, {base}{demo_video.PLAYBACK_URL}"
+    )
     console.print(
         f"""
 [bold]giftwave demo[/bold] on {settings.database_url}
@@ -235,6 +272,7 @@ def run_demo(
     {DEMO_ADMIN} (admin, {base}/admin)
   OBS overlay (paste into OBS as a browser source):  {base}/overlay/live?key={seed.overlay_key}
   Gift panel for an Owncast external action:  {base}/embed/{seed.stream_id}
+  Video:  {video_line}
   API docs:     {base}/docs     Admin token (admin API, ledger API): {token}
   Check every ledger invariant:  .venv/bin/giftwave ledger verify
 """,
@@ -246,10 +284,17 @@ def run_demo(
         _audience_thread(f"http://{shown_host}:{port}", seed.stream_id).start()
     if open_browser and _can_open_browser():
         threading.Timer(1.5, webbrowser.open, args=(watch,)).start()
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        **UVICORN_OPTIONS,
-        log_config=serve_log_config(),  # no credential from a URL or header in the log
-    )
+    app = create_app(settings)
+    if video is not None:  # the encoder's folder, on the same site as the page
+        app.mount(demo_video.HLS_PATH, demo_video.HlsFiles(directory=video.folder))
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            **UVICORN_OPTIONS,
+            log_config=serve_log_config(),  # no credential from a URL or header in the log
+        )
+    finally:
+        if video is not None:
+            video.stop()

@@ -87,6 +87,30 @@ def live_stream_of(conn: Connection, creator_id: int) -> Stream | None:
     return None if row is None else _to_stream(row)
 
 
+PLAYBACK_URL_MAX_CHARS: Final = 1024
+
+
+def check_playback_url(url: str) -> None:
+    """An http(s) or rtmp URL, or a path on this site ("/hls/live.m3u8": a media server
+    behind the same host, or the demo's own stream), which the page then plays as 'self'."""
+    site_path = url.startswith("/") and not url.startswith(("//", "/\\"))
+    if (
+        len(url) > PLAYBACK_URL_MAX_CHARS
+        or not url.isprintable()
+        or not (site_path or url.startswith(("http://", "https://", "rtmp")))
+    ):
+        raise Invalid(
+            "invalid_playback_url", "a playback URL is an http(s) or rtmp URL, or a path here"
+        )
+
+
+def set_playback_url(conn: Connection, stream_id: str, url: str | None) -> None:
+    """Point a stream at another video (the demo, at each start, at its own encoder or none)."""
+    if url is not None:
+        check_playback_url(url)
+    conn.execute(update(streams).where(streams.c.id == stream_id).values(playback_url=url))
+
+
 def start_stream(
     conn: Connection,
     creator_id: int,
@@ -101,10 +125,8 @@ def start_stream(
         raise Invalid("invalid_title", "a title is 1-140 printable characters")
     if not LANGUAGE_RE.fullmatch(language):
         raise Invalid("invalid_language", "a language is a code like en, es or pt-BR")
-    if playback_url is not None and (
-        len(playback_url) > 1024 or not playback_url.startswith(("http://", "https://", "rtmp"))
-    ):
-        raise Invalid("invalid_playback_url", "a playback URL is an http(s) or rtmp URL")
+    if playback_url is not None:
+        check_playback_url(playback_url)
     current = live_stream_of(conn, creator_id)
     if current is not None:
         raise Conflict("already_live", f"stream {current.id} is live", stream_id=current.id)
