@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     live_direct_writes: bool = True
     # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
     battle_min_duration_s: Annotated[int, Field(ge=1, le=1800)] = 60
+    # A battle's result stays on both rooms and the overlay this long, then goes: a newcomer
+    # hours later must not meet an old result (live/room.py). Tests shorten it.
+    battle_result_shown_s: Annotated[int, Field(ge=1, le=3600)] = 15
 
     # Trending (docs/trending.md): engagement decays by half every half-life; shares, likes and
     # new viewers count once per actor and stream per dedupe window. Weights are points per

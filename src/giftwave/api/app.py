@@ -33,6 +33,7 @@ from giftwave.api import (
     identity,
     ledger,
     live,
+    moderation,
     overlays,
     pages,
     share_pages,
@@ -60,6 +61,7 @@ from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
 from giftwave.ledger.writer_process import ProcessStore
+from giftwave.live.ban_gate import BanGate
 from giftwave.live.battle_referee import Referee
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
@@ -287,11 +289,18 @@ def create_app(settings: Settings) -> FastAPI:
                 tick_ms=settings.live_tick_ms,
                 combo_quiet_ms=settings.live_combo_quiet_ms,
                 combo_settle_ms=COMBO_SETTLE_MS,
+                battle_result_ms=settings.battle_result_shown_s * 1000,
                 coalesce=settings.live_fanout == "tick",
                 ring_max_bytes=settings.live_ring_max_bytes,
                 broker=broker,
                 seed=partial(_seed_room, db),
             )
+            # Bans from a creator's rooms, on every node, cached; a change anywhere drops the
+            # cached answer everywhere through the broker's notices (live/ban_gate.py).
+            ban_gate = BanGate(db)
+            broker.on_notice(ban_gate.notice)
+            economy.gifting.add_gate(ban_gate.check)
+            app.state.ban_gate = ban_gate
             await broker.start(hub)
             stack.push_async_callback(broker.stop)
             # Chat, likes, moderation: limits per user whatever the node (ratelimit.py).
@@ -372,6 +381,7 @@ def create_app(settings: Settings) -> FastAPI:
         clips,
         clip_pages,
         follows,
+        moderation,
         pages,
         studio_pages,
     ):

@@ -22,6 +22,7 @@ from typing import Any, Final
 import orjson
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SESSION_COOKIE, AuthCache, SessionUser, session_user
@@ -32,6 +33,8 @@ from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.tickets import issue_ticket, use_ticket
 from giftwave.identity.users import Role, User
+from giftwave.live.ban_gate import BanGate
+from giftwave.live.moderation import may_moderate
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
@@ -237,7 +240,16 @@ async def _read(
                 gifts.add(task)
                 task.add_done_callback(gifts.discard)
             else:
-                acting = _act(*parsed[1:], hub, stream, user, limiter, ws.app.state.trending)
+                acting = _act(
+                    *parsed[1:],
+                    hub,
+                    stream,
+                    user,
+                    limiter,
+                    ws.app.state.trending,
+                    ws.app.state.ban_gate,
+                    economy.db,
+                )
                 answer(await _reply(parsed[0], acting))
             if refusals > MAX_REFUSALS:
                 await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
@@ -284,13 +296,17 @@ async def _act(
     user: User | None,
     limiter: RateLimiter,
     trending: Trending,
+    gate: BanGate,
+    db: Engine,
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
+    if name in ("like", "chat"):
+        await gate.check(user.id, stream.creator_id)  # banned: on every node (ban_gate.py)
     if name == "like":
         return await _like(command, hub, stream, user, limiter, trending)
     if name == "chat":
         return await _chat(command, hub, stream, user, limiter)
-    return await _moderate(name, command, hub, stream, user, limiter)
+    return await _moderate(name, command, hub, stream, user, limiter, db)
 
 
 async def _send_gift(
@@ -363,10 +379,19 @@ async def _moderate(
     stream: Stream,
     user: User,
     limiter: RateLimiter,
+    db: Engine,
 ) -> dict[str, Any]:
-    """The stream's creator and admins delete messages and mute users, in every node's room."""
+    """The stream's creator, the moderators they appointed and admins delete messages and mute
+    users, in every node's room. Who is a moderator is read each time (a few commands a
+    second at most, below): a dismissed moderator stops at once, on every node."""
     if user.id != stream.creator_id and user.role is not Role.ADMIN:
-        raise Forbidden("not_moderator", "only the creator and admins moderate this room")
+
+        def appointed() -> bool:
+            with db.connect() as conn:
+                return may_moderate(conn, stream.creator_id, user)
+
+        if not await run_in_threadpool(appointed):
+            raise Forbidden("not_moderator", "only the creator, their moderators and admins")
     # Each command is an event in every viewer's frames, on every node: a few a second is
     # what a person cleaning up a room sends; a script's thousands are refused (and its
     # socket closed after MAX_REFUSALS of them).

@@ -746,3 +746,45 @@ auth_throttles = Table(
     Column("updated_at_us", BigInteger, nullable=False),
     Index("ix_auth_throttles_updated", "updated_at_us"),
 )
+
+# Moderation beyond one room (live/moderation.py). The moderators a creator appoints act in
+# every room of theirs; a ban keeps a user from chatting, liking and gifting in every room of
+# the creator who banned them; a viewer's report keeps the reported line as it was shown.
+room_moderators = Table(
+    "room_moderators",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_room_moderators_user", "user_id"),
+)
+
+room_bans = Table(
+    "room_bans",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("banned_by", BigInteger, nullable=False),
+    Column("reason", String(200), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_room_bans_creator_time", "creator_id", "created_at_us"),
+)
+
+chat_reports = Table(
+    "chat_reports",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("stream_id", String(24), nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("message_id", String(32), nullable=False),
+    Column("reported_user_id", BigInteger, nullable=False),
+    Column("reported_handle", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("reporter_id", BigInteger, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    # One report per person and line: reporting it again answers the first report.
+    UniqueConstraint("reporter_id", "stream_id", "message_id", name="uq_chat_reports_once"),
+    Index("ix_chat_reports_creator_time", "creator_id", "created_at_us"),
+    Index("ix_chat_reports_time", "created_at_us"),
+)

@@ -1,7 +1,8 @@
 """Sending a gift: every check, then the linked pair through the posting engine.
 
     SendGift ──► checks (stream live, gift on sale, sender ≠ creator, ages, not blocked, no
-                 debt, count, rate, daily spend) ──► ledger pair + gift_sends row ──► GiftSent
+                 debt, count, gates: not banned by the creator, rate, daily spend)
+                 ──► ledger pair + gift_sends row ──► GiftSent
 
 Idempotent by (sender, idempotency_key): the key names the gift's transfers, so a retry, a
 double submit or two concurrent submits post at most once, and answer the same. The
@@ -84,6 +85,9 @@ _GIFT_SENT_FIELDS: Final = tuple(f.name for f in fields(GiftSent))
 # (the receipt, the sender's handle, whether the gift combos); awaited before the answer, so
 # an acknowledged gift has reached the room's broker (or its queue, while the broker is away).
 GiftObserver = Callable[[GiftSent, str, bool], Awaitable[None]]
+# (sender_id, creator_id): raises a DomainError to refuse the gift (a creator banned the
+# sender from their rooms: live/ban_gate.py). Checked with the other rules, before billing.
+GiftGate = Callable[[int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,7 @@ class Gifting:
         self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0, refresh_s=1.6)
         self._debt_reads: BatchReader[int, int] = BatchReader(self._read_debts)
         self._observers: list[GiftObserver] = []
+        self._gates: list[GiftGate] = []
 
     def forget_stream(self, stream_id: str) -> None:
         self._streams.drop(stream_id)
@@ -187,6 +192,8 @@ class Gifting:
             debt = await self._debt_reads.get(cmd.sender.id)
         try:
             intent = self._check(cmd, debt, stream, creator, today)
+            for gate in self._gates:
+                await gate(cmd.sender.id, intent.creator_id)
             self._rate.take(cmd.sender.id)
             if self._daily.would_refuse(cmd.sender.id, today, intent.coins):
                 await self._reread_daily_spend(cmd.sender.id, today)
@@ -218,6 +225,10 @@ class Gifting:
         mark = self._daily.mark(user_id, today)
         spent = await asyncio.to_thread(self._daily.read, user_id, today)
         self._daily.refresh(user_id, today, spent, mark)
+
+    def add_gate(self, gate: GiftGate) -> None:
+        """A rule the economy does not own, asked before every gift is billed."""
+        self._gates.append(gate)
 
     def add_observer(self, observer: GiftObserver) -> None:
         """Called with every committed gift, after the commit: the first time, and again
@@ -350,6 +361,7 @@ class Gifting:
             raise Forbidden(
                 "under_age",
                 f"sending gifts needs age {rule.min_age_for(sender.country)}+",
+                min_age=rule.min_age_for(sender.country),
             )
         if not rule.allows(creator, today):
             raise Forbidden("creator_under_age", "this creator cannot receive gifts")

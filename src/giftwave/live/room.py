@@ -27,9 +27,14 @@ LEADERBOARD_SIZE: Final = 10
 CHAT_HISTORY: Final = 50
 RECENT_GIFTS: Final = 50
 MAX_MUTES: Final = 10_000  # per room; the oldest mute is forgotten first (~1.5 MB at most)
-# Chat messages a moderator may delete: the newest this many (a delete of any other id, or of
-# one already deleted, changes nothing and is not broadcast: a flood of deletes costs no frame).
+# Chat messages a moderator may delete, or a viewer report: the newest this many, kept whole
+# (a report keeps the line as it was shown; 1,000 lines of at most 200 characters is a few
+# hundred kB). A delete of any other id, or of one already deleted, changes nothing and is not
+# broadcast: a flood of deletes costs no frame.
 CHAT_IDS_KEPT: Final = 1_000
+# A battle's result stays on the rooms (and the overlay) this long after the battle ended,
+# then goes: the next viewer does not meet an old result (GIFTWAVE_BATTLE_RESULT_SHOWN_S).
+BATTLE_RESULT_US: Final = 15_000_000
 # Moderation said per tick: deletes and mutes each in one compact event, duplicates dropped,
 # at most this many ids each (the rest wait for the next ticks, bounded by the two above).
 MODERATION_PER_TICK: Final = 100
@@ -98,7 +103,14 @@ def _take(pending: dict[K, V], most: int) -> list[tuple[K, V]]:
 
 
 class Room:
-    def __init__(self, stream_id: str, *, combo_quiet_us: int, combo_settle_us: int = 0) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        *,
+        combo_quiet_us: int,
+        combo_settle_us: int = 0,
+        battle_result_us: int = BATTLE_RESULT_US,
+    ) -> None:
         self.stream_id = stream_id
         self.viewers = 0
         self.coins = 0
@@ -116,7 +128,7 @@ class Room:
         self._likers = Leaderboard("likes")
         self._likers_changed = False
         self._chat: list[dict[str, Any]] = []
-        self._chat_ids: dict[str, None] = {}  # the newest CHAT_IDS_KEPT, oldest first
+        self._chat_ids: dict[str, dict[str, Any]] = {}  # the newest CHAT_IDS_KEPT, oldest first
         self._deleted: dict[str, None] = {}  # deletes not yet said, in order
         self._mutes: dict[int, int] = {}  # mutes not yet said: user → until_us
         self._news: list[dict[str, Any]] = []
@@ -130,10 +142,12 @@ class Room:
         self.goal: Goal | None = None
         self.goal_progress = 0
         self._goal_changed = False
-        # The stream's newest battle in any state (a result stays up until the next one).
+        # The stream's newest battle in any state; a result stays up ``battle_result_us``.
         self.battle: Battle | None = None
         self.battle_scores = (0, 0)
         self._battle_changed = False
+        self._battle_result_us = battle_result_us
+        self._battle_gone_id = 0  # its result was shown and taken down: never shown again
 
     def gift(
         self,
@@ -220,7 +234,9 @@ class Room:
         elif current is None or current.id != seed.goal.id or seed.goal.kind is GoalKind.COINS:
             self.set_goal(seed.goal, seed.goal_progress)
         # else the same likes goal: likes are not stored, the room's own count is all there is
-        if seed.battle is not None:
+        if seed.battle is not None and self._result_over(seed.battle, now_us):
+            self._battle_gone_id = max(self._battle_gone_id, seed.battle.id)
+        elif seed.battle is not None:
             self.set_battle(seed.battle, seed.battle_scores)
 
     def _remember(self, events: list[dict[str, Any]]) -> None:
@@ -236,6 +252,8 @@ class Room:
         same = current is not None and current.id == battle.id
         if current is not None and (battle.id < current.id or (same and current.status.over)):
             return  # late news: this room has moved on, and an outcome is never undone
+        if battle.id <= self._battle_gone_id:
+            return  # its result was taken down already
         if scores is None:
             scores = self.battle_scores if same else (battle.score_a, battle.score_b)
         self.battle = battle
@@ -267,6 +285,8 @@ class Room:
         current = self.battle
         if current is not None and current.id == battle.id and current.status.over:
             return
+        if battle.id <= self._battle_gone_id:
+            return  # shown and taken down already
         self._news.append(battle.ended_event())
         if current is None or battle.id >= current.id:
             self.battle = battle
@@ -286,10 +306,14 @@ class Room:
         del self._chat[:-CHAT_HISTORY]
         message_id = message.get("message_id")
         if isinstance(message_id, str):
-            self._chat_ids[message_id] = None
+            self._chat_ids[message_id] = message
             if len(self._chat_ids) > CHAT_IDS_KEPT:
                 del self._chat_ids[next(iter(self._chat_ids))]
         self._news.append({"type": "chat", **message})
+
+    def chat_line(self, message_id: str) -> dict[str, Any] | None:
+        """One of the newest CHAT_IDS_KEPT lines, not deleted: what a report keeps of it."""
+        return self._chat_ids.get(message_id)
 
     def join(self, user_id: int, handle: str) -> None:
         if len(self._joined) < JOINS_NAMED_PER_TICK:
@@ -361,6 +385,11 @@ class Room:
         if self._goal_changed:
             events.append(self._goal_event())
             self._goal_changed = False
+        if self.battle is not None and self._result_over(self.battle, now_us):
+            self._battle_gone_id = max(self._battle_gone_id, self.battle.id)
+            self.battle = None  # every screen takes the result down: {"battle_id": null}
+            self.battle_scores = (0, 0)
+            self._battle_changed = True
         if self._battle_changed:
             events.append(self._battle_event())
             self._battle_changed = False
@@ -369,6 +398,12 @@ class Room:
             self._viewers_changed = False
             self._viewers_said_at_us = now_us
         return events
+
+    def _result_over(self, battle: Battle, now_us: int) -> bool:
+        """A battle that is over (a result, a declined or lapsed invitation) and was shown
+        long enough."""
+        ended = battle.ended_at_us
+        return battle.status.over and ended is not None and now_us - ended >= self._battle_result_us
 
     def _goal_event(self) -> dict[str, Any]:
         if self.goal is None:

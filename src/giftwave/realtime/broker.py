@@ -17,6 +17,12 @@ after failures, or finds that Redis lost its data (``GENERATION_KEY`` gone: rest
 events may have been lost: the node rebuilds each of its rooms from the database
 (``EventSink.reseed``), which also gives every viewer a snapshot, and only then sends what it
 kept. The database is the truth; the broker only carries news of it.
+
+Notices are news for every node rather than for a room (a ban changed: drop the cached
+answer). ``notify`` sends one to every node's handlers (``on_notice``), this one included;
+over Redis they go through one stream, ``NOTICES_KEY``, read by the same loop as the rooms.
+When notices may have been lost (the loop got through after failures, Redis lost its data),
+the handlers are called with None: whatever they cached from notices is no longer trusted.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import orjson
@@ -55,6 +62,10 @@ RESEEDS_AT_ONCE: Final = 4
 # redis-py retries a command itself; a blip is worth a quick retry, an outage is ours to handle
 # (the default would hold a gift's answer for seconds, and hide a restart from the read loop).
 COMMAND_RETRY: Final = Retry(ExponentialBackoff(cap=0.1, base=0.01), 2)
+NOTICES_KEY: Final = "giftwave:notices"
+NOTICES_MAXLEN: Final = 10_000  # a few minutes of bans at any plausible rate; nodes read at once
+# A notice, or None: some may have been lost. Called on the event loop; must not block.
+NoticeHandler = Callable[[dict[str, Any] | None], None]
 
 
 class EventSink(Protocol):
@@ -88,15 +99,30 @@ class Broker(Protocol):
         """Every room's viewers on all nodes, given this node's (room → sockets here)."""
         ...
 
+    def on_notice(self, handler: NoticeHandler) -> None: ...
+
+    async def notify(self, notice: dict[str, Any]) -> None:
+        """To every node's notice handlers, this node's included; never raises for an outage
+        (a notice that cannot be sent is logged: handlers keep answers briefly anyway)."""
+        ...
+
 
 class MemoryBroker:
     keeps_history = False
 
     def __init__(self) -> None:
         self._sink: EventSink | None = None
+        self._handlers: list[NoticeHandler] = []
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
+
+    def on_notice(self, handler: NoticeHandler) -> None:
+        self._handlers.append(handler)
+
+    async def notify(self, notice: dict[str, Any]) -> None:
+        for handler in self._handlers:
+            handler(notice)
 
     async def stop(self) -> None:
         self._sink = None
@@ -145,6 +171,8 @@ class RedisBroker:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._node = secrets.token_hex(6)  # this process, in the rooms' viewer counts
+        self._handlers: list[NoticeHandler] = []
+        self._notices_last: str | None = None  # id of the last notice read; None: not placed
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
@@ -179,6 +207,40 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             log.warning("redis broker: publish failed (%s); kept to send again", exc)
             self._keep(stream_id, data)
+
+    def on_notice(self, handler: NoticeHandler) -> None:
+        self._handlers.append(handler)
+
+    async def notify(self, notice: dict[str, Any]) -> None:
+        assert self._redis is not None, "start() first"
+        self._tell(notice)  # this node at once; its read loop brings it again (harmless)
+        try:
+            await self._redis.xadd(
+                NOTICES_KEY,
+                {"e": orjson.dumps(notice)},
+                maxlen=NOTICES_MAXLEN,
+                approximate=True,
+            )
+        except (RedisError, OSError) as exc:
+            # Not queued: the other nodes' answers expire on their own (ban_gate.TTL_S), and a
+            # Redis that is away for them too makes them drop everything when it is back.
+            log.warning("redis broker: notice not sent (%s)", exc)
+
+    def _tell(self, notice: dict[str, Any] | None) -> None:
+        for handler in self._handlers:
+            try:
+                handler(notice)
+            except Exception:  # a handler's bug must not stop the read loop
+                log.exception("redis broker: notice handler failed")
+
+    async def _place_notices(self, *, lost: bool) -> None:
+        """Where to read notices from: after the newest one now (those before are old news,
+        or lost, and then the handlers are told so)."""
+        assert self._redis is not None
+        top: Any = await self._redis.xrevrange(NOTICES_KEY, "+", "-", count=1)
+        self._notices_last = top[0][0].decode() if top else "0-0"
+        if lost:
+            self._tell(None)
 
     def _keep(self, stream_id: str, data: bytes) -> None:
         self._unsent.append((stream_id, data))
@@ -306,6 +368,8 @@ class RedisBroker:
             generation = await self._redis.get(GENERATION_KEY)
         reset = self._generation is not None and generation != self._generation
         self._generation = generation
+        if self._handlers and (self._notices_last is None or after_failures or reset):
+            await self._place_notices(lost=self._notices_last is not None)
         rooms = set(self._unplaced)
         if (after_failures or reset) and self._last:
             rooms.update(self._last)
@@ -355,21 +419,33 @@ class RedisBroker:
 
     async def _read(self) -> None:
         assert self._redis is not None
-        if not self._last:
+        streams: dict[Any, Any] = {_key(s): last for s, last in self._last.items()}
+        if self._notices_last is not None:
+            streams[NOTICES_KEY] = self._notices_last
+        if not streams:
             await asyncio.sleep(READ_BLOCK_MS / 1000)
             return
-        batches: Any = await self._redis.xread(
-            {_key(s): last for s, last in self._last.items()},
-            block=READ_BLOCK_MS,
-            count=READ_COUNT,
-        )
+        batches: Any = await self._redis.xread(streams, block=READ_BLOCK_MS, count=READ_COUNT)
         for key, entries in batches or []:
+            if key.decode() == NOTICES_KEY:
+                self._read_notices(entries)
+                continue
             stream_id = key.decode().removeprefix("giftwave:room:")
             if stream_id not in self._last:
                 continue  # left meanwhile
             for entry_id, fields in entries:
                 self._apply(stream_id, fields)
                 self._last[stream_id] = entry_id.decode()
+
+    def _read_notices(self, entries: Any) -> None:
+        for entry_id, fields in entries:
+            self._notices_last = entry_id.decode()
+            try:
+                notice = orjson.loads(fields[b"e"])
+            except (KeyError, orjson.JSONDecodeError):
+                log.error("redis broker: skipping a malformed notice")
+                continue
+            self._tell(notice if isinstance(notice, dict) else None)
 
 
 def open_broker(url: str) -> Broker:

@@ -32,7 +32,7 @@ import orjson
 from giftwave.background import cancel
 from giftwave.live.battles import Battle
 from giftwave.live.goals import Goal
-from giftwave.live.room import Room, RoomSeed
+from giftwave.live.room import BATTLE_RESULT_US, Room, RoomSeed
 from giftwave.realtime.broker import Broker
 from giftwave.realtime.sockets import Frame, Sink
 
@@ -125,8 +125,14 @@ class Channel:
         combo_settle_us: int = 0,
         coalesce: bool = True,
         ring_max_bytes: int = DEFAULT_RING_MAX_BYTES,
+        battle_result_us: int = BATTLE_RESULT_US,
     ) -> None:
-        self.room = Room(stream_id, combo_quiet_us=combo_quiet_us, combo_settle_us=combo_settle_us)
+        self.room = Room(
+            stream_id,
+            combo_quiet_us=combo_quiet_us,
+            combo_settle_us=combo_settle_us,
+            battle_result_us=battle_result_us,
+        )
         self.coalesce = coalesce
         self.epoch = secrets.token_hex(4)
         self.seq = 0
@@ -237,6 +243,7 @@ class Hub:
         hard_limit_ticks: int = 50,
         combo_quiet_ms: int = 3000,
         combo_settle_ms: int = 0,
+        battle_result_ms: int = BATTLE_RESULT_US // 1000,
         coalesce: bool = True,
         max_rooms: int = 100_000,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
@@ -252,6 +259,7 @@ class Hub:
         self._hard = hard_limit_ticks
         self._combo_quiet_us = combo_quiet_ms * 1000
         self._combo_settle_us = combo_settle_ms * 1000
+        self._battle_result_us = battle_result_ms * 1000
         self._coalesce = coalesce
         self._max_rooms = max_rooms
         self._clock_us = clock_us
@@ -297,6 +305,7 @@ class Hub:
                 combo_settle_us=self._combo_settle_us,
                 coalesce=self._coalesce,
                 ring_max_bytes=self._ring_bytes,
+                battle_result_us=self._battle_result_us,
             )
             self._channels[stream_id] = channel
         return channel

@@ -1,0 +1,364 @@
+"""Moderation beyond one room (live/moderation.py): a creator's moderators, bans from all of a
+creator's rooms, viewers' reports of chat lines.
+
+    GET/POST /v1/me/moderators, DELETE /v1/me/moderators/{user_id}     the creator's team
+    GET/POST /v1/creators/{id}/bans, DELETE /v1/creators/{id}/bans/{user_id}
+    POST /v1/streams/{id}/reports                                         a viewer flags a line
+    GET /v1/creators/{id}/reports, GET /v1/admin/reports
+
+Bans and reports are for the creator, their moderators and admins (403 ``not_moderator``);
+every change is limited per user across nodes (429). A ban or unban tells every node at once
+(the broker's notices), so a banned user's next chat line, like or gift is refused anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from giftwave.api.auth import AdminPrincipal, SessionUser
+from giftwave.api.problems import Problem
+from giftwave.clock import now_us
+from giftwave.db.tables import users
+from giftwave.errors import RateLimited
+from giftwave.identity.users import User
+from giftwave.live.ban_gate import ban_notice
+from giftwave.live.moderation import (
+    LIST_MAX,
+    MAX_MODERATORS,
+    REASON_MAX_CHARS,
+    Ban,
+    ChatLine,
+    Moderator,
+    Report,
+    ReportReason,
+    appoint,
+    ban,
+    bans_of,
+    dismiss,
+    may_moderate,
+    moderators_of,
+    report,
+    reports_of,
+    require_moderator,
+    unban,
+)
+from giftwave.live.streams import find_stream
+from giftwave.ratelimit import Rate, RateLimiter
+from giftwave.realtime.hub import Hub
+
+router = APIRouter(prefix="/v1", tags=["moderation"])
+
+UserId = Annotated[int, Path(ge=1, le=2**62)]
+# A person cleaning up a room bans or appoints a few people a minute; a script is refused.
+CHANGES_RATE: Final = Rate(1.0, 20)
+# A viewer flags the odd line; a flood of reports would bury the real ones.
+REPORTS_RATE: Final = Rate(1 / 30, 10)
+
+
+async def _limit(request: Request, key: str, rate: Rate, what: str) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait_s = await limiter.hit(key, rate)
+    if wait_s:
+        raise RateLimited("rate_limited", f"too many {what}; slow down", retry_after_s=wait_s)
+
+
+# ---- moderators ---------------------------------------------------------------------------
+
+
+class ModeratorOut(BaseModel):
+    user_id: int
+    handle: str
+    since_us: int
+
+    @classmethod
+    def of(cls, m: Moderator) -> ModeratorOut:
+        return cls(user_id=m.user_id, handle=m.handle, since_us=m.created_at_us)
+
+
+class ModeratorsOut(BaseModel):
+    max_moderators: int = MAX_MODERATORS
+    moderators: list[ModeratorOut] = Field(description="longest-serving first")
+
+
+class AppointIn(BaseModel):
+    """Who: by ``user_id``, or by ``handle`` (what a creator knows of a regular)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: int | None = Field(default=None, ge=1, le=2**62)
+    handle: str | None = Field(default=None, min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _one(self) -> AppointIn:
+        if (self.user_id is None) == (self.handle is None):
+            raise ValueError("give user_id or handle, one of them")
+        return self
+
+
+@router.get("/me/moderators", response_model=ModeratorsOut)
+async def my_moderators(request: Request, user: SessionUser) -> ModeratorsOut:
+    """The people who moderate every room of yours."""
+    db = request.app.state.economy.db
+
+    def load() -> list[Moderator]:
+        with db.connect() as conn:
+            return moderators_of(conn, user.id)
+
+    return ModeratorsOut(moderators=[ModeratorOut.of(m) for m in await run_in_threadpool(load)])
+
+
+@router.post("/me/moderators", status_code=201, response_model=ModeratorOut)
+async def appoint_moderator(
+    body: AppointIn, request: Request, response: Response, user: SessionUser
+) -> ModeratorOut:
+    """Make someone a moderator of all your rooms: 201, or 200 when they are one already.
+    Creators only; at most ``max_moderators``."""
+    await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
+    db = request.app.state.economy.db
+
+    def work() -> tuple[Moderator, bool]:
+        with db.begin() as conn:
+            target = body.user_id
+            if target is None:
+                handle = (body.handle or "").strip().lower().removeprefix("@")
+                target = conn.execute(
+                    users.select().with_only_columns(users.c.id).where(users.c.handle == handle)
+                ).scalar()
+                if target is None:
+                    raise Problem(404, "user_not_found", f"nobody is called {handle!r}")
+            return appoint(conn, user, int(target), now_us())
+
+    moderator, made = await run_in_threadpool(work)
+    response.status_code = 201 if made else 200
+    return ModeratorOut.of(moderator)
+
+
+@router.delete("/me/moderators/{user_id}", status_code=204, response_class=Response)
+async def dismiss_moderator(user_id: UserId, request: Request, user: SessionUser) -> Response:
+    """They stop moderating your rooms at once, on every node (204, a moderator or not)."""
+    await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
+    db = request.app.state.economy.db
+
+    def work() -> None:
+        with db.begin() as conn:
+            dismiss(conn, user.id, user_id)
+
+    await run_in_threadpool(work)
+    return Response(status_code=204)
+
+
+# ---- bans ---------------------------------------------------------------------------------
+
+
+class BanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: int = Field(ge=1, le=2**62)
+    reason: str | None = Field(default=None, max_length=REASON_MAX_CHARS)
+
+
+class BanOut(BaseModel):
+    creator_id: int
+    user_id: int
+    handle: str
+    banned_by: int
+    reason: str | None
+    created_at_us: int
+
+    @classmethod
+    def of(cls, b: Ban) -> BanOut:
+        return cls.model_validate(b, from_attributes=True)
+
+
+class BansOut(BaseModel):
+    bans: list[BanOut] = Field(description=f"newest first, at most {LIST_MAX}")
+
+
+async def _tell_nodes(request: Request, creator_id: int, user_id: int) -> None:
+    await request.app.state.broker.notify(ban_notice(creator_id, user_id))
+
+
+@router.get("/creators/{creator_id}/bans", response_model=BansOut)
+async def creator_bans(creator_id: UserId, request: Request, user: SessionUser) -> BansOut:
+    """Who is banned from the creator's rooms: for the creator, their moderators, admins."""
+    db = request.app.state.economy.db
+
+    def load() -> list[Ban]:
+        with db.connect() as conn:
+            require_moderator(conn, creator_id, user)
+            return bans_of(conn, creator_id)
+
+    return BansOut(bans=[BanOut.of(b) for b in await run_in_threadpool(load)])
+
+
+@router.post("/creators/{creator_id}/bans", status_code=201, response_model=BanOut)
+async def ban_user(
+    creator_id: UserId, body: BanIn, request: Request, response: Response, user: SessionUser
+) -> BanOut:
+    """Ban someone from every room of the creator: no chat, likes or gifts there, on any node,
+    from now on. 201, or 200 when they were banned already."""
+    await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
+    db = request.app.state.economy.db
+    reason = (body.reason or "").strip() or None
+    if reason is not None and not reason.isprintable():
+        raise Problem(422, "invalid_reason", "a reason may not contain control characters")
+
+    def work() -> tuple[Ban, bool]:
+        with db.begin() as conn:
+            return ban(conn, creator_id, body.user_id, user, reason, now_us())
+
+    found, made = await run_in_threadpool(work)
+    await _tell_nodes(request, creator_id, body.user_id)
+    response.status_code = 201 if made else 200
+    return BanOut.of(found)
+
+
+@router.delete("/creators/{creator_id}/bans/{user_id}", status_code=204, response_class=Response)
+async def unban_user(
+    creator_id: UserId, user_id: UserId, request: Request, user: SessionUser
+) -> Response:
+    """Lift a ban (204, banned or not); every node knows at once."""
+    await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
+    db = request.app.state.economy.db
+
+    def work() -> None:
+        with db.begin() as conn:
+            unban(conn, creator_id, user_id, user)
+
+    await run_in_threadpool(work)
+    await _tell_nodes(request, creator_id, user_id)
+    return Response(status_code=204)
+
+
+# ---- reports ------------------------------------------------------------------------------
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")
+    reason: ReportReason
+
+
+class ReportOut(BaseModel):
+    id: int
+    stream_id: str
+    creator_id: int
+    message_id: str
+    user_id: int = Field(description="who wrote the line")
+    handle: str
+    text: str = Field(description="the line as the room showed it")
+    reason: ReportReason
+    reporter_id: int
+    reporter_handle: str
+    created_at_us: int
+
+    @classmethod
+    def of(cls, r: Report) -> ReportOut:
+        return cls(
+            id=r.id,
+            stream_id=r.stream_id,
+            creator_id=r.creator_id,
+            message_id=r.message_id,
+            user_id=r.reported_user_id,
+            handle=r.reported_handle,
+            text=r.text,
+            reason=r.reason,
+            reporter_id=r.reporter_id,
+            reporter_handle=r.reporter_handle,
+            created_at_us=r.created_at_us,
+        )
+
+
+class ReportsOut(BaseModel):
+    reports: list[ReportOut] = Field(description="newest first")
+
+
+async def _line(request: Request, stream_id: str, message_id: str) -> ChatLine | None:
+    """The line as this node's copy of the room has it (followed first if needed: with a
+    Redis broker, the room's recent events are read back)."""
+    hub: Hub = request.app.state.hub
+    if hub.peek(stream_id) is None:
+        await hub.follow(stream_id)
+    room = hub.peek(stream_id)
+    found = None if room is None else room.chat_line(message_id)
+    if found is None:
+        return None
+    return ChatLine(message_id, int(found["user_id"]), str(found["handle"]), str(found["text"]))
+
+
+@router.post("/streams/{stream_id}/reports", status_code=201, response_model=ReportOut)
+async def report_line(
+    stream_id: str, body: ReportIn, request: Request, response: Response, user: SessionUser
+) -> ReportOut:
+    """Flag a chat line for the creator, their moderators and admins: 201, or 200 with the
+    first report when you reported this line already. The line must be one of the room's
+    recent ones (404 ``message_not_found``)."""
+    await _limit(request, f"report:{user.id}", REPORTS_RATE, "reports")
+    db = request.app.state.economy.db
+
+    def stream_of() -> int | None:
+        with db.connect() as conn:
+            stream = find_stream(conn, stream_id)
+            return None if stream is None else stream.creator_id
+
+    creator_id = await run_in_threadpool(stream_of)
+    if creator_id is None:
+        raise Problem(404, "stream_not_found", "no such stream")
+    line = await _line(request, stream_id, body.message_id)
+    if line is None:
+        raise Problem(404, "message_not_found", "no such message among the room's recent chat")
+
+    def work() -> tuple[Report, bool]:
+        with db.begin() as conn:
+            return report(conn, stream_id, creator_id, line, user, body.reason, now_us())
+
+    found, made = await run_in_threadpool(work)
+    response.status_code = 201 if made else 200
+    return ReportOut.of(found)
+
+
+@router.get("/creators/{creator_id}/reports", response_model=ReportsOut)
+async def creator_reports(
+    creator_id: UserId,
+    request: Request,
+    user: SessionUser,
+    limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50,
+) -> ReportsOut:
+    """Reported lines of the creator's rooms: for the creator, their moderators, admins."""
+    db = request.app.state.economy.db
+
+    def load() -> list[Report]:
+        with db.connect() as conn:
+            require_moderator(conn, creator_id, user)
+            return reports_of(conn, creator_id, limit)
+
+    return ReportsOut(reports=[ReportOut.of(r) for r in await run_in_threadpool(load)])
+
+
+@router.get("/admin/reports", response_model=ReportsOut, tags=["admin"])
+async def all_reports(
+    request: Request, _admin: AdminPrincipal, limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50
+) -> ReportsOut:
+    """Reported lines of every room, newest first."""
+    db = request.app.state.economy.db
+
+    def load() -> list[Report]:
+        with db.connect() as conn:
+            return reports_of(conn, None, limit)
+
+    return ReportsOut(reports=[ReportOut.of(r) for r in await run_in_threadpool(load)])
+
+
+async def moderates(request: Request, user: User | None, creator_id: int) -> bool:
+    """For the room page: whether ``user`` gets the moderation actions on each line."""
+    if user is None:
+        return False
+    db = request.app.state.economy.db
+
+    def load() -> bool:
+        with db.connect() as conn:
+            return may_moderate(conn, creator_id, user)
+
+    return await run_in_threadpool(load)

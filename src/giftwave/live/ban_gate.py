@@ -1,0 +1,72 @@
+"""Whether a user is banned from a creator's rooms, as every node must answer it on each chat
+line, like and gift (``live/moderation.py`` stores the bans).
+
+The answer is read from the database and kept ``ttl_s``: a gift rain must not be a query per
+gift. A ban or an unban, on any node, is announced through the broker (``BAN_NOTICE``); every
+node drops its copy of that answer at once, so the next command reads the new one. When the
+broker says notices may have been lost (Redis restarted or was out of reach), every answer is
+dropped. Should a notice never arrive, an answer is at most ``ttl_s`` old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from sqlalchemy import Engine
+
+from giftwave.errors import Forbidden
+from giftwave.live.moderation import is_banned
+from giftwave.ttl_cache import TtlCache
+
+BAN_NOTICE: Final = "ban_changed"
+TTL_S: Final = 30.0
+MAX_ENTRIES: Final = 100_000  # (creator, user) pairs: a few MB
+
+
+def ban_notice(creator_id: int, user_id: int) -> dict[str, Any]:
+    """What a node announces after a ban or unban committed."""
+    return {"type": BAN_NOTICE, "creator_id": creator_id, "user_id": user_id}
+
+
+class BanGate:
+    def __init__(self, db: Engine, *, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES) -> None:
+        self._db = db
+        self._answers: TtlCache[tuple[int, int], bool] = TtlCache(
+            max_entries=max_entries, ttl_s=ttl_s
+        )
+        # Bumped by every notice: a read that started before a change must not store its
+        # (now old) answer after the change dropped the entry.
+        self._generation = 0
+
+    async def banned(self, creator_id: int, user_id: int) -> bool:
+        key = (creator_id, user_id)
+        answer = self._answers.get(key)
+        if answer is not None:
+            return answer
+        generation = self._generation
+
+        def read() -> bool:
+            with self._db.connect() as conn:
+                return is_banned(conn, creator_id, user_id)
+
+        answer = await asyncio.to_thread(read)
+        if generation == self._generation:
+            self._answers.put(key, answer)
+        return answer
+
+    async def check(self, user_id: int, creator_id: int) -> None:
+        """Refuse a banned user's chat, like or gift in the creator's rooms (403 ``banned``)."""
+        if await self.banned(creator_id, user_id):
+            raise Forbidden("banned", "the creator banned you from their rooms")
+
+    def notice(self, notice: dict[str, Any] | None) -> None:
+        """A broker notice; None: some may have been lost, so nothing kept is trusted."""
+        self._generation += 1
+        if notice is None:
+            self._answers.clear()
+        elif notice.get("type") == BAN_NOTICE:
+            try:
+                self._answers.drop((int(notice["creator_id"]), int(notice["user_id"])))
+            except (KeyError, TypeError, ValueError):
+                self._answers.clear()  # a notice this version cannot read: trust nothing
