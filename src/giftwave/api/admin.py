@@ -40,6 +40,7 @@ from giftwave.identity.users import (
     set_role,
     set_status,
 )
+from giftwave.identity.users import find_users as users_by_id
 from giftwave.ledger.model import Transfer, TransferCode
 from giftwave.ledger.verify import VerifyReport, verify_snapshot
 
@@ -55,11 +56,28 @@ class Review(BaseModel):
     note: PlainText | None = Field(default=None, max_length=500)
 
 
-@router.get("/payouts", response_model=list[PayoutOut])
+class QueuedPayoutOut(PayoutOut):
+    creator_handle: str | None = Field(description="whom the operator pays: @handle, not an id")
+
+
+@router.get("/payouts", response_model=list[QueuedPayoutOut])
 async def payouts_queue(
     economy: Econ, admin: AdminPrincipal, status: PayoutStatus | None = PayoutStatus.PENDING
-) -> list[PayoutOut]:
-    return [PayoutOut.of(p) for p in await economy.payouts.find(status=status)]
+) -> list[QueuedPayoutOut]:
+    found = await economy.payouts.find(status=status)
+
+    def handles() -> dict[int, User | None]:
+        with economy.db.connect() as conn:
+            return users_by_id(conn, sorted({p.creator_id for p in found}))
+
+    creators = await run_in_threadpool(handles)
+    return [
+        QueuedPayoutOut(
+            **PayoutOut.of(p).model_dump(),
+            creator_handle=None if (c := creators.get(p.creator_id)) is None else c.handle,
+        )
+        for p in found
+    ]
 
 
 @router.post("/payouts/{payout_id}/{decision}", response_model=PayoutOut)

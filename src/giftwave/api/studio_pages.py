@@ -21,9 +21,11 @@ from giftwave.api.auth import economy_of
 from giftwave.api.creators import days_before, load_statement
 from giftwave.api.identity import today
 from giftwave.api.pages import Visitor, gifts_for_tray, page, visitor
+from giftwave.clock import now_us
 from giftwave.economy.services import Economy
 from giftwave.identity.users import User
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
+from giftwave.live.gift_rate import recent_gifts_per_second
 from giftwave.live.overlay_keys import overlay_key
 from giftwave.live.streams import Stream, live_stream_of
 from giftwave.web.day_chart import day_chart
@@ -95,13 +97,19 @@ async def studio(request: Request, economy: Econ) -> Response:
         return found
     who, creator = found
 
-    def load() -> tuple[Stream | None, str, list[dict[str, Any]]]:
+    def load() -> tuple[Stream | None, str, list[dict[str, Any]], list[tuple[int, int]]]:
         with economy.db.begin() as conn:
             stream = live_stream_of(conn, creator.id)
             key = overlay_key(conn, creator.id)
-        return stream, key, gifts_for_tray(economy, who.locale)
+            # "Gifts per minute" starts from what the stream already had, not from 0.
+            recent = (
+                []
+                if stream is None
+                else recent_gifts_per_second(conn, stream.id, creator.id, now_us())
+            )
+        return stream, key, gifts_for_tray(economy, who.locale), recent
 
-    stream, key, gifts = await run_in_threadpool(load)
+    stream, key, gifts, recent = await run_in_threadpool(load)
     min_duration_s = economy.settings.battle_min_duration_s
     durations = sorted(d for d in {min_duration_s, *BATTLE_DURATIONS_S} if d >= min_duration_s)
     names = Locale.parse(who.locale)
@@ -120,6 +128,7 @@ async def studio(request: Request, economy: Econ) -> Response:
             "stream_id": stream.id if stream else None,
             "started_at_us": stream.started_at_us if stream else None,
             "gifts": gifts,
+            "recent_gifts": recent,  # [[unix second, gifts], ...] of the last minute
         },
     )
 

@@ -4,21 +4,28 @@ Every chart is a ``<figure>`` holding an ``<svg role="img">`` with an ``aria-lab
 title, and what the chart says in a sentence) and the same numbers in a ``<table>`` inside
 ``<details>``, so a screen reader, a text browser or a copy-paste gets them too. Colours are the
 site's CSS variables (classes styled in economy.css); text is escaped here. The plot itself is
-drawn left to right in every language (time and shares of people run that way on any axis);
-the surrounding page, the caption and the table follow the page's direction.
+drawn left to right in every language (time and shares of people run that way on any axis):
+its text too (SVG's ``direction``, which HTML's ``dir`` does not set there: an inherited
+right-to-left would turn every ``text-anchor`` around and push labels off the chart); the
+surrounding page, the caption and the table follow the page's direction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Final
 
 from markupsafe import Markup
 
+from giftwave.web import axis
+
 WIDTH: Final = 640
 HEIGHT: Final = 240
-PAD_START: Final = 56
+PAD_START: Final = 56  # at least; wider when the value labels need it
+TICK_FONT_PX: Final = 11  # economy.css, figure.chart .tick
+TICK_GAP_PX: Final = 6
 PAD_END: Final = 12
 PAD_TOP: Final = 12
 PAD_BOTTOM: Final = 36
@@ -31,6 +38,27 @@ def _fmt(value: float) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}"
     return f"{int(value):,}"
+
+
+def _whole(values: Sequence[int | float]) -> bool:
+    """A series of whole things (people, gifts, coins): its axis has whole ticks only."""
+    return all(float(v).is_integer() for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class _ValueAxis:
+    top: float  # the last tick: what the plot's height stands for
+    ticks: list[float]
+    labels: list[str]
+    x0: float  # where the plot starts: after the widest label
+
+
+def _value_axis(largest: float, whole: bool) -> _ValueAxis:
+    ticks = axis.ticks(largest, integer=whole)
+    digits = axis.decimals(ticks)
+    labels = [f"{t:,.{digits}f}" for t in ticks]
+    widest = max(axis.label_width_px(label, font_px=TICK_FONT_PX) for label in labels)
+    return _ValueAxis(ticks[-1], ticks, labels, max(PAD_START, widest + 2 * TICK_GAP_PX))
 
 
 def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -49,22 +77,23 @@ def _frame(title: str, summary: str, inner: str, table: str) -> Markup:
     return Markup(
         f"<figure class=chart><figcaption>{escape(title)}</figcaption>"
         f'<svg role=img aria-label="{label}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'preserveAspectRatio="xMidYMid meet" dir=ltr><title>{label}</title>{inner}</svg>'
+        f'preserveAspectRatio="xMidYMid meet" dir=ltr direction=ltr><title>{label}</title>'
+        f"{inner}</svg>"
         f"{table}</figure>"
     )
 
 
-def _axes(top: float, labels: Sequence[str]) -> str:
-    """The frame, three gridlines with values, and up to six x labels."""
-    x0, x1 = PAD_START, WIDTH - PAD_END
+def _axes(values: _ValueAxis, labels: Sequence[str]) -> str:
+    """The frame, a gridline at each round tick with its value, and up to six x labels."""
+    x0, x1 = values.x0, WIDTH - PAD_END
     y0, y1 = HEIGHT - PAD_BOTTOM, PAD_TOP
-    parts = [f"<line class=axis x1={x0} y1={y0} x2={x1} y2={y0} />"]
-    for i in range(1, 4):
-        y = y0 - (y0 - y1) * i / 3
-        parts.append(f'<line class=grid x1={x0} y1="{y:.1f}" x2={x1} y2="{y:.1f}" />')
+    parts = [f'<line class=axis x1="{x0:.1f}" y1={y0} x2={x1} y2={y0} />']
+    for tick, label in zip(values.ticks[1:], values.labels[1:], strict=True):
+        y = y0 - (y0 - y1) * tick / values.top
+        parts.append(f'<line class=grid x1="{x0:.1f}" y1="{y:.1f}" x2={x1} y2="{y:.1f}" />')
         parts.append(
-            f'<text class=tick x={x0 - 6} y="{y + 4:.1f}" text-anchor=end>'
-            f"{escape(_fmt(top * i / 3))}</text>"
+            f'<text class=tick x="{x0 - TICK_GAP_PX:.1f}" y="{y + 4:.1f}" text-anchor=end>'
+            f"{escape(label)}</text>"
         )
     n = len(labels)
     if n:
@@ -99,8 +128,9 @@ def bar_chart(
     if not values or max(values) <= 0:
         return empty_chart(title, empty)
     labels, values = labels[-POINTS_MAX:], values[-POINTS_MAX:]
-    top = float(max(values))
-    x0, x1 = PAD_START, WIDTH - PAD_END
+    scale = _value_axis(float(max(values)), _whole(values))
+    top = scale.top
+    x0, x1 = scale.x0, WIDTH - PAD_END
     y0, y1 = HEIGHT - PAD_BOTTOM, PAD_TOP
     slot = (x1 - x0) / len(values)
     bars = []
@@ -114,7 +144,7 @@ def bar_chart(
     table = _table(
         title, ["", value_name], [[lab, _fmt(v)] for lab, v in zip(labels, values, strict=True)]
     )
-    return _frame(title, summary, _axes(top, labels) + "".join(bars), table)
+    return _frame(title, summary, _axes(scale, labels) + "".join(bars), table)
 
 
 def line_chart(
@@ -130,7 +160,9 @@ def line_chart(
     top = max((float(v) for _, values in series for v in values), default=0.0)
     if not labels or top <= 0:
         return empty_chart(title, empty)
-    x0, x1 = PAD_START, WIDTH - PAD_END
+    scale = _value_axis(top, all(_whole(values) for _, values in series))
+    top = scale.top
+    x0, x1 = scale.x0, WIDTH - PAD_END
     y0, y1 = HEIGHT - PAD_BOTTOM, PAD_TOP
     n = len(labels)
     lines = []
@@ -150,7 +182,7 @@ def line_chart(
                 for i, v in enumerate(values)
             )
     legend = "".join(
-        f'<text class="legend line-{k}" x={PAD_START + 8 + 150 * k} y={PAD_TOP + 12}>'
+        f'<text class="legend line-{k}" x="{x0 + 8 + 150 * k:.1f}" y={PAD_TOP + 12}>'
         f"■ {escape(name)}</text>"
         for k, (name, _) in enumerate(series)
     )
@@ -159,7 +191,7 @@ def line_chart(
         ["", *[name for name, _ in series]],
         [[labels[i], *[_fmt(values[i]) for _, values in series]] for i in range(n)],
     )
-    return _frame(title, summary, _axes(top, labels) + "".join(lines) + legend, table)
+    return _frame(title, summary, _axes(scale, labels) + "".join(lines) + legend, table)
 
 
 def lorenz_chart(

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
+from giftwave.web import axis
+
 WIDTH: Final = 960
 HEIGHT: Final = 220
-LABELS_W: Final = 56  # the value labels' column, on the reading side
+LABELS_W: Final = 56  # the value labels' column, on the reading side: at least this wide
+VALUE_FONT_PX: Final = 15  # studio.css, .chart text
 EDGE: Final = 8
 TOP: Final = 12
 BASELINE: Final = 188
@@ -76,11 +79,15 @@ def day_chart(
     """Bars for the days ``first``..``last`` (inclusive); a day without a value has none."""
     days = (last - first).days + 1
     assert 1 <= days <= MAX_DAYS, (first, last)
-    plot_start = EDGE if rtl else LABELS_W
-    plot_end = WIDTH - LABELS_W if rtl else WIDTH - EDGE
-    slot = (plot_end - plot_start) / days
     top = nice_ceiling(max([1, *values.values()]))
+    # Wide enough for the top's label ("1,000,000" is not cut to "000,000").
+    labels_w = max(LABELS_W, axis.label_width_px(f"{top:,}", font_px=VALUE_FONT_PX) + 2 * EDGE)
+    plot_start = EDGE if rtl else labels_w
+    plot_end = WIDTH - labels_w if rtl else WIDTH - EDGE
+    slot = (plot_end - plot_start) / days
     scale = (BASELINE - TOP) / top
+    # Half the top only where it is a whole number: never "2" between 0 and 5 on a days' axis.
+    tick_values = sorted({0, top // 2, top}) if top % 2 == 0 else [0, top]
 
     def slot_x(i: int) -> float:
         return plot_end - (i + 1) * slot if rtl else plot_start + i * slot
@@ -110,10 +117,10 @@ def day_chart(
         plot_start=plot_start,
         plot_end=plot_end,
         baseline=BASELINE,
-        value_label_x=WIDTH - LABELS_W / 2 if rtl else LABELS_W / 2,
+        value_label_x=WIDTH - labels_w / 2 if rtl else labels_w / 2,
         day_label_y=DAY_LABEL_Y,
         bars=bars,
-        ticks=[Tick(v, round(BASELINE - v * scale, 2)) for v in sorted({0, top // 2, top})],
+        ticks=[Tick(v, round(BASELINE - v * scale, 2)) for v in tick_values],
         day_labels=[
             DayLabel(first + timedelta(days=i), round(_clamped(slot_x(i) + slot / 2), 2))
             for i in labelled

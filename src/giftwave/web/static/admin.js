@@ -289,14 +289,19 @@ const PAYOUT_NAMES = {
 };
 const payoutFilter = document.getElementById("payout-filter");
 
+// Whom the operator pays, as people know them: @handle; the id only when the account is gone.
+const payeeName = (p) => (p.creator_handle ? `@${p.creator_handle}` : `#${p.creator_id}`);
+// In a sentence, isolated (FSI … PDI), so a Latin handle keeps its order inside Arabic text.
+const payee = (p) => `\u2068${payeeName(p)}\u2069`;
+
 function payoutRow(p) {
   const amount = money(p.amount_minor, p.currency);
   const actions = el("td", { className: "actions" });
   if (p.status === "pending") {
     actions.append(
       button(t("Approve"), async (b) => {
-        const { ok } = await ask(t("Approve paying {diamonds} diamonds ({amount}) to creator #{creator}?", {
-          diamonds: fmt(p.diamonds), amount, creator: p.creator_id,
+        const { ok } = await ask(t("Approve paying {diamonds} diamonds ({amount}) to {creator}?", {
+          diamonds: fmt(p.diamonds), amount, creator: payee(p),
         }), { okLabel: t("Approve") });
         if (ok && await busy(b, () => api("POST", `/v1/admin/payouts/${encodeURIComponent(p.id)}/approve`, {}))) {
           toast(t("Payout approved"));
@@ -304,7 +309,7 @@ function payoutRow(p) {
         }
       }, { className: "small primary approve" }),
       button(t("Reject"), async (b) => {
-        const { ok, note } = await ask(t("Reject this payout? The diamonds go back to creator #{creator}.", { creator: p.creator_id }), { note: true, okLabel: t("Reject") });
+        const { ok, note } = await ask(t("Reject this payout? The diamonds go back to {creator}.", { creator: payee(p) }), { note: true, okLabel: t("Reject") });
         if (ok && await busy(b, () => api("POST", `/v1/admin/payouts/${encodeURIComponent(p.id)}/reject`, note ? { note } : {}))) {
           toast(t("Payout rejected"));
           await loadPayouts().catch(fail);
@@ -316,7 +321,7 @@ function payoutRow(p) {
     "tr",
     { dataset: { payout: p.id, status: p.status } },
     el("td", { textContent: dateOf(p.requested_at_us) }),
-    el("td", { textContent: `#${p.creator_id}` }),
+    el("td", { className: "payee" }, el("bdi", { textContent: payeeName(p) })),
     el("td", { className: "num" }, el("span", { className: "diamond", ariaHidden: "true" }), " ", fmt(p.diamonds)),
     el("td", { className: "num", textContent: amount }),
     el("td", { textContent: t(PAYOUT_NAMES[p.status] || p.status), title: p.note || "" }),

@@ -104,12 +104,15 @@ function showError(box, err) {
 // ---- the dashboard ----------------------------------------------------------------------
 
 /** Gifts counted over a sliding minute, from each combo's growth (`gift` and `combo_counts`
- *  events); what happened before this page was connected is not counted. */
+ *  events); it starts from the server's count of the last minute's committed gifts
+ *  (`recent`: [[unix second, gifts], ...]), and a combo the first snapshot brings is that
+ *  history, not new gifts. */
 class GiftRate {
-  constructor() {
+  constructor(recent = []) {
     this.counts = new Map(); // combo_id -> its count as last seen (oldest first)
     this.byNumber = new Map(); // the room's short combo number -> combo_id, this epoch
     this.perSecond = new Map(); // unix second -> gifts
+    for (const [second, gifts] of recent.slice(-RATE_WINDOW_S - 1)) this.perSecond.set(second, gifts);
   }
 
   add(gifts) {
@@ -163,7 +166,7 @@ class GiftRate {
 class Dashboard {
   constructor() {
     const catalogue = new Catalogue(boot.gifts);
-    this.rate = new GiftRate();
+    this.rate = new GiftRate(boot.recent_gifts || []);
     this.lane = new GiftLane($("lane"), catalogue, { max: 8, finalMs: LANE_KEPT_MS, bigMs: LANE_KEPT_MS });
     this.board = new TopGifters($("leaderboard"));
     this.goal = new GoalBar($("goal"));
