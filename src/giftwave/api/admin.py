@@ -25,7 +25,7 @@ from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift, current_gifts, put_gift
 from giftwave.economy.packages import CoinPackage, all_packages, put_package
 from giftwave.economy.payouts import PayoutStatus
-from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends, reverse_gift
+from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import Order, recent_orders
 from giftwave.economy.wallets import COINS_ISSUED, EconomyTotals
@@ -196,10 +196,11 @@ async def gift_sends(
 
 @router.post("/gift-sends/{send_id}/reverse")
 async def reverse(send_id: str, economy: Econ, admin: AdminPrincipal) -> dict[str, Any]:
-    """Undo one gift: coins back to the viewer, diamonds back from the creator (or a debt)."""
+    """Undo one gift: coins back to the viewer, diamonds back from the creator (or a debt);
+    every live room, battle and webhook is told before the answer (again on a replay)."""
     if not send_id.startswith("gift:") or len(send_id) > 100:
         raise Problem(404, "gift_send_not_found", f"no gift {send_id!r}")
-    done = await reverse_gift(economy.db, economy.engine, economy.wallets, send_id)
+    done = await economy.reversals.reverse(send_id)
     return {
         "send_id": done.send_id,
         "coins_returned": done.coins_returned,

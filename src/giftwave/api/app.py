@@ -56,6 +56,7 @@ from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import parse_database_url
 from giftwave.economy.catalog import current_gifts
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.reversals import GiftReversed
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
@@ -145,6 +146,35 @@ async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable
         await broker.publish(sent.stream_id, event)  # kept and sent again if the broker is away
     except Exception:  # the gift is committed and stays so; the room misses one animation
         log.exception("could not broadcast gift %s", sent.send_id)
+
+
+async def _broadcast_reversal(broker: Broker, done: GiftReversed) -> None:
+    """A committed reversal, to every node's copy of the gift's room; again on a replay (the
+    process that committed it may have died before this). Rooms take it once."""
+    gift = done.gift
+    event = {
+        "type": "gift_reversed",
+        "send_id": done.send_id,
+        "sender_id": gift.sender_id,
+        "gift_id": gift.gift_id,
+        "count": gift.count,
+        "coins": gift.coins,
+        "diamonds": gift.diamonds,
+        "at_us": gift.created_at_us,  # the gift's time: its goal, combo and battle
+    }
+    try:
+        await broker.publish(gift.stream_id, event)  # kept and sent again if the broker is away
+    except Exception:  # committed; the room shows the gift until it is rebuilt or replayed
+        log.exception("could not broadcast the reversal of %s", done.send_id)
+
+
+async def _unscore_battle(referee: Referee, done: GiftReversed) -> None:
+    """A reversed gift's points out of the battle it scored in, live or stored."""
+    gift = done.gift
+    try:
+        await referee.unscore(gift.stream_id, gift.coins, gift.created_at_us, done.send_id)
+    except Exception:  # committed; a replay of the reversal tries again
+        log.exception("could not take reversed gift %s out of its battle", done.send_id)
 
 
 async def _score_battle(referee: Referee, sent: GiftSent, _handle: str, _combo: bool) -> None:
@@ -323,6 +353,10 @@ def create_app(settings: Settings) -> FastAPI:
             outgoing.start()
             stack.push_async_callback(outgoing.stop)
             economy.gifting.add_observer(outgoing.gift_committed)
+            # A reversal reaches every node's room, both battle rooms and the webhooks.
+            economy.reversals.add_observer(partial(_broadcast_reversal, broker))
+            economy.reversals.add_observer(partial(_unscore_battle, referee))
+            economy.reversals.add_observer(outgoing.gift_reversed)
             sharing = Sharing(settings, db)
             sharing.start()
             stack.callback(sharing.stop)  # writes what is queued

@@ -1,33 +1,34 @@
 """An operator reverses one gift (moderation): the viewer gets the coins back, the creator
 gives the diamonds back — from what they hold, and the rest as a debt if already paid out.
-New transfers point at the originals; nothing is edited."""
+New transfers point at the originals; nothing is edited.
+
+The gift's row is marked reversed in the reversal's own ledger transaction (an annex, see
+``ledger.annex.GIFT_REVERSED``). After the commit, ``Reversals`` tells its observers (the live
+rooms, the battle referee, the webhooks) before the operator gets the answer; a replay tells
+them again with the first receipt (the process that committed may have died before telling),
+and each of them takes a reversal once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Final
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Select, or_, select, update
 from sqlalchemy.orm import aliased
 
 from giftwave.db.tables import gift_sends, transfers, users
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import Conflict, NotFound, Unavailable
+from giftwave.ledger.annex import GIFT_REVERSED
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.queries import transfer_amounts
 
 ATTEMPTS = 5
 RECENT_MAX_SENDS: Final = 200
-
-
-@dataclass(frozen=True, slots=True)
-class GiftReversed:
-    send_id: str
-    coins_returned: int
-    diamonds_taken: int
-    diamonds_debt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +50,81 @@ class SentGift:
     created_at_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class GiftReversed:
+    """A committed reversal: its receipt, and the gift it took back."""
+
+    send_id: str
+    coins_returned: int
+    diamonds_taken: int
+    diamonds_debt: int
+    gift: SentGift  # as it was sent (coins, diamonds, stream, when it was recorded)
+    reversed_at_us: int  # when the ledger committed the reversal
+
+
+# Told after the reversal commits, before the operator is answered; again on a replay.
+ReversalObserver = Callable[[GiftReversed], Awaitable[None]]
+
+
+class Reversals:
+    """Reverses gifts and tells every observer, in the order they were added."""
+
+    def __init__(self, db: Engine, engine: PostingEngine, wallets: Wallets) -> None:
+        self._db = db
+        self._engine = engine
+        self._wallets = wallets
+        self._observers: list[ReversalObserver] = []
+
+    def add_observer(self, observer: ReversalObserver) -> None:
+        """``observer`` must not raise for a committed reversal and must take each ``send_id``
+        once: a replay tells it again."""
+        self._observers.append(observer)
+
+    async def reverse(self, send_id: str) -> GiftReversed:
+        done = await reverse_gift(self._db, self._engine, self._wallets, send_id)
+        for observer in self._observers:
+            await observer(done)
+        return done
+
+
+def _sends() -> Select[tuple[object, ...]]:
+    """Committed gifts with their sender's and creator's handles."""
+    sender, creator = aliased(users), aliased(users)
+    return select(
+        gift_sends, sender.c.handle.label("sender_handle"), creator.c.handle.label("ch")
+    ).select_from(
+        # Joined to its coins transfer, as every economy query: only what the ledger holds.
+        gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id)
+        .join(sender, sender.c.id == gift_sends.c.sender_id)
+        .join(creator, creator.c.id == gift_sends.c.creator_id)
+    )
+
+
+def _sent_gift(m: RowMapping) -> SentGift:
+    return SentGift(
+        send_id=str(m["transfer_id"]).removesuffix(":c"),
+        stream_id=m["stream_id"],
+        sender_id=int(m["sender_id"]),
+        sender_handle=m["sender_handle"],
+        creator_id=int(m["creator_id"]),
+        creator_handle=m["ch"],
+        gift_id=m["gift_id"],
+        gift_version=int(m["gift_version"]),
+        count=int(m["count"]),
+        coins=int(m["coins"]),
+        diamonds=int(m["diamonds"]),
+        reversed=bool(m["reversed"]),
+        created_at_us=int(m["created_at_us"]),
+    )
+
+
 def recent_sends(
     conn: Connection, *, stream_id: str | None, user_id: int | None, limit: int
 ) -> list[SentGift]:
     """Committed gifts, newest first: on one stream, and/or sent or received by one user."""
     assert 0 < limit <= RECENT_MAX_SENDS
-    sender, creator = aliased(users), aliased(users)
     query = (
-        select(gift_sends, sender.c.handle.label("sender_handle"), creator.c.handle.label("ch"))
-        # Joined to its coins transfer, as every economy query: only what the ledger holds.
-        .select_from(
-            gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id)
-            .join(sender, sender.c.id == gift_sends.c.sender_id)
-            .join(creator, creator.c.id == gift_sends.c.creator_id)
-        )
-        .order_by(gift_sends.c.created_at_us.desc(), gift_sends.c.id.desc())
-        .limit(limit)
+        _sends().order_by(gift_sends.c.created_at_us.desc(), gift_sends.c.id.desc()).limit(limit)
     )
     if stream_id is not None:
         query = query.where(gift_sends.c.stream_id == stream_id)
@@ -72,62 +132,57 @@ def recent_sends(
         query = query.where(
             or_(gift_sends.c.sender_id == user_id, gift_sends.c.creator_id == user_id)
         )
-    return [
-        SentGift(
-            send_id=str(m["transfer_id"]).removesuffix(":c"),
-            stream_id=m["stream_id"],
-            sender_id=int(m["sender_id"]),
-            sender_handle=m["sender_handle"],
-            creator_id=int(m["creator_id"]),
-            creator_handle=m["ch"],
-            gift_id=m["gift_id"],
-            gift_version=int(m["gift_version"]),
-            count=int(m["count"]),
-            coins=int(m["coins"]),
-            diamonds=int(m["diamonds"]),
-            reversed=bool(m["reversed"]),
-            created_at_us=int(m["created_at_us"]),
-        )
-        for m in (r._mapping for r in conn.execute(query))
-    ]
+    return [_sent_gift(r._mapping) for r in conn.execute(query)]
 
 
 async def reverse_gift(
     db: Engine, engine: PostingEngine, wallets: Wallets, send_id: str
 ) -> GiftReversed:
     for _ in range(ATTEMPTS):
-        plan = await asyncio.to_thread(_plan, db, wallets, send_id)
-        chain, result = plan
-        if not chain:
+        chain, gift, receipt = await asyncio.to_thread(_plan, db, wallets, send_id)
+        if chain:
+            # The gift's row turns reversed in the same transaction (ledger.annex).
+            marked = (GIFT_REVERSED.name, (send_id + ":c",))
+            outcomes = await engine.submit(chain, annex=marked)
+            if not all(o.succeeded for o in outcomes):
+                # Short of diamonds: the creator's balance moved since the plan. An id taken
+                # with other amounts: a concurrent reversal of the same gift won; the next plan
+                # reads its receipt. Either way, plan again.
+                refused = {Outcome.INSUFFICIENT_FUNDS, Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS}
+                if not refused & {*outcomes}:
+                    raise Conflict("reversal_refused", f"the ledger refused: {outcomes[0].value}")
+                continue
+        else:
+            # A replay: a row an older version left unmarked (it marked after the commit, in a
+            # transaction of its own) is marked now.
             await asyncio.to_thread(_mark, db, send_id)
-            return result
-        outcomes = await engine.submit(chain)
-        if all(o.succeeded for o in outcomes):
-            await asyncio.to_thread(_mark, db, send_id)
-            return result
-        # Short of diamonds: the creator's balance moved since the plan. An id taken with
-        # other amounts: a concurrent reversal of the same gift won; the next plan reads its
-        # receipt. Either way, plan again.
-        if not {Outcome.INSUFFICIENT_FUNDS, Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS} & {*outcomes}:
-            raise Conflict("reversal_refused", f"the ledger refused: {outcomes[0].value}")
+        reversed_at_us = await asyncio.to_thread(_reversed_at_us, db, send_id)
+        return GiftReversed(
+            send_id, *receipt, gift=replace(gift, reversed=True), reversed_at_us=reversed_at_us
+        )
     raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
 
 
-def _plan(db: Engine, wallets: Wallets, send_id: str) -> tuple[list[Transfer], GiftReversed]:
+def _plan(
+    db: Engine, wallets: Wallets, send_id: str
+) -> tuple[list[Transfer], SentGift, tuple[int, int, int]]:
+    """The reversal's chain (empty when it is committed already), the gift, and the receipt
+    (coins returned, diamonds taken, diamonds left as a debt)."""
     coins_leg, diamonds_leg = send_id + ":c", send_id + ":d"
     rev_c, rev_d, rev_dd = send_id + ":rev:c", send_id + ":rev:d", send_id + ":rev:dd"
     with db.connect() as conn:
-        row = conn.execute(select(gift_sends).where(gift_sends.c.transfer_id == coins_leg)).first()
+        row = conn.execute(_sends().where(gift_sends.c.transfer_id == coins_leg)).first()
         done = transfer_amounts(conn, [coins_leg, diamonds_leg, rev_c, rev_d, rev_dd])
     if row is None or coins_leg not in done:
         raise NotFound("gift_send_not_found", f"no committed gift {send_id!r}")
+    gift = _sent_gift(row._mapping)
     if rev_c in done:
         # Reversed before: answer that reversal's receipt, read back from its own transfers
         # (what the creator held then was taken, the rest became a debt), never a new plan
         # from today's balances, which would call the whole amount taken.
-        return [], GiftReversed(send_id, done[rev_c], done.get(rev_d, 0), done.get(rev_dd, 0))
-    sender, creator = wallets.user(int(row.sender_id)), wallets.user(int(row.creator_id))
-    coins, diamonds = int(row.coins), int(row.diamonds)
+        return [], gift, (done[rev_c], done.get(rev_d, 0), done.get(rev_dd, 0))
+    sender, creator = wallets.user(gift.sender_id), wallets.user(gift.creator_id)
+    coins, diamonds = gift.coins, gift.diamonds
     (creator_diamonds,) = wallets.accounts([creator.diamonds])
     take = min(diamonds, max(0, creator_diamonds.available))
     spent = wallets.platform(GIFTS_SPENT, "COIN")
@@ -151,7 +206,16 @@ def _plan(db: Engine, wallets: Wallets, send_id: str) -> tuple[list[Transfer], G
             )
         )
     linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
-    return linked, GiftReversed(send_id, coins, take, debt)
+    return linked, gift, (coins, take, debt)
+
+
+def _reversed_at_us(db: Engine, send_id: str) -> int:
+    """When the ledger committed the reversal: the same answer on every replay."""
+    with db.connect() as conn:
+        at = conn.execute(
+            select(transfers.c.created_at_us).where(transfers.c.id == send_id + ":rev:c")
+        ).scalar_one()
+    return int(at)
 
 
 def _mark(db: Engine, send_id: str) -> None:

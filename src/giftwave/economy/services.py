@@ -14,6 +14,7 @@ from giftwave.economy.gifting import Gifting, GiftingPolicy, day_spent_coins
 from giftwave.economy.limits import DailySpend, gift_limiter
 from giftwave.economy.packages import seed_default_packages
 from giftwave.economy.payouts import PayoutPolicy, Payouts
+from giftwave.economy.reversals import Reversals
 from giftwave.economy.topups import TopUps
 from giftwave.economy.wallets import Wallets
 from giftwave.identity.passwords import Passwords
@@ -34,6 +35,7 @@ class Economy:
     gifting: Gifting
     topups: TopUps
     payouts: Payouts
+    reversals: Reversals
 
     @classmethod
     def build(
@@ -88,6 +90,7 @@ class Economy:
             gifting=gifting,
             topups=TopUps(db, engine, wallets, provider, age_rule),
             payouts=payouts,
+            reversals=Reversals(db, engine, wallets),
         )
 
     def seed_defaults(self) -> None:

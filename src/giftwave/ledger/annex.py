@@ -11,7 +11,7 @@ lock for both: no second transaction per gift.
 Only tables named here can be annexed, and a row is a plain tuple in the table's column order:
 cheap to send to a writer process, and no SQL is ever built from what a caller sends. An
 annex may also change one existing row instead (``AnnexUpdate``): the ledger's expiry marks the
-payout whose reservation it voided (``expiry_annex``).
+payout whose reservation it voided (``expiry_annex``), an operator's reversal marks its gift.
 
 A submission that carries an annex is one idempotent unit: either all of its transfers are new
 or all are replays. If some already exist and others would be new (the same key with a
@@ -27,6 +27,8 @@ from typing import Final, Literal
 from giftwave.ledger.model import TransferCode
 
 ColumnType = Literal["bigint", "text"]
+# What an ``AnnexUpdate`` compares and sets: a status word, or a flag.
+UpdateValue = str | bool
 # (table name, the row's values in that table's ``columns`` order)
 Annex = tuple[str, tuple[object, ...]]
 
@@ -80,8 +82,8 @@ class AnnexUpdate:
     table: str
     key: str
     column: str
-    from_values: tuple[str, ...]
-    to_value: str
+    from_values: tuple[UpdateValue, ...]
+    to_value: UpdateValue
 
 
 # The pending transfer that reserves a payout's diamonds has this id prefix, then the payout id
@@ -101,7 +103,23 @@ PAYOUT_EXPIRED: Final = AnnexUpdate(
     to_value="expired",
 )
 
-ANNEX_UPDATES: Final[dict[str, AnnexUpdate]] = {PAYOUT_EXPIRED.name: PAYOUT_EXPIRED}
+# A gift an operator reverses is marked in the reversal's own transaction (``gift_sends`` keyed
+# by its coins transfer): whoever reads the gift (a room rebuilt from the database, a goal's or
+# a battle's committed coins, a statement) sees it reversed exactly when the ledger has the
+# reversal, never in between, whatever instant a crash comes.
+GIFT_REVERSED: Final = AnnexUpdate(
+    name="gift_reversed",
+    table="gift_sends",
+    key="transfer_id",
+    column="reversed",
+    from_values=(False,),
+    to_value=True,
+)
+
+ANNEX_UPDATES: Final[dict[str, AnnexUpdate]] = {
+    PAYOUT_EXPIRED.name: PAYOUT_EXPIRED,
+    GIFT_REVERSED.name: GIFT_REVERSED,
+}
 
 
 def expiry_annex(pending_id: str, code: str) -> Annex | None:

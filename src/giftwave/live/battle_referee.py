@@ -13,6 +13,10 @@ after the room's end of the battle is ignored everywhere alike. Which battle a s
 comes from a per-process cache at most ``ACTIVE_TTL_S`` old; the countdown before a battle
 starts is longer, so every node knows of a battle before its first point counts.
 
+Reversals: a gift an operator reverses (``unscore``) is taken out of the live scores in both
+rooms (``battle_points_reversed``, once per ``send_id``), or, when its battle has ended, the
+stored result is computed again and both rooms get it whole (``battle_rescored``).
+
 Announcements (``battle_set``, ``battle_ended``) are published after the database commit; a
 process that dies between the two loses that announcement (the database still holds the
 truth, ``GET /v1/battles/{id}`` shows it, and a room rebuilt from the database has it). Points
@@ -105,6 +109,34 @@ class Referee:
         }
         await self._to_both_rooms(battle, event)
 
+    async def unscore(self, stream_id: str, coins: int, at_us: int, send_id: str) -> None:
+        """A committed gift reversed by an operator: its points out of the battle it scored in
+        (read from the database, not the cache: the battle may have ended since), live in both
+        rooms; an ended battle's stored result is computed again and shown in both rooms.
+        Told again on a replay: rooms take each reversal once, and a result that did not
+        change is shown as it was."""
+        battle = await asyncio.to_thread(self._scored_in, stream_id, at_us)
+        if battle is None:
+            return
+        side = battle.side_of(stream_id)
+        assert side is not None
+        if battle.status is BattleStatus.ACTIVE:
+            event = {
+                "type": "battle_points_reversed",
+                "battle_id": battle.id,
+                "side": side,
+                "points": coins,
+                "at_us": at_us,
+                "send_id": send_id,
+            }
+            await self._to_both_rooms(battle, event)
+        # Ended meanwhile (or before): its stored scores may hold the gift (the result was
+        # read before the reversal committed).
+        rescored = await asyncio.to_thread(self._rescore, battle.id)
+        if rescored is not None:
+            fields = rescored.as_event_fields()
+            await self._to_both_rooms(rescored, {"type": "battle_rescored", **fields})
+
     async def finish_when_due(self, battle_id: int) -> Battle:
         """Wait out the settle delay of a battle that has ended early, then take its result
         (unless the sweeper, here or on another node, took it first)."""
@@ -176,6 +208,14 @@ class Referee:
     def _finish(self, battle_id: int) -> Battle | None:
         with self._db.begin() as conn:
             return battles.finish(conn, battle_id)
+
+    def _scored_in(self, stream_id: str, at_us: int) -> Battle | None:
+        with self._db.connect() as conn:
+            return battles.battle_scored_in(conn, stream_id, at_us)
+
+    def _rescore(self, battle_id: int) -> Battle | None:
+        with self._db.begin() as conn:
+            return battles.rescore(conn, battle_id)
 
     def _stop_for_stream(self, stream_id: str) -> tuple[Battle, bool] | None:
         with self._db.begin() as conn:

@@ -13,7 +13,10 @@ the second sees the first and is refused.
 Scores count committed gifts only (bill first, then broadcast): a side's points are the coins
 of gifts to its stream recorded in [starts_at_us, ends_at_us) whose ledger transfer exists.
 Rooms add points live as gift events land; the score written when the battle ends is read from
-the database, and it is the one that counts.
+the database, and it is the one that counts. A gift an operator reverses comes out of the live
+scores of both rooms; if its battle has ended, the stored scores and winner are computed again
+(``rescore``) and both rooms show the corrected result (the ``battle_ended`` webhook already
+sent is not sent again).
 """
 
 from __future__ import annotations
@@ -261,6 +264,37 @@ def latest_battle_of(conn: Connection, stream_id: str) -> Battle | None:
         _SELECT.where(_of_stream(stream_id)).order_by(battles.c.id.desc()).limit(1)
     ).first()
     return None if row is None else _to_battle(row)
+
+
+def battle_scored_in(conn: Connection, stream_id: str, at_us: int) -> Battle | None:
+    """The battle in which a gift to ``stream_id`` recorded at ``at_us`` scores (or scored)."""
+    row = conn.execute(
+        _SELECT.where(
+            _of_stream(stream_id),
+            battles.c.status.in_((BattleStatus.ACTIVE.value, BattleStatus.ENDED.value)),
+            battles.c.started_at_us <= at_us,
+            battles.c.ends_at_us > at_us,
+        )
+        .order_by(battles.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else _to_battle(row)
+
+
+def rescore(conn: Connection, battle_id: int) -> Battle | None:
+    """An ended battle's stored scores and winner, computed again from the committed,
+    unreversed gifts (one was reversed after the end); None when it has not ended."""
+    battle = find_battle(conn, battle_id)
+    if battle is None or battle.status is not BattleStatus.ENDED:
+        return None
+    score_a, score_b = committed_scores(conn, battle)
+    if (score_a, score_b) != (battle.score_a, battle.score_b):
+        conn.execute(
+            update(battles)
+            .where(battles.c.id == battle_id, battles.c.status == BattleStatus.ENDED.value)
+            .values(score_a=score_a, score_b=score_b, winner=winner_of(score_a, score_b).value)
+        )
+    return get_battle(conn, battle_id)
 
 
 def challenge(

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 MAX_OPEN_COMBOS: Final = 100_000  # per room; the oldest is finished early past this
+# When each of the latest finished combos began: a reversed gift is found in the finished combo
+# whose time it falls in. A room shows its last 50 finished gifts; this many is ample.
+STARTS_KEPT: Final = 1_000
 
 
 @dataclass(slots=True)
@@ -34,6 +37,7 @@ class Combo:
     dirty: bool = True  # grew since it was last reported
     announced: bool = False  # its full ``gift`` event went out
     n: int = 0  # its short number in this room's epoch, for ``combo_counts``
+    first_at_us: int = 0  # its earliest gift's time (not on the wire)
 
     def counts(self, base_us: int) -> list[int]:
         return [self.n, self.count, self.coins, (self.last_at_us - base_us) // 1000]
@@ -65,6 +69,7 @@ class ComboTracker:
         # gift, so ordering by last gift orders by end).
         self._finished: list[tuple[int, str, dict[str, Any]]] = []
         self._n = 0  # short numbers: the gifts of a busy room's frames name combos by them
+        self._started: dict[str, int] = {}  # finished combo → its first gift's time, bounded
 
     def add(
         self,
@@ -85,6 +90,7 @@ class ComboTracker:
                 combo_id, sender_id, sender_handle, gift_id, count, coins, at_us, n=self._n
             )
             self._finished.append((at_us, combo_id, single.event(final=True)))
+            self._started_at(combo_id, at_us)
             return
         key = (sender_id, gift_id)
         combo = self._open.get(key)
@@ -96,13 +102,48 @@ class ComboTracker:
                 self._finish(next(iter(self._open)))
             self._n += 1
             self._open[key] = Combo(
-                combo_id, sender_id, sender_handle, gift_id, count, coins, at_us, n=self._n
+                combo_id,
+                sender_id,
+                sender_handle,
+                gift_id,
+                count,
+                coins,
+                at_us,
+                n=self._n,
+                first_at_us=at_us,
             )
             return
         combo.count += count
         combo.coins += coins
         combo.last_at_us = max(combo.last_at_us, at_us)  # a late gift never moves the end back
+        combo.first_at_us = min(combo.first_at_us, at_us)
         combo.dirty = True
+
+    def remove(
+        self, *, sender_id: int, gift_id: str, count: int, coins: int, at_us: int
+    ) -> tuple[str, int] | None:
+        """A reversed gift taken out of the open combo it grew: that combo's id and the count
+        left (0: the combo is gone, never finished); None when no open combo holds it."""
+        key = (sender_id, gift_id)
+        combo = self._open.get(key)
+        if combo is None or not combo.first_at_us <= at_us <= combo.last_at_us:
+            return None
+        combo.count -= count
+        combo.coins -= coins
+        combo.dirty = True
+        if combo.count <= 0:
+            del self._open[key]
+            return combo.combo_id, 0
+        return combo.combo_id, combo.count
+
+    def started_at_us(self, combo_id: str) -> int | None:
+        """When a finished combo (one of the latest ``STARTS_KEPT``) began."""
+        return self._started.get(combo_id)
+
+    def _started_at(self, combo_id: str, at_us: int) -> None:
+        self._started[combo_id] = at_us
+        if len(self._started) > STARTS_KEPT:
+            del self._started[next(iter(self._started))]
 
     def drain(self, now_us: int) -> list[dict[str, Any]]:
         """Events since the last drain: combos that grew, and combos that ended."""
@@ -133,3 +174,4 @@ class ComboTracker:
     def _finish(self, key: tuple[int, str]) -> None:
         combo = self._open.pop(key)
         self._finished.append((combo.last_at_us, combo.combo_id, combo.event(final=True)))
+        self._started_at(combo.combo_id, combo.first_at_us)

@@ -38,6 +38,17 @@ class Leaderboard:
             entry.coins += coins
             entry.reached_seq = self._seq
 
+    def remove(self, user_id: int, coins: int) -> None:
+        """``coins`` taken back (a reversed gift); a total that reaches zero leaves the board.
+        Among equal totals it keeps the place its last gift gave it (a room rebuilt from the
+        database orders them by the latest gift that still counts: only a tie can differ)."""
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return
+        entry.coins -= coins
+        if entry.coins <= 0:
+            del self._entries[user_id]
+
     def restore(self, gifters: Iterable[tuple[int, str, int]]) -> None:
         """Start again from (user id, handle, coins) in the order their totals were reached,
         earliest first (a room rebuilt from the database: by each one's latest gift)."""

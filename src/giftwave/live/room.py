@@ -73,7 +73,8 @@ class SeedGifter:
 class RoomSeed:
     """What a room rebuilt from the database starts with: the committed, unreversed gifts'
     totals and top gifters, the latest sends (to rebuild combos and the recent gifts), the
-    sends it must not count again, and the goal and battle with the coins toward each."""
+    sends it must not count again (and of those, the reversed ones, whose reversal it must
+    not apply again), and the goal and battle with the coins toward each."""
 
     goal: Goal | None = None
     goal_progress: int = 0
@@ -88,6 +89,9 @@ class RoomSeed:
     # The same for the battle's points: gifts to either side that already scored.
     seen_points: tuple[tuple[str, int], ...] = ()
     seen_points_floor_us: int = -1
+    # (send_id, at_us) of reversed gifts, oldest first: left out of the totals above already.
+    reversed: tuple[tuple[str, int], ...] = ()
+    reversed_points: tuple[tuple[str, int], ...] = ()  # of the battle's, the same
 
 
 def _recent_order(event: dict[str, Any]) -> tuple[int, str]:
@@ -122,6 +126,9 @@ class Room:
         self._combos = ComboTracker(quiet_window_us=combo_quiet_us, settle_us=combo_settle_us)
         self._seen = SeenIds()
         self._seen_points = SeenIds()
+        # Reversals applied (or found applied by the seed): each is applied once.
+        self._reversed = SeenIds()
+        self._reversed_points = SeenIds()
         self._recent: list[dict[str, Any]] = []  # final gift events, by _recent_order
         self._leaderboard = Leaderboard()
         self._likes_pending = 0
@@ -187,6 +194,77 @@ class Room:
         ):
             self._advance_goal(coins)
 
+    def gift_reversed(
+        self,
+        *,
+        send_id: str,
+        sender_id: int,
+        gift_id: str,
+        count: int,
+        coins: int,
+        diamonds: int,
+        at_us: int,
+    ) -> None:
+        """An operator reversed a committed gift (recorded at ``at_us``): out of the totals,
+        the board, the goal and its combo, once. A gift this room never counted changes
+        nothing, and will never count (its ``gift`` event may come late); a second event for
+        the reversal, or one the seed already left out, changes nothing."""
+        if not self._reversed.first(send_id, at_us):
+            return
+        if self._seen.first(send_id, at_us):
+            return  # never counted here
+        self._leaderboard.remove(sender_id, coins)
+        self.coins -= coins
+        self.diamonds -= diamonds
+        self._leaderboard_changed = True
+        goal = self.goal
+        if (
+            goal is not None
+            and goal.kind is GoalKind.COINS
+            and goal.gift_id in (None, gift_id)
+            and at_us >= goal.created_at_us
+        ):
+            self._advance_goal(-coins)  # "reached" is progress >= target: it may turn false
+        combo_id, combo_count = self._uncombo(send_id, sender_id, gift_id, count, coins, at_us)
+        self._news.append(
+            {
+                "type": "gift_reversed",
+                "send_id": send_id,
+                "sender_id": sender_id,
+                "gift_id": gift_id,
+                "count": count,
+                "coins": coins,
+                "at_us": at_us,
+                "combo_id": combo_id,
+                "combo_count": combo_count,
+            }
+        )
+
+    def _uncombo(
+        self, send_id: str, sender_id: int, gift_id: str, count: int, coins: int, at_us: int
+    ) -> tuple[str | None, int | None]:
+        """The reversed gift out of its combo, open or among the recent gifts: the combo's id
+        and count left (0: gone), or (None, None) when the room no longer shows it."""
+        grown = self._combos.remove(
+            sender_id=sender_id, gift_id=gift_id, count=count, coins=coins, at_us=at_us
+        )
+        if grown is not None:
+            return grown
+        for i, event in enumerate(self._recent):
+            if event["sender_id"] != sender_id or event["gift_id"] != gift_id:
+                continue
+            started = self._combos.started_at_us(event["combo_id"])
+            if event["combo_id"] == send_id or (
+                started is not None and started <= at_us <= event["at_us"]
+            ):
+                left = event["count"] - count
+                if left <= 0:
+                    del self._recent[i]
+                else:  # a new dict: frames already sent may hold the old one
+                    self._recent[i] = {**event, "count": left, "coins": event["coins"] - coins}
+                return str(event["combo_id"]), max(0, left)
+        return None, None
+
     def like(self, count: int, user_id: int | None = None, handle: str = "") -> None:
         self.likes += count
         self._likes_pending += count
@@ -211,6 +289,11 @@ class Room:
         self._leaderboard_changed = True
         self._seen.reset(seed.seen, seed.seen_floor_us)
         self._seen_points.reset(seed.seen_points, seed.seen_points_floor_us)
+        self._reversed.reset(seed.reversed)
+        self._reversed_points.reset(seed.reversed_points)
+        # The seed's totals hold every reversal before it: one not yet said (the broker's
+        # history, applied just before) is history now, not news.
+        self._news = [e for e in self._news if e["type"] != "gift_reversed"]
         combos = ComboTracker(quiet_window_us=self._combo_quiet_us, settle_us=self._combo_settle_us)
         for g in seed.recent:
             combos.add(
@@ -277,6 +360,45 @@ class Room:
             self.battle_scores = (score_a, score_b + points)
         else:
             return
+        self._battle_changed = True
+
+    def battle_points_reversed(
+        self, battle_id: int, side: str, points: int, at_us: int, send_id: str
+    ) -> None:
+        """A reversed gift's points out of the live score, once, if they counted here. Of an
+        ended battle, the corrected result comes whole (``correct_result``)."""
+        battle = self.battle
+        if battle is None or battle.id != battle_id or not battle.counts_at(at_us):
+            return
+        if side not in ("a", "b") or not self._reversed_points.first(send_id, at_us):
+            return
+        if self._seen_points.first(send_id, at_us):
+            return  # never scored here, and now never will
+        score_a, score_b = self.battle_scores
+        if side == "a":
+            self.battle_scores = (score_a - points, score_b)
+        else:
+            self.battle_scores = (score_a, score_b - points)
+        self._battle_changed = True
+
+    def correct_result(self, battle: Battle) -> None:
+        """An ended battle's result as the database now holds it (a gift in it was reversed
+        after the end): it replaces the one shown, or is the result if none came yet."""
+        assert battle.status is BattleStatus.ENDED
+        current = self.battle
+        if current is None or current.id != battle.id:
+            return  # not the battle this room shows
+        if not current.status.over:
+            self.end_battle(battle)  # its battle_ended is late: this is the result
+            return
+        if (current.score_a, current.score_b, current.winner) == (
+            battle.score_a,
+            battle.score_b,
+            battle.winner,
+        ):
+            return  # said already
+        self.battle = battle
+        self.battle_scores = (battle.score_a, battle.score_b)
         self._battle_changed = True
 
     def end_battle(self, battle: Battle) -> None:

@@ -2,14 +2,19 @@
 after its broker may have lost events (Redis restarted, or was out of reach).
 
 Committed gifts only (the coins leg is in ``transfers``), reversed ones left out of the
-totals, like goals' and battles' committed coins. Everything is read in one snapshot, so that
-the sends a room takes as counted are exactly the ones in its totals; a gift committed after
-the snapshot reaches the room as an event and is counted then.
+totals, like goals' and battles' committed coins; the reversed ones are named, so that the room
+does not apply their reversal again when its event comes (the row is marked reversed in the
+reversal's ledger transaction: a snapshot sees the reversal exactly when the ledger has it).
+
+Everything is read in one snapshot, so that the sends a room takes as counted are exactly the
+ones in its totals; a gift committed (or reversed) after the snapshot reaches the room as an
+event and is counted (or taken out) then.
 
 Bounded: the top gifters are every sender of the stream (the live leaderboard holds them all
 too); combos and the recent gifts are rebuilt from the latest ``RECENT_SENDS`` sends (a combo
 that began before them shows only its part within them); the sends taken as counted are the
-latest ``SEEN_MAX`` (older ones are below the room's floor, see ``live.seen``).
+latest ``SEEN_MAX`` (older ones are below the room's floor, see ``live.seen``), and so are the
+reversed ones named.
 """
 
 from __future__ import annotations
@@ -46,11 +51,13 @@ def consistent_read(db: Engine) -> Iterator[Connection]:
 def load_seed(conn: Connection, stream_id: str, combo_gifts: frozenset[str]) -> RoomSeed:
     """The room of ``stream_id`` as the database has it; ``combo_gifts`` are the gifts that
     combo."""
-    seen, seen_floor_us = _counted(conn, gift_sends.c.stream_id == stream_id)
+    of_stream = gift_sends.c.stream_id == stream_id
+    seen, seen_floor_us = _counted(conn, of_stream)
     gifters = _gifters(conn, stream_id)
     goal = current_goal(conn, stream_id)
     battle = latest_battle_of(conn, stream_id)
     battle_scores, seen_points, seen_points_floor_us = _battle(conn, battle)
+    scoring = _scoring(battle)
     return RoomSeed(
         goal=goal,
         goal_progress=0 if goal is None else committed_progress(conn, goal),
@@ -64,6 +71,8 @@ def load_seed(conn: Connection, stream_id: str, combo_gifts: frozenset[str]) -> 
         seen_floor_us=seen_floor_us,
         seen_points=seen_points,
         seen_points_floor_us=seen_points_floor_us,
+        reversed=_reversed(conn, of_stream),
+        reversed_points=() if scoring is None else _reversed(conn, *scoring),
     )
 
 
@@ -83,6 +92,18 @@ def _counted(conn: Connection, *where: Any) -> tuple[tuple[tuple[str, int], ...]
     ).all()
     floor_us = int(rows[-1].created_at_us) if len(rows) == SEEN_MAX else -1
     return tuple((_send_id(r.transfer_id), int(r.created_at_us)) for r in reversed(rows)), floor_us
+
+
+def _reversed(conn: Connection, *where: Any) -> tuple[tuple[str, int], ...]:
+    """The latest reversed sends among ``where``, oldest first."""
+    rows = conn.execute(
+        select(gift_sends.c.transfer_id, gift_sends.c.created_at_us)
+        .select_from(_COMMITTED)
+        .where(*where, gift_sends.c.reversed.is_(True))
+        .order_by(gift_sends.c.created_at_us.desc(), gift_sends.c.id.desc())
+        .limit(SEEN_MAX)
+    ).all()
+    return tuple((_send_id(r.transfer_id), int(r.created_at_us)) for r in reversed(rows))
 
 
 def _gifters(conn: Connection, stream_id: str) -> list[tuple[SeedGifter, int, int]]:
@@ -152,13 +173,21 @@ def _battle(
         return (battle.score_a, battle.score_b), (), -1
     if battle.status is not BattleStatus.ACTIVE:
         return (0, 0), (), -1
+    scoring = _scoring(battle)
+    assert scoring is not None
+    scored, floor_us = _counted(conn, *scoring)
+    return committed_scores(conn, battle), scored, floor_us
+
+
+def _scoring(battle: Battle | None) -> tuple[Any, ...] | None:
+    """Which sends score in an active battle (None: no battle is on)."""
+    if battle is None or battle.status is not BattleStatus.ACTIVE:
+        return None
     assert battle.started_at_us is not None
     assert battle.ends_at_us is not None
-    scored, floor_us = _counted(
-        conn,
+    return (
         gift_sends.c.creator_id.in_((battle.a.creator_id, battle.b.creator_id)),
         gift_sends.c.created_at_us >= battle.started_at_us,
         gift_sends.c.created_at_us < battle.ends_at_us,
         gift_sends.c.stream_id.in_(battle.stream_ids),
     )
-    return committed_scores(conn, battle), scored, floor_us

@@ -410,6 +410,16 @@ class Hub:
                 comboable=bool(event["comboable"]),
                 at_us=int(event["at_us"]),
             )
+        elif kind == "gift_reversed":
+            room.gift_reversed(
+                send_id=str(event["send_id"]),
+                sender_id=int(event["sender_id"]),
+                gift_id=str(event["gift_id"]),
+                count=int(event["count"]),
+                coins=int(event["coins"]),
+                diamonds=int(event["diamonds"]),
+                at_us=int(event["at_us"]),
+            )
         elif kind == "like":
             user_id = event.get("user_id")
             room.like(
@@ -450,8 +460,18 @@ class Hub:
                 int(event["at_us"]),
                 event.get("send_id"),
             )
+        elif kind == "battle_points_reversed":
+            room.battle_points_reversed(
+                int(event["battle_id"]),
+                str(event["side"]),
+                int(event["points"]),
+                int(event["at_us"]),
+                str(event["send_id"]),
+            )
         elif kind == "battle_ended":
             room.end_battle(Battle.from_event(event))
+        elif kind == "battle_rescored":
+            room.correct_result(Battle.from_event(event))
         if not self._coalesce:
             channel.tick(self._clock_us())  # out at once, not next tick
 

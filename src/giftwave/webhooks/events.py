@@ -5,7 +5,8 @@ Every body is one envelope::
     {"id": "<event id>", "type": "gift", "created_at_us": …, "creator_id": …, "data": {…}}
 
 Event ids are derived from what happened (``gift:<sender>:<key>``, ``combo:<combo id>``,
-``goal_reached:<goal id>``, ``battle_ended:<battle id>``), never drawn at random: the same
+``goal_reached:<goal id>``, ``battle_ended:<battle id>``, ``gift_reversed:<send id>``), never
+drawn at random: the same
 event enqueued twice, by a retry or by two nodes, is one outbox row.
 """
 
@@ -20,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.reversals import GiftReversed
 from giftwave.live.goals import Goal
 
 EVENT_ID_MAX_CHARS: Final = 160
@@ -30,6 +32,7 @@ class EventType(enum.StrEnum):
     COMBO_END = "combo_end"  # a combo's final total ("Rose x57"); a gift that cannot combo
     GOAL_REACHED = "goal_reached"
     BATTLE_ENDED = "battle_ended"
+    GIFT_REVERSED = "gift_reversed"  # an operator reversed a committed gift
     PING = "ping"  # sent by the test route only; nobody subscribes to it
 
 
@@ -38,6 +41,7 @@ SUBSCRIBABLE: Final = (
     EventType.COMBO_END,
     EventType.GOAL_REACHED,
     EventType.BATTLE_ENDED,
+    EventType.GIFT_REVERSED,
 )
 
 
@@ -79,6 +83,30 @@ def gift_event(sent: GiftSent, sender_handle: str) -> Event:
             "count": sent.count,
             "coins": sent.coins,
             "diamonds": sent.diamonds,
+        },
+    )
+
+
+def gift_reversed_event(done: GiftReversed) -> Event:
+    """The same body on every replay: the reversal's time is the ledger's."""
+    gift = done.gift
+    return Event(
+        event_id=f"gift_reversed:{done.send_id}",
+        type=EventType.GIFT_REVERSED,
+        creator_id=gift.creator_id,
+        created_at_us=done.reversed_at_us,
+        data={
+            "stream_id": gift.stream_id,
+            "send_id": done.send_id,
+            "sender_id": gift.sender_id,
+            "sender": gift.sender_handle,
+            "gift_id": gift.gift_id,
+            "count": gift.count,
+            "coins": gift.coins,
+            "diamonds": gift.diamonds,
+            "sent_at_us": gift.created_at_us,
+            "diamonds_taken": done.diamonds_taken,
+            "diamonds_debt": done.diamonds_debt,
         },
     )
 

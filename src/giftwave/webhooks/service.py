@@ -14,13 +14,19 @@ from sqlalchemy import Engine
 from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.reversals import GiftReversed
 from giftwave.live.room import Room
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.dispatcher import Dispatcher
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import EventType
 from giftwave.webhooks.outbox import PendingGauge, RetryPolicy
-from giftwave.webhooks.writer import GiftCommitted, GoalReached, OutboxWriter
+from giftwave.webhooks.writer import (
+    GiftCommitted,
+    GoalReached,
+    OutboxWriter,
+    ReversalCommitted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +130,18 @@ class Webhooks:
             self._keep_following(sent.stream_id)
         if any(x.wants(EventType.GIFT) or x.wants(EventType.COMBO_END) for x in endpoints):
             await self.writer.write(GiftCommitted(sent, sender_handle, comboable, at, endpoints))
+
+    async def gift_reversed(self, done: GiftReversed) -> None:
+        """The reversal observer: its deliveries are queued before the operator is answered
+        (again on a replay, which queues nothing new: the event id names the reversal)."""
+        try:
+            endpoints = await self.active_endpoints(done.gift.creator_id)
+        except Exception:  # the reversal is committed and stays so; its webhooks are lost
+            log.exception("webhooks of reversal %s: endpoints unreadable", done.send_id)
+            return
+        wanting = tuple(x for x in endpoints if x.wants(EventType.GIFT_REVERSED))
+        if wanting:
+            await self.writer.write(ReversalCommitted(done, wanting))
 
     def _keep_following(self, stream_id: str) -> None:
         """This node must hold the room to see its goal reached. In the background: bringing a

@@ -1,5 +1,5 @@
 """What observers want queued, written in one transaction per batch (one commit for many
-gifts, as the ledger does): a gift's deliveries and its combo, a goal reached.
+gifts, as the ledger does): a gift's deliveries and its combo, a goal reached, a reversal.
 
 A gift awaits ``write`` before it is acknowledged, so an acknowledged gift's deliveries are in
 the outbox. ``write`` never raises: the gift is committed whatever happens here, and a webhook
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.reversals import GiftReversed
 from giftwave.live.goals import find_goal
 from giftwave.live.streams import find_stream
 from giftwave.webhooks.combos import GRACE_US, track_gift
@@ -27,6 +28,7 @@ from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import (
     EventType,
     gift_event,
+    gift_reversed_event,
     goal_reached_event,
     single_combo_end,
 )
@@ -57,7 +59,13 @@ class GoalReached:
     at_us: int
 
 
-Op = GiftCommitted | GoalReached
+@dataclass(frozen=True, slots=True)
+class ReversalCommitted:
+    done: GiftReversed
+    endpoints: tuple[Endpoint, ...]  # the creator's that want it, as this process knows them
+
+
+Op = GiftCommitted | GoalReached | ReversalCommitted
 # Called after each batch with the earliest time a combo it grew can close, if any.
 Written = Callable[[int | None], None]
 
@@ -155,6 +163,9 @@ class OutboxWriter:
                 due = self._gift(conn, op)
                 if due is not None:
                     combo_due = due if combo_due is None else min(combo_due, due)
+            elif isinstance(op, ReversalCommitted):
+                # Its id names the reversal: a replay queues nothing new.
+                enqueue(conn, gift_reversed_event(op.done), op.endpoints, self._gauge)
             else:
                 self._goal(conn, op)
         return combo_due
