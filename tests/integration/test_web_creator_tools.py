@@ -238,3 +238,58 @@ async def test_chart_axes_have_round_ticks_whole_for_whole_things_and_labels_tha
             await screenshot(page, f"economy-chart-axes-{name}")
             assert errors == [], errors
             await context.close()
+
+
+# ---- item 18: the gift tray is one tab stop -------------------------------------------------
+
+
+async def _focused_gift(page: Page) -> str | None:
+    found: str | None = await page.evaluate(
+        "() => document.activeElement?.closest('.gift-button')?.dataset.gift ?? null"
+    )
+    return found
+
+
+async def test_the_gift_tray_is_one_tab_stop_with_arrow_keys_both_ways(
+    server: ServerProcess,
+) -> None:
+    base = server.base_url
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
+        creator = await _person(http, "creator", "tray")
+        stream = await _live(http, creator)
+        for name, viewport, locale in LAYOUTS:
+            context = await browser.new_context(viewport=viewport, locale=locale)
+            page = await context.new_page()
+            errors = collect_errors(page)
+            await page.goto(f"{base}/live/{stream}?lang={locale}")
+            if await page.locator("#gift-open").is_visible():  # the phone's tray is a sheet
+                await page.locator("#gift-open").click()
+            gifts = await page.eval_on_selector_all(
+                ".tray .gift-button", "bs => bs.map((b) => [b.dataset.gift, b.tabIndex])"
+            )
+            assert len(gifts) > 3, (await page.content())[:3000]
+            assert [tab for _, tab in gifts].count(0) == 1, gifts  # one tab stop, not 23
+            order = [g for g, _ in gifts]
+            await page.locator(".tray .gift-button").first.focus()
+            forward, back = (
+                ("ArrowLeft", "ArrowRight") if locale == "ar" else ("ArrowRight", "ArrowLeft")
+            )
+            await page.keyboard.press(forward)
+            assert await _focused_gift(page) == order[1], name
+            await page.keyboard.press(forward)
+            await page.keyboard.press(back)
+            assert await _focused_gift(page) == order[1], name
+            await page.keyboard.press("End")
+            assert await _focused_gift(page) == order[-1], name
+            await page.keyboard.press(forward)  # stays on the last: no wrap past the end
+            assert await _focused_gift(page) == order[-1], name
+            await page.keyboard.press("Home")
+            assert await _focused_gift(page) == order[0], name
+            await page.keyboard.press(forward)
+            await page.keyboard.press("Tab")  # one Tab leaves the tray
+            assert await _focused_gift(page) is None, name
+            await page.keyboard.press("Shift+Tab")  # and comes back to the gift last used
+            assert await _focused_gift(page) == order[1], name
+            await screenshot(page, f"tray-keyboard-{name}")
+            assert errors == [], errors
+            await context.close()

@@ -7,6 +7,7 @@ import {
   api, bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
 } from "./site.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
+import { rovingTray } from "./tray_keys.js";
 
 const $ = (id) => document.getElementById(id);
 const catalogue = new Catalogue(boot.gifts);
@@ -221,6 +222,8 @@ async function sendGift(button) {
     return false;
   }
 }
+
+rovingTray(document.querySelector(".tray")); // one tab stop, arrow keys inside (tray_keys.js)
 
 for (const button of document.querySelectorAll(".gift-button")) {
   let holding = null;
