@@ -4,6 +4,7 @@ creator's rooms, viewers' reports of chat lines.
     GET/POST /v1/me/moderators, DELETE /v1/me/moderators/{user_id}     the creator's team
     GET/POST /v1/creators/{id}/bans, DELETE /v1/creators/{id}/bans/{user_id}
     POST /v1/streams/{id}/reports                                         a viewer flags a line
+    GET /v1/me/moderates/{creator_id}                                     may I moderate there
     GET /v1/creators/{id}/reports, GET /v1/admin/reports
 
 Bans and reports are for the creator, their moderators and admins (403 ``not_moderator``);
@@ -24,7 +25,6 @@ from giftwave.api.problems import Problem
 from giftwave.clock import now_us
 from giftwave.db.tables import users
 from giftwave.errors import RateLimited
-from giftwave.identity.users import User
 from giftwave.live.ban_gate import ban_notice
 from giftwave.live.moderation import (
     LIST_MAX,
@@ -351,14 +351,19 @@ async def all_reports(
     return ReportsOut(reports=[ReportOut.of(r) for r in await run_in_threadpool(load)])
 
 
-async def moderates(request: Request, user: User | None, creator_id: int) -> bool:
-    """For the room page: whether ``user`` gets the moderation actions on each line."""
-    if user is None:
-        return False
+class ModeratesOut(BaseModel):
+    creator_id: int
+    moderator: bool = Field(description="the caller may delete, mute and ban in its rooms")
+
+
+@router.get("/me/moderates/{creator_id}", response_model=ModeratesOut)
+async def i_moderate(creator_id: UserId, request: Request, user: SessionUser) -> ModeratesOut:
+    """Whether you moderate this creator's rooms (you are them, their moderator, or an admin):
+    the room page shows each line's moderation actions then."""
     db = request.app.state.economy.db
 
     def load() -> bool:
         with db.connect() as conn:
             return may_moderate(conn, creator_id, user)
 
-    return await run_in_threadpool(load)
+    return ModeratesOut(creator_id=creator_id, moderator=await run_in_threadpool(load))

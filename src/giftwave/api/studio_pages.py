@@ -71,6 +71,18 @@ STUDIO_MESSAGES: Final = (
     N_("Expired"),
     N_("Failed"),
     N_("Copied"),
+    # Moderation (studio_moderation.js) and battle invitations (battle_alert.js).
+    N_("Nobody has that handle"),
+    N_("You moderate your own rooms already"),
+    N_("You have as many moderators as a creator may"),
+    N_("Remove"),
+    N_("Unban"),
+    N_("Ban"),
+    N_("Spam"),
+    N_("Harassment"),
+    N_("Hate"),
+    N_("Other"),
+    N_("Battle invitation"),
 )
 
 

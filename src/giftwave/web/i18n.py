@@ -69,6 +69,25 @@ CLIENT_MESSAGES: Final = (
     N_("Visitors: {count}"),
     N_("No gifts yet"),
     N_("Be the first to gift"),
+    # Each chat line's menu (moderation.js), in the room and in the studio.
+    N_("Delete"),
+    N_("Mute for {minutes} minutes"),
+    N_("Mute for an hour"),
+    N_("Mute for a day"),
+    N_("Ban from all rooms"),
+    N_("Report as spam"),
+    N_("Report as harassment"),
+    N_("Report as hate"),
+    N_("Report for another reason"),
+    N_("Actions for the message of {handle}"),
+    N_("{handle} is muted"),
+    N_("{handle} is banned from all rooms of this creator"),
+    N_("Thank you: the moderators will look at it"),
+    N_("Only the creator and their moderators can do this"),
+    N_("Only the creator can ban a moderator"),
+    N_("The creator cannot be banned"),
+    N_("That message is no longer in the chat"),
+    N_("The creator banned you from their rooms"),
 )
 
 

@@ -7,6 +7,7 @@ import {
   api, bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
 } from "./site.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
+import { ChatActions, moderatesRoom } from "./moderation.js";
 import { rovingTray } from "./tray_keys.js";
 
 const $ = (id) => document.getElementById(id);
@@ -71,10 +72,14 @@ function renderBoard(event) {
   board.update(event.top);
 }
 
+let chatActions = null; // each line's Report, or Delete / Mute / Ban (moderation.js)
+
 function addChat(message) {
   if (!chatLog) return;
   const li = document.createElement("li");
   li.dataset.id = message.message_id;
+  li.dataset.user = String(message.user_id);
+  li.dataset.handle = message.handle;
   const who = document.createElement("bdi");
   who.className = "who";
   who.textContent = message.handle;
@@ -82,6 +87,7 @@ function addChat(message) {
   text.className = "text";
   text.textContent = message.text;
   li.append(who, " ", text);
+  chatActions?.decorate(li);
   chatLog.append(li);
   while (chatLog.children.length > CHAT_KEPT) chatLog.firstElementChild.remove();
   chatLog.scrollTop = chatLog.scrollHeight;
@@ -134,7 +140,11 @@ const handlers = {
   chat_deleted(e) {
     for (const id of e.message_ids) {
       const li = chatLog?.querySelector(`li[data-id="${CSS.escape(id)}"]`);
-      if (li) { li.classList.add("deleted"); li.querySelector(".text").textContent = t("Message deleted"); }
+      if (li) {
+        li.classList.add("deleted");
+        li.querySelector(".text").textContent = t("Message deleted");
+        li.querySelector(".line-actions")?.remove();
+      }
     }
   },
   goal: (e) => goal.update(e),
@@ -167,6 +177,13 @@ function joinRoom() {
   });
 }
 let room = joinRoom();
+if (chatLog && boot.user) {
+  chatActions = new ChatActions({
+    streamId: boot.stream_id, creatorId: boot.creator_id, me: boot.user, send: (c) => room.send(c),
+  });
+  for (const li of chatLog.querySelectorAll("li[data-id]")) chatActions.decorate(li);
+  moderatesRoom(boot.creator_id).then((yes) => { if (yes) chatActions.setModerates(true, chatLog); });
+}
 // The embed logged in by itself (no cookie in a third-party frame): join again as that user.
 window.addEventListener("giftwave:login", () => {
   room.close();
@@ -192,6 +209,7 @@ function explain(error) {
     case "login_required": needLogin("Log in to send gifts"); break;
     case "rate_limited": case "gift_rate_limited": toast(t("Slow down a little"), { kind: "error" }); break;
     case "muted": toast(t("You are muted"), { kind: "error" }); break;
+    case "banned": toast(t("The creator banned you from their rooms"), { kind: "error" }); break;
     case "stream_not_live": case "stream_not_found": toast(t("This stream has ended"), { kind: "error" }); ended(); break;
     case "connection_lost": break;
     default: toast(error.detail || t("Something went wrong"), { kind: "error" });

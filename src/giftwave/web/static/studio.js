@@ -1,9 +1,12 @@
 // The creator studio's live page: go live and end the stream; while live, the dashboard fed by
-// the room's WebSocket (read-only: the studio never sends a room command), the goal, battles.
+// the room's WebSocket (the studio sends only chat and moderation commands on it), the room's
+// chat with moderation, the goal, battles and their invitations.
 
 import { connectRoom } from "./room.js";
 import { api, boot, fmt, problemText, submitting, t, toast } from "./site.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, rankedRow, TopGifters } from "./widgets.js";
+import { BattleAlert } from "./battle_alert.js";
+import { setUpModeration } from "./studio_moderation.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = boot.stream_id;
@@ -83,13 +86,15 @@ function live() {
   });
 
   const room = new Dashboard();
-  connectRoom(streamId, {
-    onEvent: (event) => room.handlers[event.type]?.(event),
+  let chatEvent = null; // the room's chat, with moderation on each line (studio_moderation.js)
+  const socket = connectRoom(streamId, {
+    onEvent: (event) => { room.handlers[event.type]?.(event); chatEvent?.(event); },
     onStatus(status) {
       document.body.dataset.connected = status === "open" ? "1" : "0";
       if (status === "reconnecting") toast(t("Reconnecting…"), { ms: 2000 });
     },
   });
+  chatEvent = setUpModeration({ streamId, socket });
   setInterval(() => room.tick(), 1000);
   room.tick();
   setUpGoal();
@@ -265,6 +270,11 @@ function setUpBattles(room) {
   const opponent = $("opponent");
   const errorBox = $("battle-error");
   let current = null; // the room's battle event, or null
+  // The invitation at the top of the window, the title, the sound (battle_alert.js).
+  const alert = new BattleAlert({
+    accept: () => act(battlePath("accept")),
+    decline: () => act(battlePath("decline")),
+  });
 
   const asEvent = (b) => ({
     battle_id: b.id,
@@ -284,6 +294,7 @@ function setUpBattles(room) {
     const invited = pending && current.sides[1].stream_id === streamId;
     room.battle.update(pending ? null : current); // an invitation is answered, not scored
     $("battle-invite").hidden = !invited;
+    if (!invited) alert.hide();
     $("battle-waiting").hidden = !pending || invited;
     $("battle-end").hidden = current?.status !== "active";
     form.hidden = pending || current?.status === "active";
@@ -300,9 +311,11 @@ function setUpBattles(room) {
     const [a, b] = current.sides;
     const minutes = Math.floor(current.duration_s / 60);
     const duration = `${minutes}:${String(current.duration_s % 60).padStart(2, "0")}`;
-    document.querySelector(".battle-invite-text").textContent =
-      t("{handle} challenges you to a battle of {duration}", { handle: a.handle, duration });
-    document.querySelector(".battle-invite-time").textContent = t("Answer within {seconds} s", { seconds });
+    const inviteText = t("{handle} challenges you to a battle of {duration}", { handle: a.handle, duration });
+    const timeText = t("Answer within {seconds} s", { seconds });
+    document.querySelector(".battle-invite-text").textContent = inviteText;
+    document.querySelector(".battle-invite-time").textContent = timeText;
+    if (b.stream_id === streamId) alert.show(current.battle_id, inviteText, timeText);
     document.querySelector(".battle-waiting-text").textContent =
       t("Waiting for {handle} to answer ({seconds} s)", { handle: b.handle, seconds });
   }
