@@ -32,7 +32,7 @@ ADMIN: Final = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 REDIS_URL: Final = os.environ.get("GIFTWAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 S: Final = 1_000_000
 GOAL_COINS: Final = 700
-BATTLE_S: Final = 3
+BATTLE_S: Final = 6  # long enough to see the live score drop on a busy machine
 _keys = itertools.count(1)
 
 
