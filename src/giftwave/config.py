@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     gift_rate_per_s: Annotated[float, Field(ge=0, le=10_000)] = 20.0  # 0: no rate limit
     gift_rate_burst: Annotated[int, Field(ge=1, le=100_000)] = 60
     gift_daily_spend_max_coins: Annotated[int, Field(ge=0, le=2**40)] = 1_000_000  # 0: none
+    # A gift at this price or more asks the viewer to confirm before it is sent (a Universe is
+    # about $500 of coins, one tap away); a combo gift asks once per combo. 0: never ask.
+    gift_confirm_min_coins: Annotated[int, Field(ge=0, le=2**40)] = 1000
     # Diamonds a creator earns per 100 coins a viewer spends (DESIGN.md: 1 per coin).
     creator_diamonds_per_100_coins: Annotated[int, Field(ge=1, le=100)] = 100
     # What one diamond is worth in US dollars, in millionths (5,000 = half a cent).

@@ -355,8 +355,9 @@ async def test_coin_packages_and_custom_amounts(economy_app: AppFactory) -> None
         async def custom(coins: int, key: str) -> httpx.Response:
             return await viewer.post("/v1/topups", {"coins": coins, "idempotency_key": key})
 
-        # The smallest package's rate (99 cents / 70 coins), rounded up to a cent.
-        for coins, cents in ((30, 43), (100, 142), (71, 101), (70, 99), (2_500_000, 3_535_715)):
+        # The dearest package's rate per coin (24,999 cents / 17,500 coins), rounded up to a
+        # cent: every package is at least as good a deal (70 coins: $1.00 custom, $0.99 packed).
+        for coins, cents in ((30, 43), (100, 143), (71, 102), (70, 100), (2_500_000, 3_571_286)):
             r = await custom(coins, f"c{coins}")
             assert r.status_code == 201, r.text
             assert (r.json()["coins"], r.json()["amount_minor"]) == (coins, cents)

@@ -95,12 +95,12 @@ async def test_prices_and_the_sandbox_checkout_at_each_currencys_scale(
             r = await viewer.get(f"/v1/topups/{placed['id']}")
             assert (r.json()["status"], r.json()["amount_minor"]) == ("paid", price)
 
-        # A custom amount is the smallest package's rate, rounded up to what the currency
+        # A custom amount is the dearest package's rate, rounded up to what the currency
         # can be charged in: a yen, a cent, ten fils (Stripe clears KWD in steps of 0.010).
         buyer = await register(client, country="KW")
         for currency, coins, expected in (
             ("JPY", 100, 229),  # 160 * 100 / 70 = 228.57
-            ("USD", 100, 142),  # 99 * 100 / 70 = 141.43
+            ("USD", 100, 143),  # 24,999 * 100 / 17,500 = 142.85 (the dearest per coin)
             ("KWD", 100, 450),  # 310 * 100 / 70 = 442.86 → 443 fils → 450
             ("BHD", 1000, 5430),  # 380 * 1000 / 70 = 5,428.57 → 5,429 fils → 5,430
         ):

@@ -44,7 +44,7 @@ async def test_follow_on_the_viewer_page_then_see_them_watching_on_home(
             await fan.fill("input[name=email]", "followfan@web.test")
             await fan.fill("input[name=password]", "a-long-password")
             await fan.fill("input[name=birth_date]", "1992-04-05")
-            await fan.fill("input[name=country]", "us")
+            await fan.select_option("select[name=country]", "US")
             await fan.click("button[type=submit]")
             await fan.wait_for_url(f"{base}/live/{stream_id}")
             follow = fan.locator("#follow")

@@ -28,7 +28,7 @@ async def _sign_up(page: Page, handle: str) -> None:
     await page.fill("input[name=email]", f"{handle}@web.test")
     await page.fill("input[name=password]", "a-long-password")
     await page.fill("input[name=birth_date]", "1992-04-05")
-    await page.fill("input[name=country]", "us")
+    await page.select_option("select[name=country]", "US")
     await page.click("button[type=submit]")
     await page.wait_for_url(back_to)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from babel.numbers import get_territory_currencies
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -21,10 +20,11 @@ from starlette.staticfiles import StaticFiles
 from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.api.follows import friends_watching, social_of_stream
 from giftwave.api.security_headers import ANY_FRAMING, CSP, NO_FRAMING, PAGE_POLICY, page_policy
+from giftwave.api.spend_boot import coin_prices, countries, shop_packages, spender
 from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
-from giftwave.economy.packages import CUSTOM_MAX_COINS
+from giftwave.economy.packages import CUSTOM_MAX_COINS, CUSTOM_MIN_COINS
 from giftwave.economy.services import Economy
 from giftwave.identity.users import HANDLE_RE, PASSWORD_MIN_CHARS, Role, User, find_user
 from giftwave.live.overlay_keys import creator_of_key
@@ -32,6 +32,7 @@ from giftwave.live.streams import Stream, find_stream, live_stream_of, live_with
 from giftwave.money import EXPONENTS_NOT_TWO
 from giftwave.realtime.hub import Hub
 from giftwave.web.i18n import LANG_COOKIE, client_messages, negotiate
+from giftwave.web.script_text import SCRIPT_MESSAGES, plural_messages, problem_messages
 from giftwave.web.templates import render
 
 router = APIRouter(include_in_schema=False)
@@ -83,9 +84,12 @@ def page(
     Content-Security-Policy (api/security_headers.py), when the default is not enough."""
     boot = {
         "locale": who.locale,
-        "messages": client_messages(who.locale),
+        "messages": client_messages(who.locale, SCRIPT_MESSAGES),
         # Digits of each currency's minor unit where not 2 (money.py): site.js money() reads it.
         "currency_exponents": EXPONENTS_NOT_TWO,
+        # The API's refusals by code, and counts, in the page's language (web/script_text.py).
+        "problems": problem_messages(who.locale),
+        "plurals": plural_messages(who.locale),
         "user": None
         if who.user is None
         else {
@@ -93,6 +97,7 @@ def page(
             "handle": who.user.handle,
             "role": who.user.role.value,
             "via": "cookie",
+            **spender(_economy(request), who.user),
         },
     } | context.pop("boot", {})
     html = render(
@@ -214,7 +219,13 @@ def _auth_page(request: Request, who: Visitor, next: str, mode: str) -> Response
         mode=mode,
         handle_pattern=HANDLE_RE.pattern,
         password_min=PASSWORD_MIN_CHARS,
+        countries=countries(who.locale),
+        boot={"min_age": _economy(request).age_rule.min_age, "min_age_by_country": _ages(request)},
     )
+
+
+def _ages(request: Request) -> dict[str, int]:
+    return dict(_economy(request).age_rule.by_country)
 
 
 # What a browser's URL parser (WHATWG) does to an address before it reads it: leading and
@@ -263,20 +274,24 @@ async def _stream_page(
     who = await visitor(request)
     economy = _economy(request)
 
-    def load() -> tuple[Stream, User | None, list[dict[str, Any]]] | None:
+    country = who.user.country if who.user else None
+    default_currency = economy.settings.default_currency
+
+    def load() -> tuple[Stream, User | None, list[dict[str, Any]], dict[str, Any] | None] | None:
         with economy.db.connect() as conn:
             stream = find_stream(conn, stream_id)
             if stream is None:
                 return None
             creator = find_user(conn, stream.creator_id)
-        return stream, creator, gifts_for_tray(economy, who.locale)
+            prices = coin_prices(shop_packages(conn, country, default_currency))
+        return stream, creator, gifts_for_tray(economy, who.locale), prices
 
     found = await run_in_threadpool(load)
     if found is None:  # in the embed's frame too, the visitor reads that it is not there
         return page(
             request, who, "not_found.html", status=404, what="stream", csp=page_policy(framing)
         )
-    stream, creator, gifts = found
+    stream, creator, gifts, prices = found
     return page(
         request,
         who,
@@ -291,6 +306,11 @@ async def _stream_page(
             "live": stream.live,
             "playback_url": stream.playback_url,
             "gifts": gifts,
+            # A gift at this price or more asks before it is sent; within a combo (a quiet gap
+            # shorter than this) a confirmed gift is not asked about again.
+            "gift_confirm_min_coins": economy.settings.gift_confirm_min_coins,
+            "combo_quiet_ms": economy.settings.live_combo_quiet_ms,
+            "coin_prices": prices,  # the recharge sheet's currency; coins' worth in money
         },
         **context,
     )
@@ -373,11 +393,21 @@ async def shop_page(request: Request, order: str | None = None) -> Response:
     who = await visitor(request)
     if who.user is None:
         return RedirectResponse(f"/login?next={quote('/shop')}", status_code=303)
-    currencies = get_territory_currencies(who.user.country) or ["USD"]
+    economy = _economy(request)
+
+    def load() -> dict[str, Any] | None:
+        with economy.db.connect() as conn:
+            found = shop_packages(conn, country, economy.settings.default_currency)
+        return coin_prices(found)
+
+    country = who.user.country
+    prices = await run_in_threadpool(load)
+    currency = prices["currency"] if prices else economy.settings.default_currency
     return page(
         request,
         who,
         "shop.html",
+        custom_min=CUSTOM_MIN_COINS,
         custom_max=CUSTOM_MAX_COINS,
-        boot={"order": order, "currency": currencies[0]},
+        boot={"order": order, "currency": currency, "coin_prices": prices},
     )

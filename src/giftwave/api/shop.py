@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Final, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -36,6 +38,21 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["shop"])
 Econ = Annotated[Economy, Depends(economy_of)]
 WEBHOOK_MAX_BYTES: Final = 64 * 1024
+# What a stream id may look like in a return address (streams.id is at most 24 characters):
+# only this shape reaches a URL, so a checkout can only come back to a page of this site.
+STREAM_ID_PATTERN: Final = r"^[A-Za-z0-9_\-]{1,24}$"
+_RETURN_PATH: Final = re.compile(r"/shop|/live/[A-Za-z0-9_\-]{1,24}")
+
+
+def return_path(stream_id: str | None) -> str:
+    """Where a checkout comes back to: the room it was opened from, else the shop."""
+    return "/shop" if stream_id is None else f"/live/{stream_id}"
+
+
+def safe_return_path(path: str) -> str:
+    """``path`` if it is a place a checkout may come back to, else the shop: the sandbox page
+    reads it from its own address, which anyone can write."""
+    return path if _RETURN_PATH.fullmatch(path) else "/shop"
 
 
 def site_url(request: Request, economy: Economy) -> str:
@@ -116,6 +133,8 @@ class NewTopUp(BaseModel):
     coins: int | None = Field(default=None, ge=1, le=CUSTOM_MAX_COINS)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     idempotency_key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    # Bought from a room: the checkout comes back to /live/{stream_id}, not to the shop.
+    stream_id: str | None = Field(default=None, pattern=STREAM_ID_PATTERN)
 
 
 class OrderOut(BaseModel):
@@ -147,9 +166,17 @@ async def create_topup(
         currency=body.currency,
         idempotency_key=body.idempotency_key,
         site_url=site,
-        return_url=f"{site}/shop",
+        return_url=site + return_path(body.stream_id),
         today=today(),
     )
+    return OrderOut.of(order)
+
+
+@router.post("/v1/topups/{order_id}/cancel", response_model=OrderOut, tags=["payments"])
+async def cancel_topup(order_id: str, economy: Econ, user: BuyingUser) -> OrderOut:
+    """Give up an unpaid order (its owner only; again answers the same). A payment that still
+    arrives for it is credited: money received always is."""
+    order = await run_in_threadpool(economy.topups.cancel_order, user, order_id)
     return OrderOut.of(order)
 
 
@@ -223,14 +250,19 @@ def _price(order: Order) -> str:
 
 
 @router.get("/sandbox/checkout/{session_id}", response_class=HTMLResponse, tags=["sandbox"])
-async def sandbox_page(session_id: str, economy: Econ, message: str = "") -> HTMLResponse:
+async def sandbox_page(
+    session_id: str, economy: Econ, message: str = "", back: str = "/shop"
+) -> HTMLResponse:
     _sandbox(economy)
     order = await _sandbox_order(economy, session_id)
+    back = safe_return_path(back)
     html = render(
         "sandbox_checkout.html",
         order=order,
         price=_price(order),
         base=f"/sandbox/checkout/{session_id}",
+        keep="" if back == "/shop" else "?" + urlencode({"back": back}),
+        back=f"{back}?{urlencode({'order': order.id})}",
         message=message[:200],
     )
     # The provider's page moves money at a click: never in another site's frame.
@@ -244,6 +276,7 @@ async def sandbox_action(
     request: Request,
     economy: Econ,
     amount_minor: Annotated[int | None, Form(ge=1, le=2**62)] = None,
+    back: str = "/shop",
 ) -> Response:
     """What the buyer, the merchant or the bank does at the provider: each one a webhook."""
     provider = _sandbox(economy)
@@ -273,9 +306,8 @@ async def sandbox_action(
     if "application/json" in request.headers.get("accept", ""):
         fresh = await _sandbox_order(economy, session_id)
         return JSONResponse({"delivered": delivered, "order": OrderOut.of(fresh).model_dump()})
-    return RedirectResponse(
-        f"/sandbox/checkout/{session_id}?message={message.replace(' ', '+')}", status_code=303
-    )
+    query = urlencode({"message": message, "back": safe_return_path(back)})
+    return RedirectResponse(f"/sandbox/checkout/{session_id}?{query}", status_code=303)
 
 
 def _refunded_so_far(economy: Economy, provider: SandboxProvider, session_id: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Final
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -104,15 +105,25 @@ def seed_default_packages(conn: Connection) -> int:
     return added
 
 
+def custom_rate(packages: list[CoinPackage]) -> CoinPackage:
+    """The package whose price per coin a custom amount pays: the dearest per coin, so every
+    package stays at least as good a deal as any custom amount (docs/economy.md)."""
+    if not packages:
+        raise NotFound("no_packages", "there are no coin packages in this currency")
+    # price_a / coins_a > price_b / coins_b, compared exactly in integers; ties: the bigger.
+    return max(packages, key=lambda p: (Fraction(p.price_minor, p.coins), p.coins))
+
+
 def custom_price_minor(packages: list[CoinPackage], coins: int) -> int:
-    """A custom amount costs the smallest package's rate per coin, rounded up to a price the
-    currency can be charged in (a minor unit; ten fils in KWD, see ``money.step_minor``)."""
+    """A custom amount costs the dearest package's rate per coin (``custom_rate``), rounded up
+    to a price the currency can be charged in (a minor unit; ten fils in KWD, see
+    ``money.step_minor``): its price per coin is never below any package's."""
     if not CUSTOM_MIN_COINS <= coins <= CUSTOM_MAX_COINS:
         raise Invalid(
             "invalid_coin_amount",
             f"a custom amount is {CUSTOM_MIN_COINS:,}..{CUSTOM_MAX_COINS:,} coins",
+            min_coins=CUSTOM_MIN_COINS,
+            max_coins=CUSTOM_MAX_COINS,
         )
-    if not packages:
-        raise NotFound("no_packages", "there are no coin packages in this currency")
-    base = min(packages, key=lambda p: p.coins)
-    return round_up_to_step(-(-coins * base.price_minor // base.coins), base.currency)
+    rate = custom_rate(packages)
+    return round_up_to_step(-(-coins * rate.price_minor // rate.coins), rate.currency)

@@ -59,6 +59,9 @@ class OrderStatus(enum.StrEnum):
     PARTLY_REFUNDED = "partly_refunded"
     DISPUTED = "disputed"
     MISMATCH = "mismatch"  # the provider reported another amount: held for an operator
+    # The buyer gave up before paying. A payment that arrives all the same (a checkout paid in
+    # another tab, a webhook late) is credited: money received always is (docs/economy.md).
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +175,8 @@ class TopUps:
         if user.blocked:
             raise Forbidden("account_blocked", "this account is blocked")
         if not self._age_rule.allows(user, today):
-            raise Forbidden(
-                "under_age", f"buying coins needs age {self._age_rule.min_age_for(user.country)}+"
-            )
+            age = self._age_rule.min_age_for(user.country)
+            raise Forbidden("under_age", f"buying coins needs age {age}+", min_age=age)
         if (package_id is None) == (coins is None):
             raise Invalid("package_or_coins", "give either package_id or a custom coins amount")
         existing, order_coins, amount = await asyncio.to_thread(
@@ -285,6 +287,35 @@ class TopUps:
                 )
             ).one()
         return _to_order(row)
+
+    def cancel_order(self, user: User, order_id: str) -> Order:
+        """The buyer gives up an unpaid order; again on a cancelled one answers the same.
+        Another user's order is not there (``order_not_found``); any other state is
+        ``order_not_open``. One conditional UPDATE: a webhook racing it either finds the order
+        cancelled (and credits it all the same) or has moved it on first."""
+        with self._db.begin() as conn:
+            order = find_order(conn, order_id)
+            if order is None or order.user_id != user.id:
+                raise NotFound("order_not_found", f"no order {order_id!r}")
+            if order.status is OrderStatus.CANCELLED:
+                return order
+            done = conn.execute(
+                update(payment_orders)
+                .where(
+                    payment_orders.c.id == order.id,
+                    payment_orders.c.status == OrderStatus.OPEN.value,
+                )
+                .values(status=OrderStatus.CANCELLED.value, updated_at_us=now_us())
+            )
+            fresh = find_order(conn, order.id)
+        assert fresh is not None, "read in the same transaction"
+        if done.rowcount != 1:
+            raise Conflict(
+                "order_not_open",
+                f"this order is {fresh.status.value}: only an unpaid order can be cancelled",
+                order_status=fresh.status.value,
+            )
+        return fresh
 
     # --- webhooks ---------------------------------------------------------------------------
 

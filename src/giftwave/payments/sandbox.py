@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
@@ -53,7 +54,13 @@ class SandboxProvider:
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         session_id = "cs_sb_" + secrets.token_urlsafe(18)
-        return CheckoutSession(session_id, f"{request.site_url}/sandbox/checkout/{session_id}")
+        url = f"{request.site_url}/sandbox/checkout/{session_id}"
+        # Like a real provider, the page sends the buyer back where they came from (a room, or
+        # the shop); it keeps no state, so the way back rides in its own address.
+        back = urlsplit(request.success_url).path
+        if back and back != "/shop":
+            url += "?" + urlencode({"back": back})
+        return CheckoutSession(session_id, url)
 
     def payment_id(self, session_id: str) -> str:
         """The payment a session becomes: derived, so every node names it the same."""

@@ -4,8 +4,10 @@
 
 import { connectRoom } from "./room.js";
 import {
-  api, bearer, boot, fmt, getBalance, loginUrl, refreshBalance, setBalance, t, toast, idempotencyKey,
+  api, bearer, boot, fmt, getBalance, loginUrl, problemMessage, refreshBalance, setBalance, t, toast,
+  idempotencyKey,
 } from "./site.js";
+import { asksFirst, confirmThenSend, noteSent } from "./spend.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
 import { ChatActions, moderatesRoom } from "./moderation.js";
 import { rovingTray } from "./tray_keys.js";
@@ -212,7 +214,7 @@ function explain(error) {
     case "banned": toast(t("The creator banned you from their rooms"), { kind: "error" }); break;
     case "stream_not_live": case "stream_not_found": toast(t("This stream has ended"), { kind: "error" }); ended(); break;
     case "connection_lost": break;
-    default: toast(error.detail || t("Something went wrong"), { kind: "error" });
+    default: toast(problemMessage(error) || error.detail || t("Something went wrong"), { kind: "error" });
   }
 }
 
@@ -233,6 +235,7 @@ async function sendGift(button) {
       cmd: "send_gift", gift_id: button.dataset.gift, count: 1, idempotency_key: idempotencyKey(),
     });
     setBalance(receipt.balance_coins);
+    noteSent(button);
     return true;
   } catch (error) {
     if (balance !== null) refreshBalance();
@@ -240,6 +243,11 @@ async function sendGift(button) {
     return false;
   }
 }
+
+// An expensive gift asks first (spend.js), unless the viewer must log in or cannot afford it:
+// then sendGift says so at once.
+const mustAsk = (button) => asksFirst(button) && Boolean(boot.user || bearer())
+  && !(getBalance() !== null && getBalance() < Number(button.dataset.price));
 
 rovingTray(document.querySelector(".tray")); // one tab stop, arrow keys inside (tray_keys.js)
 
@@ -249,6 +257,7 @@ for (const button of document.querySelectorAll(".gift-button")) {
   button.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
     stop();
+    if (asksFirst(button)) return; // a click asks: never billed on a touch
     sendGift(button);
     if (button.dataset.combo !== "yes") return;
     holding = {};
@@ -259,7 +268,10 @@ for (const button of document.querySelectorAll(".gift-button")) {
   for (const type of ["pointerup", "pointerleave", "pointercancel"]) button.addEventListener(type, stop);
   button.addEventListener("contextmenu", (e) => e.preventDefault());
   // Keyboard: Enter or Space sends one (held down, the key repeats and so does the combo).
-  button.addEventListener("click", (e) => { if (e.detail === 0) sendGift(button); });
+  button.addEventListener("click", (e) => {
+    if (mustAsk(button)) confirmThenSend(button, sendGift);
+    else if (e.detail === 0 || asksFirst(button)) sendGift(button);
+  });
 }
 
 let likesOwed = 0;

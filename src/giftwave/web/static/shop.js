@@ -1,7 +1,10 @@
 // The coin shop: packages in the viewer's currency, checkout at the configured provider, and,
 // back from it, the order followed until the provider's webhook has credited the coins.
 
-import { api, boot, fmt, idempotencyKey, locale, money, refreshBalance, t, textRow, toast } from "./site.js";
+import {
+  api, boot, fmt, idempotencyKey, locale, money, problemMessage, refreshBalance, t, textRow, tn, toast,
+} from "./site.js";
+import { priceMinor } from "./spend.js";
 
 const list = document.getElementById("packages");
 const statusBox = document.getElementById("order-status");
@@ -12,12 +15,16 @@ const STATUS_NAMES = {
   refunded: "Refunded",
   partly_refunded: "Partly refunded",
   disputed: "Disputed",
+  cancelled: "Cancelled",
 };
+const currency = boot.currency || "USD"; // chosen by the server: the one with packages
+const prices = boot.coin_prices; // what a custom amount costs (api/spend_boot.py)
+const mayBuy = boot.user?.can_gift !== false;
 
 async function checkout(body, button) {
   button.disabled = true;
   try {
-    const order = await api("POST", "/v1/topups", { ...body, idempotency_key: idempotencyKey() });
+    const order = await api("POST", "/v1/topups", { ...body, currency, idempotency_key: idempotencyKey() });
     if (order.checkout_url) location.href = order.checkout_url;
     else await follow(order.id);
   } catch (err) {
@@ -28,9 +35,7 @@ async function checkout(body, button) {
 }
 
 async function loadPackages() {
-  const currency = boot.currency || "USD";
-  let packages = await api("GET", `/v1/coin-packages?currency=${currency}`);
-  if (!packages.length && currency !== "USD") packages = await api("GET", "/v1/coin-packages?currency=USD");
+  const packages = await api("GET", `/v1/coin-packages?currency=${encodeURIComponent(currency)}`);
   list.replaceChildren();
   for (const p of packages) {
     const li = document.createElement("li");
@@ -46,6 +51,8 @@ async function loadPackages() {
     button.className = "primary";
     button.type = "button";
     button.textContent = money(p.price_minor, p.currency);
+    button.disabled = !mayBuy;
+    button.setAttribute("aria-label", `${tn("{n} coin", p.coins)}: ${button.textContent}`);
     button.addEventListener("click", () => checkout({ package_id: p.id }, button));
     li.append(coins, button);
     list.append(li);
@@ -66,8 +73,40 @@ async function loadOrders() {
     ]);
     tr.dataset.order = o.id;
     tr.dataset.status = o.status;
+    tr.append(orderActions(o));
     body.append(tr);
   }
+}
+
+/** An unpaid order can be resumed at its checkout or cancelled (a payment that still arrives
+ *  is credited all the same). */
+function orderActions(order) {
+  const td = document.createElement("td");
+  if (order.status !== "open") return td;
+  td.className = "order-actions";
+  if (order.checkout_url) {
+    const resume = document.createElement("a");
+    resume.className = "button small primary resume";
+    resume.href = order.checkout_url;
+    resume.textContent = t("Continue payment");
+    td.append(resume);
+  }
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "small cancel";
+  cancel.textContent = t("Cancel purchase");
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      await api("POST", `/v1/topups/${encodeURIComponent(order.id)}/cancel`);
+      toast(t("Purchase cancelled"));
+    } catch (err) {
+      toast(err.message, { kind: "error" });
+    }
+    await loadOrders();
+  });
+  td.append(cancel);
+  return td;
 }
 
 /** Back from the checkout: wait for the provider's webhook to settle the order. */
@@ -78,7 +117,7 @@ async function follow(orderId) {
     let order;
     try { order = await api("GET", `/v1/topups/${encodeURIComponent(orderId)}`); } catch (_) { break; }
     if (order.status === "paid") {
-      statusBox.textContent = t("Coins added: {coins}", { coins: fmt(order.coins) });
+      statusBox.textContent = tn("{n} coin added", order.coins);
       statusBox.dataset.state = "paid";
       await refreshBalance();
       await loadOrders();
@@ -95,11 +134,35 @@ async function follow(orderId) {
   statusBox.hidden = true;
 }
 
-document.getElementById("custom").addEventListener("submit", (e) => {
+// The custom amount: its bounds said in the page's language (the browser's own message is in
+// the browser's language), and its price shown as it is typed, by the server's formula.
+const custom = document.getElementById("custom");
+const coinsInput = custom.querySelector("input[name=coins]");
+const priceLine = document.getElementById("custom-price");
+const low = Number(coinsInput.min);
+const high = Number(coinsInput.max);
+
+function judgeAmount({ strict = false } = {}) {
+  const raw = coinsInput.value.trim();
+  const coins = Number(raw);
+  const ok = raw !== "" && Number.isInteger(coins) && coins >= low && coins <= high;
+  coinsInput.setCustomValidity(
+    ok || (raw === "" && !strict) ? "" : problemMessage({ code: "invalid_coin_amount", min_coins: low, max_coins: high }),
+  );
+  priceLine.textContent = ok && prices
+    ? t("Price: {price}", { price: money(priceMinor(coins, prices), prices.currency) })
+    : "";
+  priceLine.dataset.coins = ok ? String(coins) : "";
+  return ok;
+}
+
+coinsInput.addEventListener("input", () => judgeAmount());
+custom.querySelector("button[type=submit]").disabled = !mayBuy;
+custom.addEventListener("submit", (e) => {
   e.preventDefault();
-  const form = e.currentTarget;
-  if (!form.reportValidity()) return;
-  checkout({ coins: Number(new FormData(form).get("coins")) }, form.querySelector("button"));
+  judgeAmount({ strict: true });
+  if (!custom.reportValidity()) return;
+  checkout({ coins: Number(coinsInput.value) }, custom.querySelector("button"));
 });
 
 loadPackages().catch((err) => toast(err.message, { kind: "error" }));

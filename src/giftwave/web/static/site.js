@@ -4,7 +4,10 @@
 export const boot = JSON.parse(document.getElementById("boot")?.textContent || "{}");
 export const locale = boot.locale || document.documentElement.lang || "en";
 const numberLocale = locale === "ar" ? "ar-u-nu-latn" : locale; // Latin digits, as the server writes them
-const numbers = new Intl.NumberFormat(numberLocale);
+// Grouped from four digits, as Babel writes them in the templates: one page never shows both
+// "1.000" and "1000" (Spanish CLDR leaves four digits ungrouped; Babel does not).
+const numbers = new Intl.NumberFormat(numberLocale, { useGrouping: "always" });
+const plurals = new Intl.PluralRules(numberLocale);
 
 /** A message in the page's language; `{name}` placeholders filled from `vars`. */
 export function t(message, vars = {}) {
@@ -13,6 +16,25 @@ export function t(message, vars = {}) {
 }
 
 export const fmt = (n) => numbers.format(n);
+
+/** A count in words in the page's language: the catalogue's form for `n`'s plural category
+ *  (the server sends each pair by category), `{n}` written as fmt() writes it. */
+export function tn(singular, n, vars = {}) {
+  const forms = boot.plurals?.[singular] || {};
+  const text = forms[plurals.select(n)] ?? forms.other ?? singular;
+  return text.replace(/\{(\w+)\}/g, (_, k) => (k === "n" ? fmt(n) : k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+/** A refusal of the API (problem+json or a socket's error) in the page's language, by its
+ *  stable code; `{field}`s from the problem, else from the user's boot data; else null. */
+export function problemMessage(problem) {
+  const text = boot.problems?.[problem?.code];
+  if (!text) return null;
+  return text.replace(/\{(\w+)\}/g, (_, k) => {
+    const v = problem[k] ?? boot.user?.[k];
+    return v === undefined ? `{${k}}` : typeof v === "number" ? fmt(v) : String(v);
+  });
+}
 
 /** An amount in its currency's minor unit (cents; the yen itself for JPY; fils, a thousandth,
  *  for KWD) as money in the page's language. The digits are the server's (money.py), sent in the
@@ -23,6 +45,7 @@ export function money(minor, currency) {
   try {
     return new Intl.NumberFormat(numberLocale, {
       style: "currency", currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
+      useGrouping: "always",
     }).format(amount);
   } catch (_) { // a code this browser does not know: the number and the code
     return `${new Intl.NumberFormat(numberLocale, { minimumFractionDigits: digits }).format(amount)} ${currency}`;
@@ -53,7 +76,7 @@ function csrf() {
 
 export class ApiError extends Error {
   constructor(status, problem) {
-    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    super(problemMessage(problem) || problem?.detail || problem?.title || `HTTP ${status}`);
     this.status = status;
     this.code = problem?.code || "http_error";
     this.problem = problem;
@@ -112,6 +135,8 @@ export function problemText(error, byCode = {}) {
   const known = byCode[error.code];
   if (typeof known === "function") return known(error);
   if (known) return t(known);
+  const translated = problemMessage(error.problem || error);
+  if (translated) return translated;
   const fields = (error.problem?.errors || []).map((f) => `${f.loc.at(-1)}: ${f.msg}`);
   return fields.length ? fields.join(" · ") : error.message || t("Something went wrong");
 }
