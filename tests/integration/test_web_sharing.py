@@ -89,6 +89,7 @@ async def test_a_shared_link_brings_a_viewer_who_signs_up_and_gifts(
             await friend.reload()
             await friend.wait_for_selector("body[data-connected='1']", timeout=10_000)
             await expect(friend.locator("#balance")).to_have_attribute("data-balance", "100")
+            await friend.locator("#gift-open").click()  # on a phone the tray is a sheet
             await friend.locator(".gift-button[data-gift='doughnut']").click()
             await expect(friend.locator("#balance")).to_have_attribute(
                 "data-balance", str(100 - DOUGHNUT_COINS), timeout=10_000

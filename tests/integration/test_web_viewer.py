@@ -120,11 +120,13 @@ async def test_a_viewer_buys_coins_and_gifts_and_another_viewer_sees_it(
             width = await other.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"]
 
-            # An anonymous viewer who taps a gift is asked to log in.
+            await screenshot(other, "viewer-phone")  # the room, before the tray's sheet opens
+
+            # An anonymous viewer who taps a gift (in the phone's sheet) is asked to log in.
+            await other.locator("#gift-open").click()
             await other.locator(".gift-button[data-gift='rose']").click()
             await expect(other.locator(".toast a[href^='/login']")).to_be_visible()
             await screenshot(page, "viewer-desktop")
-            await screenshot(other, "viewer-phone")
 
             # The stream ends while they watch: both are told, and the tray stops sending.
             r = await http.post(f"/v1/streams/{stream_id}/end", headers=creator)

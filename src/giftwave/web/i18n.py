@@ -88,6 +88,7 @@ CLIENT_MESSAGES: Final = (
     N_("The creator cannot be banned"),
     N_("That message is no longer in the chat"),
     N_("The creator banned you from their rooms"),
+    N_("Ended"),
 )
 
 

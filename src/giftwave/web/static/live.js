@@ -160,8 +160,15 @@ const handlers = {
 function ended() {
   document.body.classList.add("stream-ended");
   for (const notice of document.querySelectorAll(".ended-notice")) notice.hidden = false;
-  document.querySelector(".live-badge")?.classList.add("was-live");
-  for (const b of document.querySelectorAll(".gift-button, #like, #chat-form button, #chat-text")) b.disabled = true;
+  // Ended, everywhere the room says so: the badge, no viewer count, the stage's own words.
+  for (const badge of document.querySelectorAll(".live-badge")) {
+    badge.className = "ended-badge";
+    badge.textContent = t("Ended");
+  }
+  if (viewersEl?.closest(".viewer-count")) viewersEl.closest(".viewer-count").hidden = true;
+  if ($("placeholder-text")) $("placeholder-text").textContent = t("This stream has ended");
+  $("gift-sheet")?.classList.remove("open");
+  for (const b of document.querySelectorAll(".gift-button, #gift-open, #like, #chat-form button, #chat-text")) b.disabled = true;
 }
 
 function joinRoom() {

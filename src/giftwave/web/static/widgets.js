@@ -50,7 +50,15 @@ export class GiftLane {
     this.list.prepend(li);
     this.shown.set(event.combo_id, li);
     while (this.list.children.length > this.max) this.drop(this.list.lastElementChild);
+    this.fit();
     return li;
+  }
+
+  /** In a band of fixed height (the stage's), the oldest alerts with no room left are hidden
+   *  whole rather than cut in half at the band's edge. */
+  fit() {
+    const top = this.list.getBoundingClientRect().top;
+    for (const li of this.list.children) li.classList.toggle("clipped", li.getBoundingClientRect().top < top - 1);
   }
 
   setCount(li, count, coins) {
@@ -71,6 +79,7 @@ export class GiftLane {
     if (!li) return;
     this.shown.delete(li.dataset.combo);
     li.remove();
+    this.fit();
   }
 
   /** A `gift` event; returns how many gifts it added to what this lane showed. */
@@ -160,12 +169,21 @@ export class GoalBar {
     const pct = Math.min(100, (100 * goal.progress) / goal.target);
     box.querySelector(".goal-title").textContent = goal.title;
     box.querySelector(".goal-fill").style.width = `${pct}%`;
+    const numbers = `${fmt(goal.progress)} / ${fmt(goal.target)}`;
     box.querySelector(".goal-track").setAttribute("aria-valuenow", String(Math.floor(pct)));
-    box.querySelector(".goal-numbers").textContent = `${fmt(goal.progress)} / ${fmt(goal.target)}`;
-    box.classList.toggle("reached", goal.reached);
+    box.querySelector(".goal-track").setAttribute("aria-valuetext", numbers);
+    box.querySelector(".goal-numbers").textContent = numbers;
+    this.mark(goal.reached);
   }
 
-  reached() { this.box?.classList.add("reached"); }
+  /** Reached stays shown (a mark beside the numbers, the bar in gold), not just a toast. */
+  mark(reached) {
+    this.box?.classList.toggle("reached", Boolean(reached));
+    const done = this.box?.querySelector(".goal-done");
+    if (done) done.hidden = !reached;
+  }
+
+  reached() { this.mark(true); }
 }
 
 export class BattleBar {
