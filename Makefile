@@ -4,13 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest services bench clean messages
+.PHONY: demo test lint typecheck pytest services bench clean messages lock
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, each checked against its hash; then giftwave itself, whose own
+# dependencies the lock already holds (refresh the lock with `make lock`, DEVELOPERS.md).
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# The locks, from pyproject.toml: requirements.lock (what the image installs) and
+# requirements-dev.lock (with the dev extra). uv resolves for every platform, Python 3.11.
+UV_COMPILE := uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
+lock:
+	$(UV_COMPILE) -o requirements.lock pyproject.toml
+	$(UV_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/giftwave demo
