@@ -106,7 +106,9 @@ async def test_room_sockets_write_straight_to_uvicorns_transport() -> None:
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         async with asyncio.timeout(WAIT_S):
-            while not server.started:
+            for _ in range(int(WAIT_S / 0.01)):  # uvicorn has no event for "listening"
+                if server.started:
+                    break
                 await asyncio.sleep(0.01)
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as client:
                 assert await client.recv() == '{"events":[]}'
