@@ -26,6 +26,14 @@ err = Console(stderr=True)
 out = Console()
 
 
+@app.callback()
+def _start() -> None:
+    """Every command logs through one setup (logs.py), configured before it runs."""
+    from giftwave.logs import setup_logging_from_environment
+
+    setup_logging_from_environment()
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -57,7 +65,6 @@ def serve(
     from giftwave.api.app import UVICORN_OPTIONS, create_app
     from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
     from giftwave.db.urls import parse_database_url
-    from giftwave.log_redaction import serve_log_config
 
     settings = _settings()
     db = make_engine(parse_database_url(settings.database_url))
@@ -76,7 +83,7 @@ def serve(
             port=port,
             **UVICORN_OPTIONS,
             access_log=access_log,
-            log_config=serve_log_config(),  # no credential from a URL or header in the log
+            log_config=None,  # uvicorn's lines go through our one handler (logs.py), redacted
         )
         return
     if settings.sandbox_webhook_secret is None:
@@ -90,7 +97,7 @@ def serve(
         port=port,
         **UVICORN_OPTIONS,
         access_log=access_log,
-        log_config=serve_log_config(),
+        log_config=None,  # each worker sets up logging in app_from_environment
     )
 
 
