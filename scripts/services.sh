@@ -41,9 +41,6 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
     apt_install ffmpeg
 fi
 
-# scripts/cluster.sh (and its test) puts HAProxy in front of the nodes, as deploy/ does.
-if ! command -v haproxy >/dev/null 2>&1; then apt_install haproxy; fi
-
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
 if ! command -v redis-server >/dev/null 2>&1; then apt_install redis-server; fi
 if ! redis_up; then
@@ -51,4 +48,4 @@ if ! redis_up; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
     wait_for Redis redis_up
 fi
-echo "services: PostgreSQL and Redis are up; Chromium, FFmpeg and HAProxy are installed"
+echo "services: PostgreSQL and Redis are up; Chromium and FFmpeg are installed"

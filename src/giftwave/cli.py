@@ -26,14 +26,6 @@ err = Console(stderr=True)
 out = Console()
 
 
-@app.callback()
-def _start() -> None:
-    """Every command logs through one setup (logs.py), configured before it runs."""
-    from giftwave.logs import setup_logging_from_environment
-
-    setup_logging_from_environment()
-
-
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -60,11 +52,15 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API (the database must be migrated: `giftwave migrate`)."""
+    from giftwave.metrics_listener import serve_metrics_port, share_metrics_between_processes
+
+    share_metrics_between_processes()  # before the app's modules import prometheus_client
     import uvicorn
 
     from giftwave.api.app import UVICORN_OPTIONS, create_app
     from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
     from giftwave.db.urls import parse_database_url
+    from giftwave.log_redaction import serve_log_config
 
     settings = _settings()
     db = make_engine(parse_database_url(settings.database_url))
@@ -75,6 +71,11 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
+    try:
+        serve_metrics_port(settings)
+    except OSError as exc:
+        err.print(f"[red]giftwave: GIFTWAVE_METRICS_PORT: {exc}[/red]")
+        raise typer.Exit(2) from None
     if workers == 1:
         tune_runtime()
         uvicorn.run(
@@ -83,7 +84,7 @@ def serve(
             port=port,
             **UVICORN_OPTIONS,
             access_log=access_log,
-            log_config=None,  # uvicorn's lines go through our one handler (logs.py), redacted
+            log_config=serve_log_config(),  # no credential from a URL or header in the log
         )
         return
     if settings.sandbox_webhook_secret is None:
@@ -97,7 +98,7 @@ def serve(
         port=port,
         **UVICORN_OPTIONS,
         access_log=access_log,
-        log_config=None,  # each worker sets up logging in app_from_environment
+        log_config=serve_log_config(),
     )
 
 

@@ -30,14 +30,6 @@ class Settings(BaseSettings):
     # Bearer token for the operator's ledger API; unset means that API is switched off.
     admin_token: SecretStr | None = None
 
-    # Logs (logs.py): one JSON object a line for a collector, or text for a person; unset
-    # means JSON unless stderr is a terminal. Below the level, lines are dropped.
-    log_format: Literal["json", "text"] | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    # A request id and the HTTP metrics for every request (api/request_observer.py). Off
-    # only to measure what they cost (docs/benchmarks.md): an operator needs both.
-    observability: bool = True
-
     # Posting engine: one writer per process drains a bounded queue into one transaction.
     ledger_batch_max_transfers: Annotated[int, Field(ge=1, le=100_000)] = 8192
     ledger_queue_max_submissions: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
@@ -202,6 +194,14 @@ class Settings(BaseSettings):
     # Only for tests that answer as Stripe from a local server.
     stripe_api_base: str | None = None
 
+    # Metrics (metrics.py; docs/operations.md "Metrics"): never public by default. A port starts
+    # a separate listener that `serve` binds to metrics_host (loopback unless the operator opens
+    # it); a token serves /metrics on the main port to its bearer. Neither: no metrics served.
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    # At least 16 characters: the main port is public, and a short token can be guessed.
+    metrics_token: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -256,6 +256,13 @@ class Settings(BaseSettings):
             if not _HOST_NAME_RE.fullmatch(name):
                 raise ValueError(f"{name!r} is not a host name or address without a port")
         return tuple(name.lower() for name in value)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (the main port is public)")
+        return value
 
     @field_validator("broker_url")
     @classmethod

@@ -85,10 +85,7 @@ def _child_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from giftwave.ledger.stores import open_store
-    from giftwave.logs import setup_logging_from_environment
     from giftwave.tuning import tune_runtime
-
-    setup_logging_from_environment()  # a fresh interpreter: the parent's setup is not here
 
     try:
         url: str = pickle.loads(conn.recv_bytes())  # not on the command line: ps shows that
@@ -271,6 +268,9 @@ class ProcessStore:
         if writer is None or not writer.alive:
             if writer is not None:
                 writer.stop(kill=True)  # reap it; its calls have failed already
+                from giftwave import metrics  # here: the child process never imports it
+
+                metrics.LEDGER_WRITER_RESTARTS.inc()
             self._writer = None
             # The previous writer died: a new one, with a fresh account cache.
             writer = self._writer = _Writer(self._url)

@@ -228,8 +228,7 @@ class KeepServerSend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # An outer wrapper (api/request_observer.py) may have kept the server's own already.
-            scope.setdefault(RAW_SEND_KEY, send)
+            scope[RAW_SEND_KEY] = send
         await self.app(scope, receive, send)
 
 
