@@ -52,12 +52,10 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API (the database must be migrated: `giftwave migrate`)."""
-    from giftwave.metrics_listener import serve_metrics_port, share_metrics_between_processes
-
-    share_metrics_between_processes()  # before the app's modules import prometheus_client
     import uvicorn
 
     from giftwave.api.app import UVICORN_OPTIONS, create_app
+    from giftwave.api.drain import graceful_shutdown_s
     from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
     from giftwave.db.urls import parse_database_url
     from giftwave.log_redaction import serve_log_config
@@ -71,11 +69,6 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
-    try:
-        serve_metrics_port(settings)
-    except OSError as exc:
-        err.print(f"[red]giftwave: GIFTWAVE_METRICS_PORT: {exc}[/red]")
-        raise typer.Exit(2) from None
     if workers == 1:
         tune_runtime()
         uvicorn.run(
@@ -84,6 +77,7 @@ def serve(
             port=port,
             **UVICORN_OPTIONS,
             access_log=access_log,
+            timeout_graceful_shutdown=graceful_shutdown_s(settings.drain_timeout_s),
             log_config=serve_log_config(),  # no credential from a URL or header in the log
         )
         return
@@ -98,6 +92,7 @@ def serve(
         port=port,
         **UVICORN_OPTIONS,
         access_log=access_log,
+        timeout_graceful_shutdown=graceful_shutdown_s(settings.drain_timeout_s),
         log_config=serve_log_config(),
     )
 

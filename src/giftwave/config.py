@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # "process" (a child process: +25% gifts/s on SQLite, a core of its own; see benchmarks).
     ledger_writer: Literal["thread", "process"] = "thread"
 
+    # SIGTERM: the process drains (api/drain.py) and exits within this long, whatever is still
+    # running: an orchestrator kills it soon after anyway (Kubernetes: 30 s), and an exit we
+    # choose logs why. Keep it below the orchestrator's grace period.
+    drain_timeout_s: Annotated[float, Field(ge=1, le=600)] = 20.0
+
     # Where this server is reachable from browsers and from payment providers' webhooks;
     # unset means "the address the request came in on".
     public_url: str | None = None
@@ -194,14 +199,6 @@ class Settings(BaseSettings):
     # Only for tests that answer as Stripe from a local server.
     stripe_api_base: str | None = None
 
-    # Metrics (metrics.py; docs/operations.md "Metrics"): never public by default. A port starts
-    # a separate listener that `serve` binds to metrics_host (loopback unless the operator opens
-    # it); a token serves /metrics on the main port to its bearer. Neither: no metrics served.
-    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    metrics_host: str = "127.0.0.1"
-    # At least 16 characters: the main port is public, and a short token can be guessed.
-    metrics_token: SecretStr | None = None
-
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -256,13 +253,6 @@ class Settings(BaseSettings):
             if not _HOST_NAME_RE.fullmatch(name):
                 raise ValueError(f"{name!r} is not a host name or address without a port")
         return tuple(name.lower() for name in value)
-
-    @field_validator("metrics_token")
-    @classmethod
-    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (the main port is public)")
-        return value
 
     @field_validator("broker_url")
     @classmethod

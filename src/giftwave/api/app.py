@@ -33,7 +33,6 @@ from giftwave.api import (
     identity,
     ledger,
     live,
-    metrics_endpoint,
     moderation,
     overlays,
     pages,
@@ -46,9 +45,11 @@ from giftwave.api import (
     webhooks,
 )
 from giftwave.api.auth import AuthCache
+from giftwave.api.drain import SAFE_METHODS, Drain, refuse_draining
 from giftwave.api.host_check import IN_PROCESS_HOST, UNCHECKED_PATHS, AllowedHosts
 from giftwave.api.host_check import refuse as refuse_host
 from giftwave.api.problems import install_problem_handlers
+from giftwave.api.readiness import Parts, Readiness
 from giftwave.api.security_headers import COMMON_HEADERS, SecurityHeaders
 from giftwave.api.state import AppState
 from giftwave.clips.service import Clips
@@ -237,10 +238,15 @@ class Giftwave(FastAPI):
 
     # Set by create_app; None (an app built otherwise) checks no Host.
     allowed_hosts: AllowedHosts | None = None
+    # Set by create_app; while draining, no new request that may move value (api/drain.py).
+    drain: Drain | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan" and not self._host_allowed(scope):
             await refuse_host(scope, receive, send)  # before any lane: nothing is built from it
+            return
+        if self.drain is not None and self.drain.draining and _may_write(scope):
+            await refuse_draining(scope, receive, send)  # before the lanes: gifts included
             return
         if scope["type"] == "http":
             path: str = scope["path"]
@@ -381,10 +387,17 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.economy = economy
             app.state.auth_cache = AuthCache(db)
             app.state.ledger_checks = admin.LedgerChecks()
+            # SIGTERM drains: new gifts refused, queued ones answered, sockets told (drain.py).
+            economy.gifting.add_gate(drain.gate)
+            stack.callback(drain.install(lambda: engine.queued_submissions, hub.close_all))
+            readiness.started(Parts(db=db, engine=engine, broker=broker))
+            stack.callback(readiness.stopped)
             yield
 
     app = Giftwave(title="giftwave", version=__version__, lifespan=lifespan)
     app.allowed_hosts = AllowedHosts(settings)
+    drain = app.drain = Drain(settings.drain_timeout_s)
+    readiness = Readiness(drain)
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
     app.add_middleware(SecurityHeaders)  # nosniff, referrer policy, a page's default CSP
@@ -394,7 +407,11 @@ def create_app(settings: Settings) -> FastAPI:
         """Load balancers ask often: matched before every other route."""
         return {"status": "ok", "version": __version__}
 
-    app.include_router(metrics_endpoint.router)  # 404 unless GIFTWAVE_METRICS_TOKEN is set
+    @app.get("/readyz", tags=["ops"], response_model=None)
+    async def readyz() -> Response:
+        """Database, schema, ledger writer, broker, not draining: 503 not_ready naming what
+        failed (api/readiness.py). Checked at most once a second."""
+        return await readiness.answer()
 
     # Routes are matched in order, one by one: the hot ones go first (gifts, then share-link
     # redirects: a click on a shared link must not walk a hundred routes first).
@@ -425,6 +442,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
     return app
+
+
+def _may_write(scope: Scope) -> bool:
+    """A request that may move value: any but a safe HTTP method, and any socket (its
+    commands send gifts)."""
+    return scope["type"] == "websocket" or scope.get("method") not in SAFE_METHODS
 
 
 def app_from_environment() -> FastAPI:

@@ -26,7 +26,7 @@ from giftwave.config import Settings
 IN_PROCESS_HOST: Final = "giftwave.internal"
 SEEN_MAX: Final = 256  # Host values (name:port) remembered as allowed; the rest are parsed
 # Load balancers ask a node by its own address, which no list names; the answer holds no URL.
-UNCHECKED_PATHS: Final = frozenset({"/healthz"})
+UNCHECKED_PATHS: Final = frozenset({"/healthz", "/readyz"})
 
 
 def host_name(host: str) -> str:

@@ -42,8 +42,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from giftwave import metrics
-
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN: Final = 100_000  # events kept per room: a late node rebuilds the room from them
@@ -103,6 +101,10 @@ class Broker(Protocol):
 
     def on_notice(self, handler: NoticeHandler) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise unless the broker answers now (a readiness check: /readyz)."""
+        ...
+
     async def notify(self, notice: dict[str, Any]) -> None:
         """To every node's notice handlers, this node's included; never raises for an outage
         (a notice that cannot be sent is logged: handlers keep answers briefly anyway)."""
@@ -141,6 +143,9 @@ class MemoryBroker:
 
     async def count_viewers(self, local: dict[str, int]) -> dict[str, int]:
         return local  # one process: its sockets are all there are
+
+    async def ping(self) -> None:
+        return None  # in this process: there whenever the process is
 
 
 def _key(stream_id: str) -> str:
@@ -208,11 +213,14 @@ class RedisBroker:
             await self._send([(stream_id, data)])
         except (RedisError, OSError) as exc:
             log.warning("redis broker: publish failed (%s); kept to send again", exc)
-            metrics.BROKER_PUBLISH_FAILURES.inc()
             self._keep(stream_id, data)
 
     def on_notice(self, handler: NoticeHandler) -> None:
         self._handlers.append(handler)
+
+    async def ping(self) -> None:
+        assert self._redis is not None, "start() first"
+        await self._redis.ping()
 
     async def notify(self, notice: dict[str, Any]) -> None:
         assert self._redis is not None, "start() first"
@@ -248,7 +256,6 @@ class RedisBroker:
     def _keep(self, stream_id: str, data: bytes) -> None:
         self._unsent.append((stream_id, data))
         self._trim_unsent()
-        metrics.BROKER_QUEUED_EVENTS.set(len(self._unsent))
 
     def _trim_unsent(self) -> None:
         while len(self._unsent) > UNSENT_MAX:
@@ -260,7 +267,6 @@ class RedisBroker:
                     UNSENT_MAX,
                 )
             self._dropped += 1
-            metrics.BACKGROUND_LOST.labels("broker-unsent").inc()
 
     async def _send(self, batch: list[tuple[str, bytes]]) -> None:
         assert self._redis is not None
@@ -282,7 +288,6 @@ class RedisBroker:
                 self._trim_unsent()
                 raise
             sent += len(batch)
-            metrics.BROKER_QUEUED_EVENTS.set(len(self._unsent))
         log.warning("redis broker: sent %d kept events, %d dropped", sent, self._dropped)
         self._dropped = 0
 
