@@ -26,6 +26,14 @@ err = Console(stderr=True)
 out = Console()
 
 
+@app.callback()
+def _start() -> None:
+    """Every command logs through one setup (logs.py), configured before it runs."""
+    from giftwave.logs import setup_logging_from_environment
+
+    setup_logging_from_environment()
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -58,7 +66,6 @@ def serve(
     from giftwave.api.drain import graceful_shutdown_s
     from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
     from giftwave.db.urls import parse_database_url
-    from giftwave.log_redaction import serve_log_config
 
     settings = _settings()
     db = make_engine(parse_database_url(settings.database_url))
@@ -78,7 +85,7 @@ def serve(
             **UVICORN_OPTIONS,
             access_log=access_log,
             timeout_graceful_shutdown=graceful_shutdown_s(settings.drain_timeout_s),
-            log_config=serve_log_config(),  # no credential from a URL or header in the log
+            log_config=None,  # uvicorn's lines go through our one handler (logs.py), redacted
         )
         return
     if settings.sandbox_webhook_secret is None:
@@ -93,7 +100,7 @@ def serve(
         **UVICORN_OPTIONS,
         access_log=access_log,
         timeout_graceful_shutdown=graceful_shutdown_s(settings.drain_timeout_s),
-        log_config=serve_log_config(),
+        log_config=None,  # each worker sets up logging in app_from_environment
     )
 
 

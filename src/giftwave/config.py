@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     # Bearer token for the operator's ledger API; unset means that API is switched off.
     admin_token: SecretStr | None = None
 
+    # Logs (logs.py): one JSON object a line for a collector, or text for a person; unset
+    # means JSON unless stderr is a terminal. Below the level, lines are dropped.
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # A request id and the HTTP metrics for every request (api/request_observer.py). Off
+    # only to measure what they cost (docs/benchmarks.md): an operator needs both.
+    observability: bool = True
+
     # Posting engine: one writer per process drains a bounded queue into one transaction.
     ledger_batch_max_transfers: Annotated[int, Field(ge=1, le=100_000)] = 8192
     ledger_queue_max_submissions: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000

@@ -230,7 +230,6 @@ def run_demo(
     import uvicorn
 
     from giftwave.api.app import UVICORN_OPTIONS, create_app
-    from giftwave.log_redaction import serve_log_config
 
     console = Console()
     if parse_database_url(settings.database_url).backend is not Backend.SQLITE:
@@ -293,7 +292,7 @@ def run_demo(
             host=host,
             port=port,
             **UVICORN_OPTIONS,
-            log_config=serve_log_config(),  # no credential from a URL or header in the log
+            log_config=None,  # uvicorn's lines go through our one handler (logs.py), redacted
         )
     finally:
         if video is not None:

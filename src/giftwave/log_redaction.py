@@ -4,15 +4,14 @@ A credential in a URL (``?token=``, ``?ticket=``, an overlay's ``?key=``) or a h
 written to the log by code that never meant to: uvicorn logs every WebSocket's path and query
 when it accepts it, access logs write every request line, an HTTP client's error quotes the
 URL it called. Logs are read by more people, and kept longer, than any session lives; one
-token from a log could request a payout. So every handler ``giftwave serve`` logs through
-runs ``RedactSecrets``, which rewrites the values of such parameters, ``Authorization``
-headers and bearer tokens to ``[redacted]`` in the message, its arguments and its traceback,
-before anything is formatted.
+token from a log could request a payout. So the one handler every giftwave process logs
+through (logs.py) runs ``RedactSecrets``, which rewrites the values of such parameters,
+``Authorization`` headers and bearer tokens to ``[redacted]`` in the message, its arguments
+and its traceback, before anything is formatted.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from collections.abc import Mapping
@@ -78,18 +77,3 @@ class RedactSecrets(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
-
-
-def serve_log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with ``RedactSecrets`` on each of its handlers,
-    and the root logger (everything not uvicorn's) through the same redacted handler."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": f"{__name__}.RedactSecrets"}}
-    for handler in config["handlers"].values():
-        handler["filters"] = ["redact"]
-    # Without a handler of its own the root logger's warnings go to logging.lastResort, which
-    # no filter of ours would see.
-    config["root"] = {"handlers": ["default"], "level": "WARNING"}
-    return config

@@ -97,10 +97,13 @@ def free_port() -> int:
 class ServerProcess:
     """One `giftwave serve` on 127.0.0.1 and a free port, its output in ``log_path``."""
 
-    def __init__(self, name: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.env = env
         self.log_path = log_path
+        self.args = args  # more `giftwave serve` options (--access-log)
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._terminated = False
@@ -123,7 +126,15 @@ class ServerProcess:
             log.flush()
             # The child holds its own copy of the file descriptor; ours closes here.
             self._proc = subprocess.Popen(
-                [giftwave_executable(), "serve", "--host", HOST, "--port", str(self.port)],
+                [
+                    giftwave_executable(),
+                    "serve",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -210,15 +221,17 @@ class ServerProcess:
 class ServerGroup:
     """Starts servers, and stops every one of them when the ``with`` block ends."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.log_dir = log_dir
         self.env = env
+        self.args = args
         self.servers: list[ServerProcess] = []
 
     def start(self, *names: str) -> list[ServerProcess]:
         """Start one server per name, side by side; return them once all answer /healthz."""
         started = [
-            ServerProcess(name, self.env, self.log_dir / f"server-{name}.log") for name in names
+            ServerProcess(name, self.env, self.log_dir / f"server-{name}.log", self.args)
+            for name in names
         ]
         self.servers.extend(started)
         for server in started:

@@ -41,8 +41,9 @@ from giftwave.identity.users import (
     set_status,
 )
 from giftwave.identity.users import find_users as users_by_id
-from giftwave.ledger.model import Transfer, TransferCode
+from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.verify import VerifyReport, verify_snapshot
+from giftwave.logs import audit
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -147,6 +148,13 @@ async def change_user(
         return user
 
     user = await run_in_threadpool(work)
+    by_user_id = None if admin.user is None else admin.user.id  # None: the operator's token
+    if body.role is not None:
+        audit("audit.role_changed", user_id=user_id, role=body.role.value, by_user_id=by_user_id)
+    if body.status is not None:
+        event = "audit.account_blocked" if body.status == "blocked" else "audit.account_unblocked"
+        frozen = int(body.status == "blocked")  # the ledger freezes a blocked user's accounts
+        audit(event, user_id=user_id, ledger_frozen=frozen, by_user_id=by_user_id)
     cache.forget_user(user_id)
     economy.gifting.forget_user(user_id)
     return UserOut.of(user, economy)
@@ -174,6 +182,14 @@ async def grant_coins(
     )
     if not outcome.succeeded:
         raise Problem(409, outcome.value, f"the ledger refused the grant: {outcome.value}")
+    if outcome is Outcome.OK:  # not a replay of the same key
+        audit(
+            "audit.admin_grant",
+            user_id=user_id,
+            coins=body.coins,
+            transfer_id=transfer_id,
+            by_user_id=None if admin.user is None else admin.user.id,
+        )
     return {"transfer_id": transfer_id, "result": outcome.value}
 
 

@@ -50,6 +50,7 @@ from giftwave.api.host_check import IN_PROCESS_HOST, UNCHECKED_PATHS, AllowedHos
 from giftwave.api.host_check import refuse as refuse_host
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.readiness import Parts, Readiness
+from giftwave.api.request_observer import ObserveRequests
 from giftwave.api.security_headers import COMMON_HEADERS, SecurityHeaders
 from giftwave.api.state import AppState
 from giftwave.clips.service import Clips
@@ -240,8 +241,17 @@ class Giftwave(FastAPI):
     allowed_hosts: AllowedHosts | None = None
     # Set by create_app; while draining, no new request that may move value (api/drain.py).
     drain: Drain | None = None
+    # Request ids and HTTP metrics around everything below, fast lanes included (set by
+    # create_app; None when GIFTWAVE_OBSERVABILITY is off).
+    observer: ObserveRequests | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.observer is not None and scope["type"] != "lifespan":
+            await self.observer(scope, receive, send)  # which calls _serve
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan" and not self._host_allowed(scope):
             await refuse_host(scope, receive, send)  # before any lane: nothing is built from it
             return
@@ -398,6 +408,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.allowed_hosts = AllowedHosts(settings)
     drain = app.drain = Drain(settings.drain_timeout_s)
     readiness = Readiness(drain)
+    if settings.observability:
+        app.observer = ObserveRequests(app._serve)
     install_problem_handlers(app)
     app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
     app.add_middleware(SecurityHeaders)  # nosniff, referrer policy, a page's default CSP
@@ -454,7 +466,9 @@ def app_from_environment() -> FastAPI:
     """The app as a factory for ``uvicorn --workers``: each worker process reads the settings
     from the environment (``giftwave serve`` has validated them already) and tunes itself."""
     from giftwave.config import load_settings
+    from giftwave.logs import setup_logging_from_environment
     from giftwave.tuning import tune_runtime
 
+    setup_logging_from_environment()  # a worker process: uvicorn left logging to us
     tune_runtime()
     return create_app(load_settings())

@@ -23,6 +23,7 @@ from starlette.requests import HTTPConnection
 from giftwave.errors import DomainError, RateLimited, Unavailable
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount, LedgerError
+from giftwave.logs import REQUEST_ID
 from giftwave.payments.base import WebhookRejected
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class ProblemDetails(BaseModel):
     status: int = Field(ge=400, le=599, description="the HTTP status, repeated")
     detail: str = Field(description="for people; may change, do not parse it")
     code: str = Field(description="stable: switch on this")
+    request_id: str | None = Field(
+        default=None, description="the request's X-Request-ID: quote it to the operator"
+    )
 
 
 PROBLEM_SCHEMA: Final = "Problem"
@@ -86,6 +90,9 @@ def problem_response(
         "code": code,
         **extra,
     }
+    request_id = REQUEST_ID.get()
+    if request_id is not None:  # what to quote to an operator, who finds it in the logs
+        body["request_id"] = request_id
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

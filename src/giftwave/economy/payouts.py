@@ -33,6 +33,7 @@ from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Account, Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.queries import transfer_amounts, transfer_kinds_for_pending
+from giftwave.logs import audit
 
 KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 MICROS_PER_CENT: Final = 10_000
@@ -205,6 +206,15 @@ class Payouts:
             ]
         )
         if outcome.succeeded:
+            audit(
+                "audit.payout_requested",
+                payout_id=payout.id,
+                creator_id=creator.id,
+                diamonds=diamonds,
+                amount_cents=cents,
+                currency="USD",
+                transfer_id=pending_id(payout.id),
+            )
             return await asyncio.to_thread(self._set, payout.id, PayoutStatus.PENDING, None, None)
         await asyncio.to_thread(self._set, payout.id, PayoutStatus.FAILED, None, outcome.value)
         if outcome is Outcome.INSUFFICIENT_FUNDS:
@@ -233,6 +243,15 @@ class Payouts:
                 )
                 if not outcome.succeeded:
                     continue  # the balances moved since they were read: read them again
+                if outcome is Outcome.OK:  # not a replay of a settlement made before
+                    audit(
+                        "audit.debt_settled",
+                        user_id=creator_id,
+                        asset="DIAMOND",
+                        diamonds=owed,
+                        by="payout_request",
+                        transfer_id=settle_id,
+                    )
             if -debt.balance - owed > 0:
                 raise Forbidden(
                     "diamond_debt",
@@ -323,6 +342,14 @@ class Payouts:
             ]
         )
         if outcome.succeeded:
+            audit(
+                "audit.payout_rejected",
+                payout_id=payout.id,
+                creator_id=payout.creator_id,
+                diamonds=payout.diamonds,
+                reviewer_id=reviewer_id,
+                transfer_id=pid + REJECTED_SUFFIX,
+            )
             return await asyncio.to_thread(self._set, payout.id, wanted, reviewer_id, note)
         if outcome is Outcome.PENDING_TRANSFER_EXPIRED or outcome in (
             Outcome.PENDING_TRANSFER_ALREADY_VOIDED,
@@ -377,6 +404,7 @@ class Payouts:
                 )
             outcomes = await self._engine.submit(chain)
             if all(o.succeeded for o in outcomes):
+                self._audit_approval(payout, plan, chain, reviewer_id)
                 return await self._finish(payout, (suffix, plan.paid_diamonds), reviewer_id, note)
             refused = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
             if refused is Outcome.PENDING_TRANSFER_EXPIRED:
@@ -389,6 +417,29 @@ class Payouts:
             ):
                 raise Conflict("payout_refused", f"the ledger refused: {refused.value}")
         raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
+
+    def _audit_approval(
+        self, payout: Payout, plan: Approval, chain: list[Transfer], reviewer_id: int | None
+    ) -> None:
+        audit(
+            "audit.payout_approved",
+            payout_id=payout.id,
+            creator_id=payout.creator_id,
+            diamonds=plan.paid_diamonds,
+            amount_cents=self._policy.cents_for(plan.paid_diamonds),
+            currency="USD",
+            reviewer_id=reviewer_id,
+            transfer_id=chain[0].id,
+        )
+        if plan.settle_diamonds > 0:
+            audit(
+                "audit.debt_settled",
+                user_id=payout.creator_id,
+                asset="DIAMOND",
+                diamonds=plan.settle_diamonds,
+                by="payout_approval",
+                transfer_id=chain[-1].id,
+            )
 
     def _decision(self, pid: str) -> tuple[str, int] | None:
         """What resolved the reservation, if anything: (the id's suffix, its amount)."""

@@ -26,6 +26,7 @@ from giftwave.ledger.annex import GIFT_REVERSED
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.queries import transfer_amounts
+from giftwave.logs import audit
 
 ATTEMPTS = 5
 RECENT_MAX_SENDS: Final = 200
@@ -152,6 +153,7 @@ async def reverse_gift(
                 if not refused & {*outcomes}:
                     raise Conflict("reversal_refused", f"the ledger refused: {outcomes[0].value}")
                 continue
+            _audit_reversal(send_id, gift, chain)
         else:
             # A replay: a row an older version left unmarked (it marked after the commit, in a
             # transaction of its own) is marked now.
@@ -224,4 +226,30 @@ def _mark(db: Engine, send_id: str) -> None:
             update(gift_sends)
             .where(gift_sends.c.transfer_id == send_id + ":c")
             .values(reversed=True)
+        )
+
+
+def _audit_reversal(send_id: str, gift: SentGift, chain: list[Transfer]) -> None:
+    """The audit lines of a committed reversal (not of its replays), and the debt it left."""
+    amounts = {t.id: t.amount for t in chain}
+    debt_diamonds = amounts.get(send_id + ":rev:dd", 0)
+    audit(
+        "audit.gift_reversed",
+        send_id=send_id,
+        sender_id=gift.sender_id,
+        creator_id=gift.creator_id,
+        stream_id=gift.stream_id,
+        coins_returned=amounts.get(send_id + ":rev:c", 0),
+        diamonds_taken=amounts.get(send_id + ":rev:d", 0),
+        diamonds_debt=debt_diamonds,
+        transfer_id=send_id + ":rev:c",
+    )
+    if debt_diamonds > 0:
+        audit(
+            "audit.debt_created",
+            user_id=gift.creator_id,
+            asset="DIAMOND",
+            diamonds=debt_diamonds,
+            cause="gift_reversed",
+            transfer_id=send_id + ":rev:dd",
         )

@@ -35,6 +35,7 @@ from giftwave.ledger.accounts import find_account
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.queries import existing_transfer_ids, reversed_amount
+from giftwave.logs import audit
 from giftwave.money import check_price
 from giftwave.payments.base import (
     CheckoutRequest,
@@ -459,6 +460,7 @@ class TopUps:
                 return  # credited before
             outcomes = await self._engine.submit(chain)
             if all(o.succeeded for o in outcomes):
+                _audit_credit(order, payment_id, chain)
                 return
             # The debt changed under us (a concurrent settle): read it again and retry.
             log.warning("top-up %s refused: %s; retrying", base, [o.value for o in outcomes])
@@ -506,6 +508,7 @@ class TopUps:
                 return
             outcomes = await self._engine.submit(chain)
             if all(o.succeeded for o in outcomes):
+                _audit_clawback(order, payment_id, chain, disputed)
                 return
             if Outcome.INSUFFICIENT_FUNDS not in outcomes:
                 log.error("clawback %s refused: %s", base, [o.value for o in outcomes])
@@ -547,3 +550,54 @@ class TopUps:
                 )
             )
         return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+
+
+def _audit_credit(order: Order, payment_id: str, chain: list[Transfer]) -> None:
+    """The audit lines of a credited top-up: once, when its chain committed."""
+    audit(
+        "audit.topup_credited",
+        order_id=order.id,
+        user_id=order.user_id,
+        coins=order.coins,
+        amount_minor=order.amount_minor,
+        currency=order.currency,
+        provider=order.provider,
+        payment_id=payment_id,
+        transfer_id=chain[0].id,
+    )
+    for transfer in chain:
+        if transfer.id.endswith(":settle"):
+            audit(
+                "audit.debt_settled",
+                user_id=order.user_id,
+                asset="COIN",
+                coins=transfer.amount,
+                by="topup",
+                transfer_id=transfer.id,
+            )
+
+
+def _audit_clawback(order: Order, payment_id: str, chain: list[Transfer], disputed: bool) -> None:
+    """The audit lines of a refund or chargeback's clawback, and the debt it left."""
+    cause = "chargeback" if disputed else "refund"
+    audit(
+        "audit.clawback",
+        order_id=order.id,
+        user_id=order.user_id,
+        cause=cause,
+        coins=sum(t.amount for t in chain if t.id.endswith((":take", ":debt"))),
+        amount_minor=sum(t.amount for t in chain if ":fiat:" in t.id),
+        currency=order.currency,
+        payment_id=payment_id,
+        transfer_id=chain[0].id,
+    )
+    for transfer in chain:
+        if transfer.id.endswith(":debt"):
+            audit(
+                "audit.debt_created",
+                user_id=order.user_id,
+                asset="COIN",
+                coins=transfer.amount,
+                cause=cause,
+                transfer_id=transfer.id,
+            )

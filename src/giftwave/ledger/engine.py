@@ -28,9 +28,10 @@ from types import TracebackType
 from typing import Final
 
 from giftwave.background import cancel
-from giftwave.ledger.annex import Annex, check_annex, expiry_annex
+from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX, Annex, check_annex, expiry_annex
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.store import BatchStore, PipelinedStore
+from giftwave.logs import audit
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,14 @@ class PostingEngine:
                         )
                     )
                     self.stats.expired_pending += sum(r[0] is Outcome.OK for r in results)
+                    for (pending_id, _), (outcome, *_) in zip(expired, results, strict=True):
+                        # OK: this process's void won (another process's writes the line).
+                        if outcome is Outcome.OK and pending_id.startswith(PAYOUT_PENDING_PREFIX):
+                            audit(
+                                "audit.payout_expired",
+                                payout_id=pending_id.removeprefix(PAYOUT_PENDING_PREFIX),
+                                transfer_id=expiry_void_id(pending_id),
+                            )
             except EngineStopped:
                 return
             except Exception:

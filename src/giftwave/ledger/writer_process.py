@@ -85,7 +85,10 @@ def _child_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from giftwave.ledger.stores import open_store
+    from giftwave.logs import setup_logging_from_environment
     from giftwave.tuning import tune_runtime
+
+    setup_logging_from_environment()  # a fresh interpreter: the parent's setup is not here
 
     try:
         url: str = pickle.loads(conn.recv_bytes())  # not on the command line: ps shows that

@@ -228,7 +228,8 @@ class KeepServerSend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            scope[RAW_SEND_KEY] = send
+            # An outer wrapper (api/request_observer.py) may have kept the server's own already.
+            scope.setdefault(RAW_SEND_KEY, send)
         await self.app(scope, receive, send)
 
 
