@@ -528,6 +528,18 @@ def ledger_payouts(ledger: Ledger) -> dict[str, dict[str, Any]]:
     return found
 
 
+def paid_out(ledger: Ledger, creator_id: int) -> tuple[int, int]:
+    """Diamonds the ledger paid out to the creator (posted to the platform's payouts), and
+    their worth."""
+    posted = [
+        r
+        for r in ledger.select(code="payout", kind="post_pending")
+        if r.debit == f"user:{creator_id}:diamonds"
+    ]
+    diamonds = sum(r.amount for r in posted)
+    return diamonds, floor_cents(diamonds)
+
+
 async def check_statement(creator: Person, ledger: Ledger) -> None:
     lines = statement_lines(ledger, creator.id)
     gifts, coins, diamonds = (sum(line[i] for line in lines.values()) for i in range(3))
@@ -575,6 +587,7 @@ async def check_statement(creator: Person, ledger: Ledger) -> None:
             by_status[f"{p['status']}_diamonds"] += p["diamonds"]
             by_status[f"{p['status']}_cents"] += p["amount_minor"]
     assert s["payouts"] == dict(by_status)
+    assert s["paid_out_diamonds"] == paid_out(ledger, creator.id)[0]
 
     # The CSV: one line per day and stream, the cents shared out the same way, then the
     # JSON's totals.
@@ -840,11 +853,11 @@ async def check_studio(client: httpx.AsyncClient, ledger: Ledger, creator: Perso
     assert f'<bdi id="pending-diamonds">{sum(p["diamonds"] for p in pending):,}</bdi>' in shown
     pending_cents = sum(p["amount_minor"] for p in pending)
     assert f'<bdi id="pending-cash">{dollars(pending_cents)}</bdi>' in shown
-    approved = [p for p in payouts if p["status"] == "approved"]
-    paid_diamonds = sum(p["diamonds"] for p in approved)
-    paid_cents = sum(p["amount_minor"] for p in approved)
-    assert f"<bdi>{paid_diamonds:,}</bdi>" in shown
-    assert f"<bdi>{dollars(paid_cents)}</bdi>" in shown
+    # Paid out: what the ledger posted to the platform's payouts, worth its cents (before, the
+    # diamonds reserved: 1,640 "paid" for $4.10 when 820 of them had settled a debt).
+    paid_diamonds, paid_cents = paid_out(ledger, creator.id)
+    assert f'<bdi id="paid-diamonds">{paid_diamonds:,}</bdi>' in shown
+    assert f'<bdi id="paid-cash">{dollars(paid_cents)}</bdi>' in shown
     assert f'<bdi id="available-diamonds">{wallet["diamonds"]:,}</bdi>' in shown
     # By stream: each row's cells, the cents shared out of the total.
     streams: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])

@@ -63,6 +63,10 @@ class StatementOut(BaseModel):
     )
     share_percent_high: float | None = Field(description="the same at the cheapest price per coin")
     payouts: dict[str, int]
+    paid_out_diamonds: int = Field(
+        description="diamonds the approved payouts paid (all time); less than their diamonds "
+        "when an approval settled a diamond debt from the reservation"
+    )
     balance_diamonds: int
     reserved_diamonds: int
 
@@ -82,6 +86,7 @@ class StatementOut(BaseModel):
             share_percent_low=s.share_percent_low,
             share_percent_high=s.share_percent_high,
             payouts=s.payouts,
+            paid_out_diamonds=s.paid_out_diamonds,
             balance_diamonds=balance,
             reserved_diamonds=reserved,
         )

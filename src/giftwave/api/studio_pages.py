@@ -181,7 +181,9 @@ async def earnings(
         available_diamonds=wallet.diamonds,
         pending_diamonds=payouts.get("requested_diamonds", 0) + payouts.get("pending_diamonds", 0),
         pending_cents=payouts.get("requested_cents", 0) + payouts.get("pending_cents", 0),
-        paid_diamonds=payouts.get("approved_diamonds", 0),
+        # What the ledger paid: an approval that settled a debt from its reservation paid less
+        # than the payout's diamonds, and its cents are what was paid.
+        paid_diamonds=statement.paid_out_diamonds,
         paid_cents=payouts.get("approved_cents", 0),
         min_payout_diamonds=policy.min_diamonds,
         min_payout_cents=policy.min_cents,

@@ -16,11 +16,12 @@ from typing import Final, TypeVar
 from sqlalchemy import Connection, func, select
 
 from giftwave.clock import day_start_us
-from giftwave.db.tables import gift_sends, streams, transfers
+from giftwave.db.tables import gift_sends, payouts, streams, transfers
 from giftwave.economy.packages import list_packages
-from giftwave.economy.payouts import MICROS_PER_CENT, payout_totals
+from giftwave.economy.payouts import MICROS_PER_CENT, POSTED_SUFFIX, payout_totals
 from giftwave.economy.rounding import apportion_cents, floor_cents
 from giftwave.errors import Invalid
+from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 
 US_PER_DAY: Final = 86_400_000_000
 MAX_DAYS: Final = 366
@@ -61,6 +62,9 @@ class Statement:
     share_percent_low: float | None  # cash value / what viewers paid, dearest package per coin
     share_percent_high: float | None  # the same at the cheapest package per coin
     payouts: dict[str, int]
+    # What the ledger paid out (all time): an approval that settled a diamond debt from the
+    # reservation paid less than its payout's diamonds, which stay what was reserved.
+    paid_out_diamonds: int = 0
 
 
 def build_statement(
@@ -154,7 +158,20 @@ def build_statement(
         share_percent_low=low,
         share_percent_high=high,
         payouts=payout_totals(conn, creator_id),
+        paid_out_diamonds=_paid_out_diamonds(conn, creator_id),
     )
+
+
+def _paid_out_diamonds(conn: Connection, creator_id: int) -> int:
+    """The diamonds the ledger posted from the creator's approved payouts: each approval's
+    post, read from the transfer itself (a payout row keeps the diamonds it reserved)."""
+    post_id = PAYOUT_PENDING_PREFIX + payouts.c.id + POSTED_SUFFIX
+    paid = conn.execute(
+        select(func.coalesce(func.sum(transfers.c.amount), 0))
+        .select_from(payouts.join(transfers, transfers.c.id == post_id))
+        .where(payouts.c.creator_id == creator_id)
+    ).scalar_one()
+    return int(paid)
 
 
 def _apportioned(rows: list[_Row], value_micros: int) -> list[_Row]:
