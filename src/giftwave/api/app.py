@@ -24,6 +24,7 @@ from giftwave.api import (
     admin,
     admin_pages,
     analytics,
+    api_docs,
     battles,
     clip_pages,
     clips,
@@ -404,7 +405,14 @@ def create_app(settings: Settings) -> FastAPI:
             stack.callback(readiness.stopped)
             yield
 
-    app = Giftwave(title="giftwave", version=__version__, lifespan=lifespan)
+    # /docs and /redoc from local files, under a policy of their own (api/api_docs.py).
+    app = Giftwave(
+        title="giftwave",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.allowed_hosts = AllowedHosts(settings)
     drain = app.drain = Drain(settings.drain_timeout_s)
     readiness = Readiness(drain)
@@ -450,6 +458,7 @@ def create_app(settings: Settings) -> FastAPI:
         moderation,
         pages,
         studio_pages,
+        api_docs,
     ):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")

@@ -6,8 +6,9 @@ learns a path, which can hold a share code or an overlay key). Every HTML page: 
 Content-Security-Policy that runs only this site's own script files (no inline script, no
 ``eval``), no plugins, no ``<base>``, forms that post only here, and no framing by other sites
 except where a page opens that up for itself (the embed). Pages build theirs with
-``page_policy`` (the viewer page adds the scheme of its video's address); ``SecurityHeaders``
-adds the rest, and the default policy to any HTML answer that has none.
+``page_policy`` (the viewer page adds the scheme of its video's address; the API's
+documentation pages have their own, ``api_docs.docs_policy``); ``SecurityHeaders`` adds the
+rest, and the default policy to any HTML answer that has none.
 
 The two fast lanes in ``Giftwave.__call__`` answer before any middleware: they add
 ``COMMON_HEADERS`` themselves (a list extend, nothing to measure).
@@ -28,9 +29,6 @@ COMMON_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
 NO_FRAMING: Final = "'none'"
 # The embed is another site's iframe (an Owncast external action): any web page may frame it.
 ANY_FRAMING: Final = "http: https:"
-# FastAPI's API documentation pages load their script from a CDN and run inline script: a page
-# policy would blank them. They show no user's data and spend nothing; they keep the others.
-DOCS_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def page_policy(framing: str = NO_FRAMING, *, playback_url: str | None = None) -> str:
@@ -60,7 +58,6 @@ def page_policy(framing: str = NO_FRAMING, *, playback_url: str | None = None) -
 
 PAGE_POLICY: Final = page_policy()
 _PAGE_POLICY_BYTES: Final = PAGE_POLICY.encode()
-_DOCS_POLICY_BYTES: Final = f"frame-ancestors {NO_FRAMING}".encode()
 _CSP_NAME: Final = CSP.lower().encode()
 
 
@@ -75,17 +72,16 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = scope["path"] in DOCS_PATHS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = _with_headers(list(message.get("headers", ())), docs)
+                message["headers"] = _with_headers(list(message.get("headers", ())))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
-def _with_headers(headers: list[tuple[bytes, bytes]], docs: bool) -> list[tuple[bytes, bytes]]:
+def _with_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     present = {name.lower() for name, _ in headers}
     headers.extend(h for h in COMMON_HEADERS if h[0] not in present)
     is_html = any(
@@ -93,5 +89,5 @@ def _with_headers(headers: list[tuple[bytes, bytes]], docs: bool) -> list[tuple[
         for name, value in headers
     )
     if is_html and _CSP_NAME not in present:
-        headers.append((_CSP_NAME, _DOCS_POLICY_BYTES if docs else _PAGE_POLICY_BYTES))
+        headers.append((_CSP_NAME, _PAGE_POLICY_BYTES))
     return headers
