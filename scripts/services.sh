@@ -41,6 +41,15 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
     apt_install ffmpeg
 fi
 
+# The metrics tests start Prometheus themselves on a free loopback port, and promtool checks
+# deploy/prometheus/alerts.yml; only the binaries are needed (the system service is not started).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    apt_install prometheus
+fi
+
+# scripts/cluster.sh (and its test) puts HAProxy in front of the nodes, as deploy/ does.
+if ! command -v haproxy >/dev/null 2>&1; then apt_install haproxy; fi
+
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
 if ! command -v redis-server >/dev/null 2>&1; then apt_install redis-server; fi
 if ! redis_up; then
@@ -48,4 +57,4 @@ if ! redis_up; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
     wait_for Redis redis_up
 fi
-echo "services: PostgreSQL and Redis are up; Chromium and FFmpeg are installed"
+echo "services: PostgreSQL and Redis are up; Chromium, FFmpeg and HAProxy are installed"

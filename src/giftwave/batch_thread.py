@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
+from giftwave import metrics
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -109,6 +111,7 @@ class BatchThread(Generic[T]):
                     self._write(batch)
                 except Exception:  # the requests were answered; these records are missing
                     self.lost += len(batch)
+                    metrics.BACKGROUND_LOST.labels(self._name).inc(len(batch))
                     log.exception("%s: could not write a batch of %d", self._name, len(batch))
             if done:
                 return

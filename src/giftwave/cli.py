@@ -60,6 +60,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API (the database must be migrated: `giftwave migrate`)."""
+    from giftwave.metrics_listener import serve_metrics_port, share_metrics_between_processes
+
+    share_metrics_between_processes()  # before the app's modules import prometheus_client
     import uvicorn
 
     from giftwave.api.app import UVICORN_OPTIONS, create_app
@@ -76,6 +79,11 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         db.dispose()
+    try:
+        serve_metrics_port(settings)
+    except OSError as exc:
+        err.print(f"[red]giftwave: GIFTWAVE_METRICS_PORT: {exc}[/red]")
+        raise typer.Exit(2) from None
     if workers == 1:
         tune_runtime()
         uvicorn.run(

@@ -207,6 +207,14 @@ class Settings(BaseSettings):
     # Only for tests that answer as Stripe from a local server.
     stripe_api_base: str | None = None
 
+    # Metrics (metrics.py; docs/operations.md "Metrics"): never public by default. A port starts
+    # a separate listener that `serve` binds to metrics_host (loopback unless the operator opens
+    # it); a token serves /metrics on the main port to its bearer. Neither: no metrics served.
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    # At least 16 characters: the main port is public, and a short token can be guessed.
+    metrics_token: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -261,6 +269,13 @@ class Settings(BaseSettings):
             if not _HOST_NAME_RE.fullmatch(name):
                 raise ValueError(f"{name!r} is not a host name or address without a port")
         return tuple(name.lower() for name in value)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (the main port is public)")
+        return value
 
     @field_validator("broker_url")
     @classmethod

@@ -96,16 +96,21 @@ LEDGER_COMMIT: Final = Histogram(
     "Time to commit one ledger batch (plan, write, commit).",
     buckets=_LATENCY_BUCKETS_S,
 )
+LEDGER_FAILED_BATCHES: Final = Counter(
+    "giftwave_ledger_failed_batches",
+    "Ledger batches that could not be committed (their gifts were refused as unavailable).",
+)
 LEDGER_QUEUE: Final = Gauge(
     "giftwave_ledger_queue_submissions",
     "Submissions waiting for the ledger writer.",
     multiprocess_mode="livesum",
 )
-LEDGER_WRITER_UP: Final = Gauge(
-    "giftwave_ledger_writer_up",
-    "1 while a process's ledger writer runs, 0 once it stopped or failed (one series per "
-    "process: a single dead writer shows).",
-    multiprocess_mode="liveall",
+LEDGER_WRITER_DOWN: Final = Gauge(
+    "giftwave_ledger_writer_down",
+    "1 while a serving process's ledger writer has stopped or failed, else 0 (the largest of "
+    "all processes: one dead writer shows). Down, not up: processes without a writer (the "
+    "one that starts workers) read 0 and must not look like a dead one.",
+    multiprocess_mode="livemax",
 )
 LEDGER_WRITER_RESTARTS: Final = Counter(
     "giftwave_ledger_writer_restarts",
@@ -196,7 +201,7 @@ WEBHOOK_DROPPED: Final = Counter(
 
 # --- clips ---
 CLIP_JOBS: Final = Counter(
-    "giftwave_clip_jobs", "Clip jobs reaching a state (queued, done, failed).", ("state",)
+    "giftwave_clip_jobs", "Clip jobs reaching a state (queued, running, done, failed).", ("state",)
 )
 CLIP_QUEUE: Final = Gauge(
     "giftwave_clip_queue_jobs",
@@ -214,16 +219,26 @@ BACKGROUND_LOST: Final = Counter(
 # --- payments ---
 PAYMENT_EVENTS: Final = Counter(
     "giftwave_payment_events",
-    "Payment provider events handled, by type (paid, refunded, disputed, rejected...).",
+    "Verified payment provider events handled, by type (succeeded, failed, refunded, "
+    "disputed, ignored).",
     ("type",),
+)
+PAYMENT_WEBHOOK_FAILURES: Final = Counter(
+    "giftwave_payment_webhook_failures",
+    "Payment webhooks refused (bad signature, malformed, too large) or not stored (an error).",
 )
 
 # Label values known up front are created now, so every series exists (at 0) from the first
 # scrape: an alert on ``rate()`` or ``increase()`` sees the first event, not a new series.
 for _outcome in ("delivered", "failed", "gave_up"):
     WEBHOOK_DELIVERIES.labels(_outcome)
-for _state in ("queued", "done", "failed"):
+for _state in ("queued", "running", "done", "failed"):
     CLIP_JOBS.labels(_state)
+# The background tasks that can lose records (a BatchThread's name, or a fixed name).
+for _task in ("share-visits", "broker-unsent", "webhook-events"):
+    BACKGROUND_LOST.labels(_task)
+for _type in ("succeeded", "failed", "refunded", "disputed", "ignored"):
+    PAYMENT_EVENTS.labels(_type)
 for _band in _ROOM_BAND_CHILDREN:
     _band.set(0)
 

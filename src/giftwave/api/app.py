@@ -34,6 +34,7 @@ from giftwave.api import (
     identity,
     ledger,
     live,
+    metrics_endpoint,
     moderation,
     overlays,
     pages,
@@ -426,6 +427,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         """Load balancers ask often: matched before every other route."""
         return {"status": "ok", "version": __version__}
+
+    app.include_router(metrics_endpoint.router)  # 404 unless GIFTWAVE_METRICS_TOKEN is set
 
     @app.get("/readyz", tags=["ops"], response_model=None)
     async def readyz() -> Response:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from giftwave import metrics
 from giftwave.api.auth import BuyingUser, economy_of
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
@@ -206,6 +207,16 @@ async def webhook(provider: str, request: Request, economy: Econ) -> dict[str, b
     """Where the payment provider reports; verified before anything is read from it."""
     if provider != economy.topups.provider.name:
         raise Problem(404, "unknown_provider", f"{provider!r} is not the configured provider")
+    try:
+        return await _take_webhook(request, economy)
+    except Exception:
+        # A forged or broken report, or one the database could not take (the provider sends
+        # it again): either way an operator wants to know. Not a wrong URL: counted above it.
+        metrics.PAYMENT_WEBHOOK_FAILURES.inc()
+        raise
+
+
+async def _take_webhook(request: Request, economy: Economy) -> dict[str, bool]:
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES):
         raise Problem(413, "payload_too_large", f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes")
@@ -215,8 +226,10 @@ async def webhook(provider: str, request: Request, economy: Econ) -> dict[str, b
     event = economy.topups.provider.parse_webhook(payload, request.headers)
     if isinstance(event, IgnoredEvent):
         log.info("%s webhook %s ignored: %s", event.provider, event.event_id, event.reason)
+        metrics.PAYMENT_EVENTS.labels("ignored").inc()
         return {"received": True, "ignored": True}
     await economy.topups.handle_event(event)
+    metrics.PAYMENT_EVENTS.labels(event.kind.value).inc()  # four kinds: a bounded label
     return {"received": True}
 
 

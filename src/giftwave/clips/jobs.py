@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 
+from giftwave import metrics
 from giftwave.clock import now_us
 from giftwave.db.tables import clip_jobs
 
@@ -91,6 +92,7 @@ def insert_job(
             updated_at_us=at,
         )
     )
+    metrics.CLIP_JOBS.labels(JobStatus.QUEUED.value).inc()
 
 
 def find_job(conn: Connection, job_id: str) -> Job | None:
@@ -113,6 +115,8 @@ def set_job(conn: Connection, job_id: str, **values: Any) -> None:
     conn.execute(
         update(clip_jobs).where(clip_jobs.c.id == job_id).values(updated_at_us=now_us(), **values)
     )
+    if "status" in values:  # one of four states: a bounded label
+        metrics.CLIP_JOBS.labels(values["status"]).inc()
 
 
 def claim(conn: Connection, job_id: str) -> bool:
@@ -122,7 +126,10 @@ def claim(conn: Connection, job_id: str) -> bool:
         .where(clip_jobs.c.id == job_id, clip_jobs.c.status == JobStatus.QUEUED.value)
         .values(status=JobStatus.RUNNING.value, progress_pct=0, updated_at_us=now_us())
     )
-    return done.rowcount == 1
+    if done.rowcount != 1:
+        return False
+    metrics.CLIP_JOBS.labels(JobStatus.RUNNING.value).inc()
+    return True
 
 
 def unfinished(conn: Connection, limit: int) -> list[Job]:
@@ -187,6 +194,7 @@ class JobQueue:
         except asyncio.QueueFull:
             return False
         self._known.add(job_id)
+        metrics.CLIP_QUEUE.set(self._queue.qsize())
         return True
 
     @property
@@ -196,6 +204,7 @@ class JobQueue:
     async def _work(self) -> None:
         while True:
             job_id = await self._queue.get()
+            metrics.CLIP_QUEUE.set(self._queue.qsize())
             try:
                 claimed = await asyncio.to_thread(self._claim, job_id)
                 if claimed:

@@ -26,6 +26,7 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
+from giftwave import metrics
 from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
@@ -175,6 +176,13 @@ class Gifting:
         self._users.drop(user_id)
 
     async def send(self, cmd: SendGift) -> GiftSent:
+        try:
+            return await self._send(cmd)
+        except DomainError as exc:
+            metrics.GIFTS_REFUSED.labels(exc.code).inc()  # codes are a fixed set: bounded
+            raise
+
+    async def _send(self, cmd: SendGift) -> GiftSent:
         if not IDEMPOTENCY_KEY_RE.fullmatch(cmd.idempotency_key):
             raise Invalid(
                 "invalid_idempotency_key", "an idempotency key is 1-64 of A-Z a-z 0-9 _.:-"
@@ -215,6 +223,7 @@ class Gifting:
             intent = await self._first_use(cmd)
         else:
             self._daily.settle(cmd.sender.id, today, intent.coins)
+            metrics.GIFTS_COMMITTED.inc()  # a retry's replay is not counted again
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
         await self._tell(sent, cmd.sender.handle)
         return sent

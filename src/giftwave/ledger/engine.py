@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from giftwave import metrics
 from giftwave.background import cancel
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX, Annex, check_annex, expiry_annex
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
@@ -36,6 +37,9 @@ from giftwave.logs import audit
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_LIMIT: Final = 1000
+# The queue gauge is also set by a submission every this many queued, so a writer stuck in a
+# commit still shows its queue growing; setting it on every gift would cost each gift ~0.5 µs.
+_QUEUE_GAUGE_EVERY: Final = 256
 
 
 class EngineStopped(Exception):
@@ -136,6 +140,7 @@ class PostingEngine:
         assert self._writer is None, "start() once"
         self._accepting = True
         self._writer = asyncio.create_task(self._write_loop(), name="ledger-writer")
+        metrics.LEDGER_WRITER_DOWN.set(0)
         self._expiry = asyncio.create_task(self._expiry_loop(), name="ledger-expiry")
 
     async def stop(self) -> None:
@@ -174,6 +179,8 @@ class PostingEngine:
                 raise EngineStopped("the posting engine stopped")
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.append((transfers, annex, future))
+        if not len(self._queue) % _QUEUE_GAUGE_EVERY:  # a stalled writer's queue still shows
+            metrics.LEDGER_QUEUE.set(len(self._queue))
         if self._writer_idle:
             self._writer_idle = False
             self._wakeup.set()
@@ -204,6 +211,7 @@ class PostingEngine:
                     size += len(item[0])
                 if len(queue) < self._queue_max:
                     self._room.set()
+                metrics.LEDGER_QUEUE.set(len(queue))  # once a batch: off each gift's path
                 if self._in_flight_max == 1:
                     await self._commit(loop, batch, size)
                 else:
@@ -211,12 +219,14 @@ class PostingEngine:
         finally:
             for task in in_flight:  # _commit never raises: it fails its futures instead
                 await task
+            metrics.LEDGER_WRITER_DOWN.set(1)  # stopped, or died: either way nothing commits
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], size: int) -> None:
         requests = [item[0] for item in batch]
         annexed = [item[1] for item in batch]
         # None when no submission carries one: nothing to send to a writer process.
         annexes = annexed if any(annexed) else None
+        started_s = time.perf_counter()
         try:
             if self._pipelined is not None:
                 committed = await loop.run_in_executor(
@@ -233,11 +243,14 @@ class PostingEngine:
                 )
         except Exception as exc:
             self.stats.failed_batches += 1
+            metrics.LEDGER_FAILED_BATCHES.inc()
             log.exception("ledger batch of %d submissions failed", len(batch))
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(LedgerUnavailable(str(exc)))
             return
+        metrics.LEDGER_COMMIT.observe(time.perf_counter() - started_s)
+        metrics.LEDGER_BATCH_TRANSFERS.observe(size)
         stats = self.stats
         stats.batches += 1
         stats.submissions += len(batch)

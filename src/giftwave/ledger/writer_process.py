@@ -271,6 +271,9 @@ class ProcessStore:
         if writer is None or not writer.alive:
             if writer is not None:
                 writer.stop(kill=True)  # reap it; its calls have failed already
+                from giftwave import metrics  # here: the child process never imports it
+
+                metrics.LEDGER_WRITER_RESTARTS.inc()
             self._writer = None
             # The previous writer died: a new one, with a fresh account cache.
             writer = self._writer = _Writer(self._url)

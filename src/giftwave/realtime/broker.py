@@ -42,6 +42,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from giftwave import metrics
+
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN: Final = 100_000  # events kept per room: a late node rebuilds the room from them
@@ -213,6 +215,7 @@ class RedisBroker:
             await self._send([(stream_id, data)])
         except (RedisError, OSError) as exc:
             log.warning("redis broker: publish failed (%s); kept to send again", exc)
+            metrics.BROKER_PUBLISH_FAILURES.inc()
             self._keep(stream_id, data)
 
     def on_notice(self, handler: NoticeHandler) -> None:
@@ -256,6 +259,7 @@ class RedisBroker:
     def _keep(self, stream_id: str, data: bytes) -> None:
         self._unsent.append((stream_id, data))
         self._trim_unsent()
+        metrics.BROKER_QUEUED_EVENTS.set(len(self._unsent))
 
     def _trim_unsent(self) -> None:
         while len(self._unsent) > UNSENT_MAX:
@@ -267,6 +271,7 @@ class RedisBroker:
                     UNSENT_MAX,
                 )
             self._dropped += 1
+            metrics.BACKGROUND_LOST.labels("broker-unsent").inc()
 
     async def _send(self, batch: list[tuple[str, bytes]]) -> None:
         assert self._redis is not None
@@ -288,6 +293,7 @@ class RedisBroker:
                 self._trim_unsent()
                 raise
             sent += len(batch)
+            metrics.BROKER_QUEUED_EVENTS.set(len(self._unsent))
         log.warning("redis broker: sent %d kept events, %d dropped", sent, self._dropped)
         self._dropped = 0
 

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import orjson
 
+from giftwave import metrics
 from giftwave.background import cancel
 from giftwave.live.battles import Battle
 from giftwave.live.goals import Goal
@@ -87,21 +88,25 @@ class Subscriber:
         self.behind = 0
         self.closed_reason: str | None = None
 
-    def offer(self, frame: Frame, snapshot: Callable[[], Frame]) -> None:
+    def offer(self, frame: Frame, snapshot: Callable[[], Frame]) -> bool:
+        """Send ``frame`` (or the snapshot that replaces skipped ones); False: nothing sent."""
         if self.closed_reason is not None:
-            return
+            return False
         if self.sink.buffered() > self.soft_limit_bytes:
             self.behind += 1
             if self.behind > self.hard_limit_ticks:
                 self.closed_reason = "too slow: could not keep up with the room"
                 self.sink.close(CLOSE_POLICY, self.closed_reason)
-            return
+                metrics.LIVE_SLOW_CLOSED.inc()
+            return False
         if self.behind:
             # Deltas were skipped: the state, which includes this frame's news, replaces them.
             self.behind = 0
             self.sink.write(snapshot())
-            return
+            metrics.LIVE_SLOW_SNAPSHOTTED.inc()
+            return True
         self.sink.write(frame)
+        return True
 
     def reply(self, text: str) -> None:
         """An answer to one of its commands (bounded by the commands it may have in flight)."""
@@ -219,8 +224,10 @@ class Channel:
                 snapshot.append(self.snapshot_frame())
             return snapshot[0]
 
+        sent = 0  # one counter update per tick, not one per socket
         for subscriber in self.subscribers:
-            subscriber.offer(frame, snapshot_once)
+            sent += subscriber.offer(frame, snapshot_once)
+        metrics.LIVE_FRAMES_SENT.inc(sent)
         return events
 
     def _send_each(self, events: list[dict[str, Any]]) -> None:
@@ -341,6 +348,8 @@ class Hub:
         await self._bring_up(channel)
         subscriber = Subscriber(sink, soft_limit_bytes=self._soft, hard_limit_ticks=self._hard)
         channel.subscribers.add(subscriber)
+        sockets = len(channel.subscribers)
+        metrics.room_sockets_changed(sockets - 1, sockets)
         channel.watch(subscriber, user_id)
         return channel, subscriber
 
@@ -386,6 +395,8 @@ class Hub:
         if channel is not None and subscriber in channel.subscribers:
             channel.subscribers.discard(subscriber)
             channel.unwatch(subscriber)
+            sockets = len(channel.subscribers)
+            metrics.room_sockets_changed(sockets + 1, sockets)
 
     def apply(self, stream_id: str, event: dict[str, Any]) -> None:
         """One room event from the broker, in the broker's order (the ``EventSink``)."""
@@ -521,8 +532,14 @@ class Hub:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
+            # A busy loop delays every room's news: a quarter period late is worth counting.
+            if loop.time() - next_at > self._tick_s / 4:
+                metrics.LIVE_TICKS_LATE.inc()
             self.tick_now()
             next_at += self._tick_s
+            behind_s = loop.time() - next_at
+            if behind_s >= self._tick_s:  # whole periods went by without a tick
+                metrics.LIVE_TICKS_MISSED.inc(int(behind_s / self._tick_s))
             # Keep the cadence; if a tick overran, start the next one at once, not a burst.
             next_at = max(next_at, loop.time())
             await asyncio.sleep(next_at - loop.time())

@@ -26,7 +26,7 @@ from typing import Any, Final, TypeVar
 import httpx
 from sqlalchemy import Engine, select
 
-from giftwave import __version__
+from giftwave import __version__, metrics
 from giftwave.clock import now_us
 from giftwave.db.tables import webhook_endpoints
 from giftwave.payments.signing import signature_header
@@ -42,6 +42,7 @@ from giftwave.webhooks.outbox import (
     claim_due,
     enqueue,
     fail_undeliverable,
+    pending_deliveries,
     prune,
     record_delivered,
     record_failed_attempt,
@@ -55,6 +56,7 @@ POLL_US: Final = 1_000_000  # what other nodes queued, and their retries, is fou
 LEASE_MARGIN_US: Final = 10_000_000  # a claim outlives its attempt's timeout by this much
 MAINTENANCE_EVERY_US: Final = 60_000_000
 ENDPOINTS_PER_MAINTENANCE: Final = 200
+BACKLOG_COUNT_CAP: Final = 1_000_000  # the backlog gauge stops counting here (a bounded scan)
 RESPONSE_SNIPPET_BYTES: Final = 300
 STOP_GRACE_S: Final = 2.0
 MAX_ALARMS: Final = 10_000  # known times work falls due; past this, the poll finds it
@@ -249,6 +251,7 @@ class Dispatcher:
                 ).scalars()
             ]
             prune(conn, now_us=now, endpoint_ids=ids)
+            metrics.WEBHOOK_BACKLOG.set(pending_deliveries(conn, cap=BACKLOG_COUNT_CAP))
         self._maintenance_cursor = ids[-1] if len(ids) == ENDPOINTS_PER_MAINTENANCE else 0
 
     async def _attempt(self, claim: Claim) -> None:
@@ -270,9 +273,13 @@ class Dispatcher:
             log.exception("webhook dispatcher: could not record delivery %d", claim.delivery_id)
             return
         if failure is None:
+            metrics.WEBHOOK_DELIVERED.inc()
             return
         if failure.retry_at_us is not None:
+            metrics.WEBHOOK_FAILED.inc()
             self.wake(failure.retry_at_us)
+        else:
+            metrics.WEBHOOK_GAVE_UP.inc()
         if failure.endpoint_disabled:
             log.warning("webhook endpoint %d disabled: failing for too long", claim.endpoint_id)
             self._on_endpoint_disabled(claim.creator_id)

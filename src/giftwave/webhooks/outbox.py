@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, select, update
 
+from giftwave import metrics
 from giftwave.clock import now_us as wall_clock_us
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.db.upsert import insert_for
@@ -124,6 +125,8 @@ def enqueue(
                 "created_at_us": created,
             }
         )
+    if dropped:
+        metrics.WEBHOOK_DROPPED.inc(sum(dropped.values()))
     for endpoint_id, count in sorted(dropped.items()):
         conn.execute(
             update(e).where(e.c.id == endpoint_id).values(dropped_events=e.c.dropped_events + count)
@@ -365,6 +368,13 @@ def recent_deliveries(
         )
         for r in rows
     ]
+
+
+def pending_deliveries(conn: Connection, *, cap: int) -> int:
+    """How many deliveries are pending (due, or waiting for a retry), counting up to ``cap``:
+    a backlog in the millions is reported as ``cap``, the count never scans further."""
+    capped = select(d.c.id).where(d.c.status == PENDING).limit(cap).subquery()
+    return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
 
 
 def fail_undeliverable(conn: Connection) -> int:

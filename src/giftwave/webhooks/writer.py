@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from giftwave import metrics
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.reversals import GiftReversed
 from giftwave.live.goals import find_goal
@@ -118,6 +119,7 @@ class OutboxWriter:
     def _offer(self, op: Op, future: asyncio.Future[None] | None) -> bool:
         if self._task is None or self._task.done() or len(self._waiting) >= QUEUE_MAX_OPS:
             log.error("webhook writer full or stopped: an event is not queued (%r)", op)
+            metrics.WEBHOOK_DROPPED.inc()
             return False
         self._waiting.append((op, future))
         self._wakeup.set()
@@ -137,6 +139,7 @@ class OutboxWriter:
                     )
                 except Exception:
                     log.exception("webhook writer: %d events could not be queued", len(batch))
+                    metrics.BACKGROUND_LOST.labels("webhook-events").inc(len(batch))
                 finally:  # whatever happened, no gift waits here forever
                     for _, future in batch:
                         if future is not None and not future.done():
