@@ -22,6 +22,8 @@ ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the ledge
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each beside its baseline.")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(bench_app, name="bench")
+config_app = typer.Typer(no_args_is_help=True, help="Check the settings before serving.")
+app.add_typer(config_app, name="config")
 err = Console(stderr=True)
 out = Console()
 
@@ -71,6 +73,7 @@ def serve(
     from giftwave.db.urls import parse_database_url
 
     settings = _settings()
+    _refuse_unknown_variables()  # a misspelt limit must not leave the default in force
     db = make_engine(parse_database_url(settings.database_url))
     try:
         check_schema(db)
@@ -443,6 +446,69 @@ def bench_watermark(
         err.print(f"[red]giftwave: {exc}[/red]")
         raise typer.Exit(2) from None
     _print_result(result.as_dict(), as_json)
+
+
+def _refuse_unknown_variables() -> None:
+    """Exit 2 naming each ``GIFTWAVE_*`` variable giftwave does not read."""
+    from giftwave.config_check import environment_findings
+
+    try:
+        unknown = environment_findings(os.environ)
+    except ConfigError as exc:
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    for finding in unknown:
+        err.print(f"[red]giftwave: {finding.line()}[/red]", highlight=False, soft_wrap=True)
+    if unknown:
+        err.print("[red]giftwave: refusing to start (`giftwave config check` lists all)[/red]")
+        raise typer.Exit(2)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Print the effective settings (secrets masked); exit 1 on an unknown GIFTWAVE_*
+    variable or an unsafe combination, 2 on a value giftwave cannot run with."""
+    from giftwave.config_check import (
+        effective_settings,
+        environment_findings,
+        unsafe_combinations,
+    )
+
+    settings = _settings()
+    for variable, shown in effective_settings(settings):
+        out.print(f"{variable}={shown}", highlight=False, markup=False, soft_wrap=True)
+    findings = environment_findings(os.environ) + unsafe_combinations(settings)
+    for finding in findings:
+        err.print(finding.line(), highlight=False, markup=False, soft_wrap=True)
+    errors = sum(1 for f in findings if f.level == "error")
+    warnings = len(findings) - errors
+    err.print(f"config check: {errors} error(s), {warnings} warning(s)", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backup(
+    path: Annotated[str, typer.Argument(help="The copy to write (must not exist yet).")],
+) -> None:
+    """Copy the SQLite database to PATH while the server runs: one consistent snapshot
+    (SQLite's online backup). PostgreSQL: use pg_dump (docs/operations.md)."""
+    from pathlib import Path
+
+    from giftwave.db.backup import BackupRefused, backup_sqlite
+    from giftwave.db.urls import parse_database_url
+
+    settings = _settings()
+    try:
+        copied = backup_sqlite(parse_database_url(settings.database_url), Path(path))
+    except BackupRefused as exc:
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(
+        f"backup: {copied.pages} pages ({copied.bytes} bytes) written to {path}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -5,7 +5,10 @@ A bad value fails at start with a message that names the variable, never later a
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -285,10 +288,25 @@ class Settings(BaseSettings):
         return value
 
 
+def env_file_path(environ: Mapping[str, str]) -> Path | None:
+    """The .env file giftwave reads: ``GIFTWAVE_ENV_FILE`` (which must exist), else ``./.env``
+    when there is one. Variables set in the environment win over the file's."""
+    named = environ.get("GIFTWAVE_ENV_FILE")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"GIFTWAVE_ENV_FILE: no such file: {named}")
+        return path
+    default = Path(".env")
+    return default if default.is_file() else None
+
+
 def load_settings() -> Settings:
-    """Read the environment once; raise ``ConfigError`` naming every bad variable."""
+    """Read the environment (and the .env file) once; raise ``ConfigError`` naming every bad
+    variable."""
+    env_file = env_file_path(os.environ)
     try:
-        return Settings()
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

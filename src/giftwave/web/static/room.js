@@ -74,6 +74,9 @@ export function connectRoom(streamId, { onEvent, onStatus = () => {}, ticket = n
       if (frame.ack !== undefined) {
         const p = pending.get(frame.ack);
         if (!p) return;
+        // A draining server refused the gift before billing it: it stays pending and goes again
+        // (same idempotency key) once the socket, closed next with 1001, has reconnected.
+        if (frame.error && frame.error.code === "draining") return;
         pending.delete(frame.ack);
         if (frame.error) p.reject(Object.assign(new Error(frame.error.detail), frame.error));
         else p.resolve(frame.result);
