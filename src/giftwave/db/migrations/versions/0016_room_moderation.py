@@ -47,9 +47,7 @@ def upgrade() -> None:
         sa.Column("reporter_id", sa.BigInteger, nullable=False),
         sa.Column("reason", sa.String(16), nullable=False),
         sa.Column("created_at_us", sa.BigInteger, nullable=False),
-        sa.UniqueConstraint(
-            "reporter_id", "stream_id", "message_id", name="uq_chat_reports_once"
-        ),
+        sa.UniqueConstraint("reporter_id", "stream_id", "message_id", name="uq_chat_reports_once"),
         sa.Index("ix_chat_reports_creator_time", "creator_id", "created_at_us"),
         sa.Index("ix_chat_reports_time", "created_at_us"),
     )
