@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +13,7 @@ from giftwave.api.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     AuthCache,
+    SessionUser,
     UsersWriteKey,
     WalletUser,
     auth_cache_of,
@@ -22,7 +23,7 @@ from giftwave.api.auth import (
 from giftwave.api.fields import IsoDate
 from giftwave.api.shares import share_cookie
 from giftwave.economy.services import Economy
-from giftwave.errors import Conflict
+from giftwave.errors import Conflict, RateLimited
 from giftwave.identity.logins import Logins, Policies, taken
 from giftwave.identity.sessions import create_session, end_session
 from giftwave.identity.users import (
@@ -30,14 +31,20 @@ from giftwave.identity.users import (
     PASSWORD_MIN_CHARS,
     Role,
     User,
+    become_creator,
     create_user,
     find_by_external_ref,
 )
+from giftwave.ratelimit import Rate, RateLimiter
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
 Econ = Annotated[Economy, Depends(economy_of)]
 Cache = Annotated[AuthCache, Depends(auth_cache_of)]
+
+# A person becomes a creator once; a few tries (a double click, a retry) are plenty, and each
+# is a transaction: past these, a script is refused, on every node alike.
+BECOME_CREATOR_RATE: Final = Rate(1 / 60, 5)
 
 
 def today() -> date:
@@ -199,6 +206,30 @@ async def logout(request: Request, response: Response, economy: Econ, cache: Cac
 @router.get("/me", response_model=UserOut)
 async def me(economy: Econ, user: WalletUser) -> UserOut:
     return UserOut.of(user, economy)
+
+
+@router.post("/me/creator", response_model=UserOut)
+async def become_a_creator(
+    request: Request, economy: Econ, cache: Cache, user: SessionUser
+) -> UserOut:
+    """The caller, a viewer, becomes a creator (go live, clips, payouts). Idempotent: a
+    creator or an admin gets their account back unchanged (200 either way). A person's own
+    session only (no API key); 403 account_blocked, 403 creator_too_young (min_age); 429
+    rate_limited."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait_s = await limiter.hit(f"become_creator:{user.id}", BECOME_CREATOR_RATE)
+    if wait_s:
+        raise RateLimited("rate_limited", "too many tries; wait a little", retry_after_s=wait_s)
+
+    def work() -> tuple[User, bool]:
+        with economy.db.begin() as conn:
+            return become_creator(conn, user.id, economy.age_rule, today())
+
+    upgraded, changed = await run_in_threadpool(work)
+    if changed:  # this node's pages and routes see the role at once; others within seconds
+        cache.forget_user(user.id)
+        economy.gifting.forget_user(user.id)
+    return UserOut.of(upgraded, economy)
 
 
 class WalletOut(BaseModel):

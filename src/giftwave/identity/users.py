@@ -232,6 +232,42 @@ def set_age_verified(conn: Connection, user_id: int, verified: bool) -> User:
     return get_user(conn, user_id)
 
 
+def find_by_handle(conn: Connection, handle: str) -> User | None:
+    """A user by handle (stored lowercase); None for anything that is not a handle."""
+    wanted = handle.lower()
+    if not HANDLE_RE.fullmatch(wanted):
+        return None
+    row = conn.execute(select(users).where(users.c.handle == wanted)).first()
+    return None if row is None else _to_user(row)
+
+
+def become_creator(
+    conn: Connection, user_id: int, age_rule: AgeRule, today: date
+) -> tuple[User, bool]:
+    """A viewer takes the creator role: (the user, whether this call changed it).
+
+    Read from the database, not a session's cached user: a block or an admin's change counts
+    at once. A creator is left as they are (asking twice is not an error), and so is an admin,
+    whose role already reaches every creator page but would be lost as a creator's. Creators
+    receive gifts, so they must be of the age the economy asks for (``AgeRule``)."""
+    user = get_user(conn, user_id)
+    require_active(user)
+    if user.role is not Role.VIEWER:
+        return user, False
+    if not age_rule.allows(user, today):
+        min_age = age_rule.min_age_for(user.country)
+        raise Forbidden(
+            "creator_too_young", f"creators must be aged {min_age} or over", min_age=min_age
+        )
+    # Conditional: an admin's change between the read and this write is not overwritten.
+    changed = conn.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.role == Role.VIEWER.value)
+        .values(role=Role.CREATOR.value)
+    ).rowcount
+    return get_user(conn, user_id), changed > 0
+
+
 def require_active(user: User) -> None:
     if user.blocked:
         raise Forbidden("account_blocked", "this account is blocked")

@@ -1,0 +1,146 @@
+"""``POST /v1/me/creator`` on both databases: an adult viewer becomes a creator (and can go live
+at once), asking again changes nothing; the attacks: anonymous, a cross-site form (cookie without
+the CSRF header), a minor, a blocked account, an admin (keeps the admin role), the operator's
+token, a platform API key with every scope, the wrong method, a flood. A refusal changes no
+role."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import httpx
+from economy_client import (
+    ADMIN,
+    AppFactory,
+    Person,
+    assert_problem,
+    economy_app,
+    make_admin,
+    register,
+)
+from sqlalchemy import select
+
+from giftwave.api.identity import BECOME_CREATOR_RATE
+from giftwave.db.tables import users
+from giftwave.identity.sessions import Scope
+
+__all__ = ["economy_app"]
+
+ROUTE = "/v1/me/creator"
+
+
+def _aged(years: int) -> str:
+    today = date.today()
+    return today.replace(year=today.year - years, day=min(today.day, 28)).isoformat()
+
+
+def _other_browser(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    return httpx.AsyncClient(transport=transport, base_url="http://giftwave.test")
+
+
+async def _role(client: httpx.AsyncClient, person: Person) -> str:
+    """As stored: not what a cache may still say."""
+    with client.app.state.economy.db.connect() as conn:  # type: ignore[attr-defined]
+        return str(conn.execute(select(users.c.role).where(users.c.id == person.id)).scalar_one())
+
+
+async def test_a_viewer_becomes_a_creator_once_and_goes_live(economy_app: AppFactory) -> None:
+    async with economy_app() as client:
+        viewer = await register(client)
+        assert_problem(
+            await viewer.post("/v1/streams", {"title": "too soon"}), 403, "not_a_creator"
+        )
+
+        first = await viewer.post(ROUTE)
+        assert first.status_code == 200, first.text
+        assert first.json()["role"] == "creator"
+        again = await viewer.post(ROUTE)  # a double click, a retry: the same answer
+        assert again.status_code == 200
+        assert again.json() == first.json()
+        assert await _role(client, viewer) == "creator"
+        # At once, on this node: no waiting for a cached user to age.
+        assert (await viewer.post("/v1/streams", {"title": "first night"})).status_code == 201
+
+        creator = await register(client, "creator")
+        r = await creator.post(ROUTE)
+        assert r.status_code == 200
+        assert r.json()["role"] == "creator"
+
+
+async def test_who_may_not_and_nothing_changes(economy_app: AppFactory) -> None:
+    async with economy_app(cookie_secure=False) as client:
+        async with _other_browser(client) as anonymous:
+            assert_problem(await anonymous.post(ROUTE), 401, "unauthorized")
+
+        minor = await register(client, birth_date=_aged(15))
+        refused = assert_problem(await minor.post(ROUTE), 403, "creator_too_young")
+        assert refused["min_age"] == 18
+        assert await _role(client, minor) == "viewer"
+        korean = await register(client, birth_date=_aged(18), country="KR")  # KR's age is 19
+        assert assert_problem(await korean.post(ROUTE), 403, "creator_too_young")["min_age"] == 19
+        assert await _role(client, korean) == "viewer"
+
+        blocked = await register(client)
+        r = await client.patch(
+            f"/v1/admin/users/{blocked.id}", json={"status": "blocked"}, headers=ADMIN
+        )
+        assert r.status_code == 200, r.text
+        assert_problem(await blocked.post(ROUTE), 403, "account_blocked")
+        assert await _role(client, blocked) == "viewer"
+
+        admin = await make_admin(client)
+        r = await admin.post(ROUTE)
+        assert r.status_code == 200, r.text
+        assert r.json()["role"] == "admin"  # an admin is not demoted to a creator
+        assert await _role(client, admin) == "admin"
+
+        # The operator's token is no person.
+        assert_problem(await client.post(ROUTE, headers=ADMIN), 403, "user_required")
+
+        # A platform's key acts for its users' wallets and gifts, never for their role.
+        viewer = await register(client)
+        key = await client.post(
+            "/v1/admin/api-keys",
+            json={"integration": "tv", "scopes": [s.value for s in Scope]},
+            headers=ADMIN,
+        )
+        assert key.status_code == 201, key.text
+        auth = {"Authorization": f"Bearer {key.json()['key']}"}
+        mapped = await client.post(
+            "/v1/integrations/users",
+            json={"external_id": "u1", "handle": "mappedone", "birth_date": "1990-01-01",
+                  "country": "US"},
+            headers=auth,
+        )  # fmt: skip
+        assert mapped.status_code == 201, mapped.text
+        as_user = auth | {"Giftwave-User": "u1"}
+        assert_problem(await client.post(ROUTE, headers=as_user), 403, "missing_scope")
+        assert_problem(await client.post(ROUTE, headers=auth), 400, "on_behalf_required")
+
+        # The wrong method: problem+json, not a page.
+        assert_problem(await viewer.get(ROUTE), 405, "method_not_allowed")
+
+        # A cross-site form: the session cookie, no CSRF header.
+        async with _other_browser(client) as browser:
+            login = {"login": viewer.user["handle"], "password": "correct horse battery"}
+            r = await browser.post("/v1/auth/login", json=login)
+            assert r.status_code == 200, r.text
+            for headers in ({}, {"X-CSRF-Token": "guess"}):
+                assert_problem(await browser.post(ROUTE, headers=headers), 403, "csrf_failed")
+            assert await _role(client, viewer) == "viewer"
+            csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+            done = await browser.post(ROUTE, headers=csrf)
+            assert done.status_code == 200, done.text
+            assert done.json()["role"] == "creator"
+
+
+async def test_a_flood_is_refused_with_retry_after(economy_app: AppFactory) -> None:
+    async with economy_app() as client:
+        viewer = await register(client)
+        answers = [await viewer.post(ROUTE) for _ in range(BECOME_CREATOR_RATE.burst + 1)]
+        assert [a.status_code for a in answers[:-1]] == [200] * BECOME_CREATOR_RATE.burst
+        assert_problem(answers[-1], 429, "rate_limited")
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        other = await register(client)  # each person has their own allowance
+        assert (await other.post(ROUTE)).status_code == 200
