@@ -360,7 +360,9 @@ async def test_bad_input_is_refused_and_writes_nothing(economy_app: AppFactory) 
         )
         assert profile.status_code == 201
         opened = await client.get(f"/s/{profile.json()['code']}")
-        assert opened.headers["location"] == f"/live/{stream}?via={profile.json()['code']}"
+        # A profile's link lands on the person's profile page (their stream is linked there).
+        landing = f"/@{creator.user['handle']}?via={profile.json()['code']}"
+        assert opened.headers["location"] == landing
         sharing = sharing_of(client)
         with sharing.db.begin() as conn:
             conn.execute(update(share_links).values(last_shared_at_us=now_us() - 400 * DAY_US))

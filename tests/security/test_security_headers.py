@@ -128,7 +128,9 @@ async def _ok(response: Any, status: int = 200) -> dict[str, Any]:
 async def _prepare(server: ServerProcess, playback: str, video: bytes) -> Site:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         _, viewer, viewer_handle = await _user(http, "viewer")
-        _, creator, creator_handle = await _user(http, "creator")
+        creator_id, creator, creator_handle = await _user(http, "creator")
+        # The viewer's home then has its "Following" section.
+        await _ok(http.put(f"/v1/me/following/{creator_id}", headers=viewer), 201)
         admin_id, _, admin_handle = await _user(http, "viewer")
         await _ok(
             http.patch(f"/v1/admin/users/{admin_id}", json={"role": "admin"}, headers=OPERATOR)
@@ -163,9 +165,12 @@ async def _prepare(server: ServerProcess, playback: str, video: bytes) -> Site:
         pages={
             "anonymous": [
                 "/", "/login", "/signup", f"/live/{sid}", f"/embed/{sid}", overlay,
-                f"/clips/{clip['id']}", "/no-such-page",
+                f"/clips/{clip['id']}", f"/@{creator_handle}", "/no-such-page",
             ],
-            "viewer": ["/shop", "/me/reach", checkout, f"/live/{sid}", f"/s/{code}"],
+            "viewer": [
+                "/shop", "/me/reach", checkout, f"/live/{sid}", f"/s/{code}", "/studio",
+                f"/@{creator_handle}", "/",
+            ],
             "creator": ["/studio", "/studio/earnings", "/studio/economy", "/studio/clips"],
             "admin": ["/admin", "/admin/economy"],
         },

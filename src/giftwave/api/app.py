@@ -38,6 +38,7 @@ from giftwave.api import (
     moderation,
     overlays,
     pages,
+    profile_pages,
     share_pages,
     shares,
     shop,
@@ -460,6 +461,7 @@ def create_app(settings: Settings) -> FastAPI:
         follows,
         moderation,
         pages,
+        profile_pages,
         studio_pages,
         api_docs,
     ):

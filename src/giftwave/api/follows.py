@@ -8,6 +8,7 @@ page and the home page's cards compute it with the same function, server-side.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
@@ -24,7 +25,11 @@ from giftwave.live.streams import find_stream
 from giftwave.realtime.hub import Hub
 from giftwave.social.follows import (
     MAX_FOLLOWING,
+    Followed,
+    FollowedLive,
     follow,
+    followed_live,
+    followed_offline,
     follower_count,
     following,
     following_count,
@@ -36,6 +41,9 @@ from giftwave.social.follows import (
 router = APIRouter(tags=["follows"])
 
 SHOWN_HANDLES: Final = 3
+# The home page's "Following": everyone live (a page of cards), fewer of the others.
+HOME_FOLLOWED_LIVE: Final = 24
+HOME_FOLLOWED_OFFLINE: Final = 8
 
 
 def _limiter(request: Request) -> UserRateLimiter:
@@ -203,3 +211,31 @@ async def social_of_stream(request: Request, user: User, stream_id: str) -> tupl
 
     creator_id, ids = await run_in_threadpool(load)
     return len(hub.watching(stream_id, ids)), creator_id is not None and creator_id in ids
+
+
+@dataclass(frozen=True, slots=True)
+class FollowingNow:
+    """The home page's "Following": who is live now, some of the others, and how many."""
+
+    live: list[FollowedLive]
+    offline: list[Followed]
+    total: int
+
+
+async def following_now(request: Request, user: User) -> FollowingNow:
+    """Who ``user`` follows that is live now, and the most recently followed of the others:
+    three bounded queries, none per person."""
+    db = request.app.state.economy.db
+
+    def load() -> FollowingNow:
+        with db.connect() as conn:
+            total = following_count(conn, user.id)
+            if total == 0:
+                return FollowingNow([], [], 0)
+            return FollowingNow(
+                followed_live(conn, user.id, HOME_FOLLOWED_LIVE),
+                followed_offline(conn, user.id, HOME_FOLLOWED_OFFLINE),
+                total,
+            )
+
+    return await run_in_threadpool(load)

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from giftwave.api.auth import SESSION_COOKIE, session_user
-from giftwave.api.follows import friends_watching, social_of_stream
+from giftwave.api.follows import following_now, friends_watching, social_of_stream
 from giftwave.api.security_headers import ANY_FRAMING, CSP, NO_FRAMING, PAGE_POLICY, page_policy
 from giftwave.api.spend_boot import coin_prices, countries, shop_packages, spender
 from giftwave.api.trending import ranked_streams, trending_of
@@ -140,6 +140,13 @@ def _economy(request: Request) -> Economy:
     return economy
 
 
+def public_base(request: Request) -> str:
+    """This site's address as people reach it (GIFTWAVE_PUBLIC_URL, else the request's), for
+    links that leave the page: share links, the plain stream link."""
+    public = _economy(request).settings.public_url
+    return str(public).rstrip("/") if public else str(request.base_url).rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class StreamCard:
     stream: Stream
@@ -193,6 +200,7 @@ async def home(request: Request) -> HTMLResponse:
         trending=hot,
         share_counts=shared,
         friends_watching={s: len(ids) for s, ids in friends.items()},
+        following=None if who.user is None else await following_now(request, who.user),
     )
 
 
@@ -331,6 +339,7 @@ async def live_page(stream_id: str, request: Request, via: str = "") -> HTMLResp
         stream_id,
         "live.html",
         shared=shared,
+        stream_url=f"{public_base(request)}/live/{stream_id}",  # to copy without a sharer
         friends_watching=friends,
         following_creator=following_creator,
     )

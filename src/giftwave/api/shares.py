@@ -23,13 +23,20 @@ from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import Scope, Send
 
 from giftwave.api.auth import SESSION_COOKIE, SessionUser
-from giftwave.api.pages import page, visitor
+from giftwave.api.pages import page, public_base, visitor
 from giftwave.api.problems import Problem
 from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.clock import now_us
 from giftwave.live.streams import find_stream
 from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits, reach_of, stream_sharers
-from giftwave.sharing.links import CODE_RE, Channel, ShareLink, TargetKind, share_counts
+from giftwave.sharing.links import (
+    CODE_RE,
+    Channel,
+    ShareCount,
+    ShareLink,
+    TargetKind,
+    share_counts,
+)
 from giftwave.sharing.service import RECENT_US, Sharing
 from giftwave.trending.engine import Signal, user_actor
 from giftwave.trending.service import Trending
@@ -55,8 +62,7 @@ def share_cookie(connection: HTTPConnection) -> str | None:
 
 
 def _base_url(request: Request) -> str:
-    public = request.app.state.economy.settings.public_url
-    return str(public) if public else str(request.base_url).rstrip("/")
+    return public_base(request)
 
 
 class NewShare(BaseModel):
@@ -78,9 +84,11 @@ class ShareOut(BaseModel):
     target_id: str
     channel: Channel
     created_at: datetime
+    shares: int = Field(description="the target's share links, this one included (its figure)")
+    sharers_last_hour: int = Field(description="people who shared the target in the last hour")
 
     @classmethod
-    def of(cls, link: ShareLink, base: str) -> ShareOut:
+    def of(cls, link: ShareLink, base: str, counts: ShareCount) -> ShareOut:
         return cls(
             code=link.code,
             url=f"{base}/s/{link.code}",
@@ -89,6 +97,8 @@ class ShareOut(BaseModel):
             target_id=link.target_id,
             channel=link.channel,
             created_at=datetime.fromtimestamp(link.created_at_us / 1e6, tz=UTC),
+            shares=counts.links,
+            sharers_last_hour=counts.recent_sharers,
         )
 
 
@@ -103,16 +113,18 @@ async def create_share(
     body: NewShare, request: Request, response: Response, sharing: Shares, user: SessionUser
 ) -> ShareOut:
     """A short link for the caller to share; the same target and channel again answer the
-    same link (200) and count as sharing it again now. Limited per user (429)."""
+    same link (200) and count as sharing it again now. Limited per user (429). The answer
+    carries the target's share figures after this share, so the page shows them at once."""
     kind = TargetKind(_choice(list(TargetKind), body.target_kind, "invalid_target_kind"))
     channel = Channel(_choice(list(Channel), body.channel, "invalid_channel"))
     sharing.limiter.take(user.id)
     link, made = await run_in_threadpool(sharing.create, user.id, kind, body.target_id, channel)
+    counts = await run_in_threadpool(sharing.counts, kind, link.target_id, now_us())
     if kind is TargetKind.STREAM:  # a share is engagement: it lifts the stream in trending
         trending: Trending = request.app.state.trending
         await trending.record(Signal.SHARE, body.target_id, user_actor(user.id))
     response.status_code = 201 if made else 200
-    return ShareOut.of(link, _base_url(request))
+    return ShareOut.of(link, _base_url(request), counts)
 
 
 class ShareInfoOut(BaseModel):

@@ -93,8 +93,21 @@ async def _creator(request: Request) -> tuple[Visitor, User] | Response:
     if who.user is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     if not who.is_creator:
-        return page(request, who, "studio_forbidden.html", status=403)
+        return page(request, who, "studio_forbidden.html", status=403, **_becoming(request, who))
     return who, who.user
+
+
+def _becoming(request: Request, who: Visitor) -> dict[str, Any]:
+    """Whether this viewer may become a creator (POST /v1/me/creator), as the page says it:
+    "ok", "blocked" or "too_young" (with the age)."""
+    economy: Economy = request.app.state.economy
+    assert who.user is not None
+    rule = economy.age_rule
+    if who.user.blocked:
+        return {"becoming": "blocked"}
+    if not rule.allows(who.user, today()):
+        return {"becoming": "too_young", "min_age": rule.min_age_for(who.user.country)}
+    return {"becoming": "ok"}
 
 
 def _messages(who: Visitor) -> dict[str, str]:

@@ -105,13 +105,14 @@ def find_clip(conn: Connection, clip_id: str) -> Clip | None:
     return None if row is None else _to_clip(row)
 
 
-def clips_of(conn: Connection, creator_id: int, limit: int = MAX_LIST) -> list[Clip]:
-    rows = conn.execute(
-        _select()
-        .where(clips.c.creator_id == creator_id)
-        .order_by(clips.c.created_at_us.desc(), clips.c.id)
-        .limit(limit)
-    ).all()
+def clips_of(
+    conn: Connection, creator_id: int, limit: int = MAX_LIST, status: ClipStatus | None = None
+) -> list[Clip]:
+    """A creator's clips, newest first; ``status``: only those (READY: the published ones)."""
+    query = _select().where(clips.c.creator_id == creator_id)
+    if status is not None:
+        query = query.where(clips.c.status == status.value)
+    rows = conn.execute(query.order_by(clips.c.created_at_us.desc(), clips.c.id).limit(limit)).all()
     return [_to_clip(r) for r in rows]
 
 

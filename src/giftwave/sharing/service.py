@@ -17,7 +17,7 @@ from giftwave.config import Settings
 from giftwave.economy.limits import UserRateLimiter
 from giftwave.errors import NotFound
 from giftwave.identity.users import find_user, require_active
-from giftwave.live.streams import find_stream, live_stream_of
+from giftwave.live.streams import find_stream
 from giftwave.sharing.attribution import (
     Event,
     Touched,
@@ -169,6 +169,12 @@ class Sharing:
             sharer = find_user(conn, link.sharer_id)
         return None if sharer is None else (link, sharer.handle)
 
+    def counts(self, kind: TargetKind, target_id: str, at_us: int) -> ShareCount:
+        """One target's share figures: its links, and who shared it in the last hour."""
+        with self.db.connect() as conn:
+            found = share_counts(conn, kind, [target_id], at_us - RECENT_US)
+        return found.get(target_id, ShareCount(0, 0))
+
     def stream_counts(self, stream_ids: list[str], at_us: int) -> dict[str, ShareCount]:
         """Share counts of streams, with the people who shared each in the last hour."""
         with self.db.connect() as conn:
@@ -250,9 +256,12 @@ class Sharing:
             return f"/live/{link.target_id}?{via}"
         if link.target_kind is TargetKind.CLIP:
             return f"/clips/{link.target_id}?{via}"
-        # No profile page yet: a profile's link opens their stream while they are live.
-        stream = live_stream_of(conn, int(link.target_id))
-        return f"/live/{stream.id}?{via}" if stream is not None else f"/?{via}"
+        # A profile's link opens the person's profile page (their stream and clips are linked
+        # there); a blocked or deleted account has none: Discover.
+        person = find_user(conn, int(link.target_id))
+        if person is None or person.blocked:
+            return f"/?{via}"
+        return f"/@{person.handle}?{via}"
 
     def _daily_salt(self, conn: Connection, at_us: int) -> bytes:
         day = day_of(at_us)

@@ -8,14 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Engine, and_, delete, exists, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from giftwave.db.tables import follows, users
+from giftwave.db.tables import follows, streams, users
 from giftwave.economy.limits import UserRateLimiter
 from giftwave.errors import Invalid, NotFound
-from giftwave.identity.users import User, find_user, require_active
+from giftwave.identity.users import User, UserStatus, find_user, require_active
+from giftwave.live.streams import StreamStatus
 
 MAX_FOLLOWING: Final = 5_000
 FOLLOW_CHANGES_PER_S: Final = 0.5  # one change every two seconds, sustained
@@ -28,6 +29,57 @@ class Followed:
     user_id: int
     handle: str
     followed_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedLive:
+    """Someone a user follows, live now, and their stream."""
+
+    user_id: int
+    handle: str
+    stream_id: str
+    title: str
+    started_at_us: int
+
+
+def _live_stream_of(user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    return and_(streams.c.creator_id == user_id, streams.c.status == StreamStatus.LIVE.value)
+
+
+def followed_live(conn: Connection, follower_id: int, limit: int) -> list[FollowedLive]:
+    """Who a user follows that is live now, the latest to go live first (one query, bounded)."""
+    rows = conn.execute(
+        select(
+            follows.c.followee_id,
+            users.c.handle,
+            streams.c.id,
+            streams.c.title,
+            streams.c.started_at_us,
+        )
+        .join(users, users.c.id == follows.c.followee_id)
+        .join(streams, _live_stream_of(follows.c.followee_id))
+        .where(follows.c.follower_id == follower_id)
+        .order_by(streams.c.started_at_us.desc(), streams.c.id)
+        .limit(min(limit, MAX_FOLLOWING))
+    )
+    return [FollowedLive(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def followed_offline(conn: Connection, follower_id: int, limit: int) -> list[Followed]:
+    """Who a user follows that is not live, most recently followed first; blocked accounts
+    left out (their profile is not shown)."""
+    rows = conn.execute(
+        select(follows.c.followee_id, users.c.handle, follows.c.created_at_us)
+        .join(users, users.c.id == follows.c.followee_id)
+        .where(
+            follows.c.follower_id == follower_id,
+            users.c.status == UserStatus.ACTIVE.value,
+            ~exists().where(_live_stream_of(follows.c.followee_id)),
+        )
+        .order_by(follows.c.created_at_us.desc(), follows.c.followee_id)
+        .limit(min(limit, MAX_FOLLOWING))
+    )
+    return [Followed(r.followee_id, r.handle, r.created_at_us) for r in rows]
 
 
 def follow_limiter(
@@ -56,7 +108,7 @@ def _followee(conn: Connection, follower: User, followee_id: int) -> User:
     return followee
 
 
-def _is_following(conn: Connection, follower_id: int, followee_id: int) -> bool:
+def is_following(conn: Connection, follower_id: int, followee_id: int) -> bool:
     row = conn.execute(
         select(follows.c.follower_id).where(
             follows.c.follower_id == follower_id, follows.c.followee_id == followee_id
@@ -70,7 +122,7 @@ def follow(db: Engine, follower: User, followee_id: int, at_us: int) -> tuple[Us
     try:
         with db.begin() as conn:
             followee = _followee(conn, follower, followee_id)
-            if _is_following(conn, follower.id, followee_id):
+            if is_following(conn, follower.id, followee_id):
                 return followee, False
             if following_count(conn, follower.id) >= MAX_FOLLOWING:
                 raise Invalid(
