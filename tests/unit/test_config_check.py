@@ -43,7 +43,8 @@ def test_every_variable_the_repository_sets_is_known() -> None:
     found: set[str] = set()
     for pattern in ("Makefile", "scripts/*", "deploy/**/*", "tests/**/*.py", "docs/*.md"):
         for path in REPO.glob(pattern):
-            if path.is_file() and path.name != Path(__file__).name:
+            # The config check's own tests misspell names on purpose.
+            if path.is_file() and not path.name.startswith("test_config_check"):
                 text = path.read_text(errors="replace")
                 found |= set(re.findall(r"\bGIFTWAVE_[A-Z0-9_]*[A-Z0-9]\b", text))
     assert found, "the scan found nothing: the repository layout changed"
