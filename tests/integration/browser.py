@@ -10,7 +10,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -40,10 +40,35 @@ async def chromium(*extra_args: str) -> AsyncIterator[Browser]:
             await browser.close()
 
 
-def collect_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+class ConsoleErrors(list[str]):
+    """One live list of console errors and uncaught exceptions, filled by every page it watches.
+
+    It refuses `+`: `collect_errors(a) + collect_errors(b)` would be a new list holding what the
+    two had logged so far (nothing), which no later event fills, so `assert errors == []` could
+    never fail. `[*collect_errors(a), *collect_errors(b)]` and `errors += collect_errors(a)` copy
+    the same way and cannot be refused: watch several pages with `collect_errors(a, b)`, or one
+    opened later with `errors.watch(page)`.
+    """
+
+    def watch(self, page: Page) -> None:
+        page.on("console", lambda m: self.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.append(str(e)))
+
+    def __add__(self, other: object) -> NoReturn:
+        raise TypeError("a sum of ConsoleErrors is a copy nothing fills: collect_errors(a, b)")
+
+    def __radd__(self, other: object) -> NoReturn:
+        self.__add__(other)
+
+    def __iadd__(self, other: object) -> NoReturn:
+        raise TypeError("ConsoleErrors grows by itself: watch another page with errors.watch(page)")
+
+
+def collect_errors(*pages: Page) -> ConsoleErrors:
+    """The console errors of all these pages, in one list that grows as any of them logs one."""
+    errors = ConsoleErrors()
+    for page in pages:
+        errors.watch(page)
     return errors
 
 

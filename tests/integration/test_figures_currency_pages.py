@@ -75,7 +75,7 @@ async def test_the_pages_show_each_currency_at_its_own_scale(
                 r = await http.put("/v1/admin/coin-packages", json=body, headers=OPERATOR)
                 assert r.status_code == 200, r.text
 
-            errors: list[str] = []
+            errors = collect_errors()  # each page joins it as it opens
             for currency, (country, price, shown) in PRICES.items():
                 handle, _, auth = await _person(http, country)
                 packages = (await http.get(f"/v1/coin-packages?currency={currency}")).json()
@@ -86,7 +86,7 @@ async def test_the_pages_show_each_currency_at_its_own_scale(
                 assert r.json()["amount_minor"] == price
 
                 page = await _logged_in(browser, base, handle, "/shop")
-                errors += collect_errors(page)
+                errors.watch(page)
                 button = page.locator("#packages li.package[data-coins='70'] button")
                 await expect(button).to_have_text(shown)
                 # The purchase just started, in the buyer's list: the same amount.
@@ -101,7 +101,7 @@ async def test_the_pages_show_each_currency_at_its_own_scale(
             )
             assert r.status_code == 200, r.text
             page = await _logged_in(browser, base, handle, "/admin")
-            errors += collect_errors(page)
+            errors.watch(page)
             await page.goto(f"{base}/admin#catalogue")
             for currency, (_, _, shown) in PRICES.items():
                 row = page.locator(

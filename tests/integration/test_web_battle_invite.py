@@ -96,8 +96,7 @@ async def test_an_invitation_cannot_be_missed_and_the_result_goes(server: Server
             await browser.new_context(viewport={"width": 1280, "height": 720})
         ).new_page()
         await overlay.goto(overlay_url.replace("http://localhost", base))
-        errors = [*collect_errors(studio), *collect_errors(phone), *collect_errors(viewer)]
-        errors += collect_errors(overlay)
+        errors = collect_errors(studio, phone, viewer, overlay)
 
         # The sound is off until the creator turns it on; the choice is remembered.
         sound = studio.locator("#battle-sound")

@@ -58,7 +58,7 @@ async def test_upload_play_react_repost_and_download_a_watermarked_clip(
             )
             phone_ctx = await browser.new_context(viewport={"width": 360, "height": 740})
             studio, phone = await studio_ctx.new_page(), await phone_ctx.new_page()
-            errors = collect_errors(studio) + collect_errors(phone)
+            errors = collect_errors(studio, phone)
 
             # The creator uploads from the studio's clips page.
             await _log_in(studio, base, creator_handle, "/studio/clips")

@@ -31,7 +31,7 @@ async def test_follow_on_the_viewer_page_then_see_them_watching_on_home(
             fan = await (
                 await browser.new_context(viewport={"width": 360, "height": 740})
             ).new_page()
-            errors = collect_errors(anonymous) + collect_errors(fan)
+            errors = collect_errors(anonymous, fan)
 
             await anonymous.goto(f"{base}/live/{stream_id}")
             await anonymous.click("#follow")

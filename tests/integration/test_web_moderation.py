@@ -84,7 +84,7 @@ async def test_the_studio_deletes_bans_and_lists_reports(server: ServerProcess) 
         studio = await _log_in(browser, base, creator, "/studio", viewport=DESKTOP)
         bad = await _log_in(browser, base, troll, room, viewport=DESKTOP)
         good = await _log_in(browser, base, fan, room, viewport=DESKTOP)
-        errors = collect_errors(studio) + collect_errors(bad) + collect_errors(good)
+        errors = collect_errors(studio, bad, good)
 
         # The studio shows the room's chat; the creator deletes a line there.
         await _say(bad, "buy followers at spam.example")
@@ -159,7 +159,7 @@ async def test_a_moderator_mutes_with_the_keyboard_on_a_phone_and_in_arabic(
 
         moderator = await _log_in(browser, base, mod, room, viewport=PHONE)
         speaker = await _log_in(browser, base, talker, room, viewport=PHONE, locale="ar")
-        errors = collect_errors(moderator) + collect_errors(speaker)
+        errors = collect_errors(moderator, speaker)
         assert await speaker.get_attribute("html", "dir") == "rtl"
 
         await _say(speaker, "مرحبا " + "ب" * 60)

@@ -471,7 +471,7 @@ async def test_an_ended_stream_says_ended_and_a_reached_goal_stays_reached(room:
         async with chromium() as browser:
             page = await browser.new_page(viewport=DESKTOP)
             embed = await browser.new_page(viewport={"width": 420, "height": 600})
-            errors = collect_errors(page) + collect_errors(embed)
+            errors = collect_errors(page, embed)
             await page.goto(f"{base}/live/{stream_id}")
             await embed.goto(f"{base}/embed/{stream_id}")
             for p in (page, embed):

@@ -58,7 +58,7 @@ async def test_a_shared_link_brings_a_viewer_who_signs_up_and_gifts(
             )
             friend_ctx = await browser.new_context(viewport={"width": 360, "height": 740})
             sharer, friend = await sharer_ctx.new_page(), await friend_ctx.new_page()
-            errors = collect_errors(sharer) + collect_errors(friend)
+            errors = collect_errors(sharer, friend)
 
             # The sharer: Share, then "Copy link": their own short link, on the clipboard.
             await sharer.goto(f"{base}/live/{stream_id}")

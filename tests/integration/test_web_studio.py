@@ -167,7 +167,7 @@ async def test_a_creator_goes_live_sees_gifts_land_and_cashes_out(
 async def _on_a_phone_and_in_arabic(browser: Browser, base: str, creator: str) -> None:
     phone = await _log_in(browser, base, creator, viewport=PHONE)
     arabic = await _log_in(browser, base, creator, viewport=DESKTOP, locale="ar")
-    errors = collect_errors(phone) + collect_errors(arabic)
+    errors = collect_errors(phone, arabic)
     await phone.wait_for_selector("body[data-connected='1']", timeout=10_000)
     await _fits(phone)
     await phone.goto(f"{base}/studio/earnings")
