@@ -511,5 +511,36 @@ def backup(
     )
 
 
+@app.command()
+def chaos(
+    seconds: Annotated[float, typer.Option(help="Length of the storm.", min=10)] = 40.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    nodes: Annotated[int, typer.Option(help="`giftwave serve` nodes.", min=2, max=8)] = 2,
+    viewers: Annotated[int, typer.Option(help="Viewers sending gifts.", min=2, max=200)] = 6,
+    restart_postgres: Annotated[
+        bool,
+        typer.Option(
+            "--restart-postgres/--no-restart-postgres",
+            help="Also restart the local PostgreSQL mid-storm (everyone using it notices).",
+        ),
+    ] = False,
+) -> None:
+    """A fault campaign on a scratch copy of GIFTWAVE_DATABASE_URL: nodes killed and paused,
+    Redis restarted empty, then a proof from the database that nothing was lost (exit 1 if it
+    was). docs/reliability.md."""
+    from giftwave.chaos.campaign import Plan, run_campaign
+
+    settings = _settings()
+    plan = Plan(seconds=seconds, nodes=nodes, viewers=viewers, restart_postgres=restart_postgres)
+    result = run_campaign(settings.database_url, plan)
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        for key, value in result.items():
+            out.print(f"{key}: {value}", highlight=False, markup=False, soft_wrap=True)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
