@@ -11,6 +11,9 @@ the theoretical arrival time of the next request): ``rate.per_s`` sustained, ``r
 at once. ``gcra`` is the rule, pure; both backends apply it (the Lua script is the same few
 lines). A key is a string the caller builds: "chat:<user>:<stream>", say.
 
+``UserLimit`` is one such limit per user with its refusal (gifts, share links, follows): it
+starts in memory and is given the node's shared limiter when the app starts (``use``).
+
 Redis away (restarting, out of reach) must not stop chat or likes: the Redis backend then
 answers "allowed" (fails open), logs it at most once per ``OUTAGE_LOG_EVERY_S``, and tries
 Redis again on the next call. What it protects is people's patience, not money: money has its
@@ -31,6 +34,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from giftwave.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +106,10 @@ class MemoryRateLimiter:
         self._tats: OrderedDict[str, int] = OrderedDict()
 
     async def hit(self, key: str, rate: Rate) -> float:
+        return self.hit_now(key, rate)
+
+    def hit_now(self, key: str, rate: Rate) -> float:
+        """``hit`` without a coroutine: what a gift pays on a single node."""
         now = time.monotonic_ns() // 1000
         tat, wait_us = gcra(self._tats.pop(key, 0), now, rate)
         self._tats[key] = tat
@@ -164,3 +173,39 @@ def open_rate_limiter(broker_url: str) -> RateLimiter:
     if broker_url.startswith(("redis://", "rediss://")):
         return RedisRateLimiter(broker_url)
     raise ValueError(f"unknown broker URL {broker_url!r}: use memory:// or redis://")
+
+
+class UserLimit:
+    """One per-user limit with its refusal: ``take`` spends one of the user's allowance or
+    raises ``RateLimited(code)`` saying when the next one comes. ``rate`` None limits nothing.
+
+    It counts in this process's memory until ``use`` gives it the node's limiter (the app's
+    start: Redis with a redis:// broker, so every node spends from one allowance). On memory
+    the check is a plain call, no coroutine: the gift path pays nothing for the indirection.
+    """
+
+    def __init__(self, name: str, rate: Rate | None, *, code: str, detail: str) -> None:
+        assert name
+        assert ":" not in name  # the user id follows the one colon
+        self._name = name
+        self._rate = rate
+        self._code = code
+        self._detail = detail
+        self._limiter: RateLimiter = MemoryRateLimiter()
+        self._memory: MemoryRateLimiter | None = self._limiter
+
+    def use(self, limiter: RateLimiter) -> None:
+        """Count in ``limiter`` from now on (what was counted before is not carried over)."""
+        self._limiter = limiter
+        self._memory = limiter if isinstance(limiter, MemoryRateLimiter) else None
+
+    async def take(self, user_id: int) -> None:
+        if self._rate is None:
+            return
+        key = f"{self._name}:{user_id}"
+        if self._memory is not None:
+            wait_s = self._memory.hit_now(key, self._rate)
+        else:
+            wait_s = await self._limiter.hit(key, self._rate)
+        if wait_s:
+            raise RateLimited(self._code, self._detail, retry_after_s=wait_s)

@@ -15,7 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.auth import AdminPrincipal, AuthCache, auth_cache_of, economy_of
+from giftwave.api.auth import (
+    AdminPrincipal,
+    api_key_revoked_notice,
+    economy_of,
+    user_changed_notice,
+)
 from giftwave.api.creators import PayoutOut
 from giftwave.api.fields import PlainText, StrictBool
 from giftwave.api.identity import UserOut
@@ -47,7 +52,6 @@ from giftwave.logs import audit
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Econ = Annotated[Economy, Depends(economy_of)]
-Cache = Annotated[AuthCache, Depends(auth_cache_of)]
 UserId = Annotated[int, Query(ge=1, le=2**62)]
 RECENT_MAX_ORDERS: Final = 200
 
@@ -126,8 +130,8 @@ class UserChange(BaseModel):
 async def change_user(
     user_id: Annotated[int, Path(ge=1, le=2**62)],
     body: UserChange,
+    request: Request,
     economy: Econ,
-    cache: Cache,
     admin: AdminPrincipal,
 ) -> UserOut:
     """Block or unblock (the ledger freezes their accounts too), change role, verify age."""
@@ -155,8 +159,8 @@ async def change_user(
         event = "audit.account_blocked" if body.status == "blocked" else "audit.account_unblocked"
         frozen = int(body.status == "blocked")  # the ledger freezes a blocked user's accounts
         audit(event, user_id=user_id, ledger_frozen=frozen, by_user_id=by_user_id)
-    cache.forget_user(user_id)
-    economy.gifting.forget_user(user_id)
+    # Committed: every node (this one at once) drops the user it cached (api/auth.py).
+    await request.app.state.broker.notify(user_changed_notice(user_id))
     return UserOut.of(user, economy)
 
 
@@ -393,8 +397,8 @@ async def new_api_key(body: NewApiKey, economy: Econ, admin: AdminPrincipal) -> 
 @router.delete("/api-keys/{key_id}", status_code=204)
 async def revoke_key(
     key_id: Annotated[int, Path(ge=1, le=2**62)],
+    request: Request,
     economy: Econ,
-    cache: Cache,
     admin: AdminPrincipal,
 ) -> None:
     def work() -> bool:
@@ -403,7 +407,7 @@ async def revoke_key(
 
     if not await run_in_threadpool(work):
         raise Problem(404, "api_key_not_found", f"no active API key {key_id}")
-    cache.keys.clear()
+    await request.app.state.broker.notify(api_key_revoked_notice())  # every node's keys
 
 
 class LedgerCheckOut(BaseModel):

@@ -132,6 +132,15 @@ def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Paymen
     return sandbox
 
 
+def _forget_creator(economy: Economy, user_id: int | None) -> None:
+    """A user changed on some node (None: perhaps anyone): the gifting's cached creators too,
+    so a blocked creator stops receiving gifts at once."""
+    if user_id is None:
+        economy.gifting.forget_all_users()
+    else:
+        economy.gifting.forget_user(user_id)
+
+
 async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable: bool) -> None:
     """A committed gift, to every node's copy of the room (bill first, then broadcast); again
     when its sender retries, since the process that committed it may have died before this.
@@ -351,12 +360,19 @@ def create_app(settings: Settings) -> FastAPI:
             broker.on_notice(ban_gate.notice)
             economy.gifting.add_gate(ban_gate.check)
             app.state.ban_gate = ban_gate
+            # Sessions, users and keys, cached per node; a logout, a block or a role changed
+            # anywhere drops them everywhere through the same notices (api/auth.py).
+            auth_cache = AuthCache(db, forget_elsewhere=(partial(_forget_creator, economy),))
+            broker.on_notice(auth_cache.notice)
+            app.state.auth_cache = auth_cache
             await broker.start(hub)
             stack.push_async_callback(broker.stop)
-            # Chat, likes, moderation: limits per user whatever the node (ratelimit.py).
+            # Chat, likes, moderation, gifts, shares, follows: limits per user whatever the
+            # node (ratelimit.py).
             rate_limiter = open_rate_limiter(settings.broker_url)
             stack.push_async_callback(rate_limiter.close)
             app.state.rate_limiter = rate_limiter
+            economy.gifting.use_rate_limiter(rate_limiter)
             hub.start()
             stack.push_async_callback(hub.stop)
             viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
@@ -381,7 +397,10 @@ def create_app(settings: Settings) -> FastAPI:
             sharing.start()
             stack.callback(sharing.stop)  # writes what is queued
             app.state.sharing = sharing
-            app.state.follow_limiter = follow_limiter()
+            sharing.limiter.use(rate_limiter)
+            follows_limit = follow_limiter()
+            follows_limit.use(rate_limiter)
+            app.state.follow_limiter = follows_limit
             hub.add_observer(outgoing.room_events)
             ranking = Trending(db, config_from(settings))
             await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
@@ -398,7 +417,6 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.broker = broker
             app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
             app.state.economy = economy
-            app.state.auth_cache = AuthCache(db)
             app.state.ledger_checks = admin.LedgerChecks()
             # SIGTERM drains: new gifts refused, queued ones answered, sockets told (drain.py).
             economy.gifting.add_gate(drain.gate)

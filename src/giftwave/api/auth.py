@@ -3,12 +3,20 @@ platform API key acting for one of its users, or the operator's admin token.
 
 Unsafe requests authenticated by cookie must echo the session's CSRF token in
 ``X-CSRF-Token``: a cross-site form can send the cookie, never the header.
+
+Sessions, users and API keys are cached per node for a few seconds (``AuthCache``). Whatever
+ends or changes one (a logout, a block or unblock, a role, a revoked key) announces it through
+the broker's notices once it committed (``session_ended``, ``user_changed``,
+``api_key_revoked``); every node, this one included, drops its copy at once, so the change
+holds everywhere within a notice's trip (milliseconds), not a cache's lifetime. When notices
+may have been lost (Redis restarted or was away), every node drops everything it cached.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Hashable
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, TypeVar
 
@@ -20,7 +28,14 @@ from starlette.requests import HTTPConnection
 from giftwave.api.problems import Problem
 from giftwave.db.batch_read import BatchReader
 from giftwave.economy.services import Economy
-from giftwave.identity.sessions import API_KEY_PREFIX, ApiKey, Scope, find_api_key, find_sessions
+from giftwave.identity.sessions import (
+    API_KEY_PREFIX,
+    ApiKey,
+    Scope,
+    find_api_key,
+    find_sessions,
+    token_hash,
+)
 from giftwave.identity.users import Role, User, find_by_external_ref, find_users
 from giftwave.ttl_cache import TtlCache
 
@@ -32,6 +47,23 @@ CSRF_COOKIE: Final = "gw_csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 ON_BEHALF_HEADER: Final = "giftwave-user"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_ENDED: Final = "session_ended"
+USER_CHANGED: Final = "user_changed"
+API_KEY_REVOKED: Final = "api_key_revoked"
+
+
+def session_ended_notice(token: str) -> dict[str, Any]:
+    """A session was ended: its hash, as stored (a token itself never leaves the process)."""
+    return {"type": SESSION_ENDED, "token_hash": token_hash(token)}
+
+
+def user_changed_notice(user_id: int) -> dict[str, Any]:
+    """A user was blocked, unblocked, frozen or given another role."""
+    return {"type": USER_CHANGED, "user_id": user_id}
+
+
+def api_key_revoked_notice() -> dict[str, Any]:
+    return {"type": API_KEY_REVOKED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +84,15 @@ class AuthCache:
     What is not cached is read with what other requests miss at the same moment, one query per
     batch (``BatchReader``): the entries of a room full of senders go stale together, and one
     query each had made hundreds of worker-thread hops at once, a gift p99 of 200-400 ms
-    (docs/benchmarks.md)."""
+    (docs/benchmarks.md).
 
-    def __init__(self, db: Engine) -> None:
+    Sessions are kept by the token's hash, the name a ``session_ended`` notice gives them.
+    ``notice`` drops what a notice names; ``forget_elsewhere`` are told of a changed user (or
+    of every user: None) too (the gifting's cached creators)."""
+
+    def __init__(
+        self, db: Engine, forget_elsewhere: tuple[Callable[[int | None], None], ...] = ()
+    ) -> None:
         self.db = db
         self.sessions: TtlCache[str, tuple[int, str]] = TtlCache(
             max_entries=200_000, ttl_s=10.0, refresh_s=8.0
@@ -65,29 +103,80 @@ class AuthCache:
             self._read_sessions
         )
         self.user_reads: BatchReader[int, User | None] = BatchReader(self._read_users)
+        self._forget_elsewhere = forget_elsewhere
+        # Bumped by every notice: a read (on a worker thread) that began before a change must
+        # not store its answer, now old, after the notice dropped the entry. The lock makes
+        # "still the same generation? then store" one step against a notice on the loop.
+        self._generation = 0
+        self._lock = threading.Lock()
 
     def forget_user(self, user_id: int) -> None:
         self.users.drop(user_id)
 
+    @property
+    def generation(self) -> int:
+        """Changes with every notice: a read begun before a change stores nothing after it."""
+        return self._generation
+
+    def notice(self, notice: dict[str, Any] | None) -> None:
+        """A broker notice (api/app.py registers it); None: some may have been lost."""
+        kind = None if notice is None else notice.get("type")
+        if kind not in (None, SESSION_ENDED, USER_CHANGED, API_KEY_REVOKED):
+            return  # another part's notice (a ban)
+        with self._lock:
+            self._generation += 1
+            try:
+                if notice is None:
+                    self._drop_everything()
+                elif kind == SESSION_ENDED:
+                    self.sessions.drop(str(notice["token_hash"]))
+                elif kind == USER_CHANGED:
+                    user_id = int(notice["user_id"])
+                    self.users.drop(user_id)
+                    for forget in self._forget_elsewhere:
+                        forget(user_id)
+                else:
+                    self.keys.clear()
+            except (KeyError, TypeError, ValueError):
+                self._drop_everything()  # a notice this version cannot read: trust nothing
+
+    def _drop_everything(self) -> None:
+        self.sessions.clear()
+        self.users.clear()
+        self.keys.clear()
+        for forget in self._forget_elsewhere:
+            forget(None)
+
+    def session(self, token: str) -> tuple[tuple[int, str] | None, bool]:
+        """(user id, CSRF token) of a cached session, and whether to read it again now."""
+        return self.sessions.get_refreshing(token_hash(token))
+
+    def drop_session(self, token: str) -> None:
+        self.sessions.drop(token_hash(token))
+
     def _read_sessions(self, tokens: list[str]) -> dict[str, tuple[int, str] | None]:
+        generation = self._generation
         with self.db.connect() as conn:
             found = find_sessions(conn, tokens)
         known = {t: None if i is None else (i.user_id, i.csrf_token) for t, i in found.items()}
-        for token, session in known.items():
-            if session is None:
-                self.sessions.drop(token)  # signed out or expired: a refresh stops serving it
-            else:
-                self.sessions.put(token, session)
+        with self._lock:
+            for token, session in known.items():
+                if session is None:
+                    self.drop_session(token)  # signed out or expired: a refresh stops serving
+                elif generation == self._generation:
+                    self.sessions.put(token_hash(token), session)
         return known
 
     def _read_users(self, user_ids: list[int]) -> dict[int, User | None]:
+        generation = self._generation
         with self.db.connect() as conn:
             found = find_users(conn, user_ids)
-        for user_id, user in found.items():
-            if user is None:
-                self.users.drop(user_id)
-            else:
-                self.users.put(user.id, user)
+        with self._lock:
+            for user_id, user in found.items():
+                if user is None:
+                    self.users.drop(user_id)
+                elif generation == self._generation:
+                    self.users.put(user.id, user)
         return found
 
 
@@ -129,7 +218,10 @@ async def _user(request: HTTPConnection, user_id: int) -> User:
 
 async def _session(request: HTTPConnection, token: str) -> tuple[int, str] | None:
     cache = _auth_cache(request)
-    return await _read_through(cache.sessions, cache.session_reads, token)
+    session, refresh = cache.session(token)
+    if refresh:
+        cache.session_reads.prefetch(token)
+    return session or await cache.session_reads.get(token)
 
 
 async def session_user(connection: HTTPConnection, token: str) -> User | None:
@@ -151,10 +243,12 @@ async def _api_key_principal(request: Request, secret: str) -> Principal:
             with economy.db.connect() as conn:
                 return find_api_key(conn, secret)
 
+        generation = cache.generation
         key = await run_in_threadpool(load)
         if key is None:
             raise Problem(401, "unauthorized", "unknown or revoked API key")
-        cache.keys.put(secret, key)
+        if generation == cache.generation:  # no key revoked while it was read
+            cache.keys.put(secret, key)
     external_id = request.headers.get(ON_BEHALF_HEADER)
     if external_id is None:
         return Principal(None, key)  # the integration itself, acting for no user

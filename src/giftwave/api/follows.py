@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import SessionUser
 from giftwave.api.problems import Problem
 from giftwave.clock import now_us
-from giftwave.economy.limits import UserRateLimiter
 from giftwave.identity.users import User, find_user
 from giftwave.live.streams import find_stream
+from giftwave.ratelimit import UserLimit
 from giftwave.realtime.hub import Hub
 from giftwave.social.follows import (
     MAX_FOLLOWING,
@@ -46,8 +46,8 @@ HOME_FOLLOWED_LIVE: Final = 24
 HOME_FOLLOWED_OFFLINE: Final = 8
 
 
-def _limiter(request: Request) -> UserRateLimiter:
-    limiter: UserRateLimiter = request.app.state.follow_limiter
+def _limiter(request: Request) -> UserLimit:
+    limiter: UserLimit = request.app.state.follow_limiter
     return limiter
 
 
@@ -64,7 +64,7 @@ async def follow_user(
 ) -> FollowOut:
     """Follow a user: 201 when this started it, 200 when already following. Limited per
     user together with unfollowing (429)."""
-    _limiter(request).take(user.id)
+    await _limiter(request).take(user.id)
     db = request.app.state.economy.db
 
     def work() -> FollowOut:
@@ -80,7 +80,7 @@ async def follow_user(
 @router.delete("/v1/me/following/{user_id}", status_code=204, response_class=Response)
 async def unfollow_user(user_id: int, request: Request, user: SessionUser) -> Response:
     """Stop following a user (204, followed or not)."""
-    _limiter(request).take(user.id)
+    await _limiter(request).take(user.id)
     await run_in_threadpool(unfollow, request.app.state.economy.db, user, user_id)
     return Response(status_code=204)
 

@@ -12,13 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
-    AuthCache,
     SessionUser,
     UsersWriteKey,
     WalletUser,
-    auth_cache_of,
     economy_of,
     principal,
+    session_ended_notice,
+    user_changed_notice,
 )
 from giftwave.api.fields import IsoDate
 from giftwave.api.shares import share_cookie
@@ -40,7 +40,6 @@ from giftwave.ratelimit import Rate, RateLimiter
 router = APIRouter(prefix="/v1", tags=["identity"])
 
 Econ = Annotated[Economy, Depends(economy_of)]
-Cache = Annotated[AuthCache, Depends(auth_cache_of)]
 
 # A person becomes a creator once; a few tries (a double click, a retry) are plenty, and each
 # is a transaction: past these, a script is refused, on every node alike.
@@ -182,7 +181,7 @@ async def login(body: Login, request: Request, response: Response, economy: Econ
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(request: Request, response: Response, economy: Econ, cache: Cache) -> Response:
+async def logout(request: Request, response: Response, economy: Econ) -> Response:
     authorization = request.headers.get("authorization", "")
     token = authorization.partition(" ")[2]
     # By cookie, logging out is a state change like any other: a cross-site form must not be
@@ -190,13 +189,14 @@ async def logout(request: Request, response: Response, economy: Econ, cache: Cac
     if not token and request.cookies.get(SESSION_COOKIE) and await principal(request) is not None:
         token = request.cookies[SESSION_COOKIE]
     if token:
-        cache.sessions.drop(token)
 
         def work() -> None:
             with economy.db.begin() as conn:
                 end_session(conn, token)
 
         await run_in_threadpool(work)
+        # Committed: every node (this one at once) drops the session (api/auth.py).
+        await request.app.state.broker.notify(session_ended_notice(token))
     response.status_code = 204
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -209,9 +209,7 @@ async def me(economy: Econ, user: WalletUser) -> UserOut:
 
 
 @router.post("/me/creator", response_model=UserOut)
-async def become_a_creator(
-    request: Request, economy: Econ, cache: Cache, user: SessionUser
-) -> UserOut:
+async def become_a_creator(request: Request, economy: Econ, user: SessionUser) -> UserOut:
     """The caller, a viewer, becomes a creator (go live, clips, payouts). Idempotent: a
     creator or an admin gets their account back unchanged (200 either way). A person's own
     session only (no API key); 403 account_blocked, 403 creator_too_young (min_age); 429
@@ -226,9 +224,8 @@ async def become_a_creator(
             return become_creator(conn, user.id, economy.age_rule, today())
 
     upgraded, changed = await run_in_threadpool(work)
-    if changed:  # this node's pages and routes see the role at once; others within seconds
-        cache.forget_user(user.id)
-        economy.gifting.forget_user(user.id)
+    if changed:  # every node's pages and routes see the role at once (api/auth.py)
+        await request.app.state.broker.notify(user_changed_notice(user.id))
     return UserOut.of(upgraded, economy)
 
 

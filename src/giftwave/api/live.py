@@ -214,9 +214,9 @@ async def _read(
             refusals += 1
         subscriber.reply(reply)  # acks travel in order with the frames
 
-    async def gift(ack: Any, command: dict[str, Any]) -> None:
+    async def gift(ack: Any, command: dict[str, Any], sender: User) -> None:
         try:
-            answer(await _reply(ack, _send_gift(command, economy, stream, user)))
+            answer(await _reply(ack, _send_gift(command, economy, stream, sender)))
         finally:
             in_flight.release()
 
@@ -232,11 +232,20 @@ async def _read(
                 )
                 return
             parsed = _parse(raw, user, refusal)
+            if not isinstance(parsed, str):
+                assert user is not None  # _parse refused anonymous commands
+                # The user as this node knows them now, not as the socket opened: blocked or
+                # given another role on any node since, it counts here at once (api/auth.py).
+                user = await _ticket_user(ws, user.id)
+                if user is None:
+                    await ws.close(code=CLOSE_BAD_TICKET, reason="the account is gone")
+                    return
             if isinstance(parsed, str):
                 answer(parsed)
             elif parsed[1] == "send_gift":
+                assert user is not None
                 await in_flight.acquire()
-                task = asyncio.create_task(gift(parsed[0], parsed[2]))
+                task = asyncio.create_task(gift(parsed[0], parsed[2], user))
                 gifts.add(task)
                 task.add_done_callback(gifts.discard)
             else:

@@ -117,7 +117,7 @@ async def create_share(
     carries the target's share figures after this share, so the page shows them at once."""
     kind = TargetKind(_choice(list(TargetKind), body.target_kind, "invalid_target_kind"))
     channel = Channel(_choice(list(Channel), body.channel, "invalid_channel"))
-    sharing.limiter.take(user.id)
+    await sharing.limiter.take(user.id)
     link, made = await run_in_threadpool(sharing.create, user.id, kind, body.target_id, channel)
     counts = await run_in_threadpool(sharing.counts, kind, link.target_id, now_us())
     if kind is TargetKind.STREAM:  # a share is engagement: it lifts the stream in trending

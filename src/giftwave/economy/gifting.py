@@ -31,7 +31,7 @@ from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
-from giftwave.economy.limits import DailySpend, UserRateLimiter
+from giftwave.economy.limits import DailySpend
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
     Conflict,
@@ -47,6 +47,7 @@ from giftwave.ledger.annex import GIFT_SENDS
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.live.streams import Stream, find_stream
+from giftwave.ratelimit import RateLimiter, UserLimit
 from giftwave.ttl_cache import TtlCache
 
 IDEMPOTENCY_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
@@ -149,7 +150,7 @@ class Gifting:
         wallets: Wallets,
         catalog: Catalog,
         policy: GiftingPolicy,
-        rate: UserRateLimiter,
+        rate: UserLimit,
         daily: DailySpend,
     ) -> None:
         self._db = db
@@ -174,6 +175,14 @@ class Gifting:
 
     def forget_user(self, user_id: int) -> None:
         self._users.drop(user_id)
+
+    def forget_all_users(self) -> None:
+        """Some change notices may have been lost (api/auth.py): no cached creator is trusted."""
+        self._users.clear()
+
+    def use_rate_limiter(self, limiter: RateLimiter) -> None:
+        """Count the gift rate in the node's shared limiter (Redis with a redis:// broker)."""
+        self._rate.use(limiter)
 
     async def send(self, cmd: SendGift) -> GiftSent:
         try:
@@ -202,7 +211,7 @@ class Gifting:
             intent = self._check(cmd, debt, stream, creator, today)
             for gate in self._gates:
                 await gate(cmd.sender.id, intent.creator_id)
-            self._rate.take(cmd.sender.id)
+            await self._rate.take(cmd.sender.id)  # every node's gifts of this user: one rate
             if self._daily.would_refuse(cmd.sender.id, today, intent.coins):
                 await self._reread_daily_spend(cmd.sender.id, today)
             self._daily.reserve(cmd.sender.id, today, intent.coins)

@@ -14,10 +14,10 @@ from sqlalchemy import Connection, Engine
 from giftwave.clips.library import ClipStatus, find_clip
 from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.config import Settings
-from giftwave.economy.limits import UserRateLimiter
 from giftwave.errors import NotFound
 from giftwave.identity.users import find_user, require_active
 from giftwave.live.streams import find_stream
+from giftwave.ratelimit import Rate, UserLimit
 from giftwave.sharing.attribution import (
     Event,
     Touched,
@@ -49,7 +49,6 @@ RECENT_US: Final = 3600 * 1_000_000  # "N people shared this in the last hour"
 # Making links: a burst of 30, then one every 2 s per user (a person shares a few at a time).
 SHARES_BURST: Final = 30
 SHARES_PER_S: Final = 0.5
-MAX_LIMITED_USERS: Final = 100_000
 # Links never change but for ``last_shared_at_us``; an unknown code is remembered briefly, so a
 # flood of made-up codes costs one query per code per few seconds, not one per request.
 LINK_TTL_S: Final = 60.0
@@ -76,10 +75,10 @@ class Sharing:
         self.db = db
         self.window_us = settings.share_attribution_days * DAY_US
         self.link_ttl_us = settings.share_link_ttl_days * DAY_US
-        self.limiter = UserRateLimiter(
-            rate_per_s=SHARES_PER_S,
-            burst=SHARES_BURST,
-            max_users=MAX_LIMITED_USERS,
+        # Per user on every node together, once the app gives it the node's limiter.
+        self.limiter = UserLimit(
+            "share",
+            Rate(SHARES_PER_S, SHARES_BURST),
             code="share_rate_limited",
             detail="too many share links too fast; try again in a moment",
         )

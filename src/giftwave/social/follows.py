@@ -13,15 +13,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import follows, streams, users
-from giftwave.economy.limits import UserRateLimiter
 from giftwave.errors import Invalid, NotFound
 from giftwave.identity.users import User, UserStatus, find_user, require_active
 from giftwave.live.streams import StreamStatus
+from giftwave.ratelimit import Rate, UserLimit
 
 MAX_FOLLOWING: Final = 5_000
 FOLLOW_CHANGES_PER_S: Final = 0.5  # one change every two seconds, sustained
 FOLLOW_CHANGES_BURST: Final = 20
-MAX_LIMITED_USERS: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +82,13 @@ def followed_offline(conn: Connection, follower_id: int, limit: int) -> list[Fol
 
 
 def follow_limiter(
-    *,
-    rate_per_s: float = FOLLOW_CHANGES_PER_S,
-    burst: int = FOLLOW_CHANGES_BURST,
-    max_users: int = MAX_LIMITED_USERS,
-) -> UserRateLimiter:
-    """Following and unfollowing both spend a token of the user's bucket."""
-    return UserRateLimiter(
-        rate_per_s=rate_per_s,
-        burst=burst,
-        max_users=max_users,
+    *, rate_per_s: float = FOLLOW_CHANGES_PER_S, burst: int = FOLLOW_CHANGES_BURST
+) -> UserLimit:
+    """Following and unfollowing both spend one of the user's allowance, on every node
+    together once the app gives it the node's limiter (ratelimit.py)."""
+    return UserLimit(
+        "follow",
+        Rate(rate_per_s, burst),
         code="follow_rate_limited",
         detail="too many follows and unfollows too fast; try again in a moment",
     )
