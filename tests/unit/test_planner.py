@@ -820,3 +820,36 @@ def test_reversal_points_at_the_original(ledger: MemLedger, coin: tuple[int, int
     assert ledger.balances(viewer) == (0, 30, 0, 130)
     # The original is untouched: corrections are new transfers.
     assert ledger.transfers["g"].amount == 30
+
+
+# --- a debit limit (the daily spend cap's leg: economy/gifting.py) ---------------------------
+
+
+def test_a_debit_limit_refuses_what_would_take_net_debits_past_it_in_one_batch(
+    ledger: MemLedger, coin: tuple[int, int]
+) -> None:
+    day, platform = ledger.open("COIN"), coin[1]
+    plan = ledger.plan(
+        *(
+            [
+                Transfer(f"s{n}", day, platform, 4, GIFT, True, debit_limit=10),
+                Transfer(f"c{n}", coin[0], platform, 4, GIFT),
+            ]
+            for n in range(3)
+        )
+    )
+    # 4 + 4 fit under 10; the third would make 12: its whole chain fails, the coins stay.
+    assert plan.results[2] == [Outcome.EXCEEDS_DEBIT_LIMIT, Outcome.LINKED_EVENT_FAILED]
+    assert ledger.balances(day) == (0, 8, 0, 0)
+    assert ledger.balances(coin[0]) == (0, 8, 0, 100)
+    # Credits (a reversal's leg) give room back; the limit counts net debits.
+    assert ledger.submit(Transfer("back", platform, day, 4, TransferCode.REFUND)) == [Outcome.OK]
+    assert ledger.submit(Transfer("s9", day, platform, 6, GIFT, debit_limit=10)) == [Outcome.OK]
+    fail_alone(
+        ledger, Transfer("s10", day, platform, 1, GIFT, debit_limit=10), Outcome.EXCEEDS_DEBIT_LIMIT
+    )
+    # A replay is judged as a replay, whatever the limit now.
+    assert ledger.submit(Transfer("s9", day, platform, 6, GIFT, debit_limit=1)) == [Outcome.EXISTS]
+    fail_alone(
+        ledger, Transfer("s11", day, platform, 1, GIFT, debit_limit=-1), Outcome.INVALID_DEBIT_LIMIT
+    )

@@ -1,8 +1,9 @@
 """Sending a gift: every check, then the linked pair through the posting engine.
 
     SendGift ──► checks (stream live, gift on sale, sender ≠ creator, ages, not blocked, no
-                 debt, count, gates: not banned by the creator, rate, daily spend)
-                 ──► ledger pair + gift_sends row ──► GiftSent
+                 debt, count, gates: not banned by the creator, rate)
+                 ──► ledger chain (day's spend ≤ cap, coins, diamonds) + gift_sends row
+                 ──► GiftSent
 
 Idempotent by (sender, idempotency_key): the key names the gift's transfers, so a retry, a
 double submit or two concurrent submits post at most once, and answer the same. The
@@ -13,6 +14,11 @@ When the ledger answers that the pair exists (or that the key's transfers differ
 row says what the key was used for: the same gift is answered with its first receipt, another
 one is a conflict. Bill first, then broadcast: a ``GiftSent`` is returned only after the
 ledger committed.
+
+The daily spend cap is the first leg of the chain: it debits the sender's account of the day
+with the cap as its ``debit_limit``, so the ledger refuses an over-cap gift in the batch's own
+transaction, where every node's batches serialize: exact across nodes, and no extra round trip
+(docs/economy.md, "The daily spend cap").
 """
 
 from __future__ import annotations
@@ -24,15 +30,15 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Final
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, select
 
 from giftwave import metrics
-from giftwave.clock import day_of, day_start_us, now_us
+from giftwave.clock import day_of, now_us
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
-from giftwave.economy.limits import DailySpend
-from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
+from giftwave.economy.limits import UserRateLimiter, daily_spend_refused
+from giftwave.economy.wallets import DAILY_SPEND, DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
     Conflict,
     DomainError,
@@ -47,7 +53,6 @@ from giftwave.ledger.annex import GIFT_SENDS
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.live.streams import Stream, find_stream
-from giftwave.ratelimit import RateLimiter, UserLimit
 from giftwave.ttl_cache import TtlCache
 
 IDEMPOTENCY_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
@@ -119,27 +124,12 @@ class _Legs:
     gifts_spent: int
     diamonds_issued: int
     creator_diamonds: int
+    day_spent: int | None  # the sender's account of the day; None: no daily cap
+    daily_spend: int | None
 
 
 def send_id_of(sender_id: int, key: str) -> str:
     return f"gift:{sender_id}:{key}"
-
-
-def day_spent_coins(conn: Connection, user_id: int, day: date) -> int:
-    """Coins the user spent on committed gifts on ``day`` (UTC), net of reversed gifts: what
-    the daily cap counts (docs/economy.md)."""
-    start = day_start_us(day)
-    total = conn.execute(
-        select(func.coalesce(func.sum(gift_sends.c.coins), 0))
-        .select_from(gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id))
-        .where(
-            gift_sends.c.sender_id == user_id,
-            gift_sends.c.created_at_us >= start,
-            gift_sends.c.created_at_us < start + 86_400_000_000,
-            gift_sends.c.reversed.is_(False),
-        )
-    ).scalar_one()
-    return int(total)
 
 
 class Gifting:
@@ -150,8 +140,8 @@ class Gifting:
         wallets: Wallets,
         catalog: Catalog,
         policy: GiftingPolicy,
-        rate: UserLimit,
-        daily: DailySpend,
+        rate: UserRateLimiter,
+        daily_spend_max_coins: int,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -159,7 +149,7 @@ class Gifting:
         self._catalog = catalog
         self._policy = policy
         self._rate = rate
-        self._daily = daily
+        self._daily_max_coins = daily_spend_max_coins  # 0: no cap
         self._balances: BatchReader[int, int] = BatchReader(wallets.available)
         self._streams: TtlCache[str, Stream] = TtlCache(max_entries=10_000, ttl_s=1.0)
         self._users: TtlCache[int, User] = TtlCache(max_entries=100_000, ttl_s=5.0)
@@ -175,14 +165,6 @@ class Gifting:
 
     def forget_user(self, user_id: int) -> None:
         self._users.drop(user_id)
-
-    def forget_all_users(self) -> None:
-        """Some change notices may have been lost (api/auth.py): no cached creator is trusted."""
-        self._users.clear()
-
-    def use_rate_limiter(self, limiter: RateLimiter) -> None:
-        """Count the gift rate in the node's shared limiter (Redis with a redis:// broker)."""
-        self._rate.use(limiter)
 
     async def send(self, cmd: SendGift) -> GiftSent:
         try:
@@ -211,10 +193,7 @@ class Gifting:
             intent = self._check(cmd, debt, stream, creator, today)
             for gate in self._gates:
                 await gate(cmd.sender.id, intent.creator_id)
-            await self._rate.take(cmd.sender.id)  # every node's gifts of this user: one rate
-            if self._daily.would_refuse(cmd.sender.id, today, intent.coins):
-                await self._reread_daily_spend(cmd.sender.id, today)
-            self._daily.reserve(cmd.sender.id, today, intent.coins)
+            self._rate.take(cmd.sender.id)
         except DomainError:
             replayed = await self._replay(cmd)
             if replayed is not None:
@@ -222,27 +201,14 @@ class Gifting:
                 return replayed  # the same answer as the first time, whatever changed since
             raise
         assert legs is not None
-        try:
-            outcome = await self._post(cmd, intent, legs)
-        except BaseException:
-            self._daily.release(cmd.sender.id, today, intent.coins)
-            raise
+        outcome = await self._post(cmd, intent, legs)
         if outcome is not Outcome.OK:  # the key's transfers were there: a retry, or a conflict
-            self._daily.release(cmd.sender.id, today, intent.coins)  # counted when it first went
             intent = await self._first_use(cmd)
         else:
-            self._daily.settle(cmd.sender.id, today, intent.coins)
             metrics.GIFTS_COMMITTED.inc()  # a retry's replay is not counted again
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
         await self._tell(sent, cmd.sender.handle)
         return sent
-
-    async def _reread_daily_spend(self, user_id: int, today: date) -> None:
-        """Before the daily cap refuses, the day's net spend from the database: a gift
-        reversed since (by an admin, on any node) no longer counts (limits.DailySpend)."""
-        mark = self._daily.mark(user_id, today)
-        spent = await asyncio.to_thread(self._daily.read, user_id, today)
-        self._daily.refresh(user_id, today, spent, mark)
 
     def add_gate(self, gate: GiftGate) -> None:
         """A rule the economy does not own, asked before every gift is billed."""
@@ -285,18 +251,26 @@ class Gifting:
         if refresh:
             self._debt_reads.prefetch(cmd.sender.id)
         stream = self._streams.get(cmd.stream_id)
-        if stream is None or self._daily.needs_load(cmd.sender.id, today):
+        if stream is None:
             return None
         creator = self._users.get(stream.creator_id)
         legs = self._wallets.cached_legs(cmd.sender.id, stream.creator_id)
         if creator is None or legs is None:
             return None
+        day_spent = daily_spend = None
+        if self._daily_max_coins:
+            day_spent = self._wallets.cached_day_account(cmd.sender.id, today)
+            daily_spend = self._wallets.cached_id(DAILY_SPEND)
+            if day_spent is None or daily_spend is None:  # the first gift of the day here
+                return None
         viewer_coins, gifts_spent, diamonds_issued, creator_diamonds = legs
         return (
             debt,
             stream,
             creator,
-            _Legs(viewer_coins, gifts_spent, diamonds_issued, creator_diamonds),
+            _Legs(
+                viewer_coins, gifts_spent, diamonds_issued, creator_diamonds, day_spent, daily_spend
+            ),
         )
 
     def _read_debts(self, user_ids: list[int]) -> dict[int, int]:
@@ -340,15 +314,16 @@ class Gifting:
                     creator = find_user(conn, stream.creator_id)
                     if creator is not None:
                         self._users.put(creator.id, creator)
-            if self._daily.needs_load(cmd.sender.id, today):
-                self._daily.load(cmd.sender.id, today)
         legs = None
         if creator is not None:
+            capped = self._daily_max_coins > 0
             legs = _Legs(
                 viewer_coins=self._wallets.user(cmd.sender.id).coins,
                 gifts_spent=self._wallets.platform(GIFTS_SPENT, "COIN"),
                 diamonds_issued=self._wallets.platform(DIAMONDS_ISSUED, "DIAMOND"),
                 creator_diamonds=self._wallets.user(creator.id).diamonds,
+                day_spent=self._wallets.day_account(cmd.sender.id, today) if capped else None,
+                daily_spend=self._wallets.platform(DAILY_SPEND, "COIN") if capped else None,
             )
         return debt, stream, creator, legs
 
@@ -438,27 +413,48 @@ class Gifting:
         coins = Transfer(
             base + ":c", legs.viewer_coins, legs.gifts_spent, intent.coins, TransferCode.GIFT
         )
-        pair = [coins]
+        chain = [coins]
         if intent.diamonds > 0:  # a creator rate below 100% can round a 1-coin gift to 0
-            pair = [
-                coins._replace(linked=True),
+            chain.append(
                 Transfer(
                     base + ":d",
                     legs.diamonds_issued,
                     legs.creator_diamonds,
                     intent.diamonds,
                     TransferCode.GIFT,
-                ),
-            ]
+                )
+            )
+        if legs.day_spent is not None and legs.daily_spend is not None:
+            # First, so that an over-cap gift is refused for the cap whatever else is wrong,
+            # as before the cap moved into the ledger. The cap in force on this node is the
+            # limit: a changed setting applies from the next gift.
+            spend = Transfer(
+                base + ":s",
+                legs.day_spent,
+                legs.daily_spend,
+                intent.coins,
+                TransferCode.GIFT,
+                debit_limit=self._daily_max_coins,
+            )
+            chain.insert(0, spend)
+        chain = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
         annex = (GIFT_SENDS.name, self._annex(cmd, intent, coins.id))
-        outcomes = await self._engine.submit(pair, annex)
+        outcomes = await self._engine.submit(chain, annex)
         first = outcomes[0]
         if all(o.succeeded for o in outcomes):
-            return first  # OK, or EXISTS: an annexed pair is all new or all replayed
+            return first  # OK, or EXISTS: an annexed chain is all new or all replayed
         failed = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
         if failed is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
             return failed  # e.g. a retry after a price change: the first gift's row decides
+        if failed is Outcome.EXCEEDS_DEBIT_LIMIT and legs.day_spent is not None:
+            spent = await asyncio.to_thread(self._net_debits, legs.day_spent)
+            raise daily_spend_refused(self._daily_max_coins, spent)
         raise _gift_failure(failed)
+
+    def _net_debits(self, account_id: int) -> int:
+        """A day account's spend: its gifts less their reversals."""
+        (account,) = self._wallets.accounts([account_id])
+        return account.debits_posted + account.debits_pending - account.credits_posted
 
     async def _receipt(
         self, cmd: SendGift, intent: _Intent, coins_account: int | None = None

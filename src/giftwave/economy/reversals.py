@@ -175,6 +175,11 @@ def _plan(
     with db.connect() as conn:
         row = conn.execute(_sends().where(gift_sends.c.transfer_id == coins_leg)).first()
         done = transfer_amounts(conn, [coins_leg, diamonds_leg, rev_c, rev_d, rev_dd])
+        spend = conn.execute(
+            select(
+                transfers.c.debit_account_id, transfers.c.credit_account_id, transfers.c.amount
+            ).where(transfers.c.id == send_id + ":s")
+        ).first()
     if row is None or coins_leg not in done:
         raise NotFound("gift_send_not_found", f"no committed gift {send_id!r}")
     gift = _sent_gift(row._mapping)
@@ -205,6 +210,21 @@ def _plan(
                 debt,
                 code,
                 reverses_id=diamonds_leg,
+            )
+        )
+    if spend is not None:
+        # The gift counted towards its sender's daily cap (economy/gifting.py): the same day's
+        # account is credited back, so the cap counts spend net of reversals. A gift sent
+        # while the cap was off has no such leg and gives nothing back.
+        day_spent, daily_spend, spent = (int(v) for v in spend)
+        chain.append(
+            Transfer(
+                send_id + ":rev:s",
+                daily_spend,
+                day_spent,
+                spent,
+                code,
+                reverses_id=send_id + ":s",
             )
         )
     linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.config import Settings
 from giftwave.economy.catalog import Catalog, seed_default_catalog
-from giftwave.economy.gifting import Gifting, GiftingPolicy, day_spent_coins
-from giftwave.economy.limits import DailySpend, gift_limiter
+from giftwave.economy.gifting import Gifting, GiftingPolicy
+from giftwave.economy.limits import gift_limiter
 from giftwave.economy.packages import seed_default_packages
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
@@ -45,10 +44,6 @@ class Economy:
         wallets = Wallets(db)
         catalog = Catalog(db)
 
-        def load_spent(user_id: int, day: date) -> int:
-            with db.connect() as conn:
-                return day_spent_coins(conn, user_id, day)
-
         gifting = Gifting(
             db,
             engine,
@@ -60,7 +55,7 @@ class Economy:
                 age_rule=age_rule,
             ),
             gift_limiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
-            DailySpend(max_coins=settings.gift_daily_spend_max_coins, load=load_spent),
+            settings.gift_daily_spend_max_coins,
         )
         payouts = Payouts(
             db,

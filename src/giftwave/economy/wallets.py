@@ -4,10 +4,12 @@
     user:<id>:diamonds       DIAMOND  no overdraft   what a creator has earned
     user:<id>:coin_debt      COIN     may go below   coins clawed back after they were spent
     user:<id>:diamond_debt   DIAMOND  may go below   diamonds clawed back after a payout
+    user:<id>:spent:<day>    COIN     debit-normal   the day's gifts net of reversals (the cap)
     platform:coins_issued    COIN     the source of every coin sold
     platform:gifts_spent     COIN     where spent coins go
     platform:diamonds_issued DIAMOND  the source of every diamond earned
     platform:payouts         DIAMOND  diamonds cashed out
+    platform:daily_spend     COIN     the other side of every day account's legs
     platform:sales:<CUR>     fiat     what viewers paid, by currency
     platform:provider:<name>:<CUR>  fiat  what the payment provider holds for us
 
@@ -16,13 +18,16 @@ A debt account's balance is minus the debt; the debt is settled from the next to
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 from sqlalchemy import Engine, select
 
 from giftwave.db.tables import accounts as accounts_table
+from giftwave.economy.limits import daily_spend_account
 from giftwave.ledger.accounts import (
     AccountSpec,
     open_accounts,
@@ -35,6 +40,10 @@ COINS_ISSUED: Final = "platform:coins_issued"
 GIFTS_SPENT: Final = "platform:gifts_spent"
 DIAMONDS_ISSUED: Final = "platform:diamonds_issued"
 PAYOUTS: Final = "platform:payouts"
+DAILY_SPEND: Final = "platform:daily_spend"
+# Day accounts remembered by this process: one per gifting user and UTC day, so the cache is
+# bounded apart from the other names (which are a few per user, for good).
+DAY_ACCOUNTS_MAX: Final = 100_000
 OPEN_PART_MAX: Final = 2_000  # accounts per statement: well under every backend's limits
 
 
@@ -80,6 +89,7 @@ class Wallets:
     def __init__(self, db: Engine) -> None:
         self._db = db
         self._ids: dict[str, int] = {}
+        self._days: OrderedDict[tuple[int, date], int] = OrderedDict()
 
     def account_id(
         self, name: str, asset: str, flags: AccountFlags = AccountFlags.NONE, owner: str = ""
@@ -114,6 +124,28 @@ class Wallets:
         if None in legs:
             return None
         return legs  # type: ignore[return-value]
+
+    def cached_id(self, name: str) -> int | None:
+        """An account's id, if this process knows it without the database."""
+        return self._ids.get(name)
+
+    def cached_day_account(self, user_id: int, day: date) -> int | None:
+        """The id of the user's account of ``day`` (``limits.daily_spend_account``), if known."""
+        return self._days.get((user_id, day))
+
+    def day_account(self, user_id: int, day: date) -> int:
+        """The user's account of ``day``, opened at the first gift of the day on any node."""
+        account_id = self._days.get((user_id, day))
+        if account_id is None:
+            name = daily_spend_account(user_id, day)
+            with self._db.begin() as conn:
+                (opened,) = open_accounts(
+                    conn, [AccountSpec(name, "COIN", owner=f"user:{user_id}")]
+                )
+            account_id = self._days[(user_id, day)] = opened.id
+            while len(self._days) > DAY_ACCOUNTS_MAX:
+                self._days.popitem(last=False)
+        return account_id
 
     def user(self, user_id: int) -> UserAccounts:
         coins, diamonds, coin_debt, diamond_debt = self._open(_user_specs(user_id))

@@ -54,6 +54,11 @@ class Transfer(NamedTuple):
     ``linked`` chains this transfer to the next one in the same submission: the chain
     succeeds or fails as a whole. For post/void of a pending transfer, the accounts may be 0
     (taken from the pending transfer) and a void's amount may be 0 (the whole reservation).
+    ``debit_limit`` (0: none) is a condition, not a field of the movement: the debit account's
+    net debits (posted and pending debits less posted credits) after this transfer may not
+    exceed it. It is not stored, so a replay is judged without it. A gift's daily spend leg
+    carries the cap in force (economy/gifting.py): the cap is checked in the batch's own
+    transaction, which every node's batches serialize on, so it holds across nodes.
     """
 
     id: str
@@ -66,6 +71,7 @@ class Transfer(NamedTuple):
     pending_id: str | None = None
     reverses_id: str | None = None
     timeout_s: int = 0
+    debit_limit: int = 0
 
 
 class Outcome(enum.StrEnum):
@@ -85,6 +91,8 @@ class Outcome(enum.StrEnum):
     DEBIT_ACCOUNT_FROZEN = "debit_account_frozen"
     CREDIT_ACCOUNT_FROZEN = "credit_account_frozen"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    EXCEEDS_DEBIT_LIMIT = "exceeds_debit_limit"
+    INVALID_DEBIT_LIMIT = "invalid_debit_limit"
     ID_REUSED_WITH_DIFFERENT_FIELDS = "id_reused_with_different_fields"
     TIMEOUT_REQUIRES_PENDING = "timeout_requires_pending"
     INVALID_TIMEOUT = "invalid_timeout"

@@ -269,6 +269,10 @@ class _Planner:
         dpo, dp, cpo = debit.dpo, debit.dp, credit.cpo
         if debit.flags & _NO_OVERDRAFT and dpo + dp + amount > debit.cpo:
             return Outcome.INSUFFICIENT_FUNDS
+        if t.debit_limit:  # one load and a test for the transfers without one (most)
+            refused = _over_debit_limit(t.debit_limit, dpo + dp - debit.cpo + amount)
+            if refused is not None:
+                return refused
         if dpo + dp + amount > INT64_MAX or cpo + credit.cp + amount > INT64_MAX:
             return Outcome.AMOUNT_TOO_LARGE
         self.undo += (
@@ -320,6 +324,10 @@ class _Planner:
             return Outcome.CREDIT_ACCOUNT_FROZEN
         if debit.flags & _NO_OVERDRAFT and debit.dpo + debit.dp + amount > debit.cpo:
             return Outcome.INSUFFICIENT_FUNDS
+        if t.debit_limit:
+            refused = _over_debit_limit(t.debit_limit, debit.dpo + debit.dp - debit.cpo + amount)
+            if refused is not None:
+                return refused
         if debit.dpo + debit.dp + amount > INT64_MAX or credit.cpo + credit.cp + amount > INT64_MAX:
             return Outcome.AMOUNT_TOO_LARGE
         undo = self.undo
@@ -452,6 +460,16 @@ class _Planner:
             if delta[1] or delta[2] or delta[3] or delta[4]:
                 deltas.append(delta)
         return deltas
+
+
+def _over_debit_limit(limit: int, net_debits_after: int) -> Outcome | None:
+    """Why a transfer with this ``debit_limit`` is refused, leaving the debit account with
+    these net debits; None when it may go."""
+    if limit.__class__ is not int or limit < 0:  # a caller's value: checked, not trusted
+        return Outcome.INVALID_DEBIT_LIMIT
+    if net_debits_after > limit:
+        return Outcome.EXCEEDS_DEBIT_LIMIT
+    return None
 
 
 def _same_fields(prior: StoredRow, t: Transfer) -> bool:
