@@ -337,6 +337,212 @@ def bench_ws_gifts(
     _print_result(result.as_dict(), as_json)
 
 
+@bench_app.command("cluster")
+def bench_cluster(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    nodes: Annotated[int, typer.Option(help="giftwave serve nodes.", min=1, max=16)] = 2,
+    viewers: Annotated[int, typer.Option(help="Viewer sockets through HAProxy.", min=1)] = 1000,
+    gifters: Annotated[int, typer.Option(help="WebSocket gifters per node.", min=1)] = 50,
+    window: Annotated[int, typer.Option(help="Gifts in flight per gifter.", min=1)] = 4,
+    connections: Annotated[int, typer.Option(help="REST connections per node.", min=1)] = 8,
+    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up before it.", min=0.5)] = 3.0,
+) -> None:
+    """N nodes behind HAProxy on PostgreSQL + Redis: gifts/s, cross-node latency, CPU/gift."""
+    from giftwave.bench.cluster import ClusterBenchConfig, run_cluster_bench
+
+    settings = _settings()
+    cfg = ClusterBenchConfig(
+        nodes=nodes,
+        viewers=viewers,
+        ws_gifters_per_node=gifters,
+        window=window,
+        rest_connections_per_node=connections,
+        seconds=seconds,
+        warmup_seconds=warmup,
+    )
+    try:
+        result = run_cluster_bench(settings.database_url, cfg, _progress(as_json))
+    except RuntimeError as exc:  # no PostgreSQL, no HAProxy or Redis, a node that did not start
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
+        raise typer.Exit(1) from exc
+    _print_result(result.as_dict(), as_json)
+
+
+@bench_app.command("trending")
+def bench_trending(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    repeat: Annotated[int, typer.Option(help="Runs (the median is reported).", min=1)] = 3,
+) -> None:
+    """100,000 engagement events through the trending ranking, beside a full rescan per read."""
+    from giftwave.bench.trending import run_trending_bench
+
+    result = run_trending_bench(_progress(as_json), repeat)
+    _print_result(result.as_dict(), as_json)
+
+
+@bench_app.command("analytics")
+def bench_analytics(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    transfers: Annotated[
+        int, typer.Option(help="Transfers to generate (gifts are two each).", min=1000)
+    ] = 10_000_000,
+    viewers: Annotated[int, typer.Option(help="Viewers in the simulated day.", min=1)] = 100_000,
+) -> None:
+    """Analytics queries over N transfers (PostgreSQL), and one simulated day of V viewers."""
+    from giftwave.bench.analytics import run_analytics_bench
+
+    settings = _settings()
+    result = run_analytics_bench(settings.database_url, transfers, viewers, _progress(as_json))
+    _print_result(result, as_json)
+
+
+@app.command()
+def simulate(
+    config: Annotated[str, typer.Option("--config", help="The scenario (TOML).")],
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="A second scenario, side by side.")
+    ] = None,
+    report: Annotated[str, typer.Option("--report", help="Where to write the HTML report.")] = (
+        "simulation-report.html"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Run a simulated population through the real economy code (a scratch database per
+    scenario) and print the health figures; write charts to an HTML report."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from giftwave.simulate.report import differences, render_report
+    from giftwave.simulate.run import simulate as run_simulation
+    from giftwave.simulate.scenario import ScenarioError, load_scenario
+
+    try:
+        scenarios = [load_scenario(Path(p)) for p in (config, compare) if p is not None]
+    except ScenarioError as exc:
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    results = []
+    with Progress(console=err, transient=True) as progress:
+        for scenario in scenarios:
+            task = progress.add_task(f"simulating {scenario.name}", total=scenario.days)
+
+            def advance(done: int, _days: int, task: Any = task) -> None:
+                progress.update(task, completed=done)
+
+            results.append(run_simulation(scenario, advance))
+    Path(report).write_text(render_report(results), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results]) + "\n")
+    else:
+        for result in results:
+            _print_figures(result)
+        if len(results) == 2:
+            out.print("[bold]What changed[/bold]")
+            for line in differences(results[0], results[1]) or ["no figure moved by 5% or more"]:
+                out.print(f"  {line}", highlight=False)
+        out.print(f"report: {report}")
+    if not all(r.ledger_clean for r in results):
+        err.print("[red]giftwave: ledger verify found problems in a simulated run[/red]")
+        raise typer.Exit(1)
+
+
+def _print_figures(result: Any) -> None:
+    from giftwave.simulate.report import COMPARED
+
+    f = result.figures
+    out.print(
+        f"[bold]{result.scenario.name}[/bold] (ledger verify: "
+        f"{'clean' if result.ledger_clean else 'PROBLEMS'}, {result.transfers:,} transfers)"
+    )
+    for key, label, share in COMPARED:
+        value = getattr(f, key)
+        out.print(
+            f"  {label:<40} {value:.1%}" if share else f"  {label:<40} {value:,}", highlight=False
+        )
+
+
+@bench_app.command("watermark")
+def bench_watermark(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    repeat: Annotated[int, typer.Option(help="Renders (the median is reported).", min=1)] = 1,
+) -> None:
+    """A 30 s 720p clip rendered as a watermarked download: how much faster than real time."""
+    from giftwave.bench.watermark import run_watermark_bench
+    from giftwave.clips.media import FfmpegMissing
+
+    try:
+        result = run_watermark_bench(_progress(as_json), repeat)
+    except FfmpegMissing as exc:
+        err.print(f"[red]giftwave: {exc}[/red]")
+        raise typer.Exit(2) from None
+    _print_result(result.as_dict(), as_json)
+
+
+def _refuse_unknown_variables() -> None:
+    """Exit 2 naming each ``GIFTWAVE_*`` variable giftwave does not read."""
+    from giftwave.config_check import environment_findings
+
+    try:
+        unknown = environment_findings(os.environ)
+    except ConfigError as exc:
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    for finding in unknown:
+        err.print(f"[red]giftwave: {finding.line()}[/red]", highlight=False, soft_wrap=True)
+    if unknown:
+        err.print("[red]giftwave: refusing to start (`giftwave config check` lists all)[/red]")
+        raise typer.Exit(2)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Print the effective settings (secrets masked); exit 1 on an unknown GIFTWAVE_*
+    variable or an unsafe combination, 2 on a value giftwave cannot run with."""
+    from giftwave.config_check import (
+        effective_settings,
+        environment_findings,
+        unsafe_combinations,
+    )
+
+    settings = _settings()
+    for variable, shown in effective_settings(settings):
+        out.print(f"{variable}={shown}", highlight=False, markup=False, soft_wrap=True)
+    findings = environment_findings(os.environ) + unsafe_combinations(settings)
+    for finding in findings:
+        err.print(finding.line(), highlight=False, markup=False, soft_wrap=True)
+    errors = sum(1 for f in findings if f.level == "error")
+    warnings = len(findings) - errors
+    err.print(f"config check: {errors} error(s), {warnings} warning(s)", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backup(
+    path: Annotated[str, typer.Argument(help="The copy to write (must not exist yet).")],
+) -> None:
+    """Copy the SQLite database to PATH while the server runs: one consistent snapshot
+    (SQLite's online backup). PostgreSQL: use pg_dump (docs/operations.md)."""
+    from pathlib import Path
+
+    from giftwave.db.backup import BackupRefused, backup_sqlite
+    from giftwave.db.urls import parse_database_url
+
+    settings = _settings()
+    try:
+        copied = backup_sqlite(parse_database_url(settings.database_url), Path(path))
+    except BackupRefused as exc:
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(
+        f"backup: {copied.pages} pages ({copied.bytes} bytes) written to {path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @bench_app.command("trending")
 def bench_trending(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

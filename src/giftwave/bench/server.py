@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -57,6 +57,7 @@ class BenchRoom:
     stream_id: str
     creator_token: str
     viewer_tokens: list[str]
+    viewer_ids: list[int] = field(default_factory=list)  # in the order of viewer_tokens
 
 
 def raise_open_files_limit() -> None:
@@ -149,7 +150,7 @@ async def setup_room(base: str, viewers: int) -> BenchRoom:
         stream_id = str(r.json()["id"])
         sem = asyncio.Semaphore(16)
 
-        async def viewer(n: int) -> str:
+        async def viewer(n: int) -> tuple[int, str]:
             async with sem:
                 user_id, token = await person(n, "viewer")
                 grant = await client.post(
@@ -158,10 +159,15 @@ async def setup_room(base: str, viewers: int) -> BenchRoom:
                     headers=admin,
                 )
                 grant.raise_for_status()
-                return token
+                return user_id, token
 
-        tokens = await asyncio.gather(*(viewer(n) for n in range(1, viewers + 1)))
-    return BenchRoom(stream_id=stream_id, creator_token=creator_token, viewer_tokens=list(tokens))
+        people = await asyncio.gather(*(viewer(n) for n in range(1, viewers + 1)))
+    return BenchRoom(
+        stream_id=stream_id,
+        creator_token=creator_token,
+        viewer_tokens=[token for _, token in people],
+        viewer_ids=[user_id for user_id, _ in people],
+    )
 
 
 async def socket_tickets(base: str, stream_id: str, tokens: list[str]) -> list[str]:

@@ -47,6 +47,8 @@ class WsClient(asyncio.Protocol):
         self.closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
         self._upgraded = False
+        # The 101 answer's status line and headers: which node a proxy chose (bench cluster).
+        self.response_head = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass of it
@@ -59,7 +61,8 @@ class WsClient(asyncio.Protocol):
                 if len(self._buffer) > HANDSHAKE_LIMIT_BYTES:
                     self._fail(ConnectionError("handshake response too large"))
                 return
-            status = bytes(self._buffer[:end]).split(b"\r\n", 1)[0]
+            self.response_head = bytes(self._buffer[:end])
+            status = self.response_head.split(b"\r\n", 1)[0]
             del self._buffer[: end + 4]
             if b" 101 " not in status + b" ":
                 self._fail(ConnectionError(f"upgrade refused: {status.decode(errors='replace')}"))
