@@ -37,7 +37,7 @@ from giftwave.clock import day_of, now_us
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
-from giftwave.economy.limits import UserRateLimiter, daily_spend_refused
+from giftwave.economy.limits import daily_spend_refused
 from giftwave.economy.wallets import DAILY_SPEND, DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
     Conflict,
@@ -53,6 +53,7 @@ from giftwave.ledger.annex import GIFT_SENDS
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.live.streams import Stream, find_stream
+from giftwave.ratelimit import RateLimiter, UserLimit
 from giftwave.ttl_cache import TtlCache
 
 IDEMPOTENCY_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
@@ -140,7 +141,7 @@ class Gifting:
         wallets: Wallets,
         catalog: Catalog,
         policy: GiftingPolicy,
-        rate: UserRateLimiter,
+        rate: UserLimit,
         daily_spend_max_coins: int,
     ) -> None:
         self._db = db
@@ -165,6 +166,14 @@ class Gifting:
 
     def forget_user(self, user_id: int) -> None:
         self._users.drop(user_id)
+
+    def forget_all_users(self) -> None:
+        """Some change notices may have been lost (api/auth.py): no cached creator is trusted."""
+        self._users.clear()
+
+    def use_rate_limiter(self, limiter: RateLimiter) -> None:
+        """Count the gift rate in the node's shared limiter (Redis with a redis:// broker)."""
+        self._rate.use(limiter)
 
     async def send(self, cmd: SendGift) -> GiftSent:
         try:
@@ -193,7 +202,7 @@ class Gifting:
             intent = self._check(cmd, debt, stream, creator, today)
             for gate in self._gates:
                 await gate(cmd.sender.id, intent.creator_id)
-            self._rate.take(cmd.sender.id)
+            await self._rate.take(cmd.sender.id)  # every node's gifts of this user: one rate
         except DomainError:
             replayed = await self._replay(cmd)
             if replayed is not None:
