@@ -45,6 +45,10 @@ KEY_MAX_CHARS: Final = 200
 # A rate check is on the path of a chat line or a like: a Redis that does not answer in this
 # long is treated as away (fail open) rather than holding the viewer's command.
 REDIS_TIMEOUT_S: Final = 0.25
+# Checks of one process share these connections, waiting (up to REDIS_TIMEOUT_S) for a free
+# one. redis-py's own pool refuses past 100 at once ("Too many connections"): a burst of 3,000
+# gift checks let 2,900 through unchecked (failing open) where they now queue briefly.
+REDIS_CONNECTIONS_MAX: Final = 32
 OUTAGE_LOG_EVERY_S: Final = 10.0
 
 # KEYS[1]: the key; ARGV: interval between requests (us), burst. Returns 0 (allowed) or the
@@ -124,12 +128,15 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     def __init__(self, url: str) -> None:
         # Its own client: a rate check must not queue behind the broker's blocking reads.
-        self._redis = aioredis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_CONNECTIONS_MAX,
+            timeout=REDIS_TIMEOUT_S,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
         )
+        self._redis = aioredis.Redis.from_pool(pool)  # closing it closes the pool
         self._script: Any = self._redis.register_script(GCRA_SCRIPT)
         self._logged_at = -math.inf
         self._failures = 0
