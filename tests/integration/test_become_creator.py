@@ -144,3 +144,74 @@ async def test_a_flood_is_refused_with_retry_after(economy_app: AppFactory) -> N
         assert int(answers[-1].headers["retry-after"]) >= 1
         other = await register(client)  # each person has their own allowance
         assert (await other.post(ROUTE)).status_code == 200
+
+
+async def _sign_up(
+    client: httpx.AsyncClient, handle: str, birth_date: str, country: str = "US"
+) -> httpx.Response:
+    """The sign-up form's request, with "I am a creator" ticked."""
+    return await client.post(
+        "/v1/auth/register",
+        json={
+            "handle": handle,
+            "email": f"{handle}@example.org",
+            "password": "correct horse battery",
+            "birth_date": birth_date,
+            "country": country,
+            "role": "creator",
+        },
+    )
+
+
+async def test_a_minor_cannot_sign_up_as_a_creator_either(economy_app: AppFactory) -> None:
+    """The same rule as becoming one later: signing up as a creator is no way round it, through
+    the sign-up form or a platform's key. A refusal creates no account."""
+    async with economy_app() as client:
+        refused = assert_problem(await _sign_up(client, "teencreator", _aged(17)), 403,
+                                 "creator_too_young")  # fmt: skip
+        assert refused["min_age"] == 18
+        korean = assert_problem(
+            await _sign_up(client, "krcreator", _aged(18), "KR"), 403, "creator_too_young"
+        )
+        assert korean["min_age"] == 19
+        with client.app.state.economy.db.connect() as conn:  # type: ignore[attr-defined]
+            found = conn.execute(
+                select(users.c.id).where(users.c.handle.in_(["teencreator", "krcreator"]))
+            ).all()
+        assert found == []
+        # Nothing half-made: the handle and e-mail are free for the same person as a viewer.
+        r = await client.post(
+            "/v1/auth/register",
+            json={"handle": "teencreator", "email": "teencreator@example.org",
+                  "password": "correct horse battery", "birth_date": _aged(17),
+                  "country": "US"},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert r.json()["user"]["role"] == "viewer"
+
+        # Of age, from the 18th birthday (19th in Korea): a creator at once.
+        for handle, born, country in (("adultcreator", _aged(18), "US"), ("krok", _aged(19), "KR")):
+            r = await _sign_up(client, handle, born, country)
+            assert r.status_code == 201, r.text
+            assert r.json()["user"]["role"] == "creator"
+
+        # A platform maps its users through its key: the same rule.
+        key = await client.post(
+            "/v1/admin/api-keys", json={"integration": "tv", "scopes": ["users:write"]},
+            headers=ADMIN,
+        )  # fmt: skip
+        assert key.status_code == 201, key.text
+        auth = {"Authorization": f"Bearer {key.json()['key']}"}
+        young = {"external_id": "kid", "handle": "mappedkid", "birth_date": _aged(16),
+                 "country": "US", "role": "creator"}  # fmt: skip
+        refused = assert_problem(
+            await client.post("/v1/integrations/users", json=young, headers=auth),
+            403,
+            "creator_too_young",
+        )
+        assert refused["min_age"] == 18
+        as_viewer = await client.post(
+            "/v1/integrations/users", json={**young, "role": "viewer"}, headers=auth
+        )
+        assert as_viewer.status_code == 201, as_viewer.text  # nothing was mapped before
+        assert as_viewer.json()["role"] == "viewer"

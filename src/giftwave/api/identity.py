@@ -146,7 +146,9 @@ async def register(
     body: Register, request: Request, response: Response, economy: Econ
 ) -> SessionOut:
     """A new account and its session. A handle or e-mail already registered is one answer,
-    409 already_registered, whichever it is; sign-ups are limited per client address."""
+    409 already_registered, whichever it is; sign-ups are limited per client address. A
+    creator under the country's gifting age: 403 creator_too_young (min_age), as for
+    POST /v1/me/creator."""
     password_hash = await _logins(economy).sign_up_hash(body.password, client_address(request))
 
     def work() -> SessionOut:
@@ -160,6 +162,7 @@ async def register(
                 birth_date=body.birth_date,
                 country=body.country.upper(),
                 today=today(),
+                age_rule=economy.age_rule,
             )
         return _start_session(economy, response, user)
 
@@ -266,7 +269,8 @@ async def map_user(
     key: UsersWriteKey,
 ) -> UserOut:
     """Create the giftwave user for one of the platform's users; the same external id again
-    answers the same user (200), a new one is 201."""
+    answers the same user (200), a new one is 201. A creator under the country's gifting age:
+    403 creator_too_young (min_age)."""
     ref = f"{key.integration}:{body.external_id}"
 
     def work() -> tuple[User, bool]:
@@ -281,6 +285,7 @@ async def map_user(
                 birth_date=body.birth_date,
                 country=body.country.upper(),
                 today=today(),
+                age_rule=economy.age_rule,
                 external_ref=ref,
             )
             return user, True

@@ -93,6 +93,17 @@ def check_birth_date(birth_date: date, today: date) -> date:
     return birth_date
 
 
+def require_creator_age(age_rule: AgeRule, birth_date: date, country: str, today: date) -> None:
+    """Creators receive gifts, so they must be of the age the economy asks for (``AgeRule``):
+    the one rule for signing up as a creator and for a viewer becoming one later, so neither
+    way round the other lets a minor in."""
+    min_age = age_rule.min_age_for(country)
+    if age_on(birth_date, today) < min_age:
+        raise Forbidden(
+            "creator_too_young", f"creators must be aged {min_age} or over", min_age=min_age
+        )
+
+
 def _to_user(row: Row[tuple[object, ...]]) -> User:
     m = row._mapping
     return User(
@@ -116,17 +127,22 @@ def create_user(
     birth_date: date,
     country: str,
     today: date,
+    age_rule: AgeRule,
     email: str | None = None,
     password_hash: str | None = None,
     external_ref: str | None = None,
 ) -> User:
-    """Insert a user; a taken handle, e-mail or external id is a ``Conflict`` naming which."""
+    """Insert a user; a taken handle, e-mail or external id is a ``Conflict`` naming which.
+    A creator must be of age (``require_creator_age``): ``age_rule`` is required so that no
+    way of making accounts can forget it."""
     if not HANDLE_RE.fullmatch(handle):
         raise Invalid("invalid_handle", "a handle is 3-24 of a-z, 0-9, '_' and '.'")
     if email is not None and (not EMAIL_RE.fullmatch(email) or not email.isprintable()):
         raise Invalid("invalid_email", "that is not an e-mail address")
     check_country(country)
     check_birth_date(birth_date, today)
+    if role is Role.CREATOR:
+        require_creator_age(age_rule, birth_date, country, today)
     for column, value, code in (
         (users.c.handle, handle, "handle_taken"),
         (users.c.email, email, "email_taken"),
@@ -249,16 +265,12 @@ def become_creator(
     Read from the database, not a session's cached user: a block or an admin's change counts
     at once. A creator is left as they are (asking twice is not an error), and so is an admin,
     whose role already reaches every creator page but would be lost as a creator's. Creators
-    receive gifts, so they must be of the age the economy asks for (``AgeRule``)."""
+    receive gifts, so they must be of the age the economy asks for (``require_creator_age``)."""
     user = get_user(conn, user_id)
     require_active(user)
     if user.role is not Role.VIEWER:
         return user, False
-    if not age_rule.allows(user, today):
-        min_age = age_rule.min_age_for(user.country)
-        raise Forbidden(
-            "creator_too_young", f"creators must be aged {min_age} or over", min_age=min_age
-        )
+    require_creator_age(age_rule, user.birth_date, user.country, today)
     # Conditional: an admin's change between the read and this write is not overwritten.
     changed = conn.execute(
         update(users)

@@ -213,6 +213,7 @@ class _Simulation:
                         birth_date=BIRTH_DATE,
                         country="US",
                         today=today,
+                        age_rule=self.economy.age_rule,
                     )
                 )
             self.all_packages = list_packages(conn, CURRENCY)
@@ -355,6 +356,7 @@ class _Simulation:
                     birth_date=BIRTH_DATE,
                     country="US",
                     today=today,
+                    age_rule=self.economy.age_rule,
                 )
                 for viewer in viewers
             }

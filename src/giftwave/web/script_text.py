@@ -35,6 +35,7 @@ PROBLEM_MESSAGES: Final = {
     "cannot_gift_self": N_("You cannot send gifts to yourself"),
     "checkout_closed": N_("This checkout is closed"),
     "checkout_not_found": N_("This checkout does not exist"),
+    "creator_too_young": N_("You can become a creator from the age of {min_age}"),
     "creator_under_age": N_("This creator cannot receive gifts"),
     "creator_unavailable": N_("This creator cannot receive gifts"),
     "csrf_failed": N_("Your session has expired: reload the page"),
