@@ -151,6 +151,7 @@ def admin_calls(payout_id: str, user_id: int, send_id: str) -> dict[tuple[str, s
         ("GET", "/v1/admin/ledger"): ("/v1/admin/ledger", None),
         ("POST", "/v1/admin/ledger/verify"): ("/v1/admin/ledger/verify", None),
         ("GET", "/v1/admin/analytics/economy"): ("/v1/admin/analytics/economy", None),
+        ("GET", "/v1/admin/reports"): ("/v1/admin/reports", None),
     }
 
 
