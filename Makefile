@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest services bench clean messages lock
+.PHONY: demo test lint typecheck pytest services bench chaos clean messages lock
 
 # Exactly the locked versions, each checked against its hash; then giftwave itself, whose own
 # dependencies the lock already holds (refresh the lock with `make lock`, DEVELOPERS.md).
@@ -49,6 +49,13 @@ messages: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/giftwave bench ledger
+
+# The long fault campaign (docs/reliability.md). It restarts the local PostgreSQL: run it only
+# when nothing else uses that server. CHAOS_SECONDS sets its length.
+CHAOS_SECONDS ?= 150
+chaos: $(STAMP) services
+	GIFTWAVE_DATABASE_URL=$${GIFTWAVE_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+	  $(BIN)/giftwave chaos --seconds $(CHAOS_SECONDS) --restart-postgres --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache giftwave.db giftwave.db-*
