@@ -17,28 +17,6 @@ from giftwave.errors import RateLimited
 from giftwave.ratelimit import Rate, UserLimit
 
 
-def refilled(tokens: float, last_s: float, now_s: float, rate_per_s: float, burst: float) -> float:
-    """A token bucket's tokens at ``now_s``: what it had, plus the rate since, up to the burst."""
-    return min(burst, tokens + (now_s - last_s) * rate_per_s)
-
-
-class TokenBucket:
-    """One token bucket, in this process (per-user limits are ``ratelimit.UserLimit``)."""
-
-    def __init__(self, rate_per_s: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens, self.last = rate_per_s, burst, burst, time.monotonic()
-
-    def take(self) -> bool:
-        """Spend a token; False when there is none."""
-        now = time.monotonic()
-        self.tokens = refilled(self.tokens, self.last, now, self.rate, self.burst)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 def gift_limiter(*, rate_per_s: float, burst: int) -> UserLimit:
     """A user's gifts, on every node together (``GIFTWAVE_GIFT_RATE_PER_S`` 0: unlimited)."""
     return UserLimit(
