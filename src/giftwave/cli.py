@@ -347,6 +347,9 @@ def bench_cluster(
     connections: Annotated[int, typer.Option(help="REST connections per node.", min=1)] = 8,
     seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
     warmup: Annotated[float, typer.Option(help="Warm-up before it.", min=0.5)] = 3.0,
+    gift_nodes: Annotated[
+        int, typer.Option(help="Gifts through the first K nodes only (0: every node).", min=0)
+    ] = 0,
 ) -> None:
     """N nodes behind HAProxy on PostgreSQL + Redis: gifts/s, cross-node latency, CPU/gift."""
     from giftwave.bench.cluster import ClusterBenchConfig, run_cluster_bench
@@ -360,6 +363,7 @@ def bench_cluster(
         rest_connections_per_node=connections,
         seconds=seconds,
         warmup_seconds=warmup,
+        gift_nodes=min(gift_nodes, nodes),
     )
     try:
         result = run_cluster_bench(settings.database_url, cfg, _progress(as_json))

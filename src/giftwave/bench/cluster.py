@@ -95,6 +95,9 @@ class ClusterBenchConfig:
     seconds: float = 10.0
     warmup_seconds: float = 3.0
     sample_every: int = 10  # one viewer in this many parses every frame and times every gift
+    # Gifts through the first this many nodes only (0: all). With 1 of 2, the second node only
+    # follows the room: its CPU is what applying other nodes' gifts and writing frames costs.
+    gift_nodes: int = 0
 
 
 @dataclass(slots=True)
@@ -112,6 +115,7 @@ class ClusterBenchResult:
     ticks_missed: int
     viewers: int
     viewers_by_node: dict[str, int]
+    frames_per_s_by_node: dict[str, float]  # room frames written to the bench's viewers
     room_sockets: int  # viewers and WebSocket gifters: what every node should say
     viewer_counts_by_node: dict[str, list[int]]  # the counts that node's sampled viewers got
     viewer_counts_agree: bool
@@ -405,6 +409,7 @@ class _Seen:
     cross_s: list[float] = field(default_factory=list)
     same_s: list[float] = field(default_factory=list)
     ticks_missed: int = 0
+    frames: dict[str, int] = field(default_factory=dict)  # node → frames its viewers got
 
 
 class _Viewer:
@@ -429,6 +434,8 @@ class _Viewer:
         if self.last_seq >= 0 and seq > self.last_seq + 1:
             self.seen.ticks_missed += seq - self.last_seq - 1
         self.last_seq = max(self.last_seq, seq)
+        if self.seen.measuring:
+            self.seen.frames[self.node] = self.seen.frames.get(self.node, 0) + 1
         if self.sampled:
             self._parse(orjson.loads(payload), time.time_ns() // 1000)
 
@@ -518,10 +525,14 @@ class _Senders:
     node_of: dict[int, str]  # sender id → node
 
 
+def _gift_nodes(made: Cluster, cfg: ClusterBenchConfig) -> list[Node]:
+    return made.nodes[: cfg.gift_nodes or len(made.nodes)]
+
+
 def _split_senders(room: BenchRoom, made: Cluster, cfg: ClusterBenchConfig) -> _Senders:
     people = iter(zip(room.viewer_ids, room.viewer_tokens, strict=True))
     senders = _Senders(ws={}, rest={}, node_of={})
-    for node in made.nodes:
+    for node in _gift_nodes(made, cfg):
         ws = [next(people) for _ in range(cfg.ws_gifters_per_node)]
         rest = [
             next(people)
@@ -540,7 +551,9 @@ async def _open_gifters(
     gifters: list[_Gifter] = []
     path = f"/v1/streams/{room.stream_id}/ws?ticket="
     for node in made.nodes:
-        people = senders.ws[node.name]
+        people = senders.ws.get(node.name, [])
+        if not people:
+            continue
         tickets = await socket_tickets(made.front, room.stream_id, [t for _, t in people])
         mine = [_Gifter(node.name, f"{node.name}-{uid}", tally) for uid, _ in people]
         targets = [(path + t, g.on_message) for t, g in zip(tickets, mine, strict=True)]
@@ -566,8 +579,9 @@ async def _rest(
             node.base, requester, connections=cfg.rest_connections_per_node, seconds=seconds
         )
 
-    results = await asyncio.gather(*(one(node) for node in made.nodes))
-    return {node.name: r for node, r in zip(made.nodes, results, strict=True)}
+    nodes = _gift_nodes(made, cfg)
+    results = await asyncio.gather(*(one(node) for node in nodes))
+    return {node.name: r for node, r in zip(nodes, results, strict=True)}
 
 
 async def _viewers(
@@ -604,7 +618,7 @@ async def _load(
     per_node = (
         cfg.ws_gifters_per_node + cfg.rest_connections_per_node * cfg.rest_senders_per_connection
     )
-    room = await setup_room(made.front, per_node * len(made.nodes))
+    room = await setup_room(made.front, per_node * len(_gift_nodes(made, cfg)))
     senders = _split_senders(room, made, cfg)
     seen, tally = _Seen(), _Tally()
     say(f"{cfg.viewers} viewers through HAProxy")
@@ -701,6 +715,9 @@ def run_cluster_bench(
         viewers=len(viewers),
         viewers_by_node={n.name: sum(v.node == n.name for v, _ in viewers) for n in made.nodes},
         room_sockets=got["room_sockets"],
+        frames_per_s_by_node={
+            n.name: round(seen.frames.get(n.name, 0) / seconds, 1) for n in made.nodes
+        },
         viewer_counts_by_node=counts,
         viewer_counts_agree=len(counts) == cfg.nodes
         and all(c == [got["room_sockets"]] for c in counts.values()),
