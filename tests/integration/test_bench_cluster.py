@@ -11,9 +11,11 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Final
 
 import psycopg
+import pytest
 from serverproc import giftwave_executable
 
 POSTGRES_URL: Final = os.environ.get(
@@ -48,6 +50,7 @@ def _bench_schemas() -> set[str]:
     return {name for (name,) in rows}
 
 
+@pytest.mark.slow
 def test_two_node_cluster_bench_reports_what_it_promises() -> None:
     before = _bench_schemas()  # another run's, if one is going on: not ours to judge
     started = time.monotonic()
@@ -82,7 +85,7 @@ def test_two_node_cluster_bench_reports_what_it_promises() -> None:
     print(f"bench cluster smoke: {took_s:.1f} s")
 
 
-def test_cluster_bench_refuses_sqlite_before_starting_anything(tmp_path: object) -> None:
+def test_cluster_bench_refuses_sqlite_before_starting_anything(tmp_path: Path) -> None:
     done = _bench(f"sqlite:///{tmp_path}/giftwave.db", ["bench", "cluster", "--json"])
     assert done.returncode == 1
     assert "needs PostgreSQL" in done.stderr
