@@ -35,8 +35,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
+# Most tests wait on real servers, browsers and sleeps rather than compute: one worker per core,
+# each taking whole files (a module's shared server stays in one worker), about halves the run.
 pytest: $(STAMP) services
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile --durations=15
 
 test: lint typecheck pytest
 
