@@ -49,6 +49,14 @@ def make_app_factory(db_url: DatabaseUrl) -> AppFactory:
     return factory
 
 
+def problem_body(response: httpx.Response) -> dict[str, Any]:
+    """A problem+json body without its ``request_id``: every answer carries its own request's
+    id, so two answers that must not be told apart are compared on everything else."""
+    body: dict[str, Any] = response.json()
+    body.pop("request_id", None)
+    return body
+
+
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

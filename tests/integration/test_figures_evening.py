@@ -183,7 +183,9 @@ class Ledger:
         """Each gift not reversed: its coins leg and its diamonds leg."""
         reversed_ids = {r.reverses_id for r in self.rows if r.reverses_id}
         legs = []
-        for r in self.select(code="gift", asset="COIN"):
+        # The viewer's coins leg; a gift's daily-cap leg (":s", the sender's day account) is
+        # a COIN gift transfer too, but moves no coins of anyone's.
+        for r in self.select(code="gift", asset="COIN", credit="platform:gifts_spent"):
             if r.id in reversed_ids:
                 continue
             base = r.id.removesuffix(":c")
@@ -660,7 +662,7 @@ async def check_economy_report(client: httpx.AsyncClient, ledger: Ledger) -> Non
     assert r.status_code == 200, r.text
     e = r.json()
     issued, spent = "platform:coins_issued", "platform:gifts_spent"
-    gifted = ledger.total(code="gift", asset="COIN")
+    gifted = ledger.total(code="gift", asset="COIN", credit=spent)
     reversed_coins = ledger.total(code="refund", asset="COIN", debit=spent)
     diamonds = ledger.total(code="gift", asset="DIAMOND") - ledger.total(
         code="refund", asset="DIAMOND"

@@ -64,7 +64,10 @@ async def _lands(page: Page, base: str, url: str, fill: dict[str, str]) -> str:
     once it has left that page."""
     await page.goto(base + url)
     for name, value in fill.items():
-        await page.fill(f"#auth-form input[name={name}]", value)
+        if name == "country":  # a picker of countries, not a text field
+            await page.select_option("#auth-form select[name=country]", value)
+        else:
+            await page.fill(f"#auth-form input[name={name}]", value)
     await page.click("#auth-form button[type=submit]")
     await page.wait_for_url(lambda u: not urlsplit(u).path.startswith(("/login", "/signup")))
     return page.url

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import httpx
 import pytest
+from economy_client import problem_body
 from serverproc import ADMIN_TOKEN, ServerProcess, one_server
 
 from giftwave.db.urls import DatabaseUrl
@@ -140,7 +141,7 @@ def test_another_creators_unpublished_clip_answers_like_a_missing_one(
         ]
         for r in answers:
             _problem(r, 404, "clip_not_found")
-        return [(r.status_code, r.json()) for r in answers]
+        return [(r.status_code, problem_body(r)) for r in answers]
 
     assert probes(hidden) == probes(missing)
     # The owner's clip is untouched, still theirs, still being made.
