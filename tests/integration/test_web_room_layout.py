@@ -294,29 +294,49 @@ def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
+# Once the lane's animations are over, the boxes of the alerts drawn, all read at one instant:
+# an alert may leave between two reads. An animation cancelled (a combo's counter bumping again,
+# an alert leaving) rejects its `finished` with AbortError; it is over too, so settled is enough.
+_RESTING_ALERTS = """async () => {
+  const moving = () => document.getAnimations()
+    .filter((a) => a.playState === "running" && a.effect?.target?.closest?.("#lane"));
+  for (let round = 0; round < 20 && moving().length; round++) {
+    await Promise.allSettled(moving().map((a) => a.finished));
+  }
+  return [...document.querySelectorAll("#lane li.alert:not(.clipped)")].map((li) => {
+    const b = li.getBoundingClientRect();
+    return { x: b.x, y: b.y, width: b.width, height: b.height };
+  });
+}"""
+
+
 async def _visible_alerts(page: Page) -> list[dict[str, float]]:
     """Where the alerts rest, once they have slid in."""
-    await page.evaluate(
-        "Promise.all(document.getAnimations()"
-        ".filter((a) => a.effect?.target?.closest?.('#lane')).map((a) => a.finished))"
-    )
-    boxes = []
-    for alert in await page.locator("#lane li.alert:not(.clipped)").all():
-        box = await alert.bounding_box()
-        assert box is not None
-        boxes.append(box)
+    boxes: list[dict[str, float]] = await page.evaluate(_RESTING_ALERTS)
     return boxes
 
 
+FIVE_GIFTS = ("rose", "tiktok", "gg", "ice_cream", "heart_me")
+
+
+async def _send_five(room: Room, key: str, stream_id: str | None = None) -> None:
+    """Five gifts of five kinds at once: five combos, as many alerts as the room shows."""
+    await asyncio.gather(*(_send(room, gift, f"{key}-{gift}", stream_id) for gift in FIVE_GIFTS))
+
+
 async def _fill_the_lane(room: Room, page: Page, key: str, stream_id: str | None = None) -> None:
-    """Five gifts of five kinds at once: five alerts, as many as the room shows."""
-    await asyncio.gather(
-        *(
-            _send(room, gift, f"{key}-{gift}", stream_id)
-            for gift in ("rose", "tiktok", "gg", "ice_cream", "heart_me")
-        )
-    )
+    await _send_five(room, key, stream_id)
     await expect(page.locator("#lane li.alert")).to_have_count(5, timeout=10_000)
+
+
+async def _no_alert_covers(page: Page, controls: tuple[str, ...]) -> list[dict[str, float]]:
+    alerts = await _visible_alerts(page)
+    for control in controls:
+        box = await page.locator(control).bounding_box()
+        assert box is not None, control
+        for alert in alerts:
+            assert not _overlap(alert, box), (control, box, alert)
+    return alerts
 
 
 CONTROLS = (
@@ -339,17 +359,24 @@ async def test_the_phone_room_fills_the_screen_and_its_alerts_cover_no_control(
 ) -> None:
     """At 360x740 the stage is the screen below the header, the video behind; five gift alerts
     sit bottom left over it without touching the host, Follow, the goal, the battle bar, the
-    likes or the chat; the tray is a sheet the Gift button opens, and it sends."""
+    likes or the chat, also when they were already there as the page opened; the tray is a
+    sheet the Gift button opens, and it sends."""
     base = room.server.base_url
     async with chromium() as browser:
         context = await browser.new_context(viewport=PHONE, locale=locale)
         page = await context.new_page()
         errors = collect_errors(page)
         await _log_in(page, base, room.gifter)
+        # Five combos still open as the page opens: its snapshot draws their alerts before the
+        # goal and battle bars, which then push the alerts' band down (the oldest alert stayed
+        # drawn over the battle bar).
+        await _send_five(room, f"phone-{locale}-before")
         await page.goto(f"{base}/live/{room.stream_id}")
         await page.wait_for_selector("body[data-connected='1']", state="attached", timeout=10_000)
         await expect(page.locator("#battle")).to_be_visible()
         await expect(page.locator("#goal")).to_be_visible()
+        await expect(page.locator("#lane li.alert")).to_have_count(5)
+        await _no_alert_covers(page, CONTROLS)
 
         stage = await page.locator("#stage").bounding_box()
         assert stage is not None
@@ -363,13 +390,8 @@ async def test_the_phone_room_fills_the_screen_and_its_alerts_cover_no_control(
         await expect(page.locator("#gift-open")).to_have_attribute("aria-expanded", "false")
 
         await _fill_the_lane(room, page, f"phone-{locale}")
-        alerts = await _visible_alerts(page)
+        alerts = await _no_alert_covers(page, CONTROLS)
         assert len(alerts) >= 3, alerts
-        for control in CONTROLS:
-            box = await page.locator(control).bounding_box()
-            assert box is not None, control
-            for alert in alerts:
-                assert not _overlap(alert, box), (control, box, alert)
         await _no_overflow(page, "phone room")
         await screenshot(page, f"room-phone-lanes-{locale}")
 

@@ -23,6 +23,12 @@ export class GiftLane {
     this.onNew = onNew;
     this.shown = new Map(); // combo_id -> <li>
     this.byNumber = new Map(); // the room's short number of a combo -> combo_id
+    // Which alerts fit is measured again whenever the band or an alert changes size, not only
+    // when one comes or goes: a room's snapshot draws its open combos before the goal and battle
+    // bars above the band, which then shrink it; an alert's counter is written after it is
+    // placed. Measured only then, the oldest alert stayed drawn over the battle bar.
+    this.resized = new ResizeObserver(() => this.fit());
+    this.resized.observe(this.list);
   }
 
   alertFor(event) {
@@ -48,6 +54,7 @@ export class GiftLane {
     count.dir = "ltr";
     li.append(icon, text, count);
     this.list.prepend(li);
+    this.resized.observe(li);
     this.shown.set(event.combo_id, li);
     while (this.list.children.length > this.max) this.drop(this.list.lastElementChild);
     this.fit();
@@ -78,6 +85,7 @@ export class GiftLane {
   drop(li) {
     if (!li) return;
     this.shown.delete(li.dataset.combo);
+    this.resized.unobserve(li);
     li.remove();
     this.fit();
   }
