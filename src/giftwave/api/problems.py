@@ -12,11 +12,12 @@ import math
 import re
 from typing import Any, Final
 
+import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
@@ -216,6 +217,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             422, "invalid_value", "a value in the request cannot be stored (control characters?)"
         )
+
+    async def _database_away(_: Request, exc: Exception) -> JSONResponse:
+        # The database went away under the request (a restart, a failover, a lost connection;
+        # SQLite's lock wait running out): nothing was committed by this request's own
+        # transaction, and a retry with the same idempotency key is safe. Found by
+        # `giftwave chaos --restart-postgres`, where one gift answered 500.
+        log.warning("database unavailable: %s", exc)
+        return problem_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable for a moment; retry with the same idempotency key",
+            headers={"Retry-After": "1"},
+        )
+
+    for away in (OperationalError, InterfaceError, psycopg.OperationalError):
+        app.add_exception_handler(away, _database_away)
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
