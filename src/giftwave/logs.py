@@ -127,6 +127,11 @@ def setup_logging(log_format: LogFormat | None = None, level: LogLevel = "INFO")
     root.setLevel(level)
     # Alembic names each of its plugins as it loads them, at every schema check.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # httpx names every request it sends at INFO: a webhook delivery, a bench client's each
+    # gift. Our own lines say what a delivery did; at DEBUG, httpx's come back.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(quiet)
     for name in _UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
