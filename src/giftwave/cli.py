@@ -254,8 +254,16 @@ def bench_api(
         float | None,
         typer.Option(help="Also time gifts sent at this fixed rate (open loop), per second."),
     ] = None,
+    observability_baseline: Annotated[
+        int,
+        typer.Option(
+            help="Also run a server with GIFTWAVE_OBSERVABILITY=false, in this many rounds"
+            " alternating with the measured one: what request ids and metrics cost.",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
-    """Gifts through the HTTP API of a real `giftwave serve`: gifts/s and latency."""
+    """Gifts through the HTTP API of a real `giftwave serve`: gifts/s, latency, CPU per gift."""
     from giftwave.bench.api import ApiBenchConfig, run_api_bench
 
     settings = _settings()
@@ -265,6 +273,7 @@ def bench_api(
         connections=connections,
         server_workers=server_workers,
         rate_per_s=rate,
+        observability_rounds=observability_baseline,
     )
     say = _progress(as_json)
     result = run_api_bench(settings.database_url, cfg, say)
