@@ -53,7 +53,12 @@ from giftwave.api.host_check import IN_PROCESS_HOST, UNCHECKED_PATHS, AllowedHos
 from giftwave.api.host_check import refuse as refuse_host
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.readiness import Parts, Readiness
-from giftwave.api.request_observer import ObserveRequests
+from giftwave.api.request_observer import (
+    GIFT_TEMPLATE,
+    LANE_KEY,
+    SHARE_TEMPLATE,
+    ObserveRequests,
+)
 from giftwave.api.security_headers import COMMON_HEADERS, SecurityHeaders
 from giftwave.api.state import AppState
 from giftwave.clips.service import Clips
@@ -272,10 +277,13 @@ class Giftwave(FastAPI):
             return
         if scope["type"] == "http":
             path: str = scope["path"]
-            if path.startswith("/s/") and await shares.redirect_in_memory(self, scope, send):
-                return
+            if path.startswith("/s/"):
+                scope[LANE_KEY] = SHARE_TEMPLATE
+                if await shares.redirect_in_memory(self, scope, send):
+                    return
             if scope["method"] == "POST" and (stream_id := streams.gift_path(path)) is not None:
                 scope["path_params"] = {"stream_id": stream_id}
+                scope[LANE_KEY] = GIFT_TEMPLATE
                 await self._by_hand(streams.send_gift_by_hand, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
@@ -338,6 +346,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
         async with AsyncExitStack() as stack:
             stack.callback(db.dispose)
+            if isinstance(app, Giftwave) and app.observer is not None:
+                stack.callback(app.observer.flush)  # the HTTP counts not yet written
             stack.push_async_callback(_own_worker_threads())
             await engine.start()
             stack.push_async_callback(engine.stop)

@@ -29,4 +29,7 @@ async def metrics_text(request: Request) -> Response:
     # Constant time: the answer must not tell how many characters were right.
     if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), expected):
         raise Unauthorized("metrics_token", "Send the metrics token as 'Authorization: Bearer'.")
+    observer = getattr(request.app, "observer", None)
+    if observer is not None:
+        observer.flush()  # this process's HTTP counts, to the request before this one
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
