@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -21,7 +22,6 @@ from giftwave.api.auth import (
     economy_of,
     user_changed_notice,
 )
-from giftwave.api.creators import PayoutOut
 from giftwave.api.fields import PlainText, StrictBool
 from giftwave.api.identity import UserOut
 from giftwave.api.problems import Problem
@@ -29,7 +29,7 @@ from giftwave.api.shop import GiftOut, OrderOut
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift, current_gifts, put_gift
 from giftwave.economy.packages import CoinPackage, all_packages, put_package
-from giftwave.economy.payouts import PayoutStatus
+from giftwave.economy.payouts import Payout, PayoutStatus
 from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import Order, recent_orders
@@ -61,14 +61,17 @@ class Review(BaseModel):
     note: PlainText | None = Field(default=None, max_length=500)
 
 
-class QueuedPayoutOut(PayoutOut):
-    creator_handle: str | None = Field(description="whom the operator pays: @handle, not an id")
+@dataclass(frozen=True, slots=True)
+class QueuedPayout(Payout):
+    creator_handle: Annotated[
+        str | None, Field(description="whom the operator pays: @handle, not an id")
+    ]
 
 
-@router.get("/payouts", response_model=list[QueuedPayoutOut])
+@router.get("/payouts", response_model=list[QueuedPayout])
 async def payouts_queue(
     economy: Econ, admin: AdminPrincipal, status: PayoutStatus | None = PayoutStatus.PENDING
-) -> list[QueuedPayoutOut]:
+) -> list[QueuedPayout]:
     found = await economy.payouts.find(status=status)
 
     def handles() -> dict[int, User | None]:
@@ -77,26 +80,25 @@ async def payouts_queue(
 
     creators = await run_in_threadpool(handles)
     return [
-        QueuedPayoutOut(
-            **PayoutOut.of(p).model_dump(),
+        QueuedPayout(
+            **asdict(p),
             creator_handle=None if (c := creators.get(p.creator_id)) is None else c.handle,
         )
         for p in found
     ]
 
 
-@router.post("/payouts/{payout_id}/{decision}", response_model=PayoutOut)
+@router.post("/payouts/{payout_id}/{decision}", response_model=Payout)
 async def review_payout(
     payout_id: str,
     decision: Literal["approve", "reject"],
     economy: Econ,
     admin: AdminPrincipal,
     body: Review | None = None,
-) -> PayoutOut:
-    payout = await economy.payouts.review(
+) -> Payout:
+    return await economy.payouts.review(
         payout_id, admin.user, decision == "approve", None if body is None else body.note
     )
-    return PayoutOut.of(payout)
 
 
 @router.get("/users", response_model=list[UserOut])

@@ -16,7 +16,7 @@ from giftwave.api.identity import today
 from giftwave.api.problems import Problem
 from giftwave.clock import day_start_us
 from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
-from giftwave.economy.payouts import Payout, PayoutStatus
+from giftwave.economy.payouts import Payout
 from giftwave.economy.services import Economy
 from giftwave.identity.users import Role, find_user
 from giftwave.live.leaderboard import creator_top_gifters
@@ -190,45 +190,27 @@ class PayoutIn(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
 
 
-class PayoutOut(BaseModel):
-    id: str
-    creator_id: int
-    diamonds: int
-    amount_minor: int
-    currency: str
-    status: PayoutStatus
-    requested_at_us: int
-    expires_at_us: int
-    reviewed_by: int | None
-    reviewed_at_us: int | None
-    note: str | None
-
-    @classmethod
-    def of(cls, p: Payout) -> PayoutOut:
-        # The fields are the domain object's own, by name: no copy to keep in step.
-        return cls.model_validate(p, from_attributes=True)
-
-
-@router.post("/payouts", status_code=201, response_model=PayoutOut, tags=["payouts"])
-async def request_payout(body: PayoutIn, economy: Econ, user: SessionUser) -> PayoutOut:
+@router.post("/payouts", status_code=201, response_model=Payout, tags=["payouts"])
+async def request_payout(body: PayoutIn, economy: Econ, user: SessionUser) -> Payout:
     """Cash out diamonds: reserved now, paid when an operator approves. The creator's own
     session only: no API key scope moves a creator's earnings."""
-    payout = await economy.payouts.request(user, body.diamonds, body.idempotency_key, today())
-    return PayoutOut.of(payout)
+    # The answer is the domain's Payout itself (FastAPI reads a dataclass's fields): no
+    # response model to keep in step with it.
+    return await economy.payouts.request(user, body.diamonds, body.idempotency_key, today())
 
 
-@router.get("/payouts", response_model=list[PayoutOut], tags=["payouts"])
-async def my_payouts(economy: Econ, user: WalletUser) -> list[PayoutOut]:
-    return [PayoutOut.of(p) for p in await economy.payouts.find(creator_id=user.id)]
+@router.get("/payouts", response_model=list[Payout], tags=["payouts"])
+async def my_payouts(economy: Econ, user: WalletUser) -> list[Payout]:
+    return await economy.payouts.find(creator_id=user.id)
 
 
-@router.get("/payouts/{payout_id}", response_model=PayoutOut, tags=["payouts"])
+@router.get("/payouts/{payout_id}", response_model=Payout, tags=["payouts"])
 async def one_payout(
     payout_id: str, economy: Econ, user: WalletUser, who: MaybePrincipal
-) -> PayoutOut:
+) -> Payout:
     payout = await economy.payouts.get(payout_id)
     if payout.creator_id != user.id and not (who is not None and who.is_admin):
         raise Problem(404, "payout_not_found", f"no payout {payout_id!r}")
     if user.role is Role.VIEWER and payout.creator_id != user.id:
         raise Problem(404, "payout_not_found", f"no payout {payout_id!r}")
-    return PayoutOut.of(payout)
+    return payout
