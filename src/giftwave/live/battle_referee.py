@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from giftwave.background import cancel
 from giftwave.clock import now_us
@@ -225,18 +225,20 @@ class Referee:
         with self._db.connect() as conn:
             due = battles.due_to_finish(conn, now, SWEEP_BATCH)
             lapsed = battles.due_to_expire(conn, now, SWEEP_BATCH)
-        ended, expired = [], []
-        for battle_id in due:  # one transaction each: one slow battle holds up no other
+        return self._each(due, battles.finish), self._each(lapsed, battles.expire)
+
+    def _each(
+        self, battle_ids: list[int], act: Callable[[Connection, int], Battle | None]
+    ) -> list[Battle]:
+        """``act`` on each battle in a transaction of its own (one slow battle holds up no
+        other); the battles it changed."""
+        changed = []
+        for battle_id in battle_ids:
             with self._db.begin() as conn:
-                battle = battles.finish(conn, battle_id)
+                battle = act(conn, battle_id)
             if battle is not None:
-                ended.append(battle)
-        for battle_id in lapsed:
-            with self._db.begin() as conn:
-                battle = battles.expire(conn, battle_id)
-            if battle is not None:
-                expired.append(battle)
-        return ended, expired
+                changed.append(battle)
+        return changed
 
     async def _loop(self) -> None:
         while True:

@@ -25,7 +25,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, case, func, insert, or_, select, update
 
 from giftwave.clock import now_us
 from giftwave.db.tables import battles, gift_sends, transfers, users
@@ -484,19 +484,16 @@ def committed_scores(conn: Connection, battle: Battle) -> tuple[int, int]:
     return coins.get(battle.a.stream_id, 0), coins.get(battle.b.stream_id, 0)
 
 
+def _oldest_ids(
+    conn: Connection, status: BattleStatus, since: ColumnElement[int], before_us: int, limit: int
+) -> list[int]:
+    """Battles in ``status`` whose ``since`` is at or before ``before_us``, oldest first."""
+    query = select(battles.c.id).where(battles.c.status == status.value, since <= before_us)
+    return [int(i) for i in conn.execute(query.order_by(since).limit(limit)).scalars()]
+
+
 def due_to_finish(conn: Connection, now: int, limit: int) -> list[int]:
-    return [
-        int(battle_id)
-        for battle_id in conn.execute(
-            select(battles.c.id)
-            .where(
-                battles.c.status == BattleStatus.ACTIVE.value,
-                battles.c.ends_at_us <= now - SETTLE_US,
-            )
-            .order_by(battles.c.ends_at_us)
-            .limit(limit)
-        ).scalars()
-    ]
+    return _oldest_ids(conn, BattleStatus.ACTIVE, battles.c.ends_at_us, now - SETTLE_US, limit)
 
 
 def finish(conn: Connection, battle_id: int) -> Battle | None:
@@ -532,18 +529,9 @@ def finish(conn: Connection, battle_id: int) -> Battle | None:
 
 
 def due_to_expire(conn: Connection, now: int, limit: int) -> list[int]:
-    return [
-        int(battle_id)
-        for battle_id in conn.execute(
-            select(battles.c.id)
-            .where(
-                battles.c.status == BattleStatus.PENDING.value,
-                battles.c.created_at_us <= now - INVITATION_TTL_US,
-            )
-            .order_by(battles.c.created_at_us)
-            .limit(limit)
-        ).scalars()
-    ]
+    return _oldest_ids(
+        conn, BattleStatus.PENDING, battles.c.created_at_us, now - INVITATION_TTL_US, limit
+    )
 
 
 def expire(conn: Connection, battle_id: int) -> Battle | None:
