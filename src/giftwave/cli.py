@@ -7,7 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Check the settings before s
 app.add_typer(config_app, name="config")
 err = Console(stderr=True)
 out = Console()
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 @app.callback()
@@ -194,14 +195,31 @@ def ledger_balance(account: Annotated[str, typer.Argument(help="Account id or na
     )
 
 
-def _progress(as_json: bool) -> Callable[[str], None]:
-    """A benchmark's progress lines, on stderr; none when stdout must be one JSON object."""
-    if as_json:
-        return lambda _: None
-    return lambda line: err.print(line, highlight=False)
+class _BenchResult(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
 
 
-def _print_result(result: dict[str, Any], as_json: bool) -> None:
+def _bench(
+    as_json: bool,
+    run: Callable[[Callable[[str], None]], _BenchResult | dict[str, Any]],
+    *,
+    cannot_run: tuple[type[Exception], int] | None = None,
+) -> None:
+    """Run one benchmark, given where its progress lines go, and print its result: one JSON
+    object on a line with --json (and no progress: stdout must be that object alone), else
+    indented. ``cannot_run``: the error that means it cannot run here (a service or a tool
+    missing), said in one line, and the exit code for it."""
+    say: Callable[[str], None] = (
+        (lambda _: None) if as_json else (lambda line: err.print(line, highlight=False))
+    )
+    try:
+        found = run(say)
+    except Exception as exc:
+        if cannot_run is None or not isinstance(exc, cannot_run[0]):
+            raise
+        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
+        raise typer.Exit(cannot_run[1]) from exc
+    result = found if isinstance(found, dict) else found.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -210,7 +228,7 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 
 @bench_app.command("ledger")
 def bench_ledger(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     seconds: Annotated[float, typer.Option(help="Length of each measured phase.", min=0.5)] = 5.0,
     repeat: Annotated[
         int, typer.Option(help="Throughput runs (the median is reported).", min=1)
@@ -236,14 +254,12 @@ def bench_ledger(
     cfg = LedgerBenchConfig(
         seconds=seconds, repeat=repeat, viewers=viewers, concurrency=concurrency, writer=writer
     )
-    say = _progress(as_json)
-    result = run_ledger_bench(settings.database_url, cfg, say)
-    _print_result(result.as_dict(), as_json)
+    _bench(as_json, lambda say: run_ledger_bench(settings.database_url, cfg, say))
 
 
 @bench_app.command("api")
 def bench_api(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
     viewers: Annotated[int, typer.Option(help="Viewers sending gifts.", min=1)] = 500,
     connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
@@ -275,14 +291,12 @@ def bench_api(
         rate_per_s=rate,
         observability_rounds=observability_baseline,
     )
-    say = _progress(as_json)
-    result = run_api_bench(settings.database_url, cfg, say)
-    _print_result(result.as_dict(), as_json)
+    _bench(as_json, lambda say: run_api_bench(settings.database_url, cfg, say))
 
 
 @bench_app.command("sharing")
 def bench_sharing(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 8.0,
     connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
     rate: Annotated[
@@ -299,13 +313,13 @@ def bench_sharing(
     cfg = SharingBenchConfig(
         seconds=seconds, connections=connections, rate_per_s=rate, watermark=watermark
     )
-    result = run_sharing_bench(_settings().database_url, cfg, _progress(as_json))
-    _print_result(result.as_dict(), as_json)
+    url = _settings().database_url
+    _bench(as_json, lambda say: run_sharing_bench(url, cfg, say))
 
 
 @bench_app.command("fanout")
 def bench_fanout(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     viewers: Annotated[int, typer.Option(help="Viewer sockets in the room.", min=1)] = 5000,
     gifts_per_s: Annotated[int, typer.Option(help="Gifts sent per second.", min=1)] = 1000,
     gifters: Annotated[int, typer.Option(help="Sockets the gifts come from.", min=1)] = 100,
@@ -323,14 +337,12 @@ def bench_fanout(
         seconds=seconds,
         baseline=baseline,
     )
-    say = _progress(as_json)
-    result = run_fanout_bench(settings.database_url, cfg, say)
-    _print_result(result.as_dict(), as_json)
+    _bench(as_json, lambda say: run_fanout_bench(settings.database_url, cfg, say))
 
 
 @bench_app.command("ws-gifts")
 def bench_ws_gifts(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
     gifters: Annotated[int, typer.Option(help="Viewer sockets sending gifts.", min=1)] = 1000,
     window: Annotated[int, typer.Option(help="Gifts in flight per socket.", min=1)] = 8,
@@ -341,14 +353,12 @@ def bench_ws_gifts(
 
     settings = _settings()
     cfg = WsGiftsBenchConfig(seconds=seconds, gifters=gifters, window=window, baseline=baseline)
-    say = _progress(as_json)
-    result = run_ws_gifts_bench(settings.database_url, cfg, say)
-    _print_result(result.as_dict(), as_json)
+    _bench(as_json, lambda say: run_ws_gifts_bench(settings.database_url, cfg, say))
 
 
 @bench_app.command("cluster")
 def bench_cluster(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     nodes: Annotated[int, typer.Option(help="giftwave serve nodes.", min=1, max=16)] = 2,
     viewers: Annotated[int, typer.Option(help="Viewer sockets through HAProxy.", min=1)] = 1000,
     gifters: Annotated[int, typer.Option(help="WebSocket gifters per node.", min=1)] = 50,
@@ -374,29 +384,28 @@ def bench_cluster(
         warmup_seconds=warmup,
         gift_nodes=min(gift_nodes, nodes),
     )
-    try:
-        result = run_cluster_bench(settings.database_url, cfg, _progress(as_json))
-    except RuntimeError as exc:  # no PostgreSQL, no HAProxy or Redis, a node that did not start
-        err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
-        raise typer.Exit(1) from exc
-    _print_result(result.as_dict(), as_json)
+    _bench(
+        as_json,
+        lambda say: run_cluster_bench(settings.database_url, cfg, say),
+        # No PostgreSQL, no HAProxy or Redis, a node that did not start.
+        cannot_run=(RuntimeError, 1),
+    )
 
 
 @bench_app.command("trending")
 def bench_trending(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     repeat: Annotated[int, typer.Option(help="Runs (the median is reported).", min=1)] = 3,
 ) -> None:
     """100,000 engagement events through the trending ranking, beside a full rescan per read."""
     from giftwave.bench.trending import run_trending_bench
 
-    result = run_trending_bench(_progress(as_json), repeat)
-    _print_result(result.as_dict(), as_json)
+    _bench(as_json, lambda say: run_trending_bench(say, repeat))
 
 
 @bench_app.command("analytics")
 def bench_analytics(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     transfers: Annotated[
         int, typer.Option(help="Transfers to generate (gifts are two each).", min=1000)
     ] = 10_000_000,
@@ -406,8 +415,7 @@ def bench_analytics(
     from giftwave.bench.analytics import run_analytics_bench
 
     settings = _settings()
-    result = run_analytics_bench(settings.database_url, transfers, viewers, _progress(as_json))
-    _print_result(result, as_json)
+    _bench(as_json, lambda say: run_analytics_bench(settings.database_url, transfers, viewers, say))
 
 
 @app.command()
@@ -478,19 +486,14 @@ def _print_figures(result: Any) -> None:
 
 @bench_app.command("watermark")
 def bench_watermark(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     repeat: Annotated[int, typer.Option(help="Renders (the median is reported).", min=1)] = 1,
 ) -> None:
     """A 30 s 720p clip rendered as a watermarked download: how much faster than real time."""
     from giftwave.bench.watermark import run_watermark_bench
     from giftwave.clips.media import FfmpegMissing
 
-    try:
-        result = run_watermark_bench(_progress(as_json), repeat)
-    except FfmpegMissing as exc:
-        err.print(f"[red]giftwave: {exc}[/red]")
-        raise typer.Exit(2) from None
-    _print_result(result.as_dict(), as_json)
+    _bench(as_json, lambda say: run_watermark_bench(say, repeat), cannot_run=(FfmpegMissing, 2))
 
 
 def _refuse_unknown_variables() -> None:
@@ -559,7 +562,7 @@ def backup(
 @app.command()
 def chaos(
     seconds: Annotated[float, typer.Option(help="Length of the storm.", min=10)] = 40.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     nodes: Annotated[int, typer.Option(help="`giftwave serve` nodes.", min=2, max=8)] = 2,
     viewers: Annotated[int, typer.Option(help="Viewers sending gifts.", min=2, max=200)] = 6,
     restart_postgres: Annotated[
