@@ -14,8 +14,7 @@ import httpx
 from economy_client import ADMIN, AppFactory, Person, economy_app, register
 
 from giftwave.api.follows import HOME_FOLLOWED_OFFLINE
-from giftwave.clips.library import insert_clip
-from giftwave.clock import now_us
+from giftwave.clips.library import ClipSource, ClipStatus, insert_clip
 
 __all__ = ["economy_app"]
 
@@ -26,14 +25,13 @@ def _clip(
     with client.app.state.economy.db.begin() as conn:  # type: ignore[attr-defined]
         insert_clip(
             conn,
-            id=clip_id,
-            creator_id=creator.id,
-            title=title,
-            status=status,
-            source="upload",
-            content_type="video/mp4",
+            clip_id,
+            creator.id,
+            title,
+            ClipSource.UPLOAD,
+            ClipStatus(status),
+            "video/mp4",
             duration_ms=83_400,
-            created_at_us=now_us(),
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from giftwave.clock import now_us
 from giftwave.db.tables import clip_jobs, clip_reactions, clip_reposts, clips, users
 
 ID_BYTES: Final = 9  # 12 URL-safe characters after the prefix
@@ -96,8 +97,33 @@ def _to_clip(row: Row[tuple[object, ...]]) -> Clip:
     )
 
 
-def insert_clip(conn: Connection, **values: object) -> None:
-    conn.execute(insert(clips).values(**values))
+def insert_clip(
+    conn: Connection,
+    clip_id: str,
+    creator_id: int,
+    title: str,
+    source: ClipSource,
+    status: ClipStatus,
+    content_type: str,
+    **media: object,
+) -> Clip:
+    """A new clip's row, created now; ``media``: what is known of its video yet (key, size,
+    duration, dimensions, audio). The clip as read back."""
+    conn.execute(
+        insert(clips).values(
+            id=clip_id,
+            creator_id=creator_id,
+            title=title,
+            status=status.value,
+            source=source.value,
+            content_type=content_type,
+            created_at_us=now_us(),
+            **media,
+        )
+    )
+    clip = find_clip(conn, clip_id)
+    assert clip is not None
+    return clip
 
 
 def find_clip(conn: Connection, clip_id: str) -> Clip | None:

@@ -55,7 +55,6 @@ from giftwave.clips.media import (
 )
 from giftwave.clips.sources import check_recording_url
 from giftwave.clips.storage import ClipStore, LocalStore, StoreError, open_store
-from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.db.urls import Backend, parse_database_url
 from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
@@ -193,27 +192,24 @@ class Clips:
         self._put(key, path, found.content_type)
         try:
             with self.db.begin() as conn:
-                insert_clip(
+                clip = insert_clip(
                     conn,
-                    id=clip_id,
-                    creator_id=creator.id,
-                    title=title,
-                    status=ClipStatus.READY.value,
-                    source=ClipSource.UPLOAD.value,
+                    clip_id,
+                    creator.id,
+                    title,
+                    ClipSource.UPLOAD,
+                    ClipStatus.READY,
+                    found.content_type,
                     video_key=key,
-                    content_type=found.content_type,
                     size_bytes=path.stat().st_size,
                     duration_ms=found.duration_ms,
                     width=found.width,
                     height=found.height,
                     has_audio=found.has_audio,
-                    created_at_us=now_us(),
                 )
-                clip = find_clip(conn, clip_id)
         except BaseException:
             self.forget(key)
             raise
-        assert clip is not None
         return clip
 
     def _put(self, key: str, path: Path, content_type: str) -> None:
@@ -248,15 +244,14 @@ class Clips:
             )
         clip_id, job_id = new_id("cl"), new_id("cj")
         with self.db.begin() as conn:
-            insert_clip(
+            clip = insert_clip(
                 conn,
-                id=clip_id,
-                creator_id=creator.id,
-                title=title,
-                status=ClipStatus.PROCESSING.value,
-                source=ClipSource.RECORDING.value,
-                content_type="video/mp4",
-                created_at_us=now_us(),
+                clip_id,
+                creator.id,
+                title,
+                ClipSource.RECORDING,
+                ClipStatus.PROCESSING,
+                "video/mp4",
             )
             insert_job(
                 conn,
@@ -266,8 +261,7 @@ class Clips:
                 1,
                 {"recording_url": url, "start_s": start_s, "end_s": end_s},
             )
-            clip, job = find_clip(conn, clip_id), find_job(conn, job_id)
-        assert clip is not None
+            job = find_job(conn, job_id)
         assert job is not None
         return clip, job
 
