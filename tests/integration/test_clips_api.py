@@ -126,6 +126,15 @@ async def test_upload_plays_with_ranges_and_takes_reactions_and_reposts(
         assert past_end.headers["content-range"] == f"bytes */{len(data)}"
         backwards = await client.get(video, headers={"Range": "bytes=9-2"})
         assert (backwards.status_code, backwards.content) == (200, data)
+        for ignored in ("bytes=0-1,4-5", "items=0-3", "bytes=a-b"):  # all of it, not 400
+            got = await client.get(video, headers={"Range": ignored})
+            assert (got.status_code, got.content) == (200, data), ignored
+        # A player resuming a file that changed gets all of it (If-Range, RFC 9110 13.1.5).
+        etag = whole.headers["etag"]
+        same = await client.get(video, headers={"Range": "bytes=0-3", "If-Range": etag})
+        assert (same.status_code, same.content) == (206, data[:4])
+        changed = await client.get(video, headers={"Range": "bytes=0-3", "If-Range": '"old"'})
+        assert (changed.status_code, changed.content) == (200, data)
 
         webm = await uploaded(creator, media.webm, "The same in WebM")
         got = await client.get(f"/v1/clips/{webm['id']}/video", headers={"Range": "bytes=0-3"})

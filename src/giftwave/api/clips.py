@@ -4,16 +4,19 @@ reposts (a user's public "shared" collection) and emoji reactions. docs/clips.md
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from giftwave.api.auth import MaybePrincipal, SessionUser, StreamingUser
 from giftwave.api.clip_upload import BadForm, UploadTooLarge, receive_upload
@@ -354,6 +357,22 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | Literal[False
     return start, min(end, size - 1)
 
 
+class _FileRange(FileResponse):
+    """Starlette's FileResponse (ranges, If-Range, ETag, Last-Modified), shown only the range
+    ``byte_range`` honours: none where giftwave serves the whole file (a malformed or
+    multiple range, which Starlette would answer 400 or multipart)."""
+
+    def __init__(self, path: Path, wanted: tuple[int, int] | None, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self.wanted = wanted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k != b"range"]
+        if self.wanted is not None:
+            headers.append((b"range", "bytes={}-{}".format(*self.wanted).encode()))
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
+
 async def serve_file(
     request: Request,
     clips: Clips,
@@ -363,10 +382,16 @@ async def serve_file(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The object at ``key``: 206 with Content-Range for a satisfiable single range, 416 for
-    an unsatisfiable one, else 200 with all of it; streamed from the store in chunks."""
+    an unsatisfiable one, else 200 with all of it. A local file is Starlette's FileResponse;
+    a remote one (S3) is streamed from the store in chunks."""
+    path = clips.store.local_path(key)
     try:
-        size = await run_in_threadpool(clips.store.size, key)
-    except ObjectMissing:
+        if path is None:
+            size, stat = await run_in_threadpool(clips.store.size, key), None
+        else:
+            stat = await run_in_threadpool(os.stat, path)
+            size = stat.st_size
+    except (ObjectMissing, FileNotFoundError):
         raise Problem(404, "video_missing", "the file is missing from the clip store") from None
     except StoreError:
         raise Problem(503, "clip_store_unavailable", "the clip store cannot be reached") from None
@@ -379,6 +404,8 @@ async def serve_file(
             f"the file has {size} bytes",
             headers={"Content-Range": f"bytes */{size}", **common},
         )
+    if path is not None:
+        return _FileRange(path, wanted, headers=common, media_type=content_type, stat_result=stat)
     start, end, status = (0, size - 1, 200) if wanted is None else (*wanted, 206)
     if size == 0:
         return Response(b"", status_code=200, media_type=content_type, headers=common)

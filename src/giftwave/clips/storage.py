@@ -43,6 +43,10 @@ class ClipStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; no error when it is not there."""
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file when the store is a folder of this machine (served by Starlette's
+        FileResponse); None when it is remote (served from ``read``)."""
+
     def describe(self) -> str:
         """Where the store is, for logs (no secrets)."""
 
@@ -96,6 +100,9 @@ class LocalStore:
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # the clip's folder, once empty
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
 
     def describe(self) -> str:
         return f"file://{self.root}"
@@ -167,6 +174,9 @@ class S3Store:
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
             raise self._fail(exc, key) from exc
+
+    def local_path(self, key: str) -> Path | None:
+        return None
 
     def describe(self) -> str:
         where = f" at {self.endpoint}" if self.endpoint else ""
