@@ -194,7 +194,8 @@ async def _tick_labels(page: Page) -> list[dict[str, Any]]:
             const svg = fig.querySelector('svg');
             if (!svg) return [];
             const box = svg.getBoundingClientRect();
-            return [...svg.querySelectorAll('text.tick[text-anchor=end]')].map((t) => {
+            const ticks = 'text.tick[text-anchor=end], text.tick[text-anchor=start]';
+            return [...svg.querySelectorAll(ticks)].map((t) => {
                 const r = t.getBoundingClientRect();
                 return { chart: fig.querySelector('figcaption').textContent, text: t.textContent,
                          left: r.left, right: r.right, svgLeft: box.left, svgRight: box.right };

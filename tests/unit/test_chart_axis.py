@@ -4,6 +4,7 @@ room for the widest label (issue #18: "5,366.67" shown for 35,366.67, 0.67 of a 
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -54,3 +55,42 @@ def test_a_bar_chart_of_creators_has_whole_ticks_and_a_wide_one_makes_room_for_i
     huge = str(charts.bar_chart("Coins", ["d"], [123_456_789], value_name="n", empty="-"))
     for x, text in _tick_labels(huge):  # the label, right-aligned at x, starts inside the chart
         assert x - axis.label_width_px(text, font_px=charts.TICK_FONT_PX) >= 0, text
+
+
+def _numbers(pattern: str, svg: str) -> list[float]:
+    return [float(x) for x in re.findall(pattern, svg)]
+
+
+def test_right_to_left_mirrors_every_chart_as_the_studio_one() -> None:
+    """One rule for every chart (issue 21): on a right-to-left page the first day, or the first
+    share of people, is on the right and the value labels stand right of the plot."""
+    for rtl in (False, True):
+        bars = str(charts.bar_chart("n", ["a", "b"], [1, 2], value_name="n", empty="-", rtl=rtl))
+        first, second = _numbers(r'<rect class=bar x="([\d.]+)"', bars)
+        assert (first > second) is rtl
+        lines = str(charts.line_chart("n", ["a", "b"], [("s", [1, 2])], empty="-", rtl=rtl))
+        first, second = _numbers(r'<circle class="line-0" r=3 cx="([\d.]+)"', lines)
+        assert (first > second) is rtl
+        for svg in (bars, lines):
+            found = re.search(r'<line class=axis x1="([\d.]+)" y1=\d+ x2="([\d.]+)"', svg)
+            assert found is not None
+            plot_start, plot_end = float(found[1]), float(found[2])
+            anchor = "start" if rtl else "end"
+            values = _numbers(
+                rf'<text class=tick x="([\d.]+)" y="[\d.]+" text-anchor={anchor}>', svg
+            )
+            assert values, svg
+            assert all(x > plot_end if rtl else x < plot_start for x in values), svg
+        lorenz = str(
+            charts.lorenz_chart("L", [(0, 0), (1, 1)], x_name="p", y_name="c", empty="-", rtl=rtl)
+        )
+        zero = _numbers(r'<text class=tick x="([\d.]+)" y=\d+ text-anchor=\w+>0%<', lorenz)[0]
+        assert (zero > charts.WIDTH / 2) is rtl
+    day = charts.day_chart(
+        {date(2026, 11, 1): 1, date(2026, 11, 2): 2},
+        date(2026, 11, 1),
+        date(2026, 11, 2),
+        today=date(2026, 11, 2),
+        rtl=True,
+    )
+    assert day.bars[0].x > day.bars[1].x  # the same rule as above

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from giftwave.web.day_chart import BASELINE, TOP, day_chart, nice_ceiling
+from giftwave.web.charts import DAY_BASELINE, DAY_TOP, day_chart, nice_ceiling
 
 FIRST = date(2026, 11, 1)
 LAST = date(2026, 11, 30)
@@ -31,8 +31,8 @@ def test_days_that_earned_get_bars_in_time_order_and_today_stands_out() -> None:
     tallest = chart.best
     assert tallest is not None
     assert tallest.value == 40
-    assert tallest.y == pytest.approx(TOP + (BASELINE - TOP) * (1 - 40 / 50))
-    assert all(b.y + b.height == pytest.approx(BASELINE) for b in chart.bars)
+    assert tallest.y == pytest.approx(DAY_TOP + (DAY_BASELINE - DAY_TOP) * (1 - 40 / 50))
+    assert all(b.y + b.height == pytest.approx(DAY_BASELINE) for b in chart.bars)
     assert [t.value for t in chart.ticks] == [0, 25, 50]
     assert [label.day for label in chart.day_labels] == [FIRST, FIRST + timedelta(days=15), LAST]
 

@@ -28,7 +28,7 @@ from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
 from giftwave.live.gift_rate import recent_gifts_per_second
 from giftwave.live.overlay_keys import overlay_key
 from giftwave.live.streams import Stream, live_stream_of
-from giftwave.web.day_chart import day_chart
+from giftwave.web.charts import day_chart
 from giftwave.web.i18n import N_, client_messages, text_direction
 
 router = APIRouter(include_in_schema=False)
