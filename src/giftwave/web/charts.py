@@ -222,7 +222,9 @@ def line_chart(
             )
     legend = "".join(
         f'<text class="legend line-{k}" x="{x1 - 8 - 150 * k if rtl else x0 + 8 + 150 * k:.1f}" '
-        f"y={PAD_TOP + 12}{' text-anchor=end' if rtl else ''}>■ {escape(name)}</text>"
+        f"y={PAD_TOP + 12}{' text-anchor=end' if rtl else ''}>"
+        # The swatch first where reading starts: right of the name on a right-to-left page.
+        f"{f'{escape(name)} ■' if rtl else f'■ {escape(name)}'}</text>"
         for k, (name, _) in enumerate(series)
     )
     table = _table(
