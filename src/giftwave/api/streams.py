@@ -1,4 +1,5 @@
-"""Streams (minimal until live rooms land) and sending gifts to them."""
+"""Streams: go live, the live list, one stream, its end; gifts sent to them (a hot route,
+answered by ``Giftwave.__call__`` before the router); a stream's goal."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from giftwave.trending.service import Trending
 router = APIRouter(prefix="/v1/trending", tags=["trending"])
 
 COUNTRY_RE: Final = re.compile(r"[A-Z]{2}")
-KINDS: Final = ("stream",)  # clips will join them
+KINDS: Final = ("stream",)  # what trends: live streams only (docs/trending.md)
 
 
 class TrendingStream(BaseModel):

@@ -1,1 +1,1 @@
-"""Streams and, later, live rooms: combos, leaderboards, goals, battles."""
+"""Streams and their live rooms: combos, leaderboards, goals, battles, moderation."""

@@ -1,1 +1,1 @@
-"""Trending: live streams (later clips) ranked by time-decayed engagement (docs/trending.md)."""
+"""Trending: live streams ranked by time-decayed engagement (docs/trending.md)."""

@@ -83,7 +83,7 @@ class TrendingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """What can trend: ``kind`` "stream" (later "clip"); ``creator`` is the creator's actor."""
+    """What can trend: ``kind`` "stream" (the only kind); ``creator`` is the creator's actor."""
 
     id: str
     kind: str
