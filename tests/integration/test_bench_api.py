@@ -40,3 +40,5 @@ def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Pa
     assert 0 < on < 1_000_000
     assert 0 < off < 1_000_000
     assert result["observability_cost_pct"] == round((on / off - 1) * 100, 1)
+    assert len(result["cpu_us_per_gift_rounds"]) == 2
+    assert len(result["observability_off_cpu_us_per_gift_rounds"]) == 2

@@ -59,6 +59,9 @@ class ApiBenchResult:
     observability_off_gifts_per_s: float | None = None
     observability_off_cpu_us_per_gift: float | None = None
     observability_cost_pct: float | None = None  # CPU per gift, on over off, less 100%
+    # Each round's CPU per gift, in the order run, on and off: how far the medians can be trusted.
+    cpu_us_per_gift_rounds: list[float] = field(default_factory=list)
+    observability_off_cpu_us_per_gift_rounds: list[float] = field(default_factory=list)
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -182,5 +185,9 @@ def run_api_bench(
             statistics.median(p.load.ok for p in off_phases) / phase_seconds, 1
         )
         result.observability_off_cpu_us_per_gift = round(cpu_off, 1)
+        result.cpu_us_per_gift_rounds = [round(p.cpu_us_per_gift(), 1) for p in on_phases]
+        result.observability_off_cpu_us_per_gift_rounds = [
+            round(p.cpu_us_per_gift(), 1) for p in off_phases
+        ]
         result.observability_cost_pct = round((cpu_on / cpu_off - 1) * 100, 1) if cpu_off else None
     return result
