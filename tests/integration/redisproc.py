@@ -6,7 +6,7 @@ that killing and starting it again gives an EMPTY Redis, and no other test's Red
         redis.kill()     # SIGKILL: every connection drops, every key is gone
         redis.start()    # the same port, empty
 
-The process itself is the fault campaign's (``giftwave.chaos.processes.PrivateRedis``); this
+The process itself is the product's (``giftwave.private_redis``, the fault campaign's too); this
 adds what tests need around it: a ``with`` block, and a missing or failing `redis-server` as a
 test failure (a backend that is missing is never a skip).
 """
@@ -18,10 +18,10 @@ from types import TracebackType
 
 import pytest
 
-from giftwave.chaos import processes
+from giftwave import private_redis
 
 
-class PrivateRedis(processes.PrivateRedis):
+class PrivateRedis(private_redis.PrivateRedis):
     def __init__(self, log_dir: Path) -> None:
         try:
             super().__init__(log_dir)

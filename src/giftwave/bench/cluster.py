@@ -32,7 +32,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -65,8 +64,8 @@ from giftwave.bench.ws_client import WsClient, connect_all
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import Backend, DatabaseUrl, parse_database_url
 from giftwave.ledger.verify import verify_ledger
+from giftwave.private_redis import HOST, PrivateRedis, free_port
 
-HOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 30.0
 MAX_NODES: Final = 16  # a 2-core machine: beyond this every node only waits for a core
@@ -193,12 +192,6 @@ backend giftwave_nodes
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _executable(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if found is None:
@@ -269,27 +262,13 @@ def cluster(database_url: str, nodes: int) -> Iterator[Cluster]:
         made_holder: list[Cluster] = []
         stack.callback(_verify_each, made_holder)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="giftwave-cluster-")))
-        redis_port = _free_port()
-        redis = stack.enter_context(
-            _process(
-                [
-                    _executable("redis-server"),
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    HOST,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                tmp / "redis.log",
-            )
-        )
+        redis = PrivateRedis(tmp)
+        redis.start()
+        stack.callback(redis.kill)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("GIFTWAVE_")},
             "GIFTWAVE_DATABASE_URL": db.url,
-            "GIFTWAVE_BROKER_URL": f"redis://{HOST}:{redis_port}/0",
+            "GIFTWAVE_BROKER_URL": redis.url,
             "GIFTWAVE_ADMIN_TOKEN": ADMIN_TOKEN,
             "GIFTWAVE_CLIP_STORE": str(tmp / "clips"),
             "GIFTWAVE_PASSWORD_TIME_COST": "1",
@@ -309,14 +288,14 @@ def cluster(database_url: str, nodes: int) -> Iterator[Cluster]:
         if not Path(giftwave).exists():
             giftwave = _executable("giftwave")
         for i in range(1, nodes + 1):
-            port = _free_port()
+            port = free_port()
             command = [giftwave, "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
             proc = stack.enter_context(_process(command, tmp / f"node{i}.log", env))
             procs.append(proc)
             started.append(Node(f"node{i}", port, proc.pid))
         for node, proc in zip(started, procs, strict=True):
             _await(node.base + "/readyz", proc, tmp / f"{node.name}.log")
-        front_port = _free_port()
+        front_port = free_port()
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         config = tmp / "haproxy.cfg"
         config.write_text(haproxy_config(front_port, started, min(20_000, soft // 2 - 100)))
@@ -324,6 +303,7 @@ def cluster(database_url: str, nodes: int) -> Iterator[Cluster]:
         haproxy = stack.enter_context(
             _process([_executable("haproxy"), "-f", str(config)], haproxy_log)
         )
+        assert redis.pid is not None  # started above
         made = Cluster(front_port, started, haproxy.pid, redis.pid, db)
         made_holder.append(made)
         _await(made.front + "/readyz", haproxy, haproxy_log)

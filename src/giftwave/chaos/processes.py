@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,12 @@ from typing import Final
 
 import httpx
 
-HOST: Final = "127.0.0.1"
+from giftwave.private_redis import HOST, free_port
+from giftwave.private_redis import PrivateRedis as PrivateRedis  # the campaign kills it
+
 START_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 30.0
 PG_RESTART_TIMEOUT_S: Final = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def giftwave_executable() -> str:
@@ -108,62 +103,6 @@ class Node:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-
-def _answers_ping(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class PrivateRedis:
-    """A Redis of the campaign's own, in memory only: killed and started again, it is empty.
-    Never the shared one on 6379, which other processes use."""
-
-    def __init__(self, log_dir: Path) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("giftwave chaos needs redis-server on PATH")
-        self._executable = executable
-        self._log_path = log_dir / "redis.log"
-        self.port = free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    def start(self) -> None:
-        with self._log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    self._executable,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    HOST,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 10.0
-        while not _answers_ping(self.port):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 def restart_postgres() -> None:
