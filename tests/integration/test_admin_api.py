@@ -11,6 +11,7 @@ import httpx
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, make_admin, register
 from sqlalchemy import update
 
+from giftwave.api.state import app_services
 from giftwave.db.tables import accounts
 
 __all__ = ["economy_app"]
@@ -212,7 +213,7 @@ async def test_ledger_check_and_economy_totals(economy_app: AppFactory) -> None:
         assert (await admin_get(client, "/v1/admin/ledger"))["last_check"] == check
 
         # Someone edits a balance behind the ledger's back: the next check names it.
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db
         with db.begin() as conn:
             conn.execute(
                 update(accounts)

@@ -14,6 +14,7 @@ import orjson
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
 from sqlalchemy import func, select, update
 
+from giftwave.api.state import app_services
 from giftwave.db.tables import battles, webhook_deliveries
 from giftwave.live.battle_referee import Referee
 from giftwave.live.battles import SETTLE_US
@@ -23,7 +24,7 @@ S = 1_000_000
 
 
 def battle_count(client: httpx.AsyncClient) -> int:
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db
     with db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(battles)).scalar_one())
 
@@ -166,7 +167,7 @@ async def test_an_unanswered_invitation_expires(economy_app: AppFactory) -> None
         (ana, st_ana), (bo, st_bo) = await creators_live(client, 2)
         r = await challenge(ana, st_ana, st_bo)
         battle_id = r.json()["id"]
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db
         with db.begin() as conn:  # a minute and a second ago
             conn.execute(
                 update(battles)
@@ -217,7 +218,7 @@ async def test_ended_early_it_is_scored_from_the_committed_gifts(economy_app: Ap
         assert (await cy.get(f"/v1/battles/{battle_id}")).json() == result
         assert (await bo.post(f"/v1/battles/{battle_id}/end")).json() == result
         # Bo's alert tool hears the result once, from the outbox row written with it.
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db
         with db.connect() as conn:
             rows = conn.execute(
                 select(webhook_deliveries.c.type, webhook_deliveries.c.payload)
@@ -243,12 +244,12 @@ async def test_of_two_referees_racing_exactly_one_announces_the_result(
     """Two nodes sweep the same database: the conditional UPDATE lets one of them end the
     battle; only that one publishes ``battle_ended`` (once to each room)."""
     async with economy_app(battle_min_duration_s=1) as client:
-        app_referee = client.app.state.referee  # type: ignore[attr-defined]
+        app_referee = app_services(client.app).referee
         await app_referee.stop()  # the two below are the only ones sweeping
         (ana, st_ana), (bo, st_bo) = await creators_live(client, 2)
         battle_id = (await challenge(ana, st_ana, st_bo, duration_s=1)).json()["id"]
         started = (await bo.post(f"/v1/battles/{battle_id}/accept")).json()
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db
         published: list[list[tuple[str, str]]] = [[], []]
 
         def recorder(into: list[tuple[str, str]]) -> Any:

@@ -21,6 +21,7 @@ from economy_client import (
 from sqlalchemy import select
 
 from giftwave.api.identity import BECOME_CREATOR_RATE
+from giftwave.api.state import app_services
 from giftwave.db.tables import users
 from giftwave.identity.sessions import Scope
 
@@ -41,7 +42,7 @@ def _other_browser(client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 async def _role(client: httpx.AsyncClient, person: Person) -> str:
     """As stored: not what a cache may still say."""
-    with client.app.state.economy.db.connect() as conn:  # type: ignore[attr-defined]
+    with app_services(client.app).db.connect() as conn:
         return str(conn.execute(select(users.c.role).where(users.c.id == person.id)).scalar_one())
 
 
@@ -174,7 +175,7 @@ async def test_a_minor_cannot_sign_up_as_a_creator_either(economy_app: AppFactor
             await _sign_up(client, "krcreator", _aged(18), "KR"), 403, "creator_too_young"
         )
         assert korean["min_age"] == 19
-        with client.app.state.economy.db.connect() as conn:  # type: ignore[attr-defined]
+        with app_services(client.app).db.connect() as conn:
             found = conn.execute(
                 select(users.c.id).where(users.c.handle.in_(["teencreator", "krcreator"]))
             ).all()

@@ -21,6 +21,7 @@ from economy_client import (
 )
 
 from giftwave.api.identity import today
+from giftwave.api.state import app_services
 from giftwave.db.engine import make_engine
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payouts import Payouts
@@ -187,7 +188,7 @@ async def test_an_unreviewed_payout_expires(economy_app: AppFactory, db_url: Dat
         stream = await creator.go_live()
         assert (await viewer.gift(stream, "money_gun")).status_code == 201
 
-        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy
         quick = Payouts(
             economy.db,
             economy.engine,

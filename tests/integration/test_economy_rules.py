@@ -22,6 +22,7 @@ from economy_client import (
 )
 from sqlalchemy import func, select
 
+from giftwave.api.state import app_services
 from giftwave.db.tables import gift_sends, payment_orders, transfers
 
 __all__ = ["economy_app"]
@@ -38,7 +39,7 @@ def born(years: int, days: int = 30) -> str:
 
 
 def ledger_size(client: httpx.AsyncClient) -> int:
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db
     with db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(transfers)).scalar_one())
 
@@ -46,7 +47,7 @@ def ledger_size(client: httpx.AsyncClient) -> int:
 def gift_rows(client: httpx.AsyncClient) -> dict[str, str]:
     """gift_sends as {coins transfer id: gift id}; each row's gift must be in the ledger whole,
     and each gift in the ledger must have its row."""
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db
     with db.connect() as conn:
         rows = dict(conn.execute(select(gift_sends.c.transfer_id, gift_sends.c.gift_id)).all())
         ids = set(conn.execute(select(transfers.c.id).where(transfers.c.code == "gift")).scalars())
@@ -56,7 +57,7 @@ def gift_rows(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 def order_count(client: httpx.AsyncClient) -> int:
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db
     with db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(payment_orders)).scalar_one())
 

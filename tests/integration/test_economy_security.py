@@ -20,6 +20,7 @@ from economy_client import (
 )
 from sqlalchemy import event, func, select, update
 
+from giftwave.api.state import app_services
 from giftwave.clock import now_us
 from giftwave.db.tables import gift_sends, payment_orders, payouts, sessions, streams, transfers
 
@@ -30,7 +31,7 @@ ALL_SCOPES = ["users:write", "wallet:read", "gifts:send", "topups:create", "stre
 
 def counts(client: httpx.AsyncClient) -> dict[str, int]:
     """Rows in every table an economy action writes to."""
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db
     with db.connect() as conn:
         return {
             t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
@@ -324,7 +325,7 @@ async def test_bad_tokens_are_401_and_logout_ends_the_session(economy_app: AppFa
             )
             assert r.status_code == 200, r.text
             old = r.json()["token"]
-            db = client.app.state.economy.db  # type: ignore[attr-defined]
+            db = app_services(client.app).db
             with db.begin() as conn:
                 conn.execute(
                     update(sessions)
@@ -360,14 +361,14 @@ async def test_tokens_read_together_each_find_their_own_user(economy_app: AppFac
     async with economy_app() as client:
         people = [await register(client) for _ in range(12)]
         expired = await register(client)
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db
         with db.begin() as conn:
             conn.execute(
                 update(sessions)
                 .where(sessions.c.user_id == expired.id)
                 .values(expires_at_us=now_us() - 1)
             )
-        cache = client.app.state.auth_cache  # type: ignore[attr-defined]
+        cache = app_services(client.app).auth_cache
         cache.sessions.clear()
         cache.users.clear()
         statements: list[str] = []

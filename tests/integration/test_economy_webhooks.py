@@ -15,6 +15,7 @@ import orjson
 from economy_client import FAST, AppFactory, Person, assert_problem, economy_app, register
 from sqlalchemy import func, select
 
+from giftwave.api.state import app_services
 from giftwave.db.tables import payment_events, transfers
 from giftwave.payments.base import PaymentEventKind
 from giftwave.payments.sandbox import SIGNATURE_HEADER, WEBHOOK_PATH, SandboxProvider
@@ -27,14 +28,14 @@ assert isinstance(SECRET, str)
 
 
 def provider(client: httpx.AsyncClient) -> SandboxProvider:
-    sandbox = client.app.state.economy.topups.provider  # type: ignore[attr-defined]
+    sandbox = app_services(client.app).economy.topups.provider
     assert isinstance(sandbox, SandboxProvider)
     return sandbox
 
 
 def stored(client: httpx.AsyncClient) -> tuple[int, int]:
     """(payment events stored, ledger transfers)."""
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db
     with db.connect() as conn:
         events = conn.execute(select(func.count()).select_from(payment_events)).scalar_one()
         moved = conn.execute(select(func.count()).select_from(transfers)).scalar_one()

@@ -58,6 +58,7 @@ from sqlalchemy import Engine, select
 from giftwave.analytics.rollup import Rollup
 from giftwave.api.app import UVICORN_OPTIONS
 from giftwave.api.identity import today
+from giftwave.api.state import app_services
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payouts import Payouts
@@ -313,7 +314,7 @@ async def test_one_evening_every_figure_shown_equals_the_ledger(
         allowed_hosts=["giftwave.test", "127.0.0.1"],  # and the room socket's loopback
     ) as client:
         app: Any = client.app  # type: ignore[attr-defined]
-        economy = app.state.economy
+        economy = app_services(app).economy
         for (currency, coins), (price, _) in PACKAGES.items():
             if currency != "USD":  # USD's are the seeded list
                 await put_package(client, currency, coins, price)

@@ -20,6 +20,7 @@ from economy_client import AppFactory, Person, economy_app, grant, register
 from sqlalchemy import select, update
 
 from giftwave.api.identity import today
+from giftwave.api.state import app_services
 from giftwave.db.engine import _alembic_config, make_engine, migrate
 from giftwave.db.tables import payouts
 from giftwave.db.urls import DatabaseUrl
@@ -69,7 +70,7 @@ async def test_an_expired_payout_leaves_pending_and_the_cap_at_once(
     ) as client:
         creator = await register(client, "creator")
         await earn(client, creator, [("galaxy", 2)])  # 2,000 diamonds, $10
-        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy
         # Settings allow a review timeout of 60 s at least; the same service with 1 s.
         quick = Payouts(
             economy.db,
@@ -112,7 +113,7 @@ async def test_the_upgrade_marks_payouts_that_expired_before_it(
     async with economy_app(payout_min_cents=100) as client:
         creator = await register(client, "creator")
         await earn(client, creator, [("galaxy", 1)])
-        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy
         quick = Payouts(
             economy.db,
             economy.engine,

@@ -14,6 +14,7 @@ from liveclient import Client, as_user, go_live, person
 from serverproc import one_server
 from sqlalchemy import func, select
 
+from giftwave.api.state import app_services
 from giftwave.db.tables import follows
 from giftwave.db.urls import DatabaseUrl
 from giftwave.social.follows import FOLLOW_CHANGES_BURST
@@ -66,7 +67,7 @@ async def test_follow_unfollow_counts_and_list(economy_app: AppFactory) -> None:
         assert [f["user_id"] for f in (await fan.get("/v1/me/following")).json()["following"]] == [
             max_.id
         ]
-        with client.app.state.economy.db.connect() as conn:  # type: ignore[attr-defined]
+        with app_services(client.app).db.connect() as conn:
             assert conn.execute(select(func.count()).select_from(follows)).scalar_one() == 2
 
 
@@ -102,7 +103,7 @@ async def test_refusals_change_nothing(economy_app: AppFactory) -> None:
             403,
             "account_blocked",
         )
-        with client.app.state.economy.db.connect() as conn:  # type: ignore[attr-defined]
+        with app_services(client.app).db.connect() as conn:
             assert conn.execute(select(func.count()).select_from(follows)).scalar_one() == 0
 
 

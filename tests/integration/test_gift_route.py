@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register
 
+from giftwave.api.state import app_services
+
 __all__ = ["economy_app"]
 
 
@@ -79,7 +81,7 @@ async def test_the_gift_route_answers_like_every_other_route(economy_app: AppFac
         assert_problem(missing, 404, "stream_not_found")
 
         # An error nobody expected: the app's own handler answers it (problem+json, logged).
-        economy = client.app.state.economy  # type: ignore[attr-defined]
+        economy = app_services(client.app).economy
 
         async def broken(_: object) -> None:
             raise RuntimeError("a bug")

@@ -37,6 +37,7 @@ from serverproc import (
 )
 from sqlalchemy import select
 
+from giftwave.api.state import app_services
 from giftwave.db.engine import make_engine
 from giftwave.db.tables import gift_sends, transfers
 from giftwave.db.urls import DatabaseUrl
@@ -516,13 +517,13 @@ async def test_a_retried_gift_is_told_again_and_counted_once(economy_app: AppFac
         assert r.status_code == 200, r.text
         stream = await creator.go_live()
         app: Any = client.app  # type: ignore[attr-defined]
-        await app.state.hub.subscribe(stream, ListSink())  # someone watches: the room stays
+        await app_services(app).hub.subscribe(stream, ListSink())  # someone watches: the room stays
         told: list[GiftSent] = []
 
         async def tell(sent: GiftSent, _handle: str, _comboable: bool) -> None:
             told.append(sent)
 
-        app.state.economy.gifting.add_observer(tell)
+        app_services(app).economy.gifting.add_observer(tell)
         first = await viewer.gift(stream, "panda", key="once")
         assert first.status_code == 201, first.text
         again = await viewer.gift(stream, "panda", key="once")
@@ -533,6 +534,6 @@ async def test_a_retried_gift_is_told_again_and_counted_once(economy_app: AppFac
         assert late.json() == first.json()
         assert [t.send_id for t in told] == [first.json()["send_id"]] * 3
         assert len({t.created_at_us for t in told}) == 1  # the same gift, the same time
-        room = app.state.hub.channel(stream).room
+        room = app_services(app).hub.channel(stream).room
         assert (room.coins, room.diamonds) == (5, 5)
         assert room.snapshot()["leaderboard"]["top"][0]["coins"] == 5

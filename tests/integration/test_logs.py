@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serverproc import ADMIN_TOKEN, ServerGroup, ServerProcess, free_port, giftwave_env, migrate
 
 from giftwave.api.identity import today
+from giftwave.api.state import app_services
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payouts import Payouts
 from giftwave.identity.users import find_user
@@ -435,7 +436,7 @@ async def test_an_expired_payout_writes_its_audit_line_once(
         await viewer.buy(700)
         stream = await creator.go_live()
         assert (await viewer.gift(stream, "money_gun")).status_code == 201
-        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy
         quick = Payouts(
             economy.db,
             economy.engine,

@@ -14,6 +14,7 @@ import httpx
 from economy_client import ADMIN, AppFactory, Person, economy_app, register
 
 from giftwave.api.follows import HOME_FOLLOWED_OFFLINE
+from giftwave.api.state import app_services
 from giftwave.clips.library import ClipSource, ClipStatus, insert_clip
 
 __all__ = ["economy_app"]
@@ -22,7 +23,7 @@ __all__ = ["economy_app"]
 def _clip(
     client: httpx.AsyncClient, creator: Person, clip_id: str, title: str, status: str
 ) -> None:
-    with client.app.state.economy.db.begin() as conn:  # type: ignore[attr-defined]
+    with app_services(client.app).db.begin() as conn:
         insert_clip(
             conn,
             clip_id,

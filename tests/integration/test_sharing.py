@@ -24,6 +24,7 @@ from economy_client import (
 from sqlalchemy import func, select, update
 
 from giftwave.api.shares import redirect_in_memory
+from giftwave.api.state import app_services
 from giftwave.clock import now_us
 from giftwave.db.engine import make_engine
 from giftwave.db.tables import (
@@ -101,7 +102,7 @@ async def gifts_credited(client: httpx.AsyncClient, credits: int) -> None:
 
 
 def sharing_of(client: httpx.AsyncClient) -> Sharing:
-    sharing: Sharing = client.app.state.sharing  # type: ignore[attr-defined]
+    sharing: Sharing = app_services(client.app).sharing
     return sharing
 
 

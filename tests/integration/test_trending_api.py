@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, grant, register
 
+from giftwave.api.state import app_services
+
 __all__ = ["economy_app"]
 
 
@@ -127,7 +129,7 @@ async def test_gifts_sent_on_another_node_count_once_when_polled(
         assert r.status_code == 200, r.text
         assert (await _trending(node_a))[0]["score"] == pytest.approx(75, rel=1e-3)  # at once
 
-        trending_b = node_b.app.state.trending  # type: ignore[attr-defined]
+        trending_b = app_services(node_b.app).trending
         assert await _trending(node_b) == []  # node B has not polled yet
         assert await trending_b.poll() == 3  # three rows read: two gifts, one reversed
         assert await trending_b.poll() == 0  # nothing new: nothing read again

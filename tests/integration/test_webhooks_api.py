@@ -15,6 +15,7 @@ from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_ap
 from sqlalchemy import Engine, func, insert, select
 from webhook_receiver import Receiver
 
+from giftwave.api.state import app_services
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.economy.gifting import GiftSent
 from giftwave.errors import Invalid
@@ -36,7 +37,7 @@ LOCAL = {"webhook_allow_private_addresses": True}
 
 
 def _db(client: httpx.AsyncClient) -> Engine:
-    db: Engine = client.app.state.economy.db  # type: ignore[attr-defined]
+    db: Engine = app_services(client.app).db
     return db
 
 
@@ -302,7 +303,7 @@ async def test_battle_ended_is_queued_once_per_subscribed_endpoint(
                 )
             with pytest.raises(Invalid), _db(client).begin() as conn:
                 enqueue_battle_ended(conn, battle_id="no spaces", creator_ids=[red.id], data={})
-            client.app.state.webhooks.wake()  # type: ignore[attr-defined]
+            app_services(client.app).webhooks.wake()
 
             [got] = await receiver.until(lambda got: len(got) == 1)
             assert got.path == "/red"

@@ -26,6 +26,7 @@ from giftwave.api.fields import PlainText, StrictBool
 from giftwave.api.identity import UserOut
 from giftwave.api.problems import Problem
 from giftwave.api.shop import GiftOut, OrderOut
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift, current_gifts, put_gift
 from giftwave.economy.packages import CoinPackage, all_packages, put_package
@@ -162,7 +163,7 @@ async def change_user(
         frozen = int(body.status == "blocked")  # the ledger freezes a blocked user's accounts
         audit(event, user_id=user_id, ledger_frozen=frozen, by_user_id=by_user_id)
     # Committed: every node (this one at once) drops the user it cached (api/auth.py).
-    await request.app.state.broker.notify(user_changed_notice(user_id))
+    await services(request).broker.notify(user_changed_notice(user_id))
     return UserOut.of(user, economy)
 
 
@@ -409,7 +410,7 @@ async def revoke_key(
 
     if not await run_in_threadpool(work):
         raise Problem(404, "api_key_not_found", f"no active API key {key_id}")
-    await request.app.state.broker.notify(api_key_revoked_notice())  # every node's keys
+    await services(request).broker.notify(api_key_revoked_notice())  # every node's keys
 
 
 class LedgerCheckOut(BaseModel):
@@ -476,7 +477,7 @@ class LedgerChecks:
 
 
 async def ledger_checks_of(request: Request) -> LedgerChecks:
-    checks: LedgerChecks = request.app.state.ledger_checks
+    checks: LedgerChecks = services(request).ledger_checks
     return checks
 
 

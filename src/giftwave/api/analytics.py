@@ -33,6 +33,7 @@ from giftwave.analytics.reports import (
 from giftwave.analytics.rollup import Rollup
 from giftwave.api.auth import AdminPrincipal, MaybePrincipal, SessionUser, economy_of
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.services import Economy
 
@@ -68,17 +69,12 @@ class Freshness:
             self._last = time.monotonic()
 
 
-def freshness_of(request: Request, economy: Economy) -> Freshness:
-    state = request.app.state
-    found = getattr(state, "analytics", None)
-    if found is None:
-        found = state.analytics = Freshness(Rollup(economy.db))
-    assert isinstance(found, Freshness)
-    return found
+def freshness_of(request: Request) -> Freshness:
+    return services(request).analytics
 
 
 async def economy_figures(request: Request, economy: Economy, days: int) -> EconomyReport:
-    await freshness_of(request, economy).ensure()
+    await freshness_of(request).ensure()
     settings = economy.settings
 
     def work() -> EconomyReport:
@@ -96,7 +92,7 @@ async def economy_figures(request: Request, economy: Economy, days: int) -> Econ
 async def creator_figures(
     request: Request, economy: Economy, creator_id: int, days: int
 ) -> CreatorReport:
-    await freshness_of(request, economy).ensure()
+    await freshness_of(request).ensure()
 
     def work() -> CreatorReport:
         with economy.db.connect() as conn:
@@ -106,7 +102,7 @@ async def creator_figures(
 
 
 async def stream_figures(request: Request, economy: Economy, stream_id: str) -> StreamReport:
-    await freshness_of(request, economy).ensure()
+    await freshness_of(request).ensure()
 
     def work() -> StreamReport | None:
         with economy.db.connect() as conn:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import HTTPExceptionHandler, Receive, Scope, Send
 
 from giftwave import __version__
+from giftwave.analytics.rollup import Rollup
 from giftwave.analytics.viewers import ViewerSampler
 from giftwave.api import (
     admin,
@@ -60,14 +61,14 @@ from giftwave.api.request_observer import (
     ObserveRequests,
 )
 from giftwave.api.security_headers import COMMON_HEADERS, SecurityHeaders
-from giftwave.api.state import AppState
+from giftwave.api.state import Services, install
 from giftwave.clips.service import Clips
 from giftwave.config import ConfigError, Settings
 from giftwave.db.engine import check_schema, make_engine
-from giftwave.db.urls import parse_database_url
+from giftwave.db.urls import DatabaseUrl, parse_database_url
 from giftwave.economy.catalog import current_gifts
-from giftwave.economy.gifting import GiftSent
-from giftwave.economy.reversals import GiftReversed
+from giftwave.economy.gifting import GiftGate, GiftObserver, GiftSent
+from giftwave.economy.reversals import GiftReversed, ReversalObserver
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
@@ -327,111 +328,199 @@ class Giftwave(FastAPI):
         return None
 
 
+# Routes are matched in order, one by one: the hot ones go first (gifts, then share-link
+# redirects: a click on a shared link must not walk a hundred routes first).
+ROUTERS: Final = (
+    streams,
+    shares,
+    identity,
+    shop,
+    creators,
+    webhooks,
+    admin,
+    ledger,
+    live,
+    battles,
+    overlays,
+    trending,
+    admin_pages,
+    share_pages,
+    analytics,
+    economy_pages,
+    clips,
+    clip_pages,
+    follows,
+    moderation,
+    pages,
+    profile_pages,
+    studio_pages,
+    api_docs,
+)
+# Innermost first: Starlette wraps each middleware added around those added before it.
+MIDDLEWARE: Final = (
+    KeepServerSend,  # room sockets write frames straight to the transport
+    SecurityHeaders,  # nosniff, referrer policy, a page's default CSP
+)
+
+
+def _gift_observers(parts: Services) -> tuple[GiftObserver, ...]:
+    """Who hears of a committed gift, in this order: every node's room (bill first, then
+    broadcast), the battle it scores in, the webhooks (after the broadcast: a room a webhook
+    follows has the gift before it is seeded), trending."""
+    return (
+        partial(_broadcast_gift, parts.broker),
+        partial(_score_battle, parts.referee),
+        parts.webhooks.gift_committed,
+        parts.trending.gift_committed,
+    )
+
+
+def _reversal_observers(parts: Services) -> tuple[ReversalObserver, ...]:
+    """Who hears of a committed reversal, in this order: every node's room, both battle
+    rooms, the webhooks."""
+    return (
+        partial(_broadcast_reversal, parts.broker),
+        partial(_unscore_battle, parts.referee),
+        parts.webhooks.gift_reversed,
+    )
+
+
+def _gift_gates(parts: Services, drain: Drain) -> tuple[GiftGate, ...]:
+    """What may refuse a gift before the ledger, in this order: a creator's ban, a draining
+    node (SIGTERM: new gifts refused, queued ones answered)."""
+    return (parts.ban_gate.check, drain.gate)
+
+
+def _wire(parts: Services, drain: Drain) -> None:
+    """The observers, gates and limits between the parts, each list in its stated order."""
+    gifting = parts.economy.gifting
+    for gate in _gift_gates(parts, drain):
+        gifting.add_gate(gate)
+    gifting.use_rate_limiter(parts.rate_limiter)
+    for observer in _gift_observers(parts):
+        gifting.add_observer(observer)
+    for reversal_observer in _reversal_observers(parts):
+        parts.economy.reversals.add_observer(reversal_observer)
+    parts.hub.add_observer(parts.webhooks.room_events)
+    # Chat, likes, moderation, gifts, shares, follows: limits per user whatever the node.
+    parts.sharing.limiter.use(parts.rate_limiter)
+    parts.follow_limiter.use(parts.rate_limiter)
+
+
+async def _start_ledger(
+    settings: Settings, db_url: DatabaseUrl, stack: AsyncExitStack
+) -> tuple[Engine, PostingEngine]:
+    """The database and the posting engine, stopped after everything that uses them."""
+    db = make_engine(db_url)
+    check_schema(db)
+    store: BatchStore = (
+        ProcessStore(db_url) if settings.ledger_writer == "process" else open_store(db_url)
+    )
+    engine = PostingEngine(
+        store,
+        batch_max_transfers=settings.ledger_batch_max_transfers,
+        queue_max_submissions=settings.ledger_queue_max_submissions,
+        linger_ms=settings.ledger_batch_linger_ms,
+        expiry_interval_s=settings.ledger_expiry_interval_s,
+    )
+    stack.callback(db.dispose)
+    stack.push_async_callback(_own_worker_threads())
+    await engine.start()
+    stack.push_async_callback(engine.stop)
+    return db, engine
+
+
+def _hub(settings: Settings, db: Engine, broker: Broker) -> Hub:
+    return Hub(
+        tick_ms=settings.live_tick_ms,
+        combo_quiet_ms=settings.live_combo_quiet_ms,
+        combo_settle_ms=COMBO_SETTLE_MS,
+        battle_result_ms=settings.battle_result_shown_s * 1000,
+        coalesce=settings.live_fanout == "tick",
+        ring_max_bytes=settings.live_ring_max_bytes,
+        broker=broker,
+        seed=partial(_seed_room, db),
+    )
+
+
+async def _start_services(
+    settings: Settings, db_url: DatabaseUrl, app: FastAPI, stack: AsyncExitStack
+) -> Services:
+    """Every service, started in dependency order; ``stack`` stops them in reverse."""
+    db, engine = await _start_ledger(settings, db_url, stack)
+    economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
+    economy.seed_defaults()
+    broker = open_broker(settings.broker_url)
+    hub = _hub(settings, db, broker)
+    ban_gate = BanGate(db)
+    auth_cache = AuthCache(db, forget_elsewhere=(partial(_forget_creator, economy),))
+    # Bans, sessions, users and keys are cached per node; a change anywhere drops the cached
+    # answers everywhere through the broker's notices (live/ban_gate.py, api/auth.py), heard
+    # from the broker's start on.
+    broker.on_notice(ban_gate.notice)
+    broker.on_notice(auth_cache.notice)
+    await broker.start(hub)
+    stack.push_async_callback(broker.stop)
+    rate_limiter = open_rate_limiter(settings.broker_url)
+    stack.push_async_callback(rate_limiter.close)
+    hub.start()
+    stack.push_async_callback(hub.stop)
+    viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
+    viewers.start()
+    stack.push_async_callback(viewers.stop)
+    referee = Referee(db, broker.publish)
+    referee.start()
+    stack.push_async_callback(referee.stop)
+    outgoing = Webhooks(settings, db, follow=hub.follow)
+    outgoing.start()
+    stack.push_async_callback(outgoing.stop)
+    sharing = Sharing(settings, db)
+    sharing.start()
+    stack.callback(sharing.stop)  # writes what is queued
+    ranking = Trending(db, config_from(settings))
+    await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
+    stack.push_async_callback(ranking.stop)
+    clip_service = Clips(settings, db)  # logs an error when FFmpeg is missing
+    await clip_service.start()  # runs the jobs a stopped process left unfinished
+    stack.push_async_callback(clip_service.stop)
+    return Services(
+        settings=settings,
+        db=db,
+        engine=engine,
+        economy=economy,
+        broker=broker,
+        hub=hub,
+        referee=referee,
+        auth_cache=auth_cache,
+        ban_gate=ban_gate,
+        rate_limiter=rate_limiter,
+        follow_limiter=follow_limiter(),
+        sharing=sharing,
+        trending=ranking,
+        clips=clip_service,
+        webhooks=outgoing,
+        ledger_checks=admin.LedgerChecks(),
+        analytics=analytics.Freshness(Rollup(db)),
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
+    """The app: its guards, error answers, middleware and routes now; its services when the
+    lifespan starts (built, wired, installed, then stopped in reverse)."""
     db_url = parse_database_url(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = make_engine(db_url)
-        check_schema(db)
-        store: BatchStore = (
-            ProcessStore(db_url) if settings.ledger_writer == "process" else open_store(db_url)
-        )
-        engine = PostingEngine(
-            store,
-            batch_max_transfers=settings.ledger_batch_max_transfers,
-            queue_max_submissions=settings.ledger_queue_max_submissions,
-            linger_ms=settings.ledger_batch_linger_ms,
-            expiry_interval_s=settings.ledger_expiry_interval_s,
-        )
         async with AsyncExitStack() as stack:
-            stack.callback(db.dispose)
             if isinstance(app, Giftwave) and app.observer is not None:
-                stack.callback(app.observer.flush)  # the HTTP counts not yet written
-            stack.push_async_callback(_own_worker_threads())
-            await engine.start()
-            stack.push_async_callback(engine.stop)
-            economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
-            economy.seed_defaults()
-            broker = open_broker(settings.broker_url)
-            hub = Hub(
-                tick_ms=settings.live_tick_ms,
-                combo_quiet_ms=settings.live_combo_quiet_ms,
-                combo_settle_ms=COMBO_SETTLE_MS,
-                battle_result_ms=settings.battle_result_shown_s * 1000,
-                coalesce=settings.live_fanout == "tick",
-                ring_max_bytes=settings.live_ring_max_bytes,
-                broker=broker,
-                seed=partial(_seed_room, db),
-            )
-            # Bans from a creator's rooms, on every node, cached; a change anywhere drops the
-            # cached answer everywhere through the broker's notices (live/ban_gate.py).
-            ban_gate = BanGate(db)
-            broker.on_notice(ban_gate.notice)
-            economy.gifting.add_gate(ban_gate.check)
-            app.state.ban_gate = ban_gate
-            # Sessions, users and keys, cached per node; a logout, a block or a role changed
-            # anywhere drops them everywhere through the same notices (api/auth.py).
-            auth_cache = AuthCache(db, forget_elsewhere=(partial(_forget_creator, economy),))
-            broker.on_notice(auth_cache.notice)
-            app.state.auth_cache = auth_cache
-            await broker.start(hub)
-            stack.push_async_callback(broker.stop)
-            # Chat, likes, moderation, gifts, shares, follows: limits per user whatever the
-            # node (ratelimit.py).
-            rate_limiter = open_rate_limiter(settings.broker_url)
-            stack.push_async_callback(rate_limiter.close)
-            app.state.rate_limiter = rate_limiter
-            economy.gifting.use_rate_limiter(rate_limiter)
-            hub.start()
-            stack.push_async_callback(hub.stop)
-            viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
-            viewers.start()
-            stack.push_async_callback(viewers.stop)
-            app.state.viewer_sampler = viewers
-            referee = Referee(db, broker.publish)
-            referee.start()
-            stack.push_async_callback(referee.stop)
-            economy.gifting.add_observer(partial(_broadcast_gift, broker))
-            economy.gifting.add_observer(partial(_score_battle, referee))
-            # After the broadcast: a followed room has the gift before it is seeded.
-            outgoing = Webhooks(settings, db, follow=hub.follow)
-            outgoing.start()
-            stack.push_async_callback(outgoing.stop)
-            economy.gifting.add_observer(outgoing.gift_committed)
-            # A reversal reaches every node's room, both battle rooms and the webhooks.
-            economy.reversals.add_observer(partial(_broadcast_reversal, broker))
-            economy.reversals.add_observer(partial(_unscore_battle, referee))
-            economy.reversals.add_observer(outgoing.gift_reversed)
-            sharing = Sharing(settings, db)
-            sharing.start()
-            stack.callback(sharing.stop)  # writes what is queued
-            app.state.sharing = sharing
-            sharing.limiter.use(rate_limiter)
-            follows_limit = follow_limiter()
-            follows_limit.use(rate_limiter)
-            app.state.follow_limiter = follows_limit
-            hub.add_observer(outgoing.room_events)
-            ranking = Trending(db, config_from(settings))
-            await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
-            stack.push_async_callback(ranking.stop)
-            economy.gifting.add_observer(ranking.gift_committed)
-            app.state.trending = ranking
-            clip_service = Clips(settings, db)  # logs an error when FFmpeg is missing
-            await clip_service.start()  # runs the jobs a stopped process left unfinished
-            stack.push_async_callback(clip_service.stop)
-            app.state.clips = clip_service
-            app.state.webhooks = outgoing
-            app.state.hub = hub
-            app.state.referee = referee
-            app.state.broker = broker
-            app.state.giftwave = AppState(settings=settings, db=db, engine=engine)
-            app.state.economy = economy
-            app.state.ledger_checks = admin.LedgerChecks()
+                stack.callback(app.observer.flush)  # the HTTP counts not yet written: last
+            parts = await _start_services(settings, db_url, app, stack)
+            _wire(parts, drain)
+            install(app, parts)
             # SIGTERM drains: new gifts refused, queued ones answered, sockets told (drain.py).
-            economy.gifting.add_gate(drain.gate)
+            engine, hub = parts.engine, parts.hub
             stack.callback(drain.install(lambda: engine.queued_submissions, hub.close_all))
-            readiness.started(Parts(db=db, engine=engine, broker=broker))
+            readiness.started(Parts(db=parts.db, engine=parts.engine, broker=parts.broker))
             stack.callback(readiness.stopped)
             yield
 
@@ -449,8 +538,17 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.observability:
         app.observer = ObserveRequests(app._serve)
     install_problem_handlers(app)
-    app.add_middleware(KeepServerSend)  # room sockets write frames straight to the transport
-    app.add_middleware(SecurityHeaders)  # nosniff, referrer policy, a page's default CSP
+    for middleware in MIDDLEWARE:
+        app.add_middleware(middleware)
+    _add_ops_routes(app, readiness)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.mount("/static", pages.static_files(), name="static")
+    return app
+
+
+def _add_ops_routes(app: FastAPI, readiness: Readiness) -> None:
+    """Health, metrics and readiness, before every other route."""
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -464,38 +562,6 @@ def create_app(settings: Settings) -> FastAPI:
         """Database, schema, ledger writer, broker, not draining: 503 not_ready naming what
         failed (api/readiness.py). Checked at most once a second."""
         return await readiness.answer()
-
-    # Routes are matched in order, one by one: the hot ones go first (gifts, then share-link
-    # redirects: a click on a shared link must not walk a hundred routes first).
-    for module in (
-        streams,
-        shares,
-        identity,
-        shop,
-        creators,
-        webhooks,
-        admin,
-        ledger,
-        live,
-        battles,
-        overlays,
-        trending,
-        admin_pages,
-        share_pages,
-        analytics,
-        economy_pages,
-        clips,
-        clip_pages,
-        follows,
-        moderation,
-        pages,
-        profile_pages,
-        studio_pages,
-        api_docs,
-    ):
-        app.include_router(module.router)
-    app.mount("/static", pages.static_files(), name="static")
-    return app
 
 
 def _may_write(scope: Scope) -> bool:

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.db.batch_read import BatchReader
 from giftwave.economy.services import Economy
 from giftwave.identity.sessions import (
@@ -181,12 +182,12 @@ class AuthCache:
 
 
 def _economy(request: HTTPConnection) -> Economy:
-    economy: Economy = request.app.state.economy
+    economy: Economy = services(request).economy
     return economy
 
 
 def _auth_cache(request: HTTPConnection) -> AuthCache:
-    cache: AuthCache = request.app.state.auth_cache
+    cache: AuthCache = services(request).auth_cache
     return cache
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import StreamingUser, economy_of
+from giftwave.api.state import services
 from giftwave.economy.services import Economy
 from giftwave.errors import NotFound
 from giftwave.live import battles
@@ -34,7 +35,7 @@ BattleId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 async def referee_of(request: Request) -> Referee:
-    referee: Referee = request.app.state.referee
+    referee: Referee = services(request).referee
     return referee
 
 

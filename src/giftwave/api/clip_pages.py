@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.clips import ClipOut, clip_out, visible_clip
 from giftwave.api.pages import not_found, page, visitor
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.clips.library import MAX_LIST, REACTIONS, clips_of, find_clip
 from giftwave.clips.service import Clips
 from giftwave.clock import now_us
@@ -23,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/clips/{clip_id}", response_class=HTMLResponse)
 async def clip_page(clip_id: str, request: Request, via: str = "") -> Response:
     who = await visitor(request)
-    clips: Clips = request.app.state.clips
+    clips: Clips = services(request).clips
 
     def load() -> ClipOut | None:
         with clips.db.connect() as conn:
@@ -38,7 +39,7 @@ async def clip_page(clip_id: str, request: Request, via: str = "") -> Response:
         return not_found(request, who, "clip")
     shared_by = None
     if via:
-        credit = await run_in_threadpool(request.app.state.sharing.credit, via, now_us())
+        credit = await run_in_threadpool(services(request).sharing.credit, via, now_us())
         if credit is not None and credit[0].target_id == clip.id:
             shared_by = credit[1]
     return page(
@@ -59,7 +60,7 @@ async def studio_clips_page(request: Request) -> Response:
         return RedirectResponse(f"/login?next={quote('/studio/clips')}", status_code=303)
     if who.user.role is not Role.CREATOR:
         return page(request, who, "studio_clips.html", status=403, clips=[], not_creator=True)
-    clips: Clips = request.app.state.clips
+    clips: Clips = services(request).clips
     user = who.user
 
     def load() -> list[ClipOut]:

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from giftwave.api.auth import MaybePrincipal, SessionUser, StreamingUser
 from giftwave.api.clip_upload import BadForm, UploadTooLarge, receive_upload
 from giftwave.api.problems import PROBLEM_JSON, Problem, problem_response
+from giftwave.api.state import services
 from giftwave.clips.jobs import Job, JobStatus, find_job
 from giftwave.clips.library import (
     MAX_LIST,
@@ -55,7 +56,7 @@ MAX_CUT_BODY_BYTES: Final = 8 * 1024
 
 
 async def clips_of_app(request: Request) -> Clips:
-    clips: Clips = request.app.state.clips
+    clips: Clips = services(request).clips
     return clips
 
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.identity.users import User, find_user
 from giftwave.live.streams import find_stream
@@ -47,7 +48,7 @@ HOME_FOLLOWED_OFFLINE: Final = 8
 
 
 def _limiter(request: Request) -> UserLimit:
-    limiter: UserLimit = request.app.state.follow_limiter
+    limiter: UserLimit = services(request).follow_limiter
     return limiter
 
 
@@ -65,7 +66,7 @@ async def follow_user(
     """Follow a user: 201 when this started it, 200 when already following. Limited per
     user together with unfollowing (429)."""
     await _limiter(request).take(user.id)
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def work() -> FollowOut:
         followee, made = follow(db, user, user_id, now_us())
@@ -81,7 +82,7 @@ async def follow_user(
 async def unfollow_user(user_id: int, request: Request, user: SessionUser) -> Response:
     """Stop following a user (204, followed or not)."""
     await _limiter(request).take(user.id)
-    await run_in_threadpool(unfollow, request.app.state.economy.db, user, user_id)
+    await run_in_threadpool(unfollow, services(request).db, user, user_id)
     return Response(status_code=204)
 
 
@@ -103,7 +104,7 @@ async def my_following(
     limit: Annotated[int, Query(ge=1, le=MAX_FOLLOWING)] = 100,
 ) -> FollowingOut:
     """The people the caller follows, with their handles."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> FollowingOut:
         with db.connect() as conn:
@@ -132,7 +133,7 @@ class FollowerCountOut(BaseModel):
 @router.get("/v1/users/{user_id}/followers/count", response_model=FollowerCountOut)
 async def followers_of(user_id: int, request: Request) -> FollowerCountOut:
     """How many people follow a user (public)."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> int | None:
         with db.connect() as conn:
@@ -151,10 +152,10 @@ async def friends_watching(
 ) -> dict[str, list[int]]:
     """For each stream, the people ``user`` follows who have its room open on this node now
     (most recently followed first). One query for the following list, none per stream."""
-    hub: Hub = request.app.state.hub
+    hub: Hub = services(request).hub
     if not any(hub.peek(s) is not None for s in stream_ids):
         return {s: [] for s in stream_ids}
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> list[int]:
         with db.connect() as conn:
@@ -175,7 +176,7 @@ async def stream_friends_watching(
 ) -> FriendsWatchingOut:
     """How many of the people the caller follows are watching this stream now, and who
     (up to three, most recently followed first)."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def exists() -> bool:
         with db.connect() as conn:
@@ -199,8 +200,8 @@ async def stream_friends_watching(
 async def social_of_stream(request: Request, user: User, stream_id: str) -> tuple[int, bool]:
     """For the viewer page: how many people ``user`` follows are watching the stream now,
     and whether they follow its creator."""
-    hub: Hub = request.app.state.hub
-    db = request.app.state.economy.db
+    hub: Hub = services(request).hub
+    db = services(request).db
 
     def load() -> tuple[int | None, list[int]]:
         with db.connect() as conn:
@@ -225,7 +226,7 @@ class FollowingNow:
 async def following_now(request: Request, user: User) -> FollowingNow:
     """Who ``user`` follows that is live now, and the most recently followed of the others:
     three bounded queries, none per person."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> FollowingNow:
         with db.connect() as conn:

@@ -22,6 +22,7 @@ from giftwave.api.auth import (
 )
 from giftwave.api.fields import IsoDate
 from giftwave.api.shares import share_cookie
+from giftwave.api.state import services
 from giftwave.economy.services import Economy
 from giftwave.errors import Conflict, RateLimited
 from giftwave.identity.logins import Logins, Policies, taken
@@ -171,7 +172,7 @@ async def register(
     except Conflict as exc:
         raise taken(exc) from None
     # Came through a share link: credit its sharer (docs/sharing.md).
-    await request.app.state.sharing.signed_up(session.user.id, share_cookie(request))
+    await services(request).sharing.signed_up(session.user.id, share_cookie(request))
     return session
 
 
@@ -199,7 +200,7 @@ async def logout(request: Request, response: Response, economy: Econ) -> Respons
 
         await run_in_threadpool(work)
         # Committed: every node (this one at once) drops the session (api/auth.py).
-        await request.app.state.broker.notify(session_ended_notice(token))
+        await services(request).broker.notify(session_ended_notice(token))
     response.status_code = 204
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -217,7 +218,7 @@ async def become_a_creator(request: Request, economy: Econ, user: SessionUser) -
     creator or an admin gets their account back unchanged (200 either way). A person's own
     session only (no API key); 403 account_blocked, 403 creator_too_young (min_age); 429
     rate_limited."""
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: RateLimiter = services(request).rate_limiter
     wait_s = await limiter.hit(f"become_creator:{user.id}", BECOME_CREATOR_RATE)
     if wait_s:
         raise RateLimited("rate_limited", "too many tries; wait a little", retry_after_s=wait_s)
@@ -228,7 +229,7 @@ async def become_a_creator(request: Request, economy: Econ, user: SessionUser) -
 
     upgraded, changed = await run_in_threadpool(work)
     if changed:  # every node's pages and routes see the role at once (api/auth.py)
-        await request.app.state.broker.notify(user_changed_notice(user.id))
+        await services(request).broker.notify(user_changed_notice(user.id))
     return UserOut.of(upgraded, economy)
 
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.fields import StrictBool
 from giftwave.api.problems import Problem
-from giftwave.api.state import AppState
+from giftwave.api.state import Services, services
 from giftwave.ledger.accounts import get_account, open_account
 from giftwave.ledger.model import (
     Account,
@@ -33,15 +33,10 @@ MAX_TRANSFERS_PER_REQUEST = 8190
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.giftwave
-    return state
-
-
 async def require_admin(
     request: Request, authorization: Annotated[str | None, Header()] = None
-) -> AppState:
-    state = _state(request)
+) -> Services:
+    state = services(request)
     token = state.settings.admin_token
     if token is None:
         raise Problem(403, "admin_api_disabled", "set GIFTWAVE_ADMIN_TOKEN to use the ledger API")
@@ -53,7 +48,7 @@ async def require_admin(
     return state
 
 
-Admin = Annotated[AppState, Depends(require_admin)]
+Admin = Annotated[Services, Depends(require_admin)]
 
 
 class OpenAccount(BaseModel):

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import SESSION_COOKIE, AuthCache, SessionUser, session_user
 from giftwave.api.origins import OriginPolicy
 from giftwave.api.shares import share_cookie
+from giftwave.api.state import services
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.services import Economy
 from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
@@ -87,7 +88,7 @@ class TicketOut(BaseModel):
 @router.post("/v1/streams/{stream_id}/ws-ticket", status_code=201)
 async def socket_ticket(stream_id: str, ws_user: SessionUser, request: Request) -> TicketOut:
     """A ticket that opens this stream's socket as you, once, within seconds (``?ticket=``)."""
-    economy: Economy = request.app.state.economy
+    economy: Economy = services(request).economy
     ttl_s = economy.settings.ws_ticket_ttl_s
 
     def work() -> str:
@@ -123,8 +124,8 @@ async def _socket_user(ws: WebSocket, economy: Economy) -> tuple[User | None, tu
 
 @router.websocket("/v1/streams/{stream_id}/ws")
 async def room_socket(ws: WebSocket, stream_id: str) -> None:
-    economy: Economy = ws.app.state.economy
-    hub: Hub = ws.app.state.hub
+    economy: Economy = services(ws).economy
+    hub: Hub = services(ws).hub
     ticket = ws.query_params.get("ticket")
 
     def load_stream() -> tuple[Stream | None, int | None]:
@@ -157,7 +158,7 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
         missed = channel.replay(since, epoch) if since is not None and epoch else None
         for frame in missed if missed is not None else [channel.snapshot_frame()]:
             sink.write(frame)
-        trending: Trending = ws.app.state.trending
+        trending: Trending = services(ws).trending
         await trending.viewer(
             stream_id,
             user_actor(user.id)
@@ -170,7 +171,7 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
                 stream_id, {"type": "join", "user_id": user.id, "handle": user.handle}
             )
         if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
-            await ws.app.state.sharing.joined(user.id, stream_id, share_cookie(ws))
+            await services(ws).sharing.joined(user.id, stream_id, share_cookie(ws))
         await _read(ws, economy, hub, stream, user, subscriber, refusal)
     except WebSocketDisconnect:
         pass
@@ -180,7 +181,7 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
 
 
 async def _ticket_user(ws: WebSocket, user_id: int) -> User | None:
-    cache: AuthCache = ws.app.state.auth_cache
+    cache: AuthCache = services(ws).auth_cache
     return cache.users.get(user_id) or await cache.user_reads.get(user_id)
 
 
@@ -201,7 +202,7 @@ async def _read(
     refusal: tuple[str, str],
 ) -> None:
     # Per user (and room), whatever the number of sockets or nodes (ratelimit.py).
-    limiter: RateLimiter = ws.app.state.rate_limiter
+    limiter: RateLimiter = services(ws).rate_limiter
     refusals = 0
     # Gifts are billed concurrently (a tapping viewer has several in flight, each waiting for
     # its ledger batch); past GIFTS_IN_FLIGHT this socket is not read until one is answered.
@@ -255,8 +256,8 @@ async def _read(
                     stream,
                     user,
                     limiter,
-                    ws.app.state.trending,
-                    ws.app.state.ban_gate,
+                    services(ws).trending,
+                    services(ws).ban_gate,
                     economy.db,
                 )
                 answer(await _reply(parsed[0], acting))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.exceptions import HTTPException
 
 from giftwave import metrics
+from giftwave.api.state import services
 from giftwave.errors import Unauthorized
 
 router = APIRouter(tags=["ops"])
@@ -21,7 +22,7 @@ router = APIRouter(tags=["ops"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics_text(request: Request) -> Response:
     """Every metric in Prometheus' text format (all processes of this server)."""
-    token = request.app.state.giftwave.settings.metrics_token
+    token = services(request).settings.metrics_token
     if token is None:
         raise HTTPException(404)  # the very answer of a path that does not exist
     scheme, _, offered = request.headers.get("authorization", "").partition(" ")

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import AdminPrincipal, SessionUser
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.db.tables import users
 from giftwave.errors import RateLimited
@@ -60,7 +61,7 @@ REPORTS_RATE: Final = Rate(1 / 30, 10)
 
 
 async def _limit(request: Request, key: str, rate: Rate, what: str) -> None:
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: RateLimiter = services(request).rate_limiter
     wait_s = await limiter.hit(key, rate)
     if wait_s:
         raise RateLimited("rate_limited", f"too many {what}; slow down", retry_after_s=wait_s)
@@ -101,7 +102,7 @@ class AppointIn(BaseModel):
 @router.get("/me/moderators", response_model=ModeratorsOut)
 async def my_moderators(request: Request, user: SessionUser) -> ModeratorsOut:
     """The people who moderate every room of yours."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> list[Moderator]:
         with db.connect() as conn:
@@ -117,7 +118,7 @@ async def appoint_moderator(
     """Make someone a moderator of all your rooms: 201, or 200 when they are one already.
     Creators only; at most ``max_moderators``."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def work() -> tuple[Moderator, bool]:
         with db.begin() as conn:
@@ -140,7 +141,7 @@ async def appoint_moderator(
 async def dismiss_moderator(user_id: UserId, request: Request, user: SessionUser) -> Response:
     """They stop moderating your rooms at once, on every node (204, a moderator or not)."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def work() -> None:
         with db.begin() as conn:
@@ -177,13 +178,13 @@ class BansOut(BaseModel):
 
 
 async def _tell_nodes(request: Request, creator_id: int, user_id: int) -> None:
-    await request.app.state.broker.notify(ban_notice(creator_id, user_id))
+    await services(request).broker.notify(ban_notice(creator_id, user_id))
 
 
 @router.get("/creators/{creator_id}/bans", response_model=BansOut)
 async def creator_bans(creator_id: UserId, request: Request, user: SessionUser) -> BansOut:
     """Who is banned from the creator's rooms: for the creator, their moderators, admins."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> list[Ban]:
         with db.connect() as conn:
@@ -200,7 +201,7 @@ async def ban_user(
     """Ban someone from every room of the creator: no chat, likes or gifts there, on any node,
     from now on. 201, or 200 when they were banned already."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = request.app.state.economy.db
+    db = services(request).db
     reason = (body.reason or "").strip() or None
     if reason is not None and not reason.isprintable():
         raise Problem(422, "invalid_reason", "a reason may not contain control characters")
@@ -221,7 +222,7 @@ async def unban_user(
 ) -> Response:
     """Lift a ban (204, banned or not); every node knows at once."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def work() -> None:
         with db.begin() as conn:
@@ -278,7 +279,7 @@ class ReportsOut(BaseModel):
 async def _line(request: Request, stream_id: str, message_id: str) -> ChatLine | None:
     """The line as this node's copy of the room has it (followed first if needed: with a
     Redis broker, the room's recent events are read back)."""
-    hub: Hub = request.app.state.hub
+    hub: Hub = services(request).hub
     if hub.peek(stream_id) is None:
         await hub.follow(stream_id)
     room = hub.peek(stream_id)
@@ -296,7 +297,7 @@ async def report_line(
     first report when you reported this line already. The line must be one of the room's
     recent ones (404 ``message_not_found``)."""
     await _limit(request, f"report:{user.id}", REPORTS_RATE, "reports")
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def stream_of() -> int | None:
         with db.connect() as conn:
@@ -327,7 +328,7 @@ async def creator_reports(
     limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50,
 ) -> ReportsOut:
     """Reported lines of the creator's rooms: for the creator, their moderators, admins."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> list[Report]:
         with db.connect() as conn:
@@ -342,7 +343,7 @@ async def all_reports(
     request: Request, _admin: AdminPrincipal, limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50
 ) -> ReportsOut:
     """Reported lines of every room, newest first."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> list[Report]:
         with db.connect() as conn:
@@ -360,7 +361,7 @@ class ModeratesOut(BaseModel):
 async def i_moderate(creator_id: UserId, request: Request, user: SessionUser) -> ModeratesOut:
     """Whether you moderate this creator's rooms (you are them, their moderator, or an admin):
     the room page shows each line's moderation actions then."""
-    db = request.app.state.economy.db
+    db = services(request).db
 
     def load() -> bool:
         with db.connect() as conn:

@@ -21,6 +21,7 @@ from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.api.follows import following_now, friends_watching, social_of_stream
 from giftwave.api.security_headers import ANY_FRAMING, CSP, NO_FRAMING, PAGE_POLICY, page_policy
 from giftwave.api.spend_boot import coin_prices, countries, shop_packages, spender
+from giftwave.api.state import services
 from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
@@ -136,7 +137,7 @@ async def missing_page(request: Request) -> HTMLResponse:
 
 
 def _economy(request: Request) -> Economy:
-    economy: Economy = request.app.state.economy
+    economy: Economy = services(request).economy
     return economy
 
 
@@ -182,10 +183,10 @@ async def home(request: Request) -> HTMLResponse:
     """Discover: what is trending, then who is live now, most watched first."""
     who = await visitor(request)
     live = await run_in_threadpool(_live_streams, _economy(request))
-    hub = request.app.state.hub
+    hub = services(request).hub
     hot = ranked_streams(trending_of(request), hub, HOME_TRENDING)
     shared = await run_in_threadpool(
-        request.app.state.sharing.stream_counts, [s.id for s, _ in live], now_us()
+        services(request).sharing.stream_counts, [s.id for s, _ in live], now_us()
     )
     friends = (
         {}
@@ -328,7 +329,7 @@ async def _stream_page(
 async def live_page(stream_id: str, request: Request, via: str = "") -> HTMLResponse:
     """The viewer page: video, gift tray, animations, chat, likes, leaderboard, goal, battle;
     ``via``: the share link it was opened through, whose sharer it credits."""
-    shared = await run_in_threadpool(request.app.state.sharing.landing, stream_id, via, now_us())
+    shared = await run_in_threadpool(services(request).sharing.landing, stream_id, via, now_us())
     token = request.cookies.get(SESSION_COOKIE)
     user = await session_user(request, token) if token else None
     friends, following_creator = (

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.pages import not_found, page, visitor
+from giftwave.api.state import services
 from giftwave.clips.library import Clip, ClipStatus, clips_of
 from giftwave.identity.users import User, find_by_handle
 from giftwave.live.streams import Stream, live_stream_of
@@ -40,7 +41,7 @@ def _minutes_seconds(duration_ms: int) -> str:
 @router.get("/@{handle}", response_class=HTMLResponse)
 async def profile_page(handle: str, request: Request) -> Response:
     who = await visitor(request)
-    db = request.app.state.economy.db
+    db = services(request).db
     looking = who.user
 
     def load() -> Profile | None:

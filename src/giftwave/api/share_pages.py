@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from giftwave.api.pages import page, visitor
 from giftwave.api.shares import reach
+from giftwave.api.state import services
 from giftwave.sharing.attribution import BADGES
 
 router = APIRouter(include_in_schema=False)
@@ -19,5 +20,5 @@ async def reach_page(request: Request) -> Response:
     who = await visitor(request)
     if who.user is None:
         return RedirectResponse(f"/login?next={quote('/me/reach')}", status_code=303)
-    mine = await reach(request.app.state.sharing, who.user.id)
+    mine = await reach(services(request).sharing, who.user.id)
     return page(request, who, "reach.html", reach=mine, badges=BADGES)

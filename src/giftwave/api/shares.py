@@ -26,6 +26,7 @@ from giftwave.api.auth import SESSION_COOKIE, SessionUser
 from giftwave.api.pages import page, public_base, visitor
 from giftwave.api.problems import Problem
 from giftwave.api.security_headers import COMMON_HEADERS
+from giftwave.api.state import app_services, services, services_if_started
 from giftwave.clock import now_us
 from giftwave.live.streams import find_stream
 from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits, reach_of, stream_sharers
@@ -49,7 +50,7 @@ URL_SAFE: Final = ":/%#?=@[]!$&'()*+,;"
 
 
 async def sharing_of(request: Request) -> Sharing:
-    sharing: Sharing = request.app.state.sharing
+    sharing: Sharing = services(request).sharing
     return sharing
 
 
@@ -121,7 +122,7 @@ async def create_share(
     link, made = await run_in_threadpool(sharing.create, user.id, kind, body.target_id, channel)
     counts = await run_in_threadpool(sharing.counts, kind, link.target_id, now_us())
     if kind is TargetKind.STREAM:  # a share is engagement: it lifts the stream in trending
-        trending: Trending = request.app.state.trending
+        trending: Trending = services(request).trending
         await trending.record(Signal.SHARE, body.target_id, user_actor(user.id))
     response.status_code = 201 if made else 200
     return ShareOut.of(link, _base_url(request), counts)
@@ -209,8 +210,9 @@ def _redirect_headers(app: FastAPI, landing: str, cookie: str | None) -> list[tu
         *COMMON_HEADERS,  # the fast lane answers before the middleware that adds them
     ]
     if cookie is not None:
-        sharing: Sharing = app.state.sharing
-        secure = "; Secure" if app.state.economy.settings.cookie_secure else ""
+        parts = app_services(app)
+        sharing = parts.sharing
+        secure = "; Secure" if parts.settings.cookie_secure else ""
         # The value is a signed cookie of URL-safe characters and dots: nothing to quote.
         value = (
             f"{SHARE_COOKIE}={cookie}; HttpOnly; Max-Age={sharing.window_us // 1_000_000}; "
@@ -227,9 +229,10 @@ async def redirect_in_memory(app: FastAPI, scope: Scope, send: Send) -> bool:
     answers. The framework's routing and middleware cost more than the redirect itself
     (docs/benchmarks.md), and a shared link is clicked by crowds at once."""
     code = scope["path"][3:]
-    sharing: Sharing | None = getattr(app.state, "sharing", None)
-    if scope["method"] != "GET" or sharing is None or not CODE_RE.fullmatch(code):
+    parts = services_if_started(app)
+    if scope["method"] != "GET" or parts is None or not CODE_RE.fullmatch(code):
         return False
+    sharing = parts.sharing
     at = now_us()
     link = sharing.cached_link(code, at)
     if link is None or not sharing.keys_ready(at):

@@ -1,17 +1,78 @@
-"""What the running app holds: settings, the database engine, the posting engine."""
+"""What the running app holds: every service, built once by ``create_app``'s lifespan.
+
+A route reads them through ``services(request)``, typed, never through ``app.state``'s
+untyped attributes. The database has one road: ``Services.db``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
 
-from giftwave.config import Settings
-from giftwave.ledger.engine import PostingEngine
+if TYPE_CHECKING:  # the routers below import this module for ``services``
+    from sqlalchemy import Engine
+
+    from giftwave.api.admin import LedgerChecks
+    from giftwave.api.analytics import Freshness
+    from giftwave.api.auth import AuthCache
+    from giftwave.clips.service import Clips
+    from giftwave.config import Settings
+    from giftwave.economy.services import Economy
+    from giftwave.ledger.engine import PostingEngine
+    from giftwave.live.ban_gate import BanGate
+    from giftwave.live.battle_referee import Referee
+    from giftwave.ratelimit import RateLimiter, UserLimit
+    from giftwave.realtime.broker import Broker
+    from giftwave.realtime.hub import Hub
+    from giftwave.sharing.service import Sharing
+    from giftwave.trending.service import Trending
+    from giftwave.webhooks.service import Webhooks
 
 
-@dataclass(slots=True)
-class AppState:
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every service a route may use; one instance per running app."""
+
     settings: Settings
     db: Engine
     engine: PostingEngine
+    economy: Economy
+    broker: Broker
+    hub: Hub
+    referee: Referee
+    auth_cache: AuthCache
+    ban_gate: BanGate
+    rate_limiter: RateLimiter
+    follow_limiter: UserLimit
+    sharing: Sharing
+    trending: Trending
+    clips: Clips
+    webhooks: Webhooks
+    ledger_checks: LedgerChecks
+    analytics: Freshness
+
+
+def install(app: Starlette, built: Services) -> None:
+    """The services a started app serves with (its lifespan calls this once)."""
+    app.state.services = built
+
+
+def app_services(app: Starlette) -> Services:
+    """The services of a started app (an ``AttributeError`` before its lifespan ran)."""
+    found: Services = app.state.services
+    return found
+
+
+def services(conn: HTTPConnection) -> Services:
+    """The services of the app serving a request or a socket."""
+    found: Services = conn.app.state.services
+    return found
+
+
+def services_if_started(app: Starlette) -> Services | None:
+    """The services, or None while the lifespan has not built them (a fast lane's check)."""
+    found: Services | None = getattr(app.state, "services", None)
+    return found

@@ -20,6 +20,7 @@ from giftwave.api.auth import (
     principal,
 )
 from giftwave.api.problems import Problem, sane_path_param
+from giftwave.api.state import services
 from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE, GiftSent, SendGift
 from giftwave.economy.services import Economy
 from giftwave.identity.sessions import Scope
@@ -126,8 +127,8 @@ async def end(
 
     ended = await run_in_threadpool(work)
     economy.gifting.forget_stream(stream_id)
-    await request.app.state.broker.publish(stream_id, {"type": "end"})  # stream_ended
-    await request.app.state.referee.stream_ended(stream_id)  # and its battle, if any
+    await services(request).broker.publish(stream_id, {"type": "end"})  # stream_ended
+    await services(request).referee.stream_ended(stream_id)  # and its battle, if any
     return StreamOut.of(ended)
 
 
@@ -202,7 +203,7 @@ async def send_gift_by_hand(request: Request) -> Response:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
-    sent = await send_gift(request.path_params["stream_id"], body, request.app.state.economy, user)
+    sent = await send_gift(request.path_params["stream_id"], body, services(request).economy, user)
     return Response(sent.__pydantic_serializer__.to_json(sent), 201, media_type="application/json")
 
 
@@ -265,7 +266,7 @@ async def set_stream_goal(
 
     goal = await run_in_threadpool(work)
     event = {"type": "goal_set", **goal.as_event_fields()}
-    await request.app.state.broker.publish(stream_id, event)
+    await services(request).broker.publish(stream_id, event)
     return GoalOut(**goal.as_event_fields())
 
 
@@ -281,4 +282,4 @@ async def clear_stream_goal(
             clear_goal(conn, stream_id)
 
     await run_in_threadpool(work)
-    await request.app.state.broker.publish(stream_id, {"type": "goal_cleared"})
+    await services(request).broker.publish(stream_id, {"type": "goal_cleared"})

@@ -21,6 +21,7 @@ from giftwave.api.auth import economy_of
 from giftwave.api.creators import days_before, load_statement
 from giftwave.api.identity import today
 from giftwave.api.pages import Visitor, gifts_for_tray, page, visitor
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.services import Economy
 from giftwave.identity.users import User
@@ -100,7 +101,7 @@ async def _creator(request: Request) -> tuple[Visitor, User] | Response:
 def _becoming(request: Request, who: Visitor) -> dict[str, Any]:
     """Whether this viewer may become a creator (POST /v1/me/creator), as the page says it:
     "ok", "blocked" or "too_young" (with the age)."""
-    economy: Economy = request.app.state.economy
+    economy: Economy = services(request).economy
     assert who.user is not None
     rule = economy.age_rule
     if who.user.blocked:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.live.streams import LANGUAGE_RE
 from giftwave.realtime.hub import Hub
 from giftwave.trending.engine import ANY
@@ -32,7 +33,7 @@ class TrendingStream(BaseModel):
 
 
 def trending_of(request: Request) -> Trending:
-    trending: Trending = request.app.state.trending
+    trending: Trending = services(request).trending
     return trending
 
 
@@ -76,4 +77,4 @@ async def trending_now(
         raise Problem(422, "invalid_language", "a language is a code like en, es or pt-BR")
     if country and not COUNTRY_RE.fullmatch(country):
         raise Problem(422, "invalid_country", "a country is a two-letter code like MX")
-    return ranked_streams(trending_of(request), request.app.state.hub, limit, language, country)
+    return ranked_streams(trending_of(request), services(request).hub, limit, language, country)

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import SessionUser
 from giftwave.api.fields import PlainText
 from giftwave.api.problems import Problem
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.db.tables import webhook_deliveries
 from giftwave.identity.users import Role, User
@@ -38,7 +39,7 @@ _EVENT_NAMES = ", ".join(e.value for e in SUBSCRIBABLE)
 
 
 async def webhooks_of(request: Request) -> Webhooks:
-    webhooks: Webhooks = request.app.state.webhooks
+    webhooks: Webhooks = services(request).webhooks
     return webhooks
 
 
