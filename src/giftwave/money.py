@@ -21,7 +21,7 @@ from typing import Final
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 
 # Card networks clear the three-decimal currencies in steps of ten minor units, and Stripe
 # refuses a charge whose last digit is not 0 in them (docs.stripe.com/currencies, "Three-decimal
@@ -37,7 +37,7 @@ def known_currencies() -> frozenset[str]:
 def check_currency(currency: str) -> str:
     """``currency`` if it is an ISO 4217 code CLDR knows, else ``invalid_currency``."""
     if currency not in known_currencies():
-        raise Invalid("invalid_currency", f"{currency!r} is not an ISO 4217 currency code")
+        raise Invalid(Code.INVALID_CURRENCY, f"{currency!r} is not an ISO 4217 currency code")
     return currency
 
 
@@ -57,7 +57,7 @@ def check_price(amount_minor: int, currency: str) -> None:
     step = step_minor(currency)
     if amount_minor % step:
         raise Invalid(
-            "price_not_chargeable",
+            Code.PRICE_NOT_CHARGEABLE,
             f"a {currency} price is a multiple of {step} minor units "
             f"({format_money(step, currency)})",
         )

@@ -35,7 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from giftwave.errors import RateLimited
+from giftwave.errors import Code, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class UserLimit:
     the check is a plain call, no coroutine: the gift path pays nothing for the indirection.
     """
 
-    def __init__(self, name: str, rate: Rate | None, *, code: str, detail: str) -> None:
+    def __init__(self, name: str, rate: Rate | None, *, code: Code, detail: str) -> None:
         assert name
         assert ":" not in name  # the user id follows the one colon
         self._name = name

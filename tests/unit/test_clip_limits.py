@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from giftwave.clips.media import LimitCode, Limits, NotAVideo, OverLimit, check_header, render_size
+from giftwave.clips.media import Limits, NotAVideo, OverLimit, check_header, render_size
+from giftwave.errors import Code
 
 LIMITS = Limits(
     max_side_px=4096,
@@ -43,7 +44,7 @@ def header(
     return {"streams": streams, "format": base | {"nb_streams": len(streams)} | (fmt or {})}
 
 
-def refused(info: dict[str, Any]) -> LimitCode:
+def refused(info: dict[str, Any]) -> Code:
     with pytest.raises(OverLimit) as caught:
         check_header(info, LIMITS)
     return caught.value.code
@@ -58,15 +59,18 @@ def test_a_phone_clip_passes() -> None:
 @pytest.mark.parametrize(
     ("video", "code"),
     [
-        ({"width": 4097, "height": 16}, LimitCode.DIMENSIONS),
-        ({"width": 4096, "height": 2161}, LimitCode.DIMENSIONS),  # sides fine, pixels not
-        ({"avg_frame_rate": "121/1", "nb_read_packets": "1210"}, LimitCode.FRAME_RATE),
-        ({"avg_frame_rate": "0/0", "nb_read_packets": "10000"}, LimitCode.FRAME_RATE),  # counted
-        ({"duration": "180.5"}, LimitCode.DURATION),  # a stream claims more than the format
-        ({"codec_name": "mjpeg"}, LimitCode.CODEC),
+        ({"width": 4097, "height": 16}, Code.CLIP_TOO_LARGE_DIMENSIONS),
+        ({"width": 4096, "height": 2161}, Code.CLIP_TOO_LARGE_DIMENSIONS),  # sides fine, pixels not
+        ({"avg_frame_rate": "121/1", "nb_read_packets": "1210"}, Code.CLIP_FRAME_RATE_TOO_HIGH),
+        (
+            {"avg_frame_rate": "0/0", "nb_read_packets": "10000"},
+            Code.CLIP_FRAME_RATE_TOO_HIGH,
+        ),  # counted
+        ({"duration": "180.5"}, Code.CLIP_TOO_LONG),  # a stream claims more than the format
+        ({"codec_name": "mjpeg"}, Code.CLIP_CODEC_NOT_ALLOWED),
     ],
 )
-def test_each_limit_is_refused_past_its_edge(video: dict[str, Any], code: LimitCode) -> None:
+def test_each_limit_is_refused_past_its_edge(video: dict[str, Any], code: Code) -> None:
     assert refused(header(video=video)) is code
 
 
@@ -87,12 +91,12 @@ def test_the_edges_themselves_pass() -> None:
 
 def test_streams_codecs_and_containers() -> None:
     many = [{"codec_type": "data"}] * 8
-    assert refused(header(extra=many)) is LimitCode.STREAMS
+    assert refused(header(extra=many)) is Code.CLIP_TOO_MANY_STREAMS
     assert refused(header(extra=[{"codec_type": "audio", "codec_name": "pcm_s16le"}])) is (
-        LimitCode.CODEC
+        Code.CLIP_CODEC_NOT_ALLOWED
     )
     webm = {"format_name": "matroska,webm"}
-    assert refused(header(fmt=webm)) is LimitCode.CODEC  # H.264 is not a WebM codec
+    assert refused(header(fmt=webm)) is Code.CLIP_CODEC_NOT_ALLOWED  # H.264 is not a WebM codec
     check_header(header(fmt=webm, video={"codec_name": "vp9"}), LIMITS)
     with pytest.raises(NotAVideo):
         check_header(header(fmt={"format_name": "avi"}), LIMITS)

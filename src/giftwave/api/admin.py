@@ -35,6 +35,7 @@ from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import Order, recent_orders
 from giftwave.economy.wallets import COINS_ISSUED, EconomyTotals
+from giftwave.errors import Code
 from giftwave.identity.sessions import create_api_key, parse_scopes, revoke_api_key
 from giftwave.identity.users import (
     SEARCH_MAX_USERS,
@@ -113,7 +114,7 @@ async def find_users(
 ) -> list[UserOut]:
     """Users whose handle or e-mail contains ``q``, or whose id it is; exact matches first."""
     if not q.strip():
-        raise Problem(422, "empty_query", "search for part of a handle, an e-mail or an id")
+        raise Problem(422, Code.EMPTY_QUERY, "search for part of a handle, an e-mail or an id")
 
     def work() -> list[User]:
         with economy.db.connect() as conn:
@@ -149,7 +150,7 @@ async def change_user(
             if body.age_verified is not None:
                 user = set_age_verified(conn, user_id, body.age_verified)
             if user is None:
-                raise Problem(422, "nothing_to_change", "send status, role or age_verified")
+                raise Problem(422, Code.NOTHING_TO_CHANGE, "send status, role or age_verified")
         if body.status is not None:
             economy.wallets.set_frozen(user_id, body.status == "blocked")
         return user
@@ -188,7 +189,7 @@ async def grant_coins(
         [Transfer(transfer_id, issued, mine.coins, body.coins, TransferCode.ADJUSTMENT)]
     )
     if not outcome.succeeded:
-        raise Problem(409, outcome.value, f"the ledger refused the grant: {outcome.value}")
+        raise Problem(409, Code(outcome.value), f"the ledger refused the grant: {outcome.value}")
     if outcome is Outcome.OK:  # not a replay of the same key
         audit(
             "audit.admin_grant",
@@ -222,7 +223,7 @@ async def reverse(send_id: str, economy: Econ, admin: AdminPrincipal) -> dict[st
     """Undo one gift: coins back to the viewer, diamonds back from the creator (or a debt);
     every live room, battle and webhook is told before the answer (again on a replay)."""
     if not send_id.startswith("gift:") or len(send_id) > 100:
-        raise Problem(404, "gift_send_not_found", f"no gift {send_id!r}")
+        raise Problem(404, Code.GIFT_SEND_NOT_FOUND, f"no gift {send_id!r}")
     done = await economy.reversals.reverse(send_id)
     return {
         "send_id": done.send_id,
@@ -409,7 +410,7 @@ async def revoke_key(
             return revoke_api_key(conn, key_id)
 
     if not await run_in_threadpool(work):
-        raise Problem(404, "api_key_not_found", f"no active API key {key_id}")
+        raise Problem(404, Code.API_KEY_NOT_FOUND, f"no active API key {key_id}")
     await services(request).broker.notify(api_key_revoked_notice())  # every node's keys
 
 

@@ -36,6 +36,7 @@ from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.services import Economy
+from giftwave.errors import Code
 
 router = APIRouter(tags=["analytics"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -110,7 +111,7 @@ async def stream_figures(request: Request, economy: Economy, stream_id: str) -> 
 
     found = await run_in_threadpool(work)
     if found is None:
-        raise Problem(404, "stream_not_found", f"no stream {stream_id!r}")
+        raise Problem(404, Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
     return found
 
 
@@ -122,7 +123,7 @@ def answer(report: _Report, format: Format, table: str | None, name: str) -> Any
     if chosen not in tables:
         raise Problem(
             400,
-            "unknown_table",
+            Code.UNKNOWN_TABLE,
             f"no table {chosen!r}; there are: {', '.join(tables)}",
             tables=list(tables),
         )
@@ -184,9 +185,9 @@ async def stream_health(
 ) -> Any:
     """One stream's viewers, gifts, gifters and spikes: for its creator and for admins."""
     if who is None:
-        raise Problem(401, "unauthorized", "log in or send a bearer token")
+        raise Problem(401, Code.UNAUTHORIZED, "log in or send a bearer token")
     report = await stream_figures(request, economy, stream_id)
     mine = who.user is not None and who.api_key is None and who.user.id == report.creator_id
     if not (mine or who.is_admin):
-        raise Problem(403, "not_your_stream", "only the stream's creator and admins see this")
+        raise Problem(403, Code.NOT_YOUR_STREAM, "only the stream's creator and admins see this")
     return answer(report, format, table, "stream")

@@ -29,6 +29,7 @@ from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.db.batch_read import BatchReader
 from giftwave.economy.services import Economy
+from giftwave.errors import Code
 from giftwave.identity.sessions import (
     API_KEY_PREFIX,
     ApiKey,
@@ -213,7 +214,7 @@ async def _user(request: HTTPConnection, user_id: int) -> User:
     cache = _auth_cache(request)
     user = await _read_through(cache.users, cache.user_reads, user_id)
     if user is None:
-        raise Problem(401, "unauthorized", "the session's user no longer exists")
+        raise Problem(401, Code.UNAUTHORIZED, "the session's user no longer exists")
     return user
 
 
@@ -247,7 +248,7 @@ async def _api_key_principal(request: Request, secret: str) -> Principal:
         generation = cache.generation
         key = await run_in_threadpool(load)
         if key is None:
-            raise Problem(401, "unauthorized", "unknown or revoked API key")
+            raise Problem(401, Code.UNAUTHORIZED, "unknown or revoked API key")
         if generation == cache.generation:  # no key revoked while it was read
             cache.keys.put(secret, key)
     external_id = request.headers.get(ON_BEHALF_HEADER)
@@ -261,7 +262,7 @@ async def _api_key_principal(request: Request, secret: str) -> Principal:
 
     user = await run_in_threadpool(load_user)
     if user is None:
-        raise Problem(404, "user_not_found", f"no user with external id {external_id!r}")
+        raise Problem(404, Code.USER_NOT_FOUND, f"no user with external id {external_id!r}")
     return Principal(user, key)
 
 
@@ -271,7 +272,7 @@ async def principal(request: Request) -> Principal | None:
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise Problem(401, "unauthorized", "use 'Authorization: Bearer <token>'")
+            raise Problem(401, Code.UNAUTHORIZED, "use 'Authorization: Bearer <token>'")
         admin = _economy(request).settings.admin_token
         if admin is not None and secrets.compare_digest(
             token.encode(), admin.get_secret_value().encode()
@@ -281,7 +282,7 @@ async def principal(request: Request) -> Principal | None:
             return await _api_key_principal(request, token)
         session = await _session(request, token)
         if session is None:
-            raise Problem(401, "unauthorized", "the token is unknown or has expired")
+            raise Problem(401, Code.UNAUTHORIZED, "the token is unknown or has expired")
         return Principal(await _user(request, session[0]))
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -292,7 +293,7 @@ async def principal(request: Request) -> Principal | None:
             request.headers.get(CSRF_HEADER, "").encode(), session[1].encode()
         ):
             raise Problem(
-                403, "csrf_failed", f"send the {CSRF_COOKIE} cookie's value in X-CSRF-Token"
+                403, Code.CSRF_FAILED, f"send the {CSRF_COOKIE} cookie's value in X-CSRF-Token"
             )
         return Principal(await _user(request, session[0]))
     return None
@@ -304,18 +305,18 @@ MaybePrincipal = Annotated[Principal | None, Depends(principal)]
 def acting_user(who: Principal | None, scope: Scope | None = None) -> User:
     """The user a request acts for; an API key must hold ``scope`` to act for its user."""
     if who is None:
-        raise Problem(401, "unauthorized", "log in or send a bearer token")
+        raise Problem(401, Code.UNAUTHORIZED, "log in or send a bearer token")
     if who.user is None and who.api_key is not None:
         raise Problem(
             400,
-            "on_behalf_required",
+            Code.ON_BEHALF_REQUIRED,
             f"an API key acts for one of its users: send the {ON_BEHALF_HEADER} header",
         )
     if who.user is None:
-        raise Problem(403, "user_required", "this route acts for a user, not the operator")
+        raise Problem(403, Code.USER_REQUIRED, "this route acts for a user, not the operator")
     if who.api_key is not None and (scope is None or scope not in who.api_key.scopes):
         needed = scope.value if scope else "a user session"
-        raise Problem(403, "missing_scope", f"this API key lacks the scope {needed}")
+        raise Problem(403, Code.MISSING_SCOPE, f"this API key lacks the scope {needed}")
     return who.user
 
 
@@ -330,9 +331,9 @@ def require_user(scope: Scope | None = None) -> Any:
 
 async def _require_admin(who: MaybePrincipal) -> Principal:
     if who is None:
-        raise Problem(401, "unauthorized", "log in or send a bearer token")
+        raise Problem(401, Code.UNAUTHORIZED, "log in or send a bearer token")
     if who.api_key is not None or not who.is_admin:
-        raise Problem(403, "admin_required", "this route is for administrators")
+        raise Problem(403, Code.ADMIN_REQUIRED, "this route is for administrators")
     return who
 
 
@@ -344,9 +345,9 @@ def require_api_key(scope: Scope) -> Any:
 
     async def dependency(who: MaybePrincipal) -> ApiKey:
         if who is None or who.api_key is None:
-            raise Problem(401, "unauthorized", "this route takes a platform API key")
+            raise Problem(401, Code.UNAUTHORIZED, "this route takes a platform API key")
         if scope not in who.api_key.scopes:
-            raise Problem(403, "missing_scope", f"this API key lacks the scope {scope.value}")
+            raise Problem(403, Code.MISSING_SCOPE, f"this API key lacks the scope {scope.value}")
         return who.api_key
 
     return Depends(dependency)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import StreamingUser, economy_of
 from giftwave.api.state import services
 from giftwave.economy.services import Economy
-from giftwave.errors import NotFound
+from giftwave.errors import Code, NotFound
 from giftwave.live import battles
 from giftwave.live.battle_referee import Referee
 from giftwave.live.battles import (
@@ -189,7 +189,7 @@ async def stream_battle(stream_id: str, economy: Econ) -> BattleOut:
         with economy.db.connect() as conn:
             current = battles.current_battle_of(conn, get_stream(conn, stream_id).id)
         if current is None:
-            raise NotFound("no_battle", "this stream is in no battle now")
+            raise NotFound(Code.NO_BATTLE, "this stream is in no battle now")
         return current
 
     return await _out(economy, await run_in_threadpool(work))

@@ -47,6 +47,7 @@ from giftwave.clips.library import (
 from giftwave.clips.service import Clips
 from giftwave.clips.storage import ObjectMissing, StoreError
 from giftwave.clock import now_us
+from giftwave.errors import Code
 from giftwave.identity.users import HANDLE_RE, Role, User, find_by_login
 
 router = APIRouter(tags=["clips"])
@@ -123,7 +124,7 @@ def visible_clip(clip: Clip | None, viewer: User | None) -> Clip:
     if clip is None or (
         clip.status is not ClipStatus.READY and (viewer is None or viewer.id != clip.creator_id)
     ):
-        raise Problem(404, "clip_not_found", "no such clip")
+        raise Problem(404, Code.CLIP_NOT_FOUND, "no such clip")
     return clip
 
 
@@ -135,9 +136,9 @@ def _load_out(clips: Clips, clip_id: str, viewer: User | None) -> ClipOut:
 
 def _creator(user: User) -> User:
     if user.role is not Role.CREATOR:
-        raise Problem(403, "not_a_creator", "only creators can post clips")
+        raise Problem(403, Code.NOT_A_CREATOR, "only creators can post clips")
     if user.blocked:
-        raise Problem(403, "account_blocked", "this account is blocked")
+        raise Problem(403, Code.ACCOUNT_BLOCKED, "this account is blocked")
     return user
 
 
@@ -174,7 +175,7 @@ _UPLOAD_BODY: Final = {
 def _title(value: str | None) -> str:
     title = (value or "").strip()
     if not 1 <= len(title) <= 140:
-        raise Problem(422, "invalid_title", "a title has 1 to 140 characters")
+        raise Problem(422, Code.INVALID_TITLE, "a title has 1 to 140 characters")
     return title
 
 
@@ -197,7 +198,7 @@ async def create_clip(
         response.status_code = 202
         return await _cut(request, clips, user)
     if kind != "multipart/form-data":
-        raise Problem(415, "unsupported_media_type", "send multipart/form-data or JSON")
+        raise Problem(415, Code.UNSUPPORTED_MEDIA_TYPE, "send multipart/form-data or JSON")
     clips.require_tools()
     dest = clips.temp_path(f"up_{secrets.token_hex(8)}", ".part")
     try:
@@ -206,12 +207,12 @@ async def create_clip(
         except UploadTooLarge:
             raise Problem(
                 413,
-                "clip_too_large",
+                Code.CLIP_TOO_LARGE,
                 f"a clip file is at most {clips.max_bytes} bytes",
                 max_bytes=clips.max_bytes,
             ) from None
         except BadForm as exc:
-            raise Problem(422, "invalid_upload", str(exc)) from None
+            raise Problem(422, Code.INVALID_UPLOAD, str(exc)) from None
         title = _title(form.fields.get("title"))
         clip = await clips.upload(user, title, dest)
     finally:
@@ -229,13 +230,13 @@ async def _cut(request: Request, clips: Clips, user: User) -> ClipOut:
     async for chunk in request.stream():  # bounded: a cut is a few fields
         raw += chunk
         if len(raw) > MAX_CUT_BODY_BYTES:
-            raise Problem(413, "payload_too_large", f"at most {MAX_CUT_BODY_BYTES} bytes")
+            raise Problem(413, Code.PAYLOAD_TOO_LARGE, f"at most {MAX_CUT_BODY_BYTES} bytes")
     try:
         body = NewCut.model_validate_json(bytes(raw))
     except ValidationError as exc:
         raise Problem(
             422,
-            "invalid_request",
+            Code.INVALID_REQUEST,
             "the request does not match the schema",
             errors=[{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
         ) from None
@@ -272,7 +273,7 @@ def _own(conn: Any, clip_id: str, user: User) -> Clip:
     # caller: the same 404 as an id that never existed, so ids cannot be probed by writing.
     clip = visible_clip(find_clip(conn, clip_id), user)
     if clip.creator_id != user.id:
-        raise Problem(403, "not_your_clip", "only the clip's creator can change it")
+        raise Problem(403, Code.NOT_YOUR_CLIP, "only the clip's creator can change it")
     return clip
 
 
@@ -393,15 +394,17 @@ async def serve_file(
             stat = await run_in_threadpool(os.stat, path)
             size = stat.st_size
     except (ObjectMissing, FileNotFoundError):
-        raise Problem(404, "video_missing", "the file is missing from the clip store") from None
+        raise Problem(404, Code.VIDEO_MISSING, "the file is missing from the clip store") from None
     except StoreError:
-        raise Problem(503, "clip_store_unavailable", "the clip store cannot be reached") from None
+        raise Problem(
+            503, Code.CLIP_STORE_UNAVAILABLE, "the clip store cannot be reached"
+        ) from None
     common = {"Accept-Ranges": "bytes", **(headers or {})}
     wanted = byte_range(request.headers.get("range"), size)
     if wanted is False:
         return problem_response(
             416,
-            "range_not_satisfiable",
+            Code.RANGE_NOT_SATISFIABLE,
             f"the file has {size} bytes",
             headers={"Content-Range": f"bytes */{size}", **common},
         )
@@ -436,7 +439,7 @@ async def clip_video(
     """The clip's video, with ``Range: bytes=a-b`` (206), for the player."""
     clip = await run_in_threadpool(_readable_clip, clips, clip_id, _viewer(who))
     if clip.video_key is None:
-        raise Problem(404, "clip_not_found", "no such clip")
+        raise Problem(404, Code.CLIP_NOT_FOUND, "no such clip")
     return await serve_file(
         request, clips, clip.video_key, clip.content_type, headers={"Cache-Control": "no-cache"}
     )
@@ -499,11 +502,11 @@ def _download(clips: Clips, clip_id: str, job_id: str) -> tuple[Clip, Job]:
         clip = find_clip(conn, clip_id)
         job = find_job(conn, job_id)
     if clip is None or clip.status is not ClipStatus.READY:
-        raise Problem(404, "clip_not_found", "no such clip")
+        raise Problem(404, Code.CLIP_NOT_FOUND, "no such clip")
     if job is None or job.clip_id != clip.id or job.kind.value != "render":
-        raise Problem(404, "download_not_found", "no such download")
+        raise Problem(404, Code.DOWNLOAD_NOT_FOUND, "no such download")
     if not clip.downloads_enabled:
-        raise Problem(403, "downloads_disabled", "the creator turned off downloads")
+        raise Problem(403, Code.DOWNLOADS_DISABLED, "the creator turned off downloads")
     return clip, job
 
 
@@ -524,7 +527,7 @@ async def download_file(clip_id: str, job_id: str, request: Request, clips: Clip
     when asked for from its first byte."""
     clip, job = await run_in_threadpool(_download, clips, clip_id, job_id)
     if job.status is not JobStatus.DONE or job.output_key is None:
-        raise Problem(409, "download_not_ready", "the file is still being made")
+        raise Problem(409, Code.DOWNLOAD_NOT_READY, "the file is still being made")
     wanted = byte_range(request.headers.get("range"), job.output_bytes)
     if wanted is None or (wanted is not False and wanted[0] == 0):
         await run_in_threadpool(_count, clips, clip.id)
@@ -597,7 +600,7 @@ async def shared_collection(
             wanted = handle.lower()
             found = find_by_login(conn, wanted) if HANDLE_RE.fullmatch(wanted) else None
             if found is None:
-                raise Problem(404, "user_not_found", f"no user @{handle}")
+                raise Problem(404, Code.USER_NOT_FOUND, f"no user @{handle}")
             return [
                 SharedClipOut(clip=clip_out(conn, c, viewer), reposted_at=_time(at))
                 for c, at in shared_by(conn, found[0].id, limit)
@@ -617,7 +620,7 @@ class ReactionsOut(BaseModel):
 
 def _react(clips: Clips, clip_id: str, emoji: str, user: User, on: bool) -> ReactionsOut:
     if emoji not in REACTIONS:
-        raise Problem(422, "invalid_reaction", f"{emoji!r} is not one of {', '.join(REACTIONS)}")
+        raise Problem(422, Code.INVALID_REACTION, f"{emoji!r} is not one of {', '.join(REACTIONS)}")
     with clips.db.begin() as conn:
         visible_clip(find_clip(conn, clip_id), None)
         if on:

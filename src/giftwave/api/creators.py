@@ -18,6 +18,7 @@ from giftwave.clock import day_start_us
 from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
 from giftwave.economy.payouts import Payout
 from giftwave.economy.services import Economy
+from giftwave.errors import Code
 from giftwave.identity.users import Role, find_user
 from giftwave.live.leaderboard import creator_top_gifters
 
@@ -175,7 +176,7 @@ async def creator_leaderboard(
 
     top = await run_in_threadpool(work)
     if top is None:
-        raise Problem(404, "creator_not_found", f"no creator {creator_id}")
+        raise Problem(404, Code.CREATOR_NOT_FOUND, f"no creator {creator_id}")
     return CreatorLeaderboardOut(
         creator_id=creator_id,
         period=period,
@@ -210,7 +211,7 @@ async def one_payout(
 ) -> Payout:
     payout = await economy.payouts.get(payout_id)
     if payout.creator_id != user.id and not (who is not None and who.is_admin):
-        raise Problem(404, "payout_not_found", f"no payout {payout_id!r}")
+        raise Problem(404, Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
     if user.role is Role.VIEWER and payout.creator_id != user.id:
-        raise Problem(404, "payout_not_found", f"no payout {payout_id!r}")
+        raise Problem(404, Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
     return payout

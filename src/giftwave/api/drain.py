@@ -32,7 +32,7 @@ from typing import Final
 from starlette.types import Receive, Scope, Send
 
 from giftwave.api.problems import problem_response
-from giftwave.errors import Unavailable
+from giftwave.errors import Code, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Drain:
         """A gift gate (economy.gifting): a room socket's gift while draining is refused."""
         if self.draining:
             raise Unavailable(
-                "draining",
+                Code.DRAINING,
                 "this server is shutting down: send again on another",
                 retry_after_s=RETRY_AFTER_S,
             )
@@ -162,7 +162,7 @@ async def refuse_draining(scope: Scope, receive: Receive, send: Send) -> None:
         return
     response = problem_response(
         503,
-        "draining",
+        Code.DRAINING,
         "this server is shutting down: send the same request again (another node answers)",
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )

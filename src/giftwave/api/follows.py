@@ -20,6 +20,7 @@ from giftwave.api.auth import SessionUser
 from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clock import now_us
+from giftwave.errors import Code
 from giftwave.identity.users import User, find_user
 from giftwave.live.streams import find_stream
 from giftwave.ratelimit import UserLimit
@@ -143,7 +144,7 @@ async def followers_of(user_id: int, request: Request) -> FollowerCountOut:
 
     count = await run_in_threadpool(load)
     if count is None:
-        raise Problem(404, "user_not_found", f"no user {user_id}")
+        raise Problem(404, Code.USER_NOT_FOUND, f"no user {user_id}")
     return FollowerCountOut(user_id=user_id, followers=count)
 
 
@@ -183,7 +184,7 @@ async def stream_friends_watching(
             return find_stream(conn, stream_id) is not None
 
     if not await run_in_threadpool(exists):
-        raise Problem(404, "stream_not_found", f"no stream {stream_id!r}")
+        raise Problem(404, Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
     watching = (await friends_watching(request, user, [stream_id]))[stream_id]
     shown = watching[:SHOWN_HANDLES]
 

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from giftwave.api.problems import problem_response
 from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.config import Settings
+from giftwave.errors import Code
 
 # The name the app calls itself by in-process (the sandbox's webhooks with no public URL, the
 # demo's seeding): never a request from the network. ".internal" is reserved for private use,
@@ -69,7 +70,7 @@ async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": "unknown host"})
         return
     response = problem_response(
-        400, "unknown_host", "this server does not answer for that host name (Host header)"
+        400, Code.UNKNOWN_HOST, "this server does not answer for that host name (Host header)"
     )
     response.raw_headers.extend(COMMON_HEADERS)
     await response(scope, receive, send)

@@ -24,7 +24,7 @@ from giftwave.api.fields import IsoDate
 from giftwave.api.shares import share_cookie
 from giftwave.api.state import services
 from giftwave.economy.services import Economy
-from giftwave.errors import Conflict, RateLimited
+from giftwave.errors import Code, Conflict, RateLimited
 from giftwave.identity.logins import Logins, Policies, taken
 from giftwave.identity.sessions import create_session, end_session
 from giftwave.identity.users import (
@@ -221,7 +221,7 @@ async def become_a_creator(request: Request, economy: Econ, user: SessionUser) -
     limiter: RateLimiter = services(request).rate_limiter
     wait_s = await limiter.hit(f"become_creator:{user.id}", BECOME_CREATOR_RATE)
     if wait_s:
-        raise RateLimited("rate_limited", "too many tries; wait a little", retry_after_s=wait_s)
+        raise RateLimited(Code.RATE_LIMITED, "too many tries; wait a little", retry_after_s=wait_s)
 
     def work() -> tuple[User, bool]:
         with economy.db.begin() as conn:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.fields import StrictBool
 from giftwave.api.problems import Problem
 from giftwave.api.state import Services, services
+from giftwave.errors import Code
 from giftwave.ledger.accounts import get_account, open_account
 from giftwave.ledger.model import (
     Account,
@@ -39,12 +40,14 @@ async def require_admin(
     state = services(request)
     token = state.settings.admin_token
     if token is None:
-        raise Problem(403, "admin_api_disabled", "set GIFTWAVE_ADMIN_TOKEN to use the ledger API")
+        raise Problem(
+            403, Code.ADMIN_API_DISABLED, "set GIFTWAVE_ADMIN_TOKEN to use the ledger API"
+        )
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(
         given.encode(), token.get_secret_value().encode()
     ):
-        raise Problem(401, "unauthorized", "a valid admin bearer token is required")
+        raise Problem(401, Code.UNAUTHORIZED, "a valid admin bearer token is required")
     return state
 
 
@@ -151,7 +154,7 @@ async def submit_transfers_route(body: SubmitTransfers, state: Admin) -> SubmitR
     if len(body.transfers) > limit:
         raise Problem(
             422,
-            "too_many_transfers",
+            Code.TOO_MANY_TRANSFERS,
             f"this server takes at most {limit} transfers per request",
             limit=limit,
         )

@@ -31,7 +31,7 @@ from giftwave.api.shares import share_cookie
 from giftwave.api.state import services
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.services import Economy
-from giftwave.errors import DomainError, Forbidden, Invalid, RateLimited
+from giftwave.errors import Code, DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.tickets import issue_ticket, use_ticket
 from giftwave.identity.users import Role, User
 from giftwave.live.ban_gate import BanGate
@@ -69,7 +69,7 @@ def _ack(ack: Any, result: dict[str, Any]) -> str:
 _ERROR_PREFIX: Final = f'{{"v":{PROTOCOL_VERSION},"error":'
 
 
-def _error(ack: Any, code: str, detail: str) -> str:
+def _error(ack: Any, code: Code, detail: str) -> str:
     # "error" first, so a refusal is recognised by its prefix without parsing it back.
     body = {"v": PROTOCOL_VERSION, "error": {"code": code, "detail": detail}, "ack": ack}
     return orjson.dumps(body).decode()
@@ -101,14 +101,14 @@ async def socket_ticket(stream_id: str, ws_user: SessionUser, request: Request) 
 
 # What a command of a socket without a user answers: it is anonymous, or it is a cookie
 # socket opened by a page of another site (it watches; it does not act for the visitor).
-LOGIN_REQUIRED: Final = ("login_required", "log in to send gifts, like or chat")
+LOGIN_REQUIRED: Final = (Code.LOGIN_REQUIRED, "log in to send gifts, like or chat")
 ORIGIN_NOT_ALLOWED: Final = (
-    "origin_not_allowed",
+    Code.ORIGIN_NOT_ALLOWED,
     "a page of another site cannot act with your login; open the room on its own site",
 )
 
 
-async def _socket_user(ws: WebSocket, economy: Economy) -> tuple[User | None, tuple[str, str]]:
+async def _socket_user(ws: WebSocket, economy: Economy) -> tuple[User | None, tuple[Code, str]]:
     """The cookie's user, if the page's origin may act with it; else None and why not."""
     cookie = ws.cookies.get(SESSION_COOKIE)
     user = None if not cookie else await session_user(ws, cookie)
@@ -199,7 +199,7 @@ async def _read(
     stream: Stream,
     user: User | None,
     subscriber: Subscriber,
-    refusal: tuple[str, str],
+    refusal: tuple[Code, str],
 ) -> None:
     # Per user (and room), whatever the number of sockets or nodes (ratelimit.py).
     limiter: RateLimiter = services(ws).rate_limiter
@@ -270,22 +270,22 @@ async def _read(
 
 
 def _parse(
-    raw: str | bytes, user: User | None, refusal: tuple[str, str]
+    raw: str | bytes, user: User | None, refusal: tuple[Code, str]
 ) -> str | tuple[Any, str, dict[str, Any]]:
     """(ack id, command name, command), or the error reply when it is not a command (or
     when the socket has no user: ``refusal``)."""
     try:
         command = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _error(None, "malformed_frame", "a command is a JSON object")
+        return _error(None, Code.MALFORMED_FRAME, "a command is a JSON object")
     if not isinstance(command, dict) or not isinstance(command.get("cmd"), str):
-        return _error(None, "malformed_frame", 'a command is {"id": …, "cmd": "…", …}')
+        return _error(None, Code.MALFORMED_FRAME, 'a command is {"id": …, "cmd": "…", …}')
     ack = command.get("id")
     if not (ack is None or isinstance(ack, (int, str))) or len(str(ack)) > 64:
-        return _error(None, "malformed_frame", "id is a short string or number")
+        return _error(None, Code.MALFORMED_FRAME, "id is a short string or number")
     name = command["cmd"]
     if name not in COMMANDS:
-        return _error(ack, "unknown_command", "commands are " + ", ".join(COMMANDS))
+        return _error(ack, Code.UNKNOWN_COMMAND, "commands are " + ", ".join(COMMANDS))
     if user is None:
         return _error(ack, *refusal)
     return ack, name, command
@@ -367,7 +367,7 @@ async def _chat(
     if not text.isprintable():
         raise _invalid("chat text may not contain control characters")
     if hub.channel(stream.id).room.muted(user.id, time.time_ns() // 1000):
-        raise Forbidden("muted", "a moderator muted you in this room for a while")
+        raise Forbidden(Code.MUTED, "a moderator muted you in this room for a while")
     if await limiter.hit(f"chat:{user.id}:{stream.id}", CHAT_RATE):
         raise _limited("too many messages; slow down")
     message = {
@@ -401,7 +401,7 @@ async def _moderate(
                 return may_moderate(conn, stream.creator_id, user)
 
         if not await run_in_threadpool(appointed):
-            raise Forbidden("not_moderator", "only the creator, their moderators and admins")
+            raise Forbidden(Code.NOT_MODERATOR, "only the creator, their moderators and admins")
     # Each command is an event in every viewer's frames, on every node: a few a second is
     # what a person cleaning up a room sends; a script's thousands are refused (and its
     # socket closed after MAX_REFUSALS of them).
@@ -425,8 +425,8 @@ async def _moderate(
 
 
 def _invalid(detail: str) -> DomainError:
-    return Invalid("invalid_command", detail)
+    return Invalid(Code.INVALID_COMMAND, detail)
 
 
 def _limited(detail: str) -> DomainError:
-    return RateLimited("rate_limited", detail, retry_after_s=1.0)
+    return RateLimited(Code.RATE_LIMITED, detail, retry_after_s=1.0)

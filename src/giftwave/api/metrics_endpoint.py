@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from giftwave import metrics
 from giftwave.api.state import services
-from giftwave.errors import Unauthorized
+from giftwave.errors import Code, Unauthorized
 
 router = APIRouter(tags=["ops"])
 
@@ -29,7 +29,7 @@ async def metrics_text(request: Request) -> Response:
     expected = token.get_secret_value().encode()
     # Constant time: the answer must not tell how many characters were right.
     if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), expected):
-        raise Unauthorized("metrics_token", "Send the metrics token as 'Authorization: Bearer'.")
+        raise Unauthorized(Code.METRICS_TOKEN, "Send the metrics token as 'Authorization: Bearer'.")
     observer = getattr(request.app, "observer", None)
     if observer is not None:
         observer.flush()  # this process's HTTP counts, to the request before this one

@@ -25,7 +25,7 @@ from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.db.tables import users
-from giftwave.errors import RateLimited
+from giftwave.errors import Code, RateLimited
 from giftwave.live.ban_gate import ban_notice
 from giftwave.live.moderation import (
     LIST_MAX,
@@ -64,7 +64,7 @@ async def _limit(request: Request, key: str, rate: Rate, what: str) -> None:
     limiter: RateLimiter = services(request).rate_limiter
     wait_s = await limiter.hit(key, rate)
     if wait_s:
-        raise RateLimited("rate_limited", f"too many {what}; slow down", retry_after_s=wait_s)
+        raise RateLimited(Code.RATE_LIMITED, f"too many {what}; slow down", retry_after_s=wait_s)
 
 
 # ---- moderators ---------------------------------------------------------------------------
@@ -129,7 +129,7 @@ async def appoint_moderator(
                     users.select().with_only_columns(users.c.id).where(users.c.handle == handle)
                 ).scalar()
                 if target is None:
-                    raise Problem(404, "user_not_found", f"nobody is called {handle!r}")
+                    raise Problem(404, Code.USER_NOT_FOUND, f"nobody is called {handle!r}")
             return appoint(conn, user, int(target), now_us())
 
     moderator, made = await run_in_threadpool(work)
@@ -204,7 +204,7 @@ async def ban_user(
     db = services(request).db
     reason = (body.reason or "").strip() or None
     if reason is not None and not reason.isprintable():
-        raise Problem(422, "invalid_reason", "a reason may not contain control characters")
+        raise Problem(422, Code.INVALID_REASON, "a reason may not contain control characters")
 
     def work() -> tuple[Ban, bool]:
         with db.begin() as conn:
@@ -306,10 +306,10 @@ async def report_line(
 
     creator_id = await run_in_threadpool(stream_of)
     if creator_id is None:
-        raise Problem(404, "stream_not_found", "no such stream")
+        raise Problem(404, Code.STREAM_NOT_FOUND, "no such stream")
     line = await _line(request, stream_id, body.message_id)
     if line is None:
-        raise Problem(404, "message_not_found", "no such message among the room's recent chat")
+        raise Problem(404, Code.MESSAGE_NOT_FOUND, "no such message among the room's recent chat")
 
     def work() -> tuple[Report, bool]:
         with db.begin() as conn:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import StreamingUser, economy_of
 from giftwave.api.shop import site_url
 from giftwave.economy.services import Economy
-from giftwave.errors import Forbidden
+from giftwave.errors import Code, Forbidden
 from giftwave.identity.users import Role, User
 from giftwave.live.overlay_keys import overlay_key, rotate_overlay_key
 
@@ -27,7 +27,7 @@ class OverlayOut(BaseModel):
 
 def _creator(user: User) -> User:
     if user.role is not Role.CREATOR:
-        raise Forbidden("not_a_creator", "overlays are for creators")
+        raise Forbidden(Code.NOT_A_CREATOR, "overlays are for creators")
     return user
 
 

@@ -1,8 +1,9 @@
 """Every error the API answers is RFC 9457 problem+json with a stable ``code``.
 
 Bad input is a 4xx with a code a client can switch on; a 500 means a bug, never bad input.
-Every route documents those answers in OpenAPI (``PROBLEM_RESPONSES``, the ``Problem`` schema),
-so a client generated from /openapi.json knows them and the answers keep to the schema.
+Every route documents those answers in OpenAPI (``PROBLEM_RESPONSES``, the ``Problem`` schema,
+whose ``code`` is an enum of every member of ``giftwave.errors.Code``), so a client generated
+from /openapi.json knows them and the answers keep to the schema.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
-from giftwave.errors import DomainError, RateLimited, Unavailable
+from giftwave.errors import Code, DomainError, RateLimited, Unavailable
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount, LedgerError
 from giftwave.logs import REQUEST_ID
@@ -37,6 +38,15 @@ _STATUS_BY_ERROR: dict[type[LedgerError], int] = {
 }
 
 
+# The framework's own refusals (no route, wrong method, ...), each with its code.
+_HTTP_CODES: Final = {
+    404: Code.NOT_FOUND,
+    405: Code.METHOD_NOT_ALLOWED,
+    413: Code.PAYLOAD_TOO_LARGE,
+    415: Code.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
 class ProblemDetails(BaseModel):
     """The body of every error (RFC 9457); members beyond these are extensions of one code."""
 
@@ -45,13 +55,15 @@ class ProblemDetails(BaseModel):
     title: str
     status: int = Field(ge=400, le=599, description="the HTTP status, repeated")
     detail: str = Field(description="for people; may change, do not parse it")
-    code: str = Field(description="stable: switch on this")
+    code: Code = Field(description="stable: switch on this")
     request_id: str | None = Field(
         default=None, description="the request's X-Request-ID: quote it to the operator"
     )
 
 
 PROBLEM_SCHEMA: Final = "Problem"
+PROBLEM_CODE_SCHEMA: Final = "ProblemCode"
+_PROBLEM_CODE_REF: Final = f"#/components/schemas/{PROBLEM_CODE_SCHEMA}"
 _PROBLEM_REF: Final = {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}
 # What the handlers below can answer on any route: the domain's errors surface wherever a
 # route reaches the domain, and authentication is checked before the route's own rules.
@@ -75,13 +87,13 @@ PROBLEM_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 class Problem(Exception):
     """Raise from a route to answer with a problem document."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: Code, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
 
 def problem_response(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int, code: Code, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     body = {
         "type": f"https://giftwave.dev/problems/{code}",
@@ -97,6 +109,16 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_schemas() -> dict[str, Any]:
+    """The ``Problem`` schema and ``ProblemCode``, the enum of every code, as OpenAPI
+    components (the second referenced from the first's ``code``)."""
+    problem = ProblemDetails.model_json_schema()
+    codes = problem.pop("$defs").pop(Code.__name__)  # the one definition the model refers to
+    codes["description"] = "every stable problem code (giftwave.errors.Code); never renamed"
+    problem["properties"]["code"]["$ref"] = _PROBLEM_CODE_REF
+    return {PROBLEM_SCHEMA: problem, PROBLEM_CODE_SCHEMA: codes}
+
+
 def _document_problems(app: FastAPI) -> None:
     """Every route lists the problem answers; /openapi.json carries the schema they name."""
     # Routes merge their router's responses when added: this must run before any route is.
@@ -110,7 +132,7 @@ def _document_problems(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = generate()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas[PROBLEM_SCHEMA] = ProblemDetails.model_json_schema()
+            schemas.update(problem_schemas())
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -130,7 +152,7 @@ def sane_path_param(value: str) -> bool:
 async def _sane_path_params(request: HTTPConnection) -> None:
     for name, value in request.path_params.items():
         if isinstance(value, str) and not sane_path_param(value):
-            raise Problem(404, "not_found", f"no such {name}")
+            raise Problem(404, Code.NOT_FOUND, f"no such {name}")
 
 
 def _wants_page(request: Request) -> bool:
@@ -163,7 +185,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return problem_response(
-            422, "invalid_request", "the request does not match the schema", errors=errors
+            422, Code.INVALID_REQUEST, "the request does not match the schema", errors=errors
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -172,12 +194,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             from giftwave.api.pages import missing_page  # pages import this module
 
             return await missing_page(request)
-        code = {
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "payload_too_large",
-            415: "unsupported_media_type",
-        }.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, Code.HTTP_ERROR)
         return problem_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(DomainError)
@@ -200,14 +217,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: LedgerUnavailable) -> JSONResponse:
         return problem_response(
             503,
-            "ledger_unavailable",
+            Code.LEDGER_UNAVAILABLE,
             "the ledger could not commit; retry with the same ids",
             headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(EngineStopped)
     async def _stopped(_: Request, exc: EngineStopped) -> JSONResponse:
-        return problem_response(503, "shutting_down", str(exc), headers={"Retry-After": "1"})
+        return problem_response(503, Code.SHUTTING_DOWN, str(exc), headers={"Retry-After": "1"})
 
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:
@@ -215,7 +232,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # NUL byte, say). The transaction rolled back: nothing was written.
         log.info("database refused a value: %s", exc.orig)
         return problem_response(
-            422, "invalid_value", "a value in the request cannot be stored (control characters?)"
+            422, Code.INVALID_VALUE, "a value in the request cannot be stored (control characters?)"
         )
 
     async def _database_away(_: Request, exc: Exception) -> JSONResponse:
@@ -226,7 +243,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("database unavailable: %s", exc)
         return problem_response(
             503,
-            "database_unavailable",
+            Code.DATABASE_UNAVAILABLE,
             "the database is unavailable for a moment; retry with the same idempotency key",
             headers={"Retry-After": "1"},
         )
@@ -238,5 +255,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(
-            500, "internal_error", "an internal error occurred; it has been logged"
+            500, Code.INTERNAL_ERROR, "an internal error occurred; it has been logged"
         )

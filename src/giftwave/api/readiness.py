@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from giftwave.api.drain import Drain
 from giftwave.api.problems import problem_response
 from giftwave.db.engine import SchemaOutOfDate, check_schema
+from giftwave.errors import Code
 from giftwave.ledger.engine import PostingEngine
 from giftwave.realtime.broker import Broker
 
@@ -64,7 +65,7 @@ class Readiness:
         if all(state == OK for state in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         failed = ", ".join(name for name, state in checks.items() if state != OK)
-        return problem_response(503, "not_ready", f"not ready: {failed}", checks=checks)
+        return problem_response(503, Code.NOT_READY, f"not ready: {failed}", checks=checks)
 
     async def _cached(self) -> dict[str, str]:
         async with self._lock:  # polls arriving together share one check

@@ -28,6 +28,7 @@ from giftwave.api.problems import Problem
 from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.api.state import app_services, services, services_if_started
 from giftwave.clock import now_us
+from giftwave.errors import Code
 from giftwave.live.streams import find_stream
 from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits, reach_of, stream_sharers
 from giftwave.sharing.links import (
@@ -103,7 +104,7 @@ class ShareOut(BaseModel):
         )
 
 
-def _choice(allowed: list[str], value: str, code: str) -> str:
+def _choice(allowed: list[str], value: str, code: Code) -> str:
     if value not in allowed:
         raise Problem(422, code, f"{value!r} is not one of {', '.join(allowed)}")
     return value
@@ -116,8 +117,8 @@ async def create_share(
     """A short link for the caller to share; the same target and channel again answer the
     same link (200) and count as sharing it again now. Limited per user (429). The answer
     carries the target's share figures after this share, so the page shows them at once."""
-    kind = TargetKind(_choice(list(TargetKind), body.target_kind, "invalid_target_kind"))
-    channel = Channel(_choice(list(Channel), body.channel, "invalid_channel"))
+    kind = TargetKind(_choice(list(TargetKind), body.target_kind, Code.INVALID_TARGET_KIND))
+    channel = Channel(_choice(list(Channel), body.channel, Code.INVALID_CHANNEL))
     await sharing.limiter.take(user.id)
     link, made = await run_in_threadpool(sharing.create, user.id, kind, body.target_id, channel)
     counts = await run_in_threadpool(sharing.counts, kind, link.target_id, now_us())
@@ -141,7 +142,7 @@ async def share_info(code: str, sharing: Shares) -> ShareInfoOut:
     """Who shared what, for the page the link lands on ("shared by @…")."""
     found = await run_in_threadpool(sharing.credit, code, now_us())
     if found is None:
-        raise Problem(404, "share_not_found", "this share link is unknown or has expired")
+        raise Problem(404, Code.SHARE_NOT_FOUND, "this share link is unknown or has expired")
     link, handle = found
     return ShareInfoOut(
         code=link.code,
@@ -157,7 +158,7 @@ async def share_qr(code: str, request: Request, sharing: Shares) -> Response:
     """The link as a QR code (SVG), drawn here: no outside service sees it."""
     link = await run_in_threadpool(sharing.live_link, code, now_us())
     if link is None:
-        raise Problem(404, "share_not_found", "this share link is unknown or has expired")
+        raise Problem(404, Code.SHARE_NOT_FOUND, "this share link is unknown or has expired")
     url = f"{_base_url(request)}/s/{link.code}"
 
     def draw() -> bytes:
@@ -377,5 +378,5 @@ async def sharers_of_stream(
 
     found = await run_in_threadpool(load)
     if found is None:
-        raise Problem(404, "stream_not_found", f"no stream {stream_id!r}")
+        raise Problem(404, Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
     return found

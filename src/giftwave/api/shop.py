@@ -30,6 +30,7 @@ from giftwave.economy.topups import (
     find_order_by_session,
     orders_of,
 )
+from giftwave.errors import Code
 from giftwave.money import exponent, format_money
 from giftwave.payments.base import IgnoredEvent, PaymentEventKind
 from giftwave.payments.sandbox import SandboxProvider
@@ -189,7 +190,7 @@ async def get_topup(order_id: str, economy: Econ, user: BuyingUser) -> OrderOut:
 
     order = await run_in_threadpool(work)
     if order is None or order.user_id != user.id:
-        raise Problem(404, "order_not_found", f"no order {order_id!r}")  # not yours: not there
+        raise Problem(404, Code.ORDER_NOT_FOUND, f"no order {order_id!r}")  # not yours: not there
     return OrderOut.of(order)
 
 
@@ -206,7 +207,7 @@ async def my_topups(economy: Econ, user: BuyingUser) -> list[OrderOut]:
 async def webhook(provider: str, request: Request, economy: Econ) -> dict[str, bool]:
     """Where the payment provider reports; verified before anything is read from it."""
     if provider != economy.topups.provider.name:
-        raise Problem(404, "unknown_provider", f"{provider!r} is not the configured provider")
+        raise Problem(404, Code.UNKNOWN_PROVIDER, f"{provider!r} is not the configured provider")
     try:
         return await _take_webhook(request, economy)
     except Exception:
@@ -219,10 +220,14 @@ async def webhook(provider: str, request: Request, economy: Econ) -> dict[str, b
 async def _take_webhook(request: Request, economy: Economy) -> dict[str, bool]:
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES):
-        raise Problem(413, "payload_too_large", f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes")
+        raise Problem(
+            413, Code.PAYLOAD_TOO_LARGE, f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes"
+        )
     payload = await request.body()
     if len(payload) > WEBHOOK_MAX_BYTES:
-        raise Problem(413, "payload_too_large", f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes")
+        raise Problem(
+            413, Code.PAYLOAD_TOO_LARGE, f"a webhook is at most {WEBHOOK_MAX_BYTES} bytes"
+        )
     event = economy.topups.provider.parse_webhook(payload, request.headers)
     if isinstance(event, IgnoredEvent):
         log.info("%s webhook %s ignored: %s", event.provider, event.event_id, event.reason)
@@ -241,7 +246,7 @@ SandboxAction = Literal["pay", "decline", "refund", "dispute"]
 def _sandbox(economy: Economy) -> SandboxProvider:
     provider = economy.topups.provider
     if not isinstance(provider, SandboxProvider):
-        raise Problem(404, "not_found", "the sandbox provider is not configured")
+        raise Problem(404, Code.NOT_FOUND, "the sandbox provider is not configured")
     return provider
 
 
@@ -254,7 +259,7 @@ async def _sandbox_order(economy: Economy, session_id: str) -> Order:
 
     order = await run_in_threadpool(work)
     if order is None:
-        raise Problem(404, "checkout_not_found", "no sandbox checkout with that id")
+        raise Problem(404, Code.CHECKOUT_NOT_FOUND, "no sandbox checkout with that id")
     return order
 
 
@@ -308,11 +313,11 @@ async def sandbox_action(
         OrderStatus.OPEN,
         OrderStatus.FAILED,
     ):
-        raise Problem(409, "not_paid", "only a paid order can be refunded or disputed")
+        raise Problem(409, Code.NOT_PAID, "only a paid order can be refunded or disputed")
     if kind in (PaymentEventKind.SUCCEEDED, PaymentEventKind.FAILED) and (
         order.status is not OrderStatus.OPEN
     ):
-        raise Problem(409, "checkout_closed", f"this checkout is already {order.status.value}")
+        raise Problem(409, Code.CHECKOUT_CLOSED, f"this checkout is already {order.status.value}")
     payload = provider.event_payload(kind, session_id, order.id, amount, order.currency)
     delivered = await provider.deliver(payload)
     message = "done" if delivered else "giftwave did not answer; the sandbox keeps retrying"

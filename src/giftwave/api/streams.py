@@ -23,6 +23,7 @@ from giftwave.api.problems import Problem, sane_path_param
 from giftwave.api.state import services
 from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE, GiftSent, SendGift
 from giftwave.economy.services import Economy
+from giftwave.errors import Code
 from giftwave.identity.sessions import Scope
 from giftwave.identity.users import Role
 from giftwave.live.goals import Goal, GoalKind, clear_goal, set_goal
@@ -73,9 +74,9 @@ class StartStream(BaseModel):
 @router.post("", status_code=201, response_model=StreamOut)
 async def go_live(body: StartStream, economy: Econ, user: StreamingUser) -> StreamOut:
     if user.role is not Role.CREATOR:
-        raise Problem(403, "not_a_creator", "only creators can go live")
+        raise Problem(403, Code.NOT_A_CREATOR, "only creators can go live")
     if user.blocked:
-        raise Problem(403, "account_blocked", "this account is blocked")
+        raise Problem(403, Code.ACCOUNT_BLOCKED, "this account is blocked")
 
     def work() -> Stream:
         with economy.db.begin() as conn:
@@ -193,7 +194,7 @@ async def send_gift_by_hand(request: Request) -> Response:
     user = acting_user(await principal(request), Scope.GIFTS_SEND)
     raw = await request.body()
     if len(raw) > GIFT_BODY_MAX_BYTES:
-        raise Problem(413, "payload_too_large", f"a gift is at most {GIFT_BODY_MAX_BYTES} bytes")
+        raise Problem(413, Code.PAYLOAD_TOO_LARGE, f"a gift is at most {GIFT_BODY_MAX_BYTES} bytes")
     try:
         # As FastAPI reads a body: JSON only when it says it is JSON.
         if raw and _is_json(request.headers.get("content-type", "")):
@@ -259,9 +260,9 @@ async def set_stream_goal(
         with economy.db.begin() as conn:
             stream = get_stream(conn, stream_id)
             if stream.creator_id != user.id:
-                raise Problem(403, "not_your_stream", "only the stream's creator sets its goal")
+                raise Problem(403, Code.NOT_YOUR_STREAM, "only the stream's creator sets its goal")
             if not stream.live:
-                raise Problem(409, "stream_not_live", "goals are for live streams")
+                raise Problem(409, Code.STREAM_NOT_LIVE, "goals are for live streams")
             return set_goal(conn, stream_id, body.kind, body.target, body.title, body.gift_id)
 
     goal = await run_in_threadpool(work)
@@ -278,7 +279,9 @@ async def clear_stream_goal(
         with economy.db.begin() as conn:
             stream = get_stream(conn, stream_id)
             if stream.creator_id != user.id:
-                raise Problem(403, "not_your_stream", "only the stream's creator clears its goal")
+                raise Problem(
+                    403, Code.NOT_YOUR_STREAM, "only the stream's creator clears its goal"
+                )
             clear_goal(conn, stream_id)
 
     await run_in_threadpool(work)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from giftwave.api.problems import Problem
 from giftwave.api.state import services
+from giftwave.errors import Code
 from giftwave.live.streams import LANGUAGE_RE
 from giftwave.realtime.hub import Hub
 from giftwave.trending.engine import ANY
@@ -72,9 +73,9 @@ async def trending_now(
     """Live streams by time-decayed engagement, best first; ``language`` (``es``, ``pt-BR``)
     and ``country`` (the creator's, ``MX``) narrow the list, together or alone."""
     if kind not in KINDS:
-        raise Problem(422, "invalid_kind", f"kind is one of: {', '.join(KINDS)}")
+        raise Problem(422, Code.INVALID_KIND, f"kind is one of: {', '.join(KINDS)}")
     if language and not LANGUAGE_RE.fullmatch(language):
-        raise Problem(422, "invalid_language", "a language is a code like en, es or pt-BR")
+        raise Problem(422, Code.INVALID_LANGUAGE, "a language is a code like en, es or pt-BR")
     if country and not COUNTRY_RE.fullmatch(country):
-        raise Problem(422, "invalid_country", "a country is a two-letter code like MX")
+        raise Problem(422, Code.INVALID_COUNTRY, "a country is a two-letter code like MX")
     return ranked_streams(trending_of(request), services(request).hub, limit, language, country)

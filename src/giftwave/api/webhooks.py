@@ -19,6 +19,7 @@ from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.db.tables import webhook_deliveries
+from giftwave.errors import Code
 from giftwave.identity.users import Role, User
 from giftwave.webhooks.destinations import URL_MAX_CHARS, check_url_resolved
 from giftwave.webhooks.endpoints import (
@@ -48,7 +49,7 @@ Hooks = Annotated[Webhooks, Depends(webhooks_of)]
 
 def _creator(user: User) -> User:
     if user.role is not Role.CREATOR:
-        raise Problem(403, "not_a_creator", "webhooks are for creators")
+        raise Problem(403, Code.NOT_A_CREATOR, "webhooks are for creators")
     return user
 
 
@@ -183,10 +184,12 @@ async def send_test(webhook_id: EndpointId, hooks: Hooks, user: SessionUser) -> 
         with hooks.db.begin() as conn:
             endpoint = get_endpoint(conn, creator.id, webhook_id)
             if not endpoint.active:
-                raise Problem(409, "webhook_disabled", "this endpoint was disabled; register again")
+                raise Problem(
+                    409, Code.WEBHOOK_DISABLED, "this endpoint was disabled; register again"
+                )
             event = ping_event(endpoint.id, creator.id, now_us())
             if not enqueue(conn, event, [endpoint], hooks.gauge):
-                raise Problem(409, "webhook_backlog_full", "too many deliveries are pending")
+                raise Problem(409, Code.WEBHOOK_BACKLOG_FULL, "too many deliveries are pending")
             delivery_id = conn.execute(
                 select(webhook_deliveries.c.id).where(
                     webhook_deliveries.c.endpoint_id == endpoint.id,

@@ -5,7 +5,7 @@ here imports the web framework or the database.
     MediaError
     ├── FfmpegMissing   ffmpeg or ffprobe is not on PATH (install the Debian package ffmpeg)
     ├── NotAVideo       FFmpeg cannot read or decode the file as MP4 or WebM video
-    └── OverLimit       a video past one of the ``Limits``; ``code`` (a ``LimitCode``) says which
+    └── OverLimit       a video past one of the ``Limits``; ``code`` (a ``Code``) says which
 
 A file is untrusted until checked, and decoding is where it costs memory: a 750 KB H.264 file
 can declare 16000x16000 frames (about 860 MB to decode one second, 7.6 GB to render). So a
@@ -19,7 +19,6 @@ length, so its cost follows the capped output, not the input.
 
 from __future__ import annotations
 
-import enum
 import functools
 import json
 import math
@@ -30,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from giftwave.errors import Code
 
 PROBE_TIMEOUT_S: Final = 30.0
 DECODE_CHECK_TIMEOUT_S: Final = 60.0
@@ -76,23 +77,11 @@ class NotAVideo(MediaError):
     pass
 
 
-class LimitCode(enum.StrEnum):
-    """The stable codes of the limits, as the API answers them (422)."""
-
-    DIMENSIONS = "clip_too_large_dimensions"
-    FRAME_RATE = "clip_frame_rate_too_high"
-    DURATION = "clip_too_long"
-    CODEC = "clip_codec_not_allowed"
-    PIXEL_FORMAT = "clip_pixel_format_not_allowed"
-    BIT_DEPTH = "clip_bit_depth_too_high"
-    STREAMS = "clip_too_many_streams"
-
-
 class OverLimit(MediaError):
     """A video giftwave will not decode or render: ``code`` names the limit, ``limit`` holds
     its values (for the problem's extra members)."""
 
-    def __init__(self, code: LimitCode, detail: str, **limit: int | float) -> None:
+    def __init__(self, code: Code, detail: str, **limit: int | float) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
@@ -216,7 +205,7 @@ def _check_refused_frames(stderr: bytes, limits: Limits) -> None:
     """A decoder that refused a frame for ``-max_pixels``: the stream is larger than it said."""
     if MAX_PIXELS_REFUSED in stderr:
         raise OverLimit(
-            LimitCode.DIMENSIONS,
+            Code.CLIP_TOO_LARGE_DIMENSIONS,
             f"the video has frames of more than {limits.max_pixels} pixels",
             max_side_px=limits.max_side_px,
             max_pixels=limits.max_pixels,
@@ -241,7 +230,7 @@ def _rate(rate: object) -> float:
 def _check_size(width: int, height: int, limits: Limits) -> None:
     if max(width, height) > limits.max_side_px or width * height > limits.max_pixels:
         raise OverLimit(
-            LimitCode.DIMENSIONS,
+            Code.CLIP_TOO_LARGE_DIMENSIONS,
             f"a clip is at most {limits.max_side_px} px a side and {limits.max_pixels} pixels "
             f"a frame (this one {width}x{height})",
             max_side_px=limits.max_side_px,
@@ -268,7 +257,7 @@ def check_header(info: dict[str, Any], limits: Limits) -> None:
     count = max(int(_number(fmt.get("nb_streams"))), len(streams))
     if count > limits.max_streams:
         raise OverLimit(
-            LimitCode.STREAMS,
+            Code.CLIP_TOO_MANY_STREAMS,
             f"a clip has at most {limits.max_streams} streams (this one {count})",
             max_streams=limits.max_streams,
         )
@@ -285,7 +274,7 @@ def check_header(info: dict[str, Any], limits: Limits) -> None:
             continue  # data and subtitles are never decoded for a render
         if codec not in allowed:
             raise OverLimit(
-                LimitCode.CODEC,
+                Code.CLIP_CODEC_NOT_ALLOWED,
                 f"{kind} in {codec} is not allowed in {container} "
                 f"(allowed: {', '.join(sorted(allowed))})",
             )
@@ -296,7 +285,7 @@ def check_header(info: dict[str, Any], limits: Limits) -> None:
     durations_s = [_number(fmt.get("duration"))] + [_number(s.get("duration")) for s in streams]
     if max(durations_s) * 1000 > limits.max_duration_ms:
         raise OverLimit(
-            LimitCode.DURATION,
+            Code.CLIP_TOO_LONG,
             f"a clip lasts at most {limits.max_duration_ms / 1000:g} s "
             f"(this one {max(durations_s):.1f} s)",
             max_duration_s=limits.max_duration_ms / 1000,
@@ -307,7 +296,7 @@ def check_header(info: dict[str, Any], limits: Limits) -> None:
     fps = max(_rate(video.get("avg_frame_rate")), counted)
     if fps > limits.max_fps:
         raise OverLimit(
-            LimitCode.FRAME_RATE,
+            Code.CLIP_FRAME_RATE_TOO_HIGH,
             f"a clip has at most {limits.max_fps:g} frames a second (this one {fps:.0f})",
             max_fps=limits.max_fps,
         )
@@ -322,12 +311,12 @@ def _check_pixels(video: dict[str, Any], limits: Limits) -> None:
     bits = PIXEL_FORMAT_BITS.get(pix_fmt)
     if bits is None:
         raise OverLimit(
-            LimitCode.PIXEL_FORMAT,
+            Code.CLIP_PIXEL_FORMAT_NOT_ALLOWED,
             f"the pixel format {pix_fmt} is not one giftwave renders",
         )
     if bits > limits.max_bit_depth:
         raise OverLimit(
-            LimitCode.BIT_DEPTH,
+            Code.CLIP_BIT_DEPTH_TOO_HIGH,
             f"a clip has at most {limits.max_bit_depth} bits a sample (this one {bits})",
             max_bit_depth=limits.max_bit_depth,
         )

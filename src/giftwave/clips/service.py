@@ -57,7 +57,7 @@ from giftwave.clips.sources import check_recording_url
 from giftwave.clips.storage import ClipStore, LocalStore, StoreError, open_store
 from giftwave.config import Settings
 from giftwave.db.urls import Backend, parse_database_url
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from giftwave.identity.users import User
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class Clips:
     def require_tools(self) -> Tools:
         if self.tools is None:
             raise Unavailable(
-                "ffmpeg_unavailable", "clips need FFmpeg, which is not installed on this server"
+                Code.FFMPEG_UNAVAILABLE, "clips need FFmpeg, which is not installed on this server"
             )
         return self.tools
 
@@ -155,9 +155,9 @@ class Clips:
         try:
             return probe(tools, path, self.limits)
         except NotAVideo as exc:
-            raise Invalid("not_a_video", f"not a video giftwave can play: {exc}") from exc
+            raise Invalid(Code.NOT_A_VIDEO, f"not a video giftwave can play: {exc}") from exc
         except OverLimit as exc:
-            raise Invalid(exc.code.value, exc.detail, **exc.limit) from exc
+            raise Invalid(exc.code, exc.detail, **exc.limit) from exc
 
     async def upload(self, creator: User, title: str, path: Path) -> Clip:
         """``accept_upload`` on a worker thread, once a probe slot is free: each probe is a
@@ -168,7 +168,7 @@ class Clips:
                 await self._probe_slots.acquire()
         except TimeoutError:
             raise Unavailable(
-                "clip_probes_busy",
+                Code.CLIP_PROBES_BUSY,
                 "many clips are being checked: try again in a moment",
                 retry_after_s=PROBES_BUSY_RETRY_AFTER_S,
             ) from None
@@ -217,7 +217,9 @@ class Clips:
             self.store.put(key, path, content_type)
         except StoreError as exc:
             log.error("clip store refused %s: %s", key, exc)
-            raise Unavailable("clip_store_unavailable", "the clip store refused the file") from exc
+            raise Unavailable(
+                Code.CLIP_STORE_UNAVAILABLE, "the clip store refused the file"
+            ) from exc
 
     def forget(self, key: str) -> None:
         try:
@@ -234,11 +236,11 @@ class Clips:
         the caller, on the event loop)."""
         self.require_tools()
         if end_s <= start_s:
-            raise Invalid("invalid_range", "end_s must be after start_s")
+            raise Invalid(Code.INVALID_RANGE, "end_s must be after start_s")
         check_recording_url(url, self.recording_hosts)
         if (end_s - start_s) * 1000 > self.max_duration_ms:
             raise Invalid(
-                "clip_too_long",
+                Code.CLIP_TOO_LONG,
                 f"a clip lasts at most {self.max_duration_ms / 1000:g} s",
                 max_duration_s=self.max_duration_ms / 1000,
             )
@@ -274,11 +276,11 @@ class Clips:
         with self.db.begin() as conn:
             clip = find_clip(conn, clip_id)
             if clip is None or clip.status is ClipStatus.FAILED:
-                raise NotFound("clip_not_found", f"no clip {clip_id!r}")
+                raise NotFound(Code.CLIP_NOT_FOUND, f"no clip {clip_id!r}")
             if clip.status is not ClipStatus.READY:
-                raise Conflict("clip_not_ready", "the clip is still being made")
+                raise Conflict(Code.CLIP_NOT_READY, "the clip is still being made")
             if not clip.downloads_enabled:
-                raise Forbidden("downloads_disabled", "the creator turned off downloads")
+                raise Forbidden(Code.DOWNLOADS_DISABLED, "the creator turned off downloads")
             job = job_for(conn, clip.id, JobKind.RENDER, clip.version)
             if job is not None and job.status is JobStatus.FAILED:
                 set_job(conn, job.id, status=JobStatus.QUEUED.value, progress_pct=0, error=None)
@@ -287,7 +289,7 @@ class Clips:
                 return job, job.status is JobStatus.QUEUED
         if self.queue.full:
             raise RateLimited(
-                "render_queue_full", "many downloads are being made: try again soon", 10.0
+                Code.RENDER_QUEUE_FULL, "many downloads are being made: try again soon", 10.0
             )
         job_id = new_id("cj")
         try:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from giftwave.egress import HostUnknown, first_not_public, resolve
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 
 HINT = "an operator can allow a host with GIFTWAVE_CLIP_RECORDING_HOSTS"
 
@@ -39,23 +39,23 @@ def check_recording_url(url: str, allowed_hosts: Sequence[str]) -> None:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
-        raise Invalid("invalid_recording_url", "the recording URL is malformed") from None
+        raise Invalid(Code.INVALID_RECORDING_URL, "the recording URL is malformed") from None
     host = (parts.hostname or "").lower()
     if parts.scheme.lower() not in ("http", "https") or not host:
-        raise Invalid("invalid_recording_url", "the recording is an http(s) URL")
+        raise Invalid(Code.INVALID_RECORDING_URL, "the recording is an http(s) URL")
     if allowed_hosts:
         if not _allowed_by_list(host, allowed_hosts):
             raise Invalid(
-                "recording_url_not_allowed",
+                Code.RECORDING_URL_NOT_ALLOWED,
                 f"recordings are fetched only from {', '.join(allowed_hosts)}",
             )
         return
     try:
         addresses = resolve(host, port)
     except HostUnknown:
-        raise Invalid("recording_host_unknown", f"the host {host!r} does not resolve") from None
+        raise Invalid(Code.RECORDING_HOST_UNKNOWN, f"the host {host!r} does not resolve") from None
     if first_not_public(addresses) is not None:
         raise Invalid(
-            "recording_url_not_allowed",
+            Code.RECORDING_URL_NOT_ALLOWED,
             f"{host!r} is a private, loopback or reserved address; {HINT}",
         )

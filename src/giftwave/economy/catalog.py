@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from giftwave.clock import now_us
 from giftwave.db.tables import gift_catalog
-from giftwave.errors import Invalid, NotFound
+from giftwave.errors import Code, Invalid, NotFound
 from giftwave.ttl_cache import TtlCache
 
 GIFT_ID_RE: Final = re.compile(r"[a-z0-9_]{1,32}")
@@ -106,18 +106,18 @@ def gift_version(conn: Connection, gift_id: str, version: int) -> Gift | None:
 
 def _check(gift: Gift) -> None:
     if not GIFT_ID_RE.fullmatch(gift.gift_id):
-        raise Invalid("invalid_gift_id", "a gift id is 1-32 of a-z, 0-9 and '_'")
+        raise Invalid(Code.INVALID_GIFT_ID, "a gift id is 1-32 of a-z, 0-9 and '_'")
     if not 0 < gift.price_coins <= PRICE_MAX_COINS:
-        raise Invalid("invalid_price", f"a price is 1..{PRICE_MAX_COINS:,} coins")
+        raise Invalid(Code.INVALID_PRICE, f"a price is 1..{PRICE_MAX_COINS:,} coins")
     if "en" not in gift.names or any(
         k not in LOCALES or not 0 < len(v) <= 64 for k, v in gift.names.items()
     ):
-        raise Invalid("invalid_names", f"names need 'en', may add {LOCALES}, 1-64 chars each")
+        raise Invalid(Code.INVALID_NAMES, f"names need 'en', may add {LOCALES}, 1-64 chars each")
     if len(gift.image) > 256:
-        raise Invalid("invalid_image", "an image path is at most 256 characters")
+        raise Invalid(Code.INVALID_IMAGE, "an image path is at most 256 characters")
     start, end = gift.available_from_us, gift.available_until_us
     if start is not None and end is not None and end <= start:
-        raise Invalid("invalid_window", "a gift's availability must end after it starts")
+        raise Invalid(Code.INVALID_WINDOW, "a gift's availability must end after it starts")
 
 
 def put_gift(conn: Connection, gift_id: str, changes: dict[str, Any]) -> Gift:
@@ -128,7 +128,7 @@ def put_gift(conn: Connection, gift_id: str, changes: dict[str, Any]) -> Gift:
     if current is None:
         base = Gift(gift_id, 0, 1, False, f"/static/gifts/{gift_id}.svg", {}, True, None, None, 0)
         if "price_coins" not in changes or "names" not in changes:
-            raise Invalid("incomplete_gift", "a new gift needs price_coins and names")
+            raise Invalid(Code.INCOMPLETE_GIFT, "a new gift needs price_coins and names")
     else:
         base = current
     wanted = replace(base, **changes)
@@ -192,7 +192,7 @@ class Catalog:
     def get(self, gift_id: str) -> Gift:
         gift = self.gifts().get(gift_id)
         if gift is None:
-            raise NotFound("gift_not_found", f"no gift {gift_id!r} in the catalogue")
+            raise NotFound(Code.GIFT_NOT_FOUND, f"no gift {gift_id!r} in the catalogue")
         return gift
 
     def invalidate(self) -> None:

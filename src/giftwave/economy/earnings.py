@@ -20,7 +20,7 @@ from giftwave.db.tables import gift_sends, payouts, streams, transfers
 from giftwave.economy.packages import list_packages
 from giftwave.economy.payouts import MICROS_PER_CENT, POSTED_SUFFIX, payout_totals
 from giftwave.economy.rounding import apportion_cents, floor_cents
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 
 US_PER_DAY: Final = 86_400_000_000
@@ -78,7 +78,7 @@ def build_statement(
     currency: str = "USD",
 ) -> Statement:
     if to_day < from_day or (to_day - from_day).days >= MAX_DAYS:
-        raise Invalid("invalid_period", f"a statement covers 1..{MAX_DAYS} days, from <= to")
+        raise Invalid(Code.INVALID_PERIOD, f"a statement covers 1..{MAX_DAYS} days, from <= to")
     start, end = day_start_us(from_day), day_start_us(to_day) + US_PER_DAY
     day_no = (gift_sends.c.created_at_us // US_PER_DAY).label("day_no")
     rows = conn.execute(

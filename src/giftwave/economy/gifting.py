@@ -40,6 +40,7 @@ from giftwave.economy.catalog import Catalog
 from giftwave.economy.limits import daily_spend_refused
 from giftwave.economy.wallets import DAILY_SPEND, DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
+    Code,
     Conflict,
     DomainError,
     Forbidden,
@@ -185,10 +186,10 @@ class Gifting:
     async def _send(self, cmd: SendGift) -> GiftSent:
         if not IDEMPOTENCY_KEY_RE.fullmatch(cmd.idempotency_key):
             raise Invalid(
-                "invalid_idempotency_key", "an idempotency key is 1-64 of A-Z a-z 0-9 _.:-"
+                Code.INVALID_IDEMPOTENCY_KEY, "an idempotency key is 1-64 of A-Z a-z 0-9 _.:-"
             )
         if not 1 <= cmd.count <= self._policy.max_count:
-            raise Invalid("invalid_count", f"count must be 1..{self._policy.max_count}")
+            raise Invalid(Code.INVALID_COUNT, f"count must be 1..{self._policy.max_count}")
         today = day_of(now_us())
         # Optimistic: most requests are new gifts, so the key is not looked up first. A retry
         # is recognised when the ledger finds its transfers, or when a check refuses it.
@@ -345,31 +346,31 @@ class Gifting:
         today: date,
     ) -> _Intent:
         if stream is None or creator is None:
-            raise NotFound("stream_not_found", f"no stream {cmd.stream_id!r}")
+            raise NotFound(Code.STREAM_NOT_FOUND, f"no stream {cmd.stream_id!r}")
         if not stream.live:
-            raise Conflict("stream_not_live", "gifts can only be sent to a live stream")
+            raise Conflict(Code.STREAM_NOT_LIVE, "gifts can only be sent to a live stream")
         gift = self._catalog.get(cmd.gift_id)
         if not gift.available_at(now_us()):
-            raise Conflict("gift_not_on_sale", f"{gift.name('en')} is not on sale now")
+            raise Conflict(Code.GIFT_NOT_ON_SALE, f"{gift.name('en')} is not on sale now")
         sender = cmd.sender
         if sender.id == creator.id:
-            raise Forbidden("cannot_gift_self", "creators cannot send gifts to themselves")
+            raise Forbidden(Code.CANNOT_GIFT_SELF, "creators cannot send gifts to themselves")
         if sender.blocked:
-            raise Forbidden("account_blocked", "this account is blocked")
+            raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
         if creator.blocked:
-            raise Forbidden("creator_unavailable", "this creator cannot receive gifts")
+            raise Forbidden(Code.CREATOR_UNAVAILABLE, "this creator cannot receive gifts")
         rule = self._policy.age_rule
         if not rule.allows(sender, today):
             raise Forbidden(
-                "under_age",
+                Code.UNDER_AGE,
                 f"sending gifts needs age {rule.min_age_for(sender.country)}+",
                 min_age=rule.min_age_for(sender.country),
             )
         if not rule.allows(creator, today):
-            raise Forbidden("creator_under_age", "this creator cannot receive gifts")
+            raise Forbidden(Code.CREATOR_UNDER_AGE, "this creator cannot receive gifts")
         if debt > 0:
             raise Forbidden(
-                "account_in_debt",
+                Code.ACCOUNT_IN_DEBT,
                 f"a refunded top-up left a debt of {debt:,} coins; buy coins to settle it",
                 debt_coins=debt,
             )
@@ -390,7 +391,7 @@ class Gifting:
         prior = await asyncio.to_thread(self._find_intent, cmd.sender.id, cmd.idempotency_key)
         if prior is None:  # the transfers were posted by other means than a gift
             raise Conflict(
-                "idempotency_key_reused", "this idempotency key was used for another gift"
+                Code.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for another gift"
             )
         _same_gift_or_conflict(prior, cmd.stream_id, cmd.gift_id, cmd.count)
         return prior
@@ -489,15 +490,17 @@ class Gifting:
 
 def _same_gift_or_conflict(prior: _Intent, stream_id: str, gift_id: str, count: int) -> None:
     if (prior.stream_id, prior.gift_id, prior.count) != (stream_id, gift_id, count):
-        raise Conflict("idempotency_key_reused", "this idempotency key was used for another gift")
+        raise Conflict(
+            Code.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for another gift"
+        )
 
 
 def _gift_failure(outcome: Outcome) -> Exception:
     if outcome is Outcome.INSUFFICIENT_FUNDS:
-        return PaymentRequired("insufficient_coins", "not enough coins for this gift; buy more")
+        return PaymentRequired(Code.INSUFFICIENT_COINS, "not enough coins for this gift; buy more")
     if outcome in (Outcome.DEBIT_ACCOUNT_FROZEN, Outcome.CREDIT_ACCOUNT_FROZEN):
-        return Forbidden("account_frozen", "an account in this gift is frozen")
-    return Conflict("gift_refused", f"the ledger refused this gift: {outcome.value}")
+        return Forbidden(Code.ACCOUNT_FROZEN, "an account in this gift is frozen")
+    return Conflict(Code.GIFT_REFUSED, f"the ledger refused this gift: {outcome.value}")
 
 
 def _find_intent(conn: Connection, sender_id: int, key: str) -> _Intent | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from giftwave.errors import RateLimited
+from giftwave.errors import Code, RateLimited
 from giftwave.ratelimit import Rate, UserLimit
 
 
@@ -22,7 +22,7 @@ def gift_limiter(*, rate_per_s: float, burst: int) -> UserLimit:
     return UserLimit(
         "gift",
         Rate(rate_per_s, burst) if rate_per_s > 0 else None,
-        code="gift_rate_limited",
+        code=Code.GIFT_RATE_LIMITED,
         detail="too many gifts too fast; slow down",
     )
 
@@ -35,7 +35,7 @@ def daily_spend_account(user_id: int, day: date) -> str:
 def daily_spend_refused(limit_coins: int, spent_coins: int) -> RateLimited:
     """The answer to a gift the ledger refused for the daily cap (``exceeds_debit_limit``)."""
     return RateLimited(
-        "daily_spend_limit",
+        Code.DAILY_SPEND_LIMIT,
         f"gifts are limited to {limit_coins:,} coins a day",
         retry_after_s=_seconds_to_midnight_utc(),
         limit_coins=limit_coins,

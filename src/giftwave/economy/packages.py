@@ -9,7 +9,7 @@ from typing import Final
 from sqlalchemy import Connection, func, insert, select, update
 
 from giftwave.db.tables import coin_packages
-from giftwave.errors import Invalid, NotFound
+from giftwave.errors import Code, Invalid, NotFound
 from giftwave.money import check_currency, check_price, round_up_to_step
 
 # The public TikTok list, in US cents (DESIGN.md: we publish our rates openly).
@@ -65,7 +65,7 @@ def get_package(conn: Connection, package_id: int) -> CoinPackage:
     if 0 < package_id < 2**63:
         row = conn.execute(select(coin_packages).where(coin_packages.c.id == package_id)).first()
     if row is None:
-        raise NotFound("package_not_found", f"no coin package {package_id}")
+        raise NotFound(Code.PACKAGE_NOT_FOUND, f"no coin package {package_id}")
     return _to_package(row)
 
 
@@ -74,10 +74,10 @@ def put_package(
 ) -> CoinPackage:
     """Create the package for (currency, coins) or change its price or availability."""
     if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
-        raise Invalid("invalid_currency", "a currency is a three-letter ISO 4217 code")
+        raise Invalid(Code.INVALID_CURRENCY, "a currency is a three-letter ISO 4217 code")
     check_currency(currency)
     if not 0 < coins <= CUSTOM_MAX_COINS or not 0 < price_minor <= PRICE_MAX_MINOR:
-        raise Invalid("invalid_package", "coins and price must be positive and within limits")
+        raise Invalid(Code.INVALID_PACKAGE, "coins and price must be positive and within limits")
     check_price(price_minor, currency)
     where = (coin_packages.c.currency == currency) & (coin_packages.c.coins == coins)
     if conn.execute(select(coin_packages.c.id).where(where)).first() is None:
@@ -109,7 +109,7 @@ def custom_rate(packages: list[CoinPackage]) -> CoinPackage:
     """The package whose price per coin a custom amount pays: the dearest per coin, so every
     package stays at least as good a deal as any custom amount (docs/economy.md)."""
     if not packages:
-        raise NotFound("no_packages", "there are no coin packages in this currency")
+        raise NotFound(Code.NO_PACKAGES, "there are no coin packages in this currency")
     # price_a / coins_a > price_b / coins_b, compared exactly in integers; ties: the bigger.
     return max(packages, key=lambda p: (Fraction(p.price_minor, p.coins), p.coins))
 
@@ -120,7 +120,7 @@ def custom_price_minor(packages: list[CoinPackage], coins: int) -> int:
     ``money.step_minor``): its price per coin is never below any package's."""
     if not CUSTOM_MIN_COINS <= coins <= CUSTOM_MAX_COINS:
         raise Invalid(
-            "invalid_coin_amount",
+            Code.INVALID_COIN_AMOUNT,
             f"a custom amount is {CUSTOM_MIN_COINS:,}..{CUSTOM_MAX_COINS:,} coins",
             min_coins=CUSTOM_MIN_COINS,
             max_coins=CUSTOM_MAX_COINS,

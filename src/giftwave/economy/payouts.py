@@ -27,7 +27,15 @@ from giftwave.clock import day_start_us, now_us
 from giftwave.db.tables import payouts, users
 from giftwave.economy.rounding import min_payout_diamonds, quote
 from giftwave.economy.wallets import PAYOUTS, Wallets
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired, Unavailable
+from giftwave.errors import (
+    Code,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PaymentRequired,
+    Unavailable,
+)
 from giftwave.identity.users import AgeRule, Role, User
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 from giftwave.ledger.engine import PostingEngine
@@ -170,19 +178,21 @@ class Payouts:
 
     async def request(self, creator: User, diamonds: int, key: str, today: date) -> Payout:
         if not KEY_RE.fullmatch(key):
-            raise Invalid("invalid_idempotency_key", "an idempotency key is 1-64 of A-Za-z0-9_.:-")
+            raise Invalid(
+                Code.INVALID_IDEMPOTENCY_KEY, "an idempotency key is 1-64 of A-Za-z0-9_.:-"
+            )
         if creator.role is not Role.CREATOR:
-            raise Forbidden("not_a_creator", "only creators can request payouts")
+            raise Forbidden(Code.NOT_A_CREATOR, "only creators can request payouts")
         if creator.blocked:
-            raise Forbidden("account_blocked", "this account is blocked")
+            raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
         if not self._policy.age_rule.allows(creator, today):
-            raise Forbidden("under_age", "payouts need the creator to be of age")
+            raise Forbidden(Code.UNDER_AGE, "payouts need the creator to be of age")
         # Only diamonds worth whole cents are reserved; the rest of the request stays in the
         # balance, so no fraction of a cent is ever lost to a payout.
         diamonds, cents = self._policy.quote(diamonds)
         if diamonds <= 0 or cents < self._policy.min_cents:
             raise Invalid(
-                "payout_below_minimum",
+                Code.PAYOUT_BELOW_MINIMUM,
                 f"the minimum payout is {self._policy.min_cents / 100:,.2f} USD",
                 min_cents=self._policy.min_cents,
             )
@@ -218,8 +228,8 @@ class Payouts:
             return await asyncio.to_thread(self._set, payout.id, PayoutStatus.PENDING, None, None)
         await asyncio.to_thread(self._set, payout.id, PayoutStatus.FAILED, None, outcome.value)
         if outcome is Outcome.INSUFFICIENT_FUNDS:
-            raise PaymentRequired("insufficient_diamonds", "not enough diamonds for this payout")
-        raise Conflict("payout_refused", f"the ledger refused the payout: {outcome.value}")
+            raise PaymentRequired(Code.INSUFFICIENT_DIAMONDS, "not enough diamonds for this payout")
+        raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused the payout: {outcome.value}")
 
     async def _settle_debt(self, creator_id: int) -> None:
         mine = await asyncio.to_thread(self._wallets.user, creator_id)
@@ -254,12 +264,12 @@ class Payouts:
                     )
             if -debt.balance - owed > 0:
                 raise Forbidden(
-                    "diamond_debt",
+                    Code.DIAMOND_DEBT,
                     "a reversed gift left a diamond debt; new earnings settle it first",
                     debt_diamonds=-debt.balance - owed,
                 )
             return
-        raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
+        raise Unavailable(Code.LEDGER_BUSY, "the creator's balance kept changing; retry")
 
     def _record(self, creator: User, diamonds: int, cents: int, key: str, today: date) -> Payout:
         now = now_us()
@@ -278,12 +288,14 @@ class Payouts:
             if prior is not None:
                 payout = _to_payout(prior)
                 if payout.diamonds != diamonds:
-                    raise Conflict("idempotency_key_reused", "this key was used for another payout")
+                    raise Conflict(
+                        Code.IDEMPOTENCY_KEY_REUSED, "this key was used for another payout"
+                    )
                 return payout
             used = _cents_requested_on(conn, creator.id, today)
             if used + cents > self._policy.daily_cap_cents:
                 raise Conflict(
-                    "payout_daily_cap",
+                    Code.PAYOUT_DAILY_CAP,
                     f"payouts are capped at {self._policy.daily_cap_cents / 100:,.2f} USD a day",
                     cap_cents=self._policy.daily_cap_cents,
                     used_cents=used,
@@ -306,7 +318,7 @@ class Payouts:
                     )
             except IntegrityError:
                 raise Conflict(
-                    "payout_in_progress", "the same request is being processed"
+                    Code.PAYOUT_IN_PROGRESS, "the same request is being processed"
                 ) from None
             return _get(conn, payout_id)
 
@@ -316,7 +328,7 @@ class Payouts:
         """Approve (post) or reject (void) a pending payout. ``reviewer`` None: the operator."""
         payout = await self.get(payout_id)
         if reviewer is not None and reviewer.id == payout.creator_id:
-            raise Forbidden("own_payout", "nobody can review their own payout")
+            raise Forbidden(Code.OWN_PAYOUT, "nobody can review their own payout")
         wanted = PayoutStatus.APPROVED if approve else PayoutStatus.REJECTED
         if payout.status is wanted:
             return payout  # a repeated click: idempotent
@@ -326,7 +338,7 @@ class Payouts:
             # the same (a payout refused at its request has no reservation: a conflict).
             return await self._approve(payout, reviewer_id, note)
         if payout.status is not PayoutStatus.PENDING:
-            raise Conflict("payout_not_pending", f"the payout is {payout.status.value}")
+            raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {payout.status.value}")
         pid = pending_id(payout.id)
         (outcome,) = await self._engine.submit(
             [
@@ -356,8 +368,8 @@ class Payouts:
             Outcome.PENDING_TRANSFER_ALREADY_POSTED,
         ):
             fresh = await self.get(payout_id)
-            raise Conflict("payout_not_pending", f"the payout is {fresh.status.value}")
-        raise Conflict("payout_refused", f"the ledger refused: {outcome.value}")
+            raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {fresh.status.value}")
+        raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused: {outcome.value}")
 
     async def _approve(self, payout: Payout, reviewer_id: int | None, note: str | None) -> Payout:
         """Settle the creator's diamond debt and post the rest, in one linked chain: the
@@ -372,9 +384,9 @@ class Payouts:
             if decided is not None:
                 return await self._finish(payout, decided, reviewer_id, note)
             if payout.status is not PayoutStatus.PENDING:
-                raise Conflict("payout_not_pending", f"the payout is {payout.status.value}")
+                raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {payout.status.value}")
             if payout.expires_at_us <= now_us():  # a void would not be refused: we refuse
-                raise Conflict("payout_not_pending", "the payout is expired")
+                raise Conflict(Code.PAYOUT_NOT_PENDING, "the payout is expired")
             diamonds, debt = await asyncio.to_thread(
                 self._wallets.accounts, [mine.diamonds, mine.diamond_debt]
             )
@@ -408,15 +420,15 @@ class Payouts:
                 return await self._finish(payout, (suffix, plan.paid_diamonds), reviewer_id, note)
             refused = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
             if refused is Outcome.PENDING_TRANSFER_EXPIRED:
-                raise Conflict("payout_not_pending", "the payout is expired")
+                raise Conflict(Code.PAYOUT_NOT_PENDING, "the payout is expired")
             if refused not in (
                 Outcome.INSUFFICIENT_FUNDS,  # the balances moved since they were read
                 Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS,  # a concurrent settlement won
                 Outcome.PENDING_TRANSFER_ALREADY_POSTED,  # a concurrent approval won
                 Outcome.PENDING_TRANSFER_ALREADY_VOIDED,  # a rejection or the expiry won
             ):
-                raise Conflict("payout_refused", f"the ledger refused: {refused.value}")
-        raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
+                raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused: {refused.value}")
+        raise Unavailable(Code.LEDGER_BUSY, "the creator's balance kept changing; retry")
 
     def _audit_approval(
         self, payout: Payout, plan: Approval, chain: list[Transfer], reviewer_id: int | None
@@ -464,7 +476,7 @@ class Payouts:
             note = "the reserved diamonds settled a diamond debt; nothing was left to pay"
         else:
             fresh = await self.get(payout.id)  # rejected, or voided by the expiry
-            raise Conflict("payout_not_pending", f"the payout is {fresh.status.value}")
+            raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {fresh.status.value}")
         return await asyncio.to_thread(
             self._record_approval, payout.id, status, reviewer_id, note, cents
         )
@@ -503,7 +515,7 @@ class Payouts:
     def _get_fresh(self, payout_id: str) -> Payout:
         with self._db.begin() as conn:
             if not 0 < len(payout_id) <= 40:
-                raise NotFound("payout_not_found", f"no payout {payout_id!r}")
+                raise NotFound(Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
             return _get(conn, payout_id)
 
     def _list(
@@ -540,7 +552,7 @@ class Payouts:
 def _get(conn: Connection, payout_id: str) -> Payout:
     row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
     if row is None:
-        raise NotFound("payout_not_found", f"no payout {payout_id!r}")
+        raise NotFound(Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
     return _to_payout(row)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 
 from giftwave.db.tables import gift_sends, transfers, users
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
-from giftwave.errors import Conflict, NotFound, Unavailable
+from giftwave.errors import Code, Conflict, NotFound, Unavailable
 from giftwave.ledger.annex import GIFT_REVERSED
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
@@ -151,7 +151,9 @@ async def reverse_gift(
                 # reads its receipt. Either way, plan again.
                 refused = {Outcome.INSUFFICIENT_FUNDS, Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS}
                 if not refused & {*outcomes}:
-                    raise Conflict("reversal_refused", f"the ledger refused: {outcomes[0].value}")
+                    raise Conflict(
+                        Code.REVERSAL_REFUSED, f"the ledger refused: {outcomes[0].value}"
+                    )
                 continue
             _audit_reversal(send_id, gift, chain)
         else:
@@ -162,7 +164,7 @@ async def reverse_gift(
         return GiftReversed(
             send_id, *receipt, gift=replace(gift, reversed=True), reversed_at_us=reversed_at_us
         )
-    raise Unavailable("ledger_busy", "the creator's balance kept changing; retry")
+    raise Unavailable(Code.LEDGER_BUSY, "the creator's balance kept changing; retry")
 
 
 def _plan(
@@ -181,7 +183,7 @@ def _plan(
             ).where(transfers.c.id == send_id + ":s")
         ).first()
     if row is None or coins_leg not in done:
-        raise NotFound("gift_send_not_found", f"no committed gift {send_id!r}")
+        raise NotFound(Code.GIFT_SEND_NOT_FOUND, f"no committed gift {send_id!r}")
     gift = _sent_gift(row._mapping)
     if rev_c in done:
         # Reversed before: answer that reversal's receipt, read back from its own transfers

@@ -29,7 +29,7 @@ from giftwave.clock import now_us
 from giftwave.db.tables import payment_events, payment_orders
 from giftwave.economy.packages import custom_price_minor, get_package, list_packages
 from giftwave.economy.wallets import COINS_ISSUED, Wallets
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from giftwave.identity.users import AgeRule, User
 from giftwave.ledger.accounts import find_account
 from giftwave.ledger.engine import PostingEngine
@@ -174,12 +174,12 @@ class TopUps:
     ) -> Order:
         """An order and its checkout; the same key again answers the same order."""
         if user.blocked:
-            raise Forbidden("account_blocked", "this account is blocked")
+            raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
         if not self._age_rule.allows(user, today):
             age = self._age_rule.min_age_for(user.country)
-            raise Forbidden("under_age", f"buying coins needs age {age}+", min_age=age)
+            raise Forbidden(Code.UNDER_AGE, f"buying coins needs age {age}+", min_age=age)
         if (package_id is None) == (coins is None):
-            raise Invalid("package_or_coins", "give either package_id or a custom coins amount")
+            raise Invalid(Code.PACKAGE_OR_COINS, "give either package_id or a custom coins amount")
         existing, order_coins, amount = await asyncio.to_thread(
             self._price, user, package_id, coins, currency, idempotency_key
         )
@@ -189,7 +189,7 @@ class TopUps:
                 amount,
                 currency,
             ):
-                raise Conflict("idempotency_key_reused", "this key was used for another order")
+                raise Conflict(Code.IDEMPOTENCY_KEY_REUSED, "this key was used for another order")
             return existing
         # A package priced before the rule existed (KWD 305 fils) is refused, never sent
         # rounded: the buyer pays exactly the price shown.
@@ -241,7 +241,7 @@ class TopUps:
             if package_id is not None:
                 package = get_package(conn, package_id)
                 if not package.active or package.currency != currency:
-                    raise NotFound("package_not_found", f"no {currency} package {package_id}")
+                    raise NotFound(Code.PACKAGE_NOT_FOUND, f"no {currency} package {package_id}")
                 return existing, package.coins, package.price_minor
             assert coins is not None
             return existing, coins, custom_price_minor(list_packages(conn, currency), coins)
@@ -297,7 +297,7 @@ class TopUps:
         with self._db.begin() as conn:
             order = find_order(conn, order_id)
             if order is None or order.user_id != user.id:
-                raise NotFound("order_not_found", f"no order {order_id!r}")
+                raise NotFound(Code.ORDER_NOT_FOUND, f"no order {order_id!r}")
             if order.status is OrderStatus.CANCELLED:
                 return order
             done = conn.execute(
@@ -312,7 +312,7 @@ class TopUps:
         assert fresh is not None, "read in the same transaction"
         if done.rowcount != 1:
             raise Conflict(
-                "order_not_open",
+                Code.ORDER_NOT_OPEN,
                 f"this order is {fresh.status.value}: only an unpaid order can be cancelled",
                 order_status=fresh.status.value,
             )
@@ -323,11 +323,11 @@ class TopUps:
     async def handle_event(self, event: PaymentEvent) -> None:
         """Store a verified event (once) and bring the ledger in line with the payment."""
         if len(event.event_id) > 255 or len(event.payment_id) > 255:
-            raise Invalid("malformed_webhook", "an id in the event is too long")
+            raise Invalid(Code.MALFORMED_WEBHOOK, "an id in the event is too long")
         if event.order_id is not None and len(event.order_id) > ORDER_ID_MAX_CHARS:
-            raise Invalid("malformed_webhook", "the event's order id is too long")
+            raise Invalid(Code.MALFORMED_WEBHOOK, "the event's order id is too long")
         if not 0 <= event.amount_minor <= AMOUNT_MAX_MINOR:
-            raise Invalid("malformed_webhook", "the event's amount is out of range")
+            raise Invalid(Code.MALFORMED_WEBHOOK, "the event's amount is out of range")
         lock = self._locks.setdefault((event.provider, event.payment_id), asyncio.Lock())
         try:
             async with lock:
@@ -464,7 +464,7 @@ class TopUps:
                 return
             # The debt changed under us (a concurrent settle): read it again and retry.
             log.warning("top-up %s refused: %s; retrying", base, [o.value for o in outcomes])
-        raise Unavailable("ledger_busy", "could not credit the top-up; the provider will retry")
+        raise Unavailable(Code.LEDGER_BUSY, "could not credit the top-up; the provider will retry")
 
     def _credit_chain(self, order: Order, base: str) -> list[Transfer]:
         mine = self._wallets.user(order.user_id)
@@ -513,7 +513,9 @@ class TopUps:
             if Outcome.INSUFFICIENT_FUNDS not in outcomes:
                 log.error("clawback %s refused: %s", base, [o.value for o in outcomes])
                 break
-        raise Unavailable("ledger_busy", "could not claw back the top-up; the provider will retry")
+        raise Unavailable(
+            Code.LEDGER_BUSY, "could not claw back the top-up; the provider will retry"
+        )
 
     def _claw_chain(
         self, order: Order, base: str, target_coins: int, target_fiat: int, code: TransferCode

@@ -20,7 +20,7 @@ from typing import Final, TypeVar
 from sqlalchemy import Engine
 
 from giftwave.config import Settings
-from giftwave.errors import Conflict, RateLimited, Unauthorized, Unavailable
+from giftwave.errors import Code, Conflict, RateLimited, Unauthorized, Unavailable
 from giftwave.identity.passwords import Passwords
 from giftwave.identity.throttle import Backoff, Charge, Throttles, address_key, login_key
 from giftwave.identity.users import User, find_by_login
@@ -59,7 +59,7 @@ class Policies:
 
 def _too_many(charge: Charge, what: str) -> RateLimited:
     return RateLimited(
-        "too_many_attempts",
+        Code.TOO_MANY_ATTEMPTS,
         f"too many {what}; wait before trying again",
         retry_after_s=charge.wait_s,
     )
@@ -94,7 +94,7 @@ class Logins:
         verify = self._passwords.verify_bounded
         ok = await self._refunded_if_busy(charge, keys, lambda: verify(password_hash, password))
         if found is None or not ok:
-            raise Unauthorized("invalid_credentials", "that login and password do not match")
+            raise Unauthorized(Code.INVALID_CREDENTIALS, "that login and password do not match")
         await asyncio.to_thread(self._throttles.reset, name)
         # The address's attempt was its owner's: it should not count against the others there.
         await asyncio.to_thread(self._throttles.refund, charge, [by_address])
@@ -127,6 +127,6 @@ def taken(exc: Conflict) -> Conflict:
     if exc.code not in TAKEN_CODES:
         return exc
     return Conflict(
-        "already_registered",
+        Code.ALREADY_REGISTERED,
         "that handle or e-mail is already registered: choose another handle, or log in",
     )

@@ -16,7 +16,7 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from giftwave.errors import Unavailable
+from giftwave.errors import Code, Unavailable
 
 # A fixed hash to verify against when the user does not exist, so a login for an unknown
 # e-mail costs the same time as one with a wrong password (no user enumeration by timing).
@@ -54,7 +54,7 @@ class Passwords:
                 await self._slots.acquire()
         except TimeoutError:
             raise Unavailable(
-                "busy",
+                Code.BUSY,
                 "too many log-ins and sign-ups at once; try again in a moment",
                 retry_after_s=BUSY_RETRY_AFTER_S,
             ) from None

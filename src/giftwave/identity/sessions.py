@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from giftwave.clock import now_us
 from giftwave.db.tables import api_keys, sessions
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 
 API_KEY_PREFIX: Final = "gwk_"
 
@@ -110,7 +110,7 @@ def parse_scopes(values: list[str]) -> frozenset[Scope]:
         return frozenset(Scope(v) for v in values)
     except ValueError:
         known = ", ".join(s.value for s in Scope)
-        raise Invalid("invalid_scope", f"scopes are some of: {known}") from None
+        raise Invalid(Code.INVALID_SCOPE, f"scopes are some of: {known}") from None
 
 
 def create_api_key(
@@ -118,7 +118,7 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """A new key; the secret is returned once and never stored."""
     if not 1 <= len(integration) <= 64 or not integration.replace("-", "").isalnum():
-        raise Invalid("invalid_integration", "an integration name is 1-64 of a-z, 0-9 and '-'")
+        raise Invalid(Code.INVALID_INTEGRATION, "an integration name is 1-64 of a-z, 0-9 and '-'")
     prefix = secrets.token_hex(6)
     secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key_id = conn.execute(

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from giftwave.clock import now_us
 from giftwave.db.tables import socket_tickets
-from giftwave.errors import RateLimited
+from giftwave.errors import Code, RateLimited
 from giftwave.identity.sessions import token_hash
 
 # Unused tickets one user may hold at once; each new ticket first removes that user's expired
@@ -37,7 +37,7 @@ def issue_ticket(conn: Connection, user_id: int, stream_id: str, ttl_s: int) -> 
     held = conn.execute(select(func.count()).select_from(socket_tickets).where(mine)).scalar_one()
     if held >= MAX_OPEN_PER_USER:
         raise RateLimited(
-            "too_many_tickets",
+            Code.TOO_MANY_TICKETS,
             f"at most {MAX_OPEN_PER_USER} unused socket tickets at once; use or let them lapse",
             retry_after_s=float(ttl_s),
         )

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import users
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
+from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound
 
 HANDLE_RE: Final = re.compile(r"[a-z0-9_.]{3,24}")
 EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[^@\s]{2,63}")
@@ -83,13 +83,13 @@ def _countries() -> frozenset[str]:
 
 def check_country(country: str) -> str:
     if country not in _countries():
-        raise Invalid("invalid_country", f"{country!r} is not an ISO 3166 country code like US")
+        raise Invalid(Code.INVALID_COUNTRY, f"{country!r} is not an ISO 3166 country code like US")
     return country
 
 
 def check_birth_date(birth_date: date, today: date) -> date:
     if birth_date > today or birth_date.year < 1900:
-        raise Invalid("invalid_birth_date", "the date of birth must be a real past date")
+        raise Invalid(Code.INVALID_BIRTH_DATE, "the date of birth must be a real past date")
     return birth_date
 
 
@@ -100,7 +100,7 @@ def require_creator_age(age_rule: AgeRule, birth_date: date, country: str, today
     min_age = age_rule.min_age_for(country)
     if age_on(birth_date, today) < min_age:
         raise Forbidden(
-            "creator_too_young", f"creators must be aged {min_age} or over", min_age=min_age
+            Code.CREATOR_TOO_YOUNG, f"creators must be aged {min_age} or over", min_age=min_age
         )
 
 
@@ -136,17 +136,17 @@ def create_user(
     A creator must be of age (``require_creator_age``): ``age_rule`` is required so that no
     way of making accounts can forget it."""
     if not HANDLE_RE.fullmatch(handle):
-        raise Invalid("invalid_handle", "a handle is 3-24 of a-z, 0-9, '_' and '.'")
+        raise Invalid(Code.INVALID_HANDLE, "a handle is 3-24 of a-z, 0-9, '_' and '.'")
     if email is not None and (not EMAIL_RE.fullmatch(email) or not email.isprintable()):
-        raise Invalid("invalid_email", "that is not an e-mail address")
+        raise Invalid(Code.INVALID_EMAIL, "that is not an e-mail address")
     check_country(country)
     check_birth_date(birth_date, today)
     if role is Role.CREATOR:
         require_creator_age(age_rule, birth_date, country, today)
     for column, value, code in (
-        (users.c.handle, handle, "handle_taken"),
-        (users.c.email, email, "email_taken"),
-        (users.c.external_ref, external_ref, "external_id_taken"),
+        (users.c.handle, handle, Code.HANDLE_TAKEN),
+        (users.c.email, email, Code.EMAIL_TAKEN),
+        (users.c.external_ref, external_ref, Code.EXTERNAL_ID_TAKEN),
     ):
         if value is not None and conn.execute(select(users.c.id).where(column == value)).first():
             raise Conflict(code, f"{column.name} {value!r} is already registered")
@@ -170,7 +170,7 @@ def create_user(
             ).scalar_one()
     except IntegrityError:
         # Registered concurrently between the check and the insert.
-        raise Conflict("already_registered", "that handle or e-mail was just taken") from None
+        raise Conflict(Code.ALREADY_REGISTERED, "that handle or e-mail was just taken") from None
     return get_user(conn, user_id)
 
 
@@ -191,7 +191,7 @@ def find_users(conn: Connection, user_ids: list[int]) -> dict[int, User | None]:
 def get_user(conn: Connection, user_id: int) -> User:
     user = find_user(conn, user_id)
     if user is None:
-        raise NotFound("user_not_found", f"no user {user_id}")
+        raise NotFound(Code.USER_NOT_FOUND, f"no user {user_id}")
     return user
 
 
@@ -282,4 +282,4 @@ def become_creator(
 
 def require_active(user: User) -> None:
     if user.blocked:
-        raise Forbidden("account_blocked", "this account is blocked")
+        raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")

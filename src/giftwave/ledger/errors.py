@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from giftwave.errors import Code
+
 
 class LedgerError(Exception):
-    code: ClassVar[str] = "ledger_error"
+    code: ClassVar[Code] = Code.LEDGER_ERROR
 
 
 class InvalidAccount(LedgerError):
-    code = "invalid_account"
+    code = Code.INVALID_ACCOUNT
 
 
 class AccountNotFound(LedgerError):
-    code = "account_not_found"
+    code = Code.ACCOUNT_NOT_FOUND
 
 
 class AccountConflict(LedgerError):
-    code = "account_conflict"
+    code = Code.ACCOUNT_CONFLICT

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from giftwave.errors import Forbidden
+from giftwave.errors import Code, Forbidden
 from giftwave.live.moderation import is_banned
 from giftwave.ttl_cache import TtlCache
 
@@ -58,7 +58,7 @@ class BanGate:
     async def check(self, user_id: int, creator_id: int) -> None:
         """Refuse a banned user's chat, like or gift in the creator's rooms (403 ``banned``)."""
         if await self.banned(creator_id, user_id):
-            raise Forbidden("banned", "the creator banned you from their rooms")
+            raise Forbidden(Code.BANNED, "the creator banned you from their rooms")
 
     def notice(self, notice: dict[str, Any] | None) -> None:
         """A broker notice; None: some may have been lost, so nothing kept is trusted."""

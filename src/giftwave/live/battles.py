@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Connection, Row, case, func, insert, or_, 
 
 from giftwave.clock import now_us
 from giftwave.db.tables import battles, gift_sends, transfers, users
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
+from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound
 from giftwave.live.streams import lock_streams
 from giftwave.webhooks.outbox import enqueue_battle_ended
 
@@ -235,7 +235,7 @@ def find_battle(conn: Connection, battle_id: int) -> Battle | None:
 def get_battle(conn: Connection, battle_id: int) -> Battle:
     battle = find_battle(conn, battle_id)
     if battle is None:
-        raise NotFound("battle_not_found", f"no battle {battle_id}")
+        raise NotFound(Code.BATTLE_NOT_FOUND, f"no battle {battle_id}")
     return battle
 
 
@@ -309,22 +309,22 @@ def challenge(
     """Creator A, live on ``stream_id``, invites the creator live on ``opponent_stream_id``."""
     if not min_duration_s <= duration_s <= MAX_DURATION_S:
         raise Invalid(
-            "invalid_battle_duration",
+            Code.INVALID_BATTLE_DURATION,
             f"a battle lasts {min_duration_s}..{MAX_DURATION_S} seconds",
         )
     if stream_id == opponent_stream_id:
-        raise Invalid("cannot_battle_self", "a stream cannot battle itself")
+        raise Invalid(Code.CANNOT_BATTLE_SELF, "a stream cannot battle itself")
     locked = lock_streams(conn, [stream_id, opponent_stream_id])
     mine, theirs = locked.get(stream_id), locked.get(opponent_stream_id)
     if mine is None or theirs is None:
         missing = stream_id if mine is None else opponent_stream_id
-        raise NotFound("stream_not_found", f"no stream {missing!r}")
+        raise NotFound(Code.STREAM_NOT_FOUND, f"no stream {missing!r}")
     if mine.creator_id != creator_id:
-        raise Forbidden("not_your_stream", "challenge from a stream of your own")
+        raise Forbidden(Code.NOT_YOUR_STREAM, "challenge from a stream of your own")
     if theirs.creator_id == creator_id:
-        raise Invalid("cannot_battle_self", "creators cannot battle themselves")
+        raise Invalid(Code.CANNOT_BATTLE_SELF, "creators cannot battle themselves")
     if not (mine.live and theirs.live):
-        raise Conflict("stream_not_live", "both streams must be live to battle")
+        raise Conflict(Code.STREAM_NOT_LIVE, "both streams must be live to battle")
     # Write first, then look: on SQLite the insert takes the one write lock, so the check
     # below sees every battle committed before it; on PostgreSQL the stream rows are locked.
     battle_id = conn.execute(
@@ -354,7 +354,7 @@ def challenge(
     ).scalar()
     if other is not None:  # raising rolls the insert back
         raise Conflict(
-            "battle_in_progress",
+            Code.BATTLE_IN_PROGRESS,
             "one of these streams is already in a battle or invitation",
             battle_id=int(other),
         )
@@ -363,9 +363,9 @@ def challenge(
 
 def _not_pending(battle: Battle) -> Conflict:
     if battle.status is BattleStatus.EXPIRED:
-        return Conflict("invitation_expired", "this challenge was not accepted within a minute")
+        return Conflict(Code.INVITATION_EXPIRED, "this challenge was not accepted within a minute")
     return Conflict(
-        "battle_not_pending",
+        Code.BATTLE_NOT_PENDING,
         f"this battle is {battle.status.value}",
         status_now=battle.status.value,
     )
@@ -376,7 +376,7 @@ def accept(conn: Connection, battle_id: int, user_id: int) -> tuple[Battle, bool
     as it is (False: nothing changed), never a second start."""
     battle = get_battle(conn, battle_id)
     if user_id != battle.b.creator_id:
-        raise Forbidden("not_invited", "only the invited creator answers a challenge")
+        raise Forbidden(Code.NOT_INVITED, "only the invited creator answers a challenge")
     if battle.status in (BattleStatus.ACTIVE, BattleStatus.ENDED):
         return battle, False
     if battle.status is not BattleStatus.PENDING:
@@ -386,7 +386,7 @@ def accept(conn: Connection, battle_id: int, user_id: int) -> tuple[Battle, bool
         raise _not_pending(replace(battle, status=BattleStatus.EXPIRED))
     live = lock_streams(conn, list(battle.stream_ids))
     if not all(s in live and live[s].live for s in battle.stream_ids):
-        raise Conflict("stream_not_live", "both streams must be live to battle")
+        raise Conflict(Code.STREAM_NOT_LIVE, "both streams must be live to battle")
     starts = now + COUNTDOWN_US
     started = conn.execute(
         update(battles)
@@ -405,7 +405,7 @@ def accept(conn: Connection, battle_id: int, user_id: int) -> tuple[Battle, bool
 def decline(conn: Connection, battle_id: int, user_id: int) -> tuple[Battle, bool]:
     battle = get_battle(conn, battle_id)
     if user_id != battle.b.creator_id:
-        raise Forbidden("not_invited", "only the invited creator answers a challenge")
+        raise Forbidden(Code.NOT_INVITED, "only the invited creator answers a challenge")
     if battle.status is BattleStatus.DECLINED:
         return battle, False
     if battle.status is not BattleStatus.PENDING:
@@ -431,7 +431,7 @@ def stop(conn: Connection, battle_id: int, user_id: int) -> tuple[Battle, bool]:
     active battle ends now with the points scored so far."""
     battle = get_battle(conn, battle_id)
     if user_id not in (battle.a.creator_id, battle.b.creator_id):
-        raise Forbidden("not_in_battle", "only the two creators can end their battle")
+        raise Forbidden(Code.NOT_IN_BATTLE, "only the two creators can end their battle")
     return _stop(conn, battle, BattleStatus.DECLINED)
 
 

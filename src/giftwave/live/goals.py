@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from giftwave.clock import now_us
 from giftwave.db.tables import gift_sends, stream_goals, transfers
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 
 TARGET_MAX: Final = 10**12
 
@@ -72,11 +72,11 @@ def set_goal(
     """The stream's new goal; the previous one is cleared."""
     title = title.strip()
     if not 0 < target <= TARGET_MAX:
-        raise Invalid("invalid_goal", f"a goal's target is 1..{TARGET_MAX:,}")
+        raise Invalid(Code.INVALID_GOAL, f"a goal's target is 1..{TARGET_MAX:,}")
     if not 1 <= len(title) <= 80 or not title.isprintable():
-        raise Invalid("invalid_goal", "a goal's title is 1-80 printable characters")
+        raise Invalid(Code.INVALID_GOAL, "a goal's title is 1-80 printable characters")
     if kind is GoalKind.LIKES and gift_id is not None:
-        raise Invalid("invalid_goal", "a likes goal names no gift")
+        raise Invalid(Code.INVALID_GOAL, "a likes goal names no gift")
     now = now_us()
     clear_goal(conn, stream_id, now)
     goal_id = conn.execute(

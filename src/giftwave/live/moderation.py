@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import chat_reports, room_bans, room_moderators, users
-from giftwave.errors import Forbidden, Invalid, NotFound
+from giftwave.errors import Code, Forbidden, Invalid, NotFound
 from giftwave.identity.users import Role, User, find_user, require_active
 
 # A creator's team is a handful of people; the list is read whole by the studio.
@@ -102,7 +102,7 @@ def may_moderate(conn: Connection, creator_id: int, user: User) -> bool:
 
 def require_moderator(conn: Connection, creator_id: int, user: User) -> None:
     if not may_moderate(conn, creator_id, user):
-        raise Forbidden("not_moderator", "only the creator, their moderators and admins do this")
+        raise Forbidden(Code.NOT_MODERATOR, "only the creator, their moderators and admins do this")
 
 
 # ---- moderators ---------------------------------------------------------------------------
@@ -112,12 +112,12 @@ def appoint(conn: Connection, creator: User, user_id: int, at_us: int) -> tuple[
     """The creator makes ``user_id`` a moderator of all their rooms: (them, whether new)."""
     require_active(creator)
     if creator.role not in (Role.CREATOR, Role.ADMIN):
-        raise Forbidden("not_a_creator", "only creators appoint moderators")
+        raise Forbidden(Code.NOT_A_CREATOR, "only creators appoint moderators")
     if user_id == creator.id:
-        raise Invalid("cannot_moderate_self", "you moderate your own rooms already")
+        raise Invalid(Code.CANNOT_MODERATE_SELF, "you moderate your own rooms already")
     user = find_user(conn, user_id)
     if user is None:
-        raise NotFound("user_not_found", f"no user {user_id}")
+        raise NotFound(Code.USER_NOT_FOUND, f"no user {user_id}")
     if is_moderator(conn, creator.id, user_id):
         return _moderator(conn, creator.id, user_id), False
     count = conn.execute(
@@ -126,7 +126,7 @@ def appoint(conn: Connection, creator: User, user_id: int, at_us: int) -> tuple[
         .where(room_moderators.c.creator_id == creator.id)
     ).scalar_one()
     if count >= MAX_MODERATORS:
-        raise Invalid("moderator_limit", f"a creator has at most {MAX_MODERATORS} moderators")
+        raise Invalid(Code.MODERATOR_LIMIT, f"a creator has at most {MAX_MODERATORS} moderators")
     try:
         with conn.begin_nested():
             conn.execute(
@@ -185,20 +185,20 @@ def ban(
     (the ban, whether new). A banned moderator stops being one."""
     require_moderator(conn, creator_id, by)
     if user_id == creator_id:
-        raise Invalid("cannot_ban_creator", "a creator cannot be banned from their own rooms")
+        raise Invalid(Code.CANNOT_BAN_CREATOR, "a creator cannot be banned from their own rooms")
     if user_id == by.id:
-        raise Invalid("cannot_moderate_self", "you cannot ban yourself")
+        raise Invalid(Code.CANNOT_MODERATE_SELF, "you cannot ban yourself")
     target = find_user(conn, user_id)
     if target is None:
-        raise NotFound("user_not_found", f"no user {user_id}")
+        raise NotFound(Code.USER_NOT_FOUND, f"no user {user_id}")
     if target.role is Role.ADMIN:
-        raise Forbidden("cannot_ban_moderator", "operators cannot be banned from a room")
+        raise Forbidden(Code.CANNOT_BAN_MODERATOR, "operators cannot be banned from a room")
     if (
         is_moderator(conn, creator_id, user_id)
         and by.id != creator_id
         and by.role is not Role.ADMIN
     ):
-        raise Forbidden("cannot_ban_moderator", "only the creator bans one of their moderators")
+        raise Forbidden(Code.CANNOT_BAN_MODERATOR, "only the creator bans one of their moderators")
     existing = find_ban(conn, creator_id, user_id)
     if existing is not None:
         return existing, False
@@ -325,7 +325,7 @@ def report(
     the same line again answers the first report."""
     require_active(reporter)
     if line.user_id == reporter.id:
-        raise Invalid("cannot_report_self", "you cannot report your own message")
+        raise Invalid(Code.CANNOT_REPORT_SELF, "you cannot report your own message")
     prior = _find_report(conn, reporter.id, stream_id, line.message_id)
     if prior is not None:
         return prior, False

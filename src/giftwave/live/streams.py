@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from giftwave.clock import now_us
 from giftwave.db.tables import streams, users
-from giftwave.errors import Conflict, Forbidden, Invalid, NotFound
+from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound
 
 STREAM_ID_RE: Final = re.compile(r"st_[A-Za-z0-9_\-]{1,21}")
 LANGUAGE_RE: Final = re.compile(r"[a-z]{2,3}(-[A-Z]{2})?")
@@ -63,7 +63,7 @@ def find_stream(conn: Connection, stream_id: str) -> Stream | None:
 def get_stream(conn: Connection, stream_id: str) -> Stream:
     stream = find_stream(conn, stream_id)
     if stream is None:
-        raise NotFound("stream_not_found", f"no stream {stream_id!r}")
+        raise NotFound(Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
     return stream
 
 
@@ -100,7 +100,7 @@ def check_playback_url(url: str) -> None:
         or not (site_path or url.startswith(("http://", "https://", "rtmp")))
     ):
         raise Invalid(
-            "invalid_playback_url", "a playback URL is an http(s) or rtmp URL, or a path here"
+            Code.INVALID_PLAYBACK_URL, "a playback URL is an http(s) or rtmp URL, or a path here"
         )
 
 
@@ -122,14 +122,14 @@ def start_stream(
     """Go live. One live stream per creator: a second start is a conflict naming the first."""
     title = title.strip()
     if not 1 <= len(title) <= 140 or not title.isprintable():
-        raise Invalid("invalid_title", "a title is 1-140 printable characters")
+        raise Invalid(Code.INVALID_TITLE, "a title is 1-140 printable characters")
     if not LANGUAGE_RE.fullmatch(language):
-        raise Invalid("invalid_language", "a language is a code like en, es or pt-BR")
+        raise Invalid(Code.INVALID_LANGUAGE, "a language is a code like en, es or pt-BR")
     if playback_url is not None:
         check_playback_url(playback_url)
     current = live_stream_of(conn, creator_id)
     if current is not None:
-        raise Conflict("already_live", f"stream {current.id} is live", stream_id=current.id)
+        raise Conflict(Code.ALREADY_LIVE, f"stream {current.id} is live", stream_id=current.id)
     stream_id = "st_" + secrets.token_urlsafe(9)
     conn.execute(
         insert(streams).values(
@@ -148,7 +148,7 @@ def start_stream(
 def end_stream(conn: Connection, stream_id: str, by_user_id: int, *, admin: bool) -> Stream:
     stream = get_stream(conn, stream_id)
     if stream.creator_id != by_user_id and not admin:
-        raise Forbidden("not_your_stream", "only the stream's creator can end it")
+        raise Forbidden(Code.NOT_YOUR_STREAM, "only the stream's creator can end it")
     if stream.live:
         conn.execute(
             update(streams)

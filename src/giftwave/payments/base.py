@@ -17,11 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from giftwave.errors import Code
+
 
 class PaymentError(Exception):
-    code = "payment_error"
+    code = Code.PAYMENT_ERROR
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: Code, detail: str) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail

@@ -21,6 +21,7 @@ import httpx
 import orjson
 
 from giftwave.background import cancel
+from giftwave.errors import Code
 from giftwave.payments.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -95,7 +96,7 @@ class SandboxProvider:
         if await self._attempt(payload):
             return True
         if len(self._retries) >= MAX_DELIVERIES_IN_FLIGHT:
-            raise ProviderUnavailable("sandbox_busy", "too many webhook deliveries are retrying")
+            raise ProviderUnavailable(Code.SANDBOX_BUSY, "too many webhook deliveries are retrying")
         task = asyncio.create_task(self._retry(payload))
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
@@ -145,15 +146,15 @@ class SandboxProvider:
             amount = data["amount_minor"]
             currency = data["currency"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise WebhookRejected("malformed_webhook", f"not a sandbox event: {exc}") from None
+            raise WebhookRejected(Code.MALFORMED_WEBHOOK, f"not a sandbox event: {exc}") from None
         if not isinstance(kind_name, str):
-            raise WebhookRejected("malformed_webhook", "the event type is not a string")
+            raise WebhookRejected(Code.MALFORMED_WEBHOOK, "the event type is not a string")
         if not kind_name.startswith("payment."):
-            raise WebhookRejected("unknown_event", f"unknown event type {kind_name!r}")
+            raise WebhookRejected(Code.UNKNOWN_EVENT, f"unknown event type {kind_name!r}")
         try:
             kind = PaymentEventKind(kind_name.removeprefix("payment."))
         except ValueError:
-            raise WebhookRejected("unknown_event", f"unknown event type {kind_name!r}") from None
+            raise WebhookRejected(Code.UNKNOWN_EVENT, f"unknown event type {kind_name!r}") from None
         if not (
             isinstance(event_id, str)
             and isinstance(payment_id, str)
@@ -163,7 +164,7 @@ class SandboxProvider:
             and isinstance(currency, str)
             and len(currency) == 3
         ):
-            raise WebhookRejected("malformed_webhook", "a field of the event has the wrong type")
+            raise WebhookRejected(Code.MALFORMED_WEBHOOK, "a field of the event has the wrong type")
         return PaymentEvent(
             "sandbox", event_id, kind, payment_id, order_id, amount, currency.upper()
         )

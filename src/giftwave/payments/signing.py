@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import time
 
+from giftwave.errors import Code
 from giftwave.payments.base import WebhookRejected
 
 
@@ -26,7 +27,7 @@ def verify_signature(
     now_s: float | None = None,
 ) -> None:
     if not header:
-        raise WebhookRejected("missing_signature", "the webhook carries no signature header")
+        raise WebhookRejected(Code.MISSING_SIGNATURE, "the webhook carries no signature header")
     parts: dict[str, list[str]] = {}
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
@@ -34,12 +35,12 @@ def verify_signature(
     try:
         ts = int(parts["t"][0])
     except (KeyError, ValueError):
-        raise WebhookRejected("malformed_signature", "the signature has no timestamp") from None
+        raise WebhookRejected(Code.MALFORMED_SIGNATURE, "the signature has no timestamp") from None
     expected = hmac.new(secret.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
     if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
-        raise WebhookRejected("bad_signature", "the webhook signature does not match")
+        raise WebhookRejected(Code.BAD_SIGNATURE, "the webhook signature does not match")
     now = time.time() if now_s is None else now_s
     if abs(now - ts) > tolerance_s:
         raise WebhookRejected(
-            "stale_webhook", f"the webhook timestamp is more than {tolerance_s} s away"
+            Code.STALE_WEBHOOK, f"the webhook timestamp is more than {tolerance_s} s away"
         )

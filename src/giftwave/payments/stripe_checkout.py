@@ -31,6 +31,7 @@ import httpx
 import stripe
 
 from giftwave import money
+from giftwave.errors import Code
 from giftwave.payments.base import (
     CheckoutRequest,
     CheckoutSession,
@@ -177,7 +178,7 @@ class StripeProvider:
         try:
             unit_amount = stripe_amount(request.amount_minor, request.currency)
         except ValueError as exc:
-            raise ProviderUnavailable("amount_not_chargeable", f"Stripe: {exc}") from None
+            raise ProviderUnavailable(Code.AMOUNT_NOT_CHARGEABLE, f"Stripe: {exc}") from None
         params: Any = {
             "mode": "payment",
             "line_items": [
@@ -202,11 +203,11 @@ class StripeProvider:
                 params, {"idempotency_key": f"checkout:{request.order_id}"}
             )
         except stripe.StripeError as exc:
-            raise ProviderUnavailable("provider_unavailable", f"Stripe: {exc}") from exc
+            raise ProviderUnavailable(Code.PROVIDER_UNAVAILABLE, f"Stripe: {exc}") from exc
         session_id = getattr(session, "id", None)
         url = getattr(session, "url", None)
         if not (isinstance(session_id, str) and session_id and isinstance(url, str) and url):
-            raise ProviderUnavailable("provider_unavailable", "Stripe returned no checkout URL")
+            raise ProviderUnavailable(Code.PROVIDER_UNAVAILABLE, "Stripe returned no checkout URL")
         return CheckoutSession(session_id, url)
 
     def parse_webhook(
@@ -214,7 +215,7 @@ class StripeProvider:
     ) -> PaymentEvent | IgnoredEvent:
         signature = headers.get(SIGNATURE_HEADER) or headers.get("Stripe-Signature")
         if not signature:
-            raise WebhookRejected("missing_signature", "the webhook carries no Stripe-Signature")
+            raise WebhookRejected(Code.MISSING_SIGNATURE, "the webhook carries no Stripe-Signature")
         try:
             event = self._client.construct_event(
                 payload, signature, self._webhook_secret, tolerance=self._tolerance_s
@@ -222,16 +223,16 @@ class StripeProvider:
             body = event.to_dict()
         except stripe.SignatureVerificationError as exc:
             # The SDK checks the signature before the timestamp; only its message tells which.
-            code = "stale_webhook" if "tolerance" in str(exc) else "bad_signature"
+            code = Code.STALE_WEBHOOK if "tolerance" in str(exc) else Code.BAD_SIGNATURE
             raise WebhookRejected(code, f"Stripe signature: {exc}") from None
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             # Not UTF-8, not JSON, or JSON that is not an object.
-            raise WebhookRejected("malformed_webhook", f"not a Stripe event: {exc}") from None
+            raise WebhookRejected(Code.MALFORMED_WEBHOOK, f"not a Stripe event: {exc}") from None
         return _decode(body)
 
 
 def _malformed(detail: str) -> WebhookRejected:
-    return WebhookRejected("malformed_webhook", f"unexpected event shape: {detail}")
+    return WebhookRejected(Code.MALFORMED_WEBHOOK, f"unexpected event shape: {detail}")
 
 
 def _text(obj: Mapping[str, Any], name: str) -> str:
@@ -316,4 +317,4 @@ def _decode(body: Mapping[str, Any]) -> PaymentEvent | IgnoredEvent:
             amount_minor=_amount(obj, "amount"),
             currency=_currency(obj),
         )
-    raise WebhookRejected("unknown_event", f"giftwave does not handle {event_type!r}")
+    raise WebhookRejected(Code.UNKNOWN_EVENT, f"giftwave does not handle {event_type!r}")

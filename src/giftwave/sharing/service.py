@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine
 from giftwave.clips.library import ClipStatus, find_clip
 from giftwave.clock import day_of, day_start_us, now_us
 from giftwave.config import Settings
-from giftwave.errors import NotFound
+from giftwave.errors import Code, NotFound
 from giftwave.identity.users import find_user, require_active
 from giftwave.live.streams import find_stream
 from giftwave.ratelimit import Rate, UserLimit
@@ -79,7 +79,7 @@ class Sharing:
         self.limiter = UserLimit(
             "share",
             Rate(SHARES_PER_S, SHARES_BURST),
-            code="share_rate_limited",
+            code=Code.SHARE_RATE_LIMITED,
             detail="too many share links too fast; try again in a moment",
         )
         self._links: TtlCache[str, ShareLink] = TtlCache(
@@ -120,18 +120,18 @@ class Sharing:
             # Read here, not from the session's (cached) user: a block takes effect at once.
             sharer = find_user(conn, sharer_id)
             if sharer is None:
-                raise NotFound("user_not_found", f"no user {sharer_id}")
+                raise NotFound(Code.USER_NOT_FOUND, f"no user {sharer_id}")
             require_active(sharer)  # a blocked account spreads no links (account_blocked)
             if kind is TargetKind.CLIP and not _ready_clip(conn, target_id):
-                raise NotFound("clip_not_found", f"no clip {target_id!r}")
+                raise NotFound(Code.CLIP_NOT_FOUND, f"no clip {target_id!r}")
             if kind is TargetKind.STREAM and find_stream(conn, target_id) is None:
-                raise NotFound("stream_not_found", f"no stream {target_id!r}")
+                raise NotFound(Code.STREAM_NOT_FOUND, f"no stream {target_id!r}")
             if kind is TargetKind.PROFILE and (
                 not target_id.isdigit()
                 or len(target_id) > 18
                 or find_user(conn, int(target_id)) is None
             ):
-                raise NotFound("user_not_found", f"no user {target_id!r}")
+                raise NotFound(Code.USER_NOT_FOUND, f"no user {target_id!r}")
             link, made = share(conn, sharer_id, kind, target_id, channel, now_us())
         self._links.put(link.code, link)
         return link, made

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import follows, streams, users
-from giftwave.errors import Invalid, NotFound
+from giftwave.errors import Code, Invalid, NotFound
 from giftwave.identity.users import User, UserStatus, find_user, require_active
 from giftwave.live.streams import StreamStatus
 from giftwave.ratelimit import Rate, UserLimit
@@ -89,7 +89,7 @@ def follow_limiter(
     return UserLimit(
         "follow",
         Rate(rate_per_s, burst),
-        code="follow_rate_limited",
+        code=Code.FOLLOW_RATE_LIMITED,
         detail="too many follows and unfollows too fast; try again in a moment",
     )
 
@@ -97,10 +97,10 @@ def follow_limiter(
 def _followee(conn: Connection, follower: User, followee_id: int) -> User:
     require_active(follower)
     if follower.id == followee_id:
-        raise Invalid("cannot_follow_self", "you cannot follow yourself")
+        raise Invalid(Code.CANNOT_FOLLOW_SELF, "you cannot follow yourself")
     followee = find_user(conn, followee_id)
     if followee is None:
-        raise NotFound("user_not_found", f"no user {followee_id}")
+        raise NotFound(Code.USER_NOT_FOUND, f"no user {followee_id}")
     return followee
 
 
@@ -122,7 +122,8 @@ def follow(db: Engine, follower: User, followee_id: int, at_us: int) -> tuple[Us
                 return followee, False
             if following_count(conn, follower.id) >= MAX_FOLLOWING:
                 raise Invalid(
-                    "following_limit", f"you already follow {MAX_FOLLOWING} people: unfollow some"
+                    Code.FOLLOWING_LIMIT,
+                    f"you already follow {MAX_FOLLOWING} people: unfollow some",
                 )
             conn.execute(
                 insert(follows).values(

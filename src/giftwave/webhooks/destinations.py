@@ -22,7 +22,7 @@ from giftwave.egress import (
     parse_address,
     resolve_async,
 )
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 
 __all__ = ["DestinationRefused", "check_url", "check_url_resolved", "ensure_public", "is_public"]
 
@@ -42,32 +42,34 @@ def _host_port(url: str) -> tuple[str, int]:
 def check_url(url: str, *, allow_private: bool) -> str:
     """The URL, if deliveries may go there; ``Invalid`` naming what is wrong otherwise."""
     if not 0 < len(url) <= URL_MAX_CHARS or not url.isascii() or not url.isprintable():
-        raise Invalid("invalid_webhook_url", f"a webhook URL is 1-{URL_MAX_CHARS} ASCII characters")
+        raise Invalid(
+            Code.INVALID_WEBHOOK_URL, f"a webhook URL is 1-{URL_MAX_CHARS} ASCII characters"
+        )
     if " " in url:
-        raise Invalid("invalid_webhook_url", "a webhook URL has no spaces")
+        raise Invalid(Code.INVALID_WEBHOOK_URL, "a webhook URL has no spaces")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number in range
     except ValueError as exc:
-        raise Invalid("invalid_webhook_url", f"not a URL: {exc}") from None
+        raise Invalid(Code.INVALID_WEBHOOK_URL, f"not a URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise Invalid("invalid_webhook_url", "a webhook URL starts with https:// or http://")
+        raise Invalid(Code.INVALID_WEBHOOK_URL, "a webhook URL starts with https:// or http://")
     host = parts.hostname
     if not host:
-        raise Invalid("invalid_webhook_url", "a webhook URL names a host")
+        raise Invalid(Code.INVALID_WEBHOOK_URL, "a webhook URL names a host")
     if parts.username is not None or parts.password is not None:
-        raise Invalid("invalid_webhook_url", "a webhook URL carries no user or password")
+        raise Invalid(Code.INVALID_WEBHOOK_URL, "a webhook URL carries no user or password")
     if parts.fragment:
-        raise Invalid("invalid_webhook_url", "a webhook URL has no #fragment")
+        raise Invalid(Code.INVALID_WEBHOOK_URL, "a webhook URL has no #fragment")
     if port == 0:
-        raise Invalid("invalid_webhook_url", "port 0 is not a port")
+        raise Invalid(Code.INVALID_WEBHOOK_URL, "port 0 is not a port")
     if not allow_private:
         address = parse_address(host)
         if (address is not None and not is_public(address)) or (
             address is None and (host == _LOCAL_NAMES[0] or host.endswith(_LOCAL_NAMES[1:]))
         ):
             raise Invalid(
-                "webhook_url_not_allowed",
+                Code.WEBHOOK_URL_NOT_ALLOWED,
                 f"{host} is not a public address; this server only delivers to public ones",
             )
     return url
@@ -85,11 +87,11 @@ async def check_url_resolved(url: str, *, allow_private: bool, timeout_s: float)
             await ensure_public(url)
     except DestinationRefused as exc:
         raise Invalid(
-            "webhook_url_not_allowed", f"{exc}; this server only delivers to public addresses"
+            Code.WEBHOOK_URL_NOT_ALLOWED, f"{exc}; this server only delivers to public addresses"
         ) from None
     except TimeoutError:
         raise Invalid(
-            "webhook_url_not_allowed", f"the host did not resolve within {timeout_s:g} s"
+            Code.WEBHOOK_URL_NOT_ALLOWED, f"the host did not resolve within {timeout_s:g} s"
         ) from None
     return url
 

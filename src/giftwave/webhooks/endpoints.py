@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from giftwave.clock import now_us
 from giftwave.db.tables import users, webhook_deliveries, webhook_endpoints
-from giftwave.errors import Conflict, Invalid, NotFound
+from giftwave.errors import Code, Conflict, Invalid, NotFound
 from giftwave.webhooks.destinations import check_url
 from giftwave.webhooks.events import SUBSCRIBABLE, EventType
 
@@ -62,12 +62,12 @@ def parse_events(names: Sequence[str]) -> frozenset[EventType]:
     unknown = sorted({n for n in names if n not in known})
     if unknown:
         raise Invalid(
-            "unknown_webhook_event",
+            Code.UNKNOWN_WEBHOOK_EVENT,
             f"unknown event type(s) {', '.join(map(repr, unknown))}; "
             f"the types are {', '.join(sorted(known))}",
         )
     if not names:
-        raise Invalid("unknown_webhook_event", "subscribe to at least one event type")
+        raise Invalid(Code.UNKNOWN_WEBHOOK_EVENT, "subscribe to at least one event type")
     return frozenset(EventType(n) for n in names)
 
 
@@ -100,7 +100,7 @@ def register(
     ).scalar_one()
     if count > MAX_ENDPOINTS_PER_CREATOR:  # raising rolls the insert back
         raise Conflict(
-            "webhook_limit_reached",
+            Code.WEBHOOK_LIMIT_REACHED,
             f"a creator has at most {MAX_ENDPOINTS_PER_CREATOR} webhook endpoints; delete one",
         )
     return _to_endpoint({"id": endpoint_id, **row})
@@ -123,7 +123,7 @@ def get_endpoint(conn: Connection, creator_id: int, endpoint_id: int) -> Endpoin
         )
     ).first()
     if row is None:
-        raise NotFound("webhook_not_found", f"no webhook endpoint {endpoint_id}")
+        raise NotFound(Code.WEBHOOK_NOT_FOUND, f"no webhook endpoint {endpoint_id}")
     return _to_endpoint(row._mapping)
 
 

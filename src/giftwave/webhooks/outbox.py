@@ -29,7 +29,7 @@ from giftwave import metrics
 from giftwave.clock import now_us as wall_clock_us
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.db.upsert import insert_for
-from giftwave.errors import Invalid
+from giftwave.errors import Code, Invalid
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import Event, EventType, battle_ended_event
@@ -153,7 +153,7 @@ def enqueue_battle_ended(
     outbox row then exists exactly when the result does. Idempotent by ``battle_id``; ``data``
     (scores, winner, …) is sent as the event's ``data``, after ``battle_id``."""
     if not BATTLE_ID_RE.fullmatch(battle_id):
-        raise Invalid("invalid_battle_id", "a battle id is 1-128 of A-Z a-z 0-9 _.:-")
+        raise Invalid(Code.INVALID_BATTLE_ID, "a battle id is 1-128 of A-Z a-z 0-9 _.:-")
     gauge = PendingGauge(max_pending)
     at = wall_clock_us()
     queued = 0
