@@ -48,7 +48,7 @@ from giftwave.clips.service import Clips
 from giftwave.clips.storage import ObjectMissing, StoreError
 from giftwave.clock import now_us
 from giftwave.errors import Code
-from giftwave.identity.users import HANDLE_RE, Role, User, find_by_login
+from giftwave.identity.users import HANDLE_RE, User, find_by_login
 
 router = APIRouter(tags=["clips"])
 
@@ -134,14 +134,6 @@ def _load_out(clips: Clips, clip_id: str, viewer: User | None) -> ClipOut:
         return clip_out(conn, clip, viewer)
 
 
-def _creator(user: User) -> User:
-    if user.role is not Role.CREATOR:
-        raise Problem(403, Code.NOT_A_CREATOR, "only creators can post clips")
-    if user.blocked:
-        raise Problem(403, Code.ACCOUNT_BLOCKED, "this account is blocked")
-    return user
-
-
 class NewCut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, max_length=140)
@@ -192,7 +184,7 @@ async def create_clip(
     """A clip by the calling creator: an upload (multipart: ``title``, ``file``, MP4 or WebM
     within the size and length limits), or ``{title, recording_url, start_s, end_s}`` (JSON)
     to cut from a stream recording in the background (202; follow ``job_id``)."""
-    _creator(user)
+    clips.require_poster(user)  # before a file is received
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         response.status_code = 202

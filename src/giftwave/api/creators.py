@@ -209,9 +209,5 @@ async def my_payouts(economy: Econ, user: WalletUser) -> list[Payout]:
 async def one_payout(
     payout_id: str, economy: Econ, user: WalletUser, who: MaybePrincipal
 ) -> Payout:
-    payout = await economy.payouts.get(payout_id)
-    if payout.creator_id != user.id and not (who is not None and who.is_admin):
-        raise Problem(404, Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
-    if user.role is Role.VIEWER and payout.creator_id != user.id:
-        raise Problem(404, Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
-    return payout
+    admin = who is not None and who.is_admin
+    return await economy.payouts.get_for(payout_id, user, admin=admin)

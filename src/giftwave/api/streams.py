@@ -3,6 +3,7 @@ answered by ``Giftwave.__call__`` before the router); a stream's goal."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Request
@@ -25,15 +26,9 @@ from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE, GiftSent, SendGift
 from giftwave.economy.services import Economy
 from giftwave.errors import Code
 from giftwave.identity.sessions import Scope
-from giftwave.identity.users import Role
-from giftwave.live.goals import Goal, GoalKind, clear_goal, set_goal
-from giftwave.live.streams import (
-    Stream,
-    end_stream,
-    get_stream,
-    live_with_creators,
-    start_stream,
-)
+from giftwave.live import stream_service
+from giftwave.live.goals import GoalKind
+from giftwave.live.streams import Stream
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
 GIFT_BODY_MAX_BYTES: Final = 4096
@@ -73,22 +68,17 @@ class StartStream(BaseModel):
 
 @router.post("", status_code=201, response_model=StreamOut)
 async def go_live(body: StartStream, economy: Econ, user: StreamingUser) -> StreamOut:
-    if user.role is not Role.CREATOR:
-        raise Problem(403, Code.NOT_A_CREATOR, "only creators can go live")
-    if user.blocked:
-        raise Problem(403, Code.ACCOUNT_BLOCKED, "this account is blocked")
-
-    def work() -> Stream:
-        with economy.db.begin() as conn:
-            return start_stream(
-                conn,
-                user.id,
-                title=body.title,
-                language=body.language,
-                playback_url=body.playback_url,
-            )
-
-    return StreamOut.of(await run_in_threadpool(work))
+    started = await run_in_threadpool(
+        partial(
+            stream_service.go_live,
+            economy.db,
+            user,
+            title=body.title,
+            language=body.language,
+            playback_url=body.playback_url,
+        )
+    )
+    return StreamOut.of(started)
 
 
 class LiveStreamOut(StreamOut):
@@ -98,35 +88,25 @@ class LiveStreamOut(StreamOut):
 @router.get("", response_model=list[LiveStreamOut])
 async def live_now(economy: Econ) -> list[LiveStreamOut]:
     """The live streams, newest first, each with its creator's handle."""
-
-    def work() -> list[tuple[Stream, str]]:
-        with economy.db.connect() as conn:
-            return live_with_creators(conn)
-
     return [
         LiveStreamOut(**StreamOut.of(s).model_dump(), creator_handle=handle)
-        for s, handle in await run_in_threadpool(work)
+        for s, handle in await run_in_threadpool(stream_service.live_now, economy.db)
     ]
 
 
 @router.get("/{stream_id}", response_model=StreamOut)
 async def stream(stream_id: str, economy: Econ) -> StreamOut:
-    def work() -> Stream:
-        with economy.db.connect() as conn:
-            return get_stream(conn, stream_id)
-
-    return StreamOut.of(await run_in_threadpool(work))
+    return StreamOut.of(await run_in_threadpool(stream_service.stream, economy.db, stream_id))
 
 
 @router.post("/{stream_id}/end", response_model=StreamOut)
 async def end(
     stream_id: str, request: Request, economy: Econ, user: StreamingUser, who: MaybePrincipal
 ) -> StreamOut:
-    def work() -> Stream:
-        with economy.db.begin() as conn:
-            return end_stream(conn, stream_id, user.id, admin=who is not None and who.is_admin)
-
-    ended = await run_in_threadpool(work)
+    admin = who is not None and who.is_admin
+    ended = await run_in_threadpool(
+        partial(stream_service.end, economy.db, stream_id, user, admin=admin)
+    )
     economy.gifting.forget_stream(stream_id)
     await services(request).broker.publish(stream_id, {"type": "end"})  # stream_ended
     await services(request).referee.stream_ended(stream_id)  # and its battle, if any
@@ -256,16 +236,18 @@ async def set_stream_goal(
     if body.gift_id is not None:
         economy.catalog.get(body.gift_id)  # 404 for a gift that does not exist
 
-    def work() -> Goal:
-        with economy.db.begin() as conn:
-            stream = get_stream(conn, stream_id)
-            if stream.creator_id != user.id:
-                raise Problem(403, Code.NOT_YOUR_STREAM, "only the stream's creator sets its goal")
-            if not stream.live:
-                raise Problem(409, Code.STREAM_NOT_LIVE, "goals are for live streams")
-            return set_goal(conn, stream_id, body.kind, body.target, body.title, body.gift_id)
-
-    goal = await run_in_threadpool(work)
+    goal = await run_in_threadpool(
+        partial(
+            stream_service.set_stream_goal,
+            economy.db,
+            stream_id,
+            user,
+            kind=body.kind,
+            target=body.target,
+            title=body.title,
+            gift_id=body.gift_id,
+        )
+    )
     event = {"type": "goal_set", **goal.as_event_fields()}
     await services(request).broker.publish(stream_id, event)
     return GoalOut(**goal.as_event_fields())
@@ -275,14 +257,5 @@ async def set_stream_goal(
 async def clear_stream_goal(
     stream_id: str, request: Request, economy: Econ, user: StreamingUser
 ) -> None:
-    def work() -> None:
-        with economy.db.begin() as conn:
-            stream = get_stream(conn, stream_id)
-            if stream.creator_id != user.id:
-                raise Problem(
-                    403, Code.NOT_YOUR_STREAM, "only the stream's creator clears its goal"
-                )
-            clear_goal(conn, stream_id)
-
-    await run_in_threadpool(work)
+    await run_in_threadpool(stream_service.clear_stream_goal, economy.db, stream_id, user)
     await services(request).broker.publish(stream_id, {"type": "goal_cleared"})

@@ -10,28 +10,17 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser
 from giftwave.api.fields import PlainText
-from giftwave.api.problems import Problem
 from giftwave.api.state import services
-from giftwave.clock import now_us
-from giftwave.db.tables import webhook_deliveries
-from giftwave.errors import Code
-from giftwave.identity.users import Role, User
-from giftwave.webhooks.destinations import URL_MAX_CHARS, check_url_resolved
+from giftwave.webhooks import creator_endpoints
+from giftwave.webhooks.destinations import URL_MAX_CHARS
 from giftwave.webhooks.endpoints import (
     Endpoint,
-    delete_endpoint,
-    endpoints_of,
-    get_endpoint,
-    parse_events,
-    register,
 )
-from giftwave.webhooks.events import SUBSCRIBABLE, ping_event
-from giftwave.webhooks.outbox import Delivery, DeliveryStatus, enqueue, recent_deliveries
+from giftwave.webhooks.events import SUBSCRIBABLE
+from giftwave.webhooks.outbox import Delivery, DeliveryStatus
 from giftwave.webhooks.service import Webhooks
 
 router = APIRouter(prefix="/v1/creators/me/webhooks", tags=["webhooks"])
@@ -45,12 +34,6 @@ async def webhooks_of(request: Request) -> Webhooks:
 
 
 Hooks = Annotated[Webhooks, Depends(webhooks_of)]
-
-
-def _creator(user: User) -> User:
-    if user.role is not Role.CREATOR:
-        raise Problem(403, Code.NOT_A_CREATOR, "webhooks are for creators")
-    return user
 
 
 class WebhookIn(BaseModel):
@@ -127,80 +110,26 @@ class DeliveriesOut(BaseModel):
 @router.post("", status_code=201, response_model=WebhookCreatedOut)
 async def create_webhook(body: WebhookIn, hooks: Hooks, user: SessionUser) -> WebhookCreatedOut:
     """Register an endpoint for some event types; its signing secret is in this answer only."""
-    creator = _creator(user)
-    parse_events(body.events)  # what is cheap to refuse is refused before any lookup
-    # The name is resolved here, before the transaction: a lookup may take seconds.
-    url = await check_url_resolved(
-        body.url,
-        allow_private=hooks.settings.webhook_allow_private_addresses,
-        timeout_s=hooks.settings.webhook_timeout_s,
-    )
-
-    def work() -> Endpoint:
-        with hooks.db.begin() as conn:
-            return register(
-                conn,
-                creator.id,
-                url,
-                body.events,
-                allow_private=hooks.settings.webhook_allow_private_addresses,
-            )
-
-    endpoint = await run_in_threadpool(work)
-    hooks.forget(creator.id)
+    endpoint = await creator_endpoints.create(hooks, user, body.url, body.events)
     return WebhookCreatedOut(**WebhookOut.of(endpoint).model_dump(), secret=endpoint.secret)
 
 
 @router.get("", response_model=list[WebhookOut])
 async def list_webhooks(hooks: Hooks, user: SessionUser) -> list[WebhookOut]:
-    creator = _creator(user)
-
-    def work() -> list[Endpoint]:
-        with hooks.db.connect() as conn:
-            return endpoints_of(conn, creator.id)
-
-    return [WebhookOut.of(x) for x in await run_in_threadpool(work)]
+    return [WebhookOut.of(x) for x in await creator_endpoints.listed(hooks, user)]
 
 
 @router.delete("/{webhook_id}", status_code=204)
 async def delete_webhook(webhook_id: EndpointId, hooks: Hooks, user: SessionUser) -> None:
     """Remove the endpoint and its deliveries, pending ones included."""
-    creator = _creator(user)
-
-    def work() -> None:
-        with hooks.db.begin() as conn:
-            delete_endpoint(conn, creator.id, webhook_id)
-
-    await run_in_threadpool(work)
-    hooks.forget(creator.id)
+    await creator_endpoints.delete(hooks, user, webhook_id)
 
 
 @router.post("/{webhook_id}/test", status_code=202, response_model=PingSentOut)
 async def send_test(webhook_id: EndpointId, hooks: Hooks, user: SessionUser) -> PingSentOut:
     """Queue a ``ping`` to this endpoint; see how it went in its deliveries."""
-    creator = _creator(user)
-
-    def work() -> PingSentOut:
-        with hooks.db.begin() as conn:
-            endpoint = get_endpoint(conn, creator.id, webhook_id)
-            if not endpoint.active:
-                raise Problem(
-                    409, Code.WEBHOOK_DISABLED, "this endpoint was disabled; register again"
-                )
-            event = ping_event(endpoint.id, creator.id, now_us())
-            if not enqueue(conn, event, [endpoint], hooks.gauge):
-                raise Problem(409, Code.WEBHOOK_BACKLOG_FULL, "too many deliveries are pending")
-            delivery_id = conn.execute(
-                select(webhook_deliveries.c.id).where(
-                    webhook_deliveries.c.endpoint_id == endpoint.id,
-                    webhook_deliveries.c.event_id == event.event_id,
-                )
-            ).scalar_one()
-            return PingSentOut(delivery_id=int(delivery_id), event_id=event.event_id)
-
-    sent = await run_in_threadpool(work)
-    hooks.wake()
-    return sent
+    delivery_id, event_id = await creator_endpoints.send_ping(hooks, user, webhook_id)
+    return PingSentOut(delivery_id=delivery_id, event_id=event_id)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesOut)
@@ -212,14 +141,7 @@ async def list_deliveries(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> DeliveriesOut:
     """The endpoint's deliveries, newest first, with their status and last answer."""
-    creator = _creator(user)
-
-    def work() -> list[Delivery]:
-        with hooks.db.connect() as conn:
-            get_endpoint(conn, creator.id, webhook_id)
-            return recent_deliveries(conn, webhook_id, limit=limit, before_id=before)
-
-    found = await run_in_threadpool(work)
+    found = await creator_endpoints.deliveries(hooks, user, webhook_id, limit=limit, before=before)
     return DeliveriesOut(
         deliveries=[DeliveryOut.of(x) for x in found],
         next_before=found[-1].id if len(found) == limit else None,

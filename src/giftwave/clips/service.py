@@ -58,7 +58,8 @@ from giftwave.clips.storage import ClipStore, LocalStore, StoreError, open_store
 from giftwave.config import Settings
 from giftwave.db.urls import Backend, parse_database_url
 from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
-from giftwave.identity.users import User
+from giftwave.identity.permissions import require_creator
+from giftwave.identity.users import User, require_active
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,13 @@ class Clips:
     async def stop(self) -> None:
         await self.queue.stop()
 
+    @staticmethod
+    def require_poster(user: User) -> None:
+        """Who may post a clip: an active creator (checked again by ``upload`` and
+        ``request_cut``; a route asks first, before it receives a file)."""
+        require_creator(user, "post clips")
+        require_active(user)
+
     def require_tools(self) -> Tools:
         if self.tools is None:
             raise Unavailable(
@@ -163,6 +171,7 @@ class Clips:
         """``accept_upload`` on a worker thread, once a probe slot is free: each probe is a
         bounded child, and the slots bound how many run at once (503 ``clip_probes_busy``
         after waiting ``clip_probe_wait_ms`` for one)."""
+        self.require_poster(creator)
         try:
             async with asyncio.timeout(self._probe_wait_s):
                 await self._probe_slots.acquire()
@@ -234,6 +243,7 @@ class Clips:
     ) -> tuple[Clip, Job]:
         """A ``processing`` clip and the queued job that cuts it (the queue is offered it by
         the caller, on the event loop)."""
+        self.require_poster(creator)
         self.require_tools()
         if end_s <= start_s:
             raise Invalid(Code.INVALID_RANGE, "end_s must be after start_s")

@@ -36,6 +36,7 @@ from giftwave.errors import (
     PaymentRequired,
     Unavailable,
 )
+from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import AgeRule, Role, User
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 from giftwave.ledger.engine import PostingEngine
@@ -181,8 +182,7 @@ class Payouts:
             raise Invalid(
                 Code.INVALID_IDEMPOTENCY_KEY, "an idempotency key is 1-64 of A-Za-z0-9_.:-"
             )
-        if creator.role is not Role.CREATOR:
-            raise Forbidden(Code.NOT_A_CREATOR, "only creators can request payouts")
+        require_creator(creator, "request payouts")
         if creator.blocked:
             raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
         if not self._policy.age_rule.allows(creator, today):
@@ -506,6 +506,16 @@ class Payouts:
 
     async def get(self, payout_id: str) -> Payout:
         return await asyncio.to_thread(self._get_fresh, payout_id)
+
+    async def get_for(self, payout_id: str, user: User, *, admin: bool) -> Payout:
+        """A payout as ``user`` may see it: their own, any for an admin acting as themself;
+        404 otherwise (what is not yours is not there)."""
+        payout = await self.get(payout_id)
+        if payout.creator_id != user.id and not admin:
+            raise NotFound(Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
+        if user.role is Role.VIEWER and payout.creator_id != user.id:
+            raise NotFound(Code.PAYOUT_NOT_FOUND, f"no payout {payout_id!r}")
+        return payout
 
     async def find(
         self, *, creator_id: int | None = None, status: PayoutStatus | None = None, limit: int = 100

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import chat_reports, room_bans, room_moderators, users
 from giftwave.errors import Code, Forbidden, Invalid, NotFound
+from giftwave.identity.permissions import require_creator_or_admin
 from giftwave.identity.users import Role, User, find_user, require_active
 
 # A creator's team is a handful of people; the list is read whole by the studio.
@@ -111,8 +112,7 @@ def require_moderator(conn: Connection, creator_id: int, user: User) -> None:
 def appoint(conn: Connection, creator: User, user_id: int, at_us: int) -> tuple[Moderator, bool]:
     """The creator makes ``user_id`` a moderator of all their rooms: (them, whether new)."""
     require_active(creator)
-    if creator.role not in (Role.CREATOR, Role.ADMIN):
-        raise Forbidden(Code.NOT_A_CREATOR, "only creators appoint moderators")
+    require_creator_or_admin(creator, "appoint moderators")
     if user_id == creator.id:
         raise Invalid(Code.CANNOT_MODERATE_SELF, "you moderate your own rooms already")
     user = find_user(conn, user_id)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import secrets
 from typing import Final
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import overlay_keys
+from giftwave.identity.permissions import require_creator
+from giftwave.identity.users import User
 
 KEY_BYTES: Final = 18  # 24 URL-safe characters
 
@@ -59,3 +61,17 @@ def creator_of_key(conn: Connection, key: str) -> int | None:
         select(overlay_keys.c.creator_id).where(overlay_keys.c.key == key)
     ).scalar_one_or_none()
     return None if found is None else int(found)
+
+
+def creator_key(db: Engine, user: User) -> str:
+    """The creator's overlay key, made at the first ask: the permission and the transaction."""
+    require_creator(user, "have an overlay link")
+    with db.begin() as conn:
+        return overlay_key(conn, user.id)
+
+
+def rotate_creator_key(db: Engine, user: User) -> str:
+    """A new key for the creator; every old link stops working."""
+    require_creator(user, "have an overlay link")
+    with db.begin() as conn:
+        return rotate_overlay_key(conn, user.id)

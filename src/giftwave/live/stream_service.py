@@ -1,0 +1,78 @@
+"""What a creator does with a stream, one call each: the permission, then the unit of work
+(one transaction) around the rules of ``streams.py`` and ``goals.py``. Blocking: a route
+runs them on a worker thread, opens no transaction and checks no role."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from giftwave.errors import Code, Conflict, Forbidden
+from giftwave.identity.permissions import require_creator
+from giftwave.identity.users import User, require_active
+from giftwave.live.goals import Goal, GoalKind, clear_goal, set_goal
+from giftwave.live.streams import (
+    Stream,
+    end_stream,
+    get_stream,
+    live_with_creators,
+    start_stream,
+)
+
+
+def go_live(
+    db: Engine, user: User, *, title: str, language: str, playback_url: str | None
+) -> Stream:
+    """A creator's new live stream (one at a time)."""
+    require_creator(user, "go live")
+    require_active(user)
+    with db.begin() as conn:
+        return start_stream(
+            conn, user.id, title=title, language=language, playback_url=playback_url
+        )
+
+
+def end(db: Engine, stream_id: str, user: User, *, admin: bool) -> Stream:
+    """The stream ended by its creator or an admin (again: as it is)."""
+    with db.begin() as conn:
+        return end_stream(conn, stream_id, user.id, admin=admin)
+
+
+def live_now(db: Engine) -> list[tuple[Stream, str]]:
+    """The live streams, newest first, each with its creator's handle."""
+    with db.connect() as conn:
+        return live_with_creators(conn)
+
+
+def stream(db: Engine, stream_id: str) -> Stream:
+    with db.connect() as conn:
+        return get_stream(conn, stream_id)
+
+
+def _require_owner(stream: Stream, user: User, doing: str) -> None:
+    if stream.creator_id != user.id:
+        raise Forbidden(Code.NOT_YOUR_STREAM, f"only the stream's creator {doing}")
+
+
+def set_stream_goal(
+    db: Engine,
+    stream_id: str,
+    user: User,
+    *,
+    kind: GoalKind,
+    target: int,
+    title: str,
+    gift_id: str | None,
+) -> Goal:
+    """The stream's new goal, by its creator, while it is live."""
+    with db.begin() as conn:
+        found = get_stream(conn, stream_id)
+        _require_owner(found, user, "sets its goal")
+        if not found.live:
+            raise Conflict(Code.STREAM_NOT_LIVE, "goals are for live streams")
+        return set_goal(conn, stream_id, kind, target, title, gift_id)
+
+
+def clear_stream_goal(db: Engine, stream_id: str, user: User) -> None:
+    with db.begin() as conn:
+        _require_owner(get_stream(conn, stream_id), user, "clears its goal")
+        clear_goal(conn, stream_id)
