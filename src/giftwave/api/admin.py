@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -28,13 +29,14 @@ from giftwave.api.problems import Problem
 from giftwave.api.shop import GiftOut, OrderOut
 from giftwave.api.state import services
 from giftwave.clock import now_us
+from giftwave.economy import admin_actions
 from giftwave.economy.catalog import Gift, current_gifts, put_gift
 from giftwave.economy.packages import CoinPackage, all_packages, put_package
 from giftwave.economy.payouts import Payout, PayoutStatus
 from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import Order, recent_orders
-from giftwave.economy.wallets import COINS_ISSUED, EconomyTotals
+from giftwave.economy.wallets import EconomyTotals
 from giftwave.errors import Code
 from giftwave.identity.sessions import create_api_key, parse_scopes, revoke_api_key
 from giftwave.identity.users import (
@@ -43,14 +45,9 @@ from giftwave.identity.users import (
     User,
     UserStatus,
     search_users,
-    set_age_verified,
-    set_role,
-    set_status,
 )
 from giftwave.identity.users import find_users as users_by_id
-from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.verify import VerifyReport, verify_snapshot
-from giftwave.logs import audit
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -139,30 +136,18 @@ async def change_user(
     admin: AdminPrincipal,
 ) -> UserOut:
     """Block or unblock (the ledger freezes their accounts too), change role, verify age."""
-
-    def work() -> User:
-        with economy.db.begin() as conn:
-            user = None
-            if body.status is not None:
-                user = set_status(conn, user_id, UserStatus(body.status))
-            if body.role is not None:
-                user = set_role(conn, user_id, body.role)
-            if body.age_verified is not None:
-                user = set_age_verified(conn, user_id, body.age_verified)
-            if user is None:
-                raise Problem(422, Code.NOTHING_TO_CHANGE, "send status, role or age_verified")
-        if body.status is not None:
-            economy.wallets.set_frozen(user_id, body.status == "blocked")
-        return user
-
-    user = await run_in_threadpool(work)
-    by_user_id = None if admin.user is None else admin.user.id  # None: the operator's token
-    if body.role is not None:
-        audit("audit.role_changed", user_id=user_id, role=body.role.value, by_user_id=by_user_id)
-    if body.status is not None:
-        event = "audit.account_blocked" if body.status == "blocked" else "audit.account_unblocked"
-        frozen = int(body.status == "blocked")  # the ledger freezes a blocked user's accounts
-        audit(event, user_id=user_id, ledger_frozen=frozen, by_user_id=by_user_id)
+    user = await run_in_threadpool(
+        partial(
+            admin_actions.change_user,
+            economy.db,
+            economy.wallets,
+            user_id,
+            status=None if body.status is None else UserStatus(body.status),
+            role=body.role,
+            age_verified=body.age_verified,
+            by_user_id=None if admin.user is None else admin.user.id,
+        )
+    )
     # Committed: every node (this one at once) drops the user it cached (api/auth.py).
     await services(request).broker.notify(user_changed_notice(user_id))
     return UserOut.of(user, economy)
@@ -182,23 +167,15 @@ async def grant_coins(
     admin: AdminPrincipal,
 ) -> dict[str, Any]:
     """Give a user coins (promotion, goodwill): an adjustment from the coins issued."""
-    mine = await run_in_threadpool(economy.wallets.user, user_id)
-    issued = await run_in_threadpool(economy.wallets.platform, COINS_ISSUED, "COIN")
-    transfer_id = f"grant:{user_id}:{body.idempotency_key}"
-    (outcome,) = await economy.engine.submit(
-        [Transfer(transfer_id, issued, mine.coins, body.coins, TransferCode.ADJUSTMENT)]
+    granted = await admin_actions.grant_coins(
+        economy.wallets,
+        economy.engine,
+        user_id,
+        body.coins,
+        body.idempotency_key,
+        by_user_id=None if admin.user is None else admin.user.id,
     )
-    if not outcome.succeeded:
-        raise Problem(409, Code(outcome.value), f"the ledger refused the grant: {outcome.value}")
-    if outcome is Outcome.OK:  # not a replay of the same key
-        audit(
-            "audit.admin_grant",
-            user_id=user_id,
-            coins=body.coins,
-            transfer_id=transfer_id,
-            by_user_id=None if admin.user is None else admin.user.id,
-        )
-    return {"transfer_id": transfer_id, "result": outcome.value}
+    return {"transfer_id": granted.transfer_id, "result": granted.outcome.value}
 
 
 @router.get("/gift-sends", response_model=list[SentGift])
