@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from giftwave import metrics
@@ -19,16 +18,12 @@ from giftwave.api.auth import BuyingUser, economy_of
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
 from giftwave.api.security_headers import CSP, PAGE_POLICY
-from giftwave.db.tables import payment_events
 from giftwave.economy.catalog import LOCALES, Gift
-from giftwave.economy.packages import CUSTOM_MAX_COINS, list_packages
+from giftwave.economy.packages import CUSTOM_MAX_COINS
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import (
     Order,
     OrderStatus,
-    find_order,
-    find_order_by_session,
-    orders_of,
 )
 from giftwave.errors import Code
 from giftwave.money import exponent, format_money
@@ -111,22 +106,18 @@ async def packages(
     economy: Econ,
     currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$")] = "USD",
 ) -> list[PackageOut]:
-    def work() -> list[PackageOut]:
-        with economy.db.connect() as conn:
-            found = list_packages(conn, currency)
-        return [
-            PackageOut(
-                id=p.id,
-                currency=p.currency,
-                coins=p.coins,
-                price_minor=p.price_minor,
-                currency_exponent=exponent(p.currency),
-                price=format_money(p.price_minor, p.currency),
-            )
-            for p in found
-        ]
-
-    return await run_in_threadpool(work)
+    found = await run_in_threadpool(economy.topups.packages, currency)
+    return [
+        PackageOut(
+            id=p.id,
+            currency=p.currency,
+            coins=p.coins,
+            price_minor=p.price_minor,
+            currency_exponent=exponent(p.currency),
+            price=format_money(p.price_minor, p.currency),
+        )
+        for p in found
+    ]
 
 
 class NewTopUp(BaseModel):
@@ -184,23 +175,12 @@ async def cancel_topup(order_id: str, economy: Econ, user: BuyingUser) -> OrderO
 
 @router.get("/v1/topups/{order_id}", response_model=OrderOut, tags=["payments"])
 async def get_topup(order_id: str, economy: Econ, user: BuyingUser) -> OrderOut:
-    def work() -> Order | None:
-        with economy.db.connect() as conn:
-            return find_order(conn, order_id)
-
-    order = await run_in_threadpool(work)
-    if order is None or order.user_id != user.id:
-        raise Problem(404, Code.ORDER_NOT_FOUND, f"no order {order_id!r}")  # not yours: not there
-    return OrderOut.of(order)
+    return OrderOut.of(await run_in_threadpool(economy.topups.order_of, user, order_id))
 
 
 @router.get("/v1/topups", response_model=list[OrderOut], tags=["payments"])
 async def my_topups(economy: Econ, user: BuyingUser) -> list[OrderOut]:
-    def work() -> list[OrderOut]:
-        with economy.db.connect() as conn:
-            return [OrderOut.of(o) for o in orders_of(conn, user.id)]
-
-    return await run_in_threadpool(work)
+    return [OrderOut.of(o) for o in await run_in_threadpool(economy.topups.orders_of, user)]
 
 
 @router.post("/v1/payments/webhooks/{provider}", tags=["payments"])
@@ -251,16 +231,7 @@ def _sandbox(economy: Economy) -> SandboxProvider:
 
 
 async def _sandbox_order(economy: Economy, session_id: str) -> Order:
-    def work() -> Order | None:
-        if not 0 < len(session_id) <= 64:
-            return None
-        with economy.db.connect() as conn:
-            return find_order_by_session(conn, "sandbox", session_id)
-
-    order = await run_in_threadpool(work)
-    if order is None:
-        raise Problem(404, Code.CHECKOUT_NOT_FOUND, "no sandbox checkout with that id")
-    return order
+    return await run_in_threadpool(economy.topups.checkout_order, "sandbox", session_id)
 
 
 def _price(order: Order) -> str:
@@ -307,7 +278,8 @@ async def sandbox_action(
     }[action]
     amount = order.amount_minor
     if kind is PaymentEventKind.REFUNDED:
-        already = await run_in_threadpool(_refunded_so_far, economy, provider, session_id)
+        payment_id = provider.payment_id(session_id)
+        already = await run_in_threadpool(economy.topups.refunded_so_far, "sandbox", payment_id)
         amount = min(order.amount_minor, already + (amount_minor or order.amount_minor))
     if kind in (PaymentEventKind.REFUNDED, PaymentEventKind.DISPUTED) and order.status in (
         OrderStatus.OPEN,
@@ -326,16 +298,3 @@ async def sandbox_action(
         return JSONResponse({"delivered": delivered, "order": OrderOut.of(fresh).model_dump()})
     query = urlencode({"message": message, "back": safe_return_path(back)})
     return RedirectResponse(f"/sandbox/checkout/{session_id}?{query}", status_code=303)
-
-
-def _refunded_so_far(economy: Economy, provider: SandboxProvider, session_id: str) -> int:
-    payment_id = provider.payment_id(session_id)
-    with economy.db.connect() as conn:
-        rows = conn.execute(
-            select(payment_events.c.amount_minor).where(
-                payment_events.c.provider == "sandbox",
-                payment_events.c.payment_id == payment_id,
-                payment_events.c.kind == PaymentEventKind.REFUNDED.value,
-            )
-        ).all()
-    return max((int(r.amount_minor) for r in rows), default=0)

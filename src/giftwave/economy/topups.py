@@ -27,7 +27,12 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import payment_events, payment_orders
-from giftwave.economy.packages import custom_price_minor, get_package, list_packages
+from giftwave.economy.packages import (
+    CoinPackage,
+    custom_price_minor,
+    get_package,
+    list_packages,
+)
 from giftwave.economy.wallets import COINS_ISSUED, Wallets
 from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from giftwave.identity.users import AgeRule, User
@@ -288,6 +293,48 @@ class TopUps:
                 )
             ).one()
         return _to_order(row)
+
+    # ---- reads, one connection each (blocking: a route runs them on a worker thread) ----
+
+    def packages(self, currency: str) -> list[CoinPackage]:
+        """The coin packages on sale in ``currency``."""
+        with self._db.connect() as conn:
+            return list_packages(conn, currency)
+
+    def order_of(self, user: User, order_id: str) -> Order:
+        """The buyer's order; another user's is not there (``order_not_found``)."""
+        with self._db.connect() as conn:
+            order = find_order(conn, order_id)
+        if order is None or order.user_id != user.id:
+            raise NotFound(Code.ORDER_NOT_FOUND, f"no order {order_id!r}")
+        return order
+
+    def orders_of(self, user: User) -> list[Order]:
+        """The buyer's latest orders, newest first."""
+        with self._db.connect() as conn:
+            return orders_of(conn, user.id)
+
+    def checkout_order(self, provider: str, session_id: str) -> Order:
+        """The order a provider's checkout session pays (``checkout_not_found``)."""
+        order = None
+        if 0 < len(session_id) <= 64:
+            with self._db.connect() as conn:
+                order = find_order_by_session(conn, provider, session_id)
+        if order is None:
+            raise NotFound(Code.CHECKOUT_NOT_FOUND, f"no {provider} checkout with that id")
+        return order
+
+    def refunded_so_far(self, provider: str, payment_id: str) -> int:
+        """The largest cumulative refund recorded for the payment (0: none)."""
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(payment_events.c.amount_minor).where(
+                    payment_events.c.provider == provider,
+                    payment_events.c.payment_id == payment_id,
+                    payment_events.c.kind == PaymentEventKind.REFUNDED.value,
+                )
+            ).all()
+        return max((int(r.amount_minor) for r in rows), default=0)
 
     def cancel_order(self, user: User, order_id: str) -> Order:
         """The buyer gives up an unpaid order; again on a cancelled one answers the same.
