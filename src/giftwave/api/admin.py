@@ -30,23 +30,18 @@ from giftwave.api.shop import GiftOut, OrderOut
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy import admin_actions
-from giftwave.economy.catalog import Gift, current_gifts, put_gift
-from giftwave.economy.packages import CoinPackage, all_packages, put_package
+from giftwave.economy.catalog import Gift
 from giftwave.economy.payouts import Payout, PayoutStatus
-from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift, recent_sends
+from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift
 from giftwave.economy.services import Economy
-from giftwave.economy.topups import Order, recent_orders
+from giftwave.economy.topups import Order
 from giftwave.economy.wallets import EconomyTotals
 from giftwave.errors import Code
-from giftwave.identity.sessions import create_api_key, parse_scopes, revoke_api_key
 from giftwave.identity.users import (
     SEARCH_MAX_USERS,
     Role,
-    User,
     UserStatus,
-    search_users,
 )
-from giftwave.identity.users import find_users as users_by_id
 from giftwave.ledger.verify import VerifyReport, verify_snapshot
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -72,12 +67,8 @@ async def payouts_queue(
     economy: Econ, admin: AdminPrincipal, status: PayoutStatus | None = PayoutStatus.PENDING
 ) -> list[QueuedPayout]:
     found = await economy.payouts.find(status=status)
-
-    def handles() -> dict[int, User | None]:
-        with economy.db.connect() as conn:
-            return users_by_id(conn, sorted({p.creator_id for p in found}))
-
-    creators = await run_in_threadpool(handles)
+    creator_ids = sorted({p.creator_id for p in found})
+    creators = await run_in_threadpool(admin_actions.users_by_id, economy.db, creator_ids)
     return [
         QueuedPayout(
             **asdict(p),
@@ -110,14 +101,8 @@ async def find_users(
     limit: Annotated[int, Query(ge=1, le=SEARCH_MAX_USERS)] = 20,
 ) -> list[UserOut]:
     """Users whose handle or e-mail contains ``q``, or whose id it is; exact matches first."""
-    if not q.strip():
-        raise Problem(422, Code.EMPTY_QUERY, "search for part of a handle, an e-mail or an id")
-
-    def work() -> list[User]:
-        with economy.db.connect() as conn:
-            return search_users(conn, q, limit)
-
-    return [UserOut.of(u, economy) for u in await run_in_threadpool(work)]
+    found = await run_in_threadpool(admin_actions.search, economy.db, q, limit)
+    return [UserOut.of(u, economy) for u in found]
 
 
 class UserChange(BaseModel):
@@ -187,12 +172,11 @@ async def gift_sends(
     limit: Annotated[int, Query(ge=1, le=RECENT_MAX_SENDS)] = 50,
 ) -> list[SentGift]:
     """Committed gifts, newest first, with whether each was reversed."""
-
-    def work() -> list[SentGift]:
-        with economy.db.connect() as conn:
-            return recent_sends(conn, stream_id=stream_id, user_id=user_id, limit=limit)
-
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(
+        partial(
+            admin_actions.gift_sends, economy.db, stream_id=stream_id, user_id=user_id, limit=limit
+        )
+    )
 
 
 @router.post("/gift-sends/{send_id}/reverse")
@@ -228,12 +212,8 @@ class AdminGiftOut(GiftOut):
 @router.get("/gifts", response_model=list[AdminGiftOut])
 async def all_gifts(economy: Econ, admin: AdminPrincipal) -> list[AdminGiftOut]:
     """The newest version of every gift, on sale or not, read from the database."""
-
-    def work() -> list[Gift]:
-        with economy.db.connect() as conn:
-            return current_gifts(conn)
-
-    return [AdminGiftOut.of_gift(g) for g in await run_in_threadpool(work)]
+    found = await run_in_threadpool(admin_actions.gifts, economy.db)
+    return [AdminGiftOut.of_gift(g) for g in found]
 
 
 class GiftChange(BaseModel):
@@ -270,13 +250,9 @@ async def put_gift_route(
 ) -> GiftOut:
     """Create a gift or change one: a change is a new version, history keeps the old price."""
     changes = body.model_dump(exclude_unset=True)
-
-    def work() -> Gift:
-        with economy.db.begin() as conn:
-            return put_gift(conn, gift_id, changes)
-
-    gift = await run_in_threadpool(work)
-    economy.catalog.invalidate()
+    gift = await run_in_threadpool(
+        admin_actions.change_gift, economy.db, economy.catalog, gift_id, changes
+    )
     return GiftOut.of(gift, "en")
 
 
@@ -291,12 +267,7 @@ class AdminPackageOut(BaseModel):
 @router.get("/coin-packages", response_model=list[AdminPackageOut])
 async def packages(economy: Econ, admin: AdminPrincipal) -> list[AdminPackageOut]:
     """Every package of every currency, inactive ones too."""
-
-    def work() -> list[CoinPackage]:
-        with economy.db.connect() as conn:
-            return all_packages(conn)
-
-    found = await run_in_threadpool(work)
+    found = await run_in_threadpool(admin_actions.packages, economy.db)
     return [AdminPackageOut.model_validate(p, from_attributes=True) for p in found]
 
 
@@ -312,11 +283,14 @@ class PackageIn(BaseModel):
 async def put_package_route(
     body: PackageIn, economy: Econ, admin: AdminPrincipal
 ) -> dict[str, Any]:
-    def work() -> CoinPackage:
-        with economy.db.begin() as conn:
-            return put_package(conn, body.currency, body.coins, body.price_minor, body.active)
-
-    p = await run_in_threadpool(work)
+    p = await run_in_threadpool(
+        admin_actions.change_package,
+        economy.db,
+        body.currency,
+        body.coins,
+        body.price_minor,
+        body.active,
+    )
     return {
         "id": p.id,
         "currency": p.currency,
@@ -344,11 +318,8 @@ async def topups(
     """Coin purchases, newest first. Refunds happen at the payment provider, which reports
     them by webhook: the coins are then taken back and the order's status says so."""
 
-    def work() -> list[Order]:
-        with economy.db.connect() as conn:
-            return recent_orders(conn, user_id, limit)
-
-    return [AdminOrderOut.of(o) for o in await run_in_threadpool(work)]
+    found = await run_in_threadpool(admin_actions.orders, economy.db, user_id, limit)
+    return [AdminOrderOut.of(o) for o in found]
 
 
 class NewApiKey(BaseModel):
@@ -360,19 +331,15 @@ class NewApiKey(BaseModel):
 @router.post("/api-keys", status_code=201)
 async def new_api_key(body: NewApiKey, economy: Econ, admin: AdminPrincipal) -> dict[str, Any]:
     """A key for a platform integration; the secret is shown once."""
-    scopes = parse_scopes(body.scopes)
-
-    def work() -> dict[str, Any]:
-        with economy.db.begin() as conn:
-            key, secret = create_api_key(conn, body.integration, scopes)
-        return {
-            "id": key.id,
-            "integration": key.integration,
-            "scopes": sorted(key.scopes),
-            "key": secret,
-        }
-
-    return await run_in_threadpool(work)
+    key, secret = await run_in_threadpool(
+        admin_actions.new_api_key, economy.db, body.integration, body.scopes
+    )
+    return {
+        "id": key.id,
+        "integration": key.integration,
+        "scopes": sorted(key.scopes),
+        "key": secret,
+    }
 
 
 @router.delete("/api-keys/{key_id}", status_code=204)
@@ -382,12 +349,7 @@ async def revoke_key(
     economy: Econ,
     admin: AdminPrincipal,
 ) -> None:
-    def work() -> bool:
-        with economy.db.begin() as conn:
-            return revoke_api_key(conn, key_id)
-
-    if not await run_in_threadpool(work):
-        raise Problem(404, Code.API_KEY_NOT_FOUND, f"no active API key {key_id}")
+    await run_in_threadpool(admin_actions.revoke_key, economy.db, key_id)
     await services(request).broker.notify(api_key_revoked_notice())  # every node's keys
 
 

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
+from giftwave.economy.catalog import Catalog, Gift, current_gifts, put_gift
+from giftwave.economy.packages import CoinPackage, all_packages, put_package
+from giftwave.economy.reversals import SentGift, recent_sends
+from giftwave.economy.topups import Order, recent_orders
 from giftwave.economy.wallets import COINS_ISSUED, Wallets
-from giftwave.errors import Code, Conflict, Invalid
+from giftwave.errors import Code, Conflict, Invalid, NotFound
+from giftwave.identity.sessions import ApiKey, create_api_key, parse_scopes, revoke_api_key
 from giftwave.identity.users import (
     Role,
     User,
     UserStatus,
+    find_users,
+    search_users,
     set_age_verified,
     set_role,
     set_status,
@@ -94,3 +102,76 @@ def change_user(
         frozen = int(blocked)  # the ledger freezes a blocked user's accounts
         audit(event, user_id=user_id, ledger_frozen=frozen, by_user_id=by_user_id)
     return user
+
+
+# ---- the console's other calls: one connection or transaction each (blocking) ----------
+
+
+def users_by_id(db: Engine, user_ids: list[int]) -> dict[int, User | None]:
+    with db.connect() as conn:
+        return find_users(conn, user_ids)
+
+
+def search(db: Engine, query: str, limit: int) -> list[User]:
+    """Users whose handle or e-mail contains ``query``, or whose id it is (422 for blank)."""
+    if not query.strip():
+        raise Invalid(Code.EMPTY_QUERY, "search for part of a handle, an e-mail or an id")
+    with db.connect() as conn:
+        return search_users(conn, query, limit)
+
+
+def gift_sends(
+    db: Engine, *, stream_id: str | None, user_id: int | None, limit: int
+) -> list[SentGift]:
+    """Committed gifts, newest first, with whether each was reversed."""
+    with db.connect() as conn:
+        return recent_sends(conn, stream_id=stream_id, user_id=user_id, limit=limit)
+
+
+def gifts(db: Engine) -> list[Gift]:
+    """The newest version of every gift, on sale or not, read from the database."""
+    with db.connect() as conn:
+        return current_gifts(conn)
+
+
+def change_gift(db: Engine, catalog: Catalog, gift_id: str, changes: dict[str, Any]) -> Gift:
+    """A gift created or changed (a new version: history keeps the old price)."""
+    with db.begin() as conn:
+        gift = put_gift(conn, gift_id, changes)
+    catalog.invalidate()
+    return gift
+
+
+def packages(db: Engine) -> list[CoinPackage]:
+    """Every package of every currency, inactive ones too."""
+    with db.connect() as conn:
+        return all_packages(conn)
+
+
+def change_package(
+    db: Engine, currency: str, coins: int, price_minor: int, active: bool
+) -> CoinPackage:
+    with db.begin() as conn:
+        return put_package(conn, currency, coins, price_minor, active)
+
+
+def orders(db: Engine, user_id: int | None, limit: int) -> list[Order]:
+    """Coin purchases, newest first (of one user, or everyone's)."""
+    with db.connect() as conn:
+        return recent_orders(conn, user_id, limit)
+
+
+def new_api_key(db: Engine, integration: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """A key for a platform integration and its secret (shown once)."""
+    parsed = parse_scopes(scopes)
+    with db.begin() as conn:
+        return create_api_key(conn, integration, parsed)
+
+
+def revoke_key(db: Engine, key_id: int) -> None:
+    """The key stops working (404 ``api_key_not_found`` for none active); the caller tells
+    every node."""
+    with db.begin() as conn:
+        revoked = revoke_api_key(conn, key_id)
+    if not revoked:
+        raise NotFound(Code.API_KEY_NOT_FOUND, f"no active API key {key_id}")
