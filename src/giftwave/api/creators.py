@@ -13,14 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import MaybePrincipal, SessionUser, WalletUser, economy_of
 from giftwave.api.fields import IsoDate
 from giftwave.api.identity import today
-from giftwave.api.problems import Problem
 from giftwave.clock import day_start_us
-from giftwave.economy.earnings import Line, Statement, build_statement, statement_csv
+from giftwave.economy.earnings import Line, Statement, load_statement, statement_csv
 from giftwave.economy.payouts import Payout
 from giftwave.economy.services import Economy
-from giftwave.errors import Code
-from giftwave.identity.users import Role, find_user
-from giftwave.live.leaderboard import creator_top_gifters
+from giftwave.live.leaderboard import top_gifters_of_creator
 
 router = APIRouter(prefix="/v1", tags=["creators"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -102,20 +99,6 @@ def days_before(end: date, days: int) -> date:
     return end - timedelta(days=min(days - 1, (end - date.min).days))
 
 
-def load_statement(economy: Economy, creator_id: int, start: date, end: date) -> Statement:
-    """A creator's statement from ``start`` to ``end`` (UTC days, inclusive); blocking."""
-    with economy.db.connect() as conn:
-        return build_statement(
-            conn,
-            creator_id,
-            start,
-            end,
-            diamond_value_usd_micros=economy.settings.diamond_value_usd_micros,
-            diamonds_per_100_coins=economy.settings.creator_diamonds_per_100_coins,
-            currency=economy.settings.default_currency,
-        )
-
-
 @router.get(
     "/creators/me/statement",
     response_model=StatementOut,
@@ -131,7 +114,9 @@ async def my_statement(
     """Earnings per day and per stream (UTC days, default the last 30), as JSON or CSV."""
     end = to_day or today()
     start = from_day or days_before(end, STATEMENT_DAYS)
-    statement = await run_in_threadpool(load_statement, economy, user.id, start, end)
+    statement = await run_in_threadpool(
+        load_statement, economy.db, economy.settings, user.id, start, end
+    )
     if format == "csv":
         return Response(
             statement_csv(statement),
@@ -167,16 +152,7 @@ async def creator_leaderboard(
     now = today()
     since = None if period == "all" else day_start_us(now - timedelta(days=now.weekday()))
 
-    def work() -> list[dict[str, object]] | None:
-        with economy.db.connect() as conn:
-            creator = find_user(conn, creator_id)
-            if creator is None or creator.role is not Role.CREATOR:
-                return None
-            return creator_top_gifters(conn, creator_id, since, limit)
-
-    top = await run_in_threadpool(work)
-    if top is None:
-        raise Problem(404, Code.CREATOR_NOT_FOUND, f"no creator {creator_id}")
+    top = await run_in_threadpool(top_gifters_of_creator, economy.db, creator_id, since, limit)
     return CreatorLeaderboardOut(
         creator_id=creator_id,
         period=period,

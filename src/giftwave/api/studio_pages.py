@@ -18,11 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import economy_of
-from giftwave.api.creators import days_before, load_statement
+from giftwave.api.creators import days_before
 from giftwave.api.identity import today
 from giftwave.api.pages import Visitor, gifts_for_tray, page, visitor
 from giftwave.api.state import services
 from giftwave.clock import now_us
+from giftwave.economy.earnings import load_statement
 from giftwave.economy.services import Economy
 from giftwave.identity.users import User
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
@@ -172,7 +173,9 @@ async def earnings(
     period_days = int(days) if days in map(str, EARNINGS_DAYS) else DEFAULT_EARNINGS_DAYS
     end = today()
     start = days_before(end, period_days)
-    statement = await run_in_threadpool(load_statement, economy, creator.id, start, end)
+    statement = await run_in_threadpool(
+        load_statement, economy.db, economy.settings, creator.id, start, end
+    )
     wallet = await run_in_threadpool(economy.wallets.view, creator.id)
     policy = economy.payouts.policy
     chart = day_chart(

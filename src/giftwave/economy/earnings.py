@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Final, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from giftwave.clock import day_start_us
+from giftwave.config import Settings
 from giftwave.db.tables import gift_sends, payouts, streams, transfers
 from giftwave.economy.packages import list_packages
 from giftwave.economy.payouts import MICROS_PER_CENT, POSTED_SUFFIX, payout_totals
@@ -240,3 +241,20 @@ def statement_csv(statement: Statement) -> str:
 def _csv_safe(text: str) -> str:
     # A title starting with = + - @ would run as a formula when the CSV opens in a spreadsheet.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def load_statement(
+    db: Engine, settings: Settings, creator_id: int, start: date, end: date
+) -> Statement:
+    """A creator's statement from ``start`` to ``end`` (UTC days, inclusive), at the
+    platform's rates; one read (blocking)."""
+    with db.connect() as conn:
+        return build_statement(
+            conn,
+            creator_id,
+            start,
+            end,
+            diamond_value_usd_micros=settings.diamond_value_usd_micros,
+            diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
+            currency=settings.default_currency,
+        )

@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from giftwave.db.tables import gift_sends, transfers, users
+from giftwave.errors import Code, NotFound
+from giftwave.identity.users import Role, find_user
 
 
 @dataclass(slots=True)
@@ -94,3 +96,15 @@ def creator_top_gifters(
         {"rank": n + 1, "user_id": int(sender), "handle": handle, "coins": int(total)}
         for n, (sender, handle, total, _) in enumerate(conn.execute(query).all())
     ]
+
+
+def top_gifters_of_creator(
+    db: Engine, creator_id: int, since_us: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """A creator's top gifters since ``since_us`` (None: all time); 404 ``creator_not_found``
+    for a user who is no creator. One read (blocking)."""
+    with db.connect() as conn:
+        creator = find_user(conn, creator_id)
+        if creator is None or creator.role is not Role.CREATOR:
+            raise NotFound(Code.CREATOR_NOT_FOUND, f"no creator {creator_id}")
+        return creator_top_gifters(conn, creator_id, since_us, limit)
