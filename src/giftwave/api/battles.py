@@ -8,6 +8,7 @@ is announced to both rooms (docs/protocol.md); the result is read from the commi
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -17,8 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import StreamingUser, economy_of
 from giftwave.api.state import services
 from giftwave.economy.services import Economy
-from giftwave.errors import Code, NotFound
-from giftwave.live import battles
+from giftwave.live import battle_service
 from giftwave.live.battle_referee import Referee
 from giftwave.live.battles import (
     DEFAULT_DURATION_S,
@@ -27,7 +27,6 @@ from giftwave.live.battles import (
     BattleStatus,
     Winner,
 )
-from giftwave.live.streams import get_stream
 
 router = APIRouter(tags=["battles"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -94,12 +93,8 @@ async def _out(economy: Economy, battle: Battle) -> BattleOut:
     """The battle with its scores: the stored result, or what is committed so far."""
     if battle.status is not BattleStatus.ACTIVE:
         return BattleOut.of(battle, (battle.score_a, battle.score_b))
-
-    def work() -> tuple[int, int]:
-        with economy.db.connect() as conn:
-            return battles.committed_scores(conn, battle)
-
-    return BattleOut.of(battle, await run_in_threadpool(work))
+    scores = await run_in_threadpool(battle_service.committed_scores, economy.db, battle)
+    return BattleOut.of(battle, scores)
 
 
 @router.post("/v1/battles", status_code=201, response_model=BattleOut)
@@ -107,30 +102,24 @@ async def challenge(
     body: ChallengeIn, economy: Econ, referee: Ref, user: StreamingUser
 ) -> BattleOut:
     """Challenge another live stream from yours; its creator has a minute to accept."""
-
-    def work() -> Battle:
-        with economy.db.begin() as conn:
-            return battles.challenge(
-                conn,
-                user.id,
-                body.stream_id,
-                body.opponent_stream_id,
-                body.duration_s,
-                min_duration_s=economy.settings.battle_min_duration_s,
-            )
-
-    battle = await run_in_threadpool(work)
+    battle = await run_in_threadpool(
+        partial(
+            battle_service.challenge,
+            economy.db,
+            user.id,
+            body.stream_id,
+            body.opponent_stream_id,
+            body.duration_s,
+            min_duration_s=economy.settings.battle_min_duration_s,
+        )
+    )
     await referee.announce(battle)
     return await _out(economy, battle)
 
 
 @router.get("/v1/battles/{battle_id}", response_model=BattleOut)
 async def battle(battle_id: BattleId, economy: Econ) -> BattleOut:
-    def work() -> Battle:
-        with economy.db.connect() as conn:
-            return battles.get_battle(conn, battle_id)
-
-    return await _out(economy, await run_in_threadpool(work))
+    return await _out(economy, await run_in_threadpool(battle_service.get, economy.db, battle_id))
 
 
 @router.post("/v1/battles/{battle_id}/accept", response_model=BattleOut)
@@ -138,12 +127,9 @@ async def accept(
     battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingUser
 ) -> BattleOut:
     """The invited creator accepts; again, it answers the battle as it is."""
-
-    def work() -> tuple[Battle, bool]:
-        with economy.db.begin() as conn:
-            return battles.accept(conn, battle_id, user.id)
-
-    accepted, changed = await run_in_threadpool(work)
+    accepted, changed = await run_in_threadpool(
+        battle_service.accept, economy.db, battle_id, user.id
+    )
     if changed:
         await referee.announce(accepted)
     return await _out(economy, accepted)
@@ -153,11 +139,9 @@ async def accept(
 async def decline(
     battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingUser
 ) -> BattleOut:
-    def work() -> tuple[Battle, bool]:
-        with economy.db.begin() as conn:
-            return battles.decline(conn, battle_id, user.id)
-
-    declined, changed = await run_in_threadpool(work)
+    declined, changed = await run_in_threadpool(
+        battle_service.decline, economy.db, battle_id, user.id
+    )
     if changed:
         await referee.announce(declined)
     return await _out(economy, declined)
@@ -168,12 +152,7 @@ async def end(battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingU
     """Either creator ends the battle now, scored as it stands (answered with the result,
     about a second later: gifts sent just before the end are counted), or withdraws an
     invitation."""
-
-    def work() -> tuple[Battle, bool]:
-        with economy.db.begin() as conn:
-            return battles.stop(conn, battle_id, user.id)
-
-    stopped, changed = await run_in_threadpool(work)
+    stopped, changed = await run_in_threadpool(battle_service.stop, economy.db, battle_id, user.id)
     if changed:
         await referee.announce(stopped)
     if stopped.status is BattleStatus.ACTIVE:
@@ -184,12 +163,5 @@ async def end(battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingU
 @router.get("/v1/streams/{stream_id}/battle", response_model=BattleOut)
 async def stream_battle(stream_id: str, economy: Econ) -> BattleOut:
     """The stream's pending or active battle."""
-
-    def work() -> Battle:
-        with economy.db.connect() as conn:
-            current = battles.current_battle_of(conn, get_stream(conn, stream_id).id)
-        if current is None:
-            raise NotFound(Code.NO_BATTLE, "this stream is in no battle now")
-        return current
-
-    return await _out(economy, await run_in_threadpool(work))
+    current = await run_in_threadpool(battle_service.of_stream, economy.db, stream_id)
+    return await _out(economy, current)
