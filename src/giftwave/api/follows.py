@@ -17,28 +17,25 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser
-from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clock import now_us
-from giftwave.errors import Code
-from giftwave.identity.users import User, find_user
-from giftwave.live.streams import find_stream
+from giftwave.identity.users import User
+from giftwave.live import stream_service
 from giftwave.ratelimit import UserLimit
 from giftwave.realtime.hub import Hub
 from giftwave.social.follows import (
     MAX_FOLLOWING,
     Followed,
     FollowedLive,
-    follow,
-    followed_live,
-    followed_offline,
-    follower_count,
-    following,
-    following_count,
-    following_ids,
-    handles_of,
+    creator_followed,
+    follow_and_count,
+    follower_total,
+    following_page,
+    ids_followed_by,
     unfollow,
 )
+from giftwave.social.follows import following_now as following_now_of
+from giftwave.social.follows import handles as handles_of_users
 
 router = APIRouter(tags=["follows"])
 
@@ -67,16 +64,11 @@ async def follow_user(
     """Follow a user: 201 when this started it, 200 when already following. Limited per
     user together with unfollowing (429)."""
     await _limiter(request).take(user.id)
-    db = services(request).db
-
-    def work() -> FollowOut:
-        followee, made = follow(db, user, user_id, now_us())
-        response.status_code = 201 if made else 200
-        with db.connect() as conn:
-            count = follower_count(conn, followee.id)
-        return FollowOut(user_id=followee.id, handle=followee.handle, followers=count)
-
-    return await run_in_threadpool(work)
+    followee, made, count = await run_in_threadpool(
+        follow_and_count, services(request).db, user, user_id, now_us()
+    )
+    response.status_code = 201 if made else 200
+    return FollowOut(user_id=followee.id, handle=followee.handle, followers=count)
 
 
 @router.delete("/v1/me/following/{user_id}", status_code=204, response_class=Response)
@@ -105,25 +97,18 @@ async def my_following(
     limit: Annotated[int, Query(ge=1, le=MAX_FOLLOWING)] = 100,
 ) -> FollowingOut:
     """The people the caller follows, with their handles."""
-    db = services(request).db
-
-    def load() -> FollowingOut:
-        with db.connect() as conn:
-            total = following_count(conn, user.id)
-            rows = following(conn, user.id, limit)
-        return FollowingOut(
-            total=total,
-            following=[
-                FollowedOut(
-                    user_id=f.user_id,
-                    handle=f.handle,
-                    followed_at=datetime.fromtimestamp(f.followed_at_us / 1e6, tz=UTC),
-                )
-                for f in rows
-            ],
-        )
-
-    return await run_in_threadpool(load)
+    total, rows = await run_in_threadpool(following_page, services(request).db, user.id, limit)
+    return FollowingOut(
+        total=total,
+        following=[
+            FollowedOut(
+                user_id=f.user_id,
+                handle=f.handle,
+                followed_at=datetime.fromtimestamp(f.followed_at_us / 1e6, tz=UTC),
+            )
+            for f in rows
+        ],
+    )
 
 
 class FollowerCountOut(BaseModel):
@@ -134,17 +119,7 @@ class FollowerCountOut(BaseModel):
 @router.get("/v1/users/{user_id}/followers/count", response_model=FollowerCountOut)
 async def followers_of(user_id: int, request: Request) -> FollowerCountOut:
     """How many people follow a user (public)."""
-    db = services(request).db
-
-    def load() -> int | None:
-        with db.connect() as conn:
-            if find_user(conn, user_id) is None:
-                return None
-            return follower_count(conn, user_id)
-
-    count = await run_in_threadpool(load)
-    if count is None:
-        raise Problem(404, Code.USER_NOT_FOUND, f"no user {user_id}")
+    count = await run_in_threadpool(follower_total, services(request).db, user_id)
     return FollowerCountOut(user_id=user_id, followers=count)
 
 
@@ -156,13 +131,7 @@ async def friends_watching(
     hub: Hub = services(request).hub
     if not any(hub.peek(s) is not None for s in stream_ids):
         return {s: [] for s in stream_ids}
-    db = services(request).db
-
-    def load() -> list[int]:
-        with db.connect() as conn:
-            return following_ids(conn, user.id)
-
-    ids = await run_in_threadpool(load)
+    ids = await run_in_threadpool(ids_followed_by, services(request).db, user.id)
     return {s: hub.watching(s, ids) if ids else [] for s in stream_ids}
 
 
@@ -178,21 +147,11 @@ async def stream_friends_watching(
     """How many of the people the caller follows are watching this stream now, and who
     (up to three, most recently followed first)."""
     db = services(request).db
-
-    def exists() -> bool:
-        with db.connect() as conn:
-            return find_stream(conn, stream_id) is not None
-
-    if not await run_in_threadpool(exists):
-        raise Problem(404, Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
+    await run_in_threadpool(stream_service.stream, db, stream_id)  # 404 stream_not_found
     watching = (await friends_watching(request, user, [stream_id]))[stream_id]
     shown = watching[:SHOWN_HANDLES]
 
-    def names() -> dict[int, str]:
-        with db.connect() as conn:
-            return handles_of(conn, shown)
-
-    handles = await run_in_threadpool(names) if shown else {}
+    handles = await run_in_threadpool(handles_of_users, db, shown) if shown else {}
     return FriendsWatchingOut(
         count=len(watching), handles=[handles[i] for i in shown if i in handles]
     )
@@ -202,16 +161,9 @@ async def social_of_stream(request: Request, user: User, stream_id: str) -> tupl
     """For the viewer page: how many people ``user`` follows are watching the stream now,
     and whether they follow its creator."""
     hub: Hub = services(request).hub
-    db = services(request).db
-
-    def load() -> tuple[int | None, list[int]]:
-        with db.connect() as conn:
-            stream = find_stream(conn, stream_id)
-            if stream is None:
-                return None, []
-            return stream.creator_id, following_ids(conn, user.id)
-
-    creator_id, ids = await run_in_threadpool(load)
+    creator_id, ids = await run_in_threadpool(
+        creator_followed, services(request).db, user.id, stream_id
+    )
     return len(hub.watching(stream_id, ids)), creator_id is not None and creator_id in ids
 
 
@@ -227,17 +179,7 @@ class FollowingNow:
 async def following_now(request: Request, user: User) -> FollowingNow:
     """Who ``user`` follows that is live now, and the most recently followed of the others:
     three bounded queries, none per person."""
-    db = services(request).db
-
-    def load() -> FollowingNow:
-        with db.connect() as conn:
-            total = following_count(conn, user.id)
-            if total == 0:
-                return FollowingNow([], [], 0)
-            return FollowingNow(
-                followed_live(conn, user.id, HOME_FOLLOWED_LIVE),
-                followed_offline(conn, user.id, HOME_FOLLOWED_OFFLINE),
-                total,
-            )
-
-    return await run_in_threadpool(load)
+    live, offline, total = await run_in_threadpool(
+        following_now_of, services(request).db, user.id, HOME_FOLLOWED_LIVE, HOME_FOLLOWED_OFFLINE
+    )
+    return FollowingNow(live, offline, total)

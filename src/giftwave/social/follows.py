@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from giftwave.db.tables import follows, streams, users
 from giftwave.errors import Code, Invalid, NotFound
 from giftwave.identity.users import User, UserStatus, find_user, require_active
-from giftwave.live.streams import StreamStatus
+from giftwave.live.streams import StreamStatus, find_stream
 from giftwave.ratelimit import Rate, UserLimit
 
 MAX_FOLLOWING: Final = 5_000
@@ -189,3 +189,63 @@ def handles_of(conn: Connection, user_ids: list[int]) -> dict[int, str]:
         return {}
     rows = conn.execute(select(users.c.id, users.c.handle).where(users.c.id.in_(user_ids)))
     return {int(r.id): str(r.handle) for r in rows}
+
+
+# ---- what the routes and pages read: one connection each (blocking) -----------------------
+
+
+def follow_and_count(
+    db: Engine, follower: User, followee_id: int, at_us: int
+) -> tuple[User, bool, int]:
+    """``follow``, then the followee's follower count: (followee, whether new, count)."""
+    followee, made = follow(db, follower, followee_id, at_us)
+    with db.connect() as conn:
+        return followee, made, follower_count(conn, followee.id)
+
+
+def following_page(db: Engine, follower_id: int, limit: int) -> tuple[int, list[Followed]]:
+    """(how many the user follows, the most recently followed ``limit`` of them)."""
+    with db.connect() as conn:
+        return following_count(conn, follower_id), following(conn, follower_id, limit)
+
+
+def follower_total(db: Engine, user_id: int) -> int:
+    """How many people follow the user (404 ``user_not_found``)."""
+    with db.connect() as conn:
+        if find_user(conn, user_id) is None:
+            raise NotFound(Code.USER_NOT_FOUND, f"no user {user_id}")
+        return follower_count(conn, user_id)
+
+
+def ids_followed_by(db: Engine, follower_id: int) -> list[int]:
+    with db.connect() as conn:
+        return following_ids(conn, follower_id)
+
+
+def handles(db: Engine, user_ids: list[int]) -> dict[int, str]:
+    with db.connect() as conn:
+        return handles_of(conn, user_ids)
+
+
+def creator_followed(db: Engine, follower_id: int, stream_id: str) -> tuple[int | None, list[int]]:
+    """(the stream's creator, None for no such stream; the ids the user follows)."""
+    with db.connect() as conn:
+        stream = find_stream(conn, stream_id)
+        if stream is None:
+            return None, []
+        return stream.creator_id, following_ids(conn, follower_id)
+
+
+def following_now(
+    db: Engine, follower_id: int, live_max: int, offline_max: int
+) -> tuple[list[FollowedLive], list[Followed], int]:
+    """(who the user follows that is live, some of the others, how many in all)."""
+    with db.connect() as conn:
+        total = following_count(conn, follower_id)
+        if total == 0:
+            return [], [], 0
+        return (
+            followed_live(conn, follower_id, live_max),
+            followed_offline(conn, follower_id, offline_max),
+            total,
+        )
