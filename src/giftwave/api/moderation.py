@@ -24,8 +24,8 @@ from giftwave.api.auth import AdminPrincipal, SessionUser
 from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clock import now_us
-from giftwave.db.tables import users
 from giftwave.errors import Code, RateLimited
+from giftwave.live import moderation_service
 from giftwave.live.ban_gate import ban_notice
 from giftwave.live.moderation import (
     LIST_MAX,
@@ -36,18 +36,7 @@ from giftwave.live.moderation import (
     Moderator,
     Report,
     ReportReason,
-    appoint,
-    ban,
-    bans_of,
-    dismiss,
-    may_moderate,
-    moderators_of,
-    report,
-    reports_of,
-    require_moderator,
-    unban,
 )
-from giftwave.live.streams import find_stream
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import Hub
 
@@ -102,13 +91,8 @@ class AppointIn(BaseModel):
 @router.get("/me/moderators", response_model=ModeratorsOut)
 async def my_moderators(request: Request, user: SessionUser) -> ModeratorsOut:
     """The people who moderate every room of yours."""
-    db = services(request).db
-
-    def load() -> list[Moderator]:
-        with db.connect() as conn:
-            return moderators_of(conn, user.id)
-
-    return ModeratorsOut(moderators=[ModeratorOut.of(m) for m in await run_in_threadpool(load)])
+    found = await run_in_threadpool(moderation_service.team, services(request).db, user)
+    return ModeratorsOut(moderators=[ModeratorOut.of(m) for m in found])
 
 
 @router.post("/me/moderators", status_code=201, response_model=ModeratorOut)
@@ -118,21 +102,14 @@ async def appoint_moderator(
     """Make someone a moderator of all your rooms: 201, or 200 when they are one already.
     Creators only; at most ``max_moderators``."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = services(request).db
-
-    def work() -> tuple[Moderator, bool]:
-        with db.begin() as conn:
-            target = body.user_id
-            if target is None:
-                handle = (body.handle or "").strip().lower().removeprefix("@")
-                target = conn.execute(
-                    users.select().with_only_columns(users.c.id).where(users.c.handle == handle)
-                ).scalar()
-                if target is None:
-                    raise Problem(404, Code.USER_NOT_FOUND, f"nobody is called {handle!r}")
-            return appoint(conn, user, int(target), now_us())
-
-    moderator, made = await run_in_threadpool(work)
+    moderator, made = await run_in_threadpool(
+        moderation_service.appoint_moderator,
+        services(request).db,
+        user,
+        body.user_id,
+        body.handle,
+        now_us(),
+    )
     response.status_code = 201 if made else 200
     return ModeratorOut.of(moderator)
 
@@ -141,13 +118,9 @@ async def appoint_moderator(
 async def dismiss_moderator(user_id: UserId, request: Request, user: SessionUser) -> Response:
     """They stop moderating your rooms at once, on every node (204, a moderator or not)."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = services(request).db
-
-    def work() -> None:
-        with db.begin() as conn:
-            dismiss(conn, user.id, user_id)
-
-    await run_in_threadpool(work)
+    await run_in_threadpool(
+        moderation_service.dismiss_moderator, services(request).db, user, user_id
+    )
     return Response(status_code=204)
 
 
@@ -184,14 +157,8 @@ async def _tell_nodes(request: Request, creator_id: int, user_id: int) -> None:
 @router.get("/creators/{creator_id}/bans", response_model=BansOut)
 async def creator_bans(creator_id: UserId, request: Request, user: SessionUser) -> BansOut:
     """Who is banned from the creator's rooms: for the creator, their moderators, admins."""
-    db = services(request).db
-
-    def load() -> list[Ban]:
-        with db.connect() as conn:
-            require_moderator(conn, creator_id, user)
-            return bans_of(conn, creator_id)
-
-    return BansOut(bans=[BanOut.of(b) for b in await run_in_threadpool(load)])
+    found = await run_in_threadpool(moderation_service.bans, services(request).db, creator_id, user)
+    return BansOut(bans=[BanOut.of(b) for b in found])
 
 
 @router.post("/creators/{creator_id}/bans", status_code=201, response_model=BanOut)
@@ -201,16 +168,18 @@ async def ban_user(
     """Ban someone from every room of the creator: no chat, likes or gifts there, on any node,
     from now on. 201, or 200 when they were banned already."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = services(request).db
     reason = (body.reason or "").strip() or None
     if reason is not None and not reason.isprintable():
         raise Problem(422, Code.INVALID_REASON, "a reason may not contain control characters")
-
-    def work() -> tuple[Ban, bool]:
-        with db.begin() as conn:
-            return ban(conn, creator_id, body.user_id, user, reason, now_us())
-
-    found, made = await run_in_threadpool(work)
+    found, made = await run_in_threadpool(
+        moderation_service.ban_user,
+        services(request).db,
+        creator_id,
+        body.user_id,
+        user,
+        reason,
+        now_us(),
+    )
     await _tell_nodes(request, creator_id, body.user_id)
     response.status_code = 201 if made else 200
     return BanOut.of(found)
@@ -222,13 +191,9 @@ async def unban_user(
 ) -> Response:
     """Lift a ban (204, banned or not); every node knows at once."""
     await _limit(request, f"moderation-change:{user.id}", CHANGES_RATE, "changes")
-    db = services(request).db
-
-    def work() -> None:
-        with db.begin() as conn:
-            unban(conn, creator_id, user_id, user)
-
-    await run_in_threadpool(work)
+    await run_in_threadpool(
+        moderation_service.unban_user, services(request).db, creator_id, user_id, user
+    )
     await _tell_nodes(request, creator_id, user_id)
     return Response(status_code=204)
 
@@ -298,24 +263,21 @@ async def report_line(
     recent ones (404 ``message_not_found``)."""
     await _limit(request, f"report:{user.id}", REPORTS_RATE, "reports")
     db = services(request).db
-
-    def stream_of() -> int | None:
-        with db.connect() as conn:
-            stream = find_stream(conn, stream_id)
-            return None if stream is None else stream.creator_id
-
-    creator_id = await run_in_threadpool(stream_of)
-    if creator_id is None:
-        raise Problem(404, Code.STREAM_NOT_FOUND, "no such stream")
+    creator_id = await run_in_threadpool(moderation_service.creator_of_stream, db, stream_id)
     line = await _line(request, stream_id, body.message_id)
     if line is None:
         raise Problem(404, Code.MESSAGE_NOT_FOUND, "no such message among the room's recent chat")
 
-    def work() -> tuple[Report, bool]:
-        with db.begin() as conn:
-            return report(conn, stream_id, creator_id, line, user, body.reason, now_us())
-
-    found, made = await run_in_threadpool(work)
+    found, made = await run_in_threadpool(
+        moderation_service.report_line,
+        db,
+        stream_id,
+        creator_id,
+        line,
+        user,
+        body.reason,
+        now_us(),
+    )
     response.status_code = 201 if made else 200
     return ReportOut.of(found)
 
@@ -328,14 +290,10 @@ async def creator_reports(
     limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50,
 ) -> ReportsOut:
     """Reported lines of the creator's rooms: for the creator, their moderators, admins."""
-    db = services(request).db
-
-    def load() -> list[Report]:
-        with db.connect() as conn:
-            require_moderator(conn, creator_id, user)
-            return reports_of(conn, creator_id, limit)
-
-    return ReportsOut(reports=[ReportOut.of(r) for r in await run_in_threadpool(load)])
+    found = await run_in_threadpool(
+        moderation_service.reports, services(request).db, creator_id, user, limit
+    )
+    return ReportsOut(reports=[ReportOut.of(r) for r in found])
 
 
 @router.get("/admin/reports", response_model=ReportsOut, tags=["admin"])
@@ -343,13 +301,10 @@ async def all_reports(
     request: Request, _admin: AdminPrincipal, limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50
 ) -> ReportsOut:
     """Reported lines of every room, newest first."""
-    db = services(request).db
-
-    def load() -> list[Report]:
-        with db.connect() as conn:
-            return reports_of(conn, None, limit)
-
-    return ReportsOut(reports=[ReportOut.of(r) for r in await run_in_threadpool(load)])
+    found = await run_in_threadpool(
+        moderation_service.reports, services(request).db, None, None, limit
+    )
+    return ReportsOut(reports=[ReportOut.of(r) for r in found])
 
 
 class ModeratesOut(BaseModel):
@@ -361,10 +316,7 @@ class ModeratesOut(BaseModel):
 async def i_moderate(creator_id: UserId, request: Request, user: SessionUser) -> ModeratesOut:
     """Whether you moderate this creator's rooms (you are them, their moderator, or an admin):
     the room page shows each line's moderation actions then."""
-    db = services(request).db
-
-    def load() -> bool:
-        with db.connect() as conn:
-            return may_moderate(conn, creator_id, user)
-
-    return ModeratesOut(creator_id=creator_id, moderator=await run_in_threadpool(load))
+    moderator = await run_in_threadpool(
+        moderation_service.moderates, services(request).db, creator_id, user
+    )
+    return ModeratesOut(creator_id=creator_id, moderator=moderator)
