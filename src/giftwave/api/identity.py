@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,16 +26,13 @@ from giftwave.api.shares import share_cookie
 from giftwave.api.state import services
 from giftwave.economy.services import Economy
 from giftwave.errors import Code, Conflict, RateLimited
+from giftwave.identity import account_service
 from giftwave.identity.logins import Logins, Policies, taken
-from giftwave.identity.sessions import create_session, end_session
 from giftwave.identity.users import (
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
     Role,
     User,
-    become_creator,
-    create_user,
-    find_by_external_ref,
 )
 from giftwave.ratelimit import Rate, RateLimiter
 
@@ -101,8 +99,7 @@ class SessionOut(BaseModel):
 
 
 def _start_session(economy: Economy, response: Response, user: User) -> SessionOut:
-    with economy.db.begin() as conn:
-        session = create_session(conn, user.id, economy.settings.session_ttl_s)
+    session = account_service.start_session(economy.db, user.id, economy.settings.session_ttl_s)
     secure = economy.settings.cookie_secure
     max_age = economy.settings.session_ttl_s
     response.set_cookie(
@@ -153,18 +150,17 @@ async def register(
     password_hash = await _logins(economy).sign_up_hash(body.password, client_address(request))
 
     def work() -> SessionOut:
-        with economy.db.begin() as conn:
-            user = create_user(
-                conn,
-                handle=body.handle.lower(),
-                email=body.email.strip().lower(),
-                password_hash=password_hash,
-                role=Role(body.role),
-                birth_date=body.birth_date,
-                country=body.country.upper(),
-                today=today(),
-                age_rule=economy.age_rule,
-            )
+        user = account_service.sign_up(
+            economy.db,
+            handle=body.handle.lower(),
+            email=body.email.strip().lower(),
+            password_hash=password_hash,
+            role=Role(body.role),
+            birth_date=body.birth_date,
+            country=body.country.upper(),
+            today=today(),
+            age_rule=economy.age_rule,
+        )
         return _start_session(economy, response, user)
 
     try:
@@ -193,12 +189,7 @@ async def logout(request: Request, response: Response, economy: Econ) -> Respons
     if not token and request.cookies.get(SESSION_COOKIE) and await principal(request) is not None:
         token = request.cookies[SESSION_COOKIE]
     if token:
-
-        def work() -> None:
-            with economy.db.begin() as conn:
-                end_session(conn, token)
-
-        await run_in_threadpool(work)
+        await run_in_threadpool(account_service.end_session, economy.db, token)
         # Committed: every node (this one at once) drops the session (api/auth.py).
         await services(request).broker.notify(session_ended_notice(token))
     response.status_code = 204
@@ -223,11 +214,9 @@ async def become_a_creator(request: Request, economy: Econ, user: SessionUser) -
     if wait_s:
         raise RateLimited(Code.RATE_LIMITED, "too many tries; wait a little", retry_after_s=wait_s)
 
-    def work() -> tuple[User, bool]:
-        with economy.db.begin() as conn:
-            return become_creator(conn, user.id, economy.age_rule, today())
-
-    upgraded, changed = await run_in_threadpool(work)
+    upgraded, changed = await run_in_threadpool(
+        account_service.become_creator, economy.db, user.id, economy.age_rule, today()
+    )
     if changed:  # every node's pages and routes see the role at once (api/auth.py)
         await services(request).broker.notify(user_changed_notice(user.id))
     return UserOut.of(upgraded, economy)
@@ -274,23 +263,18 @@ async def map_user(
     403 creator_too_young (min_age)."""
     ref = f"{key.integration}:{body.external_id}"
 
-    def work() -> tuple[User, bool]:
-        with economy.db.begin() as conn:
-            existing = find_by_external_ref(conn, ref)
-            if existing is not None:
-                return existing, False
-            user = create_user(
-                conn,
-                handle=body.handle.lower(),
-                role=Role(body.role),
-                birth_date=body.birth_date,
-                country=body.country.upper(),
-                today=today(),
-                age_rule=economy.age_rule,
-                external_ref=ref,
-            )
-            return user, True
-
-    user, created = await run_in_threadpool(work)
+    user, created = await run_in_threadpool(
+        partial(
+            account_service.map_external_user,
+            economy.db,
+            ref,
+            handle=body.handle.lower(),
+            role=Role(body.role),
+            birth_date=body.birth_date,
+            country=body.country.upper(),
+            today=today(),
+            age_rule=economy.age_rule,
+        )
+    )
     response.status_code = 201 if created else 200
     return UserOut.of(user, economy)
