@@ -14,6 +14,8 @@ may have been lost (Redis restarted or was away), every node drops everything it
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Hashable
@@ -36,11 +38,13 @@ from giftwave.identity.sessions import (
     Scope,
     find_api_key,
     find_sessions,
+    live_session_hashes,
     token_hash,
 )
 from giftwave.identity.users import Role, User, find_by_external_ref, find_users
 from giftwave.ttl_cache import TtlCache
 
+log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -111,6 +115,44 @@ class AuthCache:
         # "still the same generation? then store" one step against a notice on the loop.
         self._generation = 0
         self._lock = threading.Lock()
+        # What lives only as long as a session (a room socket: api/live.py), by the session's
+        # hash: each is called once when a notice says the session ended.
+        self._session_ends: dict[str, set[Callable[[], None]]] = {}
+        self._rechecks: set[asyncio.Task[None]] = set()
+
+    def on_session_end(self, session_hash: str, end: Callable[[], None]) -> Callable[[], None]:
+        """Call ``end`` (once, on the event loop) when the session of ``session_hash`` ends, on
+        any node; returns what cancels that."""
+        ends = self._session_ends.setdefault(session_hash, set())
+        ends.add(end)
+
+        def cancel() -> None:
+            ends.discard(end)
+            if not ends and self._session_ends.get(session_hash) is ends:
+                del self._session_ends[session_hash]
+
+        return cancel
+
+    def _session_ended(self, session_hash: str) -> None:
+        for end in self._session_ends.pop(session_hash, ()):
+            end()
+
+    async def _recheck_sessions(self) -> None:
+        """Notices may have been lost: end what depends on a session that is gone now."""
+        watched = list(self._session_ends)
+
+        def read() -> set[str]:
+            with self.db.connect() as conn:
+                return live_session_hashes(conn, watched)
+
+        try:
+            alive = await asyncio.to_thread(read)
+        except Exception:  # the database is away: the next lost-notice signal checks again
+            log.exception("could not check the sessions of open sockets")
+            return
+        for session_hash in watched:
+            if session_hash not in alive:
+                self._session_ended(session_hash)
 
     def forget_user(self, user_id: int) -> None:
         self.users.drop(user_id)
@@ -130,8 +172,14 @@ class AuthCache:
             try:
                 if notice is None:
                     self._drop_everything()
+                    if self._session_ends:
+                        task = asyncio.get_running_loop().create_task(self._recheck_sessions())
+                        self._rechecks.add(task)
+                        task.add_done_callback(self._rechecks.discard)
                 elif kind == SESSION_ENDED:
-                    self.sessions.drop(str(notice["token_hash"]))
+                    ended = str(notice["token_hash"])
+                    self.sessions.drop(ended)
+                    self._session_ended(ended)
                 elif kind == USER_CHANGED:
                     user_id = int(notice["user_id"])
                     self.users.drop(user_id)
@@ -264,6 +312,15 @@ async def _api_key_principal(request: Request, secret: str) -> Principal:
     if user is None:
         raise Problem(404, Code.USER_NOT_FOUND, f"no user with external id {external_id!r}")
     return Principal(user, key)
+
+
+def session_token(connection: HTTPConnection) -> str | None:
+    """The session token a request came with: its bearer token, else its session cookie
+    (for a ``SessionUser`` route, the session it was authenticated by)."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token
+    return connection.cookies.get(SESSION_COOKIE)
 
 
 async def principal(request: Request) -> Principal | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import orjson
@@ -25,14 +25,21 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.auth import SESSION_COOKIE, AuthCache, SessionUser, session_user
+from giftwave.api.auth import (
+    SESSION_COOKIE,
+    AuthCache,
+    SessionUser,
+    session_token,
+    session_user,
+)
 from giftwave.api.origins import OriginPolicy
 from giftwave.api.shares import share_cookie
 from giftwave.api.state import services
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.services import Economy
 from giftwave.errors import Code, DomainError, Forbidden, Invalid, RateLimited
-from giftwave.identity.tickets import issue_ticket, use_ticket
+from giftwave.identity.sessions import token_hash
+from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
 from giftwave.identity.users import Role, User
 from giftwave.live.ban_gate import BanGate
 from giftwave.live.moderation import may_moderate
@@ -90,11 +97,14 @@ async def socket_ticket(stream_id: str, ws_user: SessionUser, request: Request) 
     """A ticket that opens this stream's socket as you, once, within seconds (``?ticket=``)."""
     economy: Economy = services(request).economy
     ttl_s = economy.settings.ws_ticket_ttl_s
+    token = session_token(request)
+    assert token is not None  # a SessionUser came with a session
+    session_hash = token_hash(token)  # the socket ends with this session
 
     def work() -> str:
         with economy.db.begin() as conn:
             get_stream(conn, stream_id)  # stream_not_found
-            return issue_ticket(conn, ws_user.id, stream_id, ttl_s)
+            return issue_ticket(conn, ws_user.id, stream_id, ttl_s, session_hash)
 
     return TicketOut(ticket=await run_in_threadpool(work), expires_in_s=ttl_s)
 
@@ -128,27 +138,38 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     hub: Hub = services(ws).hub
     ticket = ws.query_params.get("ticket")
 
-    def load_stream() -> tuple[Stream | None, int | None]:
+    def load_stream() -> tuple[Stream | None, TicketUse | None]:
         if ticket is None:
             with economy.db.connect() as conn:
                 return find_stream(conn, stream_id), None
         with economy.db.begin() as conn:  # spent even when the stream is gone
             return find_stream(conn, stream_id), use_ticket(conn, ticket, stream_id)
 
-    stream, ticket_user_id = await run_in_threadpool(load_stream)
+    stream, used = await run_in_threadpool(load_stream)
     if stream is None:
         await ws.close(code=CLOSE_NOT_FOUND, reason="no such stream")
         return
+    session_hash: str | None = None  # the session the socket acts as; it ends with it
     if ticket is None:
         user, refusal = await _socket_user(ws, economy)
+        cookie = ws.cookies.get(SESSION_COOKIE)
+        if user is not None and cookie:
+            session_hash = token_hash(cookie)
     else:
-        user = None if ticket_user_id is None else await _ticket_user(ws, ticket_user_id)
+        user = None if used is None else await _ticket_user(ws, used.user_id)
         refusal = LOGIN_REQUIRED
-        if user is None:
+        if user is None or used is None:
             await ws.accept()  # then a close code a page can read (a refused handshake has none)
             await ws.close(code=CLOSE_BAD_TICKET, reason="ticket unknown, used or expired")
             return
+        session_hash = used.session_hash
     await ws.accept()
+    # A logout (or any end of the session) on any node closes the socket: it may move coins.
+    stop_watching = (
+        services(ws).auth_cache.on_session_end(session_hash, _closer(ws))
+        if session_hash is not None
+        else None
+    )
     sink = open_sink(ws, direct=economy.settings.live_direct_writes)
     channel, subscriber = await hub.subscribe(stream_id, sink, None if user is None else user.id)
     try:
@@ -176,8 +197,23 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if stop_watching is not None:
+            stop_watching()
         hub.unsubscribe(stream_id, subscriber)
         await sink.stop()
+
+
+def _closer(ws: WebSocket) -> Callable[[], None]:
+    """What closes ``ws`` when its session ends (4401: log in again, or watch anonymously)."""
+    closing: list[asyncio.Task[None]] = []  # held until done: a task only the loop holds may go
+
+    def close() -> None:
+        task = asyncio.get_running_loop().create_task(
+            ws.close(code=CLOSE_BAD_TICKET, reason="the session ended")
+        )
+        closing.append(task)
+
+    return close
 
 
 async def _ticket_user(ws: WebSocket, user_id: int) -> User | None:

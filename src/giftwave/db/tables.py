@@ -730,6 +730,8 @@ socket_tickets = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("stream_id", String(24), nullable=False),
     Column("expires_at_us", BigInteger, nullable=False),
+    # The hash of the session it was asked with (migration 0017): the socket ends with it.
+    Column("session_hash", String(64), nullable=True),
     Index("ix_socket_tickets_user", "user_id"),
     Index("ix_socket_tickets_expires", "expires_at_us"),
 )

@@ -89,6 +89,21 @@ def find_sessions(conn: Connection, tokens: list[str]) -> dict[str, SessionInfo 
     return found
 
 
+def live_session_hashes(conn: Connection, hashes: list[str]) -> set[str]:
+    """Which of these session hashes name a session that exists and has not expired (a
+    thousand per query: a node may watch the sessions of tens of thousands of sockets)."""
+    now, alive = now_us(), set[str]()
+    for start in range(0, len(hashes), 1000):
+        rows = conn.execute(
+            select(sessions.c.token_hash).where(
+                sessions.c.token_hash.in_(hashes[start : start + 1000]),
+                sessions.c.expires_at_us > now,
+            )
+        ).all()
+        alive.update(str(row.token_hash) for row in rows)
+    return alive
+
+
 def end_session(conn: Connection, token: str) -> None:
     conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash(token)))
 

@@ -9,17 +9,21 @@ once, within ``GIFTWAVE_WS_TICKET_TTL_S`` (30 s); after that it is worth nothing
 Only a SHA-256 hash is stored (a ticket is 256 random bits, like a session token). The socket
 that uses a ticket deletes its row in the statement that reads it, so two sockets can never
 both use one, on whichever nodes they land: every node shares the database.
+
+A ticket names the session it was asked with (by the session's hash): it opens nothing once
+that session has ended, and the socket it opened is closed when the session ends (a logout, on
+any node: api/live.py watches the ``session_ended`` notice).
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Final
+from typing import Final, NamedTuple
 
 from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from giftwave.clock import now_us
-from giftwave.db.tables import socket_tickets
+from giftwave.db.tables import sessions, socket_tickets
 from giftwave.errors import Code, RateLimited
 from giftwave.identity.sessions import token_hash
 
@@ -29,8 +33,16 @@ MAX_OPEN_PER_USER: Final = 20
 MAX_TICKET_CHARS: Final = 64
 
 
-def issue_ticket(conn: Connection, user_id: int, stream_id: str, ttl_s: int) -> str:
-    """A new ticket for ``user_id`` on ``stream_id`` (returned once, never stored)."""
+class TicketUse(NamedTuple):
+    user_id: int
+    session_hash: str  # the session the socket lives as long as
+
+
+def issue_ticket(
+    conn: Connection, user_id: int, stream_id: str, ttl_s: int, session_hash: str
+) -> str:
+    """A new ticket for ``user_id`` on ``stream_id``, asked with the session of
+    ``session_hash`` (returned once, never stored)."""
     now = now_us()
     mine = socket_tickets.c.user_id == user_id
     conn.execute(delete(socket_tickets).where(and_(mine, socket_tickets.c.expires_at_us <= now)))
@@ -48,14 +60,16 @@ def issue_ticket(conn: Connection, user_id: int, stream_id: str, ttl_s: int) -> 
             user_id=user_id,
             stream_id=stream_id,
             expires_at_us=now + ttl_s * 1_000_000,
+            session_hash=session_hash,
         )
     )
     return ticket
 
 
-def use_ticket(conn: Connection, ticket: str, stream_id: str) -> int | None:
-    """The user ``ticket`` opens ``stream_id`` for, or None (unknown, used, expired, or for
-    another stream). A ticket shown is spent, whatever the answer."""
+def use_ticket(conn: Connection, ticket: str, stream_id: str) -> TicketUse | None:
+    """The user ``ticket`` opens ``stream_id`` for and the session it was asked with, or None
+    (unknown, used, expired, for another stream, or its session has ended since). A ticket
+    shown is spent, whatever the answer."""
     if not 0 < len(ticket) <= MAX_TICKET_CHARS:
         return None
     row = conn.execute(
@@ -65,8 +79,20 @@ def use_ticket(conn: Connection, ticket: str, stream_id: str) -> int | None:
             socket_tickets.c.user_id,
             socket_tickets.c.stream_id,
             socket_tickets.c.expires_at_us,
+            socket_tickets.c.session_hash,
         )
     ).first()
-    if row is None or row.expires_at_us <= now_us() or row.stream_id != stream_id:
+    now = now_us()
+    if row is None or row.expires_at_us <= now or row.stream_id != stream_id:
         return None
-    return int(row.user_id)
+    if row.session_hash is None or not session_lives(conn, row.session_hash, now):
+        return None
+    return TicketUse(int(row.user_id), str(row.session_hash))
+
+
+def session_lives(conn: Connection, session_hash: str, now: int) -> bool:
+    """Whether the session of this hash exists and has not expired."""
+    expires = conn.execute(
+        select(sessions.c.expires_at_us).where(sessions.c.token_hash == session_hash)
+    ).scalar_one_or_none()
+    return expires is not None and expires > now
