@@ -233,6 +233,31 @@ BACKGROUND_LOST: Final = Counter(
     ("task",),
 )
 
+# --- periodic loops (``periodic.py``) ---
+# Every loop's name: a bounded label, and every series exists from the first scrape.
+LOOPS: Final = (
+    "analytics-viewers",  # viewers over time, sampled for analytics
+    "battle-referee",  # battles ended on time, invitations expired
+    "clip-sweep",  # queued clip jobs the queue had no room for, offered again
+    "ledger-checkpoint",  # SQLite's WAL copied back into the database file
+    "ledger-expiry",  # pending transfers past their timeout, voided
+    "realtime-viewers",  # each room's viewers on every node, counted
+    "share-gift-credits",  # committed gifts credited to the shares that brought them
+    "trending-refresh",  # live streams and every node's gifts read into trending
+    "webhook-dispatcher",  # webhook deliveries claimed and sent, combos closed, upkeep
+)
+LOOP_RUNS: Final = Counter(
+    "giftwave_loop_runs",
+    "Runs of a periodic background loop, by loop name and outcome (ok, error).",
+    ("loop", "outcome"),
+)
+LOOP_RUN_DURATION: Final = Histogram(
+    "giftwave_loop_run_duration_seconds",
+    "Time one run of a periodic background loop took (failed runs too), by loop name.",
+    ("loop",),
+    buckets=_LATENCY_BUCKETS_S,
+)
+
 # --- payments ---
 PAYMENT_EVENTS: Final = Counter(
     "giftwave_payment_events",
@@ -254,6 +279,10 @@ for _state in ("queued", "running", "done", "failed"):
 # The background tasks that can lose records (a BatchThread's name, or a fixed name).
 for _task in ("share-visits", "broker-unsent", "webhook-events"):
     BACKGROUND_LOST.labels(_task)
+for _loop in LOOPS:
+    LOOP_RUNS.labels(_loop, "ok")
+    LOOP_RUNS.labels(_loop, "error")
+    LOOP_RUN_DURATION.labels(_loop)
 for _type in ("succeeded", "failed", "refunded", "disputed", "ignored"):
     PAYMENT_EVENTS.labels(_type)
 for _band in _ROOM_BAND_CHILDREN:
