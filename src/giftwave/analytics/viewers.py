@@ -4,23 +4,21 @@ The hub counts every room's viewers once a second (summed over nodes by the brok
 those counts every ``interval_s`` and keeps the most seen in each stream's minute
 (``rollup.record_viewers``: an upsert that keeps the larger value). Every node samples the same
 totals, so several nodes writing the same minute agree. A sample that cannot be written is
-logged and the next one carries on: a chart with a missing minute, never a failed stream.
+logged and a later one carries on (``periodic``: backing off while the database is away): a
+chart with a missing minute, never a failed stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import Engine
 
 from giftwave.analytics.rollup import record_viewers
-from giftwave.background import cancel
 from giftwave.clock import now_us
-
-log = logging.getLogger(__name__)
+from giftwave.periodic import PeriodicTask, Schedule
 
 SAMPLE_INTERVAL_S: Final = 10.0  # six samples a minute: a short peak is still seen
 
@@ -36,16 +34,14 @@ class ViewerSampler:
         assert interval_s > 0
         self._db = db
         self._counts = counts
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        # ±10% jitter of 10 s still takes about six samples a minute.
+        self._loop = PeriodicTask("analytics-viewers", self._sample, Schedule(interval_s))
 
     def start(self) -> None:
-        assert self._task is None
-        self._task = asyncio.create_task(self._run(), name="analytics-viewers")
+        self._loop.start()
 
     async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
+        await self._loop.stop()
 
     async def sample(self) -> int:
         """Write one sample of every room with viewers; how many rooms it wrote."""
@@ -55,10 +51,5 @@ class ViewerSampler:
             await asyncio.to_thread(record_viewers, self._db, samples)
         return len(samples)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.sample()
-            except Exception:
-                log.exception("could not sample the rooms' viewers")
+    async def _sample(self) -> None:
+        await self.sample()

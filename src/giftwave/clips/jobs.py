@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 from giftwave import metrics
 from giftwave.clock import now_us
 from giftwave.db.tables import clip_jobs
+from giftwave.periodic import PeriodicTask, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +174,20 @@ class JobQueue:
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_max)
         self._known: set[str] = set()  # offered and not finished here
         self._tasks: list[asyncio.Task[None]] = []
+        self._sweeps = PeriodicTask("clip-sweep", self._sweep, Schedule(SWEEP_INTERVAL_S))
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._work(), name=f"clip-worker-{i}") for i in range(self._workers)
         ]
-        self._tasks.append(asyncio.create_task(self._sweep(), name="clip-sweep"))
+        self._sweeps.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self._sweeps.stop()
 
     def offer(self, job_id: str) -> bool:
         if job_id in self._known:
@@ -221,18 +224,11 @@ class JobQueue:
             return claim(conn, job_id)
 
     async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            if self._queue.full():
-                continue
-            try:
-                ids = await asyncio.to_thread(self._queued, MAX_SWEEP)
-            except Exception:
-                log.exception("could not read queued clip jobs")
-                continue
-            for job_id in ids:
-                if not self.offer(job_id):
-                    break
+        if self._queue.full():
+            return
+        for job_id in await asyncio.to_thread(self._queued, MAX_SWEEP):
+            if not self.offer(job_id):
+                break
 
     def _queued(self, limit: int) -> list[str]:
         with self._db.connect() as conn:

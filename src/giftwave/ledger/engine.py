@@ -28,11 +28,11 @@ from types import TracebackType
 from typing import Final
 
 from giftwave import metrics
-from giftwave.background import cancel
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX, Annex, check_annex, expiry_annex
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.store import BatchStore, PipelinedStore
 from giftwave.logs import audit
+from giftwave.periodic import PeriodicTask, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,6 @@ class PostingEngine:
         self._batch_max = batch_max_transfers
         self._queue_max = queue_max_submissions
         self._linger_s = linger_ms / 1000
-        self._expiry_interval_s = expiry_interval_s
         self._clock_us = clock_us
         # A deque with explicit bounds instead of asyncio.Queue: the writer takes a whole
         # batch at a time, and per-item Queue bookkeeping was a visible share of a gift's cost.
@@ -106,7 +105,9 @@ class PostingEngine:
         self._room = asyncio.Event()  # set when a full queue drained below its bound
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._writer: asyncio.Task[None] | None = None
-        self._expiry: asyncio.Task[None] | None = None
+        # A failed sweep (the database away) is tried again, backing off; its voids are
+        # idempotent, so two processes sweeping at once void once.
+        self._expiry = PeriodicTask("ledger-expiry", self._expire, Schedule(expiry_interval_s))
         self._accepting = False
         self._stopping = False
         self.stats = EngineStats()
@@ -142,14 +143,14 @@ class PostingEngine:
         self._accepting = True
         self._writer = asyncio.create_task(self._write_loop(), name="ledger-writer")
         metrics.LEDGER_WRITER_DOWN.set(0)
-        self._expiry = asyncio.create_task(self._expiry_loop(), name="ledger-expiry")
+        self._expiry.start()
 
     async def stop(self) -> None:
         """Stop accepting, commit everything already queued, then release the database."""
         if not self._accepting:
             return
         self._accepting = False
-        await cancel(self._expiry)
+        await self._expiry.stop()
         self._stopping = True
         self._wakeup.set()
         self._room.set()  # submitters waiting for room give up with EngineStopped
@@ -261,50 +262,44 @@ class PostingEngine:
             if not future.done():  # a caller that gave up still had its transfers committed
                 future.set_result(outcome)
 
-    async def _expiry_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._expiry_interval_s)
-            try:
-                expired = await loop.run_in_executor(
-                    self._executor,
-                    self._store.expired_pending,
-                    self._clock_us(),
-                    EXPIRY_SWEEP_LIMIT,
-                )
-                if expired:
-                    # One submission per void, each with what else it changes (a payout's
-                    # row): written in the void's transaction, by whichever process wins it.
-                    # They are queued in this turn of the loop, so they still share a batch.
-                    results = await asyncio.gather(
-                        *(
-                            self.submit(
-                                [
-                                    Transfer(
-                                        expiry_void_id(pending_id),
-                                        0,
-                                        0,
-                                        0,
-                                        TransferCode(code),
-                                        kind=TransferKind.VOID_PENDING,
-                                        pending_id=pending_id,
-                                    )
-                                ],
-                                annex=expiry_annex(pending_id, code),
+    async def _expire(self) -> None:
+        """Void the pending transfers past their timeout (a bounded number per run)."""
+        expired = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._store.expired_pending, self._clock_us(), EXPIRY_SWEEP_LIMIT
+        )
+        if not expired:
+            return
+        # One submission per void, each with what else it changes (a payout's row): written
+        # in the void's transaction, by whichever process wins it. They are queued in this
+        # turn of the loop, so they still share a batch.
+        try:
+            results = await asyncio.gather(
+                *(
+                    self.submit(
+                        [
+                            Transfer(
+                                expiry_void_id(pending_id),
+                                0,
+                                0,
+                                0,
+                                TransferCode(code),
+                                kind=TransferKind.VOID_PENDING,
+                                pending_id=pending_id,
                             )
-                            for pending_id, code in expired
-                        )
+                        ],
+                        annex=expiry_annex(pending_id, code),
                     )
-                    self.stats.expired_pending += sum(r[0] is Outcome.OK for r in results)
-                    for (pending_id, _), (outcome, *_) in zip(expired, results, strict=True):
-                        # OK: this process's void won (another process's writes the line).
-                        if outcome is Outcome.OK and pending_id.startswith(PAYOUT_PENDING_PREFIX):
-                            audit(
-                                "audit.payout_expired",
-                                payout_id=pending_id.removeprefix(PAYOUT_PENDING_PREFIX),
-                                transfer_id=expiry_void_id(pending_id),
-                            )
-            except EngineStopped:
-                return
-            except Exception:
-                log.exception("expiring pending transfers failed; will try again")
+                    for pending_id, code in expired
+                )
+            )
+        except EngineStopped:  # stopping: the next start voids them
+            return
+        self.stats.expired_pending += sum(r[0] is Outcome.OK for r in results)
+        for (pending_id, _), (outcome, *_) in zip(expired, results, strict=True):
+            # OK: this process's void won (another process's writes the line).
+            if outcome is Outcome.OK and pending_id.startswith(PAYOUT_PENDING_PREFIX):
+                audit(
+                    "audit.payout_expired",
+                    payout_id=pending_id.removeprefix(PAYOUT_PENDING_PREFIX),
+                    transfer_id=expiry_void_id(pending_id),
+                )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache, partial
 from itertools import chain, islice
@@ -21,12 +19,12 @@ from giftwave.ledger.store import (
     Head,
     LedgerStore,
 )
-
-log = logging.getLogger(__name__)
+from giftwave.periodic import PeriodicThread, Schedule
 
 # Stay well under SQLite's limit of bound parameters per statement (32,766).
 PARAMS_PER_QUERY: Final = 10_000
 CHECKPOINT_INTERVAL_S: Final = 0.5
+CHECKPOINT_STOP_GRACE_S: Final = 10.0
 ROWS_PER_INSERT: Final = 256  # x 14 values, well under the limit
 
 
@@ -80,7 +78,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-class _Checkpointer(threading.Thread):
+class _Checkpointer:
     """Copies the WAL back into the database file off the commit path.
 
     SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, and that
@@ -90,26 +88,26 @@ class _Checkpointer(threading.Thread):
     """
 
     def __init__(self, path: str, interval_s: float) -> None:
-        super().__init__(name="ledger-checkpoint", daemon=True)
-        self._path = path
-        self._interval_s = interval_s
-        self._stopped = threading.Event()
+        # Used by the loop's thread only, until stop() has seen that thread end.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        self._loop = PeriodicThread(
+            "ledger-checkpoint",
+            self._checkpoint,
+            Schedule(interval_s),
+            stop_grace_s=CHECKPOINT_STOP_GRACE_S,
+        )
 
-    def run(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        try:
-            while not self._stopped.wait(self._interval_s):
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    log.exception("WAL checkpoint failed; will try again")
-        finally:
-            db.close()
+    def start(self) -> None:
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=10)
+        if self._loop.stop():
+            self._db.close()
+        # else a checkpoint still runs on it: the process is ending, and the thread with it
+
+    def _checkpoint(self) -> None:
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class SqliteLedgerStore(LedgerStore):

@@ -35,15 +35,17 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
-from giftwave.background import cancel
 from giftwave.clock import now_us
 from giftwave.live import battles
 from giftwave.live.battles import COUNTDOWN_US, SETTLE_US, Battle, BattleStatus
+from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S: Final = 0.5
+# Viewers wait for a battle's end: after an outage the sweeps resume within seconds.
+SWEEP_BACKOFF_MAX_S: Final = 5.0
 SWEEP_BATCH: Final = 100  # battles ended (and invitations expired) per sweep; the rest next time
 ACTIVE_TTL_S: Final = 1.0
 ACTIVE_MAX_STREAMS: Final = 100_000
@@ -72,19 +74,24 @@ class Referee:
     ) -> None:
         self._db = db
         self._publish = publish
-        self._sweep_interval_s = sweep_interval_s
         self._active: TtlCache[str, _Lookup] = TtlCache(
             max_entries=ACTIVE_MAX_STREAMS, ttl_s=ACTIVE_TTL_S
         )
         # One database lookup per stream at a time, however many gifts wait for it.
         self._loading: dict[str, asyncio.Future[_Lookup]] = {}
-        self._task: asyncio.Task[None] | None = None
+        # The database or broker restarting fails a sweep: the next one tries again.
+        self._sweeps = PeriodicTask(
+            "battle-referee",
+            self.sweep,
+            Schedule(sweep_interval_s, backoff_max_s=SWEEP_BACKOFF_MAX_S),
+            run_at_start=True,
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="battle-referee")
+        self._sweeps.start()
 
     async def stop(self) -> None:
-        await cancel(self._task)
+        await self._sweeps.stop()
 
     async def announce(self, battle: Battle) -> None:
         """A battle's new state, to both rooms (after the commit that made it)."""
@@ -239,11 +246,3 @@ class Referee:
             if battle is not None:
                 changed.append(battle)
         return changed
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # the database or broker restarting: try again next round
-                log.exception("battle referee: sweep failed")
-            await asyncio.sleep(self._sweep_interval_s)

@@ -34,6 +34,7 @@ from giftwave.background import cancel
 from giftwave.live.battles import Battle
 from giftwave.live.goals import Goal
 from giftwave.live.room import BATTLE_RESULT_US, Room, RoomSeed
+from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.realtime.broker import Broker
 from giftwave.realtime.sockets import Frame, Sink
 
@@ -273,28 +274,28 @@ class Hub:
         self._channels: dict[str, Channel] = {}
         self._observers: list[RoomObserver] = []
         self._task: asyncio.Task[None] | None = None
-        self._counting: asyncio.Task[None] | None = None
+        self._counting = PeriodicTask(
+            "realtime-viewers", self._count_viewers, Schedule(VIEWER_COUNT_INTERVAL_S)
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="realtime-hub")
-        self._counting = asyncio.create_task(self._count_viewers(), name="realtime-viewers")
+        self._counting.start()
 
     async def stop(self) -> None:
-        for task in (self._task, self._counting):
-            await cancel(task)
+        await cancel(self._task)
+        await self._counting.stop()
 
     async def _count_viewers(self) -> None:
-        """Once a second, each room's viewers on every node (the broker sums them)."""
-        while True:
-            await asyncio.sleep(VIEWER_COUNT_INTERVAL_S)
-            local = {s: len(c.subscribers) for s, c in self._channels.items()}
-            if not local:
-                continue
-            totals = local if self.broker is None else await self.broker.count_viewers(local)
-            for stream_id, total in totals.items():
-                channel = self._channels.get(stream_id)
-                if channel is not None:
-                    channel.room.set_viewers(total)
+        """Each room's viewers on every node (the broker sums them), about once a second."""
+        local = {s: len(c.subscribers) for s, c in self._channels.items()}
+        if not local:
+            return
+        totals = local if self.broker is None else await self.broker.count_viewers(local)
+        for stream_id, total in totals.items():
+            channel = self._channels.get(stream_id)
+            if channel is not None:
+                channel.room.set_viewers(total)
 
     def viewer_counts(self) -> dict[str, int]:
         """Each followed room's viewers on every node, as last counted (once a second)."""

@@ -7,7 +7,7 @@
 The position is a ``db/watermarks.py`` one, like the analytics rollups': a gift committed is
 credited by the next run on any node, even when the node that took it crashed an instant
 later; two nodes never credit one gift twice (and the credits' unique key would refuse it).
-Each node runs ``GiftCreditThread`` about once a second, off every request: gifts are credited
+Each node runs ``credit_thread`` about once a second, off every request: gifts are credited
 within a second or so, in batches, and the gift path does nothing for it. The database leaves
 out the gifts of senders no share touched (most of them), so a chunk of thousands of gifts is
 usually two index reads and a one-row write.
@@ -18,9 +18,8 @@ lost the last ~50 ms of them for good.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, and_, func, select
@@ -28,15 +27,15 @@ from sqlalchemy import Connection, Engine, and_, func, select
 from giftwave.db import watermarks
 from giftwave.db.tables import gift_sends, share_touches, transfers
 from giftwave.economy.gifting import send_id_of
+from giftwave.periodic import PeriodicThread, Schedule
 from giftwave.sharing.attribution import Event, credit_rows, record_credits, touches_of_users
-
-log = logging.getLogger(__name__)
 
 WATERMARK: Final = "share_gift_credits"
 CHUNK_MAX_TRANSFERS: Final = 10_000
 INTERVAL_S: Final = 1.0
 # Up to 100,000 transfers a second while behind; stop() waits for one run at most.
 CHUNKS_PER_RUN: Final = 10
+STOP_GRACE_S: Final = 10.0
 
 
 class GiftCredits(watermarks.LedgerFollower):
@@ -97,26 +96,12 @@ class GiftCredits(watermarks.LedgerFollower):
         )
 
 
-class GiftCreditThread:
-    """Runs ``GiftCredits.catch_up`` about every ``interval_s`` on a thread of its own."""
-
-    def __init__(self, credits: GiftCredits, interval_s: float = INTERVAL_S) -> None:
-        self._credits = credits
-        self._interval_s = interval_s
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="share-gift-credits", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval_s):
-            try:
-                self._credits.catch_up(CHUNKS_PER_RUN)
-            except Exception:  # the database is away: the next run starts where this stopped
-                log.exception("crediting gifts to shares failed; will try again")
+def credit_thread(credits: GiftCredits, interval_s: float = INTERVAL_S) -> PeriodicThread:
+    """Runs ``credits.catch_up`` about every ``interval_s`` on a thread of its own; a run that
+    fails (the database away) is tried again, and starts where the last one stopped."""
+    return PeriodicThread(
+        "share-gift-credits",
+        partial(credits.catch_up, CHUNKS_PER_RUN),
+        Schedule(interval_s),
+        stop_grace_s=STOP_GRACE_S,
+    )

@@ -27,7 +27,7 @@ from giftwave.sharing.attribution import (
     record_visit,
     touches_of,
 )
-from giftwave.sharing.gift_credits import GiftCredits, GiftCreditThread
+from giftwave.sharing.gift_credits import GiftCredits, credit_thread
 from giftwave.sharing.links import (
     Channel,
     ShareCount,
@@ -93,7 +93,7 @@ class Sharing:
         )
         self.visits = VisitWriter(db)
         self.gift_credits = GiftCredits(db, self.window_us)
-        self.gift_credit_thread = GiftCreditThread(self.gift_credits)
+        self.gift_credit_thread = credit_thread(self.gift_credits)
         self._cookie_secret: bytes | None = None
         # The salt of a UTC day, with the day's first and next day's first microsecond: the
         # redirect checks the day with two comparisons.

@@ -24,10 +24,10 @@ from typing import Final
 
 from sqlalchemy import Engine
 
-from giftwave.background import cancel
 from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
+from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.trending.engine import (
     ANY,
     DEFAULT_WEIGHTS,
@@ -79,16 +79,17 @@ class Trending:
         self._streams: dict[str, LiveStream] = {}  # live, as of the last refresh
         self._seen = SeenIds(0)  # the gift rows read from the database (set by ``start``)
         self._salt = secrets.token_bytes(16)  # hashed sources mean nothing outside this process
-        self._task: asyncio.Task[None] | None = None
+        # The database away fails a refresh: a later one reads on from where this one stopped.
+        self._refresh = PeriodicTask("trending-refresh", self._poll, Schedule(REFRESH_S))
 
     async def start(self) -> None:
         """Rebuild from the database, then keep in step with it."""
         half_lives_us = REBUILD_HALF_LIVES * self.engine.config.half_life_s * 1_000_000
         await self._rebuild(self._clock_us() - int(half_lives_us))
-        self._task = asyncio.create_task(self._loop(), name="trending-refresh")
+        self._refresh.start()
 
     async def stop(self) -> None:
-        await cancel(self._task)
+        await self._refresh.stop()
 
     def top(
         self, limit: int, *, language: str = ANY, country: str = ANY
@@ -223,13 +224,8 @@ class Trending:
                     gift.send_id,
                 )
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            try:
-                await self.poll()
-            except Exception:  # the database is away: try again next time
-                log.exception("trending could not refresh")
+    async def _poll(self) -> None:
+        await self.poll()
 
 
 class SeenIds:

@@ -14,7 +14,6 @@ refused connection or address) is a failed attempt, retried with backoff (outbox
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import heapq
 import logging
@@ -30,6 +29,7 @@ from giftwave import __version__, metrics
 from giftwave.clock import now_us
 from giftwave.db.tables import webhook_endpoints
 from giftwave.payments.signing import signature_header
+from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.webhooks.combos import close_quiet
 from giftwave.webhooks.destinations import DestinationRefused, ensure_public
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
@@ -64,7 +64,9 @@ MAX_ALARMS: Final = 10_000  # known times work falls due; past this, the poll fi
 # the gift path's work on the event loop's default executor.
 DB_THREADS: Final = 2
 RECORD_BATCH: Final = 64  # results recorded in one transaction (one commit, not 64)
-ERROR_PAUSE_S: Final = 1.0
+# A failed round (the database away) is tried again after POLL_US, then backing off up to
+# this: deliveries resume within seconds of the database's return.
+ERROR_BACKOFF_MAX_S: Final = 10.0
 
 EndpointChanged = Callable[[int], None]  # called with the creator id
 T = TypeVar("T")
@@ -112,7 +114,6 @@ class Dispatcher:
             transport=transport,
         )
         self._in_flight: dict[asyncio.Task[None], Claim] = {}
-        self._wakeup = asyncio.Event()
         self._next_claim_us = 0
         self._next_combos_us = 0
         self._next_maintenance_us = 0
@@ -124,22 +125,21 @@ class Dispatcher:
         self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="webhook-dispatcher")
         self._results: list[tuple[_Result, asyncio.Future[Failure | None]]] = []
         self._recorder: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = PeriodicTask(
+            "webhook-dispatcher",
+            self._next_round,
+            Schedule(POLL_US / 1_000_000, backoff_max_s=ERROR_BACKOFF_MAX_S),
+            run_at_start=True,
+            stop_grace_s=STOP_GRACE_S,
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
+        self._rounds.start()
 
     async def stop(self) -> None:
         """Finish the round under way; let attempts under way finish briefly, and hand the
         claims of the others back."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE_S)
-            except TimeoutError:
-                self._task.cancel()
+        await self._rounds.stop()
         if self._in_flight:
             await asyncio.wait(list(self._in_flight), timeout=STOP_GRACE_S)
         unfinished = list(self._in_flight.items())
@@ -171,23 +171,15 @@ class Dispatcher:
             self._next_claim_us = 0
         elif len(self._alarms) < MAX_ALARMS:
             heapq.heappush(self._alarms, at_us)
-        self._wakeup.set()
+        self._rounds.wake()
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self._round(now_us())
-            except Exception:  # the database is away: keep the process, try again shortly
-                log.exception("webhook dispatcher")
-                await asyncio.sleep(ERROR_PAUSE_S)
-            until = min(self._next_claim_us, self._next_combos_us, self._next_maintenance_us)
-            if self._alarms:
-                until = min(until, self._alarms[0])
-            delay_s = (until - now_us()) / 1_000_000
-            if delay_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay_s)
-            self._wakeup.clear()
+    async def _next_round(self) -> float:
+        """One round; how long until the next is due (new work or a free slot wakes sooner)."""
+        await self._round(now_us())
+        until = min(self._next_claim_us, self._next_combos_us, self._next_maintenance_us)
+        if self._alarms:
+            until = min(until, self._alarms[0])
+        return max(0.0, (until - now_us()) / 1_000_000)
 
     async def _round(self, now: int) -> None:
         if self._alarms and self._alarms[0] <= now:
