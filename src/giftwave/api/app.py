@@ -23,14 +23,11 @@ from giftwave.analytics.rollup import Rollup
 from giftwave.analytics.viewers import ViewerSampler
 from giftwave.api import (
     admin,
-    admin_pages,
     analytics,
     api_docs,
     battles,
-    clip_pages,
     clips,
     creators,
-    economy_pages,
     follows,
     identity,
     ledger,
@@ -38,13 +35,9 @@ from giftwave.api import (
     metrics_endpoint,
     moderation,
     overlays,
-    pages,
-    profile_pages,
-    share_pages,
     shares,
     shop,
     streams,
-    studio_pages,
     trending,
     webhooks,
 )
@@ -87,6 +80,13 @@ from giftwave.realtime.sockets import KeepServerSend
 from giftwave.sharing.service import Sharing
 from giftwave.social.follows import follow_limiter
 from giftwave.trending.service import Trending, config_from
+from giftwave.web.pages import admin as admin_pages
+from giftwave.web.pages import clips as clip_pages
+from giftwave.web.pages import economy as economy_pages
+from giftwave.web.pages import profiles as profile_pages
+from giftwave.web.pages import reach as reach_pages
+from giftwave.web.pages import site as site_pages
+from giftwave.web.pages import studio as studio_pages
 from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
@@ -344,14 +344,14 @@ ROUTERS: Final = (
     overlays,
     trending,
     admin_pages,
-    share_pages,
+    reach_pages,
     analytics,
     economy_pages,
     clips,
     clip_pages,
     follows,
     moderation,
-    pages,
+    site_pages,
     profile_pages,
     studio_pages,
     api_docs,
@@ -543,7 +543,7 @@ def create_app(settings: Settings) -> FastAPI:
     _add_ops_routes(app, readiness)
     for module in ROUTERS:
         app.include_router(module.router)
-    app.mount("/static", pages.static_files(), name="static")
+    app.mount("/static", site_pages.static_files(), name="static")
     return app
 
 

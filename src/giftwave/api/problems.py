@@ -191,7 +191,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and _wants_page(request):
-            from giftwave.api.pages import missing_page  # pages import this module
+            from giftwave.web.pages.site import missing_page  # pages import this module
 
             return await missing_page(request)
         code = _HTTP_CODES.get(exc.status_code, Code.HTTP_ERROR)

@@ -23,7 +23,6 @@ from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import Scope, Send
 
 from giftwave.api.auth import SESSION_COOKIE, SessionUser
-from giftwave.api.pages import page, public_base, visitor
 from giftwave.api.problems import Problem
 from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.api.state import app_services, services, services_if_started
@@ -42,6 +41,7 @@ from giftwave.sharing.links import (
 from giftwave.sharing.service import RECENT_US, Sharing
 from giftwave.trending.engine import Signal, user_actor
 from giftwave.trending.service import Trending
+from giftwave.web.pages.site import page, public_base, visitor
 
 router = APIRouter(tags=["sharing"])
 

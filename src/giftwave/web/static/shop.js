@@ -18,7 +18,7 @@ const STATUS_NAMES = {
   cancelled: "Cancelled",
 };
 const currency = boot.currency || "USD"; // chosen by the server: the one with packages
-const prices = boot.coin_prices; // what a custom amount costs (api/spend_boot.py)
+const prices = boot.coin_prices; // what a custom amount costs (web/pages/spend_boot.py)
 const mayBuy = boot.user?.can_gift !== false;
 
 async function checkout(body, button) {

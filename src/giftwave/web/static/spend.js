@@ -14,7 +14,7 @@ const comboQuietMs = Number(boot.combo_quiet_ms ?? 3000);
 const prices = boot.coin_prices; // {currency, rate_coins, rate_minor, step_minor, …} or null
 let confirmedCombo = null; // {gift, until}: a confirmed combo gift repeats without asking
 
-/** The price of `coins` as the server charges a custom amount (api/spend_boot.py): exact in
+/** The price of `coins` as the server charges a custom amount (web/pages/spend_boot.py): exact in
  *  integers, rounded up to a chargeable step. */
 export function priceMinor(coins, p = prices) {
   const raw = (BigInt(coins) * BigInt(p.rate_minor) + BigInt(p.rate_coins) - 1n) / BigInt(p.rate_coins);

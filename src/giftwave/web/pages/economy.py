@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from giftwave.analytics.reports import CreatorReport, StreamReport
 from giftwave.api.analytics import creator_figures, economy_figures, stream_figures
 from giftwave.api.auth import economy_of
-from giftwave.api.pages import page, visitor
 from giftwave.api.problems import Problem
 from giftwave.web import charts
+from giftwave.web.pages.site import page, visitor
 
 router = APIRouter(include_in_schema=False)
 

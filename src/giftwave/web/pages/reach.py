@@ -7,10 +7,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from giftwave.api.pages import page, visitor
 from giftwave.api.shares import reach
 from giftwave.api.state import services
 from giftwave.sharing.attribution import BADGES
+from giftwave.web.pages.site import page, visitor
 
 router = APIRouter(include_in_schema=False)
 

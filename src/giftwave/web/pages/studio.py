@@ -1,7 +1,7 @@
 """The creator studio: go live and end the stream, the live dashboard, goals and battles
 (``/studio``); earnings as a server-drawn chart, the CSV, and payouts (``/studio/earnings``).
 
-Pages like the others (api/pages.py): server-rendered in the visitor's language; what moves
+Pages like the others (web/pages/site.py): server-rendered in the visitor's language; what moves
 comes from the room's WebSocket (read-only) and the JSON API, through web/static/studio*.js.
 A visitor who is not logged in is sent to log in; a viewer gets a page saying the studio is
 for creators. The studio's strings have their own catalog (``studio.po``, web/i18n.py).
@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from giftwave.api.auth import economy_of
 from giftwave.api.creators import days_before
 from giftwave.api.identity import today
-from giftwave.api.pages import Visitor, gifts_for_tray, page, visitor
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.earnings import load_statement
@@ -32,6 +31,7 @@ from giftwave.live.overlay_keys import overlay_key
 from giftwave.live.streams import Stream, live_stream_of
 from giftwave.web.charts import day_chart
 from giftwave.web.i18n import N_, client_messages, text_direction
+from giftwave.web.pages.site import Visitor, gifts_for_tray, page, visitor
 
 router = APIRouter(include_in_schema=False)
 Econ = Annotated[Economy, Depends(economy_of)]

@@ -14,9 +14,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from giftwave.api.pages import page, visitor
 from giftwave.economy.catalog import LOCALES
 from giftwave.web.i18n import N_, client_messages
+from giftwave.web.pages.site import page, visitor
 
 router = APIRouter(include_in_schema=False)
 

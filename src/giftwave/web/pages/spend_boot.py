@@ -1,4 +1,4 @@
-"""What the pages that spend or buy coins tell their scripts (the boot data, api/pages.py):
+"""What the pages that spend or buy coins tell their scripts (the boot data, web/pages/site.py):
 who may spend, the currency a viewer buys in, what a custom amount costs, and what coins are
 worth in money, all from the same rules the API charges by (economy/packages.py, money.py)."""
 

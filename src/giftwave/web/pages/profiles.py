@@ -12,12 +12,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.pages import not_found, page, visitor
 from giftwave.api.state import services
 from giftwave.clips.library import Clip, ClipStatus, clips_of
 from giftwave.identity.users import User, find_by_handle
 from giftwave.live.streams import Stream, live_stream_of
 from giftwave.social.follows import follower_count, is_following
+from giftwave.web.pages.site import not_found, page, visitor
 
 router = APIRouter(include_in_schema=False)
 

@@ -20,7 +20,6 @@ from starlette.staticfiles import StaticFiles
 from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.api.follows import following_now, friends_watching, social_of_stream
 from giftwave.api.security_headers import ANY_FRAMING, CSP, NO_FRAMING, PAGE_POLICY, page_policy
-from giftwave.api.spend_boot import coin_prices, countries, shop_packages, spender
 from giftwave.api.state import services
 from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
@@ -33,12 +32,13 @@ from giftwave.live.streams import Stream, find_stream, live_stream_of, live_with
 from giftwave.money import EXPONENTS_NOT_TWO
 from giftwave.realtime.hub import Hub
 from giftwave.web.i18n import LANG_COOKIE, client_messages, negotiate
+from giftwave.web.pages.spend_boot import coin_prices, countries, shop_packages, spender
 from giftwave.web.script_text import SCRIPT_MESSAGES, plural_messages, problem_messages
 from giftwave.web.templates import render
 
 router = APIRouter(include_in_schema=False)
 
-STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
 LANG_COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
 HOME_STREAMS: Final = 60
 HOME_TRENDING: Final = 6

@@ -10,13 +10,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.clips import ClipOut, clip_out, visible_clip
-from giftwave.api.pages import not_found, page, visitor
 from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.clips.library import MAX_LIST, REACTIONS, clips_of, find_clip
 from giftwave.clips.service import Clips
 from giftwave.clock import now_us
 from giftwave.identity.users import Role
+from giftwave.web.pages.site import not_found, page, visitor
 
 router = APIRouter(include_in_schema=False)
 
