@@ -58,7 +58,10 @@ def test_a_lost_database_is_503_with_retry_after(app: FastAPI, kind: str) -> Non
     assert "server closed" not in str(body)  # the driver's words stay in the log
 
 
-def test_any_other_error_is_still_a_logged_500(app: FastAPI) -> None:
+def test_any_other_error_is_still_a_logged_500_with_the_common_headers(app: FastAPI) -> None:
     answer = _get(app, "/bug")
     assert answer.status_code == 500
     assert answer.json()["code"] == "internal_error"
+    # Answered outside every middleware, it still carries the headers every answer does.
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "strict-origin-when-cross-origin"

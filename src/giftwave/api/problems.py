@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.errors import Code, DomainError, RateLimited, Unavailable
 from giftwave.ledger.engine import EngineStopped, LedgerUnavailable
 from giftwave.ledger.errors import AccountConflict, AccountNotFound, InvalidAccount, LedgerError
@@ -254,6 +255,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
+        # Starlette answers this from its outermost middleware, outside SecurityHeaders: the
+        # headers every answer carries are added here.
         return problem_response(
-            500, Code.INTERNAL_ERROR, "an internal error occurred; it has been logged"
+            500,
+            Code.INTERNAL_ERROR,
+            "an internal error occurred; it has been logged",
+            headers={name.decode(): value.decode() for name, value in COMMON_HEADERS},
         )
