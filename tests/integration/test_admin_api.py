@@ -232,3 +232,25 @@ async def test_ledger_check_and_economy_totals(economy_app: AppFactory) -> None:
         assert min(a["started_at_us"] for a in answers) > again["started_at_us"]
         assert_problem(await viewer.post("/v1/admin/ledger/verify"), 403, "admin_required")
         assert_problem(await creator.get("/v1/admin/ledger"), 403, "admin_required")
+
+
+async def test_an_admin_cannot_make_a_minor_a_creator(economy_app: AppFactory) -> None:
+    """The creator age holds on every road to the role: signing up, becoming one, and an
+    admin's change of role; a refused change writes nothing, not even its other fields."""
+    async with economy_app() as client:
+        minor = await register(client, birth_date="2012-03-01")
+        adult = await register(client)
+        r = await client.patch(
+            f"/v1/admin/users/{minor.id}",
+            json={"role": "creator", "status": "blocked"},
+            headers=ADMIN,
+        )
+        body = assert_problem(r, 403, "creator_too_young")
+        assert body["min_age"] == 18
+        [row] = await admin_get(client, "/v1/admin/users", q=minor.user["email"])
+        assert (row["role"], row["status"]) == ("viewer", "active")  # nothing was written
+        r = await client.patch(
+            f"/v1/admin/users/{adult.id}", json={"role": "creator"}, headers=ADMIN
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["role"] == "creator"

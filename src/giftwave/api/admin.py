@@ -24,7 +24,7 @@ from giftwave.api.auth import (
     user_changed_notice,
 )
 from giftwave.api.fields import PlainText, StrictBool
-from giftwave.api.identity import UserOut
+from giftwave.api.identity import UserOut, today
 from giftwave.api.problems import Problem
 from giftwave.api.shop import GiftOut, OrderOut
 from giftwave.api.state import services
@@ -131,6 +131,8 @@ async def change_user(
             role=body.role,
             age_verified=body.age_verified,
             by_user_id=None if admin.user is None else admin.user.id,
+            age_rule=economy.age_rule,
+            today=today(),
         )
     )
     # Committed: every node (this one at once) drops the user it cached (api/auth.py).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine
@@ -19,10 +20,13 @@ from giftwave.economy.wallets import COINS_ISSUED, Wallets
 from giftwave.errors import Code, Conflict, Invalid, NotFound
 from giftwave.identity.sessions import ApiKey, create_api_key, parse_scopes, revoke_api_key
 from giftwave.identity.users import (
+    AgeRule,
     Role,
     User,
     UserStatus,
     find_users,
+    get_user,
+    require_creator_age,
     search_users,
     set_age_verified,
     set_role,
@@ -78,14 +82,20 @@ def change_user(
     role: Role | None,
     age_verified: bool | None,
     by_user_id: int | None,
+    age_rule: AgeRule,
+    today: date,
 ) -> User:
     """Block or unblock (the ledger freezes their accounts too), change role, verify age;
-    audited. Blocking: run it on a worker thread. The caller tells every node the user
-    changed (their cached copies are dropped)."""
+    audited. A creator must be of the creator age (the same rule as signing up or becoming
+    one: 403 ``creator_too_young``, nothing changed). Blocking: run it on a worker thread. The
+    caller tells every node the user changed (their cached copies are dropped)."""
     with db.begin() as conn:
         user = None
         if status is not None:
             user = set_status(conn, user_id, status)
+        if role is Role.CREATOR:
+            target = get_user(conn, user_id)
+            require_creator_age(age_rule, target.birth_date, target.country, today)
         if role is not None:
             user = set_role(conn, user_id, role)
         if age_verified is not None:
