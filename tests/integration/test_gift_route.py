@@ -8,6 +8,7 @@ from __future__ import annotations
 from economy_client import ADMIN, AppFactory, assert_problem, economy_app, register
 
 from giftwave.api.state import app_services
+from giftwave.economy.gifting import GiftSent
 
 __all__ = ["economy_app"]
 
@@ -30,9 +31,12 @@ async def test_the_gift_route_answers_like_every_other_route(economy_app: AppFac
         assert sent.headers["content-type"] == "application/json"
         body = sent.json()
         assert body.keys() == {
-            "send_id", "stream_id", "creator_id", "gift_id", "gift_version", "count",
-            "coins", "diamonds", "balance_coins", "created_at_us",
+            "send_id", "stream_id", "creator_id", "sender_id", "gift_id", "gift_version",
+            "count", "coins", "diamonds", "balance_coins", "created_at_us",
         }  # fmt: skip
+        assert body["sender_id"] == viewer.id
+        # The socket's send_gift ack carries exactly these fields (GiftSent.as_dict).
+        assert body.keys() == set(GiftSent.__dataclass_fields__)
         assert (body["count"], body["coins"], body["balance_coins"]) == (2, 2, 8)
         again = await viewer.post(path, {"gift_id": "rose", "count": 2, "idempotency_key": "a"})
         assert again.json() == body  # the same key: the same receipt, no second charge

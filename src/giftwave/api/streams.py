@@ -123,9 +123,12 @@ class SendGiftIn(BaseModel):
 
 
 class GiftSentOut(BaseModel):
+    """The receipt of a gift: the same fields over REST and as a socket's ``send_gift`` ack."""
+
     send_id: str
     stream_id: str
     creator_id: int
+    sender_id: int
     gift_id: str
     gift_version: int
     count: int
