@@ -239,6 +239,7 @@ LOOPS: Final = (
     "analytics-viewers",  # viewers over time, sampled for analytics
     "battle-referee",  # battles ended on time, invitations expired
     "clip-sweep",  # queued clip jobs the queue had no room for, offered again
+    "diamond-fractions",  # creators' hundredths of a diamond settled into whole diamonds
     "ledger-checkpoint",  # SQLite's WAL copied back into the database file
     "ledger-expiry",  # pending transfers past their timeout, voided
     "realtime-viewers",  # each room's viewers on every node, counted

@@ -450,6 +450,9 @@ async def _start_services(
     db, engine = await _start_ledger(settings, db_url, stack)
     economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
     economy.seed_defaults()
+    # Creators' hundredths of a diamond become whole diamonds off the gift path.
+    economy.fractions.start()
+    stack.push_async_callback(economy.fractions.stop)
     broker = open_broker(settings.broker_url)
     hub = _hub(settings, db, broker)
     ban_gate = BanGate(db)

@@ -37,6 +37,7 @@ from giftwave.clock import day_of, now_us
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
+from giftwave.economy.diamond_fractions import split_diamonds
 from giftwave.economy.limits import daily_spend_refused
 from giftwave.economy.wallets import DAILY_SPEND, DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
@@ -118,6 +119,9 @@ class _Intent:
     coins: int
     diamonds: int
     created_at_us: int
+    # Hundredths of a diamond the rate leaves over (economy/diamond_fractions.py). Not in the
+    # row: the gift's ":f" transfer holds it, and only a new gift's chain needs it.
+    diamond_hundredths: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,9 @@ class _Legs:
     creator_diamonds: int
     day_spent: int | None  # the sender's account of the day; None: no daily cap
     daily_spend: int | None
+    # The fraction issuer and the creator's fraction account; None: the rate is a whole
+    # number of diamonds per coin (the default), so no gift has a fraction.
+    fractions: tuple[int, int] | None = None
 
 
 def send_id_of(sender_id: int, key: str) -> str:
@@ -273,13 +280,24 @@ class Gifting:
             daily_spend = self._wallets.cached_id(DAILY_SPEND)
             if day_spent is None or daily_spend is None:  # the first gift of the day here
                 return None
+        fractions = None
+        if self._policy.diamonds_per_100_coins % 100:
+            fractions = self._wallets.cached_fraction_legs(stream.creator_id)
+            if fractions is None:
+                return None
         viewer_coins, gifts_spent, diamonds_issued, creator_diamonds = legs
         return (
             debt,
             stream,
             creator,
             _Legs(
-                viewer_coins, gifts_spent, diamonds_issued, creator_diamonds, day_spent, daily_spend
+                viewer_coins,
+                gifts_spent,
+                diamonds_issued,
+                creator_diamonds,
+                day_spent,
+                daily_spend,
+                fractions,
             ),
         )
 
@@ -327,6 +345,9 @@ class Gifting:
         legs = None
         if creator is not None:
             capped = self._daily_max_coins > 0
+            fractions = None
+            if self._policy.diamonds_per_100_coins % 100:
+                fractions = (self._wallets.fraction_issuer(), self._wallets.fraction(creator.id))
             legs = _Legs(
                 viewer_coins=self._wallets.user(cmd.sender.id).coins,
                 gifts_spent=self._wallets.platform(GIFTS_SPENT, "COIN"),
@@ -334,6 +355,7 @@ class Gifting:
                 creator_diamonds=self._wallets.user(creator.id).diamonds,
                 day_spent=self._wallets.day_account(cmd.sender.id, today) if capped else None,
                 daily_spend=self._wallets.platform(DAILY_SPEND, "COIN") if capped else None,
+                fractions=fractions,
             )
         return debt, stream, creator, legs
 
@@ -375,6 +397,7 @@ class Gifting:
                 debt_coins=debt,
             )
         coins = gift.price_coins * cmd.count
+        diamonds, hundredths = split_diamonds(coins, self._policy.diamonds_per_100_coins)
         return _Intent(
             stream_id=stream.id,
             creator_id=creator.id,
@@ -382,8 +405,9 @@ class Gifting:
             gift_version=gift.version,
             count=cmd.count,
             coins=coins,
-            diamonds=coins * self._policy.diamonds_per_100_coins // 100,
+            diamonds=diamonds,
             created_at_us=now_us(),
+            diamond_hundredths=hundredths,
         )
 
     async def _first_use(self, cmd: SendGift) -> _Intent:
@@ -424,13 +448,27 @@ class Gifting:
             base + ":c", legs.viewer_coins, legs.gifts_spent, intent.coins, TransferCode.GIFT
         )
         chain = [coins]
-        if intent.diamonds > 0:  # a creator rate below 100% can round a 1-coin gift to 0
+        if intent.diamonds > 0:  # at a rate below 100, a 1-coin gift earns no whole diamond
             chain.append(
                 Transfer(
                     base + ":d",
                     legs.diamonds_issued,
                     legs.creator_diamonds,
                     intent.diamonds,
+                    TransferCode.GIFT,
+                )
+            )
+        if intent.diamond_hundredths > 0:
+            # What the whole diamonds leave of the exact rate, carried in hundredths until
+            # they make whole diamonds (economy/diamond_fractions.py), in the same chain.
+            assert legs.fractions is not None, "a rate with fractions opens their accounts"
+            issuer, creator_fraction = legs.fractions
+            chain.append(
+                Transfer(
+                    base + ":f",
+                    issuer,
+                    creator_fraction,
+                    intent.diamond_hundredths,
                     TransferCode.GIFT,
                 )
             )

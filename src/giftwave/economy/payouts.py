@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import day_start_us, now_us
 from giftwave.db.tables import payouts, users
+from giftwave.economy.diamond_fractions import DiamondFractions
 from giftwave.economy.rounding import min_payout_diamonds, quote
 from giftwave.economy.wallets import PAYOUTS, Wallets
 from giftwave.errors import (
@@ -166,12 +167,19 @@ def plan_approval(
 
 class Payouts:
     def __init__(
-        self, db: Engine, engine: PostingEngine, wallets: Wallets, policy: PayoutPolicy
+        self,
+        db: Engine,
+        engine: PostingEngine,
+        wallets: Wallets,
+        policy: PayoutPolicy,
+        fractions: DiamondFractions | None = None,
     ) -> None:
         self._db = db
         self._engine = engine
         self._wallets = wallets
         self._policy = policy
+        # Settles a creator's hundredths of a diamond before a request reads the balance.
+        self._fractions = fractions or DiamondFractions(db, engine, wallets)
 
     @property
     def policy(self) -> PayoutPolicy:
@@ -196,6 +204,9 @@ class Payouts:
                 f"the minimum payout is {self._policy.min_cents / 100:,.2f} USD",
                 min_cents=self._policy.min_cents,
             )
+        # Whole diamonds still in hundredths are the creator's: carried out before the debt is
+        # settled and the reservation made (economy/diamond_fractions.py).
+        await self._fractions.settle(creator.id)
         await self._settle_debt(creator.id)
         payout = await asyncio.to_thread(self._record, creator, diamonds, cents, key, today)
         if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.FAILED):

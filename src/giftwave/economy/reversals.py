@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, RowMapping, Select, or_, select, upda
 from sqlalchemy.orm import aliased
 
 from giftwave.db.tables import gift_sends, transfers, users
+from giftwave.economy.diamond_fractions import fraction_reversal
 from giftwave.economy.wallets import DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import Code, Conflict, NotFound, Unavailable
 from giftwave.ledger.annex import GIFT_REVERSED
@@ -172,11 +173,11 @@ def _plan(
 ) -> tuple[list[Transfer], SentGift, tuple[int, int, int]]:
     """The reversal's chain (empty when it is committed already), the gift, and the receipt
     (coins returned, diamonds taken, diamonds left as a debt)."""
-    coins_leg, diamonds_leg = send_id + ":c", send_id + ":d"
+    coins_leg, diamonds_leg, fraction_leg = send_id + ":c", send_id + ":d", send_id + ":f"
     rev_c, rev_d, rev_dd = send_id + ":rev:c", send_id + ":rev:d", send_id + ":rev:dd"
     with db.connect() as conn:
         row = conn.execute(_sends().where(gift_sends.c.transfer_id == coins_leg)).first()
-        done = transfer_amounts(conn, [coins_leg, diamonds_leg, rev_c, rev_d, rev_dd])
+        done = transfer_amounts(conn, [coins_leg, diamonds_leg, fraction_leg, rev_c, rev_d, rev_dd])
         spend = conn.execute(
             select(
                 transfers.c.debit_account_id, transfers.c.credit_account_id, transfers.c.amount
@@ -191,18 +192,27 @@ def _plan(
         # from today's balances, which would call the whole amount taken.
         return [], gift, (done[rev_c], done.get(rev_d, 0), done.get(rev_dd, 0))
     sender, creator = wallets.user(gift.sender_id), wallets.user(gift.creator_id)
-    coins, diamonds = gift.coins, gift.diamonds
+    coins = gift.coins
+    code = TransferCode.REFUND
+    # The gift's hundredths of a diamond (a rate below 100): from the fraction account, or,
+    # once settled into a diamond, one more diamond taken and its change given back.
+    fraction_chain, extra = _fraction_back(
+        wallets, gift.creator_id, send_id, done.get(fraction_leg)
+    )
+    diamonds = (gift.diamonds if diamonds_leg in done else 0) + extra
     (creator_diamonds,) = wallets.accounts([creator.diamonds])
     take = min(diamonds, max(0, creator_diamonds.available))
     spent = wallets.platform(GIFTS_SPENT, "COIN")
     issued = wallets.platform(DIAMONDS_ISSUED, "DIAMOND")
-    code = TransferCode.REFUND
+    # A 1-coin gift at a rate below 100 has no diamonds leg: its borrowed diamond points at
+    # the gift's hundredths instead.
+    diamonds_reversed = diamonds_leg if diamonds_leg in done else fraction_leg
     chain = [Transfer(rev_c, spent, sender.coins, coins, code, reverses_id=coins_leg)]
-    if diamonds_leg in done and take > 0:
+    if take > 0:
         chain.append(
-            Transfer(rev_d, creator.diamonds, issued, take, code, reverses_id=diamonds_leg)
+            Transfer(rev_d, creator.diamonds, issued, take, code, reverses_id=diamonds_reversed)
         )
-    debt = diamonds - take if diamonds_leg in done else 0
+    debt = diamonds - take
     if debt > 0:
         chain.append(
             Transfer(
@@ -211,9 +221,10 @@ def _plan(
                 issued,
                 debt,
                 code,
-                reverses_id=diamonds_leg,
+                reverses_id=diamonds_reversed,
             )
         )
+    chain += fraction_chain
     if spend is not None:
         # The gift counted towards its sender's daily cap (economy/gifting.py): the same day's
         # account is credited back, so the cap counts spend net of reversals. A gift sent
@@ -231,6 +242,28 @@ def _plan(
         )
     linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
     return linked, gift, (coins, take, debt)
+
+
+def _fraction_back(
+    wallets: Wallets, creator_id: int, send_id: str, hundredths: int | None
+) -> tuple[list[Transfer], int]:
+    """The transfer that takes a gift's hundredths back ([] for a gift without), and the
+    whole diamonds to take besides the gift's own (``diamond_fractions.fraction_reversal``)."""
+    if not hundredths:
+        return [], 0
+    fraction_id, issuer = wallets.fraction(creator_id), wallets.fraction_issuer()
+    (fraction,) = wallets.accounts([fraction_id])
+    extra, move = fraction_reversal(hundredths, fraction.available)
+    debit, credit = (fraction_id, issuer) if move < 0 else (issuer, fraction_id)
+    leg = Transfer(
+        send_id + ":rev:f",
+        debit,
+        credit,
+        abs(move),
+        TransferCode.REFUND,
+        reverses_id=send_id + ":f",
+    )
+    return [leg], extra
 
 
 def _reversed_at_us(db: Engine, send_id: str) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.config import Settings
 from giftwave.economy.catalog import Catalog, seed_default_catalog
+from giftwave.economy.diamond_fractions import DiamondFractions
 from giftwave.economy.gifting import Gifting, GiftingPolicy
 from giftwave.economy.limits import gift_limiter
 from giftwave.economy.packages import seed_default_packages
@@ -35,6 +36,7 @@ class Economy:
     topups: TopUps
     payouts: Payouts
     reversals: Reversals
+    fractions: DiamondFractions
 
     @classmethod
     def build(
@@ -57,6 +59,7 @@ class Economy:
             gift_limiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
             settings.gift_daily_spend_max_coins,
         )
+        fractions = DiamondFractions(db, engine, wallets)
         payouts = Payouts(
             db,
             engine,
@@ -68,6 +71,7 @@ class Economy:
                 diamond_value_usd_micros=settings.diamond_value_usd_micros,
                 age_rule=age_rule,
             ),
+            fractions,
         )
         return cls(
             settings=settings,
@@ -86,6 +90,7 @@ class Economy:
             topups=TopUps(db, engine, wallets, provider, age_rule),
             payouts=payouts,
             reversals=Reversals(db, engine, wallets),
+            fractions=fractions,
         )
 
     def seed_defaults(self) -> None:

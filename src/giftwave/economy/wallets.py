@@ -5,10 +5,12 @@
     user:<id>:coin_debt      COIN     may go below   coins clawed back after they were spent
     user:<id>:diamond_debt   DIAMOND  may go below   diamonds clawed back after a payout
     user:<id>:spent:<day>    COIN     debit-normal   the day's gifts net of reversals (the cap)
+    user:<id>:diamond_fraction CDIAMOND no overdraft hundredths of a diamond earned, not yet whole
     platform:coins_issued    COIN     the source of every coin sold
     platform:gifts_spent     COIN     where spent coins go
     platform:diamonds_issued DIAMOND  the source of every diamond earned
     platform:payouts         DIAMOND  diamonds cashed out
+    platform:diamond_fractions_issued CDIAMOND  the source of every hundredth of a diamond
     platform:daily_spend     COIN     the other side of every day account's legs
     platform:sales:<CUR>     fiat     what viewers paid, by currency
     platform:provider:<name>:<CUR>  fiat  what the payment provider holds for us
@@ -41,6 +43,10 @@ GIFTS_SPENT: Final = "platform:gifts_spent"
 DIAMONDS_ISSUED: Final = "platform:diamonds_issued"
 PAYOUTS: Final = "platform:payouts"
 DAILY_SPEND: Final = "platform:daily_spend"
+# A creator rate that is not a whole number of diamonds per coin leaves hundredths of a diamond
+# over from a gift: they are carried in an asset of their own (economy/diamond_fractions.py).
+FRACTION_ASSET: Final = "CDIAMOND"
+FRACTIONS_ISSUED: Final = "platform:diamond_fractions_issued"
 # Day accounts remembered by this process: one per gifting user and UTC day, so the cache is
 # bounded apart from the other names (which are a few per user, for good).
 DAY_ACCOUNTS_MAX: Final = 100_000
@@ -124,6 +130,26 @@ class Wallets:
         if None in legs:
             return None
         return legs  # type: ignore[return-value]
+
+    def fraction(self, user_id: int) -> int:
+        """The user's account of hundredths of a diamond, opened at their first fraction."""
+        return self.account_id(
+            fraction_account(user_id),
+            FRACTION_ASSET,
+            AccountFlags.NO_OVERDRAFT,
+            owner=f"user:{user_id}",
+        )
+
+    def fraction_issuer(self) -> int:
+        return self.platform(FRACTIONS_ISSUED, FRACTION_ASSET)
+
+    def cached_fraction_legs(self, creator_id: int) -> tuple[int, int] | None:
+        """The issuer's and the creator's fraction accounts, if both are known here."""
+        issuer = self._ids.get(FRACTIONS_ISSUED)
+        creator = self._ids.get(fraction_account(creator_id))
+        if issuer is None or creator is None:
+            return None
+        return issuer, creator
 
     def cached_id(self, name: str) -> int | None:
         """An account's id, if this process knows it without the database."""
@@ -226,6 +252,10 @@ class Wallets:
         with self._db.begin() as conn:
             set_account_flags(conn, mine.coins, flags)
             set_account_flags(conn, mine.diamonds, flags)
+
+
+def fraction_account(user_id: int) -> str:
+    return f"user:{user_id}:diamond_fraction"
 
 
 def _user_specs(user_id: int) -> list[tuple[str, str, AccountFlags, str]]:

@@ -45,7 +45,9 @@ class AccountSpec:
                 "name must be 1-128 of a-z, 0-9, '_', '.', ':', '-', and not only digits"
             )
         if not ASSET_RE.fullmatch(self.asset):
-            raise InvalidAccount("asset must be COIN, DIAMOND or a three-letter currency code")
+            raise InvalidAccount(
+                "asset must be COIN, DIAMOND, CDIAMOND or a three-letter currency code"
+            )
         if len(self.owner) > 128 or not self.owner.isprintable():
             raise InvalidAccount("owner must be at most 128 printable characters")
 

@@ -17,7 +17,9 @@ AMOUNT_MAX: Final = 2**62
 # Client-chosen ids: short, printable, safe in URLs and logs.
 TRANSFER_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 ACCOUNT_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.:\-]{0,127}")
-ASSET_RE: Final = re.compile(r"COIN|DIAMOND|[A-Z]{3}")
+# CDIAMOND: hundredths of a diamond, what a creator rate below 100 per 100 coins leaves over
+# from a gift (economy/diamond_fractions.py).
+ASSET_RE: Final = re.compile(r"COIN|DIAMOND|CDIAMOND|[A-Z]{3}")
 
 
 class TransferCode(enum.StrEnum):

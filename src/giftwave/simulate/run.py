@@ -430,6 +430,9 @@ class _Simulation:
     async def _payouts(self, today: date) -> None:
         payouts = self.economy.payouts
         policy = payouts.policy
+        # What a serving process's loop does every half minute: hundredths of a diamond
+        # (a rate below 100 per 100 coins) become whole diamonds before the balances are read.
+        await self.economy.fractions.settle_due()
         for creator in self.creators:
             view = await asyncio.to_thread(self.economy.wallets.view, creator.id)
             if view.diamonds <= 0 or policy.cents_for(view.diamonds) < policy.min_cents:
