@@ -12,7 +12,7 @@ and each of them takes a reversal once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -168,6 +168,103 @@ async def reverse_gift(
     raise Unavailable(Code.LEDGER_BUSY, "the creator's balance kept changing; retry")
 
 
+@dataclass(frozen=True, slots=True)
+class ReversalAccounts:
+    """The accounts a reversal moves value between, and what two of them hold now."""
+
+    sender_coins: int
+    gifts_spent: int
+    diamonds_issued: int
+    creator_diamonds: int
+    creator_diamond_debt: int
+    diamonds_available: int  # the creator's diamonds not reserved by a payout
+    # The issuer's and the creator's fraction accounts, and what the creator's holds; read
+    # only for a gift with hundredths of a diamond (a creator rate below 100).
+    fraction_issuer: int = 0
+    creator_fraction: int = 0
+    fraction_available: int = 0
+
+
+def plan_reversal(
+    send_id: str,
+    done: Mapping[str, int],
+    accounts: ReversalAccounts,
+    spend: tuple[int, int, int] | None,
+) -> tuple[list[Transfer], tuple[int, int, int]]:
+    """The reversal's linked chain and its receipt (coins returned, diamonds taken, diamonds
+    left as a debt), from the gift's committed legs (``done``: id → amount) and balances.
+
+    Pure, like the ledger's planner: every rule of a reversal is here, testable without a
+    database (tests/unit/test_exact_rate.py)."""
+    coins_leg, diamonds_leg, fraction_leg = send_id + ":c", send_id + ":d", send_id + ":f"
+    a = accounts
+    code = TransferCode.REFUND
+    # The gift's hundredths of a diamond (a rate below 100): from the fraction account, or,
+    # once settled into a diamond, one more diamond taken and its change given back.
+    hundredths = done.get(fraction_leg, 0)
+    extra, move = fraction_reversal(hundredths, a.fraction_available)
+    diamonds = done.get(diamonds_leg, 0) + extra
+    take = min(diamonds, max(0, a.diamonds_available))
+    debt = diamonds - take
+    # A 1-coin gift at a rate below 100 has no diamonds leg: a borrowed diamond points at the
+    # gift's hundredths instead.
+    diamonds_reversed = diamonds_leg if diamonds_leg in done else fraction_leg
+    coins = done[coins_leg]
+    chain = [
+        Transfer(
+            send_id + ":rev:c", a.gifts_spent, a.sender_coins, coins, code, reverses_id=coins_leg
+        )
+    ]
+    if take > 0:
+        chain.append(
+            Transfer(
+                send_id + ":rev:d",
+                a.creator_diamonds,
+                a.diamonds_issued,
+                take,
+                code,
+                reverses_id=diamonds_reversed,
+            )
+        )
+    if debt > 0:
+        chain.append(
+            Transfer(
+                send_id + ":rev:dd",
+                a.creator_diamond_debt,
+                a.diamonds_issued,
+                debt,
+                code,
+                reverses_id=diamonds_reversed,
+            )
+        )
+    if move:
+        debit, credit = (
+            (a.creator_fraction, a.fraction_issuer)
+            if move < 0
+            else (a.fraction_issuer, a.creator_fraction)
+        )
+        chain.append(
+            Transfer(send_id + ":rev:f", debit, credit, abs(move), code, reverses_id=fraction_leg)
+        )
+    if spend is not None:
+        # The gift counted towards its sender's daily cap (economy/gifting.py): the same day's
+        # account is credited back, so the cap counts spend net of reversals. A gift sent
+        # while the cap was off has no such leg and gives nothing back.
+        day_spent, daily_spend, spent = spend
+        chain.append(
+            Transfer(
+                send_id + ":rev:s",
+                daily_spend,
+                day_spent,
+                spent,
+                code,
+                reverses_id=send_id + ":s",
+            )
+        )
+    linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+    return linked, (coins, take, debt)
+
+
 def _plan(
     db: Engine, wallets: Wallets, send_id: str
 ) -> tuple[list[Transfer], SentGift, tuple[int, int, int]]:
@@ -192,78 +289,27 @@ def _plan(
         # from today's balances, which would call the whole amount taken.
         return [], gift, (done[rev_c], done.get(rev_d, 0), done.get(rev_dd, 0))
     sender, creator = wallets.user(gift.sender_id), wallets.user(gift.creator_id)
-    coins = gift.coins
-    code = TransferCode.REFUND
-    # The gift's hundredths of a diamond (a rate below 100): from the fraction account, or,
-    # once settled into a diamond, one more diamond taken and its change given back.
-    fraction_chain, extra = _fraction_back(
-        wallets, gift.creator_id, send_id, done.get(fraction_leg)
-    )
-    diamonds = (gift.diamonds if diamonds_leg in done else 0) + extra
     (creator_diamonds,) = wallets.accounts([creator.diamonds])
-    take = min(diamonds, max(0, creator_diamonds.available))
-    spent = wallets.platform(GIFTS_SPENT, "COIN")
-    issued = wallets.platform(DIAMONDS_ISSUED, "DIAMOND")
-    # A 1-coin gift at a rate below 100 has no diamonds leg: its borrowed diamond points at
-    # the gift's hundredths instead.
-    diamonds_reversed = diamonds_leg if diamonds_leg in done else fraction_leg
-    chain = [Transfer(rev_c, spent, sender.coins, coins, code, reverses_id=coins_leg)]
-    if take > 0:
-        chain.append(
-            Transfer(rev_d, creator.diamonds, issued, take, code, reverses_id=diamonds_reversed)
-        )
-    debt = diamonds - take
-    if debt > 0:
-        chain.append(
-            Transfer(
-                rev_dd,
-                creator.diamond_debt,
-                issued,
-                debt,
-                code,
-                reverses_id=diamonds_reversed,
-            )
-        )
-    chain += fraction_chain
-    if spend is not None:
-        # The gift counted towards its sender's daily cap (economy/gifting.py): the same day's
-        # account is credited back, so the cap counts spend net of reversals. A gift sent
-        # while the cap was off has no such leg and gives nothing back.
-        day_spent, daily_spend, spent = (int(v) for v in spend)
-        chain.append(
-            Transfer(
-                send_id + ":rev:s",
-                daily_spend,
-                day_spent,
-                spent,
-                code,
-                reverses_id=send_id + ":s",
-            )
-        )
-    linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
-    return linked, gift, (coins, take, debt)
-
-
-def _fraction_back(
-    wallets: Wallets, creator_id: int, send_id: str, hundredths: int | None
-) -> tuple[list[Transfer], int]:
-    """The transfer that takes a gift's hundredths back ([] for a gift without), and the
-    whole diamonds to take besides the gift's own (``diamond_fractions.fraction_reversal``)."""
-    if not hundredths:
-        return [], 0
-    fraction_id, issuer = wallets.fraction(creator_id), wallets.fraction_issuer()
-    (fraction,) = wallets.accounts([fraction_id])
-    extra, move = fraction_reversal(hundredths, fraction.available)
-    debit, credit = (fraction_id, issuer) if move < 0 else (issuer, fraction_id)
-    leg = Transfer(
-        send_id + ":rev:f",
-        debit,
-        credit,
-        abs(move),
-        TransferCode.REFUND,
-        reverses_id=send_id + ":f",
+    accounts = ReversalAccounts(
+        sender_coins=sender.coins,
+        gifts_spent=wallets.platform(GIFTS_SPENT, "COIN"),
+        diamonds_issued=wallets.platform(DIAMONDS_ISSUED, "DIAMOND"),
+        creator_diamonds=creator.diamonds,
+        creator_diamond_debt=creator.diamond_debt,
+        diamonds_available=creator_diamonds.available,
     )
-    return [leg], extra
+    if done.get(fraction_leg):
+        fraction_id = wallets.fraction(gift.creator_id)
+        (fraction,) = wallets.accounts([fraction_id])
+        accounts = replace(
+            accounts,
+            fraction_issuer=wallets.fraction_issuer(),
+            creator_fraction=fraction_id,
+            fraction_available=fraction.available,
+        )
+    day_spend = None if spend is None else (int(spend[0]), int(spend[1]), int(spend[2]))
+    chain, receipt = plan_reversal(send_id, done, accounts, day_spend)
+    return chain, gift, receipt
 
 
 def _reversed_at_us(db: Engine, send_id: str) -> int:
