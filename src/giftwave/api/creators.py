@@ -65,6 +65,19 @@ class StatementOut(BaseModel):
         description="diamonds the approved payouts paid (all time); less than their diamonds "
         "when an approval settled a diamond debt from the reservation"
     )
+    earned_hundredths: int = Field(
+        description="what the period's gifts earned, exactly, in hundredths of a diamond: "
+        "totals.diamonds whole, and the hundredths a creator rate below 100 per 100 coins "
+        "leaves over from each gift"
+    )
+    diamonds_per_100_coins: float | None = Field(
+        description="the rate the period's gifts earned: earned_hundredths / coins (none "
+        "without gifts)"
+    )
+    fraction_pending_hundredths: int = Field(
+        description="hundredths of a diamond held now, not yet a whole diamond; each 100 "
+        "become one in the balance within a minute, and before a payout request"
+    )
     balance_diamonds: int
     reserved_diamonds: int
 
@@ -85,6 +98,9 @@ class StatementOut(BaseModel):
             share_percent_high=s.share_percent_high,
             payouts=s.payouts,
             paid_out_diamonds=s.paid_out_diamonds,
+            earned_hundredths=s.earned_hundredths,
+            diamonds_per_100_coins=s.diamonds_per_100_coins,
+            fraction_pending_hundredths=s.fraction_pending_hundredths,
             balance_diamonds=balance,
             reserved_diamonds=reserved,
         )

@@ -2,7 +2,10 @@
 
 Counted from gift sends whose coins transfer is in the ledger (the ledger decides what was
 paid), minus reversed gifts. The effective share compares the diamonds' cash value with what
-viewers paid for those coins, at the dearest and the cheapest package per coin.
+viewers paid for those coins, at the dearest and the cheapest package per coin; it counts the
+hundredths of a diamond a creator rate below 100 per 100 coins leaves over from each gift
+(their ``:f`` transfers, economy/diamond_fractions.py), so it is the rate the creator got,
+exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from giftwave.db.tables import gift_sends, payouts, streams, transfers
 from giftwave.economy.packages import list_packages
 from giftwave.economy.payouts import MICROS_PER_CENT, POSTED_SUFFIX, payout_totals
 from giftwave.economy.rounding import apportion_cents, floor_cents
+from giftwave.economy.wallets import fraction_account
 from giftwave.errors import Code, Invalid
+from giftwave.ledger.accounts import find_account
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 
 US_PER_DAY: Final = 86_400_000_000
@@ -66,6 +71,18 @@ class Statement:
     # What the ledger paid out (all time): an approval that settled a diamond debt from the
     # reservation paid less than its payout's diamonds, which stay what was reserved.
     paid_out_diamonds: int = 0
+    # What the period's gifts earned, exactly, in hundredths of a diamond: their whole
+    # diamonds (totals.diamonds) and the hundredths carried beside them.
+    earned_hundredths: int = 0
+    # Hundredths of a diamond the creator holds now, not yet settled into a whole diamond.
+    fraction_pending_hundredths: int = 0
+
+    @property
+    def diamonds_per_100_coins(self) -> float | None:
+        """The rate the period's gifts earned: diamonds per 100 coins, to the hundredth."""
+        if not self.totals.coins:
+            return None
+        return round(self.earned_hundredths / self.totals.coins, 2)
 
 
 def build_statement(
@@ -82,6 +99,11 @@ def build_statement(
         raise Invalid(Code.INVALID_PERIOD, f"a statement covers 1..{MAX_DAYS} days, from <= to")
     start, end = day_start_us(from_day), day_start_us(to_day) + US_PER_DAY
     day_no = (gift_sends.c.created_at_us // US_PER_DAY).label("day_no")
+    # A gift's hundredths of a diamond are its ":f" transfer, beside its ":c" (the row's).
+    fraction = transfers.alias("fraction")
+    fraction_id = func.substr(
+        gift_sends.c.transfer_id, 1, func.length(gift_sends.c.transfer_id) - 1
+    ).concat("f")
     rows = conn.execute(
         select(
             day_no,
@@ -90,11 +112,12 @@ def build_statement(
             func.count(),
             func.sum(gift_sends.c.coins),
             func.sum(gift_sends.c.diamonds),
+            func.coalesce(func.sum(fraction.c.amount), 0),
         )
         .select_from(
-            gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id).outerjoin(
-                streams, streams.c.id == gift_sends.c.stream_id
-            )
+            gift_sends.join(transfers, transfers.c.id == gift_sends.c.transfer_id)
+            .outerjoin(streams, streams.c.id == gift_sends.c.stream_id)
+            .outerjoin(fraction, fraction.c.id == fraction_id)
         )
         .where(
             gift_sends.c.creator_id == creator_id,
@@ -119,8 +142,9 @@ def build_statement(
             int(dm),
             cash(int(dm)),
         )
-        for d, sid, title, n, c, dm in rows
+        for d, sid, title, n, c, dm, _h in rows
     ]
+    earned_hundredths = sum(100 * int(dm) + int(h) for *_, dm, h in rows)
     by_day: dict[date, Line] = {}
     by_stream: dict[str, tuple[str, Line]] = {}
     for line in lines:
@@ -142,7 +166,7 @@ def build_statement(
     stream_lines = _apportioned([line for _, (_, line) in per_stream], diamond_value_usd_micros)
     assert sum(x.cash_cents for x in lines) == totals.cash_cents
     low, high = _share_range(
-        conn, currency, diamond_value_usd_micros, diamonds_per_100_coins, totals
+        conn, currency, diamond_value_usd_micros, diamonds_per_100_coins, totals, earned_hundredths
     )
     return Statement(
         creator_id=creator_id,
@@ -160,7 +184,14 @@ def build_statement(
         share_percent_high=high,
         payouts=payout_totals(conn, creator_id),
         paid_out_diamonds=_paid_out_diamonds(conn, creator_id),
+        earned_hundredths=earned_hundredths,
+        fraction_pending_hundredths=_fraction_pending(conn, creator_id),
     )
+
+
+def _fraction_pending(conn: Connection, creator_id: int) -> int:
+    account = find_account(conn, fraction_account(creator_id))
+    return 0 if account is None else account.available
 
 
 def _paid_out_diamonds(conn: Connection, creator_id: int) -> int:
@@ -193,7 +224,12 @@ def _add(prior: Line | None, line: DayLine, cash: object) -> Line:
 
 
 def _share_range(
-    conn: Connection, currency: str, value_micros: int, diamonds_per_100_coins: int, totals: Line
+    conn: Connection,
+    currency: str,
+    value_micros: int,
+    diamonds_per_100_coins: int,
+    totals: Line,
+    earned_hundredths: int,
 ) -> tuple[float | None, float | None]:
     """What share of the viewers' money reached the creator, per coin, both ends of the list.
 
@@ -204,7 +240,7 @@ def _share_range(
         return None, None
     per_coin = [p.price_minor / p.coins for p in packages]  # minor units per coin, display only
     diamonds_per_coin = (
-        totals.diamonds / totals.coins if totals.coins else diamonds_per_100_coins / 100
+        earned_hundredths / 100 / totals.coins if totals.coins else diamonds_per_100_coins / 100
     )
     creator_cents_per_coin = diamonds_per_coin * value_micros / MICROS_PER_CENT
     return (
