@@ -122,3 +122,25 @@ async def test_the_earnings_page_draws_the_days_the_totals_and_the_csv_link(
         odd = await _page(client, "/studio/earnings?days=12", creator)  # not offered: the default
         assert odd.status_code == 200
         assert 'aria-current="page">30 days' in odd.text
+
+
+async def test_the_earnings_page_shows_the_rate_earned_and_the_hundredths_not_yet_whole(
+    economy_app: AppFactory,
+) -> None:
+    # At 80 diamonds per 100 coins a Rose earns 0.80 diamond (issue 22): the page shows the
+    # rate the period's gifts came to, and the hundredths waiting to become a diamond.
+    async with economy_app(creator_diamonds_per_100_coins=80) as client:
+        creator = await register(client, "creator")
+        stream = await creator.go_live()
+        viewer = await register(client)
+        await grant(client, viewer, 10)
+        for _ in range(3):
+            assert (await viewer.gift(stream, "rose")).status_code == 201
+        page = await _page(client, "/studio/earnings", creator)
+        assert page.status_code == 200
+        rate = re.search(r'id="earned-rate"><bdi dir="ltr">([^<]*)</bdi>', page.text)
+        assert rate is not None
+        assert rate.group(1) == "80"
+        assert 'id="fraction-pending">240 hundredths of a diamond' in page.text
+        spanish = await _page(client, "/studio/earnings?lang=es", creator)
+        assert "Diamantes por cada 100 monedas" in spanish.text
