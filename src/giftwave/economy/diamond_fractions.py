@@ -31,6 +31,7 @@ from giftwave.db.tables import accounts
 from giftwave.economy.wallets import (
     DIAMONDS_ISSUED,
     FRACTION_ASSET,
+    FRACTIONS_ISSUED,
     Wallets,
     fraction_account,
 )
@@ -165,6 +166,11 @@ class DiamondFractions:
     def _due(self) -> list[int]:
         held = accounts.c.credits_posted - accounts.c.debits_posted - accounts.c.debits_pending
         with self._db.connect() as conn:
+            # The issuer is debited every hundredth creators hold: while it is even (always at
+            # the default rate), there is nothing to settle and the accounts are not scanned.
+            issuer = find_account(conn, FRACTIONS_ISSUED)
+            if issuer is None or -issuer.balance < HUNDREDTHS_PER_DIAMOND:
+                return []
             owners = conn.execute(
                 select(accounts.c.owner)
                 .where(
