@@ -56,7 +56,7 @@ async def test_five_roses_at_80_earn_four_diamonds_and_a_reversal_takes_back_exa
         # 0.8 diamond per coin: the configured share, 28.0-28.3 %, not 0 %.
         assert (statement["share_percent_low"], statement["share_percent_high"]) == (28.0, 28.3)
 
-        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
         assert await economy.fractions.settle_due() == 4  # what every process's loop runs
         assert await economy.fractions.settle(creator.id) == 0  # nothing left to settle
         assert (await creator.wallet())["diamonds"] == 4
@@ -106,7 +106,7 @@ async def test_the_default_rate_posts_no_fraction(
             assert (await viewer.gift(stream, gift)).status_code == 201
         statement = await _statement(creator)
         assert (statement["earned_hundredths"], statement["diamonds_per_100_coins"]) == (600, 100)
-        economy: Any = client.app.state.economy  # type: ignore[attr-defined]
+        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
         assert await economy.fractions.settle_due() == 0
     engine = make_engine(db_url)
     with engine.connect() as conn:
