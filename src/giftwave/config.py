@@ -190,6 +190,15 @@ class Settings(BaseSettings):
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000
     payout_review_timeout_s: Annotated[int, Field(ge=60, le=90 * 86_400)] = 14 * 86_400
+    # Who pays an approved payout (docs/economy.md, "The flow of money out"): "none", the
+    # operator by hand (approved is the end); "sandbox", the built-in payout provider (only
+    # verified payees may ask; a transfer is made on approval and its webhooks end it).
+    payout_provider: Literal["none", "sandbox"] = "none"
+    # A processing payout whose transfer got no answer is asked for again (the same key) after
+    # this long, every sweep, this many times at most; then an operator must look.
+    payout_transfer_retry_after_s: Annotated[int, Field(ge=1, le=86_400)] = 60
+    payout_transfer_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 20
+    payout_sweep_interval_s: Annotated[float, Field(ge=0.05, le=3600)] = 30.0
 
     # Sharing (docs/sharing.md): what a visitor does within this many days of opening a share
     # link is credited to the sharer; a link nobody shared again for this long stops working.

@@ -242,6 +242,7 @@ LOOPS: Final = (
     "diamond-fractions",  # creators' hundredths of a diamond settled into whole diamonds
     "ledger-checkpoint",  # SQLite's WAL copied back into the database file
     "ledger-expiry",  # pending transfers past their timeout, voided
+    "payout-sweep",  # processing payouts without the provider's answer, asked for again
     "realtime-viewers",  # each room's viewers on every node, counted
     "share-gift-credits",  # committed gifts credited to the shares that brought them
     "trending-refresh",  # live streams and every node's gifts read into trending

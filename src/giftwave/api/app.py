@@ -35,6 +35,7 @@ from giftwave.api import (
     metrics_endpoint,
     moderation,
     overlays,
+    payees,
     shares,
     shop,
     streams,
@@ -73,6 +74,8 @@ from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
+from giftwave.payments.sandbox_payouts import WEBHOOK_PATH as PAYOUT_WEBHOOK_PATH
+from giftwave.payments.sandbox_payouts import SandboxPayoutProvider
 from giftwave.ratelimit import open_rate_limiter
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
@@ -99,7 +102,10 @@ COMBO_SETTLE_MS: Final = 1000
 log = logging.getLogger(__name__)
 
 
-def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> PaymentProvider:
+SandboxLink = tuple[str, httpx.AsyncClient, str]
+
+
+def _provider(settings: Settings, link: SandboxLink, stack: AsyncExitStack) -> PaymentProvider:
     if settings.payment_provider == "stripe":
         from giftwave.payments.stripe_checkout import StripeProvider
 
@@ -116,6 +122,19 @@ def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Paymen
         )
         stack.push_async_callback(stripe_provider.close)
         return stripe_provider
+    secret, client, base = link
+    sandbox = SandboxProvider(
+        secret=secret,
+        tolerance_s=settings.webhook_tolerance_s,
+        client=client,
+        webhook_url=base + WEBHOOK_PATH,
+    )
+    stack.push_async_callback(sandbox.close)
+    return sandbox
+
+
+def _sandbox_link(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> SandboxLink:
+    """How the sandbox providers reach this app: their secret, an HTTP client, our base URL."""
     secret = (
         settings.sandbox_webhook_secret.get_secret_value()
         if settings.sandbox_webhook_secret is not None
@@ -128,14 +147,24 @@ def _provider(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Paymen
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_PROCESS_BASE)
         base = IN_PROCESS_BASE
     stack.push_async_callback(client.aclose)
-    sandbox = SandboxProvider(
+    return secret, client, base
+
+
+def _payout_provider(
+    settings: Settings, link: SandboxLink, stack: AsyncExitStack, db: Engine
+) -> SandboxPayoutProvider | None:
+    if settings.payout_provider == "none":
+        return None
+    secret, client, base = link
+    provider = SandboxPayoutProvider(
+        db=db,
         secret=secret,
         tolerance_s=settings.webhook_tolerance_s,
         client=client,
-        webhook_url=base + WEBHOOK_PATH,
+        webhook_url=base + PAYOUT_WEBHOOK_PATH,
     )
-    stack.push_async_callback(sandbox.close)
-    return sandbox
+    stack.push_async_callback(provider.close)
+    return provider
 
 
 def _forget_creator(economy: Economy, user_id: int | None) -> None:
@@ -336,6 +365,7 @@ ROUTERS: Final = (
     identity,
     shop,
     creators,
+    payees,
     webhooks,
     admin,
     ledger,
@@ -448,7 +478,18 @@ async def _start_services(
 ) -> Services:
     """Every service, started in dependency order; ``stack`` stops them in reverse."""
     db, engine = await _start_ledger(settings, db_url, stack)
-    economy = Economy.build(settings, db, engine, _provider(settings, app, stack))
+    # One secret for both sandbox providers: they are one "provider" to an operator.
+    link = _sandbox_link(settings, app, stack)
+    economy = Economy.build(
+        settings,
+        db,
+        engine,
+        _provider(settings, link, stack),
+        _payout_provider(settings, link, stack, db),
+    )
+    if economy.payout_transfers is not None:
+        economy.payout_transfers.start()  # the sweeper of processing payouts
+        stack.push_async_callback(economy.payout_transfers.stop)
     economy.seed_defaults()
     # Creators' hundredths of a diamond become whole diamonds off the gift path.
     economy.fractions.start()

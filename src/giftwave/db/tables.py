@@ -267,7 +267,83 @@ payouts = Table(
     Column("reviewed_by", BigInteger, nullable=True),
     Column("reviewed_at_us", BigInteger, nullable=True),
     Column("note", String(500), nullable=True),
+    # Through a payout provider (migration 0018): the transfer made for it (its idempotency
+    # key is the payout's id), the provider's reason for a return, the sweeper's attempts.
+    Column("provider", String(16), nullable=True),
+    Column("provider_transfer_id", String(255), nullable=True),
+    Column("provider_reason", String(255), nullable=True),
+    Column("transfer_attempts", Integer, nullable=False, server_default="0"),
+    Column("processing_since_us", BigInteger, nullable=True),
     UniqueConstraint("creator_id", "idempotency_key", name="uq_payouts_key"),
+    Index("ix_payouts_status", "status"),
+)
+
+# --- payouts through a provider (migration 0018; docs/economy.md) ----------------------------
+
+# A creator's account at the payout provider, as its last verified report described it.
+# ``version`` is the provider's own order of its reports: an older one arriving late is ignored.
+payees = Table(
+    "payees",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("provider", String(16), nullable=False),
+    Column("account_id", String(255), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requirements_due", String(1000), nullable=False, server_default=""),
+    Column("disabled_reason", String(255), nullable=True),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    UniqueConstraint("provider", "account_id", name="uq_payees_account"),
+    CheckConstraint(
+        "state IN ('pending', 'verified', 'restricted', 'disabled')", name="ck_payees_state"
+    ),
+)
+
+# Every verified transfer webhook, once: a payout's end is folded from all of its events, so
+# their number and order do not matter.
+payout_events = Table(
+    "payout_events",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("payout_id", String(40), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("transfer_id", String(255), nullable=False),
+    Column("reason", String(255), nullable=True),
+    Column("received_at_us", BigInteger, nullable=False),
+)
+
+# The sandbox payout provider's own records (payments/sandbox_payouts.py): what a real
+# provider keeps on its side, so every node of a demo sees the same accounts and transfers.
+sandbox_payee_accounts = Table(
+    "sandbox_payee_accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("creator_id", BigInteger, nullable=False, unique=True),
+    Column("country", String(2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("details_submitted", Boolean, nullable=False),
+    Column("payouts_enabled", Boolean, nullable=False),
+    Column("requirements_due", String(1000), nullable=False),
+    Column("disabled_reason", String(255), nullable=True),
+    Column("bank", String(16), nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+sandbox_payout_transfers = Table(
+    "sandbox_payout_transfers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("account_id", String(40), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(255), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
 )
 
 # A creator's goal for a stream; the newest one not cleared is the stream's goal.
@@ -730,7 +806,7 @@ socket_tickets = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("stream_id", String(24), nullable=False),
     Column("expires_at_us", BigInteger, nullable=False),
-    # The hash of the session it was asked with (migration 0017): the socket ends with it.
+    # The hash of the session it was asked with (migration 0018): the socket ends with it.
     Column("session_hash", String(64), nullable=True),
     Index("ix_socket_tickets_user", "user_id"),
     Index("ix_socket_tickets_expires", "expires_at_us"),

@@ -22,7 +22,12 @@ from giftwave.clock import day_start_us
 from giftwave.config import Settings
 from giftwave.db.tables import gift_sends, payouts, streams, transfers
 from giftwave.economy.packages import list_packages
-from giftwave.economy.payouts import MICROS_PER_CENT, POSTED_SUFFIX, payout_totals
+from giftwave.economy.payouts import (
+    MICROS_PER_CENT,
+    POSTED_SUFFIX,
+    RETURNED_SUFFIX,
+    payout_totals,
+)
 from giftwave.economy.rounding import apportion_cents, floor_cents
 from giftwave.economy.wallets import fraction_account
 from giftwave.errors import Code, Invalid
@@ -203,7 +208,13 @@ def _paid_out_diamonds(conn: Connection, creator_id: int) -> int:
         .select_from(payouts.join(transfers, transfers.c.id == post_id))
         .where(payouts.c.creator_id == creator_id)
     ).scalar_one()
-    return int(paid)
+    # A payout the provider returned gave its diamonds back (economy/payout_transfers.py).
+    returned = conn.execute(
+        select(func.coalesce(func.sum(transfers.c.amount), 0))
+        .select_from(payouts.join(transfers, transfers.c.id == post_id + RETURNED_SUFFIX))
+        .where(payouts.c.creator_id == creator_id)
+    ).scalar_one()
+    return int(paid) - int(returned)
 
 
 def _apportioned(rows: list[_Row], value_micros: int) -> list[_Row]:

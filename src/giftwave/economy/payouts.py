@@ -5,6 +5,10 @@
     reject   ─► void it          (the diamonds are the creator's again)
     no review within the timeout ─► the ledger's expiry voids it
 
+With a payout provider (economy/payees.py, economy/payout_transfers.py) only a creator whose
+payee account is verified may ask, and an approved payout is ``processing`` until the
+provider's transfer is ``paid`` or ``returned`` (its diamonds given back).
+
 A diamond debt (a gift reversed after its diamonds were paid out or reserved) is settled from
 the diamonds first: at a request from the unreserved diamonds, at an approval from them and
 then from the reservation, in the same linked chain as the post (``plan_approval``).
@@ -16,9 +20,10 @@ import asyncio
 import enum
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +50,9 @@ from giftwave.ledger.model import Account, Outcome, Transfer, TransferCode, Tran
 from giftwave.ledger.queries import transfer_amounts, transfer_kinds_for_pending
 from giftwave.logs import audit
 
+if TYPE_CHECKING:
+    from giftwave.economy.payees import Payees
+
 KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 MICROS_PER_CENT: Final = 10_000
 # Plans of a debt settlement or an approval: each is made from balances read before it is
@@ -55,6 +63,8 @@ LEDGER_ATTEMPTS: Final = 5
 POSTED_SUFFIX: Final = ":post"  # approved: the paid part posted
 REJECTED_SUFFIX: Final = ":void"  # rejected by an admin
 SETTLED_SUFFIX: Final = ":settled"  # approved, but the debt took every diamond: voided
+# After the post's id: the ledger reversal that gave a returned payout's diamonds back.
+RETURNED_SUFFIX: Final = ":returned"
 
 
 class PayoutStatus(enum.StrEnum):
@@ -64,6 +74,15 @@ class PayoutStatus(enum.StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     FAILED = "failed"  # the reservation was refused (not enough diamonds)
+    # Through a payout provider: approved and posted, the provider's transfer not ended yet;
+    # then paid, or returned (the transfer failed or was reversed: the diamonds came back).
+    PROCESSING = "processing"
+    PAID = "paid"
+    RETURNED = "returned"
+
+
+# An approval already sent to the provider: approving again answers it as it is.
+SENT: Final = (PayoutStatus.PROCESSING, PayoutStatus.PAID, PayoutStatus.RETURNED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +121,10 @@ class Payout:
     reviewed_by: int | None
     reviewed_at_us: int | None
     note: str | None
+    provider: str | None
+    provider_transfer_id: str | None
+    provider_reason: str | None  # why the provider's transfer failed or was reversed
+    transfer_attempts: int
 
 
 def _to_payout(row: object) -> Payout:
@@ -118,7 +141,18 @@ def _to_payout(row: object) -> Payout:
         reviewed_by=m["reviewed_by"],
         reviewed_at_us=m["reviewed_at_us"],
         note=m["note"],
+        provider=m["provider"],
+        provider_transfer_id=m["provider_transfer_id"],
+        provider_reason=m["provider_reason"],
+        transfer_attempts=int(m["transfer_attempts"]),
     )
+
+
+def find_payout(conn: Connection, payout_id: str) -> Payout | None:
+    if not 0 < len(payout_id) <= 40:
+        return None
+    row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
+    return None if row is None else _to_payout(row)
 
 
 def pending_id(payout_id: str) -> str:
@@ -180,10 +214,18 @@ class Payouts:
         self._policy = policy
         # Settles a creator's hundredths of a diamond before a request reads the balance.
         self._fractions = fractions or DiamondFractions(db, engine, wallets)
+        self._payees: Payees | None = None
+        self._send: Callable[[str], Awaitable[Payout]] | None = None
 
     @property
     def policy(self) -> PayoutPolicy:
         return self._policy
+
+    def use_provider(self, payees: Payees, send: Callable[[str], Awaitable[Payout]]) -> None:
+        """Pay through a payout provider: requests need a verified payee, and an approval
+        is ``send``'s to turn into the provider's transfer (economy/payout_transfers.py)."""
+        self._payees = payees
+        self._send = send
 
     async def request(self, creator: User, diamonds: int, key: str, today: date) -> Payout:
         if not KEY_RE.fullmatch(key):
@@ -195,6 +237,8 @@ class Payouts:
             raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
         if not self._policy.age_rule.allows(creator, today):
             raise Forbidden(Code.UNDER_AGE, "payouts need the creator to be of age")
+        if self._payees is not None:
+            await self._payees.require_ready(creator.id)
         # Only diamonds worth whole cents are reserved; the rest of the request stays in the
         # balance, so no fraction of a cent is ever lost to a payout.
         diamonds, cents = self._policy.quote(diamonds)
@@ -341,7 +385,7 @@ class Payouts:
         if reviewer is not None and reviewer.id == payout.creator_id:
             raise Forbidden(Code.OWN_PAYOUT, "nobody can review their own payout")
         wanted = PayoutStatus.APPROVED if approve else PayoutStatus.REJECTED
-        if payout.status is wanted:
+        if payout.status is wanted or (approve and payout.status in SENT):
             return payout  # a repeated click: idempotent
         reviewer_id = None if reviewer is None else reviewer.id
         if approve and payout.status in (PayoutStatus.PENDING, PayoutStatus.FAILED):
@@ -482,15 +526,20 @@ class Payouts:
             return payout  # a repeated click: idempotent
         if suffix == POSTED_SUFFIX:
             status, cents = PayoutStatus.APPROVED, self._policy.cents_for(paid_diamonds)
+            if self._send is not None:
+                status = PayoutStatus.PROCESSING
         elif suffix == SETTLED_SUFFIX:
             status, cents = PayoutStatus.FAILED, 0
             note = "the reserved diamonds settled a diamond debt; nothing was left to pay"
         else:
             fresh = await self.get(payout.id)  # rejected, or voided by the expiry
             raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {fresh.status.value}")
-        return await asyncio.to_thread(
+        recorded = await asyncio.to_thread(
             self._record_approval, payout.id, status, reviewer_id, note, cents
         )
+        if self._send is not None and recorded.status is PayoutStatus.PROCESSING:
+            return await self._send(recorded.id)
+        return recorded
 
     def _record_approval(
         self,
@@ -500,17 +549,25 @@ class Payouts:
         note: str | None,
         amount_minor: int,
     ) -> Payout:
-        """The row after the ledger committed an approval: what it paid, a settled debt less."""
+        """The row after the ledger committed an approval: what it paid, a settled debt less.
+        A processing one names its provider and when it started: from then on, a crash before
+        its transfer was made is the sweeper's to finish (economy/payout_transfers.py)."""
+        now = now_us()
+        values: dict[str, object] = {"provider": None, "processing_since_us": None}
+        if status is PayoutStatus.PROCESSING:
+            assert self._payees is not None
+            values = {"provider": self._payees.provider.name, "processing_since_us": now}
         with self._db.begin() as conn:
             conn.execute(
                 update(payouts)
-                .where(payouts.c.id == payout_id)
+                .where(payouts.c.id == payout_id, payouts.c.status.not_in([s.value for s in SENT]))
                 .values(
                     status=status.value,
                     amount_minor=amount_minor,
                     reviewed_by=reviewer,
-                    reviewed_at_us=now_us(),
+                    reviewed_at_us=now,
                     note=note,
+                    **values,
                 )
             )
             return _get(conn, payout_id)
@@ -589,6 +646,8 @@ def _cents_requested_on(conn: Connection, creator_id: int, day: date) -> int:
                     PayoutStatus.REQUESTED.value,
                     PayoutStatus.PENDING.value,
                     PayoutStatus.APPROVED.value,
+                    PayoutStatus.PROCESSING.value,
+                    PayoutStatus.PAID.value,
                 ]
             ),
         )

@@ -13,6 +13,8 @@ from giftwave.economy.diamond_fractions import DiamondFractions
 from giftwave.economy.gifting import Gifting, GiftingPolicy
 from giftwave.economy.limits import gift_limiter
 from giftwave.economy.packages import seed_default_packages
+from giftwave.economy.payees import Payees
+from giftwave.economy.payout_transfers import PayoutTransfers, TransferPolicy
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
 from giftwave.economy.topups import TopUps
@@ -21,6 +23,7 @@ from giftwave.identity.passwords import Passwords
 from giftwave.identity.users import AgeRule
 from giftwave.ledger.engine import PostingEngine
 from giftwave.payments.base import PaymentProvider
+from giftwave.payments.payout_base import PayoutProvider
 
 
 @dataclass(slots=True)
@@ -37,10 +40,18 @@ class Economy:
     payouts: Payouts
     reversals: Reversals
     fractions: DiamondFractions
+    # With a payout provider only (GIFTWAVE_PAYOUT_PROVIDER): payees and their transfers.
+    payees: Payees | None = None
+    payout_transfers: PayoutTransfers | None = None
 
     @classmethod
     def build(
-        cls, settings: Settings, db: Engine, engine: PostingEngine, provider: PaymentProvider
+        cls,
+        settings: Settings,
+        db: Engine,
+        engine: PostingEngine,
+        provider: PaymentProvider,
+        payout_provider: PayoutProvider | None = None,
     ) -> Economy:
         age_rule = AgeRule(settings.min_age, dict(settings.min_age_by_country))
         wallets = Wallets(db)
@@ -73,6 +84,22 @@ class Economy:
             ),
             fractions,
         )
+        payees = transfers = None
+        if payout_provider is not None:
+            # Payouts are in US cents until the FX of a payee's currency is built.
+            payees = Payees(db, payout_provider, "USD")
+            transfers = PayoutTransfers(
+                db,
+                engine,
+                wallets,
+                payees,
+                TransferPolicy(
+                    retry_after_s=settings.payout_transfer_retry_after_s,
+                    max_attempts=settings.payout_transfer_max_attempts,
+                    sweep_interval_s=settings.payout_sweep_interval_s,
+                ),
+            )
+            payouts.use_provider(payees, transfers.send)
         return cls(
             settings=settings,
             db=db,
@@ -91,6 +118,8 @@ class Economy:
             payouts=payouts,
             reversals=Reversals(db, engine, wallets),
             fractions=fractions,
+            payees=payees,
+            payout_transfers=transfers,
         )
 
     def seed_defaults(self) -> None:

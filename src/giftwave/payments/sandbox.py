@@ -8,10 +8,8 @@ until giftwave answers 2xx, and verified like any other. The page can pay, decli
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any, Final
@@ -20,25 +18,20 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import orjson
 
-from giftwave.background import cancel
 from giftwave.errors import Code
 from giftwave.payments.base import (
     CheckoutRequest,
     CheckoutSession,
     PaymentEvent,
     PaymentEventKind,
-    ProviderUnavailable,
     WebhookRejected,
 )
-from giftwave.payments.signing import signature_header, verify_signature
+from giftwave.payments.sender import SIGNATURE_HEADER, SignedSender
+from giftwave.payments.signing import verify_signature
 
-log = logging.getLogger(__name__)
+__all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "SandboxProvider"]
 
-SIGNATURE_HEADER: Final = "Giftwave-Sandbox-Signature"
 WEBHOOK_PATH: Final = "/v1/payments/webhooks/sandbox"
-DELIVERY_ATTEMPTS: Final = 6
-DELIVERY_FIRST_BACKOFF_S: Final = 0.2
-MAX_DELIVERIES_IN_FLIGHT: Final = 1000
 
 
 class SandboxProvider:
@@ -49,9 +42,7 @@ class SandboxProvider:
     ) -> None:
         self._secret = secret
         self._tolerance_s = tolerance_s
-        self._client = client
-        self._webhook_url = webhook_url
-        self._retries: set[asyncio.Task[None]] = set()
+        self._sender = SignedSender(secret=secret, client=client, url=webhook_url)
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         session_id = "cs_sb_" + secrets.token_urlsafe(18)
@@ -89,45 +80,12 @@ class SandboxProvider:
         return orjson.dumps(event)
 
     async def deliver(self, payload: bytes) -> bool:
-        """Deliver one event now; if giftwave does not take it, keep retrying in the background.
-
-        True when the first attempt was accepted (the page can say "paid" at once).
-        """
-        if await self._attempt(payload):
-            return True
-        if len(self._retries) >= MAX_DELIVERIES_IN_FLIGHT:
-            raise ProviderUnavailable(Code.SANDBOX_BUSY, "too many webhook deliveries are retrying")
-        task = asyncio.create_task(self._retry(payload))
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
-        return False
+        """Deliver one event now, retried in the background (payments/sender.py); True when
+        the first attempt was accepted."""
+        return await self._sender.deliver(payload)
 
     async def close(self) -> None:
-        for task in list(self._retries):
-            await cancel(task)
-
-    async def _attempt(self, payload: bytes) -> bool:
-        headers = {
-            SIGNATURE_HEADER: signature_header(self._secret, payload),
-            "Content-Type": "application/json",
-        }
-        try:
-            response = await self._client.post(
-                self._webhook_url, content=payload, headers=headers, timeout=10.0
-            )
-        except httpx.HTTPError as exc:
-            log.warning("sandbox webhook delivery failed: %s", exc)
-            return False
-        return response.is_success
-
-    async def _retry(self, payload: bytes) -> None:
-        delay = DELIVERY_FIRST_BACKOFF_S
-        for _ in range(DELIVERY_ATTEMPTS - 1):
-            await asyncio.sleep(delay)
-            if await self._attempt(payload):
-                return
-            delay *= 2
-        log.error("sandbox webhook given up after %d attempts", DELIVERY_ATTEMPTS)
+        await self._sender.close()
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent:
         verify_signature(

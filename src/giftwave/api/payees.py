@@ -1,0 +1,185 @@
+"""Payees and the payout provider: a creator's payee state and onboarding, the provider's
+webhooks, and the sandbox provider's onboarding page. Thin: parse, call the domain, answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Final, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from giftwave import metrics
+from giftwave.api.auth import AdminPrincipal, SessionUser, economy_of
+from giftwave.api.origins import OriginPolicy
+from giftwave.api.problems import Problem
+from giftwave.api.security_headers import CSP, PAGE_POLICY
+from giftwave.api.shop import WEBHOOK_MAX_BYTES, site_url
+from giftwave.economy.payees import NO_ACCOUNT, Payee, Payees
+from giftwave.economy.payout_transfers import PayoutTransfers
+from giftwave.economy.services import Economy
+from giftwave.errors import Code
+from giftwave.payments.base import IgnoredEvent, ProviderUnavailable
+from giftwave.payments.payout_base import PayeeAccountUpdated
+from giftwave.payments.sandbox_payouts import Bank, OnboardingAction, SandboxPayoutProvider
+from giftwave.web.pages.site import visitor
+from giftwave.web.templates import render
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["payees"])
+Econ = Annotated[Economy, Depends(economy_of)]
+# Where onboarding sends a creator back: the studio's payouts, the only place that starts it.
+RETURN_PATH: Final = "/studio/earnings"
+
+
+def _payees(economy: Economy) -> tuple[Payees, PayoutTransfers]:
+    if economy.payees is None or economy.payout_transfers is None:
+        raise Problem(404, Code.NO_PAYOUT_PROVIDER, "payouts are paid by hand here")
+    return economy.payees, economy.payout_transfers
+
+
+class PayeeOut(BaseModel):
+    state: Literal["none", "pending", "verified", "restricted", "disabled"]
+    missing: list[str] = Field(description="what keeps payouts from being requested")
+    provider: str | None
+    country: str | None
+    currency: str | None
+
+    @classmethod
+    def of(cls, payee: Payee | None) -> PayeeOut:
+        if payee is None:
+            return cls(
+                state="none", missing=[NO_ACCOUNT], provider=None, country=None, currency=None
+            )
+        return cls(
+            state=payee.state.value,
+            missing=payee.missing,
+            provider=payee.provider,
+            country=payee.country,
+            currency=payee.currency,
+        )
+
+
+class OnboardingOut(BaseModel):
+    url: str = Field(description="the provider's onboarding page; short-lived, ask again")
+
+
+@router.get("/v1/creators/me/payee", response_model=PayeeOut)
+async def my_payee(economy: Econ, user: SessionUser) -> PayeeOut:
+    """The creator's payout account: its state and what is missing."""
+    payees, _ = _payees(economy)
+    return PayeeOut.of(await payees.get(user.id))
+
+
+@router.post("/v1/creators/me/payee/onboarding", response_model=OnboardingOut)
+async def start_onboarding(request: Request, economy: Econ, user: SessionUser) -> OnboardingOut:
+    """Start or continue onboarding at the payout provider (the account is made once)."""
+    payees, _ = _payees(economy)
+    site = site_url(request, economy)
+    return OnboardingOut(url=await payees.start_onboarding(user, site, RETURN_PATH))
+
+
+@router.get("/v1/admin/payees/{creator_id}", response_model=PayeeOut, tags=["admin"])
+async def a_payee(creator_id: int, economy: Econ, admin: AdminPrincipal) -> PayeeOut:
+    payees, _ = _payees(economy)
+    return PayeeOut.of(await payees.get(creator_id))
+
+
+@router.post("/v1/payouts/webhooks/{provider}", tags=["payouts"])
+async def payout_webhook(provider: str, request: Request, economy: Econ) -> dict[str, bool]:
+    """Where the payout provider reports; verified before anything is read from it."""
+    payees, transfers = _payees(economy)
+    if provider != payees.provider.name:
+        raise Problem(404, Code.UNKNOWN_PROVIDER, f"{provider!r} is not the payout provider")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES):
+        raise Problem(413, Code.PAYLOAD_TOO_LARGE, f"a webhook is at most {WEBHOOK_MAX_BYTES} B")
+    payload = await request.body()
+    if len(payload) > WEBHOOK_MAX_BYTES:
+        raise Problem(413, Code.PAYLOAD_TOO_LARGE, f"a webhook is at most {WEBHOOK_MAX_BYTES} B")
+    try:
+        event = payees.provider.parse_webhook(payload, request.headers)
+    except Exception:
+        metrics.PAYMENT_WEBHOOK_FAILURES.inc()  # forged or broken: an operator wants to know
+        raise
+    if isinstance(event, IgnoredEvent):
+        log.info("%s payout webhook %s ignored: %s", event.provider, event.event_id, event.reason)
+        return {"received": True, "ignored": True}
+    if isinstance(event, PayeeAccountUpdated):
+        await payees.apply(event)
+    else:
+        await transfers.handle_event(event)
+    return {"received": True}
+
+
+# --- the sandbox provider's onboarding page ---------------------------------------------------
+
+
+def _sandbox(economy: Economy) -> SandboxPayoutProvider:
+    payees, _ = _payees(economy)
+    provider = payees.provider
+    if not isinstance(provider, SandboxPayoutProvider):
+        raise Problem(404, Code.NOT_FOUND, "the sandbox payout provider is not configured")
+    return provider
+
+
+async def _onboarding_account(request: Request, economy: Economy, token: str) -> str:
+    """The account a link is for, to its creator or an admin only: anyone else, or a forged or
+    expired link, finds nothing there."""
+    account_id = _sandbox(economy).account_for_link(token)
+    who = await visitor(request)
+    payees, _ = _payees(economy)
+    payee = None if who.user is None else await payees.get(who.user.id)
+    mine = payee is not None and payee.account_id == account_id
+    if account_id is None or not (mine or who.is_admin):
+        raise Problem(404, Code.ONBOARDING_NOT_FOUND, "not your onboarding link, or expired")
+    return account_id
+
+
+@router.get("/sandbox/onboarding/{token}", response_class=HTMLResponse, tags=["sandbox"])
+async def onboarding_page(
+    token: str, request: Request, economy: Econ, message: str = ""
+) -> HTMLResponse:
+    account_id = await _onboarding_account(request, economy, token)
+    account = await _sandbox(economy).get_account(account_id)
+    who = await visitor(request)
+    html = render(
+        "sandbox_onboarding.html",
+        who.locale,
+        account=account,
+        banks=list(Bank),
+        base=f"/sandbox/onboarding/{token}",
+        back=RETURN_PATH,
+        done=message == "done",
+        retrying=message == "retrying",
+    )
+    # The provider's page decides who is paid: never in another site's frame.
+    return HTMLResponse(html, headers={CSP: PAGE_POLICY})
+
+
+@router.post("/sandbox/onboarding/{token}/{action}", tags=["sandbox"], response_model=None)
+async def onboarding_action(
+    token: str,
+    action: OnboardingAction,
+    request: Request,
+    economy: Econ,
+    bank: Annotated[Bank, Form()] = Bank.PAYS,
+) -> Response:
+    """What the provider's reviewers decide: approve, ask for more documents, reject."""
+    settings = economy.settings
+    policy = OriginPolicy(settings.public_url, settings.allowed_origins)
+    if not policy.may_act(
+        request.headers.get("origin"), request.headers.get("host"), request.url.scheme == "https"
+    ):
+        raise Problem(
+            403, Code.ORIGIN_NOT_ALLOWED, "this form is posted from the provider's page only"
+        )
+    account_id = await _onboarding_account(request, economy, token)
+    try:
+        delivered = await _sandbox(economy).decide(account_id, action, bank)
+    except ProviderUnavailable as exc:
+        raise Problem(503, exc.code, exc.detail) from exc
+    query = urlencode({"message": "done" if delivered else "retrying"})
+    return RedirectResponse(f"/sandbox/onboarding/{token}?{query}", status_code=303)

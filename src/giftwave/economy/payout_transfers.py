@@ -1,0 +1,347 @@
+"""An approved payout becomes the provider's transfer; its webhooks decide how it ends.
+
+    approve ─► processing (the reservation posted: creator:diamonds → platform:payouts)
+        ─► create the transfer at the provider, idempotency key = the payout's id
+              answered      the transfer's id is kept; the provider's webhook ends it
+              refused       returned at once (the payee cannot receive money)
+              no answer     stays processing: the sweeper asks again with the same key, which
+                            never pays twice (the provider answers the transfer it made)
+        ─► transfer.paid                 paid
+        ─► transfer.failed / .reversed   returned: the diamonds come back by a ledger
+                                         reversal of the payout's post, with the reason
+
+Every webhook is stored once and a payout's end is folded from all of its events: a failure
+or a reversal wins over "paid" whatever the order, so a repeated, late or reordered delivery
+never moves diamonds twice (the reversal's id is derived from the payout's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from giftwave.clock import now_us
+from giftwave.db.tables import payout_events, payouts
+from giftwave.economy.payees import Payees, PayeeState
+from giftwave.economy.payouts import (
+    POSTED_SUFFIX,
+    RETURNED_SUFFIX,
+    Payout,
+    PayoutStatus,
+    find_payout,
+    pending_id,
+)
+from giftwave.economy.wallets import PAYOUTS, Wallets
+from giftwave.errors import Code, Invalid, Unavailable
+from giftwave.ledger.engine import PostingEngine
+from giftwave.ledger.model import Transfer, TransferCode
+from giftwave.ledger.queries import transfer_amounts
+from giftwave.logs import audit
+from giftwave.payments.base import ProviderUnavailable
+from giftwave.payments.payout_base import (
+    PayoutProvider,
+    ProviderTimeout,
+    TransferEvent,
+    TransferEventKind,
+    TransferRequest,
+)
+from giftwave.periodic import PeriodicTask, Schedule
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH: Final = 100  # processing payouts retried per round, at most
+PAYOUT_ID_MAX_CHARS: Final = 40  # payouts.id
+REASON_MAX_CHARS: Final = 255
+# Why giftwave itself returned a payout (the provider's reasons are its own words).
+PAYEE_NOT_READY: Final = "payee_not_ready"
+
+
+def return_id(payout_id: str) -> str:
+    """The ledger reversal that gives a returned payout's diamonds back: one per payout."""
+    return pending_id(payout_id) + POSTED_SUFFIX + RETURNED_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPolicy:
+    retry_after_s: int  # a processing payout without a transfer is asked for again after this
+    max_attempts: int  # then an operator is told, and it stays processing (never paid twice)
+    sweep_interval_s: float
+
+
+def fold(
+    kinds_and_reasons: list[tuple[TransferEventKind, str | None]],
+) -> tuple[PayoutStatus, str | None]:
+    """A payout's end from its transfer's events, in any order: a failure or reversal wins
+    (with the first such reason), else paid, else still processing."""
+    for kind, reason in kinds_and_reasons:
+        if kind in (TransferEventKind.FAILED, TransferEventKind.REVERSED):
+            return PayoutStatus.RETURNED, reason or kind.value
+    if any(kind is TransferEventKind.PAID for kind, _ in kinds_and_reasons):
+        return PayoutStatus.PAID, None
+    return PayoutStatus.PROCESSING, None
+
+
+class PayoutTransfers:
+    def __init__(
+        self,
+        db: Engine,
+        engine: PostingEngine,
+        wallets: Wallets,
+        payees: Payees,
+        policy: TransferPolicy,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._wallets = wallets
+        self._payees = payees
+        self._policy = policy
+        self._sweeps = PeriodicTask(
+            "payout-sweep", self._sweep_round, Schedule(policy.sweep_interval_s)
+        )
+
+    @property
+    def provider(self) -> PayoutProvider:
+        return self._payees.provider
+
+    async def send(self, payout_id: str) -> Payout:
+        """Create the provider's transfer of a processing payout (again: the same key)."""
+        payout = await asyncio.to_thread(self._get, payout_id)
+        if payout.status is not PayoutStatus.PROCESSING or payout.provider_transfer_id:
+            return payout
+        payee = await self._payees.get(payout.creator_id)
+        if payee is None or payee.state is not PayeeState.VERIFIED:
+            state = "none" if payee is None else payee.state.value
+            return await self.give_back(payout_id, f"{PAYEE_NOT_READY}:{state}")
+        attempt = await asyncio.to_thread(self._count_attempt, payout_id)
+        request = TransferRequest(payout.id, payee.account_id, payout.amount_minor, payout.currency)
+        try:
+            made = await self.provider.create_transfer(request)
+        except ProviderTimeout as exc:
+            audit(
+                "audit.payout_transfer_unknown",
+                payout_id=payout.id,
+                creator_id=payout.creator_id,
+                attempt=attempt,
+                reason=exc.code,
+            )
+            return await asyncio.to_thread(self._get, payout_id)
+        except ProviderUnavailable as exc:
+            return await self.give_back(payout_id, exc.code)
+        await asyncio.to_thread(self._keep_transfer_id, payout_id, made.transfer_id)
+        audit(
+            "audit.payout_transfer_created",
+            payout_id=payout.id,
+            creator_id=payout.creator_id,
+            provider=self.provider.name,
+            transfer_id=made.transfer_id,
+            amount_minor=payout.amount_minor,
+            currency=payout.currency,
+            attempt=attempt,
+        )
+        return await asyncio.to_thread(self._get, payout_id)
+
+    async def handle_event(self, event: TransferEvent) -> None:
+        """Store a verified transfer event (once) and bring its payout to its end."""
+        if len(event.payout_id) > PAYOUT_ID_MAX_CHARS:
+            raise Invalid(Code.MALFORMED_WEBHOOK, "the event's payout id is too long")
+        found = await asyncio.to_thread(self._store_and_fold, event)
+        if found is None:
+            log.warning("payout webhook %s names no payout of ours", event.event_id)
+            return
+        payout, (status, reason) = found
+        if status is PayoutStatus.RETURNED:
+            await self.give_back(payout.id, reason or "returned")
+        elif status is PayoutStatus.PAID:
+            await asyncio.to_thread(self._mark_paid, payout)
+
+    def _store_and_fold(
+        self, event: TransferEvent
+    ) -> tuple[Payout, tuple[PayoutStatus, str | None]] | None:
+        with self._db.begin() as conn:
+            payout = find_payout(conn, event.payout_id)
+            if payout is None or payout.provider != event.provider:
+                return None
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(payout_events).values(
+                            provider=event.provider,
+                            event_id=event.event_id,
+                            payout_id=event.payout_id,
+                            kind=event.kind.value,
+                            transfer_id=event.transfer_id,
+                            reason=None if event.reason is None else event.reason[:255],
+                            received_at_us=now_us(),
+                        )
+                    )
+            except IntegrityError:
+                pass  # a redelivery: stored already; folding again changes nothing
+            # The transfer's id, when its webhook came before the answer to its creation.
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout.id, payouts.c.provider_transfer_id.is_(None))
+                .values(provider_transfer_id=event.transfer_id)
+            )
+            rows = conn.execute(
+                select(payout_events.c.kind, payout_events.c.reason)
+                .where(
+                    payout_events.c.provider == event.provider,
+                    payout_events.c.payout_id == event.payout_id,
+                )
+                .order_by(payout_events.c.received_at_us, payout_events.c.event_id)
+            ).all()
+        return payout, fold([(TransferEventKind(r.kind), r.reason) for r in rows])
+
+    def _mark_paid(self, payout: Payout) -> None:
+        with self._db.begin() as conn:
+            done = conn.execute(
+                update(payouts)
+                .where(
+                    payouts.c.id == payout.id,
+                    payouts.c.status == PayoutStatus.PROCESSING.value,
+                )
+                .values(status=PayoutStatus.PAID.value)
+            )
+        if done.rowcount == 1:
+            audit(
+                "audit.payout_paid",
+                payout_id=payout.id,
+                creator_id=payout.creator_id,
+                amount_minor=payout.amount_minor,
+                currency=payout.currency,
+            )
+
+    async def give_back(self, payout_id: str, reason: str) -> Payout:
+        """Return a processing (or paid, then reversed) payout: its diamonds back to the
+        creator by a reversal of its post, once, and the payout ``returned`` with the reason."""
+        payout = await asyncio.to_thread(self._get, payout_id)
+        if payout.status not in (PayoutStatus.PROCESSING, PayoutStatus.PAID):
+            return payout
+        post_id = pending_id(payout.id) + POSTED_SUFFIX
+        paid = await asyncio.to_thread(self._post_amount, post_id)
+        mine = await asyncio.to_thread(self._wallets.user, payout.creator_id)
+        pool = await asyncio.to_thread(self._wallets.platform, PAYOUTS, "DIAMOND")
+        (outcome,) = await self._engine.submit(
+            [
+                Transfer(
+                    return_id(payout.id),
+                    pool,
+                    mine.diamonds,
+                    paid,
+                    TransferCode.PAYOUT,
+                    reverses_id=post_id,
+                )
+            ]
+        )
+        if not outcome.succeeded:
+            # The provider sends its webhook again; the sweeper comes back to a processing one.
+            log.error("the return of payout %s was refused: %s", payout.id, outcome.value)
+            raise Unavailable(Code.LEDGER_BUSY, f"the ledger refused the return: {outcome.value}")
+        fresh, changed = await asyncio.to_thread(self._mark_returned, payout.id, reason)
+        if changed:
+            audit(
+                "audit.payout_returned",
+                payout_id=payout.id,
+                creator_id=payout.creator_id,
+                diamonds=paid,
+                reason=reason,
+                transfer_id=return_id(payout.id),
+            )
+        return fresh
+
+    def _post_amount(self, post_id: str) -> int:
+        with self._db.connect() as conn:
+            amounts = transfer_amounts(conn, [post_id])
+        assert post_id in amounts, "a processing payout's reservation was posted"
+        return amounts[post_id]
+
+    def _mark_returned(self, payout_id: str, reason: str) -> tuple[Payout, bool]:
+        with self._db.begin() as conn:
+            done = conn.execute(
+                update(payouts)
+                .where(
+                    payouts.c.id == payout_id,
+                    payouts.c.status.in_([PayoutStatus.PROCESSING.value, PayoutStatus.PAID.value]),
+                )
+                .values(status=PayoutStatus.RETURNED.value, provider_reason=reason[:255])
+            )
+            payout = find_payout(conn, payout_id)
+        assert payout is not None
+        return payout, done.rowcount == 1
+
+    def _count_attempt(self, payout_id: str) -> int:
+        with self._db.begin() as conn:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout_id)
+                .values(transfer_attempts=payouts.c.transfer_attempts + 1)
+            )
+            payout = find_payout(conn, payout_id)
+        assert payout is not None
+        return payout.transfer_attempts
+
+    def _keep_transfer_id(self, payout_id: str, transfer_id: str) -> None:
+        with self._db.begin() as conn:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout_id, payouts.c.provider_transfer_id.is_(None))
+                .values(provider_transfer_id=transfer_id)
+            )
+
+    def _get(self, payout_id: str) -> Payout:
+        with self._db.connect() as conn:
+            payout = find_payout(conn, payout_id)
+        assert payout is not None, "the caller found it"
+        return payout
+
+    # --- the sweeper -----------------------------------------------------------------------
+
+    async def sweep(self, now: int | None = None) -> int:
+        """Ask the provider again for every processing payout that has no transfer yet (a
+        timeout, a crash after the approval): the same key, so never paid twice. Answers how
+        many were asked."""
+        due = await asyncio.to_thread(self._due, now_us() if now is None else now)
+        for payout in due:
+            if payout.transfer_attempts >= self._policy.max_attempts:
+                log.error(
+                    "payout %s: no answer from the provider after %d attempts; an operator "
+                    "must check it there",
+                    payout.id,
+                    payout.transfer_attempts,
+                )
+                continue
+            try:
+                await self.send(payout.id)
+            except Exception:  # one payout's trouble does not stop the others
+                log.exception("payout %s: the transfer could not be sent", payout.id)
+        return len(due)
+
+    async def _sweep_round(self) -> None:
+        await self.sweep()
+
+    def _due(self, now: int) -> list[Payout]:
+        before = now - self._policy.retry_after_s * 1_000_000
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(payouts.c.id)
+                .where(
+                    payouts.c.status == PayoutStatus.PROCESSING.value,
+                    payouts.c.provider_transfer_id.is_(None),
+                    payouts.c.processing_since_us <= before,
+                )
+                .order_by(payouts.c.processing_since_us)
+                .limit(SWEEP_BATCH)
+            ).all()
+            found = [find_payout(conn, r.id) for r in rows]
+        return [p for p in found if p is not None]
+
+    def start(self) -> None:
+        self._sweeps.start()
+
+    async def stop(self) -> None:
+        await self._sweeps.stop()

@@ -1,0 +1,301 @@
+"""Payouts through the sandbox payout provider, on SQLite and PostgreSQL: a creator onboards,
+is verified by a signed webhook, requests a payout that an admin approves, and the provider's
+transfer pays it; a failed transfer gives the diamonds back once, whatever the order and
+repetition of its webhooks; a payee who is not ready is refused, naming what is missing; a
+forged or stale webhook changes nothing; a lost answer is asked for again and never paid twice.
+`giftwave ledger verify` is clean after each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from economy_client import (
+    FAST,
+    AppFactory,
+    Person,
+    assert_problem,
+    economy_app,
+    make_admin,
+    register,
+)
+from sqlalchemy import func, select
+from test_economy_payouts import ledger_ok
+
+from giftwave.api.auth import SESSION_COOKIE
+from giftwave.db.tables import payout_events, sandbox_payout_transfers, transfers
+from giftwave.db.urls import DatabaseUrl
+from giftwave.payments.payout_base import PayeeAccount, TransferEventKind
+from giftwave.payments.sandbox_payouts import WEBHOOK_PATH, SandboxPayoutProvider
+from giftwave.payments.sender import SIGNATURE_HEADER
+from giftwave.payments.signing import signature_header
+
+__all__ = ["economy_app"]
+
+SECRET = FAST["sandbox_webhook_secret"]
+assert isinstance(SECRET, str)
+PROVIDER = {"payout_provider": "sandbox", "payout_min_cents": 50}
+
+
+def sandbox(client: httpx.AsyncClient) -> SandboxPayoutProvider:
+    provider = client.app.state.economy.payees.provider  # type: ignore[attr-defined]
+    assert isinstance(provider, SandboxPayoutProvider)
+    return provider
+
+
+def count(client: httpx.AsyncClient, table: Any) -> int:
+    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    with db.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+async def onboard(
+    client: httpx.AsyncClient, creator: Person, action: str, bank: str = "pays"
+) -> str:
+    """Start onboarding and decide at the sandbox's page as the creator; the page's path."""
+    r = await creator.post("/v1/creators/me/payee/onboarding")
+    assert r.status_code == 200, r.text
+    path = urlsplit(r.json()["url"]).path
+    client.cookies.set(SESSION_COOKIE, creator.auth["Authorization"].removeprefix("Bearer "))
+    try:
+        page = await client.get(path)
+        assert page.status_code == 200, page.text
+        r = await client.post(f"{path}/{action}", data={"bank": bank})
+        assert r.status_code == 303, r.text
+        assert "message=done" in r.headers["location"]
+    finally:
+        client.cookies.clear()
+    return path
+
+
+async def payee(creator: Person) -> dict[str, Any]:
+    r = await creator.get("/v1/creators/me/payee")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def deliver(
+    client: httpx.AsyncClient, body: bytes, *, secret: str = SECRET, timestamp_s: int | None = None
+) -> httpx.Response:
+    header = signature_header(secret, body, timestamp_s=timestamp_s)
+    return await client.post(
+        WEBHOOK_PATH,
+        content=body,
+        headers={SIGNATURE_HEADER: header, "Content-Type": "application/json"},
+    )
+
+
+async def earn(client: httpx.AsyncClient, creator: Person) -> None:
+    """500 diamonds for the creator, from a viewer's gift."""
+    viewer = await register(client)
+    await viewer.buy(700)
+    stream = await creator.go_live()
+    assert (await viewer.gift(stream, "money_gun")).status_code == 201
+
+
+async def wait_for(creator: Person, payout_id: str, status: str) -> dict[str, Any]:
+    for _ in range(200):
+        r = await creator.get(f"/v1/payouts/{payout_id}")
+        if r.json()["status"] == status:
+            return dict(r.json())
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"payout {payout_id} is {r.json()['status']}, not {status}")
+
+
+async def approved_payout(client: httpx.AsyncClient, creator: Person, admin: Person) -> str:
+    r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
+    assert r.status_code == 201, r.text
+    payout_id: str = r.json()["id"]
+    r = await admin.post(f"/v1/admin/payouts/{payout_id}/approve")
+    assert r.status_code == 200, r.text
+    return payout_id
+
+
+async def test_onboarded_creator_is_paid_through_the_provider(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(**PROVIDER) as client:
+        creator, admin = await register(client, "creator"), await make_admin(client)
+        await earn(client, creator)
+        assert (await payee(creator))["state"] == "none"
+        await onboard(client, creator, "approve")
+        assert await payee(creator) == {
+            "state": "verified",
+            "missing": [],
+            "provider": "sandbox",
+            "country": "US",
+            "currency": "USD",
+        }
+        payout_id = await approved_payout(client, creator, admin)
+        paid = await wait_for(creator, payout_id, "paid")
+        assert paid["provider"] == "sandbox"
+        assert paid["provider_transfer_id"].startswith("tr_sb_")
+        assert (paid["diamonds"], paid["amount_minor"]) == (500, 250)
+        assert (await creator.wallet())["diamonds"] == 0
+        assert count(client, sandbox_payout_transfers) == 1
+        # Approving again answers the payout as it is; no second transfer.
+        r = await admin.post(f"/v1/admin/payouts/{payout_id}/approve")
+        assert (r.status_code, r.json()["status"]) == (200, "paid")
+        assert count(client, sandbox_payout_transfers) == 1
+    ledger_ok(db_url)
+
+
+async def test_a_failed_transfer_returns_the_diamonds_once_whatever_the_webhooks(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(**PROVIDER) as client:
+        creator, admin = await register(client, "creator"), await make_admin(client)
+        await earn(client, creator)
+        await onboard(client, creator, "approve", bank="fails")
+        payout_id = await approved_payout(client, creator, admin)
+        returned = await wait_for(creator, payout_id, "returned")
+        assert returned["provider_reason"] == "account_closed"
+        assert (await creator.wallet())["diamonds"] == 500
+        moved = count(client, transfers)
+        transfer_id = returned["provider_transfer_id"]
+
+        # The failure again, a late "paid", a reversal, each twice, in every order.
+        provider = sandbox(client)
+        late = [
+            await provider.settle(transfer_id, kind, reason, send=False)
+            for kind, reason in (
+                (TransferEventKind.PAID, None),
+                (TransferEventKind.FAILED, "account_closed"),
+                (TransferEventKind.REVERSED, "bank_recall"),
+            )
+        ]
+        for body in [*reversed(late), *late]:
+            r = await deliver(client, body)
+            assert r.status_code == 200, r.text
+        again = await creator.get(f"/v1/payouts/{payout_id}")
+        assert (again.json()["status"], again.json()["provider_reason"]) == (
+            "returned",
+            "account_closed",
+        )
+        assert (await creator.wallet())["diamonds"] == 500
+        assert count(client, transfers) == moved  # nothing moved twice
+        statement = (await creator.get("/v1/creators/me/statement")).json()
+        assert statement["paid_out_diamonds"] == 0
+    ledger_ok(db_url)
+
+
+async def test_a_payee_not_ready_is_refused_naming_what_is_missing(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(**PROVIDER) as client:
+        creator = await register(client, "creator")
+        await earn(client, creator)
+        ask = {"diamonds": 500, "idempotency_key": "k"}
+        body = assert_problem(await creator.post("/v1/payouts", ask), 403, "payee_not_ready")
+        assert body["missing"] == ["payee_account"]
+
+        r = await creator.post("/v1/creators/me/payee/onboarding")
+        assert r.status_code == 200, r.text
+        body = assert_problem(await creator.post("/v1/payouts", ask), 403, "payee_not_ready")
+        assert body["payee_state"] == "pending"
+        assert "details_submitted" in body["missing"]
+
+        await onboard(client, creator, "more_documents")
+        state = await payee(creator)
+        assert state["state"] == "restricted"
+        assert "individual.verification.additional_document" in state["missing"]
+        body = assert_problem(await creator.post("/v1/payouts", ask), 403, "payee_not_ready")
+        assert body["missing"] == state["missing"]
+
+        path = await onboard(client, creator, "approve")
+        assert (await payee(creator))["state"] == "verified"
+        # An older report arriving late changes nothing: the newest report stands.
+        account_id = path.rsplit("/", 1)[1].split(".")[0]
+        stale = PayeeAccount(account_id, False, False, ("external_account",), None, version=1)
+        r = await deliver(client, sandbox(client).account_payload(stale))
+        assert r.status_code == 200, r.text
+        assert (await payee(creator))["state"] == "verified"
+
+        await onboard(client, creator, "reject")
+        body = assert_problem(await creator.post("/v1/payouts", ask), 403, "payee_not_ready")
+        assert body["missing"] == ["disabled:rejected.other"]
+        assert (await creator.wallet())["diamonds"] == 500
+    ledger_ok(db_url)
+
+
+async def test_forged_or_stale_payout_webhooks_change_nothing(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(**PROVIDER) as client:
+        creator, admin = await register(client, "creator"), await make_admin(client)
+        await earn(client, creator)
+        await onboard(client, creator, "approve", bank="fails")
+        payout_id = await approved_payout(client, creator, admin)
+        returned = await wait_for(creator, payout_id, "returned")
+        events, moved = count(client, payout_events), count(client, transfers)
+        body = json.dumps(
+            {
+                "id": "evt_forged",
+                "type": "transfer.paid",
+                "data": {
+                    "transfer_id": returned["provider_transfer_id"],
+                    "payout_id": payout_id,
+                    "amount_minor": 250,
+                    "currency": "USD",
+                    "reason": None,
+                },
+            }
+        ).encode()
+        forged = await deliver(client, body, secret="whsec_someone_else")
+        assert_problem(forged, 400, "bad_signature")
+        stale = await deliver(client, body, timestamp_s=int(time.time()) - 3600)
+        assert_problem(stale, 400, "stale_webhook")
+        unsigned = await client.post(WEBHOOK_PATH, content=body)
+        assert_problem(unsigned, 400, "missing_signature")
+        huge = await deliver(client, b"{" + b" " * 70_000 + b"}")
+        assert_problem(huge, 413, "payload_too_large")
+        assert_problem(await deliver(client, b"[]"), 400, "malformed_webhook")
+        # A verified account report for an account that is not ours: stored nowhere.
+        stranger = PayeeAccount("acct_sb_nobody", True, True, (), None, version=9)
+        r = await deliver(client, sandbox(client).account_payload(stranger))
+        assert r.status_code == 200, r.text
+        assert (count(client, payout_events), count(client, transfers)) == (events, moved)
+        assert (await creator.get(f"/v1/payouts/{payout_id}")).json()["status"] == "returned"
+        assert (await creator.wallet())["diamonds"] == 500
+    ledger_ok(db_url)
+
+
+async def test_a_lost_answer_is_asked_for_again_and_never_paid_twice(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    # A sweep every 50 ms, for a payout without an answer for a second.
+    settings = PROVIDER | {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 1}
+    async with economy_app(**settings) as client:
+        creator, admin = await register(client, "creator"), await make_admin(client)
+        await earn(client, creator)
+        await onboard(client, creator, "approve", bank="answer_lost")
+        payout_id = await approved_payout(client, creator, admin)
+        waiting = (await creator.get(f"/v1/payouts/{payout_id}")).json()
+        assert (waiting["status"], waiting["provider_transfer_id"]) == ("processing", None)
+        assert waiting["transfer_attempts"] == 1
+        assert count(client, sandbox_payout_transfers) == 1  # made at the provider all the same
+        paid = await wait_for(creator, payout_id, "paid")
+        assert paid["transfer_attempts"] == 2
+        assert count(client, sandbox_payout_transfers) == 1  # the same key: the same transfer
+        assert (await creator.wallet())["diamonds"] == 0
+    ledger_ok(db_url)
+
+
+async def test_a_payee_disabled_after_approval_gets_the_payout_returned(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    settings = PROVIDER | {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 1}
+    async with economy_app(**settings) as client:
+        creator, admin = await register(client, "creator"), await make_admin(client)
+        await earn(client, creator)
+        await onboard(client, creator, "approve", bank="answer_lost")
+        payout_id = await approved_payout(client, creator, admin)
+        await onboard(client, creator, "reject")  # before the sweeper asks again
+        returned = await wait_for(creator, payout_id, "returned")
+        assert returned["provider_reason"] == "payee_not_ready:disabled"
+        assert (await creator.wallet())["diamonds"] == 500
+    ledger_ok(db_url)
