@@ -299,3 +299,54 @@ async def test_a_payee_disabled_after_approval_gets_the_payout_returned(
         assert returned["provider_reason"] == "payee_not_ready:disabled"
         assert (await creator.wallet())["diamonds"] == 500
     ledger_ok(db_url)
+
+
+async def studio(client: httpx.AsyncClient, creator: Person, lang: str = "en") -> str:
+    """The earnings page as the creator's browser gets it, in a language."""
+    client.cookies.clear()
+    token = creator.auth["Authorization"].removeprefix("Bearer ")
+    r = await client.get(f"/studio/earnings?lang={lang}", headers={"Cookie": f"gw_session={token}"})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+async def test_the_studio_shows_the_payee_state_what_is_missing_and_the_way_on(
+    economy_app: AppFactory,
+) -> None:
+    async with economy_app(**PROVIDER) as client:
+        creator = await register(client, "creator")
+        page = await studio(client, creator)
+        assert 'id="payee" data-state="none"' in page
+        assert 'id="payee-onboard"' in page
+        assert "Set up payouts" in page
+        await onboard(client, creator, "more_documents")
+        page = await studio(client, creator)
+        assert 'data-state="restricted"' in page
+        assert "<code>individual.verification.additional_document</code>" in page
+        assert "Continue at the payout provider" in page
+        assert "Continuar con el proveedor de pagos" in await studio(client, creator, "es")
+        assert "المتابعة لدى مزوّد الدفعات" in await studio(client, creator, "ar")
+        await onboard(client, creator, "approve")
+        page = await studio(client, creator)
+        assert 'data-state="verified"' in page
+        assert 'id="payee-onboard"' not in page
+        # The provider's own page speaks the visitor's language too.
+        r = await creator.post("/v1/creators/me/payee/onboarding")
+        path = urlsplit(r.json()["url"]).path
+        client.cookies.clear()  # the studio's ?lang= left its choice in the jar
+        client.cookies.set(SESSION_COOKIE, creator.auth["Authorization"].removeprefix("Bearer "))
+        sandbox_page = await client.get(path, headers={"Accept-Language": "es"})
+        client.cookies.clear()
+        assert "Verifica quién cobra" in sandbox_page.text
+        assert "script" not in sandbox_page.text
+        assert "style=" not in sandbox_page.text
+
+
+async def test_without_a_payout_provider_the_studio_shows_no_payee(
+    economy_app: AppFactory,
+) -> None:
+    async with economy_app() as client:
+        creator = await register(client, "creator")
+        assert 'id="payee"' not in await studio(client, creator)
+        r = await creator.get("/v1/creators/me/payee")
+        assert_problem(r, 404, "no_payout_provider")

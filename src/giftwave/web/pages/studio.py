@@ -23,6 +23,7 @@ from giftwave.api.identity import today
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.earnings import load_statement
+from giftwave.economy.payees import NO_ACCOUNT
 from giftwave.economy.services import Economy
 from giftwave.identity.users import User
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
@@ -72,6 +73,10 @@ STUDIO_MESSAGES: Final = (
     N_("Rejected"),
     N_("Expired"),
     N_("Failed"),
+    N_("Being paid"),
+    N_("Paid"),
+    N_("Returned"),
+    N_("Set up your payout account first"),
     N_("Copied"),
     # Moderation (studio_moderation.js) and battle invitations (battle_alert.js).
     N_("Nobody has that handle"),
@@ -186,6 +191,7 @@ async def earnings(
         rtl=text_direction(who.locale) == "rtl",
     )
     payouts = statement.payouts
+    payee = None if economy.payees is None else await economy.payees.get(creator.id)
     return page(
         request,
         who,
@@ -204,5 +210,9 @@ async def earnings(
         paid_cents=payouts.get("approved_cents", 0),
         min_payout_diamonds=policy.min_diamonds,
         min_payout_cents=policy.min_cents,
+        # With a payout provider: the payee's state and what it lacks ("none": no account yet).
+        payee_provider=economy.payees is not None,
+        payee_state="none" if payee is None else payee.state.value,
+        payee_missing=[NO_ACCOUNT] if payee is None else payee.missing,
         boot={"messages": _messages(who), "min_payout_diamonds": policy.min_diamonds},
     )

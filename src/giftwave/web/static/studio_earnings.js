@@ -11,6 +11,9 @@ const STATUS_NAMES = {
   rejected: "Rejected",
   expired: "Expired",
   failed: "Failed",
+  processing: "Being paid",
+  paid: "Paid",
+  returned: "Returned",
 };
 const RESERVED = new Set(["requested", "pending"]); // their diamonds are set aside
 const BY_CODE = {
@@ -20,6 +23,7 @@ const BY_CODE = {
   insufficient_diamonds: "Not enough diamonds",
   under_age: "Payouts need you to be of age",
   diamond_debt: "A reversed gift left a diamond debt: new earnings settle it first",
+  payee_not_ready: "Set up your payout account first",
 };
 
 function payoutRow(p) {
@@ -73,6 +77,19 @@ form.addEventListener("submit", async (e) => {
     toast(t("Payout requested"));
     await showBalances(await loadPayouts());
   }, { byCode: BY_CODE });
+});
+
+// Onboarding happens at the payout provider: a fresh, short-lived link each time.
+const onboard = $("payee-onboard");
+onboard?.addEventListener("click", async () => {
+  onboard.disabled = true;
+  try {
+    const { url } = await api("POST", "/v1/creators/me/payee/onboarding");
+    window.location.assign(url);
+  } catch (err) {
+    onboard.disabled = false;
+    toast(err.message, { kind: "error" });
+  }
 });
 
 loadPayouts().catch((err) => toast(err.message, { kind: "error" }));
