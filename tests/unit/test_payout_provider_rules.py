@@ -162,3 +162,8 @@ def test_a_failure_or_reversal_wins_over_paid_in_any_order() -> None:
     assert fold([failed, paid]) == (PayoutStatus.RETURNED, "account_closed")
     assert fold([reversed_, failed, paid]) == (PayoutStatus.RETURNED, "bank_recall")
     assert fold([(TransferEventKind.FAILED, None)]) == (PayoutStatus.RETURNED, "failed")
+
+
+def test_a_link_of_any_characters_is_refused_not_an_error(provider: SandboxPayoutProvider) -> None:
+    assert provider.account_for_link("acct_sb_1.99999999999.é" + "x" * 31) is None
+    assert provider.account_for_link("acct.٣٣.ab") is None  # digits of another script

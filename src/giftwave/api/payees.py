@@ -7,7 +7,7 @@ import logging
 from typing import Annotated, Final, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -30,6 +30,7 @@ from giftwave.web.templates import render
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["payees"])
 Econ = Annotated[Economy, Depends(economy_of)]
+UserId = Annotated[int, Path(ge=1, le=2**62)]
 # Where onboarding sends a creator back: the studio's payouts, the only place that starts it.
 RETURN_PATH: Final = "/studio/earnings"
 
@@ -82,7 +83,7 @@ async def start_onboarding(request: Request, economy: Econ, user: SessionUser) -
 
 
 @router.get("/v1/admin/payees/{creator_id}", response_model=PayeeOut, tags=["admin"])
-async def a_payee(creator_id: int, economy: Econ, admin: AdminPrincipal) -> PayeeOut:
+async def a_payee(creator_id: UserId, economy: Econ, admin: AdminPrincipal) -> PayeeOut:
     payees, _ = _payees(economy)
     return PayeeOut.of(await payees.get(creator_id))
 

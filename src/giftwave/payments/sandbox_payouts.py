@@ -146,8 +146,10 @@ class SandboxPayoutProvider:
             return None
         account_id, _, rest = token.partition(".")
         expires, _, mac = rest.partition(".")
+        # Bytes: a link is read from a URL anyone can write, and compare_digest refuses
+        # non-ASCII text.
         if not expires.isdigit() or not hmac.compare_digest(
-            mac, self._link_mac(account_id, int(expires))
+            mac.encode(), self._link_mac(account_id, int(expires)).encode()
         ):
             return None
         now = time.time() if now_s is None else now_s
