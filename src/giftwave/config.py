@@ -9,9 +9,9 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "GIFTWAVE_"
@@ -199,6 +199,10 @@ class Settings(BaseSettings):
     payout_transfer_retry_after_s: Annotated[int, Field(ge=1, le=86_400)] = 60
     payout_transfer_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 20
     payout_sweep_interval_s: Annotated[float, Field(ge=0.05, le=3600)] = 30.0
+    # A payee's currency by their country (US dollars where unset), and what one US dollar
+    # buys of each, in millionths (economy/fx.py): {"MX": "MXN"}, {"MXN": 17250000}.
+    payout_currency_by_country: dict[str, str] = {}
+    payout_fx_rate_micros: dict[str, Annotated[int, Field(ge=1, le=10**15)]] = {}
 
     # Sharing (docs/sharing.md): what a visitor does within this many days of opening a share
     # link is credited to the sharer; a link nobody shared again for this long stops working.
@@ -235,9 +239,22 @@ class Settings(BaseSettings):
         parse_database_url(value)  # raises ValueError naming what is wrong
         return value
 
-    @field_validator("min_age_by_country")
+    @model_validator(mode="after")
+    def _payout_currencies(self) -> Settings:
+        for currency in [*self.payout_currency_by_country.values(), *self.payout_fx_rate_micros]:
+            if not re.fullmatch(r"[A-Z]{3}", currency):
+                raise ValueError(f"{currency!r} is not a currency code like EUR")
+        for country, currency in self.payout_currency_by_country.items():
+            if currency != "USD" and currency not in self.payout_fx_rate_micros:
+                raise ValueError(
+                    f"payout_currency_by_country pays {country} in {currency}, and "
+                    f"payout_fx_rate_micros has no rate for {currency}"
+                )
+        return self
+
+    @field_validator("min_age_by_country", "payout_currency_by_country")
     @classmethod
-    def _country_codes(cls, value: dict[str, int]) -> dict[str, int]:
+    def _country_codes(cls, value: dict[str, Any]) -> dict[str, Any]:
         for country in value:
             if len(country) != 2 or not country.isascii() or not country.isupper():
                 raise ValueError(f"{country!r} is not a two-letter country code like KR")

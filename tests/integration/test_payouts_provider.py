@@ -350,3 +350,31 @@ async def test_without_a_payout_provider_the_studio_shows_no_payee(
         assert 'id="payee"' not in await studio(client, creator)
         r = await creator.get("/v1/creators/me/payee")
         assert_problem(r, 404, "no_payout_provider")
+
+
+async def test_a_payee_abroad_is_paid_in_their_currency_at_the_recorded_rate(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    settings = PROVIDER | {
+        "payout_currency_by_country": {"MX": "MXN"},
+        "payout_fx_rate_micros": {"MXN": 17_250_000},
+    }
+    async with economy_app(**settings) as client:
+        creator = await register(client, "creator", country="MX")
+        admin = await make_admin(client)
+        await earn(client, creator)
+        await onboard(client, creator, "approve")
+        assert (await payee(creator))["currency"] == "MXN"
+        payout_id = await approved_payout(client, creator, admin)
+        paid = await wait_for(creator, payout_id, "paid")
+        # $2.50 at 17.25 pesos to the dollar: 43.12 pesos (the half centavo is not paid).
+        assert (paid["amount_minor"], paid["currency"]) == (250, "USD")
+        assert (paid["payout_amount_minor"], paid["payout_currency"]) == (4312, "MXN")
+        assert paid["fx_rate_micros"] == 17_250_000
+        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        with db.connect() as conn:
+            sent = conn.execute(
+                select(sandbox_payout_transfers.c.amount_minor, sandbox_payout_transfers.c.currency)
+            ).one()
+        assert tuple(sent) == (4312, "MXN")
+    ledger_ok(db_url)

@@ -1,6 +1,6 @@
 """The sandbox payout provider's webhook rules (signature, staleness, shape), its onboarding
-links, and the pure rules that turn its reports into giftwave's states, without a database
-or a server."""
+links, the pure rules that turn its reports into giftwave's states, and a payout's amount in
+the payee's currency, without a database or a server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import orjson
 import pytest
 from sqlalchemy import create_engine
 
+from giftwave.config import Settings
+from giftwave.economy.fx import FxRateMissing, FxTable
 from giftwave.economy.payees import PayeeState, state_of
 from giftwave.economy.payout_transfers import fold
 from giftwave.economy.payouts import PayoutStatus
@@ -167,3 +169,37 @@ def test_a_failure_or_reversal_wins_over_paid_in_any_order() -> None:
 def test_a_link_of_any_characters_is_refused_not_an_error(provider: SandboxPayoutProvider) -> None:
     assert provider.account_for_link("acct_sb_1.99999999999.é" + "x" * 31) is None
     assert provider.account_for_link("acct.٣٣.ab") is None  # digits of another script
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "rate_micros", "paid"),
+    [
+        (250, "USD", None, 250),
+        (250, "MXN", 17_250_000, 4312),  # 43.125 pesos: the half centavo is not paid
+        (250, "JPY", 150_000_000, 375),  # no minor unit
+        (250, "KWD", 307_000, 767),  # three digits: 0.7675 dinars
+        (0, "EUR", 920_000, 0),
+    ],
+)
+def test_a_payout_is_its_cents_at_the_configured_rate_floored(
+    cents: int, currency: str, rate_micros: int | None, paid: int
+) -> None:
+    fx = FxTable({"MX": "MXN"}, {} if rate_micros is None else {currency: rate_micros})
+    assert fx.quote(cents, currency) == (paid, rate_micros or 1_000_000)
+
+
+def test_a_country_without_a_currency_is_paid_in_dollars_and_a_missing_rate_pays_nothing() -> None:
+    fx = FxTable({"MX": "MXN"}, {"MXN": 17_250_000})
+    assert (fx.currency_for("MX"), fx.currency_for("FR")) == ("MXN", "USD")
+    with pytest.raises(FxRateMissing):
+        fx.quote(100, "EUR")
+
+
+def test_a_payout_currency_without_a_rate_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="no rate for MXN"):
+        Settings(payout_currency_by_country={"MX": "MXN"})
+    with pytest.raises(ValueError, match="currency code"):
+        Settings(payout_currency_by_country={"MX": "peso"}, payout_fx_rate_micros={"peso": 1})
+    with pytest.raises(ValueError, match="country code"):
+        Settings(payout_currency_by_country={"Mexico": "USD"})
+    assert Settings(payout_currency_by_country={"PR": "USD"}).payout_fx_rate_micros == {}

@@ -274,6 +274,10 @@ payouts = Table(
     Column("provider_reason", String(255), nullable=True),
     Column("transfer_attempts", Integer, nullable=False, server_default="0"),
     Column("processing_since_us", BigInteger, nullable=True),
+    # What the payee is sent, in their currency, at the rate recorded (economy/fx.py).
+    Column("payout_currency", String(3), nullable=True),
+    Column("payout_amount_minor", BigInteger, nullable=True),
+    Column("fx_rate_micros", BigInteger, nullable=True),
     UniqueConstraint("creator_id", "idempotency_key", name="uq_payouts_key"),
     Index("ix_payouts_status", "status"),
 )

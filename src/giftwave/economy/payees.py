@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import payees
+from giftwave.economy.fx import FxTable
 from giftwave.errors import Code, Forbidden, Unavailable
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import User
@@ -102,14 +103,18 @@ def find_payee(conn: Connection, creator_id: int) -> Payee | None:
 
 
 class Payees:
-    def __init__(self, db: Engine, provider: PayoutProvider, currency: str) -> None:
+    def __init__(self, db: Engine, provider: PayoutProvider, fx: FxTable) -> None:
         self._db = db
         self._provider = provider
-        self._currency = currency
+        self._fx = fx
 
     @property
     def provider(self) -> PayoutProvider:
         return self._provider
+
+    @property
+    def fx(self) -> FxTable:
+        return self._fx
 
     async def get(self, creator_id: int) -> Payee | None:
         def read() -> Payee | None:
@@ -128,7 +133,7 @@ class Payees:
         try:
             if payee is None:
                 account = await self._provider.create_account(
-                    creator.id, creator.country, self._currency
+                    creator.id, creator.country, self._fx.currency_for(creator.country)
                 )
                 payee = await asyncio.to_thread(self._insert, creator, account)
             return await self._provider.onboarding_link(payee.account_id, site_url, return_url)
@@ -146,7 +151,7 @@ class Payees:
                             provider=self._provider.name,
                             account_id=account.account_id,
                             country=creator.country,
-                            currency=self._currency,
+                            currency=self._fx.currency_for(creator.country),
                             state=state_of(account).value,
                             requirements_due=",".join(account.requirements_due),
                             disabled_reason=account.disabled_reason,

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import payout_events, payouts
+from giftwave.economy.fx import FxRateMissing
 from giftwave.economy.payees import Payees, PayeeState
 from giftwave.economy.payouts import (
     POSTED_SUFFIX,
@@ -59,6 +60,7 @@ PAYOUT_ID_MAX_CHARS: Final = 40  # payouts.id
 REASON_MAX_CHARS: Final = 255
 # Why giftwave itself returned a payout (the provider's reasons are its own words).
 PAYEE_NOT_READY: Final = "payee_not_ready"
+FX_RATE_MISSING: Final = "fx_rate_missing"
 
 
 def return_id(payout_id: str) -> str:
@@ -117,8 +119,16 @@ class PayoutTransfers:
         if payee is None or payee.state is not PayeeState.VERIFIED:
             state = "none" if payee is None else payee.state.value
             return await self.give_back(payout_id, f"{PAYEE_NOT_READY}:{state}")
+        try:
+            payout = await asyncio.to_thread(self._fix_amount, payout, payee.currency)
+        except FxRateMissing:
+            return await self.give_back(payout_id, f"{FX_RATE_MISSING}:{payee.currency}")
+        assert payout.payout_amount_minor is not None
+        assert payout.payout_currency is not None
         attempt = await asyncio.to_thread(self._count_attempt, payout_id)
-        request = TransferRequest(payout.id, payee.account_id, payout.amount_minor, payout.currency)
+        request = TransferRequest(
+            payout.id, payee.account_id, payout.payout_amount_minor, payout.payout_currency
+        )
         try:
             made = await self.provider.create_transfer(request)
         except ProviderTimeout as exc:
@@ -139,8 +149,10 @@ class PayoutTransfers:
             creator_id=payout.creator_id,
             provider=self.provider.name,
             transfer_id=made.transfer_id,
-            amount_minor=payout.amount_minor,
-            currency=payout.currency,
+            amount_cents=payout.amount_minor,
+            amount_minor=payout.payout_amount_minor,
+            currency=payout.payout_currency,
+            fx_rate_micros=payout.fx_rate_micros,
             attempt=attempt,
         )
         return await asyncio.to_thread(self._get, payout_id)
@@ -273,6 +285,22 @@ class PayoutTransfers:
             payout = find_payout(conn, payout_id)
         assert payout is not None
         return payout, done.rowcount == 1
+
+    def _fix_amount(self, payout: Payout, currency: str) -> Payout:
+        """What the payee is sent, fixed once before the first attempt: every retry sends
+        the same, whatever the rates say later."""
+        if payout.payout_amount_minor is not None:
+            return payout
+        amount, rate = self._payees.fx.quote(payout.amount_minor, currency)
+        with self._db.begin() as conn:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout.id, payouts.c.payout_amount_minor.is_(None))
+                .values(payout_currency=currency, payout_amount_minor=amount, fx_rate_micros=rate)
+            )
+            fixed = find_payout(conn, payout.id)
+        assert fixed is not None
+        return fixed
 
     def _count_attempt(self, payout_id: str) -> int:
         with self._db.begin() as conn:

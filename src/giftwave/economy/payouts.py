@@ -125,6 +125,10 @@ class Payout:
     provider_transfer_id: str | None
     provider_reason: str | None  # why the provider's transfer failed or was reversed
     transfer_attempts: int
+    # What the payee is sent: their currency, its amount, the rate (US dollar → it, millionths).
+    payout_currency: str | None
+    payout_amount_minor: int | None
+    fx_rate_micros: int | None
 
 
 def _to_payout(row: object) -> Payout:
@@ -145,6 +149,9 @@ def _to_payout(row: object) -> Payout:
         provider_transfer_id=m["provider_transfer_id"],
         provider_reason=m["provider_reason"],
         transfer_attempts=int(m["transfer_attempts"]),
+        payout_currency=m["payout_currency"],
+        payout_amount_minor=m["payout_amount_minor"],
+        fx_rate_micros=m["fx_rate_micros"],
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from giftwave.config import Settings
 from giftwave.economy.catalog import Catalog, seed_default_catalog
 from giftwave.economy.diamond_fractions import DiamondFractions
+from giftwave.economy.fx import FxTable
 from giftwave.economy.gifting import Gifting, GiftingPolicy
 from giftwave.economy.limits import gift_limiter
 from giftwave.economy.packages import seed_default_packages
@@ -86,8 +87,8 @@ class Economy:
         )
         payees = transfers = None
         if payout_provider is not None:
-            # Payouts are in US cents until the FX of a payee's currency is built.
-            payees = Payees(db, payout_provider, "USD")
+            fx = FxTable(settings.payout_currency_by_country, settings.payout_fx_rate_micros)
+            payees = Payees(db, payout_provider, fx)
             transfers = PayoutTransfers(
                 db,
                 engine,

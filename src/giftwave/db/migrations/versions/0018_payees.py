@@ -45,6 +45,9 @@ def upgrade() -> None:
         sa.Column("transfer_attempts", sa.Integer, nullable=False, server_default="0"),
     )
     op.add_column("payouts", sa.Column("processing_since_us", sa.BigInteger, nullable=True))
+    op.add_column("payouts", sa.Column("payout_currency", sa.String(3), nullable=True))
+    op.add_column("payouts", sa.Column("payout_amount_minor", sa.BigInteger, nullable=True))
+    op.add_column("payouts", sa.Column("fx_rate_micros", sa.BigInteger, nullable=True))
     op.create_index("ix_payouts_status", "payouts", ["status"])
     op.create_table(
         "payout_events",
@@ -89,6 +92,9 @@ def downgrade() -> None:
     op.drop_index("ix_payouts_status", "payouts")
     with op.batch_alter_table("payouts") as batch:
         for name in (
+            "fx_rate_micros",
+            "payout_amount_minor",
+            "payout_currency",
             "processing_since_us",
             "transfer_attempts",
             "provider_reason",
