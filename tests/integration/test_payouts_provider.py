@@ -26,6 +26,8 @@ from economy_client import (
 from sqlalchemy import func, select
 from test_economy_payouts import ledger_ok
 
+from giftwave.analytics.reports import economy_report
+from giftwave.analytics.rollup import Rollup
 from giftwave.api.auth import SESSION_COOKIE
 from giftwave.db.tables import payout_events, sandbox_payout_transfers, transfers
 from giftwave.db.urls import DatabaseUrl
@@ -180,6 +182,11 @@ async def test_a_failed_transfer_returns_the_diamonds_once_whatever_the_webhooks
         assert count(client, transfers) == moved  # nothing moved twice
         statement = (await creator.get("/v1/creators/me/statement")).json()
         assert statement["paid_out_diamonds"] == 0
+        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        Rollup(db).catch_up()
+        with db.connect() as conn:
+            report = economy_report(conn, payout_min_cents=50, diamond_value_usd_micros=5000)
+        assert report.diamonds_paid_out == 0  # paid out, then given back
     ledger_ok(db_url)
 
 

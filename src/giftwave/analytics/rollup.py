@@ -40,6 +40,7 @@ from giftwave.db.tables import (
     transfers,
 )
 from giftwave.db.upsert import insert_for
+from giftwave.economy.payouts import RETURNED_SUFFIX
 
 WATERMARK: Final = "ledger"
 CHUNK_MAX_TRANSFERS: Final = 10_000
@@ -235,6 +236,9 @@ def _classify(rows: Iterable[Any]) -> _Sums:
             econ = sums.economy[day]
             econ["diamonds_paid_out"] += amount
             econ["payouts"] += 1
+        elif code == "payout" and tid.endswith(RETURNED_SUFFIX):
+            # The provider returned a paid-out payout: its diamonds came back, that day.
+            sums.economy[day]["diamonds_paid_out"] -= amount
     return sums
 
 
