@@ -201,11 +201,19 @@ def with_admin_token(settings: Settings) -> Settings:
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """What the demo changes: an admin token, its audience labelled as simulated, and cookies
-    a browser keeps over plain http (a demo has no TLS in front of it)."""
+    """What the demo changes: an admin token, its audience labelled as simulated, cookies a
+    browser keeps over plain http (a demo has no TLS in front of it), and payouts through the
+    sandbox payout provider unless another one is chosen (a creator onboards at its page)."""
     settings = with_admin_token(settings)
     secure = bool(settings.public_url and settings.public_url.startswith("https://"))
-    return settings.model_copy(update={"demo_audience": DEMO_VIEWERS, "cookie_secure": secure})
+    provider = "sandbox" if settings.payout_provider == "none" else settings.payout_provider
+    return settings.model_copy(
+        update={
+            "demo_audience": DEMO_VIEWERS,
+            "cookie_secure": secure,
+            "payout_provider": provider,
+        }
+    )
 
 
 def _can_open_browser() -> bool:
@@ -266,6 +274,7 @@ def run_demo(
   {DEMO_CREATOR} is live with a goal; {", ".join(DEMO_VIEWERS)} are a [bold]simulated
   audience[/bold] (labelled so on every page) sending gifts, likes and chat.
   Sign up on the page, buy coins at the sandbox checkout (no real money), and gift yourself.
+  Payouts go through the sandbox payout provider: set up the payout account in the studio.
 
   Logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator, {base}/studio), {viewers},
     {DEMO_ADMIN} (admin, {base}/admin)

@@ -137,3 +137,8 @@ async def _creator_diamonds(http: httpx.AsyncClient) -> int:
         "/v1/me/wallet", headers={"Authorization": f"Bearer {login.json()['token']}"}
     )
     return int(wallet.json()["diamonds"])
+
+
+def test_the_demo_pays_creators_through_the_sandbox_payout_provider() -> None:
+    settings = demo_settings(Settings(database_url="sqlite:///demo.db", admin_token=ADMIN_TOKEN))
+    assert settings.payout_provider == "sandbox"
