@@ -182,6 +182,13 @@ async def test_a_failed_transfer_returns_the_diamonds_once_whatever_the_webhooks
         assert count(client, transfers) == moved  # nothing moved twice
         statement = (await creator.get("/v1/creators/me/statement")).json()
         assert statement["paid_out_diamonds"] == 0
+        # The operator's queue lists it by its state, and the console offers that filter.
+        queue = await admin.get("/v1/admin/payouts", params={"status": "returned"})
+        assert [p["id"] for p in queue.json()] == [payout_id]
+        client.cookies.clear()
+        token = admin.auth["Authorization"].removeprefix("Bearer ")
+        console = await client.get("/admin", headers={"Cookie": f"gw_session={token}"})
+        assert '<option value="returned">' in console.text
         db = client.app.state.economy.db  # type: ignore[attr-defined]
         Rollup(db).catch_up()
         with db.connect() as conn:

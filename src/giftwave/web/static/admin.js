@@ -286,6 +286,7 @@ document.getElementById("user-search").addEventListener("submit", async (e) => {
 
 const PAYOUT_NAMES = {
   requested: "Requested", pending: "Pending", approved: "Approved", rejected: "Rejected", expired: "Expired", failed: "Failed",
+  processing: "Being paid", paid: "Paid", returned: "Returned",
 };
 const payoutFilter = document.getElementById("payout-filter");
 
