@@ -29,6 +29,7 @@ from test_economy_payouts import ledger_ok
 from giftwave.analytics.reports import economy_report
 from giftwave.analytics.rollup import Rollup
 from giftwave.api.auth import SESSION_COOKIE
+from giftwave.api.state import app_services
 from giftwave.db.tables import payout_events, sandbox_payout_transfers, transfers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.payments.payout_base import PayeeAccount, TransferEventKind
@@ -44,13 +45,13 @@ PROVIDER = {"payout_provider": "sandbox", "payout_min_cents": 50}
 
 
 def sandbox(client: httpx.AsyncClient) -> SandboxPayoutProvider:
-    provider = client.app.state.economy.payees.provider  # type: ignore[attr-defined]
+    provider = app_services(client.app).economy.payees.provider  # type: ignore[attr-defined,union-attr]
     assert isinstance(provider, SandboxPayoutProvider)
     return provider
 
 
 def count(client: httpx.AsyncClient, table: Any) -> int:
-    db = client.app.state.economy.db  # type: ignore[attr-defined]
+    db = app_services(client.app).db  # type: ignore[attr-defined]
     with db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
@@ -189,7 +190,7 @@ async def test_a_failed_transfer_returns_the_diamonds_once_whatever_the_webhooks
         token = admin.auth["Authorization"].removeprefix("Bearer ")
         console = await client.get("/admin", headers={"Cookie": f"gw_session={token}"})
         assert '<option value="returned">' in console.text
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db  # type: ignore[attr-defined]
         Rollup(db).catch_up()
         with db.connect() as conn:
             report = economy_report(conn, payout_min_cents=50, diamond_value_usd_micros=5000)
@@ -385,7 +386,7 @@ async def test_a_payee_abroad_is_paid_in_their_currency_at_the_recorded_rate(
         assert (paid["amount_minor"], paid["currency"]) == (250, "USD")
         assert (paid["payout_amount_minor"], paid["payout_currency"]) == (4312, "MXN")
         assert paid["fx_rate_micros"] == 17_250_000
-        db = client.app.state.economy.db  # type: ignore[attr-defined]
+        db = app_services(client.app).db  # type: ignore[attr-defined]
         with db.connect() as conn:
             sent = conn.execute(
                 select(sandbox_payout_transfers.c.amount_minor, sandbox_payout_transfers.c.currency)

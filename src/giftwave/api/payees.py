@@ -130,13 +130,8 @@ async def _onboarding_account(request: Request, economy: Economy, token: str) ->
     """The account a link is for, to its creator or an admin only: anyone else, or a forged or
     expired link, finds nothing there."""
     account_id = _sandbox(economy).account_for_link(token)
-    who = await visitor(request)
     payees, _ = _payees(economy)
-    payee = None if who.user is None else await payees.get(who.user.id)
-    mine = payee is not None and payee.account_id == account_id
-    if account_id is None or not (mine or who.is_admin):
-        raise Problem(404, Code.ONBOARDING_NOT_FOUND, "not your onboarding link, or expired")
-    return account_id
+    return await payees.link_account((await visitor(request)).user, account_id)
 
 
 @router.get("/sandbox/onboarding/{token}", response_class=HTMLResponse, tags=["sandbox"])

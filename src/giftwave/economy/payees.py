@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from giftwave.clock import now_us
 from giftwave.db.tables import payees
 from giftwave.economy.fx import FxTable
-from giftwave.errors import Code, Forbidden, Unavailable
+from giftwave.errors import Code, Forbidden, NotFound, Unavailable
 from giftwave.identity.permissions import require_creator
-from giftwave.identity.users import User
+from giftwave.identity.users import Role, User
 from giftwave.logs import audit
 from giftwave.payments.base import ProviderUnavailable
 from giftwave.payments.payout_base import PayeeAccount, PayeeAccountUpdated, PayoutProvider
@@ -171,6 +171,16 @@ class Payees:
             payee = find_payee(conn, creator.id)
         assert payee is not None, "inserted or found in the same transaction"
         return payee
+
+    async def link_account(self, visitor: User | None, account_id: str | None) -> str:
+        """The account of an onboarding link (None: forged or expired), to its payee's
+        creator or an admin only: anyone else finds nothing there."""
+        payee = None if visitor is None else await self.get(visitor.id)
+        mine = payee is not None and payee.account_id == account_id
+        admin = visitor is not None and visitor.role is Role.ADMIN
+        if account_id is None or not (mine or admin):
+            raise NotFound(Code.ONBOARDING_NOT_FOUND, "not your onboarding link, or expired")
+        return account_id
 
     async def apply(self, event: PayeeAccountUpdated) -> Payee | None:
         """A verified report of an account: stored when newer than the one known. None: no
