@@ -34,6 +34,7 @@ CODE_ARGUMENT: Final = {
             "PaymentError",
             "WebhookRejected",
             "ProviderUnavailable",
+            "ProviderTimeout",
         ),
         0,
     ),
