@@ -1,0 +1,111 @@
+"""Webhook bodies, byte for byte (docs/webhooks.md): receivers verify the signature over these
+exact bytes and parse these exact fields. ``webhook_bodies.jsonl`` was recorded from the code
+before the bodies became typed values, one body a line in the order built below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from giftwave.economy.gifting import GiftSent
+from giftwave.economy.reversals import GiftReversed, SentGift
+from giftwave.live.battles import Battle, BattleStatus, Side, Winner
+from giftwave.live.goals import Goal, GoalKind
+from giftwave.webhooks import events
+
+GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden" / "webhook_bodies.jsonl"
+T0 = 1_700_000_000_000_000
+
+SENT = GiftSent(
+    send_id="gift:10:tap-1",
+    stream_id="st_g",
+    creator_id=1,
+    sender_id=10,
+    gift_id="rose",
+    gift_version=2,
+    count=3,
+    coins=3,
+    diamonds=3,
+    balance_coins=97,
+    created_at_us=T0 + 5,
+)
+REVERSED = GiftReversed(
+    send_id="gift:10:tap-1",
+    coins_returned=3,
+    diamonds_taken=2,
+    diamonds_debt=1,
+    gift=SentGift(
+        send_id="gift:10:tap-1",
+        stream_id="st_g",
+        sender_id=10,
+        sender_handle="u10",
+        creator_id=1,
+        creator_handle="ana",
+        gift_id="rose",
+        gift_version=2,
+        count=3,
+        coins=3,
+        diamonds=3,
+        reversed=True,
+        created_at_us=T0 + 5,
+    ),
+    reversed_at_us=T0 + 9,
+)
+GOAL = Goal(3, "st_g", GoalKind.COINS, None, 500, 'Lions \u00e9 "x"', T0)
+BATTLE = Battle(
+    id=7,
+    a=Side("st_g", 1, "ana"),
+    b=Side("st_h", 2, "bo"),
+    status=BattleStatus.ENDED,
+    duration_s=60,
+    created_at_us=T0,
+    started_at_us=T0 + 1,
+    ends_at_us=T0 + 60_000_000,
+    ended_at_us=T0 + 61_000_000,
+    score_a=3,
+    score_b=0,
+    winner=Winner.A,
+)
+
+
+def _battle_ended(battle: Battle, creator_id: int, at_us: int) -> events.Event:
+    data = {k: v for k, v in battle.ended_event().items() if k not in ("type", "battle_id")}
+    return events.battle_ended_event(str(battle.id), creator_id, data, at_us)
+
+
+def _bodies() -> list[str]:
+    built = [
+        events.gift_event(SENT, "u10"),
+        events.gift_reversed_event(REVERSED),
+        events.combo_end_event(
+            creator_id=1,
+            stream_id="st_g",
+            combo_id="gift:10:tap-1",
+            sender_id=10,
+            sender_handle="u10",
+            gift_id="rose",
+            count=57,
+            coins=57,
+            diamonds=57,
+            sends=20,
+            started_at_us=T0,
+            last_at_us=T0 + 7,
+        ),
+        events.single_combo_end(SENT, "u10", T0 + 8),
+        events.goal_reached_event(GOAL, 1, 502, T0 + 9),
+        events.goal_reached_event(GOAL, 1, None, T0 + 9),
+        _battle_ended(BATTLE, 2, T0 + 61_000_001),
+    ]
+    return [event.body() for event in built]
+
+
+def test_every_body_is_the_recorded_bytes() -> None:
+    assert [b.encode() for b in _bodies()] == GOLDEN.read_bytes().splitlines()
+
+
+def test_a_ping_says_what_it_is() -> None:
+    body = events.ping_event(5, 1, T0).body()
+    assert body.startswith('{"id":"ping:')
+    assert body.endswith(
+        '","type":"ping","created_at_us":1700000000000000,"creator_id":1,'
+        '"data":{"endpoint_id":5,"message":"a test delivery from giftwave"}}'
+    )
