@@ -18,6 +18,8 @@ from giftwave.api.state import app_services
 from giftwave.db.tables import battles, webhook_deliveries
 from giftwave.live.battle_referee import Referee
 from giftwave.live.battles import SETTLE_US
+from giftwave.live.events import RoomNews, plain
+from giftwave.webhooks.outbox import enqueue_battle_ended
 
 __all__ = ["economy_app"]
 S = 1_000_000
@@ -253,12 +255,15 @@ async def test_of_two_referees_racing_exactly_one_announces_the_result(
         published: list[list[tuple[str, str]]] = [[], []]
 
         def recorder(into: list[tuple[str, str]]) -> Any:
-            async def publish(stream_id: str, event: dict[str, Any]) -> None:
-                into.append((stream_id, event["type"]))
+            async def publish(stream_id: str, news: RoomNews) -> None:
+                into.append((stream_id, plain(news)["type"]))
 
             return publish
 
-        nodes = [Referee(db, recorder(published[0])), Referee(db, recorder(published[1]))]
+        nodes = [
+            Referee(db, recorder(published[0]), on_result=enqueue_battle_ended),
+            Referee(db, recorder(published[1]), on_result=enqueue_battle_ended),
+        ]
         await sleep_until(started["ends_at_us"] + SETTLE_US)
         for _ in range(20):
             await asyncio.gather(*(node.sweep() for node in nodes))

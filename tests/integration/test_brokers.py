@@ -14,6 +14,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from giftwave.live.events import GiftCommitted, Liked, plain
 from giftwave.realtime.broker import Broker, MemoryBroker, RedisBroker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import ListSink
@@ -52,19 +53,18 @@ async def nodes(request: pytest.FixtureRequest) -> AsyncIterator[list[tuple[Hub,
         await broker.stop()
 
 
-def _gift(n: int, sender: int, gift: str = "rose") -> dict[str, Any]:
-    return {
-        "type": "gift",
-        "send_id": f"g{n}",
-        "sender_id": sender,
-        "sender": f"u{sender}",
-        "gift_id": gift,
-        "count": 1,
-        "coins": 1,
-        "diamonds": 1,
-        "comboable": gift == "rose",
-        "at_us": 1_000 * n,
-    }
+def _gift(n: int, sender: int, gift: str = "rose") -> GiftCommitted:
+    return GiftCommitted(
+        send_id=f"g{n}",
+        sender_id=sender,
+        sender=f"u{sender}",
+        gift_id=gift,
+        count=1,
+        coins=1,
+        diamonds=1,
+        comboable=gift == "rose",
+        at_us=1_000 * n,
+    )
 
 
 def _gift_events(frames: list[str]) -> list[tuple[Any, ...]]:
@@ -88,7 +88,7 @@ async def test_every_node_sees_the_same_gifts_in_the_same_order(
     for n in range(60):
         _, broker = nodes[n % len(nodes)]
         await broker.publish(room, _gift(n, sender=n % 3, gift="lion" if n % 10 == 0 else "rose"))
-    await broker.publish(room, {"type": "like", "count": 7})
+    await broker.publish(room, Liked(count=7, user_id=None, handle=""))
     deadline = asyncio.get_running_loop().time() + 5
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
@@ -109,7 +109,7 @@ async def test_every_node_sees_the_same_gifts_in_the_same_order(
     assert sorted((e[1], e[2]) for e in roses) == [(0, 18), (1, 18), (2, 18)]  # one combo each
     for got in received[1:]:
         assert [e for e in _gift_events(got) if e[3]] == first  # same events, same order
-    boards = [hub.channel(room).room.snapshot()["leaderboard"] for hub, _ in watchers]
+    boards = [plain(hub.channel(room).room.snapshot())["leaderboard"] for hub, _ in watchers]
     assert all(b == boards[0] for b in boards)
     assert boards[0]["coins"] == 60
     assert all(hub.channel(room).room.likes == 7 for hub, _ in watchers)
@@ -142,8 +142,8 @@ async def _late_join(nodes: list[tuple[Hub, RedisBroker]]) -> None:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.02)
     await hub_b.subscribe(room, ListSink())  # B had never seen this room
-    a = hub_a.channel(room).room.snapshot()["leaderboard"]
-    b = hub_b.channel(room).room.snapshot()["leaderboard"]
+    a = plain(hub_a.channel(room).room.snapshot())["leaderboard"]
+    b = plain(hub_b.channel(room).room.snapshot())["leaderboard"]
     assert a == b
     assert b["coins"] == 25
 

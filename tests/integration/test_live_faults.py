@@ -536,4 +536,4 @@ async def test_a_retried_gift_is_told_again_and_counted_once(economy_app: AppFac
         assert len({t.created_at_us for t in told}) == 1  # the same gift, the same time
         room = app_services(app).hub.channel(stream).room
         assert (room.coins, room.diamonds) == (5, 5)
-        assert room.snapshot()["leaderboard"]["top"][0]["coins"] == 5
+        assert room.snapshot().leaderboard.top[0].coins == 5

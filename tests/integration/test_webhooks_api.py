@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import pytest
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
 from sqlalchemy import Engine, func, insert, select
 from webhook_receiver import Receiver
@@ -18,7 +17,7 @@ from webhook_receiver import Receiver
 from giftwave.api.state import app_services
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.economy.gifting import GiftSent
-from giftwave.errors import Invalid
+from giftwave.live.battles import Battle, BattleStatus, Side, Winner
 from giftwave.webhooks.combos import close_quiet, track_gift
 from giftwave.webhooks.outbox import (
     claim_due,
@@ -287,30 +286,44 @@ async def test_battle_ended_is_queued_once_per_subscribed_endpoint(
             red_hook = await _hook(red, receiver.url("/red"), ["battle_ended", "gift"])
             await _hook(blue, receiver.url("/blue"), ["gift"])  # not subscribed to battles
             await _hook(bystander, receiver.url("/bystander"), ["battle_ended"])
-            data = {"winner_creator_id": red.id, "scores": {str(red.id): 120, str(blue.id): 80}}
+            battle = Battle(
+                id=41,
+                a=Side("st_red", red.id, "red"),
+                b=Side("st_blue", blue.id, "blue"),
+                status=BattleStatus.ENDED,
+                duration_s=60,
+                created_at_us=1,
+                started_at_us=2,
+                ends_at_us=60_000_002,
+                ended_at_us=61_000_002,
+                score_a=120,
+                score_b=80,
+                winner=Winner.A,
+            )
 
-            with _db(client).begin() as conn:  # as the battles feature will, with its result
-                queued = enqueue_battle_ended(
-                    conn, battle_id="b-1", creator_ids=[red.id, blue.id], data=data
-                )
+            with _db(client).begin() as conn:  # as live.battles.finish does, with its result
+                queued = enqueue_battle_ended(conn, battle)
             assert queued == 1
             with _db(client).begin() as conn:  # the same battle again: nothing new
-                assert (
-                    enqueue_battle_ended(
-                        conn, battle_id="b-1", creator_ids=[blue.id, red.id], data=data
-                    )
-                    == 0
-                )
-            with pytest.raises(Invalid), _db(client).begin() as conn:
-                enqueue_battle_ended(conn, battle_id="no spaces", creator_ids=[red.id], data={})
+                assert enqueue_battle_ended(conn, battle) == 0
             app_services(client.app).webhooks.wake()
 
             [got] = await receiver.until(lambda got: len(got) == 1)
             assert got.path == "/red"
             assert got.headers["giftwave-event"] == "battle_ended"
-            assert got.event["id"] == "battle_ended:b-1"
+            assert got.event["id"] == "battle_ended:41"
             assert got.event["creator_id"] == red.id
-            assert got.event["data"] == {"battle_id": "b-1", **data}
+            assert got.event["data"] == {
+                "battle_id": "41",
+                "winner": "a",
+                "sides": [
+                    {"side": "a", "stream_id": "st_red", "creator_id": red.id, "handle": "red",
+                     "score": 120},
+                    {"side": "b", "stream_id": "st_blue", "creator_id": blue.id, "handle": "blue",
+                     "score": 80},
+                ],
+                "ended_at_us": 61_000_002,
+            }  # fmt: skip
             r = await red.get(f"{HOOKS}/{red_hook['id']}/deliveries")
             assert [d["type"] for d in r.json()["deliveries"]] == ["battle_ended"]
             assert _rows(client) == (3, 1)

@@ -10,10 +10,10 @@ node notices."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
 
+from giftwave.live.events import RoomNews, decode_news
 from giftwave.realtime.hub import Hub
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden"
@@ -26,8 +26,8 @@ def _lines(name: str) -> list[bytes]:
     return (GOLDEN / name).read_bytes().splitlines()
 
 
-def _news(raw: bytes) -> Any:
-    return orjson.loads(raw)
+def _news(raw: bytes) -> RoomNews:
+    return decode_news(raw)
 
 
 def _play() -> list[bytes]:

@@ -68,8 +68,7 @@ BATTLE = Battle(
 
 
 def _battle_ended(battle: Battle, creator_id: int, at_us: int) -> events.Event:
-    data = {k: v for k, v in battle.ended_event().items() if k not in ("type", "battle_id")}
-    return events.battle_ended_event(str(battle.id), creator_id, data, at_us)
+    return events.battle_ended_event(battle, creator_id, at_us)
 
 
 def _bodies() -> list[str]:

@@ -9,6 +9,15 @@ from typing import Any
 import orjson
 
 from giftwave.live.battles import Battle, BattleStatus, Side, Winner, winner_of
+from giftwave.live.events import (
+    BattleEnded,
+    BattleScored,
+    BattleSet,
+    RoomNews,
+    decode_news,
+    encode_news,
+    plain,
+)
 from giftwave.live.room import Room, RoomSeed
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import ListSink
@@ -43,7 +52,7 @@ def _ended(score_a: int, score_b: int) -> Battle:
 
 
 def _battle_events(room: Room, now_us: int) -> list[dict[str, Any]]:
-    return [e for e in room.tick(now_us) if e["type"].startswith("battle")]
+    return [e for e in plain(room.tick(now_us)) if e["type"].startswith("battle")]
 
 
 def _scores(event: dict[str, Any]) -> list[int]:
@@ -78,7 +87,7 @@ def test_the_result_replaces_live_scores_once_and_is_never_undone() -> None:
     room = Room("st_b", combo_quiet_us=3 * S)
     room.set_battle(ACTIVE)
     room.battle_points(7, "a", 3, 20 * S)
-    room.tick(21 * S)
+    plain(room.tick(21 * S))
     room.end_battle(_ended(4, 4))  # the database saw one more gift than this room did
     events = _battle_events(room, 72 * S)
     assert [e["type"] for e in events] == ["battle_ended", "battle"]
@@ -92,14 +101,14 @@ def test_the_result_replaces_live_scores_once_and_is_never_undone() -> None:
     room.battle_points(7, "b", 9, 30 * S)  # a late point: the result stands
     room.set_battle(ACTIVE)  # late news of the battle running: the result stands
     assert _battle_events(room, 73 * S) == []
-    assert _scores(room.snapshot()["battle"]) == [4, 4]
-    assert room.snapshot()["battle"]["winner"] == "draw"
+    assert _scores(plain(room.snapshot())["battle"]) == [4, 4]
+    assert plain(room.snapshot())["battle"]["winner"] == "draw"
 
 
 def test_a_new_battle_replaces_the_old_and_late_news_of_the_old_is_ignored() -> None:
     room = Room("st_a", combo_quiet_us=3 * S)
     room.set_battle(ACTIVE)
-    room.tick(0)
+    plain(room.tick(0))
     newer = replace(PENDING, id=9, created_at_us=80 * S)
     room.set_battle(newer)
     room.set_battle(replace(ACTIVE, ends_at_us=60 * S))  # battle 7, announced late
@@ -109,7 +118,7 @@ def test_a_new_battle_replaces_the_old_and_late_news_of_the_old_is_ignored() -> 
     events = _battle_events(room, 82 * S)
     assert [e["type"] for e in events] == ["battle_ended"]
     assert events[0]["winner"] == "a"
-    assert room.snapshot()["battle"]["battle_id"] == 9
+    assert plain(room.snapshot())["battle"]["battle_id"] == 9
     declined = replace(newer, status=BattleStatus.DECLINED, ended_at_us=83 * S)
     room.set_battle(declined)
     (event,) = _battle_events(room, 84 * S)
@@ -121,12 +130,12 @@ def test_a_rebuilt_room_starts_from_the_committed_scores() -> None:
     seed = RoomSeed(battle=ACTIVE, battle_scores=(12, 30), seen_points=(("gift:1:k", 20 * S),))
     room.restore(seed, 30 * S)
     room.battle_points(7, "b", 1, 30 * S)
-    assert _scores(room.snapshot()["battle"]) == [12, 31]
+    assert _scores(plain(room.snapshot())["battle"]) == [12, 31]
     room.battle_points(7, "b", 5, 20 * S, "gift:1:k")  # in the committed scores already
     room.battle_points(7, "a", 2, 31 * S, "gift:2:k")
     room.battle_points(7, "a", 2, 31 * S, "gift:2:k")  # broadcast twice, scored once
-    assert _scores(room.snapshot()["battle"]) == [14, 31]
-    assert Room("st_x", combo_quiet_us=S).snapshot()["battle"] == {
+    assert _scores(plain(room.snapshot())["battle"]) == [14, 31]
+    assert plain(Room("st_x", combo_quiet_us=S).snapshot())["battle"] == {
         "type": "battle",
         "battle_id": None,
     }
@@ -143,16 +152,16 @@ async def test_both_rooms_see_the_same_battle_through_the_hub() -> None:
     await hub.subscribe("st_a", in_a)
     await hub.subscribe("st_b", in_b)
 
-    def both(event: dict[str, Any]) -> None:
-        wire = orjson.loads(orjson.dumps(event))  # as the Redis broker would carry it
+    def both(news: RoomNews) -> None:
+        wire = decode_news(encode_news(news))  # as the Redis broker would carry it
         hub.apply("st_a", wire)
         hub.apply("st_b", wire)
 
-    both({"type": "battle_set", **ACTIVE.as_event_fields()})
-    both({"type": "battle_points", "battle_id": 7, "side": "a", "points": 99, "at_us": 15 * S})
-    both({"type": "battle_points", "battle_id": 7, "side": "b", "points": 1, "at_us": 16 * S})
+    both(ACTIVE.state(BattleSet))
+    both(BattleScored(battle_id=7, side="a", points=99, at_us=15 * S, send_id=None))
+    both(BattleScored(battle_id=7, side="b", points=1, at_us=16 * S, send_id=None))
     hub.tick_now()
-    both({"type": "battle_ended", **_ended(99, 1).as_event_fields()})
+    both(_ended(99, 1).state(BattleEnded))
     hub.tick_now()
 
     def battle_events(frames: Any) -> list[dict[str, Any]]:
@@ -168,4 +177,4 @@ async def test_both_rooms_see_the_same_battle_through_the_hub() -> None:
         ("battle", [99, 1]),
     ]
     assert seen_a[1]["winner"] == "a"
-    assert Battle.from_event(ACTIVE.as_event_fields()) == ACTIVE
+    assert Battle.of_state(ACTIVE.state(BattleSet)) == ACTIVE

@@ -7,8 +7,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import msgspec
 import orjson
 
+from giftwave.live.events import GiftCommitted, plain
 from giftwave.live.room import RECENT_GIFTS, Room, RoomSeed, SeedGift, SeedGifter
 from giftwave.live.seen import SeenIds
 from giftwave.realtime.hub import Hub
@@ -33,19 +35,13 @@ def _event(n: int, sender: int, gift: str = "rose", at_us: int | None = None) ->
     }
 
 
+def _news(event: dict[str, Any]) -> GiftCommitted:
+    """A gift's news as the broker carries it (the dicts below are its JSON)."""
+    return msgspec.convert(event, GiftCommitted)
+
+
 def _give(room: Room, event: dict[str, Any]) -> None:
-    fields = {k: v for k, v in event.items() if k != "type"}
-    room.gift(
-        send_id=fields["send_id"],
-        sender_id=fields["sender_id"],
-        sender_handle=fields["sender"],
-        gift_id=fields["gift_id"],
-        count=fields["count"],
-        coins=fields["coins"],
-        diamonds=fields["diamonds"],
-        comboable=fields["comboable"],
-        at_us=fields["at_us"],
-    )
+    room.gift(_news(event))
 
 
 def test_a_gift_broadcast_twice_is_counted_once() -> None:
@@ -55,10 +51,10 @@ def test_a_gift_broadcast_twice_is_counted_once() -> None:
     _give(room, _event(2, sender=1))  # a retry republished it
     _give(room, _event(6, sender=2, gift="corgi"))
     _give(room, _event(6, sender=2, gift="corgi"))
-    events = room.tick(10 * S)
+    events = plain(room.tick(10 * S))
     finals = [(e["combo_id"], e["count"]) for e in events if e["type"] == "gift"]
     assert finals == [("gift:1:k0", 5), ("gift:2:k6", 1)]  # by the time of their last gift
-    board = room.snapshot()["leaderboard"]
+    board = plain(room.snapshot())["leaderboard"]
     assert (board["coins"], board["diamonds"]) == (5 + 299, 5 + 299)
     assert [(e["user_id"], e["coins"]) for e in board["top"]] == [(2, 299), (1, 5)]
 
@@ -68,8 +64,8 @@ def test_a_late_gift_joins_its_combo_and_never_moves_its_end_back() -> None:
     _give(room, _event(0, sender=1, at_us=0))
     _give(room, _event(2, sender=1, at_us=2 * S))
     _give(room, _event(1, sender=1, at_us=1 * S))  # reached this node after the one at 2 s
-    assert [e for e in room.tick(5 * S + S // 2) if e["type"] == "gift" and e["final"]] == []
-    (final,) = [e for e in room.tick(6 * S + 1) if e["type"] == "gift"]  # 2 s + 3 s + 1 s
+    assert [e for e in plain(room.tick(5 * S + S // 2)) if e["type"] == "gift" and e["final"]] == []
+    (final,) = [e for e in plain(room.tick(6 * S + 1)) if e["type"] == "gift"]  # 2 s + 3 s + 1 s
     assert (final["combo_id"], final["count"], final["final"]) == ("gift:1:k0", 3, True)
 
 
@@ -97,9 +93,9 @@ def test_recent_gifts_keep_the_newest_finished_in_one_order_whatever_the_ticks()
             _give(room, event)
             if i and rng.random() < 0.3:  # each node ticks on its own clock, events up to
                 now = max(now, event["at_us"] + rng.randrange(S))  # a second late
-                room.tick(now)
-        room.tick(60 * S)
-    recent = [room.snapshot()["recent_gifts"] for room in rooms]
+                plain(room.tick(now))
+        plain(room.tick(60 * S))
+    recent = [plain(room.snapshot())["recent_gifts"] for room in rooms]
     assert len(recent[0]) == RECENT_GIFTS
     assert recent[1] == recent[0]
     assert recent[2] == recent[0]
@@ -129,7 +125,7 @@ def test_a_rebuilt_room_counts_nothing_twice_and_shows_what_happened() -> None:
     room = Room("st_x", combo_quiet_us=QUIET)
     room.like(4)
     room.restore(_seed(), 22 * S)
-    snapshot = room.snapshot()
+    snapshot = plain(room.snapshot())
     assert (snapshot["leaderboard"]["coins"], snapshot["likes"]) == (304, 4)
     assert [(e["user_id"], e["coins"]) for e in snapshot["leaderboard"]["top"]] == [
         (2, 299),
@@ -143,10 +139,10 @@ def test_a_rebuilt_room_counts_nothing_twice_and_shows_what_happened() -> None:
     # A republished gift of the seed is skipped; a new one grows the open combo.
     _give(room, {**_event(0, sender=1), "send_id": "gift:1:r4", "at_us": 21 * S})
     _give(room, {**_event(0, sender=1), "send_id": "gift:1:r5", "at_us": 22 * S})
-    events = room.tick(30 * S)
+    events = plain(room.tick(30 * S))
     gifts = [(e["combo_id"], e["count"], e["final"]) for e in events if e["type"] == "gift"]
     assert gifts == [("gift:1:r3", 3, True)]  # the seeded finals were never news again
-    assert room.snapshot()["leaderboard"]["coins"] == 305
+    assert plain(room.snapshot())["leaderboard"]["coins"] == 305
 
 
 def _frames(sink: ListSink) -> list[dict[str, Any]]:
@@ -163,7 +159,7 @@ async def test_a_reseeded_room_gives_viewers_a_snapshot_in_a_new_epoch() -> None
     hub = Hub(clock_us=lambda: now[0], seed=seed)
     viewer = ListSink()
     channel, _ = await hub.subscribe("st_x", viewer)
-    hub.apply("st_x", _event(1, sender=3, gift="corgi", at_us=now[0]))
+    hub.apply("st_x", _news(_event(1, sender=3, gift="corgi", at_us=now[0])))
     hub.tick_now()
     first_epoch, seq = channel.epoch, channel.seq
     assert channel.replay(seq - 1, first_epoch) is not None
@@ -183,11 +179,13 @@ async def test_events_that_arrive_while_the_seed_is_read_wait_and_count_once() -
     async def seed(stream_id: str) -> RoomSeed:
         hub = hub_ref[0]
         # Meanwhile, the broker delivers one gift of the seed and one newer gift.
-        hub.apply(stream_id, {**_event(0, sender=1), "send_id": "gift:1:r4", "at_us": 21 * S})
-        hub.apply(stream_id, _event(1, sender=5, gift="corgi", at_us=22 * S))
+        hub.apply(
+            stream_id, _news({**_event(0, sender=1), "send_id": "gift:1:r4", "at_us": 21 * S})
+        )
+        hub.apply(stream_id, _news(_event(1, sender=5, gift="corgi", at_us=22 * S)))
         return _seed()
 
     hub = Hub(clock_us=lambda: 22 * S, seed=seed)
     hub_ref.append(hub)
     channel, _ = await hub.subscribe("st_x", ListSink())
-    assert channel.room.snapshot()["leaderboard"]["coins"] == 304 + 299
+    assert plain(channel.room.snapshot())["leaderboard"]["coins"] == 304 + 299

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from giftwave.live.combos import ComboTracker
+from giftwave.live.events import GiftCommitted, Ranked, plain
 from giftwave.live.leaderboard import Leaderboard
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.sockets import ListSink, text_frame
@@ -29,29 +30,29 @@ def test_a_combo_grows_then_ends_with_its_total() -> None:
     t = ComboTracker(quiet_window_us=3 * S)
     for i in range(57):
         _gift(t, 1, "rose", i * S // 10)
-    grown = t.drain(6 * S)
+    grown = plain(t.drain(6 * S))
     assert [(e["count"], e["final"]) for e in grown] == [(57, False)]
-    assert t.drain(8 * S) == []  # quiet, but still inside the window: nothing new
-    final = t.drain(9 * S)  # the last Rose was at 5.6 s: the window closed at 8.6 s
+    assert plain(t.drain(8 * S)) == []  # quiet, but still inside the window: nothing new
+    final = plain(t.drain(9 * S))  # the last Rose was at 5.6 s: the window closed at 8.6 s
     assert [(e["count"], e["final"], e["gift_id"]) for e in final] == [(57, True, "rose")]
-    assert t.drain(20 * S) == []
+    assert plain(t.drain(20 * S)) == []
 
 
 def test_a_combo_is_announced_once_then_grows_in_compact_counts() -> None:
     t = ComboTracker(quiet_window_us=3 * S)
     _gift(t, 1, "rose", 0)
     _gift(t, 2, "rose", 0)
-    first = t.drain(S // 10)
+    first = plain(t.drain(S // 10))
     assert [(e["type"], e["count"], e["n"]) for e in first] == [("gift", 1, 1), ("gift", 1, 2)]
     _gift(t, 1, "rose", S // 5)
     _gift(t, 1, "rose", S // 4)
     _gift(t, 2, "rose", S // 3)
-    grown = t.drain(S // 2)  # both tapped again: one compact update, by short number
+    grown = plain(t.drain(S // 2))  # both tapped again: one compact update, by short number
     assert grown == [
         {"type": "combo_counts", "at_us": S // 4, "counts": [[1, 3, 3, 0], [2, 2, 2, 83]]}
     ]
-    assert t.drain(S) == []
-    finals = t.drain(4 * S)
+    assert plain(t.drain(S)) == []
+    finals = plain(t.drain(4 * S))
     assert [(e["combo_id"], e["count"], e["final"]) for e in finals] == [
         ("c1rose0", 3, True),
         ("c2rose0", 2, True),
@@ -63,7 +64,7 @@ def test_a_pause_longer_than_the_window_starts_a_new_combo() -> None:
     _gift(t, 1, "rose", 0)
     _gift(t, 1, "rose", 1 * S)
     _gift(t, 1, "rose", 5 * S)  # 4 s quiet: the first combo ended at 2
-    events = t.drain(5 * S)
+    events = plain(t.drain(5 * S))
     assert [(e["count"], e["final"]) for e in events] == [(2, True), (1, False)]
 
 
@@ -72,7 +73,7 @@ def test_expensive_gifts_arrive_once_and_senders_do_not_mix() -> None:
     _gift(t, 1, "lion", 0, combo=False)
     _gift(t, 1, "rose", 0)
     _gift(t, 2, "rose", 0)
-    events = t.drain(0)
+    events = plain(t.drain(0))
     assert [(e["sender_id"], e["gift_id"], e["final"]) for e in events] == [
         (1, "lion", True),
         (1, "rose", False),
@@ -81,14 +82,14 @@ def test_expensive_gifts_arrive_once_and_senders_do_not_mix() -> None:
 
 
 def test_leaderboard_ties_go_to_who_got_there_first() -> None:
-    board = Leaderboard()
+    board = Leaderboard(Ranked)
     board.add(7, "g", 100)
     board.add(3, "c", 100)
     board.add(5, "e", 30)
     board.add(5, "e", 70)
-    assert [e["user_id"] for e in board.top()] == [7, 3, 5]
+    assert [e["user_id"] for e in plain(board.top())] == [7, 3, 5]
     board.add(3, "c", 1)
-    assert [(e["rank"], e["user_id"], e["coins"]) for e in board.top(2)] == [
+    assert [(e["rank"], e["user_id"], e["coins"]) for e in plain(board.top(2))] == [
         (1, 3, 101),
         (2, 7, 100),
     ]
@@ -99,18 +100,17 @@ def _hub(now: list[int], **kw: int) -> Hub:
 
 
 def _room_gift(hub: Hub, sender: int, n: int) -> None:
-    event = {
-        "type": "gift",
-        "send_id": f"s{sender}-{n}",
-        "sender_id": sender,
-        "sender": f"u{sender}",
-        "gift_id": "rose",
-        "count": 1,
-        "coins": 1,
-        "diamonds": 1,
-        "comboable": True,
-        "at_us": 0,
-    }
+    event = GiftCommitted(
+        send_id=f"s{sender}-{n}",
+        sender_id=sender,
+        sender=f"u{sender}",
+        gift_id="rose",
+        count=1,
+        coins=1,
+        diamonds=1,
+        comboable=True,
+        at_us=0,
+    )
     hub.apply("st_x", event)
 
 
@@ -195,22 +195,24 @@ def test_a_goal_counts_what_arrives_after_it_and_is_reached_once() -> None:
 
     def gift(gift_id: str, coins: int, at: int) -> None:
         room.gift(
-            send_id=f"{gift_id}{at}",
-            sender_id=1,
-            sender_handle="u1",
-            gift_id=gift_id,
-            count=1,
-            coins=coins,
-            diamonds=coins,
-            comboable=True,
-            at_us=at,
+            GiftCommitted(
+                send_id=f"{gift_id}{at}",
+                sender_id=1,
+                sender="u1",
+                gift_id=gift_id,
+                count=1,
+                coins=coins,
+                diamonds=coins,
+                comboable=True,
+                at_us=at,
+            )
         )
 
     gift("rose", 1, 0)  # before the goal: does not count
     room.set_goal(Goal(1, "st_x", GoalKind.COINS, "rose", 3, "3 Roses", created_at_us=10))
     gift("rose", 1, 20)
     gift("panda", 5, 21)  # another gift: does not count toward a Roses goal
-    first = [e for e in room.tick(30) if e["type"].startswith("goal")]
+    first = [e for e in plain(room.tick(30)) if e["type"].startswith("goal")]
     assert first == [
         {
             "type": "goal",
@@ -226,17 +228,17 @@ def test_a_goal_counts_what_arrives_after_it_and_is_reached_once() -> None:
     gift("rose", 1, 40)
     gift("rose", 1, 41)
     gift("rose", 1, 42)
-    events = [e for e in room.tick(50) if e["type"].startswith("goal")]
+    events = [e for e in plain(room.tick(50)) if e["type"].startswith("goal")]
     assert [e["type"] for e in events] == ["goal_reached", "goal"]
     assert (events[1]["progress"], events[1]["reached"]) == (4, True)
     gift("rose", 1, 60)
-    assert [e["type"] for e in room.tick(70) if e["type"].startswith("goal")] == ["goal"]
-    assert room.snapshot()["goal"]["progress"] == 5
+    assert [e["type"] for e in plain(room.tick(70)) if e["type"].startswith("goal")] == ["goal"]
+    assert plain(room.snapshot())["goal"]["progress"] == 5
 
     room.set_goal(Goal(2, "st_x", GoalKind.LIKES, None, 10, "10 likes", created_at_us=80))
     room.like(6)
     room.like(6)
-    events = [e for e in room.tick(90) if e["type"].startswith("goal")]
+    events = [e for e in plain(room.tick(90)) if e["type"].startswith("goal")]
     assert [e["type"] for e in events] == ["goal_reached", "goal"]
     assert events[1]["progress"] == 12
 
@@ -247,7 +249,7 @@ def test_joins_are_named_a_few_per_tick_and_counted_beyond() -> None:
     room = Room("st_x", combo_quiet_us=3 * S)
     for i in range(8):
         room.join(i, f"u{i}")
-    (join,) = [e for e in room.tick(0) if e["type"] == "join"]
+    (join,) = [e for e in plain(room.tick(0)) if e["type"] == "join"]
     assert [u["handle"] for u in join["users"]] == ["u0", "u1", "u2", "u3", "u4"]
     assert join["others"] == 3
-    assert [e for e in room.tick(1) if e["type"] == "join"] == []
+    assert [e for e in plain(room.tick(1)) if e["type"] == "join"] == []

@@ -70,6 +70,7 @@ from giftwave.ledger.stores import open_store
 from giftwave.ledger.writer_process import ProcessStore
 from giftwave.live.ban_gate import BanGate
 from giftwave.live.battle_referee import Referee
+from giftwave.live.events import GiftCommitted, GiftReversalCommitted
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
@@ -90,6 +91,7 @@ from giftwave.web.pages import profiles as profile_pages
 from giftwave.web.pages import reach as reach_pages
 from giftwave.web.pages import site as site_pages
 from giftwave.web.pages import studio as studio_pages
+from giftwave.webhooks.outbox import enqueue_battle_ended
 from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
@@ -180,20 +182,19 @@ async def _broadcast_gift(broker: Broker, sent: GiftSent, handle: str, comboable
     """A committed gift, to every node's copy of the room (bill first, then broadcast); again
     when its sender retries, since the process that committed it may have died before this.
     The event is the same every time: rooms count it once, at the time it was recorded."""
-    event = {
-        "type": "gift",
-        "send_id": sent.send_id,
-        "sender_id": sent.sender_id,
-        "sender": handle,
-        "gift_id": sent.gift_id,
-        "count": sent.count,
-        "coins": sent.coins,
-        "diamonds": sent.diamonds,
-        "comboable": comboable,
-        "at_us": sent.created_at_us,
-    }
+    news = GiftCommitted(
+        send_id=sent.send_id,
+        sender_id=sent.sender_id,
+        sender=handle,
+        gift_id=sent.gift_id,
+        count=sent.count,
+        coins=sent.coins,
+        diamonds=sent.diamonds,
+        comboable=comboable,
+        at_us=sent.created_at_us,
+    )
     try:
-        await broker.publish(sent.stream_id, event)  # kept and sent again if the broker is away
+        await broker.publish(sent.stream_id, news)  # kept and sent again if the broker is away
     except Exception:  # the gift is committed and stays so; the room misses one animation
         log.exception("could not broadcast gift %s", sent.send_id)
 
@@ -202,18 +203,17 @@ async def _broadcast_reversal(broker: Broker, done: GiftReversed) -> None:
     """A committed reversal, to every node's copy of the gift's room; again on a replay (the
     process that committed it may have died before this). Rooms take it once."""
     gift = done.gift
-    event = {
-        "type": "gift_reversed",
-        "send_id": done.send_id,
-        "sender_id": gift.sender_id,
-        "gift_id": gift.gift_id,
-        "count": gift.count,
-        "coins": gift.coins,
-        "diamonds": gift.diamonds,
-        "at_us": gift.created_at_us,  # the gift's time: its goal, combo and battle
-    }
+    news = GiftReversalCommitted(
+        send_id=done.send_id,
+        sender_id=gift.sender_id,
+        gift_id=gift.gift_id,
+        count=gift.count,
+        coins=gift.coins,
+        diamonds=gift.diamonds,
+        at_us=gift.created_at_us,  # the gift's time: its goal, combo and battle
+    )
     try:
-        await broker.publish(gift.stream_id, event)  # kept and sent again if the broker is away
+        await broker.publish(gift.stream_id, news)  # kept and sent again if the broker is away
     except Exception:  # committed; the room shows the gift until it is rebuilt or replayed
         log.exception("could not broadcast the reversal of %s", done.send_id)
 
@@ -512,7 +512,7 @@ async def _start_services(
     viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
     viewers.start()
     stack.push_async_callback(viewers.stop)
-    referee = Referee(db, broker.publish)
+    referee = Referee(db, broker.publish, on_result=enqueue_battle_ended)
     referee.start()
     stack.push_async_callback(referee.stop)
     outgoing = Webhooks(settings, db, follow=hub.follow)

@@ -78,7 +78,16 @@ class BattleOut(BaseModel):
         return cls(
             id=battle.id,
             status=battle.status,
-            sides=[SideOut.model_validate(s) for s in battle.sides(*scores)],
+            sides=[
+                SideOut(
+                    side=s.side,
+                    stream_id=s.stream_id,
+                    creator_id=s.creator_id,
+                    handle=s.handle,
+                    score=s.score,
+                )
+                for s in battle.sides(*scores)
+            ],
             duration_s=battle.duration_s,
             created_at_us=battle.created_at_us,
             invitation_expires_at_us=battle.invitation_expires_at_us,

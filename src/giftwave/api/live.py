@@ -42,6 +42,7 @@ from giftwave.identity.sessions import token_hash
 from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
 from giftwave.identity.users import Role, User
 from giftwave.live.ban_gate import BanGate
+from giftwave.live.events import ChatDeleted, ChatPosted, Joined, Liked, Muted
 from giftwave.live.moderation import may_moderate
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
@@ -188,9 +189,7 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
         )
         if user is not None and _sampled_join(len(channel.subscribers)):
             assert hub.broker is not None
-            await hub.broker.publish(
-                stream_id, {"type": "join", "user_id": user.id, "handle": user.handle}
-            )
+            await hub.broker.publish(stream_id, Joined(user_id=user.id, handle=user.handle))
         if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
             await services(ws).sharing.joined(user.id, stream_id, share_cookie(ws))
         await _read(ws, economy, hub, stream, user, subscriber, refusal)
@@ -388,7 +387,7 @@ async def _like(
     if await limiter.hit(f"like:{user.id}:{stream.id}", LIKE_RATE):
         raise _limited("too many likes; slow down")
     assert hub.broker is not None
-    like = {"type": "like", "count": count, "user_id": user.id, "handle": user.handle}
+    like = Liked(count=count, user_id=user.id, handle=user.handle)
     await hub.broker.publish(stream.id, like)
     await trending.like(stream.id, user.id)  # this node's likes (docs/trending.md)
     return {"liked": count}
@@ -406,16 +405,15 @@ async def _chat(
         raise Forbidden(Code.MUTED, "a moderator muted you in this room for a while")
     if await limiter.hit(f"chat:{user.id}:{stream.id}", CHAT_RATE):
         raise _limited("too many messages; slow down")
-    message = {
-        "type": "chat",
-        "message_id": secrets.token_hex(8),
-        "user_id": user.id,
-        "handle": user.handle,
-        "text": text.strip(),
-    }
+    message = ChatPosted(
+        message_id=secrets.token_hex(8),
+        user_id=user.id,
+        handle=user.handle,
+        text=text.strip(),
+    )
     assert hub.broker is not None
     await hub.broker.publish(stream.id, message)
-    return {"sent": True, "message_id": message["message_id"]}
+    return {"sent": True, "message_id": message.message_id}
 
 
 async def _moderate(
@@ -448,7 +446,7 @@ async def _moderate(
         message_id = command.get("message_id")
         if not isinstance(message_id, str) or not 1 <= len(message_id) <= 32:
             raise _invalid("delete_message needs the message_id of a chat message")
-        await hub.broker.publish(stream.id, {"type": "chat_deleted", "message_id": message_id})
+        await hub.broker.publish(stream.id, ChatDeleted(message_id=message_id))
         return {"deleted": message_id}
     target, minutes = command.get("user_id"), command.get("minutes", 10)
     if type(target) is not int or type(minutes) is not int or not 1 <= minutes <= 7 * 24 * 60:
@@ -456,7 +454,7 @@ async def _moderate(
     if target == stream.creator_id:
         raise _invalid("the creator cannot be muted in their own room")
     until_us = time.time_ns() // 1000 + minutes * 60_000_000
-    await hub.broker.publish(stream.id, {"type": "mute", "user_id": target, "until_us": until_us})
+    await hub.broker.publish(stream.id, Muted(user_id=target, until_us=until_us))
     return {"muted": target, "until_us": until_us}
 
 

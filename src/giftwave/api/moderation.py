@@ -251,7 +251,7 @@ async def _line(request: Request, stream_id: str, message_id: str) -> ChatLine |
     found = None if room is None else room.chat_line(message_id)
     if found is None:
         return None
-    return ChatLine(message_id, int(found["user_id"]), str(found["handle"]), str(found["text"]))
+    return ChatLine(message_id, found.user_id, found.handle, found.text)
 
 
 @router.post("/streams/{stream_id}/reports", status_code=201, response_model=ReportOut)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Final
 
+import msgspec
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +28,7 @@ from giftwave.economy.services import Economy
 from giftwave.errors import Code
 from giftwave.identity.sessions import Scope
 from giftwave.live import stream_service
+from giftwave.live.events import GoalCleared, StreamEnded
 from giftwave.live.goals import GoalKind
 from giftwave.live.streams import Stream
 
@@ -108,7 +110,7 @@ async def end(
         partial(stream_service.end, economy.db, stream_id, user, admin=admin)
     )
     economy.gifting.forget_stream(stream_id)
-    await services(request).broker.publish(stream_id, {"type": "end"})  # stream_ended
+    await services(request).broker.publish(stream_id, StreamEnded())
     await services(request).referee.stream_ended(stream_id)  # and its battle, if any
     return StreamOut.of(ended)
 
@@ -251,9 +253,9 @@ async def set_stream_goal(
             gift_id=body.gift_id,
         )
     )
-    event = {"type": "goal_set", **goal.as_event_fields()}
-    await services(request).broker.publish(stream_id, event)
-    return GoalOut(**goal.as_event_fields())
+    news = goal.set_event()
+    await services(request).broker.publish(stream_id, news)
+    return GoalOut(**msgspec.structs.asdict(news))
 
 
 @router.delete("/{stream_id}/goal", status_code=204)
@@ -261,4 +263,4 @@ async def clear_stream_goal(
     stream_id: str, request: Request, economy: Econ, user: StreamingUser
 ) -> None:
     await run_in_threadpool(stream_service.clear_stream_goal, economy.db, stream_id, user)
-    await services(request).broker.publish(stream_id, {"type": "goal_cleared"})
+    await services(request).broker.publish(stream_id, GoalCleared())

@@ -31,13 +31,21 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import Connection, Engine
 
 from giftwave.clock import now_us
 from giftwave.live import battles
 from giftwave.live.battles import COUNTDOWN_US, SETTLE_US, Battle, BattleStatus
+from giftwave.live.events import (
+    BattleEnded,
+    BattleRescored,
+    BattleScored,
+    BattleScoreReversed,
+    BattleSet,
+    RoomNews,
+)
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.ttl_cache import TtlCache
 
@@ -51,7 +59,7 @@ ACTIVE_TTL_S: Final = 1.0
 ACTIVE_MAX_STREAMS: Final = 100_000
 assert ACTIVE_TTL_S * 1_000_000 < COUNTDOWN_US, "a node must learn of a battle before it starts"
 
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+Publish = Callable[[str, RoomNews], Awaitable[None]]
 
 
 @contextlib.contextmanager
@@ -70,8 +78,16 @@ class _Lookup:
 
 class Referee:
     def __init__(
-        self, db: Engine, publish: Publish, *, sweep_interval_s: float = SWEEP_INTERVAL_S
+        self,
+        db: Engine,
+        publish: Publish,
+        *,
+        on_result: battles.ResultObserver,
+        sweep_interval_s: float = SWEEP_INTERVAL_S,
     ) -> None:
+        """``on_result``: told each result this referee records, in its transaction (the
+        webhooks' outbox: ``webhooks.outbox.enqueue_battle_ended``)."""
+        self._on_result = on_result
         self._db = db
         self._publish = publish
         self._active: TtlCache[str, _Lookup] = TtlCache(
@@ -96,7 +112,7 @@ class Referee:
     async def announce(self, battle: Battle) -> None:
         """A battle's new state, to both rooms (after the commit that made it)."""
         self._forget(battle)
-        await self._to_both_rooms(battle, {"type": "battle_set", **battle.as_event_fields()})
+        await self._to_both_rooms(battle, battle.state(BattleSet))
 
     async def score(self, stream_id: str, coins: int, at_us: int, send_id: str) -> None:
         """A committed gift of ``coins`` to ``stream_id``, recorded at ``at_us``; scored again
@@ -106,15 +122,10 @@ class Referee:
             return
         side = battle.side_of(stream_id)
         assert side is not None
-        event = {
-            "type": "battle_points",
-            "battle_id": battle.id,
-            "side": side,
-            "points": coins,
-            "at_us": at_us,
-            "send_id": send_id,
-        }
-        await self._to_both_rooms(battle, event)
+        scored = BattleScored(
+            battle_id=battle.id, side=side, points=coins, at_us=at_us, send_id=send_id
+        )
+        await self._to_both_rooms(battle, scored)
 
     async def unscore(self, stream_id: str, coins: int, at_us: int, send_id: str) -> None:
         """A committed gift reversed by an operator: its points out of the battle it scored in
@@ -128,21 +139,15 @@ class Referee:
         side = battle.side_of(stream_id)
         assert side is not None
         if battle.status is BattleStatus.ACTIVE:
-            event = {
-                "type": "battle_points_reversed",
-                "battle_id": battle.id,
-                "side": side,
-                "points": coins,
-                "at_us": at_us,
-                "send_id": send_id,
-            }
-            await self._to_both_rooms(battle, event)
+            unscored = BattleScoreReversed(
+                battle_id=battle.id, side=side, points=coins, at_us=at_us, send_id=send_id
+            )
+            await self._to_both_rooms(battle, unscored)
         # Ended meanwhile (or before): its stored scores may hold the gift (the result was
         # read before the reversal committed).
         rescored = await asyncio.to_thread(self._rescore, battle.id)
         if rescored is not None:
-            fields = rescored.as_event_fields()
-            await self._to_both_rooms(rescored, {"type": "battle_rescored", **fields})
+            await self._to_both_rooms(rescored, rescored.state(BattleRescored))
 
     async def finish_when_due(self, battle_id: int) -> Battle:
         """Wait out the settle delay of a battle that has ended early, then take its result
@@ -176,9 +181,9 @@ class Referee:
 
     async def _announce_result(self, battle: Battle) -> None:
         self._forget(battle)
-        await self._to_both_rooms(battle, {"type": "battle_ended", **battle.as_event_fields()})
+        await self._to_both_rooms(battle, battle.state(BattleEnded))
 
-    async def _to_both_rooms(self, battle: Battle, event: dict[str, Any]) -> None:
+    async def _to_both_rooms(self, battle: Battle, event: RoomNews) -> None:
         for stream_id in battle.stream_ids:
             await self._publish(stream_id, event)
 
@@ -214,7 +219,7 @@ class Referee:
 
     def _finish(self, battle_id: int) -> Battle | None:
         with self._db.begin() as conn:
-            return battles.finish(conn, battle_id)
+            return battles.finish(conn, battle_id, self._on_result)
 
     def _scored_in(self, stream_id: str, at_us: int) -> Battle | None:
         with self._db.connect() as conn:
@@ -232,7 +237,8 @@ class Referee:
         with self._db.connect() as conn:
             due = battles.due_to_finish(conn, now, SWEEP_BATCH)
             lapsed = battles.due_to_expire(conn, now, SWEEP_BATCH)
-        return self._each(due, battles.finish), self._each(lapsed, battles.expire)
+        finish = partial(battles.finish, on_result=self._on_result)
+        return self._each(due, finish), self._each(lapsed, battles.expire)
 
     def _each(
         self, battle_ids: list[int], act: Callable[[Connection, int], Battle | None]

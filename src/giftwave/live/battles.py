@@ -22,16 +22,24 @@ sent is not sent again).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Row, case, func, insert, or_, select, update
 
 from giftwave.clock import now_us
 from giftwave.db.tables import battles, gift_sends, transfers, users
 from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound
+from giftwave.live.events import (
+    BattleEndedShown,
+    BattleShown,
+    BattleSide,
+    BattleState,
+)
 from giftwave.live.streams import lock_streams
-from giftwave.webhooks.outbox import enqueue_battle_ended
+
+S = TypeVar("S", bound=BattleState)
 
 DEFAULT_DURATION_S: Final = 300
 MIN_DURATION_S: Final = 60  # GIFTWAVE_BATTLE_MIN_DURATION_S may lower it (tests)
@@ -117,79 +125,78 @@ class Battle:
         """When the result may be taken: after the end and the settle delay."""
         return None if self.ends_at_us is None else self.ends_at_us + SETTLE_US
 
-    def sides(self, score_a: int, score_b: int) -> list[dict[str, Any]]:
+    def sides(self, score_a: int, score_b: int) -> list[BattleSide]:
         return [
-            {
-                "side": name,
-                "stream_id": side.stream_id,
-                "creator_id": side.creator_id,
-                "handle": side.handle,
-                "score": score,
-            }
+            BattleSide(
+                side=name,
+                stream_id=side.stream_id,
+                creator_id=side.creator_id,
+                handle=side.handle,
+                score=score,
+            )
             for name, side, score in (("a", self.a, score_a), ("b", self.b, score_b))
         ]
 
-    def event(self, score_a: int, score_b: int) -> dict[str, Any]:
+    def event(self, score_a: int, score_b: int) -> BattleShown:
         """The room's ``battle`` event, with the scores the room holds."""
-        return {
-            "type": "battle",
-            "battle_id": self.id,
-            "status": self.status.value,
-            "sides": self.sides(score_a, score_b),
-            "duration_s": self.duration_s,
-            "invitation_expires_at_us": self.invitation_expires_at_us,
-            "starts_at_us": self.started_at_us,
-            "ends_at_us": self.ends_at_us,
-            "winner": None if self.winner is None else self.winner.value,
-        }
+        return BattleShown(
+            battle_id=self.id,
+            status=self.status.value,
+            sides=self.sides(score_a, score_b),
+            duration_s=self.duration_s,
+            invitation_expires_at_us=self.invitation_expires_at_us,
+            starts_at_us=self.started_at_us,
+            ends_at_us=self.ends_at_us,
+            winner=None if self.winner is None else self.winner.value,
+        )
 
-    def ended_event(self) -> dict[str, Any]:
+    def ended_event(self) -> BattleEndedShown:
         assert self.status is BattleStatus.ENDED
         assert self.winner is not None
-        return {
-            "type": "battle_ended",
-            "battle_id": self.id,
-            "winner": self.winner.value,
-            "sides": self.sides(self.score_a, self.score_b),
-            "ended_at_us": self.ended_at_us,
-        }
+        return BattleEndedShown(
+            battle_id=self.id,
+            winner=self.winner.value,
+            sides=self.sides(self.score_a, self.score_b),
+            ended_at_us=self.ended_at_us,
+        )
 
-    def as_event_fields(self) -> dict[str, Any]:
-        """Everything about the battle, for the broker: a room on any node rebuilds it."""
-        return {
-            "battle_id": self.id,
-            "status": self.status.value,
-            "stream_a": self.a.stream_id,
-            "creator_a": self.a.creator_id,
-            "handle_a": self.a.handle,
-            "stream_b": self.b.stream_id,
-            "creator_b": self.b.creator_id,
-            "handle_b": self.b.handle,
-            "duration_s": self.duration_s,
-            "created_at_us": self.created_at_us,
-            "started_at_us": self.started_at_us,
-            "ends_at_us": self.ends_at_us,
-            "ended_at_us": self.ended_at_us,
-            "score_a": self.score_a,
-            "score_b": self.score_b,
-            "winner": None if self.winner is None else self.winner.value,
-        }
+    def state(self, kind: type[S]) -> S:
+        """Everything about the battle, as news for the broker: a room on any node rebuilds
+        it (``of_state``). ``kind``: ``BattleSet``, ``BattleEnded`` or ``BattleRescored``."""
+        return kind(
+            battle_id=self.id,
+            status=self.status.value,
+            stream_a=self.a.stream_id,
+            creator_a=self.a.creator_id,
+            handle_a=self.a.handle,
+            stream_b=self.b.stream_id,
+            creator_b=self.b.creator_id,
+            handle_b=self.b.handle,
+            duration_s=self.duration_s,
+            created_at_us=self.created_at_us,
+            started_at_us=self.started_at_us,
+            ends_at_us=self.ends_at_us,
+            ended_at_us=self.ended_at_us,
+            score_a=self.score_a,
+            score_b=self.score_b,
+            winner=None if self.winner is None else self.winner.value,
+        )
 
     @classmethod
-    def from_event(cls, e: dict[str, Any]) -> Battle:
+    def of_state(cls, e: BattleState) -> Battle:
         return cls(
-            id=int(e["battle_id"]),
-            a=Side(str(e["stream_a"]), int(e["creator_a"]), str(e["handle_a"])),
-            b=Side(str(e["stream_b"]), int(e["creator_b"]), str(e["handle_b"])),
-            status=BattleStatus(e["status"]),
-            duration_s=int(e["duration_s"]),
-            created_at_us=int(e["created_at_us"]),
-            started_at_us=_int_or_none(e["started_at_us"]),
-            ends_at_us=_int_or_none(e["ends_at_us"]),
-            ended_at_us=_int_or_none(e["ended_at_us"]),
-            score_a=int(e["score_a"]),
-            score_b=int(e["score_b"]),
-            winner=None if e["winner"] is None else Winner(e["winner"]),
+            id=e.battle_id,
+            a=Side(e.stream_a, e.creator_a, e.handle_a),
+            b=Side(e.stream_b, e.creator_b, e.handle_b),
+            status=BattleStatus(e.status),
+            duration_s=e.duration_s,
+            created_at_us=e.created_at_us,
+            started_at_us=e.started_at_us,
+            ends_at_us=e.ends_at_us,
+            ended_at_us=e.ended_at_us,
+            score_a=e.score_a,
+            score_b=e.score_b,
+            winner=None if e.winner is None else Winner(e.winner),
         )
 
 
@@ -496,9 +503,15 @@ def due_to_finish(conn: Connection, now: int, limit: int) -> list[int]:
     return _oldest_ids(conn, BattleStatus.ACTIVE, battles.c.ends_at_us, now - SETTLE_US, limit)
 
 
-def finish(conn: Connection, battle_id: int) -> Battle | None:
-    """End a due battle with the scores the database holds. None when it is not due, or was
-    ended by someone else first (another node): only the one that ends it announces it."""
+# Told the result in the transaction that records it (webhooks queue their outbox rows there:
+# the rows then exist exactly when the result does). The battles feature knows no observer.
+ResultObserver = Callable[[Connection, Battle], object]
+
+
+def finish(conn: Connection, battle_id: int, on_result: ResultObserver) -> Battle | None:
+    """End a due battle with the scores the database holds, and tell ``on_result`` in the same
+    transaction. None when it is not due, or was ended by someone else first (another node):
+    only the one that ends it announces it."""
     battle = get_battle(conn, battle_id)
     due = battle.due_at_us()
     if battle.status is not BattleStatus.ACTIVE or due is None or now_us() < due:
@@ -518,13 +531,7 @@ def finish(conn: Connection, battle_id: int) -> Battle | None:
     if not ended:
         return None
     done = get_battle(conn, battle_id)
-    # Bots and alert tools hear the result from the outbox, written with it (or not at all).
-    enqueue_battle_ended(
-        conn,
-        battle_id=str(done.id),
-        creator_ids=[done.a.creator_id, done.b.creator_id],
-        data={k: v for k, v in done.ended_event().items() if k not in ("type", "battle_id")},
-    )
+    on_result(conn, done)
     return done
 
 

@@ -17,7 +17,9 @@ waits for such gifts before it calls a combo final, so that every node ends it a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
+
+from giftwave.live.events import ComboCounts, GiftShown
 
 MAX_OPEN_COMBOS: Final = 100_000  # per room; the oldest is finished early past this
 # When each of the latest finished combos began: a reversed gift is found in the finished combo
@@ -42,19 +44,18 @@ class Combo:
     def counts(self, base_us: int) -> list[int]:
         return [self.n, self.count, self.coins, (self.last_at_us - base_us) // 1000]
 
-    def event(self, final: bool) -> dict[str, Any]:
-        return {
-            "type": "gift",
-            "combo_id": self.combo_id,
-            "sender_id": self.sender_id,
-            "sender": self.sender_handle,
-            "gift_id": self.gift_id,
-            "count": self.count,
-            "coins": self.coins,
-            "final": final,
-            "at_us": self.last_at_us,  # when its latest gift was committed
-            "n": self.n,
-        }
+    def event(self, final: bool) -> GiftShown:
+        return GiftShown(
+            combo_id=self.combo_id,
+            sender_id=self.sender_id,
+            sender=self.sender_handle,
+            gift_id=self.gift_id,
+            count=self.count,
+            coins=self.coins,
+            final=final,
+            at_us=self.last_at_us,  # when its latest gift was committed
+            n=self.n,
+        )
 
 
 class ComboTracker:
@@ -67,7 +68,7 @@ class ComboTracker:
         # (last gift time, combo id, event): finals are reported in that order, which every
         # node agrees on whatever its tick timing (a combo ends a fixed time after its last
         # gift, so ordering by last gift orders by end).
-        self._finished: list[tuple[int, str, dict[str, Any]]] = []
+        self._finished: list[tuple[int, str, GiftShown]] = []
         self._n = 0  # short numbers: the gifts of a busy room's frames name combos by them
         self._started: dict[str, int] = {}  # finished combo → its first gift's time, bounded
 
@@ -145,12 +146,14 @@ class ComboTracker:
         if len(self._started) > STARTS_KEPT:
             del self._started[next(iter(self._started))]
 
-    def drain(self, now_us: int) -> list[dict[str, Any]]:
+    def drain(self, now_us: int) -> list[GiftShown | ComboCounts]:
         """Events since the last drain: combos that grew, and combos that ended."""
         ended_before_us = now_us - self._quiet_us - self._settle_us
         for key in [k for k, c in self._open.items() if c.last_at_us < ended_before_us]:
             self._finish(key)
-        events = [event for _, _, event in sorted(self._finished, key=lambda f: f[:2])]
+        events: list[GiftShown | ComboCounts] = [
+            event for _, _, event in sorted(self._finished, key=lambda f: f[:2])
+        ]
         self._finished = []
         grown = []
         for combo in self._open.values():
@@ -165,10 +168,10 @@ class ComboTracker:
         if grown:
             base_us = min(combo.last_at_us for combo in grown)
             counts = [combo.counts(base_us) for combo in grown]
-            events.append({"type": "combo_counts", "at_us": base_us, "counts": counts})
+            events.append(ComboCounts(at_us=base_us, counts=counts))
         return events
 
-    def open_combos(self) -> list[dict[str, Any]]:
+    def open_combos(self) -> list[GiftShown]:
         return [c.event(final=False) for c in self._open.values()]
 
     def _finish(self, key: tuple[int, str]) -> None:

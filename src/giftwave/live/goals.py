@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from giftwave.clock import now_us
 from giftwave.db.tables import gift_sends, stream_goals, transfers
 from giftwave.errors import Code, Invalid
+from giftwave.live.events import GoalSet, GoalShown
 
 TARGET_MAX: Final = 10**12
 
@@ -31,38 +32,38 @@ class Goal:
     title: str
     created_at_us: int
 
-    def event(self, progress: int) -> dict[str, Any]:
-        return {
-            "type": "goal",
-            "goal_id": self.id,
-            "kind": self.kind.value,
-            "gift_id": self.gift_id,
-            "target": self.target,
-            "title": self.title,
-            "progress": progress,
-            "reached": progress >= self.target,
-        }
+    def event(self, progress: int) -> GoalShown:
+        return GoalShown(
+            goal_id=self.id,
+            kind=self.kind.value,
+            gift_id=self.gift_id,
+            target=self.target,
+            title=self.title,
+            progress=progress,
+            reached=progress >= self.target,
+        )
 
-    def as_event_fields(self) -> dict[str, Any]:
-        return {
-            "goal_id": self.id,
-            "kind": self.kind.value,
-            "gift_id": self.gift_id,
-            "target": self.target,
-            "title": self.title,
-            "created_at_us": self.created_at_us,
-        }
+    def set_event(self) -> GoalSet:
+        """The goal as news for every node's room (and, its fields, the API's answer)."""
+        return GoalSet(
+            goal_id=self.id,
+            kind=self.kind.value,
+            gift_id=self.gift_id,
+            target=self.target,
+            title=self.title,
+            created_at_us=self.created_at_us,
+        )
 
     @classmethod
-    def from_event(cls, stream_id: str, e: dict[str, Any]) -> Goal:
+    def of_news(cls, stream_id: str, e: GoalSet) -> Goal:
         return cls(
-            id=int(e["goal_id"]),
+            id=e.goal_id,
             stream_id=stream_id,
-            kind=GoalKind(e["kind"]),
-            gift_id=e["gift_id"],
-            target=int(e["target"]),
-            title=str(e["title"]),
-            created_at_us=int(e["created_at_us"]),
+            kind=GoalKind(e.kind),
+            gift_id=e.gift_id,
+            target=e.target,
+            title=e.title,
+            created_at_us=e.created_at_us,
         )
 
 

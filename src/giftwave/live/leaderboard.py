@@ -4,15 +4,19 @@ then user id (stable)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
 
 from giftwave.db.tables import gift_sends, transfers, users
 from giftwave.errors import Code, NotFound
 from giftwave.identity.users import Role, find_user
+
+R = TypeVar("R")
+# (rank, user id, handle, amount) → one line of a board as a room shows it
+RankLine = Callable[[int, int, str, int], R]
 
 
 @dataclass(slots=True)
@@ -23,11 +27,12 @@ class _Entry:
     reached_seq: int  # when the total last changed: earlier wins a tie
 
 
-class Leaderboard:
-    """A live board of ``unit`` (coins for gifts, likes for taps) per user."""
+class Leaderboard(Generic[R]):
+    """A live board of an amount (coins for gifts, likes for taps) per user, shown as ``line``
+    makes each place (``live.events.Ranked``, ``RankedLiker``)."""
 
-    def __init__(self, unit: str = "coins") -> None:
-        self._unit = unit
+    def __init__(self, line: RankLine[R]) -> None:
+        self._line = line
         self._entries: dict[int, _Entry] = {}
         self._seq = 0
 
@@ -60,14 +65,11 @@ class Leaderboard:
             self._seq += 1
             self._entries[user_id] = _Entry(user_id, handle, coins, self._seq)
 
-    def top(self, n: int = 10) -> list[dict[str, Any]]:
+    def top(self, n: int = 10) -> list[R]:
         ranked = sorted(self._entries.values(), key=lambda e: (-e.coins, e.reached_seq, e.user_id))[
             :n
         ]
-        return [
-            {"rank": i + 1, "user_id": e.user_id, "handle": e.handle, self._unit: e.coins}
-            for i, e in enumerate(ranked)
-        ]
+        return [self._line(i + 1, e.user_id, e.handle, e.coins) for i, e in enumerate(ranked)]
 
 
 def creator_top_gifters(

@@ -11,11 +11,40 @@ from __future__ import annotations
 
 import itertools
 from bisect import insort
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
+
+import msgspec
 
 from giftwave.live.battles import Battle, BattleStatus
 from giftwave.live.combos import ComboTracker
+from giftwave.live.events import (
+    BattleShown,
+    ChatDeletedShown,
+    ChatLine,
+    ChatShown,
+    GiftCommitted,
+    GiftReversalCommitted,
+    GiftReversedShown,
+    GiftShown,
+    GoalReachedShown,
+    GoalShown,
+    JoinedUser,
+    JoinsShown,
+    LeaderboardShown,
+    LikersShown,
+    LikesShown,
+    MutesShown,
+    NoBattle,
+    NoGoal,
+    Ranked,
+    RankedLiker,
+    RoomEvent,
+    Snapshot,
+    StreamEndedShown,
+    ViewersShown,
+)
 from giftwave.live.goals import Goal, GoalKind
 from giftwave.live.leaderboard import Leaderboard
 from giftwave.live.seen import SeenIds
@@ -94,8 +123,8 @@ class RoomSeed:
     reversed_points: tuple[tuple[str, int], ...] = ()  # of the battle's, the same
 
 
-def _recent_order(event: dict[str, Any]) -> tuple[int, str]:
-    return event["at_us"], event["combo_id"]
+def _recent_order(event: GiftShown) -> tuple[int, str]:
+    return event.at_us, event.combo_id
 
 
 def _take(pending: dict[K, V], most: int) -> list[tuple[K, V]]:
@@ -129,22 +158,22 @@ class Room:
         # Reversals applied (or found applied by the seed): each is applied once.
         self._reversed = SeenIds()
         self._reversed_points = SeenIds()
-        self._recent: list[dict[str, Any]] = []  # final gift events, by _recent_order
-        self._leaderboard = Leaderboard()
+        self._recent: list[GiftShown] = []  # final gift events, by _recent_order
+        self._leaderboard = Leaderboard(Ranked)
         self._likes_pending = 0
-        self._likers = Leaderboard("likes")
+        self._likers = Leaderboard(RankedLiker)
         self._likers_changed = False
-        self._chat: list[dict[str, Any]] = []
-        self._chat_ids: dict[str, dict[str, Any]] = {}  # the newest CHAT_IDS_KEPT, oldest first
+        self._chat: list[ChatLine] = []
+        self._chat_ids: dict[str, ChatLine] = {}  # the newest CHAT_IDS_KEPT, oldest first
         self._deleted: dict[str, None] = {}  # deletes not yet said, in order
         self._mutes: dict[int, int] = {}  # mutes not yet said: user → until_us
-        self._news: list[dict[str, Any]] = []
+        self._news: list[RoomEvent] = []
         self._leaderboard_changed = False
         self._viewers_changed = False
         self._viewers_said_at_us = -VIEWERS_EVERY_US
         self._leaderboard_said_at_us = -LEADERBOARD_EVERY_US
         self._muted_until: dict[int, int] = {}
-        self._joined: list[dict[str, Any]] = []
+        self._joined: list[JoinedUser] = []
         self._joined_others = 0
         self.goal: Goal | None = None
         self.goal_progress = 0
@@ -156,59 +185,40 @@ class Room:
         self._battle_result_us = battle_result_us
         self._battle_gone_id = 0  # its result was shown and taken down: never shown again
 
-    def gift(
-        self,
-        *,
-        send_id: str,
-        sender_id: int,
-        sender_handle: str,
-        gift_id: str,
-        count: int,
-        coins: int,
-        diamonds: int,
-        comboable: bool,
-        at_us: int,
-    ) -> None:
-        if not self._seen.first(send_id, at_us):
+    def gift(self, g: GiftCommitted) -> None:
+        """A committed gift (news of it may come more than once: counted once)."""
+        if not self._seen.first(g.send_id, g.at_us):
             return  # broadcast again (a retry, a republish): counted the first time
         self._combos.add(
-            combo_id=send_id,
-            sender_id=sender_id,
-            sender_handle=sender_handle,
-            gift_id=gift_id,
-            count=count,
-            coins=coins,
-            comboable=comboable,
-            at_us=at_us,
+            combo_id=g.send_id,
+            sender_id=g.sender_id,
+            sender_handle=g.sender,
+            gift_id=g.gift_id,
+            count=g.count,
+            coins=g.coins,
+            comboable=g.comboable,
+            at_us=g.at_us,
         )
-        self._leaderboard.add(sender_id, sender_handle, coins)
-        self.coins += coins
-        self.diamonds += diamonds
+        self._leaderboard.add(g.sender_id, g.sender, g.coins)
+        self.coins += g.coins
+        self.diamonds += g.diamonds
         self._leaderboard_changed = True
         goal = self.goal
         if (
             goal is not None
             and goal.kind is GoalKind.COINS
-            and goal.gift_id in (None, gift_id)
-            and at_us >= goal.created_at_us
+            and goal.gift_id in (None, g.gift_id)
+            and g.at_us >= goal.created_at_us
         ):
-            self._advance_goal(coins)
+            self._advance_goal(g.coins)
 
-    def gift_reversed(
-        self,
-        *,
-        send_id: str,
-        sender_id: int,
-        gift_id: str,
-        count: int,
-        coins: int,
-        diamonds: int,
-        at_us: int,
-    ) -> None:
+    def gift_reversed(self, r: GiftReversalCommitted) -> None:
         """An operator reversed a committed gift (recorded at ``at_us``): out of the totals,
         the board, the goal and its combo, once. A gift this room never counted changes
         nothing, and will never count (its ``gift`` event may come late); a second event for
         the reversal, or one the seed already left out, changes nothing."""
+        send_id, sender_id, gift_id = r.send_id, r.sender_id, r.gift_id
+        count, coins, diamonds, at_us = r.count, r.coins, r.diamonds, r.at_us
         if not self._reversed.first(send_id, at_us):
             return
         if self._seen.first(send_id, at_us):
@@ -227,17 +237,16 @@ class Room:
             self._advance_goal(-coins)  # "reached" is progress >= target: it may turn false
         combo_id, combo_count = self._uncombo(send_id, sender_id, gift_id, count, coins, at_us)
         self._news.append(
-            {
-                "type": "gift_reversed",
-                "send_id": send_id,
-                "sender_id": sender_id,
-                "gift_id": gift_id,
-                "count": count,
-                "coins": coins,
-                "at_us": at_us,
-                "combo_id": combo_id,
-                "combo_count": combo_count,
-            }
+            GiftReversedShown(
+                send_id=send_id,
+                sender_id=sender_id,
+                gift_id=gift_id,
+                count=count,
+                coins=coins,
+                at_us=at_us,
+                combo_id=combo_id,
+                combo_count=combo_count,
+            )
         )
 
     def _uncombo(
@@ -251,18 +260,20 @@ class Room:
         if grown is not None:
             return grown
         for i, event in enumerate(self._recent):
-            if event["sender_id"] != sender_id or event["gift_id"] != gift_id:
+            if event.sender_id != sender_id or event.gift_id != gift_id:
                 continue
-            started = self._combos.started_at_us(event["combo_id"])
-            if event["combo_id"] == send_id or (
-                started is not None and started <= at_us <= event["at_us"]
+            started = self._combos.started_at_us(event.combo_id)
+            if event.combo_id == send_id or (
+                started is not None and started <= at_us <= event.at_us
             ):
-                left = event["count"] - count
+                left = event.count - count
                 if left <= 0:
                     del self._recent[i]
-                else:  # a new dict: frames already sent may hold the old one
-                    self._recent[i] = {**event, "count": left, "coins": event["coins"] - coins}
-                return str(event["combo_id"]), max(0, left)
+                else:  # events are immutable: frames already sent may hold the old one
+                    self._recent[i] = msgspec.structs.replace(
+                        event, count=left, coins=event.coins - coins
+                    )
+                return event.combo_id, max(0, left)
         return None, None
 
     def like(self, count: int, user_id: int | None = None, handle: str = "") -> None:
@@ -293,7 +304,7 @@ class Room:
         self._reversed_points.reset(seed.reversed_points)
         # The seed's totals hold every reversal before it: one not yet said (the broker's
         # history, applied just before) is history now, not news.
-        self._news = [e for e in self._news if e["type"] != "gift_reversed"]
+        self._news = [e for e in self._news if not isinstance(e, GiftReversedShown)]
         combos = ComboTracker(quiet_window_us=self._combo_quiet_us, settle_us=self._combo_settle_us)
         for g in seed.recent:
             combos.add(
@@ -322,9 +333,9 @@ class Room:
         elif seed.battle is not None:
             self.set_battle(seed.battle, seed.battle_scores)
 
-    def _remember(self, events: list[dict[str, Any]]) -> None:
+    def _remember(self, events: Sequence[RoomEvent]) -> None:
         for event in events:
-            if event.get("final"):  # finished gifts; combo_counts are growth
+            if isinstance(event, GiftShown) and event.final:  # combo_counts are growth
                 insort(self._recent, event, key=_recent_order)
         del self._recent[:-RECENT_GIFTS]
 
@@ -421,25 +432,32 @@ class Room:
         self.goal_progress += amount
         self._goal_changed = True
         if before < self.goal.target <= self.goal_progress:
-            self._news.append({"type": "goal_reached", "goal_id": self.goal.id})
+            self._news.append(GoalReachedShown(goal_id=self.goal.id))
 
-    def chat(self, message: dict[str, Any]) -> None:
+    def chat(self, message: ChatLine) -> None:
         self._chat.append(message)
         del self._chat[:-CHAT_HISTORY]
-        message_id = message.get("message_id")
-        if isinstance(message_id, str):
+        message_id = message.message_id
+        if message_id is not None:
             self._chat_ids[message_id] = message
             if len(self._chat_ids) > CHAT_IDS_KEPT:
                 del self._chat_ids[next(iter(self._chat_ids))]
-        self._news.append({"type": "chat", **message})
+        self._news.append(
+            ChatShown(
+                message_id=message_id,
+                user_id=message.user_id,
+                handle=message.handle,
+                text=message.text,
+            )
+        )
 
-    def chat_line(self, message_id: str) -> dict[str, Any] | None:
+    def chat_line(self, message_id: str) -> ChatLine | None:
         """One of the newest CHAT_IDS_KEPT lines, not deleted: what a report keeps of it."""
         return self._chat_ids.get(message_id)
 
     def join(self, user_id: int, handle: str) -> None:
         if len(self._joined) < JOINS_NAMED_PER_TICK:
-            self._joined.append({"user_id": user_id, "handle": handle})
+            self._joined.append(JoinedUser(user_id=user_id, handle=handle))
         else:
             self._joined_others += 1
 
@@ -449,7 +467,7 @@ class Room:
         if message_id not in self._chat_ids:
             return
         del self._chat_ids[message_id]
-        self._chat = [m for m in self._chat if m.get("message_id") != message_id]
+        self._chat = [m for m in self._chat if m.message_id != message_id]
         self._deleted[message_id] = None
 
     def mute(self, user_id: int, until_us: int) -> None:
@@ -474,14 +492,14 @@ class Room:
     def end(self) -> None:
         if not self.ended:
             self.ended = True
-            self._news.append({"type": "stream_ended"})
+            self._news.append(StreamEndedShown())
 
-    def tick(self, now_us: int) -> list[dict[str, Any]]:
+    def tick(self, now_us: int) -> list[RoomEvent]:
         """Everything new since the last tick, in a stable order; empty when nothing is."""
-        events = self._combos.drain(now_us)
+        events: list[RoomEvent] = list(self._combos.drain(now_us))
         self._remember(events)
         if self._likes_pending:
-            events.append({"type": "like", "count": self._likes_pending, "total": self.likes})
+            events.append(LikesShown(count=self._likes_pending, total=self.likes))
             self._likes_pending = 0
         if self._likers_changed:
             events.append(self._likers_event())
@@ -490,12 +508,12 @@ class Room:
         self._news = []
         if self._deleted:
             deleted = _take(self._deleted, MODERATION_PER_TICK)
-            events.append({"type": "chat_deleted", "message_ids": [m for m, _ in deleted]})
+            events.append(ChatDeletedShown(message_ids=[m for m, _ in deleted]))
         if self._mutes:
             muted = _take(self._mutes, MODERATION_PER_TICK)
-            events.append({"type": "muted", "mutes": [[u, until] for u, until in muted]})
+            events.append(MutesShown(mutes=muted))
         if self._joined or self._joined_others:
-            events.append({"type": "join", "users": self._joined, "others": self._joined_others})
+            events.append(JoinsShown(users=self._joined, others=self._joined_others))
             self._joined, self._joined_others = [], 0
         if (
             self._leaderboard_changed
@@ -516,7 +534,7 @@ class Room:
             events.append(self._battle_event())
             self._battle_changed = False
         if self._viewers_changed and now_us - self._viewers_said_at_us >= VIEWERS_EVERY_US:
-            events.append({"type": "viewers", "count": self.viewers})
+            events.append(ViewersShown(count=self.viewers))
             self._viewers_changed = False
             self._viewers_said_at_us = now_us
         return events
@@ -527,40 +545,36 @@ class Room:
         ended = battle.ended_at_us
         return battle.status.over and ended is not None and now_us - ended >= self._battle_result_us
 
-    def _goal_event(self) -> dict[str, Any]:
+    def _goal_event(self) -> GoalShown | NoGoal:
         if self.goal is None:
-            return {"type": "goal", "goal_id": None}
+            return NoGoal()
         return self.goal.event(self.goal_progress)
 
-    def _battle_event(self) -> dict[str, Any]:
+    def _battle_event(self) -> BattleShown | NoBattle:
         if self.battle is None:
-            return {"type": "battle", "battle_id": None}
+            return NoBattle()
         return self.battle.event(*self.battle_scores)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         """Everything a viewer needs to draw the room from scratch."""
-        return {
-            "type": "snapshot",
-            "stream_id": self.stream_id,
-            "viewers": self.viewers,
-            "likes": self.likes,
-            "likers": self._likers_event(),
-            "ended": self.ended,
-            "combos": self._combos.open_combos(),
-            "recent_gifts": list(self._recent),
-            "chat": list(self._chat),
-            "leaderboard": self._leaderboard_event(),
-            "goal": self._goal_event(),
-            "battle": self._battle_event(),
-        }
+        return Snapshot(
+            stream_id=self.stream_id,
+            viewers=self.viewers,
+            likes=self.likes,
+            likers=self._likers_event(),
+            ended=self.ended,
+            combos=self._combos.open_combos(),
+            recent_gifts=list(self._recent),
+            chat=list(self._chat),
+            leaderboard=self._leaderboard_event(),
+            goal=self._goal_event(),
+            battle=self._battle_event(),
+        )
 
-    def _likers_event(self) -> dict[str, Any]:
-        return {"type": "likers", "top": self._likers.top(LEADERBOARD_SIZE)}
+    def _likers_event(self) -> LikersShown:
+        return LikersShown(top=self._likers.top(LEADERBOARD_SIZE))
 
-    def _leaderboard_event(self) -> dict[str, Any]:
-        return {
-            "type": "leaderboard",
-            "top": self._leaderboard.top(LEADERBOARD_SIZE),
-            "coins": self.coins,
-            "diamonds": self.diamonds,
-        }
+    def _leaderboard_event(self) -> LeaderboardShown:
+        return LeaderboardShown(
+            top=self._leaderboard.top(LEADERBOARD_SIZE), coins=self.coins, diamonds=self.diamonds
+        )

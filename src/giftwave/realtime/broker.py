@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -43,6 +44,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from giftwave import metrics
+from giftwave.live.events import RoomNews, decode_news, encode_news
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ NoticeHandler = Callable[[dict[str, Any] | None], None]
 
 
 class EventSink(Protocol):
-    def apply(self, stream_id: str, event: dict[str, Any]) -> None: ...
+    def apply(self, stream_id: str, news: RoomNews) -> None: ...
 
     async def reseed(self, stream_id: str) -> None:
         """Some of this room's events may be lost: rebuild it from the database."""
@@ -87,7 +89,7 @@ class Broker(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, stream_id: str, event: dict[str, Any]) -> None:
+    async def publish(self, stream_id: str, news: RoomNews) -> None:
         """To every node's copy of the room, at least once; never raises for an outage."""
         ...
 
@@ -133,9 +135,9 @@ class MemoryBroker:
     async def stop(self) -> None:
         self._sink = None
 
-    async def publish(self, stream_id: str, event: dict[str, Any]) -> None:
+    async def publish(self, stream_id: str, news: RoomNews) -> None:
         assert self._sink is not None, "start() first"
-        self._sink.apply(stream_id, event)
+        self._sink.apply(stream_id, news)
 
     async def join(self, stream_id: str) -> None:
         return None
@@ -205,9 +207,9 @@ class RedisBroker:
             with contextlib.suppress(TimeoutError, RedisError, OSError):
                 await asyncio.wait_for(self._redis.aclose(), STOP_TIMEOUT_S)
 
-    async def publish(self, stream_id: str, event: dict[str, Any]) -> None:
+    async def publish(self, stream_id: str, news: RoomNews) -> None:
         assert self._redis is not None, "start() first"
-        data = orjson.dumps(event)
+        data = encode_news(news)
         if self._unsent:  # Redis is away: wait behind the others, in order
             self._keep(stream_id, data)
             return
@@ -348,11 +350,11 @@ class RedisBroker:
     def _apply(self, stream_id: str, fields: dict[bytes, bytes]) -> None:
         assert self._sink is not None
         try:
-            event = orjson.loads(fields[b"e"])
-        except (KeyError, orjson.JSONDecodeError):
+            news = decode_news(fields[b"e"])
+        except (KeyError, msgspec.DecodeError):
             log.error("skipping a malformed event in room %s", stream_id)
             return
-        self._sink.apply(stream_id, event)
+        self._sink.apply(stream_id, news)
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -25,20 +25,22 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
-
-import orjson
+from typing import Any, Final, TypeVar
 
 from giftwave import metrics
 from giftwave.background import cancel
+from giftwave.live import events as ev
 from giftwave.live.battles import Battle
+from giftwave.live.events import RoomEvent, RoomNews, encode_frame_text
 from giftwave.live.goals import Goal
 from giftwave.live.room import BATTLE_RESULT_US, Room, RoomSeed
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.realtime.broker import Broker
 from giftwave.realtime.sockets import Frame, Sink
 
-PROTOCOL_VERSION: Final = 1
+N = TypeVar("N", bound=ev.News)
+
+PROTOCOL_VERSION: Final = ev.PROTOCOL_VERSION
 CLOSE_POLICY: Final = 1008
 VIEWER_COUNT_INTERVAL_S: Final = 1.0
 # Events kept for a room while its seed is read, usually tens of milliseconds; this many is a
@@ -52,12 +54,53 @@ MAX_WATCHERS_PER_ROOM: Final = 100_000
 DEFAULT_RING_MAX_BYTES: Final = 1024 * 1024
 log = logging.getLogger(__name__)
 # Sees every room's events once per tick, after the room's frame went out; must not block.
-RoomObserver = Callable[[Room, list[dict[str, Any]]], None]
+RoomObserver = Callable[[Room, list[RoomEvent]], None]
 
 
-def encode_frame(seq: int, epoch: str, events: list[dict[str, Any]]) -> Frame:
-    text = orjson.dumps({"v": PROTOCOL_VERSION, "seq": seq, "epoch": epoch, "events": events})
-    return Frame(text.decode(), seq)
+def encode_frame(seq: int, epoch: str, events: list[RoomEvent]) -> Frame:
+    return Frame(encode_frame_text(seq, epoch, events), seq)
+
+
+# What each kind of news does to a room: one line per kind (live/events.py, RoomNews). Every
+# kind has its line, checked when this module loads (below).
+_HANDLERS: dict[type[ev.News], Callable[[Room, Any], None]] = {}
+
+
+def _on(kind: type[N], handler: Callable[[Room, N], None]) -> None:
+    _HANDLERS[kind] = handler
+
+
+def _goal_set(room: Room, e: ev.GoalSet) -> None:
+    goal = Goal.of_news(room.stream_id, e)
+    if room.goal is None or room.goal.id != goal.id:  # announced again: keep its progress
+        room.set_goal(goal)
+
+
+def _chat(room: Room, e: ev.ChatPosted) -> None:
+    room.chat(ev.ChatLine(message_id=e.message_id, user_id=e.user_id, handle=e.handle, text=e.text))
+
+
+_on(ev.GiftCommitted, Room.gift)
+_on(ev.GiftReversalCommitted, Room.gift_reversed)
+_on(ev.Liked, lambda room, e: room.like(e.count, e.user_id, e.handle))
+_on(ev.ChatPosted, _chat)
+_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle))
+_on(ev.ChatDeleted, lambda room, e: room.delete_message(e.message_id))
+_on(ev.Muted, lambda room, e: room.mute(e.user_id, e.until_us))
+_on(ev.StreamEnded, lambda room, e: room.end())
+_on(ev.GoalSet, _goal_set)
+_on(ev.GoalCleared, lambda room, e: room.set_goal(None))
+_on(ev.BattleSet, lambda room, e: room.set_battle(Battle.of_state(e)))
+_on(
+    ev.BattleScored, lambda r, e: r.battle_points(e.battle_id, e.side, e.points, e.at_us, e.send_id)
+)
+_on(
+    ev.BattleScoreReversed,
+    lambda r, e: r.battle_points_reversed(e.battle_id, e.side, e.points, e.at_us, e.send_id),
+)
+_on(ev.BattleEnded, lambda room, e: room.end_battle(Battle.of_state(e)))
+_on(ev.BattleRescored, lambda room, e: room.correct_result(Battle.of_state(e)))
+assert set(_HANDLERS) == set(RoomNews.__args__), "every kind of news needs its line above"
 
 
 class Subscriber:
@@ -153,7 +196,7 @@ class Channel:
         self.followed = False  # the broker's history was applied
         self.seeded = False  # the database's state was applied
         self.joining = 0  # subscribers on their way in: the room is not idle
-        self.seeding: deque[dict[str, Any]] | None = None  # events waiting for the seed
+        self.seeding: deque[RoomNews] | None = None  # news waiting for the seed
         self.followed_until_us = 0  # kept up to date for webhooks until then
 
     def watch(self, subscriber: Subscriber, user_id: int | None) -> None:
@@ -207,7 +250,7 @@ class Channel:
         ):
             self.ring_bytes -= frame_bytes(self.ring.popleft())
 
-    def tick(self, now_us: int) -> list[dict[str, Any]]:
+    def tick(self, now_us: int) -> list[RoomEvent]:
         """Send this tick's news, if any; returns the events (for the hub's observers)."""
         events = self.room.tick(now_us)
         if not events:
@@ -231,7 +274,7 @@ class Channel:
         metrics.LIVE_FRAMES_SENT.inc(sent)
         return events
 
-    def _send_each(self, events: list[dict[str, Any]]) -> None:
+    def _send_each(self, events: list[RoomEvent]) -> None:
         """The naive fan-out (the benchmark's baseline): a frame per event per viewer."""
         for event in events:
             self.seq += 1
@@ -399,91 +442,16 @@ class Hub:
             sockets = len(channel.subscribers)
             metrics.room_sockets_changed(sockets + 1, sockets)
 
-    def apply(self, stream_id: str, event: dict[str, Any]) -> None:
-        """One room event from the broker, in the broker's order (the ``EventSink``)."""
+    def apply(self, stream_id: str, news: RoomNews) -> None:
+        """One room's news from the broker, in the broker's order (the ``EventSink``)."""
         channel = self.channel(stream_id)
         if channel.seeding is not None:
-            channel.seeding.append(event)
+            channel.seeding.append(news)
             return
-        self._apply(channel, event)
+        self._apply(channel, news)
 
-    def _apply(self, channel: Channel, event: dict[str, Any]) -> None:
-        room = channel.room
-        kind = event.get("type")
-        if kind == "gift":
-            room.gift(
-                send_id=str(event["send_id"]),
-                sender_id=int(event["sender_id"]),
-                sender_handle=str(event["sender"]),
-                gift_id=str(event["gift_id"]),
-                count=int(event["count"]),
-                coins=int(event["coins"]),
-                diamonds=int(event["diamonds"]),
-                comboable=bool(event["comboable"]),
-                at_us=int(event["at_us"]),
-            )
-        elif kind == "gift_reversed":
-            room.gift_reversed(
-                send_id=str(event["send_id"]),
-                sender_id=int(event["sender_id"]),
-                gift_id=str(event["gift_id"]),
-                count=int(event["count"]),
-                coins=int(event["coins"]),
-                diamonds=int(event["diamonds"]),
-                at_us=int(event["at_us"]),
-            )
-        elif kind == "like":
-            user_id = event.get("user_id")
-            room.like(
-                int(event["count"]),
-                None if user_id is None else int(user_id),
-                str(event.get("handle", "")),
-            )
-        elif kind == "chat":
-            room.chat(
-                {
-                    "message_id": event.get("message_id"),
-                    "user_id": event["user_id"],
-                    "handle": event["handle"],
-                    "text": event["text"],
-                }
-            )
-        elif kind == "join":
-            room.join(int(event["user_id"]), str(event["handle"]))
-        elif kind == "chat_deleted":
-            room.delete_message(str(event["message_id"]))
-        elif kind == "mute":
-            room.mute(int(event["user_id"]), int(event["until_us"]))
-        elif kind == "end":
-            room.end()
-        elif kind == "goal_set":
-            goal = Goal.from_event(room.stream_id, event)
-            if room.goal is None or room.goal.id != goal.id:  # announced again: keep its progress
-                room.set_goal(goal)
-        elif kind == "goal_cleared":
-            room.set_goal(None)
-        elif kind == "battle_set":
-            room.set_battle(Battle.from_event(event))
-        elif kind == "battle_points":
-            room.battle_points(
-                int(event["battle_id"]),
-                str(event["side"]),
-                int(event["points"]),
-                int(event["at_us"]),
-                event.get("send_id"),
-            )
-        elif kind == "battle_points_reversed":
-            room.battle_points_reversed(
-                int(event["battle_id"]),
-                str(event["side"]),
-                int(event["points"]),
-                int(event["at_us"]),
-                str(event["send_id"]),
-            )
-        elif kind == "battle_ended":
-            room.end_battle(Battle.from_event(event))
-        elif kind == "battle_rescored":
-            room.correct_result(Battle.from_event(event))
+    def _apply(self, channel: Channel, news: RoomNews) -> None:
+        _HANDLERS[type(news)](channel.room, news)
         if not self._coalesce:
             channel.tick(self._clock_us())  # out at once, not next tick
 
@@ -522,7 +490,7 @@ class Hub:
                 if self.broker is not None:
                     self.broker.leave(channel.room.stream_id)
 
-    def _observe(self, room: Room, events: list[dict[str, Any]]) -> None:
+    def _observe(self, room: Room, events: list[RoomEvent]) -> None:
         for observer in self._observers:
             try:
                 observer(room, events)

@@ -1,4 +1,5 @@
-"""What a webhook says: the event types a creator subscribes to, and the body of each.
+"""What a webhook says: the event types a creator subscribes to, and the body of each, a typed
+value (a msgspec Struct per type's ``data``) encoded here, in one place.
 
 Every body is one envelope::
 
@@ -14,14 +15,15 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import orjson
+import msgspec
 
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.reversals import GiftReversed
+from giftwave.live.battles import Battle
+from giftwave.live.events import BattleSide
 from giftwave.live.goals import Goal
 
 EVENT_ID_MAX_CHARS: Final = 160
@@ -45,45 +47,132 @@ SUBSCRIBABLE: Final = (
 )
 
 
+class GiftData(msgspec.Struct, frozen=True):
+    stream_id: str
+    send_id: str
+    sender_id: int
+    sender: str
+    gift_id: str
+    count: int
+    coins: int
+    diamonds: int
+
+
+class GiftReversedData(msgspec.Struct, frozen=True):
+    stream_id: str
+    send_id: str
+    sender_id: int
+    sender: str
+    gift_id: str
+    count: int
+    coins: int
+    diamonds: int
+    sent_at_us: int
+    diamonds_taken: int
+    diamonds_debt: int
+
+
+class ComboEndData(msgspec.Struct, frozen=True):
+    stream_id: str
+    combo_id: str  # its first gift's send id, as in the room's ``gift`` events
+    sender_id: int
+    sender: str
+    gift_id: str
+    count: int
+    coins: int
+    diamonds: int
+    sends: int
+    started_at_us: int
+    last_gift_at_us: int
+
+
+class GoalReachedData(msgspec.Struct, frozen=True):
+    stream_id: str
+    goal_id: int
+    kind: str
+    gift_id: str | None
+    target: int
+    title: str
+    created_at_us: int
+    progress: int
+
+
+class BattleEndedData(msgspec.Struct, frozen=True):
+    battle_id: str
+    winner: str
+    sides: list[BattleSide]
+    ended_at_us: int | None
+
+
+class PingData(msgspec.Struct, frozen=True):
+    endpoint_id: int
+    message: str
+
+
+# Each body's ``data``, and the event type that carries it: one class and one line per type.
+EventData = (
+    GiftData | GiftReversedData | ComboEndData | GoalReachedData | BattleEndedData | PingData
+)
+TYPE_OF: Final[dict[type[EventData], EventType]] = {
+    GiftData: EventType.GIFT,
+    GiftReversedData: EventType.GIFT_REVERSED,
+    ComboEndData: EventType.COMBO_END,
+    GoalReachedData: EventType.GOAL_REACHED,
+    BattleEndedData: EventType.BATTLE_ENDED,
+    PingData: EventType.PING,
+}
+
+
+class _Envelope(msgspec.Struct):
+    """The body's keys, in their order on the wire (docs/webhooks.md)."""
+
+    id: str
+    type: EventType
+    created_at_us: int
+    creator_id: int
+    data: EventData
+
+
+_encoder: Final = msgspec.json.Encoder()
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     event_id: str
-    type: EventType
     creator_id: int
     created_at_us: int
-    data: Mapping[str, Any]
+    data: EventData
 
     def __post_init__(self) -> None:
         assert 0 < len(self.event_id) <= EVENT_ID_MAX_CHARS, self.event_id
 
+    @property
+    def type(self) -> EventType:
+        return TYPE_OF[type(self.data)]
+
     def body(self) -> str:
         """The JSON that is signed and sent, the same bytes on every attempt."""
-        envelope = {
-            "id": self.event_id,
-            "type": self.type.value,
-            "created_at_us": self.created_at_us,
-            "creator_id": self.creator_id,
-            "data": dict(self.data),
-        }
-        return orjson.dumps(envelope).decode()
+        envelope = _Envelope(
+            self.event_id, self.type, self.created_at_us, self.creator_id, self.data
+        )
+        return _encoder.encode(envelope).decode()
 
 
 def gift_event(sent: GiftSent, sender_handle: str) -> Event:
     return Event(
         event_id=sent.send_id,  # already "gift:<sender>:<key>"
-        type=EventType.GIFT,
         creator_id=sent.creator_id,
         created_at_us=sent.created_at_us,
-        data={
-            "stream_id": sent.stream_id,
-            "send_id": sent.send_id,
-            "sender_id": sent.sender_id,
-            "sender": sender_handle,
-            "gift_id": sent.gift_id,
-            "count": sent.count,
-            "coins": sent.coins,
-            "diamonds": sent.diamonds,
-        },
+        data=GiftData(
+            stream_id=sent.stream_id,
+            send_id=sent.send_id,
+            sender_id=sent.sender_id,
+            sender=sender_handle,
+            gift_id=sent.gift_id,
+            count=sent.count,
+            coins=sent.coins,
+            diamonds=sent.diamonds,
+        ),
     )
 
 
@@ -92,22 +181,21 @@ def gift_reversed_event(done: GiftReversed) -> Event:
     gift = done.gift
     return Event(
         event_id=f"gift_reversed:{done.send_id}",
-        type=EventType.GIFT_REVERSED,
         creator_id=gift.creator_id,
         created_at_us=done.reversed_at_us,
-        data={
-            "stream_id": gift.stream_id,
-            "send_id": done.send_id,
-            "sender_id": gift.sender_id,
-            "sender": gift.sender_handle,
-            "gift_id": gift.gift_id,
-            "count": gift.count,
-            "coins": gift.coins,
-            "diamonds": gift.diamonds,
-            "sent_at_us": gift.created_at_us,
-            "diamonds_taken": done.diamonds_taken,
-            "diamonds_debt": done.diamonds_debt,
-        },
+        data=GiftReversedData(
+            stream_id=gift.stream_id,
+            send_id=done.send_id,
+            sender_id=gift.sender_id,
+            sender=gift.sender_handle,
+            gift_id=gift.gift_id,
+            count=gift.count,
+            coins=gift.coins,
+            diamonds=gift.diamonds,
+            sent_at_us=gift.created_at_us,
+            diamonds_taken=done.diamonds_taken,
+            diamonds_debt=done.diamonds_debt,
+        ),
     )
 
 
@@ -129,22 +217,21 @@ def combo_end_event(
     """The combo's combo_id is its first gift's send id, as in the room's ``gift`` events."""
     return Event(
         event_id=f"combo:{combo_id}",
-        type=EventType.COMBO_END,
         creator_id=creator_id,
         created_at_us=last_at_us,
-        data={
-            "stream_id": stream_id,
-            "combo_id": combo_id,
-            "sender_id": sender_id,
-            "sender": sender_handle,
-            "gift_id": gift_id,
-            "count": count,
-            "coins": coins,
-            "diamonds": diamonds,
-            "sends": sends,
-            "started_at_us": started_at_us,
-            "last_gift_at_us": last_at_us,
-        },
+        data=ComboEndData(
+            stream_id=stream_id,
+            combo_id=combo_id,
+            sender_id=sender_id,
+            sender=sender_handle,
+            gift_id=gift_id,
+            count=count,
+            coins=coins,
+            diamonds=diamonds,
+            sends=sends,
+            started_at_us=started_at_us,
+            last_gift_at_us=last_at_us,
+        ),
     )
 
 
@@ -169,34 +256,41 @@ def single_combo_end(sent: GiftSent, sender_handle: str, at_us: int) -> Event:
 def goal_reached_event(goal: Goal, creator_id: int, progress: int | None, at_us: int) -> Event:
     return Event(
         event_id=f"goal_reached:{goal.id}",
-        type=EventType.GOAL_REACHED,
         creator_id=creator_id,
         created_at_us=at_us,
-        data={
-            "stream_id": goal.stream_id,
-            **goal.as_event_fields(),
-            "progress": progress if progress is not None else goal.target,
-        },
+        data=GoalReachedData(
+            stream_id=goal.stream_id,
+            goal_id=goal.id,
+            kind=goal.kind.value,
+            gift_id=goal.gift_id,
+            target=goal.target,
+            title=goal.title,
+            created_at_us=goal.created_at_us,
+            progress=progress if progress is not None else goal.target,
+        ),
     )
 
 
-def battle_ended_event(
-    battle_id: str, creator_id: int, data: Mapping[str, Any], at_us: int
-) -> Event:
+def battle_ended_event(battle: Battle, creator_id: int, at_us: int) -> Event:
+    """An ended battle's result, for one of its two creators."""
+    result = battle.ended_event()
     return Event(
-        event_id=f"battle_ended:{battle_id}",
-        type=EventType.BATTLE_ENDED,
+        event_id=f"battle_ended:{battle.id}",
         creator_id=creator_id,
         created_at_us=at_us,
-        data={"battle_id": battle_id, **data},
+        data=BattleEndedData(
+            battle_id=str(battle.id),
+            winner=result.winner,
+            sides=result.sides,
+            ended_at_us=result.ended_at_us,
+        ),
     )
 
 
 def ping_event(endpoint_id: int, creator_id: int, at_us: int) -> Event:
     return Event(
         event_id=f"ping:{secrets.token_hex(8)}",  # every test is its own event
-        type=EventType.PING,
         creator_id=creator_id,
         created_at_us=at_us,
-        data={"endpoint_id": endpoint_id, "message": "a test delivery from giftwave"},
+        data=PingData(endpoint_id=endpoint_id, message="a test delivery from giftwave"),
     )

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import enum
 import random
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -29,7 +28,7 @@ from giftwave import metrics
 from giftwave.clock import now_us as wall_clock_us
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.db.upsert import insert_for
-from giftwave.errors import Code, Invalid
+from giftwave.live.battles import Battle
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import Event, EventType, battle_ended_event
@@ -43,7 +42,6 @@ DEFAULT_MAX_PENDING: Final = 10_000
 RETENTION_US: Final = 7 * 86_400 * 1_000_000
 KEEP_FINISHED_PER_ENDPOINT: Final = 10_000
 PRUNE_BATCH_ROWS: Final = 5_000
-BATTLE_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 d = webhook_deliveries
 e = webhook_endpoints
@@ -141,27 +139,19 @@ def enqueue(
 
 
 def enqueue_battle_ended(
-    conn: Connection,
-    *,
-    battle_id: str,
-    creator_ids: Sequence[int],
-    data: Mapping[str, Any],
-    max_pending: int = DEFAULT_MAX_PENDING,
+    conn: Connection, battle: Battle, *, max_pending: int = DEFAULT_MAX_PENDING
 ) -> int:
-    """``battle_ended`` to every creator in the battle that subscribed to it; how many
-    deliveries were queued. Call it in the transaction that records the battle's end: the
-    outbox row then exists exactly when the result does. Idempotent by ``battle_id``; ``data``
-    (scores, winner, …) is sent as the event's ``data``, after ``battle_id``."""
-    if not BATTLE_ID_RE.fullmatch(battle_id):
-        raise Invalid(Code.INVALID_BATTLE_ID, "a battle id is 1-128 of A-Z a-z 0-9 _.:-")
+    """``battle_ended`` to each of the battle's creators that subscribed to it; how many
+    deliveries were queued. The observer of ``live.battles.finish``, called in the transaction
+    that records the result: the outbox row then exists exactly when the result does.
+    Idempotent by the battle's id."""
     gauge = PendingGauge(max_pending)
     at = wall_clock_us()
     queued = 0
-    for creator_id in sorted(set(creator_ids)):
+    for creator_id in sorted({battle.a.creator_id, battle.b.creator_id}):
         wanting = [x for x in endpoints_of(conn, creator_id) if x.wants(EventType.BATTLE_ENDED)]
         if wanting:
-            event = battle_ended_event(battle_id, creator_id, data, at)
-            queued += enqueue(conn, event, wanting, gauge)
+            queued += enqueue(conn, battle_ended_event(battle, creator_id, at), wanting, gauge)
     return queued
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
 import httpx
 from sqlalchemy import Engine
@@ -15,6 +15,7 @@ from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.reversals import GiftReversed
+from giftwave.live.events import GoalReachedShown, RoomEvent
 from giftwave.live.room import Room
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.dispatcher import Dispatcher
@@ -163,13 +164,13 @@ class Webhooks:
 
         self._following[stream_id] = asyncio.create_task(follow(), name=f"follow-{stream_id}")
 
-    def room_events(self, room: Room, events: list[dict[str, Any]]) -> None:
+    def room_events(self, room: Room, events: list[RoomEvent]) -> None:
         """The hub observer: a goal reached in a room this node holds. Every node holding the
         room sees it; the outbox keeps one delivery per endpoint."""
         for event in events:
-            if event.get("type") != "goal_reached":
+            if not isinstance(event, GoalReachedShown):
                 continue
-            goal_id = int(event["goal_id"])
+            goal_id = event.goal_id
             same_goal = room.goal is not None and room.goal.id == goal_id
             progress = room.goal_progress if same_goal else None
             self.writer.post(GoalReached(goal_id, progress, now_us()))
