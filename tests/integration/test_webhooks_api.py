@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import msgspec
 from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
 from sqlalchemy import Engine, func, insert, select
 from webhook_receiver import Receiver
@@ -420,11 +421,14 @@ def test_combos_grow_within_the_window_and_close_once(sa_engine: Engine) -> None
             ended = track_gift(
                 conn, sent, f"user{sent.sender_id}", at_us=int(at_s * s), quiet_us=quiet
             )
-        return [dict(e.data) for e in ended]
+        return [msgspec.structs.asdict(e.data) for e in ended]
 
     def sweep(at_s: float) -> list[dict[str, Any]]:
         with sa_engine.begin() as conn:
-            return [dict(e.data) for e in close_quiet(conn, now_us=int(at_s * s), quiet_us=quiet)]
+            return [
+                msgspec.structs.asdict(e.data)
+                for e in close_quiet(conn, now_us=int(at_s * s), quiet_us=quiet)
+            ]
 
     assert track(_sent(1, "a"), 0) == []
     assert track(_sent(1, "b", count=5), 2.5) == []
