@@ -28,9 +28,11 @@ demo: $(STAMP)
 services:
 	bash scripts/services.sh
 
+# lint-imports: the layers, pyproject.toml's [tool.importlinter] (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src

@@ -9,12 +9,17 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from giftwave.origins import normalize_origin
+
 ENV_PREFIX = "GIFTWAVE_"
+# What GIFTWAVE_TRENDING_WEIGHTS may weigh: trending.engine.Signal's values. The settings import
+# no domain package (pyproject.toml, the layers); trending.service checks that the two agree.
+TRENDING_SIGNALS: Final = frozenset({"gift_coin", "share", "like", "new_viewer"})
 # A DNS name or IPv4 address, or an IPv6 address in brackets: what a Host header names.
 _HOST_NAME_RE = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]"
@@ -120,7 +125,7 @@ class Settings(BaseSettings):
     # "per_event" sends every event to every viewer at once, encoded per viewer: the naive
     # fan-out, kept only as the baseline `giftwave bench fanout` measures against.
     live_fanout: Literal["tick", "per_event"] = "tick"
-    # Room frames written straight to the connection (see realtime/sockets.py); off, every
+    # Room frames written straight to the connection (see api/room_sockets.py); off, every
     # frame goes through ASGI and the WebSocket library, as in any ASGI server (for A/B runs).
     live_direct_writes: bool = True
     # Battles last this long at least (up to 30 minutes); tests lower it to battle in seconds.
@@ -263,12 +268,9 @@ class Settings(BaseSettings):
     @field_validator("trending_weights")
     @classmethod
     def _trending_signals(cls, value: dict[str, float]) -> dict[str, float]:
-        from giftwave.trending.engine import Signal
-
-        known = {signal.value for signal in Signal}
         for name in value:
-            if name not in known:
-                raise ValueError(f"{name!r} is not one of {', '.join(sorted(known))}")
+            if name not in TRENDING_SIGNALS:
+                raise ValueError(f"{name!r} is not one of {', '.join(sorted(TRENDING_SIGNALS))}")
         return value
 
     @field_validator("public_url")
@@ -281,8 +283,6 @@ class Settings(BaseSettings):
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from giftwave.api.origins import normalize_origin
-
         normalized = []
         for origin in value:
             same = normalize_origin(origin)

@@ -4,7 +4,7 @@
   to pyproject.toml without refreshing the lock would be missing from a fresh install, where
   --require-hashes installs nothing else), at a version its bounds allow, with hashes;
 - the room sockets' direct writes still find what they read inside uvicorn (the protocol's
-  transport, ``handshake_complete``, ``conn.extensions``; realtime/sockets.py): a real uvicorn,
+  transport, ``handshake_complete``, ``conn.extensions``; api/room_sockets.py): a real uvicorn,
   configured as `giftwave serve` runs it, hands a room socket a ``TransportSink``, and the
   frame written straight to the transport reaches a real client. When a uvicorn release renames
   one of them, the rooms silently fall back to the slow path; this test says so first.
@@ -31,7 +31,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from giftwave.api.app import UVICORN_OPTIONS
-from giftwave.realtime.sockets import Frame, KeepServerSend, TransportSink, open_sink
+from giftwave.api.room_sockets import KeepServerSend, open_sink
+from giftwave.realtime.sockets import Frame, TransportSink
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PINNED: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
@@ -114,7 +115,7 @@ async def test_room_sockets_write_straight_to_uvicorns_transport() -> None:
                 assert await client.recv() == '{"events":[]}'
         assert sinks == [TransportSink.__name__], (
             "room sockets fell back to the ASGI path: uvicorn's websockets protocol no longer "
-            "has what realtime/sockets.py reads (transport, handshake_complete, conn.extensions)"
+            "has what api/room_sockets.py reads (transport, handshake_complete, conn.extensions)"
         )
     finally:
         server.should_exit = True

@@ -17,7 +17,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from giftwave.api.app import UVICORN_OPTIONS
-from giftwave.realtime.sockets import Frame, KeepServerSend, open_sink
+from giftwave.api.room_sockets import KeepServerSend, open_sink
+from giftwave.realtime.sockets import Frame
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ from giftwave.api.request_observer import (
     SHARE_TEMPLATE,
     ObserveRequests,
 )
+from giftwave.api.room_sockets import KeepServerSend
 from giftwave.api.security_headers import COMMON_HEADERS, SecurityHeaders
 from giftwave.api.state import Services, install
 from giftwave.clips.service import Clips
@@ -80,7 +81,6 @@ from giftwave.payments.sandbox_payouts import SandboxPayoutProvider
 from giftwave.ratelimit import open_rate_limiter
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
-from giftwave.realtime.sockets import KeepServerSend
 from giftwave.sharing.service import Sharing
 from giftwave.social.follows import follow_limiter
 from giftwave.trending.service import Trending, config_from
@@ -581,7 +581,7 @@ def create_app(settings: Settings) -> FastAPI:
     readiness = Readiness(drain)
     if settings.observability:
         app.observer = ObserveRequests(app._serve)
-    install_problem_handlers(app)
+    install_problem_handlers(app, missing_page=site_pages.missing_page)
     for middleware in MIDDLEWARE:
         app.add_middleware(middleware)
     _add_ops_routes(app, readiness)

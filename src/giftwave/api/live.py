@@ -33,6 +33,7 @@ from giftwave.api.auth import (
     session_user,
 )
 from giftwave.api.origins import OriginPolicy
+from giftwave.api.room_sockets import open_sink
 from giftwave.api.shares import share_cookie
 from giftwave.api.state import services
 from giftwave.economy.gifting import SendGift
@@ -47,7 +48,6 @@ from giftwave.live.moderation import may_moderate
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
-from giftwave.realtime.sockets import open_sink
 from giftwave.trending.engine import user_actor
 from giftwave.trending.service import Trending
 

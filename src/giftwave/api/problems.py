@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import psycopg
@@ -165,9 +166,15 @@ def _wants_page(request: Request) -> bool:
     )
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+# The page a browser gets for an address that is not there (web/pages/site.py draws it; pages
+# import this module, so it is handed in rather than imported).
+MissingPage = Callable[[Request], Awaitable[Response]]
+
+
+def install_problem_handlers(app: FastAPI, *, missing_page: MissingPage) -> None:
     """The handlers, the documentation of what they answer, and the path check every route
-    gets: call before adding routes, which take the app router's responses and dependencies."""
+    gets: call before adding routes, which take the app router's responses and dependencies.
+    ``missing_page``: what a browser gets instead of a 404 problem."""
     _document_problems(app)
     app.router.dependencies.append(Depends(_sane_path_params))
 
@@ -192,8 +199,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and _wants_page(request):
-            from giftwave.web.pages.site import missing_page  # pages import this module
-
             return await missing_page(request)
         code = _HTTP_CODES.get(exc.status_code, Code.HTTP_ERROR)
         return problem_response(exc.status_code, code, str(exc.detail))

@@ -34,8 +34,8 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from giftwave import metrics
+from giftwave.api.room_sockets import RAW_SEND_KEY
 from giftwave.logs import REQUEST_ID
-from giftwave.realtime.sockets import RAW_SEND_KEY
 
 HEADER: Final = b"x-request-id"
 _SANE: Final = re.compile(rb"[A-Za-z0-9._-]{1,128}")
@@ -151,7 +151,7 @@ class ObserveRequests:
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]
     ) -> None:
-        # Room sockets write frames straight to the server's transport (realtime/sockets.py):
+        # Room sockets write frames straight to the server's transport (api/room_sockets.py):
         # they must find the server's own send, not this wrapper.
         scope.setdefault(RAW_SEND_KEY, send)
 

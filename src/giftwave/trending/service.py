@@ -25,7 +25,7 @@ from typing import Final
 from sqlalchemy import Engine
 
 from giftwave.clock import now_us
-from giftwave.config import Settings
+from giftwave.config import TRENDING_SIGNALS, Settings
 from giftwave.economy.gifting import GiftSent
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.trending.engine import (
@@ -47,6 +47,9 @@ from giftwave.trending.sources import (
     live_stream,
     live_streams,
 )
+
+# The settings name the signals a weight may be set for without importing this package.
+assert {signal.value for signal in Signal} == TRENDING_SIGNALS, "config.TRENDING_SIGNALS"
 
 REFRESH_S: Final = 1.0
 REBUILD_HALF_LIVES: Final = 4  # older gifts weigh under 1/16: not worth reading at start
