@@ -87,6 +87,7 @@ from giftwave.trending.service import Trending, config_from
 from giftwave.web.pages import admin as admin_pages
 from giftwave.web.pages import clips as clip_pages
 from giftwave.web.pages import economy as economy_pages
+from giftwave.web.pages import payout_sandbox as payout_sandbox_pages
 from giftwave.web.pages import profiles as profile_pages
 from giftwave.web.pages import reach as reach_pages
 from giftwave.web.pages import site as site_pages
@@ -366,6 +367,7 @@ ROUTERS: Final = (
     shop,
     creators,
     payees,
+    payout_sandbox_pages,
     webhooks,
     admin,
     ledger,

@@ -1,31 +1,25 @@
 """Payees and the payout provider: a creator's payee state and onboarding, the provider's
-webhooks, and the sandbox provider's onboarding page. Thin: parse, call the domain, answer."""
+webhooks (the sandbox provider's onboarding page is a page: web/pages/payout_sandbox.py).
+Thin: parse, call the domain, answer."""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated, Final, Literal
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from giftwave import metrics
 from giftwave.api.auth import AdminPrincipal, SessionUser, economy_of
-from giftwave.api.origins import OriginPolicy
 from giftwave.api.problems import Problem
-from giftwave.api.security_headers import CSP, PAGE_POLICY
 from giftwave.api.shop import WEBHOOK_MAX_BYTES, site_url
 from giftwave.economy.payees import NO_ACCOUNT, Payee, Payees
 from giftwave.economy.payout_transfers import PayoutTransfers
 from giftwave.economy.services import Economy
 from giftwave.errors import Code
-from giftwave.payments.base import IgnoredEvent, ProviderUnavailable
+from giftwave.payments.base import IgnoredEvent
 from giftwave.payments.payout_base import PayeeAccountUpdated
-from giftwave.payments.sandbox_payouts import Bank, OnboardingAction, SandboxPayoutProvider
-from giftwave.web.pages.site import visitor
-from giftwave.web.templates import render
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["payees"])
@@ -35,7 +29,7 @@ UserId = Annotated[int, Path(ge=1, le=2**62)]
 RETURN_PATH: Final = "/studio/earnings"
 
 
-def _payees(economy: Economy) -> tuple[Payees, PayoutTransfers]:
+def payees_of(economy: Economy) -> tuple[Payees, PayoutTransfers]:
     if economy.payees is None or economy.payout_transfers is None:
         raise Problem(404, Code.NO_PAYOUT_PROVIDER, "payouts are paid by hand here")
     return economy.payees, economy.payout_transfers
@@ -70,28 +64,28 @@ class OnboardingOut(BaseModel):
 @router.get("/v1/creators/me/payee", response_model=PayeeOut)
 async def my_payee(economy: Econ, user: SessionUser) -> PayeeOut:
     """The creator's payout account: its state and what is missing."""
-    payees, _ = _payees(economy)
+    payees, _ = payees_of(economy)
     return PayeeOut.of(await payees.get(user.id))
 
 
 @router.post("/v1/creators/me/payee/onboarding", response_model=OnboardingOut)
 async def start_onboarding(request: Request, economy: Econ, user: SessionUser) -> OnboardingOut:
     """Start or continue onboarding at the payout provider (the account is made once)."""
-    payees, _ = _payees(economy)
+    payees, _ = payees_of(economy)
     site = site_url(request, economy)
     return OnboardingOut(url=await payees.start_onboarding(user, site, RETURN_PATH))
 
 
 @router.get("/v1/admin/payees/{creator_id}", response_model=PayeeOut, tags=["admin"])
 async def a_payee(creator_id: UserId, economy: Econ, admin: AdminPrincipal) -> PayeeOut:
-    payees, _ = _payees(economy)
+    payees, _ = payees_of(economy)
     return PayeeOut.of(await payees.get(creator_id))
 
 
 @router.post("/v1/payouts/webhooks/{provider}", tags=["payouts"])
 async def payout_webhook(provider: str, request: Request, economy: Econ) -> dict[str, bool]:
     """Where the payout provider reports; verified before anything is read from it."""
-    payees, transfers = _payees(economy)
+    payees, transfers = payees_of(economy)
     if provider != payees.provider.name:
         raise Problem(404, Code.UNKNOWN_PROVIDER, f"{provider!r} is not the payout provider")
     length = request.headers.get("content-length")
@@ -113,69 +107,3 @@ async def payout_webhook(provider: str, request: Request, economy: Econ) -> dict
     else:
         await transfers.handle_event(event)
     return {"received": True}
-
-
-# --- the sandbox provider's onboarding page ---------------------------------------------------
-
-
-def _sandbox(economy: Economy) -> SandboxPayoutProvider:
-    payees, _ = _payees(economy)
-    provider = payees.provider
-    if not isinstance(provider, SandboxPayoutProvider):
-        raise Problem(404, Code.NOT_FOUND, "the sandbox payout provider is not configured")
-    return provider
-
-
-async def _onboarding_account(request: Request, economy: Economy, token: str) -> str:
-    """The account a link is for, to its creator or an admin only: anyone else, or a forged or
-    expired link, finds nothing there."""
-    account_id = _sandbox(economy).account_for_link(token)
-    payees, _ = _payees(economy)
-    return await payees.link_account((await visitor(request)).user, account_id)
-
-
-@router.get("/sandbox/onboarding/{token}", response_class=HTMLResponse, tags=["sandbox"])
-async def onboarding_page(
-    token: str, request: Request, economy: Econ, message: str = ""
-) -> HTMLResponse:
-    account_id = await _onboarding_account(request, economy, token)
-    account = await _sandbox(economy).get_account(account_id)
-    who = await visitor(request)
-    html = render(
-        "sandbox_onboarding.html",
-        who.locale,
-        account=account,
-        banks=list(Bank),
-        base=f"/sandbox/onboarding/{token}",
-        back=RETURN_PATH,
-        done=message == "done",
-        retrying=message == "retrying",
-    )
-    # The provider's page decides who is paid: never in another site's frame.
-    return HTMLResponse(html, headers={CSP: PAGE_POLICY})
-
-
-@router.post("/sandbox/onboarding/{token}/{action}", tags=["sandbox"], response_model=None)
-async def onboarding_action(
-    token: str,
-    action: OnboardingAction,
-    request: Request,
-    economy: Econ,
-    bank: Annotated[Bank, Form()] = Bank.PAYS,
-) -> Response:
-    """What the provider's reviewers decide: approve, ask for more documents, reject."""
-    settings = economy.settings
-    policy = OriginPolicy(settings.public_url, settings.allowed_origins)
-    if not policy.may_act(
-        request.headers.get("origin"), request.headers.get("host"), request.url.scheme == "https"
-    ):
-        raise Problem(
-            403, Code.ORIGIN_NOT_ALLOWED, "this form is posted from the provider's page only"
-        )
-    account_id = await _onboarding_account(request, economy, token)
-    try:
-        delivered = await _sandbox(economy).decide(account_id, action, bank)
-    except ProviderUnavailable as exc:
-        raise Problem(503, exc.code, exc.detail) from exc
-    query = urlencode({"message": "done" if delivered else "retrying"})
-    return RedirectResponse(f"/sandbox/onboarding/{token}?{query}", status_code=303)
