@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -22,33 +23,15 @@ from giftwave.api.auth import MaybePrincipal, SessionUser, StreamingUser
 from giftwave.api.clip_upload import BadForm, UploadTooLarge, receive_upload
 from giftwave.api.problems import PROBLEM_JSON, Problem, problem_response
 from giftwave.api.state import services
-from giftwave.clips.jobs import Job, JobStatus, find_job
-from giftwave.clips.library import (
-    MAX_LIST,
-    REACTIONS,
-    Clip,
-    ClipStatus,
-    clips_of,
-    count_download,
-    delete_clip,
-    find_clip,
-    has_reposted,
-    job_outputs,
-    react,
-    reaction_counts,
-    reactions_of,
-    repost,
-    repost_count,
-    shared_by,
-    unreact,
-    unrepost,
-    update_clip,
-)
+from giftwave.clips import clip_service
+from giftwave.clips.clip_service import ClipView
+from giftwave.clips.jobs import Job, JobStatus
+from giftwave.clips.library import MAX_LIST, ClipStatus
 from giftwave.clips.service import Clips
 from giftwave.clips.storage import ObjectMissing, StoreError
 from giftwave.clock import now_us
 from giftwave.errors import Code
-from giftwave.identity.users import HANDLE_RE, User, find_by_login
+from giftwave.identity.users import User
 
 router = APIRouter(tags=["clips"])
 
@@ -92,7 +75,8 @@ class ClipOut(BaseModel):
     created_at: datetime
 
 
-def clip_out(conn: Any, clip: Clip, viewer: User | None, job_id: str | None = None) -> ClipOut:
+def clip_out(view: ClipView, viewer: User | None, job_id: str | None = None) -> ClipOut:
+    clip = view.clip
     mine = viewer is not None and viewer.id == clip.creator_id
     return ClipOut(
         id=clip.id,
@@ -109,29 +93,14 @@ def clip_out(conn: Any, clip: Clip, viewer: User | None, job_id: str | None = No
         page_url=f"/clips/{clip.id}",
         downloads_enabled=clip.downloads_enabled,
         download_count=clip.download_count if mine else None,
-        reactions=reaction_counts(conn, clip.id),
-        my_reactions=list(reactions_of(conn, viewer.id, clip.id)) if viewer else [],
-        reposts=repost_count(conn, clip.id),
-        reposted=has_reposted(conn, viewer.id, clip.id) if viewer else False,
+        reactions=view.reactions,
+        my_reactions=view.my_reactions,
+        reposts=view.reposts,
+        reposted=view.reposted,
         error=clip.error if mine else None,
         job_id=job_id,
         created_at=_time(clip.created_at_us),
     )
-
-
-def visible_clip(clip: Clip | None, viewer: User | None) -> Clip:
-    """A ready clip for everyone; one being made (or failed) for its creator only."""
-    if clip is None or (
-        clip.status is not ClipStatus.READY and (viewer is None or viewer.id != clip.creator_id)
-    ):
-        raise Problem(404, Code.CLIP_NOT_FOUND, "no such clip")
-    return clip
-
-
-def _load_out(clips: Clips, clip_id: str, viewer: User | None) -> ClipOut:
-    with clips.db.connect() as conn:
-        clip = visible_clip(find_clip(conn, clip_id), viewer)
-        return clip_out(conn, clip, viewer)
 
 
 class NewCut(BaseModel):
@@ -162,13 +131,6 @@ _UPLOAD_BODY: Final = {
         },
     }
 }
-
-
-def _title(value: str | None) -> str:
-    title = (value or "").strip()
-    if not 1 <= len(title) <= 140:
-        raise Problem(422, Code.INVALID_TITLE, "a title has 1 to 140 characters")
-    return title
 
 
 @router.post(
@@ -205,16 +167,11 @@ async def create_clip(
             ) from None
         except BadForm as exc:
             raise Problem(422, Code.INVALID_UPLOAD, str(exc)) from None
-        title = _title(form.fields.get("title"))
+        title = clip_service.title_of(form.fields.get("title"))
         clip = await clips.upload(user, title, dest)
     finally:
         dest.unlink(missing_ok=True)
-
-    def load() -> ClipOut:
-        with clips.db.connect() as conn:
-            return clip_out(conn, clip, user)
-
-    return await run_in_threadpool(load)
+    return clip_out(await run_in_threadpool(clip_service.view, clips.db, clip, user), user)
 
 
 async def _cut(request: Request, clips: Clips, user: User) -> ClipOut:
@@ -233,15 +190,16 @@ async def _cut(request: Request, clips: Clips, user: User) -> ClipOut:
             errors=[{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
         ) from None
     clip, job = await run_in_threadpool(
-        clips.request_cut, user, _title(body.title), body.recording_url, body.start_s, body.end_s
+        clips.request_cut,
+        user,
+        clip_service.title_of(body.title),
+        body.recording_url,
+        body.start_s,
+        body.end_s,
     )
     clips.offer(job)
-
-    def load() -> ClipOut:
-        with clips.db.connect() as conn:
-            return clip_out(conn, clip, user, job.id)
-
-    return await run_in_threadpool(load)
+    view = await run_in_threadpool(clip_service.view, clips.db, clip, user)
+    return clip_out(view, user, job.id)
 
 
 def _viewer(who: Any) -> User | None:
@@ -251,7 +209,8 @@ def _viewer(who: Any) -> User | None:
 @router.get("/v1/clips/{clip_id}", response_model=ClipOut)
 async def get_clip(clip_id: str, clips: ClipsDep, who: MaybePrincipal) -> ClipOut:
     """A clip with its reactions and reposts (the creator also sees its download count)."""
-    return await run_in_threadpool(_load_out, clips, clip_id, _viewer(who))
+    viewer = _viewer(who)
+    return clip_out(await run_in_threadpool(clip_service.find, clips.db, clip_id, viewer), viewer)
 
 
 class ClipPatch(BaseModel):
@@ -260,51 +219,27 @@ class ClipPatch(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=140)
 
 
-def _own(conn: Any, clip_id: str, user: User) -> Clip:
-    # Someone else's clip that is not published (being made, failed) is not there for the
-    # caller: the same 404 as an id that never existed, so ids cannot be probed by writing.
-    clip = visible_clip(find_clip(conn, clip_id), user)
-    if clip.creator_id != user.id:
-        raise Problem(403, Code.NOT_YOUR_CLIP, "only the clip's creator can change it")
-    return clip
-
-
 @router.patch("/v1/clips/{clip_id}", response_model=ClipOut)
 async def patch_clip(clip_id: str, body: ClipPatch, clips: ClipsDep, user: SessionUser) -> ClipOut:
     """The creator turns downloads on or off (off: 403 ``downloads_disabled`` to everyone
     asking for one, finished files included), or renames the clip."""
-
-    def work() -> ClipOut:
-        with clips.db.begin() as conn:
-            _own(conn, clip_id, user)
-            values: dict[str, Any] = {}
-            if body.downloads_enabled is not None:
-                values["downloads_enabled"] = body.downloads_enabled
-            if body.title is not None:
-                values["title"] = _title(body.title)
-            if values:
-                update_clip(conn, clip_id, **values)
-            clip = find_clip(conn, clip_id)
-            assert clip is not None
-            return clip_out(conn, clip, user)
-
-    return await run_in_threadpool(work)
+    view = await run_in_threadpool(
+        partial(
+            clip_service.change,
+            clips.db,
+            clip_id,
+            user,
+            downloads_enabled=body.downloads_enabled,
+            title=body.title,
+        )
+    )
+    return clip_out(view, user)
 
 
 @router.delete("/v1/clips/{clip_id}", status_code=204, response_class=Response)
 async def delete_clip_route(clip_id: str, clips: ClipsDep, user: SessionUser) -> Response:
     """The creator deletes a clip: its files, downloads, reposts and reactions."""
-
-    def work() -> None:
-        with clips.db.begin() as conn:
-            clip = _own(conn, clip_id, user)
-            keys = [clip.video_key] if clip.video_key else []
-            keys += job_outputs(conn, clip_id)
-            delete_clip(conn, clip_id)
-        for key in keys:  # after the commit: a failed delete leaves a file, never a dead row
-            clips.forget(key)
-
-    await run_in_threadpool(work)
+    await run_in_threadpool(clip_service.delete, clips, clip_id, user)
     return Response(status_code=204)
 
 
@@ -315,12 +250,8 @@ async def my_clips(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
 ) -> list[ClipOut]:
     """The caller's clips, newest first, with their download counts (for the studio)."""
-
-    def load() -> list[ClipOut]:
-        with clips.db.connect() as conn:
-            return [clip_out(conn, c, user) for c in clips_of(conn, user.id, limit)]
-
-    return await run_in_threadpool(load)
+    views = await run_in_threadpool(clip_service.clips_by, clips.db, user, limit)
+    return [clip_out(v, user) for v in views]
 
 
 # --- serving files with range requests ----------------------------------------------------
@@ -429,17 +360,12 @@ async def clip_video(
     clip_id: str, request: Request, clips: ClipsDep, who: MaybePrincipal
 ) -> Response:
     """The clip's video, with ``Range: bytes=a-b`` (206), for the player."""
-    clip = await run_in_threadpool(_readable_clip, clips, clip_id, _viewer(who))
+    clip = await run_in_threadpool(clip_service.readable, clips.db, clip_id, _viewer(who))
     if clip.video_key is None:
         raise Problem(404, Code.CLIP_NOT_FOUND, "no such clip")
     return await serve_file(
         request, clips, clip.video_key, clip.content_type, headers={"Cache-Control": "no-cache"}
     )
-
-
-def _readable_clip(clips: Clips, clip_id: str, viewer: User | None) -> Clip:
-    with clips.db.connect() as conn:
-        return visible_clip(find_clip(conn, clip_id), viewer)
 
 
 # --- watermarked downloads ----------------------------------------------------------------
@@ -480,7 +406,7 @@ async def request_download(
     """Start (or reuse: one per clip and version) the render of the clip with the creator's
     moving @handle and an end card; follow the job until ``done``, then fetch its ``url``."""
     # Another creator's clip still being made answers as a missing one, not "not ready".
-    await run_in_threadpool(_readable_clip, clips, clip_id, user)
+    await run_in_threadpool(clip_service.readable, clips.db, clip_id, user)
     job, offer = await run_in_threadpool(clips.download_job, clip_id)
     if offer:
         clips.offer(job)
@@ -489,23 +415,10 @@ async def request_download(
     return _job_out(job)
 
 
-def _download(clips: Clips, clip_id: str, job_id: str) -> tuple[Clip, Job]:
-    with clips.db.connect() as conn:
-        clip = find_clip(conn, clip_id)
-        job = find_job(conn, job_id)
-    if clip is None or clip.status is not ClipStatus.READY:
-        raise Problem(404, Code.CLIP_NOT_FOUND, "no such clip")
-    if job is None or job.clip_id != clip.id or job.kind.value != "render":
-        raise Problem(404, Code.DOWNLOAD_NOT_FOUND, "no such download")
-    if not clip.downloads_enabled:
-        raise Problem(403, Code.DOWNLOADS_DISABLED, "the creator turned off downloads")
-    return clip, job
-
-
 @router.get("/v1/clips/{clip_id}/downloads/{job_id}", response_model=DownloadJobOut)
 async def download_status(clip_id: str, job_id: str, clips: ClipsDep) -> DownloadJobOut:
     """A download's status and progress (percent), and its file's URL once done."""
-    _, job = await run_in_threadpool(_download, clips, clip_id, job_id)
+    _, job = await run_in_threadpool(clip_service.download, clips.db, clip_id, job_id)
     return _job_out(job)
 
 
@@ -517,12 +430,12 @@ async def download_status(clip_id: str, job_id: str, clips: ClipsDep) -> Downloa
 async def download_file(clip_id: str, job_id: str, request: Request, clips: ClipsDep) -> Response:
     """The watermarked file (range requests work); counted as a download for the creator
     when asked for from its first byte."""
-    clip, job = await run_in_threadpool(_download, clips, clip_id, job_id)
+    clip, job = await run_in_threadpool(clip_service.download, clips.db, clip_id, job_id)
     if job.status is not JobStatus.DONE or job.output_key is None:
         raise Problem(409, Code.DOWNLOAD_NOT_READY, "the file is still being made")
     wanted = byte_range(request.headers.get("range"), job.output_bytes)
     if wanted is None or (wanted is not False and wanted[0] == 0):
-        await run_in_threadpool(_count, clips, clip.id)
+        await run_in_threadpool(clip_service.count_download, clips.db, clip.id)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", clip.title).strip("-")[:60] or clip.id
     return await serve_file(
         request,
@@ -536,11 +449,6 @@ async def download_file(clip_id: str, job_id: str, request: Request, clips: Clip
     )
 
 
-def _count(clips: Clips, clip_id: str) -> None:
-    with clips.db.begin() as conn:
-        count_download(conn, clip_id)
-
-
 # --- reposts ------------------------------------------------------------------------------
 
 
@@ -550,26 +458,23 @@ class RepostOut(BaseModel):
     reposts: int
 
 
-def _repost(clips: Clips, clip_id: str, user: User, on: bool) -> RepostOut:
-    with clips.db.begin() as conn:
-        visible_clip(find_clip(conn, clip_id), None)
-        if on:
-            repost(conn, user.id, clip_id, now_us())
-        else:
-            unrepost(conn, user.id, clip_id)
-        return RepostOut(clip_id=clip_id, reposted=on, reposts=repost_count(conn, clip_id))
+async def _repost(clips: Clips, clip_id: str, user: User, on: bool) -> RepostOut:
+    reposts = await run_in_threadpool(
+        clip_service.set_repost, clips.db, clip_id, user, on, now_us()
+    )
+    return RepostOut(clip_id=clip_id, reposted=on, reposts=reposts)
 
 
 @router.post("/v1/clips/{clip_id}/repost", response_model=RepostOut)
 async def repost_clip(clip_id: str, clips: ClipsDep, user: SessionUser) -> RepostOut:
     """Add the clip to the caller's public "shared" collection (again: no change)."""
-    return await run_in_threadpool(_repost, clips, clip_id, user, True)
+    return await _repost(clips, clip_id, user, True)
 
 
 @router.delete("/v1/clips/{clip_id}/repost", response_model=RepostOut)
 async def unrepost_clip(clip_id: str, clips: ClipsDep, user: SessionUser) -> RepostOut:
     """Take the clip out of the caller's "shared" collection."""
-    return await run_in_threadpool(_repost, clips, clip_id, user, False)
+    return await _repost(clips, clip_id, user, False)
 
 
 class SharedClipOut(BaseModel):
@@ -586,19 +491,8 @@ async def shared_collection(
 ) -> list[SharedClipOut]:
     """A user's public "shared" collection: the clips they reposted, newest first."""
     viewer = _viewer(who)
-
-    def load() -> list[SharedClipOut]:
-        with clips.db.connect() as conn:
-            wanted = handle.lower()
-            found = find_by_login(conn, wanted) if HANDLE_RE.fullmatch(wanted) else None
-            if found is None:
-                raise Problem(404, Code.USER_NOT_FOUND, f"no user @{handle}")
-            return [
-                SharedClipOut(clip=clip_out(conn, c, viewer), reposted_at=_time(at))
-                for c, at in shared_by(conn, found[0].id, limit)
-            ]
-
-    return await run_in_threadpool(load)
+    shared = await run_in_threadpool(clip_service.shared_by, clips.db, handle, viewer, limit)
+    return [SharedClipOut(clip=clip_out(v, viewer), reposted_at=_time(at)) for v, at in shared]
 
 
 # --- reactions ----------------------------------------------------------------------------
@@ -610,20 +504,11 @@ class ReactionsOut(BaseModel):
     my_reactions: list[str]
 
 
-def _react(clips: Clips, clip_id: str, emoji: str, user: User, on: bool) -> ReactionsOut:
-    if emoji not in REACTIONS:
-        raise Problem(422, Code.INVALID_REACTION, f"{emoji!r} is not one of {', '.join(REACTIONS)}")
-    with clips.db.begin() as conn:
-        visible_clip(find_clip(conn, clip_id), None)
-        if on:
-            react(conn, user.id, clip_id, emoji, now_us())
-        else:
-            unreact(conn, user.id, clip_id, emoji)
-        return ReactionsOut(
-            clip_id=clip_id,
-            reactions=reaction_counts(conn, clip_id),
-            my_reactions=list(reactions_of(conn, user.id, clip_id)),
-        )
+async def _react(clips: Clips, clip_id: str, emoji: str, user: User, on: bool) -> ReactionsOut:
+    counts, mine = await run_in_threadpool(
+        clip_service.set_reaction, clips.db, clip_id, user, emoji, on, now_us()
+    )
+    return ReactionsOut(clip_id=clip_id, reactions=counts, my_reactions=mine)
 
 
 @router.put("/v1/clips/{clip_id}/reactions/{emoji}", response_model=ReactionsOut)
@@ -631,11 +516,11 @@ async def add_reaction(
     clip_id: str, emoji: str, clips: ClipsDep, user: SessionUser
 ) -> ReactionsOut:
     """React with one of: heart, fire, laugh, wow, clap, sad (once each per person)."""
-    return await run_in_threadpool(_react, clips, clip_id, emoji, user, True)
+    return await _react(clips, clip_id, emoji, user, True)
 
 
 @router.delete("/v1/clips/{clip_id}/reactions/{emoji}", response_model=ReactionsOut)
 async def remove_reaction(
     clip_id: str, emoji: str, clips: ClipsDep, user: SessionUser
 ) -> ReactionsOut:
-    return await run_in_threadpool(_react, clips, clip_id, emoji, user, False)
+    return await _react(clips, clip_id, emoji, user, False)

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.api.clips import ClipOut, clip_out, visible_clip
-from giftwave.api.problems import Problem
+from giftwave.api.clips import clip_out
 from giftwave.api.state import services
-from giftwave.clips.library import MAX_LIST, REACTIONS, clips_of, find_clip
+from giftwave.clips import clip_service
+from giftwave.clips.library import MAX_LIST, REACTIONS
 from giftwave.clips.service import Clips
 from giftwave.clock import now_us
+from giftwave.errors import NotFound
 from giftwave.identity.users import Role
 from giftwave.web.pages.site import not_found, page, visitor
 
@@ -25,18 +26,11 @@ router = APIRouter(include_in_schema=False)
 async def clip_page(clip_id: str, request: Request, via: str = "") -> Response:
     who = await visitor(request)
     clips: Clips = services(request).clips
-
-    def load() -> ClipOut | None:
-        with clips.db.connect() as conn:
-            try:
-                clip = visible_clip(find_clip(conn, clip_id), who.user)
-            except Problem:
-                return None
-            return clip_out(conn, clip, who.user)
-
-    clip = await run_in_threadpool(load)
-    if clip is None:
+    try:
+        view = await run_in_threadpool(clip_service.find, clips.db, clip_id, who.user)
+    except NotFound:
         return not_found(request, who, "clip")
+    clip = clip_out(view, who.user)
     shared_by = None
     if via:
         credit = await run_in_threadpool(services(request).sharing.credit, via, now_us())
@@ -62,12 +56,8 @@ async def studio_clips_page(request: Request) -> Response:
         return page(request, who, "studio_clips.html", status=403, clips=[], not_creator=True)
     clips: Clips = services(request).clips
     user = who.user
-
-    def load() -> list[ClipOut]:
-        with clips.db.connect() as conn:
-            return [clip_out(conn, c, user) for c in clips_of(conn, user.id, MAX_LIST)]
-
-    mine = await run_in_threadpool(load)
+    views = await run_in_threadpool(clip_service.clips_by, clips.db, user, MAX_LIST)
+    mine = [clip_out(v, user) for v in views]
     return page(
         request,
         who,
