@@ -27,8 +27,7 @@ from liveclient import go_live, person
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from serverproc import ServerProcess, one_server
 
-from giftwave.clips.library import insert_clip
-from giftwave.clock import now_us
+from giftwave.clips.library import ClipSource, ClipStatus, insert_clip
 from giftwave.db.engine import make_engine
 from giftwave.db.urls import DatabaseUrl
 
@@ -109,13 +108,12 @@ async def _build(server: ServerProcess, db: DatabaseUrl, tmp: Path) -> Site:
     with engine.begin() as conn:
         insert_clip(
             conn,
-            id="cl_cooking00001",
-            creator_id=luna_id,
-            title="Still cooking",
-            status="processing",
-            source="upload",
-            content_type="video/mp4",
-            created_at_us=now_us(),
+            "cl_cooking00001",
+            luna_id,
+            "Still cooking",
+            ClipSource.UPLOAD,
+            ClipStatus.PROCESSING,
+            "video/mp4",
         )
     engine.dispose()
     return site
