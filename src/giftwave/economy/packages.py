@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from giftwave.db.tables import coin_packages
 from giftwave.errors import Code, Invalid, NotFound
@@ -52,6 +53,16 @@ def list_packages(
     if not include_inactive:
         query = query.where(coin_packages.c.active.is_(True))
     return [_to_package(r) for r in conn.execute(query.order_by(coin_packages.c.coins))]
+
+
+def packages_in(db: Engine, currencies: Sequence[str]) -> list[CoinPackage]:
+    """The packages in the first of ``currencies`` that has any (none has: empty)."""
+    with db.connect() as conn:
+        for currency in currencies:
+            found = list_packages(conn, currency)
+            if found:
+                return found
+    return []
 
 
 def all_packages(conn: Connection) -> list[CoinPackage]:

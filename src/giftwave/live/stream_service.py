@@ -8,12 +8,16 @@ from sqlalchemy import Engine
 
 from giftwave.errors import Code, Conflict, Forbidden
 from giftwave.identity.permissions import require_creator
-from giftwave.identity.users import User, require_active
+from giftwave.identity.users import User, find_user, require_active
+from giftwave.live.gift_rate import recent_gifts_per_second
 from giftwave.live.goals import Goal, GoalKind, clear_goal, set_goal
+from giftwave.live.overlay_keys import creator_of_key, overlay_key
 from giftwave.live.streams import (
     Stream,
     end_stream,
+    find_stream,
     get_stream,
+    live_stream_of,
     live_with_creators,
     start_stream,
 )
@@ -37,10 +41,44 @@ def end(db: Engine, stream_id: str, user: User, *, admin: bool) -> Stream:
         return end_stream(conn, stream_id, user.id, admin=admin)
 
 
-def live_now(db: Engine) -> list[tuple[Stream, str]]:
+def live_now(db: Engine, limit: int = 100) -> list[tuple[Stream, str]]:
     """The live streams, newest first, each with its creator's handle."""
     with db.connect() as conn:
-        return live_with_creators(conn)
+        return live_with_creators(conn, limit)
+
+
+def with_creator(db: Engine, stream_id: str) -> tuple[Stream, User | None] | None:
+    """A stream (live or ended) and its creator, for its page; None: no such stream."""
+    with db.connect() as conn:
+        found = find_stream(conn, stream_id)
+        if found is None:
+            return None
+        return found, find_user(conn, found.creator_id)
+
+
+def overlay_target(db: Engine, key: str, stream_id: str) -> tuple[int | None, Stream | None]:
+    """Whose overlay ``key`` is (None: nobody's), and the stream it shows: ``stream_id``, or
+    with ``live`` the creator's stream live now (None: none, or no such stream)."""
+    with db.connect() as conn:
+        creator_id = creator_of_key(conn, key)
+        if creator_id is None:
+            return None, None
+        if stream_id == "live":
+            return creator_id, live_stream_of(conn, creator_id)
+        return creator_id, find_stream(conn, stream_id)
+
+
+def studio_state(
+    db: Engine, creator: User, at_us: int
+) -> tuple[Stream | None, str, list[tuple[int, int]]]:
+    """The creator's studio: the stream live now, the overlay key (made at the first ask) and
+    the live stream's gifts per second of the last minute."""
+    with db.begin() as conn:
+        live = live_stream_of(conn, creator.id)
+        key = overlay_key(conn, creator.id)
+        # "Gifts per minute" starts from what the stream already had, not from 0.
+        recent = [] if live is None else recent_gifts_per_second(conn, live.id, creator.id, at_us)
+    return live, key, recent
 
 
 def stream(db: Engine, stream_id: str) -> Stream:

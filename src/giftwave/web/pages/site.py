@@ -26,9 +26,9 @@ from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS, CUSTOM_MIN_COINS
 from giftwave.economy.services import Economy
-from giftwave.identity.users import HANDLE_RE, PASSWORD_MIN_CHARS, Role, User, find_user
-from giftwave.live.overlay_keys import creator_of_key
-from giftwave.live.streams import Stream, find_stream, live_stream_of, live_with_creators
+from giftwave.identity.users import HANDLE_RE, PASSWORD_MIN_CHARS, Role, User
+from giftwave.live import stream_service
+from giftwave.live.streams import Stream
 from giftwave.money import EXPONENTS_NOT_TWO
 from giftwave.realtime.hub import Hub
 from giftwave.web.i18n import LANG_COOKIE, client_messages, negotiate
@@ -156,11 +156,6 @@ class StreamCard:
     coins: int
 
 
-def _live_streams(economy: Economy) -> list[tuple[Stream, str]]:
-    with economy.db.connect() as conn:
-        return live_with_creators(conn, HOME_STREAMS)
-
-
 def _cards(hub: Hub, live: list[tuple[Stream, str]]) -> list[StreamCard]:
     cards = []
     for stream, handle in live:
@@ -182,7 +177,7 @@ def _cards(hub: Hub, live: list[tuple[Stream, str]]) -> list[StreamCard]:
 async def home(request: Request) -> HTMLResponse:
     """Discover: what is trending, then who is live now, most watched first."""
     who = await visitor(request)
-    live = await run_in_threadpool(_live_streams, _economy(request))
+    live = await run_in_threadpool(stream_service.live_now, _economy(request).db, HOME_STREAMS)
     hub = services(request).hub
     hot = ranked_streams(trending_of(request), hub, HOME_TRENDING)
     shared = await run_in_threadpool(
@@ -287,13 +282,11 @@ async def _stream_page(
     default_currency = economy.settings.default_currency
 
     def load() -> tuple[Stream, User | None, list[dict[str, Any]], dict[str, Any] | None] | None:
-        with economy.db.connect() as conn:
-            stream = find_stream(conn, stream_id)
-            if stream is None:
-                return None
-            creator = find_user(conn, stream.creator_id)
-            prices = coin_prices(shop_packages(conn, country, default_currency))
-        return stream, creator, gifts_for_tray(economy, who.locale), prices
+        found = stream_service.with_creator(economy.db, stream_id)
+        if found is None:
+            return None
+        prices = coin_prices(shop_packages(economy.db, country, default_currency))
+        return *found, gifts_for_tray(economy, who.locale), prices
 
     found = await run_in_threadpool(load)
     if found is None:  # in the embed's frame too, the visitor reads that it is not there
@@ -366,17 +359,9 @@ async def overlay(
     the creator's overlay key; ``live`` for the stream follows them from stream to stream."""
     who = await visitor(request)
     economy = _economy(request)
-
-    def load() -> tuple[int | None, Stream | None]:
-        with economy.db.connect() as conn:
-            creator_id = creator_of_key(conn, key)
-            if creator_id is None:
-                return None, None
-            if stream_id == "live":
-                return creator_id, live_stream_of(conn, creator_id)
-            return creator_id, find_stream(conn, stream_id)
-
-    creator_id, stream = await run_in_threadpool(load)
+    creator_id, stream = await run_in_threadpool(
+        stream_service.overlay_target, economy.db, key, stream_id
+    )
     if creator_id is None or (stream is not None and stream.creator_id != creator_id):
         return not_found(request, who, "overlay")
     if stream is None and stream_id != "live":
@@ -404,14 +389,10 @@ async def shop_page(request: Request, order: str | None = None) -> Response:
     if who.user is None:
         return RedirectResponse(f"/login?next={quote('/shop')}", status_code=303)
     economy = _economy(request)
-
-    def load() -> dict[str, Any] | None:
-        with economy.db.connect() as conn:
-            found = shop_packages(conn, country, economy.settings.default_currency)
-        return coin_prices(found)
-
-    country = who.user.country
-    prices = await run_in_threadpool(load)
+    found = await run_in_threadpool(
+        shop_packages, economy.db, who.user.country, economy.settings.default_currency
+    )
+    prices = coin_prices(found)
     currency = prices["currency"] if prices else economy.settings.default_currency
     return page(
         request,

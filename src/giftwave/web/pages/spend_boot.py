@@ -11,14 +11,14 @@ from typing import Any, Final
 
 from babel import Locale
 from babel.numbers import get_territory_currencies
-from sqlalchemy import Connection
+from sqlalchemy import Engine
 
 from giftwave.economy.packages import (
     CUSTOM_MAX_COINS,
     CUSTOM_MIN_COINS,
     CoinPackage,
     custom_rate,
-    list_packages,
+    packages_in,
 )
 from giftwave.economy.services import Economy
 from giftwave.errors import Invalid
@@ -36,15 +36,11 @@ def spender(economy: Economy, user: User) -> dict[str, Any]:
     }
 
 
-def shop_packages(conn: Connection, country: str | None, default: str) -> list[CoinPackage]:
+def shop_packages(db: Engine, country: str | None, default: str) -> list[CoinPackage]:
     """The packages a viewer from ``country`` buys: in their country's currency when it has
     packages, else in the default currency, else in USD (the seeded list)."""
     currencies = get_territory_currencies(country) if country else []
-    for currency in [*currencies[:1], default, "USD"]:
-        found = list_packages(conn, currency)
-        if found:
-            return found
-    return []
+    return packages_in(db, [*currencies[:1], default, "USD"])
 
 
 def coin_prices(packages: list[CoinPackage]) -> dict[str, Any] | None:

@@ -26,10 +26,9 @@ from giftwave.economy.earnings import load_statement
 from giftwave.economy.payees import NO_ACCOUNT
 from giftwave.economy.services import Economy
 from giftwave.identity.users import User
+from giftwave.live import stream_service
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
-from giftwave.live.gift_rate import recent_gifts_per_second
-from giftwave.live.overlay_keys import overlay_key
-from giftwave.live.streams import Stream, live_stream_of
+from giftwave.live.streams import Stream
 from giftwave.web.charts import day_chart
 from giftwave.web.i18n import N_, client_messages, text_direction
 from giftwave.web.pages.site import Visitor, gifts_for_tray, page, visitor
@@ -130,15 +129,7 @@ async def studio(request: Request, economy: Econ) -> Response:
     who, creator = found
 
     def load() -> tuple[Stream | None, str, list[dict[str, Any]], list[tuple[int, int]]]:
-        with economy.db.begin() as conn:
-            stream = live_stream_of(conn, creator.id)
-            key = overlay_key(conn, creator.id)
-            # "Gifts per minute" starts from what the stream already had, not from 0.
-            recent = (
-                []
-                if stream is None
-                else recent_gifts_per_second(conn, stream.id, creator.id, now_us())
-            )
+        stream, key, recent = stream_service.studio_state(economy.db, creator, now_us())
         return stream, key, gifts_for_tray(economy, who.locale), recent
 
     stream, key, gifts, recent = await run_in_threadpool(load)
