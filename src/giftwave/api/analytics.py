@@ -15,21 +15,15 @@ import asyncio
 import csv
 import io
 import time
+from functools import partial
 from typing import Annotated, Any, Final, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from giftwave.analytics.reports import (
-    CreatorReport,
-    EconomyReport,
-    StreamReport,
-    Table,
-    creator_report,
-    economy_report,
-    stream_report,
-)
+from giftwave.analytics import figures
+from giftwave.analytics.reports import CreatorReport, EconomyReport, StreamReport, Table
 from giftwave.analytics.rollup import Rollup
 from giftwave.api.auth import AdminPrincipal, MaybePrincipal, SessionUser, economy_of
 from giftwave.api.problems import Problem
@@ -77,42 +71,27 @@ def freshness_of(request: Request) -> Freshness:
 async def economy_figures(request: Request, economy: Economy, days: int) -> EconomyReport:
     await freshness_of(request).ensure()
     settings = economy.settings
-
-    def work() -> EconomyReport:
-        with economy.db.connect() as conn:
-            return economy_report(
-                conn,
-                payout_min_cents=settings.payout_min_cents,
-                diamond_value_usd_micros=settings.diamond_value_usd_micros,
-                days=days,
-            )
-
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(
+        partial(
+            figures.economy,
+            economy.db,
+            payout_min_cents=settings.payout_min_cents,
+            diamond_value_usd_micros=settings.diamond_value_usd_micros,
+            days=days,
+        )
+    )
 
 
 async def creator_figures(
     request: Request, economy: Economy, creator_id: int, days: int
 ) -> CreatorReport:
     await freshness_of(request).ensure()
-
-    def work() -> CreatorReport:
-        with economy.db.connect() as conn:
-            return creator_report(conn, creator_id, days=days)
-
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(figures.creator, economy.db, creator_id, days)
 
 
 async def stream_figures(request: Request, economy: Economy, stream_id: str) -> StreamReport:
     await freshness_of(request).ensure()
-
-    def work() -> StreamReport | None:
-        with economy.db.connect() as conn:
-            return stream_report(conn, stream_id, now_us=now_us())
-
-    found = await run_in_threadpool(work)
-    if found is None:
-        raise Problem(404, Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
-    return found
+    return await run_in_threadpool(figures.stream, economy.db, stream_id, now_us())
 
 
 def answer(report: _Report, format: Format, table: str | None, name: str) -> Any:
@@ -186,8 +165,16 @@ async def stream_health(
     """One stream's viewers, gifts, gifters and spikes: for its creator and for admins."""
     if who is None:
         raise Problem(401, Code.UNAUTHORIZED, "log in or send a bearer token")
-    report = await stream_figures(request, economy, stream_id)
-    mine = who.user is not None and who.api_key is None and who.user.id == report.creator_id
-    if not (mine or who.is_admin):
-        raise Problem(403, Code.NOT_YOUR_STREAM, "only the stream's creator and admins see this")
+    await freshness_of(request).ensure()
+    reader_id = who.user.id if who.user is not None and who.api_key is None else None
+    report = await run_in_threadpool(
+        partial(
+            figures.stream_for,
+            economy.db,
+            stream_id,
+            now_us(),
+            reader_id=reader_id,
+            admin=who.is_admin,
+        )
+    )
     return answer(report, format, table, "stream")
