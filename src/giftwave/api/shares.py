@@ -28,17 +28,15 @@ from giftwave.api.security_headers import COMMON_HEADERS
 from giftwave.api.state import app_services, services, services_if_started
 from giftwave.clock import now_us
 from giftwave.errors import Code
-from giftwave.live.streams import find_stream
-from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits, reach_of, stream_sharers
+from giftwave.sharing.attribution import MAX_SHARERS, Badge, Credits
 from giftwave.sharing.links import (
     CODE_RE,
     Channel,
     ShareCount,
     ShareLink,
     TargetKind,
-    share_counts,
 )
-from giftwave.sharing.service import RECENT_US, Sharing
+from giftwave.sharing.service import Sharing
 from giftwave.trending.engine import Signal, user_actor
 from giftwave.trending.service import Trending
 from giftwave.web.pages.site import page, public_base, visitor
@@ -299,21 +297,17 @@ def _badge(badge: Badge) -> BadgeOut:
 
 
 async def reach(sharing: Sharing, user_id: int) -> ReachOut:
-    def load() -> ReachOut:
-        with sharing.db.connect() as conn:
-            r = reach_of(conn, user_id)
-        return ReachOut(
-            links=r.links,
-            visits=r.visits,
-            unique_visitors=r.unique_visitors,
-            first_touch=CreditsOut.of(r.first_touch),
-            last_touch=CreditsOut.of(r.last_touch),
-            badges=[_badge(b) for b in r.badges],
-            next_badge=None if r.next_badge is None else _badge(r.next_badge),
-            attribution_days=sharing.window_us // (86_400 * 1_000_000),
-        )
-
-    return await run_in_threadpool(load)
+    r = await run_in_threadpool(sharing.reach, user_id)
+    return ReachOut(
+        links=r.links,
+        visits=r.visits,
+        unique_visitors=r.unique_visitors,
+        first_touch=CreditsOut.of(r.first_touch),
+        last_touch=CreditsOut.of(r.last_touch),
+        badges=[_badge(b) for b in r.badges],
+        next_badge=None if r.next_badge is None else _badge(r.next_badge),
+        attribution_days=sharing.window_us // (86_400 * 1_000_000),
+    )
 
 
 @router.get("/v1/me/reach", response_model=ReachOut)
@@ -349,34 +343,22 @@ async def sharers_of_stream(
 ) -> StreamSharesOut:
     """A stream's top sharers (for the creator's studio, beside the top gifters) and its
     share counts: the coins the people they brought gifted to it, then visitors."""
-
-    def load() -> StreamSharesOut | None:
-        with sharing.db.connect() as conn:
-            if find_stream(conn, stream_id) is None:
-                return None
-            counts = share_counts(conn, TargetKind.STREAM, [stream_id], now_us() - RECENT_US)
-            top = stream_sharers(conn, stream_id, limit)
-        count = counts.get(stream_id)
-        return StreamSharesOut(
-            stream_id=stream_id,
-            shares=count.links if count else 0,
-            sharers_last_hour=count.recent_sharers if count else 0,
-            top=[
-                SharerOut(
-                    rank=i,
-                    user_id=s.user_id,
-                    handle=s.handle,
-                    visits=s.visits,
-                    unique_visitors=s.unique_visitors,
-                    signups=s.signups,
-                    gifters=s.gifters,
-                    coins=s.coins,
-                )
-                for i, s in enumerate(top, start=1)
-            ],
-        )
-
-    found = await run_in_threadpool(load)
-    if found is None:
-        raise Problem(404, Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
-    return found
+    count, top = await run_in_threadpool(sharing.stream_sharers, stream_id, limit, now_us())
+    return StreamSharesOut(
+        stream_id=stream_id,
+        shares=count.links,
+        sharers_last_hour=count.recent_sharers,
+        top=[
+            SharerOut(
+                rank=i,
+                user_id=s.user_id,
+                handle=s.handle,
+                visits=s.visits,
+                unique_visitors=s.unique_visitors,
+                signups=s.signups,
+                gifters=s.gifters,
+                coins=s.coins,
+            )
+            for i, s in enumerate(top, start=1)
+        ],
+    )

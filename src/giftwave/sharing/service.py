@@ -20,11 +20,15 @@ from giftwave.live.streams import find_stream
 from giftwave.ratelimit import Rate, UserLimit
 from giftwave.sharing.attribution import (
     Event,
+    Reach,
+    StreamSharer,
     Touched,
     credit_rows,
+    reach_of,
     record_credits,
     record_touches,
     record_visit,
+    stream_sharers,
     touches_of,
 )
 from giftwave.sharing.gift_credits import GiftCredits, credit_thread
@@ -178,6 +182,23 @@ class Sharing:
         """Share counts of streams, with the people who shared each in the last hour."""
         with self.db.connect() as conn:
             return share_counts(conn, TargetKind.STREAM, stream_ids, at_us - RECENT_US)
+
+    def reach(self, sharer_id: int) -> Reach:
+        """What a sharer's links did: visits and visitors, and what those people did next."""
+        with self.db.connect() as conn:
+            return reach_of(conn, sharer_id)
+
+    def stream_sharers(
+        self, stream_id: str, limit: int, at_us: int
+    ) -> tuple[ShareCount, list[StreamSharer]]:
+        """A stream's share counts and its top sharers (404 ``stream_not_found``: no such
+        stream)."""
+        with self.db.connect() as conn:
+            if find_stream(conn, stream_id) is None:
+                raise NotFound(Code.STREAM_NOT_FOUND, f"no stream {stream_id!r}")
+            counts = share_counts(conn, TargetKind.STREAM, [stream_id], at_us - RECENT_US)
+            top = stream_sharers(conn, stream_id, limit)
+        return counts.get(stream_id, ShareCount(0, 0)), top
 
     def landing(self, stream_id: str, via: str, at_us: int) -> Landing:
         """What the viewer page says about sharing: who shared the link it was opened through
