@@ -153,6 +153,7 @@ def admin_calls(payout_id: str, user_id: int, send_id: str) -> dict[tuple[str, s
         ("POST", "/v1/admin/ledger/verify"): ("/v1/admin/ledger/verify", None),
         ("GET", "/v1/admin/analytics/economy"): ("/v1/admin/analytics/economy", None),
         ("GET", "/v1/admin/reports"): ("/v1/admin/reports", None),
+        ("GET", "/v1/admin/payees/{creator_id}"): (f"/v1/admin/payees/{user_id}", None),
     }
 
 
