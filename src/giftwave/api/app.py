@@ -565,7 +565,9 @@ def create_app(settings: Settings) -> FastAPI:
             install(app, parts)
             # SIGTERM drains: new gifts refused, queued ones answered, sockets told (drain.py).
             engine, hub = parts.engine, parts.hub
-            stack.callback(drain.install(lambda: engine.queued_submissions, hub.close_all))
+            stack.callback(
+                drain.install(lambda: engine.queued_submissions, hub.close_all, hub.unsent_bytes)
+            )
             readiness.started(Parts(db=parts.db, engine=parts.engine, broker=parts.broker))
             stack.callback(readiness.stopped)
             yield

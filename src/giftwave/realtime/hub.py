@@ -455,6 +455,15 @@ class Hub:
         if not self._coalesce:
             channel.tick(self._clock_us())  # out at once, not next tick
 
+    def unsent_bytes(self) -> int:
+        """Bytes written to this node's sockets that the kernel has not taken yet: a draining
+        node waits for its close frames to leave (api/drain.py)."""
+        return sum(
+            subscriber.sink.buffered()
+            for channel in self._channels.values()
+            for subscriber in channel.subscribers
+        )
+
     def close_all(self, code: int, reason: str) -> int:
         """Close every socket of every room here (a draining node); how many were open."""
         closed = 0
