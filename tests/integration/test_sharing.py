@@ -23,7 +23,6 @@ from economy_client import (
 )
 from sqlalchemy import func, select, update
 
-from giftwave.api.shares import redirect_in_memory
 from giftwave.api.state import app_services
 from giftwave.clock import now_us
 from giftwave.db.engine import make_engine
@@ -40,6 +39,7 @@ from giftwave.sharing.gift_credits import GiftCredits
 from giftwave.sharing.service import DAY_US, SHARES_BURST, Sharing
 from giftwave.sharing.visit_writer import Visit, VisitWriter
 from giftwave.sharing.visitors import SALT_PREFIX, ShareCookie, daily_salt
+from giftwave.web.pages.share_link import redirect_in_memory
 
 __all__ = ["economy_app"]
 

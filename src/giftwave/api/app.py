@@ -90,6 +90,7 @@ from giftwave.web.pages import economy as economy_pages
 from giftwave.web.pages import payout_sandbox as payout_sandbox_pages
 from giftwave.web.pages import profiles as profile_pages
 from giftwave.web.pages import reach as reach_pages
+from giftwave.web.pages import share_link as share_link_pages
 from giftwave.web.pages import site as site_pages
 from giftwave.web.pages import studio as studio_pages
 from giftwave.webhooks.outbox import enqueue_battle_ended
@@ -310,7 +311,7 @@ class Giftwave(FastAPI):
             path: str = scope["path"]
             if path.startswith("/s/"):
                 scope[LANE_KEY] = SHARE_TEMPLATE
-                if await shares.redirect_in_memory(self, scope, send):
+                if await share_link_pages.redirect_in_memory(self, scope, send):
                     return
             if scope["method"] == "POST" and (stream_id := streams.gift_path(path)) is not None:
                 scope["path_params"] = {"stream_id": stream_id}
@@ -362,6 +363,7 @@ class Giftwave(FastAPI):
 # redirects: a click on a shared link must not walk a hundred routes first).
 ROUTERS: Final = (
     streams,
+    share_link_pages,  # /s/{code}: the share links people click
     shares,
     identity,
     shop,

@@ -72,6 +72,13 @@ def services(conn: HTTPConnection) -> Services:
     return found
 
 
+def public_base(conn: HTTPConnection) -> str:
+    """This site's address as people reach it (GIFTWAVE_PUBLIC_URL, else the request's), for
+    links that leave the page: share links, the plain stream link."""
+    public = services(conn).settings.public_url
+    return str(public).rstrip("/") if public else str(conn.base_url).rstrip("/")
+
+
 def services_if_started(app: Starlette) -> Services | None:
     """The services, or None while the lifespan has not built them (a fast lane's check)."""
     found: Services | None = getattr(app.state, "services", None)

@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from giftwave.api.auth import SESSION_COOKIE, session_user
 from giftwave.api.follows import following_now, friends_watching, social_of_stream
 from giftwave.api.security_headers import ANY_FRAMING, CSP, NO_FRAMING, PAGE_POLICY, page_policy
-from giftwave.api.state import services
+from giftwave.api.state import public_base, services
 from giftwave.api.trending import ranked_streams, trending_of
 from giftwave.clock import now_us
 from giftwave.economy.catalog import Gift
@@ -139,13 +139,6 @@ async def missing_page(request: Request) -> HTMLResponse:
 def _economy(request: Request) -> Economy:
     economy: Economy = services(request).economy
     return economy
-
-
-def public_base(request: Request) -> str:
-    """This site's address as people reach it (GIFTWAVE_PUBLIC_URL, else the request's), for
-    links that leave the page: share links, the plain stream link."""
-    public = _economy(request).settings.public_url
-    return str(public).rstrip("/") if public else str(request.base_url).rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
