@@ -34,8 +34,7 @@ from giftwave.db.tables import payout_events, sandbox_payout_transfers, transfer
 from giftwave.db.urls import DatabaseUrl
 from giftwave.payments.payout_base import PayeeAccount, TransferEventKind
 from giftwave.payments.sandbox_payouts import WEBHOOK_PATH, SandboxPayoutProvider
-from giftwave.payments.sender import SIGNATURE_HEADER
-from giftwave.payments.signing import signature_header
+from giftwave.payments.signing import SIGNATURE_HEADER, signature_header
 
 __all__ = ["economy_app"]
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -26,8 +26,8 @@ from giftwave.payments.base import (
     PaymentEventKind,
     WebhookRejected,
 )
-from giftwave.payments.sender import SIGNATURE_HEADER, SignedSender
-from giftwave.payments.signing import verify_signature
+from giftwave.payments.sender import SignedSender
+from giftwave.payments.signing import SIGNATURE_HEADER, verified_event
 
 __all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "SandboxProvider"]
 
@@ -88,25 +88,16 @@ class SandboxProvider:
         await self._sender.close()
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PaymentEvent:
-        verify_signature(
-            self._secret,
-            payload,
-            headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER),
-            tolerance_s=self._tolerance_s,
+        event_id, kind_name, data = verified_event(
+            self._secret, payload, headers, tolerance_s=self._tolerance_s
         )
         try:
-            body: Any = orjson.loads(payload)
-            kind_name = body["type"]
-            data = body["data"]
-            event_id = body["id"]
             payment_id = data["payment_id"]
             order_id = data.get("order_id")
             amount = data["amount_minor"]
             currency = data["currency"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except KeyError as exc:
             raise WebhookRejected(Code.MALFORMED_WEBHOOK, f"not a sandbox event: {exc}") from None
-        if not isinstance(kind_name, str):
-            raise WebhookRejected(Code.MALFORMED_WEBHOOK, "the event type is not a string")
         if not kind_name.startswith("payment."):
             raise WebhookRejected(Code.UNKNOWN_EVENT, f"unknown event type {kind_name!r}")
         try:

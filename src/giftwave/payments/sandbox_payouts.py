@@ -49,8 +49,8 @@ from giftwave.payments.payout_base import (
     TransferEventKind,
     TransferRequest,
 )
-from giftwave.payments.sender import SIGNATURE_HEADER, SignedSender
-from giftwave.payments.signing import verify_signature
+from giftwave.payments.sender import SignedSender
+from giftwave.payments.signing import verified_event
 
 WEBHOOK_PATH: Final = "/v1/payouts/webhooks/sandbox"
 ONBOARDING_PATH: Final = "/sandbox/onboarding"
@@ -319,21 +319,11 @@ class SandboxPayoutProvider:
     # --- webhooks --------------------------------------------------------------------------
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PayoutWebhook:
-        verify_signature(
-            self._secret,
-            payload,
-            headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER),
-            tolerance_s=self._tolerance_s,
+        event_id, kind, data = verified_event(
+            self._secret, payload, headers, tolerance_s=self._tolerance_s
         )
-        try:
-            body: Any = orjson.loads(payload)
-            event_id, kind, data = body["id"], body["type"], body["data"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise WebhookRejected(Code.MALFORMED_WEBHOOK, f"not a sandbox event: {exc}") from None
         if not (isinstance(event_id, str) and 0 < len(event_id) <= ID_MAX_CHARS):
             raise WebhookRejected(Code.MALFORMED_WEBHOOK, "the event id is not a short string")
-        if not isinstance(kind, str) or not isinstance(data, dict):
-            raise WebhookRejected(Code.MALFORMED_WEBHOOK, "the event type or data is malformed")
         if kind == "account.updated":
             return PayeeAccountUpdated(self.name, event_id, _parse_account(data))
         if kind.startswith("transfer."):

@@ -12,11 +12,10 @@ import httpx
 from giftwave.background import cancel
 from giftwave.errors import Code
 from giftwave.payments.base import ProviderUnavailable
-from giftwave.payments.signing import signature_header
+from giftwave.payments.signing import SIGNATURE_HEADER, signature_header
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER: Final = "Giftwave-Sandbox-Signature"
 DELIVERY_ATTEMPTS: Final = 6
 DELIVERY_FIRST_BACKOFF_S: Final = 0.2
 DELIVERY_TIMEOUT_S: Final = 10.0

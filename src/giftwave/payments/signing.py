@@ -7,9 +7,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
 
 from giftwave.errors import Code
 from giftwave.payments.base import WebhookRejected
+
+SIGNATURE_HEADER: Final = "Giftwave-Sandbox-Signature"
 
 
 def signature_header(secret: str, payload: bytes, timestamp_s: int | None = None) -> str:
@@ -44,3 +50,24 @@ def verify_signature(
         raise WebhookRejected(
             Code.STALE_WEBHOOK, f"the webhook timestamp is more than {tolerance_s} s away"
         )
+
+
+def verified_event(
+    secret: str, payload: bytes, headers: Mapping[str, str], *, tolerance_s: int
+) -> tuple[object, str, dict[str, Any]]:
+    """A sandbox provider's signed event, once its signature holds: (id, type, data).
+    ``WebhookRejected`` for a forged, stale or malformed one; the caller checks its fields."""
+    verify_signature(
+        secret,
+        payload,
+        headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER),
+        tolerance_s=tolerance_s,
+    )
+    try:
+        body: Any = orjson.loads(payload)
+        event_id, kind, data = body["id"], body["type"], body["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise WebhookRejected(Code.MALFORMED_WEBHOOK, f"not a sandbox event: {exc}") from None
+    if not isinstance(kind, str) or not isinstance(data, dict):
+        raise WebhookRejected(Code.MALFORMED_WEBHOOK, "the event type or data is malformed")
+    return event_id, kind, data

@@ -58,15 +58,9 @@ class GiftData(msgspec.Struct, frozen=True):
     diamonds: int
 
 
-class GiftReversedData(msgspec.Struct, frozen=True):
-    stream_id: str
-    send_id: str
-    sender_id: int
-    sender: str
-    gift_id: str
-    count: int
-    coins: int
-    diamonds: int
+class GiftReversedData(GiftData, frozen=True):
+    """The gift's own fields (``GiftData``, in its order), then the reversal's."""
+
     sent_at_us: int
     diamonds_taken: int
     diamonds_debt: int
