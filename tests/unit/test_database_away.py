@@ -10,7 +10,7 @@ import asyncio
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from giftwave.api.problems import install_problem_handlers
@@ -34,7 +34,11 @@ def _get(app: FastAPI, path: str) -> httpx.Response:
 @pytest.fixture(scope="module")
 def app() -> FastAPI:
     app = FastAPI()
-    install_problem_handlers(app)
+
+    async def missing_page(request: Request) -> Response:
+        return Response("not here", status_code=404)
+
+    install_problem_handlers(app, missing_page=missing_page)
 
     @app.get("/away/{kind}")
     async def away(kind: str) -> None:
