@@ -85,7 +85,9 @@ async def test_writer_killed_mid_storm_acknowledges_nothing_it_lost(
     async with PostingEngine(store, batch_max_transfers=64, expiry_interval_s=3600) as engine:
         top = Transfer("top", a["issued"], a["viewer"], 1_000_000, TransferCode.TOPUP)
         assert await engine.submit([top]) == [Outcome.OK]
-        keys = [f"s{n}" for n in range(3000)]
+        # Enough that the kill lands mid-storm on a fast moment too (3,000 were once all
+        # committed before it landed).
+        keys = [f"s{n}" for n in range(20_000)]
         storm = [asyncio.ensure_future(engine.submit(_gift(a, k, 1))) for k in keys]
         await storm[200]  # some batches (32 gifts each) committed, thousands still queued
         pid = store.pid
