@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import StreamingUser, economy_of
-from giftwave.api.shop import site_url
+from giftwave.api.state import public_base
 from giftwave.economy.services import Economy
 from giftwave.live.overlay_keys import creator_key, rotate_creator_key
 
@@ -24,7 +24,7 @@ class OverlayOut(BaseModel):
 
 
 def _out(request: Request, economy: Economy, key: str) -> OverlayOut:
-    return OverlayOut(key=key, url=f"{site_url(request, economy)}/overlay/live?key={key}")
+    return OverlayOut(key=key, url=f"{public_base(request)}/overlay/live?key={key}")
 
 
 @router.get("", response_model=OverlayOut)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from giftwave import metrics
 from giftwave.api.auth import AdminPrincipal, SessionUser, economy_of
 from giftwave.api.problems import Problem
-from giftwave.api.shop import WEBHOOK_MAX_BYTES, site_url
+from giftwave.api.shop import WEBHOOK_MAX_BYTES
+from giftwave.api.state import public_base
 from giftwave.economy.payees import NO_ACCOUNT, Payee, Payees
 from giftwave.economy.payout_transfers import PayoutTransfers
 from giftwave.economy.services import Economy
@@ -72,7 +73,7 @@ async def my_payee(economy: Econ, user: SessionUser) -> PayeeOut:
 async def start_onboarding(request: Request, economy: Econ, user: SessionUser) -> OnboardingOut:
     """Start or continue onboarding at the payout provider (the account is made once)."""
     payees, _ = payees_of(economy)
-    site = site_url(request, economy)
+    site = public_base(request)
     return OnboardingOut(url=await payees.start_onboarding(user, site, RETURN_PATH))
 
 

@@ -18,6 +18,7 @@ from giftwave.api.auth import BuyingUser, economy_of
 from giftwave.api.identity import today
 from giftwave.api.problems import Problem
 from giftwave.api.security_headers import CSP, PAGE_POLICY
+from giftwave.api.state import public_base
 from giftwave.economy.catalog import LOCALES, Gift
 from giftwave.economy.packages import CUSTOM_MAX_COINS
 from giftwave.economy.services import Economy
@@ -50,10 +51,6 @@ def safe_return_path(path: str) -> str:
     """``path`` if it is a place a checkout may come back to, else the shop: the sandbox page
     reads it from its own address, which anyone can write."""
     return path if _RETURN_PATH.fullmatch(path) else "/shop"
-
-
-def site_url(request: Request, economy: Economy) -> str:
-    return economy.settings.public_url or str(request.base_url).rstrip("/")
 
 
 class GiftOut(BaseModel):
@@ -151,7 +148,7 @@ async def create_topup(
     body: NewTopUp, request: Request, economy: Econ, user: BuyingUser
 ) -> OrderOut:
     """Start buying coins: answers the provider's checkout URL. Coins arrive by webhook."""
-    site = site_url(request, economy)
+    site = public_base(request)
     order = await economy.topups.create_order(
         user,
         package_id=body.package_id,

@@ -75,8 +75,8 @@ def services(conn: HTTPConnection) -> Services:
 def public_base(conn: HTTPConnection) -> str:
     """This site's address as people reach it (GIFTWAVE_PUBLIC_URL, else the request's), for
     links that leave the page: share links, the plain stream link."""
-    public = services(conn).settings.public_url
-    return str(public).rstrip("/") if public else str(conn.base_url).rstrip("/")
+    # The setting comes without a trailing slash (config.py).
+    return services(conn).settings.public_url or str(conn.base_url).rstrip("/")
 
 
 def services_if_started(app: Starlette) -> Services | None:

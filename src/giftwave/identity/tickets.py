@@ -23,9 +23,9 @@ from typing import Final, NamedTuple
 from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from giftwave.clock import now_us
-from giftwave.db.tables import sessions, socket_tickets
+from giftwave.db.tables import socket_tickets
 from giftwave.errors import Code, RateLimited
-from giftwave.identity.sessions import token_hash
+from giftwave.identity.sessions import live_session_hashes, token_hash
 
 # Unused tickets one user may hold at once; each new ticket first removes that user's expired
 # ones, so the table holds at most this many rows per user however often they ask.
@@ -82,17 +82,8 @@ def use_ticket(conn: Connection, ticket: str, stream_id: str) -> TicketUse | Non
             socket_tickets.c.session_hash,
         )
     ).first()
-    now = now_us()
-    if row is None or row.expires_at_us <= now or row.stream_id != stream_id:
+    if row is None or row.expires_at_us <= now_us() or row.stream_id != stream_id:
         return None
-    if row.session_hash is None or not session_lives(conn, row.session_hash, now):
+    if row.session_hash is None or not live_session_hashes(conn, [row.session_hash]):
         return None
     return TicketUse(int(row.user_id), str(row.session_hash))
-
-
-def session_lives(conn: Connection, session_hash: str, now: int) -> bool:
-    """Whether the session of this hash exists and has not expired."""
-    expires = conn.execute(
-        select(sessions.c.expires_at_us).where(sessions.c.token_hash == session_hash)
-    ).scalar_one_or_none()
-    return expires is not None and expires > now
