@@ -41,10 +41,10 @@ from giftwave.economy.services import Economy
 from giftwave.errors import Code, DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.sessions import token_hash
 from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
-from giftwave.identity.users import Role, User
+from giftwave.identity.users import User
+from giftwave.live import moderation_service
 from giftwave.live.ban_gate import BanGate
 from giftwave.live.events import ChatDeleted, ChatPosted, Joined, Liked, Muted
-from giftwave.live.moderation import may_moderate
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
@@ -426,16 +426,9 @@ async def _moderate(
     db: Engine,
 ) -> dict[str, Any]:
     """The stream's creator, the moderators they appointed and admins delete messages and mute
-    users, in every node's room. Who is a moderator is read each time (a few commands a
-    second at most, below): a dismissed moderator stops at once, on every node."""
-    if user.id != stream.creator_id and user.role is not Role.ADMIN:
-
-        def appointed() -> bool:
-            with db.connect() as conn:
-                return may_moderate(conn, stream.creator_id, user)
-
-        if not await run_in_threadpool(appointed):
-            raise Forbidden(Code.NOT_MODERATOR, "only the creator, their moderators and admins")
+    users, in every node's room. Who may is the moderation service's rule, read each time (a
+    few commands a second at most, below): a dismissed moderator stops at once, on every node."""
+    await run_in_threadpool(moderation_service.require_moderator_of, db, stream.creator_id, user)
     # Each command is an event in every viewer's frames, on every node: a few a second is
     # what a person cleaning up a room sends; a script's thousands are refused (and its
     # socket closed after MAX_REFUSALS of them).

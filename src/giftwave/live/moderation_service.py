@@ -107,6 +107,13 @@ def reports(db: Engine, creator_id: int | None, by: User | None, limit: int) -> 
         return reports_of(conn, creator_id, limit)
 
 
+def require_moderator_of(db: Engine, creator_id: int, user: User) -> None:
+    """The room's creator, an admin or an appointed moderator (not blocked), else
+    ``not_moderator``: the one rule for the socket's commands and the HTTP routes."""
+    with db.connect() as conn:
+        require_moderator(conn, creator_id, user)
+
+
 def moderates(db: Engine, creator_id: int, user: User) -> bool:
     """Whether the user may moderate the creator's rooms."""
     with db.connect() as conn:
