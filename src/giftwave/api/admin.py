@@ -19,9 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import (
     AdminPrincipal,
-    api_key_revoked_notice,
     economy_of,
-    user_changed_notice,
 )
 from giftwave.api.fields import PlainText, StrictBool
 from giftwave.api.identity import UserOut, today
@@ -43,6 +41,7 @@ from giftwave.identity.users import (
     UserStatus,
 )
 from giftwave.ledger.verify import VerifyReport, verify_snapshot
+from giftwave.realtime.notices import ApiKeyRevoked, UserChanged
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -136,7 +135,7 @@ async def change_user(
         )
     )
     # Committed: every node (this one at once) drops the user it cached (api/auth.py).
-    await services(request).broker.notify(user_changed_notice(user_id))
+    await services(request).broker.notify(UserChanged(user_id=user_id))
     return UserOut.of(user, economy)
 
 
@@ -352,7 +351,7 @@ async def revoke_key(
     admin: AdminPrincipal,
 ) -> None:
     await run_in_threadpool(admin_actions.revoke_key, economy.db, key_id)
-    await services(request).broker.notify(api_key_revoked_notice())  # every node's keys
+    await services(request).broker.notify(ApiKeyRevoked())  # every node's keys
 
 
 class LedgerCheckOut(BaseModel):

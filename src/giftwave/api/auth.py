@@ -42,6 +42,7 @@ from giftwave.identity.sessions import (
     token_hash,
 )
 from giftwave.identity.users import Role, User, find_by_external_ref, find_users
+from giftwave.realtime.notices import AnyNotice, ApiKeyRevoked, SessionEnded, UserChanged
 from giftwave.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
@@ -53,23 +54,14 @@ CSRF_COOKIE: Final = "gw_csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 ON_BEHALF_HEADER: Final = "giftwave-user"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_ENDED: Final = "session_ended"
-USER_CHANGED: Final = "user_changed"
-API_KEY_REVOKED: Final = "api_key_revoked"
 
 
-def session_ended_notice(token: str) -> dict[str, Any]:
+AUTH_NOTICES: Final = (SessionEnded, UserChanged, ApiKeyRevoked)  # what this cache reads
+
+
+def session_ended_notice(token: str) -> SessionEnded:
     """A session was ended: its hash, as stored (a token itself never leaves the process)."""
-    return {"type": SESSION_ENDED, "token_hash": token_hash(token)}
-
-
-def user_changed_notice(user_id: int) -> dict[str, Any]:
-    """A user was blocked, unblocked, frozen or given another role."""
-    return {"type": USER_CHANGED, "user_id": user_id}
-
-
-def api_key_revoked_notice() -> dict[str, Any]:
-    return {"type": API_KEY_REVOKED}
+    return SessionEnded(token_hash=token_hash(token))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,33 +154,30 @@ class AuthCache:
         """Changes with every notice: a read begun before a change stores nothing after it."""
         return self._generation
 
-    def notice(self, notice: dict[str, Any] | None) -> None:
+    def notice(self, notice: AnyNotice | None) -> None:
         """A broker notice (api/app.py registers it); None: some may have been lost."""
-        kind = None if notice is None else notice.get("type")
-        if kind not in (None, SESSION_ENDED, USER_CHANGED, API_KEY_REVOKED):
+        if notice is not None and not isinstance(
+            notice, SessionEnded | UserChanged | ApiKeyRevoked
+        ):
             return  # another part's notice (a ban)
         with self._lock:
             self._generation += 1
-            try:
-                if notice is None:
+            match notice:
+                case None:
                     self._drop_everything()
                     if self._session_ends:
                         task = asyncio.get_running_loop().create_task(self._recheck_sessions())
                         self._rechecks.add(task)
                         task.add_done_callback(self._rechecks.discard)
-                elif kind == SESSION_ENDED:
-                    ended = str(notice["token_hash"])
+                case SessionEnded(token_hash=ended):
                     self.sessions.drop(ended)
                     self._session_ended(ended)
-                elif kind == USER_CHANGED:
-                    user_id = int(notice["user_id"])
+                case UserChanged(user_id=user_id):
                     self.users.drop(user_id)
                     for forget in self._forget_elsewhere:
                         forget(user_id)
-                else:
+                case ApiKeyRevoked():
                     self.keys.clear()
-            except (KeyError, TypeError, ValueError):
-                self._drop_everything()  # a notice this version cannot read: trust nothing
 
     def _drop_everything(self) -> None:
         self.sessions.clear()

@@ -19,7 +19,6 @@ from giftwave.api.auth import (
     economy_of,
     principal,
     session_ended_notice,
-    user_changed_notice,
 )
 from giftwave.api.fields import IsoDate
 from giftwave.api.shares import share_cookie
@@ -35,6 +34,7 @@ from giftwave.identity.users import (
     User,
 )
 from giftwave.ratelimit import Rate, RateLimiter
+from giftwave.realtime.notices import UserChanged
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
@@ -218,7 +218,7 @@ async def become_a_creator(request: Request, economy: Econ, user: SessionUser) -
         account_service.become_creator, economy.db, user.id, economy.age_rule, today()
     )
     if changed:  # every node's pages and routes see the role at once (api/auth.py)
-        await services(request).broker.notify(user_changed_notice(user.id))
+        await services(request).broker.notify(UserChanged(user_id=user.id))
     return UserOut.of(upgraded, economy)
 
 

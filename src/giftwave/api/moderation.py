@@ -26,7 +26,6 @@ from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.errors import Code, RateLimited
 from giftwave.live import moderation_service
-from giftwave.live.ban_gate import ban_notice
 from giftwave.live.moderation import (
     LIST_MAX,
     MAX_MODERATORS,
@@ -39,6 +38,7 @@ from giftwave.live.moderation import (
 )
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import Hub
+from giftwave.realtime.notices import BanChanged
 
 router = APIRouter(prefix="/v1", tags=["moderation"])
 
@@ -151,7 +151,7 @@ class BansOut(BaseModel):
 
 
 async def _tell_nodes(request: Request, creator_id: int, user_id: int) -> None:
-    await services(request).broker.notify(ban_notice(creator_id, user_id))
+    await services(request).broker.notify(BanChanged(creator_id=creator_id, user_id=user_id))
 
 
 @router.get("/creators/{creator_id}/bans", response_model=BansOut)

@@ -2,7 +2,7 @@
 line, like and gift (``live/moderation.py`` stores the bans).
 
 The answer is read from the database and kept ``ttl_s``: a gift rain must not be a query per
-gift. A ban or an unban, on any node, is announced through the broker (``BAN_NOTICE``); every
+gift. A ban or an unban, on any node, is announced through the broker (``BanChanged``); every
 node drops its copy of that answer at once, so the next command reads the new one. When the
 broker says notices may have been lost (Redis restarted or was out of reach), every answer is
 dropped. Should a notice never arrive, an answer is at most ``ttl_s`` old.
@@ -11,22 +11,17 @@ dropped. Should a notice never arrive, an answer is at most ``ttl_s`` old.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import Engine
 
 from giftwave.errors import Code, Forbidden
 from giftwave.live.moderation import is_banned
+from giftwave.realtime.notices import AnyNotice, BanChanged
 from giftwave.ttl_cache import TtlCache
 
-BAN_NOTICE: Final = "ban_changed"
 TTL_S: Final = 30.0
 MAX_ENTRIES: Final = 100_000  # (creator, user) pairs: a few MB
-
-
-def ban_notice(creator_id: int, user_id: int) -> dict[str, Any]:
-    """What a node announces after a ban or unban committed."""
-    return {"type": BAN_NOTICE, "creator_id": creator_id, "user_id": user_id}
 
 
 class BanGate:
@@ -60,13 +55,10 @@ class BanGate:
         if await self.banned(creator_id, user_id):
             raise Forbidden(Code.BANNED, "the creator banned you from their rooms")
 
-    def notice(self, notice: dict[str, Any] | None) -> None:
+    def notice(self, notice: AnyNotice | None) -> None:
         """A broker notice; None: some may have been lost, so nothing kept is trusted."""
         self._generation += 1
         if notice is None:
             self._answers.clear()
-        elif notice.get("type") == BAN_NOTICE:
-            try:
-                self._answers.drop((int(notice["creator_id"]), int(notice["user_id"])))
-            except (KeyError, TypeError, ValueError):
-                self._answers.clear()  # a notice this version cannot read: trust nothing
+        elif isinstance(notice, BanChanged):
+            self._answers.drop((notice.creator_id, notice.user_id))

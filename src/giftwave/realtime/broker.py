@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import msgspec
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -45,6 +44,7 @@ from redis.exceptions import RedisError
 
 from giftwave import metrics
 from giftwave.live.events import RoomNews, decode_news, encode_news
+from giftwave.realtime.notices import AnyNotice, decode_notice, encode_notice
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ COMMAND_RETRY: Final = Retry(ExponentialBackoff(cap=0.1, base=0.01), 2)
 NOTICES_KEY: Final = "giftwave:notices"
 NOTICES_MAXLEN: Final = 10_000  # a few minutes of bans at any plausible rate; nodes read at once
 # A notice, or None: some may have been lost. Called on the event loop; must not block.
-NoticeHandler = Callable[[dict[str, Any] | None], None]
+NoticeHandler = Callable[[AnyNotice | None], None]
 
 
 class EventSink(Protocol):
@@ -109,7 +109,7 @@ class Broker(Protocol):
         """Raise unless the broker answers now (a readiness check: /readyz)."""
         ...
 
-    async def notify(self, notice: dict[str, Any]) -> None:
+    async def notify(self, notice: AnyNotice) -> None:
         """To every node's notice handlers, this node's included; never raises for an outage
         (a notice that cannot be sent is logged: handlers keep answers briefly anyway)."""
         ...
@@ -128,7 +128,7 @@ class MemoryBroker:
     def on_notice(self, handler: NoticeHandler) -> None:
         self._handlers.append(handler)
 
-    async def notify(self, notice: dict[str, Any]) -> None:
+    async def notify(self, notice: AnyNotice) -> None:
         for handler in self._handlers:
             handler(notice)
 
@@ -227,13 +227,13 @@ class RedisBroker:
         assert self._redis is not None, "start() first"
         await self._redis.ping()
 
-    async def notify(self, notice: dict[str, Any]) -> None:
+    async def notify(self, notice: AnyNotice) -> None:
         assert self._redis is not None, "start() first"
         self._tell(notice)  # this node at once; its read loop brings it again (harmless)
         try:
             await self._redis.xadd(
                 NOTICES_KEY,
-                {"e": orjson.dumps(notice)},
+                {"e": encode_notice(notice)},
                 maxlen=NOTICES_MAXLEN,
                 approximate=True,
             )
@@ -242,7 +242,7 @@ class RedisBroker:
             # Redis that is away for them too makes them drop everything when it is back.
             log.warning("redis broker: notice not sent (%s)", exc)
 
-    def _tell(self, notice: dict[str, Any] | None) -> None:
+    def _tell(self, notice: AnyNotice | None) -> None:
         for handler in self._handlers:
             try:
                 handler(notice)
@@ -459,12 +459,11 @@ class RedisBroker:
     def _read_notices(self, entries: Any) -> None:
         for entry_id, fields in entries:
             self._notices_last = entry_id.decode()
-            try:
-                notice = orjson.loads(fields[b"e"])
-            except (KeyError, orjson.JSONDecodeError):
-                log.error("redis broker: skipping a malformed notice")
-                continue
-            self._tell(notice if isinstance(notice, dict) else None)
+            raw = fields.get(b"e")
+            notice = None if raw is None else decode_notice(raw)
+            if notice is None:
+                log.error("redis broker: a notice this version cannot read; trusting no cache")
+            self._tell(notice)
 
 
 def open_broker(url: str) -> Broker:
