@@ -1,6 +1,6 @@
 """The Stripe adapter at its boundary, with no Stripe: the real SDK against a local HTTP stub
-that answers recorded Checkout Session JSON, and recorded webhook events signed here in
-Stripe's scheme (``t=<ts>,v1=<hex HMAC-SHA256 of "<ts>.<body>">``), verified by the SDK.
+(stripe_stub.py) that answers recorded Checkout Session JSON, and recorded webhook events
+signed here in Stripe's scheme, verified by the SDK.
 
 1. each recorded event parses to the right ``PaymentEvent``; every bad delivery is rejected
    with its code;
@@ -15,23 +15,25 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-import hmac
-import itertools
 import json
 import socket
-import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from economy_client import AppFactory, Person, assert_problem, make_app_factory, register
+from stripe_stub import (
+    Answer,
+    SeenRequest,
+    StripeStub,
+    no_route,
+    raw,
+    recorded,
+    serial,
+)
+from stripe_stub import sign as stripe_sign
 
 from giftwave.db.engine import make_engine
 from giftwave.db.urls import DatabaseUrl
@@ -46,7 +48,6 @@ from giftwave.payments.base import (
 )
 from giftwave.payments.stripe_checkout import StripeProvider
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "stripe"
 SECRET = "whsec_test_5f1c0d9e8b7a6c5d4e3f2a1b0c9d8e7f"
 API_KEY = "sk_test_51QxR8sLkM2nB7vC4giftwaveStubKey000000000000000000000000000000000"
 TOLERANCE_S = 300
@@ -54,118 +55,37 @@ WEBHOOK = "/v1/payments/webhooks/stripe"
 RECORDED_ORDER = "ord_Qm7cX2kP9vR4tW8yZ1bN"
 RECORDED_PI = "pi_3QxR8sLkM2nB7vC41aZ9yT5e"
 RECORDED_DELAYED_PI = "pi_3QxS2aLkM2nB7vC40uJ6hG1k"
-_serial = itertools.count(1)
-
-
-def recorded(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
-    return data
-
-
-def raw(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
+_serial = serial
 
 
 def sign(payload: bytes, *, secret: str = SECRET, timestamp: int | None = None) -> str:
-    ts = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={ts},v1={mac}"
+    return stripe_sign(payload, secret=secret, timestamp=timestamp)
 
 
-# --- the stub Stripe API ---------------------------------------------------------------------
+# --- the stub Stripe API: POST /v1/checkout/sessions ----------------------------------------
 
 
-@dataclass(frozen=True)
-class SeenRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    form: dict[str, str]
-
-
-class StripeStub:
-    """``POST /v1/checkout/sessions`` on 127.0.0.1: records each request, answers the recorded
-    session (for the order in the request) or, when queued, a canned status and body."""
-
-    def __init__(self) -> None:
-        self.requests: list[SeenRequest] = []
-        self.replies: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()
-        self._lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                stub._answer(self)
-
-            def do_GET(self) -> None:
-                stub._answer(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> StripeStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def reply(self, status: int, body: dict[str, Any], **headers: str) -> None:
-        self.replies.append((status, body, headers))
-
-    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length).decode()
-        seen = SeenRequest(
-            handler.command,
-            handler.path,
-            {k.lower(): v for k, v in handler.headers.items()},
-            dict(parse_qsl(body, keep_blank_values=True)),
-        )
-        with self._lock:
-            self.requests.append(seen)
-            canned = self.replies.popleft() if self.replies else None
-        if canned is not None:
-            status, answer, headers = canned
-        elif (handler.command, handler.path) == ("POST", "/v1/checkout/sessions"):
-            status, answer, headers = 200, self._session(seen.form), {}
-        else:
-            status, headers = 404, {}
-            answer = {"error": {"type": "invalid_request_error", "message": "no such route"}}
-        out = json.dumps(answer).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(out)))
-        handler.send_header("Request-Id", f"req_stub{next(_serial):010d}")
-        for name, value in headers.items():
-            handler.send_header(name.replace("_", "-"), value)
-        handler.end_headers()
-        handler.wfile.write(out)
-
-    @staticmethod
-    def _session(form: dict[str, str]) -> dict[str, Any]:
-        session = recorded("checkout_session_created")
-        order_id = form.get("metadata[order_id]", RECORDED_ORDER)
-        session["id"] = f"cs_test_a1{next(_serial):06d}{order_id.removeprefix('ord_')}"
-        session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}#fidkdWxOYHwnPyd1"
-        session["client_reference_id"] = order_id
-        session["metadata"] = {"order_id": order_id, "user_id": form.get("metadata[user_id]")}
-        amount = int(form.get("line_items[0][price_data][unit_amount]", "499"))
-        session["amount_total"] = session["amount_subtotal"] = amount
-        session["success_url"] = form.get("success_url")
-        session["cancel_url"] = form.get("cancel_url")
-        return session
+def checkout_route(seen: SeenRequest) -> Answer:
+    """The recorded session, for the order in the request."""
+    if (seen.method, seen.path) != ("POST", "/v1/checkout/sessions"):
+        return no_route()
+    form = seen.form
+    session = recorded("checkout_session_created")
+    order_id = form.get("metadata[order_id]", RECORDED_ORDER)
+    session["id"] = f"cs_test_a1{next(_serial):06d}{order_id.removeprefix('ord_')}"
+    session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}#fidkdWxOYHwnPyd1"
+    session["client_reference_id"] = order_id
+    session["metadata"] = {"order_id": order_id, "user_id": form.get("metadata[user_id]")}
+    amount = int(form.get("line_items[0][price_data][unit_amount]", "499"))
+    session["amount_total"] = session["amount_subtotal"] = amount
+    session["success_url"] = form.get("success_url")
+    session["cancel_url"] = form.get("cancel_url")
+    return 200, session, {}
 
 
 @pytest.fixture
 def stub() -> Iterator[StripeStub]:
-    with StripeStub() as running:
+    with StripeStub(checkout_route) as running:
         yield running
 
 
