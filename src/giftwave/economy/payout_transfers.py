@@ -8,7 +8,9 @@
                             never pays twice (the provider answers the transfer it made)
         ─► transfer.paid                 paid
         ─► transfer.failed / .reversed   returned: the diamonds come back by a ledger
-                                         reversal of the payout's post, with the reason
+                                         reversal of the payout's post, with the reason;
+                                         after a failure the provider first takes the money
+                                         back where the failure left it with the payee
 
 Every webhook is stored once and a payout's end is folded from all of its events: a failure
 or a reversal wins over "paid" whatever the order, so a repeated, late or reordered delivery
@@ -116,9 +118,14 @@ class PayoutTransfers:
         if payout.status is not PayoutStatus.PROCESSING or payout.provider_transfer_id:
             return payout
         payee = await self._payees.get(payout.creator_id)
+        not_ready = None
         if payee is None or payee.state is not PayeeState.VERIFIED:
-            state = "none" if payee is None else payee.state.value
-            return await self.give_back(payout_id, f"{PAYEE_NOT_READY}:{state}")
+            not_ready = f"{PAYEE_NOT_READY}:{'none' if payee is None else payee.state.value}"
+            # Never asked: nothing stands at the provider. Asked without an answer: a transfer
+            # may, so the provider is asked once more with the same key, and its refusal
+            # (having taken back whatever it made) returns the payout.
+            if payee is None or payout.transfer_attempts == 0:
+                return await self.give_back(payout_id, not_ready)
         try:
             payout = await asyncio.to_thread(self._fix_amount, payout, payee.currency)
         except FxRateMissing:
@@ -141,7 +148,7 @@ class PayoutTransfers:
             )
             return await asyncio.to_thread(self._get, payout_id)
         except ProviderUnavailable as exc:
-            return await self.give_back(payout_id, exc.code)
+            return await self.give_back(payout_id, not_ready or exc.code)
         await asyncio.to_thread(self._keep_transfer_id, payout_id, made.transfer_id)
         audit(
             "audit.payout_transfer_created",
@@ -167,9 +174,28 @@ class PayoutTransfers:
             return
         payout, (status, reason) = found
         if status is PayoutStatus.RETURNED:
+            failed = event.kind is TransferEventKind.FAILED
+            if failed and payout.status is not PayoutStatus.RETURNED:
+                await self._take_back(event)  # the money first, then the diamonds
             await self.give_back(payout.id, reason or "returned")
         elif status is PayoutStatus.PAID:
             await asyncio.to_thread(self._mark_paid, payout)
+
+    async def _take_back(self, event: TransferEvent) -> None:
+        try:
+            await self.provider.take_back(event)
+        except ProviderUnavailable as exc:
+            # Answered 503: the provider delivers the event again, and this is tried again.
+            log.error("payout %s: the money could not be taken back: %s", event.payout_id, exc)
+            detail = f"the payout's money could not be taken back: {exc.detail}"
+            raise Unavailable(exc.code, detail) from exc
+        audit(
+            "audit.payout_taken_back",
+            payout_id=event.payout_id,
+            provider=event.provider,
+            transfer_id=event.transfer_id,
+            event_id=event.event_id,
+        )
 
     def _store_and_fold(
         self, event: TransferEvent

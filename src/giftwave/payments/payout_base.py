@@ -99,6 +99,13 @@ class PayoutProvider(Protocol):
         """Send money to the payee; the same ``payout_id`` again answers the same transfer."""
         ...
 
+    async def take_back(self, event: TransferEvent) -> None:
+        """After a ``FAILED`` event, bring the money back from wherever the failure left it
+        (at Stripe, in the payee's own balance: the transfer is reversed), before giftwave
+        gives the diamonds back; nothing where a failure returns the money by itself. The same
+        event again takes nothing twice."""
+        ...
+
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> PayoutWebhook:
         """Verify and decode one delivery, or raise ``WebhookRejected``."""
         ...

@@ -303,6 +303,9 @@ class SandboxPayoutProvider:
             await self._sender.deliver(payload)
         return payload
 
+    async def take_back(self, event: TransferEvent) -> None:
+        pass  # the sandbox's bank refuses a transfer before it is paid: nothing to take back
+
     def _send_later(self, payload: bytes) -> None:
         """A real provider reports a transfer after answering its creation: so does this."""
         if len(self._sends) >= MAX_SENDS_IN_FLIGHT:
