@@ -197,8 +197,10 @@ class Settings(BaseSettings):
     payout_review_timeout_s: Annotated[int, Field(ge=60, le=90 * 86_400)] = 14 * 86_400
     # Who pays an approved payout (docs/economy.md, "The flow of money out"): "none", the
     # operator by hand (approved is the end); "sandbox", the built-in payout provider (only
-    # verified payees may ask; a transfer is made on approval and its webhooks end it).
-    payout_provider: Literal["none", "sandbox"] = "none"
+    # verified payees may ask; a transfer is made on approval and its webhooks end it);
+    # "stripe", Stripe Connect Express accounts (GIFTWAVE_STRIPE_API_KEY and the Connect
+    # endpoint's GIFTWAVE_STRIPE_CONNECT_WEBHOOK_SECRET).
+    payout_provider: Literal["none", "sandbox", "stripe"] = "none"
     # A processing payout whose transfer got no answer is asked for again (the same key) after
     # this long, every sweep, this many times at most; then an operator must look.
     payout_transfer_retry_after_s: Annotated[int, Field(ge=1, le=86_400)] = 60
@@ -225,8 +227,17 @@ class Settings(BaseSettings):
     sandbox_webhook_secret: SecretStr | None = None
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
+    # Stripe Connect (payout_provider "stripe"): the signing secret of the Connect webhook
+    # endpoint (the accounts' events: account.updated, payout.*), and of the account endpoint
+    # that sends the platform's transfer.reversed to the same payouts URL. Each endpoint at
+    # Stripe has its own secret, neither is Checkout's.
+    stripe_connect_webhook_secret: SecretStr | None = None
+    stripe_connect_transfers_webhook_secret: SecretStr | None = None
     # Only for tests that answer as Stripe from a local server.
     stripe_api_base: str | None = None
+    # How long one Stripe API call may take before it counts as unanswered (the SDK retries
+    # twice, with the same idempotency key): a checkout's buyer and a payout's admin wait.
+    stripe_request_timeout_s: Annotated[float, Field(gt=0, le=80)] = 15.0
 
     # Metrics (metrics.py; docs/operations.md "Metrics"): never public by default. A port starts
     # a separate listener that `serve` binds to metrics_host (loopback unless the operator opens

@@ -5,7 +5,8 @@ Three kinds of finding, each naming its variable:
 - an unknown ``GIFTWAVE_*`` variable (error): a misspelt money limit silently ignored would
   leave the default in force; the closest known name is suggested;
 - an unsafe combination for a public server (error): session cookies without ``Secure``
-  on https, the sandbox (free coins) or plain http on a public address, Stripe without keys;
+  on https, the sandboxes (free coins, payouts that pay nothing) or plain http on a public
+  address, Stripe (Checkout or Connect) without keys or with Checkout's secret reused;
 - a choice worth a second look (warning): no admin token, no public URL, private webhook
   addresses allowed.
 
@@ -135,6 +136,7 @@ def unsafe_combinations(settings: Settings) -> list[Finding]:
                 "stripe needs GIFTWAVE_STRIPE_API_KEY and GIFTWAVE_STRIPE_WEBHOOK_SECRET",
             )
         )
+    found.extend(_payout_findings(settings, public))
     token = settings.admin_token
     if token is None:
         found.append(
@@ -167,6 +169,51 @@ def unsafe_combinations(settings: Settings) -> list[Finding]:
                 "warning",
                 "GIFTWAVE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
                 "true: a creator's webhook may call addresses inside your network",
+            )
+        )
+    return found
+
+
+def _payout_findings(settings: Settings, public: bool) -> list[Finding]:
+    found: list[Finding] = []
+    if public and settings.payout_provider == "sandbox":
+        found.append(
+            Finding(
+                "error",
+                "GIFTWAVE_PAYOUT_PROVIDER",
+                "sandbox on a public address: creators would verify themselves and payouts "
+                "would be marked paid with no money sent",
+            )
+        )
+    if settings.payout_provider != "stripe":
+        return found
+    if settings.stripe_api_key is None or settings.stripe_connect_webhook_secret is None:
+        found.append(
+            Finding(
+                "error",
+                "GIFTWAVE_PAYOUT_PROVIDER",
+                "stripe needs GIFTWAVE_STRIPE_API_KEY and GIFTWAVE_STRIPE_CONNECT_WEBHOOK_SECRET",
+            )
+        )
+    checkout = settings.stripe_webhook_secret
+    for name in ("stripe_connect_webhook_secret", "stripe_connect_transfers_webhook_secret"):
+        secret = getattr(settings, name)
+        if secret is not None and checkout is not None and secret == checkout:
+            found.append(
+                Finding(
+                    "error",
+                    ENV_PREFIX + name.upper(),
+                    "the same as GIFTWAVE_STRIPE_WEBHOOK_SECRET: each Stripe endpoint has its "
+                    "own signing secret, so one of them is wrong",
+                )
+            )
+    if settings.stripe_connect_transfers_webhook_secret is None:
+        found.append(
+            Finding(
+                "warning",
+                "GIFTWAVE_STRIPE_CONNECT_TRANSFERS_WEBHOOK_SECRET",
+                "unset: transfer.reversed is not heard, so a transfer reversed in Stripe's "
+                "Dashboard leaves its payout paid",
             )
         )
     return found

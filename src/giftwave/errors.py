@@ -226,6 +226,7 @@ class Code(enum.StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     TOO_MANY_TICKETS = "too_many_tickets"
     TOO_MANY_TRANSFERS = "too_many_transfers"
+    TRANSFER_REFUSED = "transfer_refused"
     UNAUTHORIZED = "unauthorized"
     UNDER_AGE = "under_age"
     UNKNOWN_ACCOUNT = "unknown_account"

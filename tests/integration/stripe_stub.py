@@ -62,6 +62,7 @@ class StripeStub:
         self.replies: deque[Answer] = deque()
         self.late_s = 0.0
         self._late_count = 0
+        self._late_only: tuple[str, str] | None = None
         self._route = route
         self._lock = threading.Lock()
         stub = self
@@ -92,9 +93,10 @@ class StripeStub:
     def reply(self, status: int, body: dict[str, Any], **headers: str) -> None:
         self.replies.append((status, body, headers))
 
-    def answer_late(self, count: int, late_s: float) -> None:
+    def answer_late(self, count: int, late_s: float, only: tuple[str, str] | None = None) -> None:
+        """The next ``count`` requests (of ``only``'s method and path, when given) are late."""
         with self._lock:
-            self._late_count, self.late_s = count, late_s
+            self._late_count, self.late_s, self._late_only = count, late_s, only
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
@@ -109,7 +111,7 @@ class StripeStub:
         with self._lock:
             self.requests.append(seen)
             canned = self.replies.popleft() if self.replies else None
-            late = self._late_count > 0
+            late = self._late_count > 0 and self._late_only in (None, (seen.method, seen.path))
             self._late_count -= 1 if late else 0
             status, answer, headers = canned if canned is not None else self._route(seen)
         if late:

@@ -75,6 +75,7 @@ from giftwave.live.events import GiftCommitted, GiftReversalCommitted
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
+from giftwave.payments.payout_base import PayoutProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.payments.sandbox_payouts import WEBHOOK_PATH as PAYOUT_WEBHOOK_PATH
 from giftwave.payments.sandbox_payouts import SandboxPayoutProvider
@@ -123,6 +124,7 @@ def _provider(settings: Settings, link: SandboxLink, stack: AsyncExitStack) -> P
             webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
             tolerance_s=settings.webhook_tolerance_s,
             api_base=settings.stripe_api_base,
+            request_timeout_s=settings.stripe_request_timeout_s,
         )
         stack.push_async_callback(stripe_provider.close)
         return stripe_provider
@@ -156,9 +158,11 @@ def _sandbox_link(settings: Settings, app: FastAPI, stack: AsyncExitStack) -> Sa
 
 def _payout_provider(
     settings: Settings, link: SandboxLink, stack: AsyncExitStack, db: Engine
-) -> SandboxPayoutProvider | None:
+) -> PayoutProvider | None:
     if settings.payout_provider == "none":
         return None
+    if settings.payout_provider == "stripe":
+        return _stripe_connect(settings, stack)
     secret, client, base = link
     provider = SandboxPayoutProvider(
         db=db,
@@ -166,6 +170,28 @@ def _payout_provider(
         tolerance_s=settings.webhook_tolerance_s,
         client=client,
         webhook_url=base + PAYOUT_WEBHOOK_PATH,
+    )
+    stack.push_async_callback(provider.close)
+    return provider
+
+
+def _stripe_connect(settings: Settings, stack: AsyncExitStack) -> PayoutProvider:
+    from giftwave.payments.stripe_connect import StripeConnectProvider
+
+    if settings.stripe_api_key is None or settings.stripe_connect_webhook_secret is None:
+        raise ConfigError(
+            "GIFTWAVE_PAYOUT_PROVIDER=stripe needs GIFTWAVE_STRIPE_API_KEY and "
+            "GIFTWAVE_STRIPE_CONNECT_WEBHOOK_SECRET"
+        )
+    signing = [settings.stripe_connect_webhook_secret]
+    if settings.stripe_connect_transfers_webhook_secret is not None:
+        signing.append(settings.stripe_connect_transfers_webhook_secret)
+    provider = StripeConnectProvider(
+        api_key=settings.stripe_api_key.get_secret_value(),
+        webhook_secrets=tuple(s.get_secret_value() for s in signing),
+        tolerance_s=settings.webhook_tolerance_s,
+        api_base=settings.stripe_api_base,
+        request_timeout_s=settings.stripe_request_timeout_s,
     )
     stack.push_async_callback(provider.close)
     return provider

@@ -35,6 +35,7 @@ from giftwave.payments.base import (
     WebhookRejected,
 )
 from giftwave.payments.stripe_sdk import (
+    REQUEST_TIMEOUT_S,
     StripeApi,
     amount,
     currency,
@@ -43,9 +44,6 @@ from giftwave.payments.stripe_sdk import (
     stripe_amount,
     text,
 )
-
-# A checkout is created while the buyer waits: give up long before the SDK's default of 80 s.
-REQUEST_TIMEOUT_S: Final = 15.0
 
 _SESSION_EVENTS: Final = {
     "checkout.session.completed": PaymentEventKind.SUCCEEDED,
@@ -64,10 +62,11 @@ class StripeProvider:
         webhook_secret: str,
         tolerance_s: int,
         api_base: str | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         if not webhook_secret.strip():
             raise ValueError("the Stripe webhook signing secret is empty")
-        self._api = StripeApi(api_key, timeout_s=REQUEST_TIMEOUT_S, api_base=api_base)
+        self._api = StripeApi(api_key, timeout_s=request_timeout_s, api_base=api_base)
         self._client = self._api.client
         self._webhook_secret = webhook_secret
         self._tolerance_s = tolerance_s

@@ -25,6 +25,9 @@ from giftwave.payments.base import WebhookRejected
 
 SIGNATURE_HEADER: Final = "stripe-signature"
 MAX_NETWORK_RETRIES: Final = 2
+# A buyer waits for a checkout and an admin for a payout's transfer: give up long before the
+# SDK's default of 80 s (GIFTWAVE_STRIPE_REQUEST_TIMEOUT_S).
+REQUEST_TIMEOUT_S: Final = 15.0
 
 # Stripe's own minor unit per currency, the provider's contract (docs.stripe.com/currencies):
 # two decimals unless listed. ISK is zero-decimal at Stripe but, for backwards compatibility,
