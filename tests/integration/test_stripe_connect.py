@@ -774,7 +774,7 @@ async def test_a_transfer_reversed_at_stripe_returns_a_paid_payout(
         (transfer,) = fake.transfers.values()
         transfer |= {"reversed": True, "amount_reversed": transfer["amount"]}  # the Dashboard
         reversed_ = event("transfer.reversed", transfer)
-        # Delivered with the Connect endpoint's secret: not the endpoint that sends it.
+        # Signed with Checkout's secret: that endpoint does not send here.
         assert_problem(await deliver(client, reversed_, CHECKOUT_SECRET), 400, "bad_signature")
         for _ in range(2):
             assert (await deliver(client, reversed_, TRANSFERS_SECRET)).status_code == 200
@@ -784,19 +784,27 @@ async def test_a_transfer_reversed_at_stripe_returns_a_paid_payout(
     ledger_ok(db_url)
 
 
+async def unanswered_payout(
+    client: httpx.AsyncClient, stub: StripeStub, fake: FakeConnect
+) -> tuple[Person, str, str]:
+    """An approved payout whose transfer Stripe made, every answer arriving too late (the SDK
+    tries three times): processing, with no transfer id and no bank payout yet."""
+    creator, account_id = await onboarded(client, fake)
+    await earn(client, creator)
+    stub.answer_late(count=3, late_s=LATE_S, only=TRANSFER_POST)
+    payout_id, approved = await approve(client, creator)
+    assert (approved["status"], approved["provider_transfer_id"]) == ("processing", None)
+    assert approved["transfer_attempts"] == 1
+    assert len(fake.transfers) == 1  # taken by Stripe all the same
+    assert fake.payouts == {}
+    return creator, account_id, payout_id
+
+
 async def test_a_late_answer_stays_processing_and_the_sweeper_pays_once(
     connect_app: AppFactory, stub: StripeStub, fake: FakeConnect, db_url: DatabaseUrl
 ) -> None:
-    sweep = SWEEP
-    async with connect_app(**sweep) as client:
-        creator, account_id = await onboarded(client, fake)
-        await earn(client, creator)
-        stub.answer_late(count=3, late_s=LATE_S, only=TRANSFER_POST)  # and the SDK's retries
-        payout_id, approved = await approve(client, creator)
-        assert (approved["status"], approved["provider_transfer_id"]) == ("processing", None)
-        assert len(fake.transfers) == 1  # taken by Stripe all the same
-        assert fake.payouts == {}
-        payout = await wait_for(creator, payout_id, "processing")
+    async with connect_app(**SWEEP) as client:
+        creator, account_id, payout_id = await unanswered_payout(client, stub, fake)
         for _ in range(300):
             payout = await payout_of(creator, payout_id)
             if payout["provider_transfer_id"]:
@@ -815,13 +823,8 @@ async def test_a_late_answer_stays_processing_and_the_sweeper_pays_once(
 async def test_an_account_disabled_after_approval_gets_the_payout_returned_once(
     connect_app: AppFactory, stub: StripeStub, fake: FakeConnect, db_url: DatabaseUrl
 ) -> None:
-    sweep = SWEEP
-    async with connect_app(**sweep) as client:
-        creator, account_id = await onboarded(client, fake)
-        await earn(client, creator)
-        stub.answer_late(count=3, late_s=LATE_S, only=TRANSFER_POST)
-        payout_id, _ = await approve(client, creator)
-        assert len(fake.transfers) == 1  # the money left for the account; no answer came
+    async with connect_app(**SWEEP) as client:
+        creator, account_id, payout_id = await unanswered_payout(client, stub, fake)
         # Stripe closes the account before the sweeper asks again; an older report of it
         # arriving late changes nothing.
         fake.disable(account_id)
