@@ -880,6 +880,8 @@ async def test_the_studio_button_leads_to_stripe_and_an_outage_is_a_503(
             account="acct_1QyBsomeoneElse",
         )
         assert (await deliver(client, stranger)).status_code == 200
+        huge = b"{" + b" " * 70_000 + b"}"
+        assert_problem(await deliver(client, huge), 413, "payload_too_large")
         assert_problem(
             await client.post("/v1/payouts/webhooks/sandbox", content=b"{}"),
             404,
