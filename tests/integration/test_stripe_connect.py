@@ -762,6 +762,33 @@ async def test_a_failed_bank_payout_takes_the_money_back_and_returns_the_diamond
     ledger_ok(db_url)
 
 
+async def test_no_diamonds_come_back_before_the_money_does(
+    connect_app: AppFactory, stub: StripeStub, fake: FakeConnect, db_url: DatabaseUrl
+) -> None:
+    async with connect_app() as client:
+        creator, account_id = await onboarded(client, fake)
+        await earn(client, creator)
+        payout_id, _ = await approve(client, creator)
+        failed = bank_event(fake, "payout.failed", account_id, failure_code="no_account")
+        for _ in range(3):  # the reversal, and the SDK's two retries
+            stub.reply(500, {"error": {"type": "api_error", "message": "Something went wrong."}})
+        assert_problem(await deliver(client, failed), 503, "provider_timeout")
+        assert (await payout_of(creator, payout_id))["status"] == "processing"
+        assert (await creator.wallet())["diamonds"] == 0
+        # A late "paid" arrives before Stripe redelivers the failure: the money is taken back
+        # now, then the diamonds; the redelivery changes nothing more.
+        assert (await deliver(client, bank_event(fake, "payout.paid", account_id))).is_success
+        (transfer,) = fake.transfers.values()
+        assert (transfer["reversed"], len(fake.reversals)) == (True, 1)
+        for _ in range(2):
+            assert (await deliver(client, failed)).status_code == 200
+        payout = await payout_of(creator, payout_id)
+        assert (payout["status"], payout["provider_reason"]) == ("returned", "no_account")
+        assert (await creator.wallet())["diamonds"] == 500
+        assert len(fake.reversals) == 1
+    ledger_ok(db_url)
+
+
 async def test_a_transfer_reversed_at_stripe_returns_a_paid_payout(
     connect_app: AppFactory, fake: FakeConnect, db_url: DatabaseUrl
 ) -> None:

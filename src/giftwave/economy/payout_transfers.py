@@ -172,11 +172,13 @@ class PayoutTransfers:
         if found is None:
             log.warning("payout webhook %s names no payout of ours", event.event_id)
             return
-        payout, (status, reason) = found
+        payout, (status, reason), failed = found
         if status is PayoutStatus.RETURNED:
-            failed = event.kind is TransferEventKind.FAILED
+            # After a failure the money first, then the diamonds: also when a later event
+            # (a late "paid") is the one that gets here, the failure's take-back having
+            # been refused before.
             if failed and payout.status is not PayoutStatus.RETURNED:
-                await self._take_back(event)  # the money first, then the diamonds
+                await self._take_back(event)
             await self.give_back(payout.id, reason or "returned")
         elif status is PayoutStatus.PAID:
             await asyncio.to_thread(self._mark_paid, payout)
@@ -199,7 +201,9 @@ class PayoutTransfers:
 
     def _store_and_fold(
         self, event: TransferEvent
-    ) -> tuple[Payout, tuple[PayoutStatus, str | None]] | None:
+    ) -> tuple[Payout, tuple[PayoutStatus, str | None], bool] | None:
+        """The payout (as it was), its end folded from every stored event, and whether one
+        of them is a failure."""
         with self._db.begin() as conn:
             payout = find_payout(conn, event.payout_id)
             if payout is None or payout.provider != event.provider:
@@ -233,7 +237,9 @@ class PayoutTransfers:
                 )
                 .order_by(payout_events.c.received_at_us, payout_events.c.event_id)
             ).all()
-        return payout, fold([(TransferEventKind(r.kind), r.reason) for r in rows])
+        events = [(TransferEventKind(r.kind), r.reason) for r in rows]
+        failed = any(kind is TransferEventKind.FAILED for kind, _ in events)
+        return payout, fold(events), failed
 
     def _mark_paid(self, payout: Payout) -> None:
         with self._db.begin() as conn:
