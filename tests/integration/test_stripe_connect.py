@@ -82,6 +82,7 @@ class FakeConnect:
         self.transfers: dict[str, dict[str, Any]] = {}
         self.payouts: dict[str, dict[str, Any]] = {}
         self.reversals: dict[str, dict[str, Any]] = {}
+        self.pages_read = 0
         self._keys: dict[tuple[str, str], tuple[str, dict[str, str], Answer]] = {}
         self._lock = threading.Lock()
 
@@ -150,14 +151,7 @@ class FakeConnect:
             case ("POST", ["v1", "payouts"]):
                 return self._payout(scope, form)
             case ("GET", ["v1", "payouts"]):
-                since = int(form.get("created[gte]", "0"))
-                found = [
-                    p
-                    for p in self.payouts.values()
-                    if p["account"] == scope and p["created"] >= since
-                ]
-                body = {"object": "list", "data": found, "has_more": False, "url": "/v1/payouts"}
-                return 200, body, {}
+                return self._payouts_list(scope, form)
         return no_route()
 
     def _transfer(self, form: dict[str, str]) -> Answer:
@@ -198,6 +192,22 @@ class FakeConnect:
         transfer["reversals"]["data"].append(reversal)
         self.reversals[reversal["id"]] = reversal
         return 200, reversal, {}
+
+    def _payouts_list(self, scope: str, form: dict[str, str]) -> Answer:
+        """Newest first, a page of ``limit`` after ``starting_after``, as Stripe lists."""
+        since = int(form.get("created[gte]", "0"))
+        found = [
+            p
+            for p in reversed(self.payouts.values())
+            if p["account"] == scope and p["created"] >= since
+        ]
+        after = form.get("starting_after")
+        if after is not None:
+            found = found[[p["id"] for p in found].index(after) + 1 :]
+        limit = int(form.get("limit", "10"))
+        self.pages_read += 1
+        page = {"object": "list", "data": found[:limit], "has_more": len(found) > limit}
+        return 200, page | {"url": "/v1/payouts"}, {}
 
     def _payout(self, scope: str, form: dict[str, str]) -> Answer:
         account = self.accounts.get(scope)
@@ -550,6 +560,24 @@ async def test_a_transfer_then_a_bank_payout_each_under_the_payouts_key(
     fake.forget_keys()
     assert await provider.create_transfer(_transfer(account_id)) == made
     assert (len(fake.transfers), len(fake.payouts)) == (1, 1)
+
+
+async def test_a_retry_reads_every_page_of_the_accounts_payouts(
+    stub: StripeStub, fake: FakeConnect, provider: StripeConnectProvider
+) -> None:
+    """The earlier bank payout is found past the first page (Stripe lists newest first)."""
+    account_id = await _verified_account(fake, provider)
+    made = await provider.create_transfer(_transfer(account_id, "po_gw_old"))
+    for i in range(150):  # this creator's later payouts, each its own
+        await provider.create_transfer(_transfer(account_id, f"po_gw_{i}"))
+    fake.forget_keys()
+    pages = fake.pages_read
+    assert await provider.create_transfer(_transfer(account_id, "po_gw_old")) == made
+    assert fake.pages_read - pages == 2
+    assert (len(fake.transfers), len(fake.payouts)) == (151, 151)
+    assert {r.headers.get("stripe-account") for r in stub.requests if r.path == "/v1/payouts"} == {
+        account_id
+    }
 
 
 async def test_a_refusal_makes_nothing_and_says_why(

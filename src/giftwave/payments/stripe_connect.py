@@ -99,6 +99,9 @@ ACCOUNT_REFUSALS: Final = frozenset(
 # creator or Stripe still has to do, shown among what is due.
 CLOSED_PREFIX: Final = "rejected."
 REQUIREMENTS_MAX: Final = 50
+# A retry reads an account's payouts since the transfer it found, this many a page, at most.
+PAYOUTS_PAGE: Final = 100
+PAYOUTS_SCANNED_MAX: Final = 1000
 NAME_MAX_CHARS: Final = 255
 # What a payout.failed leaves giftwave to say when Stripe gives no failure_code.
 PAYOUT_FAILED: Final = "payout_failed"
@@ -277,18 +280,32 @@ class StripeConnectProvider:
     async def _bank_payout_made(self, request: TransferRequest, transfer: Any) -> bool:
         """Whether an earlier attempt already paid the found transfer out to the bank: the
         account's payouts since the transfer, read for this payout's id (giftwave makes every
-        payout on these accounts, one per giftwave payout, so the list is short)."""
+        payout on these accounts, one per giftwave payout, so the list is short; past
+        ``PAYOUTS_SCANNED_MAX`` an operator looks rather than risk a second one)."""
         since = getattr(transfer, "created", None)
-        params: Any = {"limit": 100}
+        params: Any = {"limit": PAYOUTS_PAGE}
         if isinstance(since, int):
             params["created"] = {"gte": since}
+        scanned = 0
         try:
             found = await self._stripe.payouts.list_async(
                 params, {"stripe_account": request.account_id}
             )
+            async for payout in found.auto_paging_iter():
+                if metadata(payout.to_dict(), "payout_id") == request.payout_id:
+                    return True
+                scanned += 1
+                if scanned >= PAYOUTS_SCANNED_MAX:
+                    break
         except stripe.StripeError as exc:
             raise ProviderTimeout(Code.PROVIDER_TIMEOUT, f"Stripe: {exc}") from exc
-        return any(metadata(p.to_dict(), "payout_id") == request.payout_id for p in found.data)
+        if scanned >= PAYOUTS_SCANNED_MAX:
+            raise ProviderTimeout(
+                Code.PROVIDER_TIMEOUT,
+                f"{scanned} payouts on {request.account_id} since the transfer of payout "
+                f"{request.payout_id}: an operator must check whether it was paid out",
+            )
+        return False
 
     async def take_back(self, event: TransferEvent) -> None:
         await self._reverse(event.transfer_id, event.payout_id)
