@@ -701,6 +701,15 @@ async def approve(client: httpx.AsyncClient, creator: Person) -> tuple[str, dict
     return payout_id, dict(r.json())
 
 
+async def approved_payout(client: httpx.AsyncClient, fake: FakeConnect) -> tuple[Person, str, str]:
+    """A verified creator's 500 diamonds, approved: the transfer and the bank payout made."""
+    creator, account_id = await onboarded(client, fake)
+    await earn(client, creator)
+    payout_id, approved = await approve(client, creator)
+    assert approved["status"] == "processing"
+    return creator, account_id, payout_id
+
+
 async def payout_of(creator: Person, payout_id: str) -> dict[str, Any]:
     r = await creator.get(f"/v1/payouts/{payout_id}")
     assert r.status_code == 200, r.text
@@ -755,9 +764,7 @@ async def test_a_failed_bank_payout_takes_the_money_back_and_returns_the_diamond
     connect_app: AppFactory, fake: FakeConnect, db_url: DatabaseUrl
 ) -> None:
     async with connect_app() as client:
-        creator, account_id = await onboarded(client, fake)
-        await earn(client, creator)
-        payout_id, _ = await approve(client, creator)
+        creator, account_id, payout_id = await approved_payout(client, fake)
         paid = bank_event(fake, "payout.paid", account_id, status="paid")
         failed = bank_event(
             fake, "payout.failed", account_id, status="failed", failure_code="account_closed"
@@ -794,9 +801,7 @@ async def test_no_diamonds_come_back_before_the_money_does(
     connect_app: AppFactory, stub: StripeStub, fake: FakeConnect, db_url: DatabaseUrl
 ) -> None:
     async with connect_app() as client:
-        creator, account_id = await onboarded(client, fake)
-        await earn(client, creator)
-        payout_id, _ = await approve(client, creator)
+        creator, account_id, payout_id = await approved_payout(client, fake)
         failed = bank_event(fake, "payout.failed", account_id, failure_code="no_account")
         for _ in range(3):  # the reversal, and the SDK's two retries
             stub.reply(500, {"error": {"type": "api_error", "message": "Something went wrong."}})
@@ -821,9 +826,7 @@ async def test_a_transfer_reversed_at_stripe_returns_a_paid_payout(
     connect_app: AppFactory, fake: FakeConnect, db_url: DatabaseUrl
 ) -> None:
     async with connect_app() as client:
-        creator, account_id = await onboarded(client, fake)
-        await earn(client, creator)
-        payout_id, _ = await approve(client, creator)
+        creator, account_id, payout_id = await approved_payout(client, fake)
         assert (await deliver(client, bank_event(fake, "payout.paid", account_id))).is_success
         assert (await payout_of(creator, payout_id))["status"] == "paid"
         (transfer,) = fake.transfers.values()
