@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 import typer
@@ -532,6 +533,142 @@ def config_check() -> None:
     warnings = len(findings) - errors
     err.print(f"config check: {errors} error(s), {warnings} warning(s)", highlight=False)
     if errors:
+        raise typer.Exit(1)
+
+
+RECONCILE_DAYS = 30  # the window when --since is not given
+
+
+class Provider(enum.StrEnum):
+    STRIPE = "stripe"
+    SANDBOX = "sandbox"
+
+
+def _since_us(text: str | None) -> int:
+    """--since: a UTC date (YYYY-MM-DD) or an ISO 8601 time with its offset; exit 2 if not."""
+    from datetime import UTC, date, datetime, timedelta
+
+    if text is None:
+        start = datetime.now(UTC) - timedelta(days=RECONCILE_DAYS)
+        return int(start.timestamp()) * 1_000_000
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError("no UTC offset")
+        return int(moment.timestamp() * 1_000_000)
+    except (ValueError, OverflowError):
+        err.print(
+            f"giftwave: --since takes a date (2026-12-01) or a time with its offset "
+            f"(2026-12-01T09:30:00+00:00), not {text[:40]!r}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def _mismatch_line(m: dict[str, Any]) -> str:
+    def side(record: dict[str, Any] | None) -> str:
+        if record is None:
+            return "none"
+        return f"{record['amount_minor']} {record['currency']} {record['state']}"
+
+    return (
+        f"MISMATCH {m['mismatch']:<19} {m['kind']:<7} {m['reference']}: "
+        f"ledger {side(m['ledger'])}, provider {side(m['provider'])}"
+    )
+
+
+@app.command()
+def reconcile(
+    provider: Annotated[
+        Provider | None,
+        typer.Option(
+            help="Whose records to compare with the ledger (default: GIFTWAVE_PAYMENT_PROVIDER)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help=f"From this UTC date (YYYY-MM-DD) or ISO time on (default: {RECONCILE_DAYS} "
+            "days ago)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare the ledger's top-ups, refunds, disputes and payouts with the payment provider's
+    records and list every mismatch. Exit 0 clean, 1 mismatches, 2 usage error or provider or
+    database unreachable. The run is kept for the admin console (docs/operations.md)."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from giftwave.db.engine import SchemaOutOfDate, check_schema, make_engine
+    from giftwave.db.urls import parse_database_url
+    from giftwave.economy.reconcile import Mismatch
+    from giftwave.economy.reconcile_runs import Run, mismatch_out
+    from giftwave.economy.reconcile_runs import reconcile as run_reconcile
+    from giftwave.payments.base import ProviderUnavailable
+    from giftwave.payments.records import RecordSource
+
+    settings = _settings()
+    since_us = _since_us(since)
+    name = provider or settings.payment_provider
+    db = make_engine(parse_database_url(settings.database_url))
+    source: RecordSource
+    close: Callable[[], Awaitable[None]] | None = None
+    if name == Provider.STRIPE:
+        from giftwave.payments.stripe_records import StripeRecords
+
+        if settings.stripe_api_key is None:
+            err.print("giftwave: reconcile --provider stripe needs GIFTWAVE_STRIPE_API_KEY")
+            raise typer.Exit(2)
+        source = stripe = StripeRecords(
+            api_key=settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base
+        )
+        close = stripe.close
+    else:
+        from giftwave.payments.sandbox_records import SandboxRecords
+
+        source = SandboxRecords(db)
+
+    async def run() -> tuple[Run, list[Mismatch]]:
+        try:
+            return await run_reconcile(db, source, since_us)
+        finally:
+            if close is not None:
+                await close()
+
+    try:
+        check_schema(db)
+        report, mismatches = asyncio.run(run())
+    except (SchemaOutOfDate, ProviderUnavailable, SQLAlchemyError) as exc:
+        detail = exc.detail if isinstance(exc, ProviderUnavailable) else str(exc).split("\n")[0]
+        err.print(f"giftwave: reconcile: {detail}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    # The stored run keeps the first mismatches; the command prints every one.
+    shown = report.as_dict() | {
+        "mismatches": [mismatch_out(m) for m in mismatches],
+        "truncated": False,
+    }
+    if as_json:
+        out.print_json(json.dumps(shown))
+    else:
+        for m in shown["mismatches"]:
+            out.print(_mismatch_line(m), highlight=False, markup=False, soft_wrap=True)
+        verdict = "clean" if report.clean else f"{report.mismatch_count} mismatch(es)"
+        out.print(
+            f"reconcile {report.provider}: {verdict} ({report.ledger_records} ledger records, "
+            f"{report.provider_records} provider records)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not report.clean:
         raise typer.Exit(1)
 
 

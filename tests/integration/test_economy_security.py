@@ -154,6 +154,7 @@ def admin_calls(payout_id: str, user_id: int, send_id: str) -> dict[tuple[str, s
         ("GET", "/v1/admin/analytics/economy"): ("/v1/admin/analytics/economy", None),
         ("GET", "/v1/admin/reports"): ("/v1/admin/reports", None),
         ("GET", "/v1/admin/payees/{creator_id}"): (f"/v1/admin/payees/{user_id}", None),
+        ("GET", "/v1/admin/reconciliation"): ("/v1/admin/reconciliation", None),
     }
 
 

@@ -30,6 +30,8 @@ from giftwave.clock import now_us
 from giftwave.economy import admin_actions
 from giftwave.economy.catalog import Gift
 from giftwave.economy.payouts import Payout, PayoutStatus
+from giftwave.economy.reconcile import MismatchKind
+from giftwave.economy.reconcile_runs import last_run
 from giftwave.economy.reversals import RECENT_MAX_SENDS, SentGift
 from giftwave.economy.services import Economy
 from giftwave.economy.topups import Order
@@ -41,6 +43,7 @@ from giftwave.identity.users import (
     UserStatus,
 )
 from giftwave.ledger.verify import VerifyReport, verify_snapshot
+from giftwave.payments.records import RecordKind
 from giftwave.realtime.notices import ApiKeyRevoked, UserChanged
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -436,3 +439,50 @@ async def ledger_health(economy: Econ, checks: Checks, admin: AdminPrincipal) ->
 async def verify_ledger_now(economy: Econ, checks: Checks, admin: AdminPrincipal) -> LedgerCheckOut:
     """Check every ledger invariant now (``giftwave ledger verify``), from one snapshot."""
     return await checks.run(economy)
+
+
+class RecordOut(BaseModel):
+    amount_minor: int
+    currency: str
+    state: str
+    at_us: int
+
+
+class MismatchOut(BaseModel):
+    mismatch: MismatchKind
+    kind: RecordKind
+    reference: str
+    ledger: RecordOut | None
+    provider: RecordOut | None
+
+
+class RecordCountsOut(BaseModel):
+    ledger: int
+    provider: int
+
+
+class ReconcileRunOut(BaseModel):
+    provider: str
+    since_us: int
+    started_at_us: int
+    finished_at_us: int
+    clean: bool
+    records: RecordCountsOut
+    counts: dict[MismatchKind, int]
+    mismatch_count: int
+    mismatches: list[MismatchOut] = Field(description="the first mismatches of the run")
+    truncated: bool = Field(description="the run found more mismatches than it kept")
+
+
+class ReconciliationOut(BaseModel):
+    last_run: ReconcileRunOut | None = Field(description="None before the first run")
+
+
+@router.get("/reconciliation", response_model=ReconciliationOut)
+async def reconciliation(economy: Econ, admin: AdminPrincipal) -> ReconciliationOut:
+    """The last `giftwave reconcile` run: the ledger's top-ups, refunds, disputes and payouts
+    compared with the payment provider's records (docs/operations.md, "Reconciliation")."""
+    run = await run_in_threadpool(last_run, economy.db)
+    return ReconciliationOut(
+        last_run=None if run is None else ReconcileRunOut.model_validate(run.as_dict())
+    )

@@ -110,7 +110,9 @@ log = logging.getLogger(__name__)
 SandboxLink = tuple[str, httpx.AsyncClient, str]
 
 
-def _provider(settings: Settings, link: SandboxLink, stack: AsyncExitStack) -> PaymentProvider:
+def _provider(
+    settings: Settings, link: SandboxLink, stack: AsyncExitStack, db: Engine
+) -> PaymentProvider:
     if settings.payment_provider == "stripe":
         from giftwave.payments.stripe_checkout import StripeProvider
 
@@ -130,6 +132,7 @@ def _provider(settings: Settings, link: SandboxLink, stack: AsyncExitStack) -> P
         return stripe_provider
     secret, client, base = link
     sandbox = SandboxProvider(
+        db=db,
         secret=secret,
         tolerance_s=settings.webhook_tolerance_s,
         client=client,
@@ -514,7 +517,7 @@ async def _start_services(
         settings,
         db,
         engine,
-        _provider(settings, link, stack),
+        _provider(settings, link, stack, db),
         _payout_provider(settings, link, stack, db),
     )
     if economy.payout_transfers is not None:

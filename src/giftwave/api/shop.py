@@ -275,8 +275,7 @@ async def sandbox_action(
     }[action]
     amount = order.amount_minor
     if kind is PaymentEventKind.REFUNDED:
-        payment_id = provider.payment_id(session_id)
-        already = await run_in_threadpool(economy.topups.refunded_so_far, "sandbox", payment_id)
+        already = await run_in_threadpool(provider.refunded_so_far, session_id)
         amount = min(order.amount_minor, already + (amount_minor or order.amount_minor))
     if kind in (PaymentEventKind.REFUNDED, PaymentEventKind.DISPUTED) and order.status in (
         OrderStatus.OPEN,
@@ -287,6 +286,8 @@ async def sandbox_action(
         order.status is not OrderStatus.OPEN
     ):
         raise Problem(409, Code.CHECKOUT_CLOSED, f"this checkout is already {order.status.value}")
+    # The provider's own record first, as a real one keeps it: whatever giftwave does next.
+    await provider.record(kind, session_id, order.id, amount, order.currency)
     payload = provider.event_payload(kind, session_id, order.id, amount, order.currency)
     delivered = await provider.deliver(payload)
     message = "done" if delivered else "giftwave did not answer; the sandbox keeps retrying"

@@ -870,3 +870,41 @@ chat_reports = Table(
     Index("ix_chat_reports_creator_time", "creator_id", "created_at_us"),
     Index("ix_chat_reports_time", "created_at_us"),
 )
+
+# --- reconciliation (migration 0020; docs/economy.md, "Reconciliation") ----------------------
+
+# The sandbox payment provider's own record of each payment (payments/sandbox.py), as a real
+# provider keeps its side: what was paid, refunded and disputed, whatever giftwave heard.
+sandbox_payments = Table(
+    "sandbox_payments",
+    metadata,
+    Column("payment_id", String(40), primary_key=True),
+    Column("session_id", String(64), nullable=False, unique=True),
+    Column("order_id", String(40), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # succeeded | failed
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("disputed", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("refunded_at_us", BigInteger, nullable=True),
+    Column("disputed_at_us", BigInteger, nullable=True),
+    Index("ix_sandbox_payments_time", "created_at_us"),
+)
+
+# Each `giftwave reconcile` run: when, against which provider, from when, what it counted and
+# the first mismatches (bounded: economy/reconcile_runs.py). Only the newest runs are kept.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("provider", String(16), nullable=False),
+    Column("since_us", BigInteger, nullable=False),
+    Column("started_at_us", BigInteger, nullable=False),
+    Column("finished_at_us", BigInteger, nullable=False),
+    Column("ledger_records", Integer, nullable=False),
+    Column("provider_records", Integer, nullable=False),
+    Column("mismatch_count", Integer, nullable=False),
+    Column("counts_json", Text, nullable=False),
+    Column("mismatches_json", Text, nullable=False),
+)

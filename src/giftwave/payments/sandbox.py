@@ -4,10 +4,16 @@ It behaves like a real provider where it matters: the page only asks; what moves
 signed webhook delivered over HTTP to ``/v1/payments/webhooks/sandbox``, retried with backoff
 until giftwave answers 2xx, and verified like any other. The page can pay, decline, refund
 (fully or partly) and dispute a payment — the last two are what a bank would do later.
+
+Like a real provider it keeps its own record of each payment (``sandbox_payments``, in the same
+database): what was paid, refunded and disputed, written before giftwave is told, whatever
+giftwave then does with it. Reconciliation reads that record back (``payment_records``) and
+compares it with the ledger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -17,7 +23,11 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from giftwave.clock import now_us
+from giftwave.db.tables import sandbox_payments
 from giftwave.errors import Code
 from giftwave.payments.base import (
     CheckoutRequest,
@@ -26,10 +36,11 @@ from giftwave.payments.base import (
     PaymentEventKind,
     WebhookRejected,
 )
+from giftwave.payments.records import DONE, Record, RecordKind, topup_state
 from giftwave.payments.sender import SignedSender
 from giftwave.payments.signing import SIGNATURE_HEADER, verified_event
 
-__all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "SandboxProvider"]
+__all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "SandboxProvider", "payment_records"]
 
 WEBHOOK_PATH: Final = "/v1/payments/webhooks/sandbox"
 
@@ -38,8 +49,15 @@ class SandboxProvider:
     name = "sandbox"
 
     def __init__(
-        self, *, secret: str, tolerance_s: int, client: httpx.AsyncClient, webhook_url: str
+        self,
+        *,
+        db: Engine,
+        secret: str,
+        tolerance_s: int,
+        client: httpx.AsyncClient,
+        webhook_url: str,
     ) -> None:
+        self._db = db
         self._secret = secret
         self._tolerance_s = tolerance_s
         self._sender = SignedSender(secret=secret, client=client, url=webhook_url)
@@ -79,6 +97,71 @@ class SandboxProvider:
         }
         return orjson.dumps(event)
 
+    async def record(
+        self,
+        kind: PaymentEventKind,
+        session_id: str,
+        order_id: str,
+        amount_minor: int,
+        currency: str,
+    ) -> None:
+        """What happened at the provider, in its own record, before giftwave is told of it.
+        A refund's ``amount_minor`` is the total refunded so far (as its event says)."""
+        await asyncio.to_thread(
+            self._record, kind, session_id, order_id, amount_minor, currency, now_us()
+        )
+
+    def _record(
+        self,
+        kind: PaymentEventKind,
+        session_id: str,
+        order_id: str,
+        amount_minor: int,
+        currency: str,
+        at_us: int,
+    ) -> None:
+        payment_id = self.payment_id(session_id)
+        row = sandbox_payments.c
+        with self._db.begin() as conn:
+            if kind in (PaymentEventKind.SUCCEEDED, PaymentEventKind.FAILED):
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(sandbox_payments).values(
+                                payment_id=payment_id,
+                                session_id=session_id,
+                                order_id=order_id,
+                                amount_minor=amount_minor,
+                                currency=currency,
+                                status=kind.value,
+                                created_at_us=at_us,
+                            )
+                        )
+                except IntegrityError:
+                    pass  # decided before: a checkout is paid or declined once
+            elif kind is PaymentEventKind.REFUNDED:
+                conn.execute(
+                    update(sandbox_payments)
+                    .where(row.payment_id == payment_id, row.refunded_minor < amount_minor)
+                    .values(refunded_minor=amount_minor, refunded_at_us=at_us)
+                )
+            else:
+                conn.execute(
+                    update(sandbox_payments)
+                    .where(row.payment_id == payment_id, row.disputed.is_(False))
+                    .values(disputed=True, disputed_at_us=at_us)
+                )
+
+    def refunded_so_far(self, session_id: str) -> int:
+        """The total the sandbox has refunded on the session's payment (0: none)."""
+        with self._db.connect() as conn:
+            refunded = conn.execute(
+                select(sandbox_payments.c.refunded_minor).where(
+                    sandbox_payments.c.session_id == session_id
+                )
+            ).scalar()
+        return int(refunded or 0)
+
     async def deliver(self, payload: bytes) -> bool:
         """Deliver one event now, retried in the background (payments/sender.py); True when
         the first attempt was accepted."""
@@ -117,3 +200,40 @@ class SandboxProvider:
         return PaymentEvent(
             "sandbox", event_id, kind, payment_id, order_id, amount, currency.upper()
         )
+
+
+def payment_records(conn: Connection, since_us: int) -> list[Record]:
+    """The sandbox's payments as records (payments/records.py): each paid one, its refunds
+    (summed) and its dispute, with anything from ``since_us`` on. A declined payment moved no
+    money and is none."""
+    row = sandbox_payments.c
+    rows = conn.execute(
+        select(sandbox_payments)
+        .where(
+            row.status == PaymentEventKind.SUCCEEDED.value,
+            or_(
+                row.created_at_us >= since_us,
+                func.coalesce(row.refunded_at_us, 0) >= since_us,
+                func.coalesce(row.disputed_at_us, 0) >= since_us,
+            ),
+        )
+        .order_by(row.created_at_us)
+    ).all()
+    records: list[Record] = []
+    for r in rows:
+        amount, refunded, currency = int(r.amount_minor), int(r.refunded_minor), str(r.currency)
+        state = topup_state(amount, refunded, bool(r.disputed))
+        records.append(
+            Record(RecordKind.TOPUP, r.payment_id, amount, currency, state, int(r.created_at_us))
+        )
+        if refunded > 0:
+            at_us = int(r.refunded_at_us or r.created_at_us)
+            records.append(Record(RecordKind.REFUND, r.payment_id, refunded, currency, DONE, at_us))
+        if r.disputed:
+            # What the bank takes back: what was not refunded already.
+            at_us = int(r.disputed_at_us or r.created_at_us)
+            disputed = max(0, amount - refunded)
+            records.append(
+                Record(RecordKind.DISPUTE, r.payment_id, disputed, currency, DONE, at_us)
+            )
+    return records

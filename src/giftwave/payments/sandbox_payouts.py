@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -49,6 +49,7 @@ from giftwave.payments.payout_base import (
     TransferEventKind,
     TransferRequest,
 )
+from giftwave.payments.records import PayoutState, Record, RecordKind
 from giftwave.payments.sender import SignedSender
 from giftwave.payments.signing import verified_event
 
@@ -63,6 +64,15 @@ BANK_FAILURE_REASON: Final = "account_closed"
 ID_MAX_CHARS: Final = 255
 REASON_MAX_CHARS: Final = 255
 MAX_SENDS_IN_FLIGHT: Final = 1000
+
+
+# A transfer's status in the sandbox's table, as reconciliation states it.
+TRANSFER_STATES: Final = {
+    "pending": PayoutState.PROCESSING,
+    TransferEventKind.PAID.value: PayoutState.PAID,
+    TransferEventKind.FAILED.value: PayoutState.RETURNED,
+    TransferEventKind.REVERSED.value: PayoutState.RETURNED,
+}
 
 
 class Bank(enum.StrEnum):
@@ -336,6 +346,27 @@ class SandboxPayoutProvider:
                 raise WebhookRejected(Code.UNKNOWN_EVENT, f"unknown event type {kind!r}") from None
             return _parse_transfer(self.name, event_id, transfer_kind, data)
         return IgnoredEvent(self.name, event_id, f"{kind[:64]!r} is not a payout event")
+
+
+def transfer_records(conn: Connection, since_us: int) -> list[Record]:
+    """The sandbox's transfers made from ``since_us`` on, as records (payments/records.py):
+    the reference is the transfer's idempotency key, giftwave's payout id."""
+    rows = conn.execute(
+        select(transfers)
+        .where(transfers.c.created_at_us >= since_us)
+        .order_by(transfers.c.created_at_us)
+    ).all()
+    return [
+        Record(
+            RecordKind.PAYOUT,
+            r.idempotency_key,
+            int(r.amount_minor),
+            r.currency,
+            TRANSFER_STATES[r.status],
+            int(r.created_at_us),
+        )
+        for r in rows
+    ]
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:

@@ -170,6 +170,7 @@ class _Simulation:
             engine = PostingEngine(open_store(parse_database_url(self.url)), clock_us=self.clock)
             async with engine, httpx.AsyncClient() as client:
                 provider = SandboxProvider(
+                    db=self.db,
                     secret=secrets.token_urlsafe(16),
                     tolerance_s=300,
                     client=client,
