@@ -14,8 +14,12 @@ import pytest
 from browser import chromium, collect_errors
 from liveclient import person
 from playwright.async_api import ConsoleMessage, Page, expect
-from serverproc import ADMIN_TOKEN, one_server
+from serverproc import ADMIN_TOKEN, giftwave_env, one_server, run_cli
+from sqlalchemy import insert
 
+from giftwave.clock import now_us
+from giftwave.db.engine import make_engine
+from giftwave.db.tables import sandbox_payments
 from giftwave.db.urls import DatabaseUrl
 
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -170,6 +174,57 @@ async def test_an_admin_freezes_reverses_approves_reprices_and_checks_the_ledger
                 await page.click(f"a[href='#{section}']")
                 await expect(page.locator(f"section#{section}")).to_be_visible()
                 assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            assert errors == []
+            await context.close()
+
+
+@pytest.mark.parametrize("bare_db_url", ["sqlite"], indirect=True)
+async def test_the_console_shows_the_last_reconciliation(
+    bare_db_url: DatabaseUrl, tmp_path: Path
+) -> None:
+    with one_server(bare_db_url, tmp_path) as server:
+        base = server.base_url
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
+            admin_id, _, admin_handle = await _user(http, "viewer")
+            await _ok(
+                http.patch(f"/v1/admin/users/{admin_id}", json={"role": "admin"}, headers=OPERATOR)
+            )
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await context.new_page()
+            errors = collect_errors(page)
+            await _log_in(page, base, admin_handle)
+            await page.click("a[href='#ledger']")
+            status = page.locator("#reconcile-status")
+            await expect(status).to_have_attribute("data-state", "unknown")
+            await expect(status).to_contain_text("run giftwave reconcile")
+
+            # The sandbox took a payment giftwave never heard of; the operator's cron runs.
+            engine = make_engine(bare_db_url)
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(sandbox_payments).values(
+                        payment_id="pi_sb_neverheardof",
+                        session_id="cs_sb_neverheardof",
+                        order_id="ord_neverheardof",
+                        amount_minor=499,
+                        currency="USD",
+                        status="succeeded",
+                        created_at_us=now_us(),
+                    )
+                )
+            engine.dispose()
+            done = run_cli(["reconcile"], giftwave_env(bare_db_url))
+            assert done.returncode == 1, done.stdout + done.stderr
+
+            await page.reload()
+            await expect(status).to_have_attribute("data-state", "problems")
+            await expect(status).to_contain_text("Mismatches with sandbox: 1")
+            row = page.locator("#reconcile-mismatches tr[data-mismatch='missing_in_ledger']")
+            await expect(row).to_contain_text("pi_sb_neverheardof")
+            await expect(row).to_contain_text("At the provider, not in the ledger")
+            await expect(row).to_contain_text("$4.99")
+            await page.set_viewport_size(PHONE)
+            assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
             assert errors == []
             await context.close()
 

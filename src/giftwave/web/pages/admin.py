@@ -1,5 +1,5 @@
 """The admin console: catalogue and coin packages, users, payout review, gift reversals and
-top-up orders, ledger health. One page with a section per job; everything it shows and does
+top-up orders, ledger health and the last reconciliation with the payment provider. One page with a section per job; everything it shows and does
 goes through the admin JSON API (``api/admin.py``) with the operator's own session.
 
 Only users with the admin role see it: a visitor who is not logged in is sent to log in, anyone
@@ -81,6 +81,23 @@ ADMIN_MESSAGES: Final = (
     N_("{accounts} accounts, {transfers} transfers, {batches} batches"),
     N_("Last run {time} ({ms} ms)"),
     N_("Not checked yet since this server started"),
+    N_("Not reconciled yet: run giftwave reconcile"),
+    N_("The books agree with {provider}"),
+    N_("Mismatches with {provider}: {count}"),
+    N_("{ledger} ledger records, {provider} provider records, from {since}"),
+    N_("Run {time}"),
+    N_("The first {shown} of {count} are shown; the command lists every one."),
+    N_("None"),
+    N_("In the ledger, not at the provider"),
+    N_("At the provider, not in the ledger"),
+    N_("Currency differs"),
+    N_("Amount differs"),
+    N_("State differs"),
+    N_("Top-up"),
+    N_("Refund"),
+    N_("Dispute"),
+    N_("Payout"),
+    N_("Fee"),
 )
 
 

@@ -436,10 +436,70 @@ function showTotals(totals) {
   }
 }
 
+const MISMATCH_NAMES = {
+  missing_at_provider: "In the ledger, not at the provider",
+  missing_in_ledger: "At the provider, not in the ledger",
+  currency_differs: "Currency differs",
+  amount_differs: "Amount differs",
+  state_differs: "State differs",
+};
+const RECORD_NAMES = { topup: "Top-up", refund: "Refund", dispute: "Dispute", payout: "Payout", fee: "Fee" };
+const named = (names, key) => (names[key] ? t(names[key]) : key);
+
+/** One side of a mismatch: its amount and state, or "None" when that side has no record. */
+function side(record) {
+  if (!record) return el("td", { textContent: t("None") });
+  return el("td", {},
+    el("span", { className: "num", textContent: money(record.amount_minor, record.currency) }), " ",
+    el("bdi", { lang: "en", textContent: record.state }));
+}
+
+function showReconciliation(run) {
+  const box = document.getElementById("reconcile-status");
+  const verdict = document.getElementById("reconcile-verdict");
+  const detail = document.getElementById("reconcile-detail");
+  const wrap = document.getElementById("reconcile-mismatches");
+  wrap.hidden = !run || run.clean;
+  if (!run) {
+    box.dataset.state = "unknown";
+    verdict.textContent = t("Not reconciled yet: run giftwave reconcile");
+    detail.textContent = "";
+    return;
+  }
+  box.dataset.state = run.clean ? "ok" : "problems";
+  verdict.textContent = run.clean
+    ? t("The books agree with {provider}", { provider: run.provider })
+    : t("Mismatches with {provider}: {count}", { provider: run.provider, count: fmt(run.mismatch_count) });
+  const parts = [
+    t("{ledger} ledger records, {provider} provider records, from {since}", {
+      ledger: fmt(run.records.ledger), provider: fmt(run.records.provider), since: dateOf(run.since_us),
+    }),
+    t("Run {time}", { time: dateOf(run.started_at_us) }),
+  ];
+  if (run.truncated) {
+    parts.push(t("The first {shown} of {count} are shown; the command lists every one.", {
+      shown: fmt(run.mismatches.length), count: fmt(run.mismatch_count),
+    }));
+  }
+  detail.textContent = parts.join(" · ");
+  const rows = run.mismatches.map((m) => el("tr", { dataset: { mismatch: m.mismatch } },
+    el("td", { textContent: named(RECORD_NAMES, m.kind) }),
+    el("td", {}, el("bdi", { lang: "en", dir: "ltr", textContent: m.reference })),
+    el("td", { textContent: named(MISMATCH_NAMES, m.mismatch) }),
+    side(m.ledger),
+    side(m.provider),
+  ));
+  wrap.querySelector("tbody").replaceChildren(...rows);
+}
+
 async function loadLedger() {
-  const health = await api("GET", "/v1/admin/ledger");
+  const [health, reconciliation] = await Promise.all([
+    api("GET", "/v1/admin/ledger"),
+    api("GET", "/v1/admin/reconciliation"),
+  ]);
   showCheck(health.last_check);
   showTotals(health.totals);
+  showReconciliation(reconciliation.last_run);
 }
 
 runButton.addEventListener("click", async () => {
