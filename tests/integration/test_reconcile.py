@@ -23,6 +23,7 @@ from economy_client import (
 )
 from serverproc import giftwave_env, run_cli
 from sqlalchemy import update
+from test_economy_webhooks import open_order
 from test_payouts_provider import PROVIDER, approved_payout, earn, onboard, wait_for
 
 from giftwave.api.state import app_services
@@ -62,14 +63,6 @@ def change(client: httpx.AsyncClient, table: Any, where: Any, **values: Any) -> 
     db = app_services(client.app).db  # type: ignore[attr-defined]
     with db.begin() as conn:
         assert conn.execute(update(table).where(where).values(**values)).rowcount == 1
-
-
-async def open_order(viewer: Person, coins: int = 700) -> dict[str, Any]:
-    packages = (await viewer.client.get("/v1/coin-packages")).json()
-    package = next(p for p in packages if p["coins"] == coins)
-    r = await viewer.post("/v1/topups", {"package_id": package["id"], "idempotency_key": "open"})
-    assert r.status_code == 201, r.text
-    return dict(r.json())
 
 
 def reconcile(db_url: DatabaseUrl, *args: str) -> tuple[int, str, str]:

@@ -1,6 +1,7 @@
 """The admin console: catalogue and coin packages, users, payout review, gift reversals and
-top-up orders, ledger health and the last reconciliation with the payment provider. One page with a section per job; everything it shows and does
-goes through the admin JSON API (``api/admin.py``) with the operator's own session.
+top-up orders, ledger health and the last reconciliation with the payment provider. One page
+with a section per job; everything it shows and does goes through the admin JSON API
+(``api/admin.py``) with the operator's own session.
 
 Only users with the admin role see it: a visitor who is not logged in is sent to log in, anyone
 else gets a 403 page in their language.

@@ -123,9 +123,7 @@ def test_the_window_keeps_a_pair_when_any_side_is_in_it(
 def test_a_pair_straddling_the_window_is_compared() -> None:
     # Paid at the provider a moment before the window, credited a moment into it.
     before, after = rec(at_us=DAY_US - 1), rec(amount=500, at_us=DAY_US + 1)
-    assert [m.mismatch for m in compare([after], [before], DAY_US)] == [
-        MismatchKind.AMOUNT_DIFFERS
-    ]
+    assert [m.mismatch for m in compare([after], [before], DAY_US)] == [MismatchKind.AMOUNT_DIFFERS]
     assert compare([before], [], DAY_US) == []
     assert compare([], [before], DAY_US) == []
     assert compare([], [after], DAY_US)[0].mismatch is MismatchKind.MISSING_IN_LEDGER
