@@ -2,7 +2,7 @@
 operator runs it (its own process): books kept in step by the sandbox pages and webhooks are
 clean (exit 0); each kind of mismatch injected into the sandbox's records or the ledger's is
 reported (exit 1) and nothing else is; --since filters; a bad date or provider is exit 2; the
-admin console's route shows the last run, to admins only."""
+admin console's route shows the last run, to admins only; runs are stored bounded."""
 
 from __future__ import annotations
 
@@ -22,14 +22,18 @@ from economy_client import (
     sandbox,
 )
 from serverproc import giftwave_env, run_cli
-from sqlalchemy import update
+from sqlalchemy import Engine, func, select, update
 from test_economy_webhooks import open_order
 from test_payouts_provider import PROVIDER, approved_payout, earn, onboard, wait_for
 
 from giftwave.api.state import app_services
-from giftwave.db.tables import sandbox_payments, sandbox_payout_transfers
+from giftwave.clock import now_us
+from giftwave.db.tables import reconcile_runs, sandbox_payments, sandbox_payout_transfers
 from giftwave.db.urls import DatabaseUrl
+from giftwave.economy.reconcile_runs import RUNS_KEPT, STORED_MISMATCHES, last_run
+from giftwave.economy.reconcile_runs import reconcile as run_reconcile
 from giftwave.payments.base import PaymentEventKind
+from giftwave.payments.records import Record, RecordKind
 from giftwave.payments.sandbox import SandboxProvider
 
 __all__ = ["economy_app"]
@@ -274,3 +278,44 @@ async def test_the_last_run_is_for_admins_only(
             r = await client.get("/v1/admin/reconciliation", headers=headers)
             assert_problem(r, status, code)
             assert "mismatch" not in r.text
+
+
+class ListedRecords:
+    """A provider whose records are a list: what the command stores, whatever they are."""
+
+    name = "sandbox"
+
+    def __init__(self, records: list[Record]) -> None:
+        self._records = records
+
+    async def records(self, since_us: int) -> list[Record]:
+        return [r for r in self._records if r.at_us >= since_us]
+
+
+async def test_runs_are_stored_bounded(sa_engine: Engine) -> None:
+    at_us = now_us()
+    many = [
+        Record(RecordKind.TOPUP, f"pi_{n:04d}", 100, "USD", "paid", at_us)
+        for n in range(STORED_MISMATCHES + 50)
+    ]
+    run, mismatches = await run_reconcile(sa_engine, ListedRecords(many), at_us - 1)
+    assert len(mismatches) == run.mismatch_count == STORED_MISMATCHES + 50
+    stored = last_run(sa_engine)
+    assert stored is not None
+    shown = stored.as_dict()
+    assert (shown["mismatch_count"], len(shown["mismatches"]), shown["truncated"]) == (
+        STORED_MISMATCHES + 50,
+        STORED_MISMATCHES,
+        True,
+    )
+    assert shown["mismatches"][0]["reference"] == "pi_0000"
+    assert shown == run.as_dict()
+
+    for _ in range(RUNS_KEPT + 2):
+        await run_reconcile(sa_engine, ListedRecords([]), at_us)
+    with sa_engine.connect() as conn:
+        kept = conn.execute(select(func.count()).select_from(reconcile_runs)).scalar_one()
+    assert kept == RUNS_KEPT
+    newest = last_run(sa_engine)
+    assert newest is not None
+    assert newest.clean
