@@ -22,16 +22,22 @@ from economy_client import (
     sandbox,
 )
 from serverproc import giftwave_env, run_cli
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from test_economy_webhooks import open_order
 from test_payouts_provider import PROVIDER, approved_payout, earn, onboard, wait_for
 
 from giftwave.api.state import app_services
 from giftwave.clock import now_us
-from giftwave.db.tables import reconcile_runs, sandbox_payments, sandbox_payout_transfers
+from giftwave.db.tables import (
+    reconcile_runs,
+    sandbox_payments,
+    sandbox_payout_transfers,
+    transfers,
+)
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.reconcile_runs import RUNS_KEPT, STORED_MISMATCHES, last_run
 from giftwave.economy.reconcile_runs import reconcile as run_reconcile
+from giftwave.ledger.queries import first_seq_at
 from giftwave.payments.base import PaymentEventKind
 from giftwave.payments.records import Record, RecordKind
 from giftwave.payments.sandbox import SandboxProvider
@@ -319,3 +325,32 @@ async def test_runs_are_stored_bounded(sa_engine: Engine) -> None:
     newest = last_run(sa_engine)
     assert newest is not None
     assert newest.clean
+
+
+def test_the_window_starts_at_the_first_transfer_of_its_time(sa_engine: Engine) -> None:
+    with sa_engine.begin() as conn:
+        assert first_seq_at(conn, 0) == 1  # an empty ledger
+        # seq 5, 6, 8, 9, 12 (gaps are no matter) committed at 100, 200, 200, 300, 400.
+        for seq, at_us in [(5, 100), (6, 200), (8, 200), (9, 300), (12, 400)]:
+            conn.execute(
+                insert(transfers).values(
+                    seq=seq,
+                    id=f"t{seq}",
+                    debit_account_id=1,
+                    credit_account_id=2,
+                    amount=1,
+                    asset="COIN",
+                    code="gift",
+                    kind="single",
+                    timeout_s=0,
+                    batch_seq=seq,
+                    created_at_us=at_us,
+                )
+            )
+        rows = [(5, 100), (6, 200), (8, 200), (9, 300), (12, 400)]
+        for at_us in (0, 100, 101, 200, 201, 400, 401):
+            start = first_seq_at(conn, at_us)
+            assert [seq for seq, _ in rows if seq >= start] == [
+                seq for seq, t in rows if t >= at_us
+            ], at_us
+        assert first_seq_at(conn, 401) == 13  # one past the last

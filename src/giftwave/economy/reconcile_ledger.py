@@ -25,7 +25,7 @@ from giftwave.economy.payout_transfers import return_id
 from giftwave.economy.payouts import PayoutStatus
 from giftwave.economy.topups import topup_id
 from giftwave.ledger.model import TransferCode
-from giftwave.ledger.queries import existing_transfer_ids
+from giftwave.ledger.queries import existing_transfer_ids, first_seq_at
 from giftwave.payments.records import (
     DONE,
     PayoutState,
@@ -47,9 +47,12 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 def topup_records(conn: Connection, provider: str, since_us: int) -> list[Record]:
     """The provider's payments as the ledger took them: credits, refunds, chargebacks."""
     prefix = topup_id(provider, "")
+    # The window's part of the ledger only: gifts are nearly all of it, and never top-ups.
+    first_seq = first_seq_at(conn, since_us)
     legs = conn.execute(
         select(transfers.c.id, transfers.c.amount, transfers.c.asset, transfers.c.created_at_us)
         .where(
+            transfers.c.seq >= first_seq,
             transfers.c.id.like(prefix + "%" + FIAT_SUFFIX),
             transfers.c.reverses_id.is_(None),
             transfers.c.created_at_us >= since_us,
@@ -65,6 +68,7 @@ def topup_records(conn: Connection, provider: str, since_us: int) -> list[Record
             func.max(transfers.c.created_at_us).label("at_us"),
         )
         .where(
+            transfers.c.seq >= first_seq,
             transfers.c.reverses_id.like(prefix + "%" + FIAT_SUFFIX),
             transfers.c.created_at_us >= since_us,
         )
