@@ -4,7 +4,8 @@ lists balance transactions from a local HTTP stub on 127.0.0.1 answering a recor
 Checkout.
 
 1. a listing of two pages is read whole (auto-pagination, created[gte], the sources
-   expanded) into top-up, refund and dispute records; a payout to the bank is not one;
+   expanded) into top-up, refund and dispute records; a payout to the bank and a failed
+   refund are none;
 2. through the API and the command, on SQLite and PostgreSQL: top-ups and refunds taken by
    webhook are clean; a dispute Stripe lists but never delivered is reported until its webhook
    is delivered; Stripe unreachable, refusing the key or answering an unexpected object is
@@ -56,8 +57,12 @@ def query_of(path: str) -> dict[str, list[str]]:
 
 async def test_a_listing_of_two_pages_is_read_whole(stub: StripeStub) -> None:
     items = recorded(LISTING)["data"]
+    # A second refund that failed at the bank: it gave nothing back, so it is no refund.
+    failed = copy.deepcopy(next(b for b in items if b["type"] == "refund"))
+    failed["id"], failed["source"]["id"] = "txn_3QxR8sLkM2nB7vC41fA1lD0x", "re_3QxR8sFailed"
+    failed["source"]["status"] = "failed"
     stub.reply(200, listing_page(items[:2], has_more=True))
-    stub.reply(200, listing_page(items[2:], has_more=False))
+    stub.reply(200, listing_page([*items[2:], failed], has_more=False))
     source = StripeRecords(api_key=API_KEY, api_base=stub.url)
     try:
         found = await source.records(1_767_000_000_000_000)
