@@ -871,7 +871,7 @@ chat_reports = Table(
     Index("ix_chat_reports_time", "created_at_us"),
 )
 
-# --- reconciliation (migration 0020; docs/economy.md, "Reconciliation") ----------------------
+# --- reconciliation (migration 0019; docs/economy.md, "Reconciliation") ----------------------
 
 # The sandbox payment provider's own record of each payment (payments/sandbox.py), as a real
 # provider keeps its side: what was paid, refunded and disputed, whatever giftwave heard.

@@ -28,7 +28,7 @@ import stripe
 from giftwave.errors import Code
 from giftwave.payments.base import ProviderUnavailable
 from giftwave.payments.records import DONE, Record, RecordKind, topup_state
-from giftwave.payments.stripe_checkout import giftwave_amount, stripe_client
+from giftwave.payments.stripe_sdk import REQUEST_TIMEOUT_S, StripeApi, giftwave_amount
 
 PAGE_SIZE: Final = 100  # Stripe's largest page
 # A run that would read more than this is refused: list a shorter window (--since).
@@ -146,7 +146,8 @@ class StripeRecords:
         api_base: str | None = None,
         listers: tuple[Lister, ...] = LISTERS,
     ) -> None:
-        self._client, self._http = stripe_client(api_key, api_base)
+        self._api = StripeApi(api_key, timeout_s=REQUEST_TIMEOUT_S, api_base=api_base)
+        self._client = self._api.client
         self._listers = listers
 
     async def records(self, since_us: int) -> list[Record]:
@@ -163,4 +164,4 @@ class StripeRecords:
         return found
 
     async def close(self) -> None:
-        await self._http.close_async()
+        await self._api.close()

@@ -1,7 +1,7 @@
 """Reconciliation (docs/economy.md, "Reconciliation"): the sandbox payment provider's own
 record of each payment, and the runs of `giftwave reconcile` the admin console shows.
 
-Revision ID: 0020
+Revision ID: 0019
 Revises: 0018
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
