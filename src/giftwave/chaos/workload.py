@@ -134,6 +134,24 @@ async def call(
     raise NoAnswer(path)
 
 
+async def _post(
+    client: httpx.AsyncClient,
+    cluster: Cluster,
+    journal: Journal,
+    op: Op,
+    path: str,
+    *,
+    headers: dict[str, str],
+    body: Any = None,
+) -> httpx.Response | None:
+    """``op``'s POST, through ``call``; None when no node answered: ``op`` then ends unknown."""
+    try:
+        return await call(client, cluster, journal, "POST", path, body=body, headers=headers, op=op)
+    except NoAnswer:
+        op.outcome, op.ended_s = Outcome.UNKNOWN, journal.now()
+        return None
+
+
 def _code(r: httpx.Response) -> str:
     try:
         return str(r.json().get("code", r.status_code))
@@ -188,19 +206,10 @@ async def resend_gift(
     op: Op,
 ) -> None:
     """Send (or send again, with the same key) the gift of ``op`` and record its outcome."""
-    try:
-        r = await call(
-            client,
-            cluster,
-            journal,
-            "POST",
-            f"/v1/streams/{stream_id}/gifts",
-            body={"gift_id": GIFT_ID, "count": 1, "idempotency_key": op.key},
-            headers=_auth(who),
-            op=op,
-        )
-    except NoAnswer:
-        op.outcome, op.ended_s = Outcome.UNKNOWN, journal.now()
+    path = f"/v1/streams/{stream_id}/gifts"
+    body = {"gift_id": GIFT_ID, "count": 1, "idempotency_key": op.key}
+    r = await _post(client, cluster, journal, op, path, body=body, headers=_auth(who))
+    if r is None:
         return
     _settle(op, r.status_code == 201, r.json(), _code(r), journal)
 
@@ -339,19 +348,9 @@ async def topup(
     op = Op("topup", who.user_id, "t" + secrets.token_hex(8), started_s=journal.now())
     op.coins = TOPUP_COINS
     journal.ops.append(op)
-    try:
-        r = await call(
-            client,
-            cluster,
-            journal,
-            "POST",
-            "/v1/topups",
-            body={"coins": TOPUP_COINS, "idempotency_key": op.key},
-            headers=_auth(who),
-            op=op,
-        )
-    except NoAnswer:
-        op.ended_s = journal.now()
+    body = {"coins": TOPUP_COINS, "idempotency_key": op.key}
+    r = await _post(client, cluster, journal, op, "/v1/topups", body=body, headers=_auth(who))
+    if r is None:
         return op
     if r.status_code != 201:
         _settle(op, False, None, _code(r), journal)
@@ -409,19 +408,9 @@ async def payout(
     """A creator cashes out; an operator approves it."""
     op = Op("payout", creator.user_id, "p" + secrets.token_hex(8), started_s=journal.now())
     journal.ops.append(op)
-    try:
-        r = await call(
-            client,
-            cluster,
-            journal,
-            "POST",
-            "/v1/payouts",
-            body={"diamonds": diamonds, "idempotency_key": op.key},
-            headers=_auth(creator),
-            op=op,
-        )
-    except NoAnswer:
-        op.ended_s = journal.now()
+    body = {"diamonds": diamonds, "idempotency_key": op.key}
+    r = await _post(client, cluster, journal, op, "/v1/payouts", body=body, headers=_auth(creator))
+    if r is None:
         return op
     _settle(op, r.status_code == 201, r.json(), _code(r), journal)
     if op.outcome is Outcome.OK:
@@ -435,18 +424,11 @@ async def approve(
 ) -> Op:
     op = Op("approve", payout_op.user_id, payout_op.ref, started_s=journal.now())
     journal.ops.append(op)
-    try:
-        r = await call(
-            client,
-            cluster,
-            journal,
-            "POST",
-            f"/v1/admin/payouts/{payout_op.ref}/approve",
-            headers={"Authorization": f"Bearer {token}"},
-            op=op,
-        )
-    except NoAnswer:
-        op.ended_s = journal.now()
+    path = f"/v1/admin/payouts/{payout_op.ref}/approve"
+    r = await _post(
+        client, cluster, journal, op, path, headers={"Authorization": f"Bearer {token}"}
+    )
+    if r is None:
         return op
     _settle(op, r.status_code == 200, r.json(), _code(r), journal)
     return op
