@@ -176,19 +176,32 @@ HEADER_ENTRIES: Final = (
 )
 
 
-def _ffprobe(tools: Tools, limits: Limits, args: list[str], path: Path) -> dict[str, Any]:
-    """ffprobe's JSON view of ``path``, bounded in time and memory; NotAVideo if it fails."""
+def _run_bounded(
+    command: list[str], limits: Limits, timeout_s: float, too_long: str
+) -> subprocess.CompletedProcess[bytes]:
+    """Run an FFmpeg tool on a file, bounded in time and memory; NotAVideo(too_long) past
+    the time."""
     try:
-        done = subprocess.run(
-            [tools.ffprobe, "-v", "error", *args, "-print_format", "json", str(path)],
+        return subprocess.run(
+            command,
             capture_output=True,
-            timeout=PROBE_TIMEOUT_S,
+            timeout=timeout_s,
             check=False,
             stdin=subprocess.DEVNULL,
             preexec_fn=child_bounds(limits),
         )
     except subprocess.TimeoutExpired as exc:
-        raise NotAVideo("ffprobe took too long to read the file") from exc
+        raise NotAVideo(too_long) from exc
+
+
+def _ffprobe(tools: Tools, limits: Limits, args: list[str], path: Path) -> dict[str, Any]:
+    """ffprobe's JSON view of ``path``, bounded in time and memory; NotAVideo if it fails."""
+    done = _run_bounded(
+        [tools.ffprobe, "-v", "error", *args, "-print_format", "json", str(path)],
+        limits,
+        PROBE_TIMEOUT_S,
+        "ffprobe took too long to read the file",
+    )
     if done.returncode != 0:
         _check_refused_frames(done.stderr, limits)
         raise NotAVideo("FFmpeg cannot read this file as a video")
@@ -363,32 +376,27 @@ def probe(tools: Tools, path: Path, limits: Limits) -> Probe:
 
 def _decode_first_frames(tools: Tools, path: Path, limits: Limits) -> None:
     """A header can lie: decode the first second, any error is a file we cannot render."""
-    try:
-        done = subprocess.run(
-            [
-                tools.ffmpeg,
-                "-v",
-                "error",
-                "-xerror",
-                *_decoder_bounds(limits, PROBE_THREADS),
-                "-i",
-                str(path),
-                "-t",
-                "1",
-                "-map",
-                "0:v:0",
-                "-f",
-                "null",
-                "-",
-            ],
-            capture_output=True,
-            timeout=DECODE_CHECK_TIMEOUT_S,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=child_bounds(limits),
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise NotAVideo("FFmpeg took too long to decode the file") from exc
+    done = _run_bounded(
+        [
+            tools.ffmpeg,
+            "-v",
+            "error",
+            "-xerror",
+            *_decoder_bounds(limits, PROBE_THREADS),
+            "-i",
+            str(path),
+            "-t",
+            "1",
+            "-map",
+            "0:v:0",
+            "-f",
+            "null",
+            "-",
+        ],
+        limits,
+        DECODE_CHECK_TIMEOUT_S,
+        "FFmpeg took too long to decode the file",
+    )
     if done.returncode != 0 or done.stderr.strip():
         _check_refused_frames(done.stderr, limits)
         raise NotAVideo("FFmpeg cannot decode this video")

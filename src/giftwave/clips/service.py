@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clips.jobs import (
@@ -327,8 +327,7 @@ class Clips:
             if job.output_key:
                 self.forget(job.output_key)
             if job.kind is JobKind.CUT:
-                with self.db.connect() as conn:
-                    clip = find_clip(conn, job.clip_id)
+                clip = self._clip(job.clip_id)
                 if clip is not None and clip.video_key and clip.status is not ClipStatus.READY:
                     self.forget(clip.video_key)
             with self.db.begin() as conn:
@@ -409,26 +408,21 @@ class Clips:
         command = render_command(tools, source, output, clip.creator_handle, found, self.limits)
         await self._ffmpeg(job, command, total_us)
         key = f"{clip.id}/download-v{job.version}.mp4"
-        size = output.stat().st_size
-        await asyncio.to_thread(self._put_output, key, output)
+        size = await asyncio.to_thread(self._put_output, key, output)
         await asyncio.to_thread(self._done, job, key, size)
 
-    def _put_output(self, key: str, path: Path) -> None:
+    def _put_output(self, key: str, path: Path) -> int:
+        """Store a job's output file under ``key``; its size in bytes."""
+        size = path.stat().st_size
         try:
             self.store.put(key, path, "video/mp4")
         except StoreError as exc:
             raise JobFailed(f"the clip store refused the file: {exc}") from exc
+        return size
 
     def _done(self, job: Job, key: str, size: int) -> None:
         with self.db.begin() as conn:
-            set_job(
-                conn,
-                job.id,
-                status=JobStatus.DONE.value,
-                progress_pct=100,
-                output_key=key,
-                output_bytes=size,
-            )
+            _set_done(conn, job, key, size)
 
     def _clip(self, clip_id: str) -> Clip | None:
         with self.db.connect() as conn:
@@ -451,8 +445,7 @@ class Clips:
         except Invalid as exc:
             raise JobFailed(exc.detail) from exc
         key = f"{job.clip_id}/source.mp4"
-        size = output.stat().st_size
-        await asyncio.to_thread(self._put_output, key, output)
+        size = await asyncio.to_thread(self._put_output, key, output)
 
         def finish() -> None:
             with self.db.begin() as conn:
@@ -468,14 +461,7 @@ class Clips:
                     height=found.height,
                     has_audio=found.has_audio,
                 )
-                set_job(
-                    conn,
-                    job.id,
-                    status=JobStatus.DONE.value,
-                    progress_pct=100,
-                    output_key=key,
-                    output_bytes=size,
-                )
+                _set_done(conn, job, key, size)
 
         await asyncio.to_thread(finish)
 
@@ -519,6 +505,17 @@ class Clips:
     def _progress(self, job_id: str, pct: int) -> None:
         with self.db.begin() as conn:
             set_job(conn, job_id, progress_pct=pct)
+
+
+def _set_done(conn: Connection, job: Job, key: str, size: int) -> None:
+    set_job(
+        conn,
+        job.id,
+        status=JobStatus.DONE.value,
+        progress_pct=100,
+        output_key=key,
+        output_bytes=size,
+    )
 
 
 async def _tail(stream: asyncio.StreamReader) -> bytes:
