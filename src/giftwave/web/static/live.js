@@ -9,7 +9,7 @@ import {
 } from "./site.js";
 import { asksFirst, confirmThenSend, noteSent } from "./spend.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
-import { ChatActions, moderatesRoom } from "./moderation.js";
+import { ChatActions, chatLine, moderatesRoom } from "./moderation.js";
 import { rovingTray } from "./tray_keys.js";
 
 const $ = (id) => document.getElementById(id);
@@ -78,17 +78,7 @@ let chatActions = null; // each line's Report, or Delete / Mute / Ban (moderatio
 
 function addChat(message) {
   if (!chatLog) return;
-  const li = document.createElement("li");
-  li.dataset.id = message.message_id;
-  li.dataset.user = String(message.user_id);
-  li.dataset.handle = message.handle;
-  const who = document.createElement("bdi");
-  who.className = "who";
-  who.textContent = message.handle;
-  const text = document.createElement("bdi");
-  text.className = "text";
-  text.textContent = message.text;
-  li.append(who, " ", text);
+  const li = chatLine(message);
   chatActions?.decorate(li);
   chatLog.append(li);
   while (chatLog.children.length > CHAT_KEPT) chatLog.firstElementChild.remove();

@@ -27,6 +27,23 @@ function said(err) {
   toast(known ? t(known) : err.message || t("Something went wrong"), { kind: "error" });
 }
 
+// One chat message as a line of the room's chat; the data attributes are what ChatActions
+// reads to act on it (the message, its author).
+export function chatLine(message) {
+  const li = document.createElement("li");
+  li.dataset.id = message.message_id;
+  li.dataset.user = String(message.user_id);
+  li.dataset.handle = message.handle;
+  const who = document.createElement("bdi");
+  who.className = "who";
+  who.textContent = message.handle;
+  const text = document.createElement("bdi");
+  text.className = "text";
+  text.textContent = message.text;
+  li.append(who, " ", text);
+  return li;
+}
+
 export class ChatActions {
   /** `send`: the room socket's send(command); `moderates`: this visitor moderates the room. */
   constructor({ streamId, creatorId, me, moderates = false, send }) {

@@ -3,7 +3,7 @@
 // and what viewers reported, read from the API and read again every REFRESH_MS.
 
 import { api, boot, problemText, submitting, t, toast } from "./site.js";
-import { ChatActions } from "./moderation.js";
+import { ChatActions, chatLine } from "./moderation.js";
 
 const $ = (id) => document.getElementById(id);
 const CHAT_KEPT = 100;
@@ -15,21 +15,6 @@ const BY_CODE = {
   moderator_limit: "You have as many moderators as a creator may",
   rate_limited: "Slow down a little",
 };
-
-function chatLine(message) {
-  const li = document.createElement("li");
-  li.dataset.id = message.message_id;
-  li.dataset.user = String(message.user_id);
-  li.dataset.handle = message.handle;
-  const who = document.createElement("bdi");
-  who.className = "who";
-  who.textContent = message.handle;
-  const text = document.createElement("bdi");
-  text.className = "text";
-  text.textContent = message.text;
-  li.append(who, " ", text);
-  return li;
-}
 
 function button(label, onClick, kind = "small") {
   const b = document.createElement("button");
