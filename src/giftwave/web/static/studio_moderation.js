@@ -113,19 +113,11 @@ export function setUpModeration({ streamId, socket }) {
       const found = await api("GET", `/v1/creators/${me.id}/reports`);
       const list = $("reports");
       list.replaceChildren(...found.reports.map((r) => {
-        const li = document.createElement("li");
-        li.dataset.id = r.message_id;
-        li.dataset.user = String(r.user_id);
-        const who = document.createElement("bdi");
-        who.className = "who";
-        who.textContent = r.handle;
-        const text = document.createElement("bdi");
-        text.className = "text";
-        text.textContent = r.text;
+        const li = chatLine(r); // the reported message, as the chat showed it
         const reason = document.createElement("span");
         reason.className = "reason muted";
         reason.textContent = `${t(REASONS[r.reason] || "Other")} · @${r.reporter_handle}`;
-        li.append(who, text, reason, button(t("Ban"), async () => {
+        li.append(reason, button(t("Ban"), async () => {
           try {
             await api("POST", `/v1/creators/${me.id}/bans`, { user_id: r.user_id });
             toast(t("{handle} is banned from all rooms of this creator", { handle: r.handle }));
