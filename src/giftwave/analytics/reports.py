@@ -68,6 +68,14 @@ INCOME_BANDS_CENTS: Final = (0, 100, 1_000, 5_000, 10_000, 100_000)
 Table = tuple[list[str], list[list[Any]]]
 
 
+def _summary(figures: dict[str, Any]) -> Table:
+    """A report's single figures, one row each (its lists are tables of their own)."""
+    rows = [
+        [k, v] for k, v in figures.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return ["figure", "value"], rows
+
+
 def day_label(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, tz=UTC).date().isoformat()
 
@@ -182,14 +190,7 @@ class EconomyReport:
                     for c in self.cohorts
                 ],
             ),
-            "summary": (
-                ["figure", "value"],
-                [
-                    [k, v]
-                    for k, v in self.as_dict().items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                ],
-            ),
+            "summary": _summary(self.as_dict()),
         }
 
 
@@ -441,14 +442,7 @@ class CreatorReport:
                 ["week_start", "diamonds", "new_gifters"],
                 [[w.week_start, w.diamonds, w.new_gifters] for w in self.weeks],
             ),
-            "summary": (
-                ["figure", "value"],
-                [
-                    [k, v]
-                    for k, v in self.as_dict().items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                ],
-            ),
+            "summary": _summary(self.as_dict()),
         }
 
 
@@ -578,14 +572,7 @@ class StreamReport:
                     for s in self.spikes
                 ],
             ),
-            "summary": (
-                ["figure", "value"],
-                [
-                    [k, v]
-                    for k, v in self.as_dict().items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                ],
-            ),
+            "summary": _summary(self.as_dict()),
         }
 
 
