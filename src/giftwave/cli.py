@@ -28,6 +28,11 @@ app.add_typer(config_app, name="config")
 err = Console(stderr=True)
 out = Console()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+# Options that several commands take, said once.
+HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
+PortOption = Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)]
+MeasuredSeconds = Annotated[float, typer.Option(help="Length of the measured phase.", min=1)]
+KeepAliveConnections = Annotated[int, typer.Option(help="Keep-alive connections.", min=1)]
 
 
 @app.callback()
@@ -48,8 +53,8 @@ def _settings() -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
     access_log: Annotated[
         bool, typer.Option(help="Log every request (costs ~5% at thousands of gifts/s).")
     ] = False,
@@ -133,8 +138,8 @@ def migrate() -> None:
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="Open the live room in a browser.")
     ] = True,
@@ -261,9 +266,9 @@ def bench_ledger(
 @bench_app.command("api")
 def bench_api(
     as_json: JsonFlag = False,
-    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    seconds: MeasuredSeconds = 10.0,
     viewers: Annotated[int, typer.Option(help="Viewers sending gifts.", min=1)] = 500,
-    connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
+    connections: KeepAliveConnections = 64,
     server_workers: Annotated[
         int, typer.Option(help="`giftwave serve --workers` of the measured server.", min=1)
     ] = 1,
@@ -298,8 +303,8 @@ def bench_api(
 @bench_app.command("sharing")
 def bench_sharing(
     as_json: JsonFlag = False,
-    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 8.0,
-    connections: Annotated[int, typer.Option(help="Keep-alive connections.", min=1)] = 64,
+    seconds: MeasuredSeconds = 8.0,
+    connections: KeepAliveConnections = 64,
     rate: Annotated[
         float, typer.Option(help="Redirects/s of the open loop that times the latency.", min=1)
     ] = 5000.0,
@@ -324,7 +329,7 @@ def bench_fanout(
     viewers: Annotated[int, typer.Option(help="Viewer sockets in the room.", min=1)] = 5000,
     gifts_per_s: Annotated[int, typer.Option(help="Gifts sent per second.", min=1)] = 1000,
     gifters: Annotated[int, typer.Option(help="Sockets the gifts come from.", min=1)] = 100,
-    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    seconds: MeasuredSeconds = 10.0,
     baseline: Annotated[bool, typer.Option(help="Also run the per-event fan-out baseline.")] = True,
 ) -> None:
     """One room, thousands of viewer sockets, gifts raining: every viewer gets every tick?"""
@@ -344,7 +349,7 @@ def bench_fanout(
 @bench_app.command("ws-gifts")
 def bench_ws_gifts(
     as_json: JsonFlag = False,
-    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    seconds: MeasuredSeconds = 10.0,
     gifters: Annotated[int, typer.Option(help="Viewer sockets sending gifts.", min=1)] = 1000,
     window: Annotated[int, typer.Option(help="Gifts in flight per socket.", min=1)] = 8,
     baseline: Annotated[bool, typer.Option(help="Also send gifts over REST.")] = True,
@@ -365,7 +370,7 @@ def bench_cluster(
     gifters: Annotated[int, typer.Option(help="WebSocket gifters per node.", min=1)] = 50,
     window: Annotated[int, typer.Option(help="Gifts in flight per gifter.", min=1)] = 4,
     connections: Annotated[int, typer.Option(help="REST connections per node.", min=1)] = 8,
-    seconds: Annotated[float, typer.Option(help="Length of the measured phase.", min=1)] = 10.0,
+    seconds: MeasuredSeconds = 10.0,
     warmup: Annotated[float, typer.Option(help="Warm-up before it.", min=0.5)] = 3.0,
     gift_nodes: Annotated[
         int, typer.Option(help="Gifts through the first K nodes only (0: every node).", min=0)
