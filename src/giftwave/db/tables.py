@@ -23,6 +23,23 @@ metadata = MetaData()
 # SQLite makes only an INTEGER PRIMARY KEY the rowid alias; PostgreSQL wants 64 bits.
 Id64 = BigInteger().with_variant(Integer(), "sqlite")
 
+
+# Column groups that many tables share, each said once. A table lists them in its own order.
+def _counters(*names: str) -> list[Column[int]]:
+    """Running totals that start at zero."""
+    return [Column(name, BigInteger, nullable=False, server_default="0") for name in names]
+
+
+def _sums(*names: str) -> list[Column[int]]:
+    """Totals a writer always sets (the rollups add to them)."""
+    return [Column(name, BigInteger, nullable=False) for name in names]
+
+
+def _key(*names: str) -> list[Column[int]]:
+    """A primary key of 64-bit values given by the writer (no sequence): part or whole."""
+    return [Column(name, BigInteger, primary_key=True, autoincrement=False) for name in names]
+
+
 accounts = Table(
     "accounts",
     metadata,
@@ -31,10 +48,7 @@ accounts = Table(
     Column("asset", String(8), nullable=False),
     Column("owner", String(128), nullable=False, server_default=""),
     Column("flags", Integer, nullable=False, server_default="0"),
-    Column("debits_pending", BigInteger, nullable=False, server_default="0"),
-    Column("debits_posted", BigInteger, nullable=False, server_default="0"),
-    Column("credits_pending", BigInteger, nullable=False, server_default="0"),
-    Column("credits_posted", BigInteger, nullable=False, server_default="0"),
+    *_counters("debits_pending", "debits_posted", "credits_pending", "credits_posted"),
     Column("created_at_us", BigInteger, nullable=False),
     # The database itself refuses an overdraft, whatever a writer believed the balance was.
     CheckConstraint(
@@ -382,8 +396,7 @@ battles = Table(
     Column("started_at_us", BigInteger, nullable=True),
     Column("ends_at_us", BigInteger, nullable=True),
     Column("ended_at_us", BigInteger, nullable=True),
-    Column("score_a", BigInteger, nullable=False, server_default="0"),
-    Column("score_b", BigInteger, nullable=False, server_default="0"),
+    *_counters("score_a", "score_b"),
     Column("winner", String(4), nullable=True),
     CheckConstraint(
         "status IN ('pending', 'active', 'ended', 'declined', 'expired')",
@@ -531,9 +544,7 @@ share_visits = Table(
 share_touches = Table(
     "share_touches",
     metadata,
-    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("share_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("touched_at_us", BigInteger, primary_key=True, autoincrement=False),
+    *_key("user_id", "share_id", "touched_at_us"),
 )
 
 # What a touched user did next, credited to the first and to the last link that brought them
@@ -591,10 +602,8 @@ analytics_stream_minutes = Table(
     "analytics_stream_minutes",
     metadata,
     Column("stream_id", String(24), primary_key=True),
-    Column("minute_us", BigInteger, primary_key=True, autoincrement=False),
-    Column("gifts", BigInteger, nullable=False),
-    Column("coins", BigInteger, nullable=False),
-    Column("diamonds", BigInteger, nullable=False),
+    *_key("minute_us"),
+    *_sums("gifts", "coins", "diamonds"),
     # The largest single send (count) in the minute: a combo shows here.
     Column("max_count", Integer, nullable=False),
 )
@@ -603,9 +612,8 @@ analytics_stream_gifters = Table(
     "analytics_stream_gifters",
     metadata,
     Column("stream_id", String(24), primary_key=True),
-    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("coins", BigInteger, nullable=False),
-    Column("gifts", BigInteger, nullable=False),
+    *_key("sender_id"),
+    *_sums("coins", "gifts"),
 )
 
 # Viewers in a room, sampled once a minute (the most seen in that minute).
@@ -613,37 +621,31 @@ analytics_stream_viewers = Table(
     "analytics_stream_viewers",
     metadata,
     Column("stream_id", String(24), primary_key=True),
-    Column("minute_us", BigInteger, primary_key=True, autoincrement=False),
+    *_key("minute_us"),
     Column("viewers", Integer, nullable=False),
 )
 
 analytics_creator_days = Table(
     "analytics_creator_days",
     metadata,
-    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    *_key("creator_id"),
     Column("day", Integer, primary_key=True, autoincrement=False),
-    Column("gifts", BigInteger, nullable=False),
-    Column("coins", BigInteger, nullable=False),
-    Column("diamonds", BigInteger, nullable=False),
+    *_sums("gifts", "coins", "diamonds"),
 )
 
 analytics_creators = Table(
     "analytics_creators",
     metadata,
-    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("gifts", BigInteger, nullable=False),
-    Column("coins", BigInteger, nullable=False),
-    Column("diamonds", BigInteger, nullable=False),
+    *_key("creator_id"),
+    *_sums("gifts", "coins", "diamonds"),
     Index("ix_analytics_creators_diamonds", "diamonds"),
 )
 
 analytics_creator_gifters = Table(
     "analytics_creator_gifters",
     metadata,
-    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("coins", BigInteger, nullable=False),
-    Column("gifts", BigInteger, nullable=False),
+    *_key("creator_id", "sender_id"),
+    *_sums("coins", "gifts"),
     Column("first_day", Integer, nullable=False),
     Column("last_day", Integer, nullable=False),
     Index("ix_analytics_creator_gifters_coins", "creator_id", "coins"),
@@ -652,9 +654,8 @@ analytics_creator_gifters = Table(
 analytics_gifters = Table(
     "analytics_gifters",
     metadata,
-    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("coins", BigInteger, nullable=False),
-    Column("gifts", BigInteger, nullable=False),
+    *_key("sender_id"),
+    *_sums("coins", "gifts"),
     Column("first_day", Integer, nullable=False),
     Column("last_day", Integer, nullable=False),
     Index("ix_analytics_gifters_coins", "coins"),
@@ -665,16 +666,15 @@ analytics_gifters = Table(
 analytics_gifter_buckets = Table(
     "analytics_gifter_buckets",
     metadata,
-    Column("coins_from", BigInteger, primary_key=True, autoincrement=False),
-    Column("gifters", BigInteger, nullable=False),
-    Column("coins", BigInteger, nullable=False),
+    *_key("coins_from"),
+    *_sums("gifters", "coins"),
 )
 
 # The weeks in which each gifter gifted: cohort retention.
 analytics_gifter_weeks = Table(
     "analytics_gifter_weeks",
     metadata,
-    Column("sender_id", BigInteger, primary_key=True, autoincrement=False),
+    *_key("sender_id"),
     Column("week", Integer, primary_key=True, autoincrement=False),
 )
 
@@ -693,21 +693,10 @@ analytics_economy_days = Table(
     "analytics_economy_days",
     metadata,
     Column("day", Integer, primary_key=True, autoincrement=False),
-    Column("coins_sold", BigInteger, nullable=False, server_default="0"),
-    Column("topups", BigInteger, nullable=False, server_default="0"),
-    Column("coins_granted", BigInteger, nullable=False, server_default="0"),
-    Column("coins_spent", BigInteger, nullable=False, server_default="0"),
-    Column("gifts", BigInteger, nullable=False, server_default="0"),
-    Column("coins_reversed", BigInteger, nullable=False, server_default="0"),
-    Column("gift_reversals", BigInteger, nullable=False, server_default="0"),
-    Column("coins_refunded", BigInteger, nullable=False, server_default="0"),
-    Column("refunds", BigInteger, nullable=False, server_default="0"),
-    Column("coins_charged_back", BigInteger, nullable=False, server_default="0"),
-    Column("chargebacks", BigInteger, nullable=False, server_default="0"),
-    Column("diamonds_earned", BigInteger, nullable=False, server_default="0"),
-    Column("diamonds_reversed", BigInteger, nullable=False, server_default="0"),
-    Column("diamonds_paid_out", BigInteger, nullable=False, server_default="0"),
-    Column("payouts", BigInteger, nullable=False, server_default="0"),
+    *_counters("coins_sold", "topups", "coins_granted", "coins_spent"),
+    *_counters("gifts", "coins_reversed", "gift_reversals"),
+    *_counters("coins_refunded", "refunds", "coins_charged_back", "chargebacks"),
+    *_counters("diamonds_earned", "diamonds_reversed", "diamonds_paid_out", "payouts"),
 )
 
 
