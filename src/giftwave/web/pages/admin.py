@@ -10,14 +10,14 @@ else gets a 403 page in their language.
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from giftwave.economy.catalog import LOCALES
+from giftwave.identity.users import Role
 from giftwave.web.i18n import N_, client_messages
-from giftwave.web.pages.site import page, visitor
+from giftwave.web.pages.site import page, visitor_in_role
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,11 +104,9 @@ ADMIN_MESSAGES: Final = (
 
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_console(request: Request) -> Response:
-    who = await visitor(request)
-    if who.user is None:
-        return RedirectResponse(f"/login?next={quote('/admin')}", status_code=303)
-    if not who.is_admin:
-        return page(request, who, "forbidden.html", status=403)
+    who = await visitor_in_role(request, "/admin", Role.ADMIN)
+    if isinstance(who, Response):
+        return who
     return page(
         request,
         who,

@@ -3,10 +3,8 @@ share, download); ``/studio/clips``: a creator's clips (upload, downloads on or 
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.clips import clip_out
@@ -17,7 +15,7 @@ from giftwave.clips.service import Clips
 from giftwave.clock import now_us
 from giftwave.errors import NotFound
 from giftwave.identity.users import Role
-from giftwave.web.pages.site import not_found, page, visitor
+from giftwave.web.pages.site import not_found, page, to_login, visitor
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,7 +49,7 @@ async def clip_page(clip_id: str, request: Request, via: str = "") -> Response:
 async def studio_clips_page(request: Request) -> Response:
     who = await visitor(request)
     if who.user is None:
-        return RedirectResponse(f"/login?next={quote('/studio/clips')}", status_code=303)
+        return to_login("/studio/clips")
     if who.user.role is not Role.CREATOR:
         return page(request, who, "studio_clips.html", status=403, clips=[], not_creator=True)
     clips: Clips = services(request).clips

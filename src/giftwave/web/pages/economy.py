@@ -5,17 +5,16 @@ CSV the analytics API answers (``api/analytics.py``)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from giftwave.analytics.reports import CreatorReport, StreamReport
 from giftwave.api.analytics import creator_figures, economy_figures, stream_figures
 from giftwave.api.auth import economy_of
 from giftwave.api.problems import Problem
+from giftwave.identity.users import Role
 from giftwave.web import charts
-from giftwave.web.pages.site import page, visitor
+from giftwave.web.pages.site import page, visitor_in_role
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,11 +25,9 @@ async def economy_tab(
     creator: int | None = Query(default=None, ge=1, le=2**62),
     stream: str | None = Query(default=None, max_length=24, pattern=r"^[A-Za-z0-9_-]+$"),
 ) -> Response:
-    who = await visitor(request)
-    if who.user is None:
-        return RedirectResponse(f"/login?next={quote('/admin/economy')}", status_code=303)
-    if not who.is_admin:
-        return page(request, who, "forbidden.html", status=403)
+    who = await visitor_in_role(request, "/admin/economy", Role.ADMIN)
+    if isinstance(who, Response):
+        return who
     economy = await economy_of(request)
     report = await economy_figures(request, economy, 90)
     creator_report: CreatorReport | None = None
@@ -58,11 +55,10 @@ async def economy_tab(
 
 @router.get("/studio/economy", response_class=HTMLResponse)
 async def my_economy(request: Request) -> Response:
-    who = await visitor(request)
-    if who.user is None:
-        return RedirectResponse(f"/login?next={quote('/studio/economy')}", status_code=303)
-    if not who.is_creator:
-        return page(request, who, "forbidden.html", status=403)
+    who = await visitor_in_role(request, "/studio/economy", Role.CREATOR)
+    if isinstance(who, Response):
+        return who
+    assert who.user is not None
     economy = await economy_of(request)
     report = await creator_figures(request, economy, who.user.id, 90)
     return page(

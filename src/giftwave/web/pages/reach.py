@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from giftwave.api.shares import reach
 from giftwave.api.state import services
 from giftwave.sharing.attribution import BADGES
-from giftwave.web.pages.site import page, visitor
+from giftwave.web.pages.site import page, to_login, visitor
 
 router = APIRouter(include_in_schema=False)
 
@@ -19,6 +17,6 @@ router = APIRouter(include_in_schema=False)
 async def reach_page(request: Request) -> Response:
     who = await visitor(request)
     if who.user is None:
-        return RedirectResponse(f"/login?next={quote('/me/reach')}", status_code=303)
+        return to_login("/me/reach")
     mine = await reach(services(request).sharing, who.user.id)
     return page(request, who, "reach.html", reach=mine, badges=BADGES)

@@ -72,6 +72,22 @@ async def visitor(request: Request) -> Visitor:
     return Visitor(locale, chose, user)
 
 
+def to_login(path: str) -> RedirectResponse:
+    """The log-in page, which brings the visitor back to ``path``."""
+    return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+
+
+async def visitor_in_role(request: Request, path: str, role: Role) -> Visitor | Response:
+    """The visitor of a page for creators (admins too) or for admins only, or what to answer
+    instead: the log-in page (back to ``path``) when not logged in, a 403 page without the role."""
+    who = await visitor(request)
+    if who.user is None:
+        return to_login(path)
+    if not (who.is_admin if role is Role.ADMIN else who.is_creator):
+        return page(request, who, "forbidden.html", status=403)
+    return who
+
+
 def page(
     request: Request,
     who: Visitor,
@@ -380,7 +396,7 @@ async def shop_page(request: Request, order: str | None = None) -> Response:
     """Coin packages; checkout through the configured provider; the balance when it lands."""
     who = await visitor(request)
     if who.user is None:
-        return RedirectResponse(f"/login?next={quote('/shop')}", status_code=303)
+        return to_login("/shop")
     economy = _economy(request)
     found = await run_in_threadpool(
         shop_packages, economy.db, who.user.country, economy.settings.default_currency

@@ -10,11 +10,10 @@ for creators. The studio's strings have their own catalog (``studio.po``, web/i1
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
-from urllib.parse import quote
 
 from babel import Locale
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import economy_of
@@ -31,7 +30,7 @@ from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
 from giftwave.live.streams import Stream
 from giftwave.web.charts import day_chart
 from giftwave.web.i18n import N_, client_messages, text_direction
-from giftwave.web.pages.site import Visitor, gifts_for_tray, page, visitor
+from giftwave.web.pages.site import Visitor, gifts_for_tray, page, to_login, visitor
 
 router = APIRouter(include_in_schema=False)
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -97,7 +96,7 @@ async def _creator(request: Request) -> tuple[Visitor, User] | Response:
     visitor who is not logged in, a page saying the studio is for creators for a viewer."""
     who = await visitor(request)
     if who.user is None:
-        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return to_login(request.url.path)
     if not who.is_creator:
         return page(request, who, "studio_forbidden.html", status=403, **_becoming(request, who))
     return who, who.user
