@@ -8,11 +8,13 @@ is announced to both rooms (docs/protocol.md); the result is read from the commi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import StreamingUser, economy_of
@@ -131,16 +133,26 @@ async def battle(battle_id: BattleId, economy: Econ) -> BattleOut:
     return await _out(economy, await run_in_threadpool(battle_service.get, economy.db, battle_id))
 
 
+async def _answer(
+    act: Callable[[Engine, int, int], tuple[Battle, bool]],
+    economy: Economy,
+    referee: Referee,
+    battle_id: int,
+    user_id: int,
+) -> Battle:
+    """A creator's move on a battle; both rooms are told when it changed the battle."""
+    battle, changed = await run_in_threadpool(act, economy.db, battle_id, user_id)
+    if changed:
+        await referee.announce(battle)
+    return battle
+
+
 @router.post("/v1/battles/{battle_id}/accept", response_model=BattleOut)
 async def accept(
     battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingUser
 ) -> BattleOut:
     """The invited creator accepts; again, it answers the battle as it is."""
-    accepted, changed = await run_in_threadpool(
-        battle_service.accept, economy.db, battle_id, user.id
-    )
-    if changed:
-        await referee.announce(accepted)
+    accepted = await _answer(battle_service.accept, economy, referee, battle_id, user.id)
     return await _out(economy, accepted)
 
 
@@ -148,11 +160,7 @@ async def accept(
 async def decline(
     battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingUser
 ) -> BattleOut:
-    declined, changed = await run_in_threadpool(
-        battle_service.decline, economy.db, battle_id, user.id
-    )
-    if changed:
-        await referee.announce(declined)
+    declined = await _answer(battle_service.decline, economy, referee, battle_id, user.id)
     return await _out(economy, declined)
 
 
@@ -161,9 +169,7 @@ async def end(battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingU
     """Either creator ends the battle now, scored as it stands (answered with the result,
     about a second later: gifts sent just before the end are counted), or withdraws an
     invitation."""
-    stopped, changed = await run_in_threadpool(battle_service.stop, economy.db, battle_id, user.id)
-    if changed:
-        await referee.announce(stopped)
+    stopped = await _answer(battle_service.stop, economy, referee, battle_id, user.id)
     if stopped.status is BattleStatus.ACTIVE:
         stopped = await referee.finish_when_due(stopped.id)
     return await _out(economy, stopped)
