@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import clip_jobs, clip_reactions, clip_reposts, clips, users
+from giftwave.db.upsert import insert_new
 
 ID_BYTES: Final = 9  # 12 URL-safe characters after the prefix
 MAX_LIST: Final = 100
@@ -173,14 +173,9 @@ def count_download(conn: Connection, clip_id: str) -> None:
 
 def repost(conn: Connection, user_id: int, clip_id: str, at_us: int) -> bool:
     """Add the clip to the user's shared collection; False: it was there already."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(clip_reposts).values(user_id=user_id, clip_id=clip_id, created_at_us=at_us)
-            )
-    except IntegrityError:
-        return False
-    return True
+    return insert_new(
+        conn, insert(clip_reposts).values(user_id=user_id, clip_id=clip_id, created_at_us=at_us)
+    )
 
 
 def unrepost(conn: Connection, user_id: int, clip_id: str) -> bool:
@@ -230,16 +225,12 @@ def has_reposted(conn: Connection, user_id: int, clip_id: str) -> bool:
 def react(conn: Connection, user_id: int, clip_id: str, emoji: str, at_us: int) -> bool:
     """One reaction per user, clip and emoji; False: it was there already."""
     assert emoji in REACTIONS, emoji
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(clip_reactions).values(
-                    clip_id=clip_id, user_id=user_id, emoji=emoji, created_at_us=at_us
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return insert_new(
+        conn,
+        insert(clip_reactions).values(
+            clip_id=clip_id, user_id=user_id, emoji=emoji, created_at_us=at_us
+        ),
+    )
 
 
 def unreact(conn: Connection, user_id: int, clip_id: str, emoji: str) -> bool:

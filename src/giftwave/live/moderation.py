@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import chat_reports, room_bans, room_moderators, users
+from giftwave.db.upsert import insert_new
 from giftwave.errors import Code, Forbidden, Invalid, NotFound
 from giftwave.identity.permissions import require_creator_or_admin
 from giftwave.identity.users import Role, User, find_user, require_active
@@ -127,14 +127,10 @@ def appoint(conn: Connection, creator: User, user_id: int, at_us: int) -> tuple[
     ).scalar_one()
     if count >= MAX_MODERATORS:
         raise Invalid(Code.MODERATOR_LIMIT, f"a creator has at most {MAX_MODERATORS} moderators")
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(room_moderators).values(
-                    creator_id=creator.id, user_id=user_id, created_at_us=at_us
-                )
-            )
-    except IntegrityError:  # appointed concurrently: the same outcome
+    appoint = insert(room_moderators).values(
+        creator_id=creator.id, user_id=user_id, created_at_us=at_us
+    )
+    if not insert_new(conn, appoint):  # appointed concurrently: the same outcome
         return _moderator(conn, creator.id, user_id), False
     return Moderator(user_id, user.handle, at_us), True
 
@@ -203,18 +199,10 @@ def ban(
     if existing is not None:
         return existing, False
     dismiss(conn, creator_id, user_id)
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(room_bans).values(
-                    creator_id=creator_id,
-                    user_id=user_id,
-                    banned_by=by.id,
-                    reason=reason,
-                    created_at_us=at_us,
-                )
-            )
-    except IntegrityError:  # banned concurrently
+    ban = insert(room_bans).values(
+        creator_id=creator_id, user_id=user_id, banned_by=by.id, reason=reason, created_at_us=at_us
+    )
+    if not insert_new(conn, ban):  # banned concurrently
         found = find_ban(conn, creator_id, user_id)
         assert found is not None
         return found, False
@@ -329,24 +317,18 @@ def report(
     prior = _find_report(conn, reporter.id, stream_id, line.message_id)
     if prior is not None:
         return prior, False
-    made = True
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(chat_reports).values(
-                    stream_id=stream_id,
-                    creator_id=creator_id,
-                    message_id=line.message_id,
-                    reported_user_id=line.user_id,
-                    reported_handle=line.handle,
-                    text=line.text,
-                    reporter_id=reporter.id,
-                    reason=reason.value,
-                    created_at_us=at_us,
-                )
-            )
-    except IntegrityError:  # the same report, concurrently
-        made = False
+    report = insert(chat_reports).values(
+        stream_id=stream_id,
+        creator_id=creator_id,
+        message_id=line.message_id,
+        reported_user_id=line.user_id,
+        reported_handle=line.handle,
+        text=line.text,
+        reporter_id=reporter.id,
+        reason=reason.value,
+        created_at_us=at_us,
+    )
+    made = insert_new(conn, report)  # False: the same report, concurrently
     found = _find_report(conn, reporter.id, stream_id, line.message_id)
     assert found is not None
     return found, made

@@ -8,10 +8,10 @@ import secrets
 from typing import Final
 
 from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import overlay_keys
+from giftwave.db.upsert import insert_new
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import User
 
@@ -25,17 +25,13 @@ def overlay_key(conn: Connection, creator_id: int) -> str:
     ).scalar_one_or_none()
     if found is not None:
         return str(found)
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(overlay_keys).values(
-                    creator_id=creator_id,
-                    key=secrets.token_urlsafe(KEY_BYTES),
-                    created_at_us=now_us(),
-                )
-            )
-    except IntegrityError:
-        pass  # made by a concurrent first use: read theirs
+    # Refused when made by a concurrent first use: read theirs.
+    insert_new(
+        conn,
+        insert(overlay_keys).values(
+            creator_id=creator_id, key=secrets.token_urlsafe(KEY_BYTES), created_at_us=now_us()
+        ),
+    )
     return str(
         conn.execute(
             select(overlay_keys.c.key).where(overlay_keys.c.creator_id == creator_id)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import share_links
+from giftwave.db.upsert import insert_new
 
 CODE_BYTES: Final = 6  # 8 URL-safe characters: 2**48 codes
 CODE_RE: Final = re.compile(r"[A-Za-z0-9_\-]{8}")
@@ -103,20 +103,16 @@ def share(
                 .values(last_shared_at_us=now_us)
             )
             return _existing(conn, sharer_id, kind, target_id, channel) or found, False
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(share_links).values(
-                        code=secrets.token_urlsafe(CODE_BYTES),
-                        sharer_id=sharer_id,
-                        target_kind=kind.value,
-                        target_id=target_id,
-                        channel=channel.value,
-                        created_at_us=now_us,
-                        last_shared_at_us=now_us,
-                    )
-                )
-        except IntegrityError:
+        link = insert(share_links).values(
+            code=secrets.token_urlsafe(CODE_BYTES),
+            sharer_id=sharer_id,
+            target_kind=kind.value,
+            target_id=target_id,
+            channel=channel.value,
+            created_at_us=now_us,
+            last_shared_at_us=now_us,
+        )
+        if not insert_new(conn, link):
             continue  # the same share made at once elsewhere (read it), or a code collision
         made = _existing(conn, sharer_id, kind, target_id, channel)
         assert made is not None

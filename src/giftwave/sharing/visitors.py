@@ -23,9 +23,9 @@ from datetime import date
 from typing import Final
 
 from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import server_secrets
+from giftwave.db.upsert import insert_new
 from giftwave.sharing.links import CODE_RE
 
 COOKIE_SECRET_NAME: Final = "share_cookie"
@@ -47,19 +47,11 @@ def server_secret(conn: Connection, name: str, now_us: int) -> tuple[bytes, bool
     found = _secret(conn, name)
     if found is not None:
         return found, False
-    made = False
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(server_secrets).values(
-                    name=name,
-                    secret=base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode(),
-                    created_at_us=now_us,
-                )
-            )
-            made = True
-    except IntegrityError:
-        pass  # made at the same moment elsewhere: read theirs
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+    # Refused when made at the same moment elsewhere: read theirs.
+    made = insert_new(
+        conn, insert(server_secrets).values(name=name, secret=secret, created_at_us=now_us)
+    )
     found = _secret(conn, name)
     assert found is not None
     return found, made
