@@ -377,14 +377,8 @@ class TotalsOut(BaseModel):
 
     @classmethod
     def of(cls, t: EconomyTotals) -> TotalsOut:
-        return cls(
-            coins_issued=t.coins_issued,
-            coins_spent=t.coins_spent,
-            coins_outstanding=t.coins_outstanding,
-            diamonds_issued=t.diamonds_issued,
-            diamonds_paid_out=t.diamonds_paid_out,
-            diamonds_outstanding=t.diamonds_outstanding,
-        )
+        # By name; the two outstanding figures are the totals' own properties.
+        return cls.model_validate(t, from_attributes=True)
 
 
 class LedgerHealthOut(BaseModel):

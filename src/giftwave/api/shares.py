@@ -161,12 +161,7 @@ class CreditsOut(BaseModel):
 
     @classmethod
     def of(cls, credits: Credits) -> CreditsOut:
-        return cls(
-            signups=credits.signups,
-            joins=credits.joins,
-            gifters=credits.gifters,
-            coins=credits.coins,
-        )
+        return cls.model_validate(credits, from_attributes=True)
 
 
 class BadgeOut(BaseModel):

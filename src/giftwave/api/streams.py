@@ -49,16 +49,8 @@ class StreamOut(BaseModel):
 
     @classmethod
     def of(cls, s: Stream) -> StreamOut:
-        return cls(
-            id=s.id,
-            creator_id=s.creator_id,
-            title=s.title,
-            language=s.language,
-            playback_url=s.playback_url,
-            status=s.status.value,
-            started_at_us=s.started_at_us,
-            ended_at_us=s.ended_at_us,
-        )
+        # The fields are the domain object's own, by name (the status as its string value).
+        return cls.model_validate(s, from_attributes=True)
 
 
 class StartStream(BaseModel):
