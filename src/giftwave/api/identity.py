@@ -233,13 +233,7 @@ class WalletOut(BaseModel):
 @router.get("/me/wallet", response_model=WalletOut)
 async def my_wallet(economy: Econ, user: WalletUser) -> WalletOut:
     view = await run_in_threadpool(economy.wallets.view, user.id)
-    return WalletOut(
-        coins=view.coins,
-        coins_debt=view.coins_debt,
-        diamonds=view.diamonds,
-        diamonds_reserved=view.diamonds_reserved,
-        diamonds_debt=view.diamonds_debt,
-    )
+    return WalletOut.model_validate(view, from_attributes=True)
 
 
 class IntegrationUser(BaseModel):
