@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -24,6 +25,26 @@ TRENDING_SIGNALS: Final = frozenset({"gift_coin", "share", "like", "new_viewer"}
 _HOST_NAME_RE = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]"
 )
+
+
+# Gifter levels (social/levels.py): one threshold of lifetime coins per level.
+LEVELS: Final = 50
+LEVEL_MAX_THRESHOLD_COINS: Final = 2**53  # exact as a JSON number in every client
+
+
+def level_thresholds_problem(thresholds: Sequence[int]) -> str | None:
+    """Why ``thresholds`` is not a level curve (None: it is): 50 whole numbers of coins, the
+    first at least 1, each above the one before."""
+    if len(thresholds) != LEVELS:
+        return f"a curve has {LEVELS} thresholds, one per level; got {len(thresholds)}"
+    if thresholds[0] < 1:
+        return "level 1 needs at least 1 coin"
+    if thresholds[-1] > LEVEL_MAX_THRESHOLD_COINS:
+        return f"thresholds are at most {LEVEL_MAX_THRESHOLD_COINS} coins"
+    for level, (before, after) in enumerate(pairwise(thresholds), start=2):
+        if after <= before:
+            return f"level {level} needs more coins than level {level - 1} ({after} <= {before})"
+    return None
 
 
 class ConfigError(Exception):
@@ -246,6 +267,18 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # At least 16 characters: the main port is public, and a short token can be guessed.
     metrics_token: SecretStr | None = None
+
+    # Gifter levels: the lifetime coins each level 1..50 needs (JSON list, strictly
+    # increasing); empty: the default curve, geometric from 1 coin to 5,000,000 (docs/economy.md).
+    level_thresholds_coins: tuple[int, ...] = ()
+
+    @field_validator("level_thresholds_coins")
+    @classmethod
+    def _level_curve(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        problem = None if not value else level_thresholds_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("database_url")
     @classmethod

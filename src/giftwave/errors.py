@@ -151,6 +151,7 @@ class Code(enum.StrEnum):
     LEDGER_BUSY = "ledger_busy"
     LEDGER_ERROR = "ledger_error"
     LEDGER_UNAVAILABLE = "ledger_unavailable"
+    LEVEL_HIDDEN = "level_hidden"
     LINKED_EVENT_CHAIN_OPEN = "linked_event_chain_open"
     LINKED_EVENT_FAILED = "linked_event_failed"
     LOGIN_REQUIRED = "login_required"

@@ -240,6 +240,7 @@ LOOPS: Final = (
     "battle-referee",  # battles ended on time, invitations expired
     "clip-sweep",  # queued clip jobs the queue had no room for, offered again
     "diamond-fractions",  # creators' hundredths of a diamond settled into whole diamonds
+    "gifter-levels",  # gifter levels brought up to the ledger, level-ups announced
     "ledger-checkpoint",  # SQLite's WAL copied back into the database file
     "ledger-expiry",  # pending transfers past their timeout, voided
     "payout-sweep",  # processing payouts without the provider's answer, asked for again

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -70,6 +70,20 @@ def collect_errors(*pages: Page) -> ConsoleErrors:
     for page in pages:
         errors.watch(page)
     return errors
+
+
+async def log_in(
+    browser: Browser, base: str, handle: str, password: str, to: str, **context: Any
+) -> Page:
+    """A new browser context (``context``: viewport, locale…) logged in through the log-in
+    page as ``handle``, on ``to``."""
+    page = await (await browser.new_context(**context)).new_page()
+    await page.goto(f"{base}/login?next={to}")
+    await page.fill("input[name=login]", handle)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}{to}")
+    return page
 
 
 async def screenshot(page: Page, name: str) -> Path:

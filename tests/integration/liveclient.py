@@ -31,6 +31,13 @@ async def person(http: httpx.AsyncClient, role: str) -> tuple[int, str]:
     return int(r.json()["user"]["id"]), str(r.json()["token"])
 
 
+async def named_person(http: httpx.AsyncClient, role: str) -> tuple[int, str, str]:
+    """A new user of ``role``: their id, bearer token and handle."""
+    user_id, token = await person(http, role)
+    me = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    return user_id, token, str(me.json()["handle"])
+
+
 async def go_live(http: httpx.AsyncClient, token: str, title: str) -> str:
     """A stream the creator with ``token`` starts: its id."""
     r = await http.post(

@@ -13,12 +13,16 @@ test failure (a backend that is missing is never a skip).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import pytest
+from serverproc import ServerGroup, ServerProcess, giftwave_env, migrate
 
 from giftwave import private_redis
+from giftwave.db.urls import DatabaseUrl
 
 
 class PrivateRedis(private_redis.PrivateRedis):
@@ -47,3 +51,20 @@ class PrivateRedis(private_redis.PrivateRedis):
         tb: TracebackType | None,
     ) -> None:
         self.kill()
+
+
+@contextmanager
+def two_nodes(db: DatabaseUrl, log_dir: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two `giftwave serve` processes on one migrated database and a private Redis (cheap
+    password hashing): nodes "a" and "b" of one deployment."""
+    with PrivateRedis(log_dir) as redis:
+        env = giftwave_env(db)
+        env.update(
+            GIFTWAVE_PASSWORD_TIME_COST="1",
+            GIFTWAVE_PASSWORD_MEMORY_KIB="8",
+            GIFTWAVE_BROKER_URL=redis.url,
+        )
+        migrate(env)
+        with ServerGroup(log_dir, env) as servers:
+            a, b = servers.start("a", "b")
+            yield a, b

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import websockets
 from liveclient import Client, as_user, go_live, person
-from redisproc import PrivateRedis
-from serverproc import ADMIN_TOKEN, ServerGroup, giftwave_env, migrate
+from redisproc import two_nodes
+from serverproc import ADMIN_TOKEN
 
 from giftwave.db.urls import DatabaseUrl
 from giftwave.live.ban_gate import TTL_S
@@ -44,60 +44,51 @@ async def _until_chat(client: Client, wanted: str) -> float:
 async def test_a_ban_on_node_a_refuses_chat_on_node_b_at_once(
     bare_db_url: DatabaseUrl, tmp_path: Path
 ) -> None:
-    with PrivateRedis(tmp_path) as redis:
-        env = giftwave_env(bare_db_url)
-        env.update(
-            GIFTWAVE_PASSWORD_TIME_COST="1",
-            GIFTWAVE_PASSWORD_MEMORY_KIB="8",
-            GIFTWAVE_BROKER_URL=redis.url,
-        )
-        migrate(env)
-        with ServerGroup(tmp_path, env) as servers:
-            a, b = servers.start("a", "b")
-            async with (
-                httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
-                httpx.AsyncClient(base_url=b.base_url, timeout=30) as on_b,
-            ):
-                creator_id, creator = await person(on_a, "creator")
-                troll_id, troll = await person(on_a, "viewer")
-                r = await on_a.post(
-                    f"/v1/admin/users/{troll_id}/coins",
-                    json={"coins": 100, "idempotency_key": "nodes"},
-                    headers=ADMIN,
+    with two_nodes(bare_db_url, tmp_path) as (a, b):
+        async with (
+            httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.base_url, timeout=30) as on_b,
+        ):
+            creator_id, creator = await person(on_a, "creator")
+            troll_id, troll = await person(on_a, "viewer")
+            r = await on_a.post(
+                f"/v1/admin/users/{troll_id}/coins",
+                json={"coins": 100, "idempotency_key": "nodes"},
+                headers=ADMIN,
+            )
+            assert r.status_code == 200, r.text
+            stream = await go_live(on_a, creator, "two nodes")
+            creator_auth = {"Authorization": f"Bearer {creator}"}
+            url = b.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
+            async with websockets.connect(await as_user(on_b, url, troll)) as ws:
+                viewer = Client(ws)
+                await viewer.recv()
+                # Node B answers "not banned", and keeps that answer.
+                assert await _until_chat(viewer, "sent") < 0.5
+                gift = await on_b.post(
+                    f"/v1/streams/{stream}/gifts",
+                    json={"gift_id": "rose", "count": 1, "idempotency_key": "n1"},
+                    headers={"Authorization": f"Bearer {troll}"},
                 )
-                assert r.status_code == 200, r.text
-                stream = await go_live(on_a, creator, "two nodes")
-                creator_auth = {"Authorization": f"Bearer {creator}"}
-                url = b.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
-                async with websockets.connect(await as_user(on_b, url, troll)) as ws:
-                    viewer = Client(ws)
-                    await viewer.recv()
-                    # Node B answers "not banned", and keeps that answer.
-                    assert await _until_chat(viewer, "sent") < 0.5
-                    gift = await on_b.post(
-                        f"/v1/streams/{stream}/gifts",
-                        json={"gift_id": "rose", "count": 1, "idempotency_key": "n1"},
-                        headers={"Authorization": f"Bearer {troll}"},
-                    )
-                    assert gift.status_code == 201, gift.text
+                assert gift.status_code == 201, gift.text
 
-                    r = await on_a.post(
-                        f"/v1/creators/{creator_id}/bans",
-                        json={"user_id": troll_id},
-                        headers=creator_auth,
-                    )
-                    assert r.status_code == 201, r.text
-                    await _until_chat(viewer, "banned")
-                    gift = await on_b.post(
-                        f"/v1/streams/{stream}/gifts",
-                        json={"gift_id": "rose", "count": 1, "idempotency_key": "n2"},
-                        headers={"Authorization": f"Bearer {troll}"},
-                    )
-                    assert gift.status_code == 403, gift.text
-                    assert gift.json()["code"] == "banned"
+                r = await on_a.post(
+                    f"/v1/creators/{creator_id}/bans",
+                    json={"user_id": troll_id},
+                    headers=creator_auth,
+                )
+                assert r.status_code == 201, r.text
+                await _until_chat(viewer, "banned")
+                gift = await on_b.post(
+                    f"/v1/streams/{stream}/gifts",
+                    json={"gift_id": "rose", "count": 1, "idempotency_key": "n2"},
+                    headers={"Authorization": f"Bearer {troll}"},
+                )
+                assert gift.status_code == 403, gift.text
+                assert gift.json()["code"] == "banned"
 
-                    r = await on_a.delete(
-                        f"/v1/creators/{creator_id}/bans/{troll_id}", headers=creator_auth
-                    )
-                    assert r.status_code == 204
-                    await _until_chat(viewer, "sent")
+                r = await on_a.delete(
+                    f"/v1/creators/{creator_id}/bans/{troll_id}", headers=creator_auth
+                )
+                assert r.status_code == 204
+                await _until_chat(viewer, "sent")

@@ -1,5 +1,6 @@
 """The OBS overlay in a real browser: gifts sent through the API appear as alerts with their
-combo counters, a big gift stands out, and the goal bar follows the room."""
+combo counters, a big gift stands out, the goal bar follows the room, and a gifter's level-up
+is an alert with their badge."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from liveclient import person
 from serverproc import ADMIN_TOKEN, one_server
 
 from giftwave.db.urls import DatabaseUrl
+from giftwave.social.levels import Curve
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -79,4 +81,9 @@ async def test_the_overlay_shows_gifts_combos_and_the_goal(
                     timeout=10_000,
                 )
                 assert await goal.locator(".goal-title").text_content() == "Lion night"
+                # The lion took the viewer up a few levels: "… reached level N", with the badge.
+                level = Curve.configured(()).level(30_002)
+                alert = page.locator(".level-up-alert", has_text=f"reached level {level}")
+                await alert.wait_for(timeout=10_000)
+                assert await alert.locator(".level-badge").text_content() == str(level)
                 assert errors == []

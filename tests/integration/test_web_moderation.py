@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import chromium, collect_errors, screenshot
-from liveclient import go_live, person
+from browser import chromium, collect_errors, log_in, screenshot
+from liveclient import go_live, named_person
 from playwright.async_api import Browser, Page, expect
 from serverproc import ServerProcess, one_server
 
@@ -33,20 +33,8 @@ def server(
         yield proc
 
 
-async def _who(http: httpx.AsyncClient, role: str) -> tuple[int, str, str]:
-    """A new user: id, bearer token, handle."""
-    user_id, token = await person(http, role)
-    me = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
-    return user_id, token, str(me.json()["handle"])
-
-
 async def _log_in(browser: Browser, base: str, handle: str, to: str, **context: Any) -> Page:
-    page = await (await browser.new_context(**context)).new_page()
-    await page.goto(f"{base}/login?next={to}")
-    await page.fill("input[name=login]", handle)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}{to}")
+    page = await log_in(browser, base, handle, PASSWORD, to, **context)
     await page.wait_for_selector("body[data-connected='1']", state="attached", timeout=10_000)
     return page
 
@@ -75,9 +63,9 @@ async def _inside(page: Page, selector: str) -> None:
 async def test_the_studio_deletes_bans_and_lists_reports(server: ServerProcess) -> None:
     base = server.base_url
     async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
-        creator_id, creator_token, creator = await _who(http, "creator")
-        _, _, troll = await _who(http, "viewer")
-        _, _, fan = await _who(http, "viewer")
+        creator_id, creator_token, creator = await named_person(http, "creator")
+        _, _, troll = await named_person(http, "viewer")
+        _, _, fan = await named_person(http, "viewer")
         stream = await go_live(http, creator_token, "Moderated night")
         room = f"/live/{stream}"
 
@@ -145,9 +133,9 @@ async def test_a_moderator_mutes_with_the_keyboard_on_a_phone_and_in_arabic(
 ) -> None:
     base = server.base_url
     async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
-        _, creator_token, _ = await _who(http, "creator")
-        mod_id, _, mod = await _who(http, "viewer")
-        _, _, talker = await _who(http, "viewer")
+        _, creator_token, _ = await named_person(http, "creator")
+        mod_id, _, mod = await named_person(http, "viewer")
+        _, _, talker = await named_person(http, "viewer")
         stream = await go_live(http, creator_token, "Team night")
         room = f"/live/{stream}"
         r = await http.post(

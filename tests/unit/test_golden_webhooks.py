@@ -10,6 +10,7 @@ from giftwave.economy.gifting import GiftSent
 from giftwave.economy.reversals import GiftReversed, SentGift
 from giftwave.live.battles import Battle, BattleStatus, Side, Winner
 from giftwave.live.goals import Goal, GoalKind
+from giftwave.social.level_follower import LevelUp
 from giftwave.webhooks import events
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden" / "webhook_bodies.jsonl"
@@ -107,4 +108,22 @@ def test_a_ping_says_what_it_is() -> None:
     assert body.endswith(
         '","type":"ping","created_at_us":1700000000000000,"creator_id":1,'
         '"data":{"endpoint_id":5,"message":"a test delivery from giftwave"}}'
+    )
+
+
+def test_a_level_up_body() -> None:
+    up = LevelUp(
+        user_id=10,
+        handle="u10",
+        level=12,
+        stream_id="st_g",
+        creator_id=1,
+        send_id="gift:10:tap-1",
+        at_us=T0,
+        hidden=False,
+    )
+    assert events.level_up_event(up).body() == (
+        '{"id":"level_up:10:12","type":"gifter.level_up","created_at_us":1700000000000000,'
+        '"creator_id":1,"data":{"stream_id":"st_g","send_id":"gift:10:tap-1","user_id":10,'
+        '"handle":"u10","level":12}}'
     )

@@ -10,6 +10,7 @@ from giftwave.realtime.notices import (
     AnyNotice,
     ApiKeyRevoked,
     BanChanged,
+    LevelChanged,
     SessionEnded,
     UserChanged,
     decode_notice,
@@ -21,6 +22,7 @@ WIRE: list[tuple[AnyNotice, dict[str, object]]] = [
     (UserChanged(user_id=7), {"type": "user_changed", "user_id": 7}),
     (ApiKeyRevoked(), {"type": "api_key_revoked"}),
     (BanChanged(creator_id=3, user_id=9), {"type": "ban_changed", "creator_id": 3, "user_id": 9}),
+    (LevelChanged(user_id=9, level=12), {"type": "level_changed", "user_id": 9, "level": 12}),
 ]
 
 
@@ -37,7 +39,7 @@ def test_each_kind_keeps_its_wire_form_and_comes_back_equal(
 @pytest.mark.parametrize(
     "data",
     [
-        b'{"type": "level_changed", "user_id": 1}',  # a newer node's kind
+        b'{"type": "club_changed", "user_id": 1}',  # a newer node's kind
         b'{"type": "user_changed"}',  # a field missing
         b'{"type": "user_changed", "user_id": "7"}',  # a field of another type
         b'{"user_id": 7}',  # no kind

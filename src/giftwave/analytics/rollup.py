@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from giftwave.analytics.metrics import bucket_from
 from giftwave.db import watermarks
+from giftwave.db.id_lists import in_parts
 from giftwave.db.tables import (
     analytics_cohort_weeks,
     analytics_creator_days,
@@ -44,7 +45,6 @@ from giftwave.economy.payouts import RETURNED_SUFFIX
 
 WATERMARK: Final = "ledger"
 CHUNK_MAX_TRANSFERS: Final = 10_000
-IN_LIST_MAX: Final = 2_000  # ids per IN (...): well under every backend's parameter limit
 MINUTE_US: Final = 60_000_000
 DAY_US: Final = 86_400_000_000
 
@@ -366,7 +366,7 @@ def _stored_gifters(conn: Connection, senders: list[int]) -> dict[int, tuple[int
     Read before the gifters' upsert."""
     g = analytics_gifters.c
     stored: dict[int, tuple[int, int]] = {}
-    for part in _parts(senders):
+    for part in in_parts(senders):
         stored.update(
             (int(u), (int(coins), int(first)))
             for u, coins, first in conn.execute(
@@ -382,7 +382,7 @@ def _write_cohorts(conn: Connection, sums: _Sums, stored: dict[int, tuple[int, i
         return
     senders = sorted({u for u, _ in sums.weeks})
     seen: set[tuple[int, int]] = set()
-    for part in _parts(senders):
+    for part in in_parts(senders):
         seen.update(
             (int(u), int(w))
             for u, w in conn.execute(
@@ -447,11 +447,6 @@ def rebuild_gifter_buckets(conn: Connection) -> None:
             analytics_gifter_buckets.insert(),
             [{"coins_from": b, "gifters": n, "coins": c} for b, (n, c) in buckets.items()],
         )
-
-
-def _parts(ids: list[int]) -> Iterable[list[int]]:
-    for i in range(0, len(ids), IN_LIST_MAX):
-        yield ids[i : i + IN_LIST_MAX]
 
 
 def _upsert_add(

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -31,6 +31,7 @@ from giftwave.api import (
     follows,
     identity,
     ledger,
+    levels,
     live,
     metrics_endpoint,
     moderation,
@@ -71,7 +72,7 @@ from giftwave.ledger.stores import open_store
 from giftwave.ledger.writer_process import ProcessStore
 from giftwave.live.ban_gate import BanGate
 from giftwave.live.battle_referee import Referee
-from giftwave.live.events import GiftCommitted, GiftReversalCommitted
+from giftwave.live.events import GiftCommitted, GiftReversalCommitted, LevelReached
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
@@ -82,8 +83,12 @@ from giftwave.payments.sandbox_payouts import SandboxPayoutProvider
 from giftwave.ratelimit import open_rate_limiter
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
+from giftwave.realtime.notices import LevelChanged
 from giftwave.sharing.service import Sharing
 from giftwave.social.follows import follow_limiter
+from giftwave.social.level_follower import LevelUp
+from giftwave.social.level_service import Levels
+from giftwave.social.levels import Curve
 from giftwave.trending.service import Trending, config_from
 from giftwave.web.pages import admin as admin_pages
 from giftwave.web.pages import clips as clip_pages
@@ -94,7 +99,7 @@ from giftwave.web.pages import reach as reach_pages
 from giftwave.web.pages import share_link as share_link_pages
 from giftwave.web.pages import site as site_pages
 from giftwave.web.pages import studio as studio_pages
-from giftwave.webhooks.outbox import enqueue_battle_ended
+from giftwave.webhooks.outbox import enqueue_battle_ended, enqueue_level_ups
 from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
@@ -413,6 +418,7 @@ ROUTERS: Final = (
     clips,
     clip_pages,
     follows,
+    levels,
     moderation,
     site_pages,
     profile_pages,
@@ -468,6 +474,7 @@ def _wire(parts: Services, drain: Drain) -> None:
     # Chat, likes, moderation, gifts, shares, follows: limits per user whatever the node.
     parts.sharing.limiter.use(parts.rate_limiter)
     parts.follow_limiter.use(parts.rate_limiter)
+    parts.levels.visibility_limit.use(parts.rate_limiter)
 
 
 async def _start_ledger(
@@ -493,7 +500,17 @@ async def _start_ledger(
     return db, engine
 
 
-def _hub(settings: Settings, db: Engine, broker: Broker) -> Hub:
+async def _announce_level_ups(broker: Broker, ups: Sequence[LevelUp]) -> None:
+    """Level-ups this node committed: "ana reached level 12" in the room of the gift that
+    crossed it, and the new badge on every node (social/level_badges.py)."""
+    for up in ups:
+        await broker.publish(
+            up.stream_id, LevelReached(user_id=up.user_id, handle=up.handle, level=up.level)
+        )
+        await broker.notify(LevelChanged(user_id=up.user_id, level=up.level))
+
+
+def _hub(settings: Settings, db: Engine, broker: Broker, levels: Levels) -> Hub:
     return Hub(
         tick_ms=settings.live_tick_ms,
         combo_quiet_ms=settings.live_combo_quiet_ms,
@@ -503,6 +520,7 @@ def _hub(settings: Settings, db: Engine, broker: Broker) -> Hub:
         ring_max_bytes=settings.live_ring_max_bytes,
         broker=broker,
         seed=partial(_seed_room, db),
+        levels=levels.badges.get,
     )
 
 
@@ -528,7 +546,15 @@ async def _start_services(
     economy.fractions.start()
     stack.push_async_callback(economy.fractions.stop)
     broker = open_broker(settings.broker_url)
-    hub = _hub(settings, db, broker)
+    # Gifter levels follow the ledger off the gift path; a level-up's webhook is written in
+    # the transaction that records it (social/level_follower.py).
+    levels = Levels(
+        db,
+        Curve.configured(settings.level_thresholds_coins),
+        observers=(enqueue_level_ups,),
+    )
+    levels.add_announcer(partial(_announce_level_ups, broker))
+    hub = _hub(settings, db, broker, levels)
     ban_gate = BanGate(db)
     auth_cache = AuthCache(db, forget_elsewhere=(partial(_forget_creator, economy),))
     # Bans, sessions, users and keys are cached per node; a change anywhere drops the cached
@@ -536,6 +562,7 @@ async def _start_services(
     # from the broker's start on.
     broker.on_notice(ban_gate.notice)
     broker.on_notice(auth_cache.notice)
+    broker.on_notice(levels.badges.notice)
     await broker.start(hub)
     stack.push_async_callback(broker.stop)
     rate_limiter = open_rate_limiter(settings.broker_url)
@@ -545,6 +572,8 @@ async def _start_services(
     viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
     viewers.start()
     stack.push_async_callback(viewers.stop)
+    levels.start()
+    stack.push_async_callback(levels.stop)
     referee = Referee(db, broker.publish, on_result=enqueue_battle_ended)
     referee.start()
     stack.push_async_callback(referee.stop)
@@ -578,6 +607,7 @@ async def _start_services(
         webhooks=outgoing,
         ledger_checks=admin.LedgerChecks(),
         analytics=analytics.Freshness(Rollup(db)),
+        levels=levels,
     )
 
 

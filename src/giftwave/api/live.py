@@ -187,9 +187,13 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
             if user is not None
             else trending.source_actor(ws.client.host if ws.client else ""),
         )
+        badges = services(ws).levels.badges
+        if user is not None:  # once per socket: its chat lines read the cache, not the database
+            await badges.warm((user.id,))
         if user is not None and _sampled_join(len(channel.subscribers)):
             assert hub.broker is not None
-            await hub.broker.publish(stream_id, Joined(user_id=user.id, handle=user.handle))
+            joined = Joined(user_id=user.id, handle=user.handle, level=hub.level_of(user.id))
+            await hub.broker.publish(stream_id, joined)
         if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
             await services(ws).sharing.joined(user.id, stream_id, share_cookie(ws))
         await _read(ws, economy, hub, stream, user, subscriber, refusal)
@@ -410,6 +414,7 @@ async def _chat(
         user_id=user.id,
         handle=user.handle,
         text=text.strip(),
+        level=hub.level_of(user.id),  # this node's cache, never a query (level_badges.py)
     )
     assert hub.broker is not None
     await hub.broker.publish(stream.id, message)

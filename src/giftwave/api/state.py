@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the routers below import this module for ``services``
     from giftwave.realtime.broker import Broker
     from giftwave.realtime.hub import Hub
     from giftwave.sharing.service import Sharing
+    from giftwave.social.level_service import Levels
     from giftwave.trending.service import Trending
     from giftwave.webhooks.service import Webhooks
 
@@ -53,6 +54,7 @@ class Services:
     webhooks: Webhooks
     ledger_checks: LedgerChecks
     analytics: Freshness
+    levels: Levels
 
 
 def install(app: Starlette, built: Services) -> None:

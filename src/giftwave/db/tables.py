@@ -597,6 +597,40 @@ analytics_watermarks = Table(
     Column("updated_at_us", BigInteger, nullable=False),
 )
 
+# Gifter levels (social/level_follower.py, migration 0020): a gifter's lifetime coins net of
+# reversals, the highest total they ever reached (their level stands on it: never taken back),
+# and whether they hide it from others.
+gifter_levels = Table(
+    "gifter_levels",
+    metadata,
+    *_key("user_id"),
+    *_sums("coins", "peak_coins"),
+    Column("hidden", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# The coins each gifter gave each creator, net of reversals: "the creators they support most".
+gifter_creators = Table(
+    "gifter_creators",
+    metadata,
+    *_key("user_id", "creator_id"),
+    *_sums("coins"),
+)
+
+# Every level a gifter reached, once, with the gift that crossed it: the room event and the
+# webhook come from the run that wrote the row.
+level_ups = Table(
+    "level_ups",
+    metadata,
+    *_key("user_id"),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("stream_id", String(24), nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("send_id", String(200), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)
+
 # Gifts per stream and minute: gifts per minute, coins, diamonds, and the spikes.
 analytics_stream_minutes = Table(
     "analytics_stream_minutes",

@@ -46,11 +46,11 @@ def advance(conn: Connection, name: str, seq: int) -> None:
 
 def position(db: Engine, name: str) -> int:
     with db.connect() as conn:
-        seq = _position_in(conn, name)
+        seq = position_in(conn, name)
     return 0 if seq is None else seq
 
 
-def _position_in(conn: Connection, name: str) -> int | None:
+def position_in(conn: Connection, name: str) -> int | None:
     """The position, or None before it exists."""
     seq = conn.execute(select(_row.last_seq).where(_row.name == name)).scalar()
     return None if seq is None else int(seq)
@@ -82,7 +82,7 @@ class LedgerFollower:
         # The chunk is read before the position is locked (committed transfers below the head
         # never change): SQLite has one write lock, and the ledger's writer needs it.
         with self._db.connect() as conn:
-            last = _position_in(conn, self._name)
+            last = position_in(conn, self._name)
             if last is None:  # the first run ever: no write each run just to make sure
                 ensure(self._db, self._name)
                 last = 0

@@ -62,16 +62,28 @@ class Liked(News, frozen=True, tag="like"):
     handle: str
 
 
-class ChatPosted(News, frozen=True, tag="chat"):
+# ``level``: the sender's gifter level badge as the node that took the line knew it (None: none
+# shown). Left out of the JSON when None, so lines without a badge keep their bytes.
+class ChatPosted(News, frozen=True, tag="chat", omit_defaults=True):
     message_id: str | None
     user_id: int
     handle: str
     text: str
+    level: int | None = None
 
 
-class Joined(News, frozen=True, tag="join"):
+class Joined(News, frozen=True, tag="join", omit_defaults=True):
     user_id: int
     handle: str
+    level: int | None = None
+
+
+class LevelReached(News, frozen=True, tag="level_up"):
+    """A gifter reached a level with a gift in this room (social/level_follower.py)."""
+
+    user_id: int
+    handle: str
+    level: int
 
 
 class ChatDeleted(News, frozen=True, tag="chat_deleted"):
@@ -165,6 +177,7 @@ RoomNews = (
     | BattleScoreReversed
     | BattleEnded
     | BattleRescored
+    | LevelReached
 )
 
 
@@ -191,11 +204,12 @@ class ComboCounts(Shown, frozen=True, tag="combo_counts"):
     counts: list[list[int]]  # [n, count, coins, ms after at_us] per combo that grew
 
 
-class Ranked(msgspec.Struct, frozen=True):
+class Ranked(msgspec.Struct, frozen=True, omit_defaults=True):
     rank: int
     user_id: int
     handle: str
     coins: int
+    level: int | None = None  # the gifter's level badge, when shown
 
 
 class RankedLiker(msgspec.Struct, frozen=True):
@@ -220,20 +234,22 @@ class LikersShown(Shown, frozen=True, tag="likers"):
     top: list[RankedLiker]
 
 
-class ChatLine(msgspec.Struct, frozen=True):
+class ChatLine(msgspec.Struct, frozen=True, omit_defaults=True):
     """A chat line as a room keeps it (the snapshot's ``chat``, a report's copy)."""
 
     message_id: str | None
     user_id: int
     handle: str
     text: str
+    level: int | None = None
 
 
-class ChatShown(Shown, frozen=True, tag="chat"):
+class ChatShown(Shown, frozen=True, tag="chat", omit_defaults=True):
     message_id: str | None
     user_id: int
     handle: str
     text: str
+    level: int | None = None  # the sender's gifter level badge (absent: none shown)
 
 
 class ChatDeletedShown(Shown, frozen=True, tag="chat_deleted"):
@@ -311,9 +327,18 @@ class ViewersShown(Shown, frozen=True, tag="viewers"):
     count: int
 
 
-class JoinedUser(msgspec.Struct, frozen=True):
+class JoinedUser(msgspec.Struct, frozen=True, omit_defaults=True):
     user_id: int
     handle: str
+    level: int | None = None
+
+
+class LevelUpShown(Shown, frozen=True, tag="level_up"):
+    """ "ana reached level 12", in the room where the gift that crossed the threshold was sent."""
+
+    user_id: int
+    handle: str
+    level: int
 
 
 class JoinsShown(Shown, frozen=True, tag="join"):
@@ -359,6 +384,7 @@ RoomEvent = (
     | GiftReversedShown
     | ViewersShown
     | JoinsShown
+    | LevelUpShown
     | StreamEndedShown
     | Snapshot
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import insort
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -33,6 +33,8 @@ from giftwave.live.events import (
     JoinedUser,
     JoinsShown,
     LeaderboardShown,
+    LevelReached,
+    LevelUpShown,
     LikersShown,
     LikesShown,
     MutesShown,
@@ -48,6 +50,10 @@ from giftwave.live.events import (
 from giftwave.live.goals import Goal, GoalKind
 from giftwave.live.leaderboard import Leaderboard
 from giftwave.live.seen import SeenIds
+
+# A gifter's level badge as this node knows it (None: none shown, or not known yet): a cache,
+# never a query (social/level_badges.py).
+LevelLookup = Callable[[int], int | None]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -143,8 +149,10 @@ class Room:
         combo_quiet_us: int,
         combo_settle_us: int = 0,
         battle_result_us: int = BATTLE_RESULT_US,
+        levels: LevelLookup | None = None,
     ) -> None:
         self.stream_id = stream_id
+        self._levels = levels
         self.viewers = 0
         self.coins = 0
         self.diamonds = 0
@@ -448,6 +456,7 @@ class Room:
                 user_id=message.user_id,
                 handle=message.handle,
                 text=message.text,
+                level=message.level,
             )
         )
 
@@ -455,11 +464,15 @@ class Room:
         """One of the newest CHAT_IDS_KEPT lines, not deleted: what a report keeps of it."""
         return self._chat_ids.get(message_id)
 
-    def join(self, user_id: int, handle: str) -> None:
+    def join(self, user_id: int, handle: str, level: int | None = None) -> None:
         if len(self._joined) < JOINS_NAMED_PER_TICK:
-            self._joined.append(JoinedUser(user_id=user_id, handle=handle))
+            self._joined.append(JoinedUser(user_id=user_id, handle=handle, level=level))
         else:
             self._joined_others += 1
+
+    def level_up(self, e: LevelReached) -> None:
+        """A gifter reached a level with a gift in this room: "ana reached level 12"."""
+        self._news.append(LevelUpShown(user_id=e.user_id, handle=e.handle, level=e.level))
 
     def delete_message(self, message_id: str) -> None:
         """A moderator removed a message: gone from the history, and from every screen (said
@@ -575,6 +588,12 @@ class Room:
         return LikersShown(top=self._likers.top(LEADERBOARD_SIZE))
 
     def _leaderboard_event(self) -> LeaderboardShown:
-        return LeaderboardShown(
-            top=self._leaderboard.top(LEADERBOARD_SIZE), coins=self.coins, diamonds=self.diamonds
-        )
+        top = self._leaderboard.top(LEADERBOARD_SIZE)
+        levels = self._levels
+        if levels is not None:  # at most ten lookups in this node's cache, twice a second
+            top = [_with_level(row, levels(row.user_id)) for row in top]
+        return LeaderboardShown(top=top, coins=self.coins, diamonds=self.diamonds)
+
+
+def _with_level(row: Ranked, level: int | None) -> Ranked:
+    return row if level is None else msgspec.structs.replace(row, level=level)

@@ -33,7 +33,7 @@ from giftwave.live import events as ev
 from giftwave.live.battles import Battle
 from giftwave.live.events import RoomEvent, RoomNews, encode_frame_text
 from giftwave.live.goals import Goal
-from giftwave.live.room import BATTLE_RESULT_US, Room, RoomSeed
+from giftwave.live.room import BATTLE_RESULT_US, LevelLookup, Room, RoomSeed
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.realtime.broker import Broker
 from giftwave.realtime.sockets import Frame, Sink
@@ -77,14 +77,18 @@ def _goal_set(room: Room, e: ev.GoalSet) -> None:
 
 
 def _chat(room: Room, e: ev.ChatPosted) -> None:
-    room.chat(ev.ChatLine(message_id=e.message_id, user_id=e.user_id, handle=e.handle, text=e.text))
+    room.chat(
+        ev.ChatLine(
+            message_id=e.message_id, user_id=e.user_id, handle=e.handle, text=e.text, level=e.level
+        )
+    )
 
 
 _on(ev.GiftCommitted, Room.gift)
 _on(ev.GiftReversalCommitted, Room.gift_reversed)
 _on(ev.Liked, lambda room, e: room.like(e.count, e.user_id, e.handle))
 _on(ev.ChatPosted, _chat)
-_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle))
+_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle, e.level))
 _on(ev.ChatDeleted, lambda room, e: room.delete_message(e.message_id))
 _on(ev.Muted, lambda room, e: room.mute(e.user_id, e.until_us))
 _on(ev.StreamEnded, lambda room, e: room.end())
@@ -100,6 +104,7 @@ _on(
 )
 _on(ev.BattleEnded, lambda room, e: room.end_battle(Battle.of_state(e)))
 _on(ev.BattleRescored, lambda room, e: room.correct_result(Battle.of_state(e)))
+_on(ev.LevelReached, Room.level_up)
 assert set(_HANDLERS) == set(RoomNews.__args__), "every kind of news needs its line above"
 
 
@@ -175,12 +180,14 @@ class Channel:
         coalesce: bool = True,
         ring_max_bytes: int = DEFAULT_RING_MAX_BYTES,
         battle_result_us: int = BATTLE_RESULT_US,
+        levels: LevelLookup | None = None,
     ) -> None:
         self.room = Room(
             stream_id,
             combo_quiet_us=combo_quiet_us,
             combo_settle_us=combo_settle_us,
             battle_result_us=battle_result_us,
+            levels=levels,
         )
         self.coalesce = coalesce
         self.epoch = secrets.token_hex(4)
@@ -300,8 +307,10 @@ class Hub:
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
         broker: Broker | None = None,
         seed: Callable[[str], Awaitable[RoomSeed]] | None = None,
+        levels: LevelLookup | None = None,
     ) -> None:
         self.broker = broker
+        self._levels = levels
         self._seed = seed
         self._tick_s = tick_ms / 1000
         self._ring = ring_frames
@@ -340,6 +349,10 @@ class Hub:
             if channel is not None:
                 channel.room.set_viewers(total)
 
+    def level_of(self, user_id: int) -> int | None:
+        """The user's gifter level badge as this node knows it (None: none shown)."""
+        return None if self._levels is None else self._levels(user_id)
+
     def viewer_counts(self) -> dict[str, int]:
         """Each followed room's viewers on every node, as last counted (once a second)."""
         return {stream_id: c.room.viewers for stream_id, c in self._channels.items()}
@@ -357,6 +370,7 @@ class Hub:
                 coalesce=self._coalesce,
                 ring_max_bytes=self._ring_bytes,
                 battle_result_us=self._battle_result_us,
+                levels=self._levels,
             )
             self._channels[stream_id] = channel
         return channel

@@ -41,7 +41,14 @@ class BanChanged(Notice, frozen=True, tag="ban_changed"):
     user_id: int
 
 
-AnyNotice = SessionEnded | UserChanged | ApiKeyRevoked | BanChanged
+class LevelChanged(Notice, frozen=True, tag="level_changed"):
+    """A gifter's level badge changed (a level-up, hiding it, showing it again)."""
+
+    user_id: int
+    level: int  # the badge everybody else now sees; 0: none
+
+
+AnyNotice = SessionEnded | UserChanged | ApiKeyRevoked | BanChanged | LevelChanged
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(AnyNotice)

@@ -1,5 +1,6 @@
 """A person's public profile, read in one go: whether they are live now, their published clips,
-their followers, and whether the one looking follows them. A blocked account has no profile."""
+their followers, whether the one looking follows them, and their gifter level (unless they hide
+it from the one looking). A blocked account has no profile."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from giftwave.clips.library import Clip, ClipStatus, clips_of
 from giftwave.identity.users import User, find_by_handle
 from giftwave.live.streams import Stream, live_stream_of
 from giftwave.social.follows import follower_count, is_following
+from giftwave.social.level_service import GifterLevel, level_in
+from giftwave.social.levels import Curve
 
 PROFILE_CLIPS: Final = 60
 
@@ -23,10 +26,12 @@ class Profile:
     clips: list[Clip]  # published (ready) only, newest first
     followers: int
     followed: bool  # by the visitor
+    level: GifterLevel | None  # None: hidden from the visitor
 
 
-def profile(db: Engine, handle: str, looking: User | None) -> Profile | None:
-    """The profile of @``handle`` as ``looking`` sees it; None: no such person, or blocked."""
+def profile(db: Engine, handle: str, looking: User | None, curve: Curve) -> Profile | None:
+    """The profile of @``handle`` as ``looking`` sees it; None: no such person, or blocked.
+    Their gifter level on ``curve``, unless they hide it from ``looking``."""
     with db.connect() as conn:
         person = find_by_handle(conn, handle)
         if person is None or person.blocked:
@@ -40,4 +45,5 @@ def profile(db: Engine, handle: str, looking: User | None) -> Profile | None:
             shown,
             follower_count(conn, person.id),
             followed,
+            level_in(conn, curve, person, looking),
         )

@@ -89,6 +89,9 @@ CLIENT_MESSAGES: Final = (
     N_("That message is no longer in the chat"),
     N_("The creator banned you from their rooms"),
     N_("Ended"),
+    # Gifter levels: the badge's title, the room's "ana reached level 12".
+    N_("Level {level}"),
+    N_("{handle} reached level {level}"),
 )
 
 

@@ -6,7 +6,8 @@ Every body is one envelope::
     {"id": "<event id>", "type": "gift", "created_at_us": …, "creator_id": …, "data": {…}}
 
 Event ids are derived from what happened (``gift:<sender>:<key>``, ``combo:<combo id>``,
-``goal_reached:<goal id>``, ``battle_ended:<battle id>``, ``gift_reversed:<send id>``), never
+``goal_reached:<goal id>``, ``battle_ended:<battle id>``, ``gift_reversed:<send id>``,
+``level_up:<user id>:<level>``), never
 drawn at random: the same
 event enqueued twice, by a retry or by two nodes, is one outbox row.
 """
@@ -25,6 +26,7 @@ from giftwave.economy.reversals import GiftReversed
 from giftwave.live.battles import Battle
 from giftwave.live.events import BattleSide
 from giftwave.live.goals import Goal
+from giftwave.social.level_follower import LevelUp
 
 EVENT_ID_MAX_CHARS: Final = 160
 
@@ -35,6 +37,7 @@ class EventType(enum.StrEnum):
     GOAL_REACHED = "goal_reached"
     BATTLE_ENDED = "battle_ended"
     GIFT_REVERSED = "gift_reversed"  # an operator reversed a committed gift
+    GIFTER_LEVEL_UP = "gifter.level_up"  # a gifter reached a level with a gift to the creator
     PING = "ping"  # sent by the test route only; nobody subscribes to it
 
 
@@ -44,6 +47,7 @@ SUBSCRIBABLE: Final = (
     EventType.GOAL_REACHED,
     EventType.BATTLE_ENDED,
     EventType.GIFT_REVERSED,
+    EventType.GIFTER_LEVEL_UP,
 )
 
 
@@ -98,6 +102,14 @@ class BattleEndedData(msgspec.Struct, frozen=True):
     ended_at_us: int | None
 
 
+class GifterLevelUpData(msgspec.Struct, frozen=True):
+    stream_id: str
+    send_id: str  # the gift that crossed the level's threshold
+    user_id: int
+    handle: str
+    level: int
+
+
 class PingData(msgspec.Struct, frozen=True):
     endpoint_id: int
     message: str
@@ -105,7 +117,13 @@ class PingData(msgspec.Struct, frozen=True):
 
 # Each body's ``data``, and the event type that carries it: one class and one line per type.
 EventData = (
-    GiftData | GiftReversedData | ComboEndData | GoalReachedData | BattleEndedData | PingData
+    GiftData
+    | GiftReversedData
+    | ComboEndData
+    | GoalReachedData
+    | BattleEndedData
+    | GifterLevelUpData
+    | PingData
 )
 TYPE_OF: Final[dict[type[EventData], EventType]] = {
     GiftData: EventType.GIFT,
@@ -113,6 +131,7 @@ TYPE_OF: Final[dict[type[EventData], EventType]] = {
     ComboEndData: EventType.COMBO_END,
     GoalReachedData: EventType.GOAL_REACHED,
     BattleEndedData: EventType.BATTLE_ENDED,
+    GifterLevelUpData: EventType.GIFTER_LEVEL_UP,
     PingData: EventType.PING,
 }
 
@@ -277,6 +296,22 @@ def battle_ended_event(battle: Battle, creator_id: int, at_us: int) -> Event:
             winner=result.winner,
             sides=result.sides,
             ended_at_us=result.ended_at_us,
+        ),
+    )
+
+
+def level_up_event(up: LevelUp) -> Event:
+    """Once per gifter and level, to the creator of the room the crossing gift was sent in."""
+    return Event(
+        event_id=f"level_up:{up.user_id}:{up.level}",
+        creator_id=up.creator_id,
+        created_at_us=up.at_us,
+        data=GifterLevelUpData(
+            stream_id=up.stream_id,
+            send_id=up.send_id,
+            user_id=up.user_id,
+            handle=up.handle,
+            level=up.level,
         ),
     )
 

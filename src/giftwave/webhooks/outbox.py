@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -29,9 +29,10 @@ from giftwave.clock import now_us as wall_clock_us
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.db.upsert import insert_for
 from giftwave.live.battles import Battle
+from giftwave.social.level_follower import LevelUp
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
-from giftwave.webhooks.events import Event, EventType, battle_ended_event
+from giftwave.webhooks.events import Event, EventType, battle_ended_event, level_up_event
 
 # Retry n (1-based) waits about base * BACKOFF_FACTORS[n-1]: 10 s, 30 s, 2 min, 10 min, 1 h,
 # 3 h, 6 h, 12 h at the default base; the last factor repeats if more attempts are allowed.
@@ -152,6 +153,26 @@ def enqueue_battle_ended(
         wanting = [x for x in endpoints_of(conn, creator_id) if x.wants(EventType.BATTLE_ENDED)]
         if wanting:
             queued += enqueue(conn, battle_ended_event(battle, creator_id, at), wanting, gauge)
+    return queued
+
+
+def enqueue_level_ups(
+    conn: Connection, ups: Sequence[LevelUp], *, max_pending: int = DEFAULT_MAX_PENDING
+) -> int:
+    """``gifter.level_up`` to the endpoints of each level-up's creator that subscribed to it;
+    how many deliveries were queued. The observer of social/level_follower.py, called in the
+    transaction that records the level-ups: the rows exist exactly when the level-ups do.
+    Idempotent by (gifter, level)."""
+    gauge = PendingGauge(max_pending)
+    queued = 0
+    wanting: dict[int, list[Endpoint]] = {}
+    for up in ups:
+        if up.creator_id not in wanting:
+            wanting[up.creator_id] = [
+                x for x in endpoints_of(conn, up.creator_id) if x.wants(EventType.GIFTER_LEVEL_UP)
+            ]
+        if wanting[up.creator_id]:
+            queued += enqueue(conn, level_up_event(up), wanting[up.creator_id], gauge)
     return queued
 
 

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.state import services
-from giftwave.social.profile import profile
+from giftwave.social.levels import Curve
+from giftwave.social.profile import Profile, profile
 from giftwave.web.pages.site import not_found, page, visitor
 
 router = APIRouter(include_in_schema=False)
@@ -24,7 +25,8 @@ def _minutes_seconds(duration_ms: int) -> str:
 @router.get("/@{handle}", response_class=HTMLResponse)
 async def profile_page(handle: str, request: Request) -> Response:
     who = await visitor(request)
-    found = await run_in_threadpool(profile, services(request).db, handle, who.user)
+    parts = services(request)
+    found = await run_in_threadpool(profile, parts.db, handle, who.user, parts.levels.curve)
     if found is None:
         return not_found(request, who, "profile")
     return page(
@@ -35,4 +37,11 @@ async def profile_page(handle: str, request: Request) -> Response:
         creator=found.person,  # _follow.html's followee
         following_creator=found.followed,
         durations={c.id: _minutes_seconds(c.duration_ms) for c in found.clips},
+        level_floor=_level_floor(parts.levels.curve, found),
     )
+
+
+def _level_floor(curve: Curve, found: Profile) -> int:
+    """The coins of the level shown (its progress bar starts there); 0 below level 1."""
+    level = found.level.progress.level if found.level is not None else 0
+    return curve.threshold(level) if level >= 1 else 0

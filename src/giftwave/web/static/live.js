@@ -8,7 +8,7 @@ import {
   idempotencyKey,
 } from "./site.js";
 import { asksFirst, confirmThenSend, noteSent } from "./spend.js";
-import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters } from "./widgets.js";
+import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters, levelBadge } from "./widgets.js";
 import { ChatActions, chatLine, moderatesRoom } from "./moderation.js";
 import { rovingTray } from "./tray_keys.js";
 
@@ -129,6 +129,22 @@ const handlers = {
     floatHearts(e.count);
   },
   chat: addChat,
+  level_up(e) {
+    const said = t("{handle} reached level {level}", { handle: e.handle, level: e.level });
+    if (chatLog) {
+      const li = document.createElement("li");
+      li.className = "level-up";
+      li.dataset.user = String(e.user_id);
+      const badge = levelBadge(e.level);
+      const text = document.createElement("bdi");
+      text.textContent = said;
+      li.append(badge, " ", text);
+      chatLog.append(li);
+      chatLog.scrollTop = chatLog.scrollHeight;
+    } else {
+      toast(said);
+    }
+  },
   chat_deleted(e) {
     for (const id of e.message_ids) {
       const li = chatLog?.querySelector(`li[data-id="${CSS.escape(id)}"]`);

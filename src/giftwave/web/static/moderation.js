@@ -4,6 +4,7 @@
 // used from the keyboard as a menu (arrows, Home/End, Escape gives the focus back).
 
 import { api, t, toast } from "./site.js";
+import { levelBadge } from "./widgets.js";
 
 const MUTE_MINUTES = [5, 60, 24 * 60];
 const REASONS = [
@@ -27,8 +28,8 @@ function said(err) {
   toast(known ? t(known) : err.message || t("Something went wrong"), { kind: "error" });
 }
 
-// One chat message as a line of the room's chat; the data attributes are what ChatActions
-// reads to act on it (the message, its author).
+// One chat message as a line of the room's chat (the sender's level badge, their handle, the
+// text); the data attributes are what ChatActions reads to act on it (the message, its author).
 export function chatLine(message) {
   const li = document.createElement("li");
   li.dataset.id = message.message_id;
@@ -40,6 +41,8 @@ export function chatLine(message) {
   const text = document.createElement("bdi");
   text.className = "text";
   text.textContent = message.text;
+  const badge = levelBadge(message.level); // the sender's gifter level, when shown
+  if (badge) li.append(badge, " ");
   li.append(who, " ", text);
   return li;
 }

@@ -2,8 +2,8 @@
 // from the room's WebSocket (docs/protocol.md). Read-only: it never sends a command.
 
 import { connectRoom } from "./room.js";
-import { boot } from "./site.js";
-import { BattleBar, BIG_GIFT_COINS, Catalogue, GiftLane, GoalBar } from "./widgets.js";
+import { boot, t } from "./site.js";
+import { BattleBar, BIG_GIFT_COINS, Catalogue, GiftLane, GoalBar, levelBadge } from "./widgets.js";
 
 const body = document.body;
 const soundOn = body.dataset.sound === "on";
@@ -26,6 +26,20 @@ const lane = new GiftLane(document.getElementById("lane"), catalogue, { onNew: b
 const goal = new GoalBar(document.getElementById("goal"));
 const battle = new BattleBar(document.getElementById("battle"));
 
+// "ana reached level 12": one alert at a time, each shown LEVEL_UP_MS.
+const LEVEL_UP_MS = 5_000;
+const levelUps = document.getElementById("level-ups");
+function levelUp(e) {
+  if (!levelUps) return;
+  const li = document.createElement("li");
+  li.className = "level-up-alert";
+  const text = document.createElement("bdi");
+  text.textContent = t("{handle} reached level {level}", { handle: e.handle, level: e.level });
+  li.append(levelBadge(e.level), " ", text);
+  levelUps.append(li);
+  setTimeout(() => li.remove(), LEVEL_UP_MS);
+}
+
 const handlers = {
   snapshot: (snap) => {
     lane.snapshot(snap);
@@ -38,6 +52,7 @@ const handlers = {
   goal_reached: () => goal.reached(),
   battle: (e) => battle.update(e),
   battle_ended: (e) => battle.ended(e),
+  level_up: levelUp,
 };
 
 // `/overlay/live?key=…` follows the creator: while they are not live it waits, and when their

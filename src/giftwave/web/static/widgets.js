@@ -128,6 +128,18 @@ export class GiftLane {
 
 /** The room's top gifters, from a `leaderboard` event's `top`. */
 /** One row of a ranked board (top gifters, top sharers): rank, handle, a formatted amount. */
+/** A gifter's level badge ("12", titled "Level 12"), or null when none is shown. */
+export function levelBadge(level) {
+  if (!level) return null;
+  const badge = document.createElement("span");
+  badge.className = "level-badge";
+  badge.dataset.level = String(level);
+  badge.title = t("Level {level}", { level });
+  badge.setAttribute("aria-label", badge.title);
+  badge.textContent = String(level);
+  return badge;
+}
+
 export function rankedRow(row, amount) {
   const li = document.createElement("li");
   li.dataset.user = String(row.user_id);
@@ -140,6 +152,8 @@ export function rankedRow(row, amount) {
   const value = document.createElement("bdi");
   value.className = "amount";
   value.textContent = amount;
+  const badge = levelBadge(row.level); // inside the name's cell: the row keeps its columns
+  if (badge) who.prepend(badge, " ");
   li.append(rank, who, value);
   return li;
 }

@@ -1,0 +1,285 @@
+"""Gifter levels from the ledger, off the gift path, each level reached exactly once.
+
+    transfers (seq > position, ≤ chunk): COIN gift legs ⋈ gift_sends, reversals ⋈ the gift
+        ─► per gifter, in seq order: coins ± the gift, the peak, the level on the peak
+        ─► gifter_levels, gifter_creators, new level_ups rows, the observers' rows (webhooks)
+            and the new position, in ONE transaction
+        ─► after the commit: the level-ups to announce (the room, every node's badges)
+
+The position is a ``db/watermarks.py`` one, like the analytics rollups': the first statement
+of the write locks its row, so two nodes never count a gift twice or announce a level twice
+(``level_ups``' key would refuse a second row anyway). A level-up is announced by the run that
+committed it; one that crashed between its commit and its announcement leaves the row and the
+webhook (written in the transaction), and the room misses that one "reached level N" line.
+
+A reversed gift lowers the exact coins but never the level (it stands on ``peak_coins``,
+social/levels.py): real platforms keep a level once reached. Gifts committed before the
+levels existed (migration 0020's ``gifter_levels_quiet``) count, but announce nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from giftwave.clock import now_us
+from giftwave.db import watermarks
+from giftwave.db.id_lists import in_parts
+from giftwave.db.tables import (
+    gift_sends,
+    gifter_creators,
+    gifter_levels,
+    level_ups,
+    transfers,
+    users,
+)
+from giftwave.db.upsert import insert_for
+from giftwave.economy.gifting import send_id_of
+from giftwave.social.levels import Curve
+
+WATERMARK: Final = "gifter_levels"
+QUIET_WATERMARK: Final = "gifter_levels_quiet"
+CHUNK_MAX_TRANSFERS: Final = 10_000
+REVERSAL_SUFFIX: Final = ":rev:c"  # an operator's reversal of a gift's coins (economy/reversals)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelUp:
+    """A gifter reached ``level`` with the gift ``send_id`` in ``stream_id``."""
+
+    user_id: int
+    handle: str
+    level: int
+    stream_id: str
+    creator_id: int
+    send_id: str
+    at_us: int  # when the ledger committed the gift
+    hidden: bool  # the gifter hides their level: nobody is told
+
+
+# Called in the transaction that records the level-ups (the webhooks' outbox rows): they exist
+# exactly when the level-ups do. Only level-ups of gifters who show their level.
+LevelUpObserver = Callable[[Connection, Sequence[LevelUp]], object]
+
+
+class LevelFollower(watermarks.LedgerFollower):
+    """Brings gifter levels up to the ledger, one bounded chunk per transaction. One run at a
+    time per instance (it holds the chunk's level-ups until the commit); instances on any
+    number of nodes or engines may run at once."""
+
+    def __init__(
+        self,
+        db: Engine,
+        curve: Curve,
+        *,
+        observers: Sequence[LevelUpObserver] = (),
+        chunk_max_transfers: int = CHUNK_MAX_TRANSFERS,
+    ) -> None:
+        super().__init__(db, WATERMARK, chunk_max_transfers)
+        self._curve = curve
+        self._observers = tuple(observers)
+        self._quiet_until: int | None = None  # read once
+        self._pending: list[LevelUp] = []  # the chunk's, until its commit
+        self._committed: list[LevelUp] = []  # committed, not yet taken
+
+    def run_once(self) -> int:
+        self._pending = []
+        passed = super().run_once()
+        self._committed.extend(self._pending)  # reached only after the commit
+        self._pending = []
+        return passed
+
+    def take_level_ups(self) -> list[LevelUp]:
+        """The level-ups this follower committed since the last call, oldest first (hidden
+        ones left out): what this node announces."""
+        taken, self._committed = self._committed, []
+        return taken
+
+    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
+        in_chunk = and_(transfers.c.seq > last, transfers.c.seq <= last + limit)
+        head = conn.execute(select(func.max(transfers.c.seq)).where(in_chunk)).scalar()
+        if head is None:
+            return last, []
+        g = aliased(gift_sends, name="g")
+        r = aliased(gift_sends, name="r")
+        t = transfers.c
+        rows = conn.execute(
+            select(
+                t.seq,
+                t.created_at_us,
+                g.c.sender_id,
+                g.c.creator_id,
+                g.c.stream_id,
+                g.c.coins,
+                g.c.idempotency_key,
+                r.c.sender_id.label("r_sender_id"),
+                r.c.creator_id.label("r_creator_id"),
+                r.c.coins.label("r_coins"),
+            )
+            .select_from(
+                transfers.outerjoin(g, g.c.transfer_id == t.id).outerjoin(
+                    r, and_(t.reverses_id.is_not(None), r.c.transfer_id == t.reverses_id)
+                )
+            )
+            .where(
+                in_chunk,
+                or_(
+                    and_(t.code == "gift", t.asset == "COIN", g.c.sender_id.is_not(None)),
+                    and_(
+                        t.code == "refund",
+                        t.id.like(f"%{REVERSAL_SUFFIX}"),
+                        r.c.sender_id.is_not(None),
+                    ),
+                ),
+            )
+            .order_by(t.seq)
+        ).all()
+        return int(head), rows
+
+    def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
+        if not rows:
+            return
+        if self._quiet_until is None:
+            self._quiet_until = watermarks.position_in(conn, QUIET_WATERMARK) or 0
+        moves = [_move(row) for row in rows]
+        state = _stored(conn, sorted({m.user_id for m in moves}))
+        given, reached = tally(self._curve, state, moves, self._quiet_until)
+        _write_totals(conn, state, given)
+        ups = _record(conn, [(user, level, rows[i]) for user, level, i in reached], state)
+        shown = [up for up in ups if not up.hidden]
+        if shown:
+            for observer in self._observers:
+                observer(conn, shown)
+        self._pending.extend(shown)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A committed gift's coins (or, negative, its reversal's) from a gifter to a creator."""
+
+    seq: int
+    user_id: int
+    creator_id: int
+    coins: int
+
+
+def _move(row: Any) -> Move:
+    if row.sender_id is not None:
+        return Move(int(row.seq), int(row.sender_id), int(row.creator_id), int(row.coins))
+    return Move(int(row.seq), int(row.r_sender_id), int(row.r_creator_id), -int(row.r_coins))
+
+
+def tally(
+    curve: Curve, held: dict[int, list[Any]], moves: Sequence[Move], quiet_until: int
+) -> tuple[dict[tuple[int, int], int], list[tuple[int, int, int]]]:
+    """Every level rule, pure: ``moves`` in seq order added to ``held`` (user → [coins, peak,
+    hidden], changed in place); returns the coins per (user, creator) to add, and the
+    level-ups as (user, new level, index of the move that reached it). A level stands on the
+    peak, so it never goes down; a move at or below ``quiet_until`` announces nothing."""
+    given: dict[tuple[int, int], int] = {}
+    reached: list[tuple[int, int, int]] = []
+    for i, m in enumerate(moves):
+        key = (m.user_id, m.creator_id)
+        given[key] = given.get(key, 0) + m.coins
+        state = held.setdefault(m.user_id, [0, 0, False])
+        state[0] += m.coins
+        if state[0] <= state[1]:
+            continue  # at or below the peak: the level stands
+        before = curve.level(state[1])
+        state[1] = state[0]
+        after = curve.level(state[1])
+        if after > before and m.seq > quiet_until:
+            reached.append((m.user_id, after, i))
+    return given, reached
+
+
+def _stored(conn: Connection, senders: list[int]) -> dict[int, list[Any]]:
+    """Each sender's [coins, peak_coins, hidden] as earlier chunks left them."""
+    c = gifter_levels.c
+    out: dict[int, list[Any]] = {}
+    for part in in_parts(senders):
+        for user, coins, peak, hidden in conn.execute(
+            select(c.user_id, c.coins, c.peak_coins, c.hidden).where(c.user_id.in_(part))
+        ):
+            out[int(user)] = [int(coins), int(peak), bool(hidden)]
+    return out
+
+
+def _write_totals(
+    conn: Connection, state: dict[int, list[Any]], given: dict[tuple[int, int], int]
+) -> None:
+    at = now_us()
+    ins = insert_for(conn, gifter_levels)
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "coins": ins.excluded.coins,
+                "peak_coins": ins.excluded.peak_coins,
+                "updated_at_us": ins.excluded.updated_at_us,
+            },
+        ),
+        [
+            {"user_id": u, "coins": v[0], "peak_coins": v[1], "hidden": False, "updated_at_us": at}
+            for u, v in sorted(state.items())
+        ],
+    )
+    ins = insert_for(conn, gifter_creators)
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["user_id", "creator_id"],
+            set_={"coins": gifter_creators.c.coins + ins.excluded.coins},
+        ),
+        [{"user_id": u, "creator_id": c, "coins": n} for (u, c), n in sorted(given.items())],
+    )
+
+
+def _record(
+    conn: Connection, reached: list[tuple[int, int, Any]], state: dict[int, list[Any]]
+) -> list[LevelUp]:
+    """The level-ups as rows of ``level_ups``; those that were new, oldest first."""
+    if not reached:
+        return []
+    ids = sorted({user for user, _, _ in reached})
+    handles: dict[int, str] = {}
+    for part in in_parts(ids):
+        handles.update(
+            (int(i), str(h))
+            for i, h in conn.execute(select(users.c.id, users.c.handle).where(users.c.id.in_(part)))
+        )
+    rows = [
+        {
+            "user_id": user,
+            "level": level,
+            "stream_id": row.stream_id,
+            "creator_id": int(row.creator_id),
+            "send_id": send_id_of(user, row.idempotency_key),
+            "seq": int(row.seq),
+            "at_us": int(row.created_at_us),
+        }
+        for user, level, row in reached
+    ]
+    statement = (
+        insert_for(conn, level_ups)
+        .on_conflict_do_nothing()
+        .returning(level_ups.c.user_id, level_ups.c.level)
+    )
+    new = {(int(u), int(lv)) for u, lv in conn.execute(statement, rows).all()}
+    return [
+        LevelUp(
+            user_id=r["user_id"],
+            handle=handles.get(r["user_id"], ""),
+            level=r["level"],
+            stream_id=r["stream_id"],
+            creator_id=r["creator_id"],
+            send_id=r["send_id"],
+            at_us=r["at_us"],
+            hidden=bool(state[r["user_id"]][2]),
+        )
+        for r in rows
+        if (r["user_id"], r["level"]) in new
+    ]
