@@ -5,14 +5,23 @@ A bad value fails at start with a message that names the variable, never later a
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from giftwave.origins import normalize_origin
@@ -45,6 +54,31 @@ def level_thresholds_problem(thresholds: Sequence[int]) -> str | None:
         if after <= before:
             return f"level {level} needs more coins than level {level - 1} ({after} <= {before})"
     return None
+
+
+# The colours a paid message's tier may have: each is a class the pages and the overlay style
+# (web/static/app.css, ``paid-<colour>``).
+PaidMessageColour = Literal["blue", "teal", "green", "yellow", "orange", "magenta", "red"]
+PAID_MESSAGE_COLOURS: Final = get_args(PaidMessageColour)
+
+
+class PaidMessageTier(BaseModel):
+    """One row of the published table: a gift of ``min_coins`` or more pins its message for
+    ``pinned_s`` seconds, in ``colour`` (docs/economy.md, "Paid highlighted messages")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min_coins: Annotated[int, Field(ge=1, le=2**40)]
+    pinned_s: Annotated[int, Field(ge=1, le=24 * 3600)]
+    colour: PaidMessageColour
+
+
+DEFAULT_PAID_MESSAGE_TIERS: Final = (
+    PaidMessageTier(min_coins=100, pinned_s=60, colour="blue"),
+    PaidMessageTier(min_coins=500, pinned_s=120, colour="teal"),
+    PaidMessageTier(min_coins=1_000, pinned_s=300, colour="green"),
+    PaidMessageTier(min_coins=5_000, pinned_s=900, colour="orange"),
+    PaidMessageTier(min_coins=10_000, pinned_s=1_800, colour="red"),
+)
 
 
 class ConfigError(Exception):
@@ -132,6 +166,10 @@ class Settings(BaseSettings):
     # A gift at this price or more asks the viewer to confirm before it is sent (a Universe is
     # about $500 of coins, one tap away); a combo gift asks once per combo. 0: never ask.
     gift_confirm_min_coins: Annotated[int, Field(ge=0, le=2**40)] = 1000
+    # Paid highlighted messages: the tiers, cheapest first, as JSON
+    # ('[{"min_coins":100,"pinned_s":60,"colour":"blue"},…]'); a message with a gift below the
+    # first is refused. Each tier costs more and pins at least as long as the one before.
+    paid_message_tiers: tuple[PaidMessageTier, ...] = DEFAULT_PAID_MESSAGE_TIERS
     # Diamonds a creator earns per 100 coins a viewer spends (DESIGN.md: 1 per coin).
     creator_diamonds_per_100_coins: Annotated[int, Field(ge=1, le=100)] = 100
     # What one diamond is worth in US dollars, in millionths (5,000 = half a cent).
@@ -300,6 +338,19 @@ class Settings(BaseSettings):
                     f"payout_fx_rate_micros has no rate for {currency}"
                 )
         return self
+
+    @field_validator("paid_message_tiers")
+    @classmethod
+    def _tiers_rise(cls, value: tuple[PaidMessageTier, ...]) -> tuple[PaidMessageTier, ...]:
+        if not 1 <= len(value) <= 10:
+            raise ValueError("1 to 10 tiers")
+        for lower, higher in itertools.pairwise(value):
+            if higher.min_coins <= lower.min_coins or higher.pinned_s < lower.pinned_s:
+                raise ValueError(
+                    f"the tier of {higher.min_coins} coins must cost more than, and pin at least"
+                    f" as long as, the tier of {lower.min_coins} before it"
+                )
+        return value
 
     @field_validator("min_age_by_country", "payout_currency_by_country")
     @classmethod

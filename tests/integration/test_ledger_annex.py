@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, insert, select
 from giftwave.db.tables import gift_sends, transfers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.ledger.accounts import get_account, open_account
-from giftwave.ledger.annex import GIFT_SENDS, Annex
+from giftwave.ledger.annex import GIFT_SENDS, GIFT_SENDS_MESSAGE, Annex
 from giftwave.ledger.engine import LedgerUnavailable, PostingEngine
 from giftwave.ledger.model import AccountFlags, Outcome, Transfer, TransferCode
 from giftwave.ledger.stores import open_store
@@ -87,8 +87,36 @@ def _transfer_ids(sa_engine: Engine) -> set[str]:
 
 def test_the_registry_matches_the_table() -> None:
     columns = {c.name for c in gift_sends.columns}
-    assert set(GIFT_SENDS.column_names) == columns - {"id", "reversed"}
+    message = {"message", "message_tier", "message_colour", "message_pinned_until_us"}
+    assert (
+        set(GIFT_SENDS.column_names) == columns - {"id", "reversed", "message_hidden_by"} - message
+    )
     assert set(GIFT_SENDS.key) == {"sender_id", "idempotency_key"}
+    # A gift with a paid message fills the same row, with the message's columns too.
+    assert GIFT_SENDS_MESSAGE.table_name == gift_sends.name
+    assert set(GIFT_SENDS_MESSAGE.column_names) == set(GIFT_SENDS.column_names) | message
+
+
+async def test_a_message_row_is_written_with_its_gift_and_only_then(
+    engine: PostingEngine, sa_engine: Engine
+) -> None:
+    a = _open(sa_engine)
+    await _fund(engine, a, 100)
+    plain = _row("k1", 30)[1]
+    annex = (GIFT_SENDS_MESSAGE.name, (*plain, "hello ana", 2, "teal", 9_000))
+    assert await engine.submit(_pair(a, "k1", 30), annex) == OK2
+    row = _rows(sa_engine)["k1"]
+    assert (row["message"], row["message_tier"], row["message_colour"]) == ("hello ana", 2, "teal")
+    assert row["message_pinned_until_us"] == 9_000
+    assert row["coins"] == 30
+    # Refused (not enough coins): no transfer, no row, no message.
+    refused = (GIFT_SENDS_MESSAGE.name, (*_row("k2", 500)[1], "hi", 1, "blue", 9_000))
+    outcomes = await engine.submit(_pair(a, "k2", 500), refused)
+    assert Outcome.OK not in outcomes
+    assert "k2" not in _rows(sa_engine)
+    # A plain gift's row has none of the message's columns.
+    assert await engine.submit(_pair(a, "k3", 10), _row("k3", 10)) == OK2
+    assert _rows(sa_engine)["k3"]["message"] is None
 
 
 async def test_row_only_with_newly_committed_transfers(

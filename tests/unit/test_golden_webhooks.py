@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, SentGift
 from giftwave.live.battles import Battle, BattleStatus, Side, Winner
 from giftwave.live.goals import Goal, GoalKind
@@ -126,4 +127,28 @@ def test_a_level_up_body() -> None:
         '{"id":"level_up:10:12","type":"gifter.level_up","created_at_us":1700000000000000,'
         '"creator_id":1,"data":{"stream_id":"st_g","send_id":"gift:10:tap-1","user_id":10,'
         '"handle":"u10","level":12}}'
+    )
+
+
+def test_a_paid_message_body_is_these_bytes() -> None:
+    said = PaidMessageSent(
+        send_id="gift:10:tap-2",
+        stream_id="st_g",
+        creator_id=1,
+        sender_id=10,
+        sender="u10",
+        text='thanks "ana" \u00e9',
+        gift_id="hand_hearts",
+        coins=500,
+        tier=2,
+        colour="teal",
+        pinned_until_us=T0 + 120_000_005,
+        at_us=T0 + 5,
+    )
+    assert events.paid_message_event(said).body() == (
+        '{"id":"paid_message:gift:10:tap-2","type":"chat.paid_message",'
+        '"created_at_us":1700000000000005,"creator_id":1,"data":{"stream_id":"st_g",'
+        '"send_id":"gift:10:tap-2","sender_id":10,"sender":"u10",'
+        '"text":"thanks \\"ana\\" \u00e9","gift_id":"hand_hearts","coins":500,"tier":2,'
+        '"colour":"teal","pinned_until_us":1700000120000005}}'
     )

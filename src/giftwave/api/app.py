@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any, Final, cast
 
 import httpx
+import msgspec
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,6 +37,7 @@ from giftwave.api import (
     metrics_endpoint,
     moderation,
     overlays,
+    paid_messages,
     payees,
     shares,
     shop,
@@ -47,6 +49,7 @@ from giftwave.api.auth import AuthCache
 from giftwave.api.drain import SAFE_METHODS, Drain, refuse_draining
 from giftwave.api.host_check import IN_PROCESS_HOST, UNCHECKED_PATHS, AllowedHosts
 from giftwave.api.host_check import refuse as refuse_host
+from giftwave.api.live import paid_message_gate
 from giftwave.api.problems import install_problem_handlers
 from giftwave.api.readiness import Parts, Readiness
 from giftwave.api.request_observer import (
@@ -64,6 +67,7 @@ from giftwave.db.engine import check_schema, make_engine
 from giftwave.db.urls import DatabaseUrl, parse_database_url
 from giftwave.economy.catalog import current_gifts
 from giftwave.economy.gifting import GiftGate, GiftObserver, GiftSent
+from giftwave.economy.paid_messages import PaidMessageObserver, PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, ReversalObserver
 from giftwave.economy.services import Economy
 from giftwave.ledger.engine import PostingEngine
@@ -72,7 +76,12 @@ from giftwave.ledger.stores import open_store
 from giftwave.ledger.writer_process import ProcessStore
 from giftwave.live.ban_gate import BanGate
 from giftwave.live.battle_referee import Referee
-from giftwave.live.events import GiftCommitted, GiftReversalCommitted, LevelReached
+from giftwave.live.events import (
+    GiftCommitted,
+    GiftReversalCommitted,
+    LevelReached,
+    PaidMessagePosted,
+)
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.payments.base import PaymentProvider
@@ -420,6 +429,7 @@ ROUTERS: Final = (
     follows,
     levels,
     moderation,
+    paid_messages,
     site_pages,
     profile_pages,
     studio_pages,
@@ -442,6 +452,28 @@ def _gift_observers(parts: Services) -> tuple[GiftObserver, ...]:
         parts.webhooks.gift_committed,
         parts.trending.gift_committed,
     )
+
+
+def _paid_message_observers(parts: Services) -> tuple[PaidMessageObserver, ...]:
+    """Who hears of a committed gift's paid message, after its gift observers, in this order:
+    every node's room, the webhooks."""
+    return (
+        partial(_broadcast_paid_message, parts.broker, parts.hub),
+        parts.webhooks.paid_message,
+    )
+
+
+async def _broadcast_paid_message(broker: Broker, hub: Hub, said: PaidMessageSent) -> None:
+    """The message, with its sender's level badge as this node knows it, to every node's copy
+    of the room; again on a retry (pinned once)."""
+    news = msgspec.convert(said, PaidMessagePosted, from_attributes=True)  # its fields, by name
+    level = hub.level_of(said.sender_id)  # this node's cache, never a query
+    if level is not None:
+        news = msgspec.structs.replace(news, level=level)
+    try:
+        await broker.publish(said.stream_id, news)
+    except Exception:  # the gift is committed and stays so; its webhook still tells
+        log.exception("could not broadcast paid message %s", said.send_id)
 
 
 def _reversal_observers(parts: Services) -> tuple[ReversalObserver, ...]:
@@ -470,6 +502,9 @@ def _wire(parts: Services, drain: Drain) -> None:
         gifting.add_observer(observer)
     for reversal_observer in _reversal_observers(parts):
         parts.economy.reversals.add_observer(reversal_observer)
+    gifting.add_message_gate(paid_message_gate(parts.hub, parts.rate_limiter))
+    for message_observer in _paid_message_observers(parts):
+        gifting.add_message_observer(message_observer)
     parts.hub.add_observer(parts.webhooks.room_events)
     # Chat, likes, moderation, gifts, shares, follows: limits per user whatever the node.
     parts.sharing.limiter.use(parts.rate_limiter)

@@ -37,14 +37,17 @@ from giftwave.api.room_sockets import open_sink
 from giftwave.api.shares import share_cookie
 from giftwave.api.state import services
 from giftwave.economy.gifting import SendGift
+from giftwave.economy.paid_messages import MessageGate
 from giftwave.economy.services import Economy
 from giftwave.errors import Code, DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.sessions import token_hash
 from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
 from giftwave.identity.users import User
-from giftwave.live import moderation_service
+from giftwave.live import moderation_service, paid_message_service
 from giftwave.live.ban_gate import BanGate
+from giftwave.live.chat_rules import CHAT_RATE, chat_rate_key, chat_text
 from giftwave.live.events import ChatDeleted, ChatPosted, Joined, Liked, Muted
+from giftwave.live.paid_message_service import SEND_ID_MAX_CHARS
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
@@ -54,19 +57,16 @@ from giftwave.trending.service import Trending
 router = APIRouter(tags=["live"])
 
 MAX_MESSAGE_BYTES: Final = 4096
-CHAT_MAX_CHARS: Final = 200
 LIKES_PER_S: Final = 20.0
-CHATS_PER_S: Final = 1.0
 # Per user and room (chat, likes) or per user (moderation), across sockets and nodes.
 LIKE_RATE: Final = Rate(LIKES_PER_S, int(LIKES_PER_S))
-CHAT_RATE: Final = Rate(CHATS_PER_S, 3)
 MODERATION_RATE: Final = Rate(5.0, 20)
 MAX_REFUSALS: Final = 100  # a socket refused this often is closed: it is flooding
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_NOT_FOUND: Final = 4404
 CLOSE_BAD_TICKET: Final = 4401
 JOIN_SAMPLE_ROOM_SIZE: Final = 100
-COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute")
+COMMANDS: Final = ("send_gift", "like", "chat", "delete_message", "mute", "hide_paid_message")
 GIFTS_IN_FLIGHT: Final = 64  # per socket
 
 
@@ -362,16 +362,24 @@ async def _send_gift(
     command: dict[str, Any], economy: Economy, stream: Stream, user: User | None
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
-    gift_id, count, key = (
+    gift_id, count, key, message = (
         command.get("gift_id"),
         command.get("count", 1),
         command.get("idempotency_key"),
+        command.get("message"),  # a paid highlighted message (economy/paid_messages.py)
     )
     if not isinstance(gift_id, str) or not isinstance(key, str) or type(count) is not int:
         raise _invalid("send_gift needs gift_id, idempotency_key (strings) and count (integer)")
+    if message is not None and not isinstance(message, str):
+        raise Invalid(Code.INVALID_MESSAGE, "a gift's message is a string")
     sent = await economy.gifting.send(
         SendGift(
-            sender=user, stream_id=stream.id, gift_id=gift_id, count=count, idempotency_key=key
+            sender=user,
+            stream_id=stream.id,
+            gift_id=gift_id,
+            count=count,
+            idempotency_key=key,
+            message=message,
         )
     )
     return sent.as_dict()
@@ -400,25 +408,37 @@ async def _like(
 async def _chat(
     command: dict[str, Any], hub: Hub, stream: Stream, user: User, limiter: RateLimiter
 ) -> dict[str, Any]:
-    text = command.get("text")
-    if not isinstance(text, str) or not 1 <= len(text.strip()) <= CHAT_MAX_CHARS:
-        raise _invalid(f"chat text is 1..{CHAT_MAX_CHARS} characters")
-    if not text.isprintable():
-        raise _invalid("chat text may not contain control characters")
-    if hub.channel(stream.id).room.muted(user.id, time.time_ns() // 1000):
-        raise Forbidden(Code.MUTED, "a moderator muted you in this room for a while")
-    if await limiter.hit(f"chat:{user.id}:{stream.id}", CHAT_RATE):
-        raise _limited("too many messages; slow down")
+    text = chat_text(command.get("text"))
+    await _may_chat(hub, limiter, user.id, stream.id)
     message = ChatPosted(
         message_id=secrets.token_hex(8),
         user_id=user.id,
         handle=user.handle,
-        text=text.strip(),
+        text=text,
         level=hub.level_of(user.id),  # this node's cache, never a query (level_badges.py)
     )
     assert hub.broker is not None
     await hub.broker.publish(stream.id, message)
     return {"sent": True, "message_id": message.message_id}
+
+
+async def _may_chat(hub: Hub, limiter: RateLimiter, user_id: int, stream_id: str) -> None:
+    """Not muted in the room, and within the chat rate (``live.chat_rules``)."""
+    room = hub.peek(stream_id)  # a node that holds no copy of the room heard of no mute in it
+    if room is not None and room.muted(user_id, time.time_ns() // 1000):
+        raise Forbidden(Code.MUTED, "a moderator muted you in this room for a while")
+    if await limiter.hit(chat_rate_key(user_id, stream_id), CHAT_RATE):
+        raise _limited("too many messages; slow down")
+
+
+def paid_message_gate(hub: Hub, limiter: RateLimiter) -> MessageGate:
+    """The chat rules a gift's message meets before the gift is billed: the same as a line of
+    chat (muted, rate; the text is checked by the economy with ``live.chat_rules``)."""
+
+    async def gate(sender_id: int, stream_id: str) -> None:
+        await _may_chat(hub, limiter, sender_id, stream_id)
+
+    return gate
 
 
 async def _moderate(
@@ -437,9 +457,16 @@ async def _moderate(
     # Each command is an event in every viewer's frames, on every node: a few a second is
     # what a person cleaning up a room sends; a script's thousands are refused (and its
     # socket closed after MAX_REFUSALS of them).
-    if await limiter.hit(f"moderate:{user.id}", MODERATION_RATE):
+    if await limiter.hit(moderation_rate_key(user.id), MODERATION_RATE):
         raise _limited("too many moderation commands; slow down")
     assert hub.broker is not None
+    if name == "hide_paid_message":
+        send_id = command.get("send_id")
+        if not isinstance(send_id, str) or not 1 <= len(send_id) <= SEND_ID_MAX_CHARS:
+            raise _invalid("hide_paid_message needs the send_id of a paid message")
+        news = await run_in_threadpool(paid_message_service.hide, db, stream.id, send_id, user)
+        await hub.broker.publish(stream.id, news)
+        return {"hidden": send_id}
     if name == "delete_message":
         message_id = command.get("message_id")
         if not isinstance(message_id, str) or not 1 <= len(message_id) <= 32:
@@ -454,6 +481,11 @@ async def _moderate(
     until_us = time.time_ns() // 1000 + minutes * 60_000_000
     await hub.broker.publish(stream.id, Muted(user_id=target, until_us=until_us))
     return {"muted": target, "until_us": until_us}
+
+
+def moderation_rate_key(user_id: int) -> str:
+    """One moderation rate per person, whatever the command, socket, route or node."""
+    return f"moderate:{user_id}"
 
 
 def _invalid(detail: str) -> DomainError:

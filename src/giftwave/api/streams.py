@@ -114,6 +114,9 @@ class SendGiftIn(BaseModel):
     idempotency_key: str = Field(
         min_length=1, max_length=64, pattern=f"^{IDEMPOTENCY_KEY_RE.pattern}$"
     )
+    # A paid highlighted message (docs/economy.md); its rules are chat's (live.chat_rules),
+    # checked by the economy with a stable code, so no length here.
+    message: str | None = None
 
 
 class GiftSentOut(BaseModel):
@@ -196,6 +199,7 @@ async def send_gift(
             gift_id=body.gift_id,
             count=body.count,
             idempotency_key=body.idempotency_key,
+            message=body.message,
         )
     )
     return GiftSentOut.of(sent)

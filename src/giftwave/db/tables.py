@@ -261,9 +261,24 @@ gift_sends = Table(
     Column("transfer_id", String(128), nullable=False, unique=True),
     Column("reversed", Boolean, nullable=False, server_default=text("false")),
     Column("created_at_us", BigInteger, nullable=False),
+    # A paid highlighted message sent with the gift (economy/paid_messages.py), written with
+    # the row in the gift's transaction; NULL for the plain gifts that are nearly all of them.
+    Column("message", String(800), nullable=True),
+    Column("message_tier", Integer, nullable=True),
+    Column("message_colour", String(16), nullable=True),
+    Column("message_pinned_until_us", BigInteger, nullable=True),
+    Column("message_hidden_by", BigInteger, nullable=True),  # the moderator who hid it
     UniqueConstraint("sender_id", "idempotency_key", name="uq_gift_sends_key"),
     Index("ix_gift_sends_creator_time", "creator_id", "created_at_us"),
     Index("ix_gift_sends_sender_time", "sender_id", "created_at_us"),
+    # Only the rows with a message: a plain gift's insert never touches it.
+    Index(
+        "ix_gift_sends_pinned",
+        "stream_id",
+        "message_pinned_until_us",
+        postgresql_where=text("message IS NOT NULL"),
+        sqlite_where=text("message IS NOT NULL"),
+    ),
 )
 
 payouts = Table(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import Final
 
@@ -34,11 +34,19 @@ from sqlalchemy import Connection, Engine, and_, select
 
 from giftwave import metrics
 from giftwave.clock import day_of, now_us
+from giftwave.config import DEFAULT_PAID_MESSAGE_TIERS, PaidMessageTier
 from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
 from giftwave.economy.diamond_fractions import split_diamonds
 from giftwave.economy.limits import daily_spend_refused
+from giftwave.economy.paid_messages import (
+    MessageGate,
+    PaidMessageObserver,
+    PaidMessageSent,
+    Pin,
+    pin_for,
+)
 from giftwave.economy.wallets import DAILY_SPEND, DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
     Code,
@@ -51,9 +59,10 @@ from giftwave.errors import (
 )
 from giftwave.identity.users import AgeRule, User, find_user
 from giftwave.ledger.accounts import find_account
-from giftwave.ledger.annex import GIFT_SENDS
+from giftwave.ledger.annex import GIFT_SENDS, GIFT_SENDS_MESSAGE, Annex
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, Transfer, TransferCode
+from giftwave.live.chat_rules import chat_text
 from giftwave.live.streams import Stream, find_stream
 from giftwave.ratelimit import RateLimiter, UserLimit
 from giftwave.ttl_cache import TtlCache
@@ -68,6 +77,9 @@ class SendGift:
     gift_id: str
     count: int
     idempotency_key: str
+    # A paid highlighted message (economy/paid_messages.py): the gift and its text are one
+    # request, billed and stored together or not at all.
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,7 @@ class GiftingPolicy:
     max_count: int
     diamonds_per_100_coins: int
     age_rule: AgeRule
+    paid_message_tiers: tuple[PaidMessageTier, ...] = DEFAULT_PAID_MESSAGE_TIERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,9 @@ class _Intent:
     # Hundredths of a diamond the rate leaves over (economy/diamond_fractions.py). Not in the
     # row: the gift's ":f" transfer holds it, and only a new gift's chain needs it.
     diamond_hundredths: int = 0
+    # The paid message it carries, and what its coins bought (None: a plain gift).
+    message: str | None = None
+    pin: Pin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +184,8 @@ class Gifting:
         self._debt_reads: BatchReader[int, int] = BatchReader(self._read_debts)
         self._observers: list[GiftObserver] = []
         self._gates: list[GiftGate] = []
+        self._message_observers: list[PaidMessageObserver] = []
+        self._message_gates: list[MessageGate] = []
 
     def forget_stream(self, stream_id: str) -> None:
         self._streams.drop(stream_id)
@@ -197,6 +215,8 @@ class Gifting:
             )
         if not 1 <= cmd.count <= self._policy.max_count:
             raise Invalid(Code.INVALID_COUNT, f"count must be 1..{self._policy.max_count}")
+        if cmd.message is not None:  # before anything is read: a bad text bills nothing
+            cmd = replace(cmd, message=chat_text(cmd.message, Code.INVALID_MESSAGE))
         today = day_of(now_us())
         # Optimistic: most requests are new gifts, so the key is not looked up first. A retry
         # is recognised when the ledger finds its transfers, or when a check refuses it.
@@ -210,12 +230,14 @@ class Gifting:
             intent = self._check(cmd, debt, stream, creator, today)
             for gate in self._gates:
                 await gate(cmd.sender.id, intent.creator_id)
+            if cmd.message is not None:
+                intent = await self._with_message(cmd, intent)
             await self._rate.take(cmd.sender.id)  # every node's gifts of this user: one rate
         except DomainError:
             replayed = await self._replay(cmd)
             if replayed is not None:
-                await self._tell(replayed, cmd.sender.handle)
-                return replayed  # the same answer as the first time, whatever changed since
+                await self._tell(*replayed, cmd.sender.handle)
+                return replayed[0]  # the same answer as the first time, whatever changed since
             raise
         assert legs is not None
         outcome = await self._post(cmd, intent, legs)
@@ -224,12 +246,29 @@ class Gifting:
         else:
             metrics.GIFTS_COMMITTED.inc()  # a retry's replay is not counted again
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
-        await self._tell(sent, cmd.sender.handle)
+        await self._tell(sent, intent, cmd.sender.handle)
         return sent
+
+    async def _with_message(self, cmd: SendGift, intent: _Intent) -> _Intent:
+        """The intent with its message and what its coins buy, once the chat's rules for the
+        sender in this room (muted, rate) let it through; else nothing is billed."""
+        pin = pin_for(self._policy.paid_message_tiers, intent.coins, intent.created_at_us)
+        for gate in self._message_gates:
+            await gate(cmd.sender.id, intent.stream_id)
+        return replace(intent, message=cmd.message, pin=pin)
 
     def add_gate(self, gate: GiftGate) -> None:
         """A rule the economy does not own, asked before every gift is billed."""
         self._gates.append(gate)
+
+    def add_message_gate(self, gate: MessageGate) -> None:
+        """A rule for a gift's message (the room's chat rules), asked before it is billed."""
+        self._message_gates.append(gate)
+
+    def add_message_observer(self, observer: PaidMessageObserver) -> None:
+        """Called with every committed gift's paid message, after its gift observers (at
+        least once, like them)."""
+        self._message_observers.append(observer)
 
     def add_observer(self, observer: GiftObserver) -> None:
         """Called with every committed gift, after the commit: the first time, and again
@@ -237,13 +276,17 @@ class Gifting:
         before telling anyone; observers take each ``send_id`` once)."""
         self._observers.append(observer)
 
-    async def _tell(self, sent: GiftSent, handle: str) -> None:
+    async def _tell(self, sent: GiftSent, intent: _Intent, handle: str) -> None:
         gift = self._catalog.gifts().get(sent.gift_id)  # None: retired since it was sent
         comboable = gift is not None and gift.combo
         for observer in self._observers:
             await observer(sent, handle, comboable)
+        if intent.message is not None and intent.pin is not None:
+            said = _message_sent(sent, intent.message, intent.pin, handle)
+            for message_observer in self._message_observers:
+                await message_observer(said)
 
-    async def _replay(self, cmd: SendGift) -> GiftSent | None:
+    async def _replay(self, cmd: SendGift) -> tuple[GiftSent, _Intent] | None:
         """The receipt of an earlier send with this key, if it reached the ledger."""
 
         def work() -> _Intent | None:
@@ -256,8 +299,8 @@ class Gifting:
         prior = await asyncio.to_thread(work)
         if prior is None:
             return None
-        _same_gift_or_conflict(prior, cmd.stream_id, cmd.gift_id, cmd.count)
-        return await self._receipt(cmd, prior)
+        _same_gift_or_conflict(prior, cmd)
+        return await self._receipt(cmd, prior), prior
 
     def _load_cached(
         self, cmd: SendGift, today: date
@@ -417,16 +460,17 @@ class Gifting:
             raise Conflict(
                 Code.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for another gift"
             )
-        _same_gift_or_conflict(prior, cmd.stream_id, cmd.gift_id, cmd.count)
+        _same_gift_or_conflict(prior, cmd)
         return prior
 
     def _find_intent(self, sender_id: int, key: str) -> _Intent | None:
         with self._db.connect() as conn:
             return _find_intent(conn, sender_id, key)
 
-    def _annex(self, cmd: SendGift, intent: _Intent, coins_leg: str) -> tuple[object, ...]:
-        """The gift_sends row, in ``GIFT_SENDS.columns`` order."""
-        return (
+    def _annex(self, cmd: SendGift, intent: _Intent, coins_leg: str) -> Annex:
+        """The gift_sends row, in ``GIFT_SENDS.columns`` order; with a message, in
+        ``GIFT_SENDS_MESSAGE``'s (the plain gift's insert stays as it was)."""
+        row = (
             cmd.sender.id,
             cmd.idempotency_key,
             intent.stream_id,
@@ -439,6 +483,11 @@ class Gifting:
             coins_leg,
             intent.created_at_us,
         )
+        pin = intent.pin
+        if intent.message is None or pin is None:
+            return GIFT_SENDS.name, row
+        message = (intent.message, pin.tier, pin.colour, pin.pinned_until_us)
+        return GIFT_SENDS_MESSAGE.name, (*row, *message)
 
     async def _post(self, cmd: SendGift, intent: _Intent, legs: _Legs) -> Outcome:
         """OK (new), EXISTS or ID_REUSED_WITH_DIFFERENT_FIELDS (the key's transfers were there:
@@ -486,8 +535,7 @@ class Gifting:
             )
             chain.insert(0, spend)
         chain = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
-        annex = (GIFT_SENDS.name, self._annex(cmd, intent, coins.id))
-        outcomes = await self._engine.submit(chain, annex)
+        outcomes = await self._engine.submit(chain, self._annex(cmd, intent, coins.id))
         first = outcomes[0]
         if all(o.succeeded for o in outcomes):
             return first  # OK, or EXISTS: an annexed chain is all new or all replayed
@@ -526,11 +574,30 @@ class Gifting:
         )
 
 
-def _same_gift_or_conflict(prior: _Intent, stream_id: str, gift_id: str, count: int) -> None:
-    if (prior.stream_id, prior.gift_id, prior.count) != (stream_id, gift_id, count):
+def _same_gift_or_conflict(prior: _Intent, cmd: SendGift) -> None:
+    """The key covers the message too: a retry with another text would pin twice."""
+    was = (prior.stream_id, prior.gift_id, prior.count, prior.message)
+    if was != (cmd.stream_id, cmd.gift_id, cmd.count, cmd.message):
         raise Conflict(
             Code.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for another gift"
         )
+
+
+def _message_sent(sent: GiftSent, text: str, pin: Pin, handle: str) -> PaidMessageSent:
+    return PaidMessageSent(
+        send_id=sent.send_id,
+        stream_id=sent.stream_id,
+        creator_id=sent.creator_id,
+        sender_id=sent.sender_id,
+        sender=handle,
+        text=text,
+        gift_id=sent.gift_id,
+        coins=sent.coins,
+        tier=pin.tier,
+        colour=pin.colour,
+        pinned_until_us=pin.pinned_until_us,
+        at_us=sent.created_at_us,
+    )
 
 
 def _gift_failure(outcome: Outcome) -> Exception:
@@ -550,6 +617,10 @@ def _find_intent(conn: Connection, sender_id: int, key: str) -> _Intent | None:
     if row is None:
         return None
     m = row._mapping
+    message = m["message"]
+    pin = None
+    if message is not None:
+        pin = Pin(int(m["message_tier"]), m["message_colour"], int(m["message_pinned_until_us"]))
     return _Intent(
         stream_id=m["stream_id"],
         creator_id=int(m["creator_id"]),
@@ -559,6 +630,8 @@ def _find_intent(conn: Connection, sender_id: int, key: str) -> _Intent | None:
         coins=int(m["coins"]),
         diamonds=int(m["diamonds"]),
         created_at_us=int(m["created_at_us"]),
+        message=message,
+        pin=pin,
     )
 
 

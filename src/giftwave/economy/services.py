@@ -67,6 +67,7 @@ class Economy:
                 max_count=settings.gift_max_count,
                 diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
                 age_rule=age_rule,
+                paid_message_tiers=settings.paid_message_tiers,
             ),
             gift_limiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
             settings.gift_daily_spend_max_coins,

@@ -41,6 +41,13 @@ class AnnexTable:
     # version that wrote it before the transfers (an intent whose transfers never committed,
     # since ours are new): it never counted, so the new row replaces it.
     key: tuple[str, ...]
+    # The table written, when it is not ``name``: two annexes may fill different columns of
+    # one table (a gift with a paid message writes its row with the message's columns too).
+    table: str = ""
+
+    @property
+    def table_name(self) -> str:
+        return self.table or self.name
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -69,7 +76,25 @@ GIFT_SENDS: Final = AnnexTable(
     key=("sender_id", "idempotency_key"),
 )
 
-ANNEX_TABLES: Final[dict[str, AnnexTable]] = {GIFT_SENDS.name: GIFT_SENDS}
+# A gift that carries a paid highlighted message: the same row, with the message's columns.
+# Only those gifts name it, so a plain gift's insert stays the one above.
+GIFT_SENDS_MESSAGE: Final = AnnexTable(
+    name="gift_sends_message",
+    columns=(
+        *GIFT_SENDS.columns,
+        ("message", "text"),
+        ("message_tier", "bigint"),
+        ("message_colour", "text"),
+        ("message_pinned_until_us", "bigint"),
+    ),
+    key=GIFT_SENDS.key,
+    table=GIFT_SENDS.name,
+)
+
+ANNEX_TABLES: Final[dict[str, AnnexTable]] = {
+    GIFT_SENDS.name: GIFT_SENDS,
+    GIFT_SENDS_MESSAGE.name: GIFT_SENDS_MESSAGE,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ def _annex_sql(table: AnnexTable) -> str:
     arrays = ", ".join(f"%s::{kind}[]" for _, kind in table.columns)
     columns = ", ".join(table.column_names)
     return (
-        f"INSERT INTO {table.name} ({columns}) SELECT * FROM unnest({arrays}){upsert_clause(table)}"
+        f"INSERT INTO {table.table_name} ({columns})"
+        f" SELECT * FROM unnest({arrays}){upsert_clause(table)}"
     )
 
 

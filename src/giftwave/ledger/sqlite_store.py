@@ -64,7 +64,7 @@ def _annex_sql(table: AnnexTable, rows: int) -> str:
     """Many annex rows per statement, like the transfers (tables and sizes are few: cached)."""
     values = ",".join(["(" + ",".join("?" * len(table.columns)) + ")"] * rows)
     columns = ", ".join(table.column_names)
-    return f"INSERT INTO {table.name} ({columns}) VALUES {values}{upsert_clause(table)}"
+    return f"INSERT INTO {table.table_name} ({columns}) VALUES {values}{upsert_clause(table)}"
 
 
 _INSERT_CHUNK: Final = _insert_sql(ROWS_PER_INSERT)

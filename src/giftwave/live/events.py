@@ -72,6 +72,31 @@ class ChatPosted(News, frozen=True, tag="chat", omit_defaults=True):
     level: int | None = None
 
 
+class PaidMessage(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A paid highlighted message (economy/paid_messages.py): the same fields as news, in a
+    frame, and in a snapshot's ``paid_messages``."""
+
+    send_id: str  # its gift's: the id a moderator hides it by
+    sender_id: int
+    sender: str  # the sender's handle
+    text: str
+    gift_id: str
+    coins: int
+    tier: int  # 1 = the cheapest of the published table
+    colour: str
+    pinned_until_us: int
+    at_us: int  # when the ledger recorded its gift
+    level: int | None = None  # the sender's gifter level badge, when the node knows it
+
+
+class PaidMessagePosted(PaidMessage, News, frozen=True, tag="paid_message"):
+    """A committed gift's message; sent again on a retry (the room pins it once)."""
+
+
+class PaidMessageHidden(News, frozen=True, tag="paid_message_hidden"):
+    send_id: str
+
+
 class Joined(News, frozen=True, tag="join", omit_defaults=True):
     user_id: int
     handle: str
@@ -178,6 +203,8 @@ RoomNews = (
     | BattleEnded
     | BattleRescored
     | LevelReached
+    | PaidMessagePosted
+    | PaidMessageHidden
 )
 
 
@@ -350,8 +377,17 @@ class StreamEndedShown(Shown, frozen=True, tag="stream_ended"):
     pass
 
 
-class Snapshot(Shown, frozen=True, tag="snapshot"):
-    """Everything a viewer needs to draw the room from scratch."""
+class PaidMessageShown(PaidMessage, Shown, frozen=True, tag="paid_message"):
+    """Pinned at the top of chat until ``pinned_until_us`` (screens take it down then)."""
+
+
+class PaidMessageHiddenShown(Shown, frozen=True, tag="paid_message_hidden"):
+    send_id: str
+
+
+class Snapshot(Shown, frozen=True, tag="snapshot", omit_defaults=True):
+    """Everything a viewer needs to draw the room from scratch. (``omit_defaults``: only the
+    fields with a default, none of the others, are left out when empty.)"""
 
     stream_id: str
     viewers: int
@@ -364,6 +400,8 @@ class Snapshot(Shown, frozen=True, tag="snapshot"):
     leaderboard: LeaderboardShown
     goal: GoalShown | NoGoal
     battle: BattleShown | NoBattle
+    # The paid messages pinned now, oldest first; the key is absent when there are none.
+    paid_messages: list[PaidMessage] = []
 
 
 RoomEvent = (
@@ -386,6 +424,8 @@ RoomEvent = (
     | JoinsShown
     | LevelUpShown
     | StreamEndedShown
+    | PaidMessageShown
+    | PaidMessageHiddenShown
     | Snapshot
 )
 

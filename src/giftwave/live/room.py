@@ -40,6 +40,10 @@ from giftwave.live.events import (
     MutesShown,
     NoBattle,
     NoGoal,
+    PaidMessage,
+    PaidMessageHiddenShown,
+    PaidMessagePosted,
+    PaidMessageShown,
     Ranked,
     RankedLiker,
     RoomEvent,
@@ -80,6 +84,10 @@ VIEWERS_EVERY_US: Final = 1_000_000
 # The board and the totals change with every gift; twice a second reads as live, and in a gift
 # rain it keeps their ~600 bytes out of most frames.
 LEADERBOARD_EVERY_US: Final = 500_000
+# Paid messages pinned at once in a room (the oldest goes first past it), and hides remembered
+# (so that a late or repeated ``paid_message`` never pins a hidden one again).
+PAID_PINNED_MAX: Final = 100
+PAID_HIDDEN_KEPT: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +135,8 @@ class RoomSeed:
     # (send_id, at_us) of reversed gifts, oldest first: left out of the totals above already.
     reversed: tuple[tuple[str, int], ...] = ()
     reversed_points: tuple[tuple[str, int], ...] = ()  # of the battle's, the same
+    # Paid messages still pinned, not hidden, oldest first.
+    paid_messages: tuple[PaidMessage, ...] = ()
 
 
 def _recent_order(event: GiftShown) -> tuple[int, str]:
@@ -192,6 +202,8 @@ class Room:
         self._battle_changed = False
         self._battle_result_us = battle_result_us
         self._battle_gone_id = 0  # its result was shown and taken down: never shown again
+        self._paid: dict[str, PaidMessage] = {}  # pinned, by send id, oldest first
+        self._paid_hidden: dict[str, None] = {}  # the newest PAID_HIDDEN_KEPT hidden ids
 
     def gift(self, g: GiftCommitted) -> None:
         """A committed gift (news of it may come more than once: counted once)."""
@@ -300,7 +312,8 @@ class Room:
         self._goal_changed = True
 
     def restore(self, seed: RoomSeed, now_us: int) -> None:
-        """The gifts' totals, top gifters, combos, goal and battle as the database has them (a
+        """The gifts' totals, top gifters, combos, goal, battle and pinned paid messages as the
+        database has them (a
         restarted process; a broker that may have lost events). Likes, chat and mutes stay as
         they are: the database does not keep them."""
         self.coins, self.diamonds = seed.coins, seed.diamonds
@@ -340,6 +353,9 @@ class Room:
             self._battle_gone_id = max(self._battle_gone_id, seed.battle.id)
         elif seed.battle is not None:
             self.set_battle(seed.battle, seed.battle_scores)
+        self._paid = {
+            m.send_id: m for m in seed.paid_messages if m.send_id not in self._paid_hidden
+        }
 
     def _remember(self, events: Sequence[RoomEvent]) -> None:
         for event in events:
@@ -460,6 +476,42 @@ class Room:
             )
         )
 
+    def paid_message(self, posted: PaidMessagePosted) -> None:
+        """A paid message, pinned once (its news may come again); a hidden one stays hidden.
+        One whose time is over by the next tick is never said (``tick``)."""
+        send_id = posted.send_id
+        if send_id in self._paid or send_id in self._paid_hidden:
+            return
+        message = PaidMessage(**msgspec.structs.asdict(posted))
+        self._paid[send_id] = message
+        while len(self._paid) > PAID_PINNED_MAX:
+            del self._paid[next(iter(self._paid))]
+        self._news.append(PaidMessageShown(**msgspec.structs.asdict(message)))
+
+    def hide_paid_message(self, send_id: str) -> None:
+        """A moderator hid a paid message: off every screen, said once (also when this copy of
+        the room does not hold it: a viewer may have had it from another node)."""
+        if send_id in self._paid_hidden:
+            return
+        self._paid_hidden[send_id] = None
+        if len(self._paid_hidden) > PAID_HIDDEN_KEPT:
+            del self._paid_hidden[next(iter(self._paid_hidden))]
+        self._paid.pop(send_id, None)
+        self._news.append(PaidMessageHiddenShown(send_id=send_id))
+
+    def _unpin_expired(self, now_us: int) -> None:
+        """Messages whose time is over leave the room's state silently: every screen takes
+        one down at its ``pinned_until_us`` by itself."""
+        expired = [k for k, m in self._paid.items() if m.pinned_until_us <= now_us]
+        for send_id in expired:
+            del self._paid[send_id]
+        if expired:
+            self._news = [
+                e
+                for e in self._news
+                if not (isinstance(e, PaidMessageShown) and e.pinned_until_us <= now_us)
+            ]
+
     def chat_line(self, message_id: str) -> ChatLine | None:
         """One of the newest CHAT_IDS_KEPT lines, not deleted: what a report keeps of it."""
         return self._chat_ids.get(message_id)
@@ -517,6 +569,8 @@ class Room:
         if self._likers_changed:
             events.append(self._likers_event())
             self._likers_changed = False
+        if self._paid:
+            self._unpin_expired(now_us)
         events.extend(self._news)
         self._news = []
         if self._deleted:
@@ -582,6 +636,7 @@ class Room:
             leaderboard=self._leaderboard_event(),
             goal=self._goal_event(),
             battle=self._battle_event(),
+            paid_messages=list(self._paid.values()),
         )
 
     def _likers_event(self) -> LikersShown:

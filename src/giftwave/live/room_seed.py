@@ -25,10 +25,12 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, func, select
 
+from giftwave import clock
 from giftwave.db.tables import gift_sends, transfers, users
 from giftwave.live.battles import Battle, BattleStatus, committed_scores, latest_battle_of
+from giftwave.live.events import PaidMessage
 from giftwave.live.goals import committed_progress, current_goal
-from giftwave.live.room import RoomSeed, SeedGift, SeedGifter
+from giftwave.live.room import PAID_PINNED_MAX, RoomSeed, SeedGift, SeedGifter
 from giftwave.live.seen import SEEN_MAX
 
 RECENT_SENDS: Final = 10_000
@@ -48,9 +50,11 @@ def consistent_read(db: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def load_seed(conn: Connection, stream_id: str, combo_gifts: frozenset[str]) -> RoomSeed:
-    """The room of ``stream_id`` as the database has it; ``combo_gifts`` are the gifts that
-    combo."""
+def load_seed(
+    conn: Connection, stream_id: str, combo_gifts: frozenset[str], now_us: int | None = None
+) -> RoomSeed:
+    """The room of ``stream_id`` as the database has it at ``now_us`` (default: now);
+    ``combo_gifts`` are the gifts that combo."""
     of_stream = gift_sends.c.stream_id == stream_id
     seen, seen_floor_us = _counted(conn, of_stream)
     gifters = _gifters(conn, stream_id)
@@ -73,6 +77,7 @@ def load_seed(conn: Connection, stream_id: str, combo_gifts: frozenset[str]) -> 
         seen_points_floor_us=seen_points_floor_us,
         reversed=_reversed(conn, of_stream),
         reversed_points=() if scoring is None else _reversed(conn, *scoring),
+        paid_messages=_pinned(conn, stream_id, clock.now_us() if now_us is None else now_us),
     )
 
 
@@ -157,6 +162,51 @@ def _recent(conn: Connection, stream_id: str, combo_gifts: frozenset[str]) -> tu
             count=int(r.count),
             coins=int(r.coins),
             comboable=r.gift_id in combo_gifts,
+            at_us=int(r.created_at_us),
+        )
+        for r in reversed(rows)
+    )
+
+
+def _pinned(conn: Connection, stream_id: str, now_us: int) -> tuple[PaidMessage, ...]:
+    """The stream's paid messages still pinned at ``now_us``, not hidden, of gifts not
+    reversed, oldest first (at most the room's PAID_PINNED_MAX newest; ix_gift_sends_pinned)."""
+    m = gift_sends.c
+    rows = conn.execute(
+        select(
+            m.transfer_id,
+            m.sender_id,
+            users.c.handle,
+            m.message,
+            m.gift_id,
+            m.coins,
+            m.message_tier,
+            m.message_colour,
+            m.message_pinned_until_us,
+            m.created_at_us,
+        )
+        .select_from(_COMMITTED.join(users, users.c.id == m.sender_id))
+        .where(
+            m.stream_id == stream_id,
+            m.message.is_not(None),
+            m.message_pinned_until_us > now_us,
+            m.message_hidden_by.is_(None),
+            m.reversed.is_(False),
+        )
+        .order_by(m.created_at_us.desc(), m.id.desc())
+        .limit(PAID_PINNED_MAX)
+    ).all()
+    return tuple(
+        PaidMessage(
+            send_id=_send_id(r.transfer_id),
+            sender_id=int(r.sender_id),
+            sender=r.handle,
+            text=r.message,
+            gift_id=r.gift_id,
+            coins=int(r.coins),
+            tier=int(r.message_tier),
+            colour=r.message_colour,
+            pinned_until_us=int(r.message_pinned_until_us),
             at_us=int(r.created_at_us),
         )
         for r in reversed(rows)

@@ -105,6 +105,8 @@ _on(
 _on(ev.BattleEnded, lambda room, e: room.end_battle(Battle.of_state(e)))
 _on(ev.BattleRescored, lambda room, e: room.correct_result(Battle.of_state(e)))
 _on(ev.LevelReached, Room.level_up)
+_on(ev.PaidMessagePosted, Room.paid_message)
+_on(ev.PaidMessageHidden, lambda room, e: room.hide_paid_message(e.send_id))
 assert set(_HANDLERS) == set(RoomNews.__args__), "every kind of news needs its line above"
 
 

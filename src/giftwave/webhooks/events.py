@@ -7,7 +7,7 @@ Every body is one envelope::
 
 Event ids are derived from what happened (``gift:<sender>:<key>``, ``combo:<combo id>``,
 ``goal_reached:<goal id>``, ``battle_ended:<battle id>``, ``gift_reversed:<send id>``,
-``level_up:<user id>:<level>``), never
+``level_up:<user id>:<level>``, ``paid_message:<send id>``), never
 drawn at random: the same
 event enqueued twice, by a retry or by two nodes, is one outbox row.
 """
@@ -22,6 +22,7 @@ from typing import Final
 import msgspec
 
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed
 from giftwave.live.battles import Battle
 from giftwave.live.events import BattleSide
@@ -38,6 +39,7 @@ class EventType(enum.StrEnum):
     BATTLE_ENDED = "battle_ended"
     GIFT_REVERSED = "gift_reversed"  # an operator reversed a committed gift
     GIFTER_LEVEL_UP = "gifter.level_up"  # a gifter reached a level with a gift to the creator
+    PAID_MESSAGE = "chat.paid_message"  # a chat message sent with a gift, pinned by its tier
     PING = "ping"  # sent by the test route only; nobody subscribes to it
 
 
@@ -48,6 +50,7 @@ SUBSCRIBABLE: Final = (
     EventType.BATTLE_ENDED,
     EventType.GIFT_REVERSED,
     EventType.GIFTER_LEVEL_UP,
+    EventType.PAID_MESSAGE,
 )
 
 
@@ -110,6 +113,19 @@ class GifterLevelUpData(msgspec.Struct, frozen=True):
     level: int
 
 
+class PaidMessageData(msgspec.Struct, frozen=True):
+    stream_id: str
+    send_id: str  # its gift's (the ``gift`` event's id)
+    sender_id: int
+    sender: str
+    text: str
+    gift_id: str
+    coins: int
+    tier: int
+    colour: str
+    pinned_until_us: int
+
+
 class PingData(msgspec.Struct, frozen=True):
     endpoint_id: int
     message: str
@@ -123,6 +139,7 @@ EventData = (
     | GoalReachedData
     | BattleEndedData
     | GifterLevelUpData
+    | PaidMessageData
     | PingData
 )
 TYPE_OF: Final[dict[type[EventData], EventType]] = {
@@ -132,6 +149,7 @@ TYPE_OF: Final[dict[type[EventData], EventType]] = {
     GoalReachedData: EventType.GOAL_REACHED,
     BattleEndedData: EventType.BATTLE_ENDED,
     GifterLevelUpData: EventType.GIFTER_LEVEL_UP,
+    PaidMessageData: EventType.PAID_MESSAGE,
     PingData: EventType.PING,
 }
 
@@ -313,6 +331,16 @@ def level_up_event(up: LevelUp) -> Event:
             handle=up.handle,
             level=up.level,
         ),
+    )
+
+
+def paid_message_event(said: PaidMessageSent) -> Event:
+    """The same body on every replay: everything in it was stored with the gift."""
+    return Event(
+        event_id=f"paid_message:{said.send_id}",
+        creator_id=said.creator_id,
+        created_at_us=said.at_us,
+        data=msgspec.convert(said, PaidMessageData, from_attributes=True),  # its fields, by name
     )
 
 

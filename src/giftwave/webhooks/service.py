@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed
 from giftwave.live.events import GoalReachedShown, RoomEvent
 from giftwave.live.room import Room
@@ -26,6 +27,7 @@ from giftwave.webhooks.writer import (
     GiftCommitted,
     GoalReached,
     OutboxWriter,
+    PaidMessageCommitted,
     ReversalCommitted,
 )
 
@@ -143,6 +145,18 @@ class Webhooks:
         wanting = tuple(x for x in endpoints if x.wants(EventType.GIFT_REVERSED))
         if wanting:
             await self.writer.write(ReversalCommitted(done, wanting))
+
+    async def paid_message(self, said: PaidMessageSent) -> None:
+        """The paid message observer: queued before the gift is acked (again on a retry,
+        which queues nothing new: the event id names the gift's send)."""
+        try:
+            endpoints = await self.active_endpoints(said.creator_id)
+        except Exception:  # the gift is committed and stays so; this webhook is lost
+            log.exception("webhooks of paid message %s: endpoints unreadable", said.send_id)
+            return
+        wanting = tuple(x for x in endpoints if x.wants(EventType.PAID_MESSAGE))
+        if wanting:
+            await self.writer.write(PaidMessageCommitted(said, wanting))
 
     def _keep_following(self, stream_id: str) -> None:
         """This node must hold the room to see its goal reached. In the background: bringing a

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from giftwave import metrics
 from giftwave.economy.gifting import GiftSent
+from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed
 from giftwave.live.goals import find_goal
 from giftwave.live.streams import find_stream
@@ -31,6 +32,7 @@ from giftwave.webhooks.events import (
     gift_event,
     gift_reversed_event,
     goal_reached_event,
+    paid_message_event,
     single_combo_end,
 )
 from giftwave.webhooks.outbox import PendingGauge, enqueue
@@ -66,7 +68,13 @@ class ReversalCommitted:
     endpoints: tuple[Endpoint, ...]  # the creator's that want it, as this process knows them
 
 
-Op = GiftCommitted | GoalReached | ReversalCommitted
+@dataclass(frozen=True, slots=True)
+class PaidMessageCommitted:
+    said: PaidMessageSent
+    endpoints: tuple[Endpoint, ...]  # the creator's that want it, as this process knows them
+
+
+Op = GiftCommitted | GoalReached | ReversalCommitted | PaidMessageCommitted
 # Called after each batch with the earliest time a combo it grew can close, if any.
 Written = Callable[[int | None], None]
 
@@ -169,6 +177,9 @@ class OutboxWriter:
             elif isinstance(op, ReversalCommitted):
                 # Its id names the reversal: a replay queues nothing new.
                 enqueue(conn, gift_reversed_event(op.done), op.endpoints, self._gauge)
+            elif isinstance(op, PaidMessageCommitted):
+                # Its id names the gift's send: a retry queues nothing new.
+                enqueue(conn, paid_message_event(op.said), op.endpoints, self._gauge)
             else:
                 self._goal(conn, op)
         return combo_due

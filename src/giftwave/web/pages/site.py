@@ -345,6 +345,8 @@ async def live_page(stream_id: str, request: Request, via: str = "") -> HTMLResp
         stream_url=f"{public_base(request)}/live/{stream_id}",  # to copy without a sharer
         friends_watching=friends,
         following_creator=following_creator,
+        # The cheapest highlight (docs/economy.md, "Paid highlighted messages"), for its label.
+        paid_min_coins=services(request).economy.settings.paid_message_tiers[0].min_coins,
     )
 
 

@@ -8,7 +8,7 @@ import {
   idempotencyKey,
 } from "./site.js";
 import { asksFirst, confirmThenSend, noteSent } from "./spend.js";
-import { BattleBar, Catalogue, GiftLane, GoalBar, TopGifters, levelBadge } from "./widgets.js";
+import { BattleBar, Catalogue, GiftLane, GoalBar, PaidPins, TopGifters, levelBadge } from "./widgets.js";
 import { ChatActions, chatLine, moderatesRoom } from "./moderation.js";
 import { rovingTray } from "./tray_keys.js";
 
@@ -65,6 +65,7 @@ const goal = new GoalBar($("goal"));
 const battle = new BattleBar($("battle"));
 const board = new TopGifters($("leaderboard"));
 const chatLog = $("chat-log");
+const pins = new PaidPins($("paid-pins"));
 const likesEl = $("likes");
 const viewersEl = $("viewers");
 
@@ -110,6 +111,7 @@ const handlers = {
     if (likesEl) likesEl.textContent = fmt(snap.likes);
     if (viewersEl) viewersEl.textContent = fmt(snap.viewers);
     if (chatLog) { chatLog.replaceChildren(); for (const m of snap.chat) addChat(m); }
+    pins.snapshot(snap);
     if (snap.ended) ended();
   },
   gift(e) {
@@ -145,6 +147,8 @@ const handlers = {
       toast(said);
     }
   },
+  paid_message: (e) => pins.add(e),
+  paid_message_hidden: (e) => pins.hide(e.send_id),
   chat_deleted(e) {
     for (const id of e.message_ids) {
       const li = chatLog?.querySelector(`li[data-id="${CSS.escape(id)}"]`);
@@ -243,15 +247,20 @@ async function sendGift(button) {
   button.classList.remove("sent");
   void button.offsetWidth;
   button.classList.add("sent");
+  // A highlighted message goes with the next gift only, in the same command (both or neither).
+  const paidText = $("paid-text");
+  const message = paidText?.value.trim() || undefined;
+  if (message) paidText.value = "";
   try {
     const receipt = await room.send({
-      cmd: "send_gift", gift_id: button.dataset.gift, count: 1, idempotency_key: idempotencyKey(),
+      cmd: "send_gift", gift_id: button.dataset.gift, count: 1, idempotency_key: idempotencyKey(), message,
     });
     setBalance(receipt.balance_coins);
     noteSent(button);
     return true;
   } catch (error) {
     if (balance !== null) refreshBalance();
+    if (message && paidText && !paidText.value) paidText.value = message; // not sent: keep it
     explain(error);
     return false;
   }

@@ -1,9 +1,10 @@
-// The OBS overlay: gift alerts with combo counters, the goal bar and the battle bar, drawn
-// from the room's WebSocket (docs/protocol.md). Read-only: it never sends a command.
+// The OBS overlay: gift alerts with combo counters, the goal bar, the battle bar and the pinned
+// paid messages, drawn from the room's WebSocket (docs/protocol.md). Read-only: it never sends
+// a command.
 
 import { connectRoom } from "./room.js";
 import { boot, t } from "./site.js";
-import { BattleBar, BIG_GIFT_COINS, Catalogue, GiftLane, GoalBar, levelBadge } from "./widgets.js";
+import { BattleBar, BIG_GIFT_COINS, Catalogue, GiftLane, GoalBar, PaidPins, levelBadge } from "./widgets.js";
 
 const body = document.body;
 const soundOn = body.dataset.sound === "on";
@@ -25,6 +26,7 @@ function beep(event) {
 const lane = new GiftLane(document.getElementById("lane"), catalogue, { onNew: beep });
 const goal = new GoalBar(document.getElementById("goal"));
 const battle = new BattleBar(document.getElementById("battle"));
+const pins = new PaidPins(document.getElementById("paid-pins"));
 
 // "ana reached level 12": one alert at a time, each shown LEVEL_UP_MS.
 const LEVEL_UP_MS = 5_000;
@@ -45,6 +47,7 @@ const handlers = {
     lane.snapshot(snap);
     goal.update(snap.goal);
     battle.update(snap.battle);
+    pins.snapshot(snap);
   },
   gift: (e) => lane.gift(e),
   combo_counts: (e) => lane.counts(e),
@@ -53,6 +56,8 @@ const handlers = {
   battle: (e) => battle.update(e),
   battle_ended: (e) => battle.ended(e),
   level_up: levelUp,
+  paid_message: (e) => pins.add(e),
+  paid_message_hidden: (e) => pins.hide(e.send_id),
 };
 
 // `/overlay/live?key=…` follows the creator: while they are not live it waits, and when their

@@ -1,7 +1,7 @@
 // Pieces of a room shared by the viewer page, the embed, the OBS overlay and the creator studio:
 // the lane of gift alerts with their combo counters, the top gifters, the goal and battle bars.
 
-import { fmt, t } from "./site.js";
+import { fmt, t, tn } from "./site.js";
 
 export const BIG_GIFT_COINS = 1000;
 
@@ -257,5 +257,59 @@ export class BattleBar {
     const left = battle.ends_at_us ? Math.max(0, battle.ends_at_us / 1000 - now) : 0;
     const s = Math.ceil(left / 1000);
     timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+}
+
+/** Paid highlighted messages pinned above the chat (docs/protocol.md): each coloured by its
+ *  tier (a `paid-<colour>` class), taken down at its `pinned_until_us` or when a moderator
+ *  hides it, the dearest first. */
+export class PaidPins {
+  constructor(list) {
+    this.list = list;
+    this.timers = new Map(); // send_id -> timeout that takes it down
+  }
+
+  snapshot(snap) {
+    if (!this.list) return;
+    for (const id of [...this.timers.keys()]) this.hide(id);
+    for (const m of snap.paid_messages || []) this.add(m);
+  }
+
+  add(m) {
+    if (!this.list || this.timers.has(m.send_id)) return;
+    const leftMs = m.pinned_until_us / 1000 - Date.now();
+    if (leftMs <= 0) return;
+    const li = document.createElement("li");
+    li.className = `paid paid-${m.colour}`;
+    li.dataset.send = m.send_id;
+    li.dataset.tier = String(m.tier);
+    const head = document.createElement("span");
+    head.className = "paid-head";
+    const who = document.createElement("bdi");
+    who.className = "who";
+    who.textContent = m.sender;
+    const coins = document.createElement("bdi");
+    coins.className = "paid-coins";
+    coins.textContent = tn("{n} coin", m.coins);
+    const badge = levelBadge(m.level);
+    if (badge) head.append(badge, " ");
+    head.append(who, " · ", coins);
+    const text = document.createElement("bdi");
+    text.className = "paid-text";
+    text.textContent = m.text;
+    li.append(head, text);
+    // The dearest tier first; within a tier, the oldest first (it goes first too).
+    const after = [...this.list.children].find((x) => Number(x.dataset.tier) < m.tier);
+    this.list.insertBefore(li, after || null);
+    this.timers.set(m.send_id, setTimeout(() => this.hide(m.send_id), Math.min(leftMs, 2 ** 31 - 1)));
+    this.list.hidden = false;
+  }
+
+  hide(sendId) {
+    if (!this.list) return;
+    clearTimeout(this.timers.get(sendId));
+    this.timers.delete(sendId);
+    this.list.querySelector(`li[data-send="${CSS.escape(sendId)}"]`)?.remove();
+    this.list.hidden = this.list.children.length === 0;
   }
 }
