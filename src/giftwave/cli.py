@@ -626,13 +626,16 @@ def reconcile(
     source: RecordSource
     close: Callable[[], Awaitable[None]] | None = None
     if name == Provider.STRIPE:
-        from giftwave.payments.stripe_records import StripeRecords
+        from giftwave.payments.stripe_records import CONNECT_LISTERS, LISTERS, StripeRecords
 
         if settings.stripe_api_key is None:
             err.print("giftwave: reconcile --provider stripe needs GIFTWAVE_STRIPE_API_KEY")
             raise typer.Exit(2)
         source = stripe = StripeRecords(
-            api_key=settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base
+            api_key=settings.stripe_api_key.get_secret_value(),
+            api_base=settings.stripe_api_base,
+            # Payouts through Connect are Stripe's transfers; without it none are Stripe's.
+            listers=CONNECT_LISTERS if settings.payout_provider == "stripe" else LISTERS,
         )
         close = stripe.close
     else:

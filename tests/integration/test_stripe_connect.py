@@ -132,8 +132,8 @@ class FakeConnect:
                 link = recorded("connect_account_link_created")
                 link["url"] = f"{LINK_PREFIX}{form['account']}/L{next(serial):08d}"
                 return 200, link, {}
-            case ("GET", ["v1", "transfers"]):
-                group = form.get("transfer_group")
+            case ("GET", ["v1", "transfers"]) if "transfer_group" in form:
+                group = form["transfer_group"]
                 found = [t for t in self.transfers.values() if t["transfer_group"] == group]
                 body = {
                     "object": "list",
@@ -142,6 +142,10 @@ class FakeConnect:
                     "url": "/v1/transfers",
                 }
                 return 200, body, {}
+            case ("GET", ["v1", "transfers"]):
+                return self._page(list(self.transfers.values()), form, "/v1/transfers")
+            case ("GET", ["v1", "balance_transactions"]):
+                return self._page([], form, "/v1/balance_transactions")  # no top-ups here
             case ("POST", ["v1", "transfers"]):
                 return self._transfer(form)
             case ("GET", ["v1", "transfers", transfer_id]):
@@ -194,20 +198,21 @@ class FakeConnect:
         return 200, reversal, {}
 
     def _payouts_list(self, scope: str, form: dict[str, str]) -> Answer:
-        """Newest first, a page of ``limit`` after ``starting_after``, as Stripe lists."""
+        mine = [p for p in self.payouts.values() if p["account"] == scope]
+        return self._page(mine, form, "/v1/payouts")
+
+    def _page(self, items: list[dict[str, Any]], form: dict[str, str], url: str) -> Answer:
+        """Newest first, created from ``created[gte]`` on, a page of ``limit`` after
+        ``starting_after``, as Stripe lists."""
         since = int(form.get("created[gte]", "0"))
-        found = [
-            p
-            for p in reversed(self.payouts.values())
-            if p["account"] == scope and p["created"] >= since
-        ]
+        found = [p for p in reversed(items) if p["created"] >= since]
         after = form.get("starting_after")
         if after is not None:
             found = found[[p["id"] for p in found].index(after) + 1 :]
         limit = int(form.get("limit", "10"))
         self.pages_read += 1
         page = {"object": "list", "data": found[:limit], "has_more": len(found) > limit}
-        return 200, page | {"url": "/v1/payouts"}, {}
+        return 200, page | {"url": url}, {}
 
     def _payout(self, scope: str, form: dict[str, str]) -> Answer:
         account = self.accounts.get(scope)

@@ -36,6 +36,9 @@ class PayoutState(enum.StrEnum):
     PROCESSING = "processing"  # sent, not ended yet
     PAID = "paid"
     RETURNED = "returned"  # failed or reversed: the money came back
+    # Part of it taken back at the provider (Stripe: a transfer partially reversed): the
+    # ledger never ends a payout so, so this always shows as a mismatch an operator settles.
+    PARTLY_REVERSED = "partly_reversed"
 
 
 # Refunds, disputes and fees have no life of their own here: they happened.

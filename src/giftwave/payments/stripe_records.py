@@ -12,10 +12,34 @@ answers records (payments/records.py); ``StripeRecords`` runs them in turn. Toda
         adjustment, reporting_category "dispute" → dispute (summed per payment_intent)
         anything else (payouts to the bank, Stripe's own fees, transfers) is not a top-up's
 
+    connect_transfers      (only when payouts go through Stripe Connect: ``CONNECT_LISTERS``)
+                           GET /v1/transfers?created[gte]=…, every page, and then for each
+                           connected account paid in the window, once:
+                           GET /v1/payouts?created[gte]=… with the Stripe-Account header
+        a transfer naming a giftwave payout (metadata.payout_id, else its transfer_group)
+                                 → payout  (reference = the payout's id, the transfer's
+                                            amount and currency; its state:)
+            wholly reversed                              returned
+            partly reversed                              partly_reversed (never the ledger's:
+                                                         an operator settles it)
+            else its bank payout on the account (metadata.payout_id):
+                paid → paid; pending, in_transit or none yet → processing;
+                failed, canceled → returned (giftwave reverses such a transfer; until it has,
+                the books agree that the money came back)
+        a transfer naming no payout is not giftwave's (the platform's other business)
+
 Amounts are read from the source object (the charge, the refund, the dispute), in the currency
-the buyer paid, and converted to giftwave's minor unit (stripe_checkout.giftwave_amount): a
-balance transaction's own amount is in the account's settlement currency. A Connect payout
-provider adds its transfers as one more lister (``Transfer.list``), nothing else changes.
+the buyer paid, and converted to giftwave's minor unit (stripe_sdk.giftwave_amount): a
+balance transaction's own amount is in the account's settlement currency.
+
+What a run costs at Stripe: one request per page of 100 balance transactions, and with Connect
+one per page of 100 transfers plus, per connected account with a transfer neither reversed nor
+partly reversed, one listing of its payouts in the window (one request per 100 of them; every
+bank payout on such an account is one giftwave payout, the schedule being manual). A window of
+N payouts to A creators is about N/100 + A requests; past ``MAX_ITEMS`` items in one listing or
+``MAX_ACCOUNTS`` accounts the run is refused rather than read without end: list a shorter
+window (--since). Stripe allows 100 reads a second in live mode, so 10,000 creators paid in a
+window take about two minutes.
 """
 
 from __future__ import annotations
@@ -27,15 +51,25 @@ import stripe
 
 from giftwave.errors import Code
 from giftwave.payments.base import ProviderUnavailable
-from giftwave.payments.records import DONE, Record, RecordKind, topup_state
-from giftwave.payments.stripe_sdk import REQUEST_TIMEOUT_S, StripeApi, giftwave_amount
+from giftwave.payments.records import DONE, PayoutState, Record, RecordKind, topup_state
+from giftwave.payments.stripe_sdk import REQUEST_TIMEOUT_S, StripeApi, giftwave_amount, metadata
 
 PAGE_SIZE: Final = 100  # Stripe's largest page
 # A run that would read more than this is refused: list a shorter window (--since).
 MAX_ITEMS: Final = 200_000
+# Connected accounts whose payouts one run lists (one listing each), at most.
+MAX_ACCOUNTS: Final = 10_000
 CHARGE_TYPES: Final = frozenset({"charge", "payment"})
 REFUND_TYPES: Final = frozenset({"refund", "payment_refund"})
 REFUND_GAVE_NOTHING: Final = frozenset({"failed", "canceled"})
+# A bank payout's status on a connected account, as the state of the transfer that funded it.
+BANK_PAYOUT_STATES: Final = {
+    "paid": PayoutState.PAID,
+    "pending": PayoutState.PROCESSING,
+    "in_transit": PayoutState.PROCESSING,
+    "failed": PayoutState.RETURNED,
+    "canceled": PayoutState.RETURNED,
+}
 
 Lister = Callable[[stripe.StripeClient, int], Awaitable[list[Record]]]
 
@@ -120,18 +154,91 @@ async def balance_transactions(client: stripe.StripeClient, since_s: int) -> lis
     """Every balance transaction created from ``since_s`` on, every page, as records."""
     params: Any = {"created": {"gte": since_s}, "limit": PAGE_SIZE, "expand": ["data.source"]}
     page = await client.v1.balance_transactions.list_async(params)
+    return records_of_balance_transactions(await _every(page, "balance transactions"))
+
+
+async def _every(page: Any, what: str) -> list[Mapping[str, Any]]:
+    """Every item of a listing, page after page, at most ``MAX_ITEMS``."""
     items: list[Mapping[str, Any]] = []
     async for item in page.auto_paging_iter():
         if len(items) >= MAX_ITEMS:
             raise ProviderUnavailable(
                 Code.PROVIDER_UNAVAILABLE,
-                f"Stripe lists more than {MAX_ITEMS} balance transactions: list a shorter window",
+                f"Stripe lists more than {MAX_ITEMS} {what}: list a shorter window",
             )
         items.append(item.to_dict())
-    return records_of_balance_transactions(items)
+    return items
+
+
+def _payout_of(transfer: Mapping[str, Any]) -> str | None:
+    """The giftwave payout a transfer pays, when it is giftwave's."""
+    group = transfer.get("transfer_group")
+    return metadata(transfer, "payout_id") or (group if isinstance(group, str) and group else None)
+
+
+def bank_payout_states(payouts: Sequence[Mapping[str, Any]]) -> dict[str, PayoutState]:
+    """A connected account's bank payouts as the state of each giftwave payout they pay."""
+    found: dict[str, PayoutState] = {}
+    for payout in payouts:
+        payout_id = metadata(payout, "payout_id")
+        if payout_id is None:
+            continue  # not made by giftwave
+        status = payout.get("status")
+        if status not in BANK_PAYOUT_STATES:
+            raise _Malformed(f"payout {payout.get('id')!r}: status is {status!r}")
+        # Two for one giftwave payout cannot both have been funded; the paid one stands.
+        if found.get(payout_id) is not PayoutState.PAID:
+            found[payout_id] = BANK_PAYOUT_STATES[status]
+    return found
+
+
+def transfer_record(transfer: Mapping[str, Any], banked: Mapping[str, PayoutState]) -> Record:
+    """A transfer of a giftwave payout (``_payout_of``) as its record; ``banked`` are the
+    states of the bank payouts on its account."""
+    payout_id = _payout_of(transfer)
+    assert payout_id is not None, "the caller kept giftwave's transfers only"
+    amount, currency = _money(transfer, "amount")
+    back, _ = _money(transfer, "amount_reversed")
+    if back >= amount > 0:
+        state = PayoutState.RETURNED
+    elif back > 0:
+        state = PayoutState.PARTLY_REVERSED
+    else:
+        state = banked.get(payout_id, PayoutState.PROCESSING)
+    at_us = int(_field(transfer, "created", int)) * 1_000_000
+    return Record(RecordKind.PAYOUT, payout_id, amount, currency, state, at_us)
+
+
+async def connect_transfers(client: stripe.StripeClient, since_s: int) -> list[Record]:
+    """The platform's transfers to connected accounts from ``since_s`` on, as payout records,
+    each account's bank payouts in the window read once (the module's docstring)."""
+    params: Any = {"created": {"gte": since_s}, "limit": PAGE_SIZE}
+    page = await client.v1.transfers.list_async(params)
+    ours = [t for t in await _every(page, "transfers") if _payout_of(t) is not None]
+    accounts = sorted(
+        {
+            str(_field(t, "destination", str))
+            for t in ours
+            if not _field(t, "amount_reversed", int)  # a reversal decides, whatever the bank
+        }
+    )
+    if len(accounts) > MAX_ACCOUNTS:
+        raise ProviderUnavailable(
+            Code.PROVIDER_UNAVAILABLE,
+            f"transfers to {len(accounts)} accounts, more than {MAX_ACCOUNTS}: list a "
+            "shorter window",
+        )
+    banked: dict[str, PayoutState] = {}
+    for account in accounts:
+        listing: Any = {"created": {"gte": since_s}, "limit": PAGE_SIZE}
+        payouts = await client.v1.payouts.list_async(listing, {"stripe_account": account})
+        banked |= bank_payout_states(await _every(payouts, f"payouts on {account}"))
+    return [transfer_record(t, banked) for t in ours]
 
 
 LISTERS: Final[tuple[Lister, ...]] = (balance_transactions,)
+# With payouts through Stripe Connect (GIFTWAVE_PAYOUT_PROVIDER=stripe).
+CONNECT_LISTERS: Final[tuple[Lister, ...]] = (*LISTERS, connect_transfers)
 
 
 class StripeRecords:
