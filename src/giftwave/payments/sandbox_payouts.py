@@ -13,6 +13,11 @@ bank numbers of a real provider's test mode:
     fails        the bank refuses it: account_closed       (transfer.failed)
     answer_lost  the transfer is made but the first answer never arrives (a timeout): only a
                  retry with the same idempotency key learns of it, and then it is paid
+    hangs        every transfer call is held, nothing made, for ``HANG_S`` before it times
+                 out (an outage that keeps connections open): a crash while a payout is
+                 being sent lands here, and choosing another bank ends the outage
+
+A held call logs ``the transfer of payout <id> is held`` (a warning) as it starts waiting.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import enum
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -53,6 +59,8 @@ from giftwave.payments.records import PayoutState, Record, RecordKind
 from giftwave.payments.sender import SignedSender
 from giftwave.payments.signing import verified_event
 
+log = logging.getLogger(__name__)
+
 WEBHOOK_PATH: Final = "/v1/payouts/webhooks/sandbox"
 ONBOARDING_PATH: Final = "/sandbox/onboarding"
 LINK_TTL_S: Final = 3600  # an onboarding link works this long, like a real provider's
@@ -64,6 +72,7 @@ BANK_FAILURE_REASON: Final = "account_closed"
 ID_MAX_CHARS: Final = 255
 REASON_MAX_CHARS: Final = 255
 MAX_SENDS_IN_FLIGHT: Final = 1000
+HANG_S: Final = 60.0  # how long the ``hangs`` bank holds a transfer call before its timeout
 
 
 # A transfer's status in the sandbox's table, as reconciliation states it.
@@ -79,6 +88,7 @@ class Bank(enum.StrEnum):
     PAYS = "pays"
     FAILS = "fails"
     ANSWER_LOST = "answer_lost"
+    HANGS = "hangs"
 
 
 class OnboardingAction(enum.StrEnum):
@@ -220,6 +230,10 @@ class SandboxPayoutProvider:
     # --- transfers -------------------------------------------------------------------------
 
     async def create_transfer(self, request: TransferRequest) -> ProviderTransfer:
+        if await asyncio.to_thread(self._bank_of, request.account_id) is Bank.HANGS:
+            log.warning("sandbox: the transfer of payout %s is held", request.payout_id)
+            await asyncio.sleep(HANG_S)
+            raise ProviderTimeout(Code.PROVIDER_TIMEOUT, "the provider held the transfer call")
         row, created = await asyncio.to_thread(self._create_transfer, request)
         if (row["account_id"], row["amount_minor"], row["currency"]) != (
             request.account_id,
@@ -241,6 +255,15 @@ class SandboxPayoutProvider:
             reason = BANK_FAILURE_REASON if bank is Bank.FAILS else None
             self._send_later(await self.settle(transfer.transfer_id, kind, reason, send=False))
         return transfer
+
+    def _bank_of(self, account_id: str) -> Bank | None:
+        """The test bank of an account that may receive transfers (a closed one is refused
+        before any bank is asked)."""
+        with self._db.connect() as conn:
+            account = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        if account is None or not account.payouts_enabled or account.disabled_reason:
+            return None
+        return Bank(account.bank)
 
     def _create_transfer(self, request: TransferRequest) -> tuple[RowMapping, bool]:
         with self._db.begin() as conn:
