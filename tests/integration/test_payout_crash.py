@@ -1,6 +1,12 @@
 """kill -9 between a payout's approval and its transfer, then a fresh server: the sweeper
 finishes it exactly once, or returns it when the payee was disabled meanwhile.
 
+1. real servers (below);
+2. in one process, on both databases: the state a crash leaves one step earlier, after the
+   ledger committed the approval and before the row said ``processing`` (nothing holds a
+   process there to be killed, so the test writes the approval's ledger post itself): the
+   sweeper finishes the approval and the payout is paid once.
+
 A real `giftwave serve` with the sandbox payout provider; the creator's test bank ``hangs``
 (payments/sandbox_payouts.py), so the approval's transfer call is held at the provider with
 nothing made, after the ledger posted the payout and the row says ``processing``. While it is
@@ -21,7 +27,7 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from economy_client import ADMIN_TOKEN, FAST, Person, make_admin, register
+from economy_client import ADMIN_TOKEN, FAST, AppFactory, Person, economy_app, make_admin, register
 from serverproc import (
     ServerGroup,
     ServerProcess,
@@ -31,12 +37,18 @@ from serverproc import (
     wait_dead,
 )
 from sqlalchemy import func, select
-from test_payouts_provider import earn, onboard
+from test_economy_payouts import ledger_ok
+from test_payouts_provider import PROVIDER, earn, onboard
 
+from giftwave.api.state import app_services
 from giftwave.db.engine import make_engine
 from giftwave.db.tables import payouts, sandbox_payout_transfers, transfers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payout_transfers import return_id
+from giftwave.economy.payouts import INTERRUPTED_NOTE, POSTED_SUFFIX, pending_id
+from giftwave.ledger.model import Transfer, TransferCode, TransferKind
+
+__all__ = ["economy_app"]
 
 HELD_WAIT_S: Final = 30.0
 SETTINGS: Final = {
@@ -158,3 +170,44 @@ async def test_a_kill_between_approval_and_transfer_is_finished_once_by_the_swee
         assert ended["returns"] == (1 if disabled else 0)
         fresh.stop()
     assert_ledger_verify_clean(env)
+
+
+async def test_an_approval_the_ledger_took_but_the_row_never_heard_of_is_paid_once(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    sweep = {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 1}
+    async with economy_app(**PROVIDER, **sweep) as client:
+        creator = await register(client, "creator")
+        await onboard(client, creator, "approve")
+        await earn(client, creator)
+        r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
+        assert r.status_code == 201, r.text
+        payout_id: str = r.json()["id"]
+        assert r.json()["status"] == "pending"
+        # The approval's ledger post, as Payouts._approve submits it; the process "dies"
+        # before it records the row.
+        reservation = pending_id(payout_id)
+        post = Transfer(
+            reservation + POSTED_SUFFIX,
+            0,
+            0,
+            500,
+            TransferCode.PAYOUT,
+            kind=TransferKind.POST_PENDING,
+            pending_id=reservation,
+        )
+        (outcome,) = await app_services(client.app).engine.submit([post])  # type: ignore[attr-defined]
+        assert outcome.succeeded
+
+        payout = await ended_as(creator, payout_id, "paid")
+        assert (payout["amount_minor"], payout["provider"]) == (250, "sandbox")
+        assert (await creator.wallet())["diamonds"] == 0
+        await asyncio.sleep(0.3)  # more sweeps change nothing
+    ended = row(db_url, payout_id)
+    assert (ended["status"], ended["note"], ended["reviewed_by"]) == (
+        "paid",
+        INTERRUPTED_NOTE,
+        None,
+    )
+    assert (ended["sandbox_transfers"], ended["transfer_attempts"], ended["returns"]) == (1, 1, 0)
+    ledger_ok(db_url)

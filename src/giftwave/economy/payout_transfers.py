@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -107,6 +108,12 @@ class PayoutTransfers:
         self._sweeps = PeriodicTask(
             "payout-sweep", self._sweep_round, Schedule(policy.sweep_interval_s)
         )
+        self._finish_approvals: Callable[[int], Awaitable[int]] | None = None
+
+    def finish_approvals_with(self, finish: Callable[[int], Awaitable[int]]) -> None:
+        """Each sweep first finishes the approvals a crash left unrecorded (``finish`` of a
+        moment: Payouts.finish_interrupted), so that they are sent like the others."""
+        self._finish_approvals = finish
 
     @property
     def provider(self) -> PayoutProvider:
@@ -365,7 +372,13 @@ class PayoutTransfers:
         """Ask the provider again for every processing payout that has no transfer yet (a
         timeout, a crash after the approval): the same key, so never paid twice. Answers how
         many were asked."""
-        due = await asyncio.to_thread(self._due, now_us() if now is None else now)
+        now = now_us() if now is None else now
+        if self._finish_approvals is not None:
+            try:
+                await self._finish_approvals(now - self._policy.retry_after_s * 1_000_000)
+            except Exception:  # the processing ones are still swept
+                log.exception("the approvals a crash interrupted could not be finished")
+        due = await asyncio.to_thread(self._due, now)
         for payout in due:
             if payout.transfer_attempts >= self._policy.max_attempts:
                 log.error(

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import day_start_us, now_us
-from giftwave.db.tables import payouts, users
+from giftwave.db.tables import payouts, transfers, users
 from giftwave.economy.diamond_fractions import DiamondFractions
 from giftwave.economy.rounding import min_payout_diamonds, quote
 from giftwave.economy.wallets import PAYOUTS, Wallets
@@ -83,6 +83,9 @@ class PayoutStatus(enum.StrEnum):
 
 # An approval already sent to the provider: approving again answers it as it is.
 SENT: Final = (PayoutStatus.PROCESSING, PayoutStatus.PAID, PayoutStatus.RETURNED)
+# Approvals a crash interrupted, finished per sweep round, at most.
+INTERRUPTED_BATCH: Final = 100
+INTERRUPTED_NOTE: Final = "approved before a restart; finished by the sweeper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,6 +550,39 @@ class Payouts:
         if self._send is not None and recorded.status is PayoutStatus.PROCESSING:
             return await self._send(recorded.id)
         return recorded
+
+    async def finish_interrupted(self, before_us: int) -> int:
+        """Finish every approval a crash interrupted before ``before_us``: the ledger posted
+        (or, for a debt, settled) the reservation, but the process died before the row said
+        so, and no one would ever send it. The reviewer died with the process; the audit log
+        has their approval. Answers how many were found."""
+        found = await asyncio.to_thread(self._interrupted, before_us)
+        for payout in found:
+            decided = await asyncio.to_thread(self._decision, pending_id(payout.id))
+            assert decided is not None, "found by its decision"
+            await self._finish(payout, decided, None, INTERRUPTED_NOTE)
+        return len(found)
+
+    def _interrupted(self, before_us: int) -> list[Payout]:
+        reservation = literal(PAYOUT_PENDING_PREFIX) + payouts.c.id
+        decided = or_(
+            transfers.c.id == reservation + POSTED_SUFFIX,
+            transfers.c.id == reservation + SETTLED_SUFFIX,
+        )
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(payouts)
+                .join(transfers, decided)
+                .where(
+                    payouts.c.status.in_(
+                        [PayoutStatus.REQUESTED.value, PayoutStatus.PENDING.value]
+                    ),
+                    transfers.c.created_at_us <= before_us,
+                )
+                .order_by(payouts.c.requested_at_us)
+                .limit(INTERRUPTED_BATCH)
+            ).all()
+        return [_to_payout(r) for r in rows]
 
     def _record_approval(
         self,

@@ -102,6 +102,7 @@ class Economy:
                 ),
             )
             payouts.use_provider(payees, transfers.send)
+            transfers.finish_approvals_with(payouts.finish_interrupted)
         return cls(
             settings=settings,
             db=db,
