@@ -4,6 +4,7 @@ payouts from the local Connect stub of test_stripe_connect.py (its in-memory Str
 
 1. the listing: every page of transfers, each account's payouts read once (none for an account
    whose transfers were all reversed, none for a transfer giftwave did not make), the states;
+   more accounts than the bound is refused before any is read;
 2. through the API and the command, on SQLite and PostgreSQL: paid, processing and returned
    payouts are clean; each kind of mismatch injected at Stripe is reported, ``--json`` pinned.
 """
@@ -16,6 +17,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from economy_client import AppFactory
 from serverproc import giftwave_env, run_cli
 from stripe_stub import StripeStub, recorded, serial
@@ -33,6 +35,8 @@ from test_stripe_connect import (
 )
 
 from giftwave.db.urls import DatabaseUrl
+from giftwave.payments import stripe_records
+from giftwave.payments.base import ProviderUnavailable
 from giftwave.payments.records import Record, RecordKind
 from giftwave.payments.stripe_records import CONNECT_LISTERS, StripeRecords
 
@@ -111,6 +115,21 @@ async def test_every_page_of_transfers_and_each_accounts_payouts_once(
     assert transfers_page.form == {"created[gte]": str(SINCE_S), "limit": "100"}
     assert next_page.form["starting_after"] != ""
     assert stub.requests[3].form == {"created[gte]": str(SINCE_S), "limit": "100"}
+
+
+async def test_more_accounts_than_the_bound_is_refused_not_read(
+    stub: StripeStub, fake: FakeConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stripe_records, "MAX_ACCOUNTS", 2)
+    for n in range(3):
+        made(fake, f"acct_{n}", f"po_gw_{n}", bank="paid")
+    source = StripeRecords(api_key=API_KEY, api_base=stub.url, listers=CONNECT_LISTERS)
+    try:
+        with pytest.raises(ProviderUnavailable, match="3 accounts, more than 2"):
+            await source.records(SINCE_S * 1_000_000)
+    finally:
+        await source.close()
+    assert not any(r.path == "/v1/payouts" for r in stub.requests)
 
 
 # --- 2. through the API and the command --------------------------------------------------------
