@@ -226,6 +226,8 @@ def _bench(
         err.print(f"[red]giftwave: {exc}[/red]", highlight=False)
         raise typer.Exit(cannot_run[1]) from exc
     result = found if isinstance(found, dict) else found.as_dict()
+    # The machine is shared as often as not: say how busy it was, beside every figure.
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

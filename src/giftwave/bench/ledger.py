@@ -1,9 +1,12 @@
 """``giftwave bench ledger``: gifts to ONE hot creator from 10,000 viewers, durable commits.
 
-Three measurements in one run, on one scratch database:
+Four measurements in one run:
 1. throughput: many concurrent callers, each awaiting its gift's commit (closed loop);
-2. latency: gifts offered at half that rate (open loop), commit latency p50 / p99;
-3. baseline: the same gifts, one database transaction per gift.
+2. the raw write ceiling, each run right after a throughput run: the same rows written by a
+   plain loop in batches of the same size, on a second scratch database of the same kind
+   (``bench/raw_write.py``);
+3. latency: gifts offered at half that rate (open loop), commit latency p50 / p99;
+4. baseline: the same gifts, one database transaction per gift.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from giftwave.bench.raw_write import RawWriter, fund
 from giftwave.bench.scratch import scratch_database
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.tables import accounts
@@ -76,6 +80,12 @@ class LedgerBenchResult:
     latency_ms_p99: float
     latency_load_gifts_per_s: float
     runs_gifts_per_s: list[float] = field(default_factory=list)
+    # The same rows written by a plain loop (no rules, no planner, no chain) in batches of the
+    # engine's size on the same kind of database, one run after each throughput run; the
+    # ratio is the engine's median over the ceiling's (1.0: the engine writes as fast).
+    raw_ceiling_gifts_per_s: float = 0.0
+    raw_ratio: float = 0.0
+    raw_runs_gifts_per_s: list[float] = field(default_factory=list)
     # The same closed loop against a store that writes nothing: what the engine and the
     # callers cost by themselves, the ceiling any database could reach in this process.
     no_store_gifts_per_s: float = 0.0
@@ -91,6 +101,7 @@ class LedgerBenchResult:
 @dataclass(slots=True)
 class _Scene:
     viewer_ids: list[int]
+    coins_issued_id: int
     spent_id: int
     diamonds_issued_id: int
     creator_id: int
@@ -135,17 +146,15 @@ def _setup(db: DatabaseUrl, viewers: int) -> _Scene:
     engine.dispose()
     return _Scene(
         viewer_ids=list(range(first_viewer, first_viewer + viewers)),
+        coins_issued_id=ids["platform:coins_issued"],
         spent_id=ids["platform:gifts_spent"],
         diamonds_issued_id=ids["platform:diamonds_issued"],
         creator_id=ids["creator:bench:diamonds"],
     )
 
 
-async def _fund(engine: PostingEngine, db: DatabaseUrl, scene: _Scene) -> None:
-    make = make_engine(db)
-    with make.connect() as conn:
-        issued = get_account(conn, "platform:coins_issued").id
-    make.dispose()
+async def _fund(engine: PostingEngine, scene: _Scene) -> None:
+    issued = scene.coins_issued_id
     step = min(4000, engine.max_submission_transfers)
     for start in range(0, len(scene.viewer_ids), step):
         chunk = scene.viewer_ids[start : start + step]
@@ -245,25 +254,48 @@ class _NoStore:
         pass
 
 
+def _raw_writer(raw_db: DatabaseUrl, viewers: int, batch_max: int) -> RawWriter:
+    scene = _setup(raw_db, viewers)
+    fund(raw_db, scene.viewer_ids, scene.coins_issued_id, VIEWER_START_COINS)
+    return RawWriter(
+        raw_db,
+        viewer_ids=scene.viewer_ids,
+        spent_id=scene.spent_id,
+        diamonds_issued_id=scene.diamonds_issued_id,
+        creator_id=scene.creator_id,
+        batch_transfers=batch_max,
+        amount=GIFT_PRICE_COINS,
+    )
+
+
 async def _run(
-    db: DatabaseUrl, cfg: LedgerBenchConfig, say: Callable[[str], None]
+    db: DatabaseUrl, raw_db: DatabaseUrl, cfg: LedgerBenchConfig, say: Callable[[str], None]
 ) -> LedgerBenchResult:
     scene = _setup(db, cfg.viewers)
     writer = cfg.writer_for(db)
     batch_max = cfg.batch_max(writer)
+    raw = _raw_writer(raw_db, cfg.viewers, batch_max)
     store: BatchStore = ProcessStore(db) if writer == "process" else open_store(db)
     engine = PostingEngine(store, batch_max_transfers=batch_max)
     async with engine:
-        await _fund(engine, db, scene)
+        await _fund(engine, scene)
         maker = _GiftMaker(scene, "g")
-        runs = []
+        runs, raw_runs = [], []
         batches0, subs0 = engine.stats.batches, engine.stats.submissions
         for i in range(cfg.repeat):
             rate = await _closed_loop(engine, maker, cfg.seconds, cfg.concurrency)
             runs.append(rate)
-            say(f"throughput run {i + 1}/{cfg.repeat}: {rate:,.0f} gifts/s")
+            # Interleaved: a drift in the machine's speed falls on both sides alike.
+            raw_rate = await asyncio.to_thread(raw.run, cfg.seconds)
+            raw_runs.append(raw_rate)
+            say(
+                f"throughput run {i + 1}/{cfg.repeat}: {rate:,.0f} gifts/s;"
+                f" raw write of the same rows: {raw_rate:,.0f} gifts/s"
+            )
         mean_batch = (engine.stats.submissions - subs0) / max(1, engine.stats.batches - batches0)
         best = statistics.median(runs)
+        ceiling = statistics.median(raw_runs)
+        say(f"engine / raw write ceiling: {best / ceiling:.0%}")
         load = best / 2
         latencies = await _open_loop(engine, maker, cfg.seconds, load)
         p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
@@ -295,6 +327,9 @@ async def _run(
         latency_ms_p99=round(p99, 3),
         latency_load_gifts_per_s=round(load, 1),
         runs_gifts_per_s=[round(r, 1) for r in runs],
+        raw_ceiling_gifts_per_s=round(ceiling, 1),
+        raw_ratio=round(best / ceiling, 3),
+        raw_runs_gifts_per_s=[round(r, 1) for r in raw_runs],
         no_store_gifts_per_s=round(no_store, 1),
         mean_batch_gifts=round(mean_batch, 1),
         viewers=cfg.viewers,
@@ -308,6 +343,9 @@ def run_ledger_bench(
 ) -> LedgerBenchResult:
     import uvloop
 
-    with scratch_database(database_url, "bench") as db:
-        result: LedgerBenchResult = uvloop.run(_run(db, cfg, say))
+    with (
+        scratch_database(database_url, "bench") as db,
+        scratch_database(database_url, "benchraw") as raw_db,
+    ):
+        result: LedgerBenchResult = uvloop.run(_run(db, raw_db, cfg, say))
     return result

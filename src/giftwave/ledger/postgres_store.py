@@ -25,11 +25,11 @@ from giftwave.ledger.store import (
     LedgerStore,
 )
 
-_COPY_TRANSFERS = (
+COPY_TRANSFERS_SQL = (
     "COPY transfers (seq, id, debit_account_id, credit_account_id, amount, asset, code, kind,"
     " pending_id, reverses_id, timeout_s, expires_at_us, batch_seq, created_at_us) FROM STDIN"
 )
-_UPDATE_ACCOUNTS = (
+UPDATE_ACCOUNTS_SQL = (
     "UPDATE accounts AS a SET debits_pending = a.debits_pending + v.dp,"
     " debits_posted = a.debits_posted + v.dpo, credits_pending = a.credits_pending + v.cp,"
     " credits_posted = a.credits_posted + v.cpo"
@@ -106,7 +106,7 @@ class PostgresLedgerStore(LedgerStore):
         return [AccountState(*row) for row in rows]
 
     def _insert_transfers(self, rows: list[Row]) -> None:
-        with self._db.cursor() as cursor, cursor.copy(_COPY_TRANSFERS) as copy:
+        with self._db.cursor() as cursor, cursor.copy(COPY_TRANSFERS_SQL) as copy:
             for row in rows:
                 copy.write_row(row)
 
@@ -122,7 +122,7 @@ class PostgresLedgerStore(LedgerStore):
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
         columns = list(zip(*deltas, strict=True)) if deltas else [(), (), (), (), ()]
-        self._db.execute(_UPDATE_ACCOUNTS, [list(column) for column in columns])
+        self._db.execute(UPDATE_ACCOUNTS_SQL, [list(column) for column in columns])
 
     def _append_batch(self, head: Head, new_head: Head, count: int, now_us: int) -> None:
         self._db.execute(

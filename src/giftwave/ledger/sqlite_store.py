@@ -67,6 +67,12 @@ def _annex_sql(table: AnnexTable, rows: int) -> str:
     return f"INSERT INTO {table.table_name} ({columns}) VALUES {values}{upsert_clause(table)}"
 
 
+# One summed delta per account: (id, debits and credits pending and posted).
+UPDATE_ACCOUNTS_SQL: Final = (
+    "UPDATE accounts SET debits_pending = debits_pending + ?2,"
+    " debits_posted = debits_posted + ?3, credits_pending = credits_pending + ?4,"
+    " credits_posted = credits_posted + ?5 WHERE id = ?1"
+)
 _INSERT_CHUNK: Final = _insert_sql(ROWS_PER_INSERT)
 _INSERT_PLAIN_CHUNK: Final = _insert_plain_sql(ROWS_PER_INSERT)
 T = TypeVar("T")
@@ -78,7 +84,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-class _Checkpointer:
+class Checkpointer:
     """Copies the WAL back into the database file off the commit path.
 
     SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, and that
@@ -110,20 +116,27 @@ class _Checkpointer:
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
+def writer_connection(path: str) -> sqlite3.Connection:
+    """The ledger writer's connection: WAL, durable commits, checkpoints left to a
+    ``Checkpointer`` (the raw-write baseline of ``bench ledger`` uses the same)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before it returns, so an acknowledged gift survives power loss.
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA cache_size=-65536")
+    db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+    return db
+
+
 class SqliteLedgerStore(LedgerStore):
     duplicate_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str) -> None:
         super().__init__()
         # The connection is made here and used only by the engine's writer thread after.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before it returns, so an acknowledged gift survives power loss.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA cache_size=-65536")
-        self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
-        self._checkpointer = _Checkpointer(path, CHECKPOINT_INTERVAL_S)
+        self._db = writer_connection(path)
+        self._checkpointer = Checkpointer(path, CHECKPOINT_INTERVAL_S)
         self._checkpointer.start()
 
     def close(self) -> None:
@@ -213,12 +226,7 @@ class SqliteLedgerStore(LedgerStore):
         self._db.executemany(sql, [(update.to_value, key, *update.from_values) for key in keys])
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
-        self._db.executemany(
-            "UPDATE accounts SET debits_pending = debits_pending + ?2,"
-            " debits_posted = debits_posted + ?3, credits_pending = credits_pending + ?4,"
-            " credits_posted = credits_posted + ?5 WHERE id = ?1",
-            deltas,
-        )
+        self._db.executemany(UPDATE_ACCOUNTS_SQL, deltas)
 
     def _append_batch(self, head: Head, new_head: Head, count: int, now_us: int) -> None:
         self._db.execute(
