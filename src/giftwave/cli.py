@@ -355,12 +355,45 @@ def bench_ws_gifts(
     gifters: Annotated[int, typer.Option(help="Viewer sockets sending gifts.", min=1)] = 1000,
     window: Annotated[int, typer.Option(help="Gifts in flight per socket.", min=1)] = 8,
     baseline: Annotated[bool, typer.Option(help="Also send gifts over REST.")] = True,
+    closed_loop: Annotated[
+        bool, typer.Option(help="Measure the closed loop (the most gifts/s answered).")
+    ] = True,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Also offer gifts at this steady rate per second (open loop), each ack timed"
+            " from when its gift was due.",
+            min=1,
+        ),
+    ] = None,
+    find_rate: Annotated[
+        bool,
+        typer.Option(
+            "--find-rate", help="Search the highest steady rate whose ack p99 is <= 50 ms."
+        ),
+    ] = False,
+    find_rate_start: Annotated[
+        float, typer.Option(help="The search's first rate, gifts/s.", min=1)
+    ] = 1000.0,
+    step_seconds: Annotated[
+        float, typer.Option(help="Length of each measured step of the search.", min=0.5)
+    ] = 3.0,
 ) -> None:
     """Gifts as WebSocket commands into one process, beside the same gifts over REST."""
     from giftwave.bench.ws_gifts import WsGiftsBenchConfig, run_ws_gifts_bench
 
     settings = _settings()
-    cfg = WsGiftsBenchConfig(seconds=seconds, gifters=gifters, window=window, baseline=baseline)
+    cfg = WsGiftsBenchConfig(
+        seconds=seconds,
+        gifters=gifters,
+        window=window,
+        baseline=baseline,
+        closed_loop=closed_loop,
+        rate_per_s=rate,
+        find_rate=find_rate,
+        find_rate_start_per_s=find_rate_start,
+        step_seconds=step_seconds,
+    )
     _bench(as_json, lambda say: run_ws_gifts_bench(settings.database_url, cfg, say))
 
 

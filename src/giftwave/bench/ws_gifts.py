@@ -5,11 +5,20 @@ viewer tapping a Rose fast); every command is a new gift through the same econom
 REST endpoint. Beside it, in the same run and on the same server, the baseline: the same gifts
 through ``POST /v1/streams/{id}/gifts``. Prints gifts/s and command latency for both, then
 checks the ledger.
+
+The closed loop finds the most gifts/s the server answers, but its latencies are those of the
+gifts kept in flight (Little's law), not of a tap. ``--rate R`` adds an open loop: gifts offered
+at a steady R per second, spread over the gifters in turn, each timed from when it was due to be
+sent (not from when the load generator got to it: no coordinated omission) to its ack; every
+gift must be answered. ``--find-rate`` searches for the highest steady rate whose ack p99 stays
+within ``OPEN_LOOP_P99_TARGET_MS``: doubling from a start rate until a step misses, then halving
+the gap, each step its own short open loop on the same sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import statistics
 import time
@@ -36,6 +45,9 @@ from giftwave.bench.ws_client import WsClient, connect_all
 ACK_PREFIX: Final = b'{"v":1,"ack":'
 ERROR_PREFIX: Final = b'{"v":1,"error":'
 REST_CONNECTIONS: Final = 64
+OPEN_LOOP_P99_TARGET_MS: Final = 50.0
+PACE_S: Final = 0.001  # the open loop's clock: it sends what is due, then sleeps this long
+ACK_WAIT_S: Final = 10.0  # after the last offer, how long every gift has to be answered
 
 
 @dataclass(slots=True)
@@ -45,6 +57,12 @@ class WsGiftsBenchConfig:
     gifters: int = 1000
     window: int = 8  # commands in flight per socket
     baseline: bool = True
+    closed_loop: bool = True
+    rate_per_s: float | None = None  # an open loop at this steady rate
+    find_rate: bool = False  # search the highest rate whose ack p99 meets the target
+    find_rate_start_per_s: float = 1000.0
+    step_seconds: float = 3.0  # each step of the search (after a 1 s warm-up at its rate)
+    find_rate_steps: int = 10  # at most
 
 
 @dataclass(slots=True)
@@ -60,6 +78,17 @@ class WsGiftsBenchResult:
     gifters: int
     window: int
     errors: dict[str, int] = field(default_factory=dict)
+    # --rate: gifts offered at a steady rate, each ack timed from when it was due.
+    open_loop_rate_per_s: float | None = None
+    open_loop_acked_per_s: float | None = None
+    open_loop_latency_ms_p50: float | None = None
+    open_loop_latency_ms_p99: float | None = None
+    open_loop_unanswered: int | None = None  # offered and never answered: must be 0
+    # --find-rate: the highest steady rate whose ack p99 <= OPEN_LOOP_P99_TARGET_MS, and the
+    # steps that found it ({rate_per_s, latency_ms_p50, latency_ms_p99, unanswered, met}).
+    open_loop_max_rate_per_s: float | None = None
+    open_loop_p99_target_ms: float = OPEN_LOOP_P99_TARGET_MS
+    find_rate_steps: list[dict[str, Any]] = field(default_factory=list)
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,16 +143,23 @@ class _Gifter:
             self.send_next()
 
 
+async def _connect(
+    server: Served, room: BenchRoom, handlers: list[Callable[[bytes], None]]
+) -> list[WsClient]:
+    """One logged-in socket per handler, viewer n for handler n."""
+    path = f"/v1/streams/{room.stream_id}/ws?ticket="
+    tokens = room.viewer_tokens[: len(handlers)]
+    tickets = await socket_tickets(server.base, room.stream_id, tokens)
+    targets = [(path + t, h) for t, h in zip(tickets, handlers, strict=True)]
+    return await connect_all(server.host, server.port, targets)
+
+
 async def _websocket_phase(
     server: Served, room: BenchRoom, cfg: WsGiftsBenchConfig, say: Callable[[str], None]
 ) -> _Tally:
     tally = _Tally()
     gifters = [_Gifter(n, cfg.window, tally) for n in range(cfg.gifters)]
-    path = f"/v1/streams/{room.stream_id}/ws?ticket="
-    tokens = [room.viewer_tokens[g.n] for g in gifters]
-    tickets = await socket_tickets(server.base, room.stream_id, tokens)
-    targets = [(path + t, g.on_message) for t, g in zip(tickets, gifters, strict=True)]
-    clients = await connect_all(server.host, server.port, targets)
+    clients = await _connect(server, room, [g.on_message for g in gifters])
     for gifter, client in zip(gifters, clients, strict=True):
         gifter.client = client
     say(f"{cfg.gifters} sockets, {cfg.window} in flight each: warm-up, then {cfg.seconds:.0f} s")
@@ -143,6 +179,141 @@ async def _websocket_phase(
     return tally
 
 
+@dataclass(slots=True)
+class _Step:
+    """One open-loop stretch at one rate: what was offered while measuring, and its answers."""
+
+    rate_per_s: float
+    seconds: float
+    latencies_s: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    unanswered: int = 0
+
+    def p(self, q: float) -> float:
+        return _ms(percentile(sorted(self.latencies_s), q))
+
+    @property
+    def met(self) -> bool:
+        return self.unanswered == 0 and not self.errors and self.p(0.99) <= OPEN_LOOP_P99_TARGET_MS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rate_per_s": round(self.rate_per_s, 1),
+            "latency_ms_p50": self.p(0.5),
+            "latency_ms_p99": self.p(0.99),
+            "unanswered": self.unanswered,
+            "met": self.met,
+        }
+
+
+class _OpenLoop:
+    """Gifters that send when told and time each answer from when its gift was due."""
+
+    def __init__(self, gifters: int) -> None:
+        self.due: list[dict[int, float]] = [{} for _ in range(gifters)]  # per socket: id -> due
+        self.counted: set[tuple[int, int]] = set()  # (socket, id) offered while measuring
+        self.step: _Step | None = None
+        self.clients: list[WsClient] = []
+        self.ids = itertools.count()
+        self.all_answered = asyncio.Event()  # set when the last counted gift is answered
+
+    def handler(self, n: int) -> Callable[[bytes], None]:
+        due, counted = self.due[n], self.counted
+
+        def on_message(payload: bytes) -> None:
+            if not (payload.startswith(ACK_PREFIX) or payload.startswith(ERROR_PREFIX)):
+                return
+            message = orjson.loads(payload)
+            ack = message["ack"]
+            when = due.pop(ack, None)
+            if when is None or (n, ack) not in counted or self.step is None:
+                return
+            counted.discard((n, ack))
+            if not counted:
+                self.all_answered.set()
+            if "error" in message:
+                code = message["error"]["code"]
+                self.step.errors[code] = self.step.errors.get(code, 0) + 1
+            else:
+                self.step.latencies_s.append(time.perf_counter() - when)
+
+        return on_message
+
+    async def offer(self, rate: float, warmup_s: float, seconds: float, tag: str) -> _Step:
+        """``rate`` gifts/s for ``warmup_s`` (not counted) and then ``seconds``; then wait for
+        every counted gift's answer (at most ``ACK_WAIT_S``)."""
+        step = _Step(rate, seconds)
+        self.step = step
+        sockets = len(self.clients)
+        start = time.perf_counter()
+        measure_from = start + warmup_s
+        total = int((warmup_s + seconds) * rate)
+        k = 0
+        while k < total:
+            due_now = min(int((time.perf_counter() - start) * rate) + 1, total)
+            while k < due_now:
+                when = start + k / rate  # when this gift was due, whenever it goes out
+                n = k % sockets
+                i = next(self.ids)
+                self.due[n][i] = when
+                if when >= measure_from:
+                    self.counted.add((n, i))
+                key = f"{tag}{i}"
+                command = {"id": i, "cmd": "send_gift", "gift_id": "rose", "idempotency_key": key}
+                self.clients[n].send_text(orjson.dumps(command))
+                k += 1
+            await asyncio.sleep(PACE_S)
+        if self.counted:
+            self.all_answered.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.all_answered.wait(), ACK_WAIT_S)
+        step.unanswered = len(self.counted)
+        self.counted.clear()
+        for pending in self.due:
+            pending.clear()
+        self.step = None
+        return step
+
+
+async def _open_loop_phase(
+    server: Served, room: BenchRoom, cfg: WsGiftsBenchConfig, say: Callable[[str], None]
+) -> tuple[_Step | None, list[_Step]]:
+    loop = _OpenLoop(cfg.gifters)
+    loop.clients = await _connect(server, room, [loop.handler(n) for n in range(cfg.gifters)])
+    fixed = None
+    if cfg.rate_per_s is not None:
+        say(f"open loop: {cfg.rate_per_s:,.0f} gifts/s from {cfg.gifters} sockets")
+        fixed = await loop.offer(cfg.rate_per_s, cfg.warmup_seconds, cfg.seconds, "o")
+        say(_step_line(fixed))
+    steps: list[_Step] = []
+    if cfg.find_rate:
+        good, bad = 0.0, float("inf")
+        rate = cfg.find_rate_start_per_s
+        for s in range(cfg.find_rate_steps):
+            step = await loop.offer(rate, 1.0, cfg.step_seconds, f"s{s}-")
+            steps.append(step)
+            say("find-rate: " + _step_line(step))
+            if step.met:
+                good = rate
+            else:
+                bad = rate
+            if bad - good <= max(100.0, good * 0.05):
+                break
+            rate = rate * 2 if bad == float("inf") else (good + bad) / 2
+            await asyncio.sleep(1.0)  # let a missed step's backlog clear
+    for client in loop.clients:
+        client.close()
+    return fixed, steps
+
+
+def _step_line(step: _Step) -> str:
+    return (
+        f"{step.rate_per_s:,.0f} gifts/s offered: ack p50 {step.p(0.5)} ms, p99 {step.p(0.99)}"
+        f" ms, {len(step.latencies_s) / step.seconds:,.0f}/s acked, {step.unanswered}"
+        f" unanswered, errors {step.errors or 'none'}"
+    )
+
+
 def run_ws_gifts_bench(
     database_url: str, cfg: WsGiftsBenchConfig, say: Callable[[str], None]
 ) -> WsGiftsBenchResult:
@@ -151,7 +322,11 @@ def run_ws_gifts_bench(
     with served(database_url, "benchwsgifts", env=env) as server:
         say(f"server up on {server.base} ({server.db.backend.value}); {cfg.gifters} viewers")
         room = run(setup_room(server.base, cfg.gifters))
-        tally = run(_websocket_phase(server, room, cfg, say))
+        tally = run(_websocket_phase(server, room, cfg, say)) if cfg.closed_loop else _Tally()
+        fixed: _Step | None = None
+        steps: list[_Step] = []
+        if cfg.rate_per_s is not None or cfg.find_rate:
+            fixed, steps = run(_open_loop_phase(server, room, cfg, say))
         rest = None
         if cfg.baseline:
             say(f"baseline: the same gifts over REST, {REST_CONNECTIONS} connections")
@@ -173,7 +348,8 @@ def run_ws_gifts_bench(
     rest_latencies = sorted(rest.latencies_s) if rest is not None else []
     gifts_per_s = tally.ok / cfg.seconds
     baseline = (rest.ok / cfg.seconds) if rest is not None else 0.0
-    return WsGiftsBenchResult(
+    met = [step.rate_per_s for step in steps if step.met]
+    result = WsGiftsBenchResult(
         backend=server.db.backend.value,
         gifts_per_s=round(gifts_per_s, 1),
         latency_ms_p50=_ms(statistics.median(latencies) if latencies else 0.0),
@@ -186,7 +362,18 @@ def run_ws_gifts_bench(
         window=cfg.window,
         errors=tally.errors,
         verified=server.verified,
+        open_loop_max_rate_per_s=round(max(met), 1) if met else (0.0 if steps else None),
+        find_rate_steps=[step.as_dict() for step in steps],
     )
+    if fixed is not None:
+        result.open_loop_rate_per_s = fixed.rate_per_s
+        result.open_loop_acked_per_s = round(len(fixed.latencies_s) / fixed.seconds, 1)
+        result.open_loop_latency_ms_p50 = fixed.p(0.5)
+        result.open_loop_latency_ms_p99 = fixed.p(0.99)
+        result.open_loop_unanswered = fixed.unanswered
+        for code, count in fixed.errors.items():
+            result.errors[code] = result.errors.get(code, 0) + count
+    return result
 
 
 def _ms(seconds: float) -> float:
