@@ -278,6 +278,17 @@ def bench_api(
         float | None,
         typer.Option(help="Also time gifts sent at this fixed rate (open loop), per second."),
     ] = None,
+    rate_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Or at this fraction of the run's own closed-loop gifts/s (0.5: half).",
+            min=0.01,
+            max=1.0,
+        ),
+    ] = None,
+    baseline: Annotated[
+        bool, typer.Option(help="Also load a bare FastAPI endpoint taking the same body.")
+    ] = True,
     observability_baseline: Annotated[
         int,
         typer.Option(
@@ -297,6 +308,8 @@ def bench_api(
         connections=connections,
         server_workers=server_workers,
         rate_per_s=rate,
+        rate_fraction=rate_fraction,
+        bare_baseline=baseline,
         observability_rounds=observability_baseline,
     )
     _bench(as_json, lambda say: run_api_bench(settings.database_url, cfg, say))

@@ -1,7 +1,11 @@
-"""`giftwave bench api --observability-baseline`, tiny, so that it does not rot: two servers
-(observability on, and off as the baseline) in alternating rounds; the JSON gives each side's
-gifts/s and the servers' CPU time per gift, the cost computed from them, and a ledger that
-verifies on both scratch databases."""
+"""`giftwave bench api`, tiny, so that it does not rot.
+
+`--observability-baseline`: two servers (observability on, and off as the baseline) in
+alternating rounds; the JSON gives each side's gifts/s and the servers' CPU time per gift, the
+cost computed from them, and a ledger that verifies on both scratch databases.
+
+The bare FastAPI baseline (on by default): the same requests to an endpoint taking the same
+body, the ratio, and an open loop at half the run's maximum timed on both."""
 
 from __future__ import annotations
 
@@ -9,20 +13,23 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from serverproc import giftwave_executable
 
+from giftwave.bench.api import ApiBenchConfig, run_api_bench
+
 SMOKE = [
     "bench", "api", "--json", "--seconds", "2", "--viewers", "100", "--connections", "4",
-    "--observability-baseline", "2",
+    "--observability-baseline", "2", "--no-baseline",
 ]  # fmt: skip
 
 
-def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Path) -> None:
+def _bench(args: list[str], tmp_path: Path) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTWAVE_")}
     env["GIFTWAVE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'bench.db'}"
     done = subprocess.run(
-        [giftwave_executable(), *SMOKE],
+        [giftwave_executable(), *args],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -31,7 +38,12 @@ def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Pa
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    result = json.loads(done.stdout)
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Path) -> None:
+    result: dict[str, Any] = _bench(SMOKE, tmp_path)
     assert result["verified"] is True
     assert result["errors"] == {}
     assert result["gifts_per_s"] > 0
@@ -42,3 +54,33 @@ def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Pa
     assert result["observability_cost_pct"] == round((on / off - 1) * 100, 1)
     assert len(result["cpu_us_per_gift_rounds"]) == 2
     assert len(result["observability_off_cpu_us_per_gift_rounds"]) == 2
+    assert result["baseline_gifts_per_s"] is None  # --no-baseline
+
+
+def test_a_bare_fastapi_endpoint_is_the_baseline_in_the_same_run(tmp_path: Path) -> None:
+    cfg = ApiBenchConfig(
+        seconds=1.0, viewers=100, connections=4, warmup_seconds=0.3, rate_fraction=0.5
+    )
+    result = run_api_bench(f"sqlite:///{tmp_path / 'bench.db'}", cfg, lambda _: None)
+    assert result.verified is True
+    assert result.errors == {}
+    assert result.baseline_errors == {}
+    gifts, bare = result.gifts_per_s, result.baseline_gifts_per_s
+    assert gifts > 0
+    assert bare is not None
+    assert bare > 0
+    assert result.baseline_ratio == round(gifts / bare, 3)
+    assert result.baseline_cpu_us_per_gift is not None
+    assert 0 < result.baseline_cpu_us_per_gift < 1_000_000
+    # The open loop at half this run's maximum, on the server and on the bare endpoint alike.
+    assert result.open_loop_rate_per_s == round(gifts * 0.5, 1)
+    assert result.open_loop_served_per_s
+    paced = (result.open_loop_latency_ms_p50, result.open_loop_latency_ms_p99)
+    bare_paced = (
+        result.baseline_open_loop_latency_ms_p50,
+        result.baseline_open_loop_latency_ms_p99,
+    )
+    for p50, p99 in (paced, bare_paced):
+        assert p50 is not None
+        assert p99 is not None
+        assert 0 < p50 <= p99

@@ -4,6 +4,12 @@ Viewers (registered through the API, funded by an admin grant) send Roses to one
 over keep-alive connections, each request awaiting its answer (closed loop). Prints gifts/s,
 request latency p50/p99 and the server's CPU time per gift, then checks the ledger.
 
+The baseline, in the same run: a bare FastAPI endpoint taking the same body on the same uvicorn
+options (``bench/bare_api.py``), loaded by the same client with the same requests; the ratio
+says how close a gift comes to the framework's own ceiling. ``--rate R`` (or
+``--rate-fraction F``, F times this run's maximum) then times gifts offered at a steady rate,
+each from when it was due, on both.
+
 ``--observability-baseline`` measures what request ids and HTTP metrics cost: a second server
 with ``GIFTWAVE_OBSERVABILITY=false`` runs beside the measured one, and the measured phase is
 cut in rounds that alternate between the two (off, on, on, off, ...), so drift in the
@@ -21,9 +27,19 @@ from typing import Any, Final
 import orjson
 
 from giftwave.bench.http_load import LoadResult, encode_post, run_closed_loop, run_open_loop
-from giftwave.bench.server import BenchRoom, Served, percentile, run, served, setup_room
+from giftwave.bench.server import (
+    BenchRoom,
+    Served,
+    ServerProcess,
+    bare_served,
+    percentile,
+    run,
+    served,
+    setup_room,
+)
 
 OBSERVABILITY_OFF: Final = {"GIFTWAVE_OBSERVABILITY": "false"}
+ON, OFF, BARE = "on", "off", "bare"  # the measured server, observability off, the bare app
 
 
 @dataclass(slots=True)
@@ -34,6 +50,10 @@ class ApiBenchConfig:
     warmup_seconds: float = 2.0
     server_workers: int = 1
     rate_per_s: float | None = None  # also an open loop at this rate: the latency users see
+    # Or at this fraction of the run's own closed-loop gifts/s (0.5: half of the maximum).
+    rate_fraction: float | None = None
+    # A bare FastAPI endpoint taking the same body (bench/bare_api.py), in the same rounds.
+    bare_baseline: bool = True
     # Also a server with observability off, in alternating rounds (0: no such baseline).
     observability_rounds: int = 0
 
@@ -62,6 +82,16 @@ class ApiBenchResult:
     # Each round's CPU per gift, in the order run, on and off: how far the medians can be trusted.
     cpu_us_per_gift_rounds: list[float] = field(default_factory=list)
     observability_off_cpu_us_per_gift_rounds: list[float] = field(default_factory=list)
+    # The bare FastAPI endpoint's figures, same client, same rounds; the ratio is gifts/s
+    # over the bare endpoint's (1.0: a gift costs no more than the framework's ceiling).
+    baseline_gifts_per_s: float | None = None
+    baseline_ratio: float | None = None
+    baseline_latency_ms_p50: float | None = None
+    baseline_latency_ms_p99: float | None = None
+    baseline_cpu_us_per_gift: float | None = None
+    baseline_errors: dict[str, int] = field(default_factory=dict)
+    baseline_open_loop_latency_ms_p50: float | None = None  # at open_loop_rate_per_s
+    baseline_open_loop_latency_ms_p99: float | None = None
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,7 +126,9 @@ class _Phase:
         return self.cpu_s / self.load.ok * 1e6 if self.load.ok else 0.0
 
 
-def _measure(server: Served, room: BenchRoom, tag: str, seconds: float, connections: int) -> _Phase:
+def _measure(
+    server: ServerProcess, room: BenchRoom, tag: str, seconds: float, connections: int
+) -> _Phase:
     cpu_before = server.cpu_s()
     load = run(
         run_closed_loop(
@@ -109,10 +141,28 @@ def _measure(server: Served, room: BenchRoom, tag: str, seconds: float, connecti
     return _Phase(load, server.cpu_s() - cpu_before)
 
 
-def _alternating(rounds: int) -> Iterator[tuple[int, bool]]:
-    """(round, observability on?): off, on, then on, off, ... so neither side always goes first."""
+def _paced(
+    server: ServerProcess, room: BenchRoom, tag: str, rate: float, cfg: ApiBenchConfig
+) -> LoadResult:
+    return run(
+        run_open_loop(
+            server.base,
+            gift_requester(server.base, room.stream_id, room.viewer_tokens, tag),
+            rate_per_s=rate,
+            connections=cfg.connections,
+            seconds=cfg.seconds,
+        )
+    )
+
+
+def _alternating(sides: list[str], rounds: int) -> Iterator[tuple[int, str]]:
+    """(round, side): the sides in order, then in reverse, ... so none always goes first."""
     for r in range(rounds):
-        yield from ((r, r % 2 == 1), (r, r % 2 == 0))
+        yield from ((r, side) for side in (sides if r % 2 == 0 else sides[::-1]))
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
 
 
 def run_api_bench(
@@ -122,7 +172,9 @@ def run_api_bench(
         server = stack.enter_context(served(database_url, "benchapi", workers=cfg.server_workers))
         say(f"server up on {server.base} ({server.db.backend.value}); {cfg.viewers} viewers")
         room = run(setup_room(server.base, cfg.viewers))
-        sides = {True: (server, room)}  # observability on: the server measured
+        # Each side: the server and the room its gifts go to. "on" is the server measured.
+        sides: dict[str, tuple[ServerProcess, BenchRoom]] = {ON: (server, room)}
+        servers: list[Served] = [server]
         if cfg.observability_rounds:
             off = stack.enter_context(
                 served(
@@ -130,30 +182,31 @@ def run_api_bench(
                 )
             )
             say(f"baseline server, observability off, on {off.base}")
-            sides[False] = (off, run(setup_room(off.base, cfg.viewers)))
+            sides[OFF] = (off, run(setup_room(off.base, cfg.viewers)))
+            servers.append(off)
+        if cfg.bare_baseline:
+            bare = stack.enter_context(bare_served())
+            say(f"baseline: a bare FastAPI endpoint taking the same body, on {bare.base}")
+            sides[BARE] = (bare, room)  # the same requests: the bare app ignores who sends them
         say(f"warming up {cfg.warmup_seconds:.0f} s, then measuring {cfg.seconds:.0f} s")
-        for side in sides.values():
-            _measure(*side, "w", cfg.warmup_seconds, cfg.connections)
-        phases: dict[bool, list[_Phase]] = {True: [], False: []}
-        if not cfg.observability_rounds:
-            phases[True].append(_measure(server, room, "m", cfg.seconds, cfg.connections))
-        seconds = cfg.seconds / max(cfg.observability_rounds, 1)
-        for r, observed in _alternating(cfg.observability_rounds):
-            phases[observed].append(_measure(*sides[observed], f"m{r}-", seconds, cfg.connections))
-        paced = None
-        if cfg.rate_per_s is not None:
-            say(f"an open loop at {cfg.rate_per_s:,.0f} gifts/s: the latency at that rate")
-            paced = run(
-                run_open_loop(
-                    server.base,
-                    gift_requester(server.base, room.stream_id, room.viewer_tokens, "o"),
-                    rate_per_s=cfg.rate_per_s,
-                    connections=cfg.connections,
-                    seconds=cfg.seconds,
-                )
-            )
-    on_phases, off_phases = phases[True], phases[False]
-    phase_seconds = cfg.seconds / len(on_phases)
+        for target, target_room in sides.values():
+            _measure(target, target_room, "w", cfg.warmup_seconds, cfg.connections)
+        rounds = max(cfg.observability_rounds, 1)
+        phases: dict[str, list[_Phase]] = {side: [] for side in sides}
+        seconds = cfg.seconds / rounds
+        for r, side in _alternating([s for s in (BARE, OFF, ON) if s in sides], rounds):
+            phases[side].append(_measure(*sides[side], f"m{r}-", seconds, cfg.connections))
+        gifts_per_s = statistics.median(p.load.ok for p in phases[ON]) / seconds
+        rate = cfg.rate_per_s
+        if rate is None and cfg.rate_fraction is not None:
+            rate = round(gifts_per_s * cfg.rate_fraction, 1)
+        paced = bare_paced = None
+        if rate is not None:
+            say(f"an open loop at {rate:,.0f} gifts/s: the latency at that rate")
+            paced = _paced(server, room, "o", rate, cfg)
+            if BARE in sides:
+                bare_paced = _paced(*sides[BARE], "o", rate, cfg)
+    on_phases = phases[ON]
     latencies = sorted(x for phase in on_phases for x in phase.load.latencies_s)
     at_rate = sorted(paced.latencies_s) if paced is not None else []
     ok = sum(phase.load.ok for phase in on_phases)
@@ -164,25 +217,26 @@ def run_api_bench(
     cpu_on = statistics.median(p.cpu_us_per_gift() for p in on_phases)
     result = ApiBenchResult(
         backend=server.db.backend.value,
-        gifts_per_s=round(statistics.median(p.load.ok for p in on_phases) / phase_seconds, 1),
-        latency_ms_p50=round(statistics.median(latencies) * 1000, 2) if latencies else 0.0,
-        latency_ms_p99=round(percentile(latencies, 0.99) * 1000, 2),
+        gifts_per_s=round(gifts_per_s, 1),
+        latency_ms_p50=_ms(statistics.median(latencies)) if latencies else 0.0,
+        latency_ms_p99=_ms(percentile(latencies, 0.99)),
         gifts=ok,
         errors=errors,
         viewers=cfg.viewers,
         connections=cfg.connections,
         server_workers=cfg.server_workers,
-        open_loop_rate_per_s=cfg.rate_per_s,
+        open_loop_rate_per_s=rate,
         open_loop_served_per_s=None if paced is None else round(paced.ok / cfg.seconds, 1),
-        open_loop_latency_ms_p50=round(statistics.median(at_rate) * 1000, 2) if at_rate else None,
-        open_loop_latency_ms_p99=round(percentile(at_rate, 0.99) * 1000, 2) if at_rate else None,
+        open_loop_latency_ms_p50=_ms(statistics.median(at_rate)) if at_rate else None,
+        open_loop_latency_ms_p99=_ms(percentile(at_rate, 0.99)) if at_rate else None,
         cpu_us_per_gift=round(cpu_on, 1),
-        verified=all(side.verified for side, _ in sides.values()),
+        verified=all(s.verified for s in servers),
     )
-    if off_phases:
+    if OFF in phases:
+        off_phases = phases[OFF]
         cpu_off = statistics.median(p.cpu_us_per_gift() for p in off_phases)
         result.observability_off_gifts_per_s = round(
-            statistics.median(p.load.ok for p in off_phases) / phase_seconds, 1
+            statistics.median(p.load.ok for p in off_phases) / seconds, 1
         )
         result.observability_off_cpu_us_per_gift = round(cpu_off, 1)
         result.cpu_us_per_gift_rounds = [round(p.cpu_us_per_gift(), 1) for p in on_phases]
@@ -190,4 +244,22 @@ def run_api_bench(
             round(p.cpu_us_per_gift(), 1) for p in off_phases
         ]
         result.observability_cost_pct = round((cpu_on / cpu_off - 1) * 100, 1) if cpu_off else None
+    if BARE in phases:
+        bare_phases = phases[BARE]
+        bare_latencies = sorted(x for phase in bare_phases for x in phase.load.latencies_s)
+        baseline = statistics.median(p.load.ok for p in bare_phases) / seconds
+        result.baseline_gifts_per_s = round(baseline, 1)
+        result.baseline_ratio = round(gifts_per_s / baseline, 3) if baseline else None
+        result.baseline_latency_ms_p50 = (
+            _ms(statistics.median(bare_latencies)) if bare_latencies else None
+        )
+        result.baseline_latency_ms_p99 = _ms(percentile(bare_latencies, 0.99))
+        result.baseline_cpu_us_per_gift = round(
+            statistics.median(p.cpu_us_per_gift() for p in bare_phases), 1
+        )
+        result.baseline_errors = {str(k): v for p in bare_phases for k, v in p.load.errors.items()}
+    if bare_paced is not None and bare_paced.latencies_s:
+        at = sorted(bare_paced.latencies_s)
+        result.baseline_open_loop_latency_ms_p50 = _ms(statistics.median(at))
+        result.baseline_open_loop_latency_ms_p99 = _ms(percentile(at, 0.99))
     return result

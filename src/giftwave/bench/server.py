@@ -36,13 +36,13 @@ VIEWER_COINS: Final = 1_000_000
 
 
 @dataclass(slots=True)
-class Served:
+class ServerProcess:
+    """A server under measurement, by its address and its process."""
+
     base: str  # http://127.0.0.1:port
     host: str
     port: int
     pid: int
-    db: DatabaseUrl
-    verified: bool = False  # `giftwave ledger verify` passed after the server stopped
 
     def cpu_s(self) -> float:
         """CPU time (user + system) the server has used so far, its worker processes included:
@@ -55,6 +55,14 @@ class Served:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS for the server process")
+
+
+@dataclass(slots=True)
+class Served(ServerProcess):
+    """``giftwave serve`` on a scratch database."""
+
+    db: DatabaseUrl
+    verified: bool = False  # `giftwave ledger verify` passed after the server stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,27 @@ def served(
                     proc.kill()
                     proc.wait()
             server.verified = _ledger_verifies(db)
+
+
+@contextmanager
+def bare_served() -> Iterator[ServerProcess]:
+    """The bare FastAPI baseline (``bench/bare_api.py``) in its own process, on the same
+    uvicorn options and runtime tuning as ``giftwave serve``."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "giftwave.bench.bare_api", "--port", str(port)]
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "bare.log", "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _await_healthy(base, proc)
+            yield ServerProcess(base=base, host="127.0.0.1", port=port, pid=proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _ledger_verifies(db: DatabaseUrl) -> bool:
@@ -256,11 +285,11 @@ def _await_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"giftwave serve exited with {proc.returncode}")
+            raise RuntimeError(f"the server under measurement exited with {proc.returncode}")
         try:
             if httpx.get(base + "/healthz", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("giftwave serve did not become healthy")
+    raise RuntimeError("the server under measurement did not become healthy")
