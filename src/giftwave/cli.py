@@ -94,6 +94,7 @@ def serve(
     except OSError as exc:
         err.print(f"[red]giftwave: GIFTWAVE_METRICS_PORT: {exc}[/red]")
         raise typer.Exit(2) from None
+    _say_open_files_limit(workers)
     if workers == 1:
         tune_runtime()
         uvicorn.run(
@@ -119,6 +120,27 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=graceful_shutdown_s(settings.drain_timeout_s),
         log_config=None,  # each worker sets up logging in app_from_environment
+    )
+
+
+def _say_open_files_limit(workers: int) -> None:
+    """Raise the descriptor limit to the hard one and say, once at start, how many viewer
+    sockets it allows: past it, connections fail with "Too many open files"."""
+    import logging
+
+    from giftwave.tuning import RESERVED_DESCRIPTORS, raise_open_files_limit
+
+    limit = raise_open_files_limit()
+    raised = f" (raised from {limit.was})" if limit.was != limit.soft else ""
+    logging.getLogger("giftwave.serve").info(
+        "open files limit (RLIMIT_NOFILE): soft %d%s, hard %d: about %d client sockets"
+        " (viewers) per server process, %d descriptors kept for the rest; %d process(es)",
+        limit.soft,
+        raised,
+        limit.hard,
+        limit.sockets,
+        RESERVED_DESCRIPTORS,
+        workers,
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -23,10 +22,12 @@ from typing import Any, Final, TypeVar
 import httpx
 import uvloop
 
+from giftwave import tuning
 from giftwave.bench.scratch import scratch_database
 from giftwave.db.engine import make_engine, migrate
 from giftwave.db.urls import DatabaseUrl
 from giftwave.ledger.verify import verify_ledger
+from giftwave.tuning import OpenFilesLimit
 
 T = TypeVar("T")
 
@@ -108,11 +109,9 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def raise_open_files_limit() -> None:
+def raise_open_files_limit() -> OpenFilesLimit:
     """Thousands of sockets on both ends; a server started afterwards inherits the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return tuning.raise_open_files_limit()
 
 
 @contextmanager
