@@ -363,22 +363,39 @@ def bench_sharing(
 @bench_app.command("fanout")
 def bench_fanout(
     as_json: JsonFlag = False,
-    viewers: Annotated[int, typer.Option(help="Viewer sockets in the room.", min=1)] = 5000,
+    viewers: Annotated[
+        str,
+        typer.Option(
+            help="Viewer sockets in the room; a list (5000,10000,16000) measures a curve, each"
+            " count on a fresh server."
+        ),
+    ] = "5000",
     gifts_per_s: Annotated[int, typer.Option(help="Gifts sent per second.", min=1)] = 1000,
     gifters: Annotated[int, typer.Option(help="Sockets the gifts come from.", min=1)] = 100,
     seconds: MeasuredSeconds = 10.0,
     baseline: Annotated[bool, typer.Option(help="Also run the per-event fan-out baseline.")] = True,
+    viewers_per_process: Annotated[
+        int, typer.Option(help="Viewer sockets per client process, at most.", min=1, max=18_000)
+    ] = 8000,
 ) -> None:
     """One room, thousands of viewer sockets, gifts raining: every viewer gets every tick?"""
     from giftwave.bench.fanout import FanoutBenchConfig, run_fanout_bench
 
+    try:
+        counts = [int(part) for part in viewers.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        err.print("[red]giftwave: --viewers is a count or a list of counts: 5000,10000[/red]")
+        raise typer.Exit(2)
     settings = _settings()
     cfg = FanoutBenchConfig(
-        viewers=viewers,
+        viewers=counts,
         gifts_per_s=gifts_per_s,
         gifters=gifters,
         seconds=seconds,
         baseline=baseline,
+        viewers_per_process=viewers_per_process,
     )
     _bench(as_json, lambda say: run_fanout_bench(settings.database_url, cfg, say))
 

@@ -50,6 +50,11 @@ class ServerProcess:
         a figure other load on the machine barely moves, unlike gifts/s."""
         return sum(_cpu_s(pid) for pid in [self.pid, *_descendants(self.pid)])
 
+    def main_cpu_s(self) -> float:
+        """CPU time of the server's main process alone (its threads included): the event loop's
+        share, without a ledger writer process or workers."""
+        return _cpu_s(self.pid)
+
     def rss_kb(self) -> int:
         """Resident memory of the server process, from the kernel."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -63,7 +68,11 @@ class Served(ServerProcess):
     """``giftwave serve`` on a scratch database."""
 
     db: DatabaseUrl
+    log: Path  # its stdout and stderr, while it runs
     verified: bool = False  # `giftwave ledger verify` passed after the server stopped
+
+    def log_says(self, text: str) -> bool:
+        return text in self.log.read_text(errors="replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +152,9 @@ def served(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            server = Served(base=base, host="127.0.0.1", port=port, pid=proc.pid, db=db)
+            server = Served(
+                base=base, host="127.0.0.1", port=port, pid=proc.pid, db=db, log=Path(log.name)
+            )
             try:
                 _await_healthy(base, proc)
                 yield server
