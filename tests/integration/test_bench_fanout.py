@@ -58,8 +58,12 @@ def test_a_point_that_misses_says_which_target_and_why() -> None:
     assert point.met is False
     assert point.why.startswith(f"120 sockets refused ({EMFILE}: the server's descriptor limit)")
     assert "the tick stretched: 6.1 frames per viewer per second, not 10" in point.why
-    assert "its loop at 0.97" in point.why
+    assert "its loop at 0.97: the server's event loop is saturated" in point.why
     assert "p99 480.0 ms > 250" in point.why
+    starved = Run(mode="tick", viewers=5000, frames_per_viewer_per_s=6.3, server_cpu_cores=0.5)
+    starved.server_main_cpu_cores, starved.load_average = 0.44, 7.41
+    starved.judge(1000.0, server_log_says_emfile=False)
+    assert "its loop at 0.44: the machine is busy (load average 7.41)" in starved.why
     fine = Run(mode="tick", viewers=5000, frames_per_viewer_per_s=10.0, latency_ms_p99=130.0)
     fine.gifts_per_s = 1000.0
     fine.judge(1000.0, server_log_says_emfile=False)

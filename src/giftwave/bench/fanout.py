@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import math
 import multiprocessing
+import os
 import resource
 import statistics
 import time
@@ -125,6 +126,7 @@ class Run:
     server_main_cpu_cores: float = 0.0  # its main process alone (the event loop's)
     server_cpu_us_per_frame: float = 0.0
     load_generator_cpu_cores: float = 0.0  # the client processes and the gifters, together
+    load_average: float = 0.0  # the machine's, 1 minute, at the window's end
     gift_errors: dict[str, int] = field(default_factory=dict)
     verified: bool = False
     met: bool = False
@@ -141,10 +143,19 @@ class Run:
             reasons.append(f"{self.ticks_missed} ticks missed")
         every_tick_full = gifts_offered_per_s >= EVERY_TICK_FULL_GIFTS_PER_S
         if every_tick_full and self.frames_per_viewer_per_s < TICKS_PER_S * TICK_SHARE_TARGET:
+            # A loop that had a whole core and still fell behind is saturated; one that had
+            # less was waiting for a core the machine's other processes held.
+            starved = self.server_main_cpu_cores < 0.9
+            cause = (
+                f"the machine is busy (load average {self.load_average}), the server waited"
+                " for a core"
+                if starved
+                else "the server's event loop is saturated"
+            )
             reasons.append(
                 f"the tick stretched: {self.frames_per_viewer_per_s} frames per viewer per"
                 f" second, not {TICKS_PER_S} (server at {self.server_cpu_cores} cores,"
-                f" its loop at {self.server_main_cpu_cores})"
+                f" its loop at {self.server_main_cpu_cores}: {cause})"
             )
         if self.latency_ms_p99 > P99_TARGET_MS:
             reasons.append(f"gift -> viewer p99 {self.latency_ms_p99} ms > {P99_TARGET_MS:.0f}")
@@ -254,11 +265,10 @@ async def _viewers_main(
     clients = [(v, c) for v, c in zip(watchers, opened, strict=True) if c is not None]
     phase.viewers = len(clients)
     pipe.send(("ready", phase.viewers, phase.refused, phase.first_error))
-    loop = asyncio.get_running_loop()
-    orders: asyncio.Queue[str] = asyncio.Queue()
-    loop.add_reader(pipe.fileno(), lambda: orders.put_nowait(pipe.recv()))
     cpu_at_start = 0.0
-    while (order := await orders.get()) != "close":
+    # A thread waits on the pipe: watched by the loop, its descriptor would turn non-blocking
+    # and a large report could not be sent whole.
+    while (order := await asyncio.to_thread(pipe.recv)) != "close":
         if order == "start":
             cpu_at_start = _cpu_s()
             window[0] = True
@@ -271,7 +281,6 @@ async def _viewers_main(
                 phase.last_seq_max = max(phase.last_seq_max, viewer.last_seq)
                 phase.viewers_closed += client.closed.done()
             pipe.send(phase)
-    loop.remove_reader(pipe.fileno())
     for _, client in clients:
         client.close()
 
@@ -410,6 +419,7 @@ async def _phase(
         server_cpu = server.cpu_s() - cpu_before
         main_cpu = server.main_cpu_s() - main_before
         own_cpu = _cpu_s() - own_before
+        result.load_average = round(os.getloadavg()[0], 2)
         gifts_in_window = gifts.acked - acked_before
         await rain
         seen = await audience.report()
