@@ -159,12 +159,7 @@ def served(
                 _await_healthy(base, proc)
                 yield server
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                _stop(proc)
             server.verified = _ledger_verifies(db)
 
 
@@ -181,12 +176,17 @@ def bare_served() -> Iterator[ServerProcess]:
             _await_healthy(base, proc)
             yield ServerProcess(base=base, host="127.0.0.1", port=port, pid=proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a server drains), then SIGKILL if it has not ended in 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _ledger_verifies(db: DatabaseUrl) -> bool:
