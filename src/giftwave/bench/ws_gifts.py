@@ -48,6 +48,9 @@ REST_CONNECTIONS: Final = 64
 OPEN_LOOP_P99_TARGET_MS: Final = 50.0
 PACE_S: Final = 0.001  # the open loop's clock: it sends what is due, then sleeps this long
 ACK_WAIT_S: Final = 10.0  # after the last offer, how long every gift has to be answered
+# Then, before the next step, how long the server may take to answer what is left (a missed
+# step's backlog would otherwise be billed to the next step's latencies).
+BACKLOG_WAIT_S: Final = 60.0
 
 
 @dataclass(slots=True)
@@ -216,6 +219,8 @@ class _OpenLoop:
         self.clients: list[WsClient] = []
         self.ids = itertools.count()
         self.all_answered = asyncio.Event()  # set when the last counted gift is answered
+        self.outstanding = 0  # sent and not answered, counted or not
+        self.idle = asyncio.Event()  # set when nothing is outstanding
 
     def handler(self, n: int) -> Callable[[bytes], None]:
         due, counted = self.due[n], self.counted
@@ -226,7 +231,12 @@ class _OpenLoop:
             message = orjson.loads(payload)
             ack = message["ack"]
             when = due.pop(ack, None)
-            if when is None or (n, ack) not in counted or self.step is None:
+            if when is None:
+                return
+            self.outstanding -= 1
+            if not self.outstanding:
+                self.idle.set()
+            if (n, ack) not in counted or self.step is None:
                 return
             counted.discard((n, ack))
             if not counted:
@@ -241,7 +251,8 @@ class _OpenLoop:
 
     async def offer(self, rate: float, warmup_s: float, seconds: float, tag: str) -> _Step:
         """``rate`` gifts/s for ``warmup_s`` (not counted) and then ``seconds``; then wait for
-        every counted gift's answer (at most ``ACK_WAIT_S``)."""
+        every counted gift's answer (at most ``ACK_WAIT_S``), and for the server to catch up
+        with the rest (at most ``BACKLOG_WAIT_S``)."""
         step = _Step(rate, seconds)
         self.step = step
         sockets = len(self.clients)
@@ -256,6 +267,8 @@ class _OpenLoop:
                 n = k % sockets
                 i = next(self.ids)
                 self.due[n][i] = when
+                self.outstanding += 1
+                self.idle.clear()
                 if when >= measure_from:
                     self.counted.add((n, i))
                 key = f"{tag}{i}"
@@ -269,9 +282,10 @@ class _OpenLoop:
                 await asyncio.wait_for(self.all_answered.wait(), ACK_WAIT_S)
         step.unanswered = len(self.counted)
         self.counted.clear()
-        for pending in self.due:
-            pending.clear()
         self.step = None
+        if self.outstanding:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), BACKLOG_WAIT_S)
         return step
 
 
