@@ -175,6 +175,16 @@ class Settings(BaseSettings):
     # What one diamond is worth in US dollars, in millionths (5,000 = half a cent).
     diamond_value_usd_micros: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
 
+    # Subscriptions (docs/economy.md, "Subscriptions"): the bounds of a creator's price, the
+    # length of a period, how long a renewal the coins cannot pay is retried before the
+    # subscription lapses, how often within that, and how often each node sweeps.
+    subscription_min_coins: Annotated[int, Field(ge=1, le=2**40)] = 100
+    subscription_max_coins: Annotated[int, Field(ge=1, le=2**40)] = 100_000
+    subscription_period_s: Annotated[int, Field(ge=60, le=366 * 86_400)] = 30 * 86_400
+    subscription_grace_s: Annotated[int, Field(ge=0, le=60 * 86_400)] = 3 * 86_400
+    subscription_retry_s: Annotated[int, Field(ge=1, le=86_400)] = 6 * 3600
+    subscription_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
     # Live rooms: one frame per room per tick; a combo ends after this long without a gift.
     live_tick_ms: Annotated[int, Field(ge=10, le=5000)] = 100
     live_combo_quiet_ms: Annotated[int, Field(ge=100, le=60_000)] = 3000
@@ -325,6 +335,15 @@ class Settings(BaseSettings):
 
         parse_database_url(value)  # raises ValueError naming what is wrong
         return value
+
+    @model_validator(mode="after")
+    def _subscription_bounds(self) -> Settings:
+        if self.subscription_min_coins > self.subscription_max_coins:
+            raise ValueError(
+                f"subscription_min_coins ({self.subscription_min_coins}) is above"
+                f" subscription_max_coins ({self.subscription_max_coins})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _payout_currencies(self) -> Settings:

@@ -246,6 +246,7 @@ LOOPS: Final = (
     "payout-sweep",  # processing payouts without the provider's answer, asked for again
     "realtime-viewers",  # each room's viewers on every node, counted
     "share-gift-credits",  # committed gifts credited to the shares that brought them
+    "subscription-renewals",  # subscriptions due: renewed once per period, or lapsed
     "trending-refresh",  # live streams and every node's gifts read into trending
     "webhook-dispatcher",  # webhook deliveries claimed and sent, combos closed, upkeep
 )

@@ -186,3 +186,13 @@ def test_migrate_then_balance(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ledger", "balance", "nobody"], env=env)
     assert result.exit_code == 1
     assert "no account 'nobody'" in one_line(result.output)
+
+
+def test_subscription_bounds_min_above_max_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTWAVE_SUBSCRIPTION_MIN_COINS", "500")
+    monkeypatch.setenv("GIFTWAVE_SUBSCRIPTION_MAX_COINS", "400")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "subscription_min_coins (500) is above subscription_max_coins (400)" in str(caught.value)
+    monkeypatch.setenv("GIFTWAVE_SUBSCRIPTION_MAX_COINS", "500")
+    assert load_settings().subscription_max_coins == 500

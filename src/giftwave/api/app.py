@@ -42,6 +42,7 @@ from giftwave.api import (
     shares,
     shop,
     streams,
+    subscriptions,
     trending,
     webhooks,
 )
@@ -411,6 +412,7 @@ ROUTERS: Final = (
     identity,
     shop,
     creators,
+    subscriptions,
     payees,
     payout_sandbox_pages,
     webhooks,
@@ -510,6 +512,7 @@ def _wire(parts: Services, drain: Drain) -> None:
     parts.sharing.limiter.use(parts.rate_limiter)
     parts.follow_limiter.use(parts.rate_limiter)
     parts.levels.visibility_limit.use(parts.rate_limiter)
+    parts.economy.subscriptions.use_rate_limiter(parts.rate_limiter)
 
 
 async def _start_ledger(
@@ -580,6 +583,9 @@ async def _start_services(
     # Creators' hundredths of a diamond become whole diamonds off the gift path.
     economy.fractions.start()
     stack.push_async_callback(economy.fractions.stop)
+    # Every node renews the subscriptions due; the ledger charges each period once.
+    economy.subscriptions.start()
+    stack.push_async_callback(economy.subscriptions.stop)
     broker = open_broker(settings.broker_url)
     # Gifter levels follow the ledger off the gift path; a level-up's webhook is written in
     # the transaction that records it (social/level_follower.py).

@@ -39,6 +39,7 @@ from giftwave.api.state import services
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.paid_messages import MessageGate
 from giftwave.economy.services import Economy
+from giftwave.economy.subscriptions import SubscriberBadges
 from giftwave.errors import Code, DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.sessions import token_hash
 from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
@@ -192,7 +193,10 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
             await badges.warm((user.id,))
         if user is not None and _sampled_join(len(channel.subscribers)):
             assert hub.broker is not None
-            joined = Joined(user_id=user.id, handle=user.handle, level=hub.level_of(user.id))
+            months = await economy.subscriptions.badges.months(stream.creator_id, user.id)
+            joined = Joined(
+                user_id=user.id, handle=user.handle, level=hub.level_of(user.id), sub_months=months
+            )
             await hub.broker.publish(stream_id, joined)
         if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
             await services(ws).sharing.joined(user.id, stream_id, share_cookie(ws))
@@ -298,6 +302,7 @@ async def _read(
                     services(ws).trending,
                     services(ws).ban_gate,
                     economy.db,
+                    economy.subscriptions.badges,
                 )
                 answer(await _reply(parsed[0], acting))
             if refusals > MAX_REFUSALS:
@@ -347,6 +352,7 @@ async def _act(
     trending: Trending,
     gate: BanGate,
     db: Engine,
+    badges: SubscriberBadges,
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
     if name in ("like", "chat"):
@@ -354,7 +360,7 @@ async def _act(
     if name == "like":
         return await _like(command, hub, stream, user, limiter, trending)
     if name == "chat":
-        return await _chat(command, hub, stream, user, limiter)
+        return await _chat(command, hub, stream, user, limiter, badges)
     return await _moderate(name, command, hub, stream, user, limiter, db)
 
 
@@ -406,7 +412,12 @@ async def _like(
 
 
 async def _chat(
-    command: dict[str, Any], hub: Hub, stream: Stream, user: User, limiter: RateLimiter
+    command: dict[str, Any],
+    hub: Hub,
+    stream: Stream,
+    user: User,
+    limiter: RateLimiter,
+    badges: SubscriberBadges,
 ) -> dict[str, Any]:
     text = chat_text(command.get("text"))
     await _may_chat(hub, limiter, user.id, stream.id)
@@ -416,6 +427,7 @@ async def _chat(
         handle=user.handle,
         text=text,
         level=hub.level_of(user.id),  # this node's cache, never a query (level_badges.py)
+        sub_months=await badges.months(stream.creator_id, user.id),
     )
     assert hub.broker is not None
     await hub.broker.publish(stream.id, message)

@@ -946,3 +946,54 @@ reconcile_runs = Table(
     Column("counts_json", Text, nullable=False),
     Column("mismatches_json", Text, nullable=False),
 )
+
+# Subscriptions (economy/subscriptions.py, docs/economy.md "Subscriptions"): a creator's
+# monthly price, within the operator's bounds.
+subscription_prices = Table(
+    "subscription_prices",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True),
+    Column("price_coins", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# One row per (subscriber, creator), kept across lapses: ``period`` counts the periods charged
+# (the transfer ids are ``sub:<id>:<period>``), ``paid_until_us`` is the end of the last one.
+# Every change is a conditional UPDATE on ``period``/``status``: of several nodes, one wins.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("subscriber_id", BigInteger, nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("price_coins", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # unpaid|active|grace|cancelled|lapsed
+    Column("period", Integer, nullable=False),
+    Column("paid_until_us", BigInteger, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("grace_until_us", BigInteger, nullable=True),
+    Column("last_failure", String(40), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("cancelled_at_us", BigInteger, nullable=True),
+    UniqueConstraint("subscriber_id", "creator_id", name="uq_subscriptions_pair"),
+    Index("ix_subscriptions_creator", "creator_id", "status"),
+    Index("ix_subscriptions_due", "status", "next_attempt_us"),
+)
+
+# One row per charged period, written by the ledger in the transaction of its transfers
+# (ledger/annex.py): a row is there exactly when the period was paid.
+subscription_periods = Table(
+    "subscription_periods",
+    metadata,
+    Column("subscription_id", BigInteger, primary_key=True),
+    Column("period", Integer, primary_key=True),
+    Column("subscriber_id", BigInteger, nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    Column("transfer_id", String(128), nullable=False, unique=True),
+    Column("starts_at_us", BigInteger, nullable=False),
+    Column("ends_at_us", BigInteger, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_subscription_periods_creator_time", "creator_id", "created_at_us"),
+)

@@ -141,7 +141,10 @@ class _Intent:
 
 
 @dataclass(frozen=True, slots=True)
-class _Legs:
+class MoneyLegs:
+    """The accounts a gift's coins and diamonds move between (and a subscription's period,
+    economy/subscriptions.py: priced like a gift, paid like one)."""
+
     viewer_coins: int
     gifts_spent: int
     diamonds_issued: int
@@ -304,7 +307,7 @@ class Gifting:
 
     def _load_cached(
         self, cmd: SendGift, today: date
-    ) -> tuple[int | None, Stream | None, User | None, _Legs | None] | None:
+    ) -> tuple[int | None, Stream | None, User | None, MoneyLegs | None] | None:
         """What ``_load`` reads, when it is in memory (the usual case in a busy room); the debt
         may still be unknown (None): it is re-read every few seconds."""
         debt, refresh = self._debts.get_refreshing(cmd.sender.id)
@@ -333,7 +336,7 @@ class Gifting:
             debt,
             stream,
             creator,
-            _Legs(
+            MoneyLegs(
                 viewer_coins,
                 gifts_spent,
                 diamonds_issued,
@@ -365,7 +368,7 @@ class Gifting:
 
     def _load(
         self, cmd: SendGift, today: date
-    ) -> tuple[int | None, Stream | None, User | None, _Legs | None]:
+    ) -> tuple[int | None, Stream | None, User | None, MoneyLegs | None]:
         with self._db.connect() as conn:
             debt = self._debts.get(cmd.sender.id)
             if debt is None:
@@ -387,18 +390,13 @@ class Gifting:
                         self._users.put(creator.id, creator)
         legs = None
         if creator is not None:
-            capped = self._daily_max_coins > 0
-            fractions = None
-            if self._policy.diamonds_per_100_coins % 100:
-                fractions = (self._wallets.fraction_issuer(), self._wallets.fraction(creator.id))
-            legs = _Legs(
-                viewer_coins=self._wallets.user(cmd.sender.id).coins,
-                gifts_spent=self._wallets.platform(GIFTS_SPENT, "COIN"),
-                diamonds_issued=self._wallets.platform(DIAMONDS_ISSUED, "DIAMOND"),
-                creator_diamonds=self._wallets.user(creator.id).diamonds,
-                day_spent=self._wallets.day_account(cmd.sender.id, today) if capped else None,
-                daily_spend=self._wallets.platform(DAILY_SPEND, "COIN") if capped else None,
-                fractions=fractions,
+            legs = money_legs(
+                self._wallets,
+                cmd.sender.id,
+                creator.id,
+                today,
+                capped=self._daily_max_coins > 0,
+                fractional=self._policy.diamonds_per_100_coins % 100 != 0,
             )
         return debt, stream, creator, legs
 
@@ -489,63 +487,29 @@ class Gifting:
         message = (intent.message, pin.tier, pin.colour, pin.pinned_until_us)
         return GIFT_SENDS_MESSAGE.name, (*row, *message)
 
-    async def _post(self, cmd: SendGift, intent: _Intent, legs: _Legs) -> Outcome:
+    async def _post(self, cmd: SendGift, intent: _Intent, legs: MoneyLegs) -> Outcome:
         """OK (new), EXISTS or ID_REUSED_WITH_DIFFERENT_FIELDS (the key's transfers were there:
         the stored row tells a retry from a conflict); any other refusal raises."""
         base = send_id_of(cmd.sender.id, cmd.idempotency_key)
-        coins = Transfer(
-            base + ":c", legs.viewer_coins, legs.gifts_spent, intent.coins, TransferCode.GIFT
+        chain = money_chain(
+            base,
+            legs,
+            intent.coins,
+            intent.diamonds,
+            intent.diamond_hundredths,
+            self._daily_max_coins,
+            TransferCode.GIFT,
         )
-        chain = [coins]
-        if intent.diamonds > 0:  # at a rate below 100, a 1-coin gift earns no whole diamond
-            chain.append(
-                Transfer(
-                    base + ":d",
-                    legs.diamonds_issued,
-                    legs.creator_diamonds,
-                    intent.diamonds,
-                    TransferCode.GIFT,
-                )
-            )
-        if intent.diamond_hundredths > 0:
-            # What the whole diamonds leave of the exact rate, carried in hundredths until
-            # they make whole diamonds (economy/diamond_fractions.py), in the same chain.
-            assert legs.fractions is not None, "a rate with fractions opens their accounts"
-            issuer, creator_fraction = legs.fractions
-            chain.append(
-                Transfer(
-                    base + ":f",
-                    issuer,
-                    creator_fraction,
-                    intent.diamond_hundredths,
-                    TransferCode.GIFT,
-                )
-            )
-        if legs.day_spent is not None and legs.daily_spend is not None:
-            # First, so that an over-cap gift is refused for the cap whatever else is wrong,
-            # as before the cap moved into the ledger. The cap in force on this node is the
-            # limit: a changed setting applies from the next gift.
-            spend = Transfer(
-                base + ":s",
-                legs.day_spent,
-                legs.daily_spend,
-                intent.coins,
-                TransferCode.GIFT,
-                debit_limit=self._daily_max_coins,
-            )
-            chain.insert(0, spend)
-        chain = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
-        outcomes = await self._engine.submit(chain, self._annex(cmd, intent, coins.id))
-        first = outcomes[0]
-        if all(o.succeeded for o in outcomes):
-            return first  # OK, or EXISTS: an annexed chain is all new or all replayed
-        failed = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
+        outcomes = await self._engine.submit(chain, self._annex(cmd, intent, coins_leg_id(base)))
+        failed = chain_outcome(outcomes)
+        if failed.succeeded:
+            return failed  # OK, or EXISTS: an annexed chain is all new or all replayed
         if failed is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
             return failed  # e.g. a retry after a price change: the first gift's row decides
         if failed is Outcome.EXCEEDS_DEBIT_LIMIT and legs.day_spent is not None:
             spent = await asyncio.to_thread(self._net_debits, legs.day_spent)
             raise daily_spend_refused(self._daily_max_coins, spent)
-        raise _gift_failure(failed)
+        raise gift_failure(failed)
 
     def _net_debits(self, account_id: int) -> int:
         """A day account's spend: its gifts less their reversals."""
@@ -574,6 +538,77 @@ class Gifting:
         )
 
 
+def money_legs(
+    wallets: Wallets,
+    payer_id: int,
+    creator_id: int,
+    today: date,
+    *,
+    capped: bool,
+    fractional: bool,
+) -> MoneyLegs:
+    """The accounts of a payment from ``payer_id`` to ``creator_id``, opened on first need."""
+    return MoneyLegs(
+        viewer_coins=wallets.user(payer_id).coins,
+        gifts_spent=wallets.platform(GIFTS_SPENT, "COIN"),
+        diamonds_issued=wallets.platform(DIAMONDS_ISSUED, "DIAMOND"),
+        creator_diamonds=wallets.user(creator_id).diamonds,
+        day_spent=wallets.day_account(payer_id, today) if capped else None,
+        daily_spend=wallets.platform(DAILY_SPEND, "COIN") if capped else None,
+        fractions=(wallets.fraction_issuer(), wallets.fraction(creator_id)) if fractional else None,
+    )
+
+
+def coins_leg_id(base: str) -> str:
+    return base + ":c"
+
+
+def money_chain(
+    base: str,
+    legs: MoneyLegs,
+    coins: int,
+    diamonds: int,
+    diamond_hundredths: int,
+    daily_max_coins: int,
+    code: TransferCode,
+) -> list[Transfer]:
+    """A payment's linked chain, its ids derived from ``base``: the day's spend (with the cap
+    as its limit), the payer's coins, the creator's whole diamonds and their hundredths."""
+    chain = [Transfer(coins_leg_id(base), legs.viewer_coins, legs.gifts_spent, coins, code)]
+    if diamonds > 0:  # at a rate below 100, a 1-coin gift earns no whole diamond
+        chain.append(
+            Transfer(base + ":d", legs.diamonds_issued, legs.creator_diamonds, diamonds, code)
+        )
+    if diamond_hundredths > 0:
+        # What the whole diamonds leave of the exact rate, carried in hundredths until
+        # they make whole diamonds (economy/diamond_fractions.py), in the same chain.
+        assert legs.fractions is not None, "a rate with fractions opens their accounts"
+        issuer, creator_fraction = legs.fractions
+        chain.append(Transfer(base + ":f", issuer, creator_fraction, diamond_hundredths, code))
+    if legs.day_spent is not None and legs.daily_spend is not None:
+        # First, so that an over-cap payment is refused for the cap whatever else is wrong,
+        # as before the cap moved into the ledger. The cap in force on this node is the
+        # limit: a changed setting applies from the next payment.
+        spend = Transfer(
+            base + ":s",
+            legs.day_spent,
+            legs.daily_spend,
+            coins,
+            code,
+            debit_limit=daily_max_coins,
+        )
+        chain.insert(0, spend)
+    return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+
+
+def chain_outcome(outcomes: list[Outcome]) -> Outcome:
+    """What a linked chain came to: OK or EXISTS (all new or all replayed), or the outcome
+    of the transfer that failed it."""
+    if all(o.succeeded for o in outcomes):
+        return outcomes[0]
+    return next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
+
+
 def _same_gift_or_conflict(prior: _Intent, cmd: SendGift) -> None:
     """The key covers the message too: a retry with another text would pin twice."""
     was = (prior.stream_id, prior.gift_id, prior.count, prior.message)
@@ -600,12 +635,15 @@ def _message_sent(sent: GiftSent, text: str, pin: Pin, handle: str) -> PaidMessa
     )
 
 
-def _gift_failure(outcome: Outcome) -> Exception:
+def gift_failure(outcome: Outcome, what: str = "gift") -> DomainError:
+    """The answer to a payment (a gift, a subscription) the ledger refused."""
     if outcome is Outcome.INSUFFICIENT_FUNDS:
-        return PaymentRequired(Code.INSUFFICIENT_COINS, "not enough coins for this gift; buy more")
+        return PaymentRequired(
+            Code.INSUFFICIENT_COINS, f"not enough coins for this {what}; buy more"
+        )
     if outcome in (Outcome.DEBIT_ACCOUNT_FROZEN, Outcome.CREDIT_ACCOUNT_FROZEN):
-        return Forbidden(Code.ACCOUNT_FROZEN, "an account in this gift is frozen")
-    return Conflict(Code.GIFT_REFUSED, f"the ledger refused this gift: {outcome.value}")
+        return Forbidden(Code.ACCOUNT_FROZEN, f"an account in this {what} is frozen")
+    return Conflict(Code.GIFT_REFUSED, f"the ledger refused this {what}: {outcome.value}")
 
 
 def _find_intent(conn: Connection, sender_id: int, key: str) -> _Intent | None:

@@ -18,6 +18,7 @@ from giftwave.economy.payees import Payees
 from giftwave.economy.payout_transfers import PayoutTransfers, TransferPolicy
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
+from giftwave.economy.subscriptions import SubscriptionPolicy, Subscriptions
 from giftwave.economy.topups import TopUps
 from giftwave.economy.wallets import Wallets
 from giftwave.identity.passwords import Passwords
@@ -41,6 +42,7 @@ class Economy:
     payouts: Payouts
     reversals: Reversals
     fractions: DiamondFractions
+    subscriptions: Subscriptions
     # With a payout provider only (GIFTWAVE_PAYOUT_PROVIDER): payees and their transfers.
     payees: Payees | None = None
     payout_transfers: PayoutTransfers | None = None
@@ -121,6 +123,22 @@ class Economy:
             payouts=payouts,
             reversals=Reversals(db, engine, wallets),
             fractions=fractions,
+            subscriptions=Subscriptions(
+                db,
+                engine,
+                wallets,
+                SubscriptionPolicy(
+                    min_coins=settings.subscription_min_coins,
+                    max_coins=settings.subscription_max_coins,
+                    period_s=settings.subscription_period_s,
+                    grace_s=settings.subscription_grace_s,
+                    retry_s=settings.subscription_retry_s,
+                    diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
+                    daily_spend_max_coins=settings.gift_daily_spend_max_coins,
+                    age_rule=age_rule,
+                    sweep_interval_s=settings.subscription_sweep_interval_s,
+                ),
+            ),
             payees=payees,
             payout_transfers=transfers,
         )

@@ -91,9 +91,28 @@ GIFT_SENDS_MESSAGE: Final = AnnexTable(
     table=GIFT_SENDS.name,
 )
 
+# A subscription's charged period (economy/subscriptions.py): there exactly when it was paid.
+SUBSCRIPTION_PERIODS: Final = AnnexTable(
+    name="subscription_periods",
+    columns=(
+        ("subscription_id", "bigint"),
+        ("period", "bigint"),
+        ("subscriber_id", "bigint"),
+        ("creator_id", "bigint"),
+        ("coins", "bigint"),
+        ("diamonds", "bigint"),
+        ("transfer_id", "text"),
+        ("starts_at_us", "bigint"),
+        ("ends_at_us", "bigint"),
+        ("created_at_us", "bigint"),
+    ),
+    key=("subscription_id", "period"),
+)
+
 ANNEX_TABLES: Final[dict[str, AnnexTable]] = {
     GIFT_SENDS.name: GIFT_SENDS,
     GIFT_SENDS_MESSAGE.name: GIFT_SENDS_MESSAGE,
+    SUBSCRIPTION_PERIODS.name: SUBSCRIPTION_PERIODS,
 }
 
 

@@ -29,6 +29,7 @@ class TransferCode(enum.StrEnum):
     REFUND = "refund"
     CHARGEBACK = "chargeback"
     ADJUSTMENT = "adjustment"
+    SUBSCRIPTION = "subscription"  # a subscription's period, paid like a gift
 
 
 # Clawbacks must reach an account even while it is frozen: freezing is how a debt is enforced.

@@ -70,6 +70,7 @@ class ChatPosted(News, frozen=True, tag="chat", omit_defaults=True):
     handle: str
     text: str
     level: int | None = None
+    sub_months: int = 0  # the subscriber badge: months subscribed to the creator (0: none)
 
 
 class PaidMessage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -101,6 +102,7 @@ class Joined(News, frozen=True, tag="join", omit_defaults=True):
     user_id: int
     handle: str
     level: int | None = None
+    sub_months: int = 0
 
 
 class LevelReached(News, frozen=True, tag="level_up"):
@@ -269,6 +271,7 @@ class ChatLine(msgspec.Struct, frozen=True, omit_defaults=True):
     handle: str
     text: str
     level: int | None = None
+    sub_months: int = 0
 
 
 class ChatShown(Shown, frozen=True, tag="chat", omit_defaults=True):
@@ -277,6 +280,7 @@ class ChatShown(Shown, frozen=True, tag="chat", omit_defaults=True):
     handle: str
     text: str
     level: int | None = None  # the sender's gifter level badge (absent: none shown)
+    sub_months: int = 0
 
 
 class ChatDeletedShown(Shown, frozen=True, tag="chat_deleted"):
@@ -358,6 +362,7 @@ class JoinedUser(msgspec.Struct, frozen=True, omit_defaults=True):
     user_id: int
     handle: str
     level: int | None = None
+    sub_months: int = 0
 
 
 class LevelUpShown(Shown, frozen=True, tag="level_up"):

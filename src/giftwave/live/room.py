@@ -473,6 +473,7 @@ class Room:
                 handle=message.handle,
                 text=message.text,
                 level=message.level,
+                sub_months=message.sub_months,
             )
         )
 
@@ -516,9 +517,13 @@ class Room:
         """One of the newest CHAT_IDS_KEPT lines, not deleted: what a report keeps of it."""
         return self._chat_ids.get(message_id)
 
-    def join(self, user_id: int, handle: str, level: int | None = None) -> None:
+    def join(
+        self, user_id: int, handle: str, level: int | None = None, sub_months: int = 0
+    ) -> None:
         if len(self._joined) < JOINS_NAMED_PER_TICK:
-            self._joined.append(JoinedUser(user_id=user_id, handle=handle, level=level))
+            self._joined.append(
+                JoinedUser(user_id=user_id, handle=handle, level=level, sub_months=sub_months)
+            )
         else:
             self._joined_others += 1
 

@@ -79,7 +79,12 @@ def _goal_set(room: Room, e: ev.GoalSet) -> None:
 def _chat(room: Room, e: ev.ChatPosted) -> None:
     room.chat(
         ev.ChatLine(
-            message_id=e.message_id, user_id=e.user_id, handle=e.handle, text=e.text, level=e.level
+            message_id=e.message_id,
+            user_id=e.user_id,
+            handle=e.handle,
+            text=e.text,
+            level=e.level,
+            sub_months=e.sub_months,
         )
     )
 
@@ -88,7 +93,7 @@ _on(ev.GiftCommitted, Room.gift)
 _on(ev.GiftReversalCommitted, Room.gift_reversed)
 _on(ev.Liked, lambda room, e: room.like(e.count, e.user_id, e.handle))
 _on(ev.ChatPosted, _chat)
-_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle, e.level))
+_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle, e.level, e.sub_months))
 _on(ev.ChatDeleted, lambda room, e: room.delete_message(e.message_id))
 _on(ev.Muted, lambda room, e: room.mute(e.user_id, e.until_us))
 _on(ev.StreamEnded, lambda room, e: room.end())

@@ -71,6 +71,7 @@ PROBLEM_MESSAGES: Final = {
     "sandbox_busy": N_("The payment provider is busy: try again later"),
     "stream_not_found": N_("This stream does not exist"),
     "stream_not_live": N_("This stream has ended"),
+    "subscription_price_out_of_bounds": N_("That price is outside the allowed range"),
     "too_many_attempts": N_("Too many attempts: wait a little and try again"),
     "too_many_tickets": N_("Too many connections: wait a little and try again"),
     "unauthorized": N_("Log in first"),

@@ -1,5 +1,6 @@
 """``/@{handle}``: a person's public profile: whether they are live now (with the way into the
-room), their published clips, their followers and the Follow button. Where the room's host name,
+room), their published clips, their followers, the Follow button and, for a creator who offers
+subscriptions, the Subscribe button. Where the room's host name,
 a clip's "by @…", the studio and a shared profile link lead. An unknown handle, and a blocked
 account, is the site's 404 page."""
 
@@ -10,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.state import services
+from giftwave.clock import day_of, now_us
 from giftwave.social.levels import Curve
 from giftwave.social.profile import Profile, profile
 from giftwave.web.pages.site import not_found, page, visitor
@@ -29,6 +31,12 @@ async def profile_page(handle: str, request: Request) -> Response:
     found = await run_in_threadpool(profile, parts.db, handle, who.user, parts.levels.curve)
     if found is None:
         return not_found(request, who, "profile")
+    price, subscription = await run_in_threadpool(
+        parts.economy.subscriptions.offer,
+        found.person.id,
+        None if who.user is None else who.user.id,
+    )
+    at_us = now_us()
     return page(
         request,
         who,
@@ -38,6 +46,13 @@ async def profile_page(handle: str, request: Request) -> Response:
         following_creator=found.followed,
         durations={c.id: _minutes_seconds(c.duration_ms) for c in found.clips},
         level_floor=_level_floor(parts.levels.curve, found),
+        # The Subscribe button (subscribe.js): a price means subscriptions are offered.
+        sub_price=price,
+        sub_period_days=parts.economy.subscriptions.policy.period_s // 86_400,
+        subscribed=subscription is not None and subscription.has_access(at_us),
+        sub_renews=subscription is not None and subscription.status.value == "active",
+        sub_months=0 if subscription is None else subscription.months,
+        sub_until=None if subscription is None else day_of(subscription.paid_until_us),
     )
 
 

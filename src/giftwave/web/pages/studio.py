@@ -1,5 +1,6 @@
 """The creator studio: go live and end the stream, the live dashboard, goals and battles
-(``/studio``); earnings as a server-drawn chart, the CSV, and payouts (``/studio/earnings``).
+(``/studio``); earnings as a server-drawn chart, the CSV, and payouts (``/studio/earnings``);
+the subscription price, subscribers and their figures (``/studio/subscriptions``).
 
 Pages like the others (web/pages/site.py): server-rendered in the visitor's language; what moves
 comes from the room's WebSocket (read-only) and the JSON API, through web/static/studio*.js.
@@ -20,7 +21,7 @@ from giftwave.api.auth import economy_of
 from giftwave.api.creators import days_before
 from giftwave.api.identity import today
 from giftwave.api.state import services
-from giftwave.clock import now_us
+from giftwave.clock import day_of, now_us
 from giftwave.economy.earnings import load_statement
 from giftwave.economy.payees import NO_ACCOUNT
 from giftwave.economy.services import Economy
@@ -40,6 +41,7 @@ STREAM_LANGUAGES: Final = ("en", "es", "ar", "pt", "fr", "de", "it", "tr", "id",
 BATTLE_DURATIONS_S: Final = (60, 180, 300, 600, 900, MAX_DURATION_S)
 EARNINGS_DAYS: Final = (7, 30, 90, 365)
 DEFAULT_EARNINGS_DAYS: Final = 30
+SUBSCRIBERS_SHOWN: Final = 200
 
 # Strings the studio's scripts show (handed to them with the page, like CLIENT_MESSAGES).
 STUDIO_MESSAGES: Final = (
@@ -88,6 +90,7 @@ STUDIO_MESSAGES: Final = (
     N_("Hate"),
     N_("Other"),
     N_("Battle invitation"),
+    N_("Price saved"),
 )
 
 
@@ -205,4 +208,30 @@ async def earnings(
         payee_state="none" if payee is None else payee.state.value,
         payee_missing=[NO_ACCOUNT] if payee is None else payee.missing,
         boot={"messages": _messages(who), "min_payout_diamonds": policy.min_diamonds},
+    )
+
+
+@router.get("/studio/subscriptions", response_class=HTMLResponse)
+async def subscriptions(request: Request, economy: Econ) -> Response:
+    """The subscription price (set through the API by studio_subscriptions.js), the paying
+    subscribers and the last 30 days' figures."""
+    found = await _creator(request)
+    if isinstance(found, Response):
+        return found
+    who, creator = found
+    subs = economy.subscriptions
+    figures, rows = await run_in_threadpool(subs.subscribers, creator, SUBSCRIBERS_SHOWN)
+    price = await run_in_threadpool(subs.price, creator.id)
+    policy = subs.policy
+    return page(
+        request,
+        who,
+        "studio_subscriptions.html",
+        price_coins=price,
+        min_coins=policy.min_coins,
+        max_coins=policy.max_coins,
+        period_days=policy.period_s // 86_400,
+        figures=figures,
+        subscribers=[(sub, handle, day_of(sub.paid_until_us)) for sub, handle in rows],
+        boot={"messages": _messages(who)},
     )
