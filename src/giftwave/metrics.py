@@ -239,6 +239,8 @@ LOOPS: Final = (
     "analytics-viewers",  # viewers over time, sampled for analytics
     "battle-referee",  # battles ended on time, invitations expired
     "clip-sweep",  # queued clip jobs the queue had no room for, offered again
+    "club-activity",  # fan club members' likes and watch time, added to their points
+    "club-points",  # committed gifts followed into fan club members' points
     "diamond-fractions",  # creators' hundredths of a diamond settled into whole diamonds
     "gifter-levels",  # gifter levels brought up to the ledger, level-ups announced
     "ledger-checkpoint",  # SQLite's WAL copied back into the database file

@@ -64,6 +64,20 @@ async def as_user(http: httpx.AsyncClient, url: str, token: str) -> str:
     return f"{url}{joiner}ticket={await ticket(http, token, stream_id)}"
 
 
+async def until_chat(client: Client, wanted: str, within_s: float) -> float:
+    """Chat until the answer is ``wanted`` ("sent" or an error code), polling: the seconds it
+    took (an AssertionError past ``within_s``)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < within_s:
+        answer = await client.command(id=f"u{next(_n)}", cmd="chat", text="hi")
+        got = "sent" if "result" in answer else answer["error"]["code"]
+        if got == wanted:
+            return loop.time() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"chat did not become {wanted!r} within {within_s} s")
+
+
 class Client:
     def __init__(self, ws: Any) -> None:
         self.ws = ws

@@ -6,15 +6,13 @@ lets them chat again at once."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import websockets
-from liveclient import Client, as_user, go_live, person
+from liveclient import Client, as_user, go_live, person, until_chat
 from redisproc import two_nodes
 from serverproc import ADMIN_TOKEN
 
@@ -25,19 +23,6 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 AT_ONCE_S = 2.0  # the notice's trip through Redis: well under the cached answer's TTL_S
 _ids = itertools.count(1)
 assert AT_ONCE_S * 10 < TTL_S
-
-
-async def _until_chat(client: Client, wanted: str) -> float:
-    """Chat until the answer is ``wanted`` ("sent" or an error code); the seconds it took."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while loop.time() - started < AT_ONCE_S:
-        answer: dict[str, Any] = await client.command(id=next(_ids), cmd="chat", text="hi")
-        got = "sent" if "result" in answer else answer["error"]["code"]
-        if got == wanted:
-            return loop.time() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"chat on node B did not become {wanted!r} within {AT_ONCE_S} s")
 
 
 @pytest.mark.parametrize("bare_db_url", ["postgresql"], indirect=True)
@@ -64,7 +49,7 @@ async def test_a_ban_on_node_a_refuses_chat_on_node_b_at_once(
                 viewer = Client(ws)
                 await viewer.recv()
                 # Node B answers "not banned", and keeps that answer.
-                assert await _until_chat(viewer, "sent") < 0.5
+                assert await until_chat(viewer, "sent", AT_ONCE_S) < 0.5
                 gift = await on_b.post(
                     f"/v1/streams/{stream}/gifts",
                     json={"gift_id": "rose", "count": 1, "idempotency_key": "n1"},
@@ -78,7 +63,7 @@ async def test_a_ban_on_node_a_refuses_chat_on_node_b_at_once(
                     headers=creator_auth,
                 )
                 assert r.status_code == 201, r.text
-                await _until_chat(viewer, "banned")
+                await until_chat(viewer, "banned", AT_ONCE_S)
                 gift = await on_b.post(
                     f"/v1/streams/{stream}/gifts",
                     json={"gift_id": "rose", "count": 1, "idempotency_key": "n2"},
@@ -91,4 +76,4 @@ async def test_a_ban_on_node_a_refuses_chat_on_node_b_at_once(
                     f"/v1/creators/{creator_id}/bans/{troll_id}", headers=creator_auth
                 )
                 assert r.status_code == 204
-                await _until_chat(viewer, "sent")
+                await until_chat(viewer, "sent", AT_ONCE_S)

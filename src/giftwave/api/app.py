@@ -28,6 +28,7 @@ from giftwave.api import (
     api_docs,
     battles,
     clips,
+    clubs,
     creators,
     follows,
     identity,
@@ -95,6 +96,7 @@ from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
 from giftwave.realtime.notices import LevelChanged
 from giftwave.sharing.service import Sharing
+from giftwave.social.fan_clubs import FanClubs
 from giftwave.social.follows import follow_limiter
 from giftwave.social.level_follower import LevelUp
 from giftwave.social.level_service import Levels
@@ -432,6 +434,7 @@ ROUTERS: Final = (
     levels,
     moderation,
     paid_messages,
+    clubs,
     site_pages,
     profile_pages,
     studio_pages,
@@ -513,6 +516,7 @@ def _wire(parts: Services, drain: Drain) -> None:
     parts.follow_limiter.use(parts.rate_limiter)
     parts.levels.visibility_limit.use(parts.rate_limiter)
     parts.economy.subscriptions.use_rate_limiter(parts.rate_limiter)
+    parts.clubs.changes.use(parts.rate_limiter)
 
 
 async def _start_ledger(
@@ -601,9 +605,11 @@ async def _start_services(
     # Bans, sessions, users and keys are cached per node; a change anywhere drops the cached
     # answers everywhere through the broker's notices (live/ban_gate.py, api/auth.py), heard
     # from the broker's start on.
+    clubs = FanClubs(db, hub.watchers)
     broker.on_notice(ban_gate.notice)
     broker.on_notice(auth_cache.notice)
     broker.on_notice(levels.badges.notice)
+    broker.on_notice(clubs.gate.notice)
     await broker.start(hub)
     stack.push_async_callback(broker.stop)
     rate_limiter = open_rate_limiter(settings.broker_url)
@@ -615,6 +621,8 @@ async def _start_services(
     stack.push_async_callback(viewers.stop)
     levels.start()
     stack.push_async_callback(levels.stop)
+    clubs.start()  # members' points from gifts, likes and watch time, off the gift path
+    stack.push_async_callback(clubs.stop)
     referee = Referee(db, broker.publish, on_result=enqueue_battle_ended)
     referee.start()
     stack.push_async_callback(referee.stop)
@@ -649,6 +657,7 @@ async def _start_services(
         ledger_checks=admin.LedgerChecks(),
         analytics=analytics.Freshness(Rollup(db)),
         levels=levels,
+        clubs=clubs,
     )
 
 

@@ -35,7 +35,7 @@ from giftwave.api.auth import (
 from giftwave.api.origins import OriginPolicy
 from giftwave.api.room_sockets import open_sink
 from giftwave.api.shares import share_cookie
-from giftwave.api.state import services
+from giftwave.api.state import Services, services
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.paid_messages import MessageGate
 from giftwave.economy.services import Economy
@@ -45,9 +45,8 @@ from giftwave.identity.sessions import token_hash
 from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
 from giftwave.identity.users import User
 from giftwave.live import moderation_service, paid_message_service
-from giftwave.live.ban_gate import BanGate
 from giftwave.live.chat_rules import CHAT_RATE, chat_rate_key, chat_text
-from giftwave.live.events import ChatDeleted, ChatPosted, Joined, Liked, Muted
+from giftwave.live.events import ChatDeleted, ChatPosted, ClubBadge, Joined, Liked, Muted
 from giftwave.live.paid_message_service import SEND_ID_MAX_CHARS
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
@@ -194,8 +193,13 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
         if user is not None and _sampled_join(len(channel.subscribers)):
             assert hub.broker is not None
             months = await economy.subscriptions.badges.months(stream.creator_id, user.id)
+            club = await services(ws).clubs.gate.badge(stream.creator_id, user.id)
             joined = Joined(
-                user_id=user.id, handle=user.handle, level=hub.level_of(user.id), sub_months=months
+                user_id=user.id,
+                handle=user.handle,
+                level=hub.level_of(user.id),
+                sub_months=months,
+                club=club,
             )
             await hub.broker.publish(stream_id, joined)
         if user is not None:  # a share brought them? credit its sharer (docs/sharing.md)
@@ -299,8 +303,7 @@ async def _read(
                     stream,
                     user,
                     limiter,
-                    services(ws).trending,
-                    services(ws).ban_gate,
+                    services(ws),
                     economy.db,
                     economy.subscriptions.badges,
                 )
@@ -349,18 +352,22 @@ async def _act(
     stream: Stream,
     user: User | None,
     limiter: RateLimiter,
-    trending: Trending,
-    gate: BanGate,
+    parts: Services,
     db: Engine,
     badges: SubscriberBadges,
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
     if name in ("like", "chat"):
-        await gate.check(user.id, stream.creator_id)  # banned: on every node (ban_gate.py)
+        # banned: on every node (ban_gate.py)
+        await parts.ban_gate.check(user.id, stream.creator_id)
     if name == "like":
-        return await _like(command, hub, stream, user, limiter, trending)
+        liked = await _like(command, hub, stream, user, limiter, parts.trending)
+        parts.clubs.activity.like(stream.id, user.id, liked["liked"])  # club points, later
+        return liked
     if name == "chat":
-        return await _chat(command, hub, stream, user, limiter, badges)
+        # members-only chat, and the badge the line carries (social/club_gate.py)
+        club = await parts.clubs.gate.chat_badge(stream.creator_id, user.id)
+        return await _chat(command, hub, stream, user, limiter, badges, club)
     return await _moderate(name, command, hub, stream, user, limiter, db)
 
 
@@ -418,6 +425,7 @@ async def _chat(
     user: User,
     limiter: RateLimiter,
     badges: SubscriberBadges,
+    club: ClubBadge | None,
 ) -> dict[str, Any]:
     text = chat_text(command.get("text"))
     await _may_chat(hub, limiter, user.id, stream.id)
@@ -428,6 +436,7 @@ async def _chat(
         text=text,
         level=hub.level_of(user.id),  # this node's cache, never a query (level_badges.py)
         sub_months=await badges.months(stream.creator_id, user.id),
+        club=club,
     )
     assert hub.broker is not None
     await hub.broker.publish(stream.id, message)

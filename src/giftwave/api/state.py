@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the routers below import this module for ``services``
     from giftwave.realtime.broker import Broker
     from giftwave.realtime.hub import Hub
     from giftwave.sharing.service import Sharing
+    from giftwave.social.fan_clubs import FanClubs
     from giftwave.social.level_service import Levels
     from giftwave.trending.service import Trending
     from giftwave.webhooks.service import Webhooks
@@ -55,6 +56,7 @@ class Services:
     ledger_checks: LedgerChecks
     analytics: Freshness
     levels: Levels
+    clubs: FanClubs
 
 
 def install(app: Starlette, built: Services) -> None:

@@ -997,3 +997,38 @@ subscription_periods = Table(
     Column("created_at_us", BigInteger, nullable=False),
     Index("ix_subscription_periods_creator_time", "creator_id", "created_at_us"),
 )
+
+# --- fan clubs (migration 0023; social/clubs.py, docs/community.md) --------------------------
+
+# One club per creator: its name, the gift that is its entry fee (None: free to join), and the
+# chat mode of the creator's rooms (everyone, members, members at level N).
+fan_clubs = Table(
+    "fan_clubs",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(24), nullable=False),
+    Column("entry_gift_id", String(32), nullable=True),
+    Column("chat_mode", String(16), nullable=False, server_default="everyone"),
+    Column("chat_min_level", Integer, nullable=False, server_default="1"),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# A member's standing: what they did for the club since joining (coins gifted, likes, seconds
+# watched, each added off the gift path: social/club_points.py) and the points they make.
+fan_club_members = Table(
+    "fan_club_members",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_send_id", String(128), nullable=True),
+    # False while the entry gift of a joining is on its way: not yet a member.
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    *_counters("gift_coins", "likes", "watch_s", "points"),
+    Column("joined_at_us", BigInteger, nullable=False),
+    Column("last_seen_at_us", BigInteger, nullable=False),
+    # When watch time was last added: two nodes seeing one viewer add it once (club_points.py).
+    Column("watched_at_us", BigInteger, nullable=False, server_default="0"),
+    Index("ix_fan_club_members_points", "creator_id", "points"),
+    Index("ix_fan_club_members_user", "user_id"),
+)

@@ -62,8 +62,16 @@ class Liked(News, frozen=True, tag="like"):
     handle: str
 
 
+class ClubBadge(msgspec.Struct, frozen=True):
+    """A member's fan club badge: the creator's club name and the member's level in it."""
+
+    name: str
+    level: int
+
+
 # ``level``: the sender's gifter level badge as the node that took the line knew it (None: none
 # shown). Left out of the JSON when None, so lines without a badge keep their bytes.
+# ``club``: the sender's fan club badge (docs/community.md), also left out when None.
 class ChatPosted(News, frozen=True, tag="chat", omit_defaults=True):
     message_id: str | None
     user_id: int
@@ -71,6 +79,7 @@ class ChatPosted(News, frozen=True, tag="chat", omit_defaults=True):
     text: str
     level: int | None = None
     sub_months: int = 0  # the subscriber badge: months subscribed to the creator (0: none)
+    club: ClubBadge | None = None
 
 
 class PaidMessage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -103,6 +112,7 @@ class Joined(News, frozen=True, tag="join", omit_defaults=True):
     handle: str
     level: int | None = None
     sub_months: int = 0
+    club: ClubBadge | None = None
 
 
 class LevelReached(News, frozen=True, tag="level_up"):
@@ -272,6 +282,7 @@ class ChatLine(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str
     level: int | None = None
     sub_months: int = 0
+    club: ClubBadge | None = None
 
 
 class ChatShown(Shown, frozen=True, tag="chat", omit_defaults=True):
@@ -281,6 +292,7 @@ class ChatShown(Shown, frozen=True, tag="chat", omit_defaults=True):
     text: str
     level: int | None = None  # the sender's gifter level badge (absent: none shown)
     sub_months: int = 0
+    club: ClubBadge | None = None
 
 
 class ChatDeletedShown(Shown, frozen=True, tag="chat_deleted"):
@@ -363,6 +375,7 @@ class JoinedUser(msgspec.Struct, frozen=True, omit_defaults=True):
     handle: str
     level: int | None = None
     sub_months: int = 0
+    club: ClubBadge | None = None
 
 
 class LevelUpShown(Shown, frozen=True, tag="level_up"):

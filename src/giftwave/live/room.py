@@ -24,6 +24,7 @@ from giftwave.live.events import (
     ChatDeletedShown,
     ChatLine,
     ChatShown,
+    ClubBadge,
     GiftCommitted,
     GiftReversalCommitted,
     GiftReversedShown,
@@ -474,6 +475,7 @@ class Room:
                 text=message.text,
                 level=message.level,
                 sub_months=message.sub_months,
+                club=message.club,
             )
         )
 
@@ -518,11 +520,18 @@ class Room:
         return self._chat_ids.get(message_id)
 
     def join(
-        self, user_id: int, handle: str, level: int | None = None, sub_months: int = 0
+        self,
+        user_id: int,
+        handle: str,
+        level: int | None = None,
+        sub_months: int = 0,
+        club: ClubBadge | None = None,
     ) -> None:
         if len(self._joined) < JOINS_NAMED_PER_TICK:
             self._joined.append(
-                JoinedUser(user_id=user_id, handle=handle, level=level, sub_months=sub_months)
+                JoinedUser(
+                    user_id=user_id, handle=handle, level=level, sub_months=sub_months, club=club
+                )
             )
         else:
             self._joined_others += 1

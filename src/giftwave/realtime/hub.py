@@ -85,6 +85,7 @@ def _chat(room: Room, e: ev.ChatPosted) -> None:
             text=e.text,
             level=e.level,
             sub_months=e.sub_months,
+            club=e.club,
         )
     )
 
@@ -93,7 +94,7 @@ _on(ev.GiftCommitted, Room.gift)
 _on(ev.GiftReversalCommitted, Room.gift_reversed)
 _on(ev.Liked, lambda room, e: room.like(e.count, e.user_id, e.handle))
 _on(ev.ChatPosted, _chat)
-_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle, e.level, e.sub_months))
+_on(ev.Joined, lambda room, e: room.join(e.user_id, e.handle, e.level, e.sub_months, e.club))
 _on(ev.ChatDeleted, lambda room, e: room.delete_message(e.message_id))
 _on(ev.Muted, lambda room, e: room.mute(e.user_id, e.until_us))
 _on(ev.StreamEnded, lambda room, e: room.end())
@@ -417,6 +418,10 @@ class Hub:
         metrics.room_sockets_changed(sockets - 1, sockets)
         channel.watch(subscriber, user_id)
         return channel, subscriber
+
+    def watchers(self) -> dict[str, list[int]]:
+        """Each room's logged-in viewers on this node now (fan clubs count their watch time)."""
+        return {s: list(c.watchers) for s, c in self._channels.items() if c.watchers}
 
     def watching(self, stream_id: str, among: list[int]) -> list[int]:
         """Which of ``among`` (in its order) have this room open on this node now."""

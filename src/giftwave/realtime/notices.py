@@ -48,7 +48,28 @@ class LevelChanged(Notice, frozen=True, tag="level_changed"):
     level: int  # the badge everybody else now sees; 0: none
 
 
-AnyNotice = SessionEnded | UserChanged | ApiKeyRevoked | BanChanged | LevelChanged
+class ClubChanged(Notice, frozen=True, tag="club_changed"):
+    """A creator's fan club was named, renamed or given another chat mode."""
+
+    creator_id: int
+
+
+class ClubMemberChanged(Notice, frozen=True, tag="club_member_changed"):
+    """Someone joined or left a creator's fan club (or was removed from it)."""
+
+    creator_id: int
+    user_id: int
+
+
+AnyNotice = (
+    SessionEnded
+    | UserChanged
+    | ApiKeyRevoked
+    | BanChanged
+    | LevelChanged
+    | ClubChanged
+    | ClubMemberChanged
+)
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(AnyNotice)

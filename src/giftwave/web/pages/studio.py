@@ -1,6 +1,7 @@
 """The creator studio: go live and end the stream, the live dashboard, goals and battles
-(``/studio``); earnings as a server-drawn chart, the CSV, and payouts (``/studio/earnings``);
-the subscription price, subscribers and their figures (``/studio/subscriptions``).
+(``/studio``); the fan club (``/studio/club``); earnings as a server-drawn chart, the CSV,
+and payouts (``/studio/earnings``); the subscription price, subscribers and their figures
+(``/studio/subscriptions``).
 
 Pages like the others (web/pages/site.py): server-rendered in the visitor's language; what moves
 comes from the room's WebSocket (read-only) and the JSON API, through web/static/studio*.js.
@@ -10,6 +11,8 @@ for creators. The studio's strings have their own catalog (``studio.po``, web/i1
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from babel import Locale
@@ -25,10 +28,13 @@ from giftwave.clock import day_of, now_us
 from giftwave.economy.earnings import load_statement
 from giftwave.economy.payees import NO_ACCOUNT
 from giftwave.economy.services import Economy
+from giftwave.errors import NotFound
 from giftwave.identity.users import User
 from giftwave.live import stream_service
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
 from giftwave.live.streams import Stream
+from giftwave.social import club_service
+from giftwave.social.clubs import LEVELS, LIST_MAX, NAME_MAX_CHARS, Club, Member
 from giftwave.web.charts import day_chart
 from giftwave.web.i18n import N_, client_messages, text_direction
 from giftwave.web.pages.site import Visitor, gifts_for_tray, page, to_login, visitor
@@ -155,6 +161,38 @@ async def studio(request: Request, economy: Econ) -> Response:
             "gifts": gifts,
             "recent_gifts": recent,  # [[unix second, gifts], ...] of the last minute
         },
+    )
+
+
+@router.get("/studio/club", response_class=HTMLResponse)
+async def club(request: Request, economy: Econ) -> Response:
+    """The fan club: its name and entry gift, who may chat, the members (docs/community.md)."""
+    found = await _creator(request)
+    if isinstance(found, Response):
+        return found
+    who, creator = found
+
+    def load() -> tuple[Club | None, int, list[Member]]:
+        try:
+            total, members = club_service.members(economy.db, creator, LIST_MAX, 0)
+        except NotFound:  # no club yet: the page offers to name it
+            return None, 0, []
+        return club_service.club(economy.db, creator.id)[0], total, members
+
+    found_club, total, members = await run_in_threadpool(load)
+    return page(
+        request,
+        who,
+        "studio_club.html",
+        club=found_club,
+        total=total,
+        members=[
+            {**asdict(m), "last_seen": datetime.fromtimestamp(m.last_seen_at_us / 1e6, UTC)}
+            for m in members
+        ],
+        gifts=gifts_for_tray(economy, who.locale),
+        name_max=NAME_MAX_CHARS,
+        top_level=LEVELS.top,
     )
 
 

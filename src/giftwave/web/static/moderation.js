@@ -43,8 +43,19 @@ export function chatLine(message) {
   text.textContent = message.text;
   const badge = levelBadge(message.level); // the sender's gifter level, when shown
   if (badge) li.append(badge, " ");
-  li.append(who, " ", text);
+  li.append(who, " ");
+  if (message.club) li.append(clubBadge(message.club), " "); // their fan club's, when a member
+  li.append(text);
   return li;
+}
+
+/** A fan club member's badge: the club's name and their level in it (docs/community.md). */
+export function clubBadge(club) {
+  const badge = document.createElement("bdi");
+  badge.className = "club-badge";
+  badge.dataset.level = String(club.level);
+  badge.textContent = `${club.name} ${club.level.toLocaleString(document.documentElement.lang || undefined)}`;
+  return badge;
 }
 
 export class ChatActions {

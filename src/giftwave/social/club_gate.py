@@ -1,0 +1,89 @@
+"""A creator's chat mode and a viewer's club badge, as every node must answer them on each chat
+line and join (``social/clubs.py`` stores them).
+
+Both answers are read from the database and kept ``ttl_s``, like ``live/ban_gate.py``: a busy
+chat must not be a query per line. A club changed (named, renamed, its chat mode switched) or a
+membership changed (joined, left, removed), on any node, is announced through the broker
+(``ClubChanged``, ``ClubMemberChanged``); every node drops its copy at once. A member's level
+rises off the gift path (``club_points.py``), so the level a badge shows may be up to ``ttl_s``
+behind their points; whether they are a member at all never is, past a notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from sqlalchemy import Engine
+
+from giftwave.live.events import ClubBadge
+from giftwave.realtime.notices import AnyNotice, ClubChanged, ClubMemberChanged
+from giftwave.social.clubs import Club, find_club, level_of, may_chat, refusal
+from giftwave.ttl_cache import TtlCache
+
+TTL_S: Final = 30.0
+MAX_CLUBS: Final = 10_000
+MAX_MEMBERSHIPS: Final = 100_000  # (creator, user) pairs: a few MB
+
+
+class ClubGate:
+    def __init__(
+        self,
+        db: Engine,
+        *,
+        ttl_s: float = TTL_S,
+        max_clubs: int = MAX_CLUBS,
+        max_memberships: int = MAX_MEMBERSHIPS,
+    ) -> None:
+        self._db = db
+        # Answers in a 1-tuple, so "no club" / "not a member" (None) is kept like any other.
+        self._clubs: TtlCache[int, tuple[Club | None]] = TtlCache(
+            max_entries=max_clubs, ttl_s=ttl_s
+        )
+        self._levels: TtlCache[tuple[int, int], tuple[int | None]] = TtlCache(
+            max_entries=max_memberships, ttl_s=ttl_s
+        )
+        # Bumped by every notice: a read that started before a change must not store its
+        # (now old) answer after the change dropped the entry.
+        self._generation = 0
+
+    async def badge(self, creator_id: int, user_id: int) -> ClubBadge | None:
+        """The user's badge in the creator's club, or None (no club, not a member)."""
+        club, level = await self._standing(creator_id, user_id)
+        return None if club is None or level is None else ClubBadge(name=club.name, level=level)
+
+    async def chat_badge(self, creator_id: int, user_id: int) -> ClubBadge | None:
+        """The badge a chat line carries; 403 ``members_only_chat`` when the creator's chat
+        mode leaves the user out (the creator always chats in their own rooms)."""
+        club, level = await self._standing(creator_id, user_id)
+        if club is not None and user_id != creator_id and not may_chat(club, level):
+            raise refusal(club)
+        return None if club is None or level is None else ClubBadge(name=club.name, level=level)
+
+    async def _standing(self, creator_id: int, user_id: int) -> tuple[Club | None, int | None]:
+        club = self._clubs.get(creator_id)
+        level = self._levels.get((creator_id, user_id))
+        if club is not None and level is not None:
+            return club[0], level[0]
+        generation = self._generation
+
+        def read() -> tuple[Club | None, int | None]:
+            with self._db.connect() as conn:
+                return find_club(conn, creator_id), level_of(conn, creator_id, user_id)
+
+        found, found_level = await asyncio.to_thread(read)
+        if generation == self._generation:
+            self._clubs.put(creator_id, (found,))
+            self._levels.put((creator_id, user_id), (found_level,))
+        return found, found_level
+
+    def notice(self, notice: AnyNotice | None) -> None:
+        """A broker notice; None: some may have been lost, so nothing kept is trusted."""
+        self._generation += 1
+        if notice is None:
+            self._clubs.clear()
+            self._levels.clear()
+        elif isinstance(notice, ClubChanged):
+            self._clubs.drop(notice.creator_id)
+        elif isinstance(notice, ClubMemberChanged):
+            self._levels.drop((notice.creator_id, notice.user_id))
