@@ -25,6 +25,8 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(bench_app, name="bench")
 config_app = typer.Typer(no_args_is_help=True, help="Check the settings before serving.")
 app.add_typer(config_app, name="config")
+push_app = typer.Typer(no_args_is_help=True, help="Web Push notices (docs/notifications.md).")
+app.add_typer(push_app, name="push")
 err = Console(stderr=True)
 out = Console()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -603,6 +605,18 @@ def _refuse_unknown_variables() -> None:
     if unknown:
         err.print("[red]giftwave: refusing to start (`giftwave config check` lists all)[/red]")
         raise typer.Exit(2)
+
+
+@push_app.command("keys")
+def push_keys() -> None:
+    """Make a VAPID key pair: the private key for GIFTWAVE_VAPID_PRIVATE_KEY (a secret: keep
+    it out of logs and version control) and the public key pages subscribe with."""
+    from giftwave.notify.vapid import VapidKey, generate_private_key
+
+    private = generate_private_key()
+    public = VapidKey(private, subject="mailto:unused@example.org").public_b64
+    out.print(f"GIFTWAVE_VAPID_PRIVATE_KEY={private}", highlight=False, soft_wrap=True)
+    out.print(f"# public key (served at /v1/push/vapid-key): {public}", highlight=False)
 
 
 @config_app.command("check")

@@ -5,6 +5,7 @@ A bad value fails at start with a message that names the variable, never later a
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import re
@@ -260,6 +261,25 @@ class Settings(BaseSettings):
     # development or a trusted network (otherwise a creator could make the server call inside).
     webhook_allow_private_addresses: bool = False
 
+    # Web Push notices (docs/notifications.md). The VAPID private key: a P-256 key as 32 raw
+    # bytes in base64url (`giftwave push keys` makes one); unset, no push is sent (the inbox
+    # still fills). The subject is how a push service reaches the operator (mailto: or https:).
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: Annotated[str, Field(pattern=r"^(mailto:|https://)\S+$")] = (
+        "mailto:operator@example.org"
+    )
+    # At most this many pushes a day (the user's own day) per user; the inbox keeps the rest.
+    push_daily_cap: Annotated[int, Field(ge=0, le=100)] = 5
+    push_timeout_s: Annotated[float, Field(gt=0, le=30)] = 5.0
+    push_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    push_retry_base_ms: Annotated[int, Field(ge=1, le=600_000)] = 10_000
+    push_max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    push_interval_s: Annotated[float, Field(ge=0.01, le=60)] = 1.0
+    # How often live streams' goals are checked for "a goal is close" (90 %).
+    notify_goal_check_s: Annotated[float, Field(ge=0.05, le=600)] = 5.0
+    # Push endpoints on loopback or private addresses: development and tests only.
+    push_allow_private_addresses: bool = False
+
     # Payouts (US cents).
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000
@@ -393,6 +413,19 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return None if value is None else value.rstrip("/")
+
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _vapid_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            try:
+                raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("must be a P-256 private key: 32 bytes in base64url")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

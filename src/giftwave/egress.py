@@ -133,6 +133,19 @@ async def resolve_async(host: str, port: int) -> list[IpAddress]:
     return await asyncio.to_thread(resolve, host, port)
 
 
+# Names that only ever mean this host or its own network, refused without a lookup.
+LOCAL_NAMES: Final = ("localhost", ".localhost", ".local", ".internal", ".home.arpa")
+
+
+def is_local_host(host: str) -> bool:
+    """A host part of a URL that is, without a lookup, not public: an address literal that is
+    not public, or a local-only name. (A name that resolves inside is caught on resolving.)"""
+    address = parse_address(host)
+    if address is not None:
+        return not is_public(address)
+    return host == LOCAL_NAMES[0] or host.endswith(LOCAL_NAMES[1:])
+
+
 def first_not_public(addresses: list[IpAddress]) -> IpAddress | None:
     """The first address that is not public, or None when all of them are."""
     return next((a for a in addresses if not is_public(a)), None)

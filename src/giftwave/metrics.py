@@ -245,7 +245,9 @@ LOOPS: Final = (
     "gifter-levels",  # gifter levels brought up to the ledger, level-ups announced
     "ledger-checkpoint",  # SQLite's WAL copied back into the database file
     "ledger-expiry",  # pending transfers past their timeout, voided
+    "notify-goals",  # live streams' goals near their target, told to opted-in followers
     "payout-sweep",  # processing payouts without the provider's answer, asked for again
+    "push-sender",  # due Web Push notices encrypted, signed and sent
     "realtime-viewers",  # each room's viewers on every node, counted
     "share-gift-credits",  # committed gifts credited to the shares that brought them
     "subscription-renewals",  # subscriptions due: renewed once per period, or lapsed

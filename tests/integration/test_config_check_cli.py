@@ -66,3 +66,17 @@ def test_a_bad_value_exits_2_naming_it(tmp_path: Path) -> None:
     check = run_cli(["config", "check"], _env(tmp_path, drain_timeout_s="0"))
     assert check.returncode == 2
     assert "GIFTWAVE_DRAIN_TIMEOUT_S" in check.stderr
+
+
+def test_push_keys_make_a_vapid_key_that_config_check_masks(tmp_path: Path) -> None:
+    made = run_cli(["push", "keys"], _env(tmp_path))
+    assert made.returncode == 0, made.stdout + made.stderr
+    line = next(x for x in made.stdout.splitlines() if x.startswith("GIFTWAVE_VAPID_PRIVATE_KEY="))
+    private = line.split("=", 1)[1]
+    assert len(private) == 43  # 32 bytes in base64url
+    check = run_cli(["config", "check"], _env(tmp_path, vapid_private_key=private))
+    assert "GIFTWAVE_VAPID_PRIVATE_KEY=********" in check.stdout
+    assert private not in check.stdout + check.stderr
+    bad = run_cli(["config", "check"], _env(tmp_path, vapid_private_key="short"))
+    assert bad.returncode == 2
+    assert "GIFTWAVE_VAPID_PRIVATE_KEY" in bad.stderr

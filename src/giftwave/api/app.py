@@ -37,6 +37,7 @@ from giftwave.api import (
     live,
     metrics_endpoint,
     moderation,
+    notify,
     overlays,
     paid_messages,
     payees,
@@ -86,6 +87,7 @@ from giftwave.live.events import (
 )
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
+from giftwave.notify.service import Notifications
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.payout_base import PayoutProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
@@ -105,6 +107,7 @@ from giftwave.trending.service import Trending, config_from
 from giftwave.web.pages import admin as admin_pages
 from giftwave.web.pages import clips as clip_pages
 from giftwave.web.pages import economy as economy_pages
+from giftwave.web.pages import inbox as inbox_pages
 from giftwave.web.pages import payout_sandbox as payout_sandbox_pages
 from giftwave.web.pages import profiles as profile_pages
 from giftwave.web.pages import reach as reach_pages
@@ -422,10 +425,12 @@ ROUTERS: Final = (
     ledger,
     live,
     battles,
+    notify,
     overlays,
     trending,
     admin_pages,
     reach_pages,
+    inbox_pages,
     analytics,
     economy_pages,
     clips,
@@ -514,6 +519,7 @@ def _wire(parts: Services, drain: Drain) -> None:
     # Chat, likes, moderation, gifts, shares, follows: limits per user whatever the node.
     parts.sharing.limiter.use(parts.rate_limiter)
     parts.follow_limiter.use(parts.rate_limiter)
+    parts.notifications.limit.use(parts.rate_limiter)
     parts.levels.visibility_limit.use(parts.rate_limiter)
     parts.economy.subscriptions.use_rate_limiter(parts.rate_limiter)
     parts.clubs.changes.use(parts.rate_limiter)
@@ -635,6 +641,9 @@ async def _start_services(
     ranking = Trending(db, config_from(settings))
     await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
     stack.push_async_callback(ranking.stop)
+    notifications = Notifications(settings, db)
+    notifications.start()
+    stack.push_async_callback(notifications.stop)
     clip_service = Clips(settings, db)  # logs an error when FFmpeg is missing
     await clip_service.start()  # runs the jobs a stopped process left unfinished
     stack.push_async_callback(clip_service.stop)
@@ -658,6 +667,7 @@ async def _start_services(
         analytics=analytics.Freshness(Rollup(db)),
         levels=levels,
         clubs=clubs,
+        notifications=notifications,
     )
 
 

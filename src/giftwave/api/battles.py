@@ -149,10 +149,11 @@ async def _answer(
 
 @router.post("/v1/battles/{battle_id}/accept", response_model=BattleOut)
 async def accept(
-    battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingUser
+    battle_id: BattleId, economy: Econ, referee: Ref, user: StreamingUser, request: Request
 ) -> BattleOut:
     """The invited creator accepts; again, it answers the battle as it is."""
-    accepted = await _answer(battle_service.accept, economy, referee, battle_id, user.id)
+    act = partial(battle_service.accept, notices=services(request).notifications)
+    accepted = await _answer(act, economy, referee, battle_id, user.id)
     return await _out(economy, accepted)
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the routers below import this module for ``services``
     from giftwave.ledger.engine import PostingEngine
     from giftwave.live.ban_gate import BanGate
     from giftwave.live.battle_referee import Referee
+    from giftwave.notify.service import Notifications
     from giftwave.ratelimit import RateLimiter, UserLimit
     from giftwave.realtime.broker import Broker
     from giftwave.realtime.hub import Hub
@@ -57,6 +58,7 @@ class Services:
     analytics: Freshness
     levels: Levels
     clubs: FanClubs
+    notifications: Notifications
 
 
 def install(app: Starlette, built: Services) -> None:

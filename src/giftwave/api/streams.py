@@ -61,7 +61,9 @@ class StartStream(BaseModel):
 
 
 @router.post("", status_code=201, response_model=StreamOut)
-async def go_live(body: StartStream, economy: Econ, user: StreamingUser) -> StreamOut:
+async def go_live(
+    body: StartStream, economy: Econ, user: StreamingUser, request: Request
+) -> StreamOut:
     started = await run_in_threadpool(
         partial(
             stream_service.go_live,
@@ -70,6 +72,7 @@ async def go_live(body: StartStream, economy: Econ, user: StreamingUser) -> Stre
             title=body.title,
             language=body.language,
             playback_url=body.playback_url,
+            notices=services(request).notifications,
         )
     )
     return StreamOut.of(started)

@@ -998,6 +998,74 @@ subscription_periods = Table(
     Index("ix_subscription_periods_creator_time", "creator_id", "created_at_us"),
 )
 
+# "Never miss it" (notify/, docs/notifications.md). A follower's opt-in to one creator's notices.
+notify_optins = Table(
+    "notify_optins",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_notify_optins_creator", "creator_id"),
+)
+
+# A user's notification settings: the IANA time zone their quiet hours are read in.
+notify_settings = Table(
+    "notify_settings",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("quiet_from_h", Integer, nullable=False),
+    Column("quiet_to_h", Integer, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# A browser's Web Push subscription (RFC 8030 endpoint, RFC 8291 keys).
+push_subscriptions = Table(
+    "push_subscriptions",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("endpoint", String(1024), nullable=False, unique=True),
+    Column("p256dh", String(128), nullable=False),
+    Column("auth", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_push_subscriptions_user", "user_id"),
+)
+
+# The inbox: one notice per (user, kind, subject) — one "went live" per stream per user.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("pushed", Boolean, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("read_at_us", BigInteger, nullable=True),
+    UniqueConstraint("user_id", "kind", "subject", name="uq_notices_subject"),
+    Index("ix_notices_user", "user_id", "id"),
+)
+
+# The push queue: one job per (notice, subscription), claimed with a lease like the webhook
+# outbox (notify/push_queue.py).
+push_jobs = Table(
+    "push_jobs",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("notice_id", BigInteger, nullable=False),
+    Column("subscription_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at_us", BigInteger, nullable=False),
+    Column("last_status", Integer, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("notice_id", "subscription_id", name="uq_push_jobs_target"),
+    Index("ix_push_jobs_due", "status", "next_attempt_at_us"),
+)
+
 # --- fan clubs (migration 0023; social/clubs.py, docs/community.md) --------------------------
 
 # One club per creator: its name, the gift that is its entry fee (None: free to join), and the

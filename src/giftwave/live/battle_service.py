@@ -9,8 +9,10 @@ from sqlalchemy import Engine
 
 from giftwave.errors import Code, NotFound
 from giftwave.live import battles
-from giftwave.live.battles import Battle
+from giftwave.live.battles import Battle, BattleStatus
 from giftwave.live.streams import get_stream
+from giftwave.notify.notices import NoticeKind
+from giftwave.notify.service import Notifications
 
 
 def challenge(
@@ -29,10 +31,18 @@ def challenge(
         )
 
 
-def accept(db: Engine, battle_id: int, user_id: int) -> tuple[Battle, bool]:
-    """(the battle, whether this call changed it)."""
+def accept(
+    db: Engine, battle_id: int, user_id: int, *, notices: Notifications | None = None
+) -> tuple[Battle, bool]:
+    """(the battle, whether this call changed it). A battle that started is told, once
+    committed, to each side's opted-in followers."""
     with db.begin() as conn:
-        return battles.accept(conn, battle_id, user_id)
+        battle, changed = battles.accept(conn, battle_id, user_id)
+    if changed and notices is not None and battle.status is BattleStatus.ACTIVE:
+        for side, other in ((battle.a, battle.b), (battle.b, battle.a)):
+            payload = {"stream_id": side.stream_id, "battle_id": battle.id, "against": other.handle}
+            notices.tell_followers(side.creator_id, NoticeKind.BATTLE, str(battle.id), payload)
+    return battle, changed
 
 
 def decline(db: Engine, battle_id: int, user_id: int) -> tuple[Battle, bool]:

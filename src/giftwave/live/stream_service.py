@@ -21,18 +21,32 @@ from giftwave.live.streams import (
     live_with_creators,
     start_stream,
 )
+from giftwave.notify.notices import NoticeKind
+from giftwave.notify.service import Notifications
 
 
 def go_live(
-    db: Engine, user: User, *, title: str, language: str, playback_url: str | None
+    db: Engine,
+    user: User,
+    *,
+    title: str,
+    language: str,
+    playback_url: str | None,
+    notices: Notifications | None = None,
 ) -> Stream:
-    """A creator's new live stream (one at a time)."""
+    """A creator's new live stream (one at a time); once committed, the opted-in followers
+    are told (the inbox and their browsers)."""
     require_creator(user, "go live")
     require_active(user)
     with db.begin() as conn:
-        return start_stream(
+        started = start_stream(
             conn, user.id, title=title, language=language, playback_url=playback_url
         )
+    if notices is not None:
+        notices.tell_followers(
+            user.id, NoticeKind.LIVE, started.id, {"stream_id": started.id, "title": title}
+        )
+    return started
 
 
 def end(db: Engine, stream_id: str, user: User, *, admin: bool) -> Stream:

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from giftwave.egress import (
     HostUnknown,
     first_not_public,
+    is_local_host,
     is_public,
-    parse_address,
     resolve_async,
 )
 from giftwave.errors import Code, Invalid
@@ -27,7 +27,6 @@ from giftwave.errors import Code, Invalid
 __all__ = ["DestinationRefused", "check_url", "check_url_resolved", "ensure_public", "is_public"]
 
 URL_MAX_CHARS: Final = 1024
-_LOCAL_NAMES: Final = ("localhost", ".localhost", ".local", ".internal", ".home.arpa")
 
 
 class DestinationRefused(Exception):
@@ -63,15 +62,11 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise Invalid(Code.INVALID_WEBHOOK_URL, "a webhook URL has no #fragment")
     if port == 0:
         raise Invalid(Code.INVALID_WEBHOOK_URL, "port 0 is not a port")
-    if not allow_private:
-        address = parse_address(host)
-        if (address is not None and not is_public(address)) or (
-            address is None and (host == _LOCAL_NAMES[0] or host.endswith(_LOCAL_NAMES[1:]))
-        ):
-            raise Invalid(
-                Code.WEBHOOK_URL_NOT_ALLOWED,
-                f"{host} is not a public address; this server only delivers to public ones",
-            )
+    if not allow_private and is_local_host(host):
+        raise Invalid(
+            Code.WEBHOOK_URL_NOT_ALLOWED,
+            f"{host} is not a public address; this server only delivers to public ones",
+        )
     return url
 
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.state import services
 from giftwave.clock import day_of, now_us
+from giftwave.notify import service as notify_service
 from giftwave.social.levels import Curve
 from giftwave.social.profile import Profile, profile
 from giftwave.web.pages.site import not_found, page, visitor
@@ -37,6 +38,10 @@ async def profile_page(handle: str, request: Request) -> Response:
         None if who.user is None else who.user.id,
     )
     at_us = now_us()
+    me = who.user
+    notifying = me is not None and await run_in_threadpool(
+        notify_service.is_opted_in, parts.db, me.id, found.person.id
+    )
     return page(
         request,
         who,
@@ -44,6 +49,7 @@ async def profile_page(handle: str, request: Request) -> Response:
         profile=found,
         creator=found.person,  # _follow.html's followee
         following_creator=found.followed,
+        notifying=notifying,
         durations={c.id: _minutes_seconds(c.duration_ms) for c in found.clips},
         level_floor=_level_floor(parts.levels.curve, found),
         # The Subscribe button (subscribe.js): a price means subscriptions are offered.

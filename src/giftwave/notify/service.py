@@ -1,0 +1,185 @@
+"""What users and producers do with notices, one call each: the unit of work around the rules
+of ``preferences.py`` and ``notices.py``, and the service object that owns the sender.
+Blocking calls: a route runs them on a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Final
+
+from sqlalchemy import Engine
+
+from giftwave.clock import now_us
+from giftwave.config import Settings
+from giftwave.errors import Code, NotFound
+from giftwave.identity.users import User, find_user, require_active
+from giftwave.notify import notices, preferences
+from giftwave.notify.goal_watch import close_goals
+from giftwave.notify.notices import Notice, NoticeKind, NoticePolicy
+from giftwave.notify.preferences import QuietHours, Subscription
+from giftwave.notify.sender import PushSender, SendPolicy
+from giftwave.notify.vapid import VapidKey
+from giftwave.periodic import PeriodicTask, Schedule
+from giftwave.ratelimit import Rate, UserLimit
+
+log = logging.getLogger(__name__)
+
+CHANGES_PER_S: Final = 0.5  # opt-ins, browsers and settings: one change every two seconds
+CHANGES_BURST: Final = 20
+
+
+class Notifications:
+    """The policy, the VAPID key (None: no pushes, the inbox still fills) and the sender."""
+
+    def __init__(self, settings: Settings, db: Engine) -> None:
+        self.db = db
+        self.allow_private = settings.push_allow_private_addresses
+        secret = settings.vapid_private_key
+        self.key = (
+            None
+            if secret is None
+            else VapidKey(secret.get_secret_value(), subject=settings.vapid_subject)
+        )
+        # Without a VAPID key the unsubscribe links are signed by a key of this process only.
+        signing = os.urandom(32) if self.key is None else self.key.signing_key("unsubscribe")
+        self.policy = NoticePolicy(daily_cap=settings.push_daily_cap, unsubscribe_key=signing)
+        self.sender = (
+            None
+            if self.key is None
+            else PushSender(
+                db,
+                self.key,
+                SendPolicy(
+                    concurrency=settings.push_concurrency,
+                    timeout_s=settings.push_timeout_s,
+                    retry_base_ms=settings.push_retry_base_ms,
+                    max_attempts=settings.push_max_attempts,
+                    allow_private=self.allow_private,
+                ),
+                interval_s=settings.push_interval_s,
+            )
+        )
+
+        self.limit = UserLimit(
+            "notify",
+            Rate(CHANGES_PER_S, CHANGES_BURST),
+            code=Code.NOTIFY_RATE_LIMITED,
+            detail="too many notification changes too fast; try again in a moment",
+        )
+
+        self._goals = PeriodicTask(
+            "notify-goals", self.tell_close_goals, Schedule(settings.notify_goal_check_s)
+        )
+
+    @property
+    def public_key(self) -> str | None:
+        return None if self.key is None else self.key.public_b64
+
+    def start(self) -> None:
+        self._goals.start()
+        if self.sender is not None:
+            self.sender.start()
+
+    async def stop(self) -> None:
+        await self._goals.stop()
+        if self.sender is not None:
+            await self.sender.stop()
+
+    async def tell_close_goals(self) -> None:
+        """One round of "a goal is close" (off the gift path, on a worker thread)."""
+        await asyncio.to_thread(self._tell_close_goals)
+
+    def _tell_close_goals(self) -> int:
+        with self.db.connect() as conn:
+            close = close_goals(conn)
+        for found in close:
+            goal = found.goal
+            payload = {
+                "stream_id": goal.stream_id,
+                "goal_id": goal.id,
+                "title": goal.title,
+                "target": goal.target,
+                "progress": found.progress,
+            }
+            self.tell_followers(found.creator_id, NoticeKind.GOAL, str(goal.id), payload)
+        return len(close)
+
+    def tell_followers(
+        self, creator_id: int, kind: NoticeKind, subject: str, payload: dict[str, Any]
+    ) -> int:
+        """The notice to every opted-in follower (after the change it tells of committed)."""
+        with self.db.begin() as conn:
+            made = notices.notify_followers(
+                conn,
+                self.policy,
+                creator_id=creator_id,
+                kind=kind,
+                subject=subject,
+                payload=payload,
+                now_us=now_us(),
+            )
+        if made and self.sender is not None:
+            self.sender.wake()
+        return made
+
+
+def opt_in(db: Engine, user: User, creator_id: int) -> bool:
+    require_active(user)
+    with db.begin() as conn:
+        creator = find_user(conn, creator_id)
+        if creator is None:
+            raise NotFound(Code.USER_NOT_FOUND, "no such creator")
+        return preferences.opt_in(conn, user.id, creator_id, now_us())
+
+
+def is_opted_in(db: Engine, user_id: int, creator_id: int) -> bool:
+    with db.connect() as conn:
+        return preferences.is_opted_in(conn, user_id, creator_id)
+
+
+def opt_out(db: Engine, user: User, creator_id: int) -> bool:
+    with db.begin() as conn:
+        return preferences.opt_out(conn, user.id, creator_id)
+
+
+def set_quiet_hours(db: Engine, user: User, quiet: QuietHours) -> QuietHours:
+    with db.begin() as conn:
+        return preferences.set_quiet_hours(conn, user.id, quiet, now_us())
+
+
+def subscribe(
+    db: Engine, user: User, *, endpoint: str, p256dh: str, auth: str, allow_private: bool
+) -> Subscription:
+    require_active(user)
+    with db.begin() as conn:
+        return preferences.add_subscription(
+            conn,
+            user.id,
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            allow_private=allow_private,
+            at_us=now_us(),
+        )
+
+
+def unsubscribe_browser(db: Engine, user: User, subscription_id: int) -> bool:
+    with db.begin() as conn:
+        return preferences.remove_subscription(conn, user.id, subscription_id)
+
+
+def inbox(db: Engine, user: User, *, limit: int, before_id: int | None) -> tuple[list[Notice], int]:
+    with db.connect() as conn:
+        return notices.inbox_page(conn, user.id, limit=limit, before_id=before_id)
+
+
+def mark_read(db: Engine, user: User, notice_id: int | None) -> int:
+    with db.begin() as conn:
+        return notices.mark_read(conn, user.id, notice_id, now_us())
+
+
+def unsubscribe_by_token(db: Engine, policy: NoticePolicy, token: str) -> tuple[int, int]:
+    with db.begin() as conn:
+        return notices.unsubscribe(conn, policy.unsubscribe_key, token)
