@@ -284,6 +284,13 @@ class Settings(BaseSettings):
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
     payout_daily_cap_cents: Annotated[int, Field(ge=1, le=10**10)] = 100_000
     payout_review_timeout_s: Annotated[int, Field(ge=60, le=90 * 86_400)] = 14 * 86_400
+    # Auto-approval (docs/economy.md, "Who approves a payout"): a payout below this many cents
+    # is approved without a person when its creator first earned at least this many days ago,
+    # has no open risk flag and no diamond debt, and had no payout returned and no gift
+    # reversed in the last quiet days. 0: off, every payout waits for a person.
+    payout_auto_approve_below_cents: Annotated[int, Field(ge=0, le=10**9)] = 0
+    payout_auto_approve_min_history_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    payout_auto_approve_quiet_days: Annotated[int, Field(ge=0, le=3650)] = 30
     # Who pays an approved payout (docs/economy.md, "The flow of money out"): "none", the
     # operator by hand (approved is the end); "sandbox", the built-in payout provider (only
     # verified payees may ask; a transfer is made on approval and its webhooks end it);

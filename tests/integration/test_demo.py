@@ -142,3 +142,16 @@ async def _creator_diamonds(http: httpx.AsyncClient) -> int:
 def test_the_demo_pays_creators_through_the_sandbox_payout_provider() -> None:
     settings = demo_settings(Settings(database_url="sqlite:///demo.db", admin_token=ADMIN_TOKEN))
     assert settings.payout_provider == "sandbox"
+
+
+def test_the_demo_turns_the_payout_policy_on_unless_the_operator_set_one() -> None:
+    settings = demo_settings(Settings(database_url="sqlite:///demo.db", admin_token=ADMIN_TOKEN))
+    assert settings.payout_auto_approve_below_cents == 20_000
+    assert settings.payout_auto_approve_min_history_days == 0
+    own = Settings(
+        database_url="sqlite:///demo.db",
+        admin_token=ADMIN_TOKEN,
+        payout_auto_approve_below_cents=1_000,
+    )
+    assert demo_settings(own).payout_auto_approve_below_cents == 1_000
+    assert demo_settings(own).payout_auto_approve_min_history_days == 30

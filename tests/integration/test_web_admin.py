@@ -137,6 +137,8 @@ async def test_an_admin_freezes_reverses_approves_reprices_and_checks_the_ledger
             # Payouts: approved from the queue, which then no longer lists it.
             await page.click("a[href='#payouts']")
             queued = page.locator(f"#payout-table tr[data-payout='{payout['id']}']")
+            # Why it waits: the policy's decision (off here, the default).
+            await expect(queued.locator("td.decision")).to_have_text("Auto-approval is off")
             await queued.locator("button.approve").click()
             await _confirm(page)
             await expect(queued).to_have_count(0)

@@ -29,6 +29,7 @@ from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy import admin_actions
 from giftwave.economy.catalog import Gift
+from giftwave.economy.payout_decisions import LIST_MAX, PayoutDecision
 from giftwave.economy.payouts import Payout, PayoutStatus
 from giftwave.economy.reconcile import MismatchKind
 from giftwave.economy.reconcile_runs import last_run
@@ -62,6 +63,10 @@ class QueuedPayout(Payout):
     creator_handle: Annotated[
         str | None, Field(description="whom the operator pays: @handle, not an id")
     ]
+    decisions: Annotated[
+        list[PayoutDecision],
+        Field(description="who decided it and why, newest first: the policy's, a person's"),
+    ]
 
 
 @router.get("/payouts", response_model=list[QueuedPayout])
@@ -71,13 +76,29 @@ async def payouts_queue(
     found = await economy.payouts.find(status=status)
     creator_ids = sorted({p.creator_id for p in found})
     creators = await run_in_threadpool(admin_actions.users_by_id, economy.db, creator_ids)
+    decided = await run_in_threadpool(
+        admin_actions.payout_decisions_of, economy.db, [p.id for p in found]
+    )
     return [
         QueuedPayout(
             **asdict(p),
             creator_handle=None if (c := creators.get(p.creator_id)) is None else c.handle,
+            decisions=decided.get(p.id, []),
         )
         for p in found
     ]
+
+
+@router.get("/payout-decisions", response_model=list[PayoutDecision])
+async def payout_decision_log(
+    economy: Econ,
+    admin: AdminPrincipal,
+    payout_id: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 100,
+) -> list[PayoutDecision]:
+    """Every decision on payouts, newest first (of one payout): the policy's at the request,
+    with the conditions that sent it to review, and each person's approval or rejection."""
+    return await run_in_threadpool(admin_actions.payout_decision_log, economy.db, payout_id, limit)
 
 
 @router.post("/payouts/{payout_id}/{decision}", response_model=Payout)

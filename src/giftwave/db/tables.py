@@ -55,6 +55,8 @@ accounts = Table(
         "(flags & 1) = 0 OR debits_posted + debits_pending <= credits_posted",
         name="ck_accounts_no_overdraft",
     ),
+    # The diamond fraction loop reads one asset's accounts in id order (migration 0025).
+    Index("ix_accounts_asset", "asset", "id"),
 )
 
 # seq is assigned by the writer holding the chain head, so it is gap-free and ordered like
@@ -280,6 +282,13 @@ gift_sends = Table(
         sqlite_where=text("message IS NOT NULL"),
     ),
 )
+# The payout policy asks for a creator's recently reversed gifts (migration 0025): few rows.
+Index(
+    "ix_gift_sends_reversed",
+    gift_sends.c.creator_id,
+    postgresql_where=text("reversed"),
+    sqlite_where=text("reversed"),
+)
 
 payouts = Table(
     "payouts",
@@ -307,6 +316,12 @@ payouts = Table(
     Column("payout_currency", String(3), nullable=True),
     Column("payout_amount_minor", BigInteger, nullable=True),
     Column("fx_rate_micros", BigInteger, nullable=True),
+    # Migration 0025: when it was returned (the policy looks back at recent returns), the
+    # provider's fee for a paid transfer, and why an operator must look at it (a transfer
+    # event whose amount or currency is not the payout's).
+    Column("returned_at_us", BigInteger, nullable=True),
+    Column("fee_minor", BigInteger, nullable=True),
+    Column("flag", String(255), nullable=True),
     UniqueConstraint("creator_id", "idempotency_key", name="uq_payouts_key"),
     Index("ix_payouts_status", "status"),
 )
@@ -347,6 +362,55 @@ payout_events = Table(
     Column("transfer_id", String(255), nullable=False),
     Column("reason", String(255), nullable=True),
     Column("received_at_us", BigInteger, nullable=False),
+    # What the event said was moved, and the provider's fee (migration 0025; None before).
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("fee_minor", BigInteger, nullable=True),
+)
+
+# --- the payout policy (migration 0025; docs/economy.md "Who approves a payout") ---------------
+
+# Every decision on a payout, with its reasons: the policy's at the request (approve, or
+# review by a person), then a person's (approve or reject). One per payout and actor.
+payout_decisions = Table(
+    "payout_decisions",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("payout_id", String(40), nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("actor", String(16), nullable=False),
+    Column("reviewer_id", BigInteger, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reasons", String(500), nullable=False),
+    Column("note", String(500), nullable=True),
+    Column("decided_at_us", BigInteger, nullable=False),
+    UniqueConstraint("payout_id", "actor", name="uq_payout_decisions_actor"),
+    CheckConstraint("actor IN ('policy', 'admin', 'operator')", name="ck_payout_decisions_actor"),
+    CheckConstraint(
+        "outcome IN ('approve', 'review', 'reject')", name="ck_payout_decisions_outcome"
+    ),
+    Index("ix_payout_decisions_time", "decided_at_us"),
+)
+
+# Reasons to look at a user before money leaves: an open flag (closed_at_us NULL) sends their
+# payouts to a person. Issue 24's risk checks open and close them; an admin may too.
+risk_flags = Table(
+    "risk_flags",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("note", String(500), nullable=True),
+    Column("opened_by", BigInteger, nullable=True),
+    Column("opened_at_us", BigInteger, nullable=False),
+    Column("closed_by", BigInteger, nullable=True),
+    Column("closed_at_us", BigInteger, nullable=True),
+)
+Index(
+    "ix_risk_flags_open",
+    risk_flags.c.user_id,
+    postgresql_where=text("closed_at_us IS NULL"),
+    sqlite_where=text("closed_at_us IS NULL"),
 )
 
 # The sandbox payout provider's own records (payments/sandbox_payouts.py): what a real

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from giftwave.economy.catalog import Catalog, Gift, current_gifts, put_gift
 from giftwave.economy.packages import CoinPackage, all_packages, put_package
+from giftwave.economy.payout_decisions import PayoutDecision, decisions, decisions_by_payout
 from giftwave.economy.reversals import SentGift, recent_sends
 from giftwave.economy.topups import Order, recent_orders
 from giftwave.economy.wallets import COINS_ISSUED, Wallets
@@ -115,6 +116,17 @@ def change_user(
 
 
 # ---- the console's other calls: one connection or transaction each (blocking) ----------
+
+
+def payout_decisions_of(db: Engine, payout_ids: list[str]) -> dict[str, list[PayoutDecision]]:
+    """The decisions on each of these payouts, newest first."""
+    with db.connect() as conn:
+        return decisions_by_payout(conn, payout_ids)
+
+
+def payout_decision_log(db: Engine, payout_id: str | None, limit: int) -> list[PayoutDecision]:
+    with db.connect() as conn:
+        return decisions(conn, payout_id=payout_id, limit=limit)
 
 
 def users_by_id(db: Engine, user_ids: list[int]) -> dict[int, User | None]:

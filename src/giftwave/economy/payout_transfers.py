@@ -319,7 +319,11 @@ class PayoutTransfers:
                     payouts.c.id == payout_id,
                     payouts.c.status.in_([PayoutStatus.PROCESSING.value, PayoutStatus.PAID.value]),
                 )
-                .values(status=PayoutStatus.RETURNED.value, provider_reason=reason[:255])
+                .values(
+                    status=PayoutStatus.RETURNED.value,
+                    provider_reason=reason[:255],
+                    returned_at_us=now_us(),
+                )
             )
             payout = find_payout(conn, payout_id)
         assert payout is not None

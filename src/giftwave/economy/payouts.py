@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Final
 
@@ -30,12 +31,16 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import day_start_us, now_us
 from giftwave.db.tables import payouts, transfers, users
+from giftwave.economy import payout_decisions
 from giftwave.economy.diamond_fractions import DiamondFractions
+from giftwave.economy.payout_decisions import POLICY, PayoutDecision
+from giftwave.economy.payout_policy import AutoApproval, decide
 from giftwave.economy.rounding import min_payout_diamonds, quote
 from giftwave.economy.wallets import PAYOUTS, Wallets
 from giftwave.errors import (
     Code,
     Conflict,
+    DomainError,
     Forbidden,
     Invalid,
     NotFound,
@@ -44,6 +49,7 @@ from giftwave.errors import (
 )
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import AgeRule, Role, User
+from giftwave.ledger.accounts import find_account
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Account, Outcome, Transfer, TransferCode, TransferKind
@@ -52,6 +58,8 @@ from giftwave.logs import audit
 
 if TYPE_CHECKING:
     from giftwave.economy.payees import Payees
+
+log = logging.getLogger(__name__)
 
 KEY_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 MICROS_PER_CENT: Final = 10_000
@@ -95,6 +103,8 @@ class PayoutPolicy:
     review_timeout_s: int
     diamond_value_usd_micros: int
     age_rule: AgeRule
+    # Which payouts are approved without a person (economy/payout_policy.py): off by default.
+    auto: AutoApproval = field(default_factory=lambda: AutoApproval(0, 0, 0))
 
     def cents_for(self, diamonds: int) -> int:
         """The cents a payout of ``diamonds`` pays: only whole steps count (``quote``)."""
@@ -262,7 +272,15 @@ class Payouts:
         # settled and the reservation made (economy/diamond_fractions.py).
         await self._fractions.settle(creator.id)
         await self._settle_debt(creator.id)
-        payout = await asyncio.to_thread(self._record, creator, diamonds, cents, key, today)
+        payout, auto, decided = await asyncio.to_thread(
+            self._record, creator, diamonds, cents, key, today
+        )
+        if decided is not None:
+            payout_decisions.audit_decision(decided)
+        if payout.status is PayoutStatus.PENDING and auto:
+            # A retry of a request the policy approved, whose approval did not finish: it is
+            # carried out now, not decided again.
+            return await self._auto_approve(payout)
         if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.FAILED):
             return payout
         mine = await asyncio.to_thread(self._wallets.user, creator.id)
@@ -290,11 +308,26 @@ class Payouts:
                 currency="USD",
                 transfer_id=pending_id(payout.id),
             )
-            return await asyncio.to_thread(self._set, payout.id, PayoutStatus.PENDING, None, None)
+            pending = await asyncio.to_thread(
+                self._set, payout.id, PayoutStatus.PENDING, None, None
+            )
+            if auto and pending.status is PayoutStatus.PENDING:
+                return await self._auto_approve(pending)
+            return pending
         await asyncio.to_thread(self._set, payout.id, PayoutStatus.FAILED, None, outcome.value)
         if outcome is Outcome.INSUFFICIENT_FUNDS:
             raise PaymentRequired(Code.INSUFFICIENT_DIAMONDS, "not enough diamonds for this payout")
         raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused the payout: {outcome.value}")
+
+    async def _auto_approve(self, payout: Payout) -> Payout:
+        """Carry out the policy's approval. If the ledger refuses it now (the balance kept
+        changing, the reservation expired), the payout is left as it is: in the review queue,
+        and a retry of the request with the same key tries again."""
+        try:
+            return await self._approve(payout, None, "approved by the payout policy", POLICY)
+        except DomainError as exc:
+            log.warning("payout %s: the policy's approval did not finish: %s", payout.id, exc)
+            return await self.get(payout.id)
 
     async def _settle_debt(self, creator_id: int) -> None:
         mine = await asyncio.to_thread(self._wallets.user, creator_id)
@@ -336,7 +369,12 @@ class Payouts:
             return
         raise Unavailable(Code.LEDGER_BUSY, "the creator's balance kept changing; retry")
 
-    def _record(self, creator: User, diamonds: int, cents: int, key: str, today: date) -> Payout:
+    def _record(
+        self, creator: User, diamonds: int, cents: int, key: str, today: date
+    ) -> tuple[Payout, bool, PayoutDecision | None]:
+        """The payout row and the policy's decision on it, in one transaction: (the payout,
+        approved by the policy, the decision if this call made it). A retry with the same key
+        answers the first decision and makes none."""
         now = now_us()
         with self._db.begin() as conn:
             # One creator's requests one at a time: the cap is read, then a payout written.
@@ -356,7 +394,8 @@ class Payouts:
                     raise Conflict(
                         Code.IDEMPOTENCY_KEY_REUSED, "this key was used for another payout"
                     )
-                return payout
+                first = payout_decisions.policy_decision(conn, payout.id)
+                return payout, first is not None and first.outcome == "approve", None
             used = _cents_requested_on(conn, creator.id, today)
             if used + cents > self._policy.daily_cap_cents:
                 raise Conflict(
@@ -385,7 +424,23 @@ class Payouts:
                 raise Conflict(
                     Code.PAYOUT_IN_PROGRESS, "the same request is being processed"
                 ) from None
-            return _get(conn, payout_id)
+            decided = self._decide(conn, creator.id, payout_id, cents, now)
+            return _get(conn, payout_id), decided.outcome == "approve", decided
+
+    def _decide(
+        self, conn: Connection, creator_id: int, payout_id: str, cents: int, now: int
+    ) -> PayoutDecision:
+        """The policy's decision on a new payout, written beside it (economy/payout_policy.py)."""
+        debt = find_account(conn, f"user:{creator_id}:diamond_debt")
+        debt_diamonds = 0 if debt is None else max(0, -debt.balance)
+        rule = self._policy.auto
+        facts = payout_decisions.read_facts(conn, rule, creator_id, cents, debt_diamonds, now)
+        decision = decide(rule, facts)
+        recorded = payout_decisions.record_policy(conn, payout_id, creator_id, decision, now)
+        assert recorded, "a new payout has no decision yet"
+        found = payout_decisions.policy_decision(conn, payout_id)
+        assert found is not None
+        return found
 
     async def review(
         self, payout_id: str, reviewer: User | None, approve: bool, note: str | None
@@ -427,7 +482,7 @@ class Payouts:
                 reviewer_id=reviewer_id,
                 transfer_id=pid + REJECTED_SUFFIX,
             )
-            return await asyncio.to_thread(self._set, payout.id, wanted, reviewer_id, note)
+            return await asyncio.to_thread(self._set_rejected, payout, reviewer_id, note)
         if outcome is Outcome.PENDING_TRANSFER_EXPIRED or outcome in (
             Outcome.PENDING_TRANSFER_ALREADY_VOIDED,
             Outcome.PENDING_TRANSFER_ALREADY_POSTED,
@@ -436,7 +491,9 @@ class Payouts:
             raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {fresh.status.value}")
         raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused: {outcome.value}")
 
-    async def _approve(self, payout: Payout, reviewer_id: int | None, note: str | None) -> Payout:
+    async def _approve(
+        self, payout: Payout, reviewer_id: int | None, note: str | None, actor: str | None = None
+    ) -> Payout:
         """Settle the creator's diamond debt and post the rest, in one linked chain: the
         reservation is posted in part (or voided) and the debt settled in one transaction,
         so no crash can pay diamonds that are owed or settle a debt without the post."""
@@ -447,7 +504,7 @@ class Payouts:
             # click) is finished, never planned again from balances it already changed.
             decided = await asyncio.to_thread(self._decision, pid)
             if decided is not None:
-                return await self._finish(payout, decided, reviewer_id, note)
+                return await self._finish(payout, decided, reviewer_id, note, actor)
             if payout.status is not PayoutStatus.PENDING:
                 raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {payout.status.value}")
             if payout.expires_at_us <= now_us():  # a void would not be refused: we refuse
@@ -482,7 +539,9 @@ class Payouts:
             outcomes = await self._engine.submit(chain)
             if all(o.succeeded for o in outcomes):
                 self._audit_approval(payout, plan, chain, reviewer_id)
-                return await self._finish(payout, (suffix, plan.paid_diamonds), reviewer_id, note)
+                return await self._finish(
+                    payout, (suffix, plan.paid_diamonds), reviewer_id, note, actor
+                )
             refused = next(o for o in outcomes if o is not Outcome.LINKED_EVENT_FAILED)
             if refused is Outcome.PENDING_TRANSFER_EXPIRED:
                 raise Conflict(Code.PAYOUT_NOT_PENDING, "the payout is expired")
@@ -529,7 +588,12 @@ class Payouts:
         return tid.removeprefix(pid), amounts[tid]
 
     async def _finish(
-        self, payout: Payout, decided: tuple[str, int], reviewer_id: int | None, note: str | None
+        self,
+        payout: Payout,
+        decided: tuple[str, int],
+        reviewer_id: int | None,
+        note: str | None,
+        actor: str | None,
     ) -> Payout:
         suffix, paid_diamonds = decided
         if suffix == SETTLED_SUFFIX and payout.status is PayoutStatus.FAILED:
@@ -545,7 +609,7 @@ class Payouts:
             fresh = await self.get(payout.id)  # rejected, or voided by the expiry
             raise Conflict(Code.PAYOUT_NOT_PENDING, f"the payout is {fresh.status.value}")
         recorded = await asyncio.to_thread(
-            self._record_approval, payout.id, status, reviewer_id, note, cents
+            self._record_approval, payout, status, reviewer_id, note, cents, actor
         )
         if self._send is not None and recorded.status is PayoutStatus.PROCESSING:
             return await self._send(recorded.id)
@@ -560,8 +624,16 @@ class Payouts:
         for payout in found:
             decided = await asyncio.to_thread(self._decision, pending_id(payout.id))
             assert decided is not None, "found by its decision"
-            await self._finish(payout, decided, None, INTERRUPTED_NOTE)
+            # The policy's approval was recorded at the request; a person's is recorded now, as
+            # the operator's with the note (the audit log names who clicked).
+            actor = POLICY if await asyncio.to_thread(self._policy_approved, payout.id) else None
+            await self._finish(payout, decided, None, INTERRUPTED_NOTE, actor)
         return len(found)
+
+    def _policy_approved(self, payout_id: str) -> bool:
+        with self._db.connect() as conn:
+            decided = payout_decisions.policy_decision(conn, payout_id)
+        return decided is not None and decided.outcome == "approve"
 
     def _interrupted(self, before_us: int) -> list[Payout]:
         reservation = literal(PAYOUT_PENDING_PREFIX) + payouts.c.id
@@ -586,15 +658,18 @@ class Payouts:
 
     def _record_approval(
         self,
-        payout_id: str,
+        payout: Payout,
         status: PayoutStatus,
         reviewer: int | None,
         note: str | None,
         amount_minor: int,
+        actor: str | None,
     ) -> Payout:
         """The row after the ledger committed an approval: what it paid, a settled debt less.
         A processing one names its provider and when it started: from then on, a crash before
-        its transfer was made is the sweeper's to finish (economy/payout_transfers.py)."""
+        its transfer was made is the sweeper's to finish (economy/payout_transfers.py).
+        A person's approval is recorded with it (the policy's was, at the request)."""
+        payout_id = payout.id
         now = now_us()
         values: dict[str, object] = {"provider": None, "processing_since_us": None}
         if status is PayoutStatus.PROCESSING:
@@ -613,7 +688,14 @@ class Payouts:
                     **values,
                 )
             )
-            return _get(conn, payout_id)
+            decided = actor != POLICY and payout_decisions.record_person(
+                conn, payout_id, payout.creator_id, reviewer, True, note, now
+            )
+            person = payout_decisions.decisions(conn, payout_id=payout_id, limit=1)
+            fresh = _get(conn, payout_id)
+        if decided:
+            payout_decisions.audit_decision(person[0])
+        return fresh
 
     async def get(self, payout_id: str) -> Payout:
         return await asyncio.to_thread(self._get_fresh, payout_id)
@@ -651,6 +733,29 @@ class Payouts:
             # The ledger's expiry marks a payout expired in its void's transaction
             # (ledger/annex.py PAYOUT_EXPIRED): a row says what the ledger did, unread.
             return [_to_payout(r) for r in conn.execute(query).all()]
+
+    def _set_rejected(self, payout: Payout, reviewer: int | None, note: str | None) -> Payout:
+        """The row after the ledger voided a rejected reservation, and the person's decision."""
+        now = now_us()
+        with self._db.begin() as conn:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout.id)
+                .values(
+                    status=PayoutStatus.REJECTED.value,
+                    reviewed_by=reviewer,
+                    reviewed_at_us=now,
+                    note=note,
+                )
+            )
+            decided = payout_decisions.record_person(
+                conn, payout.id, payout.creator_id, reviewer, False, note, now
+            )
+            person = payout_decisions.decisions(conn, payout_id=payout.id, limit=1)
+            fresh = _get(conn, payout.id)
+        if decided:
+            payout_decisions.audit_decision(person[0])
+        return fresh
 
     def _set(
         self, payout_id: str, status: PayoutStatus, reviewer: int | None, note: str | None

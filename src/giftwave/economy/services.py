@@ -15,6 +15,7 @@ from giftwave.economy.gifting import Gifting, GiftingPolicy
 from giftwave.economy.limits import gift_limiter
 from giftwave.economy.packages import seed_default_packages
 from giftwave.economy.payees import Payees
+from giftwave.economy.payout_policy import AutoApproval
 from giftwave.economy.payout_transfers import PayoutTransfers, TransferPolicy
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
@@ -85,6 +86,11 @@ class Economy:
                 review_timeout_s=settings.payout_review_timeout_s,
                 diamond_value_usd_micros=settings.diamond_value_usd_micros,
                 age_rule=age_rule,
+                auto=AutoApproval(
+                    below_cents=settings.payout_auto_approve_below_cents,
+                    min_history_days=settings.payout_auto_approve_min_history_days,
+                    quiet_days=settings.payout_auto_approve_quiet_days,
+                ),
             ),
             fractions,
         )

@@ -289,6 +289,19 @@ const PAYOUT_NAMES = {
   processing: "Being paid", paid: "Paid", returned: "Returned",
 };
 const payoutFilter = document.getElementById("payout-filter");
+// Why a payout was decided as it was (economy/payout_policy.py Reason): the newest decision.
+const DECISION_REASONS = {
+  within_policy: "Within the auto-approval policy", policy_off: "Auto-approval is off",
+  amount_not_below_limit: "Amount at or above the auto-approval limit", no_earnings: "No earnings yet",
+  history_too_short: "Earning for too short a time", open_risk_flag: "Open risk flag",
+  diamond_debt: "Diamond debt", recent_returned_payout: "A payout was returned recently",
+  recent_reversed_gift: "A gift was reversed recently", manual_approval: "Approved by a person",
+  manual_rejection: "Rejected by a person",
+};
+const decisionText = (p) => {
+  const last = (p.decisions || [])[0];
+  return last ? last.reasons.map((r) => t(DECISION_REASONS[r] || r)).join(", ") : "";
+};
 
 // Whom the operator pays, as people know them: @handle; the id only when the account is gone.
 const payeeName = (p) => (p.creator_handle ? `@${p.creator_handle}` : `#${p.creator_id}`);
@@ -326,6 +339,7 @@ function payoutRow(p) {
     el("td", { className: "num" }, el("span", { className: "diamond", ariaHidden: "true" }), " ", fmt(p.diamonds)),
     el("td", { className: "num", textContent: amount }),
     el("td", { textContent: t(PAYOUT_NAMES[p.status] || p.status), title: p.note || "" }),
+    el("td", { className: "decision", textContent: decisionText(p) }),
     actions,
   );
 }
