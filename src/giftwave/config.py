@@ -302,6 +302,11 @@ class Settings(BaseSettings):
     payout_transfer_retry_after_s: Annotated[int, Field(ge=1, le=86_400)] = 60
     payout_transfer_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 20
     payout_sweep_interval_s: Annotated[float, Field(ge=0.05, le=3600)] = 30.0
+    # What the sandbox payout provider charges the platform for each paid transfer, in the
+    # transfer's currency: a fixed number of minor units plus basis points of its amount
+    # (docs/economy.md, "Fees"). 0 and 0: free, as before; the demo charges 25 + 25 bps.
+    payout_sandbox_fee_fixed_minor: Annotated[int, Field(ge=0, le=10**9)] = 0
+    payout_sandbox_fee_bps: Annotated[int, Field(ge=0, le=10_000)] = 0
     # A payee's currency by their country (US dollars where unset), and what one US dollar
     # buys of each, in millionths (economy/fx.py): {"MX": "MXN"}, {"MXN": 17250000}.
     payout_currency_by_country: dict[str, str] = {}

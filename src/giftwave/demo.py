@@ -203,8 +203,8 @@ def with_admin_token(settings: Settings) -> Settings:
 def demo_settings(settings: Settings) -> Settings:
     """What the demo changes: an admin token, its audience labelled as simulated, cookies a
     browser keeps over plain http (a demo has no TLS in front of it), payouts through the
-    sandbox payout provider unless another one is chosen (a creator onboards at its page), and
-    the payout policy on."""
+    sandbox payout provider unless another one is chosen (a creator onboards at its page), the
+    payout policy on and the sandbox's fees charged."""
     settings = with_admin_token(settings)
     secure = bool(settings.public_url and settings.public_url.startswith("https://"))
     provider = "sandbox" if settings.payout_provider == "none" else settings.payout_provider
@@ -213,17 +213,22 @@ def demo_settings(settings: Settings) -> Settings:
             "demo_audience": DEMO_VIEWERS,
             "cookie_secure": secure,
             "payout_provider": provider,
-            **_auto_approval(settings),
+            **_demo_payouts(settings),
         }
     )
 
 
-def _auto_approval(settings: Settings) -> dict[str, int]:
+def _demo_payouts(settings: Settings) -> dict[str, int]:
     """The demo approves payouts up to $200 without a person (its creators are new, so no
-    history is asked), unless the operator set a policy of their own."""
-    if settings.payout_auto_approve_below_cents > 0:
-        return {}
-    return {"payout_auto_approve_below_cents": 20_000, "payout_auto_approve_min_history_days": 0}
+    history is asked) and its sandbox charges a fee like a real provider (25 cents + 0.25 %),
+    unless the operator set their own."""
+    changes: dict[str, int] = {}
+    if settings.payout_auto_approve_below_cents == 0:
+        changes.update(payout_auto_approve_below_cents=20_000)
+        changes.update(payout_auto_approve_min_history_days=0)
+    if settings.payout_sandbox_fee_fixed_minor == 0 and settings.payout_sandbox_fee_bps == 0:
+        changes.update(payout_sandbox_fee_fixed_minor=25, payout_sandbox_fee_bps=25)
+    return changes
 
 
 def _can_open_browser() -> bool:

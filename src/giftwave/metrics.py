@@ -102,6 +102,13 @@ GIFTS_REFUSED: Final = Counter(
     "giftwave_gifts_refused", "Gifts refused, by the refusal's stable error code.", ("code",)
 )
 
+# --- payouts ---
+PAYOUT_TRANSFER_MISMATCHES: Final = Counter(
+    "giftwave_payout_transfer_mismatches",
+    "Payout provider transfer events whose amount or currency is not the payout's: recorded, "
+    "not acted on, the payout flagged for an operator.",
+)
+
 # --- ledger ---
 LEDGER_BATCH_TRANSFERS: Final = Histogram(
     "giftwave_ledger_batch_transfers",

@@ -155,3 +155,8 @@ def test_the_demo_turns_the_payout_policy_on_unless_the_operator_set_one() -> No
     )
     assert demo_settings(own).payout_auto_approve_below_cents == 1_000
     assert demo_settings(own).payout_auto_approve_min_history_days == 30
+
+
+def test_the_demo_sandbox_charges_payout_fees() -> None:
+    settings = demo_settings(Settings(database_url="sqlite:///demo.db", admin_token=ADMIN_TOKEN))
+    assert (settings.payout_sandbox_fee_fixed_minor, settings.payout_sandbox_fee_bps) == (25, 25)

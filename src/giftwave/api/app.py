@@ -92,7 +92,7 @@ from giftwave.payments.base import PaymentProvider
 from giftwave.payments.payout_base import PayoutProvider
 from giftwave.payments.sandbox import WEBHOOK_PATH, SandboxProvider
 from giftwave.payments.sandbox_payouts import WEBHOOK_PATH as PAYOUT_WEBHOOK_PATH
-from giftwave.payments.sandbox_payouts import SandboxPayoutProvider
+from giftwave.payments.sandbox_payouts import SandboxFee, SandboxPayoutProvider
 from giftwave.ratelimit import open_rate_limiter
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
@@ -193,6 +193,7 @@ def _payout_provider(
         tolerance_s=settings.webhook_tolerance_s,
         client=client,
         webhook_url=base + PAYOUT_WEBHOOK_PATH,
+        fee=SandboxFee(settings.payout_sandbox_fee_fixed_minor, settings.payout_sandbox_fee_bps),
     )
     stack.push_async_callback(provider.close)
     return provider

@@ -441,6 +441,7 @@ sandbox_payout_transfers = Table(
     Column("status", String(16), nullable=False),
     Column("reason", String(255), nullable=True),
     Column("created_at_us", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False, server_default="0"),  # charged when paid
 )
 
 # A creator's goal for a stream; the newest one not cleared is the stream's goal.

@@ -15,6 +15,12 @@
 Every webhook is stored once and a payout's end is folded from all of its events: a failure
 or a reversal wins over "paid" whatever the order, so a repeated, late or reordered delivery
 never moves diamonds twice (the reversal's id is derived from the payout's).
+
+An event whose amount or currency is not what the payout sent is stored and counted, never
+acted on: the payout keeps its state and is flagged for an operator (``flag``, an audit line,
+a metric). The fee a paid event reports is the platform's expense, posted once per payout
+(``platform:payout_fees:<cur>`` ← ``platform:payout_provider:<name>:<cur>``), and kept when
+the payout is reversed later, as the provider keeps it.
 """
 
 from __future__ import annotations
@@ -43,9 +49,10 @@ from giftwave.economy.payouts import (
 from giftwave.economy.wallets import PAYOUTS, Wallets
 from giftwave.errors import Code, Invalid, Unavailable
 from giftwave.ledger.engine import PostingEngine
-from giftwave.ledger.model import Transfer, TransferCode
+from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.queries import transfer_amounts
 from giftwave.logs import audit
+from giftwave.metrics import PAYOUT_TRANSFER_MISMATCHES
 from giftwave.payments.base import ProviderUnavailable
 from giftwave.payments.payout_base import (
     PayoutProvider,
@@ -64,11 +71,38 @@ REASON_MAX_CHARS: Final = 255
 # Why giftwave itself returned a payout (the provider's reasons are its own words).
 PAYEE_NOT_READY: Final = "payee_not_ready"
 FX_RATE_MISSING: Final = "fx_rate_missing"
+TRANSFER_MISMATCH: Final = "transfer_mismatch"
+FEE_SUFFIX: Final = ":fee"
 
 
 def return_id(payout_id: str) -> str:
     """The ledger reversal that gives a returned payout's diamonds back: one per payout."""
     return pending_id(payout_id) + POSTED_SUFFIX + RETURNED_SUFFIX
+
+
+def fee_id(payout_id: str) -> str:
+    """The ledger transfer of the provider's fee for a payout's transfer: one per payout."""
+    return pending_id(payout_id) + FEE_SUFFIX
+
+
+def matches(payout: Payout, amount_minor: int | None, currency: str | None) -> bool:
+    """Whether a transfer event moved what the payout sent. An event stored before events
+    kept their amount (None) was checked by nothing and is taken as it was then."""
+    if amount_minor is None or currency is None:
+        return True
+    return (amount_minor, currency) == (payout.payout_amount_minor, payout.payout_currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """What a payout's stored events say: its end, the fee a paid one reported, whether
+    this delivery was a mismatch seen for the first time, and whether one is a failure."""
+
+    status: PayoutStatus
+    reason: str | None
+    fee_minor: int
+    new_mismatch: bool
+    failed: bool  # one of them is a failure: the provider takes the money back first
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,15 +213,19 @@ class PayoutTransfers:
         if found is None:
             log.warning("payout webhook %s names no payout of ours", event.event_id)
             return
-        payout, (status, reason), failed = found
-        if status is PayoutStatus.RETURNED:
+        payout, folded = found
+        if folded.new_mismatch:
+            self._report_mismatch(payout, event)
+        if folded.fee_minor > 0:
+            await self._post_fee(payout, folded.fee_minor)
+        if folded.status is PayoutStatus.RETURNED:
             # After a failure the money first, then the diamonds: also when a later event
             # (a late "paid") is the one that gets here, the failure's take-back having
             # been refused before.
-            if failed and payout.status is not PayoutStatus.RETURNED:
+            if folded.failed and payout.status is not PayoutStatus.RETURNED:
                 await self._take_back(event)
-            await self.give_back(payout.id, reason or "returned")
-        elif status is PayoutStatus.PAID:
+            await self.give_back(payout.id, folded.reason or "returned")
+        elif folded.status is PayoutStatus.PAID:
             await asyncio.to_thread(self._mark_paid, payout)
 
     async def _take_back(self, event: TransferEvent) -> None:
@@ -206,15 +244,74 @@ class PayoutTransfers:
             event_id=event.event_id,
         )
 
-    def _store_and_fold(
-        self, event: TransferEvent
-    ) -> tuple[Payout, tuple[PayoutStatus, str | None], bool] | None:
-        """The payout (as it was), its end folded from every stored event, and whether one
-        of them is a failure."""
+    def _report_mismatch(self, payout: Payout, event: TransferEvent) -> None:
+        PAYOUT_TRANSFER_MISMATCHES.inc()
+        log.error(
+            "payout %s: the provider's %s event %s moved %d %s, the payout sent %s %s; "
+            "it is not acted on, an operator must check it at the provider",
+            payout.id,
+            event.kind.value,
+            event.event_id,
+            event.amount_minor,
+            event.currency,
+            payout.payout_amount_minor,
+            payout.payout_currency,
+        )
+        audit(
+            "audit.payout_transfer_mismatch",
+            payout_id=payout.id,
+            creator_id=payout.creator_id,
+            event_id=event.event_id,
+            kind=event.kind.value,
+            transfer_id=event.transfer_id,
+            amount_minor=event.amount_minor,
+            currency=event.currency,
+            expected_amount_minor=payout.payout_amount_minor,
+            expected_currency=payout.payout_currency,
+        )
+
+    async def _post_fee(self, payout: Payout, fee_minor: int) -> None:
+        """The provider's fee for the payout's transfer, in the ledger once: the platform's
+        expense, paid from its balance at the provider."""
+        currency = payout.payout_currency
+        assert currency is not None, "a transfer was made: its currency was fixed first"
+        assert payout.provider is not None
+        fees = await asyncio.to_thread(self._wallets.payout_fees, currency)
+        balance = await asyncio.to_thread(self._wallets.payout_provider, payout.provider, currency)
+        (outcome,) = await self._engine.submit(
+            [Transfer(fee_id(payout.id), fees, balance, fee_minor, TransferCode.FEE)]
+        )
+        if not outcome.succeeded:
+            # Another fee than the one posted (a provider changing its bill) or a busy ledger:
+            # the webhook is answered with an error and delivered again.
+            log.error("the fee of payout %s was refused: %s", payout.id, outcome.value)
+            raise Unavailable(Code.LEDGER_BUSY, f"the ledger refused the fee: {outcome.value}")
+        await asyncio.to_thread(self._keep_fee, payout.id, fee_minor)
+        if outcome is Outcome.OK:
+            audit(
+                "audit.payout_fee",
+                payout_id=payout.id,
+                provider=payout.provider,
+                fee_minor=fee_minor,
+                currency=currency,
+                transfer_id=fee_id(payout.id),
+            )
+
+    def _keep_fee(self, payout_id: str, fee_minor: int) -> None:
+        with self._db.begin() as conn:
+            conn.execute(
+                update(payouts)
+                .where(payouts.c.id == payout_id, payouts.c.fee_minor.is_(None))
+                .values(fee_minor=fee_minor)
+            )
+
+    def _store_and_fold(self, event: TransferEvent) -> tuple[Payout, Folded] | None:
+        """The payout (as it was) and what its stored events say."""
         with self._db.begin() as conn:
             payout = find_payout(conn, event.payout_id)
             if payout is None or payout.provider != event.provider:
                 return None
+            stored = True
             try:
                 with conn.begin_nested():
                     conn.execute(
@@ -226,27 +323,44 @@ class PayoutTransfers:
                             transfer_id=event.transfer_id,
                             reason=None if event.reason is None else event.reason[:255],
                             received_at_us=now_us(),
+                            amount_minor=event.amount_minor,
+                            currency=event.currency,
+                            fee_minor=event.fee_minor,
                         )
                     )
             except IntegrityError:
-                pass  # a redelivery: stored already; folding again changes nothing
-            # The transfer's id, when its webhook came before the answer to its creation.
-            conn.execute(
-                update(payouts)
-                .where(payouts.c.id == payout.id, payouts.c.provider_transfer_id.is_(None))
-                .values(provider_transfer_id=event.transfer_id)
-            )
+                stored = False  # a redelivery: stored already; folding again changes nothing
+            mismatch = not matches(payout, event.amount_minor, event.currency)
+            if mismatch:
+                conn.execute(
+                    update(payouts)
+                    .where(payouts.c.id == payout.id, payouts.c.flag.is_(None))
+                    .values(flag=f"{TRANSFER_MISMATCH}:{event.event_id}"[:REASON_MAX_CHARS])
+                )
+            if not mismatch:
+                # The transfer's id, when its webhook came before the answer to its creation.
+                conn.execute(
+                    update(payouts)
+                    .where(payouts.c.id == payout.id, payouts.c.provider_transfer_id.is_(None))
+                    .values(provider_transfer_id=event.transfer_id)
+                )
             rows = conn.execute(
-                select(payout_events.c.kind, payout_events.c.reason)
+                select(payout_events)
                 .where(
                     payout_events.c.provider == event.provider,
                     payout_events.c.payout_id == event.payout_id,
                 )
                 .order_by(payout_events.c.received_at_us, payout_events.c.event_id)
             ).all()
-        events = [(TransferEventKind(r.kind), r.reason) for r in rows]
-        failed = any(kind is TransferEventKind.FAILED for kind, _ in events)
-        return payout, fold(events), failed
+        # Only the events that moved what the payout sent decide its end and its fee.
+        sound = [r for r in rows if matches(payout, r.amount_minor, r.currency)]
+        status, reason = fold([(TransferEventKind(r.kind), r.reason) for r in sound])
+        fee = max(
+            (int(r.fee_minor or 0) for r in sound if r.kind == TransferEventKind.PAID.value),
+            default=0,
+        )
+        failed = any(r.kind == TransferEventKind.FAILED.value for r in sound)
+        return payout, Folded(status, reason, fee, mismatch and stored, failed)
 
     def _mark_paid(self, payout: Payout) -> None:
         with self._db.begin() as conn:

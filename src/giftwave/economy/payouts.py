@@ -142,6 +142,10 @@ class Payout:
     payout_currency: str | None
     payout_amount_minor: int | None
     fx_rate_micros: int | None
+    # The provider's fee for the paid transfer (in payout_currency), and why an operator must
+    # look at the payout: a transfer event that does not match it (economy/payout_transfers.py).
+    fee_minor: int | None
+    flag: str | None
 
 
 def _to_payout(row: object) -> Payout:
@@ -165,6 +169,8 @@ def _to_payout(row: object) -> Payout:
         payout_currency=m["payout_currency"],
         payout_amount_minor=m["payout_amount_minor"],
         fx_rate_micros=m["fx_rate_micros"],
+        fee_minor=m["fee_minor"],
+        flag=m["flag"],
     )
 
 

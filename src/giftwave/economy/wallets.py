@@ -14,6 +14,9 @@
     platform:daily_spend     COIN     the other side of every day account's legs
     platform:sales:<CUR>     fiat     what viewers paid, by currency
     platform:provider:<name>:<CUR>  fiat  what the payment provider holds for us
+    platform:payout_fees:<CUR>      fiat  the payout provider's fees: an expense (debited)
+    platform:payout_provider:<name>:<CUR>  fiat  our balance at the payout provider, which
+                                    pays its fees (credited)
 
 A debt account's balance is minus the debt; the debt is settled from the next top-up.
 """
@@ -190,6 +193,12 @@ class Wallets:
 
     def fiat_provider(self, provider: str, currency: str) -> int:
         return self.platform(f"platform:provider:{provider}:{currency.lower()}", currency)
+
+    def payout_fees(self, currency: str) -> int:
+        return self.platform(f"platform:payout_fees:{currency.lower()}", currency)
+
+    def payout_provider(self, provider: str, currency: str) -> int:
+        return self.platform(f"platform:payout_provider:{provider}:{currency.lower()}", currency)
 
     def accounts(self, ids: list[int]) -> list[Account]:
         """The accounts, in the order asked, read in one query."""

@@ -30,6 +30,7 @@ class TransferCode(enum.StrEnum):
     CHARGEBACK = "chargeback"
     ADJUSTMENT = "adjustment"
     SUBSCRIPTION = "subscription"  # a subscription's period, paid like a gift
+    FEE = "fee"  # a provider's fee, an expense of the platform
 
 
 # Clawbacks must reach an account even while it is frozen: freezing is how a debt is enforced.

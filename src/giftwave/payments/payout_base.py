@@ -60,6 +60,9 @@ class TransferEvent:
     amount_minor: int
     currency: str
     reason: str | None  # the provider's words for a failure or a reversal
+    # What the provider charged the platform for the transfer, in its currency's minor unit:
+    # reported when it is paid (0 otherwise, and for a provider that charges nothing).
+    fee_minor: int = 0
 
 
 PayoutWebhook = PayeeAccountUpdated | TransferEvent | IgnoredEvent
@@ -79,6 +82,7 @@ class ProviderTransfer:
     payout_id: str
     amount_minor: int
     currency: str
+    fee_minor: int = 0  # known once the transfer is paid (the event carries it)
 
 
 class PayoutProvider(Protocol):

@@ -30,6 +30,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -73,6 +74,25 @@ ID_MAX_CHARS: Final = 255
 REASON_MAX_CHARS: Final = 255
 MAX_SENDS_IN_FLIGHT: Final = 1000
 HANG_S: Final = 60.0  # how long the ``hangs`` bank holds a transfer call before its timeout
+BPS_PER_WHOLE: Final = 10_000
+FEE_MAX_MINOR: Final = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxFee:
+    """What the sandbox charges the platform for a paid transfer: fixed minor units plus
+    basis points of the amount, rounded half up to the minor unit, as a provider bills."""
+
+    fixed_minor: int = 0
+    bps: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.fixed_minor >= 0
+        assert 0 <= self.bps <= BPS_PER_WHOLE
+
+    def of(self, amount_minor: int) -> int:
+        assert amount_minor >= 0
+        return self.fixed_minor + (amount_minor * self.bps + BPS_PER_WHOLE // 2) // BPS_PER_WHOLE
 
 
 # A transfer's status in the sandbox's table, as reconciliation states it.
@@ -120,8 +140,10 @@ class SandboxPayoutProvider:
         tolerance_s: int,
         client: httpx.AsyncClient,
         webhook_url: str,
+        fee: SandboxFee | None = None,
     ) -> None:
         self._db = db
+        self._fee = fee or SandboxFee()
         self._secret = secret
         self._tolerance_s = tolerance_s
         self._sender = SignedSender(secret=secret, client=client, url=webhook_url)
@@ -244,7 +266,11 @@ class SandboxPayoutProvider:
                 Code.IDEMPOTENCY_KEY_REUSED, "this payout was sent before with other fields"
             )
         transfer = ProviderTransfer(
-            row["id"], row["idempotency_key"], int(row["amount_minor"]), row["currency"]
+            row["id"],
+            row["idempotency_key"],
+            int(row["amount_minor"]),
+            row["currency"],
+            int(row["fee_minor"]),
         )
         bank = Bank(row["bank"])
         if created and bank is Bank.ANSWER_LOST:
@@ -307,18 +333,22 @@ class SandboxPayoutProvider:
         send: bool = True,
     ) -> bytes:
         """What the bank does with a transfer (tests and the demo command it): recorded here,
-        told to giftwave by webhook. Answers the event's payload."""
+        told to giftwave by webhook. Answers the event's payload. A paid transfer is charged
+        the sandbox's fee once (a reversal later does not give it back, as a provider keeps
+        the fee of work it did); a failed one is charged nothing."""
 
         def record() -> RowMapping:
             with self._db.begin() as conn:
+                found = conn.execute(select(transfers).where(transfers.c.id == transfer_id)).first()
+                if found is None:
+                    raise ProviderUnavailable(Code.UNKNOWN_TRANSFER, f"no transfer {transfer_id!r}")
+                values: dict[str, object] = {"status": kind.value, "reason": reason}
+                if kind is TransferEventKind.PAID:
+                    values["fee_minor"] = self._fee.of(int(found.amount_minor))
                 conn.execute(
-                    update(transfers)
-                    .where(transfers.c.id == transfer_id)
-                    .values(status=kind.value, reason=reason)
+                    update(transfers).where(transfers.c.id == transfer_id).values(**values)
                 )
-                row = conn.execute(select(transfers).where(transfers.c.id == transfer_id)).first()
-            if row is None:
-                raise ProviderUnavailable(Code.UNKNOWN_TRANSFER, f"no transfer {transfer_id!r}")
+                row = conn.execute(select(transfers).where(transfers.c.id == transfer_id)).one()
             return row._mapping
 
         row = await asyncio.to_thread(record)
@@ -330,6 +360,7 @@ class SandboxPayoutProvider:
                 "amount_minor": int(row["amount_minor"]),
                 "currency": row["currency"],
                 "reason": reason,
+                "fee_minor": int(row["fee_minor"]) if kind is TransferEventKind.PAID else 0,
             },
         )
         if send:
@@ -433,6 +464,7 @@ def _parse_transfer(
     provider: str, event_id: str, kind: TransferEventKind, data: dict[str, Any]
 ) -> TransferEvent:
     amount, currency, reason = data.get("amount_minor"), data.get("currency"), data.get("reason")
+    fee = data.get("fee_minor", 0)  # absent from deliveries made before fees: none
     if not (
         _short(data.get("transfer_id"))
         and _short(data.get("payout_id"))
@@ -442,6 +474,9 @@ def _parse_transfer(
         and isinstance(currency, str)
         and len(currency) == 3
         and (reason is None or (isinstance(reason, str) and len(reason) <= REASON_MAX_CHARS))
+        and isinstance(fee, int)
+        and not isinstance(fee, bool)
+        and 0 <= fee < FEE_MAX_MINOR
     ):
         raise WebhookRejected(Code.MALFORMED_WEBHOOK, "a field of the transfer has the wrong type")
     return TransferEvent(
@@ -453,4 +488,5 @@ def _parse_transfer(
         amount,
         currency.upper(),
         reason,
+        fee,
     )

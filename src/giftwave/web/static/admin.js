@@ -299,6 +299,8 @@ const DECISION_REASONS = {
   manual_rejection: "Rejected by a person",
 };
 const decisionText = (p) => {
+  // A transfer event that did not match the payout: the operator must look first.
+  if (p.flag) return t("A transfer event did not match this payout: check it at the provider");
   const last = (p.decisions || [])[0];
   return last ? last.reasons.map((r) => t(DECISION_REASONS[r] || r)).join(", ") : "";
 };
@@ -339,7 +341,7 @@ function payoutRow(p) {
     el("td", { className: "num" }, el("span", { className: "diamond", ariaHidden: "true" }), " ", fmt(p.diamonds)),
     el("td", { className: "num", textContent: amount }),
     el("td", { textContent: t(PAYOUT_NAMES[p.status] || p.status), title: p.note || "" }),
-    el("td", { className: "decision", textContent: decisionText(p) }),
+    el("td", { className: p.flag ? "decision flagged" : "decision", textContent: decisionText(p), title: p.flag || "" }),
     actions,
   );
 }

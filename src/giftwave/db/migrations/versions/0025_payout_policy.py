@@ -1,8 +1,8 @@
 """The payout policy, fees and checks (docs/economy.md, "Who approves a payout" and "Fees"):
 every decision on a payout with its reasons, the risk flags a policy reads, when a payout was
 returned, the provider's fee and a flag for a transfer event that does not match its payout,
-what each transfer event said it moved, and indexes for the policy's and the diamond
-fraction loop's reads.
+what each transfer event said it moved, the sandbox provider's fee, and indexes for the
+policy's and the diamond fraction loop's reads.
 
 Revision ID: 0025
 Revises: 0024
@@ -66,6 +66,10 @@ def upgrade() -> None:
     op.add_column("payout_events", sa.Column("amount_minor", sa.BigInteger, nullable=True))
     op.add_column("payout_events", sa.Column("currency", sa.String(3), nullable=True))
     op.add_column("payout_events", sa.Column("fee_minor", sa.BigInteger, nullable=True))
+    op.add_column(
+        "sandbox_payout_transfers",
+        sa.Column("fee_minor", sa.BigInteger, nullable=False, server_default="0"),
+    )
     op.create_index(
         "ix_gift_sends_reversed",
         "gift_sends",
@@ -79,6 +83,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_accounts_asset", "accounts")
     op.drop_index("ix_gift_sends_reversed", "gift_sends")
+    with op.batch_alter_table("sandbox_payout_transfers") as batch:
+        batch.drop_column("fee_minor")
     with op.batch_alter_table("payout_events") as batch:
         for name in ("fee_minor", "currency", "amount_minor"):
             batch.drop_column(name)
