@@ -565,6 +565,7 @@ def simulate(
 
 
 def _print_figures(result: Any) -> None:
+    from giftwave.money import format_money
     from giftwave.simulate.report import COMPARED
 
     f = result.figures
@@ -576,6 +577,14 @@ def _print_figures(result: Any) -> None:
         value = getattr(f, key)
         out.print(
             f"  {label:<40} {value:.1%}" if share else f"  {label:<40} {value:,}", highlight=False
+        )
+    for p in f.payouts:
+        out.print(
+            f"  {'payouts in ' + p.currency + ' (' + format(p.payouts, ',') + ')':<40} "
+            f"gross {format_money(p.gross_minor, p.currency, 'en_US')}, "
+            f"fees {format_money(p.fees_minor, p.currency, 'en_US')}, "
+            f"net {format_money(p.net_minor, p.currency, 'en_US')}",
+            highlight=False,
         )
 
 

@@ -188,3 +188,58 @@ async def test_an_event_that_does_not_match_its_payout_is_recorded_and_flagged(
         paid = await wait_for(creator, payout_id, "paid")
         assert (paid["fee_minor"], paid["flag"]) == (26, payout["flag"])
     ledger_ok(db_url)
+
+
+async def test_the_report_shows_gross_fees_net_and_the_statement_each_payout(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(**PROVIDER, **FEES, **ABROAD) as client:
+        creator = await register(client, "creator", country="MX")
+        admin = await make_admin(client)
+        await earn(client, creator)
+        await onboard(client, creator, "approve")
+        payout_id = await approved_payout(client, creator, admin)
+        paid = await wait_for(creator, payout_id, "paid")
+
+        report = (await admin.get("/v1/admin/analytics/economy")).json()
+        assert report["payouts"] == [
+            {
+                "currency": "MXN",
+                "payouts": 1,
+                "gross_minor": 4312 + 36,
+                "fees_minor": 36,
+                "net_minor": 4312,
+            }
+        ]
+        r = await admin.get(
+            "/v1/admin/analytics/economy", params={"format": "csv", "table": "payouts"}
+        )
+        assert r.text.splitlines() == [
+            "currency,payouts,gross_minor,fees_minor,net_minor",
+            "MXN,1,4348,36,4312",
+        ]
+        token = admin.auth["Authorization"].removeprefix("Bearer ")
+        page = await client.get("/admin/economy", headers={"Cookie": f"gw_session={token}"})
+        assert page.status_code == 200, page.text
+        assert 'id="payout-money"' in page.text
+        for shown in ("MX$43.48", "MX$0.36", "MX$43.12"):  # gross, fees, net
+            assert shown in page.text
+
+        statement = (await creator.get("/v1/creators/me/statement")).json()
+        assert statement["payout_list"] == [
+            {
+                "id": payout_id,
+                "requested_at_us": paid["requested_at_us"],
+                "status": "paid",
+                "diamonds": 500,
+                "amount_cents": 250,
+                "provider": "sandbox",
+                "provider_transfer_id": paid["provider_transfer_id"],
+                "provider_reason": None,
+                "payout_currency": "MXN",
+                "payout_amount_minor": 4312,
+                "fx_rate_micros": 17_250_000,
+            }
+        ]
+        assert statement["share_percent_low"] is not None  # the effective share stays
+    ledger_ok(db_url)

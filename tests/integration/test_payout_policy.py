@@ -6,6 +6,7 @@ the console lists and one audit line; a retried request never decides twice. Off
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from sqlalchemy import func, select, update
 from test_economy_payouts import ledger_ok
 from test_payouts_provider import PROVIDER, earn, onboard, wait_for
 
+from giftwave.analytics.reports import payout_money
 from giftwave.api.state import app_services
 from giftwave.clock import now_us
 from giftwave.db.tables import gift_sends, payout_decisions
@@ -101,6 +103,11 @@ async def test_a_payout_within_the_policy_is_approved_at_its_request_once(
         assert queue == []
         approved = (await admin.get("/v1/admin/payouts", params={"status": "approved"})).json()
         assert approved[0]["decisions"][0]["reasons"] == ["within_policy"]
+        # Paid by hand (no provider): what reached the creator, in US cents, without fees.
+        with db_of(client).connect() as conn:
+            assert [tuple(asdict(m).values()) for m in payout_money(conn)] == [
+                ("USD", 1, 250, 0, 250)
+            ]
     decided = [r for r in caplog.records if r.getMessage() == "audit.payout_decided"]
     assert len(decided) == 1
     ledger_ok(db_url)

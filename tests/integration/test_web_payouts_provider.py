@@ -81,4 +81,10 @@ async def test_a_creator_onboards_at_the_sandbox_and_is_paid(
             await page.reload()
             await expect(row).to_have_attribute("data-status", "paid", timeout=10_000)
             await expect(row.locator("td").nth(3)).to_have_text("Paid")
+            # What was sent and the provider's reference for it.
+            creator = {"Authorization": f"Bearer {creator_token}"}
+            mine = (await http.get(f"/v1/payouts/{payout_id}", headers=creator)).json()
+            sent = f"${mine['payout_amount_minor'] / 100:,.2f}"
+            await expect(row.locator("td").nth(4)).to_have_text(sent)
+            await expect(row.locator("td.reference")).to_have_text(mine["provider_transfer_id"])
             assert errors == []

@@ -36,6 +36,7 @@ from giftwave.analytics.rollup import (
     week_start_day,
 )
 from giftwave.db.tables import (
+    accounts,
     analytics_cohort_weeks,
     analytics_creator_days,
     analytics_creator_gifters,
@@ -49,6 +50,7 @@ from giftwave.db.tables import (
     battles,
     follows,
     gift_sends,
+    payouts,
     share_links,
     share_visits,
     stream_goals,
@@ -111,6 +113,20 @@ class Cohort:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutMoney:
+    """Money out in one currency, in its minor unit (docs/economy.md, "Fees"): what reached
+    creators (net: payouts paid, or approved where the operator pays by hand), the payout
+    provider's fees (the ledger's fees account: a reversed payout's fee stays), and the
+    platform's outlay, gross = net + fees."""
+
+    currency: str
+    payouts: int
+    gross_minor: int
+    fees_minor: int
+    net_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class EconomyReport:
     coins_sold: int
     coins_granted: int
@@ -143,6 +159,7 @@ class EconomyReport:
     income_bands: list[tuple[str, int]]
     cohorts: list[Cohort]
     days: list[EconomyDay] = field(default_factory=list)
+    payouts: list[PayoutMoney] = field(default_factory=list)  # by currency
 
     @property
     def empty(self) -> bool:
@@ -183,6 +200,13 @@ class EconomyReport:
                 [[round(x, 4), round(y, 4)] for x, y in self.lorenz],
             ),
             "income_bands": (["band_usd", "creators"], [list(b) for b in self.income_bands]),
+            "payouts": (
+                ["currency", "payouts", "gross_minor", "fees_minor", "net_minor"],
+                [
+                    [p.currency, p.payouts, p.gross_minor, p.fees_minor, p.net_minor]
+                    for p in self.payouts
+                ],
+            ),
             "cohorts": (
                 ["week_start", "gifters", *[f"week_{i + 1}" for i in range(COHORTS_SHOWN - 1)]],
                 [
@@ -274,7 +298,45 @@ def economy_report(
         income_bands=_income_bands(conn, diamond_value_usd_micros),
         cohorts=_cohorts(conn),
         days=[_economy_day(r) for r in day_rows],
+        payouts=payout_money(conn),
     )
+
+
+FEES_ACCOUNT_PREFIX: Final = "platform:payout_fees:"
+# What reached a creator: paid through a provider, or approved where the operator pays by hand.
+PAID_STATUSES: Final = ("paid", "approved")
+
+
+def payout_money(conn: Connection) -> list[PayoutMoney]:
+    """Gross, fees and net of payouts per currency (the payee's, US dollars by hand)."""
+    currency = func.coalesce(payouts.c.payout_currency, payouts.c.currency)
+    sent = conn.execute(
+        select(
+            currency,
+            func.count(),
+            func.sum(func.coalesce(payouts.c.payout_amount_minor, payouts.c.amount_minor)),
+        )
+        .where(payouts.c.status.in_(PAID_STATUSES))
+        .group_by(currency)
+    ).all()
+    # The fees account is debited with every fee (economy/payout_transfers.py).
+    fees = conn.execute(
+        select(accounts.c.asset, accounts.c.debits_posted - accounts.c.credits_posted).where(
+            accounts.c.name.like(FEES_ACCOUNT_PREFIX + "%")
+        )
+    ).all()
+    count_by = {str(c): (int(n), int(total)) for c, n, total in sent}
+    fee_by = {str(c): int(f) for c, f in fees}
+    return [
+        PayoutMoney(
+            currency=c,
+            payouts=count_by.get(c, (0, 0))[0],
+            gross_minor=count_by.get(c, (0, 0))[1] + fee_by.get(c, 0),
+            fees_minor=fee_by.get(c, 0),
+            net_minor=count_by.get(c, (0, 0))[1],
+        )
+        for c in sorted(count_by.keys() | fee_by.keys())
+    ]
 
 
 def _economy_day(r: Any) -> EconomyDay:

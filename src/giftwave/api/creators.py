@@ -48,6 +48,39 @@ class StreamLineOut(LineOut):
     title: str
 
 
+class StatementPayoutOut(BaseModel):
+    id: str
+    requested_at_us: int
+    status: str
+    diamonds: int
+    amount_cents: int = Field(description="its worth in US cents")
+    provider: str | None
+    provider_transfer_id: str | None = Field(description="the provider's reference")
+    provider_reason: str | None
+    payout_currency: str | None = Field(description="what the payee is paid in")
+    payout_amount_minor: int | None = Field(description="in payout_currency's minor unit")
+    fx_rate_micros: int | None = Field(
+        description="the rate recorded with it: units of payout_currency per US dollar, "
+        "in millionths"
+    )
+
+    @classmethod
+    def of(cls, p: Payout) -> StatementPayoutOut:
+        return cls(
+            id=p.id,
+            requested_at_us=p.requested_at_us,
+            status=p.status.value,
+            diamonds=p.diamonds,
+            amount_cents=p.amount_minor,
+            provider=p.provider,
+            provider_transfer_id=p.provider_transfer_id,
+            provider_reason=p.provider_reason,
+            payout_currency=p.payout_currency,
+            payout_amount_minor=p.payout_amount_minor,
+            fx_rate_micros=p.fx_rate_micros,
+        )
+
+
 class StatementOut(BaseModel):
     creator_id: int
     from_day: date
@@ -80,6 +113,9 @@ class StatementOut(BaseModel):
     )
     balance_diamonds: int
     reserved_diamonds: int
+    payout_list: list[StatementPayoutOut] = Field(
+        description="each payout requested in the period, newest first (at most 200)"
+    )
 
     @classmethod
     def of(cls, s: Statement, balance: int, reserved: int) -> StatementOut:
@@ -103,6 +139,7 @@ class StatementOut(BaseModel):
             fraction_pending_hundredths=s.fraction_pending_hundredths,
             balance_diamonds=balance,
             reserved_diamonds=reserved,
+            payout_list=[StatementPayoutOut.of(p) for p in s.payout_list],
         )
 
 

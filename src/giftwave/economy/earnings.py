@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import Final, TypeVar
 
@@ -26,7 +26,9 @@ from giftwave.economy.payouts import (
     MICROS_PER_CENT,
     POSTED_SUFFIX,
     RETURNED_SUFFIX,
+    Payout,
     payout_totals,
+    payouts_requested_between,
 )
 from giftwave.economy.rounding import apportion_cents, floor_cents
 from giftwave.economy.wallets import fraction_account
@@ -81,6 +83,9 @@ class Statement:
     earned_hundredths: int = 0
     # Hundredths of a diamond the creator holds now, not yet settled into a whole diamond.
     fraction_pending_hundredths: int = 0
+    # Each payout requested in the period, newest first: its state, the provider's reference,
+    # what the payee was sent in their currency and at which rate.
+    payout_list: list[Payout] = field(default_factory=list)
 
     @property
     def diamonds_per_100_coins(self) -> float | None:
@@ -191,6 +196,7 @@ def build_statement(
         paid_out_diamonds=_paid_out_diamonds(conn, creator_id),
         earned_hundredths=earned_hundredths,
         fraction_pending_hundredths=_fraction_pending(conn, creator_id),
+        payout_list=payouts_requested_between(conn, creator_id, start, end),
     )
 
 

@@ -809,6 +809,26 @@ def _cents_requested_on(conn: Connection, creator_id: int, day: date) -> int:
     return int(total)
 
 
+STATEMENT_PAYOUTS_MAX: Final = 200
+
+
+def payouts_requested_between(
+    conn: Connection, creator_id: int, start_us: int, end_us: int
+) -> list[Payout]:
+    """The creator's payouts requested in [start, end), newest first (at most 200)."""
+    rows = conn.execute(
+        select(payouts)
+        .where(
+            payouts.c.creator_id == creator_id,
+            payouts.c.requested_at_us >= start_us,
+            payouts.c.requested_at_us < end_us,
+        )
+        .order_by(payouts.c.requested_at_us.desc(), payouts.c.id)
+        .limit(STATEMENT_PAYOUTS_MAX)
+    ).all()
+    return [_to_payout(r) for r in rows]
+
+
 def payout_totals(conn: Connection, creator_id: int) -> dict[str, int]:
     """Diamonds and cents per status, for the statement."""
     rows = conn.execute(

@@ -75,6 +75,7 @@ STUDIO_MESSAGES: Final = (
     N_("A reversed gift left a diamond debt: new earnings settle it first"),
     N_("Requested"),
     N_("Waiting for review"),
+    N_("1 {base} = {rate} {currency}"),
     N_("Paid out"),
     N_("Rejected"),
     N_("Expired"),

@@ -26,16 +26,31 @@ const BY_CODE = {
   payee_not_ready: "Set up your payout account first",
 };
 
+// What the payee is sent, in their currency, once the payout provider's transfer is made;
+// the rate recorded with it (US dollar → that currency) in the cell's title.
+function sentCell(p) {
+  if (p.payout_amount_minor == null) return "—";
+  return money(p.payout_amount_minor, p.payout_currency);
+}
+
 function payoutRow(p) {
   const tr = textRow([
     new Date(p.requested_at_us / 1000).toLocaleDateString(locale),
     fmt(p.diamonds),
     money(p.amount_minor, p.currency),
     t(STATUS_NAMES[p.status] || p.status),
+    sentCell(p),
+    p.provider_transfer_id || "—",
   ]);
   tr.dataset.id = p.id;
   tr.dataset.status = p.status;
-  tr.lastElementChild.className = `payout-status ${p.status}`;
+  tr.children[3].className = `payout-status ${p.status}`;
+  if (p.fx_rate_micros != null && p.payout_currency !== p.currency) {
+    tr.children[4].title = t("1 {base} = {rate} {currency}", {
+      base: p.currency, rate: fmt(p.fx_rate_micros / 1e6), currency: p.payout_currency,
+    });
+  }
+  tr.children[5].className = "reference";
   return tr;
 }
 
