@@ -48,19 +48,18 @@ async def test_five_roses_at_80_earn_four_diamonds_and_a_reversal_takes_back_exa
             assert r.json()["diamonds"] == 0  # whole diamonds: the rest is carried
             sends.append(r.json()["send_id"])
 
+        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
+        assert economy.fractions.pending_hundredths(creator.id) == 400
+        assert await economy.fractions.settle_due() == 4  # what every process's loop runs
+        assert await economy.fractions.settle(creator.id) == 0  # nothing left to settle
+        assert (await creator.wallet())["diamonds"] == 4
         statement = await _statement(creator)
         assert statement["totals"]["coins"] == 5
         assert statement["earned_hundredths"] == 400  # 5 x 0.80, where the floor gave 0
         assert statement["diamonds_per_100_coins"] == 80.0
-        assert statement["fraction_pending_hundredths"] == 400
+        assert statement["fraction_pending_hundredths"] == 0
         # 0.8 diamond per coin: the configured share, 28.0-28.3 %, not 0 %.
         assert (statement["share_percent_low"], statement["share_percent_high"]) == (28.0, 28.3)
-
-        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
-        assert await economy.fractions.settle_due() == 4  # what every process's loop runs
-        assert await economy.fractions.settle(creator.id) == 0  # nothing left to settle
-        assert (await creator.wallet())["diamonds"] == 4
-        assert (await _statement(creator))["fraction_pending_hundredths"] == 0
 
         # The Rose's 80 hundredths were settled into a diamond: the reversal takes a whole
         # diamond and gives 20 hundredths back, so 4 Roses leave exactly 3.20 diamonds.
@@ -87,10 +86,34 @@ async def test_a_payout_request_settles_the_hundredths_first(
         assert r.status_code == 201, r.text
         for _ in range(5):  # five of 1 coin: 400 hundredths, not yet whole
             assert (await viewer.gift(stream, "rose")).status_code == 201
-        assert (await creator.wallet())["diamonds"] == 4
         r = await creator.post("/v1/payouts", {"diamonds": 8, "idempotency_key": "all-of-it"})
         assert r.status_code == 201, r.text
         assert r.json()["diamonds"] == 8
+    _verify(db_url)
+
+
+async def test_the_wallet_and_statement_do_not_lag_the_settlement_loop(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(creator_diamonds_per_100_coins=80) as client:
+        creator = await register(client, "creator")
+        stream = await creator.go_live()
+        viewer = await register(client)
+        await grant(client, viewer, 100)
+        for _ in range(6):  # six Roses of 1 coin: 480 hundredths, none settled by the loop
+            assert (await viewer.gift(stream, "rose")).status_code == 201
+        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
+        assert economy.fractions.pending_hundredths(creator.id) == 480
+        # The wallet carries the 4 whole diamonds out first; 80 hundredths stay.
+        assert (await creator.wallet())["diamonds"] == 4
+        assert economy.fractions.pending_hundredths(creator.id) == 80
+        assert await economy.fractions.settle_due() == 0  # nothing left for the loop
+        assert (await viewer.gift(stream, "rose")).status_code == 201  # 160 hundredths
+        statement = await _statement(creator)
+        assert (statement["balance_diamonds"], statement["fraction_pending_hundredths"]) == (5, 60)
+        # Reading again settles nothing twice.
+        assert (await creator.wallet())["diamonds"] == 5
+        assert (await _statement(creator))["balance_diamonds"] == 5
     _verify(db_url)
 
 

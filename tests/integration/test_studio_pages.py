@@ -141,6 +141,8 @@ async def test_the_earnings_page_shows_the_rate_earned_and_the_hundredths_not_ye
         rate = re.search(r'id="earned-rate"><bdi dir="ltr">([^<]*)</bdi>', page.text)
         assert rate is not None
         assert rate.group(1) == "80"
-        assert 'id="fraction-pending">240 hundredths of a diamond' in page.text
+        # The page carried the 2 whole diamonds into the balance first: 40 hundredths wait.
+        assert 'id="fraction-pending">and 40 hundredths of a diamond' in page.text
+        assert 'id="available-diamonds">2<' in page.text
         spanish = await _page(client, "/studio/earnings?lang=es", creator)
         assert "Diamantes por cada 100 monedas" in spanish.text

@@ -108,8 +108,8 @@ class StatementOut(BaseModel):
         "without gifts)"
     )
     fraction_pending_hundredths: int = Field(
-        description="hundredths of a diamond held now, not yet a whole diamond; each 100 "
-        "become one in the balance within a minute, and before a payout request"
+        description="hundredths of a diamond held now, under one diamond: the statement "
+        "carries the whole ones into the balance first (as a payout request does)"
     )
     balance_diamonds: int
     reserved_diamonds: int
@@ -167,6 +167,7 @@ async def my_statement(
     """Earnings per day and per stream (UTC days, default the last 30), as JSON or CSV."""
     end = to_day or today()
     start = from_day or days_before(end, STATEMENT_DAYS)
+    view = await economy.wallet(user.id)  # settles whole diamonds out of hundredths first
     statement = await run_in_threadpool(
         load_statement, economy.db, economy.settings, user.id, start, end
     )
@@ -176,7 +177,6 @@ async def my_statement(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="giftwave-{start}-{end}.csv"'},
         )
-    view = await run_in_threadpool(economy.wallets.view, user.id)
     return StatementOut.of(statement, view.diamonds, view.diamonds_reserved)
 
 

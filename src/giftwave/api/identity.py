@@ -232,7 +232,7 @@ class WalletOut(BaseModel):
 
 @router.get("/me/wallet", response_model=WalletOut)
 async def my_wallet(economy: Econ, user: WalletUser) -> WalletOut:
-    view = await run_in_threadpool(economy.wallets.view, user.id)
+    view = await economy.wallet(user.id)
     return WalletOut.model_validate(view, from_attributes=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -21,7 +22,7 @@ from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
 from giftwave.economy.subscriptions import SubscriptionPolicy, Subscriptions
 from giftwave.economy.topups import TopUps
-from giftwave.economy.wallets import Wallets
+from giftwave.economy.wallets import HUNDREDTHS_PER_DIAMOND, Wallets, WalletView
 from giftwave.identity.passwords import Passwords
 from giftwave.identity.users import AgeRule
 from giftwave.ledger.engine import PostingEngine
@@ -148,6 +149,17 @@ class Economy:
             payees=payees,
             payout_transfers=transfers,
         )
+
+    async def wallet(self, user_id: int) -> WalletView:
+        """The user's balances, their whole diamonds carried out of hundredths first (as a
+        payout request does), so a wallet or statement never lags the settlement loop. With
+        nothing to settle it is the one read it always was; with something, a ledger
+        transfer and a second read."""
+        view, hundredths = await asyncio.to_thread(self.wallets.view_and_hundredths, user_id)
+        if hundredths < HUNDREDTHS_PER_DIAMOND:
+            return view
+        await self.fractions.settle(user_id)
+        return await asyncio.to_thread(self.wallets.view, user_id)
 
     def seed_defaults(self) -> None:
         """An empty catalogue and package list get the defaults; edited ones are left alone."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from giftwave.db.tables import accounts as accounts_table
 from giftwave.economy.limits import daily_spend_account
@@ -50,6 +50,7 @@ DAILY_SPEND: Final = "platform:daily_spend"
 # over from a gift: they are carried in an asset of their own (economy/diamond_fractions.py).
 FRACTION_ASSET: Final = "CDIAMOND"
 FRACTIONS_ISSUED: Final = "platform:diamond_fractions_issued"
+HUNDREDTHS_PER_DIAMOND: Final = 100
 # Day accounts remembered by this process: one per gifting user and UTC day, so the cache is
 # bounded apart from the other names (which are a few per user, for good).
 DAY_ACCOUNTS_MAX: Final = 100_000
@@ -226,17 +227,33 @@ class Wallets:
         return self.available([coins_id])[coins_id]
 
     def view(self, user_id: int) -> WalletView:
+        return self.view_and_hundredths(user_id)[0]
+
+    def view_and_hundredths(self, user_id: int) -> tuple[WalletView, int]:
+        """The user's balances and the hundredths of a diamond they hold, in one query (the
+        hundredths account by its name: it is opened at a creator's first fraction)."""
         mine = self.user(user_id)
-        coins, diamonds, coin_debt, diamond_debt = self.accounts(
-            [mine.coins, mine.diamonds, mine.coin_debt, mine.diamond_debt]
-        )
-        return WalletView(
+        ids = [mine.coins, mine.diamonds, mine.coin_debt, mine.diamond_debt]
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(accounts_table).where(
+                    or_(
+                        accounts_table.c.id.in_(ids),
+                        accounts_table.c.name == fraction_account(user_id),
+                    )
+                )
+            ).all()
+        by_id = {a.id: a for a in (to_account(r) for r in rows)}
+        coins, diamonds, coin_debt, diamond_debt = (by_id[i] for i in ids)
+        fraction = next((a for a in by_id.values() if a.id not in ids), None)
+        view = WalletView(
             coins=coins.available,
             coins_debt=-coin_debt.balance,
             diamonds=diamonds.available,
             diamonds_reserved=diamonds.debits_pending,
             diamonds_debt=-diamond_debt.balance,
         )
+        return view, 0 if fraction is None else fraction.available
 
     def totals(self) -> EconomyTotals:
         """Four platform accounts, read in one query; one never used yet counts zero."""

@@ -210,10 +210,10 @@ async def earnings(
     period_days = int(days) if days in map(str, EARNINGS_DAYS) else DEFAULT_EARNINGS_DAYS
     end = today()
     start = days_before(end, period_days)
+    wallet = await economy.wallet(creator.id)  # settles whole diamonds out of hundredths first
     statement = await run_in_threadpool(
         load_statement, economy.db, economy.settings, creator.id, start, end
     )
-    wallet = await run_in_threadpool(economy.wallets.view, creator.id)
     policy = economy.payouts.policy
     chart = day_chart(
         {day: line.diamonds for day, line in statement.by_day},
