@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from economy_client import ADMIN, AppFactory, Person, economy_app, grant, register
 from sqlalchemy import select
 
@@ -33,14 +34,20 @@ def _verify(db_url: DatabaseUrl) -> None:
     assert report.ok, report
 
 
+async def creator_live_and_fan(client: httpx.AsyncClient) -> tuple[Person, str, Person]:
+    """A creator live in a stream and a viewer holding 100 coins."""
+    creator = await register(client, "creator")
+    stream = await creator.go_live()
+    viewer = await register(client)
+    await grant(client, viewer, 100)
+    return creator, stream, viewer
+
+
 async def test_five_roses_at_80_earn_four_diamonds_and_a_reversal_takes_back_exactly_one(
     economy_app: AppFactory, db_url: DatabaseUrl
 ) -> None:
     async with economy_app(creator_diamonds_per_100_coins=80) as client:
-        creator = await register(client, "creator")
-        stream = await creator.go_live()
-        viewer = await register(client)
-        await grant(client, viewer, 100)
+        creator, stream, viewer = await creator_live_and_fan(client)
         sends = []
         for _ in range(5):
             r = await viewer.gift(stream, "rose")
@@ -96,10 +103,7 @@ async def test_the_wallet_and_statement_do_not_lag_the_settlement_loop(
     economy_app: AppFactory, db_url: DatabaseUrl
 ) -> None:
     async with economy_app(creator_diamonds_per_100_coins=80) as client:
-        creator = await register(client, "creator")
-        stream = await creator.go_live()
-        viewer = await register(client)
-        await grant(client, viewer, 100)
+        creator, stream, viewer = await creator_live_and_fan(client)
         for _ in range(6):  # six Roses of 1 coin: 480 hundredths, none settled by the loop
             assert (await viewer.gift(stream, "rose")).status_code == 201
         economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]

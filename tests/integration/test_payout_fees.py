@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from economy_client import AppFactory, economy_app, make_admin, register
+from economy_client import AppFactory, Person, economy_app, make_admin, register
 from sqlalchemy import func, select
 from test_economy_payouts import ledger_ok
 from test_payouts_provider import (
@@ -72,6 +72,16 @@ def sandbox_transfer_id(client: httpx.AsyncClient, payout_id: str) -> str:
         )
 
 
+async def paid_abroad(client: httpx.AsyncClient) -> tuple[Person, Person, dict[str, Any]]:
+    """A creator in Mexico, an admin, and the creator's payout of $2.50 approved and paid."""
+    creator = await register(client, "creator", country="MX")
+    admin = await make_admin(client)
+    await earn(client, creator)
+    await onboard(client, creator, "approve")
+    payout_id = await approved_payout(client, creator, admin)
+    return creator, admin, await wait_for(creator, payout_id, "paid")
+
+
 def test_the_sandbox_fee_is_fixed_plus_basis_points_rounded_half_up() -> None:
     fee = SandboxFee(fixed_minor=25, bps=25)
     assert fee.of(0) == 25
@@ -85,12 +95,8 @@ async def test_a_paid_transfer_posts_its_fee_once_in_the_payee_currency(
     economy_app: AppFactory, db_url: DatabaseUrl
 ) -> None:
     async with economy_app(**PROVIDER, **FEES, **ABROAD) as client:
-        creator = await register(client, "creator", country="MX")
-        admin = await make_admin(client)
-        await earn(client, creator)
-        await onboard(client, creator, "approve")
-        payout_id = await approved_payout(client, creator, admin)
-        paid = await wait_for(creator, payout_id, "paid")
+        _, _, paid = await paid_abroad(client)
+        payout_id = paid["id"]
         assert (paid["payout_amount_minor"], paid["payout_currency"]) == (4312, "MXN")
         assert paid["fee_minor"] == 36
         assert fee_transfers(client) == [(fee_id(payout_id), 36, "MXN", "fee")]
@@ -194,12 +200,8 @@ async def test_the_report_shows_gross_fees_net_and_the_statement_each_payout(
     economy_app: AppFactory, db_url: DatabaseUrl
 ) -> None:
     async with economy_app(**PROVIDER, **FEES, **ABROAD) as client:
-        creator = await register(client, "creator", country="MX")
-        admin = await make_admin(client)
-        await earn(client, creator)
-        await onboard(client, creator, "approve")
-        payout_id = await approved_payout(client, creator, admin)
-        paid = await wait_for(creator, payout_id, "paid")
+        creator, admin, paid = await paid_abroad(client)
+        payout_id = paid["id"]
 
         report = (await admin.get("/v1/admin/analytics/economy")).json()
         assert report["payouts"] == [
