@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 from economy_client import AppFactory, Person, economy_app, make_admin, register
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from test_economy_payouts import ledger_ok
 from test_payouts_provider import (
     PROVIDER,
@@ -24,6 +24,7 @@ from test_payouts_provider import (
     sandbox,
     wait_for,
 )
+from test_reconcile import reconcile_json
 
 from giftwave.api.state import app_services
 from giftwave.db.tables import payout_events, sandbox_payout_transfers, transfers
@@ -245,3 +246,29 @@ async def test_the_report_shows_gross_fees_net_and_the_statement_each_payout(
         ]
         assert statement["share_percent_low"] is not None  # the effective share stays
     ledger_ok(db_url)
+
+
+async def test_reconcile_compares_the_fees_and_reports_one_the_books_disagree_on(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    async with economy_app(**PROVIDER, **FEES, **ABROAD) as client:
+        _, _, paid = await paid_abroad(client)
+        code, run = reconcile_json(db_url)
+        assert (code, run["mismatches"]) == (0, [])
+        # The payee's top-up, the payout and its fee, on both sides.
+        assert run["records"] == {"ledger": 3, "provider": 3}
+        # The provider's records say it charged another fee.
+        with db_of(client).begin() as conn:
+            conn.execute(
+                update(sandbox_payout_transfers)
+                .where(sandbox_payout_transfers.c.idempotency_key == paid["id"])
+                .values(fee_minor=40)
+            )
+        code, run = reconcile_json(db_url)
+        assert code == 1
+        assert [(m["mismatch"], m["kind"], m["reference"]) for m in run["mismatches"]] == [
+            ("amount_differs", "fee", paid["id"])
+        ]
+        (line,) = run["mismatches"]
+        assert (line["ledger"]["amount_minor"], line["provider"]["amount_minor"]) == (36, 40)
+        assert line["ledger"]["currency"] == line["provider"]["currency"] == "MXN"

@@ -10,6 +10,8 @@ state as its webhooks left it) and from the ledger (a returned payout's diamonds
 the reversal ``return_id``: only that makes it returned here). A payout giftwave returned
 before any transfer was made (the payee could not be paid) never reached the provider and is
 not a record; anything the provider holds for it all the same is then ``missing_in_ledger``.
+A payout's fee is the ledger's fee transfer (``fee_id``, economy/payout_transfers.py) in the
+payee's currency, referenced by the payout's id, as the provider charged it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from typing import Final
 from sqlalchemy import Connection, func, select
 
 from giftwave.db.tables import payouts, transfers
-from giftwave.economy.payout_transfers import return_id
+from giftwave.economy.payout_transfers import fee_id, return_id
 from giftwave.economy.payouts import PayoutStatus
 from giftwave.economy.topups import topup_id
 from giftwave.ledger.model import TransferCode
-from giftwave.ledger.queries import existing_transfer_ids, first_seq_at
+from giftwave.ledger.queries import existing_transfer_ids, first_seq_at, transfer_amounts
 from giftwave.payments.records import (
     DONE,
     PayoutState,
@@ -125,6 +127,9 @@ def payout_records(conn: Connection, provider: str, since_us: int) -> list[Recor
     returned: set[str] = set()
     for chunk in _chunks(wanted):
         returned |= existing_transfer_ids(conn, chunk)
+    fees: dict[str, int] = {}
+    for chunk in _chunks([fee_id(r.id) for r in rows]):
+        fees |= transfer_amounts(conn, chunk)
     records = []
     for r in rows:
         back = return_id(r.id) in returned
@@ -141,6 +146,11 @@ def payout_records(conn: Connection, provider: str, since_us: int) -> list[Recor
         records.append(
             Record(RecordKind.PAYOUT, str(r.id), int(amount), str(currency), state, int(r.at_us))
         )
+        fee = fees.get(fee_id(r.id))
+        if fee is not None:
+            records.append(
+                Record(RecordKind.FEE, str(r.id), fee, str(currency), DONE, int(r.at_us))
+            )
     return records
 
 

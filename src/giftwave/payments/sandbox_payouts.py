@@ -56,7 +56,7 @@ from giftwave.payments.payout_base import (
     TransferEventKind,
     TransferRequest,
 )
-from giftwave.payments.records import PayoutState, Record, RecordKind
+from giftwave.payments.records import DONE, PayoutState, Record, RecordKind
 from giftwave.payments.sender import SignedSender
 from giftwave.payments.signing import verified_event
 
@@ -403,24 +403,24 @@ class SandboxPayoutProvider:
 
 
 def transfer_records(conn: Connection, since_us: int) -> list[Record]:
-    """The sandbox's transfers made from ``since_us`` on, as records (payments/records.py):
-    the reference is the transfer's idempotency key, giftwave's payout id."""
+    """The sandbox's transfers made from ``since_us`` on, as records (payments/records.py),
+    and the fee it charged on each paid one: the reference is the transfer's idempotency key,
+    giftwave's payout id."""
     rows = conn.execute(
         select(transfers)
         .where(transfers.c.created_at_us >= since_us)
         .order_by(transfers.c.created_at_us)
     ).all()
-    return [
-        Record(
-            RecordKind.PAYOUT,
-            r.idempotency_key,
-            int(r.amount_minor),
-            r.currency,
-            TRANSFER_STATES[r.status],
-            int(r.created_at_us),
+    records = []
+    for r in rows:
+        key, at_us = r.idempotency_key, int(r.created_at_us)
+        state = TRANSFER_STATES[r.status]
+        records.append(
+            Record(RecordKind.PAYOUT, key, int(r.amount_minor), r.currency, state, at_us)
         )
-        for r in rows
-    ]
+        if r.fee_minor > 0:
+            records.append(Record(RecordKind.FEE, key, int(r.fee_minor), r.currency, DONE, at_us))
+    return records
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
