@@ -13,9 +13,9 @@ from typing import Final
 
 from sqlalchemy import Connection, String, func, insert, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.db.tables import gift_sends, payout_decisions, payouts, transfers
+from giftwave.db.upsert import insert_new
 from giftwave.economy.payout_policy import AutoApproval, Decision, PayoutFacts, Reason
 from giftwave.economy.risk_flags import open_flag_kinds
 from giftwave.logs import audit
@@ -113,23 +113,19 @@ def record(
 ) -> bool:
     """Write a decision; False when this actor decided this payout already (a replay)."""
     assert actor in (POLICY, ADMIN, OPERATOR)
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(payout_decisions).values(
-                    payout_id=payout_id,
-                    creator_id=creator_id,
-                    actor=actor,
-                    reviewer_id=reviewer_id,
-                    outcome=outcome,
-                    reasons=",".join(reasons),
-                    note=None if note is None else note[:NOTE_MAX_CHARS],
-                    decided_at_us=now_us,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return insert_new(
+        conn,
+        insert(payout_decisions).values(
+            payout_id=payout_id,
+            creator_id=creator_id,
+            actor=actor,
+            reviewer_id=reviewer_id,
+            outcome=outcome,
+            reasons=",".join(reasons),
+            note=None if note is None else note[:NOTE_MAX_CHARS],
+            decided_at_us=now_us,
+        ),
+    )
 
 
 def record_policy(

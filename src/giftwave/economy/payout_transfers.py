@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import payout_events, payouts
+from giftwave.db.upsert import insert_new
 from giftwave.economy.fx import FxRateMissing
 from giftwave.economy.payees import Payees, PayeeState
 from giftwave.economy.payouts import (
@@ -311,25 +311,22 @@ class PayoutTransfers:
             payout = find_payout(conn, event.payout_id)
             if payout is None or payout.provider != event.provider:
                 return None
-            stored = True
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(payout_events).values(
-                            provider=event.provider,
-                            event_id=event.event_id,
-                            payout_id=event.payout_id,
-                            kind=event.kind.value,
-                            transfer_id=event.transfer_id,
-                            reason=None if event.reason is None else event.reason[:255],
-                            received_at_us=now_us(),
-                            amount_minor=event.amount_minor,
-                            currency=event.currency,
-                            fee_minor=event.fee_minor,
-                        )
-                    )
-            except IntegrityError:
-                stored = False  # a redelivery: stored already; folding again changes nothing
+            # False for a redelivery: stored already; folding again changes nothing.
+            stored = insert_new(
+                conn,
+                insert(payout_events).values(
+                    provider=event.provider,
+                    event_id=event.event_id,
+                    payout_id=event.payout_id,
+                    kind=event.kind.value,
+                    transfer_id=event.transfer_id,
+                    reason=None if event.reason is None else event.reason[:255],
+                    received_at_us=now_us(),
+                    amount_minor=event.amount_minor,
+                    currency=event.currency,
+                    fee_minor=event.fee_minor,
+                ),
+            )
             mismatch = not matches(payout, event.amount_minor, event.currency)
             if mismatch:
                 conn.execute(
