@@ -6,6 +6,7 @@ Every page's console errors and uncaught exceptions are collected, so a test can
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,11 @@ class ConsoleErrors(list[str]):
 
     def __iadd__(self, other: object) -> NoReturn:
         raise TypeError("ConsoleErrors grows by itself: watch another page with errors.watch(page)")
+
+
+def with_level(handle: str) -> re.Pattern[str]:
+    """A top gifter's name cell: their gifter level's badge, then the handle."""
+    return re.compile(rf"^\d+\s+{re.escape(handle)}$")
 
 
 def collect_errors(*pages: Page) -> ConsoleErrors:

@@ -40,9 +40,10 @@ def test_an_open_loop_times_every_gift_from_when_it_was_due(tmp_path: Path) -> N
     assert 0 < p50 <= p99
     steps = result.find_rate_steps
     assert [step["rate_per_s"] for step in steps][:1] == [50.0]
-    assert len(steps) == 2
-    # The second step doubles after a met step and halves the gap after a missed one.
-    assert steps[1]["rate_per_s"] == (100.0 if steps[0]["met"] else 25.0)
+    if steps[0]["met"]:  # doubled, then stopped at the step limit
+        assert [step["rate_per_s"] for step in steps] == [50.0, 100.0]
+    else:  # a miss at the first rate leaves nothing wider than the search's resolution
+        assert len(steps) == 1
     met = [step["rate_per_s"] for step in steps if step["met"]]
     assert result.open_loop_max_rate_per_s == (max(met) if met else 0.0)
     assert any(line.startswith("find-rate: ") for line in lines)

@@ -27,7 +27,7 @@ from economy_client import (
     register,
     sandbox,
 )
-from test_stripe_provider import API_KEY, SECRET, StripeStub, deliver, recorded
+from test_stripe_provider import API_KEY, SECRET, StripeStub, checkout_route, deliver, recorded
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -133,7 +133,7 @@ STRIPE_AMOUNTS: dict[str, tuple[int, int]] = {
 
 @pytest.fixture
 def stub() -> Iterator[StripeStub]:
-    with StripeStub() as running:
+    with StripeStub(checkout_route) as running:
         yield running
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from browser import chromium, collect_errors, screenshot
+from browser import chromium, collect_errors, screenshot, with_level
 from clipfiles import make_video
 from liveclient import Client, as_user
 from playwright.async_api import Page, expect
@@ -245,7 +245,7 @@ async def test_one_long_word_never_widens_a_page(room: Room, view: str) -> None:
         await page.goto(f"{base}/live/{room.stream_id}")
         await page.wait_for_selector("body[data-connected='1']", timeout=10_000)
         await expect(page.locator("#chat-log li")).to_have_count(2)
-        await expect(page.locator("#leaderboard .who")).to_have_text(room.gifter)
+        await expect(page.locator("#leaderboard .who")).to_have_text(with_level(room.gifter))
         await expect(page.locator("#goal .goal-title")).to_have_text("G" * LONG_GOAL_CHARS)
         await _no_overflow(page, "room")
         await _on_screen_across(page, "#leaderboard")
@@ -262,7 +262,9 @@ async def test_one_long_word_never_widens_a_page(room: Room, view: str) -> None:
             await _no_overflow(page, path)
         await _log_in(page, base, room.creator)
         await page.goto(f"{base}/studio")
-        await expect(page.locator("#leaderboard .who")).to_have_text(room.gifter, timeout=10_000)
+        await expect(page.locator("#leaderboard .who")).to_have_text(
+            with_level(room.gifter), timeout=10_000
+        )
         await _no_overflow(page, "studio")
         assert errors == []
         await context.close()

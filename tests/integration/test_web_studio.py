@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import chromium, collect_errors
+from browser import chromium, collect_errors, with_level
 from liveclient import person
 from playwright.async_api import Browser, Page, expect
 from serverproc import ADMIN_TOKEN, one_server
@@ -117,7 +117,7 @@ async def test_a_creator_goes_live_sees_gifts_land_and_cashes_out(
                 )
             await expect(studio.locator("#stream-diamonds")).to_have_text(f"{EARNED:,}")
             top = studio.locator("#leaderboard li").first
-            await expect(top.locator(".who")).to_have_text(viewer)
+            await expect(top.locator(".who")).to_have_text(with_level(viewer))
             await expect(top).to_have_attribute("data-coins", str(EARNED))
             await expect(goal.locator(".goal-numbers")).to_have_text(f"{EARNED:,} / {GOAL:,}")
             await expect(studio.locator("#stat-gpm")).to_have_text(str(1 + ROSES))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import chromium, collect_errors, screenshot
+from browser import chromium, collect_errors, screenshot, with_level
 from liveclient import person
 from playwright.async_api import Browser, Page, expect
 from serverproc import ADMIN_TOKEN, one_server
@@ -94,7 +94,7 @@ async def test_a_viewer_buys_coins_and_gifts_and_another_viewer_sees_it(
                 timeout=10_000
             )
             top = other.locator("#leaderboard li").first
-            await expect(top.locator(".who")).to_have_text("webfan", timeout=10_000)
+            await expect(top.locator(".who")).to_have_text(with_level("webfan"), timeout=10_000)
             await expect(top).to_have_attribute("data-coins", str(ROSES + LION))
             await expect(page.locator("#balance")).to_have_attribute(
                 "data-balance", str(BOUGHT - ROSES - LION), timeout=10_000
