@@ -66,8 +66,9 @@ class ConsoleErrors(list[str]):
 
 
 def with_level(handle: str) -> re.Pattern[str]:
-    """A top gifter's name cell: their gifter level's badge, then the handle."""
-    return re.compile(rf"^\d+\s+{re.escape(handle)}$")
+    """A top gifter's name cell: the handle, after their gifter level's badge once the level
+    follower (off the gift path, about a second behind) has counted their gifts."""
+    return re.compile(rf"^(\d+\s+)?{re.escape(handle)}$")
 
 
 def collect_errors(*pages: Page) -> ConsoleErrors:

@@ -121,6 +121,7 @@ async def test_gifting_your_own_stream_is_refused(economy_app: AppFactory) -> No
 def admin_calls(payout_id: str, user_id: int, send_id: str) -> dict[tuple[str, str], Any]:
     return {
         ("GET", "/v1/admin/payouts"): ("/v1/admin/payouts", None),
+        ("GET", "/v1/admin/payout-decisions"): ("/v1/admin/payout-decisions", None),
         ("POST", "/v1/admin/payouts/{payout_id}/{decision}"): (
             f"/v1/admin/payouts/{payout_id}/approve",
             {},

@@ -413,8 +413,9 @@ def test_one_audit_line_per_money_event(evening: Evening) -> None:
     _one(evening, "audit.account_blocked", user_id=third, ledger_frozen=1)
     _one(evening, "audit.account_unblocked", user_id=third, ledger_frozen=0)
     # Nothing logged twice: one line per event (a replay writes none).
+    # A payout's decision is one per (payout, actor): the policy's at the request, a person's.
     seen = Counter(
-        (line["msg"], line.get("transfer_id"))
+        (line["msg"], line.get("transfer_id"), line.get("payout_id"), line.get("actor"))
         for line in evening.lines()
         if "audit." in line["msg"]
     )
