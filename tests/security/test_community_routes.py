@@ -1,0 +1,123 @@
+"""This round's routes (subscriptions, fan clubs, levels, paid messages, notifications, payout
+decisions, reconciliation) tried by those who may not use them, against a real `giftwave serve`
+on SQLite and PostgreSQL (one server per backend for the module):
+
+- without credentials every one of them is 401 problem+json, before its body is read;
+- a viewer cannot use a creator's routes, a creator cannot read an admin's (403);
+- a name megabytes long is refused whole (422) and writes nothing. (These routes have no byte
+  limit of their own before the body is parsed, as the gift route has: a general one is a
+  known gap, written down in the session notes.)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Final
+
+import httpx
+import pytest
+from serverproc import ServerProcess, one_server
+
+from giftwave.db.urls import DatabaseUrl
+
+PASSWORD: Final = "correct horse battery staple"
+PROBLEM: Final = "application/problem+json"
+_names = itertools.count(1)
+
+SIGNED_IN_ONLY: Final = [
+    ("PUT", "/v1/me/subscription-price"),
+    ("POST", "/v1/creators/1/subscription"),
+    ("DELETE", "/v1/creators/1/subscription"),
+    ("GET", "/v1/me/subscriptions"),
+    ("GET", "/v1/me/subscribers"),
+    ("PUT", "/v1/creators/1/notify"),
+    ("DELETE", "/v1/creators/1/notify"),
+    ("POST", "/v1/me/push-subscriptions"),
+    ("DELETE", "/v1/me/push-subscriptions/1"),
+    ("PUT", "/v1/me/notify-settings"),
+    ("GET", "/v1/me/inbox"),
+    ("POST", "/v1/me/inbox/1/read"),
+    ("POST", "/v1/me/inbox/read"),
+    ("PATCH", "/v1/me/level"),
+    ("POST", "/v1/streams/1/paid-messages/x/hide"),
+    ("PUT", "/v1/me/club"),
+    ("PUT", "/v1/me/club/chat"),
+    ("GET", "/v1/me/club/members"),
+    ("DELETE", "/v1/me/club/members/1"),
+    ("POST", "/v1/creators/1/club/members"),
+    ("GET", "/v1/creators/1/club/members/me"),
+    ("DELETE", "/v1/creators/1/club/members/me"),
+    ("GET", "/v1/admin/payout-decisions"),
+    ("GET", "/v1/admin/reconciliation"),
+]
+CREATORS_ONLY: Final = [
+    ("PUT", "/v1/me/subscription-price", {"price_coins": 100}),
+    ("GET", "/v1/me/subscribers", None),
+    ("PUT", "/v1/me/club", {"name": "Not Mine"}),
+    ("PUT", "/v1/me/club/chat", {"mode": "members"}),
+    ("GET", "/v1/me/club/members", None),
+]
+ADMINS_ONLY: Final = ["/v1/admin/payout-decisions", "/v1/admin/reconciliation"]
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_bare_db_url: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    with one_server(module_bare_db_url, tmp_path_factory.mktemp("logs")) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=15.0, trust_env=False) as c:
+        yield c
+
+
+def someone(client: httpx.Client, role: str) -> tuple[int, dict[str, str]]:
+    handle = f"cr{role[:2]}{next(_names)}"
+    r = client.post(
+        "/v1/auth/register",
+        json={
+            "handle": handle,
+            "email": f"{handle}@example.test",
+            "password": PASSWORD,
+            "birth_date": "1990-01-01",
+            "country": "US",
+            "role": role,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["user"]["id"]), {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def refused(r: httpx.Response, status: int) -> None:
+    assert r.status_code == status, (r.request.method, r.request.url.path, r.text)
+    assert r.headers["content-type"].startswith(PROBLEM), r.headers
+    assert r.json()["code"], r.json()
+
+
+@pytest.mark.parametrize(("method", "path"), SIGNED_IN_ONLY)
+def test_no_credentials_no_entry(client: httpx.Client, method: str, path: str) -> None:
+    refused(client.request(method, path, json={}), 401)
+    refused(client.request(method, path, json={}, headers={"Authorization": "Bearer x"}), 401)
+
+
+def test_a_viewer_uses_no_creators_route_and_a_creator_no_admins(client: httpx.Client) -> None:
+    _, viewer = someone(client, "viewer")
+    for method, path, body in CREATORS_ONLY:
+        refused(client.request(method, path, json=body, headers=viewer), 403)
+    _, creator = someone(client, "creator")
+    for path in ADMINS_ONLY:
+        refused(client.get(path, headers=creator), 403)
+
+
+def test_a_name_megabytes_long_is_refused_whole(client: httpx.Client) -> None:
+    creator_id, creator = someone(client, "creator")
+    huge = '{"name": "' + "x" * (4 * 1024 * 1024) + '"}'
+    r = client.put(
+        "/v1/me/club", content=huge, headers={**creator, "Content-Type": "application/json"}
+    )
+    refused(r, 422)
+    assert client.get(f"/v1/creators/{creator_id}/club").status_code == 404  # nothing made
