@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest services bench chaos clean messages lock
+.PHONY: demo test test-long lint typecheck pytest services bench chaos clean messages lock
 
 # Exactly the locked versions, each checked against its hash; then giftwave itself, whose own
 # dependencies the lock already holds (refresh the lock with `make lock`, DEVELOPERS.md).
@@ -40,9 +40,14 @@ typecheck: $(STAMP)
 # Most tests wait on real servers, browsers and sleeps rather than compute: one worker per core,
 # each taking whole files (a module's shared server stays in one worker), about halves the run.
 pytest: $(STAMP) services
-	$(BIN)/pytest -n auto --dist loadfile --durations=15
+	$(BIN)/pytest -n auto --dist loadfile --durations=15 -m "not long"
 
 test: lint typecheck pytest
+
+# The long campaigns (tests marked `long`: many kill -9 cases, long storms, two-node runs), each
+# with a short version inside `make test`. About ten minutes; run before a release.
+test-long: $(STAMP) services
+	$(BIN)/pytest -n auto --dist loadfile --durations=15 -m long
 
 # New or changed strings in the pages: extract them and merge them into each catalog, then
 # translate the empty or fuzzy entries (tests/unit/test_i18n.py demands every one).
