@@ -185,6 +185,8 @@ class Settings(BaseSettings):
     subscription_grace_s: Annotated[int, Field(ge=0, le=60 * 86_400)] = 3 * 86_400
     subscription_retry_s: Annotated[int, Field(ge=1, le=86_400)] = 6 * 3600
     subscription_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Gifted subscriptions bought at once: each is three transfers of one chain (a batch).
+    subscription_gift_max_count: Annotated[int, Field(ge=1, le=1000)] = 100
 
     # Live rooms: one frame per room per tick; a combo ends after this long without a gift.
     live_tick_ms: Annotated[int, Field(ge=10, le=5000)] = 100

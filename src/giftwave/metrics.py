@@ -256,7 +256,9 @@ LOOPS: Final = (
     "payout-sweep",  # processing payouts without the provider's answer, asked for again
     "push-sender",  # due Web Push notices encrypted, signed and sent
     "realtime-viewers",  # each room's viewers on every node, counted
+    "room-presence",  # this node's logged-in viewers written for every node (gifted subs)
     "share-gift-credits",  # committed gifts credited to the shares that brought them
+    "subscription-gift-catch-up",  # gifted periods a crash left unapplied, given
     "subscription-renewals",  # subscriptions due: renewed once per period, or lapsed
     "trending-refresh",  # live streams and every node's gifts read into trending
     "webhook-dispatcher",  # webhook deliveries claimed and sent, combos closed, upkeep

@@ -58,5 +58,7 @@ def test_who_may_chat() -> None:
     assert not may_chat(_club(ChatMode.MEMBERS_LEVEL, 3), 2)
     assert may_chat(_club(ChatMode.MEMBERS_LEVEL, 3), 3)
     assert not may_chat(_club(ChatMode.MEMBERS_LEVEL, 3), None)
+    assert not may_chat(_club(ChatMode.SUBSCRIBERS), 5)  # a member, not subscribed
+    assert may_chat(_club(ChatMode.SUBSCRIBERS), None, subscribed=True)
     # every mode has its rule (a new mode without one fails here)
     assert all(isinstance(may_chat(_club(mode), 1), bool) for mode in ChatMode)

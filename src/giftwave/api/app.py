@@ -73,6 +73,7 @@ from giftwave.economy.gifting import GiftGate, GiftObserver, GiftSent
 from giftwave.economy.paid_messages import PaidMessageObserver, PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, ReversalObserver
 from giftwave.economy.services import Economy
+from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
@@ -81,10 +82,13 @@ from giftwave.live.ban_gate import BanGate
 from giftwave.live.battle_referee import Referee
 from giftwave.live.events import (
     GiftCommitted,
+    GiftedTo,
     GiftReversalCommitted,
     LevelReached,
     PaidMessagePosted,
+    SubsGifted,
 )
+from giftwave.live.presence import RoomPresence
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
 from giftwave.notify.service import Notifications
@@ -114,7 +118,11 @@ from giftwave.web.pages import reach as reach_pages
 from giftwave.web.pages import share_link as share_link_pages
 from giftwave.web.pages import site as site_pages
 from giftwave.web.pages import studio as studio_pages
-from giftwave.webhooks.outbox import enqueue_battle_ended, enqueue_level_ups
+from giftwave.webhooks.outbox import (
+    enqueue_battle_ended,
+    enqueue_level_ups,
+    enqueue_subscription_change,
+)
 from giftwave.webhooks.service import Webhooks
 
 # The sandbox reaches this app in-process when no public URL is configured: the same HTTP
@@ -513,7 +521,14 @@ def _wire(parts: Services, drain: Drain) -> None:
         gifting.add_observer(observer)
     for reversal_observer in _reversal_observers(parts):
         parts.economy.reversals.add_observer(reversal_observer)
-    gifting.add_message_gate(paid_message_gate(parts.hub, parts.rate_limiter))
+    gifting.add_message_gate(
+        paid_message_gate(
+            parts.hub,
+            parts.rate_limiter,
+            parts.clubs.gate,
+            parts.economy.subscriptions.badges,
+        )
+    )
     for message_observer in _paid_message_observers(parts):
         gifting.add_message_observer(message_observer)
     parts.hub.add_observer(parts.webhooks.room_events)
@@ -523,6 +538,9 @@ def _wire(parts: Services, drain: Drain) -> None:
     parts.notifications.limit.use(parts.rate_limiter)
     parts.levels.visibility_limit.use(parts.rate_limiter)
     parts.economy.subscriptions.use_rate_limiter(parts.rate_limiter)
+    # A purchase of gifted subscriptions: its webhook, then the room's announcement.
+    parts.economy.subscription_gifts.add_observer(parts.webhooks.subscriptions_gifted)
+    parts.economy.subscription_gifts.add_observer(partial(_announce_subs_gifted, parts.broker))
     parts.clubs.changes.use(parts.rate_limiter)
 
 
@@ -557,6 +575,21 @@ async def _announce_level_ups(broker: Broker, ups: Sequence[LevelUp]) -> None:
             up.stream_id, LevelReached(user_id=up.user_id, handle=up.handle, level=up.level)
         )
         await broker.notify(LevelChanged(user_id=up.user_id, level=up.level))
+
+
+async def _announce_subs_gifted(broker: Broker, given: SubsGiven) -> None:
+    """ "ana gifted 5 subs!" in the room they were bought in, each recipient named."""
+    await broker.publish(
+        given.stream_id,
+        SubsGifted(
+            gift_id=given.gift_id,
+            buyer_id=given.buyer_id,
+            buyer=given.buyer,
+            count=given.count,
+            recipients=[GiftedTo(r.user_id, r.handle, r.months) for r in given.recipients],
+            at_us=given.created_at_us,
+        ),
+    )
 
 
 def _hub(settings: Settings, db: Engine, broker: Broker, levels: Levels) -> Hub:
@@ -597,6 +630,10 @@ async def _start_services(
     # Every node renews the subscriptions due; the ledger charges each period once.
     economy.subscriptions.start()
     stack.push_async_callback(economy.subscriptions.stop)
+    # A started, renewed or lapsed subscription's webhook, in the transaction that moves it.
+    economy.subscriptions.add_observer(enqueue_subscription_change)
+    economy.subscription_gifts.start()  # purchases a crash left with periods unapplied
+    stack.push_async_callback(economy.subscription_gifts.stop)
     broker = open_broker(settings.broker_url)
     # Gifter levels follow the ledger off the gift path; a level-up's webhook is written in
     # the transaction that records it (social/level_follower.py).
@@ -623,6 +660,11 @@ async def _start_services(
     stack.push_async_callback(rate_limiter.close)
     hub.start()
     stack.push_async_callback(hub.stop)
+    # Who has each room open on every node: where gifted subscriptions find recipients.
+    presence = RoomPresence(db, hub.watchers)
+    presence.start()
+    stack.push_async_callback(presence.stop)
+    economy.subscription_gifts.use_presence(presence)
     viewers = ViewerSampler(db, hub.viewer_counts)  # viewers over time, for analytics
     viewers.start()
     stack.push_async_callback(viewers.stop)

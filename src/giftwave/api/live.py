@@ -51,6 +51,7 @@ from giftwave.live.paid_message_service import SEND_ID_MAX_CHARS
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
 from giftwave.realtime.hub import CLOSE_POLICY, PROTOCOL_VERSION, Hub, Subscriber
+from giftwave.social.club_gate import ClubGate
 from giftwave.trending.engine import user_actor
 from giftwave.trending.service import Trending
 
@@ -365,9 +366,11 @@ async def _act(
         parts.clubs.activity.like(stream.id, user.id, liked["liked"])  # club points, later
         return liked
     if name == "chat":
-        # members-only chat, and the badge the line carries (social/club_gate.py)
-        club = await parts.clubs.gate.chat_badge(stream.creator_id, user.id)
-        return await _chat(command, hub, stream, user, limiter, badges, club)
+        # members- or subscribers-only chat, and the badges the line carries
+        # (social/club_gate.py; the months: economy/subscriptions.py, cached per node)
+        months = await badges.months(stream.creator_id, user.id)
+        club = await parts.clubs.gate.chat_badge(stream.creator_id, user.id, months)
+        return await _chat(command, hub, stream, user, limiter, months, club)
     return await _moderate(name, command, hub, stream, user, limiter, db)
 
 
@@ -424,7 +427,7 @@ async def _chat(
     stream: Stream,
     user: User,
     limiter: RateLimiter,
-    badges: SubscriberBadges,
+    sub_months: int,
     club: ClubBadge | None,
 ) -> dict[str, Any]:
     text = chat_text(command.get("text"))
@@ -435,7 +438,7 @@ async def _chat(
         handle=user.handle,
         text=text,
         level=hub.level_of(user.id),  # this node's cache, never a query (level_badges.py)
-        sub_months=await badges.months(stream.creator_id, user.id),
+        sub_months=sub_months,
         club=club,
     )
     assert hub.broker is not None
@@ -452,11 +455,16 @@ async def _may_chat(hub: Hub, limiter: RateLimiter, user_id: int, stream_id: str
         raise _limited("too many messages; slow down")
 
 
-def paid_message_gate(hub: Hub, limiter: RateLimiter) -> MessageGate:
+def paid_message_gate(
+    hub: Hub, limiter: RateLimiter, clubs: ClubGate, badges: SubscriberBadges
+) -> MessageGate:
     """The chat rules a gift's message meets before the gift is billed: the same as a line of
-    chat (muted, rate; the text is checked by the economy with ``live.chat_rules``)."""
+    chat (the creator's chat mode, muted, rate; the text is checked by the economy with
+    ``live.chat_rules``)."""
 
-    async def gate(sender_id: int, stream_id: str) -> None:
+    async def gate(sender_id: int, stream_id: str, creator_id: int) -> None:
+        months = await badges.months(creator_id, sender_id)
+        await clubs.chat_badge(creator_id, sender_id, months)
         await _may_chat(hub, limiter, sender_id, stream_id)
 
     return gate

@@ -1,17 +1,20 @@
 """Subscriptions (docs/economy.md, "Subscriptions"): a creator's monthly price, subscribing
-and cancelling, a viewer's subscriptions and a creator's subscribers."""
+and cancelling, a viewer's subscriptions and a creator's subscribers; gifted subscriptions
+bought in a live room, and a viewer's setting for receiving them."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser, WalletUser, economy_of
 from giftwave.clock import now_us
+from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE
 from giftwave.economy.services import Economy
+from giftwave.economy.subscription_gifts import GiftSubs, SubsGiven
 from giftwave.economy.subscriptions import SUBSCRIBERS_MAX, Subscription
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
@@ -133,3 +136,96 @@ async def my_subscribers(
         revenue_diamonds_30d=figures.revenue_diamonds,
         subscribers=[SubscriptionOut.of(sub, handle) for sub, handle in found],
     )
+
+
+class GiftSubsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # The bound is the server's (GIFTWAVE_SUBSCRIPTION_GIFT_MAX_COUNT, 422 invalid_count);
+    # this one only keeps absurd numbers out of the parser.
+    count: int = Field(ge=-(2**31), le=2**31, description="1..the operator's maximum")
+    idempotency_key: str = Field(
+        min_length=1, max_length=64, pattern=f"^{IDEMPOTENCY_KEY_RE.pattern}$"
+    )
+
+
+class RecipientOut(BaseModel):
+    user_id: int
+    handle: str
+    months: int = Field(description="their months subscribed to the creator, this one included")
+
+
+class SubsGivenOut(BaseModel):
+    gift_id: str = Field(description="gsub:<buyer id>:<idempotency key>, as in the room event")
+    stream_id: str
+    creator_id: int
+    count: int
+    price_coins: int = Field(description="each subscription's price")
+    coins: int = Field(description="what the buyer paid: count * price")
+    diamonds: int = Field(description="whole diamonds the creator earned")
+    recipients: list[RecipientOut]
+    created_at_us: int
+
+    @classmethod
+    def of(cls, given: SubsGiven) -> SubsGivenOut:
+        return cls(
+            gift_id=given.gift_id,
+            stream_id=given.stream_id,
+            creator_id=given.creator_id,
+            count=given.count,
+            price_coins=given.price_coins,
+            coins=given.coins,
+            diamonds=given.diamonds,
+            recipients=[
+                RecipientOut(user_id=r.user_id, handle=r.handle, months=r.months)
+                for r in given.recipients
+            ],
+            created_at_us=given.created_at_us,
+        )
+
+
+@router.post(
+    "/streams/{stream_id}/gifted-subscriptions", status_code=201, response_model=SubsGivenOut
+)
+async def gift_subscriptions(
+    stream_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: GiftSubsIn,
+    response: Response,
+    economy: Econ,
+    user: SessionUser,
+) -> SubsGivenOut:
+    """Buy ``count`` subscriptions to the stream's creator for viewers in the room, drawn at
+    random among those who may receive one (201); the same purchase again with the same
+    ``idempotency_key`` (200, nothing charged). 409 ``not_enough_gift_recipients`` when fewer
+    viewers may receive one than ``count``; 402 when the coins are short: nothing charged."""
+    given = await economy.subscription_gifts.give(
+        GiftSubs(
+            buyer=user, stream_id=stream_id, count=body.count, idempotency_key=body.idempotency_key
+        )
+    )
+    response.status_code = 201 if given.charged else 200
+    return SubsGivenOut.of(given)
+
+
+class GiftedSettingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept: bool = Field(description="receive gifted subscriptions (on by default)")
+
+
+class GiftedSettingOut(BaseModel):
+    accept: bool
+
+
+@router.get("/me/gifted-subscriptions", response_model=GiftedSettingOut)
+async def gifted_setting(economy: Econ, user: SessionUser) -> GiftedSettingOut:
+    """Whether the caller may be drawn for gifted subscriptions."""
+    accept = await run_in_threadpool(economy.subscription_gifts.accepts, user.id)
+    return GiftedSettingOut(accept=accept)
+
+
+@router.put("/me/gifted-subscriptions", response_model=GiftedSettingOut)
+async def set_gifted_setting(
+    body: GiftedSettingIn, economy: Econ, user: SessionUser
+) -> GiftedSettingOut:
+    """Opt in or out of receiving gifted subscriptions (in any creator's room)."""
+    accept = await economy.subscription_gifts.set_accepts(user, body.accept)
+    return GiftedSettingOut(accept=accept)

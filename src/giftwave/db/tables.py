@@ -1060,7 +1060,60 @@ subscription_periods = Table(
     Column("starts_at_us", BigInteger, nullable=False),
     Column("ends_at_us", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+    # Who gave this period (a gifted subscription, economy/subscription_gifts.py); None: paid.
+    Column("gifted_by", BigInteger, nullable=True),
     Index("ix_subscription_periods_creator_time", "creator_id", "created_at_us"),
+)
+
+# A viewer's purchase of ``count`` subscriptions in a live room, written by the ledger in the
+# transaction of its transfers (ledger/annex.py): there exactly when they were paid.
+# ``recipients``: the user ids drawn, comma separated, in the order of their transfers.
+subscription_gifts = Table(
+    "subscription_gifts",
+    metadata,
+    Column("buyer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("idempotency_key", String(64), primary_key=True),
+    Column("stream_id", String(24), nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("price_coins", BigInteger, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Column("diamonds", BigInteger, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("transfer_id", String(128), nullable=False, unique=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_subscription_gifts_creator_time", "creator_id", "created_at_us"),
+)
+
+# Each recipient's gifted period, given once: the key makes a second application a no-op.
+subscription_gift_recipients = Table(
+    "subscription_gift_recipients",
+    metadata,
+    Column("buyer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("idempotency_key", String(64), primary_key=True),
+    Column("recipient_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("subscription_id", BigInteger, nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("applied_at_us", BigInteger, nullable=False),
+)
+
+# Viewers who do not want gifted subscriptions (everyone else may receive one: the default).
+gifted_sub_optouts = Table(
+    "gifted_sub_optouts",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+# Who has a room open, on any node: each node writes its logged-in viewers every few seconds
+# (live/presence.py); a row older than the window is someone who left.
+room_viewers = Table(
+    "room_viewers",
+    metadata,
+    Column("stream_id", String(24), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seen_at_us", BigInteger, nullable=False),
+    Index("ix_room_viewers_seen", "seen_at_us"),
 )
 
 # "Never miss it" (notify/, docs/notifications.md). A follower's opt-in to one creator's notices.

@@ -257,7 +257,7 @@ class Gifting:
         sender in this room (muted, rate) let it through; else nothing is billed."""
         pin = pin_for(self._policy.paid_message_tiers, intent.coins, intent.created_at_us)
         for gate in self._message_gates:
-            await gate(cmd.sender.id, intent.stream_id)
+            await gate(cmd.sender.id, intent.stream_id, intent.creator_id)
         return replace(intent, message=cmd.message, pin=pin)
 
     def add_gate(self, gate: GiftGate) -> None:
@@ -574,6 +574,49 @@ def money_chain(
 ) -> list[Transfer]:
     """A payment's linked chain, its ids derived from ``base``: the day's spend (with the cap
     as its limit), the payer's coins, the creator's whole diamonds and their hundredths."""
+    return shared_chain(
+        base, legs, [(base, coins, diamonds, diamond_hundredths)], daily_max_coins, code
+    )
+
+
+def shared_chain(
+    base: str,
+    legs: MoneyLegs,
+    shares: list[tuple[str, int, int, int]],
+    daily_max_coins: int,
+    code: TransferCode,
+) -> list[Transfer]:
+    """One linked chain paying several shares (each ``(its base, coins, diamonds,
+    hundredths)``) from one payer to one creator: the day's spend of them all, ``base:s``,
+    then each share's legs. Any leg refused, none of them commits (gifted subscriptions)."""
+    chain: list[Transfer] = []
+    for share_base, coins, diamonds, diamond_hundredths in shares:
+        chain.extend(_share_legs(share_base, legs, coins, diamonds, diamond_hundredths, code))
+    if legs.day_spent is not None and legs.daily_spend is not None:
+        # First, so that an over-cap payment is refused for the cap whatever else is wrong,
+        # as before the cap moved into the ledger. The cap in force on this node is the
+        # limit: a changed setting applies from the next payment.
+        spend = Transfer(
+            base + ":s",
+            legs.day_spent,
+            legs.daily_spend,
+            sum(share[1] for share in shares),
+            code,
+            debit_limit=daily_max_coins,
+        )
+        chain.insert(0, spend)
+    return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+
+
+def _share_legs(
+    base: str,
+    legs: MoneyLegs,
+    coins: int,
+    diamonds: int,
+    diamond_hundredths: int,
+    code: TransferCode,
+) -> list[Transfer]:
+    """The payer's coins, the creator's whole diamonds and their hundredths, for one share."""
     chain = [Transfer(coins_leg_id(base), legs.viewer_coins, legs.gifts_spent, coins, code)]
     if diamonds > 0:  # at a rate below 100, a 1-coin gift earns no whole diamond
         chain.append(
@@ -585,20 +628,7 @@ def money_chain(
         assert legs.fractions is not None, "a rate with fractions opens their accounts"
         issuer, creator_fraction = legs.fractions
         chain.append(Transfer(base + ":f", issuer, creator_fraction, diamond_hundredths, code))
-    if legs.day_spent is not None and legs.daily_spend is not None:
-        # First, so that an over-cap payment is refused for the cap whatever else is wrong,
-        # as before the cap moved into the ledger. The cap in force on this node is the
-        # limit: a changed setting applies from the next payment.
-        spend = Transfer(
-            base + ":s",
-            legs.day_spent,
-            legs.daily_spend,
-            coins,
-            code,
-            debit_limit=daily_max_coins,
-        )
-        chain.insert(0, spend)
-    return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+    return chain
 
 
 def chain_outcome(outcomes: list[Outcome]) -> Outcome:

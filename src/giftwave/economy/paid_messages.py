@@ -51,9 +51,10 @@ class PaidMessageSent:
 
 
 PaidMessageObserver = Callable[[PaidMessageSent], Awaitable[None]]
-# (sender_id, stream_id): raises a DomainError to refuse the message, and so the gift (muted
-# in the room, over the chat rate). Asked only for gifts that carry a message.
-MessageGate = Callable[[int, str], Awaitable[None]]
+# (sender_id, stream_id, creator_id): raises a DomainError to refuse the message, and so the
+# gift (the creator's chat mode, muted in the room, over the chat rate). Asked only for gifts
+# that carry a message.
+MessageGate = Callable[[int, str, int], Awaitable[None]]
 
 
 def pin_for(tiers: Sequence[PaidMessageTier], coins: int, at_us: int) -> Pin:

@@ -20,6 +20,7 @@ from giftwave.economy.payout_policy import AutoApproval
 from giftwave.economy.payout_transfers import PayoutTransfers, TransferPolicy
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
+from giftwave.economy.subscription_gifts import SubscriptionGifts
 from giftwave.economy.subscriptions import SubscriptionPolicy, Subscriptions
 from giftwave.economy.topups import TopUps
 from giftwave.economy.wallets import HUNDREDTHS_PER_DIAMOND, Wallets, WalletView
@@ -45,6 +46,7 @@ class Economy:
     reversals: Reversals
     fractions: DiamondFractions
     subscriptions: Subscriptions
+    subscription_gifts: SubscriptionGifts
     # With a payout provider only (GIFTWAVE_PAYOUT_PROVIDER): payees and their transfers.
     payees: Payees | None = None
     payout_transfers: PayoutTransfers | None = None
@@ -112,6 +114,22 @@ class Economy:
             )
             payouts.use_provider(payees, transfers.send)
             transfers.finish_approvals_with(payouts.finish_interrupted)
+        subscriptions = Subscriptions(
+            db,
+            engine,
+            wallets,
+            SubscriptionPolicy(
+                min_coins=settings.subscription_min_coins,
+                max_coins=settings.subscription_max_coins,
+                period_s=settings.subscription_period_s,
+                grace_s=settings.subscription_grace_s,
+                retry_s=settings.subscription_retry_s,
+                diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
+                daily_spend_max_coins=settings.gift_daily_spend_max_coins,
+                age_rule=age_rule,
+                sweep_interval_s=settings.subscription_sweep_interval_s,
+            ),
+        )
         return cls(
             settings=settings,
             db=db,
@@ -130,21 +148,13 @@ class Economy:
             payouts=payouts,
             reversals=Reversals(db, engine, wallets),
             fractions=fractions,
-            subscriptions=Subscriptions(
+            subscriptions=subscriptions,
+            subscription_gifts=SubscriptionGifts(
                 db,
                 engine,
                 wallets,
-                SubscriptionPolicy(
-                    min_coins=settings.subscription_min_coins,
-                    max_coins=settings.subscription_max_coins,
-                    period_s=settings.subscription_period_s,
-                    grace_s=settings.subscription_grace_s,
-                    retry_s=settings.subscription_retry_s,
-                    diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
-                    daily_spend_max_coins=settings.gift_daily_spend_max_coins,
-                    age_rule=age_rule,
-                    sweep_interval_s=settings.subscription_sweep_interval_s,
-                ),
+                subscriptions,
+                max_count=settings.subscription_gift_max_count,
             ),
             payees=payees,
             payout_transfers=transfers,

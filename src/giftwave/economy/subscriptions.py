@@ -31,6 +31,7 @@ import asyncio
 import dataclasses
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
@@ -81,10 +82,17 @@ class SubStatus(enum.StrEnum):
     GRACE = "grace"  # a renewal was refused; retried until ``grace_until_us``
     CANCELLED = "cancelled"  # no more renewals; access to ``paid_until_us``
     LAPSED = "lapsed"  # the grace ran out unpaid
+    # Someone gifted the period (economy/subscription_gifts.py): access to ``paid_until_us``,
+    # never renewed from the recipient's coins unless they subscribe themselves.
+    GIFTED = "gifted"
 
 
 # Who may still be charged for a next period.
 RENEWING: Final = (SubStatus.ACTIVE.value, SubStatus.GRACE.value)
+# Who has access while their paid (or gifted) period runs.
+WITH_ACCESS: Final = (SubStatus.ACTIVE.value, SubStatus.CANCELLED.value, SubStatus.GIFTED.value)
+# Not renewed at the end of the period: the period ends it.
+NOT_RENEWED: Final = (SubStatus.CANCELLED, SubStatus.GIFTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +129,29 @@ class Subscription:
 
     def has_access(self, at_us: int) -> bool:
         """Paid to a time still ahead (a cancelled one too: to the end of its period)."""
-        live = self.status in (SubStatus.ACTIVE, SubStatus.CANCELLED)
-        return live and self.paid_until_us > at_us
+        return self.status.value in WITH_ACCESS and self.paid_until_us > at_us
 
     def shown_status(self, at_us: int) -> str:
-        """What a person reads: ``ended`` is a cancelled one past its paid period."""
-        if self.status is SubStatus.CANCELLED and self.paid_until_us <= at_us:
+        """What a person reads: ``ended`` is a cancelled or gifted one past its period."""
+        if self.status in NOT_RENEWED and self.paid_until_us <= at_us:
             return "ended"
         return self.status.value
+
+
+class ChangeKind(enum.StrEnum):
+    STARTED = "started"  # a first period paid, or one taken anew after it ended
+    RENEWED = "renewed"  # the next period paid, by the sweeper or from a grace
+    LAPSED = "lapsed"  # the grace ran out unpaid
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChange:
+    kind: ChangeKind
+    subscription: Subscription  # as the move left it
+    at_us: int
+
+
+SubscriptionObserver = Callable[[Connection, SubscriptionChange], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +209,7 @@ def _by_id(conn: Connection, subscription_id: int) -> Subscription:
     return _to_subscription(row)
 
 
-def _coin_debt(conn: Connection, user_id: int) -> int:
+def coin_debt(conn: Connection, user_id: int) -> int:
     """Coins a refunded top-up left owed (settled from the next top-up): no spending till then."""
     account = find_account(conn, f"user:{user_id}:coin_debt")
     return 0 if account is None else max(0, -account.balance)
@@ -209,7 +232,7 @@ def subscriber_months(db: Engine, creator_id: int, user_ids: list[int]) -> dict[
             select(subscriptions.c.subscriber_id, subscriptions.c.period).where(
                 subscriptions.c.creator_id == creator_id,
                 subscriptions.c.subscriber_id.in_(user_ids),
-                subscriptions.c.status.in_([SubStatus.ACTIVE.value, SubStatus.CANCELLED.value]),
+                subscriptions.c.status.in_(WITH_ACCESS),
                 subscriptions.c.paid_until_us > now,
             )
         ).all()
@@ -260,7 +283,8 @@ class Subscriptions:
         self._wallets = wallets
         self._policy = policy
         self.badges = SubscriberBadges(db)
-        self._rate = UserLimit(
+        self._observers: list[SubscriptionObserver] = []
+        self.rate = UserLimit(
             "subscription",
             Rate(CHANGES_PER_S, CHANGES_BURST),
             code=Code.SUBSCRIPTION_RATE_LIMITED,
@@ -280,7 +304,7 @@ class Subscriptions:
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
         """Count changes in the node's shared limiter (Redis with a redis:// broker)."""
-        self._rate.use(limiter)
+        self.rate.use(limiter)
 
     def start(self) -> None:
         self._sweeps.start()
@@ -294,7 +318,7 @@ class Subscriptions:
         """Set (or change) the creator's monthly price: it applies to new subscriptions and
         to a lapsed one taken again; a running subscription keeps the price it was taken at."""
         require_creator(creator, "offer subscriptions")
-        await self._rate.take(creator.id)
+        await self.rate.take(creator.id)
         return await asyncio.to_thread(self._set_price, creator, price_coins)
 
     def price(self, creator_id: int) -> int | None:
@@ -338,13 +362,16 @@ class Subscriptions:
     async def subscribe(self, subscriber: User, creator_id: int) -> Subscribed:
         """Subscribe and pay the first period at once; the same subscription back when it is
         already paid (idempotent); a cancelled one still paid is resumed without a charge."""
-        await self._rate.take(subscriber.id)
+        await self.rate.take(subscriber.id)
         sub, price = await asyncio.to_thread(self._open, subscriber, creator_id)
         at = now_us()
         if sub.status is SubStatus.ACTIVE and sub.paid_until_us > at:
             return Subscribed(sub, charged=False)
-        if sub.status is SubStatus.CANCELLED and sub.paid_until_us > at:
-            return Subscribed(await asyncio.to_thread(self._resume, sub), charged=False)
+        if sub.status in NOT_RENEWED and sub.paid_until_us > at:
+            # Cancelled or gifted, still running: renewed from the subscriber's coins at its end.
+            resumed = await asyncio.to_thread(self._resume, sub)
+            self.badges.forget(creator_id, subscriber.id)
+            return Subscribed(resumed, charged=False)
         if sub.status is SubStatus.ACTIVE:  # due, and no sweep came yet: renewed as one would
             renewed = await self.renew(sub)
             if renewed.has_access(at):
@@ -355,7 +382,7 @@ class Subscriptions:
             sub = dataclasses.replace(sub, price_coins=price)
         outcome = await self._charge(sub, sub.months + 1, at, subscriber)
         if not isinstance(outcome, _Paid):
-            await self._raise_refused(outcome, subscriber.id)
+            await self.raise_refused(outcome, subscriber.id)
         advanced = await asyncio.to_thread(self._advance, sub, outcome, resubscribe=True)
         self.badges.forget(creator_id, subscriber.id)  # this node shows it at once
         return Subscribed(advanced, charged=outcome.new)
@@ -382,7 +409,7 @@ class Subscriptions:
                     f"subscribing needs age {rule.min_age_for(subscriber.country)}+",
                     min_age=rule.min_age_for(subscriber.country),
                 )
-            debt = _coin_debt(conn, subscriber.id)
+            debt = coin_debt(conn, subscriber.id)
             if debt > 0:
                 raise Forbidden(
                     Code.ACCOUNT_IN_DEBT,
@@ -422,7 +449,7 @@ class Subscriptions:
                 update(subscriptions)
                 .where(
                     subscriptions.c.id == sub.id,
-                    subscriptions.c.status == SubStatus.CANCELLED.value,
+                    subscriptions.c.status == sub.status.value,
                     subscriptions.c.period == sub.months,
                 )
                 .values(
@@ -436,7 +463,7 @@ class Subscriptions:
     async def cancel(self, subscriber: User, creator_id: int) -> Subscription:
         """No more renewals; access to the end of the paid period, no refund. Cancelling again
         answers the same."""
-        await self._rate.take(subscriber.id)
+        await self.rate.take(subscriber.id)
         return await asyncio.to_thread(self.cancel_now, subscriber, creator_id)
 
     def cancel_now(self, subscriber: User, creator_id: int) -> Subscription:
@@ -473,12 +500,14 @@ class Subscriptions:
         since = now - FIGURES_DAYS * 86_400 * US_PER_S
         paying = and_(
             subscriptions.c.creator_id == creator.id,
-            subscriptions.c.status.in_([SubStatus.ACTIVE.value, SubStatus.CANCELLED.value]),
+            subscriptions.c.status.in_(WITH_ACCESS),
             subscriptions.c.paid_until_us > now,
         )
         ended = and_(
             subscriptions.c.creator_id == creator.id,
-            subscriptions.c.status.in_([SubStatus.LAPSED.value, SubStatus.CANCELLED.value]),
+            subscriptions.c.status.in_(
+                [SubStatus.LAPSED.value, SubStatus.CANCELLED.value, SubStatus.GIFTED.value]
+            ),
             subscriptions.c.paid_until_us >= since,
             subscriptions.c.paid_until_us <= now,
         )
@@ -554,7 +583,7 @@ class Subscriptions:
         with self._db.connect() as conn:
             subscriber = find_user(conn, sub.subscriber_id)
             creator = find_user(conn, sub.creator_id)
-            debt = _coin_debt(conn, sub.subscriber_id)
+            debt = coin_debt(conn, sub.subscriber_id)
         if subscriber is None or subscriber.blocked:
             return Code.ACCOUNT_BLOCKED.value
         if debt > 0:
@@ -580,7 +609,7 @@ class Subscriptions:
                 "next_attempt_us": min(at_us + self._policy.retry_s * US_PER_S, grace_until),
             }
         with self._db.begin() as conn:
-            conn.execute(
+            moved = conn.execute(
                 update(subscriptions)
                 .where(
                     subscriptions.c.id == sub.id,
@@ -588,8 +617,11 @@ class Subscriptions:
                     subscriptions.c.status.in_(RENEWING),
                 )
                 .values(last_failure=failure, **values)
-            )
-            return _by_id(conn, sub.id)
+            ).rowcount
+            after = _by_id(conn, sub.id)
+            if moved and after.status is SubStatus.LAPSED:
+                self._told(conn, ChangeKind.LAPSED, after, at_us)
+            return after
 
     def _advance(self, sub: Subscription, paid: _Paid, *, resubscribe: bool) -> Subscription:
         """The row to the period just paid, if no one moved it there first. A renewal keeps
@@ -613,13 +645,30 @@ class Subscriptions:
         if resubscribe:
             values["cancelled_at_us"] = None
             values["price_coins"] = paid.coins
+        # A grace paid by the subscriber's own hand is still a renewal; anything else they
+        # take (first, lapsed, ended, resumed after a gift ran out) starts one.
+        renewing = not resubscribe or sub.status.value in RENEWING
         with self._db.begin() as conn:
-            conn.execute(
+            moved = conn.execute(
                 update(subscriptions)
                 .where(subscriptions.c.id == sub.id, subscriptions.c.period == sub.months)
                 .values(**values)
-            )
-            return _by_id(conn, sub.id)
+            ).rowcount
+            after = _by_id(conn, sub.id)
+            if moved:
+                kind = ChangeKind.RENEWED if renewing else ChangeKind.STARTED
+                self._told(conn, kind, after, now_us())
+            return after
+
+    def add_observer(self, observer: SubscriptionObserver) -> None:
+        """Called in the transaction that moves a subscription (started, renewed, lapsed),
+        once per move: what it writes (a webhook's outbox row) exists exactly when the move
+        does."""
+        self._observers.append(observer)
+
+    def _told(self, conn: Connection, kind: ChangeKind, sub: Subscription, at_us: int) -> None:
+        for observer in self._observers:
+            observer(conn, SubscriptionChange(kind, sub, at_us))
 
     # --- the money -----------------------------------------------------------------------
 
@@ -684,7 +733,11 @@ class Subscriptions:
             ).first()
         return None if row is None else _Paid(int(row[0]), int(row[1]), new=False)
 
-    async def _raise_refused(self, outcome: Outcome, payer_id: int) -> NoReturn:
+    async def raise_refused(
+        self, outcome: Outcome, payer_id: int, what: str = "subscription"
+    ) -> NoReturn:
+        """The refusal of a payment from ``payer_id`` that the ledger refused (the daily cap
+        with what was spent today)."""
         if outcome is Outcome.EXCEEDS_DEBIT_LIMIT:
             legs_day = self._wallets.cached_day_account(payer_id, day_of(now_us()))
             spent = 0
@@ -692,7 +745,7 @@ class Subscriptions:
                 (account,) = await asyncio.to_thread(self._wallets.accounts, [legs_day])
                 spent = account.debits_posted + account.debits_pending - account.credits_posted
             raise daily_spend_refused(self._policy.daily_spend_max_coins, spent)
-        raise gift_failure(outcome, "subscription")
+        raise gift_failure(outcome, what)
 
 
 def _refusal(failure: str | None) -> DomainError:

@@ -109,10 +109,31 @@ SUBSCRIPTION_PERIODS: Final = AnnexTable(
     key=("subscription_id", "period"),
 )
 
+# A viewer's gifted subscriptions (economy/subscription_gifts.py): there exactly when the one
+# chain paying every recipient's period committed. ``recipients``: their ids, comma separated.
+SUBSCRIPTION_GIFTS: Final = AnnexTable(
+    name="subscription_gifts",
+    columns=(
+        ("buyer_id", "bigint"),
+        ("idempotency_key", "text"),
+        ("stream_id", "text"),
+        ("creator_id", "bigint"),
+        ("count", "bigint"),
+        ("price_coins", "bigint"),
+        ("coins", "bigint"),
+        ("diamonds", "bigint"),
+        ("recipients", "text"),
+        ("transfer_id", "text"),
+        ("created_at_us", "bigint"),
+    ),
+    key=("buyer_id", "idempotency_key"),
+)
+
 ANNEX_TABLES: Final[dict[str, AnnexTable]] = {
     GIFT_SENDS.name: GIFT_SENDS,
     GIFT_SENDS_MESSAGE.name: GIFT_SENDS_MESSAGE,
     SUBSCRIPTION_PERIODS.name: SUBSCRIPTION_PERIODS,
+    SUBSCRIPTION_GIFTS.name: SUBSCRIPTION_GIFTS,
 }
 
 

@@ -123,6 +123,26 @@ class LevelReached(News, frozen=True, tag="level_up"):
     level: int
 
 
+class GiftedTo(msgspec.Struct, frozen=True):
+    """One recipient of gifted subscriptions, with the months their badge shows now."""
+
+    user_id: int
+    handle: str
+    months: int
+
+
+class SubsGifted(News, frozen=True, tag="subs_gifted"):
+    """A viewer's gifted subscriptions, given (economy/subscription_gifts.py): "ana gifted 5
+    subs!", each recipient named. Sent again on a retry; a room says it once per ``gift_id``."""
+
+    gift_id: str  # "gsub:<buyer id>:<idempotency key>"
+    buyer_id: int
+    buyer: str  # the buyer's handle
+    count: int
+    recipients: list[GiftedTo]
+    at_us: int
+
+
 class ChatDeleted(News, frozen=True, tag="chat_deleted"):
     message_id: str
 
@@ -217,6 +237,7 @@ RoomNews = (
     | LevelReached
     | PaidMessagePosted
     | PaidMessageHidden
+    | SubsGifted
 )
 
 
@@ -403,6 +424,17 @@ class PaidMessageHiddenShown(Shown, frozen=True, tag="paid_message_hidden"):
     send_id: str
 
 
+class SubsGiftedShown(Shown, frozen=True, tag="subs_gifted"):
+    """ "ana gifted 5 subs!", with each recipient and their months."""
+
+    gift_id: str
+    buyer_id: int
+    buyer: str
+    count: int
+    recipients: list[GiftedTo]
+    at_us: int
+
+
 class Snapshot(Shown, frozen=True, tag="snapshot", omit_defaults=True):
     """Everything a viewer needs to draw the room from scratch. (``omit_defaults``: only the
     fields with a default, none of the others, are left out when empty.)"""
@@ -444,6 +476,7 @@ RoomEvent = (
     | StreamEndedShown
     | PaidMessageShown
     | PaidMessageHiddenShown
+    | SubsGiftedShown
     | Snapshot
 )
 

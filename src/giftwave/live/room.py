@@ -50,6 +50,8 @@ from giftwave.live.events import (
     RoomEvent,
     Snapshot,
     StreamEndedShown,
+    SubsGifted,
+    SubsGiftedShown,
     ViewersShown,
 )
 from giftwave.live.goals import Goal, GoalKind
@@ -78,6 +80,7 @@ BATTLE_RESULT_US: Final = 15_000_000
 # Moderation said per tick: deletes and mutes each in one compact event, duplicates dropped,
 # at most this many ids each (the rest wait for the next ticks, bounded by the two above).
 MODERATION_PER_TICK: Final = 100
+MAX_SUBS_GIFTED_SEEN: Final = 256  # gifted-subscription purchases a room remembers announcing
 JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
 # A big room's count changes every tick; saying so every tick would be a frame per tick to
 # every viewer for nothing anyone reads that fast.
@@ -187,6 +190,7 @@ class Room:
         self._deleted: dict[str, None] = {}  # deletes not yet said, in order
         self._mutes: dict[int, int] = {}  # mutes not yet said: user → until_us
         self._news: list[RoomEvent] = []
+        self._subs_gifted: dict[str, None] = {}  # purchases announced, oldest first (bounded)
         self._leaderboard_changed = False
         self._viewers_changed = False
         self._viewers_said_at_us = -VIEWERS_EVERY_US
@@ -539,6 +543,24 @@ class Room:
     def level_up(self, e: LevelReached) -> None:
         """A gifter reached a level with a gift in this room: "ana reached level 12"."""
         self._news.append(LevelUpShown(user_id=e.user_id, handle=e.handle, level=e.level))
+
+    def subs_gifted(self, e: SubsGifted) -> None:
+        """A viewer's gifted subscriptions, announced once per purchase (news may come again)."""
+        if e.gift_id in self._subs_gifted:
+            return
+        self._subs_gifted[e.gift_id] = None
+        while len(self._subs_gifted) > MAX_SUBS_GIFTED_SEEN:
+            del self._subs_gifted[next(iter(self._subs_gifted))]
+        self._news.append(
+            SubsGiftedShown(
+                gift_id=e.gift_id,
+                buyer_id=e.buyer_id,
+                buyer=e.buyer,
+                count=e.count,
+                recipients=e.recipients,
+                at_us=e.at_us,
+            )
+        )
 
     def delete_message(self, message_id: str) -> None:
         """A moderator removed a message: gone from the history, and from every screen (said

@@ -113,6 +113,7 @@ _on(ev.BattleRescored, lambda room, e: room.correct_result(Battle.of_state(e)))
 _on(ev.LevelReached, Room.level_up)
 _on(ev.PaidMessagePosted, Room.paid_message)
 _on(ev.PaidMessageHidden, lambda room, e: room.hide_paid_message(e.send_id))
+_on(ev.SubsGifted, Room.subs_gifted)
 assert set(_HANDLERS) == set(RoomNews.__args__), "every kind of news needs its line above"
 
 

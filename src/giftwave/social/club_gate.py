@@ -52,11 +52,15 @@ class ClubGate:
         club, level = await self._standing(creator_id, user_id)
         return None if club is None or level is None else ClubBadge(name=club.name, level=level)
 
-    async def chat_badge(self, creator_id: int, user_id: int) -> ClubBadge | None:
-        """The badge a chat line carries; 403 ``members_only_chat`` when the creator's chat
-        mode leaves the user out (the creator always chats in their own rooms)."""
+    async def chat_badge(
+        self, creator_id: int, user_id: int, sub_months: int = 0
+    ) -> ClubBadge | None:
+        """The badge a chat line carries; 403 ``members_only_chat`` (or
+        ``subscribers_only_chat``) when the creator's chat mode leaves the user out, who has
+        ``sub_months`` of a subscription with access now (the creator always chats in their
+        own rooms)."""
         club, level = await self._standing(creator_id, user_id)
-        if club is not None and user_id != creator_id and not may_chat(club, level):
+        if club is not None and user_id != creator_id and not may_chat(club, level, sub_months > 0):
             raise refusal(club)
         return None if club is None or level is None else ClubBadge(name=club.name, level=level)
 

@@ -39,11 +39,12 @@ MAX_LEVELS: Final = 50
 
 class ChatMode(enum.StrEnum):
     """Who may chat in a creator's rooms. A mode is one member here and one line in
-    ``_MAY_CHAT`` (a ``subscribers`` mode would read a subscription the same way)."""
+    ``_MAY_CHAT``."""
 
     EVERYONE = "everyone"
     MEMBERS = "members"
     MEMBERS_LEVEL = "members_level"
+    SUBSCRIBERS = "subscribers"  # a subscription with access now (economy/subscriptions.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +129,30 @@ class Member:
     last_seen_at_us: int
 
 
-_MAY_CHAT: Final[dict[ChatMode, Callable[[Club, int | None], bool]]] = {
-    ChatMode.EVERYONE: lambda club, level: True,
-    ChatMode.MEMBERS: lambda club, level: level is not None,
-    ChatMode.MEMBERS_LEVEL: lambda club, level: level is not None and level >= club.chat_min_level,
+# (the club, the person's level in it or None, whether they are a subscriber now) → may chat
+_MAY_CHAT: Final[dict[ChatMode, Callable[[Club, int | None, bool], bool]]] = {
+    ChatMode.EVERYONE: lambda club, level, subscribed: True,
+    ChatMode.MEMBERS: lambda club, level, subscribed: level is not None,
+    ChatMode.MEMBERS_LEVEL: lambda club, level, subscribed: (
+        level is not None and level >= club.chat_min_level
+    ),
+    ChatMode.SUBSCRIBERS: lambda club, level, subscribed: subscribed,
 }
 
 
-def may_chat(club: Club | None, level: int | None) -> bool:
-    """Whether someone of club ``level`` (None: not a member) may chat in the creator's rooms."""
-    return club is None or _MAY_CHAT[club.chat_mode](club, level)
+def may_chat(club: Club | None, level: int | None, subscribed: bool = False) -> bool:
+    """Whether someone of club ``level`` (None: not a member), subscribed or not, may chat in
+    the creator's rooms."""
+    return club is None or _MAY_CHAT[club.chat_mode](club, level, subscribed)
 
 
 def refusal(club: Club) -> Forbidden:
-    """Why a chat line was refused under the club's mode (403 ``members_only_chat``)."""
+    """Why a chat line was refused under the club's mode (403 ``members_only_chat``, or
+    ``subscribers_only_chat``)."""
+    if club.chat_mode is ChatMode.SUBSCRIBERS:
+        return Forbidden(
+            Code.SUBSCRIBERS_ONLY_CHAT, "only subscribers can chat here; subscribe to chat"
+        )
     if club.chat_mode is ChatMode.MEMBERS_LEVEL:
         detail = f"only members of {club.name} at level {club.chat_min_level} or above can chat"
     else:

@@ -7,7 +7,8 @@ Every body is one envelope::
 
 Event ids are derived from what happened (``gift:<sender>:<key>``, ``combo:<combo id>``,
 ``goal_reached:<goal id>``, ``battle_ended:<battle id>``, ``gift_reversed:<send id>``,
-``level_up:<user id>:<level>``, ``paid_message:<send id>``), never
+``level_up:<user id>:<level>``, ``paid_message:<send id>``, ``subscription.<kind>:<subscription
+id>:<period>``, ``subscription.gifted:<buyer>:<key>``), never
 drawn at random: the same
 event enqueued twice, by a retry or by two nodes, is one outbox row.
 """
@@ -24,6 +25,8 @@ import msgspec
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed
+from giftwave.economy.subscription_gifts import SubsGiven
+from giftwave.economy.subscriptions import ChangeKind, SubscriptionChange
 from giftwave.live.battles import Battle
 from giftwave.live.events import BattleSide
 from giftwave.live.goals import Goal
@@ -40,6 +43,10 @@ class EventType(enum.StrEnum):
     GIFT_REVERSED = "gift_reversed"  # an operator reversed a committed gift
     GIFTER_LEVEL_UP = "gifter.level_up"  # a gifter reached a level with a gift to the creator
     PAID_MESSAGE = "chat.paid_message"  # a chat message sent with a gift, pinned by its tier
+    SUBSCRIPTION_STARTED = "subscription.started"  # a first period paid (or one taken anew)
+    SUBSCRIPTION_RENEWED = "subscription.renewed"  # the next period paid
+    SUBSCRIPTION_LAPSED = "subscription.lapsed"  # the grace ran out unpaid
+    SUBSCRIPTION_GIFTED = "subscription.gifted"  # a viewer gifted subscriptions in a room
     PING = "ping"  # sent by the test route only; nobody subscribes to it
 
 
@@ -51,6 +58,10 @@ SUBSCRIBABLE: Final = (
     EventType.GIFT_REVERSED,
     EventType.GIFTER_LEVEL_UP,
     EventType.PAID_MESSAGE,
+    EventType.SUBSCRIPTION_STARTED,
+    EventType.SUBSCRIPTION_RENEWED,
+    EventType.SUBSCRIPTION_LAPSED,
+    EventType.SUBSCRIPTION_GIFTED,
 )
 
 
@@ -126,6 +137,47 @@ class PaidMessageData(msgspec.Struct, frozen=True):
     pinned_until_us: int
 
 
+class SubscriptionData(msgspec.Struct, frozen=True):
+    """A subscription as a move left it (started, renewed, lapsed)."""
+
+    subscription_id: int
+    subscriber_id: int
+    price_coins: int
+    status: str
+    months: int  # periods paid over its whole life (gifted ones included)
+    paid_until_us: int
+
+
+class SubscriptionStartedData(SubscriptionData, frozen=True):
+    pass
+
+
+class SubscriptionRenewedData(SubscriptionData, frozen=True):
+    pass
+
+
+class SubscriptionLapsedData(SubscriptionData, frozen=True):
+    pass
+
+
+class GiftRecipient(msgspec.Struct, frozen=True):
+    user_id: int
+    handle: str
+    months: int
+
+
+class SubscriptionGiftedData(msgspec.Struct, frozen=True):
+    stream_id: str
+    gift_id: str  # "gsub:<buyer id>:<idempotency key>", as in the room's ``subs_gifted``
+    buyer_id: int
+    buyer: str
+    count: int
+    price_coins: int
+    coins: int
+    diamonds: int
+    recipients: list[GiftRecipient]
+
+
 class PingData(msgspec.Struct, frozen=True):
     endpoint_id: int
     message: str
@@ -140,6 +192,10 @@ EventData = (
     | BattleEndedData
     | GifterLevelUpData
     | PaidMessageData
+    | SubscriptionStartedData
+    | SubscriptionRenewedData
+    | SubscriptionLapsedData
+    | SubscriptionGiftedData
     | PingData
 )
 TYPE_OF: Final[dict[type[EventData], EventType]] = {
@@ -150,6 +206,10 @@ TYPE_OF: Final[dict[type[EventData], EventType]] = {
     BattleEndedData: EventType.BATTLE_ENDED,
     GifterLevelUpData: EventType.GIFTER_LEVEL_UP,
     PaidMessageData: EventType.PAID_MESSAGE,
+    SubscriptionStartedData: EventType.SUBSCRIPTION_STARTED,
+    SubscriptionRenewedData: EventType.SUBSCRIPTION_RENEWED,
+    SubscriptionLapsedData: EventType.SUBSCRIPTION_LAPSED,
+    SubscriptionGiftedData: EventType.SUBSCRIPTION_GIFTED,
     PingData: EventType.PING,
 }
 
@@ -350,4 +410,55 @@ def ping_event(endpoint_id: int, creator_id: int, at_us: int) -> Event:
         creator_id=creator_id,
         created_at_us=at_us,
         data=PingData(endpoint_id=endpoint_id, message="a test delivery from giftwave"),
+    )
+
+
+_CHANGE_DATA: Final[
+    dict[
+        ChangeKind,
+        type[SubscriptionStartedData | SubscriptionRenewedData | SubscriptionLapsedData],
+    ]
+] = {
+    ChangeKind.STARTED: SubscriptionStartedData,
+    ChangeKind.RENEWED: SubscriptionRenewedData,
+    ChangeKind.LAPSED: SubscriptionLapsedData,
+}
+
+
+def subscription_event(change: SubscriptionChange) -> Event:
+    """Once per subscription, period and kind: a retry or a second node queues nothing new."""
+    sub = change.subscription
+    data = _CHANGE_DATA[change.kind]
+    return Event(
+        event_id=f"subscription.{change.kind.value}:{sub.id}:{sub.months}",
+        creator_id=sub.creator_id,
+        created_at_us=change.at_us,
+        data=data(
+            subscription_id=sub.id,
+            subscriber_id=sub.subscriber_id,
+            price_coins=sub.price_coins,
+            status=sub.status.value,
+            months=sub.months,
+            paid_until_us=sub.paid_until_us,
+        ),
+    )
+
+
+def subscriptions_gifted_event(given: SubsGiven) -> Event:
+    """Once per purchase (its buyer and key)."""
+    return Event(
+        event_id=f"subscription.gifted:{given.gift_id.removeprefix('gsub:')}",
+        creator_id=given.creator_id,
+        created_at_us=given.created_at_us,
+        data=SubscriptionGiftedData(
+            stream_id=given.stream_id,
+            gift_id=given.gift_id,
+            buyer_id=given.buyer_id,
+            buyer=given.buyer,
+            count=given.count,
+            price_coins=given.price_coins,
+            coins=given.coins,
+            diamonds=given.diamonds,
+            recipients=[GiftRecipient(r.user_id, r.handle, r.months) for r in given.recipients],
+        ),
     )

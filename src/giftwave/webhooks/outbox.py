@@ -28,11 +28,20 @@ from giftwave import metrics
 from giftwave.clock import now_us as wall_clock_us
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.db.upsert import insert_for
+from giftwave.economy.subscription_gifts import SubsGiven
+from giftwave.economy.subscriptions import SubscriptionChange
 from giftwave.live.battles import Battle
 from giftwave.social.level_follower import LevelUp
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
-from giftwave.webhooks.events import Event, EventType, battle_ended_event, level_up_event
+from giftwave.webhooks.events import (
+    Event,
+    EventType,
+    battle_ended_event,
+    level_up_event,
+    subscription_event,
+    subscriptions_gifted_event,
+)
 
 # Retry n (1-based) waits about base * BACKOFF_FACTORS[n-1]: 10 s, 30 s, 2 min, 10 min, 1 h,
 # 3 h, 6 h, 12 h at the default base; the last factor repeats if more attempts are allowed.
@@ -174,6 +183,28 @@ def enqueue_level_ups(
         if wanting[up.creator_id]:
             queued += enqueue(conn, level_up_event(up), wanting[up.creator_id], gauge)
     return queued
+
+
+def enqueue_subscription_change(
+    conn: Connection, change: SubscriptionChange, *, max_pending: int = DEFAULT_MAX_PENDING
+) -> int:
+    """``subscription.started`` / ``renewed`` / ``lapsed`` to the creator's endpoints that
+    subscribed to it; how many deliveries were queued. The observer of economy/subscriptions.py,
+    called in the transaction that moves the subscription: the rows exist exactly when the move
+    does. Idempotent by (subscription, period, kind)."""
+    event = subscription_event(change)
+    wanting = [x for x in endpoints_of(conn, event.creator_id) if x.wants(event.type)]
+    return enqueue(conn, event, wanting, PendingGauge(max_pending)) if wanting else 0
+
+
+def enqueue_subscriptions_gifted(
+    conn: Connection, given: SubsGiven, *, max_pending: int = DEFAULT_MAX_PENDING
+) -> int:
+    """``subscription.gifted`` to the creator's endpoints that subscribed to it; idempotent by
+    the purchase (a retry queues nothing new)."""
+    event = subscriptions_gifted_event(given)
+    wanting = [x for x in endpoints_of(conn, event.creator_id) if x.wants(event.type)]
+    return enqueue(conn, event, wanting, PendingGauge(max_pending)) if wanting else 0
 
 
 @dataclass(frozen=True, slots=True)

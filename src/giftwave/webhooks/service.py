@@ -16,13 +16,14 @@ from giftwave.config import Settings
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed
+from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.live.events import GoalReachedShown, RoomEvent
 from giftwave.live.room import Room
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.dispatcher import Dispatcher
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import EventType
-from giftwave.webhooks.outbox import PendingGauge, RetryPolicy
+from giftwave.webhooks.outbox import PendingGauge, RetryPolicy, enqueue_subscriptions_gifted
 from giftwave.webhooks.writer import (
     GiftCommitted,
     GoalReached,
@@ -157,6 +158,28 @@ class Webhooks:
         wanting = tuple(x for x in endpoints if x.wants(EventType.PAID_MESSAGE))
         if wanting:
             await self.writer.write(PaidMessageCommitted(said, wanting))
+
+    async def subscriptions_gifted(self, given: SubsGiven) -> None:
+        """The gifted subscriptions observer: queued before the buyer is answered (again on
+        a retry, which queues nothing new: the event id names the purchase)."""
+        try:
+            endpoints = await self.active_endpoints(given.creator_id)
+        except Exception:  # the purchase is committed and stays so; this webhook is lost
+            log.exception(
+                "webhooks of gifted subscriptions %s: endpoints unreadable", given.gift_id
+            )
+            return
+        if not any(x.wants(EventType.SUBSCRIPTION_GIFTED) for x in endpoints):
+            return
+
+        def write() -> None:
+            with self.db.begin() as conn:
+                enqueue_subscriptions_gifted(
+                    conn, given, max_pending=self.settings.webhook_max_pending_per_endpoint
+                )
+
+        await asyncio.to_thread(write)
+        self.wake()
 
     def _keep_following(self, stream_id: str) -> None:
         """This node must hold the room to see its goal reached. In the background: bringing a

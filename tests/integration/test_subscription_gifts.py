@@ -1,0 +1,332 @@
+"""Gifted subscriptions on SQLite and PostgreSQL (the room's news on memory and Redis): K
+subscriptions bought in a live room go to K eligible viewers there, in one chain; every
+refusal is problem+json with nothing written; a gifted period does not renew from the
+recipient's coins; the webhooks (docs/economy.md, "Gifted subscriptions")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from economy_client import AppFactory, Person, assert_problem, economy_app, grant, register
+from sqlalchemy import Engine, func, select
+from webhook_receiver import Receiver
+
+from giftwave.api.state import app_services
+from giftwave.clock import now_us, simulated_clock
+from giftwave.db.tables import (
+    subscription_gift_recipients,
+    subscription_gifts,
+    subscription_periods,
+    subscriptions,
+    transfers,
+)
+from giftwave.ledger.verify import verify_ledger
+from giftwave.live.events import RoomEvent, SubsGiftedShown
+from giftwave.live.presence import record
+from giftwave.live.room import Room
+from giftwave.realtime.sockets import ListSink
+
+__all__ = ["economy_app"]
+
+HOUR_US = 3_600_000_000
+PRICE = 500
+SETTINGS: dict[str, Any] = {
+    "subscription_period_s": 3600,
+    "subscription_grace_s": 0,
+    "subscription_retry_s": 600,
+    "subscription_sweep_interval_s": 3600,  # the tests sweep themselves
+    "subscription_min_coins": 100,
+    "subscription_max_coins": 10_000,
+    "subscription_gift_max_count": 20,
+    "webhook_allow_private_addresses": True,
+}
+REDIS_URL = os.environ.get("GIFTWAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset_us = 0
+
+    def __call__(self) -> int:
+        return time.time_ns() // 1000 + self.offset_us
+
+    def advance(self, hours: float) -> None:
+        self.offset_us += int(hours * HOUR_US)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    source = Clock()
+    with simulated_clock(source):
+        yield source
+
+
+def db_of(client: httpx.AsyncClient) -> Engine:
+    db: Engine = app_services(client.app).db  # type: ignore[attr-defined]
+    return db
+
+
+def written(client: httpx.AsyncClient) -> tuple[int, int, int, int]:
+    """Transfers, purchases, recipients' marks and subscription rows: what a refusal leaves."""
+    with db_of(client).connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in (transfers, subscription_gifts, subscription_gift_recipients, subscriptions)
+        )
+
+
+async def present(client: httpx.AsyncClient, stream: str, *people: Person) -> None:
+    """People in the room as another node sees them (its presence rows, written now)."""
+
+    def write() -> None:
+        with db_of(client).begin() as conn:
+            record(conn, {stream: [p.id for p in people]}, now_us())
+
+    await asyncio.to_thread(write)
+
+
+async def room(client: httpx.AsyncClient, coins: int) -> tuple[Person, Person, str]:
+    """A creator live with a price, and a buyer holding ``coins``."""
+    creator = await register(client, "creator")
+    r = await creator.client.put(
+        "/v1/me/subscription-price", json={"price_coins": PRICE}, headers=creator.auth
+    )
+    assert r.status_code == 200, r.text
+    buyer = await register(client)
+    await grant(client, buyer, coins)
+    return creator, buyer, await creator.go_live()
+
+
+async def gift_subs(buyer: Person, stream: str, count: Any, key: str = "k1") -> httpx.Response:
+    return await buyer.post(
+        f"/v1/streams/{stream}/gifted-subscriptions", {"count": count, "idempotency_key": key}
+    )
+
+
+async def test_k_subscriptions_go_to_k_eligible_viewers_in_one_chain(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    async with economy_app(**SETTINGS) as client:
+        creator, buyer, stream = await room(client, 5_000)
+        viewers = [await register(client) for _ in range(4)]
+        opted_out, subscriber, *eligible = viewers
+        r = await opted_out.client.put(
+            "/v1/me/gifted-subscriptions", json={"accept": False}, headers=opted_out.auth
+        )
+        assert r.json() == {"accept": False}
+        assert (await opted_out.get("/v1/me/gifted-subscriptions")).json() == {"accept": False}
+        assert (await subscriber.get("/v1/me/gifted-subscriptions")).json() == {"accept": True}
+        await grant(client, subscriber, PRICE)
+        r = await subscriber.post(f"/v1/creators/{creator.id}/subscription")
+        assert r.status_code == 201, r.text
+        outsider = await register(client)  # not in the room
+        await present(client, stream, buyer, creator, *viewers)
+
+        r = await gift_subs(buyer, stream, 2)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        got = {x["user_id"] for x in body["recipients"]}
+        assert got == {p.id for p in eligible}
+        assert all(x["months"] == 1 for x in body["recipients"])
+        assert (body["count"], body["coins"], body["price_coins"]) == (2, 2 * PRICE, PRICE)
+        assert await buyer.coins() == 5_000 - 2 * PRICE
+        assert (await creator.wallet())["diamonds"] == 3 * PRICE  # two gifted, one paid
+        again = await gift_subs(buyer, stream, 2)
+        assert again.status_code == 200, again.text
+        assert again.json()["recipients"] == body["recipients"]
+        assert await buyer.coins() == 5_000 - 2 * PRICE
+        assert_problem(await gift_subs(buyer, stream, 1), 409, "idempotency_key_reused")
+        for person in eligible:
+            [sub] = (await person.get("/v1/me/subscriptions")).json()
+            assert (sub["status"], sub["months"], sub["has_access"]) == ("gifted", 1, True)
+        assert (await outsider.get("/v1/me/subscriptions")).json() == []
+        with db_of(client).connect() as conn:
+            legs = conn.execute(
+                select(transfers.c.id, transfers.c.batch_seq)
+                .where(transfers.c.id.like(f"gsub:{buyer.id}:k1:%"))
+                .order_by(transfers.c.seq)
+            ).all()
+            gifted_by = conn.execute(
+                select(subscription_periods.c.gifted_by).where(
+                    subscription_periods.c.subscriber_id.in_([p.id for p in eligible])
+                )
+            ).scalars()
+            assert set(gifted_by) == {buyer.id}
+            assert verify_ledger(conn).ok
+        # One chain, committed in one batch: each recipient's coins and diamonds.
+        assert len({batch for _, batch in legs}) == 1
+        assert {i for i, _ in legs} >= {
+            f"gsub:{buyer.id}:k1:{n}:{leg}" for n in range(2) for leg in "cd"
+        }
+        figures = (await creator.get("/v1/me/subscribers")).json()
+        assert (figures["total"], figures["revenue_coins_30d"]) == (3, 3 * PRICE)
+
+
+async def test_refusals_are_problems_and_write_nothing(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    async with economy_app(**SETTINGS) as client:
+        creator, buyer, stream = await room(client, 1_200)
+        viewers = [await register(client) for _ in range(3)]
+        await present(client, stream, buyer, *viewers)
+        before = written(client)
+        for count in (0, -1, 21, 10**6):
+            body = assert_problem(await gift_subs(buyer, stream, count), 422, "invalid_count")
+            assert body["max_count"] == 20
+        assert_problem(await gift_subs(buyer, stream, 10**30), 422, "invalid_request")
+        assert_problem(await gift_subs(buyer, stream, "five"), 422, "invalid_request")
+        r = await buyer.post(
+            f"/v1/streams/{stream}/gifted-subscriptions", {"count": 1, "idempotency_key": "a b"}
+        )
+        assert_problem(r, 422, "invalid_request")
+        # Three periods cost 1,500: the buyer has 1,200, so none of them is bought.
+        assert_problem(await gift_subs(buyer, stream, 3), 402, "insufficient_coins")
+        body = assert_problem(await gift_subs(buyer, stream, 4), 409, "not_enough_gift_recipients")
+        assert body["eligible"] == 3
+        assert_problem(await gift_subs(creator, stream, 1), 403, "cannot_subscribe_self")
+        assert_problem(await gift_subs(buyer, "nosuchstream", 1), 404, "stream_not_found")
+        r = await client.post(
+            f"/v1/streams/{stream}/gifted-subscriptions", json={"count": 1, "idempotency_key": "x"}
+        )
+        assert r.status_code == 401
+        assert (await client.get("/v1/me/gifted-subscriptions")).status_code == 401
+        assert written(client) == before
+        # The buyer alone in the room: nobody to gift to.
+        alone_creator, alone_buyer, alone = await room(client, 5_000)
+        await present(client, alone, alone_buyer, alone_creator)
+        before = written(client)  # the new buyer's coins
+        body = assert_problem(
+            await gift_subs(alone_buyer, alone, 1), 409, "not_enough_gift_recipients"
+        )
+        assert body["eligible"] == 0
+        r = await alone_creator.post(f"/v1/streams/{alone}/end")
+        assert r.status_code == 200, r.text
+        assert_problem(await gift_subs(alone_buyer, alone, 1), 409, "stream_not_live")
+        assert written(client) == before
+        # Another buyer's key is their own: it buys nothing of the first buyer's.
+        await grant(client, viewers[0], 1_000)
+        r = await gift_subs(viewers[0], stream, 1, key="k1")
+        assert r.status_code == 201, r.text
+        others = {buyer.id, viewers[1].id, viewers[2].id}  # the first buyer may receive one
+        assert {x["user_id"] for x in r.json()["recipients"]} <= others
+
+
+async def test_a_gifted_period_does_not_renew_unless_the_recipient_subscribes(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    async with economy_app(**SETTINGS) as client:
+        creator, buyer, stream = await room(client, 5_000)
+        keeps, ends = await register(client), await register(client)
+        for person in (keeps, ends):
+            await grant(client, person, 2_000)
+        await present(client, stream, keeps, ends)
+        assert (await gift_subs(buyer, stream, 2)).status_code == 201
+        r = await keeps.post(f"/v1/creators/{creator.id}/subscription")  # chooses to renew
+        assert r.status_code == 200, r.text
+        assert (r.json()["status"], r.json()["months"]) == ("active", 1)
+        clock.advance(1.01)
+        subs = app_services(client.app).economy.subscriptions  # type: ignore[attr-defined]
+        await subs.sweep()
+        [kept] = (await keeps.get("/v1/me/subscriptions")).json()
+        [ended] = (await ends.get("/v1/me/subscriptions")).json()
+        assert (kept["status"], kept["months"], kept["has_access"]) == ("active", 2, True)
+        assert (ended["status"], ended["months"], ended["has_access"]) == ("ended", 1, False)
+        assert await keeps.coins() == 2_000 - PRICE
+        assert await ends.coins() == 2_000
+
+
+async def test_a_crash_before_the_periods_are_given_is_caught_up(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    async with economy_app(**SETTINGS) as client:
+        _, buyer, stream = await room(client, 5_000)
+        viewer = await register(client)
+        await present(client, stream, viewer)
+        assert (await gift_subs(buyer, stream, 1)).status_code == 201
+        # As if the process died after the commit: the period and its mark undone.
+        with db_of(client).begin() as conn:
+            conn.execute(subscription_gift_recipients.delete())
+            conn.execute(subscription_periods.delete())
+            conn.execute(subscriptions.delete())
+        gifts = app_services(client.app).economy.subscription_gifts  # type: ignore[attr-defined]
+        assert await asyncio.to_thread(gifts.catch_up) == 1
+        assert await asyncio.to_thread(gifts.catch_up) == 0
+        [sub] = (await viewer.get("/v1/me/subscriptions")).json()
+        assert (sub["status"], sub["months"]) == ("gifted", 1)
+
+
+async def test_webhooks_say_started_renewed_gifted_and_lapsed(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    kinds = [
+        "subscription.started",
+        "subscription.renewed",
+        "subscription.lapsed",
+        "subscription.gifted",
+    ]
+    with Receiver() as receiver:
+        async with economy_app(**SETTINGS) as client:
+            creator, buyer, stream = await room(client, 5_000)
+            r = await creator.post(
+                "/v1/creators/me/webhooks", {"url": receiver.url("/subs"), "events": kinds}
+            )
+            assert r.status_code == 201, r.text
+            fan = await register(client)
+            await grant(client, fan, 2 * PRICE)
+            assert (await fan.post(f"/v1/creators/{creator.id}/subscription")).status_code == 201
+            subs = app_services(client.app).economy.subscriptions  # type: ignore[attr-defined]
+            clock.advance(1.01)
+            await subs.sweep()  # renewed from the fan's coins
+            clock.advance(1.01)
+            await subs.sweep()  # no coins left, no grace: lapsed
+            await present(client, stream, fan)
+            assert (await gift_subs(buyer, stream, 1)).status_code == 201
+            app_services(client.app).webhooks.wake()  # type: ignore[attr-defined]
+            got = await receiver.until(lambda rs: len(rs) >= 4, "/subs")
+            by_type = {x.event["type"]: x.event for x in got}
+            assert set(by_type) == set(kinds)
+            assert by_type["subscription.renewed"]["data"]["months"] == 2
+            assert by_type["subscription.lapsed"]["data"]["status"] == "lapsed"
+            gifted = by_type["subscription.gifted"]["data"]
+            assert (gifted["buyer_id"], gifted["count"]) == (buyer.id, 1)
+            assert [x["user_id"] for x in gifted["recipients"]] == [fan.id]
+            assert gifted["recipients"][0]["months"] == 3
+
+
+@pytest.mark.parametrize("broker", ["memory", "redis"])
+async def test_the_room_hears_who_gifted_and_who_received(
+    economy_app: AppFactory, clock: Clock, broker: str
+) -> None:
+    url = "memory://" if broker == "memory" else REDIS_URL
+    async with economy_app(**SETTINGS, broker_url=url) as client:
+        _, buyer, stream = await room(client, 5_000)
+        viewer = await register(client)
+        hub = app_services(client.app).hub  # type: ignore[attr-defined]
+        # The viewer's socket on this node: present without any presence row.
+        _, watcher = await hub.subscribe(stream, ListSink(), viewer.id)
+        said: list[SubsGiftedShown] = []
+
+        def watch(room: Room, events: list[RoomEvent]) -> None:
+            if room.stream_id == stream:
+                said.extend(e for e in events if isinstance(e, SubsGiftedShown))
+
+        hub.add_observer(watch)
+        assert (await gift_subs(buyer, stream, 1)).status_code == 201
+        assert (await gift_subs(buyer, stream, 1)).status_code == 200  # said once
+        for _ in range(200):
+            if said:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        hub.unsubscribe(stream, watcher)
+        [event] = said
+        assert (event.buyer, event.count) == (buyer.user["handle"], 1)
+        assert [(r.user_id, r.handle, r.months) for r in event.recipients] == [
+            (viewer.id, viewer.user["handle"], 1)
+        ]
