@@ -270,6 +270,7 @@ class Ranked(msgspec.Struct, frozen=True, omit_defaults=True):
     handle: str
     coins: int
     level: int | None = None  # the gifter's level badge, when shown
+    sub_months: int = 0  # the subscriber badge, as the room last saw it (0: none)
 
 
 class RankedLiker(msgspec.Struct, frozen=True):

@@ -45,6 +45,9 @@ class Leaderboard(Generic[R]):
             entry.coins += coins
             entry.reached_seq = self._seq
 
+    def has(self, user_id: int) -> bool:
+        return user_id in self._entries
+
     def remove(self, user_id: int, coins: int) -> None:
         """``coins`` taken back (a reversed gift); a total that reaches zero leaves the board.
         Among equal totals it keeps the place its last gift gave it (a room rebuilt from the

@@ -80,7 +80,8 @@ BATTLE_RESULT_US: Final = 15_000_000
 # Moderation said per tick: deletes and mutes each in one compact event, duplicates dropped,
 # at most this many ids each (the rest wait for the next ticks, bounded by the two above).
 MODERATION_PER_TICK: Final = 100
-MAX_SUBS_GIFTED_SEEN: Final = 256  # gifted-subscription purchases a room remembers announcing
+MAX_SUBS_GIFTED_SEEN: Final = 256
+MAX_SUB_MONTHS_KNOWN: Final = 10_000  # people whose subscriber badge a room remembers  # gifted-subscription purchases a room remembers announcing
 JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
 # A big room's count changes every tick; saying so every tick would be a frame per tick to
 # every viewer for nothing anyone reads that fast.
@@ -190,6 +191,7 @@ class Room:
         self._deleted: dict[str, None] = {}  # deletes not yet said, in order
         self._mutes: dict[int, int] = {}  # mutes not yet said: user → until_us
         self._news: list[RoomEvent] = []
+        self._sub_months: dict[int, int] = {}  # user → months their last badge showed (bounded)
         self._subs_gifted: dict[str, None] = {}  # purchases announced, oldest first (bounded)
         self._leaderboard_changed = False
         self._viewers_changed = False
@@ -464,6 +466,7 @@ class Room:
             self._news.append(GoalReachedShown(goal_id=self.goal.id))
 
     def chat(self, message: ChatLine) -> None:
+        self._learn_months(message.user_id, message.sub_months)
         self._chat.append(message)
         del self._chat[:-CHAT_HISTORY]
         message_id = message.message_id
@@ -531,6 +534,7 @@ class Room:
         sub_months: int = 0,
         club: ClubBadge | None = None,
     ) -> None:
+        self._learn_months(user_id, sub_months)
         if len(self._joined) < JOINS_NAMED_PER_TICK:
             self._joined.append(
                 JoinedUser(
@@ -549,6 +553,8 @@ class Room:
         if e.gift_id in self._subs_gifted:
             return
         self._subs_gifted[e.gift_id] = None
+        for recipient in e.recipients:
+            self._learn_months(recipient.user_id, recipient.months)
         while len(self._subs_gifted) > MAX_SUBS_GIFTED_SEEN:
             del self._subs_gifted[next(iter(self._subs_gifted))]
         self._news.append(
@@ -561,6 +567,18 @@ class Room:
                 at_us=e.at_us,
             )
         )
+
+    def _learn_months(self, user_id: int, months: int) -> None:
+        """The subscriber badge a person's chat line, join or gifted subscription showed last:
+        what their row among the top gifters shows too (no query per tick)."""
+        if self._sub_months.get(user_id, 0) == months:
+            return
+        self._sub_months.pop(user_id, None)  # the newest is forgotten last
+        self._sub_months[user_id] = months
+        while len(self._sub_months) > MAX_SUB_MONTHS_KNOWN:
+            del self._sub_months[next(iter(self._sub_months))]
+        if self._leaderboard.has(user_id):
+            self._leaderboard_changed = True
 
     def delete_message(self, message_id: str) -> None:
         """A moderator removed a message: gone from the history, and from every screen (said
@@ -683,8 +701,14 @@ class Room:
         levels = self._levels
         if levels is not None:  # at most ten lookups in this node's cache, twice a second
             top = [_with_level(row, levels(row.user_id)) for row in top]
+        if self._sub_months:
+            top = [_with_months(row, self._sub_months.get(row.user_id, 0)) for row in top]
         return LeaderboardShown(top=top, coins=self.coins, diamonds=self.diamonds)
 
 
 def _with_level(row: Ranked, level: int | None) -> Ranked:
     return row if level is None else msgspec.structs.replace(row, level=level)
+
+
+def _with_months(row: Ranked, months: int) -> Ranked:
+    return row if not months else msgspec.structs.replace(row, sub_months=months)

@@ -92,6 +92,9 @@ CLIENT_MESSAGES: Final = (
     # Gifter levels: the badge's title, the room's "ana reached level 12".
     N_("Level {level}"),
     N_("{handle} reached level {level}"),
+    # Gifted subscriptions in the room (live.js, overlay.js).
+    N_("Received by:"),
+    N_("{handle} gifted you a subscription!"),
 )
 
 

@@ -61,6 +61,9 @@ PROBLEM_MESSAGES: Final = {
     "login_required": N_("Log in first"),
     "invalid_message": N_("A message is 1 to 200 characters, without control characters"),
     "members_only_chat": N_("Only fan club members can chat here: join the club to chat"),
+    "not_enough_gift_recipients": N_(
+        "Only {eligible} viewers here can receive a gifted subscription now"
+    ),
     "muted": N_("You are muted"),
     "no_packages": N_("Coins are not sold in this currency"),
     "order_not_found": N_("This purchase does not exist"),
@@ -74,6 +77,7 @@ PROBLEM_MESSAGES: Final = {
     "sandbox_busy": N_("The payment provider is busy: try again later"),
     "stream_not_found": N_("This stream does not exist"),
     "stream_not_live": N_("This stream has ended"),
+    "subscribers_only_chat": N_("Only subscribers can chat here: subscribe to chat"),
     "subscription_price_out_of_bounds": N_("That price is outside the allowed range"),
     "too_many_attempts": N_("Too many attempts: wait a little and try again"),
     "too_many_tickets": N_("Too many connections: wait a little and try again"),
@@ -104,6 +108,10 @@ SCRIPT_MESSAGES: Final = (
 PLURAL_MESSAGES: Final = (
     ngettext("{n} coin", "{n} coins"),
     ngettext("{n} coin added", "{n} coins added"),
+    # Subscriptions: the badge's title, the room's announcement, the buyer's receipt.
+    ngettext("Subscriber for {n} month", "Subscriber for {n} months"),
+    ngettext("{handle} gifted {n} subscription!", "{handle} gifted {n} subscriptions!"),
+    ngettext("You gifted {n} subscription", "You gifted {n} subscriptions"),
 )
 
 # Any integer of each category; the catalogue's form for it is the category's form.

@@ -290,19 +290,22 @@ async def _stream_page(
     country = who.user.country if who.user else None
     default_currency = economy.settings.default_currency
 
-    def load() -> tuple[Stream, User | None, list[dict[str, Any]], dict[str, Any] | None] | None:
+    def load() -> (
+        tuple[Stream, User | None, list[dict[str, Any]], dict[str, Any] | None, int | None] | None
+    ):
         found = stream_service.with_creator(economy.db, stream_id)
         if found is None:
             return None
         prices = coin_prices(shop_packages(economy.db, country, default_currency))
-        return *found, gifts_for_tray(economy, who.locale), prices
+        sub_price = economy.subscriptions.price(found[0].creator_id)  # None: none offered
+        return *found, gifts_for_tray(economy, who.locale), prices, sub_price
 
     found = await run_in_threadpool(load)
     if found is None:  # in the embed's frame too, the visitor reads that it is not there
         return page(
             request, who, "not_found.html", status=404, what="stream", csp=page_policy(framing)
         )
-    stream, creator, gifts, prices = found
+    stream, creator, gifts, prices, sub_price = found
     return page(
         request,
         who,
@@ -310,6 +313,9 @@ async def _stream_page(
         stream=stream,
         creator=creator,
         gifts=gifts,
+        # Gifting subscriptions in the room (docs/economy.md, "Gifted subscriptions").
+        sub_price=sub_price,
+        sub_gift_max=economy.subscription_gifts.max_count,
         csp=page_policy(framing, playback_url=stream.playback_url),
         boot={
             "stream_id": stream.id,

@@ -8,7 +8,7 @@ import {
   idempotencyKey,
 } from "./site.js";
 import { asksFirst, confirmThenSend, noteSent } from "./spend.js";
-import { BattleBar, Catalogue, GiftLane, GoalBar, PaidPins, TopGifters, levelBadge } from "./widgets.js";
+import { BattleBar, Catalogue, GiftLane, GoalBar, PaidPins, TopGifters, levelBadge, subsGiftedLine } from "./widgets.js";
 import { ChatActions, chatLine, moderatesRoom } from "./moderation.js";
 import { rovingTray } from "./tray_keys.js";
 
@@ -149,6 +149,16 @@ const handlers = {
   },
   paid_message: (e) => pins.add(e),
   paid_message_hidden: (e) => pins.hide(e.send_id),
+  subs_gifted(e) {
+    // "ana gifted 5 subs!" with each recipient, in the chat; a recipient is also told.
+    if (chatLog) {
+      chatLog.append(subsGiftedLine(e));
+      chatLog.scrollTop = chatLog.scrollHeight;
+    }
+    if (boot.user && e.recipients.some((r) => r.user_id === boot.user.id)) {
+      toast(t("{handle} gifted you a subscription!", { handle: e.buyer }));
+    }
+  },
   chat_deleted(e) {
     for (const id of e.message_ids) {
       const li = chatLog?.querySelector(`li[data-id="${CSS.escape(id)}"]`);

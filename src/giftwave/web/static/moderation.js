@@ -4,7 +4,7 @@
 // used from the keyboard as a menu (arrows, Home/End, Escape gives the focus back).
 
 import { api, t, toast } from "./site.js";
-import { levelBadge } from "./widgets.js";
+import { levelBadge, subBadge } from "./widgets.js";
 
 const MUTE_MINUTES = [5, 60, 24 * 60];
 const REASONS = [
@@ -44,6 +44,8 @@ export function chatLine(message) {
   const badge = levelBadge(message.level); // the sender's gifter level, when shown
   if (badge) li.append(badge, " ");
   li.append(who, " ");
+  const sub = subBadge(message.sub_months); // months subscribed to the creator, when any
+  if (sub) li.append(sub, " ");
   if (message.club) li.append(clubBadge(message.club), " "); // their fan club's, when a member
   li.append(text);
   return li;

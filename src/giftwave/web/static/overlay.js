@@ -4,7 +4,7 @@
 
 import { connectRoom } from "./room.js";
 import { boot, t } from "./site.js";
-import { BattleBar, BIG_GIFT_COINS, Catalogue, GiftLane, GoalBar, PaidPins, levelBadge } from "./widgets.js";
+import { BattleBar, BIG_GIFT_COINS, Catalogue, GiftLane, GoalBar, PaidPins, levelBadge, subsGiftedLine } from "./widgets.js";
 
 const body = document.body;
 const soundOn = body.dataset.sound === "on";
@@ -42,6 +42,15 @@ function levelUp(e) {
   setTimeout(() => li.remove(), LEVEL_UP_MS);
 }
 
+// "ana gifted 5 subs!", each recipient named: shown like a level-up.
+function subsGifted(e) {
+  if (!levelUps) return;
+  const li = subsGiftedLine(e, "li");
+  li.classList.add("level-up-alert");
+  levelUps.append(li);
+  setTimeout(() => li.remove(), LEVEL_UP_MS);
+}
+
 const handlers = {
   snapshot: (snap) => {
     lane.snapshot(snap);
@@ -56,6 +65,7 @@ const handlers = {
   battle: (e) => battle.update(e),
   battle_ended: (e) => battle.ended(e),
   level_up: levelUp,
+  subs_gifted: subsGifted,
   paid_message: (e) => pins.add(e),
   paid_message_hidden: (e) => pins.hide(e.send_id),
 };

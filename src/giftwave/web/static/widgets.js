@@ -140,6 +140,42 @@ export function levelBadge(level) {
   return badge;
 }
 
+/** A subscriber's badge ("★ 3", titled "Subscriber for 3 months"), or null for none. */
+export function subBadge(months) {
+  if (!months) return null;
+  const badge = document.createElement("span");
+  badge.className = "sub-badge";
+  badge.dataset.months = String(months);
+  badge.title = tn("Subscriber for {n} month", months);
+  badge.setAttribute("aria-label", badge.title);
+  badge.textContent = `★ ${fmt(months)}`;
+  return badge;
+}
+
+/** "ana gifted 5 subs!" and each recipient with their badge (a `subs_gifted` event). */
+export function subsGiftedLine(e, tag = "li") {
+  const line = document.createElement(tag);
+  line.className = "subs-gifted";
+  line.dataset.gift = e.gift_id;
+  const said = document.createElement("bdi");
+  said.className = "said";
+  said.textContent = tn("{handle} gifted {n} subscription!", e.count, { handle: e.buyer });
+  const to = document.createElement("span");
+  to.className = "recipients";
+  to.append(t("Received by:"));
+  for (const r of e.recipients) {
+    const who = document.createElement("bdi");
+    who.className = "recipient";
+    who.dataset.user = String(r.user_id);
+    who.textContent = r.handle;
+    to.append(" ", who);
+    const badge = subBadge(r.months);
+    if (badge) to.append(" ", badge);
+  }
+  line.append(said, " ", to);
+  return line;
+}
+
 export function rankedRow(row, amount) {
   const li = document.createElement("li");
   li.dataset.user = String(row.user_id);
@@ -154,6 +190,8 @@ export function rankedRow(row, amount) {
   value.textContent = amount;
   const badge = levelBadge(row.level); // inside the name's cell: the row keeps its columns
   if (badge) who.prepend(badge, " ");
+  const sub = subBadge(row.sub_months);
+  if (sub) who.append(" ", sub);
   li.append(rank, who, value);
   return li;
 }
