@@ -13,7 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from economy_client import AppFactory, Person, assert_problem, economy_app, grant, register
+from economy_client import (
+    ADMIN,
+    AppFactory,
+    Person,
+    assert_problem,
+    economy_app,
+    grant,
+    register,
+)
 from sqlalchemy import Engine, func, select
 from webhook_receiver import Receiver
 
@@ -166,6 +174,18 @@ async def test_k_subscriptions_go_to_k_eligible_viewers_in_one_chain(
         }
         figures = (await creator.get("/v1/me/subscribers")).json()
         assert (figures["total"], figures["revenue_coins_30d"]) == (3, 3 * PRICE)
+        # The economy report counts every period's coins, and the gifted ones apart.
+        r = await client.get("/v1/admin/analytics/economy", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        report = r.json()
+        assert (report["subscription_coins"], report["subscriptions"]) == (3 * PRICE, 3)
+        assert (report["gifted_subscription_coins"], report["gifted_subscriptions"]) == (
+            2 * PRICE,
+            2,
+        )
+        assert report["subscription_diamonds"] == 3 * PRICE
+        granted = 5_000 + PRICE
+        assert report["coins_outstanding"] == granted - 3 * PRICE
 
 
 async def test_refusals_are_problems_and_write_nothing(

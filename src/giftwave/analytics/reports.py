@@ -160,6 +160,13 @@ class EconomyReport:
     cohorts: list[Cohort]
     days: list[EconomyDay] = field(default_factory=list)
     payouts: list[PayoutMoney] = field(default_factory=list)  # by currency
+    # Subscriptions' periods (docs/analytics.md): coins of every period, paid and gifted, and
+    # the gifted ones alone; the creators' diamonds from them.
+    subscription_coins: int = 0
+    subscriptions: int = 0
+    gifted_subscription_coins: int = 0
+    gifted_subscriptions: int = 0
+    subscription_diamonds: int = 0
 
     @property
     def empty(self) -> bool:
@@ -262,6 +269,7 @@ def economy_report(
     min_diamonds = math.ceil(payout_min_cents * MICROS_PER_CENT / diamond_value_usd_micros)
     creators, median, p90, above = _creator_spread(conn, min_diamonds)
     coins_spent_net = t["coins_spent"] - t["coins_reversed"]
+    subscription_coins = t["subscription_coins"] + t["gifted_subscription_coins"]
     coins_issued_net = (
         t["coins_sold"] + t["coins_granted"] - t["coins_refunded"] - t["coins_charged_back"]
     )
@@ -273,10 +281,12 @@ def economy_report(
         coins_refunded=t["coins_refunded"],
         coins_charged_back=t["coins_charged_back"],
         coins_reversed=t["coins_reversed"],
-        coins_outstanding=coins_issued_net - coins_spent_net,
+        # Subscriptions spend coins and earn diamonds as gifts do: what users and creators
+        # still hold is net of them too.
+        coins_outstanding=coins_issued_net - coins_spent_net - subscription_coins,
         diamonds_earned=diamonds_net,
         diamonds_paid_out=t["diamonds_paid_out"],
-        diamonds_outstanding=diamonds_net - t["diamonds_paid_out"],
+        diamonds_outstanding=(diamonds_net + t["subscription_diamonds"] - t["diamonds_paid_out"]),
         topups=t["topups"],
         refunds=t["refunds"],
         chargebacks=t["chargebacks"],
@@ -299,6 +309,11 @@ def economy_report(
         cohorts=_cohorts(conn),
         days=[_economy_day(r) for r in day_rows],
         payouts=payout_money(conn),
+        subscription_coins=subscription_coins,
+        subscriptions=t["subscriptions"] + t["gifted_subscriptions"],
+        gifted_subscription_coins=t["gifted_subscription_coins"],
+        gifted_subscriptions=t["gifted_subscriptions"],
+        subscription_diamonds=t["subscription_diamonds"],
     )
 
 

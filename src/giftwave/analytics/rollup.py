@@ -232,6 +232,8 @@ def _classify(rows: Iterable[Any]) -> _Sums:
             _classify_clawback(sums, t, day, code, asset, tid, amount)
         elif code == "adjustment" and asset == "COIN" and tid.startswith("grant:"):
             sums.economy[day]["coins_granted"] += amount  # an admin's grant (api/admin.py)
+        elif code == "subscription":
+            _classify_subscription(sums.economy[day], asset, tid, amount)
         elif code == "payout" and t.kind == "post_pending":
             econ = sums.economy[day]
             econ["diamonds_paid_out"] += amount
@@ -240,6 +242,21 @@ def _classify(rows: Iterable[Any]) -> _Sums:
             # The provider returned a paid-out payout: its diamonds came back, that day.
             sums.economy[day]["diamonds_paid_out"] -= amount
     return sums
+
+
+def _classify_subscription(econ: dict[str, int], asset: str, tid: str, amount: int) -> None:
+    """A subscription's period: its coins leg (``…:c``) counts one period, paid
+    (``sub:<id>:<period>``) or gifted (``gsub:<buyer>:<key>:<i>``); its diamonds leg
+    (``…:d``) what the creator earned. The day's spend leg (``…:s``) moves no coins out."""
+    if asset == "COIN" and tid.endswith(":c"):
+        if tid.startswith("gsub:"):
+            econ["gifted_subscription_coins"] += amount
+            econ["gifted_subscriptions"] += 1
+        else:
+            econ["subscription_coins"] += amount
+            econ["subscriptions"] += 1
+    elif asset == "DIAMOND":
+        econ["subscription_diamonds"] += amount
 
 
 def _classify_clawback(

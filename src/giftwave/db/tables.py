@@ -811,6 +811,9 @@ analytics_economy_days = Table(
     *_counters("gifts", "coins_reversed", "gift_reversals"),
     *_counters("coins_refunded", "refunds", "coins_charged_back", "chargebacks"),
     *_counters("diamonds_earned", "diamonds_reversed", "diamonds_paid_out", "payouts"),
+    # Subscriptions' periods (code ``subscription``): paid by the subscriber, and gifted.
+    *_counters("subscription_coins", "subscriptions", "subscription_diamonds"),
+    *_counters("gifted_subscription_coins", "gifted_subscriptions"),
 )
 
 

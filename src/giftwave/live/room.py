@@ -80,8 +80,8 @@ BATTLE_RESULT_US: Final = 15_000_000
 # Moderation said per tick: deletes and mutes each in one compact event, duplicates dropped,
 # at most this many ids each (the rest wait for the next ticks, bounded by the two above).
 MODERATION_PER_TICK: Final = 100
-MAX_SUBS_GIFTED_SEEN: Final = 256
-MAX_SUB_MONTHS_KNOWN: Final = 10_000  # people whose subscriber badge a room remembers  # gifted-subscription purchases a room remembers announcing
+MAX_SUBS_GIFTED_SEEN: Final = 256  # gifted-subscription purchases a room remembers announcing
+MAX_SUB_MONTHS_KNOWN: Final = 10_000  # people whose subscriber badge a room remembers
 JOINS_NAMED_PER_TICK: Final = 5  # a big room says "ana, bo and 312 others joined"
 # A big room's count changes every tick; saying so every tick would be a frame per tick to
 # every viewer for nothing anyone reads that fast.

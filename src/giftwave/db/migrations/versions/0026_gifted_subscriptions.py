@@ -1,6 +1,7 @@
 """Gifted subscriptions (docs/economy.md, "Gifted subscriptions"): a viewer's purchase of K
 subscriptions in a live room (written with its transfers), each recipient's gifted period,
-the viewers who opted out of receiving one, and who has each room open (every node's sockets).
+the viewers who opted out of receiving one, who has each room open (every node's sockets), and
+the economy report's subscription counters.
 
 Revision ID: 0026
 Revises: 0025
@@ -15,6 +16,15 @@ revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None
+
+# The economy report's subscription figures (docs/analytics.md), per day.
+ECONOMY_COUNTERS = (
+    "subscription_coins",
+    "subscriptions",
+    "subscription_diamonds",
+    "gifted_subscription_coins",
+    "gifted_subscriptions",
+)
 
 
 def upgrade() -> None:
@@ -58,9 +68,15 @@ def upgrade() -> None:
     op.create_index("ix_room_viewers_seen", "room_viewers", ["seen_at_us"])
     with op.batch_alter_table("subscription_periods") as batch:
         batch.add_column(sa.Column("gifted_by", sa.BigInteger, nullable=True))
+    with op.batch_alter_table("analytics_economy_days") as batch:
+        for name in ECONOMY_COUNTERS:
+            batch.add_column(sa.Column(name, sa.BigInteger, nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("analytics_economy_days") as batch:
+        for name in ECONOMY_COUNTERS:
+            batch.drop_column(name)
     with op.batch_alter_table("subscription_periods") as batch:
         batch.drop_column("gifted_by")
     op.drop_index("ix_room_viewers_seen", "room_viewers")
