@@ -174,6 +174,10 @@ async def test_k_subscriptions_go_to_k_eligible_viewers_in_one_chain(
         }
         figures = (await creator.get("/v1/me/subscribers")).json()
         assert (figures["total"], figures["revenue_coins_30d"]) == (3, 3 * PRICE)
+        assert (figures["new_30d"], figures["gifted_30d"]) == (3, 2)
+        r = await creator.client.get("/studio/subscriptions", headers=creator.auth)
+        assert r.status_code == 200, r.text
+        assert 'id="sub-gifted"><bdi>2</bdi>' in r.text
         # The economy report counts every period's coins, and the gifted ones apart.
         r = await client.get("/v1/admin/analytics/economy", headers=ADMIN)
         assert r.status_code == 200, r.text

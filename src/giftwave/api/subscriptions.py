@@ -117,6 +117,7 @@ class SubscribersOut(BaseModel):
     ended_30d: int = Field(description="access ended in the last 30 days, not renewed (churn)")
     revenue_coins_30d: int = Field(description="every period paid in the last 30 days")
     revenue_diamonds_30d: int = Field(description="whole diamonds those periods earned")
+    gifted_30d: int = Field(description="of those periods, the ones other viewers gifted")
     subscribers: list[SubscriptionOut] = Field(description="most months first")
 
 
@@ -134,6 +135,7 @@ async def my_subscribers(
         ended_30d=figures.ended,
         revenue_coins_30d=figures.revenue_coins,
         revenue_diamonds_30d=figures.revenue_diamonds,
+        gifted_30d=figures.gifted,
         subscribers=[SubscriptionOut.of(sub, handle) for sub, handle in found],
     )
 

@@ -169,6 +169,7 @@ class SubscriberFigures:
     ended: int  # access ended in the window, not renewed (lapsed, or cancelled)
     revenue_coins: int  # every period paid in the window
     revenue_diamonds: int  # whole diamonds earned by them
+    gifted: int = 0  # of those periods, the ones another viewer gifted
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +522,7 @@ class Subscriptions:
                     func.count().filter(periods.period == 1),
                     func.coalesce(func.sum(periods.coins), 0),
                     func.coalesce(func.sum(periods.diamonds), 0),
+                    func.count().filter(periods.gifted_by.is_not(None)),
                 ).where(in_window)
             ).one()
             rows = conn.execute(
@@ -536,6 +538,7 @@ class Subscriptions:
             ended=int(count_ended),
             revenue_coins=int(revenue[1]),
             revenue_diamonds=int(revenue[2]),
+            gifted=int(revenue[3]),
         )
         return figures, [(_to_subscription(r), str(r._mapping["handle"])) for r in rows]
 
