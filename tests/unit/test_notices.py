@@ -12,6 +12,7 @@ from giftwave.realtime.notices import (
     BanChanged,
     LevelChanged,
     SessionEnded,
+    SubscriberChanged,
     UserChanged,
     decode_notice,
     encode_notice,
@@ -23,6 +24,10 @@ WIRE: list[tuple[AnyNotice, dict[str, object]]] = [
     (ApiKeyRevoked(), {"type": "api_key_revoked"}),
     (BanChanged(creator_id=3, user_id=9), {"type": "ban_changed", "creator_id": 3, "user_id": 9}),
     (LevelChanged(user_id=9, level=12), {"type": "level_changed", "user_id": 9, "level": 12}),
+    (
+        SubscriberChanged(creator_id=3, user_id=9),
+        {"type": "subscriber_changed", "creator_id": 3, "user_id": 9},
+    ),
 ]
 
 

@@ -100,7 +100,7 @@ from giftwave.payments.sandbox_payouts import SandboxFee, SandboxPayoutProvider
 from giftwave.ratelimit import open_rate_limiter
 from giftwave.realtime.broker import Broker, open_broker
 from giftwave.realtime.hub import Hub
-from giftwave.realtime.notices import LevelChanged
+from giftwave.realtime.notices import LevelChanged, SubscriberChanged
 from giftwave.sharing.service import Sharing
 from giftwave.social.fan_clubs import FanClubs
 from giftwave.social.follows import follow_limiter
@@ -578,7 +578,10 @@ async def _announce_level_ups(broker: Broker, ups: Sequence[LevelUp]) -> None:
 
 
 async def _announce_subs_gifted(broker: Broker, given: SubsGiven) -> None:
-    """ "ana gifted 5 subs!" in the room they were bought in, each recipient named."""
+    """ "ana gifted 5 subs!" in the room they were bought in, each recipient named; every
+    node reads the recipients' badges again."""
+    for r in given.recipients:
+        await broker.notify(SubscriberChanged(creator_id=given.creator_id, user_id=r.user_id))
     await broker.publish(
         given.stream_id,
         SubsGifted(
@@ -654,6 +657,7 @@ async def _start_services(
     broker.on_notice(auth_cache.notice)
     broker.on_notice(levels.badges.notice)
     broker.on_notice(clubs.gate.notice)
+    broker.on_notice(economy.subscriptions.badges.notice)
     await broker.start(hub)
     stack.push_async_callback(broker.stop)
     rate_limiter = open_rate_limiter(settings.broker_url)

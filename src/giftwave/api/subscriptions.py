@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser, WalletUser, economy_of
+from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE
 from giftwave.economy.services import Economy
 from giftwave.economy.subscription_gifts import GiftSubs, SubsGiven
 from giftwave.economy.subscriptions import SUBSCRIBERS_MAX, Subscription
+from giftwave.realtime.notices import SubscriberChanged
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
 Econ = Annotated[Economy, Depends(economy_of)]
@@ -87,21 +89,31 @@ async def get_price(creator_id: int, economy: Econ) -> PriceOut:
     return _price_out(economy, creator_id, price)
 
 
+async def _changed(request: Request, creator_id: int, user_id: int) -> None:
+    """Every node reads the subscriber's badge (and a subscribers-only chat's answer) again."""
+    await services(request).broker.notify(SubscriberChanged(creator_id=creator_id, user_id=user_id))
+
+
 @router.post("/creators/{creator_id}/subscription", status_code=201, response_model=SubscriptionOut)
 async def subscribe(
-    creator_id: int, response: Response, economy: Econ, user: SessionUser
+    creator_id: int, request: Request, response: Response, economy: Econ, user: SessionUser
 ) -> SubscriptionOut:
     """Subscribe, paying the first period now (201); the same subscription back when it is
     already paid (200, nothing charged). 402 when the coins are short: nothing charged."""
     done = await economy.subscriptions.subscribe(user, creator_id)
+    await _changed(request, creator_id, user.id)
     response.status_code = 201 if done.charged else 200
     return SubscriptionOut.of(done.subscription)
 
 
 @router.delete("/creators/{creator_id}/subscription", response_model=SubscriptionOut)
-async def cancel(creator_id: int, economy: Econ, user: SessionUser) -> SubscriptionOut:
+async def cancel(
+    creator_id: int, request: Request, economy: Econ, user: SessionUser
+) -> SubscriptionOut:
     """Stop renewing: access to the end of the paid period, no refund."""
-    return SubscriptionOut.of(await economy.subscriptions.cancel(user, creator_id))
+    cancelled = await economy.subscriptions.cancel(user, creator_id)
+    await _changed(request, creator_id, user.id)
+    return SubscriptionOut.of(cancelled)
 
 
 @router.get("/me/subscriptions", response_model=list[SubscriptionOut])

@@ -59,6 +59,7 @@ from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.model import Outcome, TransferCode
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.ratelimit import Rate, RateLimiter, UserLimit
+from giftwave.realtime.notices import AnyNotice, SubscriberChanged
 from giftwave.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,13 @@ class SubscriberBadges:
 
     def forget(self, creator_id: int, user_id: int) -> None:
         self._cache.drop((creator_id, user_id))
+
+    def notice(self, notice: AnyNotice | None) -> None:
+        """A broker notice: a subscription changed on some node (None: some were lost)."""
+        if notice is None:
+            self._cache.clear()
+        elif isinstance(notice, SubscriberChanged):
+            self.forget(notice.creator_id, notice.user_id)
 
 
 def price_of(db: Engine, creator_id: int) -> int | None:

@@ -61,6 +61,14 @@ class ClubMemberChanged(Notice, frozen=True, tag="club_member_changed"):
     user_id: int
 
 
+class SubscriberChanged(Notice, frozen=True, tag="subscriber_changed"):
+    """Someone's subscription to a creator changed (subscribed, resumed, cancelled, gifted):
+    the months their badge shows, and a subscribers-only chat's answer, are read again."""
+
+    creator_id: int
+    user_id: int
+
+
 AnyNotice = (
     SessionEnded
     | UserChanged
@@ -69,6 +77,7 @@ AnyNotice = (
     | LevelChanged
     | ClubChanged
     | ClubMemberChanged
+    | SubscriberChanged
 )
 
 _ENCODER: Final = msgspec.json.Encoder()
