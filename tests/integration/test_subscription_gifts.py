@@ -175,7 +175,9 @@ async def test_k_subscriptions_go_to_k_eligible_viewers_in_one_chain(
         figures = (await creator.get("/v1/me/subscribers")).json()
         assert (figures["total"], figures["revenue_coins_30d"]) == (3, 3 * PRICE)
         assert (figures["new_30d"], figures["gifted_30d"]) == (3, 2)
-        r = await creator.client.get("/studio/subscriptions", headers=creator.auth)
+        # The studio's page, as a browser asks for it (the session cookie).
+        token = creator.auth["Authorization"].removeprefix("Bearer ")
+        r = await client.get("/studio/subscriptions", headers={"Cookie": f"gw_session={token}"})
         assert r.status_code == 200, r.text
         assert 'id="sub-gifted"><bdi>2</bdi>' in r.text
         # The economy report counts every period's coins, and the gifted ones apart.
@@ -354,3 +356,38 @@ async def test_the_room_hears_who_gifted_and_who_received(
         assert [(r.user_id, r.handle, r.months) for r in event.recipients] == [
             (viewer.id, viewer.user["handle"], 1)
         ]
+
+
+async def test_two_nodes_see_the_viewer_the_room_and_the_badge(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    """The viewer's socket on node A, the purchase on node B (Redis between them): B finds
+    the viewer through A's presence rows, A's room says it, A's badge cache is dropped."""
+    async with (
+        economy_app(**SETTINGS, broker_url=REDIS_URL) as a,
+        economy_app(**SETTINGS, broker_url=REDIS_URL) as b,
+    ):
+        creator, buyer, stream = await room(b, 5_000)
+        viewer = await register(a)
+        hub = app_services(a.app).hub  # type: ignore[attr-defined]
+        _, watcher = await hub.subscribe(stream, ListSink(), viewer.id)
+        said: list[SubsGiftedShown] = []
+        hub.add_observer(
+            lambda room, events: said.extend(e for e in events if isinstance(e, SubsGiftedShown))
+        )
+        badges = app_services(a.app).economy.subscriptions.badges  # type: ignore[attr-defined]
+        assert await badges.months(creator.id, viewer.id) == 0  # cached on A
+        refused = await gift_subs(buyer, stream, 1)
+        assert_problem(refused, 409, "not_enough_gift_recipients")  # A has not written yet
+        presence = app_services(a.app).economy.subscription_gifts.presence  # type: ignore[attr-defined]
+        assert await presence.write() == 1
+        r = await gift_subs(buyer, stream, 1, key="k2")
+        assert r.status_code == 201, r.text
+        assert [x["user_id"] for x in r.json()["recipients"]] == [viewer.id]
+        for _ in range(200):
+            if said and await badges.months(creator.id, viewer.id) == 1:
+                break
+            await asyncio.sleep(0.05)
+        hub.unsubscribe(stream, watcher)
+        assert [e.buyer for e in said] == [buyer.user["handle"]]
+        assert await badges.months(creator.id, viewer.id) == 1

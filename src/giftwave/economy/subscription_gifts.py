@@ -207,6 +207,10 @@ class SubscriptionGifts:
     def _policy(self) -> SubscriptionPolicy:
         return self._subscriptions.policy
 
+    @property
+    def presence(self) -> RoomPresence | None:
+        return self._presence
+
     def use_presence(self, presence: RoomPresence) -> None:
         """Who is in a room: the node's presence (without it, nobody is: all refused)."""
         self._presence = presence
