@@ -211,6 +211,11 @@ async def test_refusals_are_problems_and_write_nothing(
             f"/v1/streams/{stream}/gifted-subscriptions", {"count": 1, "idempotency_key": "a b"}
         )
         assert_problem(r, 422, "invalid_request")
+        r = await buyer.post(
+            f"/v1/streams/{stream}/gifted-subscriptions",
+            {"count": 1, "idempotency_key": "k" * 2_000_000},  # megabytes of key
+        )
+        assert_problem(r, 422, "invalid_request")
         # Three periods cost 1,500: the buyer has 1,200, so none of them is bought.
         assert_problem(await gift_subs(buyer, stream, 3), 402, "insufficient_coins")
         body = assert_problem(await gift_subs(buyer, stream, 4), 409, "not_enough_gift_recipients")
