@@ -341,6 +341,14 @@ class Settings(BaseSettings):
     # How long one Stripe API call may take before it counts as unanswered (the SDK retries
     # twice, with the same idempotency key): a checkout's buyer and a payout's admin wait.
     stripe_request_timeout_s: Annotated[float, Field(gt=0, le=80)] = 15.0
+    # Stripe Connect's own bills to the platform (docs/economy.md, "Stripe Connect's fees"):
+    # every serving process lists them this often, this many days back (Stripe bills a month
+    # at the start of the next), and the ledger takes each once.
+    stripe_fee_import_interval_s: Annotated[float, Field(ge=0.05, le=86_400)] = 3600.0
+    stripe_fee_import_lookback_days: Annotated[int, Field(ge=1, le=400)] = 45
+    # The platform's own Stripe country: a payee elsewhere is a cross-border account
+    # (docs/economy.md, "Creators in another country").
+    stripe_platform_country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
 
     # Metrics (metrics.py; docs/operations.md "Metrics"): never public by default. A port starts
     # a separate listener that `serve` binds to metrics_host (loopback unless the operator opens

@@ -254,6 +254,7 @@ LOOPS: Final = (
     "ledger-expiry",  # pending transfers past their timeout, voided
     "notify-goals",  # live streams' goals near their target, told to opted-in followers
     "payout-sweep",  # processing payouts without the provider's answer, asked for again
+    "provider-fee-import",  # the payout provider's bills to the platform, into the ledger
     "push-sender",  # due Web Push notices encrypted, signed and sent
     "realtime-viewers",  # each room's viewers on every node, counted
     "room-presence",  # this node's logged-in viewers written for every node (gifted subs)

@@ -110,6 +110,7 @@ async def test_every_page_of_transfers_and_each_accounts_payouts_once(
         ("/v1/transfers", None),
         ("/v1/payouts", "acct_A"),
         ("/v1/payouts", "acct_A"),
+        ("/v1/balance_transactions", None),  # Connect's bills (test_connect_fees.py)
     ]
     transfers_page, next_page = stub.requests[1:3]
     assert transfers_page.form == {"created[gte]": str(SINCE_S), "limit": "100"}

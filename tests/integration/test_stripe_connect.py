@@ -82,6 +82,8 @@ class FakeConnect:
         self.transfers: dict[str, dict[str, Any]] = {}
         self.payouts: dict[str, dict[str, Any]] = {}
         self.reversals: dict[str, dict[str, Any]] = {}
+        # The platform's balance transactions, oldest first (Connect's bills: stripe_fee).
+        self.balance_transactions: list[dict[str, Any]] = []
         self.pages_read = 0
         self._keys: dict[tuple[str, str], tuple[str, dict[str, str], Answer]] = {}
         self._lock = threading.Lock()
@@ -145,7 +147,9 @@ class FakeConnect:
             case ("GET", ["v1", "transfers"]):
                 return self._page(list(self.transfers.values()), form, "/v1/transfers")
             case ("GET", ["v1", "balance_transactions"]):
-                return self._page([], form, "/v1/balance_transactions")  # no top-ups here
+                wanted = form.get("type")
+                found = [t for t in self.balance_transactions if wanted in (None, t["type"])]
+                return self._page(found, form, "/v1/balance_transactions")  # no top-ups here
             case ("POST", ["v1", "transfers"]):
                 return self._transfer(form)
             case ("GET", ["v1", "transfers", transfer_id]):

@@ -229,6 +229,28 @@ def _stripe_connect(settings: Settings, stack: AsyncExitStack) -> PayoutProvider
     return provider
 
 
+def _start_connect_fees(settings: Settings, economy: Economy, stack: AsyncExitStack) -> None:
+    """Stripe Connect's bills to the platform, taken into the ledger (economy/provider_fees.py)."""
+    from giftwave.economy.provider_fees import ProviderFees
+    from giftwave.payments.stripe_records import StripeConnectFees
+
+    assert settings.stripe_api_key is not None, "checked with the payout provider"
+    source = StripeConnectFees(
+        api_key=settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base
+    )
+    stack.push_async_callback(source.close)
+    fees = ProviderFees(
+        economy.db,
+        economy.engine,
+        economy.wallets,
+        source,
+        interval_s=settings.stripe_fee_import_interval_s,
+        lookback_days=settings.stripe_fee_import_lookback_days,
+    )
+    fees.start()
+    stack.push_async_callback(fees.stop)
+
+
 def _forget_creator(economy: Economy, user_id: int | None) -> None:
     """A user changed on some node (None: perhaps anyone): the gifting's cached creators too,
     so a blocked creator stops receiving gifts at once."""
@@ -626,6 +648,8 @@ async def _start_services(
     if economy.payout_transfers is not None:
         economy.payout_transfers.start()  # the sweeper of processing payouts
         stack.push_async_callback(economy.payout_transfers.stop)
+    if settings.payout_provider == "stripe":
+        _start_connect_fees(settings, economy, stack)
     economy.seed_defaults()
     # Creators' hundredths of a diamond become whole diamonds off the gift path.
     economy.fractions.start()

@@ -344,6 +344,9 @@ payees = Table(
     Column("version", BigInteger, nullable=False, server_default="0"),
     Column("created_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    # What the account was opened under at the provider, where it says (Stripe: ``recipient``
+    # for an account in another country than the platform's); None: the provider's default.
+    Column("service_agreement", String(16), nullable=True),
     UniqueConstraint("provider", "account_id", name="uq_payees_account"),
     CheckConstraint(
         "state IN ('pending', 'verified', 'restricted', 'disabled')", name="ck_payees_state"
@@ -385,11 +388,34 @@ payout_decisions = Table(
     Column("note", String(500), nullable=True),
     Column("decided_at_us", BigInteger, nullable=False),
     UniqueConstraint("payout_id", "actor", name="uq_payout_decisions_actor"),
-    CheckConstraint("actor IN ('policy', 'admin', 'operator')", name="ck_payout_decisions_actor"),
+    # ``system``: giftwave itself (the ledger's expiry of a payout nobody reviewed in time).
     CheckConstraint(
-        "outcome IN ('approve', 'review', 'reject')", name="ck_payout_decisions_outcome"
+        "actor IN ('policy', 'admin', 'operator', 'system')", name="ck_payout_decisions_actor"
+    ),
+    CheckConstraint(
+        "outcome IN ('approve', 'review', 'reject', 'expire')", name="ck_payout_decisions_outcome"
     ),
     Index("ix_payout_decisions_time", "decided_at_us"),
+)
+
+# What the payout provider billed the platform's balance for its service, one row per bill the
+# ledger took in (economy/provider_fees.py): Stripe Connect's payout, account and volume fees,
+# keyed by the provider's own record (a balance transaction). ``payout_id`` when the bill
+# names the payout it was for; a bill for a period names none.
+provider_fees = Table(
+    "provider_fees",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("reference", String(255), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),  # a charge > 0, a credit < 0
+    Column("currency", String(3), nullable=False),
+    Column("fee_type", String(64), nullable=False),
+    Column("period", String(64), nullable=True),
+    Column("payout_id", String(40), nullable=True),
+    Column("transfer_id", String(128), nullable=False),  # the ledger's
+    Column("billed_at_us", BigInteger, nullable=False),
+    Column("imported_at_us", BigInteger, nullable=False),
+    Index("ix_provider_fees_billed", "billed_at_us"),
 )
 
 # Reasons to look at a user before money leaves: an open flag (closed_at_us NULL) sends their

@@ -11,7 +11,9 @@ the reversal ``return_id``: only that makes it returned here). A payout giftwave
 before any transfer was made (the payee could not be paid) never reached the provider and is
 not a record; anything the provider holds for it all the same is then ``missing_in_ledger``.
 A payout's fee is the ledger's fee transfer (``fee_id``, economy/payout_transfers.py) in the
-payee's currency, referenced by the payout's id, as the provider charged it.
+payee's currency, referenced by the payout's id, as the provider charged it. The provider's
+own bills to the platform (Stripe Connect's fees) are the ledger's ``provider_fee:`` transfers
+(economy/provider_fees.py), referenced by the provider's record of each bill.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, func, select
 from giftwave.db.tables import payouts, transfers
 from giftwave.economy.payout_transfers import fee_id, return_id
 from giftwave.economy.payouts import PayoutStatus
+from giftwave.economy.provider_fees import ledger_fee_records
 from giftwave.economy.topups import topup_id
 from giftwave.ledger.model import TransferCode
 from giftwave.ledger.queries import existing_transfer_ids, first_seq_at, transfer_amounts
@@ -156,4 +159,8 @@ def payout_records(conn: Connection, provider: str, since_us: int) -> list[Recor
 
 def ledger_records(conn: Connection, provider: str, since_us: int) -> list[Record]:
     """Every record of the ledger's side for ``provider``, from ``since_us`` on."""
-    return topup_records(conn, provider, since_us) + payout_records(conn, provider, since_us)
+    return (
+        topup_records(conn, provider, since_us)
+        + payout_records(conn, provider, since_us)
+        + ledger_fee_records(conn, provider, since_us)
+    )

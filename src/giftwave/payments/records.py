@@ -21,6 +21,9 @@ class RecordKind(enum.StrEnum):
     DISPUTE = "dispute"  # a chargeback on a payment: reference = the payment id
     PAYOUT = "payout"  # a transfer to a payee: reference = giftwave's payout id (its key)
     FEE = "fee"  # what the provider charged: reference = what the fee was charged on
+    # What the provider billed the platform's balance for its service (Stripe Connect's
+    # payout, account and volume fees): reference = the provider's own record of the bill.
+    PROVIDER_FEE = "provider_fee"
 
 
 class TopupState(enum.StrEnum):
@@ -65,6 +68,44 @@ def topup_state(amount_minor: int, refunded_minor: int, disputed: bool) -> Topup
     if refunded_minor > 0:
         return TopupState.PARTLY_REFUNDED
     return TopupState.PAID
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFee:
+    """A fee the payout provider billed the platform's balance, as its own record says.
+
+    ``amount_minor`` is in giftwave's minor unit: positive a charge, negative a credit back.
+    ``payout_id`` names the giftwave payout it was charged for when the record says (its
+    source is one of giftwave's transfers or payouts); a bill for a period names none.
+    """
+
+    reference: str  # the provider's id of the record (Stripe: the balance transaction)
+    amount_minor: int
+    currency: str
+    fee_type: str  # the provider's words: "Payout Fee", "Active Account Billing", ...
+    period: str | None  # the period billed, as the provider wrote it
+    payout_id: str | None
+    at_us: int
+
+    def record(self) -> Record:
+        return Record(
+            RecordKind.PROVIDER_FEE,
+            self.reference,
+            self.amount_minor,
+            self.currency,
+            DONE,
+            self.at_us,
+        )
+
+
+class ProviderFeeSource(Protocol):
+    """Where the payout provider's bills to the platform are listed."""
+
+    name: str
+
+    async def fees(self, since_us: int) -> list[ProviderFee]:
+        """Every fee billed from ``since_us`` on (a source may answer more)."""
+        ...
 
 
 class RecordSource(Protocol):

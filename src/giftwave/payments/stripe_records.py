@@ -28,6 +28,16 @@ answers records (payments/records.py); ``StripeRecords`` runs them in turn. Toda
                 the books agree that the money came back)
         a transfer naming no payout is not giftwave's (the platform's other business)
 
+    connect_fees           (with Connect too) GET /v1/balance_transactions?type=stripe_fee&…,
+                           every page, sources expanded: what Stripe billed the platform's
+                           balance for Connect (docs/economy.md, "Stripe Connect's fees")
+        a ``stripe_fee`` whose description is Stripe's Connect bill,
+        "Connect (<period>): <fee type>" (Payout Fee, Active Account Billing, Account Volume
+        Billing, Cross-Border Transfers, …)
+                                 → provider_fee (reference = the balance transaction's id, its
+                                            amount: a charge positive, a credit negative)
+        Stripe's other products' fees (Radar, Billing, …) are not the payouts' and are left out
+
 Amounts are read from the source object (the charge, the refund, the dispute), in the currency
 the buyer paid, and converted to giftwave's minor unit (stripe_sdk.giftwave_amount): a
 balance transaction's own amount is in the account's settlement currency.
@@ -44,14 +54,22 @@ window take about two minutes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import stripe
 
 from giftwave.errors import Code
 from giftwave.payments.base import ProviderUnavailable
-from giftwave.payments.records import DONE, PayoutState, Record, RecordKind, topup_state
+from giftwave.payments.records import (
+    DONE,
+    PayoutState,
+    ProviderFee,
+    Record,
+    RecordKind,
+    topup_state,
+)
 from giftwave.payments.stripe_sdk import REQUEST_TIMEOUT_S, StripeApi, giftwave_amount, metadata
 
 PAGE_SIZE: Final = 100  # Stripe's largest page
@@ -71,6 +89,14 @@ BANK_PAYOUT_STATES: Final = {
     "canceled": PayoutState.RETURNED,
 }
 
+# Stripe bills Connect on the platform's balance as ``stripe_fee`` balance transactions with no
+# source, described "Connect (<first day> - <last day>): <fee type>".
+STRIPE_FEE: Final = "stripe_fee"
+CONNECT_BILL: Final = "Connect"
+CONNECT_BILL_RE: Final = re.compile(r"Connect \((?P<period>[^()]{1,64})\): (?P<fee_type>.{1,64})")
+FEE_TYPE_MAX_CHARS: Final = 64
+
+_T = TypeVar("_T")
 Lister = Callable[[stripe.StripeClient, int], Awaitable[list[Record]]]
 
 
@@ -236,9 +262,63 @@ async def connect_transfers(client: stripe.StripeClient, since_s: int) -> list[R
     return [transfer_record(t, banked) for t in ours]
 
 
+def connect_fee_of(item: Mapping[str, Any]) -> ProviderFee | None:
+    """A balance transaction as a Connect fee billed to the platform; None when it is not
+    one (another type, or the fee of another Stripe product)."""
+    description = item.get("description")
+    if item.get("type") != STRIPE_FEE or not isinstance(description, str):
+        return None
+    if not description.startswith(CONNECT_BILL):
+        return None
+    match = CONNECT_BILL_RE.fullmatch(description.strip())
+    period = None if match is None else match["period"]
+    fee_type = description if match is None else match["fee_type"]
+    signed = int(_field(item, "amount", int))
+    amount, currency = _money(item, "amount")  # its absolute value
+    source = item.get("source")
+    return ProviderFee(
+        reference=str(_field(item, "id", str)),
+        amount_minor=amount if signed < 0 else -amount,  # Stripe debits the balance: a charge
+        currency=currency,
+        fee_type=fee_type[:FEE_TYPE_MAX_CHARS],
+        period=period,
+        payout_id=_payout_of(source) if isinstance(source, Mapping) else None,
+        at_us=int(_field(item, "created", int)) * 1_000_000,
+    )
+
+
+async def list_connect_fees(client: stripe.StripeClient, since_s: int) -> list[ProviderFee]:
+    """Every Connect fee billed to the platform's balance from ``since_s`` on, every page."""
+    params: Any = {
+        "type": STRIPE_FEE,
+        "created": {"gte": since_s},
+        "limit": PAGE_SIZE,
+        "expand": ["data.source"],
+    }
+    page = await client.v1.balance_transactions.list_async(params)
+    found = (connect_fee_of(item) for item in await _every(page, "Stripe fees"))
+    return [fee for fee in found if fee is not None]
+
+
+async def connect_fees(client: stripe.StripeClient, since_s: int) -> list[Record]:
+    return [fee.record() for fee in await list_connect_fees(client, since_s)]
+
+
 LISTERS: Final[tuple[Lister, ...]] = (balance_transactions,)
 # With payouts through Stripe Connect (GIFTWAVE_PAYOUT_PROVIDER=stripe).
-CONNECT_LISTERS: Final[tuple[Lister, ...]] = (*LISTERS, connect_transfers)
+CONNECT_LISTERS: Final[tuple[Lister, ...]] = (*LISTERS, connect_transfers, connect_fees)
+
+
+async def _read(listing: Awaitable[_T]) -> _T:
+    """A listing's answer, Stripe's errors and unexpected objects as ``ProviderUnavailable``."""
+    try:
+        return await listing
+    except stripe.StripeError as exc:
+        raise ProviderUnavailable(Code.PROVIDER_UNAVAILABLE, f"Stripe: {exc}") from exc
+    except _Malformed as exc:
+        raise ProviderUnavailable(
+            Code.PROVIDER_UNAVAILABLE, f"Stripe answered an unexpected object: {exc}"
+        ) from None
 
 
 class StripeRecords:
@@ -260,15 +340,24 @@ class StripeRecords:
     async def records(self, since_us: int) -> list[Record]:
         found: list[Record] = []
         for lister in self._listers:
-            try:
-                found += await lister(self._client, since_us // 1_000_000)
-            except stripe.StripeError as exc:
-                raise ProviderUnavailable(Code.PROVIDER_UNAVAILABLE, f"Stripe: {exc}") from exc
-            except _Malformed as exc:
-                raise ProviderUnavailable(
-                    Code.PROVIDER_UNAVAILABLE, f"Stripe answered an unexpected object: {exc}"
-                ) from None
+            found += await _read(lister(self._client, since_us // 1_000_000))
         return found
+
+    async def close(self) -> None:
+        await self._api.close()
+
+
+class StripeConnectFees:
+    """What Stripe billed the platform for Connect, for the ledger to take in
+    (economy/provider_fees.py): the same listing reconciliation compares."""
+
+    name = "stripe"
+
+    def __init__(self, *, api_key: str, api_base: str | None = None) -> None:
+        self._api = StripeApi(api_key, timeout_s=REQUEST_TIMEOUT_S, api_base=api_base)
+
+    async def fees(self, since_us: int) -> list[ProviderFee]:
+        return await _read(list_connect_fees(self._api.client, since_us // 1_000_000))
 
     async def close(self) -> None:
         await self._api.close()
