@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from typing import Any
 
 import httpx
+import pytest
 from economy_client import (
     ADMIN,
     AppFactory,
@@ -19,10 +21,12 @@ from economy_client import (
     make_admin,
     register,
 )
+from sqlalchemy import select
 
 from giftwave.api.identity import today
 from giftwave.api.state import app_services
 from giftwave.db.engine import make_engine
+from giftwave.db.tables import transfers
 from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payouts import Payouts
 from giftwave.identity.users import find_user
@@ -178,9 +182,13 @@ async def test_payout_rules(economy_app: AppFactory, db_url: DatabaseUrl) -> Non
     ledger_ok(db_url)
 
 
-async def test_an_unreviewed_payout_expires(economy_app: AppFactory, db_url: DatabaseUrl) -> None:
+async def test_an_unreviewed_payout_expires(
+    economy_app: AppFactory, db_url: DatabaseUrl, caplog: pytest.LogCaptureFixture
+) -> None:
     """The review timeout is at least 60 s in settings; the same Payouts service on the running
-    app with a 1 s timeout shows what happens at its end."""
+    app with a 1 s timeout shows what happens at its end: expired, and giftwave's decision
+    recorded with it (actor system, reason review_timeout) and audited once."""
+    caplog.set_level(logging.INFO)
     async with economy_app(payout_min_cents=100) as client:
         viewer, creator = await register(client), await register(client, "creator")
         admin = await make_admin(client)
@@ -209,12 +217,36 @@ async def test_an_unreviewed_payout_expires(economy_app: AppFactory, db_url: Dat
             status = (await creator.get(f"/v1/payouts/{pending.id}")).json()["status"]
         assert status == "expired"
         assert await diamonds(creator) == (500, 0, 0)
+        r = await admin.get("/v1/admin/payout-decisions", params={"payout_id": pending.id})
+        assert [(d["actor"], d["outcome"], d["reasons"], d["reviewer_id"]) for d in r.json()] == [
+            ("system", "expire", ["review_timeout"], None),
+            ("policy", "review", ["policy_off"], None),
+        ]
+        with economy.db.connect() as conn:
+            expired_at = conn.execute(
+                select(transfers.c.created_at_us).where(
+                    transfers.c.pending_id == f"payout:{pending.id}"
+                )
+            ).scalar_one()
+        assert r.json()[0]["decided_at_us"] == expired_at  # in the void's own transaction
+        queue = (await admin.get("/v1/admin/payouts", params={"status": "expired"})).json()
+        assert queue[0]["decisions"][0]["reasons"] == ["review_timeout"]
         r = await admin.post(f"/v1/admin/payouts/{pending.id}/approve")
         assert_problem(r, 409, "payout_not_pending")
         assert await diamonds(creator) == (500, 0, 0)
         # An expired payout does not count to the day's cap; a new one can be made.
         r = await payout(creator, 500, "retry")
         assert r.status_code == 201, r.text
+    decided = [
+        r.__dict__["audit"]
+        for r in caplog.records
+        if r.getMessage() == "audit.payout_decided"
+        and r.__dict__["audit"]["payout_id"] == pending.id
+    ]
+    assert [(d["actor"], d["outcome"], d["reasons"]) for d in decided] == [
+        ("policy", "review", "policy_off"),
+        ("system", "expire", "review_timeout"),
+    ]
     ledger_ok(db_url)
 
 

@@ -1,8 +1,11 @@
 """The durable record of who decided each payout and why, and the facts the policy reads.
 
 Every decision is one row of ``payout_decisions`` (one per payout and actor: the policy's at
-the request, then a person's), written in the same transaction as the change it explains, and
-one ``audit.payout_decided`` log line after the commit. The admin console lists them.
+the request, then a person's, or giftwave's own when nobody decided in time), written in the
+same transaction as the change it explains, and one ``audit.payout_decided`` log line after
+the commit. The admin console lists them. The expiry's is written by the ledger's void
+(ledger/annex.py ``PAYOUT_EXPIRED_DECISION``: actor ``system``, outcome ``expire``, reason
+``review_timeout``), since the ledger, not this module, voids an unreviewed reservation.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from giftwave.logs import audit
 POLICY: Final = "policy"
 ADMIN: Final = "admin"
 OPERATOR: Final = "operator"  # the holder of the admin token
+SYSTEM: Final = "system"  # giftwave itself: the ledger's expiry of an unreviewed payout
+EXPIRE: Final = "expire"
 NOTE_MAX_CHARS: Final = 500
 LIST_MAX: Final = 500
 
@@ -32,9 +37,9 @@ class PayoutDecision:
     id: int
     payout_id: str
     creator_id: int
-    actor: str  # policy | admin | operator
+    actor: str  # policy | admin | operator | system
     reviewer_id: int | None
-    outcome: str  # approve | review | reject
+    outcome: str  # approve | review | reject | expire
     reasons: tuple[str, ...]
     note: str | None
     decided_at_us: int

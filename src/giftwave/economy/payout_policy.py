@@ -40,6 +40,8 @@ class Reason(enum.StrEnum):
     # A person's decisions.
     MANUAL_APPROVAL = "manual_approval"
     MANUAL_REJECTION = "manual_rejection"
+    # giftwave's own: nobody decided before the reservation's timeout (the ledger's expiry).
+    REVIEW_TIMEOUT = "review_timeout"
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,10 +138,23 @@ ANNEX_TABLES: Final[dict[str, AnnexTable]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class AnnexRecord:
+    """A row written into ``table`` for each row an ``AnnexUpdate`` changes, in the same
+    transaction: ``copied`` columns from the changed row, ``constants``, and ``time_column``
+    the batch's time. Its unique key makes a second one nothing (``ON CONFLICT DO NOTHING``)."""
+
+    table: str
+    copied: tuple[tuple[str, str], ...]  # (its column, the changed row's column)
+    constants: tuple[tuple[str, str], ...]  # (its column, the value)
+    time_column: str
+
+
+@dataclass(frozen=True, slots=True)
 class AnnexUpdate:
     """An existing row changed, not a row inserted: in ``table``, the row whose ``key`` column
     is the annex's one value has ``column`` set to ``to_value``, if it still holds one of
-    ``from_values`` (a row already moved on is left alone; none there changes nothing)."""
+    ``from_values`` (a row already moved on is left alone; none there changes nothing); and
+    ``record`` written beside each row changed, when given."""
 
     name: str  # what a submission names, like a table
     table: str
@@ -149,6 +162,22 @@ class AnnexUpdate:
     column: str
     from_values: tuple[UpdateValue, ...]
     to_value: UpdateValue
+    record: AnnexRecord | None = None
+
+    def record_sql(self, key_is: str, from_in: str, time: str) -> str:
+        """The INSERT … SELECT of ``record`` for the rows about to change, in a dialect's
+        placeholders: ``key_is`` and ``from_in`` the conditions' right-hand sides."""
+        record = self.record
+        assert record is not None
+        names = [c for c, _ in record.copied] + [c for c, _ in record.constants]
+        values = [src for _, src in record.copied] + [
+            "'" + value.replace("'", "''") + "'" for _, value in record.constants
+        ]
+        return (
+            f"INSERT INTO {record.table} ({', '.join([*names, record.time_column])})"
+            f" SELECT {', '.join([*values, time])} FROM {self.table}"
+            f" WHERE {self.key} {key_is} AND {self.column} {from_in} ON CONFLICT DO NOTHING"
+        )
 
 
 # The pending transfer that reserves a payout's diamonds has this id prefix, then the payout id
@@ -158,7 +187,15 @@ PAYOUT_PENDING_PREFIX: Final = "payout:"
 # A payout whose reservation the ledger's expiry voids says so in the void's own transaction:
 # the row can never show "pending" (nor count to the daily cap) for diamonds the ledger gave
 # back, whichever process swept, and a crash cannot fall between the two. "requested": the
-# reservation committed but the process died before it marked the row pending.
+# reservation committed but the process died before it marked the row pending. The decision
+# that ended it is recorded in the same transaction, like every other decision on a payout
+# (economy/payout_decisions.py): giftwave's own (actor ``system``), nobody reviewed it in time.
+PAYOUT_EXPIRED_DECISION: Final = AnnexRecord(
+    table="payout_decisions",
+    copied=(("payout_id", "id"), ("creator_id", "creator_id")),
+    constants=(("actor", "system"), ("outcome", "expire"), ("reasons", "review_timeout")),
+    time_column="decided_at_us",
+)
 PAYOUT_EXPIRED: Final = AnnexUpdate(
     name="payout_expired",
     table="payouts",
@@ -166,6 +203,7 @@ PAYOUT_EXPIRED: Final = AnnexUpdate(
     column="status",
     from_values=("requested", "pending"),
     to_value="expired",
+    record=PAYOUT_EXPIRED_DECISION,
 )
 
 # A gift an operator reverses is marked in the reversal's own transaction (``gift_sends`` keyed

@@ -28,7 +28,13 @@ from types import TracebackType
 from typing import Final
 
 from giftwave import metrics
-from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX, Annex, check_annex, expiry_annex
+from giftwave.ledger.annex import (
+    PAYOUT_EXPIRED_DECISION,
+    PAYOUT_PENDING_PREFIX,
+    Annex,
+    check_annex,
+    expiry_annex,
+)
 from giftwave.ledger.model import Outcome, Transfer, TransferCode, TransferKind
 from giftwave.ledger.store import BatchStore, PipelinedStore
 from giftwave.logs import audit
@@ -298,8 +304,17 @@ class PostingEngine:
         for (pending_id, _), (outcome, *_) in zip(expired, results, strict=True):
             # OK: this process's void won (another process's writes the line).
             if outcome is Outcome.OK and pending_id.startswith(PAYOUT_PENDING_PREFIX):
+                payout_id = pending_id.removeprefix(PAYOUT_PENDING_PREFIX)
                 audit(
                     "audit.payout_expired",
-                    payout_id=pending_id.removeprefix(PAYOUT_PENDING_PREFIX),
+                    payout_id=payout_id,
                     transfer_id=expiry_void_id(pending_id),
+                )
+                # The decision the void recorded with it (ledger/annex.py), as every decision
+                # on a payout is audited (economy/payout_decisions.py).
+                audit(
+                    "audit.payout_decided",
+                    payout_id=payout_id,
+                    reviewer_id=None,
+                    **dict(PAYOUT_EXPIRED_DECISION.constants),
                 )

@@ -113,7 +113,12 @@ class PostgresLedgerStore(LedgerStore):
     def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None:
         self._db.execute(_annex_sql(table), [list(column) for column in zip(*rows, strict=True)])
 
-    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str]) -> None:
+    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str], now_us: int) -> None:
+        if update.record is not None:  # before the change: its condition still holds
+            self._db.execute(
+                update.record_sql("= ANY(%s)", "= ANY(%s)", "%s"),
+                (now_us, keys, list(update.from_values)),
+            )
         self._db.execute(
             f"UPDATE {update.table} SET {update.column} = %s WHERE {update.key} = ANY(%s)"
             f" AND {update.column} = ANY(%s)",

@@ -217,8 +217,13 @@ class SqliteLedgerStore(LedgerStore):
             rows, _annex_sql(table, ROWS_PER_INSERT), partial(_annex_sql, table), []
         )
 
-    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str]) -> None:
+    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str], now_us: int) -> None:
         marks = ",".join("?" * len(update.from_values))
+        if update.record is not None:  # before the change: its condition still holds
+            self._db.executemany(
+                update.record_sql("= ?", f"IN ({marks})", "?"),
+                [(now_us, key, *update.from_values) for key in keys],
+            )
         sql = (
             f"UPDATE {update.table} SET {update.column} = ? WHERE {update.key} = ?"
             f" AND {update.column} IN ({marks})"

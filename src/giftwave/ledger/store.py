@@ -183,7 +183,7 @@ class LedgerStore(abc.ABC):
             if plan.rows:
                 self._insert_transfers(plan.rows)
                 if annexes is not None:
-                    self._insert_annexes(annexes, plan.results)
+                    self._insert_annexes(annexes, plan.results, now_us)
                 self._update_accounts(plan.deltas)
                 new_hash = batch_hash(head.hash, head.batch_seq + 1, now_us, plan.rows)
                 new_head = Head(
@@ -208,7 +208,7 @@ class LedgerStore(abc.ABC):
         return plan.results
 
     def _insert_annexes(
-        self, annexes: Sequence[Annex | None], results: list[list[Outcome]]
+        self, annexes: Sequence[Annex | None], results: list[list[Outcome]], now_us: int
     ) -> None:
         """The annex rows of the submissions whose transfers are all newly committed (or the
         rows they change, for an ``AnnexUpdate``)."""
@@ -223,7 +223,7 @@ class LedgerStore(abc.ABC):
         for name, rows in by_table.items():
             update = ANNEX_UPDATES.get(name)
             if update is not None:
-                self._update_annex_rows(update, [str(row[0]) for row in rows])
+                self._update_annex_rows(update, [str(row[0]) for row in rows], now_us)
                 continue
             table = ANNEX_TABLES[name]  # KeyError: a table nobody registered, fails the batch
             width = len(table.columns)
@@ -268,7 +268,7 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     def _insert_annex_rows(self, table: AnnexTable, rows: list[tuple[object, ...]]) -> None: ...
     @abc.abstractmethod
-    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str]) -> None: ...
+    def _update_annex_rows(self, update: AnnexUpdate, keys: list[str], now_us: int) -> None: ...
     @abc.abstractmethod
     def _update_accounts(self, deltas: list[AccountDelta]) -> None: ...
     @abc.abstractmethod

@@ -70,6 +70,7 @@ ADMIN_MESSAGES: Final = (
     N_("A gift was reversed recently"),
     N_("Approved by a person"),
     N_("Rejected by a person"),
+    N_("Nobody reviewed it in time"),
     N_("A transfer event did not match this payout: check it at the provider"),
     N_("Pending"),
     N_("Approved"),

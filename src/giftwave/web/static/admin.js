@@ -296,7 +296,7 @@ const DECISION_REASONS = {
   history_too_short: "Earning for too short a time", open_risk_flag: "Open risk flag",
   diamond_debt: "Diamond debt", recent_returned_payout: "A payout was returned recently",
   recent_reversed_gift: "A gift was reversed recently", manual_approval: "Approved by a person",
-  manual_rejection: "Rejected by a person",
+  manual_rejection: "Rejected by a person", review_timeout: "Nobody reviewed it in time",
 };
 const decisionText = (p) => {
   // A transfer event that did not match the payout: the operator must look first.
