@@ -289,7 +289,20 @@ class Payouts:
             return await self._auto_approve(payout)
         if payout.status not in (PayoutStatus.REQUESTED, PayoutStatus.FAILED):
             return payout
-        mine = await asyncio.to_thread(self._wallets.user, creator.id)
+        reserved, outcome = await self._reserve(payout, auto)
+        if outcome.succeeded:
+            return reserved
+        if outcome is Outcome.INSUFFICIENT_FUNDS:
+            raise PaymentRequired(Code.INSUFFICIENT_DIAMONDS, "not enough diamonds for this payout")
+        raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused the payout: {outcome.value}")
+
+    async def _reserve(self, payout: Payout, auto: bool) -> tuple[Payout, Outcome]:
+        """The payout's reservation, then its row marked: ``pending`` (the policy's approval
+        carried out when it approved), or ``failed`` with the ledger's refusal. The
+        reservation's id is the payout's, so a second submission (a retry, the sweeper after a
+        crash) is a replay: the diamonds are reserved once. Each mark applies to a row still
+        ``requested`` only (``_set``), so it happens once too."""
+        mine = await asyncio.to_thread(self._wallets.user, payout.creator_id)
         pool = await asyncio.to_thread(self._wallets.platform, PAYOUTS, "DIAMOND")
         (outcome,) = await self._engine.submit(
             [
@@ -297,33 +310,59 @@ class Payouts:
                     pending_id(payout.id),
                     mine.diamonds,
                     pool,
-                    diamonds,
+                    payout.diamonds,
                     TransferCode.PAYOUT,
                     kind=TransferKind.PENDING,
                     timeout_s=self._policy.review_timeout_s,
                 )
             ]
         )
-        if outcome.succeeded:
+        if not outcome.succeeded:
+            failed = await asyncio.to_thread(
+                self._set, payout.id, PayoutStatus.FAILED, None, outcome.value
+            )
+            return failed, outcome
+        if outcome is Outcome.OK:  # not a replay of a reservation made before
             audit(
                 "audit.payout_requested",
                 payout_id=payout.id,
-                creator_id=creator.id,
-                diamonds=diamonds,
-                amount_cents=cents,
-                currency="USD",
+                creator_id=payout.creator_id,
+                diamonds=payout.diamonds,
+                amount_cents=payout.amount_minor,
+                currency=payout.currency,
                 transfer_id=pending_id(payout.id),
             )
-            pending = await asyncio.to_thread(
-                self._set, payout.id, PayoutStatus.PENDING, None, None
-            )
-            if auto and pending.status is PayoutStatus.PENDING:
-                return await self._auto_approve(pending)
-            return pending
-        await asyncio.to_thread(self._set, payout.id, PayoutStatus.FAILED, None, outcome.value)
-        if outcome is Outcome.INSUFFICIENT_FUNDS:
-            raise PaymentRequired(Code.INSUFFICIENT_DIAMONDS, "not enough diamonds for this payout")
-        raise Conflict(Code.PAYOUT_REFUSED, f"the ledger refused the payout: {outcome.value}")
+        pending = await asyncio.to_thread(self._set, payout.id, PayoutStatus.PENDING, None, None)
+        if auto and pending.status is PayoutStatus.PENDING:
+            return await self._auto_approve(pending), outcome
+        return pending, outcome
+
+    async def finish_requests(self, before_us: int) -> int:
+        """Finish every request a crash left ``requested`` since before ``before_us``: the
+        row and the policy's decision were written, but the process died before the ledger
+        made the reservation, or after and before the row said ``pending``. Either way the
+        reservation is submitted again under its own id (``_reserve``): made now, or a replay
+        of the one made then; the row turns ``pending`` (and a policy's approval is carried
+        out), or ``failed`` when the ledger refuses it now (the diamonds were spent since).
+        Answers how many were found."""
+        found = await asyncio.to_thread(self._stuck_requests, before_us)
+        for payout in found:
+            auto = await asyncio.to_thread(self._policy_approved, payout.id)
+            await self._reserve(payout, auto)
+        return len(found)
+
+    def _stuck_requests(self, before_us: int) -> list[Payout]:
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(payouts)
+                .where(
+                    payouts.c.status == PayoutStatus.REQUESTED.value,
+                    payouts.c.requested_at_us <= before_us,
+                )
+                .order_by(payouts.c.requested_at_us)
+                .limit(INTERRUPTED_BATCH)
+            ).all()
+        return [_to_payout(r) for r in rows]
 
     async def _auto_approve(self, payout: Payout) -> Payout:
         """Carry out the policy's approval. If the ledger refuses it now (the balance kept
@@ -622,10 +661,12 @@ class Payouts:
         return recorded
 
     async def finish_interrupted(self, before_us: int) -> int:
-        """Finish every approval a crash interrupted before ``before_us``: the ledger posted
+        """Finish every request a crash left unmarked (``finish_requests``), then every
+        approval a crash interrupted before ``before_us``: the ledger posted
         (or, for a debt, settled) the reservation, but the process died before the row said
         so, and no one would ever send it. The reviewer died with the process; the audit log
         has their approval. Answers how many were found."""
+        requests = await self.finish_requests(before_us)
         found = await asyncio.to_thread(self._interrupted, before_us)
         for payout in found:
             decided = await asyncio.to_thread(self._decision, pending_id(payout.id))
@@ -634,7 +675,7 @@ class Payouts:
             # the operator's with the note (the audit log names who clicked).
             actor = POLICY if await asyncio.to_thread(self._policy_approved, payout.id) else None
             await self._finish(payout, decided, None, INTERRUPTED_NOTE, actor)
-        return len(found)
+        return requests + len(found)
 
     def _policy_approved(self, payout_id: str) -> bool:
         with self._db.connect() as conn:
