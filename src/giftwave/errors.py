@@ -78,6 +78,7 @@ class Code(enum.StrEnum):
     CREATOR_UNDER_AGE = "creator_under_age"
     CREDIT_ACCOUNT_FROZEN = "credit_account_frozen"
     CREDIT_ACCOUNT_NOT_FOUND = "credit_account_not_found"
+    CROSS_BORDER_UNSUPPORTED = "cross_border_unsupported"
     CSRF_FAILED = "csrf_failed"
     DAILY_SPEND_LIMIT = "daily_spend_limit"
     DATABASE_UNAVAILABLE = "database_unavailable"

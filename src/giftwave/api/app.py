@@ -224,6 +224,7 @@ def _stripe_connect(settings: Settings, stack: AsyncExitStack) -> PayoutProvider
         tolerance_s=settings.webhook_tolerance_s,
         api_base=settings.stripe_api_base,
         request_timeout_s=settings.stripe_request_timeout_s,
+        platform_country=settings.stripe_platform_country,
     )
     stack.push_async_callback(provider.close)
     return provider

@@ -42,6 +42,11 @@ class PayeeOut(BaseModel):
     provider: str | None
     country: str | None
     currency: str | None
+    service_agreement: str | None = Field(
+        default=None,
+        description="what the provider's account was opened under: recipient for a "
+        "cross-border account at Stripe; null, the provider's default",
+    )
 
     @classmethod
     def of(cls, payee: Payee | None) -> PayeeOut:
@@ -55,6 +60,7 @@ class PayeeOut(BaseModel):
             provider=payee.provider,
             country=payee.country,
             currency=payee.currency,
+            service_agreement=payee.service_agreement,
         )
 
 

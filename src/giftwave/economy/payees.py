@@ -24,12 +24,17 @@ from sqlalchemy.exc import IntegrityError
 from giftwave.clock import now_us
 from giftwave.db.tables import payees
 from giftwave.economy.fx import FxTable
-from giftwave.errors import Code, Forbidden, NotFound, Unavailable
+from giftwave.errors import Code, Forbidden, Invalid, NotFound, Unavailable
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import Role, User
 from giftwave.logs import audit
 from giftwave.payments.base import ProviderUnavailable
-from giftwave.payments.payout_base import PayeeAccount, PayeeAccountUpdated, PayoutProvider
+from giftwave.payments.payout_base import (
+    CrossBorderUnsupported,
+    PayeeAccount,
+    PayeeAccountUpdated,
+    PayoutProvider,
+)
 
 REQUIREMENTS_MAX_CHARS: Final = 1000  # payees.requirements_due
 # What is missing, by name, in a refusal and on the studio page.
@@ -67,6 +72,9 @@ class Payee:
     requirements_due: tuple[str, ...]
     disabled_reason: str | None
     version: int
+    # What the provider's account was opened under (Stripe: ``recipient`` abroad); None: its
+    # default.
+    service_agreement: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -94,6 +102,7 @@ def _payee_of(row: object) -> Payee:
         requirements_due=tuple(x for x in str(m["requirements_due"]).split(",") if x),
         disabled_reason=m["disabled_reason"],
         version=int(m["version"]),
+        service_agreement=m["service_agreement"],
     )
 
 
@@ -132,15 +141,30 @@ class Payees:
         payee = await self.get(creator.id)
         try:
             if payee is None:
+                agreement = self._agreement(creator.country)
                 account = await self._provider.create_account(
-                    creator.id, creator.country, self._fx.currency_for(creator.country)
+                    creator.id, creator.country, self._fx.currency_for(creator.country), agreement
                 )
-                payee = await asyncio.to_thread(self._insert, creator, account)
+                payee = await asyncio.to_thread(self._insert, creator, account, agreement)
             return await self._provider.onboarding_link(payee.account_id, site_url, return_url)
         except ProviderUnavailable as exc:
             raise Unavailable(exc.code, exc.detail) from exc
 
-    def _insert(self, creator: User, account: PayeeAccount) -> Payee:
+    def _agreement(self, country: str) -> str | None:
+        """What the creator's account is opened under; refused, before any account is made,
+        where the provider cannot pay their country from the platform's."""
+        try:
+            return self._provider.service_agreement(country)
+        except CrossBorderUnsupported as exc:
+            raise Invalid(
+                Code.CROSS_BORDER_UNSUPPORTED,
+                f"payouts cannot be sent to {exc.country} from this platform's country "
+                f"({exc.platform_country})",
+                country=exc.country,
+                platform_country=exc.platform_country,
+            ) from None
+
+    def _insert(self, creator: User, account: PayeeAccount, agreement: str | None) -> Payee:
         now = now_us()
         with self._db.begin() as conn:
             try:
@@ -156,6 +180,7 @@ class Payees:
                             requirements_due=",".join(account.requirements_due),
                             disabled_reason=account.disabled_reason,
                             version=account.version,
+                            service_agreement=agreement,
                             created_at_us=now,
                             updated_at_us=now,
                         )

@@ -25,6 +25,15 @@ class ProviderTimeout(ProviderUnavailable):
     pass
 
 
+class CrossBorderUnsupported(Exception):
+    """The provider cannot pay an account in ``country`` from the platform's country."""
+
+    def __init__(self, country: str, platform_country: str) -> None:
+        super().__init__(f"no payouts to {country} from {platform_country}")
+        self.country = country
+        self.platform_country = platform_country
+
+
 @dataclass(frozen=True, slots=True)
 class PayeeAccount:
     """What the provider says of a payee's account: one whole report, never a change."""
@@ -88,7 +97,14 @@ class ProviderTransfer:
 class PayoutProvider(Protocol):
     name: str
 
-    async def create_account(self, creator_id: int, country: str, currency: str) -> PayeeAccount:
+    def service_agreement(self, country: str) -> str | None:
+        """What an account in ``country`` is opened under at the provider (None: its own
+        default); ``CrossBorderUnsupported`` where it cannot pay there at all."""
+        ...
+
+    async def create_account(
+        self, creator_id: int, country: str, currency: str, service_agreement: str | None = None
+    ) -> PayeeAccount:
         """The creator's account (the same one again for the same creator)."""
         ...
 

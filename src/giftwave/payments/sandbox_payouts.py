@@ -151,7 +151,12 @@ class SandboxPayoutProvider:
 
     # --- accounts and onboarding -----------------------------------------------------------
 
-    async def create_account(self, creator_id: int, country: str, currency: str) -> PayeeAccount:
+    def service_agreement(self, country: str) -> str | None:
+        return None  # the sandbox pays anywhere, under one agreement
+
+    async def create_account(
+        self, creator_id: int, country: str, currency: str, service_agreement: str | None = None
+    ) -> PayeeAccount:
         return await asyncio.to_thread(self._create_account, creator_id, country, currency)
 
     def _create_account(self, creator_id: int, country: str, currency: str) -> PayeeAccount:

@@ -6,6 +6,12 @@ A creator's payee account is an Express account, made once per creator (idempote
 account's Stripe balance for the bank, so every bank payout is one giftwave payout and names
 it. Onboarding is Stripe's own page, reached by a fresh Account Link each time.
 
+A creator in another country than the platform's (``platform_country``) gets a cross-border
+account: Stripe pays such accounts only under the ``recipient`` service agreement (no card
+payments, transfers only, the country passed explicitly), and only between the regions of its
+self-serve cross-border payouts (``CROSS_BORDER_REGION``); elsewhere onboarding is refused
+before any account is made (``CrossBorderUnsupported``).
+
 A giftwave payout becomes, in order, each with its own idempotency key:
 
     Transfer   platform → the account's Stripe balance   key = the payout's id,
@@ -58,6 +64,7 @@ import stripe
 from giftwave.errors import Code
 from giftwave.payments.base import IgnoredEvent, ProviderUnavailable
 from giftwave.payments.payout_base import (
+    CrossBorderUnsupported,
     PayeeAccount,
     PayeeAccountUpdated,
     PayoutWebhook,
@@ -108,6 +115,26 @@ PAYOUT_FAILED: Final = "payout_failed"
 PAYOUT_CANCELED: Final = "payout_canceled"
 TRANSFER_REVERSED: Final = "transfer_reversed"
 
+# Stripe's self-serve cross-border payouts: a platform in the US, the UK, the EEA, Canada or
+# Switzerland pays connected accounts in any of those (docs/economy.md, "Creators in another
+# country"); elsewhere only by arrangement with Stripe.
+EEA: Final = frozenset(
+    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split()
+)
+CROSS_BORDER_REGION: Final = EEA | {"US", "GB", "CA", "CH"}
+RECIPIENT: Final = "recipient"  # the only agreement cross-border payouts work under
+
+
+def service_agreement_for(platform_country: str, country: str) -> str | None:
+    """None for an account in the platform's own country (Stripe's default agreement);
+    ``recipient`` for one abroad that Stripe pays; ``CrossBorderUnsupported`` otherwise."""
+    if country == platform_country:
+        return None
+    if platform_country in CROSS_BORDER_REGION and country in CROSS_BORDER_REGION:
+        return RECIPIENT
+    raise CrossBorderUnsupported(country, platform_country)
+
+
 _PAYOUT_EVENTS: Final = {
     "payout.paid": TransferEventKind.PAID,
     "payout.failed": TransferEventKind.FAILED,
@@ -144,6 +171,7 @@ class StripeConnectProvider:
         tolerance_s: int,
         api_base: str | None = None,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
+        platform_country: str = "US",
     ) -> None:
         if not webhook_secrets or not all(s.strip() for s in webhook_secrets):
             raise ValueError("a Stripe Connect webhook signing secret is empty")
@@ -151,13 +179,19 @@ class StripeConnectProvider:
         self._stripe = self._api.client.v1
         self._secrets = webhook_secrets
         self._tolerance_s = tolerance_s
+        self._platform_country = platform_country
 
     async def close(self) -> None:
         await self._api.close()
 
     # --- accounts and onboarding -----------------------------------------------------------
 
-    async def create_account(self, creator_id: int, country: str, currency: str) -> PayeeAccount:
+    def service_agreement(self, country: str) -> str | None:
+        return service_agreement_for(self._platform_country, country)
+
+    async def create_account(
+        self, creator_id: int, country: str, currency: str, service_agreement: str | None = None
+    ) -> PayeeAccount:
         params: Any = {
             "type": "express",
             "country": country,
@@ -166,6 +200,8 @@ class StripeConnectProvider:
             "settings": {"payouts": {"schedule": {"interval": "manual"}}},
             "metadata": {"creator_id": str(creator_id)},
         }
+        if service_agreement is not None:
+            params["tos_acceptance"] = {"service_agreement": service_agreement}
         try:
             account = await self._stripe.accounts.create_async(
                 params, {"idempotency_key": f"account:{creator_id}"}
