@@ -118,9 +118,13 @@ TRANSFER_REVERSED: Final = "transfer_reversed"
 # Stripe's self-serve cross-border payouts: a platform in the US, the UK, the EEA, Canada or
 # Switzerland pays connected accounts in any of those (docs/economy.md, "Creators in another
 # country"); elsewhere only by arrangement with Stripe.
-EEA: Final = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split()
-)
+# The EU's 27 and Iceland, Liechtenstein, Norway.
+# fmt: off
+EEA: Final = frozenset({
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
+    "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
+})
+# fmt: on
 CROSS_BORDER_REGION: Final = EEA | {"US", "GB", "CA", "CH"}
 RECIPIENT: Final = "recipient"  # the only agreement cross-border payouts work under
 
