@@ -8,11 +8,27 @@ and refuses a country Stripe cannot pay, before any account is made, with a prob
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from economy_client import assert_problem, register
 from stripe_stub import StripeStub
-from test_stripe_connect import FakeConnect, connect_app, fake, provider, stub
+from test_economy_payouts import ledger_ok
+from test_stripe_connect import (
+    FakeConnect,
+    approve,
+    bank_event,
+    connect_app,
+    deliver,
+    earn,
+    event,
+    fake,
+    payout_of,
+    provider,
+    stub,
+)
 
+from giftwave.db.urls import DatabaseUrl
 from giftwave.economy.payees import NO_ACCOUNT
 from giftwave.payments.payout_base import CrossBorderUnsupported
 from giftwave.payments.stripe_connect import StripeConnectProvider, service_agreement_for
@@ -99,3 +115,41 @@ async def test_onboarding_abroad_opens_a_recipient_account_or_is_refused(
         assert not any(k.startswith("tos_acceptance") for k in home.form)
         payee = (await american.get("/v1/creators/me/payee")).json()
         assert payee["service_agreement"] is None
+
+
+async def test_a_cross_border_payout_is_sent_in_dollars_and_received_converted(
+    connect_app: object, stub: StripeStub, fake: FakeConnect, db_url: DatabaseUrl
+) -> None:
+    async with connect_app(**ABROAD) as client:  # type: ignore[operator]
+        german = await register(client, "creator", country="DE")
+        r = await german.post("/v1/creators/me/payee/onboarding")
+        account_id = urlsplit(r.json()["url"]).path.split("/")[3]
+        fake.verify(account_id)
+        verified = event("account.updated", fake.accounts[account_id], account=account_id)
+        assert (await deliver(client, verified)).status_code == 200
+        await earn(client, german)
+        payout_id, approved = await approve(client, german)
+
+        # giftwave sends its own dollars, no rate of its own; Stripe converts them as they
+        # land, and the bank payout is what landed, in euros.
+        assert approved["status"] == "processing", approved
+        assert (approved["payout_currency"], approved["payout_amount_minor"]) == ("USD", 250)
+        assert approved["fx_rate_micros"] == 1_000_000
+        assert (approved["received_amount_minor"], approved["received_currency"]) == (229, "EUR")
+        assert approved["provider_fx_rate_micros"] == 917_300
+        (transfer,) = fake.transfers.values()
+        assert (transfer["amount"], transfer["currency"]) == (250, "usd")
+        (bank,) = fake.payouts.values()
+        assert (bank["amount"], bank["currency"]) == (229, "eur")
+        read = [s for s in stub.requests if s.path.startswith("/v1/charges/")]
+        assert [s.headers.get("stripe-account") for s in read] == [account_id]
+
+        # The bank's answer moves euros: it is the payout's, not a mismatch.
+        paid = bank_event(fake, "payout.paid", account_id, status="paid")
+        assert (await deliver(client, paid)).status_code == 200
+        payout = await payout_of(german, payout_id)
+        assert (payout["status"], payout["flag"]) == ("paid", None)
+        statement = (await german.get("/v1/creators/me/statement")).json()
+        (listed,) = statement["payout_list"]
+        assert (listed["received_amount_minor"], listed["received_currency"]) == (229, "EUR")
+    ledger_ok(db_url)

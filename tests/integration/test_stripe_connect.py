@@ -66,6 +66,9 @@ TRANSFER_POST = ("POST", "/v1/transfers")
 # take (3 x 0.3 s and the SDK's backoff), so it asks again only after the first send gave up.
 SWEEP = {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 3}
 MAX_TRANSFER = 99_999_999  # Stripe's largest amount, in cents
+# What Stripe converts a transfer at when it lands in an account of another currency (a
+# cross-border account): the stub's fixed rates, sent → received.
+STUB_RATES = {("usd", "eur"): 0.9173, ("usd", "gbp"): 0.7861}
 
 
 def _error(status: int, code: str, message: str, kind: str = "invalid_request_error") -> Answer:
@@ -82,6 +85,9 @@ class FakeConnect:
         self.transfers: dict[str, dict[str, Any]] = {}
         self.payouts: dict[str, dict[str, Any]] = {}
         self.reversals: dict[str, dict[str, Any]] = {}
+        # Each transfer's payment on its account, with its balance transaction (converted into
+        # the account's currency when it differs), by (account, payment id).
+        self.payments: dict[tuple[str, str], dict[str, Any]] = {}
         # The platform's balance transactions, oldest first (Connect's bills: stripe_fee).
         self.balance_transactions: list[dict[str, Any]] = []
         self.pages_read = 0
@@ -158,6 +164,8 @@ class FakeConnect:
                 return self._reverse(transfer_id, form)
             case ("POST", ["v1", "payouts"]):
                 return self._payout(scope, form)
+            case ("GET", ["v1", "charges", payment_id]) if (scope, payment_id) in self.payments:
+                return 200, self.payments[(scope, payment_id)], {}
             case ("GET", ["v1", "payouts"]):
                 return self._payouts_list(scope, form)
         return no_route()
@@ -182,8 +190,35 @@ class FakeConnect:
         transfer["created"] = int(time.time())
         transfer["metadata"] = {"payout_id": form["metadata[payout_id]"]}
         transfer["reversals"]["url"] = f"/v1/transfers/{transfer['id']}/reversals"
+        transfer["destination_payment"] = self._landed(account, transfer)
         self.transfers[transfer["id"]] = transfer
         return 200, transfer, {}
+
+    def _landed(self, account: dict[str, Any], transfer: dict[str, Any]) -> str:
+        """The transfer's payment on the account, in the account's currency: Stripe converts
+        a transfer into a cross-border account's currency as it lands."""
+        sent, own = transfer["currency"], account["default_currency"]
+        rate = 1.0 if sent == own else STUB_RATES[(sent, own)]
+        received = int(transfer["amount"] * rate)  # whole minor units (both have two digits)
+        payment_id = f"py_1QyE{next(serial):020d}"
+        self.payments[(account["id"], payment_id)] = {
+            "id": payment_id,
+            "object": "charge",
+            "amount": received,
+            "currency": own,
+            "source_transfer": transfer["id"],
+            "balance_transaction": {
+                "id": f"txn_1QyE{next(serial):020d}",
+                "object": "balance_transaction",
+                "amount": received,
+                "net": received,
+                "fee": 0,
+                "currency": own,
+                "exchange_rate": None if sent == own else rate,
+                "type": "payment",
+            },
+        }
+        return payment_id
 
     def _reverse(self, transfer_id: str, form: dict[str, str]) -> Answer:
         transfer = self.transfers.get(transfer_id)
@@ -222,6 +257,8 @@ class FakeConnect:
         account = self.accounts.get(scope)
         if account is None or not account["payouts_enabled"]:
             return _error(400, "payouts_not_allowed", "Payouts have been disabled on this account.")
+        if form["currency"] != account["default_currency"]:  # its balance is in its own
+            return _error(400, "balance_insufficient", "You have insufficient funds.")
         payout = recorded("connect_payout_created")
         payout["id"] = f"po_1QyC{next(serial):020d}"
         payout["created"] = int(time.time())
@@ -241,7 +278,10 @@ class FakeConnect:
         """The creator finished onboarding and Stripe verified them."""
         verified = recorded("account.updated")["data"]["object"]
         verified["id"] = account_id
-        verified["metadata"] = self.accounts[account_id]["metadata"]
+        made = self.accounts[account_id]
+        verified["metadata"] = made["metadata"]
+        verified["country"] = made["country"]
+        verified["default_currency"] = made["default_currency"]
         self.accounts[account_id] = verified
 
     def disable(self, account_id: str, reason: str = "rejected.fraud") -> None:

@@ -63,6 +63,16 @@ class StatementPayoutOut(BaseModel):
         description="the rate recorded with it: units of payout_currency per US dollar, "
         "in millionths"
     )
+    received_amount_minor: int | None = Field(
+        default=None,
+        description="what a cross-border payee's account received after the provider's "
+        "conversion, in received_currency's minor unit",
+    )
+    received_currency: str | None = Field(default=None, description="the account's currency")
+    provider_fx_rate_micros: int | None = Field(
+        default=None,
+        description="the provider's rate: received_currency per payout_currency, in millionths",
+    )
 
     @classmethod
     def of(cls, p: Payout) -> StatementPayoutOut:
@@ -78,6 +88,9 @@ class StatementPayoutOut(BaseModel):
             payout_currency=p.payout_currency,
             payout_amount_minor=p.payout_amount_minor,
             fx_rate_micros=p.fx_rate_micros,
+            received_amount_minor=p.received_amount_minor,
+            received_currency=p.received_currency,
+            provider_fx_rate_micros=p.provider_fx_rate_micros,
         )
 
 

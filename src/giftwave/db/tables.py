@@ -316,6 +316,11 @@ payouts = Table(
     Column("payout_currency", String(3), nullable=True),
     Column("payout_amount_minor", BigInteger, nullable=True),
     Column("fx_rate_micros", BigInteger, nullable=True),
+    # What a payee the provider converts for (a cross-border account) received: the amount in
+    # their account's currency, and the provider's rate (sent → received, millionths).
+    Column("received_amount_minor", BigInteger, nullable=True),
+    Column("received_currency", String(3), nullable=True),
+    Column("provider_fx_rate_micros", BigInteger, nullable=True),
     # Migration 0025: when it was returned (the policy looks back at recent returns), the
     # provider's fee for a paid transfer, and why an operator must look at it (a transfer
     # event whose amount or currency is not the payout's).

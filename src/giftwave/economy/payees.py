@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import payees
-from giftwave.economy.fx import FxTable
+from giftwave.economy.fx import BASE_CURRENCY, FxTable
 from giftwave.errors import Code, Forbidden, Invalid, NotFound, Unavailable
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import Role, User
@@ -39,6 +39,9 @@ from giftwave.payments.payout_base import (
 REQUIREMENTS_MAX_CHARS: Final = 1000  # payees.requirements_due
 # What is missing, by name, in a refusal and on the studio page.
 NO_ACCOUNT: Final = "payee_account"
+# The agreements under which the provider converts what is sent into the account's currency
+# (Stripe's cross-border ``recipient`` accounts): giftwave sends US dollars, no rate of its own.
+CONVERTED_AGREEMENTS: Final = frozenset({"recipient"})
 DETAILS: Final = "details_submitted"
 PAYOUTS_ENABLED: Final = "payouts_enabled"
 
@@ -75,6 +78,14 @@ class Payee:
     # What the provider's account was opened under (Stripe: ``recipient`` abroad); None: its
     # default.
     service_agreement: str | None = None
+
+    @property
+    def transfer_currency(self) -> str:
+        """What giftwave sends this payee in: their currency, at the operator's rate, unless
+        the provider converts into it (a cross-border account): then US dollars."""
+        if self.service_agreement in CONVERTED_AGREEMENTS:
+            return BASE_CURRENCY
+        return self.currency
 
     @property
     def ready(self) -> bool:

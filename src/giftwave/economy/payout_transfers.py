@@ -57,6 +57,7 @@ from giftwave.payments.base import ProviderUnavailable
 from giftwave.payments.payout_base import (
     PayoutProvider,
     ProviderTimeout,
+    ProviderTransfer,
     TransferEvent,
     TransferEventKind,
     TransferRequest,
@@ -86,11 +87,18 @@ def fee_id(payout_id: str) -> str:
 
 
 def matches(payout: Payout, amount_minor: int | None, currency: str | None) -> bool:
-    """Whether a transfer event moved what the payout sent. An event stored before events
-    kept their amount (None) was checked by nothing and is taken as it was then."""
+    """Whether a transfer event moved what the payout sent, or what its payee received after
+    the provider's conversion (a cross-border account's bank payout). An event stored before
+    events kept their amount (None) was checked by nothing and is taken as it was then."""
     if amount_minor is None or currency is None:
         return True
-    return (amount_minor, currency) == (payout.payout_amount_minor, payout.payout_currency)
+    moved = (amount_minor, currency)
+    if payout.received_currency is not None and moved == (
+        payout.received_amount_minor,
+        payout.received_currency,
+    ):
+        return True
+    return moved == (payout.payout_amount_minor, payout.payout_currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +176,19 @@ class PayoutTransfers:
             if payee is None or payout.transfer_attempts == 0:
                 return await self.give_back(payout_id, not_ready)
         try:
-            payout = await asyncio.to_thread(self._fix_amount, payout, payee.currency)
+            payout = await asyncio.to_thread(self._fix_amount, payout, payee.transfer_currency)
         except FxRateMissing:
             return await self.give_back(payout_id, f"{FX_RATE_MISSING}:{payee.currency}")
         assert payout.payout_amount_minor is not None
         assert payout.payout_currency is not None
         attempt = await asyncio.to_thread(self._count_attempt, payout_id)
+        converted = payee.currency if payee.currency != payout.payout_currency else None
         request = TransferRequest(
-            payout.id, payee.account_id, payout.payout_amount_minor, payout.payout_currency
+            payout.id,
+            payee.account_id,
+            payout.payout_amount_minor,
+            payout.payout_currency,
+            payee_currency=converted,
         )
         try:
             made = await self.provider.create_transfer(request)
@@ -190,7 +203,7 @@ class PayoutTransfers:
             return await asyncio.to_thread(self._get, payout_id)
         except ProviderUnavailable as exc:
             return await self.give_back(payout_id, not_ready or exc.code)
-        await asyncio.to_thread(self._keep_transfer_id, payout_id, made.transfer_id)
+        await asyncio.to_thread(self._keep_transfer, payout_id, made)
         audit(
             "audit.payout_transfer_created",
             payout_id=payout.id,
@@ -201,6 +214,9 @@ class PayoutTransfers:
             amount_minor=payout.payout_amount_minor,
             currency=payout.payout_currency,
             fx_rate_micros=payout.fx_rate_micros,
+            received_amount_minor=made.received_amount_minor,
+            received_currency=made.received_currency,
+            provider_fx_rate_micros=made.fx_rate_micros,
             attempt=attempt,
         )
         return await asyncio.to_thread(self._get, payout_id)
@@ -467,12 +483,18 @@ class PayoutTransfers:
         assert payout is not None
         return payout.transfer_attempts
 
-    def _keep_transfer_id(self, payout_id: str, transfer_id: str) -> None:
+    def _keep_transfer(self, payout_id: str, made: ProviderTransfer) -> None:
+        """The transfer's id, and what the payee received after a conversion, once."""
         with self._db.begin() as conn:
             conn.execute(
                 update(payouts)
                 .where(payouts.c.id == payout_id, payouts.c.provider_transfer_id.is_(None))
-                .values(provider_transfer_id=transfer_id)
+                .values(
+                    provider_transfer_id=made.transfer_id,
+                    received_amount_minor=made.received_amount_minor,
+                    received_currency=made.received_currency,
+                    provider_fx_rate_micros=made.fx_rate_micros,
+                )
             )
 
     def _get(self, payout_id: str) -> Payout:

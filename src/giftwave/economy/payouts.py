@@ -146,6 +146,11 @@ class Payout:
     # look at the payout: a transfer event that does not match it (economy/payout_transfers.py).
     fee_minor: int | None
     flag: str | None
+    # What a payee the provider converts for received (their account's currency, the
+    # provider's rate, sent → received in millionths); None: they received what was sent.
+    received_amount_minor: int | None
+    received_currency: str | None
+    provider_fx_rate_micros: int | None
 
 
 def _to_payout(row: object) -> Payout:
@@ -171,6 +176,9 @@ def _to_payout(row: object) -> Payout:
         fx_rate_micros=m["fx_rate_micros"],
         fee_minor=m["fee_minor"],
         flag=m["flag"],
+        received_amount_minor=m["received_amount_minor"],
+        received_currency=m["received_currency"],
+        provider_fx_rate_micros=m["provider_fx_rate_micros"],
     )
 
 

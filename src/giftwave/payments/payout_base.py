@@ -83,6 +83,9 @@ class TransferRequest:
     account_id: str
     amount_minor: int
     currency: str
+    # The account's own currency when the provider converts what is sent into it (a
+    # cross-border account); None: the payee is paid in ``currency``.
+    payee_currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,11 @@ class ProviderTransfer:
     amount_minor: int
     currency: str
     fee_minor: int = 0  # known once the transfer is paid (the event carries it)
+    # After the provider's conversion (``TransferRequest.payee_currency``): what the payee's
+    # account received, and the provider's rate (sent → received, millionths).
+    received_amount_minor: int | None = None
+    received_currency: str | None = None
+    fx_rate_micros: int | None = None
 
 
 class PayoutProvider(Protocol):

@@ -62,7 +62,7 @@ from typing import Any, Final
 import stripe
 
 from giftwave.errors import Code
-from giftwave.payments.base import IgnoredEvent, ProviderUnavailable
+from giftwave.payments.base import IgnoredEvent, ProviderUnavailable, WebhookRejected
 from giftwave.payments.payout_base import (
     CrossBorderUnsupported,
     PayeeAccount,
@@ -249,17 +249,57 @@ class StripeConnectProvider:
             raise ProviderUnavailable(Code.AMOUNT_NOT_CHARGEABLE, f"Stripe: {exc}") from None
         money: Any = {"amount": amount_stripe, "currency": request.currency.lower()}
         found = await self._transfer_made(request)
-        if found is None:
-            transfer_id = await self._new_transfer(request, money)
-        else:
-            transfer_id = found.id
+        transfer = found if found is not None else await self._new_transfer(request, money)
+        transfer_id = str(transfer.id)
+        received = None
+        banked = money
+        if request.payee_currency not in (None, request.currency):
+            # A cross-border account: Stripe converted the transfer into the account's
+            # currency, and its bank payout is that amount in that currency.
+            received = await self._received(request, transfer)
+            banked = {
+                "amount": stripe_amount(received[0], received[1]),
+                "currency": received[1].lower(),
+            }
         if found is None or not await self._bank_payout_made(request, found):
-            await self._bank_payout(request, money, transfer_id)
+            await self._bank_payout(request, banked, transfer_id)
         return ProviderTransfer(
-            transfer_id, request.payout_id, request.amount_minor, request.currency
+            transfer_id,
+            request.payout_id,
+            request.amount_minor,
+            request.currency,
+            received_amount_minor=None if received is None else received[0],
+            received_currency=None if received is None else received[1],
+            fx_rate_micros=None if received is None else received[2],
         )
 
-    async def _new_transfer(self, request: TransferRequest, money: Any) -> str:
+    async def _received(self, request: TransferRequest, transfer: Any) -> tuple[int, str, int]:
+        """What a cross-border account received for the transfer: its destination payment's
+        balance transaction on the account (amount, currency, Stripe's rate in millionths).
+        Unread, the outcome is unknown: the sweeper asks again, finding the same transfer."""
+        payment = getattr(transfer, "destination_payment", None)
+        payment_id = payment if isinstance(payment, str) else getattr(payment, "id", None)
+        try:
+            if not isinstance(payment_id, str) or not payment_id:
+                raise malformed("the transfer names no destination payment")
+            charge = await self._stripe.charges.retrieve_async(
+                payment_id,
+                {"expand": ["balance_transaction"]},
+                {"stripe_account": request.account_id},
+            )
+            landed = charge.to_dict().get("balance_transaction")
+            if not isinstance(landed, Mapping):
+                raise malformed("the destination payment has no balance transaction")
+            rate = landed.get("exchange_rate")
+            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
+                raise malformed(f"exchange_rate is {rate!r}")
+            return amount(landed, "net"), currency(landed), round(rate * 1_000_000)
+        except (stripe.StripeError, WebhookRejected) as exc:
+            raise ProviderTimeout(
+                Code.PROVIDER_TIMEOUT, f"Stripe: what payout {request.payout_id} became: {exc}"
+            ) from exc
+
+    async def _new_transfer(self, request: TransferRequest, money: Any) -> stripe.Transfer:
         params: Any = money | {
             "destination": request.account_id,
             "transfer_group": request.payout_id,
@@ -274,7 +314,7 @@ class StripeConnectProvider:
         transfer_id = getattr(transfer, "id", None)
         if not (isinstance(transfer_id, str) and transfer_id):
             raise ProviderTimeout(Code.PROVIDER_TIMEOUT, "Stripe answered a transfer without id")
-        return transfer_id
+        return transfer
 
     async def _bank_payout(self, request: TransferRequest, money: Any, transfer_id: str) -> None:
         """The account's balance to its bank; when Stripe refuses, the transfer back first."""

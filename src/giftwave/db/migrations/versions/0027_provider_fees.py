@@ -1,7 +1,8 @@
 """Issue 22's leftovers (docs/economy.md): the payout provider's own bills to the platform
 (Stripe Connect's fees, one row per balance transaction taken into the ledger), the system's
-decision on an expired payout (actor ``system``, outcome ``expire``), and the service agreement
-a payee's account was opened under (``recipient`` for a cross-border account at Stripe).
+decision on an expired payout (actor ``system``, outcome ``expire``), the service agreement a
+payee's account was opened under (``recipient`` for a cross-border account at Stripe), and what
+such a payee received after the provider's conversion (amount, currency, the provider's rate).
 
 Revision ID: 0027
 Revises: 0026
@@ -80,9 +81,18 @@ def upgrade() -> None:
     op.create_index("ix_provider_fees_billed", "provider_fees", ["billed_at_us"])
     _checks(ACTORS, OUTCOMES)
     op.add_column("payees", sa.Column("service_agreement", sa.String(16), nullable=True))
+    for column in (
+        sa.Column("received_amount_minor", sa.BigInteger, nullable=True),
+        sa.Column("received_currency", sa.String(3), nullable=True),
+        sa.Column("provider_fx_rate_micros", sa.BigInteger, nullable=True),
+    ):
+        op.add_column("payouts", column)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("payouts") as batch:
+        for name in ("provider_fx_rate_micros", "received_currency", "received_amount_minor"):
+            batch.drop_column(name)
     with op.batch_alter_table("payees") as batch:
         batch.drop_column("service_agreement")
     op.execute("DELETE FROM payout_decisions WHERE actor = 'system'")
