@@ -242,6 +242,10 @@ async def test_the_report_shows_gross_fees_net_and_the_statement_each_payout(
                 "payout_currency": "MXN",
                 "payout_amount_minor": 4312,
                 "fx_rate_micros": 17_250_000,
+                # Paid in pesos at the operator's rate: no provider's conversion.
+                "received_amount_minor": None,
+                "received_currency": None,
+                "provider_fx_rate_micros": None,
             }
         ]
         assert statement["share_percent_low"] is not None  # the effective share stays

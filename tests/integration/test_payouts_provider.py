@@ -131,6 +131,7 @@ async def test_onboarded_creator_is_paid_through_the_provider(
             "provider": "sandbox",
             "country": "US",
             "currency": "USD",
+            "service_agreement": None,  # the sandbox's one agreement
         }
         payout_id = await approved_payout(client, creator, admin)
         paid = await wait_for(creator, payout_id, "paid")
