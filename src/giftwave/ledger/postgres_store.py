@@ -3,6 +3,11 @@
 Every writer of balances takes the chain head row first (``FOR UPDATE``), so writers in
 different processes take turns and never deadlock; account rows are then updated in
 account-id order by one statement.
+
+Round trips: each is a wake-up of the server's backend, and on a loaded machine a wait for a
+core. ``BEGIN`` goes with the head's lock in one simple-protocol string; the balance UPDATE,
+the batch record and the head's update are one statement (data-modifying CTEs); then the COPY
+and the ``COMMIT``. Five round trips a batch where there were eight (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,19 @@ UPDATE_ACCOUNTS_SQL = (
     " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
     " AS v(id, dp, dpo, cp, cpo) WHERE a.id = v.id"
 )
+# No parameters: psycopg sends it with the simple query protocol, both statements at once.
+BEGIN_AND_LOCK_HEAD_SQL = (
+    "BEGIN; SELECT batch_seq, transfer_seq, hash, accounts_version FROM ledger_head"
+    " WHERE id = 1 FOR UPDATE"
+)
+# The balances, the batch record and the head in one statement: a CTE that modifies data runs
+# whether or not anything reads it, and a CHECK violation in it aborts the statement as before.
+WRITE_BATCH_SQL = (
+    f"WITH balances AS ({UPDATE_ACCOUNTS_SQL}), batch AS (INSERT INTO ledger_batches"
+    " (seq, first_transfer_seq, transfer_count, prev_hash, hash, created_at_us)"
+    " VALUES (%s, %s, %s, %s, %s, %s))"
+    " UPDATE ledger_head SET batch_seq = %s, transfer_seq = %s, hash = %s WHERE id = 1"
+)
 
 
 @cache
@@ -63,6 +81,8 @@ class PostgresLedgerStore(LedgerStore):
         super().__init__()
         self._url = url
         self._db = self._connect()
+        # The batch's balance deltas, written with its batch record by ``_append_batch``.
+        self._deltas: list[list[int]] = []
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self._url, autocommit=True)
@@ -71,9 +91,10 @@ class PostgresLedgerStore(LedgerStore):
         self._db.close()
 
     def _begin(self) -> None:
+        # BEGIN itself goes with the head's lock (``_lock_head``): one round trip for both.
         if self._db.closed or self._db.broken:
             self._db = self._connect()
-        self._db.execute("BEGIN")
+        self._deltas = []  # nothing of a failed batch's
 
     def _commit(self) -> None:
         self._db.execute("COMMIT")
@@ -83,10 +104,9 @@ class PostgresLedgerStore(LedgerStore):
             self._db.execute("ROLLBACK")
 
     def _lock_head(self) -> Head:
-        row = self._db.execute(
-            "SELECT batch_seq, transfer_seq, hash, accounts_version FROM ledger_head"
-            " WHERE id = 1 FOR UPDATE"
-        ).fetchone()
+        cursor = self._db.execute(BEGIN_AND_LOCK_HEAD_SQL)
+        cursor.nextset()  # past BEGIN's result, to the SELECT's
+        row = cursor.fetchone()
         assert row is not None, "ledger_head is seeded by the first migration"
         return Head(*row)
 
@@ -126,18 +146,21 @@ class PostgresLedgerStore(LedgerStore):
         )
 
     def _update_accounts(self, deltas: list[AccountDelta]) -> None:
+        # Written by ``_append_batch``, which the store calls next, in the same statement.
         columns = list(zip(*deltas, strict=True)) if deltas else [(), (), (), (), ()]
-        self._db.execute(UPDATE_ACCOUNTS_SQL, [list(column) for column in columns])
+        self._deltas = [list(column) for column in columns]
 
     def _append_batch(self, head: Head, new_head: Head, count: int, now_us: int) -> None:
+        deltas, self._deltas = self._deltas, []
+        assert deltas, "_update_accounts comes first"
         self._db.execute(
-            "INSERT INTO ledger_batches (seq, first_transfer_seq, transfer_count, prev_hash, hash,"
-            " created_at_us) VALUES (%s, %s, %s, %s, %s, %s)",
-            (new_head.batch_seq, head.transfer_seq + 1, count, head.hash, new_head.hash, now_us),
-        )
-        self._db.execute(
-            "UPDATE ledger_head SET batch_seq = %s, transfer_seq = %s, hash = %s WHERE id = 1",
-            (new_head.batch_seq, new_head.transfer_seq, new_head.hash),
+            WRITE_BATCH_SQL,
+            (
+                *deltas,
+                *(new_head.batch_seq, head.transfer_seq + 1, count, head.hash, new_head.hash),
+                now_us,
+                *(new_head.batch_seq, new_head.transfer_seq, new_head.hash),
+            ),
         )
 
     def _expired_pending(self, now_us: int, limit: int) -> list[tuple[str, str]]:
