@@ -53,7 +53,8 @@ def test_a_refused_balance_writes_no_batch_record_and_the_replan_answers(
     issued, spent, viewer = _accounts(sa_engine)
     assert store.apply_batch([[Transfer("fund", issued, viewer, 100, TOPUP)]], 1) == [[Outcome.OK]]
     before = _head_and_batches(sa_engine)
-    assert before[0] == 1 and before[3] == 1
+    assert before[0] == 1  # one batch committed
+    assert before[3] == 1  # and its record
     # Spent behind the store's back: its cached 100 coins are stale, so its plan passes and the
     # database's CHECK refuses the balance. Only a test can do this (every real writer takes
     # the head), which is how the refusal path is reached on purpose.
