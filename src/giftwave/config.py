@@ -293,6 +293,28 @@ class Settings(BaseSettings):
     payout_auto_approve_below_cents: Annotated[int, Field(ge=0, le=10**9)] = 0
     payout_auto_approve_min_history_days: Annotated[int, Field(ge=0, le=3650)] = 30
     payout_auto_approve_quiet_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    # Fraud and abuse rules (docs/risk.md): each threshold and window of the rules engine,
+    # which follows the ledger every ``risk_interval_s`` (0: the engine is off on this node;
+    # any number of nodes may run it, one acts on each chunk).
+    risk_interval_s: Annotated[float, Field(ge=0, le=3600)] = 1.0
+    risk_card_testing_failures: Annotated[int, Field(ge=2, le=1000)] = 5
+    risk_card_testing_window_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 3_600
+    risk_card_testing_small_minor: Annotated[int, Field(ge=1, le=10**9)] = 1_000
+    risk_funnel_accounts: Annotated[int, Field(ge=2, le=10_000)] = 5
+    risk_funnel_fresh_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 3_600
+    risk_funnel_share_pct: Annotated[int, Field(ge=1, le=100)] = 50
+    risk_funnel_window_s: Annotated[int, Field(ge=3_600, le=90 * 86_400)] = 7 * 86_400
+    risk_fast_cycle_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 3_600
+    risk_chargeback_min: Annotated[int, Field(ge=1, le=10_000)] = 3
+    risk_chargeback_rate_pct: Annotated[int, Field(ge=1, le=100)] = 20
+    risk_chargeback_window_s: Annotated[int, Field(ge=86_400, le=365 * 86_400)] = 30 * 86_400
+    risk_refund_after_gift_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 86_400
+    risk_shared_card_accounts: Annotated[int, Field(ge=2, le=10_000)] = 3
+    risk_shared_card_window_s: Annotated[int, Field(ge=86_400, le=365 * 86_400)] = 30 * 86_400
+    # What a flag does: a card-testing flag blocks the user's top-ups this long; a user with
+    # any open flag may buy at most this many coins per 24 hours.
+    risk_topup_block_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 6 * 3_600
+    risk_flagged_topup_coins_per_day: Annotated[int, Field(ge=0, le=10**9)] = 5_000
     # Who pays an approved payout (docs/economy.md, "The flow of money out"): "none", the
     # operator by hand (approved is the end); "sandbox", the built-in payout provider (only
     # verified payees may ask; a transfer is made on approval and its webhooks end it);

@@ -129,6 +129,15 @@ LEDGER_QUEUE: Final = Gauge(
     "Submissions waiting for the ledger writer.",
     multiprocess_mode="livesum",
 )
+RISK_LAG: Final = Gauge(
+    "giftwave_risk_lag_seconds",
+    "How long ago the newest transfer the risk rules evaluated was committed (this node's "
+    "last chunk; 0 when up to date).",
+)
+RISK_FLAGS_RAISED: Final = Counter(
+    "giftwave_risk_flags_raised",
+    "Risk flags the rules engine raised on this node (each pattern once, on any node).",
+)
 LEDGER_WRITER_DOWN: Final = Gauge(
     "giftwave_ledger_writer_down",
     "1 while a serving process's ledger writer has stopped or failed, else 0 (the largest of "
@@ -257,6 +266,7 @@ LOOPS: Final = (
     "provider-fee-import",  # the payout provider's bills to the platform, into the ledger
     "push-sender",  # due Web Push notices encrypted, signed and sent
     "realtime-viewers",  # each room's viewers on every node, counted
+    "risk-rules",  # committed ledger events and failed top-ups run through the risk rules
     "room-presence",  # this node's logged-in viewers written for every node (gifted subs)
     "share-gift-credits",  # committed gifts credited to the shares that brought them
     "subscription-gift-catch-up",  # gifted periods a crash left unapplied, given

@@ -24,6 +24,7 @@ from giftwave.analytics.rollup import Rollup
 from giftwave.analytics.viewers import ViewerSampler
 from giftwave.api import (
     admin,
+    admin_risk,
     analytics,
     api_docs,
     battles,
@@ -72,6 +73,7 @@ from giftwave.economy.catalog import current_gifts
 from giftwave.economy.gifting import GiftGate, GiftObserver, GiftSent
 from giftwave.economy.paid_messages import PaidMessageObserver, PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, ReversalObserver
+from giftwave.economy.risk_follower import RiskEngine
 from giftwave.economy.services import Economy
 from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.ledger.engine import PostingEngine
@@ -454,6 +456,7 @@ ROUTERS: Final = (
     payout_sandbox_pages,
     webhooks,
     admin,
+    admin_risk,
     ledger,
     live,
     battles,
@@ -701,6 +704,10 @@ async def _start_services(
     stack.push_async_callback(levels.stop)
     clubs.start()  # members' points from gifts, likes and watch time, off the gift path
     stack.push_async_callback(clubs.stop)
+    if settings.risk_interval_s > 0:  # fraud and abuse rules, off the gift path (docs/risk.md)
+        risk = RiskEngine(db, economy.risk_rules, settings.risk_interval_s)
+        risk.start()
+        stack.callback(risk.stop)
     referee = Referee(db, broker.publish, on_result=enqueue_battle_ended)
     referee.start()
     stack.push_async_callback(referee.stop)

@@ -209,7 +209,14 @@ payment_orders = Table(
     Column("status", String(16), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    # What the risk rules count (migration 0027): the card the provider reported, and the
+    # buyer's address, hashed with a server secret (never stored in the clear).
+    Column("card_fingerprint", String(64), nullable=True),
+    Column("address_hash", String(64), nullable=True),
     UniqueConstraint("user_id", "idempotency_key", name="uq_payment_orders_key"),
+    Index("ix_payment_orders_card", "card_fingerprint", "updated_at_us"),
+    Index("ix_payment_orders_address", "address_hash", "updated_at_us"),
+    Index("ix_payment_orders_status_time", "status", "updated_at_us"),
     UniqueConstraint("provider", "provider_payment_id", name="uq_payment_orders_provider_payment"),
 )
 
@@ -436,6 +443,20 @@ risk_flags = Table(
     Column("opened_at_us", BigInteger, nullable=False),
     Column("closed_by", BigInteger, nullable=True),
     Column("closed_at_us", BigInteger, nullable=True),
+    # The rules engine's (migration 0027, economy/risk_rules.py): which rule, one flag per
+    # pattern (``natural_key``), what it saw (JSON), and a person's decision on it.
+    Column("rule", String(32), nullable=True),
+    Column("natural_key", String(160), nullable=True),
+    Column("evidence", Text, nullable=True),
+    Column("severity", String(8), nullable=False, server_default="medium"),
+    Column("state", String(8), nullable=False, server_default="open"),
+    Column("decided_by", BigInteger, nullable=True),
+    Column("decided_at_us", BigInteger, nullable=True),
+    Column("decision_note", String(500), nullable=True),
+    UniqueConstraint("natural_key", name="uq_risk_flags_natural_key"),
+    CheckConstraint("state IN ('open', 'held', 'cleared', 'frozen')", name="ck_risk_flags_state"),
+    CheckConstraint("severity IN ('low', 'medium', 'high')", name="ck_risk_flags_severity"),
+    Index("ix_risk_flags_queue", "state", "opened_at_us"),
 )
 Index(
     "ix_risk_flags_open",

@@ -20,9 +20,10 @@ from giftwave.economy.payout_policy import AutoApproval
 from giftwave.economy.payout_transfers import PayoutTransfers, TransferPolicy
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
+from giftwave.economy.risk_rules import RiskRules
 from giftwave.economy.subscription_gifts import SubscriptionGifts
 from giftwave.economy.subscriptions import SubscriptionPolicy, Subscriptions
-from giftwave.economy.topups import TopUps
+from giftwave.economy.topups import TopUpRisk, TopUps
 from giftwave.economy.wallets import HUNDREDTHS_PER_DIAMOND, Wallets, WalletView
 from giftwave.identity.passwords import Passwords
 from giftwave.identity.users import AgeRule
@@ -50,6 +51,10 @@ class Economy:
     # With a payout provider only (GIFTWAVE_PAYOUT_PROVIDER): payees and their transfers.
     payees: Payees | None = None
     payout_transfers: PayoutTransfers | None = None
+
+    @property
+    def risk_rules(self) -> RiskRules:
+        return risk_rules_of(self.settings)
 
     @classmethod
     def build(
@@ -144,7 +149,17 @@ class Economy:
             wallets=wallets,
             catalog=catalog,
             gifting=gifting,
-            topups=TopUps(db, engine, wallets, provider, age_rule),
+            topups=TopUps(
+                db,
+                engine,
+                wallets,
+                provider,
+                age_rule,
+                TopUpRisk(
+                    block_s=settings.risk_topup_block_s,
+                    flagged_coins_per_day=settings.risk_flagged_topup_coins_per_day,
+                ),
+            ),
             payouts=payouts,
             reversals=Reversals(db, engine, wallets),
             fractions=fractions,
@@ -179,3 +194,23 @@ class Economy:
                 seed_default_packages(conn)
         except IntegrityError:
             pass  # another process starting at the same moment seeded them first
+
+
+def risk_rules_of(settings: Settings) -> RiskRules:
+    """The rules engine's thresholds, from ``GIFTWAVE_RISK_*`` (docs/risk.md)."""
+    return RiskRules(
+        card_testing_failures=settings.risk_card_testing_failures,
+        card_testing_window_s=settings.risk_card_testing_window_s,
+        card_testing_small_minor=settings.risk_card_testing_small_minor,
+        funnel_accounts=settings.risk_funnel_accounts,
+        funnel_fresh_s=settings.risk_funnel_fresh_s,
+        funnel_share_pct=settings.risk_funnel_share_pct,
+        funnel_window_s=settings.risk_funnel_window_s,
+        fast_cycle_s=settings.risk_fast_cycle_s,
+        chargeback_min=settings.risk_chargeback_min,
+        chargeback_rate_pct=settings.risk_chargeback_rate_pct,
+        chargeback_window_s=settings.risk_chargeback_window_s,
+        refund_after_gift_s=settings.risk_refund_after_gift_s,
+        shared_card_accounts=settings.risk_shared_card_accounts,
+        shared_card_window_s=settings.risk_shared_card_window_s,
+    )

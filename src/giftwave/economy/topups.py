@@ -22,11 +22,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
 from giftwave.db.tables import payment_events, payment_orders
+from giftwave.economy import risk_flags
 from giftwave.economy.packages import (
     CoinPackage,
     custom_price_minor,
@@ -34,7 +35,7 @@ from giftwave.economy.packages import (
     list_packages,
 )
 from giftwave.economy.wallets import COINS_ISSUED, Wallets
-from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, Unavailable
+from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from giftwave.identity.users import AgeRule, User
 from giftwave.ledger.accounts import find_account
 from giftwave.ledger.engine import PostingEngine
@@ -145,6 +146,20 @@ def topup_id(provider: str, payment_id: str) -> str:
     return f"topup:{provider}:{payment_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class TopUpRisk:
+    """What a risk flag does to buying coins (docs/risk.md): a card-testing flag blocks the
+    user's top-ups for ``block_s``; any open flag caps their coins per 24 hours. Both are read
+    from the database at the order, so they hold on every node."""
+
+    block_s: int = 6 * 3_600
+    flagged_coins_per_day: int = 5_000
+
+
+DAY_US: Final = 86_400 * 1_000_000
+FINGERPRINT_MAX_CHARS: Final = 64  # payment_orders.card_fingerprint
+
+
 class TopUps:
     def __init__(
         self,
@@ -153,7 +168,9 @@ class TopUps:
         wallets: Wallets,
         provider: PaymentProvider,
         age_rule: AgeRule,
+        risk: TopUpRisk | None = None,
     ) -> None:
+        self._risk = TopUpRisk() if risk is None else risk
         self._db = db
         self._engine = engine
         self._wallets = wallets
@@ -176,8 +193,10 @@ class TopUps:
         site_url: str,
         return_url: str,
         today: date,
+        address_hash: str | None = None,
     ) -> Order:
-        """An order and its checkout; the same key again answers the same order."""
+        """An order and its checkout; the same key again answers the same order.
+        ``address_hash``: the buyer's network address, hashed (what the card rules count)."""
         if user.blocked:
             raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
         if not self._age_rule.allows(user, today):
@@ -188,6 +207,8 @@ class TopUps:
         existing, order_coins, amount = await asyncio.to_thread(
             self._price, user, package_id, coins, currency, idempotency_key
         )
+        if existing is None:
+            await asyncio.to_thread(self._check_risk, user.id, order_coins)
         if existing is not None:
             if (existing.coins, existing.amount_minor, existing.currency) != (
                 order_coins,
@@ -226,6 +247,7 @@ class TopUps:
             currency,
             session.session_id,
             session.url,
+            address_hash,
         )
 
     def _price(
@@ -251,6 +273,41 @@ class TopUps:
             assert coins is not None
             return existing, coins, custom_price_minor(list_packages(conn, currency), coins)
 
+    def _check_risk(self, user_id: int, coins: int) -> None:
+        """What the user's risk flags allow (``TopUpRisk``): a frozen account buys nothing, a
+        card tester waits out the block, a flagged buyer stays under the flagged cap."""
+        now = now_us()
+        block_us = self._risk.block_s * 1_000_000
+        with self._db.connect() as conn:
+            if risk_flags.is_frozen(conn, user_id):
+                raise Forbidden(Code.ACCOUNT_FROZEN, "this account is frozen: contact support")
+            tested_at = risk_flags.last_card_testing_us(conn, user_id, now - block_us)
+            if tested_at is not None:
+                raise RateLimited(
+                    Code.TOPUPS_BLOCKED,
+                    "too many failed payments: buying coins is paused for a while",
+                    retry_after_s=max(1.0, (tested_at + block_us - now) / 1e6),
+                )
+            if not risk_flags.has_active_flag(conn, user_id):
+                return
+            bought = conn.execute(
+                select(func.coalesce(func.sum(payment_orders.c.coins), 0)).where(
+                    payment_orders.c.user_id == user_id,
+                    payment_orders.c.created_at_us > now - DAY_US,
+                    payment_orders.c.status.not_in(
+                        (OrderStatus.FAILED.value, OrderStatus.CANCELLED.value)
+                    ),
+                )
+            ).scalar_one()
+        cap = self._risk.flagged_coins_per_day
+        if int(bought) + coins > cap:
+            raise Forbidden(
+                Code.TOPUP_LIMIT_REACHED,
+                f"this account may buy at most {cap} coins a day for now",
+                limit_coins=cap,
+                bought_coins=int(bought),
+            )
+
     def _insert_order(
         self,
         user: User,
@@ -262,6 +319,7 @@ class TopUps:
         currency: str,
         session_id: str,
         url: str,
+        address_hash: str | None = None,
     ) -> Order:
         now = now_us()
         values = {
@@ -279,6 +337,7 @@ class TopUps:
             "status": OrderStatus.OPEN.value,
             "created_at_us": now,
             "updated_at_us": now,
+            "address_hash": address_hash,
         }
         with self._db.begin() as conn:
             try:
@@ -404,7 +463,10 @@ class TopUps:
                     )
             except IntegrityError:
                 pass  # a redelivery: already stored, reconciling again is harmless
-            return self._fold(conn, event.provider, event.payment_id)
+            folded = self._fold(conn, event.provider, event.payment_id)
+            if event.card_fingerprint:
+                _note_card(conn, event)
+            return folded
 
     async def _reconcile(self, state: tuple[Order, int, bool] | None, payment_id: str) -> None:
         if state is None:
@@ -599,6 +661,20 @@ class TopUps:
                 )
             )
         return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
+
+
+def _note_card(conn: Connection, event: PaymentEvent) -> None:
+    """The card the provider reported, on its order (the first report stands)."""
+    assert event.card_fingerprint
+    o = payment_orders.c
+    which = o.provider_payment_id == event.payment_id
+    if event.order_id:
+        which = or_(which, o.id == event.order_id)
+    conn.execute(
+        update(payment_orders)
+        .where(o.provider == event.provider, which, o.card_fingerprint.is_(None))
+        .values(card_fingerprint=event.card_fingerprint[:FINGERPRINT_MAX_CHARS])
+    )
 
 
 def _audit_credit(order: Order, payment_id: str, chain: list[Transfer]) -> None:

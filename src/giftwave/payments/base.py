@@ -53,6 +53,9 @@ class PaymentEvent:
     order_id: str | None
     amount_minor: int
     currency: str
+    # The card the provider charged or declined, as its stable fingerprint (the same card on
+    # any account gives the same one): what the risk rules count. None: not reported.
+    card_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ from giftwave.payments.signing import SIGNATURE_HEADER, verified_event
 __all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "SandboxProvider", "payment_records"]
 
 WEBHOOK_PATH: Final = "/v1/payments/webhooks/sandbox"
+DEFAULT_CARD: Final = "4242424242424242"  # the test card the checkout page offers
+FINGERPRINT_MAX_CHARS: Final = 64
 
 
 class SandboxProvider:
@@ -84,18 +86,29 @@ class SandboxProvider:
         order_id: str,
         amount_minor: int,
         currency: str,
+        card: str = DEFAULT_CARD,
     ) -> bytes:
+        """The webhook of ``kind``; a payment or a decline names the card it was tried with
+        (``card``: what the buyer typed, reported as a fingerprint as a real provider does)."""
+        data: dict[str, object] = {
+            "payment_id": self.payment_id(session_id),
+            "order_id": order_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+        }
+        if kind in (PaymentEventKind.SUCCEEDED, PaymentEventKind.FAILED):
+            data["card_fingerprint"] = self.card_fingerprint(card)
         event = {
             "id": "evt_sb_" + secrets.token_urlsafe(12),
             "type": f"payment.{kind.value}",
-            "data": {
-                "payment_id": self.payment_id(session_id),
-                "order_id": order_id,
-                "amount_minor": amount_minor,
-                "currency": currency,
-            },
+            "data": data,
         }
         return orjson.dumps(event)
+
+    def card_fingerprint(self, card: str) -> str:
+        """The same card number gives the same fingerprint, and the number is not in it."""
+        mac = hmac.new(self._secret.encode(), b"card:" + card.encode(), hashlib.sha256)
+        return "fp_sb_" + mac.hexdigest()[:16]
 
     async def record(
         self,
@@ -179,6 +192,7 @@ class SandboxProvider:
             order_id = data.get("order_id")
             amount = data["amount_minor"]
             currency = data["currency"]
+            card = data.get("card_fingerprint")
         except KeyError as exc:
             raise WebhookRejected(Code.MALFORMED_WEBHOOK, f"not a sandbox event: {exc}") from None
         if not kind_name.startswith("payment."):
@@ -195,10 +209,11 @@ class SandboxProvider:
             and amount >= 0
             and isinstance(currency, str)
             and len(currency) == 3
+            and (card is None or (isinstance(card, str) and 0 < len(card) <= FINGERPRINT_MAX_CHARS))
         ):
             raise WebhookRejected(Code.MALFORMED_WEBHOOK, "a field of the event has the wrong type")
         return PaymentEvent(
-            "sandbox", event_id, kind, payment_id, order_id, amount, currency.upper()
+            "sandbox", event_id, kind, payment_id, order_id, amount, currency.upper(), card
         )
 
 

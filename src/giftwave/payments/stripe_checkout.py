@@ -120,6 +120,15 @@ class StripeProvider:
         return _decode(body)
 
 
+def card_fingerprint(charge: Mapping[str, Any]) -> str | None:
+    """A Charge's ``payment_method_details.card.fingerprint``: the same card number gives the
+    same value on every account (Stripe's Charge object); None when it is not a card."""
+    details = charge.get("payment_method_details")
+    card = details.get("card") if isinstance(details, Mapping) else None
+    found = card.get("fingerprint") if isinstance(card, Mapping) else None
+    return found if isinstance(found, str) and 0 < len(found) <= 64 else None
+
+
 def _order_id(obj: Mapping[str, Any]) -> str | None:
     found = metadata(obj, "order_id")
     if not found:
@@ -155,6 +164,20 @@ def _decode(body: Mapping[str, Any]) -> PaymentEvent | IgnoredEvent:
             order_id=_order_id(obj),
             amount_minor=amount(obj, "amount_refunded"),
             currency=currency(obj),
+            card_fingerprint=card_fingerprint(obj),
+        )
+    if event_type == "charge.failed":
+        # A declined card: the checkout stays open (the buyer may try another card), but the
+        # attempt is what the card-testing rule counts (docs/risk.md).
+        return PaymentEvent(
+            provider="stripe",
+            event_id=event_id,
+            kind=PaymentEventKind.FAILED,
+            payment_id=text(obj, "payment_intent"),
+            order_id=_order_id(obj),
+            amount_minor=amount(obj, "amount"),
+            currency=currency(obj),
+            card_fingerprint=card_fingerprint(obj),
         )
     if event_type == "charge.dispute.created":
         return PaymentEvent(

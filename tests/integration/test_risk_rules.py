@@ -1,0 +1,156 @@
+"""The fraud and abuse rules through the real app, on SQLite and PostgreSQL: each rule raises
+one flag with its evidence however often the engine runs (and on however many followers), a
+flagged creator's payout waits for a person, card testing blocks top-ups with a
+``topups_blocked`` problem and its Retry-After, a flagged viewer is held to the lower
+top-up cap. The engine runs by hand here (``risk_interval_s=0``) so each step is exact."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+from economy_client import (
+    AppFactory,
+    Person,
+    assert_problem,
+    economy_app,
+    register,
+    sandbox,
+)
+from sqlalchemy import select
+
+from giftwave.api.state import app_services
+from giftwave.db.tables import risk_flags
+from giftwave.economy.risk_follower import CardTestingScan, RiskFollower
+from giftwave.economy.services import risk_rules_of
+
+__all__ = ["economy_app"]
+
+OFF = {"risk_interval_s": 0}
+_keys = itertools.count(1)
+POLICY_ON = {
+    **OFF,
+    "payout_min_cents": 50,
+    "payout_auto_approve_below_cents": 100_000,
+    "payout_auto_approve_min_history_days": 0,
+    "payout_auto_approve_quiet_days": 0,
+}
+
+
+def services(client: httpx.AsyncClient) -> Any:
+    return app_services(client.app)  # type: ignore[attr-defined]
+
+
+def run_rules(client: httpx.AsyncClient, followers: int = 1) -> int:
+    """The engine's round, on ``followers`` instances at once (as on that many nodes)."""
+    economy = services(client)
+    rules = risk_rules_of(economy.settings)
+    raised = 0
+    for _ in range(followers):
+        follower = RiskFollower(economy.db, rules)
+        follower.catch_up()
+        raised += follower.flags_raised + CardTestingScan(economy.db, rules).run_once()
+    return raised
+
+
+def flags(client: httpx.AsyncClient, rule: str) -> list[Any]:
+    with services(client).db.connect() as conn:
+        return list(
+            conn.execute(
+                select(risk_flags).where(risk_flags.c.rule == rule).order_by(risk_flags.c.id)
+            )
+        )
+
+
+async def ring(client: httpx.AsyncClient, creator: Person, accounts: int = 5) -> list[Person]:
+    """Fresh accounts that buy coins and give them all to one creator at once."""
+    stream = await creator.go_live()
+    members = []
+    for _ in range(accounts):
+        member = await register(client)
+        await member.buy(700)
+        assert (await member.gift(stream, "money_gun")).status_code == 201
+        members.append(member)
+    return members
+
+
+async def order(person: Person, coins: int = 70) -> dict[str, Any]:
+    """A new order for a package; its body, with the HTTP status as ``http``."""
+    packages = (await person.client.get("/v1/coin-packages")).json()
+    package = next(p for p in packages if p["coins"] == coins)
+    r = await person.post(
+        "/v1/topups", {"package_id": package["id"], "idempotency_key": f"o{next(_keys)}"}
+    )
+    return {**r.json(), "http": r.status_code}
+
+
+async def test_a_laundering_funnel_is_one_flag_and_its_payout_waits(
+    economy_app: AppFactory,
+) -> None:
+    async with economy_app(**POLICY_ON) as client:
+        creator = await register(client, "creator")
+        members = await ring(client, creator)
+        # Two followers, as on two nodes, each run twice: one flag.
+        run_rules(client, followers=2)
+        run_rules(client)
+        (flag,) = flags(client, "funnel")
+        assert (flag.user_id, flag.state) == (creator.id, "open")
+        evidence = __import__("orjson").loads(flag.evidence)
+        assert sorted(evidence["users"]) == sorted(m.id for m in members)
+        assert evidence["accounts"] == 5 and len(evidence["gifts"]) == 5
+        # The policy would approve this payout at once; the flag sends it to a person.
+        r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "pending"
+        run_rules(client)
+        assert len(flags(client, "funnel")) == 1
+        # The payout came at once after the gifts: a fast cycle, flagged by its payout.
+        (cycle,) = flags(client, "fast_cycle")
+        assert cycle.user_id == creator.id
+
+
+async def test_honest_fans_are_not_a_funnel(economy_app: AppFactory) -> None:
+    async with economy_app(**POLICY_ON) as client:
+        creator = await register(client, "creator")
+        await ring(client, creator, accounts=4)  # under the threshold of 5
+        run_rules(client)
+        assert flags(client, "funnel") == []
+        r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
+        assert r.json()["status"] == "approved", r.text
+
+
+async def test_card_testing_blocks_top_ups_with_a_retry_after(economy_app: AppFactory) -> None:
+    async with economy_app(**OFF, risk_card_testing_failures=3) as client:
+        tester = await register(client)
+        for _ in range(3):
+            placed = await order(tester)
+            assert placed["http"] == 201
+            await sandbox(client, placed, "decline", card="4000000000000002")
+        run_rules(client)
+        (flag,) = flags(client, "card_testing")
+        assert flag.user_id == tester.id
+        run_rules(client)
+        assert len(flags(client, "card_testing")) == 1
+        r = await tester.post("/v1/topups", {"coins": 700, "idempotency_key": "again"})
+        body = assert_problem(r, 429, "topups_blocked")
+        assert 0 < int(r.headers["Retry-After"]) <= 6 * 3600, body
+        # Someone else buys as before.
+        other = await register(client)
+        await other.buy(70)
+
+
+async def test_one_card_on_many_accounts_and_the_flagged_cap(economy_app: AppFactory) -> None:
+    async with economy_app(**OFF, risk_flagged_topup_coins_per_day=800) as client:
+        buyers = [await register(client) for _ in range(3)]
+        for buyer in buyers:
+            placed = await order(buyer, 700)
+            await sandbox(client, placed, "pay", card="5555555555554444")
+        run_rules(client)
+        assert sorted(f.user_id for f in flags(client, "shared_card")) == sorted(
+            b.id for b in buyers
+        )
+        # Flagged: 700 coins today already, 800 a day at most.
+        r = await buyers[0].post("/v1/topups", {"coins": 700, "idempotency_key": "more"})
+        assert_problem(r, 403, "topup_limit_reached")
+        assert (await order(buyers[0], 70))["http"] == 201  # 770: still under
