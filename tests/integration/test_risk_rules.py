@@ -7,18 +7,23 @@ top-up cap. The engine runs by hand here (``risk_interval_s=0``) so each step is
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import httpx
+import orjson
+import pytest
 from economy_client import (
     AppFactory,
     Person,
     assert_problem,
     economy_app,
+    make_admin,
     register,
     sandbox,
 )
 from sqlalchemy import select
+from test_economy_security import anonymous
 
 from giftwave.api.state import app_services
 from giftwave.db.tables import risk_flags
@@ -96,9 +101,10 @@ async def test_a_laundering_funnel_is_one_flag_and_its_payout_waits(
         run_rules(client)
         (flag,) = flags(client, "funnel")
         assert (flag.user_id, flag.state) == (creator.id, "open")
-        evidence = __import__("orjson").loads(flag.evidence)
+        evidence = orjson.loads(flag.evidence)
         assert sorted(evidence["users"]) == sorted(m.id for m in members)
-        assert evidence["accounts"] == 5 and len(evidence["gifts"]) == 5
+        assert evidence["accounts"] == 5
+        assert len(evidence["gifts"]) == 5
         # The policy would approve this payout at once; the flag sends it to a person.
         r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
         assert r.status_code == 201, r.text
@@ -154,3 +160,81 @@ async def test_one_card_on_many_accounts_and_the_flagged_cap(economy_app: AppFac
         r = await buyers[0].post("/v1/topups", {"coins": 700, "idempotency_key": "more"})
         assert_problem(r, 403, "topup_limit_reached")
         assert (await order(buyers[0], 70))["http"] == 201  # 770: still under
+
+
+async def test_the_admin_queue_shows_evidence_and_decides_audited(
+    economy_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with economy_app(**OFF, payout_min_cents=50, cookie_secure=False) as client:
+        creator, admin = await register(client, "creator"), await make_admin(client)
+        members = await ring(client, creator)
+        run_rules(client)
+        r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
+        payout = r.json()
+        queue = (await admin.get("/v1/admin/risk")).json()
+        funnel_view = next(v for v in queue if v["flag"]["rule"] == "funnel")
+        flag_id = funnel_view["flag"]["id"]
+        assert funnel_view["user"]["id"] == creator.id
+        assert sorted(u["id"] for u in funnel_view["users"]) == sorted(m.id for m in members)
+        assert len(funnel_view["gifts"]) == 5
+        assert [p["id"] for p in funnel_view["payouts"]] == [payout["id"]]
+        assert (await admin.get(f"/v1/admin/risk/{flag_id}")).json() == funnel_view
+
+        # Who may look and decide: nobody else.
+        viewer = members[0]
+        async with anonymous(client) as stranger:
+            assert_problem(await stranger.get("/v1/admin/risk"), 401, "unauthorized")
+            r = await stranger.post(f"/v1/admin/risk/{flag_id}/decision", json={"decision": "hold"})
+            assert_problem(r, 401, "unauthorized")
+        assert_problem(await viewer.get("/v1/admin/risk"), 403, "admin_required")
+        r = await creator.post(f"/v1/admin/risk/{flag_id}/decision", json={"decision": "clear"})
+        assert_problem(r, 403, "admin_required")
+        # An admin's own browser session still needs the CSRF header, as every admin POST.
+        async with anonymous(client) as browser:
+            r = await browser.post(
+                "/v1/auth/login",
+                json={"login": admin.user["handle"], "password": "correct horse battery"},
+            )
+            csrf = r.json()["csrf_token"]
+            r = await browser.post(f"/v1/admin/risk/{flag_id}/decision", json={"decision": "hold"})
+            assert_problem(r, 403, "csrf_failed")
+            r = await browser.post(
+                f"/v1/admin/risk/{flag_id}/decision",
+                json={"decision": "hold"},
+                headers={"X-CSRF-Token": csrf},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["flag"]["state"] == "held"
+        # Bad input, unknown ids.
+        for body in (
+            {"decision": "approve"},
+            {"decision": "hold", "note": "x" * 501},
+            {"decision": "hold", "extra": 1},
+            {},
+        ):
+            r = await admin.post(f"/v1/admin/risk/{flag_id}/decision", body)
+            assert_problem(r, 422, "invalid_request")
+        for bad in ("999999", "0", "-1", "abc", str(2**63)):
+            r = await admin.post(f"/v1/admin/risk/{bad}/decision", {"decision": "hold"})
+            assert r.status_code in (404, 422), r.text
+        assert_problem(await admin.get("/v1/admin/risk/999999"), 404, "risk_flag_not_found")
+        assert_problem(await admin.get("/v1/admin/risk?limit=100000"), 422, "invalid_request")
+
+        # Held: the payout still waits. Freeze: the creator can neither gift nor buy.
+        assert (await creator.get(f"/v1/payouts/{payout['id']}")).json()["status"] == "pending"
+        r = await admin.post(f"/v1/admin/risk/{flag_id}/decision", {"decision": "freeze"})
+        assert r.json()["flag"]["state"] == "frozen"
+        r = await creator.post("/v1/topups", {"coins": 700, "idempotency_key": "frozen"})
+        assert_problem(r, 403, "account_frozen")
+        # Clear: closed, unfrozen, and a cleared flag takes no further decision.
+        r = await admin.post(f"/v1/admin/risk/{flag_id}/decision", {"decision": "clear"})
+        assert r.json()["flag"]["state"] == "cleared"
+        r = await admin.post(f"/v1/admin/risk/{flag_id}/decision", {"decision": "hold"})
+        assert_problem(r, 409, "risk_flag_closed")
+        r = await creator.post("/v1/topups", {"coins": 700, "idempotency_key": "thawed"})
+        assert r.status_code == 201, r.text
+        cleared = (await admin.get("/v1/admin/risk", params={"state": "cleared"})).json()
+        assert flag_id in [v["flag"]["id"] for v in cleared]
+    decided = [r for r in caplog.records if r.getMessage() == "audit.risk_decided"]
+    assert [r.audit["decision"] for r in decided] == ["hold", "freeze", "clear"]  # type: ignore[attr-defined]

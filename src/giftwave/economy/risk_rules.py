@@ -130,7 +130,7 @@ def card_testing(rules: RiskRules, failures: Sequence[FailedTopUp]) -> list[Flag
     window_us = rules.card_testing_window_s * US_PER_S
     # Per user, every burst they are in (by their own account, a card, an address): one flag.
     seen: dict[int, tuple[set[str], dict[str, FailedTopUp]]] = {}
-    for (by, value), items in sorted(groups.items()):
+    for (by, _value), items in sorted(groups.items()):
         burst = _first_burst(items, rules.card_testing_failures, window_us)
         for f in burst or ():
             for user in {g.user_id for g in burst or ()}:

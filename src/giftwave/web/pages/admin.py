@@ -129,3 +129,55 @@ async def admin_console(request: Request) -> Response:
             "gift_locales": list(LOCALES),
         },
     )
+
+
+# What admin_risk.js shows.
+RISK_MESSAGES: Final = (
+    N_("Account frozen"),
+    N_("Accounts"),
+    N_("Card testing"),
+    N_("Chargeback rate"),
+    N_("Clear"),
+    N_("Cleared"),
+    N_("Coins"),
+    N_("Cycle"),
+    N_("Failed top-ups"),
+    N_("Flag cleared"),
+    N_("Flag held: payouts keep waiting"),
+    N_("Freeze"),
+    N_("Frozen"),
+    N_("Funnel of new accounts"),
+    N_("Gift-to-payout cycle too fast"),
+    N_("Gifters' chargebacks"),
+    N_("Gifts"),
+    N_("Held"),
+    N_("High"),
+    N_("Hold"),
+    N_("Low"),
+    N_("Medium"),
+    N_("One card, many accounts"),
+    N_("Open"),
+    N_("Payouts"),
+    N_("Raised {time}"),
+    N_("Refund right after gifting"),
+    N_("Top-ups"),
+    N_("Users"),
+    N_("Window"),
+    N_("joined {time}"),
+    N_("{coins} of {total}"),
+    N_("{minutes} min"),
+)
+
+
+@router.get("/admin/risk", response_class=HTMLResponse)
+async def risk_queue(request: Request) -> Response:
+    """The risk queue: flags with their evidence, and the decisions (docs/risk.md)."""
+    who = await visitor_in_role(request, "/admin/risk", Role.ADMIN)
+    if isinstance(who, Response):
+        return who
+    return page(
+        request,
+        who,
+        "admin_risk.html",
+        boot={"messages": client_messages(who.locale, RISK_MESSAGES)},
+    )
