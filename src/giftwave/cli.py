@@ -566,7 +566,7 @@ def simulate(
 
 def _print_figures(result: Any) -> None:
     from giftwave.money import format_money
-    from giftwave.simulate.report import COMPARED
+    from giftwave.simulate.report import COMPARED, risk_lines
 
     f = result.figures
     out.print(
@@ -578,6 +578,9 @@ def _print_figures(result: Any) -> None:
         out.print(
             f"  {label:<40} {value:.1%}" if share else f"  {label:<40} {value:,}", highlight=False
         )
+    out.print("  [bold]risk rules on the simulated truth[/bold]")
+    for line in risk_lines(result.risk):
+        out.print(f"  {line}", highlight=False)
     for p in f.payouts:
         out.print(
             f"  {'payouts in ' + p.currency + ' (' + format(p.payouts, ',') + ')':<40} "

@@ -102,3 +102,21 @@ def test_a_bad_scenario_file_names_the_field_before_anything_runs(tmp_path: Path
     assert "population.viewers" in run.stderr
     assert "reactions.battle_share" in run.stderr
     assert not report.exists()
+
+
+def test_fraud_actors_are_caught_and_honest_creators_are_not() -> None:
+    """The rules on the simulator's truth (docs/risk.md has the baseline's table)."""
+    scenario = parse_scenario(
+        KNOWN.replace("viewers = 400", "viewers = 150")
+        + "[fraud]\nrings = 2\nring_accounts = 6\ncard_testers = 2\ncard_tests_each = 6\n"
+    )
+    result = simulate(scenario)
+    assert result.ledger_clean, result.ledger_problems
+    risk = result.risk
+    assert (risk.rings, risk.rings_caught) == (2, 2)
+    assert (risk.card_testers, risk.card_testers_caught) == (2, 2)
+    assert (risk.honest_creators, risk.honest_creators_flagged) == (4, 0)
+    scores = {s.rule: s for s in risk.rules}
+    assert scores["funnel"].precision == 1.0
+    assert scores["card_testing"].precision == 1.0
+    assert scores["shared_card"].caught == 12  # two rings of six, two cards each

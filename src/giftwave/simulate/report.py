@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Final
 
+from giftwave.simulate.fraud import RiskReport
 from giftwave.simulate.run import SimulationResult
 from giftwave.web import charts
 
@@ -113,8 +114,49 @@ def _run_section(result: SimulationResult) -> str:
             value_name="Creators",
             empty="No creator earned.",
         ),
+        _risk_table(result.risk),
     ]
     return "<section>" + "".join(str(p) for p in parts) + "</section>"
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def risk_lines(risk: RiskReport) -> list[str]:
+    """The risk rules on the simulator's truth, as text lines (the CLI and docs/risk.md)."""
+    lines = [
+        f"rings caught {risk.rings_caught}/{risk.rings}, card testers caught "
+        f"{risk.card_testers_caught}/{risk.card_testers}, honest creators flagged "
+        f"{risk.honest_creators_flagged}/{risk.honest_creators}",
+        f"{'rule':<20} {'flagged':>8} {'fraud':>6} {'targets':>8} {'caught':>7} "
+        f"{'precision':>10} {'recall':>8}",
+    ]
+    lines += [
+        f"{r.rule:<20} {r.flagged:>8} {r.true_positives:>6} {r.targets:>8} {r.caught:>7} "
+        f"{_share(r.precision):>10} {_share(r.recall):>8}"
+        for r in risk.rules
+    ]
+    return lines
+
+
+def _risk_table(risk: RiskReport) -> str:
+    rows = "".join(
+        f"<tr><th scope=row>{escape(r.rule)}</th><td class=num>{r.flagged}</td>"
+        f"<td class=num>{r.true_positives}</td><td class=num>{r.targets}</td>"
+        f"<td class=num>{r.caught}</td><td class=num>{_share(r.precision)}</td>"
+        f"<td class=num>{_share(r.recall)}</td></tr>"
+        for r in risk.rules
+    )
+    return (
+        "<h3>Risk rules on the simulated truth</h3>"
+        f"<p class=muted>Rings caught {risk.rings_caught}/{risk.rings}; card testers caught "
+        f"{risk.card_testers_caught}/{risk.card_testers}; honest creators flagged "
+        f"{risk.honest_creators_flagged}/{risk.honest_creators}.</p>"
+        "<table class=risk><thead><tr><th>Rule</th><th>Flagged users</th><th>Fraudulent</th>"
+        "<th>Targets</th><th>Caught</th><th>Precision</th><th>Recall</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def render_report(results: list[SimulationResult]) -> str:

@@ -23,7 +23,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -46,7 +46,8 @@ from giftwave.db.tables import coin_packages
 from giftwave.db.urls import parse_database_url
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.packages import list_packages, put_package
-from giftwave.economy.services import Economy
+from giftwave.economy.services import Economy, risk_rules_of
+from giftwave.economy.topups import Order
 from giftwave.errors import DomainError
 from giftwave.identity.users import Role, User, create_user
 from giftwave.ledger.engine import PostingEngine
@@ -56,6 +57,7 @@ from giftwave.live.goals import GoalKind, clear_goal, set_goal
 from giftwave.live.streams import end_stream, start_stream
 from giftwave.payments.base import PaymentEvent, PaymentEventKind
 from giftwave.payments.sandbox import SandboxProvider
+from giftwave.simulate.fraud import FraudActors, RiskReport, Truth, measure, run_rules
 from giftwave.simulate.population import DayPlan, Population, Send
 from giftwave.simulate.scenario import Scenario
 
@@ -95,6 +97,7 @@ class SimulationResult:
     ledger_problems: list[str]
     transfers: int
     day_seconds: list[float]
+    risk: RiskReport
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +111,7 @@ class SimulationResult:
             "ledger_problems": self.ledger_problems,
             "transfers": self.transfers,
             "day_seconds": self.day_seconds,
+            "risk": self.risk.as_dict(),
         }
 
 
@@ -152,6 +156,8 @@ class _Simulation:
         self.gifters: set[int] = set()
         self.order_buyers: dict[str, int] = {}
         self.watchers: set[int] = set()
+        self.truth = Truth()
+        self.fraud = FraudActors(self, scenario, self.truth)
         self.settings = Settings(
             database_url=url,
             gift_rate_per_s=0,
@@ -164,6 +170,9 @@ class _Simulation:
 
     def clock(self) -> int:
         return self.now[0]
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.now[0] / 1e6, UTC).date()
 
     async def run(self) -> SimulationResult:
         with simulated_clock(self.clock):
@@ -192,6 +201,7 @@ class _Simulation:
                     plan = population.plan_day()
                     await self._play_day(day, plan)
                     await asyncio.to_thread(rollup.catch_up)
+                    await asyncio.to_thread(run_rules, self.db, risk_rules_of(self.settings))
                     day_seconds.append(round(time.perf_counter() - started, 3))
                     if self.progress is not None:
                         self.progress(day + 1, self.s.days)
@@ -218,6 +228,7 @@ class _Simulation:
                     )
                 )
             self.all_packages = list_packages(conn, CURRENCY)
+        self.truth.honest_creators.update(c.id for c in self.creators)
 
     async def _play_day(self, day: int, plan: DayPlan) -> None:
         the_day = FIRST_DAY + timedelta(days=day)
@@ -232,8 +243,16 @@ class _Simulation:
         buyers = sorted({send.viewer for send in plan.sends} - self.users.keys())
         if buyers:
             await asyncio.to_thread(self._new_viewers, buyers, the_day)
+        await self.fraud.disputes()  # yesterday's stolen cards
+        acts: dict[int, list[Callable[[], Awaitable[None]]]] = {}
+        for minute, act in self.fraud.plans_for(day):
+            acts.setdefault(minute, []).append(act)
         first = min(p.start_minute for p in plan.streams)
         last = max(p.start_minute + p.minutes for p in plan.streams)
+        for minute in sorted(m for m in acts if m < first):
+            self.now[0] = _minute_us(the_day, minute)
+            for act in acts.pop(minute):
+                await act()
         samples: list[tuple[str, int, int]] = []
         stream_events = {
             m
@@ -258,6 +277,12 @@ class _Simulation:
             if sends:
                 await self._top_up_for(sends, the_day)
                 await self._gift(sends)
+            for act in acts.pop(minute, []):
+                await act()
+        for minute in sorted(acts):
+            self.now[0] = _minute_us(the_day, minute)
+            for act in acts[minute]:
+                await act()
         self.now[0] = _minute_us(the_day, 23 * 60 + 30)
         await asyncio.to_thread(record_viewers, self.db, samples)
         await self._refunds(day)
@@ -308,36 +333,58 @@ class _Simulation:
         return {v: available[a] for v, a in accounts.items()}
 
     async def _buy(self, viewer: int, shortfall: int, today: date) -> None:
-        user = self.users[viewer]
+        order, payment_id = await self.buy_as(
+            self.users[viewer], shortfall, f"5{viewer:015d}", f"sim-{self.now[0]}"
+        )
+        self.day_topups.append((order.id, payment_id, order.amount_minor))
+        self.order_buyers[order.id] = viewer
+
+    async def buy_as(self, user: User, shortfall: int, card: str, key: str) -> tuple[Order, str]:
+        """Coins for ``user`` (the smallest package covering ``shortfall``), paid with
+        ``card``: the order and its payment."""
+        order, payment_id = await self._checkout(user, shortfall, key, None)
+        await self._tell(order, payment_id, PaymentEventKind.SUCCEEDED, card)
+        self.tally.topups += 1
+        self.tally.coins_bought += order.coins
+        return order, payment_id
+
+    async def decline_as(self, user: User, card: str, key: str, address: str) -> None:
+        """A small top-up the provider declines (a card tester's try)."""
+        order, payment_id = await self._checkout(user, 1, key, address)
+        await self._tell(order, payment_id, PaymentEventKind.FAILED, card)
+
+    async def _checkout(
+        self, user: User, shortfall: int, key: str, address: str | None
+    ) -> tuple[Order, str]:
         package_id, coins = self._package_for(shortfall)
-        topups = self.economy.topups
-        order = await topups.create_order(
+        order = await self.economy.topups.create_order(
             user,
             package_id=package_id,
             coins=coins,
             currency=CURRENCY,
-            idempotency_key=f"sim-{self.now[0]}",
+            idempotency_key=key,
             site_url="http://simulation.invalid",
             return_url="http://simulation.invalid/shop",
-            today=today,
+            today=self.today(),
+            address_hash=address,
         )
         assert order.provider_session_id is not None
-        payment_id = self.provider.payment_id(order.provider_session_id)
-        await topups.handle_event(
+        return order, self.provider.payment_id(order.provider_session_id)
+
+    async def _tell(self, order: Order, payment_id: str, kind: PaymentEventKind, card: str) -> None:
+        """The provider's webhook, as verified (no HTTP hop): with the card's fingerprint."""
+        await self.economy.topups.handle_event(
             PaymentEvent(
                 "sandbox",
                 f"evt_sim_{order.id}",
-                PaymentEventKind.SUCCEEDED,
+                kind,
                 payment_id,
                 order.id,
                 order.amount_minor,
                 CURRENCY,
+                self.provider.card_fingerprint(card),
             )
         )
-        self.day_topups.append((order.id, payment_id, order.amount_minor))
-        self.order_buyers[order.id] = viewer
-        self.tally.topups += 1
-        self.tally.coins_bought += order.coins
 
     def _package_for(self, shortfall: int) -> tuple[int | None, int | None]:
         """The smallest package that covers it, else a custom amount (at least 30 coins)."""
@@ -375,7 +422,7 @@ class _Simulation:
                     SendGift(user, self.stream_ids[send.creator], send.gift_id, 1, f"s{base}-{i}")
                 )
             except DomainError as exc:
-                self._refused(exc.code)
+                self.refused(exc.code)
                 return
             self.tally.sends_committed += 1
             self.tally.coins_gifted += sent.coins
@@ -389,7 +436,7 @@ class _Simulation:
         for viewer in {s.viewer for s in sends}:
             self.balance[viewer] = max(0, self.balance.get(viewer, 0))
 
-    def _refused(self, code: str) -> None:
+    def refused(self, code: str) -> None:
         self.tally.refused[code] = self.tally.refused.get(code, 0) + 1
 
     async def _refunds(self, day: int) -> None:
@@ -442,7 +489,7 @@ class _Simulation:
                 payout = await payouts.request(creator, view.diamonds, f"sim-{today}", today)
                 await payouts.review(payout.id, None, True, "simulated review")
             except DomainError as exc:
-                self._refused("payout_" + exc.code)
+                self.refused("payout_" + exc.code)
                 continue
             self.tally.payouts += 1
 
@@ -468,6 +515,7 @@ class _Simulation:
             ledger_problems=list(check.problems)[:20],
             transfers=check.transfers,
             day_seconds=day_seconds,
+            risk=measure(self.db, self.truth),
         )
 
 

@@ -87,6 +87,23 @@ class EconomyRules(_Strict):
     chargeback_rate: Probability = 0.002  # top-ups disputed the next day
 
 
+class Fraud(_Strict):
+    """Fraudulent actors the simulator adds, knowing who they are (docs/risk.md measures the
+    rules on them). None by default: the honest population alone."""
+
+    # Laundering rings: a new creator and fresh accounts that buy coins (with a few shared,
+    # often stolen, cards) and gift them all to that creator, who then asks for a payout.
+    rings: Annotated[int, Field(ge=0, le=1_000)] = 0
+    ring_accounts: Annotated[int, Field(ge=1, le=500)] = 8
+    ring_coins_each: Annotated[int, Field(ge=1, le=1_000_000)] = 2_000
+    ring_cards: Annotated[int, Field(ge=1, le=500)] = 2
+    ring_chargeback_rate: Probability = 0.5  # the stolen cards' owners dispute the next day
+    # Card testers: an account that tries many small top-ups with a list of card numbers,
+    # nearly all declined.
+    card_testers: Annotated[int, Field(ge=0, le=1_000)] = 0
+    card_tests_each: Annotated[int, Field(ge=1, le=1_000)] = 12
+
+
 class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=60)]
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
@@ -97,6 +114,7 @@ class Scenario(_Strict):
     reactions: Reactions = Reactions()
     churn: Churn = Churn()
     economy: EconomyRules = EconomyRules()
+    fraud: Fraud = Fraud()
 
     @property
     def diamonds_per_100_coins(self) -> int:
