@@ -162,6 +162,43 @@ async def test_refund_amount_is_cumulative_and_header_name_any_case(
     assert (parsed.kind, parsed.amount_minor) == (PaymentEventKind.REFUNDED, 120)
 
 
+async def test_a_declined_charge_is_a_failed_top_up_with_its_card_fingerprint(
+    provider: StripeProvider,
+) -> None:
+    """Stripe's Charge carries ``payment_method_details.card.fingerprint`` (the same card on
+    any account): the recorded charge, as Stripe sends it when the issuer declines."""
+    event = recorded("charge.refunded")
+    event["type"] = "charge.failed"
+    charge = event["data"]["object"]
+    charge.update(status="failed", paid=False, captured=False, amount_refunded=0, refunded=False)
+    charge["outcome"].update(type="issuer_declined", network_status="declined_by_network")
+    charge["payment_method_details"]["card"]["fingerprint"] = "Xt5EWLLDS7FJjR1c"
+    body = json.dumps(event).encode()
+    parsed = provider.parse_webhook(body, {"stripe-signature": sign(body)})
+    assert parsed == PaymentEvent(
+        "stripe",
+        event["id"],
+        PaymentEventKind.FAILED,
+        RECORDED_PI,
+        RECORDED_ORDER,
+        499,
+        "USD",
+        "Xt5EWLLDS7FJjR1c",
+    )
+    # The refund of a charge says its card too; a charge that is not a card's says none.
+    event = recorded("charge.refunded")
+    event["data"]["object"]["payment_method_details"]["card"]["fingerprint"] = "Xt5EWLLDS7FJjR1c"
+    body = json.dumps(event).encode()
+    refunded = provider.parse_webhook(body, {"stripe-signature": sign(body)})
+    assert isinstance(refunded, PaymentEvent)
+    assert refunded.card_fingerprint == "Xt5EWLLDS7FJjR1c"
+    event["data"]["object"]["payment_method_details"] = {"type": "link", "link": {}}
+    body = json.dumps(event).encode()
+    other = provider.parse_webhook(body, {"stripe-signature": sign(body)})
+    assert isinstance(other, PaymentEvent)
+    assert other.card_fingerprint is None
+
+
 async def test_expanded_payment_intent_is_read_by_its_id(provider: StripeProvider) -> None:
     event = recorded("checkout.session.completed")
     event["data"]["object"]["payment_intent"] = {"id": RECORDED_PI, "object": "payment_intent"}

@@ -50,6 +50,7 @@ import psycopg
 
 from giftwave.bench.api import gift_requester
 from giftwave.bench.http_load import LoadResult, run_closed_loop
+from giftwave.bench.risk_lag import RiskLagSampler
 from giftwave.bench.scratch import scratch_database
 from giftwave.bench.server import (
     ADMIN_TOKEN,
@@ -126,6 +127,11 @@ class ClusterBenchResult:
     cluster_cpu_ms_per_gift: float  # nodes, HAProxy, Redis and the nodes' PostgreSQL backends
     load_average_1m: list[float]  # before and after the run
     seconds: float
+    # The risk rules (every node runs them, off the gift path): how far behind the ledger
+    # they were during the measured window, and how long they took to catch up after it.
+    risk_lag_s_p50: float = 0.0
+    risk_lag_s_max: float = 0.0
+    risk_caught_up_s: float = 0.0
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -612,13 +618,18 @@ async def _load(
     await _rest(made, room, senders, cfg, "w", cfg.warmup_seconds)
     backends = _backend_pids(made.db)
     before = _cpu_parts(made, backends)
+    risk = RiskLagSampler(make_engine(made.db))
+    risk.start()
     tally.counting = seen.measuring = True
     rest = await _rest(made, room, senders, cfg, "m", cfg.seconds)
     tally.counting = seen.measuring = False
     after = _cpu_parts(made, backends)
+    risk.stop()
     for gifter in gifters:
         gifter.running = False
     await asyncio.sleep(DRAIN_S)
+    caught_up_s = await asyncio.to_thread(risk.caught_up_s)
+    risk.db.dispose()
     counts: dict[str, list[int]] = {}
     for viewer, _ in viewers:
         if viewer.sampled:
@@ -649,6 +660,8 @@ async def _load(
         "closed": closed,
         "gifters_closed": gifters_closed,
         "cpu_s": {k: (after[k] - before[k]) / CLOCK_TICKS_PER_S for k in before},
+        "risk_lag_s": risk.samples_s,
+        "risk_caught_up_s": caught_up_s,
     }
 
 
@@ -709,5 +722,8 @@ def run_cluster_bench(
         cluster_cpu_ms_per_gift=round(cluster_cpu_s * 1000 / gifts, 3) if gifts else 0.0,
         load_average_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
         seconds=seconds,
+        risk_lag_s_p50=round(statistics.median(got["risk_lag_s"]), 2) if got["risk_lag_s"] else 0.0,
+        risk_lag_s_max=round(max(got["risk_lag_s"], default=0.0), 2),
+        risk_caught_up_s=got["risk_caught_up_s"],
         verified=made.verified,
     )

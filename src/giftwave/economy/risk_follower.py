@@ -34,6 +34,7 @@ from giftwave.db.tables import (
     payment_events,
     payment_orders,
     payouts,
+    risk_flags,
     transfers,
     users,
 )
@@ -44,6 +45,7 @@ from giftwave.economy.risk_rules import (
     FlagDraft,
     FunnelGifter,
     RiskRules,
+    Rule,
     card_testing,
     chargebacks,
     fast_cycle,
@@ -119,7 +121,14 @@ class RiskFollower(watermarks.LedgerFollower):
         newest = conn.execute(select(t.created_at_us).where(t.seq == head)).scalar()
         self.lag_s = max(0.0, time.time() - int(newest or 0) / US_PER_S)
         seen = [
-            Seen(str(r.code), str(r.id), int(r.created_at_us), r.creator_id, r.reverses_id)
+            Seen(
+                str(r.code),
+                str(r.id),
+                int(r.created_at_us),
+                r.creator_id,
+                r.reverses_id,
+                r.sender_id,
+            )
             for r in rows
         ]
         seen += [Seen("payout", str(r.id), int(r.created_at_us)) for r in payout_rows]
@@ -128,7 +137,8 @@ class RiskFollower(watermarks.LedgerFollower):
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         facts = _Facts(conn, self._rules)
         drafts: list[FlagDraft] = []
-        for creator, at in _newest_per([r for r in rows if r.code == "gift"]).items():
+        gifts = facts.from_fresh_senders([r for r in rows if r.code == "gift"])
+        for creator, at in _newest_per(gifts).items():
             drafts.extend(facts.funnel(creator, at))
         for r in rows:
             if r.code == "payout":
@@ -152,6 +162,7 @@ class Seen:
     at_us: int
     creator_id: int | None = None  # a gift's
     reverses_id: str | None = None  # a refund's or chargeback's top-up
+    sender_id: int | None = None  # a gift's
 
 
 def _newest_per(gifts: Sequence[Seen]) -> dict[int, int]:
@@ -170,9 +181,30 @@ class _Facts:
         self.conn = conn
         self.rules = rules
 
+    def from_fresh_senders(self, gifts: Sequence[Seen]) -> list[Seen]:
+        """The gifts whose sender registered shortly before: only their creators can be the
+        end of a funnel, so the rest (nearly every gift) costs one read per chunk."""
+        senders = sorted({int(g.sender_id) for g in gifts if g.sender_id is not None})
+        registered: dict[int, int] = {}
+        for part in in_parts(senders):
+            registered.update(
+                (int(u), int(at))
+                for u, at in self.conn.execute(
+                    select(users.c.id, users.c.created_at_us).where(users.c.id.in_(part))
+                )
+            )
+        fresh_us = self.rules.funnel_fresh_s * US_PER_S
+        return [
+            g
+            for g in gifts
+            if g.sender_id is not None and g.at_us - registered.get(int(g.sender_id), 0) <= fresh_us
+        ]
+
     def funnel(self, creator_id: int, at_us: int) -> list[FlagDraft]:
         r = self.rules
         since = at_us - r.funnel_window_s * US_PER_S
+        if self._flagged_since(creator_id, Rule.FUNNEL, since):
+            return []  # a person has it in the queue already: no need to count it again
         g, u = gift_sends.c, users.c
         per_sender = self.conn.execute(
             select(g.sender_id, func.sum(g.coins), u.created_at_us)
@@ -211,6 +243,20 @@ class _Facts:
             return []
         draft.evidence["gifts"] = self._gift_ids(creator_id, draft.evidence["users"], since)
         return [draft]
+
+    def _flagged_since(self, user_id: int, rule: Rule, since_us: int) -> bool:
+        f = risk_flags.c
+        found = self.conn.execute(
+            select(f.id)
+            .where(
+                f.user_id == user_id,
+                f.rule == rule.value,
+                f.closed_at_us.is_(None),
+                f.opened_at_us >= since_us,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
 
     def _gift_history(
         self, creator_id: int, senders: list[int]
