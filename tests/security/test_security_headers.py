@@ -172,7 +172,7 @@ async def _prepare(server: ServerProcess, playback: str, video: bytes) -> Site:
                 f"/@{creator_handle}", "/",
             ],
             "creator": ["/studio", "/studio/earnings", "/studio/economy", "/studio/clips"],
-            "admin": ["/admin", "/admin/economy"],
+            "admin": ["/admin", "/admin/economy", "/admin/risk"],
         },
         logins={"viewer": viewer_handle, "creator": creator_handle, "admin": admin_handle},
         share_code=code,
