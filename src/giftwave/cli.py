@@ -402,6 +402,21 @@ def bench_fanout(
     _bench(as_json, lambda say: run_fanout_bench(settings.database_url, cfg, say))
 
 
+@bench_app.command("fanout-floor")
+def bench_fanout_floor(
+    as_json: JsonFlag = False,
+    viewers: Annotated[int, typer.Option(help="Loopback sockets written to.", min=1)] = 3000,
+    frames: Annotated[int, typer.Option(help="Frames per round and side.", min=1)] = 40,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds (medians).", min=1)] = 5,
+    frame_bytes: Annotated[int, typer.Option(help="Bytes of each frame's text.", min=1)] = 400,
+) -> None:
+    """The hub's fan-out beside a bare loop of socket writes: what Python adds per frame."""
+    from giftwave.bench.fanout_floor import FanoutFloorConfig, run_fanout_floor
+
+    cfg = FanoutFloorConfig(viewers=viewers, frames=frames, rounds=rounds, frame_bytes=frame_bytes)
+    _bench(as_json, lambda say: run_fanout_floor(cfg, say))
+
+
 @bench_app.command("ws-gifts")
 def bench_ws_gifts(
     as_json: JsonFlag = False,

@@ -277,6 +277,11 @@ class Channel:
         self.seq += 1
         frame = encode_frame(self.seq, self.epoch, events)  # encoded once for everyone
         self.keep(frame)
+        self.deliver(frame)
+        return events
+
+    def deliver(self, frame: Frame) -> int:
+        """``frame`` to every subscriber within its limits; how many took it."""
         snapshot: list[Frame] = []  # built at most once, if someone needs it
 
         def snapshot_once() -> Frame:
@@ -288,7 +293,7 @@ class Channel:
         for subscriber in self.subscribers:
             sent += subscriber.offer(frame, snapshot_once)
         metrics.LIVE_FRAMES_SENT.inc(sent)
-        return events
+        return sent
 
     def _send_each(self, events: list[RoomEvent]) -> None:
         """The naive fan-out (the benchmark's baseline): a frame per event per viewer."""
