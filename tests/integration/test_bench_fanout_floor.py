@@ -1,5 +1,5 @@
 """`giftwave bench fanout-floor`, tiny, so that it does not rot: the hub's fan-out and the bare
-write loop each measured in every round, on sockets that really carry the frames."""
+write loop each measured in every round, on real loopback sockets."""
 
 from __future__ import annotations
 
