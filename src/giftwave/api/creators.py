@@ -7,7 +7,7 @@ from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import MaybePrincipal, SessionUser, WalletUser, economy_of
@@ -53,7 +53,12 @@ class StatementPayoutOut(BaseModel):
     requested_at_us: int
     status: str
     diamonds: int
-    amount_cents: int = Field(description="its worth in US cents")
+    # The payout's amount_minor (always US cents) under this response's older name; the alias
+    # choices read it from the payout and from this model's own dump (FastAPI's response check).
+    amount_cents: int = Field(
+        description="its worth in US cents",
+        validation_alias=AliasChoices("amount_minor", "amount_cents"),
+    )
     provider: str | None
     provider_transfer_id: str | None = Field(description="the provider's reference")
     provider_reason: str | None
@@ -76,22 +81,8 @@ class StatementPayoutOut(BaseModel):
 
     @classmethod
     def of(cls, p: Payout) -> StatementPayoutOut:
-        return cls(
-            id=p.id,
-            requested_at_us=p.requested_at_us,
-            status=p.status.value,
-            diamonds=p.diamonds,
-            amount_cents=p.amount_minor,
-            provider=p.provider,
-            provider_transfer_id=p.provider_transfer_id,
-            provider_reason=p.provider_reason,
-            payout_currency=p.payout_currency,
-            payout_amount_minor=p.payout_amount_minor,
-            fx_rate_micros=p.fx_rate_micros,
-            received_amount_minor=p.received_amount_minor,
-            received_currency=p.received_currency,
-            provider_fx_rate_micros=p.provider_fx_rate_micros,
-        )
+        # The fields are the payout's own, by name (the status as its string value).
+        return cls.model_validate(p, from_attributes=True)
 
 
 class StatementOut(BaseModel):
