@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # A request id and the HTTP metrics for every request (api/request_observer.py). Off
     # only to measure what they cost (docs/benchmarks.md): an operator needs both.
     observability: bool = True
+    # The most bytes a request body may have, checked before a route reads it (413
+    # payload_too_large; api/body_limit.py, docs/security.md). The few routes that need more
+    # (payment webhooks, ledger batches, clip uploads) or less (a gift) have their own.
+    request_body_max_bytes: Annotated[int, Field(ge=1024, le=16 * 1024**2)] = 32 * 1024
 
     # Posting engine: one writer per process drains a bounded queue into one transaction.
     ledger_batch_max_transfers: Annotated[int, Field(ge=1, le=100_000)] = 8192
@@ -279,6 +283,13 @@ class Settings(BaseSettings):
     push_interval_s: Annotated[float, Field(ge=0.01, le=60)] = 1.0
     # How often live streams' goals are checked for "a goal is close" (90 %).
     notify_goal_check_s: Annotated[float, Field(ge=0.05, le=600)] = 5.0
+    # How often each node looks for queued fan-outs (notify/fanout.py) beside its own wake-ups.
+    notify_fanout_interval_s: Annotated[float, Field(ge=0.01, le=60)] = 1.0
+    # How long notices stay in inboxes and finished push jobs and fan-outs are kept before the
+    # pruning loop deletes them (notify/pruning.py), and how often it runs.
+    notice_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    push_job_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    notify_prune_interval_s: Annotated[float, Field(ge=1, le=86_400)] = 3600.0
     # Push endpoints on loopback or private addresses: development and tests only.
     push_allow_private_addresses: bool = False
 

@@ -4,9 +4,8 @@ on SQLite and PostgreSQL (one server per backend for the module):
 
 - without credentials every one of them is 401 problem+json, before its body is read;
 - a viewer cannot use a creator's routes, a creator cannot read an admin's (403);
-- a name megabytes long is refused whole (422) and writes nothing. (These routes have no byte
-  limit of their own before the body is parsed, as the gift route has: a general one is a
-  known gap, written down in the session notes.)
+- a name megabytes long is refused before it is read (413, the body limit every route has:
+  api/body_limit.py) and writes nothing.
 """
 
 from __future__ import annotations
@@ -122,5 +121,6 @@ def test_a_name_megabytes_long_is_refused_whole(client: httpx.Client) -> None:
     r = client.put(
         "/v1/me/club", content=huge, headers={**creator, "Content-Type": "application/json"}
     )
-    refused(r, 422)
+    refused(r, 413)
+    assert r.json()["code"] == "payload_too_large"
     assert client.get(f"/v1/creators/{creator_id}/club").status_code == 404  # nothing made

@@ -50,6 +50,8 @@ from giftwave.api import (
     webhooks,
 )
 from giftwave.api.auth import AuthCache
+from giftwave.api.body_limit import BodyLimit, RouteLimit
+from giftwave.api.clip_upload import upload_body_max_bytes
 from giftwave.api.drain import SAFE_METHODS, Drain, refuse_draining
 from giftwave.api.host_check import IN_PROCESS_HOST, UNCHECKED_PATHS, AllowedHosts
 from giftwave.api.host_check import refuse as refuse_host
@@ -76,6 +78,7 @@ from giftwave.economy.reversals import GiftReversed, ReversalObserver
 from giftwave.economy.risk_follower import RiskEngine
 from giftwave.economy.services import Economy
 from giftwave.economy.subscription_gifts import SubsGiven
+from giftwave.errors import Code
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
@@ -376,12 +379,17 @@ class Giftwave(FastAPI):
     # Request ids and HTTP metrics around everything below, fast lanes included (set by
     # create_app; None when GIFTWAVE_OBSERVABILITY is off).
     observer: ObserveRequests | None = None
+    # Every request body held to its route's byte limit, fast lanes included: _serve inside
+    # (set by create_app; None, an app built otherwise: no limit but the routes' own).
+    body_limit: BodyLimit | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.observer is not None and scope["type"] != "lifespan":
-            await self.observer(scope, receive, send)  # which calls _serve
-            return
-        await self._serve(scope, receive, send)
+            await self.observer(scope, receive, send)  # which calls body_limit, then _serve
+        elif self.body_limit is not None:
+            await self.body_limit(scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan" and not self._host_allowed(scope):
@@ -783,8 +791,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.allowed_hosts = AllowedHosts(settings)
     drain = app.drain = Drain(settings.drain_timeout_s)
     readiness = Readiness(drain)
+    app.body_limit = BodyLimit(app._serve, settings.request_body_max_bytes, _body_limits(settings))
     if settings.observability:
-        app.observer = ObserveRequests(app._serve)
+        app.observer = ObserveRequests(app.body_limit)
     install_problem_handlers(app, missing_page=site_pages.missing_page)
     for middleware in MIDDLEWARE:
         app.add_middleware(middleware)
@@ -793,6 +802,23 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", site_pages.static_files(), name="static")
     return app
+
+
+def _body_limits(settings: Settings) -> tuple[RouteLimit, ...]:
+    """The routes whose body limit is not GIFTWAVE_REQUEST_BODY_MAX_BYTES (api/body_limit.py):
+    each next to the route it bounds."""
+    return (
+        RouteLimit("POST", GIFT_TEMPLATE, streams.GIFT_BODY_MAX_BYTES),
+        RouteLimit("POST", shop.WEBHOOK_TEMPLATE, shop.WEBHOOK_MAX_BYTES),
+        RouteLimit("POST", payees.WEBHOOK_TEMPLATE, shop.WEBHOOK_MAX_BYTES),
+        RouteLimit("POST", ledger.TRANSFERS_PATH, ledger.TRANSFERS_BODY_MAX_BYTES),
+        RouteLimit(
+            "POST",
+            clips.UPLOAD_PATH,
+            upload_body_max_bytes(settings.clip_max_bytes),
+            Code.CLIP_TOO_LARGE,  # as the route answered it before this limit existed
+        ),
+    )
 
 
 def _add_ops_routes(app: FastAPI, readiness: Readiness) -> None:

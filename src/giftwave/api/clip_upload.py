@@ -89,11 +89,14 @@ class _Form:
             self._file.close()
 
 
+def upload_body_max_bytes(max_file_bytes: int) -> int:
+    """An upload's body limit (api/body_limit.py): its file and a form's overhead. A body
+    declared longer is refused before a byte is read; the file's own limit is checked here."""
+    return max_file_bytes + FORM_OVERHEAD_BYTES
+
+
 async def receive_upload(request: Request, dest: Path, max_file_bytes: int) -> _Form:
     """Read the request's form into its fields and ``dest``; the caller deletes ``dest``."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_file_bytes + FORM_OVERHEAD_BYTES:
-        raise UploadTooLarge()
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:

@@ -37,6 +37,9 @@ router = APIRouter(tags=["clips"])
 
 RANGE_RE: Final = re.compile(r"bytes=(\d*)-(\d*)")
 MAX_CUT_BODY_BYTES: Final = 8 * 1024
+# An upload's body limit is its file's and a form's (clip_upload.upload_body_max_bytes); a cut
+# on the same path, JSON, is held to MAX_CUT_BODY_BYTES here.
+UPLOAD_PATH: Final = "/v1/clips"
 
 
 async def clips_of_app(request: Request) -> Clips:
@@ -134,7 +137,7 @@ _UPLOAD_BODY: Final = {
 
 
 @router.post(
-    "/v1/clips",
+    UPLOAD_PATH,
     status_code=201,
     response_model=ClipOut,
     openapi_extra=_UPLOAD_BODY,

@@ -7,7 +7,7 @@ Platform integrations post value through here; the economy API (gifts, top-ups) 
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,9 @@ FlagName = Literal["no_overdraft", "frozen"]
 MAX_TRANSFERS_PER_REQUEST = 8190
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+TRANSFERS_PATH: Final = "/v1/ledger/transfers"
+# The operator's batches: every transfer at its longest ids fits (api/body_limit.py).
+TRANSFERS_BODY_MAX_BYTES: Final = MAX_TRANSFERS_PER_REQUEST * 1024
 
 
 async def require_admin(
@@ -147,7 +150,7 @@ async def get_account_route(key: str, state: Admin) -> AccountOut:
     return AccountOut.of(await run_in_threadpool(work))
 
 
-@router.post("/transfers", response_model=SubmitResults)
+@router.post(TRANSFERS_PATH.removeprefix(router.prefix), response_model=SubmitResults)
 async def submit_transfers_route(body: SubmitTransfers, state: Admin) -> SubmitResults:
     """Post transfers; each gets its own result. Idempotent by transfer id."""
     limit = state.engine.max_submission_transfers

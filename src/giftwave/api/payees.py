@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from giftwave import metrics
 from giftwave.api.auth import AdminPrincipal, SessionUser, economy_of
 from giftwave.api.problems import Problem
-from giftwave.api.shop import WEBHOOK_MAX_BYTES
 from giftwave.api.state import public_base
 from giftwave.economy.payees import NO_ACCOUNT, Payee, Payees
 from giftwave.economy.payout_transfers import PayoutTransfers
@@ -28,6 +27,8 @@ Econ = Annotated[Economy, Depends(economy_of)]
 UserId = Annotated[int, Path(ge=1, le=2**62)]
 # Where onboarding sends a creator back: the studio's payouts, the only place that starts it.
 RETURN_PATH: Final = "/studio/earnings"
+# Its body limit is a payment webhook's (shop.WEBHOOK_MAX_BYTES, api/app.py's _body_limits).
+WEBHOOK_TEMPLATE: Final = "/v1/payouts/webhooks/{provider}"
 
 
 def payees_of(economy: Economy) -> tuple[Payees, PayoutTransfers]:
@@ -89,18 +90,13 @@ async def a_payee(creator_id: UserId, economy: Econ, admin: AdminPrincipal) -> P
     return PayeeOut.of(await payees.get(creator_id))
 
 
-@router.post("/v1/payouts/webhooks/{provider}", tags=["payouts"])
+@router.post(WEBHOOK_TEMPLATE, tags=["payouts"])
 async def payout_webhook(provider: str, request: Request, economy: Econ) -> dict[str, bool]:
     """Where the payout provider reports; verified before anything is read from it."""
     payees, transfers = payees_of(economy)
     if provider != payees.provider.name:
         raise Problem(404, Code.UNKNOWN_PROVIDER, f"{provider!r} is not the payout provider")
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > WEBHOOK_MAX_BYTES):
-        raise Problem(413, Code.PAYLOAD_TOO_LARGE, f"a webhook is at most {WEBHOOK_MAX_BYTES} B")
-    payload = await request.body()
-    if len(payload) > WEBHOOK_MAX_BYTES:
-        raise Problem(413, Code.PAYLOAD_TOO_LARGE, f"a webhook is at most {WEBHOOK_MAX_BYTES} B")
+    payload = await request.body()  # at most a webhook's limit (api/body_limit.py)
     try:
         event = payees.provider.parse_webhook(payload, request.headers)
     except Exception:

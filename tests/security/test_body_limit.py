@@ -1,0 +1,134 @@
+"""Every request body has a byte limit checked before a route reads it (api/body_limit.py,
+docs/security.md), against a real `giftwave serve` on SQLite and PostgreSQL:
+
+- ten megabytes of JSON to routes that had no limit of their own (a club's name, a person's
+  notice settings) and to the gift route is 413 `payload_too_large` problem+json, and nothing
+  is written: no club, the settings as they were, no coin spent;
+- a chunked body (no Content-Length) is counted as it arrives and refused the same way;
+- a Content-Length claiming ten megabytes is refused before a byte of the body is sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Iterator
+from typing import Final
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from serverproc import ServerProcess, one_server
+
+from giftwave.db.urls import DatabaseUrl
+
+PASSWORD: Final = "correct horse battery staple"
+TEN_MB: Final = 10 * 1024 * 1024
+ADMIN_TOKEN: Final = "body-limit-admin-token"
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_bare_db_url: DatabaseUrl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    with one_server(
+        module_bare_db_url, tmp_path_factory.mktemp("logs"), GIFTWAVE_ADMIN_TOKEN=ADMIN_TOKEN
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=30.0, trust_env=False) as c:
+        yield c
+
+
+def someone(client: httpx.Client, role: str) -> tuple[int, dict[str, str]]:
+    handle = f"bl{role[:2]}{next(_names)}"
+    r = client.post(
+        "/v1/auth/register",
+        json={
+            "handle": handle,
+            "email": f"{handle}@example.test",
+            "password": PASSWORD,
+            "birth_date": "1990-01-01",
+            "country": "US",
+            "role": role,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["user"]["id"]), {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def too_large(r: httpx.Response) -> None:
+    assert r.status_code == 413, (r.request.method, r.request.url.path, r.text[:300])
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    assert r.json()["code"] == "payload_too_large", r.json()
+
+
+def huge_json(field: str) -> bytes:
+    return b'{"' + field.encode() + b'": "' + b"x" * TEN_MB + b'"}'
+
+
+def test_ten_megabytes_of_json_are_refused_and_write_nothing(client: httpx.Client) -> None:
+    creator_id, creator = someone(client, "creator")
+    viewer_id, viewer = someone(client, "viewer")
+    as_json = {"Content-Type": "application/json"}
+    stream = client.post("/v1/streams", json={"title": "limits"}, headers=creator)
+    assert stream.status_code == 201, stream.text
+    granted = client.post(
+        f"/v1/admin/users/{viewer_id}/coins",
+        json={"coins": 10, "idempotency_key": "body-limit"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert granted.status_code == 200, granted.text
+    too_large(client.put("/v1/me/club", content=huge_json("name"), headers={**creator, **as_json}))
+    too_large(
+        client.put(
+            "/v1/me/notify-settings", content=huge_json("time_zone"), headers={**viewer, **as_json}
+        )
+    )
+    gift = f"/v1/streams/{stream.json()['id']}/gifts"
+    too_large(client.post(gift, content=huge_json("gift_id"), headers={**viewer, **as_json}))
+
+    assert client.get(f"/v1/creators/{creator_id}/club").status_code == 404  # no club made
+    wallet = client.get("/v1/me/wallet", headers=viewer)
+    assert wallet.status_code == 200, wallet.text
+    assert wallet.json()["coins"] == 10  # no gift sent
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(client: httpx.Client) -> None:
+    creator_id, creator = someone(client, "creator")
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(TEN_MB // 65536):
+            yield b"x" * 65536
+        yield b'"}'
+
+    r = client.put(
+        "/v1/me/club", content=chunks(), headers={**creator, "Content-Type": "application/json"}
+    )
+    assert "content-length" not in r.request.headers
+    too_large(r)
+    assert client.get(f"/v1/creators/{creator_id}/club").status_code == 404
+
+
+def test_a_declared_length_past_the_limit_is_refused_before_the_body(
+    server: ServerProcess,
+) -> None:
+    """The header alone is answered: the client has sent no byte of the body it announced."""
+    url = urlsplit(server.base_url)
+    assert url.hostname == "127.0.0.1"
+    assert url.port is not None
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            b"PUT /v1/me/club HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {TEN_MB}\r\n\r\n".encode()
+        )
+        answer = sock.recv(65536).decode("latin-1")
+    status_line, _, rest = answer.partition("\r\n")
+    assert status_line.split()[1] == "413", answer
+    assert "application/problem+json" in rest, answer
+    assert "payload_too_large" in rest, answer
