@@ -262,6 +262,8 @@ LOOPS: Final = (
     "ledger-checkpoint",  # SQLite's WAL copied back into the database file
     "ledger-expiry",  # pending transfers past their timeout, voided
     "notify-goals",  # live streams' goals near their target, told to opted-in followers
+    "notify-fanout",  # queued notices told to a creator's followers, chunk by chunk
+    "notify-prune",  # old notices, push jobs and fan-outs deleted
     "payout-sweep",  # processing payouts without the provider's answer, asked for again
     "provider-fee-import",  # the payout provider's bills to the platform, into the ledger
     "push-sender",  # due Web Push notices encrypted, signed and sent

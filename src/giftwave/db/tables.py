@@ -1220,6 +1220,7 @@ notices = Table(
     Column("read_at_us", BigInteger, nullable=True),
     UniqueConstraint("user_id", "kind", "subject", name="uq_notices_subject"),
     Index("ix_notices_user", "user_id", "id"),
+    Index("ix_notices_created", "created_at_us"),  # pruning (notify/pruning.py)
 )
 
 # The push queue: one job per (notice, subscription), claimed with a lease like the webhook
@@ -1237,6 +1238,28 @@ push_jobs = Table(
     Column("created_at_us", BigInteger, nullable=False),
     UniqueConstraint("notice_id", "subscription_id", name="uq_push_jobs_target"),
     Index("ix_push_jobs_due", "status", "next_attempt_at_us"),
+    Index("ix_push_jobs_created", "created_at_us"),  # pruning (notify/pruning.py)
+)
+
+# The fan-out queue (migration 0026; notify/fanout.py): one row per notice to tell a creator's
+# followers, worked off the request by any node's loop. ``after_user_id`` is how far it got
+# (followers in id order, advanced in each chunk's transaction: a crash resumes, never repeats);
+# ``lease_until_us`` the holder's lease, and its token. Unique per subject: told once.
+notice_fanouts = Table(
+    "notice_fanouts",
+    metadata,
+    Column("id", Id64, primary_key=True, autoincrement=True),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("after_user_id", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | done
+    Column("lease_until_us", BigInteger, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("done_at_us", BigInteger, nullable=True),
+    UniqueConstraint("creator_id", "kind", "subject", name="uq_notice_fanouts_subject"),
+    Index("ix_notice_fanouts_due", "status", "lease_until_us"),
 )
 
 # --- fan clubs (migration 0023; social/clubs.py, docs/community.md) --------------------------

@@ -143,29 +143,41 @@ def notify_followers(
     """The notice in the inbox of each follower opted in to ``creator_id`` and, where the cap
     and quiet hours allow, a push job per browser; how many inbox rows are new. Run in the
     caller's transaction (all or nothing), after the change it tells of committed."""
-    handle = conn.execute(select(users.c.handle).where(users.c.id == creator_id)).scalar()
-    body = {**payload, "kind": kind.value, "creator_id": creator_id, "creator": handle}
+    body = notice_body(conn, creator_id, kind, payload)
     made = 0
     after = -1
     for _ in range(MAX_FANOUT // FANOUT_CHUNK):
-        o = notify_optins.c
-        chunk = [
-            int(u)
-            for (u,) in conn.execute(
-                select(o.user_id)
-                .where(o.creator_id == creator_id, o.user_id > after)
-                .order_by(o.user_id)
-                .limit(FANOUT_CHUNK)
-            )
-        ]
+        chunk = followers_after(conn, creator_id, after)
         if not chunk:
             break
         after = chunk[-1]
-        made += _notify_chunk(conn, policy, chunk, creator_id, kind, subject, body, now_us)
+        made += notify_chunk(conn, policy, chunk, creator_id, kind, subject, body, now_us)
     return made
 
 
-def _notify_chunk(
+def notice_body(
+    conn: Connection, creator_id: int, kind: NoticeKind, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """What every follower's notice says (their own unsubscribe token is added per user)."""
+    handle = conn.execute(select(users.c.handle).where(users.c.id == creator_id)).scalar()
+    return {**payload, "kind": kind.value, "creator_id": creator_id, "creator": handle}
+
+
+def followers_after(conn: Connection, creator_id: int, after_user_id: int) -> list[int]:
+    """The next chunk of the creator's opted-in followers, in id order after ``after_user_id``."""
+    o = notify_optins.c
+    return [
+        int(u)
+        for (u,) in conn.execute(
+            select(o.user_id)
+            .where(o.creator_id == creator_id, o.user_id > after_user_id)
+            .order_by(o.user_id)
+            .limit(FANOUT_CHUNK)
+        )
+    ]
+
+
+def notify_chunk(
     conn: Connection,
     policy: NoticePolicy,
     user_ids: list[int],

@@ -15,7 +15,7 @@ from giftwave.clock import now_us
 from giftwave.config import Settings
 from giftwave.errors import Code, NotFound
 from giftwave.identity.users import User, find_user, require_active
-from giftwave.notify import notices, preferences
+from giftwave.notify import fanout, notices, preferences, pruning
 from giftwave.notify.goal_watch import close_goals
 from giftwave.notify.notices import Notice, NoticeKind, NoticePolicy
 from giftwave.notify.preferences import QuietHours, Subscription
@@ -72,6 +72,18 @@ class Notifications:
         self._goals = PeriodicTask(
             "notify-goals", self.tell_close_goals, Schedule(settings.notify_goal_check_s)
         )
+        # Followers told off the request (notify/fanout.py): woken by each enqueue here, and
+        # every interval for rows other nodes queued or left behind.
+        self._fanout = PeriodicTask(
+            "notify-fanout", self.work_fanouts, Schedule(settings.notify_fanout_interval_s)
+        )
+        self.retention = pruning.Retention(
+            notice_days=settings.notice_retention_days,
+            push_job_days=settings.push_job_retention_days,
+        )
+        self._prune = PeriodicTask(
+            "notify-prune", self.prune, Schedule(settings.notify_prune_interval_s)
+        )
 
     @property
     def public_key(self) -> str | None:
@@ -79,11 +91,15 @@ class Notifications:
 
     def start(self) -> None:
         self._goals.start()
+        self._fanout.start()
+        self._prune.start()
         if self.sender is not None:
             self.sender.start()
 
     async def stop(self) -> None:
         await self._goals.stop()
+        await self._fanout.stop()
+        await self._prune.stop()
         if self.sender is not None:
             await self.sender.stop()
 
@@ -108,21 +124,53 @@ class Notifications:
 
     def tell_followers(
         self, creator_id: int, kind: NoticeKind, subject: str, payload: dict[str, Any]
-    ) -> int:
-        """The notice to every opted-in follower (after the change it tells of committed)."""
+    ) -> bool:
+        """The notice queued for every opted-in follower (after the change it tells of
+        committed): one row, whatever the followers; the fan-out loop tells them."""
         with self.db.begin() as conn:
-            made = notices.notify_followers(
+            queued = fanout.enqueue(
                 conn,
-                self.policy,
                 creator_id=creator_id,
                 kind=kind,
                 subject=subject,
                 payload=payload,
                 now_us=now_us(),
             )
+        if queued:
+            self._fanout.wake()
+        return queued
+
+    async def prune(self) -> float | None:
+        """One round of pruning (notify/pruning.py); at once again while there is more."""
+        done = await asyncio.to_thread(pruning.prune, self.db, self.retention, now_us=now_us())
+        full = pruning.BATCH * pruning.BATCHES_PER_ROUND
+        more = max(done.notices, done.push_jobs, done.fanouts) >= full
+        if done.notices or done.push_jobs or done.fanouts:
+            log.info("notify-prune: %s", done)
+        return 0.0 if more else None
+
+    async def work_fanouts(self) -> float | None:
+        """One round of the fan-out loop, on a worker thread; at once again while rows wait."""
+        busy = await asyncio.to_thread(self._work_fanouts)
+        return 0.0 if busy else None
+
+    def _work_fanouts(self) -> bool:
+        claims = fanout.claim(self.db, now_us=now_us())
+        made = unfinished = 0
+        for job in claims:
+            current: fanout.FanoutClaim | None = job
+            for _ in range(fanout.CHUNKS_PER_CLAIM):
+                assert current is not None
+                current, told = fanout.work_chunk(self.db, self.policy, current, now_us=now_us())
+                made += told
+                if current is None:
+                    break
+            if current is not None:
+                fanout.release(self.db, current)  # the rest next round, here or elsewhere
+                unfinished += 1
         if made and self.sender is not None:
             self.sender.wake()
-        return made
+        return len(claims) == fanout.CLAIM_MAX or unfinished > 0
 
 
 def opt_in(db: Engine, user: User, creator_id: int) -> bool:
