@@ -347,7 +347,15 @@ async def test_refusals(economy_app: AppFactory) -> None:
             # Someone else's notice is not found (nor marked).
             await client.put(f"/v1/creators/{luna.id}/notify", headers=other.auth)
             await luna.go_live("Piano")
-            [theirs] = (await other.get("/v1/me/inbox")).json()["notices"]
+
+            async def inbox_of_other() -> Any:
+                return (await other.get("/v1/me/inbox")).json()["notices"]
+
+            for _ in range(100):  # told by the fan-out loop, just after the go-live answered
+                if await inbox_of_other():
+                    break
+                await asyncio.sleep(0.05)
+            [theirs] = await inbox_of_other()
             assert_problem(
                 await fan.post(f"/v1/me/inbox/{theirs['id']}/read"), 404, "notice_not_found"
             )
