@@ -1241,7 +1241,7 @@ push_jobs = Table(
     Index("ix_push_jobs_created", "created_at_us"),  # pruning (notify/pruning.py)
 )
 
-# The fan-out queue (migration 0028; notify/fanout.py): one row per notice to tell a creator's
+# The fan-out queue (migration 0029; notify/fanout.py): one row per notice to tell a creator's
 # followers, worked off the request by any node's loop. ``after_user_id`` is how far it got
 # (followers in id order, advanced in each chunk's transaction: a crash resumes, never repeats);
 # ``lease_until_us`` the holder's lease, and its token. Unique per subject: told once.
