@@ -33,6 +33,7 @@ from giftwave.db.tables import (
     subscription_periods,
     subscriptions,
     transfers,
+    webhook_deliveries,
 )
 from giftwave.ledger.verify import verify_ledger
 from giftwave.live.events import RoomEvent, SubsGiftedShown
@@ -328,6 +329,36 @@ async def test_webhooks_say_started_renewed_gifted_and_lapsed(
             assert (gifted["buyer_id"], gifted["count"]) == (buyer.id, 1)
             assert [x["user_id"] for x in gifted["recipients"]] == [fan.id]
             assert gifted["recipients"][0]["months"] == 3
+
+
+async def test_each_gifted_start_is_a_subscription_started_naming_the_buyer(
+    economy_app: AppFactory, clock: Clock
+) -> None:
+    kinds = ["subscription.started", "subscription.gifted"]
+    with Receiver() as receiver:
+        async with economy_app(**SETTINGS) as client:
+            creator, buyer, stream = await room(client, 5_000)
+            r = await creator.post(
+                "/v1/creators/me/webhooks", {"url": receiver.url("/subs"), "events": kinds}
+            )
+            assert r.status_code == 201, r.text
+            viewers = [await register(client), await register(client)]
+            await present(client, stream, *viewers)
+            assert (await gift_subs(buyer, stream, 2)).status_code == 201
+            assert (await gift_subs(buyer, stream, 2)).status_code == 200  # a retry: no new rows
+            with db_of(client).connect() as conn:
+                queued = conn.execute(select(func.count()).select_from(webhook_deliveries))
+                assert queued.scalar_one() == 3
+            app_services(client.app).webhooks.wake()  # type: ignore[attr-defined]
+            got = await receiver.until(lambda rs: len(rs) >= 3, "/subs")
+            started = sorted(
+                (x.event["data"] for x in got if x.event["type"] == "subscription.started"),
+                key=lambda d: int(d["subscriber_id"]),
+            )
+            assert [d["subscriber_id"] for d in started] == sorted(v.id for v in viewers)
+            assert {(d["gifted_by"], d["status"], d["months"]) for d in started} == {
+                (buyer.id, "gifted", 1)
+            }
 
 
 @pytest.mark.parametrize("broker", ["memory", "redis"])

@@ -9,6 +9,12 @@ from pathlib import Path
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, SentGift
+from giftwave.economy.subscriptions import (
+    ChangeKind,
+    Subscription,
+    SubscriptionChange,
+    SubStatus,
+)
 from giftwave.live.battles import Battle, BattleStatus, Side, Winner
 from giftwave.live.goals import Goal, GoalKind
 from giftwave.social.level_follower import LevelUp
@@ -152,3 +158,31 @@ def test_a_paid_message_body_is_these_bytes() -> None:
         '"text":"thanks \\"ana\\" \u00e9","gift_id":"hand_hearts","coins":500,"tier":2,'
         '"colour":"teal","pinned_until_us":1700000120000005}}'
     )
+
+
+def _started(status: SubStatus, gifted_by: int | None) -> SubscriptionChange:
+    sub = Subscription(
+        id=4,
+        subscriber_id=10,
+        creator_id=1,
+        price_coins=500,
+        status=status,
+        months=3,
+        paid_until_us=T0 + 30,
+        grace_until_us=None,
+        cancelled_at_us=None,
+        last_failure=None,
+    )
+    return SubscriptionChange(ChangeKind.STARTED, sub, T0 + 5, gifted_by=gifted_by)
+
+
+def test_a_subscription_started_body_says_who_gifted_it() -> None:
+    paid = events.subscription_event(_started(SubStatus.ACTIVE, None)).body()
+    gifted = events.subscription_event(_started(SubStatus.GIFTED, 11)).body()
+    head = (
+        '{"id":"subscription.started:4:3","type":"subscription.started",'
+        '"created_at_us":1700000000000005,"creator_id":1,"data":{"subscription_id":4,'
+        '"subscriber_id":10,"price_coins":500,"status":'
+    )
+    assert paid == head + '"active","months":3,"paid_until_us":1700000000000030,"gifted_by":null}}'
+    assert gifted == head + '"gifted","months":3,"paid_until_us":1700000000000030,"gifted_by":11}}'

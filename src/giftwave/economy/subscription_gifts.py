@@ -460,6 +460,8 @@ class SubscriptionGifts:
         ).rowcount
         if not moved:
             return False
+        if _starts(status, paid_until, at):
+            self._subscriptions.gift_started(conn, sub_id, at, purchase.buyer_id)
         diamonds = purchase.diamonds // purchase.count
         conn.execute(
             insert(subscription_periods).values(
@@ -581,3 +583,10 @@ def eligible_recipients(
         ).scalars()
         eligible.extend(int(user_id) for user_id in found)
     return eligible
+
+
+def _starts(status: str, paid_until_us: int, at_us: int) -> bool:
+    """Whether a gifted period given to a row in ``status`` starts a subscription (a
+    ``subscription.started``): not when it pays a renewing one, nor extends one still running."""
+    running = status in WITH_ACCESS and paid_until_us > at_us
+    return status not in RENEWING and not running

@@ -150,6 +150,7 @@ class SubscriptionChange:
     kind: ChangeKind
     subscription: Subscription  # as the move left it
     at_us: int
+    gifted_by: int | None = None  # the buyer, when a gifted period started it
 
 
 SubscriptionObserver = Callable[[Connection, SubscriptionChange], object]
@@ -677,9 +678,26 @@ class Subscriptions:
         does."""
         self._observers.append(observer)
 
-    def _told(self, conn: Connection, kind: ChangeKind, sub: Subscription, at_us: int) -> None:
+    def gift_started(
+        self, conn: Connection, subscription_id: int, at_us: int, buyer_id: int
+    ) -> None:
+        """A gifted period started the subscription (economy/subscription_gifts.py): observers
+        are told as of a start paid by the subscriber, in the transaction that gave it, so the
+        creator hears of every subscription that starts, whoever paid for it."""
+        after = _by_id(conn, subscription_id)
+        self._told(conn, ChangeKind.STARTED, after, at_us, gifted_by=buyer_id)
+
+    def _told(
+        self,
+        conn: Connection,
+        kind: ChangeKind,
+        sub: Subscription,
+        at_us: int,
+        *,
+        gifted_by: int | None = None,
+    ) -> None:
         for observer in self._observers:
-            observer(conn, SubscriptionChange(kind, sub, at_us))
+            observer(conn, SubscriptionChange(kind, sub, at_us, gifted_by))
 
     # --- the money -----------------------------------------------------------------------
 

@@ -149,7 +149,7 @@ class SubscriptionData(msgspec.Struct, frozen=True):
 
 
 class SubscriptionStartedData(SubscriptionData, frozen=True):
-    pass
+    gifted_by: int | None = None  # the buyer's user id when a gifted subscription started it
 
 
 class SubscriptionRenewedData(SubscriptionData, frozen=True):
@@ -428,19 +428,21 @@ _CHANGE_DATA: Final[
 def subscription_event(change: SubscriptionChange) -> Event:
     """Once per subscription, period and kind: a retry or a second node queues nothing new."""
     sub = change.subscription
-    data = _CHANGE_DATA[change.kind]
+    data = _CHANGE_DATA[change.kind](
+        subscription_id=sub.id,
+        subscriber_id=sub.subscriber_id,
+        price_coins=sub.price_coins,
+        status=sub.status.value,
+        months=sub.months,
+        paid_until_us=sub.paid_until_us,
+    )
+    if isinstance(data, SubscriptionStartedData):
+        data = msgspec.structs.replace(data, gifted_by=change.gifted_by)
     return Event(
         event_id=f"subscription.{change.kind.value}:{sub.id}:{sub.months}",
         creator_id=sub.creator_id,
         created_at_us=change.at_us,
-        data=data(
-            subscription_id=sub.id,
-            subscriber_id=sub.subscriber_id,
-            price_coins=sub.price_coins,
-            status=sub.status.value,
-            months=sub.months,
-            paid_until_us=sub.paid_until_us,
-        ),
+        data=data,
     )
 
 
