@@ -1,6 +1,7 @@
 """``/@{handle}``: a person's public profile: whether they are live now (with the way into the
 room), their published clips, their followers, the Follow button and, for a creator who offers
-subscriptions, the Subscribe button. Where the room's host name,
+subscriptions, the Subscribe button; on one's own profile, one's settings (receiving gifted
+subscriptions). Where the room's host name,
 a clip's "by @…", the studio and a shared profile link lead. An unknown handle, and a blocked
 account, is the site's 404 page."""
 
@@ -42,6 +43,10 @@ async def profile_page(handle: str, request: Request) -> Response:
     notifying = me is not None and await run_in_threadpool(
         notify_service.is_opted_in, parts.db, me.id, found.person.id
     )
+    own = me is not None and me.id == found.person.id
+    accepts_gifted = own and await run_in_threadpool(
+        parts.economy.subscription_gifts.accepts, found.person.id
+    )
     return page(
         request,
         who,
@@ -59,6 +64,8 @@ async def profile_page(handle: str, request: Request) -> Response:
         sub_renews=subscription is not None and subscription.status.value == "active",
         sub_months=0 if subscription is None else subscription.months,
         sub_until=None if subscription is None else day_of(subscription.paid_until_us),
+        # One's own profile: the receive-gifted-subscriptions setting (gifted_setting.js).
+        accepts_gifted=accepts_gifted,
     )
 
 
