@@ -293,6 +293,18 @@ async def test_a_crash_before_the_periods_are_given_is_caught_up(
         assert (sub["status"], sub["months"]) == ("gifted", 1)
 
 
+async def hooked_room(
+    client: httpx.AsyncClient, receiver: Receiver, kinds: list[str]
+) -> tuple[Person, Person, str]:
+    """``room``, its creator's webhook endpoint taking ``kinds`` at the receiver's ``/subs``."""
+    creator, buyer, stream = await room(client, 5_000)
+    r = await creator.post(
+        "/v1/creators/me/webhooks", {"url": receiver.url("/subs"), "events": kinds}
+    )
+    assert r.status_code == 201, r.text
+    return creator, buyer, stream
+
+
 async def test_webhooks_say_started_renewed_gifted_and_lapsed(
     economy_app: AppFactory, clock: Clock
 ) -> None:
@@ -304,11 +316,7 @@ async def test_webhooks_say_started_renewed_gifted_and_lapsed(
     ]
     with Receiver() as receiver:
         async with economy_app(**SETTINGS) as client:
-            creator, buyer, stream = await room(client, 5_000)
-            r = await creator.post(
-                "/v1/creators/me/webhooks", {"url": receiver.url("/subs"), "events": kinds}
-            )
-            assert r.status_code == 201, r.text
+            creator, buyer, stream = await hooked_room(client, receiver, kinds)
             fan = await register(client)
             await grant(client, fan, 2 * PRICE)
             assert (await fan.post(f"/v1/creators/{creator.id}/subscription")).status_code == 201
@@ -320,7 +328,8 @@ async def test_webhooks_say_started_renewed_gifted_and_lapsed(
             await present(client, stream, fan)
             assert (await gift_subs(buyer, stream, 1)).status_code == 201
             app_services(client.app).webhooks.wake()  # type: ignore[attr-defined]
-            got = await receiver.until(lambda rs: len(rs) >= 4, "/subs")
+            # The fan's own start, renewal, lapse; the gift and the start it gave.
+            got = await receiver.until(lambda rs: len(rs) >= 5, "/subs")
             by_type = {x.event["type"]: x.event for x in got}
             assert set(by_type) == set(kinds)
             assert by_type["subscription.renewed"]["data"]["months"] == 2
@@ -329,6 +338,9 @@ async def test_webhooks_say_started_renewed_gifted_and_lapsed(
             assert (gifted["buyer_id"], gifted["count"]) == (buyer.id, 1)
             assert [x["user_id"] for x in gifted["recipients"]] == [fan.id]
             assert gifted["recipients"][0]["months"] == 3
+            starts = [x.event["data"] for x in got if x.event["type"] == "subscription.started"]
+            got_starts = sorted((d["months"], d["gifted_by"]) for d in starts)
+            assert got_starts == [(1, None), (3, buyer.id)]
 
 
 async def test_each_gifted_start_is_a_subscription_started_naming_the_buyer(
@@ -337,11 +349,7 @@ async def test_each_gifted_start_is_a_subscription_started_naming_the_buyer(
     kinds = ["subscription.started", "subscription.gifted"]
     with Receiver() as receiver:
         async with economy_app(**SETTINGS) as client:
-            creator, buyer, stream = await room(client, 5_000)
-            r = await creator.post(
-                "/v1/creators/me/webhooks", {"url": receiver.url("/subs"), "events": kinds}
-            )
-            assert r.status_code == 201, r.text
+            _, buyer, stream = await hooked_room(client, receiver, kinds)
             viewers = [await register(client), await register(client)]
             await present(client, stream, *viewers)
             assert (await gift_subs(buyer, stream, 2)).status_code == 201
