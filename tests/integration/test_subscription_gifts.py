@@ -216,6 +216,11 @@ async def test_refusals_are_problems_and_write_nothing(
             f"/v1/streams/{stream}/gifted-subscriptions",
             {"count": 1, "idempotency_key": "k" * 2_000_000},  # megabytes of key
         )
+        assert_problem(r, 413, "payload_too_large")  # the body limit, before any parsing
+        r = await buyer.post(
+            f"/v1/streams/{stream}/gifted-subscriptions",
+            {"count": 1, "idempotency_key": "k" * 20_000},  # under the body limit, too long a key
+        )
         assert_problem(r, 422, "invalid_request")
         # Three periods cost 1,500: the buyer has 1,200, so none of them is bought.
         assert_problem(await gift_subs(buyer, stream, 3), 402, "insufficient_coins")
