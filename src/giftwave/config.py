@@ -180,6 +180,20 @@ class Settings(BaseSettings):
     # What one diamond is worth in US dollars, in millionths (5,000 = half a cent).
     diamond_value_usd_micros: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
 
+    # Responsible spending (docs/economy.md, "Responsible spending"): a raise of a viewer's own
+    # limit waits this long; a self-exclusion lasts at least a day and at most this many days.
+    spending_cooling_off_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 86_400
+    spending_exclusion_max_days: Annotated[int, Field(ge=1, le=3660)] = 5 * 366
+    # Young adults: a viewer younger than this (or their country's own age) has this monthly
+    # limit by default, which they may lower but not raise. 0 coins: no default limit.
+    spending_young_adult_age: Annotated[int, Field(ge=13, le=30)] = 21
+    spending_young_adult_age_by_country: dict[str, Annotated[int, Field(ge=13, le=30)]] = {}
+    spending_young_adult_month_coins: Annotated[int, Field(ge=0, le=2**40)] = 50_000
+    # Gentle reminders in the room: after this many minutes of gifting without a pause longer
+    # than the gap (0: never), and when the month's spend passes the viewer's average month.
+    spending_reminder_after_min: Annotated[int, Field(ge=0, le=24 * 60)] = 30
+    spending_reminder_gap_min: Annotated[int, Field(ge=1, le=24 * 60)] = 10
+
     # Subscriptions (docs/economy.md, "Subscriptions"): the bounds of a creator's price, the
     # length of a period, how long a renewal the coins cannot pay is retried before the
     # subscription lapses, how often within that, and how often each node sweeps.
@@ -446,7 +460,9 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("min_age_by_country", "payout_currency_by_country")
+    @field_validator(
+        "min_age_by_country", "payout_currency_by_country", "spending_young_adult_age_by_country"
+    )
     @classmethod
     def _country_codes(cls, value: dict[str, Any]) -> dict[str, Any]:
         for country in value:

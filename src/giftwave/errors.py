@@ -149,6 +149,8 @@ class Code(enum.StrEnum):
     INVALID_RECORDING_URL = "invalid_recording_url"
     INVALID_REQUEST = "invalid_request"
     INVALID_SCOPE = "invalid_scope"
+    INVALID_SELF_EXCLUSION = "invalid_self_exclusion"
+    INVALID_SPENDING_LIMIT = "invalid_spending_limit"
     INVALID_TARGET_KIND = "invalid_target_kind"
     INVALID_TIME_ZONE = "invalid_time_zone"
     INVALID_TIMEOUT = "invalid_timeout"
@@ -238,9 +240,13 @@ class Code(enum.StrEnum):
     RISK_FLAG_CLOSED = "risk_flag_closed"
     RISK_FLAG_NOT_FOUND = "risk_flag_not_found"
     SANDBOX_BUSY = "sandbox_busy"
+    SELF_EXCLUDED = "self_excluded"
+    SELF_EXCLUSION_CANNOT_SHORTEN = "self_exclusion_cannot_shorten"
     SHARE_NOT_FOUND = "share_not_found"
     SHARE_RATE_LIMITED = "share_rate_limited"
     SHUTTING_DOWN = "shutting_down"
+    SPENDING_LIMIT_RAISE_PENDING = "spending_limit_raise_pending"
+    SPENDING_LIMIT_REACHED = "spending_limit_reached"
     STALE_WEBHOOK = "stale_webhook"
     STREAM_NOT_FOUND = "stream_not_found"
     STREAM_NOT_LIVE = "stream_not_live"
@@ -277,6 +283,7 @@ class Code(enum.StrEnum):
     WEBHOOK_LIMIT_REACHED = "webhook_limit_reached"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
     WEBHOOK_URL_NOT_ALLOWED = "webhook_url_not_allowed"
+    YOUNG_ADULT_LIMIT = "young_adult_limit"
 
 
 class DomainError(Exception):

@@ -4,7 +4,8 @@ register, buy coins through the sandbox, go live, gift."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from giftwave.api.app import create_app
+from giftwave.clock import simulated_clock
 from giftwave.config import Settings
 from giftwave.db.urls import DatabaseUrl
 
@@ -180,3 +182,26 @@ async def sandbox(
 @pytest.fixture
 def economy_app(db_url: DatabaseUrl) -> AppFactory:
     return make_app_factory(db_url)
+
+
+HOUR_US = 3_600_000_000
+
+
+class Clock:
+    """Wall-clock time moved on by ``advance``: what ``clock.now_us`` answers in a test."""
+
+    def __init__(self) -> None:
+        self.offset_us = 0
+
+    def __call__(self) -> int:
+        return time.time_ns() // 1000 + self.offset_us
+
+    def advance(self, hours: float) -> None:
+        self.offset_us += int(hours * HOUR_US)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    source = Clock()
+    with simulated_clock(source):
+        yield source

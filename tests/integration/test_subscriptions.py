@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from economy_client import (
     ADMIN,
+    HOUR_US,
     AppFactory,
+    Clock,
     Person,
     assert_problem,
+    clock,
     economy_app,
     grant,
     register,
@@ -28,10 +28,10 @@ from economy_client import (
 from sqlalchemy import func, select
 
 from giftwave.api.state import app_services
-from giftwave.clock import simulated_clock
 from giftwave.db.engine import make_engine
 from giftwave.db.tables import accounts, subscription_periods, transfers
 from giftwave.db.urls import DatabaseUrl
+from giftwave.economy.spending import Spending
 from giftwave.economy.subscriptions import (
     Subscription,
     Subscriptions,
@@ -46,9 +46,8 @@ from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.ledger.stores import open_store
 from giftwave.ledger.verify import verify_ledger
 
-__all__ = ["economy_app"]
+__all__ = ["clock", "economy_app"]
 
-HOUR_US = 3_600_000_000
 PRICE = 500
 SETTINGS: dict[str, Any] = {
     "subscription_period_s": 3600,
@@ -58,26 +57,6 @@ SETTINGS: dict[str, Any] = {
     "subscription_min_coins": 100,
     "subscription_max_coins": 10_000,
 }
-
-
-class Clock:
-    """Wall-clock time moved on by ``advance``."""
-
-    def __init__(self) -> None:
-        self.offset_us = 0
-
-    def __call__(self) -> int:
-        return time.time_ns() // 1000 + self.offset_us
-
-    def advance(self, hours: float) -> None:
-        self.offset_us += int(hours * HOUR_US)
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    source = Clock()
-    with simulated_clock(source):
-        yield source
 
 
 def subs_of(client: httpx.AsyncClient) -> Subscriptions:
@@ -489,7 +468,15 @@ async def test_two_sweepers_renew_each_period_once(
         other_ledger = PostingEngine(open_store(db_url))
         try:
             async with other_ledger:
-                other = Subscriptions(other_db, other_ledger, Wallets(other_db), subs.policy)
+                wallets = Wallets(other_db)
+                spending = app_services(client.app).economy.spending  # type: ignore[attr-defined]
+                other = Subscriptions(
+                    other_db,
+                    other_ledger,
+                    wallets,
+                    subs.policy,
+                    Spending(other_db, wallets, spending.policy),
+                )
                 for _ in range(3):
                     clock.advance(1.01)
                     await asyncio.gather(subs.sweep(), other.sweep(), subs.sweep(), other.sweep())

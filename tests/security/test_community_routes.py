@@ -1,6 +1,6 @@
 """This round's routes (subscriptions, fan clubs, levels, paid messages, notifications, payout
-decisions, reconciliation) tried by those who may not use them, against a real `giftwave serve`
-on SQLite and PostgreSQL (one server per backend for the module):
+decisions, reconciliation, responsible spending) tried by those who may not use them, against
+a real `giftwave serve` on SQLite and PostgreSQL (one server per backend for the module):
 
 - without credentials every one of them is 401 problem+json, before its body is read;
 - a viewer cannot use a creator's routes, a creator cannot read an admin's (403);
@@ -52,6 +52,12 @@ SIGNED_IN_ONLY: Final = [
     ("DELETE", "/v1/creators/1/club/members/me"),
     ("GET", "/v1/admin/payout-decisions"),
     ("GET", "/v1/admin/reconciliation"),
+    ("GET", "/v1/me/spending"),
+    ("PUT", "/v1/me/spending/limits"),
+    ("POST", "/v1/me/spending/exclusion"),
+    ("GET", "/v1/me/spending/report"),
+    ("GET", "/v1/me/spending/summary.txt"),
+    ("GET", "/v1/users/1/spending"),
 ]
 CREATORS_ONLY: Final = [
     ("PUT", "/v1/me/subscription-price", {"price_coins": 100}),

@@ -44,6 +44,7 @@ from giftwave.api import (
     payees,
     shares,
     shop,
+    spending,
     streams,
     subscriptions,
     trending,
@@ -122,6 +123,7 @@ from giftwave.web.pages import profiles as profile_pages
 from giftwave.web.pages import reach as reach_pages
 from giftwave.web.pages import share_link as share_link_pages
 from giftwave.web.pages import site as site_pages
+from giftwave.web.pages import spending as spending_pages
 from giftwave.web.pages import studio as studio_pages
 from giftwave.webhooks.outbox import (
     enqueue_battle_ended,
@@ -458,6 +460,7 @@ ROUTERS: Final = (
     shares,
     identity,
     shop,
+    spending,
     creators,
     subscriptions,
     payees,
@@ -474,6 +477,7 @@ ROUTERS: Final = (
     admin_pages,
     reach_pages,
     inbox_pages,
+    spending_pages,
     analytics,
     economy_pages,
     clips,

@@ -78,9 +78,14 @@ def _ack(ack: Any, result: dict[str, Any]) -> str:
 _ERROR_PREFIX: Final = f'{{"v":{PROTOCOL_VERSION},"error":'
 
 
-def _error(ack: Any, code: Code, detail: str) -> str:
-    # "error" first, so a refusal is recognised by its prefix without parsing it back.
-    body = {"v": PROTOCOL_VERSION, "error": {"code": code, "detail": detail}, "ack": ack}
+def _error(ack: Any, code: Code, detail: str, extra: dict[str, Any] | None = None) -> str:
+    # "error" first, so a refusal is recognised by its prefix without parsing it back. The
+    # problem's own fields follow code and detail, as on REST (a spending limit's: which one,
+    # the limit, what was spent, when it resets).
+    error: dict[str, Any] = {"code": code, "detail": detail}
+    if extra:
+        error.update((k, v) for k, v in extra.items() if k not in error)
+    body = {"v": PROTOCOL_VERSION, "error": error, "ack": ack}
     return orjson.dumps(body).decode()
 
 
@@ -343,7 +348,7 @@ async def _reply(ack: Any, work: Awaitable[dict[str, Any]]) -> str:
     try:
         return _ack(ack, await work)
     except DomainError as exc:
-        return _error(ack, exc.code, exc.detail)
+        return _error(ack, exc.code, exc.detail, exc.extra)
 
 
 async def _act(
@@ -398,7 +403,12 @@ async def _send_gift(
             message=message,
         )
     )
-    return sent.as_dict()
+    answer = sent.as_dict()
+    # A gentle reminder, for this viewer alone: in their gift's answer (docs/protocol.md).
+    reminder = economy.reminders.after_gift(user.id, sent.coins, sent.created_at_us)
+    if reminder is not None:
+        answer["reminder"] = reminder.as_dict()
+    return answer
 
 
 async def _like(

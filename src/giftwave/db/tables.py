@@ -1192,6 +1192,33 @@ notify_settings = Table(
     Column("updated_at_us", BigInteger, nullable=False),
 )
 
+# A viewer's own spending limits (economy/spending.py), one row per period they limit: what
+# is in force, what they typed in which unit, and a raise waiting out its cooling-off.
+spending_limits = Table(
+    "spending_limits",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("period", String(8), primary_key=True),  # day|week|month
+    Column("limit_coins", BigInteger, nullable=True),  # NULL: none in force (a pending one)
+    Column("unit", String(8), nullable=False),  # COIN, or the ISO currency the viewer chose
+    Column("entered", BigInteger, nullable=True),  # in that unit (minor units of a currency)
+    Column("pending_coins", BigInteger, nullable=True),  # NULL with a time: the limit removed
+    Column("pending_unit", String(8), nullable=True),
+    Column("pending_entered", BigInteger, nullable=True),
+    Column("pending_at_us", BigInteger, nullable=True),  # when the raise applies
+    Column("updated_at_us", BigInteger, nullable=False),
+    CheckConstraint("period IN ('day', 'week', 'month')", name="ck_spending_limits_period"),
+)
+
+# A viewer's self-exclusion: no top-ups, gifts or paid messages, no renewals until it ends.
+self_exclusions = Table(
+    "self_exclusions",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("starts_at_us", BigInteger, nullable=False),
+    Column("ends_at_us", BigInteger, nullable=False),
+)
+
 # A browser's Web Push subscription (RFC 8030 endpoint, RFC 8291 keys).
 push_subscriptions = Table(
     "push_subscriptions",

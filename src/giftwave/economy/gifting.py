@@ -39,7 +39,6 @@ from giftwave.db.batch_read import BatchReader
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
 from giftwave.economy.diamond_fractions import split_diamonds
-from giftwave.economy.limits import daily_spend_refused
 from giftwave.economy.paid_messages import (
     MessageGate,
     PaidMessageObserver,
@@ -47,6 +46,8 @@ from giftwave.economy.paid_messages import (
     Pin,
     pin_for,
 )
+from giftwave.economy.spending import PeriodLeg, Spending, excluded
+from giftwave.economy.spending_rules import ChainLimits, SpendProfile
 from giftwave.economy.wallets import DAILY_SPEND, DIAMONDS_ISSUED, GIFTS_SPENT, Wallets
 from giftwave.errors import (
     Code,
@@ -154,6 +155,20 @@ class MoneyLegs:
     # The fraction issuer and the creator's fraction account; None: the rate is a whole
     # number of diamonds per coin (the default), so no gift has a fraction.
     fractions: tuple[int, int] | None = None
+    # The payer's spend limits (economy/spending.py): the day leg's limit (the tighter of the
+    # operator's cap and their own; 0: no day leg), and week and month legs for a viewer who
+    # set those limits (none for everyone else: their chain is as it was).
+    limits: ChainLimits | None = None
+    periods: tuple[PeriodLeg, ...] = ()
+
+    @property
+    def day_limit_coins(self) -> int:
+        return 0 if self.limits is None else self.limits.day_limit_coins
+
+
+# What a gift reads before its checks: the sender's debt (None: read it with others'), the
+# stream, its creator, the payment's accounts and the sender's spending profile.
+_Loaded = tuple[int | None, Stream | None, User | None, MoneyLegs | None, SpendProfile]
 
 
 def send_id_of(sender_id: int, key: str) -> str:
@@ -169,7 +184,7 @@ class Gifting:
         catalog: Catalog,
         policy: GiftingPolicy,
         rate: UserLimit,
-        daily_spend_max_coins: int,
+        spending: Spending,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -177,7 +192,7 @@ class Gifting:
         self._catalog = catalog
         self._policy = policy
         self._rate = rate
-        self._daily_max_coins = daily_spend_max_coins  # 0: no cap
+        self._spending = spending  # the viewer's own limits and the operator's daily cap
         self._balances: BatchReader[int, int] = BatchReader(wallets.available)
         self._streams: TtlCache[str, Stream] = TtlCache(max_entries=10_000, ttl_s=1.0)
         self._users: TtlCache[int, User] = TtlCache(max_entries=100_000, ttl_s=5.0)
@@ -195,10 +210,12 @@ class Gifting:
 
     def forget_user(self, user_id: int) -> None:
         self._users.drop(user_id)
+        self._spending.forget(user_id)
 
     def forget_all_users(self) -> None:
         """Some change notices may have been lost (api/auth.py): no cached creator is trusted."""
         self._users.clear()
+        self._spending.forget_all()
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
         """Count the gift rate in the node's shared limiter (Redis with a redis:// broker)."""
@@ -220,16 +237,19 @@ class Gifting:
             raise Invalid(Code.INVALID_COUNT, f"count must be 1..{self._policy.max_count}")
         if cmd.message is not None:  # before anything is read: a bad text bills nothing
             cmd = replace(cmd, message=chat_text(cmd.message, Code.INVALID_MESSAGE))
-        today = day_of(now_us())
+        at = now_us()
+        today = day_of(at)
         # Optimistic: most requests are new gifts, so the key is not looked up first. A retry
         # is recognised when the ledger finds its transfers, or when a check refuses it.
-        loaded = self._load_cached(cmd, today)
+        loaded = self._load_cached(cmd, at)
         if loaded is None:  # something is not cached yet: read it off the event loop
-            loaded = await asyncio.to_thread(self._load, cmd, today)
-        debt, stream, creator, legs = loaded
+            loaded = await asyncio.to_thread(self._load, cmd, at)
+        debt, stream, creator, legs, profile = loaded
         if debt is None:  # everything else was cached: read it with other senders' debts
             debt = await self._debt_reads.get(cmd.sender.id)
         try:
+            if profile.excluded(at):
+                raise excluded(profile)
             intent = self._check(cmd, debt, stream, creator, today)
             for gate in self._gates:
                 await gate(cmd.sender.id, intent.creator_id)
@@ -305,9 +325,7 @@ class Gifting:
         _same_gift_or_conflict(prior, cmd)
         return await self._receipt(cmd, prior), prior
 
-    def _load_cached(
-        self, cmd: SendGift, today: date
-    ) -> tuple[int | None, Stream | None, User | None, MoneyLegs | None] | None:
+    def _load_cached(self, cmd: SendGift, at_us: int) -> _Loaded | None:
         """What ``_load`` reads, when it is in memory (the usual case in a busy room); the debt
         may still be unknown (None): it is re-read every few seconds."""
         debt, refresh = self._debts.get_refreshing(cmd.sender.id)
@@ -318,14 +336,22 @@ class Gifting:
             return None
         creator = self._users.get(stream.creator_id)
         legs = self._wallets.cached_legs(cmd.sender.id, stream.creator_id)
-        if creator is None or legs is None:
+        profile = self._spending.cached(cmd.sender.id)
+        if creator is None or legs is None or profile is None:
             return None
+        limits = self._spending.limits_for(cmd.sender, profile, at_us)
         day_spent = daily_spend = None
-        if self._daily_max_coins:
-            day_spent = self._wallets.cached_day_account(cmd.sender.id, today)
+        if limits.day_limit_coins or limits.week or limits.month:
             daily_spend = self._wallets.cached_id(DAILY_SPEND)
-            if day_spent is None or daily_spend is None:  # the first gift of the day here
+            if daily_spend is None:
                 return None
+        if limits.day_limit_coins:
+            day_spent = self._wallets.cached_day_account(cmd.sender.id, limits.day)
+            if day_spent is None:  # the first gift of the day here
+                return None
+        periods = self._spending.cached_period_legs(cmd.sender.id, limits)
+        if periods is None:
+            return None
         fractions = None
         if self._policy.diamonds_per_100_coins % 100:
             fractions = self._wallets.cached_fraction_legs(stream.creator_id)
@@ -344,7 +370,10 @@ class Gifting:
                 day_spent,
                 daily_spend,
                 fractions,
+                limits,
+                periods,
             ),
+            profile,
         )
 
     def _read_debts(self, user_ids: list[int]) -> dict[int, int]:
@@ -366,9 +395,7 @@ class Gifting:
                 self._debts.drop(user_id)
         return debts
 
-    def _load(
-        self, cmd: SendGift, today: date
-    ) -> tuple[int | None, Stream | None, User | None, MoneyLegs | None]:
+    def _load(self, cmd: SendGift, at_us: int) -> _Loaded:
         with self._db.connect() as conn:
             debt = self._debts.get(cmd.sender.id)
             if debt is None:
@@ -388,17 +415,18 @@ class Gifting:
                     creator = find_user(conn, stream.creator_id)
                     if creator is not None:
                         self._users.put(creator.id, creator)
+        profile = self._spending.cached(cmd.sender.id) or self._spending.profile(cmd.sender.id)
         legs = None
         if creator is not None:
             legs = money_legs(
                 self._wallets,
-                cmd.sender.id,
+                self._spending,
+                cmd.sender,
                 creator.id,
-                today,
-                capped=self._daily_max_coins > 0,
+                self._spending.limits_for(cmd.sender, profile, at_us),
                 fractional=self._policy.diamonds_per_100_coins % 100 != 0,
             )
-        return debt, stream, creator, legs
+        return debt, stream, creator, legs, profile
 
     def _check(
         self,
@@ -497,7 +525,6 @@ class Gifting:
             intent.coins,
             intent.diamonds,
             intent.diamond_hundredths,
-            self._daily_max_coins,
             TransferCode.GIFT,
         )
         outcomes = await self._engine.submit(chain, self._annex(cmd, intent, coins_leg_id(base)))
@@ -506,15 +533,15 @@ class Gifting:
             return failed  # OK, or EXISTS: an annexed chain is all new or all replayed
         if failed is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
             return failed  # e.g. a retry after a price change: the first gift's row decides
-        if failed is Outcome.EXCEEDS_DEBIT_LIMIT and legs.day_spent is not None:
-            spent = await asyncio.to_thread(self._net_debits, legs.day_spent)
-            raise daily_spend_refused(self._daily_max_coins, spent)
+        if failed is Outcome.EXCEEDS_DEBIT_LIMIT and legs.limits is not None:
+            raise await asyncio.to_thread(
+                self._spending.refusal,
+                cmd.sender.id,
+                refused_leg(chain, outcomes),
+                legs.limits,
+                legs.day_spent,
+            )
         raise gift_failure(failed)
-
-    def _net_debits(self, account_id: int) -> int:
-        """A day account's spend: its gifts less their reversals."""
-        (account,) = self._wallets.accounts([account_id])
-        return account.debits_posted + account.debits_pending - account.credits_posted
 
     async def _receipt(
         self, cmd: SendGift, intent: _Intent, coins_account: int | None = None
@@ -540,22 +567,27 @@ class Gifting:
 
 def money_legs(
     wallets: Wallets,
-    payer_id: int,
+    spending: Spending,
+    payer: User,
     creator_id: int,
-    today: date,
+    limits: ChainLimits,
     *,
-    capped: bool,
     fractional: bool,
 ) -> MoneyLegs:
-    """The accounts of a payment from ``payer_id`` to ``creator_id``, opened on first need."""
+    """The accounts of a payment from ``payer`` to ``creator_id``, opened on first need."""
+    capped = limits.day_limit_coins > 0
+    periods = spending.period_legs(payer.id, limits)
+    counted = capped or bool(periods)
     return MoneyLegs(
-        viewer_coins=wallets.user(payer_id).coins,
+        viewer_coins=wallets.user(payer.id).coins,
         gifts_spent=wallets.platform(GIFTS_SPENT, "COIN"),
         diamonds_issued=wallets.platform(DIAMONDS_ISSUED, "DIAMOND"),
         creator_diamonds=wallets.user(creator_id).diamonds,
-        day_spent=wallets.day_account(payer_id, today) if capped else None,
-        daily_spend=wallets.platform(DAILY_SPEND, "COIN") if capped else None,
+        day_spent=wallets.day_account(payer.id, limits.day) if capped else None,
+        daily_spend=wallets.platform(DAILY_SPEND, "COIN") if counted else None,
         fractions=(wallets.fraction_issuer(), wallets.fraction(creator_id)) if fractional else None,
+        limits=limits,
+        periods=periods,
     )
 
 
@@ -569,21 +601,18 @@ def money_chain(
     coins: int,
     diamonds: int,
     diamond_hundredths: int,
-    daily_max_coins: int,
     code: TransferCode,
 ) -> list[Transfer]:
     """A payment's linked chain, its ids derived from ``base``: the day's spend (with the cap
-    as its limit), the payer's coins, the creator's whole diamonds and their hundredths."""
-    return shared_chain(
-        base, legs, [(base, coins, diamonds, diamond_hundredths)], daily_max_coins, code
-    )
+    as its limit), the week's and month's for a payer with such limits, the payer's coins, the
+    creator's whole diamonds and their hundredths."""
+    return shared_chain(base, legs, [(base, coins, diamonds, diamond_hundredths)], code)
 
 
 def shared_chain(
     base: str,
     legs: MoneyLegs,
     shares: list[tuple[str, int, int, int]],
-    daily_max_coins: int,
     code: TransferCode,
 ) -> list[Transfer]:
     """One linked chain paying several shares (each ``(its base, coins, diamonds,
@@ -592,19 +621,33 @@ def shared_chain(
     chain: list[Transfer] = []
     for share_base, coins, diamonds, diamond_hundredths in shares:
         chain.extend(_share_legs(share_base, legs, coins, diamonds, diamond_hundredths, code))
-    if legs.day_spent is not None and legs.daily_spend is not None:
+    if legs.daily_spend is not None:
         # First, so that an over-cap payment is refused for the cap whatever else is wrong,
-        # as before the cap moved into the ledger. The cap in force on this node is the
-        # limit: a changed setting applies from the next payment.
-        spend = Transfer(
-            base + ":s",
-            legs.day_spent,
-            legs.daily_spend,
-            sum(share[1] for share in shares),
-            code,
-            debit_limit=daily_max_coins,
-        )
-        chain.insert(0, spend)
+        # as before the cap moved into the ledger. The limits in force on this node are the
+        # legs' limits: a changed setting applies from the next payment.
+        coins = sum(share[1] for share in shares)
+        spends = [
+            Transfer(
+                base + leg.suffix,
+                leg.account,
+                legs.daily_spend,
+                coins,
+                code,
+                debit_limit=leg.limit_coins,
+            )
+            for leg in legs.periods
+        ]
+        if legs.day_spent is not None:
+            day = Transfer(
+                base + ":s",
+                legs.day_spent,
+                legs.daily_spend,
+                coins,
+                code,
+                debit_limit=legs.day_limit_coins,
+            )
+            spends.insert(0, day)
+        chain[:0] = spends
     return [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
 
 
@@ -629,6 +672,13 @@ def _share_legs(
         issuer, creator_fraction = legs.fractions
         chain.append(Transfer(base + ":f", issuer, creator_fraction, diamond_hundredths, code))
     return chain
+
+
+def refused_leg(chain: list[Transfer], outcomes: list[Outcome]) -> str:
+    """The id of the spend leg whose limit refused a chain (``exceeds_debit_limit``)."""
+    return next(
+        t.id for t, o in zip(chain, outcomes, strict=True) if o is Outcome.EXCEEDS_DEBIT_LIMIT
+    )
 
 
 def chain_outcome(outcomes: list[Outcome]) -> Outcome:

@@ -32,6 +32,12 @@ def daily_spend_account(user_id: int, day: date) -> str:
     return f"user:{user_id}:spent:{day.isoformat()}"
 
 
+def period_spend_account(user_id: int, period: str, key: str) -> str:
+    """The ledger account that counts a user's spend of one week or month (their own limits:
+    economy/spending.py), e.g. ``user:7:spent:month:2026-12``."""
+    return f"user:{user_id}:spent:{period}:{key}"
+
+
 def daily_spend_refused(limit_coins: int, spent_coins: int) -> RateLimited:
     """The answer to a gift the ledger refused for the daily cap (``exceeds_debit_limit``)."""
     return RateLimited(

@@ -31,6 +31,9 @@ from giftwave.logs import audit
 
 ATTEMPTS = 5
 RECENT_MAX_SENDS: Final = 200
+# The spend legs a gift may carry (economy/gifting.py): the day's, and the week's and
+# month's of a sender with limits of their own (economy/spending.py).
+SPEND_LEGS: Final = (":s", ":sw", ":sm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,7 @@ def plan_reversal(
     send_id: str,
     done: Mapping[str, int],
     accounts: ReversalAccounts,
-    spend: tuple[int, int, int] | None,
+    spends: Mapping[str, tuple[int, int, int]] | None,
 ) -> tuple[list[Transfer], tuple[int, int, int]]:
     """The reversal's linked chain and its receipt (coins returned, diamonds taken, diamonds
     left as a debt), from the gift's committed legs (``done``: id → amount) and balances.
@@ -246,19 +249,19 @@ def plan_reversal(
         chain.append(
             Transfer(send_id + ":rev:f", debit, credit, abs(move), code, reverses_id=fraction_leg)
         )
-    if spend is not None:
-        # The gift counted towards its sender's daily cap (economy/gifting.py): the same day's
-        # account is credited back, so the cap counts spend net of reversals. A gift sent
-        # while the cap was off has no such leg and gives nothing back.
-        day_spent, daily_spend, spent = spend
+    for suffix, (period_spent, other_side, spent) in sorted((spends or {}).items()):
+        # The gift counted towards its sender's daily cap, and their own week's or month's
+        # limit (economy/gifting.py, economy/spending.py): the same period's account is
+        # credited back, so a limit counts spend net of reversals. A gift sent without such
+        # a leg gives nothing back.
         chain.append(
             Transfer(
-                send_id + ":rev:s",
-                daily_spend,
-                day_spent,
+                send_id + ":rev" + suffix,
+                other_side,
+                period_spent,
                 spent,
                 code,
-                reverses_id=send_id + ":s",
+                reverses_id=send_id + suffix,
             )
         )
     linked = [t._replace(linked=i < len(chain) - 1) for i, t in enumerate(chain)]
@@ -275,11 +278,18 @@ def _plan(
     with db.connect() as conn:
         row = conn.execute(_sends().where(gift_sends.c.transfer_id == coins_leg)).first()
         done = transfer_amounts(conn, [coins_leg, diamonds_leg, fraction_leg, rev_c, rev_d, rev_dd])
-        spend = conn.execute(
-            select(
-                transfers.c.debit_account_id, transfers.c.credit_account_id, transfers.c.amount
-            ).where(transfers.c.id == send_id + ":s")
-        ).first()
+        spend_ids = [send_id + suffix for suffix in SPEND_LEGS]
+        spends = {
+            str(leg_id)[len(send_id) :]: (int(debit), int(credit), int(amount))
+            for leg_id, debit, credit, amount in conn.execute(
+                select(
+                    transfers.c.id,
+                    transfers.c.debit_account_id,
+                    transfers.c.credit_account_id,
+                    transfers.c.amount,
+                ).where(transfers.c.id.in_(spend_ids))
+            )
+        }
     if row is None or coins_leg not in done:
         raise NotFound(Code.GIFT_SEND_NOT_FOUND, f"no committed gift {send_id!r}")
     gift = _sent_gift(row._mapping)
@@ -307,8 +317,7 @@ def _plan(
             creator_fraction=fraction_id,
             fraction_available=fraction.available,
         )
-    day_spend = None if spend is None else (int(spend[0]), int(spend[1]), int(spend[2]))
-    chain, receipt = plan_reversal(send_id, done, accounts, day_spend)
+    chain, receipt = plan_reversal(send_id, done, accounts, spends)
     return chain, gift, receipt
 
 

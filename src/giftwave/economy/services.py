@@ -21,6 +21,9 @@ from giftwave.economy.payout_transfers import PayoutTransfers, TransferPolicy
 from giftwave.economy.payouts import PayoutPolicy, Payouts
 from giftwave.economy.reversals import Reversals
 from giftwave.economy.risk_rules import RiskRules
+from giftwave.economy.spending import Spending, SpendingPolicy
+from giftwave.economy.spending_reminders import Reminders
+from giftwave.economy.spending_rules import YoungAdultRule
 from giftwave.economy.subscription_gifts import SubscriptionGifts
 from giftwave.economy.subscriptions import SubscriptionPolicy, Subscriptions
 from giftwave.economy.topups import TopUpRisk, TopUps
@@ -42,6 +45,8 @@ class Economy:
     wallets: Wallets
     catalog: Catalog
     gifting: Gifting
+    spending: Spending
+    reminders: Reminders
     topups: TopUps
     payouts: Payouts
     reversals: Reversals
@@ -68,6 +73,21 @@ class Economy:
         age_rule = AgeRule(settings.min_age, dict(settings.min_age_by_country))
         wallets = Wallets(db)
         catalog = Catalog(db)
+        spending = Spending(
+            db,
+            wallets,
+            SpendingPolicy(
+                cooling_off_s=settings.spending_cooling_off_s,
+                exclusion_max_days=settings.spending_exclusion_max_days,
+                young=YoungAdultRule(
+                    settings.spending_young_adult_age,
+                    dict(settings.spending_young_adult_age_by_country),
+                    settings.spending_young_adult_month_coins,
+                ),
+                daily_cap_coins=settings.gift_daily_spend_max_coins,
+                default_currency=settings.default_currency,
+            ),
+        )
 
         gifting = Gifting(
             db,
@@ -81,7 +101,7 @@ class Economy:
                 paid_message_tiers=settings.paid_message_tiers,
             ),
             gift_limiter(rate_per_s=settings.gift_rate_per_s, burst=settings.gift_rate_burst),
-            settings.gift_daily_spend_max_coins,
+            spending,
         )
         fractions = DiamondFractions(db, engine, wallets)
         payouts = Payouts(
@@ -130,10 +150,10 @@ class Economy:
                 grace_s=settings.subscription_grace_s,
                 retry_s=settings.subscription_retry_s,
                 diamonds_per_100_coins=settings.creator_diamonds_per_100_coins,
-                daily_spend_max_coins=settings.gift_daily_spend_max_coins,
                 age_rule=age_rule,
                 sweep_interval_s=settings.subscription_sweep_interval_s,
             ),
+            spending,
         )
         return cls(
             settings=settings,
@@ -149,12 +169,19 @@ class Economy:
             wallets=wallets,
             catalog=catalog,
             gifting=gifting,
+            spending=spending,
+            reminders=Reminders(
+                spending.month_and_average,
+                after_min=settings.spending_reminder_after_min,
+                gap_min=settings.spending_reminder_gap_min,
+            ),
             topups=TopUps(
                 db,
                 engine,
                 wallets,
                 provider,
                 age_rule,
+                spending,
                 TopUpRisk(
                     block_s=settings.risk_topup_block_s,
                     flagged_coins_per_day=settings.risk_flagged_topup_coins_per_day,

@@ -50,7 +50,6 @@ from giftwave.economy.gifting import (
     IDEMPOTENCY_KEY_RE,
     chain_outcome,
     coins_leg_id,
-    money_legs,
     shared_chain,
 )
 from giftwave.economy.subscriptions import (
@@ -245,21 +244,11 @@ class SubscriptionGifts:
         creator_id, price, recipients = await asyncio.to_thread(self._plan, cmd)
         policy = self._policy
         at = now_us()
-        legs = await asyncio.to_thread(
-            money_legs,
-            self._wallets,
-            cmd.buyer.id,
-            creator_id,
-            day_of(at),
-            capped=policy.daily_spend_max_coins > 0,
-            fractional=policy.diamonds_per_100_coins % 100 != 0,
-        )
+        legs = await asyncio.to_thread(self._subscriptions.legs_of, cmd.buyer, creator_id, at)
         diamonds, hundredths = split_diamonds(price, policy.diamonds_per_100_coins)
         base = gift_id_of(cmd.buyer.id, cmd.idempotency_key)
         shares = [(f"{base}:{i}", price, diamonds, hundredths) for i in range(len(recipients))]
-        chain = shared_chain(
-            base, legs, shares, policy.daily_spend_max_coins, TransferCode.SUBSCRIPTION
-        )
+        chain = shared_chain(base, legs, shares, TransferCode.SUBSCRIPTION)
         if len(chain) > self._engine.max_submission_transfers:
             raise Invalid(Code.INVALID_COUNT, "too many gifted subscriptions at once")
         row = (
@@ -275,7 +264,8 @@ class SubscriptionGifts:
             coins_leg_id(f"{base}:0"),
             at,
         )
-        outcome = chain_outcome(await self._engine.submit(chain, (SUBSCRIPTION_GIFTS.name, row)))
+        outcomes = await self._engine.submit(chain, (SUBSCRIPTION_GIFTS.name, row))
+        outcome = chain_outcome(outcomes)
         charged = outcome is Outcome.OK
         if not charged:
             # Bought before under this key (a concurrent retry): its row says by whom and to
@@ -284,13 +274,17 @@ class SubscriptionGifts:
                 given = await asyncio.to_thread(self._prior, cmd)
                 if given is not None:
                     return given
-            await self._subscriptions.raise_refused(outcome, cmd.buyer.id, "gifted subscriptions")
+            if outcome is Outcome.EXCEEDS_DEBIT_LIMIT:
+                subs = self._subscriptions
+                raise await subs.limit_refusal(cmd.buyer, chain, outcomes, legs)
+            self._subscriptions.raise_refused(outcome, "gifted subscriptions")
         return await asyncio.to_thread(self._apply_all, cmd.buyer.id, cmd.idempotency_key, True)
 
     def _plan(self, cmd: GiftSubs) -> tuple[int, int, list[int]]:
         """Every check, then (creator, price, the recipients drawn)."""
         buyer = cmd.buyer
         at = now_us()
+        self._subscriptions.spending.check_not_excluded(buyer.id)  # a break: no purchases
         with self._db.connect() as conn:
             stream = find_stream(conn, cmd.stream_id)
             if stream is None:

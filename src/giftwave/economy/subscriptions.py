@@ -42,13 +42,15 @@ from giftwave.db.tables import subscription_periods, subscription_prices, subscr
 from giftwave.db.upsert import insert_for, insert_new
 from giftwave.economy.diamond_fractions import split_diamonds
 from giftwave.economy.gifting import (
+    MoneyLegs,
     chain_outcome,
     coins_leg_id,
     gift_failure,
     money_chain,
     money_legs,
+    refused_leg,
 )
-from giftwave.economy.limits import daily_spend_refused
+from giftwave.economy.spending import Spending
 from giftwave.economy.wallets import Wallets
 from giftwave.errors import Code, Conflict, DomainError, Forbidden, Invalid, NotFound
 from giftwave.identity.permissions import require_creator
@@ -56,7 +58,7 @@ from giftwave.identity.users import AgeRule, Role, User, find_user
 from giftwave.ledger.accounts import find_account
 from giftwave.ledger.annex import SUBSCRIPTION_PERIODS
 from giftwave.ledger.engine import PostingEngine
-from giftwave.ledger.model import Outcome, TransferCode
+from giftwave.ledger.model import Outcome, Transfer, TransferCode
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.ratelimit import Rate, RateLimiter, UserLimit
 from giftwave.realtime.notices import AnyNotice, SubscriberChanged
@@ -104,7 +106,6 @@ class SubscriptionPolicy:
     grace_s: int
     retry_s: int
     diamonds_per_100_coins: int
-    daily_spend_max_coins: int  # 0: no cap
     age_rule: AgeRule
     sweep_interval_s: float = 30.0
 
@@ -286,12 +287,18 @@ def price_of(db: Engine, creator_id: int) -> int | None:
 
 class Subscriptions:
     def __init__(
-        self, db: Engine, engine: PostingEngine, wallets: Wallets, policy: SubscriptionPolicy
+        self,
+        db: Engine,
+        engine: PostingEngine,
+        wallets: Wallets,
+        policy: SubscriptionPolicy,
+        spending: Spending,
     ) -> None:
         self._db = db
         self._engine = engine
         self._wallets = wallets
         self._policy = policy
+        self.spending = spending  # the subscriber's own limits and self-exclusion
         self.badges = SubscriberBadges(db)
         self._observers: list[SubscriptionObserver] = []
         self.rate = UserLimit(
@@ -392,7 +399,7 @@ class Subscriptions:
             sub = dataclasses.replace(sub, price_coins=price)
         outcome = await self._charge(sub, sub.months + 1, at, subscriber)
         if not isinstance(outcome, _Paid):
-            await self.raise_refused(outcome, subscriber.id)
+            self.raise_refused(outcome)
         advanced = await asyncio.to_thread(self._advance, sub, outcome, resubscribe=True)
         self.badges.forget(creator_id, subscriber.id)  # this node shows it at once
         return Subscribed(advanced, charged=outcome.new)
@@ -419,6 +426,7 @@ class Subscriptions:
                     f"subscribing needs age {rule.min_age_for(subscriber.country)}+",
                     min_age=rule.min_age_for(subscriber.country),
                 )
+            self.spending.check_not_excluded(subscriber.id)
             debt = coin_debt(conn, subscriber.id)
             if debt > 0:
                 raise Forbidden(
@@ -579,7 +587,7 @@ class Subscriptions:
         # On time, the new period follows the old one; after a refusal it starts when paid
         # (no access was given during the grace, so none is charged for).
         starts_at = sub.paid_until_us if sub.status is SubStatus.ACTIVE else at
-        outcome: _Paid | Outcome | str
+        outcome: _Paid | Outcome | DomainError | str
         subscriber = await asyncio.to_thread(self._payer, sub)
         if isinstance(subscriber, str):
             outcome = subscriber  # blocked, or the creator is: nothing is charged
@@ -587,7 +595,10 @@ class Subscriptions:
             outcome = await self._charge(sub, sub.months + 1, starts_at, subscriber)
         if isinstance(outcome, _Paid):
             return await asyncio.to_thread(self._advance, sub, outcome, resubscribe=False)
-        failure = outcome if isinstance(outcome, str) else outcome.value
+        if isinstance(outcome, DomainError):
+            failure = outcome.code.value
+        else:
+            failure = outcome if isinstance(outcome, str) else outcome.value
         return await asyncio.to_thread(self._refused, sub, failure, at)
 
     def _payer(self, sub: Subscription) -> User | str:
@@ -600,6 +611,8 @@ class Subscriptions:
             return Code.ACCOUNT_BLOCKED.value
         if debt > 0:
             return Code.ACCOUNT_IN_DEBT.value
+        if self.spending.profile(sub.subscriber_id).excluded(now_us()):
+            return Code.SELF_EXCLUDED.value  # no renewal while it runs: the grace, then lapse
         if creator is None or creator.blocked or creator.role is not Role.CREATOR:
             return Code.CREATOR_UNAVAILABLE.value
         return subscriber
@@ -703,19 +716,12 @@ class Subscriptions:
 
     async def _charge(
         self, sub: Subscription, period: int, starts_at_us: int, payer: User
-    ) -> _Paid | Outcome:
-        """Period ``period`` of ``sub`` paid (now, or before by any node), or why not."""
+    ) -> _Paid | Outcome | DomainError:
+        """Period ``period`` of ``sub`` paid (now, or before by any node), or why not (a
+        spend limit's refusal as the error to answer)."""
         policy = self._policy
         at = now_us()
-        legs = await asyncio.to_thread(
-            money_legs,
-            self._wallets,
-            payer.id,
-            sub.creator_id,
-            day_of(at),
-            capped=policy.daily_spend_max_coins > 0,
-            fractional=policy.diamonds_per_100_coins % 100 != 0,
-        )
+        legs = await asyncio.to_thread(self.legs_of, payer, sub.creator_id, at)
         coins = sub.price_coins
         diamonds, hundredths = split_diamonds(coins, policy.diamonds_per_100_coins)
         base = f"sub:{sub.id}:{period}"
@@ -725,7 +731,6 @@ class Subscriptions:
             coins,
             diamonds,
             hundredths,
-            policy.daily_spend_max_coins,
             TransferCode.SUBSCRIPTION,
         )
         ends_at = starts_at_us + policy.period_s * US_PER_S
@@ -741,7 +746,10 @@ class Subscriptions:
             ends_at,
             at,
         )
-        outcome = chain_outcome(await self._engine.submit(chain, (SUBSCRIPTION_PERIODS.name, row)))
+        outcomes = await self._engine.submit(chain, (SUBSCRIPTION_PERIODS.name, row))
+        outcome = chain_outcome(outcomes)
+        if outcome is Outcome.EXCEEDS_DEBIT_LIMIT:
+            return await self.limit_refusal(payer, chain, outcomes, legs)
         if outcome is Outcome.OK:
             return _Paid(ends_at, coins, new=True)
         if outcome.succeeded or outcome is Outcome.ID_REUSED_WITH_DIFFERENT_FIELDS:
@@ -762,18 +770,32 @@ class Subscriptions:
             ).first()
         return None if row is None else _Paid(int(row[0]), int(row[1]), new=False)
 
-    async def raise_refused(
-        self, outcome: Outcome, payer_id: int, what: str = "subscription"
-    ) -> NoReturn:
-        """The refusal of a payment from ``payer_id`` that the ledger refused (the daily cap
-        with what was spent today)."""
-        if outcome is Outcome.EXCEEDS_DEBIT_LIMIT:
-            legs_day = self._wallets.cached_day_account(payer_id, day_of(now_us()))
-            spent = 0
-            if legs_day is not None:
-                (account,) = await asyncio.to_thread(self._wallets.accounts, [legs_day])
-                spent = account.debits_posted + account.debits_pending - account.credits_posted
-            raise daily_spend_refused(self._policy.daily_spend_max_coins, spent)
+    def legs_of(self, payer: User, creator_id: int, at_us: int) -> MoneyLegs:
+        """A payment's accounts, with the payer's spend limits (a thread: it may read)."""
+        limits = self.spending.limits_for(payer, self.spending.profile(payer.id), at_us)
+        fractional = self._policy.diamonds_per_100_coins % 100 != 0
+        return money_legs(
+            self._wallets, self.spending, payer, creator_id, limits, fractional=fractional
+        )
+
+    async def limit_refusal(
+        self, payer: User, chain: list[Transfer], outcomes: list[Outcome], legs: MoneyLegs
+    ) -> DomainError:
+        """The answer to a payment a spend limit refused: the payer's own, or the cap."""
+        assert legs.limits is not None, "a refused limit was on a leg"
+        return await asyncio.to_thread(
+            self.spending.refusal,
+            payer.id,
+            refused_leg(chain, outcomes),
+            legs.limits,
+            legs.day_spent,
+        )
+
+    @staticmethod
+    def raise_refused(outcome: Outcome | DomainError, what: str = "subscription") -> NoReturn:
+        """The refusal of a payment the ledger refused (a spend limit's, as answered)."""
+        if isinstance(outcome, DomainError):
+            raise outcome
         raise gift_failure(outcome, what)
 
 
@@ -788,6 +810,9 @@ def _refusal(failure: str | None) -> DomainError:
             Code.ACCOUNT_BLOCKED.value,
             Code.ACCOUNT_IN_DEBT.value,
             Code.CREATOR_UNAVAILABLE.value,
+            Code.DAILY_SPEND_LIMIT.value,
+            Code.SELF_EXCLUDED.value,
+            Code.SPENDING_LIMIT_REACHED.value,
         ):
             return Forbidden(Code(failure), "this subscription cannot be paid now")
     return Conflict(Code.GIFT_REFUSED, "the ledger refused this subscription")

@@ -34,6 +34,7 @@ from giftwave.economy.packages import (
     get_package,
     list_packages,
 )
+from giftwave.economy.spending import Spending
 from giftwave.economy.wallets import COINS_ISSUED, Wallets
 from giftwave.errors import Code, Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from giftwave.identity.users import AgeRule, User
@@ -168,10 +169,12 @@ class TopUps:
         wallets: Wallets,
         provider: PaymentProvider,
         age_rule: AgeRule,
+        spending: Spending,
         risk: TopUpRisk | None = None,
     ) -> None:
         self._risk = TopUpRisk() if risk is None else risk
         self._db = db
+        self._spending = spending  # a self-excluded viewer buys no coins
         self._engine = engine
         self._wallets = wallets
         self._provider = provider
@@ -202,6 +205,7 @@ class TopUps:
         if not self._age_rule.allows(user, today):
             age = self._age_rule.min_age_for(user.country)
             raise Forbidden(Code.UNDER_AGE, f"buying coins needs age {age}+", min_age=age)
+        await asyncio.to_thread(self._spending.check_not_excluded, user.id)
         if (package_id is None) == (coins is None):
             raise Invalid(Code.PACKAGE_OR_COINS, "give either package_id or a custom coins amount")
         existing, order_coins, amount = await asyncio.to_thread(

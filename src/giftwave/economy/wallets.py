@@ -5,13 +5,15 @@
     user:<id>:coin_debt      COIN     may go below   coins clawed back after they were spent
     user:<id>:diamond_debt   DIAMOND  may go below   diamonds clawed back after a payout
     user:<id>:spent:<day>    COIN     debit-normal   the day's gifts net of reversals (the cap)
+    user:<id>:spent:week:<yyyy-www>, user:<id>:spent:month:<yyyy-mm>  COIN  the same, per week
+                                    and month: only for viewers with limits of their own
     user:<id>:diamond_fraction CDIAMOND no overdraft hundredths of a diamond earned, not yet whole
     platform:coins_issued    COIN     the source of every coin sold
     platform:gifts_spent     COIN     where spent coins go
     platform:diamonds_issued DIAMOND  the source of every diamond earned
     platform:payouts         DIAMOND  diamonds cashed out
     platform:diamond_fractions_issued CDIAMOND  the source of every hundredth of a diamond
-    platform:daily_spend     COIN     the other side of every day account's legs
+    platform:daily_spend     COIN     the other side of every day, week and month account's legs
     platform:sales:<CUR>     fiat     what viewers paid, by currency
     platform:provider:<name>:<CUR>  fiat  what the payment provider holds for us
     platform:payout_fees:<CUR>      fiat  the payout provider's fees: an expense (debited)
@@ -100,6 +102,7 @@ class Wallets:
         self._db = db
         self._ids: dict[str, int] = {}
         self._days: OrderedDict[tuple[int, date], int] = OrderedDict()
+        self._periods: OrderedDict[str, int] = OrderedDict()
 
     def account_id(
         self, name: str, asset: str, flags: AccountFlags = AccountFlags.NONE, owner: str = ""
@@ -175,6 +178,23 @@ class Wallets:
             account_id = self._days[(user_id, day)] = opened.id
             while len(self._days) > DAY_ACCOUNTS_MAX:
                 self._days.popitem(last=False)
+        return account_id
+
+    def cached_period_account(self, name: str) -> int | None:
+        """The id of a week or month account (``limits.period_spend_account``), if known."""
+        return self._periods.get(name)
+
+    def period_account(self, user_id: int, name: str) -> int:
+        """A user's week or month account, opened at their first payment of the period."""
+        account_id = self._periods.get(name)
+        if account_id is None:
+            with self._db.begin() as conn:
+                (opened,) = open_accounts(
+                    conn, [AccountSpec(name, "COIN", owner=f"user:{user_id}")]
+                )
+            account_id = self._periods[name] = opened.id
+            while len(self._periods) > DAY_ACCOUNTS_MAX:
+                self._periods.popitem(last=False)
         return account_id
 
     def user(self, user_id: int) -> UserAccounts:

@@ -40,6 +40,15 @@ PROBLEM_MESSAGES: Final = {
     "creator_unavailable": N_("This creator cannot receive gifts"),
     "csrf_failed": N_("Your session has expired: reload the page"),
     "daily_spend_limit": N_("You reached today's gifting limit"),
+    "self_excluded": N_("You are taking a break from spending until {until}"),
+    "self_exclusion_cannot_shorten": N_("A break cannot be shortened or undone"),
+    "spending_limit_raise_pending": N_(
+        "A raise of this limit is already waiting out its cooling-off period"
+    ),
+    "spending_limit_reached": N_(
+        "You reached your own spending limit of {limit_coins} coins: it resets at {resets_at}"
+    ),
+    "young_adult_limit": N_("At your age the monthly limit is at most {max_coins} coins"),
     "gift_not_found": N_("This gift is not available"),
     "gift_not_on_sale": N_("This gift is not on sale now"),
     "gift_rate_limited": N_("Slow down a little"),
@@ -57,6 +66,8 @@ PROBLEM_MESSAGES: Final = {
     "invalid_club_level": N_("Choose a level the club has"),
     "invalid_club_name": N_("A club name is 2 to 24 characters, without control characters"),
     "invalid_request": N_("Some of what you entered is not valid"),
+    "invalid_self_exclusion": N_("Choose a break from one day up to five years"),
+    "invalid_spending_limit": N_("A limit is a whole number of coins above zero"),
     "ledger_busy": N_("The server is busy: try again in a moment"),
     "login_required": N_("Log in first"),
     "invalid_message": N_("A message is 1 to 200 characters, without control characters"),

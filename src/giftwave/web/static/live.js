@@ -229,6 +229,15 @@ function needLogin(message) {
   return true;
 }
 
+// A gentle reminder, for this viewer alone, in their gift's answer (docs/protocol.md).
+function remind(reminder) {
+  if (!reminder) return;
+  const text = reminder.reason === "gifting_time"
+    ? t("You have been sending gifts for {minutes} minutes. Time for a break?", { minutes: fmt(reminder.minutes) })
+    : t("This month you have spent more than in your average month.");
+  toast(text, { link: "/me/spending", linkText: t("Your spending"), kind: "info", ms: 10000 });
+}
+
 function explain(error) {
   switch (error.code) {
     case "insufficient_coins":
@@ -267,6 +276,7 @@ async function sendGift(button) {
     });
     setBalance(receipt.balance_coins);
     noteSent(button);
+    remind(receipt.reminder);
     return true;
   } catch (error) {
     if (balance !== null) refreshBalance();
