@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -105,12 +107,16 @@ async def test_a_laundering_funnel_is_one_flag_and_its_payout_waits(
         assert sorted(evidence["users"]) == sorted(m.id for m in members)
         assert evidence["accounts"] == 5
         assert len(evidence["gifts"]) == 5
+        assert (flag.severity, evidence["payouts"]) == ("medium", [])
         # The policy would approve this payout at once; the flag sends it to a person.
         r = await creator.post("/v1/payouts", {"diamonds": 500, "idempotency_key": "cash"})
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "pending"
-        run_rules(client)
-        assert len(flags(client, "funnel")) == 1
+        run_rules(client, followers=2)
+        # The cash-out step: the same flag turns high and names the payout.
+        (cashed,) = flags(client, "funnel")
+        assert (cashed.id, cashed.severity) == (flag.id, "high")
+        assert orjson.loads(cashed.evidence)["payouts"] == [r.json()["id"]]
         # The payout came at once after the gifts: a fast cycle, flagged by its payout.
         (cycle,) = flags(client, "fast_cycle")
         assert cycle.user_id == creator.id
@@ -141,9 +147,25 @@ async def test_card_testing_blocks_top_ups_with_a_retry_after(economy_app: AppFa
         r = await tester.post("/v1/topups", {"coins": 700, "idempotency_key": "again"})
         body = assert_problem(r, 429, "topups_blocked")
         assert 0 < int(r.headers["Retry-After"]) <= 6 * 3600, body
-        # Someone else buys as before.
-        other = await register(client)
-        await other.buy(70)
+        # The tester's new account, from the same address, is blocked at its first order.
+        newcomer = await register(client)
+        r = await newcomer.post("/v1/topups", {"coins": 700, "idempotency_key": "fresh"})
+        assert_problem(r, 429, "topups_blocked")
+        # Someone else, from another address, buys as before.
+        async with elsewhere(client) as other_client:
+            other = await register(other_client)
+            await other.buy(70)
+
+
+@asynccontextmanager
+async def elsewhere(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The same app, reached from another network address (a documentation one: nothing is
+    sent anywhere, the address only rides in the ASGI scope)."""
+    app = client.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 40_000))
+    async with httpx.AsyncClient(transport=transport, base_url=client.base_url) as other:
+        other.app = app  # type: ignore[attr-defined]
+        yield other
 
 
 async def test_one_card_on_many_accounts_and_the_flagged_cap(economy_app: AppFactory) -> None:

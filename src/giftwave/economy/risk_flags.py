@@ -25,9 +25,9 @@ import orjson
 from sqlalchemy import Connection, func, insert, select, update
 
 from giftwave.clock import now_us
-from giftwave.db.tables import risk_flags
+from giftwave.db.tables import payment_orders, risk_flags
 from giftwave.db.upsert import insert_for
-from giftwave.economy.risk_rules import FlagDraft, Rule
+from giftwave.economy.risk_rules import FlagDraft, Rule, Severity
 
 KIND_MAX_CHARS: Final = 32
 NOTE_MAX_CHARS: Final = 500
@@ -131,6 +131,36 @@ def raise_flags(conn: Connection, drafts: Sequence[FlagDraft]) -> int:
     return new
 
 
+def escalate(conn: Connection, user_id: int, rule: Rule, since_us: int, payout_id: str) -> int:
+    """The user's open flags of ``rule`` (opened since ``since_us``) turn high, with the payout
+    that made them so in their evidence: the same flag row a person may already be reading,
+    not a second one. How many changed. Called by the rules engine in the transaction that
+    holds its watermark, so no other node rewrites the evidence meanwhile."""
+    f = risk_flags.c
+    rows = conn.execute(
+        select(f.id, f.evidence).where(
+            f.user_id == user_id,
+            f.rule == rule.value,
+            f.closed_at_us.is_(None),
+            f.opened_at_us >= since_us,
+        )
+    ).all()
+    changed = 0
+    for row in rows:
+        evidence = {} if row.evidence is None else orjson.loads(row.evidence)
+        seen = list(evidence.get("payouts", []))
+        if payout_id in seen:
+            continue
+        evidence["payouts"] = [*seen, payout_id]
+        conn.execute(
+            update(risk_flags)
+            .where(f.id == row.id)
+            .values(severity=Severity.HIGH.value, evidence=orjson.dumps(evidence).decode())
+        )
+        changed += 1
+    return changed
+
+
 def find_flag(conn: Connection, flag_id: int) -> RiskFlag | None:
     row = conn.execute(select(risk_flags).where(risk_flags.c.id == flag_id)).first()
     return None if row is None else _flag_of(row)
@@ -180,6 +210,25 @@ def last_card_testing_us(conn: Connection, user_id: int, since_us: int) -> int |
     at = conn.execute(
         select(func.max(risk_flags.c.opened_at_us)).where(
             risk_flags.c.user_id == user_id,
+            risk_flags.c.rule == Rule.CARD_TESTING.value,
+            risk_flags.c.closed_at_us.is_(None),
+            risk_flags.c.opened_at_us >= since_us,
+        )
+    ).scalar()
+    return None if at is None else int(at)
+
+
+def last_card_testing_at_address(conn: Connection, address_hash: str, since_us: int) -> int | None:
+    """When the newest card-testing flag (not cleared, since ``since_us``) of anyone who
+    ordered from this hashed address in that time opened: a tester's new account, from the
+    same address, is blocked at its first order rather than at the next scan."""
+    o = payment_orders.c
+    at = conn.execute(
+        select(func.max(risk_flags.c.opened_at_us))
+        .select_from(risk_flags.join(payment_orders, o.user_id == risk_flags.c.user_id))
+        .where(
+            o.address_hash == address_hash,
+            o.updated_at_us >= since_us,
             risk_flags.c.rule == Rule.CARD_TESTING.value,
             risk_flags.c.closed_at_us.is_(None),
             risk_flags.c.opened_at_us >= since_us,

@@ -38,7 +38,7 @@ from giftwave.db.tables import (
     transfers,
     users,
 )
-from giftwave.economy.risk_flags import raise_flags
+from giftwave.economy.risk_flags import escalate, raise_flags
 from giftwave.economy.risk_rules import (
     US_PER_S,
     FailedTopUp,
@@ -325,6 +325,10 @@ class _Facts:
         ).all()
         earned_since = int(gift_rows[0].created_at_us) if gift_rows else None
         drafts = self.funnel(creator, at_us)
+        if not drafts:
+            # A funnel flagged before this request: the cash-out step makes it high.
+            window = self.rules.funnel_window_s * US_PER_S
+            escalate(self.conn, creator, Rule.FUNNEL, at_us - window, payout_id)
         cycle = fast_cycle(
             self.rules, creator, payout_id, requested, earned_since, [int(r.id) for r in gift_rows]
         )

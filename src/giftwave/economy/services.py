@@ -23,7 +23,6 @@ from giftwave.economy.reversals import Reversals
 from giftwave.economy.risk_rules import RiskRules
 from giftwave.economy.spending import Spending, SpendingPolicy
 from giftwave.economy.spending_reminders import Reminders
-from giftwave.economy.spending_rules import YoungAdultRule
 from giftwave.economy.subscription_gifts import SubscriptionGifts
 from giftwave.economy.subscriptions import SubscriptionPolicy, Subscriptions
 from giftwave.economy.topups import TopUpRisk, TopUps
@@ -73,21 +72,7 @@ class Economy:
         age_rule = AgeRule(settings.min_age, dict(settings.min_age_by_country))
         wallets = Wallets(db)
         catalog = Catalog(db)
-        spending = Spending(
-            db,
-            wallets,
-            SpendingPolicy(
-                cooling_off_s=settings.spending_cooling_off_s,
-                exclusion_max_days=settings.spending_exclusion_max_days,
-                young=YoungAdultRule(
-                    settings.spending_young_adult_age,
-                    dict(settings.spending_young_adult_age_by_country),
-                    settings.spending_young_adult_month_coins,
-                ),
-                daily_cap_coins=settings.gift_daily_spend_max_coins,
-                default_currency=settings.default_currency,
-            ),
-        )
+        spending = Spending(db, wallets, SpendingPolicy.configured(settings))
 
         gifting = Gifting(
             db,

@@ -20,6 +20,7 @@ from babel.numbers import get_territory_currencies
 from sqlalchemy import Connection, Engine, RowMapping, and_, func, select
 
 from giftwave.clock import day_of, now_us
+from giftwave.config import Settings
 from giftwave.db.tables import (
     gift_sends,
     notify_settings,
@@ -70,6 +71,20 @@ class SpendingPolicy:
     young: YoungAdultRule
     daily_cap_coins: int  # the operator's (0: none)
     default_currency: str
+
+    @classmethod
+    def configured(cls, settings: Settings) -> SpendingPolicy:
+        return cls(
+            cooling_off_s=settings.spending_cooling_off_s,
+            exclusion_max_days=settings.spending_exclusion_max_days,
+            young=YoungAdultRule(
+                settings.spending_young_adult_age,
+                dict(settings.spending_young_adult_age_by_country),
+                settings.spending_young_adult_month_coins,
+            ),
+            daily_cap_coins=settings.gift_daily_spend_max_coins,
+            default_currency=settings.default_currency,
+        )
 
 
 @dataclass(frozen=True, slots=True)

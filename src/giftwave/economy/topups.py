@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from giftwave.clock import now_us
-from giftwave.db.tables import payment_events, payment_orders
+from giftwave.db.tables import payment_events, payment_orders, users
 from giftwave.economy import risk_flags
 from giftwave.economy.packages import (
     CoinPackage,
@@ -143,6 +143,26 @@ def find_order_by_session(conn: Connection, provider: str, session_id: str) -> O
     return None if row is None else _to_order(row)
 
 
+def _lock_buyer(conn: Connection, user_id: int) -> None:
+    """Make two orders of one buyer take turns until the first commits, so the second counts
+    it. PostgreSQL: the buyer's row lock. SQLite: nothing here; the order's INSERT, the
+    transaction's first write, takes the database's one write lock (a read before it would
+    pin a snapshot the write could not use, hence no savepoint before the INSERT)."""
+    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update()).first()
+
+
+def _bought_today(conn: Connection, user_id: int, now: int) -> int:
+    """The coins of the user's orders of the last 24 hours that may still be paid."""
+    bought = conn.execute(
+        select(func.coalesce(func.sum(payment_orders.c.coins), 0)).where(
+            payment_orders.c.user_id == user_id,
+            payment_orders.c.created_at_us > now - DAY_US,
+            payment_orders.c.status.not_in((OrderStatus.FAILED.value, OrderStatus.CANCELLED.value)),
+        )
+    ).scalar_one()
+    return int(bought)
+
+
 def topup_id(provider: str, payment_id: str) -> str:
     return f"topup:{provider}:{payment_id}"
 
@@ -212,7 +232,7 @@ class TopUps:
             self._price, user, package_id, coins, currency, idempotency_key
         )
         if existing is None:
-            await asyncio.to_thread(self._check_risk, user.id, order_coins)
+            await asyncio.to_thread(self._check_risk, user.id, order_coins, address_hash)
         if existing is not None:
             if (existing.coins, existing.amount_minor, existing.currency) != (
                 order_coins,
@@ -277,39 +297,47 @@ class TopUps:
             assert coins is not None
             return existing, coins, custom_price_minor(list_packages(conn, currency), coins)
 
-    def _check_risk(self, user_id: int, coins: int) -> None:
+    def _check_risk(self, user_id: int, coins: int, address_hash: str | None) -> None:
         """What the user's risk flags allow (``TopUpRisk``): a frozen account buys nothing, a
-        card tester waits out the block, a flagged buyer stays under the flagged cap."""
+        card tester (or anyone ordering from a card tester's address) waits out the block, a
+        flagged buyer stays under the flagged cap. Read
+        before the provider's checkout so a refused order costs none; the cap is held again,
+        exactly, where the order is written (``_hold_flagged_cap``)."""
         now = now_us()
         block_us = self._risk.block_s * 1_000_000
         with self._db.connect() as conn:
             if risk_flags.is_frozen(conn, user_id):
                 raise Forbidden(Code.ACCOUNT_FROZEN, "this account is frozen: contact support")
             tested_at = risk_flags.last_card_testing_us(conn, user_id, now - block_us)
+            if tested_at is None and address_hash is not None:
+                tested_at = risk_flags.last_card_testing_at_address(
+                    conn, address_hash, now - block_us
+                )
             if tested_at is not None:
                 raise RateLimited(
                     Code.TOPUPS_BLOCKED,
                     "too many failed payments: buying coins is paused for a while",
                     retry_after_s=max(1.0, (tested_at + block_us - now) / 1e6),
                 )
-            if not risk_flags.has_active_flag(conn, user_id):
-                return
-            bought = conn.execute(
-                select(func.coalesce(func.sum(payment_orders.c.coins), 0)).where(
-                    payment_orders.c.user_id == user_id,
-                    payment_orders.c.created_at_us > now - DAY_US,
-                    payment_orders.c.status.not_in(
-                        (OrderStatus.FAILED.value, OrderStatus.CANCELLED.value)
-                    ),
-                )
-            ).scalar_one()
+            if risk_flags.has_active_flag(conn, user_id):
+                self._refuse_over_cap(_bought_today(conn, user_id, now), coins)
+
+    def _hold_flagged_cap(self, conn: Connection, user_id: int, coins: int) -> None:
+        """The flagged cap, exact on any number of nodes: called after the new order's INSERT,
+        in its transaction, which holds the buyer (``_lock_buyer``). Over the cap, the
+        transaction rolls back: the order is not written."""
+        if not risk_flags.has_active_flag(conn, user_id):
+            return
+        self._refuse_over_cap(_bought_today(conn, user_id, now_us()) - coins, coins)
+
+    def _refuse_over_cap(self, bought: int, coins: int) -> None:
         cap = self._risk.flagged_coins_per_day
-        if int(bought) + coins > cap:
+        if bought + coins > cap:
             raise Forbidden(
                 Code.TOPUP_LIMIT_REACHED,
                 f"this account may buy at most {cap} coins a day for now",
                 limit_coins=cap,
-                bought_coins=int(bought),
+                bought_coins=bought,
             )
 
     def _insert_order(
@@ -343,13 +371,15 @@ class TopUps:
             "updated_at_us": now,
             "address_hash": address_hash,
         }
-        with self._db.begin() as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(payment_orders).values(values))
-                return _order_of(values)
-            except IntegrityError:
-                pass  # the same key, concurrently: the first order stands
+        try:
+            with self._db.begin() as conn:
+                _lock_buyer(conn, user.id)
+                conn.execute(insert(payment_orders).values(values))
+                self._hold_flagged_cap(conn, user.id, coins)
+            return _order_of(values)
+        except IntegrityError:
+            pass  # the same key, concurrently: the first order stands
+        with self._db.connect() as conn:
             row = conn.execute(
                 select(payment_orders).where(
                     payment_orders.c.user_id == user.id, payment_orders.c.idempotency_key == key
