@@ -42,6 +42,20 @@ DEMO_GIFTS = (
 )
 
 
+# The fraud rules run in the demo as anywhere (docs/risk.md, "In the demo"), with two
+# thresholds of its own: its cast is a handful of accounts made minutes ago that gift only
+# luna, which is a laundering funnel by the defaults, and a visitor who tries the payout flow
+# cashes out minutes after the first gift, which is a fast cycle.
+DEMO_RISK_FUNNEL_ACCOUNTS = 25  # a funnel needs many more fresh accounts than the cast
+DEMO_RISK_FAST_CYCLE_S = 60  # the smallest allowed: a demo payout comes minutes after gifts
+
+
+def demo_card(handle: str) -> str:
+    """The sandbox test card a demo viewer pays with: each their own, as real buyers' are (one
+    card on many accounts is what the shared-card rule flags)."""
+    return f"4000{sum(ord(c) * 31**i for i, c in enumerate(handle)) % 10**12:012d}"
+
+
 @dataclass(frozen=True, slots=True)
 class DemoSeed:
     stream_id: str
@@ -91,8 +105,8 @@ async def _seed(settings: Settings) -> DemoSeed:
     ):
         creator_auth, creator_id = await _person(client, DEMO_CREATOR, "creator")
         viewers = {name: await _person(client, name, "viewer") for name in DEMO_VIEWERS}
-        for auth, _ in viewers.values():
-            await top_up(client, auth)
+        for name, (auth, _) in viewers.items():
+            await top_up(client, auth, card=demo_card(name))
         stream_id = await _live_stream(client, creator_auth)
         for name, gift_id, count in DEMO_GIFTS:
             auth = viewers[name][0]
@@ -154,8 +168,10 @@ async def top_up(
     *,
     key: str = "demo-topup",
     coins: int = DEMO_TOPUP_COINS,
+    card: str,
 ) -> None:
-    """Buy a coin package at the sandbox checkout, as a person would: order, then Pay."""
+    """Buy a coin package at the sandbox checkout, as a person would: order, then Pay with
+    ``card``."""
     packages = (await client.get("/v1/coin-packages")).json()
     package = next(p for p in packages if p["coins"] == coins)
     r = await client.post(
@@ -168,7 +184,9 @@ async def top_up(
     if order["status"] == "open":
         session = order["checkout_url"].rsplit("/", 1)[1]
         r = await client.post(
-            f"/sandbox/checkout/{session}/pay", headers={"Accept": "application/json"}
+            f"/sandbox/checkout/{session}/pay",
+            data={"card": card},
+            headers={"Accept": "application/json"},
         )
         _expect(r, 200)
 
@@ -204,7 +222,7 @@ def demo_settings(settings: Settings) -> Settings:
     """What the demo changes: an admin token, its audience labelled as simulated, cookies a
     browser keeps over plain http (a demo has no TLS in front of it), payouts through the
     sandbox payout provider unless another one is chosen (a creator onboards at its page), the
-    payout policy on and the sandbox's fees charged."""
+    payout policy on, the sandbox's fees charged, and the fraud rules' demo thresholds."""
     settings = with_admin_token(settings)
     secure = bool(settings.public_url and settings.public_url.startswith("https://"))
     provider = "sandbox" if settings.payout_provider == "none" else settings.payout_provider
@@ -214,8 +232,21 @@ def demo_settings(settings: Settings) -> Settings:
             "cookie_secure": secure,
             "payout_provider": provider,
             **_demo_payouts(settings),
+            **_demo_risk(settings),
         }
     )
+
+
+def _demo_risk(settings: Settings) -> dict[str, int]:
+    """The fraud rules stay on; only the two thresholds the demo's own cast would trip are
+    moved (``DEMO_RISK_*``), each unless the operator set their own. Printed at the start."""
+    defaults = Settings.model_fields
+    changes: dict[str, int] = {}
+    if settings.risk_funnel_accounts == defaults["risk_funnel_accounts"].default:
+        changes.update(risk_funnel_accounts=DEMO_RISK_FUNNEL_ACCOUNTS)
+    if settings.risk_fast_cycle_s == defaults["risk_fast_cycle_s"].default:
+        changes.update(risk_fast_cycle_s=DEMO_RISK_FAST_CYCLE_S)
+    return changes
 
 
 def _demo_payouts(settings: Settings) -> dict[str, int]:
@@ -290,6 +321,9 @@ def run_demo(
   audience[/bold] (labelled so on every page) sending gifts, likes and chat.
   Sign up on the page, buy coins at the sandbox checkout (no real money), and gift yourself.
   Payouts go through the sandbox payout provider: set up the payout account in the studio.
+  Fraud rules on ({base}/admin/risk): a funnel here takes {settings.risk_funnel_accounts} fresh
+    accounts, a fast cycle is a payout within {settings.risk_fast_cycle_s} s of the first gift
+    (docs/risk.md, "In the demo").
 
   Logins (password {DEMO_PASSWORD}): {DEMO_CREATOR} (creator, {base}/studio), {viewers},
     {DEMO_ADMIN} (admin, {base}/admin)

@@ -89,13 +89,14 @@ async def _wallet(http: httpx.AsyncClient, token: str) -> int:
 
 
 async def _buy_coins(http: httpx.AsyncClient, viewer: SimulatedViewer) -> None:
-    from giftwave.demo import DEMO_TOPUP_COINS, top_up
+    from giftwave.demo import DEMO_TOPUP_COINS, demo_card, top_up
 
     await top_up(
         http,
         {"Authorization": f"Bearer {viewer.token}"},
         key=f"sim-topup-{viewer.rng.getrandbits(64):016x}",
         coins=DEMO_TOPUP_COINS,
+        card=demo_card(viewer.handle),
     )
     viewer.coins = await _wallet(http, viewer.token)
 

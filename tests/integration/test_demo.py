@@ -13,10 +13,12 @@ import pytest
 import websockets
 from liveclient import Client
 from serverproc import ADMIN_TOKEN, ServerGroup, assert_ledger_verify_clean, giftwave_env
+from sqlalchemy import select
 
 from giftwave.api.app import create_app
 from giftwave.config import Settings
 from giftwave.db.engine import make_engine
+from giftwave.db.tables import risk_flags
 from giftwave.db.urls import DatabaseUrl, parse_database_url
 from giftwave.demo import (
     DEMO_GIFTS,
@@ -28,6 +30,8 @@ from giftwave.demo import (
     with_admin_token,
 )
 from giftwave.demo_audience import run_audience
+from giftwave.economy.risk_follower import CardTestingScan, RiskFollower
+from giftwave.economy.services import risk_rules_of
 from giftwave.ledger.accounts import get_account
 from giftwave.ledger.verify import verify_ledger
 
@@ -160,3 +164,29 @@ def test_the_demo_turns_the_payout_policy_on_unless_the_operator_set_one() -> No
 def test_the_demo_sandbox_charges_payout_fees() -> None:
     settings = demo_settings(Settings(database_url="sqlite:///demo.db", admin_token=ADMIN_TOKEN))
     assert (settings.payout_sandbox_fee_fixed_minor, settings.payout_sandbox_fee_bps) == (25, 25)
+
+
+def test_the_demo_evening_raises_no_risk_flag(tmp_path: Path) -> None:
+    """The fraud rules run in the demo; its own cast (accounts made minutes ago, all gifting
+    luna, buying coins at the sandbox) is no laundering funnel and shares no card."""
+    settings = demo_settings(
+        Settings(database_url=f"sqlite:///{tmp_path}/demo.db", password_time_cost=1)
+    )
+    assert settings.risk_interval_s > 0  # the engine is on
+    seed_demo(settings)
+    engine = make_engine(parse_database_url(settings.database_url))
+    rules = risk_rules_of(settings)
+    RiskFollower(engine, rules).catch_up()
+    CardTestingScan(engine, rules).run_once()
+    with engine.connect() as conn:
+        raised = conn.execute(select(risk_flags.c.rule, risk_flags.c.user_id)).all()
+    engine.dispose()
+    assert raised == []
+
+
+def test_the_demo_keeps_the_operators_own_risk_thresholds() -> None:
+    settings = demo_settings(Settings(risk_funnel_accounts=7, risk_fast_cycle_s=600))
+    assert (settings.risk_funnel_accounts, settings.risk_fast_cycle_s) == (7, 600)
+    moved = demo_settings(Settings())
+    assert moved.risk_funnel_accounts > len(DEMO_VIEWERS)
+    assert moved.risk_fast_cycle_s == 60
