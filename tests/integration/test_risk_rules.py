@@ -260,3 +260,39 @@ async def test_the_admin_queue_shows_evidence_and_decides_audited(
         assert flag_id in [v["flag"]["id"] for v in cleared]
     decided = [r for r in caplog.records if r.getMessage() == "audit.risk_decided"]
     assert [r.audit["decision"] for r in decided] == ["hold", "freeze", "clear"]  # type: ignore[attr-defined]
+
+
+async def refund_after_gifting(client: httpx.AsyncClient) -> Person:
+    """A viewer who buys coins, gifts them, and has the payment refunded the same hour."""
+    creator = await register(client, "creator")
+    stream = await creator.go_live()
+    viewer = await register(client)
+    placed = await viewer.buy(700)
+    assert (await viewer.gift(stream, "money_gun")).status_code == 201
+    await sandbox(client, placed, "refund")
+    return viewer
+
+
+async def test_a_refund_after_gifting_is_evidence_only_by_default(
+    economy_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with economy_app(**OFF) as client:
+        viewer = await refund_after_gifting(client)
+        run_rules(client)
+        run_rules(client)
+        assert flags(client, "refund_after_gift") == []
+    seen = [r for r in caplog.records if r.getMessage() == "audit.risk_evidence"]
+    assert [(r.audit["rule"], r.audit["user_id"]) for r in seen] == [  # type: ignore[attr-defined]
+        ("refund_after_gift", viewer.id)
+    ]
+
+
+async def test_a_refund_after_gifting_flags_when_the_operator_asks(
+    economy_app: AppFactory,
+) -> None:
+    async with economy_app(**OFF, risk_refund_after_gift_flags=True) as client:
+        viewer = await refund_after_gifting(client)
+        run_rules(client)
+        (flag,) = flags(client, "refund_after_gift")
+        assert (flag.user_id, flag.severity) == (viewer.id, "low")

@@ -54,6 +54,7 @@ from giftwave.economy.risk_rules import (
     shared_card,
 )
 from giftwave.ledger.annex import PAYOUT_PENDING_PREFIX
+from giftwave.logs import audit
 from giftwave.periodic import PeriodicThread, Schedule
 
 WATERMARK: Final = "risk_rules"
@@ -180,6 +181,7 @@ class _Facts:
     def __init__(self, conn: Connection, rules: RiskRules) -> None:
         self.conn = conn
         self.rules = rules
+        self.evidenced: set[str] = set()  # refunds told as evidence in this chunk
 
     def from_fresh_senders(self, gifts: Sequence[Seen]) -> list[Seen]:
         """The gifts whose sender registered shortly before: only their creators can be the
@@ -438,7 +440,25 @@ class _Facts:
             [int(x.id) for x in gifts],
             int(gifts[0].created_at_us) if gifts else None,
         )
-        return [] if draft is None else [draft]
+        if draft is None:
+            return []
+        if not self.rules.refund_after_gift_flags:
+            # Evidence only by default: honest buyers refund after gifting too, and the
+            # simulator has no truth to tune it on (docs/risk.md). A person finds it in the log,
+            # once per refund whichever legs the chunk holds.
+            if base in self.evidenced:
+                return []
+            self.evidenced.add(base)
+            audit(
+                "audit.risk_evidence",
+                rule=draft.rule.value,
+                user_id=draft.user_id,
+                refund=base,
+                top_up=str(order.id),
+                gifts=len(gifts),
+            )
+            return []
+        return [draft]
 
 
 class CardTestingScan:

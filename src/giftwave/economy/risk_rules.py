@@ -57,6 +57,7 @@ class RiskRules:
     chargeback_rate_pct: int = 20
     chargeback_window_s: int = 30 * 86_400
     refund_after_gift_s: int = 86_400
+    refund_after_gift_flags: bool = False  # False: evidence only (an audit line), no flag
     shared_card_accounts: int = 3
     shared_card_window_s: int = 30 * 86_400
 
