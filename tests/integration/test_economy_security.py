@@ -156,6 +156,12 @@ def admin_calls(payout_id: str, user_id: int, send_id: str) -> dict[tuple[str, s
         ("GET", "/v1/admin/reports"): ("/v1/admin/reports", None),
         ("GET", "/v1/admin/payees/{creator_id}"): (f"/v1/admin/payees/{user_id}", None),
         ("GET", "/v1/admin/reconciliation"): ("/v1/admin/reconciliation", None),
+        ("GET", "/v1/admin/risk"): ("/v1/admin/risk", None),
+        ("GET", "/v1/admin/risk/{flag_id}"): ("/v1/admin/risk/1", None),
+        ("POST", "/v1/admin/risk/{flag_id}/decision"): (
+            "/v1/admin/risk/1/decision",
+            {"decision": "freeze"},
+        ),
     }
 
 
