@@ -48,6 +48,7 @@ test: lint typecheck pytest
 # with a short version inside `make test`. About ten minutes; run before a release.
 test-long: $(STAMP) services
 	$(BIN)/pytest -n auto --dist loadfile --durations=15 -m long
+	GIFTWAVE_TEST_FUZZ_EXAMPLES=50 $(BIN)/pytest -n auto --dist loadfile tests/integration/test_api_schemathesis.py
 
 # New or changed strings in the pages: extract them and merge them into each catalog, then
 # translate the empty or fuzzy entries (tests/unit/test_i18n.py demands every one).

@@ -141,7 +141,7 @@ def _assert_balances(base_url: str, economy: Economy, stored: StoredLedger) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["thread", "process"])
+@pytest.mark.parametrize("writer", [pytest.param("thread", marks=pytest.mark.long), "process"])
 def test_acked_gifts_survive_sigkill_mid_storm(
     bare_db_url: DatabaseUrl, tmp_path: Path, writer: str
 ) -> None:
@@ -341,7 +341,7 @@ def _stored_gifts(db: DatabaseUrl) -> frozenset[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["thread", "process"])
+@pytest.mark.parametrize("writer", [pytest.param("thread", marks=pytest.mark.long), "process"])
 def test_every_committed_gift_has_its_row_after_sigkill(
     bare_db_url: DatabaseUrl, tmp_path: Path, writer: str
 ) -> None:

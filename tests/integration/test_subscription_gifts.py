@@ -130,6 +130,11 @@ async def test_k_subscriptions_go_to_k_eligible_viewers_in_one_chain(
         )
         assert r.json() == {"accept": False}
         assert (await opted_out.get("/v1/me/gifted-subscriptions")).json() == {"accept": False}
+        for loose in ("yes", "true", 1, None):  # a switch is a JSON boolean, nothing like one
+            r = await opted_out.client.put(
+                "/v1/me/gifted-subscriptions", json={"accept": loose}, headers=opted_out.auth
+            )
+            assert r.status_code == 422, r.text
         assert (await subscriber.get("/v1/me/gifted-subscriptions")).json() == {"accept": True}
         await grant(client, subscriber, PRICE)
         r = await subscriber.post(f"/v1/creators/{creator.id}/subscription")

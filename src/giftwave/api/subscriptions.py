@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser, WalletUser, economy_of
+from giftwave.api.fields import StrictBool
 from giftwave.api.state import services
 from giftwave.clock import now_us
 from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE
@@ -222,7 +223,7 @@ async def gift_subscriptions(
 
 class GiftedSettingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    accept: bool = Field(description="receive gifted subscriptions (on by default)")
+    accept: StrictBool = Field(description="receive gifted subscriptions (on by default)")
 
 
 class GiftedSettingOut(BaseModel):
