@@ -37,9 +37,9 @@ from giftwave.config import Settings
 from giftwave.db.urls import DatabaseUrl
 
 SEED: Final = 20250917
-# Per operation for the fuzzing phase (coverage adds its own cases): 10 in `make test`, more in
+# Per operation for the fuzzing phase (coverage adds its own cases): 5 in `make test`, more in
 # `make test-long` (GIFTWAVE_TEST_FUZZ_EXAMPLES=50), the same derandomized seed either way.
-MAX_EXAMPLES: Final = int(os.environ.get("GIFTWAVE_TEST_FUZZ_EXAMPLES", "10"))
+MAX_EXAMPLES: Final = int(os.environ.get("GIFTWAVE_TEST_FUZZ_EXAMPLES", "5"))
 ADMIN_PATHS: Final = ("/v1/admin/", "/v1/ledger/")
 CREATOR_PATHS: Final = ("/v1/creators/me/webhooks",)  # viewers only ever meet 403 there
 LOGOUT_PATH: Final = "/v1/auth/logout"
