@@ -14,6 +14,7 @@ Everything listens on and talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -289,3 +290,26 @@ def one_server(db: DatabaseUrl, log_dir: Path, **env: str) -> Iterator[ServerPro
     with ServerGroup(log_dir, environment) as servers:
         [server] = servers.start("a")
         yield server
+
+
+_handles = itertools.count(1)
+
+
+def register_over_http(
+    client: httpx.Client, role: str, prefix: str, password: str
+) -> tuple[int, dict[str, str]]:
+    """A new adult user of ``role`` on a running server: its id and bearer headers."""
+    handle = f"{prefix}{role[:2]}{next(_handles)}"
+    r = client.post(
+        "/v1/auth/register",
+        json={
+            "handle": handle,
+            "email": f"{handle}@example.test",
+            "password": password,
+            "birth_date": "1990-01-01",
+            "country": "US",
+            "role": role,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["user"]["id"]), {"Authorization": f"Bearer {r.json()['token']}"}

@@ -10,7 +10,6 @@ docs/security.md), against a real `giftwave serve` on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
-import itertools
 import socket
 from collections.abc import Iterator
 from typing import Final
@@ -18,14 +17,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from serverproc import ServerProcess, one_server
+from serverproc import ServerProcess, one_server, register_over_http
 
 from giftwave.db.urls import DatabaseUrl
 
 PASSWORD: Final = "correct horse battery staple"
 TEN_MB: Final = 10 * 1024 * 1024
 ADMIN_TOKEN: Final = "body-limit-admin-token"
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +43,7 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 def someone(client: httpx.Client, role: str) -> tuple[int, dict[str, str]]:
-    handle = f"bl{role[:2]}{next(_names)}"
-    r = client.post(
-        "/v1/auth/register",
-        json={
-            "handle": handle,
-            "email": f"{handle}@example.test",
-            "password": PASSWORD,
-            "birth_date": "1990-01-01",
-            "country": "US",
-            "role": role,
-        },
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["user"]["id"]), {"Authorization": f"Bearer {r.json()['token']}"}
+    return register_over_http(client, role, "bl", PASSWORD)
 
 
 def too_large(r: httpx.Response) -> None:

@@ -10,19 +10,17 @@ a real `giftwave serve` on SQLite and PostgreSQL (one server per backend for the
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Final
 
 import httpx
 import pytest
-from serverproc import ServerProcess, one_server
+from serverproc import ServerProcess, one_server, register_over_http
 
 from giftwave.db.urls import DatabaseUrl
 
 PASSWORD: Final = "correct horse battery staple"
 PROBLEM: Final = "application/problem+json"
-_names = itertools.count(1)
 
 SIGNED_IN_ONLY: Final = [
     ("PUT", "/v1/me/subscription-price"),
@@ -84,20 +82,7 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 def someone(client: httpx.Client, role: str) -> tuple[int, dict[str, str]]:
-    handle = f"cr{role[:2]}{next(_names)}"
-    r = client.post(
-        "/v1/auth/register",
-        json={
-            "handle": handle,
-            "email": f"{handle}@example.test",
-            "password": PASSWORD,
-            "birth_date": "1990-01-01",
-            "country": "US",
-            "role": role,
-        },
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["user"]["id"]), {"Authorization": f"Bearer {r.json()['token']}"}
+    return register_over_http(client, role, "cr", PASSWORD)
 
 
 def refused(r: httpx.Response, status: int) -> None:
