@@ -8,7 +8,6 @@ and PostgreSQL (one server per backend for the module).
 
 from __future__ import annotations
 
-import itertools
 import socket
 from collections.abc import Iterator
 from typing import Any, Final
@@ -16,14 +15,13 @@ from typing import Any, Final
 import httpx
 import pytest
 from economy_client import problem_body
-from serverproc import ADMIN_TOKEN, ServerProcess, one_server
+from serverproc import ADMIN_TOKEN, ServerProcess, one_server, register_over_http
 
 from giftwave.db.urls import DatabaseUrl
 
 ADMIN: Final = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PASSWORD: Final = "correct horse battery staple"
 PROBLEM_JSON: Final = "application/problem+json"
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +46,7 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 def _register(client: httpx.Client, role: str) -> tuple[int, dict[str, str]]:
-    handle = f"pm{role[:2]}{next(_names)}"
-    r = client.post(
-        "/v1/auth/register",
-        json={
-            "handle": handle,
-            "email": f"{handle}@example.test",
-            "password": PASSWORD,
-            "birth_date": "1990-01-01",
-            "country": "US",
-            "role": role,
-        },
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["user"]["id"], {"Authorization": f"Bearer {r.json()['token']}"}
+    return register_over_http(client, role, "pm", PASSWORD)
 
 
 def _problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
