@@ -24,6 +24,7 @@ from typing import Any, Final
 import orjson
 from sqlalchemy import Connection, Engine, func, select, update
 
+from giftwave.db.claims import due_ids
 from giftwave.db.tables import notice_fanouts
 from giftwave.db.upsert import insert_for
 from giftwave.notify.notices import (
@@ -94,14 +95,8 @@ def claim(db: Engine, *, now_us: int, limit: int = CLAIM_MAX) -> list[FanoutClai
     """Up to ``limit`` due fan-outs leased to this caller; rows another node holds are skipped."""
     lease_until = now_us + LEASE_US
     with db.begin() as conn:
-        due = (
-            select(f.id)
-            .where(f.status == PENDING, f.lease_until_us <= now_us)
-            .order_by(f.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
+        due = due_ids(
+            f.id, f.status == PENDING, f.lease_until_us <= now_us, order_by=f.id, limit=limit
         )
         claimed = conn.execute(
             update(notice_fanouts)

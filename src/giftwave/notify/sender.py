@@ -26,6 +26,7 @@ from pywebpush import WebPusher  # type: ignore[import-untyped]
 from sqlalchemy import Engine, delete, select, update
 
 from giftwave.clock import now_us as wall_clock_us
+from giftwave.db.claims import due_ids
 from giftwave.db.tables import notices, push_jobs, push_subscriptions
 from giftwave.egress import HostUnknown, first_not_public, resolve_async
 from giftwave.notify.vapid import VapidKey
@@ -74,14 +75,12 @@ def claim_due(db: Engine, *, now_us: int, limit: int) -> list[PushClaim]:
     """Up to ``limit`` due jobs, leased to this caller; rows another node holds are skipped."""
     lease_until = now_us + LEASE_US
     with db.begin() as conn:
-        due = (
-            select(j.id)
-            .where(j.status == PENDING, j.next_attempt_at_us <= now_us)
-            .order_by(j.next_attempt_at_us)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
+        due = due_ids(
+            j.id,
+            j.status == PENDING,
+            j.next_attempt_at_us <= now_us,
+            order_by=j.next_attempt_at_us,
+            limit=limit,
         )
         claimed = conn.execute(
             update(push_jobs)

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, case, delete, select
 
+from giftwave.db.claims import due_ids
 from giftwave.db.tables import webhook_combos
 from giftwave.db.upsert import insert_for
 from giftwave.economy.gifting import GiftSent
@@ -108,13 +109,5 @@ def close_quiet(conn: Connection, *, now_us: int, quiet_us: int) -> list[Event]:
     """Close combos whose sender has been quiet for the window (and the grace); their
     ``combo_end`` events, to be queued in the same transaction."""
     cutoff = now_us - quiet_us - GRACE_US
-    due = (
-        select(c.c.id)
-        .where(c.c.last_at_us < cutoff)
-        .order_by(c.c.last_at_us)
-        .limit(CLOSE_BATCH)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-        .prefix_with("MATERIALIZED", dialect="postgresql")  # once: see outbox.claim_due
-    )
+    due = due_ids(c.c.id, c.c.last_at_us < cutoff, order_by=c.c.last_at_us, limit=CLOSE_BATCH)
     return _close(conn, c.c.id.in_(select(due.c.id)) & (c.c.last_at_us < cutoff))

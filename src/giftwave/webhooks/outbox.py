@@ -26,6 +26,7 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from giftwave import metrics
 from giftwave.clock import now_us as wall_clock_us
+from giftwave.db.claims import due_ids
 from giftwave.db.tables import webhook_deliveries, webhook_endpoints
 from giftwave.db.upsert import insert_for
 from giftwave.economy.subscription_gifts import SubsGiven
@@ -227,18 +228,14 @@ def claim_due(conn: Connection, *, now_us: int, limit: int, lease_us: int) -> li
     """Up to ``limit`` due deliveries of enabled endpoints, each leased to this caller. Rows
     another node holds locked are skipped (PostgreSQL); the conditions are checked again by the
     UPDATE itself, so two claimers never take one row (SQLite serializes them anyway)."""
-    assert limit >= 1
     active = select(e.c.id).where(e.c.disabled_at_us.is_(None))
-    due = (
-        select(d.c.id)
-        .where(d.c.status == PENDING, d.c.next_attempt_at_us <= now_us, d.c.endpoint_id.in_(active))
-        .order_by(d.c.next_attempt_at_us)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-        # Evaluated once: PostgreSQL may otherwise run a LIMIT … SKIP LOCKED subquery again for
-        # the UPDATE, each run skipping the rows the last one took: far more than ``limit``.
-        .prefix_with("MATERIALIZED", dialect="postgresql")
+    due = due_ids(
+        d.c.id,
+        d.c.status == PENDING,
+        d.c.next_attempt_at_us <= now_us,
+        d.c.endpoint_id.in_(active),
+        order_by=d.c.next_attempt_at_us,
+        limit=limit,
     )
     lease_until = now_us + lease_us
     claimed = conn.execute(
