@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
+from migrated import MigratedDatabases
 from sqlalchemy import Engine
 
 from giftwave.bench.scratch import scratch_database
-from giftwave.db.engine import make_engine, migrate
+from giftwave.db.engine import make_engine
 from giftwave.db.urls import DatabaseUrl
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.stores import open_store
@@ -35,15 +36,21 @@ def _base_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> MigratedDatabases:
+    """SQLite migrated once per worker, every test's file a copy of it (tests/migrated.py)."""
+    return MigratedDatabases(tmp_path_factory.mktemp("templates"))
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_databases: MigratedDatabases,
 ) -> Iterator[DatabaseUrl]:
     """A fresh, migrated database on each backend."""
-    with scratch_database(_base_url(request.param, tmp_path_factory), "test") as db:
-        engine = make_engine(db)
-        migrate(engine)
-        engine.dispose()
+    base = _base_url(request.param, tmp_path_factory)  # fails the test if PostgreSQL is down
+    with migrated_databases.fresh(request.param, base) as db:
         yield db
 
 

@@ -9,6 +9,7 @@ log-ins or sign-ups hashed all at once would exhaust the server's memory. ``hash
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
@@ -24,6 +25,19 @@ _DUMMY_PASSWORD = "giftwave-no-such-user"
 BUSY_RETRY_AFTER_S: Final = 1.0
 
 
+@functools.cache
+def _dummy_hash(time_cost: int, memory_kib: int) -> str:
+    """The unknown user's hash for these costs, made once per process and then reused.
+
+    A hash costs what a log-in costs (64 MiB, tens of milliseconds or more): made in every
+    ``Passwords`` it slowed every app start, and a process that starts several apps (the
+    tests start hundreds) paid it each time. Its costs are the ones verified against, so a log-in
+    for an unknown e-mail still costs what a wrong password does."""
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1).hash(
+        _DUMMY_PASSWORD
+    )
+
+
 class Passwords:
     def __init__(
         self, *, time_cost: int, memory_kib: int, at_once: int = 4, wait_s: float = 2.0
@@ -31,7 +45,7 @@ class Passwords:
         assert at_once >= 1
         assert wait_s >= 0
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
-        self._dummy_hash = self._hasher.hash(_DUMMY_PASSWORD)
+        self._dummy_hash = _dummy_hash(time_cost, memory_kib)
         self._slots = asyncio.Semaphore(at_once)
         self._wait_s = wait_s
 
