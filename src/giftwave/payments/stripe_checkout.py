@@ -9,6 +9,7 @@ Events giftwave acts on (configure the Stripe webhook endpoint with exactly thes
     checkout.session.async_payment_succeeded  → succeeded
     checkout.session.async_payment_failed     → failed
     charge.refunded                           → refunded (amount_refunded is cumulative)
+    charge.failed                             → failed (a declined card, counted by the risk rules)
     charge.dispute.created                    → disputed
 
 Any other event type is answered 400 ``unknown_event`` and changes nothing.
@@ -136,6 +137,17 @@ def _order_id(obj: Mapping[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
+# The charge events giftwave reads: their kind, the field that holds the amount, and whether the
+# object is a Charge (it carries the order's metadata and the card) rather than a Dispute.
+_CHARGE_EVENTS: Final = {
+    "charge.refunded": (PaymentEventKind.REFUNDED, "amount_refunded", True),
+    # A declined card: the checkout stays open (the buyer may try another card), but the
+    # attempt is what the card-testing rule counts (docs/risk.md).
+    "charge.failed": (PaymentEventKind.FAILED, "amount", True),
+    "charge.dispute.created": (PaymentEventKind.DISPUTED, "amount", False),
+}
+
+
 def _decode(body: Mapping[str, Any]) -> PaymentEvent | IgnoredEvent:
     event_id, event_type, obj = event_parts(body)
     if event_type in _SESSION_EVENTS:
@@ -146,47 +158,33 @@ def _decode(body: Mapping[str, Any]) -> PaymentEvent | IgnoredEvent:
             return IgnoredEvent(
                 "stripe", event_id, f"checkout completed with payment_status {payment_status!r}"
             )
-        return PaymentEvent(
-            provider="stripe",
-            event_id=event_id,
-            kind=_SESSION_EVENTS[event_type],
-            payment_id=text(obj, "payment_intent"),
-            order_id=_order_id(obj),
-            amount_minor=amount(obj, "amount_total"),
-            currency=currency(obj),
+        return _payment_event(
+            event_id, obj, _SESSION_EVENTS[event_type], "amount_total", of_order=True, card=False
         )
-    if event_type == "charge.refunded":
-        return PaymentEvent(
-            provider="stripe",
-            event_id=event_id,
-            kind=PaymentEventKind.REFUNDED,
-            payment_id=text(obj, "payment_intent"),
-            order_id=_order_id(obj),
-            amount_minor=amount(obj, "amount_refunded"),
-            currency=currency(obj),
-            card_fingerprint=card_fingerprint(obj),
-        )
-    if event_type == "charge.failed":
-        # A declined card: the checkout stays open (the buyer may try another card), but the
-        # attempt is what the card-testing rule counts (docs/risk.md).
-        return PaymentEvent(
-            provider="stripe",
-            event_id=event_id,
-            kind=PaymentEventKind.FAILED,
-            payment_id=text(obj, "payment_intent"),
-            order_id=_order_id(obj),
-            amount_minor=amount(obj, "amount"),
-            currency=currency(obj),
-            card_fingerprint=card_fingerprint(obj),
-        )
-    if event_type == "charge.dispute.created":
-        return PaymentEvent(
-            provider="stripe",
-            event_id=event_id,
-            kind=PaymentEventKind.DISPUTED,
-            payment_id=text(obj, "payment_intent"),
-            order_id=None,
-            amount_minor=amount(obj, "amount"),
-            currency=currency(obj),
-        )
+    if event_type in _CHARGE_EVENTS:
+        kind, amount_field, of_charge = _CHARGE_EVENTS[event_type]
+        return _payment_event(event_id, obj, kind, amount_field, of_order=of_charge, card=of_charge)
     raise WebhookRejected(Code.UNKNOWN_EVENT, f"giftwave does not handle {event_type!r}")
+
+
+def _payment_event(
+    event_id: str,
+    obj: Mapping[str, Any],
+    kind: PaymentEventKind,
+    amount_field: str,
+    *,
+    of_order: bool,
+    card: bool,
+) -> PaymentEvent:
+    """One way to read an event's object, so that a field is checked alike in every event (and
+    in the same order: the first malformed one is the one named)."""
+    return PaymentEvent(
+        provider="stripe",
+        event_id=event_id,
+        kind=kind,
+        payment_id=text(obj, "payment_intent"),
+        order_id=_order_id(obj) if of_order else None,
+        amount_minor=amount(obj, amount_field),
+        currency=currency(obj),
+        card_fingerprint=card_fingerprint(obj) if card else None,
+    )
