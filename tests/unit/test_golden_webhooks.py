@@ -9,6 +9,7 @@ from pathlib import Path
 from giftwave.economy.gifting import GiftSent
 from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, SentGift
+from giftwave.economy.subscription_gifts import Recipient, SubsGiven
 from giftwave.economy.subscriptions import (
     ChangeKind,
     Subscription,
@@ -186,3 +187,27 @@ def test_a_subscription_started_body_says_who_gifted_it() -> None:
     )
     assert paid == head + '"active","months":3,"paid_until_us":1700000000000030,"gifted_by":null}}'
     assert gifted == head + '"gifted","months":3,"paid_until_us":1700000000000030,"gifted_by":11}}'
+
+
+def test_a_subscriptions_gifted_body_is_these_bytes() -> None:
+    given = SubsGiven(
+        gift_id="gsub:10:k-1",
+        buyer_id=10,
+        buyer="u10",
+        stream_id="st_g",
+        creator_id=1,
+        count=2,
+        price_coins=500,
+        coins=1000,
+        diamonds=1000,
+        recipients=(Recipient(11, "u11", 1), Recipient(12, "u12", 4)),
+        created_at_us=T0 + 5,
+        charged=True,
+    )
+    assert events.subscriptions_gifted_event(given).body() == (
+        '{"id":"subscription.gifted:10:k-1","type":"subscription.gifted",'
+        '"created_at_us":1700000000000005,"creator_id":1,"data":{"stream_id":"st_g",'
+        '"gift_id":"gsub:10:k-1","buyer_id":10,"buyer":"u10","count":2,"price_coins":500,'
+        '"coins":1000,"diamonds":1000,"recipients":[{"user_id":11,"handle":"u11","months":1},'
+        '{"user_id":12,"handle":"u12","months":4}]}}'
+    )

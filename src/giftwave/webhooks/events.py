@@ -384,13 +384,7 @@ def level_up_event(up: LevelUp) -> Event:
         event_id=f"level_up:{up.user_id}:{up.level}",
         creator_id=up.creator_id,
         created_at_us=up.at_us,
-        data=GifterLevelUpData(
-            stream_id=up.stream_id,
-            send_id=up.send_id,
-            user_id=up.user_id,
-            handle=up.handle,
-            level=up.level,
-        ),
+        data=msgspec.convert(up, GifterLevelUpData, from_attributes=True),  # its fields, by name
     )
 
 
@@ -452,15 +446,6 @@ def subscriptions_gifted_event(given: SubsGiven) -> Event:
         event_id=f"subscription.gifted:{given.gift_id.removeprefix('gsub:')}",
         creator_id=given.creator_id,
         created_at_us=given.created_at_us,
-        data=SubscriptionGiftedData(
-            stream_id=given.stream_id,
-            gift_id=given.gift_id,
-            buyer_id=given.buyer_id,
-            buyer=given.buyer,
-            count=given.count,
-            price_coins=given.price_coins,
-            coins=given.coins,
-            diamonds=given.diamonds,
-            recipients=[GiftRecipient(r.user_id, r.handle, r.months) for r in given.recipients],
-        ),
+        # Its fields by name, the recipients' too (the purchase's tuple becomes the list).
+        data=msgspec.convert(given, SubscriptionGiftedData, from_attributes=True),
     )
