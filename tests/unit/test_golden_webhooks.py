@@ -19,7 +19,7 @@ from giftwave.economy.subscriptions import (
 from giftwave.live.battles import Battle, BattleStatus, Side, Winner
 from giftwave.live.goals import Goal, GoalKind
 from giftwave.social.level_follower import LevelUp
-from giftwave.webhooks import events
+from giftwave.webhooks import combos, events
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden" / "webhook_bodies.jsonl"
 T0 = 1_700_000_000_000_000
@@ -98,7 +98,7 @@ def _bodies() -> list[str]:
             started_at_us=T0,
             last_at_us=T0 + 7,
         ),
-        events.single_combo_end(SENT, "u10", T0 + 8),
+        combos.single_combo_end(SENT, "u10", T0 + 8),
         events.goal_reached_event(GOAL, 1, 502, T0 + 9),
         events.goal_reached_event(GOAL, 1, None, T0 + 9),
         _battle_ended(BATTLE, 2, T0 + 61_000_001),

@@ -14,6 +14,7 @@ few milliseconds of the window can split one and not the other.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlalchemy import Connection, case, delete, select
@@ -34,25 +35,51 @@ CLOSE_BATCH: Final = 500
 UPSERT_TRIES: Final = 3
 
 
-def _event(row: Any) -> Event:
+def _event(row: Mapping[Any, Any]) -> Event:
+    """A combo's ``combo_end``, from its row (or from the row one send would open)."""
     return combo_end_event(
-        creator_id=int(row.creator_id),
-        stream_id=row.stream_id,
-        combo_id=row.combo_id,
-        sender_id=int(row.sender_id),
-        sender_handle=row.sender_handle,
-        gift_id=row.gift_id,
-        count=int(row.gift_count),
-        coins=int(row.coins),
-        diamonds=int(row.diamonds),
-        sends=int(row.sends),
-        started_at_us=int(row.started_at_us),
-        last_at_us=int(row.last_at_us),
+        creator_id=int(row["creator_id"]),
+        stream_id=row["stream_id"],
+        combo_id=row["combo_id"],
+        sender_id=int(row["sender_id"]),
+        sender_handle=row["sender_handle"],
+        gift_id=row["gift_id"],
+        count=int(row["gift_count"]),
+        coins=int(row["coins"]),
+        diamonds=int(row["diamonds"]),
+        sends=int(row["sends"]),
+        started_at_us=int(row["started_at_us"]),
+        last_at_us=int(row["last_at_us"]),
     )
 
 
+def _one_send(sent: GiftSent, sender_handle: str, at_us: int) -> dict[str, Any]:
+    """The combo of one send: the row ``track_gift`` opens, and the whole of a gift that
+    cannot combo (its combo_id is the send id, as in the room's ``gift`` events)."""
+    return {
+        "stream_id": sent.stream_id,
+        "sender_id": sent.sender_id,
+        "gift_id": sent.gift_id,
+        "creator_id": sent.creator_id,
+        "combo_id": sent.send_id,
+        "sender_handle": sender_handle,
+        "gift_count": sent.count,
+        "coins": sent.coins,
+        "diamonds": sent.diamonds,
+        "sends": 1,
+        "started_at_us": at_us,
+        "last_at_us": at_us,
+    }
+
+
+def single_combo_end(sent: GiftSent, sender_handle: str, at_us: int) -> Event:
+    """A gift that cannot combo ends at once, like its ``final`` event in the room."""
+    return _event(_one_send(sent, sender_handle, at_us))
+
+
 def _close(conn: Connection, condition: Any) -> list[Event]:
-    return [_event(r) for r in conn.execute(delete(c).where(condition).returning(*c.c)).all()]
+    rows = conn.execute(delete(c).where(condition).returning(*c.c)).mappings().all()
+    return [_event(row) for row in rows]
 
 
 def track_gift(
@@ -60,20 +87,7 @@ def track_gift(
 ) -> list[Event]:
     """Add one comboable gift send to its combo (opening one if none is open). A combo of the
     same key that is already over is closed first: its ``combo_end`` is returned."""
-    ins = insert_for(conn, c).values(
-        stream_id=sent.stream_id,
-        sender_id=sent.sender_id,
-        gift_id=sent.gift_id,
-        creator_id=sent.creator_id,
-        combo_id=sent.send_id,
-        sender_handle=sender_handle,
-        gift_count=sent.count,
-        coins=sent.coins,
-        diamonds=sent.diamonds,
-        sends=1,
-        started_at_us=at_us,
-        last_at_us=at_us,
-    )
+    ins = insert_for(conn, c).values(_one_send(sent, sender_handle, at_us))
     upsert = ins.on_conflict_do_update(
         index_elements=[c.c.stream_id, c.c.sender_id, c.c.gift_id],
         set_={

@@ -326,24 +326,6 @@ def combo_end_event(
     )
 
 
-def single_combo_end(sent: GiftSent, sender_handle: str, at_us: int) -> Event:
-    """A gift that cannot combo ends at once, like its ``final`` event in the room."""
-    return combo_end_event(
-        creator_id=sent.creator_id,
-        stream_id=sent.stream_id,
-        combo_id=sent.send_id,
-        sender_id=sent.sender_id,
-        sender_handle=sender_handle,
-        gift_id=sent.gift_id,
-        count=sent.count,
-        coins=sent.coins,
-        diamonds=sent.diamonds,
-        sends=1,
-        started_at_us=at_us,
-        last_at_us=at_us,
-    )
-
-
 def goal_reached_event(goal: Goal, creator_id: int, progress: int | None, at_us: int) -> Event:
     return Event(
         event_id=f"goal_reached:{goal.id}",

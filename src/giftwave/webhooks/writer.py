@@ -25,7 +25,7 @@ from giftwave.economy.paid_messages import PaidMessageSent
 from giftwave.economy.reversals import GiftReversed
 from giftwave.live.goals import find_goal
 from giftwave.live.streams import find_stream
-from giftwave.webhooks.combos import GRACE_US, track_gift
+from giftwave.webhooks.combos import GRACE_US, single_combo_end, track_gift
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import (
     EventType,
@@ -33,7 +33,6 @@ from giftwave.webhooks.events import (
     gift_reversed_event,
     goal_reached_event,
     paid_message_event,
-    single_combo_end,
 )
 from giftwave.webhooks.outbox import PendingGauge, enqueue
 
