@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -295,10 +295,11 @@ def one_server(db: DatabaseUrl, log_dir: Path, **env: str) -> Iterator[ServerPro
 _handles = itertools.count(1)
 
 
-def register_over_http(
+def registered_over_http(
     client: httpx.Client, role: str, prefix: str, password: str
-) -> tuple[int, dict[str, str]]:
-    """A new adult user of ``role`` on a running server: its id and bearer headers."""
+) -> dict[str, Any]:
+    """A new adult user of ``role`` on a running server: the register answer (``user``,
+    ``token``, ``csrf_token``), for a test that also needs the session's cookies."""
     handle = f"{prefix}{role[:2]}{next(_handles)}"
     r = client.post(
         "/v1/auth/register",
@@ -312,4 +313,13 @@ def register_over_http(
         },
     )
     assert r.status_code == 201, r.text
-    return int(r.json()["user"]["id"]), {"Authorization": f"Bearer {r.json()['token']}"}
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def register_over_http(
+    client: httpx.Client, role: str, prefix: str, password: str
+) -> tuple[int, dict[str, str]]:
+    """A new adult user of ``role`` on a running server: its id and bearer headers."""
+    body = registered_over_http(client, role, prefix, password)
+    return int(body["user"]["id"]), {"Authorization": f"Bearer {body['token']}"}

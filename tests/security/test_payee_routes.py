@@ -10,20 +10,18 @@ sandbox payout provider, on SQLite and PostgreSQL (one server per backend for th
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from serverproc import ADMIN_TOKEN, ServerProcess, one_server
+from serverproc import ADMIN_TOKEN, ServerProcess, one_server, registered_over_http
 
 from giftwave.db.urls import DatabaseUrl
 
 ADMIN: Final = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PASSWORD: Final = "correct horse battery staple"
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +45,11 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 
 class Someone:
     def __init__(self, client: httpx.Client, role: str) -> None:
-        handle = f"py{role[:2]}{next(_names)}"
-        r = client.post(
-            "/v1/auth/register",
-            json={
-                "handle": handle,
-                "email": f"{handle}@example.test",
-                "password": PASSWORD,
-                "birth_date": "1990-01-01",
-                "country": "US",
-                "role": role,
-            },
-        )
-        assert r.status_code == 201, r.text
+        body = registered_over_http(client, role, "py", PASSWORD)
         client.cookies.clear()
-        self.id: int = r.json()["user"]["id"]
-        self.token: str = r.json()["token"]
-        self.csrf: str = r.json()["csrf_token"]
+        self.id: int = body["user"]["id"]
+        self.token: str = body["token"]
+        self.csrf: str = body["csrf_token"]
         self.bearer = {"Authorization": f"Bearer {self.token}"}
 
     def cookies(self) -> dict[str, str]:
