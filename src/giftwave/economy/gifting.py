@@ -105,6 +105,17 @@ class GiftSent:
 _GIFT_SENT_FIELDS: Final = tuple(f.name for f in fields(GiftSent))
 
 
+def refuse_in_debt(debt: int) -> None:
+    """No spending while a refunded top-up's debt is owed (it is settled from the next
+    top-up): gifts, subscriptions and gifted subscriptions refuse it in the same words."""
+    if debt > 0:
+        raise Forbidden(
+            Code.ACCOUNT_IN_DEBT,
+            f"a refunded top-up left a debt of {debt:,} coins; buy coins to settle it",
+            debt_coins=debt,
+        )
+
+
 # (the receipt, the sender's handle, whether the gift combos); awaited before the answer, so
 # an acknowledged gift has reached the room's broker (or its queue, while the broker is away).
 GiftObserver = Callable[[GiftSent, str, bool], Awaitable[None]]
@@ -451,20 +462,10 @@ class Gifting:
         if creator.blocked:
             raise Forbidden(Code.CREATOR_UNAVAILABLE, "this creator cannot receive gifts")
         rule = self._policy.age_rule
-        if not rule.allows(sender, today):
-            raise Forbidden(
-                Code.UNDER_AGE,
-                f"sending gifts needs age {rule.min_age_for(sender.country)}+",
-                min_age=rule.min_age_for(sender.country),
-            )
+        rule.require(sender, today, "sending gifts")
         if not rule.allows(creator, today):
             raise Forbidden(Code.CREATOR_UNDER_AGE, "this creator cannot receive gifts")
-        if debt > 0:
-            raise Forbidden(
-                Code.ACCOUNT_IN_DEBT,
-                f"a refunded top-up left a debt of {debt:,} coins; buy coins to settle it",
-                debt_coins=debt,
-            )
+        refuse_in_debt(debt)
         coins = gift.price_coins * cmd.count
         diamonds, hundredths = split_diamonds(coins, self._policy.diamonds_per_100_coins)
         return _Intent(

@@ -50,6 +50,7 @@ from giftwave.economy.gifting import (
     IDEMPOTENCY_KEY_RE,
     chain_outcome,
     coins_leg_id,
+    refuse_in_debt,
     shared_chain,
 )
 from giftwave.economy.subscriptions import (
@@ -304,19 +305,8 @@ class SubscriptionGifts:
             if buyer.blocked:
                 raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
             rule = self._policy.age_rule
-            if not rule.allows(buyer, day_of(at)):
-                raise Forbidden(
-                    Code.UNDER_AGE,
-                    f"gifting subscriptions needs age {rule.min_age_for(buyer.country)}+",
-                    min_age=rule.min_age_for(buyer.country),
-                )
-            debt = coin_debt(conn, buyer.id)
-            if debt > 0:
-                raise Forbidden(
-                    Code.ACCOUNT_IN_DEBT,
-                    f"a refunded top-up left a debt of {debt:,} coins; buy coins to settle it",
-                    debt_coins=debt,
-                )
+            rule.require(buyer, day_of(at), "gifting subscriptions")
+            refuse_in_debt(coin_debt(conn, buyer.id))
             price = price_of(self._db, creator.id)
             if price is None:
                 raise Conflict(

@@ -48,6 +48,7 @@ from giftwave.economy.gifting import (
     gift_failure,
     money_chain,
     money_legs,
+    refuse_in_debt,
     refused_leg,
 )
 from giftwave.economy.spending import Spending
@@ -420,20 +421,9 @@ class Subscriptions:
             if creator.blocked:
                 raise Forbidden(Code.CREATOR_UNAVAILABLE, "this creator cannot take subscriptions")
             rule = self._policy.age_rule
-            if not rule.allows(subscriber, day_of(at)):
-                raise Forbidden(
-                    Code.UNDER_AGE,
-                    f"subscribing needs age {rule.min_age_for(subscriber.country)}+",
-                    min_age=rule.min_age_for(subscriber.country),
-                )
+            rule.require(subscriber, day_of(at), "subscribing")
             self.spending.check_not_excluded(subscriber.id)
-            debt = coin_debt(conn, subscriber.id)
-            if debt > 0:
-                raise Forbidden(
-                    Code.ACCOUNT_IN_DEBT,
-                    f"a refunded top-up left a debt of {debt:,} coins; buy coins to settle it",
-                    debt_coins=debt,
-                )
+            refuse_in_debt(coin_debt(conn, subscriber.id))
             sub = _find(conn, subscriber.id, creator.id)
         price = price_of(self._db, creator.id)
         if price is None and (sub is None or not sub.has_access(at)):

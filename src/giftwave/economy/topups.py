@@ -222,9 +222,7 @@ class TopUps:
         ``address_hash``: the buyer's network address, hashed (what the card rules count)."""
         if user.blocked:
             raise Forbidden(Code.ACCOUNT_BLOCKED, "this account is blocked")
-        if not self._age_rule.allows(user, today):
-            age = self._age_rule.min_age_for(user.country)
-            raise Forbidden(Code.UNDER_AGE, f"buying coins needs age {age}+", min_age=age)
+        self._age_rule.require(user, today, "buying coins")
         await asyncio.to_thread(self._spending.check_not_excluded, user.id)
         if (package_id is None) == (coins is None):
             raise Invalid(Code.PACKAGE_OR_COINS, "give either package_id or a custom coins amount")

@@ -66,6 +66,13 @@ class AgeRule:
     def allows(self, user: User, today: date) -> bool:
         return age_on(user.birth_date, today) >= self.min_age_for(user.country)
 
+    def require(self, user: User, today: date, doing: str) -> None:
+        """Refuse ``doing`` ("buying coins") to a user under their country's age: every
+        spending route says it in the same words, with the age in the problem."""
+        if not self.allows(user, today):
+            age = self.min_age_for(user.country)
+            raise Forbidden(Code.UNDER_AGE, f"{doing} needs age {age}+", min_age=age)
+
 
 def age_on(birth_date: date, today: date) -> int:
     years = today.year - birth_date.year
