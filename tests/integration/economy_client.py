@@ -3,6 +3,7 @@ register, buy coins through the sandbox, go live, gift."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,9 +14,12 @@ import httpx
 import pytest
 
 from giftwave.api.app import create_app
+from giftwave.api.identity import today
 from giftwave.clock import simulated_clock
 from giftwave.config import Settings
 from giftwave.db.urls import DatabaseUrl
+from giftwave.economy.payouts import Payout, Payouts
+from giftwave.identity.users import find_user
 
 ADMIN_TOKEN = "admin-t0ken"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -177,6 +181,22 @@ async def sandbox(
     body: dict[str, Any] = r.json()
     assert body["delivered"] is True
     return body
+
+
+async def payout_quickly_reviewed(economy: Any, user_id: int, diamonds: int, key: str) -> Payout:
+    """A payout asked for through the app's own Payouts service (``economy``: the app's
+    services' economy) with a 1 s review: settings allow a minute at least, so the review
+    expiring is only seen this way."""
+    quick = Payouts(
+        economy.db,
+        economy.engine,
+        economy.wallets,
+        dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
+    )
+    with economy.db.connect() as conn:
+        user = find_user(conn, user_id)
+    assert user is not None
+    return await quick.request(user, diamonds, key, today())
 
 
 @pytest.fixture

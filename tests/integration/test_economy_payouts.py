@@ -5,7 +5,6 @@ have a minimum, a daily cap, need the diamonds, can be rejected, and expire unre
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import Any
@@ -19,17 +18,15 @@ from economy_client import (
     assert_problem,
     economy_app,
     make_admin,
+    payout_quickly_reviewed,
     register,
 )
 from sqlalchemy import select
 
-from giftwave.api.identity import today
 from giftwave.api.state import app_services
 from giftwave.db.engine import make_engine
 from giftwave.db.tables import transfers
 from giftwave.db.urls import DatabaseUrl
-from giftwave.economy.payouts import Payouts
-from giftwave.identity.users import find_user
 from giftwave.ledger.verify import verify_ledger
 
 __all__ = ["economy_app"]
@@ -197,16 +194,7 @@ async def test_an_unreviewed_payout_expires(
         assert (await viewer.gift(stream, "money_gun")).status_code == 201
 
         economy: Any = app_services(client.app).economy
-        quick = Payouts(
-            economy.db,
-            economy.engine,
-            economy.wallets,
-            dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
-        )
-        with economy.db.connect() as conn:
-            user = find_user(conn, creator.id)
-        assert user is not None
-        pending = await quick.request(user, 400, "slow-review", today())
+        pending = await payout_quickly_reviewed(economy, creator.id, 400, "slow-review")
         assert pending.status.value == "pending"
         assert await diamonds(creator) == (100, 400, 0)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import dataclasses
 import hashlib
 import hmac
 import html
@@ -48,6 +47,7 @@ from economy_client import (
     Person,
     economy_app,
     make_admin,
+    payout_quickly_reviewed,
     register,
     sandbox,
 )
@@ -57,12 +57,9 @@ from sqlalchemy import Engine, select
 
 from giftwave.analytics.rollup import Rollup
 from giftwave.api.app import UVICORN_OPTIONS
-from giftwave.api.identity import today
 from giftwave.api.state import app_services
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.db.urls import DatabaseUrl
-from giftwave.economy.payouts import Payouts
-from giftwave.identity.users import find_user
 
 __all__ = ["economy_app"]
 
@@ -371,16 +368,7 @@ async def test_one_evening_every_figure_shown_equals_the_ledger(
                 assert r.status_code == 201, r.text
                 r = await admin.post(f"/v1/admin/payouts/{r.json()['id']}/reject")
                 assert r.status_code == 200, r.text
-                quick = Payouts(
-                    economy.db,
-                    economy.engine,
-                    economy.wallets,
-                    dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
-                )
-                with economy.db.connect() as conn:
-                    bo_user = find_user(conn, bo.id)
-                assert bo_user is not None
-                expiring = await quick.request(bo_user, 841, "bo-2", today())
+                expiring = await payout_quickly_reviewed(economy, bo.id, 841, "bo-2")
                 assert expiring.diamonds == 840  # whole cents only: the odd diamond stays
 
                 # The admin reverses kw's disco ball while ana's 1,640 wait in her payout: she

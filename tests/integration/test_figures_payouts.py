@@ -11,21 +11,17 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from typing import Any
 
 from alembic import command
-from economy_client import AppFactory, Person, economy_app, grant, register
+from economy_client import AppFactory, Person, economy_app, grant, payout_quickly_reviewed, register
 from sqlalchemy import select, update
 
-from giftwave.api.identity import today
 from giftwave.api.state import app_services
 from giftwave.db.engine import _alembic_config, make_engine, migrate
 from giftwave.db.tables import payouts
 from giftwave.db.urls import DatabaseUrl
-from giftwave.economy.payouts import Payouts
-from giftwave.identity.users import find_user
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.stores import open_store
 
@@ -71,17 +67,9 @@ async def test_an_expired_payout_leaves_pending_and_the_cap_at_once(
         creator = await register(client, "creator")
         await earn(client, creator, [("galaxy", 2)])  # 2,000 diamonds, $10
         economy: Any = app_services(client.app).economy
-        # Settings allow a review timeout of 60 s at least; the same service with 1 s.
-        quick = Payouts(
-            economy.db,
-            economy.engine,
-            economy.wallets,
-            dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
-        )
-        with economy.db.connect() as conn:
-            user = find_user(conn, creator.id)
-        assert user is not None
-        pending = await quick.request(user, 1_200, "slow-review", today())  # the whole $6 cap
+        # Settings allow a review timeout of 60 s at least; the same service with 1 s. The
+        # whole $6 cap:
+        pending = await payout_quickly_reviewed(economy, creator.id, 1_200, "slow-review")
         assert (pending.status.value, pending.amount_minor) == ("pending", 600)
         statement = (await creator.get("/v1/creators/me/statement")).json()
         assert statement["payouts"]["pending_diamonds"] == 1_200
@@ -114,16 +102,7 @@ async def test_the_upgrade_marks_payouts_that_expired_before_it(
         creator = await register(client, "creator")
         await earn(client, creator, [("galaxy", 1)])
         economy: Any = app_services(client.app).economy
-        quick = Payouts(
-            economy.db,
-            economy.engine,
-            economy.wallets,
-            dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
-        )
-        with economy.db.connect() as conn:
-            user = find_user(conn, creator.id)
-        assert user is not None
-        old = await quick.request(user, 400, "before-upgrade", today())
+        old = await payout_quickly_reviewed(economy, creator.id, 400, "before-upgrade")
         live = await payout(creator, 200, "under-review")  # the 14-day review timeout
         await reserved_becomes(creator, 200)
     engine = make_engine(db_url)

@@ -11,7 +11,6 @@ reads what it needs from that evening's log and answers.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 import secrets
@@ -25,15 +24,12 @@ import httpx
 import orjson
 import pytest
 import websockets
-from economy_client import AppFactory, economy_app, register
+from economy_client import AppFactory, economy_app, payout_quickly_reviewed, register
 from prometheus_client.parser import text_string_to_metric_families
 from serverproc import ADMIN_TOKEN, ServerGroup, ServerProcess, free_port, giftwave_env, migrate
 
-from giftwave.api.identity import today
 from giftwave.api.state import app_services
 from giftwave.db.urls import DatabaseUrl
-from giftwave.economy.payouts import Payouts
-from giftwave.identity.users import find_user
 from giftwave.logs import AUDIT_LOGGER
 
 __all__ = ["economy_app"]
@@ -438,16 +434,7 @@ async def test_an_expired_payout_writes_its_audit_line_once(
         stream = await creator.go_live()
         assert (await viewer.gift(stream, "money_gun")).status_code == 201
         economy: Any = app_services(client.app).economy
-        quick = Payouts(
-            economy.db,
-            economy.engine,
-            economy.wallets,
-            dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
-        )
-        with economy.db.connect() as conn:
-            user = find_user(conn, creator.id)
-        assert user is not None
-        pending = await quick.request(user, 400, "slow-review", today())
+        pending = await payout_quickly_reviewed(economy, creator.id, 400, "slow-review")
         deadline = time.monotonic() + 5
         while (await creator.get(f"/v1/payouts/{pending.id}")).json()["status"] == "pending":
             assert time.monotonic() < deadline, "the payout never expired"
