@@ -22,7 +22,6 @@ where a header must lie.
 
 from __future__ import annotations
 
-import itertools
 import struct
 import subprocess
 import time
@@ -35,7 +34,7 @@ from typing import Any, Final
 import httpx
 import pytest
 from clipfiles import ffprobe, make_video, tool
-from serverproc import ServerProcess, one_server
+from serverproc import ServerProcess, one_server, register_over_http
 
 from giftwave.clips.media import END_CARD_S
 from giftwave.db.urls import DatabaseUrl
@@ -55,7 +54,6 @@ RENDER_BOX: Final = (1920, 1080)
 MEMORY_CEILING_BYTES: Final = 2048 * 1024**2
 PROBES_AT_ONCE: Final = 2
 BURST: Final = 6
-_names = itertools.count(1)
 
 
 # --- hostile files ------------------------------------------------------------------------
@@ -224,20 +222,7 @@ def client(site: Site) -> Iterator[httpx.Client]:
 
 
 def _register(client: httpx.Client, role: str) -> dict[str, str]:
-    handle = f"cm{role[:2]}{next(_names)}"
-    r = client.post(
-        "/v1/auth/register",
-        json={
-            "handle": handle,
-            "email": f"{handle}@example.test",
-            "password": "correct horse battery staple",
-            "birth_date": "1990-01-01",
-            "country": "US",
-            "role": role,
-        },
-    )
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
+    return register_over_http(client, role, "cm", "correct horse battery staple")[1]
 
 
 def _upload(client: httpx.Client, auth: dict[str, str], path: Path) -> httpx.Response:

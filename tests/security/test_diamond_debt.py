@@ -19,7 +19,13 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from serverproc import ADMIN_TOKEN, ServerProcess, assert_ledger_verify_clean, one_server
+from serverproc import (
+    ADMIN_TOKEN,
+    ServerProcess,
+    assert_ledger_verify_clean,
+    one_server,
+    register_over_http,
+)
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -66,21 +72,8 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 def _register(client: httpx.Client, role: str) -> Api:
-    handle = f"dd{role[:2]}{next(_names)}"
-    r = client.post(
-        "/v1/auth/register",
-        json={
-            "handle": handle,
-            "email": f"{handle}@example.test",
-            "password": PASSWORD,
-            "birth_date": "1990-01-01",
-            "country": "US",
-            "role": role,
-        },
-    )
-    assert r.status_code == 201, r.text
-    body = r.json()
-    return Api(client, {"Authorization": f"Bearer {body['token']}"}, body["user"]["id"])
+    user_id, bearer = register_over_http(client, role, "dd", PASSWORD)
+    return Api(client, bearer, user_id)
 
 
 def _economy(client: httpx.Client) -> tuple[Api, Api, Api, str]:

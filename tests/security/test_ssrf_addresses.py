@@ -14,7 +14,6 @@ DNS server or connects anywhere but 127.0.0.1.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -23,14 +22,13 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from serverproc import ServerProcess, one_server
+from serverproc import ServerProcess, one_server, register_over_http
 
 from giftwave.db.urls import DatabaseUrl
 
 PASSWORD: Final = "correct horse battery staple"
 STUB_DNS: Final = Path(__file__).resolve().parent / "stub_dns"
 HOOKS: Final = "/v1/creators/me/webhooks"
-_names = itertools.count(1)
 
 # name → the addresses the stub resolver answers for it
 INSIDE: Final = {
@@ -94,20 +92,8 @@ def server(
 @pytest.fixture
 def creator(server: ServerProcess) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     with httpx.Client(base_url=server.base_url, timeout=15.0, trust_env=False) as client:
-        handle = f"ssrf{next(_names)}"
-        r = client.post(
-            "/v1/auth/register",
-            json={
-                "handle": handle,
-                "email": f"{handle}@example.test",
-                "password": PASSWORD,
-                "birth_date": "1990-01-01",
-                "country": "US",
-                "role": "creator",
-            },
-        )
-        assert r.status_code == 201, r.text
-        yield client, {"Authorization": f"Bearer {r.json()['token']}"}
+        _, bearer = register_over_http(client, "creator", "ssrf", PASSWORD)
+        yield client, bearer
 
 
 def _refused(r: httpx.Response, code: str) -> dict[str, Any]:
