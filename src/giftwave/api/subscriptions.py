@@ -182,20 +182,8 @@ class SubsGivenOut(BaseModel):
 
     @classmethod
     def of(cls, given: SubsGiven) -> SubsGivenOut:
-        return cls(
-            gift_id=given.gift_id,
-            stream_id=given.stream_id,
-            creator_id=given.creator_id,
-            count=given.count,
-            price_coins=given.price_coins,
-            coins=given.coins,
-            diamonds=given.diamonds,
-            recipients=[
-                RecipientOut(user_id=r.user_id, handle=r.handle, months=r.months)
-                for r in given.recipients
-            ],
-            created_at_us=given.created_at_us,
-        )
+        # The purchase's own fields by name, its recipients' too: no copy to keep in step.
+        return cls.model_validate(given, from_attributes=True)
 
 
 @router.post(
