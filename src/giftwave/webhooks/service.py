@@ -118,6 +118,17 @@ class Webhooks:
             return endpoints
         return await asyncio.shield(loading)
 
+    async def _wanting(self, creator_id: int, kind: EventType, what: str) -> tuple[Endpoint, ...]:
+        """The creator's active endpoints that want ``kind``; none when they cannot be read:
+        ``what`` (a reversal, a paid message, a purchase) is committed and stays so, and its
+        webhooks are lost, logged."""
+        try:
+            endpoints = await self.active_endpoints(creator_id)
+        except Exception:
+            log.exception("webhooks of %s: endpoints unreadable", what)
+            return ()
+        return tuple(x for x in endpoints if x.wants(kind))
+
     async def gift_committed(self, sent: GiftSent, sender_handle: str, comboable: bool) -> None:
         """The gift observer: a committed gift's deliveries are queued before it is acked."""
         try:
@@ -138,38 +149,24 @@ class Webhooks:
     async def gift_reversed(self, done: GiftReversed) -> None:
         """The reversal observer: its deliveries are queued before the operator is answered
         (again on a replay, which queues nothing new: the event id names the reversal)."""
-        try:
-            endpoints = await self.active_endpoints(done.gift.creator_id)
-        except Exception:  # the reversal is committed and stays so; its webhooks are lost
-            log.exception("webhooks of reversal %s: endpoints unreadable", done.send_id)
-            return
-        wanting = tuple(x for x in endpoints if x.wants(EventType.GIFT_REVERSED))
+        what = f"reversal {done.send_id}"
+        wanting = await self._wanting(done.gift.creator_id, EventType.GIFT_REVERSED, what)
         if wanting:
             await self.writer.write(ReversalCommitted(done, wanting))
 
     async def paid_message(self, said: PaidMessageSent) -> None:
         """The paid message observer: queued before the gift is acked (again on a retry,
         which queues nothing new: the event id names the gift's send)."""
-        try:
-            endpoints = await self.active_endpoints(said.creator_id)
-        except Exception:  # the gift is committed and stays so; this webhook is lost
-            log.exception("webhooks of paid message %s: endpoints unreadable", said.send_id)
-            return
-        wanting = tuple(x for x in endpoints if x.wants(EventType.PAID_MESSAGE))
+        what = f"paid message {said.send_id}"
+        wanting = await self._wanting(said.creator_id, EventType.PAID_MESSAGE, what)
         if wanting:
             await self.writer.write(PaidMessageCommitted(said, wanting))
 
     async def subscriptions_gifted(self, given: SubsGiven) -> None:
         """The gifted subscriptions observer: queued before the buyer is answered (again on
         a retry, which queues nothing new: the event id names the purchase)."""
-        try:
-            endpoints = await self.active_endpoints(given.creator_id)
-        except Exception:  # the purchase is committed and stays so; this webhook is lost
-            log.exception(
-                "webhooks of gifted subscriptions %s: endpoints unreadable", given.gift_id
-            )
-            return
-        if not any(x.wants(EventType.SUBSCRIPTION_GIFTED) for x in endpoints):
+        what = f"gifted subscriptions {given.gift_id}"
+        if not await self._wanting(given.creator_id, EventType.SUBSCRIPTION_GIFTED, what):
             return
 
         def write() -> None:
