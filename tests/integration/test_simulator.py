@@ -120,3 +120,35 @@ def test_fraud_actors_are_caught_and_honest_creators_are_not() -> None:
     assert scores["funnel"].precision == 1.0
     assert scores["card_testing"].precision == 1.0
     assert scores["shared_card"].caught == 12  # two rings of six, two cards each
+
+
+def test_refund_abusers_are_named_by_the_refund_rule_and_late_honest_refunds_are_not() -> None:
+    """Abusers gift what they bought, then ask for the money back within two hours: the
+    evidence-only rule names each of them (measured as its flags would be, none raised); the
+    honest refunds come days after their gifts, outside the rule's 24 hours."""
+    scenario = parse_scenario(
+        KNOWN.replace("viewers = 400", "viewers = 150")
+        .replace("days = 2", "days = 3")
+        .replace("refund_rate = 0.05", "refund_rate = 0.2\nrefund_delay_days_max = 0")
+        + "[fraud]\nrefund_abusers = 3\nrefund_abuse_coins = 300\n"
+    )
+    late = parse_scenario(
+        KNOWN.replace("viewers = 400", "viewers = 150")
+        .replace("days = 2", "days = 3")
+        .replace("refund_rate = 0.05", "refund_rate = 0.2\nrefund_delay_days_max = 60")
+        + "[fraud]\nrefund_abusers = 3\nrefund_abuse_coins = 300\n"
+    )
+    same_day, later = simulate(scenario), simulate(late)
+    for result in (same_day, later):
+        assert result.ledger_clean, result.ledger_problems
+        score = {s.rule: s for s in result.risk.rules}["refund_after_gift"]
+        assert score.evidence_only
+        assert (score.targets, score.caught) == (3, 3)
+        assert result.risk.honest_creators_flagged == 0
+    # Honest refunds the day of the gifts look like abuse to the rule; days later they do not
+    # (60 days: none of them comes within a 3-day run).
+    same = {s.rule: s for s in same_day.risk.rules}["refund_after_gift"]
+    assert same.flagged > same.true_positives, same
+    assert {s.rule: s for s in later.risk.rules}["refund_after_gift"].precision == 1.0
+    assert later.tally.refunds == 0 < same_day.tally.refunds
+    assert not any(s.flagged for s in same_day.risk.rules if s.rule != "refund_after_gift")

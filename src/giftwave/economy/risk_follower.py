@@ -20,7 +20,7 @@ order committed a moment after a later one is not missed; the keys absorb the ov
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,15 +67,25 @@ FAILED: Final = "failed"
 EVIDENCE_GIFTS: Final = 20
 CHUNKS_PER_RUN: Final = 50  # a round is bounded; the next one goes on
 
+# Told each draft an evidence-only rule found (besides its audit line): how the simulator
+# measures such a rule on its truth without the flags changing what the viewers may do.
+EvidenceSink = Callable[[FlagDraft], None]
+
 
 class RiskFollower(watermarks.LedgerFollower):
     """Evaluates the ledger-fed rules for what each chunk touched, and writes the flags."""
 
     def __init__(
-        self, db: Engine, rules: RiskRules, *, chunk_max_transfers: int = CHUNK_MAX_TRANSFERS
+        self,
+        db: Engine,
+        rules: RiskRules,
+        *,
+        chunk_max_transfers: int = CHUNK_MAX_TRANSFERS,
+        evidence: EvidenceSink | None = None,
     ) -> None:
         super().__init__(db, WATERMARK, chunk_max_transfers)
         self._rules = rules
+        self._evidence = evidence
         self.flags_raised = 0
         self.lag_s = 0.0  # the last chunk's newest transfer: how long ago it committed
 
@@ -136,7 +146,7 @@ class RiskFollower(watermarks.LedgerFollower):
         return int(head), seen
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
-        facts = _Facts(conn, self._rules)
+        facts = _Facts(conn, self._rules, self._evidence)
         drafts: list[FlagDraft] = []
         gifts = facts.from_fresh_senders([r for r in rows if r.code == "gift"])
         for creator, at in _newest_per(gifts).items():
@@ -178,9 +188,12 @@ def _newest_per(gifts: Sequence[Seen]) -> dict[int, int]:
 class _Facts:
     """What each rule needs, read in the run's transaction."""
 
-    def __init__(self, conn: Connection, rules: RiskRules) -> None:
+    def __init__(
+        self, conn: Connection, rules: RiskRules, evidence: EvidenceSink | None = None
+    ) -> None:
         self.conn = conn
         self.rules = rules
+        self.evidence = evidence
         self.evidenced: set[str] = set()  # refunds told as evidence in this chunk
 
     def from_fresh_senders(self, gifts: Sequence[Seen]) -> list[Seen]:
@@ -457,6 +470,8 @@ class _Facts:
                 top_up=str(order.id),
                 gifts=len(gifts),
             )
+            if self.evidence is not None:
+                self.evidence(draft)
             return []
         return [draft]
 

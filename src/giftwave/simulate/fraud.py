@@ -8,9 +8,15 @@ The actors go through the same economy as everyone (``TopUps``, ``Gifting``, ``P
                     dispute their payments (chargebacks)
     card tester     an account that tries many small top-ups, one card number after another,
                     each declined by the provider
+    refund abuser   a new account buys coins with its own card, gifts them all to a creator
+                    who is live, and asks for its money back within the next hours (a share
+                    disputes the payment instead: a chargeback)
 
 The rules run as in production, off the gift path (``RiskFollower`` and ``CardTestingScan``
 catching up after each simulated day); ``measure`` then compares their flags with the truth.
+A rule that only writes evidence by default (``refund_after_gift``) is measured on the users
+its evidence names, as its flags would have named them, without the flags changing what they
+may do (capped top-ups) in the run.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ from sqlalchemy import Engine, select
 from giftwave.db.tables import risk_flags
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.risk_follower import CardTestingScan, RiskFollower
-from giftwave.economy.risk_rules import RiskRules, Rule
+from giftwave.economy.risk_rules import FlagDraft, RiskRules, Rule
 from giftwave.errors import DomainError
 from giftwave.identity.users import Role, User, create_user
 from giftwave.live.streams import end_stream, start_stream
 from giftwave.payments.base import PaymentEvent, PaymentEventKind
+from giftwave.simulate.population import StreamPlan
 from giftwave.simulate.scenario import Scenario
 
 CURRENCY: Final = "USD"
@@ -39,6 +46,7 @@ BIRTH_DATE: Final = date(1990, 1, 1)
 RING_MINUTE_FIRST: Final = 8 * 60  # rings act between 08:00 and 22:00
 RING_MINUTE_SPREAD: Final = 14 * 60
 SENDS_PER_ACCOUNT_MAX: Final = 20
+LAST_MINUTE: Final = 23 * 60 + 29  # the day's end-of-day work runs at 23:30
 
 
 @dataclass(slots=True)
@@ -48,12 +56,13 @@ class Truth:
     ring_creators: set[int] = field(default_factory=set)
     ring_members: set[int] = field(default_factory=set)
     card_testers: set[int] = field(default_factory=set)
+    refund_abusers: set[int] = field(default_factory=set)
     honest_creators: set[int] = field(default_factory=set)
     disputes_due: list[tuple[str, str, int]] = field(default_factory=list)  # order, payment, ¢
 
     @property
     def fraudulent(self) -> set[int]:
-        return self.ring_creators | self.ring_members | self.card_testers
+        return self.ring_creators | self.ring_members | self.card_testers | self.refund_abusers
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,7 @@ class RuleScore:
     true_positives: int  # of them, fraudulent
     targets: int  # the actors this rule is meant to catch (0: none simulated)
     caught: int  # of the targets, flagged by this rule
+    evidence_only: bool = False  # "flagged": the users its evidence named (no flag raised)
 
     @property
     def precision(self) -> float | None:
@@ -81,6 +91,7 @@ class RuleScore:
             "caught": self.caught,
             "precision": self.precision,
             "recall": self.recall,
+            "evidence_only": self.evidence_only,
         }
 
 
@@ -112,21 +123,24 @@ TARGETS: Final[dict[Rule, Callable[[Truth], set[int]]]] = {
     Rule.FUNNEL: lambda t: t.ring_creators,
     Rule.FAST_CYCLE: lambda t: t.ring_creators,
     Rule.CHARGEBACKS: lambda t: t.ring_creators,
-    Rule.REFUND_AFTER_GIFT: lambda t: set(),
+    Rule.REFUND_AFTER_GIFT: lambda t: t.refund_abusers,
     Rule.SHARED_CARD: lambda t: t.ring_members,
 }
 
 
-def measure(db: Engine, truth: Truth) -> RiskReport:
-    """Each rule's flags against the truth; the headline figures."""
+def measure(db: Engine, truth: Truth, evidence: dict[str, set[int]] | None = None) -> RiskReport:
+    """Each rule's flags against the truth; the headline figures. ``evidence``: the users each
+    evidence-only rule named (measured as if they were its flags; they flag nobody)."""
     with db.connect() as conn:
         rows = conn.execute(select(risk_flags.c.rule, risk_flags.c.user_id)).all()
     by_rule: dict[str, set[int]] = {}
     for rule, user in rows:
         by_rule.setdefault(str(rule), set()).add(int(user))
+    named = evidence or {}
     scores = []
     for rule, targets_of in TARGETS.items():
-        flagged = by_rule.get(rule.value, set())
+        evidence_only = rule.value in named and rule.value not in by_rule
+        flagged = named[rule.value] if evidence_only else by_rule.get(rule.value, set())
         targets = targets_of(truth)
         scores.append(
             RuleScore(
@@ -135,6 +149,7 @@ def measure(db: Engine, truth: Truth) -> RiskReport:
                 len(flagged & truth.fraudulent),
                 len(targets),
                 len(flagged & targets),
+                evidence_only,
             )
         )
     anyone = set().union(*by_rule.values()) if by_rule else set()
@@ -151,14 +166,19 @@ def measure(db: Engine, truth: Truth) -> RiskReport:
     )
 
 
-def run_rules(db: Engine, rules: RiskRules) -> None:
-    """What the engine's loop does, to the end of the ledger (after a simulated day)."""
-    RiskFollower(db, rules).catch_up(max_chunks=100_000)
+def run_rules(db: Engine, rules: RiskRules, evidence: dict[str, set[int]]) -> None:
+    """What the engine's loop does, to the end of the ledger (after a simulated day); the
+    users an evidence-only rule names are added to ``evidence`` (by rule)."""
+
+    def named(draft: FlagDraft) -> None:
+        evidence.setdefault(draft.rule.value, set()).add(draft.user_id)
+
+    RiskFollower(db, rules, evidence=named).catch_up(max_chunks=100_000)
     CardTestingScan(db, rules).run_once()
 
 
 class FraudActors:
-    """Plays the scenario's rings and card testers on the days they are due."""
+    """Plays the scenario's rings, card testers and refund abusers on the days they are due."""
 
     def __init__(self, sim: Any, scenario: Scenario, truth: Truth) -> None:
         self.sim = sim  # run._Simulation: its economy, clock and provider
@@ -167,10 +187,21 @@ class FraudActors:
         self.rng = random.Random(scenario.seed * 7_919 + 1)
         self.truth = truth
         self.handles = 0
+        self.abuse_orders: dict[int, tuple[str, str, int]] = {}  # abuser → order, payment, ¢
 
-    def plans_for(self, day: int) -> list[tuple[int, Callable[[], Awaitable[None]]]]:
-        """(minute, act) of every actor due on ``day``: rings and testers spread over days."""
+    def plans_for(
+        self, day: int, streams: list[StreamPlan]
+    ) -> list[tuple[int, Callable[[], Awaitable[None]]]]:
+        """(minute, act) of every actor due on ``day``: rings, testers and refund abusers
+        spread over days (an abuser's gifts while a stream is live, its refund later)."""
         acts: list[tuple[int, Callable[[], Awaitable[None]]]] = []
+        for k in range(self.f.refund_abusers):
+            if (k + self.days // 3) % self.days == day:
+                stream = self.rng.choice(streams)
+                minute = stream.start_minute + self.rng.randrange(max(1, stream.minutes - 1))
+                later = minute + self.rng.randint(1, self.f.refund_abuse_delay_min)
+                acts.append((minute, partial(self._abuse_gifts, k, stream.creator)))
+                acts.append((min(later, LAST_MINUTE), partial(self._abuse_refund, k)))
         for k in range(self.f.rings):
             if k % self.days == day:
                 minute = RING_MINUTE_FIRST + self.rng.randrange(RING_MINUTE_SPREAD)
@@ -253,6 +284,32 @@ class FraudActors:
             except DomainError as exc:  # blocked once caught: the attempt goes no further
                 sim.refused("card_test_" + exc.code)
                 return
+
+    async def _abuse_gifts(self, k: int, creator: int) -> None:
+        sim = self.sim
+        abuser = self._new_user("fan", Role.VIEWER, sim.today())
+        self.truth.refund_abusers.add(abuser.id)
+        card = f"4242{k:06d}000000"
+        order, payment = await sim.buy_as(abuser, self.f.refund_abuse_coins, card, f"abuse{k}")
+        self.abuse_orders[k] = (order.id, payment, order.amount_minor)
+        await self._gift_everything(abuser, sim.stream_ids[creator], f"abuse{k}")
+
+    async def _abuse_refund(self, k: int) -> None:
+        """The abuser asks for the money back (or disputes it): the provider's event."""
+        order_id, payment_id, amount = self.abuse_orders.pop(k)
+        dispute = self.rng.random() < self.f.refund_abuse_dispute_share
+        kind = PaymentEventKind.DISPUTED if dispute else PaymentEventKind.REFUNDED
+        await self.sim.economy.topups.handle_event(
+            PaymentEvent(
+                "sandbox",
+                f"evt_sim_abuse_{kind.value}_{order_id}",
+                kind,
+                payment_id,
+                order_id,
+                amount,
+                CURRENCY,
+            )
+        )
 
     async def disputes(self) -> None:
         """The stolen cards' owners dispute yesterday's ring payments."""

@@ -135,6 +135,7 @@ def risk_lines(risk: RiskReport) -> list[str]:
     lines += [
         f"{r.rule:<20} {r.flagged:>8} {r.true_positives:>6} {r.targets:>8} {r.caught:>7} "
         f"{_share(r.precision):>10} {_share(r.recall):>8}"
+        + ("  (evidence only: the users it named)" if r.evidence_only else "")
         for r in risk.rules
     ]
     return lines
@@ -142,7 +143,8 @@ def risk_lines(risk: RiskReport) -> list[str]:
 
 def _risk_table(risk: RiskReport) -> str:
     rows = "".join(
-        f"<tr><th scope=row>{escape(r.rule)}</th><td class=num>{r.flagged}</td>"
+        f"<tr><th scope=row>{escape(r.rule)}{' (evidence only)' if r.evidence_only else ''}"
+        f"</th><td class=num>{r.flagged}</td>"
         f"<td class=num>{r.true_positives}</td><td class=num>{r.targets}</td>"
         f"<td class=num>{r.caught}</td><td class=num>{_share(r.precision)}</td>"
         f"<td class=num>{_share(r.recall)}</td></tr>"

@@ -5,9 +5,10 @@ Each simulated minute: streams start and end (``live.streams``), goals are set
 provider's ``succeeded`` event handed to ``TopUps.handle_event``: the event path of a verified
 webhook, without the HTTP hop and signature), and every planned gift goes through
 ``Gifting.send`` concurrently, so the real ``PostingEngine`` batches them. At the end of each
-day some of the day's top-ups are refunded or disputed (the same event path, so the real
-clawbacks run), creators at the payout minimum request a payout that the operator approves,
-viewer counts are recorded and the rollup job catches up. The clock is simulated
+day some of the day's top-ups are disputed, and some refunded (that day, or a few days later:
+``refund_delay_days_max``; the same event path, so the real clawbacks run), creators at the
+payout minimum request a payout that the operator approves, viewer counts are recorded and the
+rollup job catches up. The clock is simulated
 (``clock.simulated_clock``), so daily limits and statements see simulated days.
 
 Nothing touches the operator's database. The per-user gift rate limit is off (a simulated
@@ -158,6 +159,9 @@ class _Simulation:
         self.watchers: set[int] = set()
         self.truth = Truth()
         self.fraud = FraudActors(self, scenario, self.truth)
+        self.evidence: dict[str, set[int]] = {}  # rule → users its evidence named
+        # Honest refunds asked for on a later day: day → (order, payment, amount).
+        self.refunds_due: dict[int, list[tuple[str, str, int]]] = {}
         self.settings = Settings(
             database_url=url,
             gift_rate_per_s=0,
@@ -201,7 +205,9 @@ class _Simulation:
                     plan = population.plan_day()
                     await self._play_day(day, plan)
                     await asyncio.to_thread(rollup.catch_up)
-                    await asyncio.to_thread(run_rules, self.db, risk_rules_of(self.settings))
+                    await asyncio.to_thread(
+                        run_rules, self.db, risk_rules_of(self.settings), self.evidence
+                    )
                     day_seconds.append(round(time.perf_counter() - started, 3))
                     if self.progress is not None:
                         self.progress(day + 1, self.s.days)
@@ -245,7 +251,7 @@ class _Simulation:
             await asyncio.to_thread(self._new_viewers, buyers, the_day)
         await self.fraud.disputes()  # yesterday's stolen cards
         acts: dict[int, list[Callable[[], Awaitable[None]]]] = {}
-        for minute, act in self.fraud.plans_for(day):
+        for minute, act in self.fraud.plans_for(day, plan.streams):
             acts.setdefault(minute, []).append(act)
         first = min(p.start_minute for p in plan.streams)
         last = max(p.start_minute + p.minutes for p in plan.streams)
@@ -440,33 +446,39 @@ class _Simulation:
         self.tally.refused[code] = self.tally.refused.get(code, 0) + 1
 
     async def _refunds(self, day: int) -> None:
+        """The day's top-ups some honest buyers dispute (today) or ask back (today, or on a
+        later day up to ``refund_delay_days_max``); then the refunds due today."""
         rng = random.Random(self.s.seed * 1_000_003 + day)
         rules = self.s.economy
-        affected: list[str] = []
         for order_id, payment_id, amount in self.day_topups:
             x = rng.random()
             if x < rules.chargeback_rate:
-                kind = PaymentEventKind.DISPUTED
                 self.tally.chargebacks += 1
+                await self._ask_back(PaymentEventKind.DISPUTED, order_id, payment_id, amount)
             elif x < rules.chargeback_rate + rules.refund_rate:
-                kind = PaymentEventKind.REFUNDED
-                self.tally.refunds += 1
-            else:
-                continue
-            await self.economy.topups.handle_event(
-                PaymentEvent(
-                    "sandbox",
-                    f"evt_sim_{kind.value}_{order_id}",
-                    kind,
-                    payment_id,
-                    order_id,
-                    amount,
-                    CURRENCY,
-                )
-            )
-            affected.append(order_id)
-            await self._reread_balance(order_id)
+                late = rules.refund_delay_days_max and rng.randint(0, rules.refund_delay_days_max)
+                self.refunds_due.setdefault(day + late, []).append((order_id, payment_id, amount))
         self.day_topups.clear()
+        for order_id, payment_id, amount in self.refunds_due.pop(day, []):
+            self.tally.refunds += 1
+            await self._ask_back(PaymentEventKind.REFUNDED, order_id, payment_id, amount)
+
+    async def _ask_back(
+        self, kind: PaymentEventKind, order_id: str, payment_id: str, amount: int
+    ) -> None:
+        """The provider's refund or dispute event for an honest buyer's top-up."""
+        await self.economy.topups.handle_event(
+            PaymentEvent(
+                "sandbox",
+                f"evt_sim_{kind.value}_{order_id}",
+                kind,
+                payment_id,
+                order_id,
+                amount,
+                CURRENCY,
+            )
+        )
+        await self._reread_balance(order_id)
 
     async def _reread_balance(self, order_id: str) -> None:
         """A clawback took coins: what the order's buyer can spend now."""
@@ -515,7 +527,7 @@ class _Simulation:
             ledger_problems=list(check.problems)[:20],
             transfers=check.transfers,
             day_seconds=day_seconds,
-            risk=measure(self.db, self.truth),
+            risk=measure(self.db, self.truth, self.evidence),
         )
 
 

@@ -83,8 +83,11 @@ class EconomyRules(_Strict):
     packages: Annotated[list[Package], Field(max_length=20)] = []
     payout_min_cents: Annotated[int, Field(ge=1, le=10**9)] = 5_000
     diamond_value_usd_micros: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
-    refund_rate: Probability = 0.01  # top-ups refunded in full the next day
+    refund_rate: Probability = 0.01  # top-ups refunded in full (honest buyers)
     chargeback_rate: Probability = 0.002  # top-ups disputed the next day
+    # An honest refund is asked for 0 to this many days after its top-up (uniformly drawn),
+    # at the end of that day; 0: at the end of the top-up's own day.
+    refund_delay_days_max: Annotated[int, Field(ge=0, le=60)] = 0
 
 
 class Fraud(_Strict):
@@ -102,6 +105,13 @@ class Fraud(_Strict):
     # nearly all declined.
     card_testers: Annotated[int, Field(ge=0, le=1_000)] = 0
     card_tests_each: Annotated[int, Field(ge=1, le=1_000)] = 12
+    # Refund abusers: a new account buys coins with its own card, gifts them all to a live
+    # creator, then asks for its money back within ``refund_abuse_delay_min`` minutes of the
+    # gifts; a share of them disputes the payment instead (a chargeback, "friendly fraud").
+    refund_abusers: Annotated[int, Field(ge=0, le=1_000)] = 0
+    refund_abuse_coins: Annotated[int, Field(ge=1, le=1_000_000)] = 1_000
+    refund_abuse_delay_min: Annotated[int, Field(ge=1, le=12 * 60)] = 120
+    refund_abuse_dispute_share: Probability = 0.0
 
 
 class Scenario(_Strict):
