@@ -83,11 +83,14 @@ class Client:
         self.ws = ws
         self.frames: list[dict[str, Any]] = []
         self.acks: dict[Any, dict[str, Any]] = {}
+        self.personal: list[dict[str, Any]] = []  # {"v":1,"personal":{…}}: this socket's own
 
     async def recv(self, wait_s: float = 5.0) -> dict[str, Any]:
         message = orjson.loads(await asyncio.wait_for(self.ws.recv(), wait_s))
         if "ack" in message:
             self.acks[message["ack"]] = message
+        elif "personal" in message:
+            self.personal.append(message["personal"])
         else:
             self.frames.append(message)
         return dict(message)

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import orjson
 
-from giftwave.live.events import RoomNews, decode_news
+from giftwave.live.events import (
+    RoomNews,
+    SpendingReminderShown,
+    decode_news,
+    encode_personal_text,
+)
 from giftwave.realtime.hub import Hub
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden"
@@ -62,3 +67,15 @@ def test_every_frame_is_the_recorded_bytes() -> None:
         "chat_deleted", "muted", "goal", "goal_reached", "battle", "battle_ended",
         "gift_reversed", "viewers", "join", "stream_ended",
     }  # fmt: skip
+
+
+def test_a_personal_event_is_its_documented_bytes() -> None:
+    """What one viewer alone is told (docs/protocol.md, "For one viewer alone"): not a frame
+    (no seq, so a client's resume position is not touched), the event's keys in order."""
+    said = SpendingReminderShown(
+        reason="gifting_time", minutes=30, month_coins=0, average_month_coins=0
+    )
+    assert encode_personal_text(said) == (
+        '{"v":1,"personal":{"type":"spending_reminder","reason":"gifting_time",'
+        '"minutes":30,"month_coins":0,"average_month_coins":0}}'
+    )

@@ -78,6 +78,7 @@ from giftwave.economy.paid_messages import PaidMessageObserver, PaidMessageSent
 from giftwave.economy.reversals import GiftReversed, ReversalObserver
 from giftwave.economy.risk_follower import RiskEngine
 from giftwave.economy.services import Economy
+from giftwave.economy.spending_reminders import open_reminder_state
 from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.errors import Code
 from giftwave.ledger.engine import PostingEngine
@@ -702,6 +703,10 @@ async def _start_services(
     stack.push_async_callback(broker.stop)
     rate_limiter = open_rate_limiter(settings.broker_url)
     stack.push_async_callback(rate_limiter.close)
+    # Spending reminders: each viewer's streak and month in the same place (Redis: all nodes).
+    reminder_state = open_reminder_state(settings.broker_url)
+    stack.push_async_callback(reminder_state.close)
+    economy.reminders.use(reminder_state)
     hub.start()
     stack.push_async_callback(hub.stop)
     # Who has each room open on every node: where gifted subscriptions find recipients.

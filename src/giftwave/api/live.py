@@ -2,7 +2,9 @@
 
 Server → client: frames ``{"v":1,"seq":n,"epoch":"…","events":[…]}`` once per tick, and
 ``{"v":1,"ack":id,"result":{…}}`` or ``{"v":1,"ack":id,"error":{"code":…,"detail":…}}`` for
-each command. Client → server: ``{"id":…,"cmd":"send_gift"|"like"|"chat",…}``.
+each command, and ``{"v":1,"personal":{"type":…}}`` for this socket's viewer alone (a spending
+reminder after their gift's ack: live/events.py). Client → server:
+``{"id":…,"cmd":"send_gift"|"like"|"chat",…}``.
 
 Anyone may watch; acting needs a login: a one-use ``?ticket=`` (``POST
 /v1/streams/{id}/ws-ticket``; browsers cannot set headers on a WebSocket, and a session token
@@ -39,6 +41,7 @@ from giftwave.api.state import Services, services
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.paid_messages import MessageGate
 from giftwave.economy.services import Economy
+from giftwave.economy.spending_reminders import Reminder
 from giftwave.economy.subscriptions import SubscriberBadges
 from giftwave.errors import Code, DomainError, Forbidden, Invalid, RateLimited
 from giftwave.identity.sessions import token_hash
@@ -46,7 +49,16 @@ from giftwave.identity.tickets import TicketUse, issue_ticket, use_ticket
 from giftwave.identity.users import User
 from giftwave.live import moderation_service, paid_message_service
 from giftwave.live.chat_rules import CHAT_RATE, chat_rate_key, chat_text
-from giftwave.live.events import ChatDeleted, ChatPosted, ClubBadge, Joined, Liked, Muted
+from giftwave.live.events import (
+    ChatDeleted,
+    ChatPosted,
+    ClubBadge,
+    Joined,
+    Liked,
+    Muted,
+    SpendingReminderShown,
+    encode_personal_text,
+)
 from giftwave.live.paid_message_service import SEND_ID_MAX_CHARS
 from giftwave.live.streams import Stream, find_stream, get_stream
 from giftwave.ratelimit import Rate, RateLimiter
@@ -269,8 +281,11 @@ async def _read(
         subscriber.reply(reply)  # acks travel in order with the frames
 
     async def gift(ack: Any, command: dict[str, Any], sender: User) -> None:
+        reminded: list[Reminder] = []
         try:
-            answer(await _reply(ack, _send_gift(command, economy, stream, sender)))
+            answer(await _reply(ack, _send_gift(command, economy, stream, sender, reminded)))
+            for reminder in reminded:  # after the gift's answer, to this socket alone
+                subscriber.reply(encode_personal_text(_shown(reminder)))
         finally:
             in_flight.release()
 
@@ -380,7 +395,11 @@ async def _act(
 
 
 async def _send_gift(
-    command: dict[str, Any], economy: Economy, stream: Stream, user: User | None
+    command: dict[str, Any],
+    economy: Economy,
+    stream: Stream,
+    user: User | None,
+    reminded: list[Reminder],
 ) -> dict[str, Any]:
     assert user is not None  # _parse refused anonymous commands
     gift_id, count, key, message = (
@@ -404,11 +423,22 @@ async def _send_gift(
         )
     )
     answer = sent.as_dict()
-    # A gentle reminder, for this viewer alone: in their gift's answer (docs/protocol.md).
-    reminder = economy.reminders.after_gift(user.id, sent.coins, sent.created_at_us)
+    # A gentle reminder, for this viewer alone (docs/protocol.md): a personal event on their
+    # socket, and (as before it) in their gift's answer. Once per gift: none for a retry.
+    reminder = await economy.reminders.after_gift(sent)
     if reminder is not None:
         answer["reminder"] = reminder.as_dict()
+        reminded.append(reminder)
     return answer
+
+
+def _shown(reminder: Reminder) -> SpendingReminderShown:
+    return SpendingReminderShown(
+        reason=reminder.reason,
+        minutes=reminder.minutes,
+        month_coins=reminder.month_coins,
+        average_month_coins=reminder.average_month_coins,
+    )
 
 
 async def _like(

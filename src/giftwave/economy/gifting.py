@@ -96,13 +96,17 @@ class GiftSent:
     diamonds: int
     balance_coins: int
     created_at_us: int
+    # This request found the gift committed already (a retry with the same key, on any node):
+    # the same receipt, but what counts each gift once (reminders) must not count it again.
+    # Not in the receipt's fields: the answer to a retry is the answer to the first send.
+    replayed: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """The receipt's fields (``dataclasses.asdict`` deep-copies: slow on the hot path)."""
         return {name: getattr(self, name) for name in _GIFT_SENT_FIELDS}
 
 
-_GIFT_SENT_FIELDS: Final = tuple(f.name for f in fields(GiftSent))
+_GIFT_SENT_FIELDS: Final = tuple(f.name for f in fields(GiftSent) if f.name != "replayed")
 
 
 def refuse_in_debt(debt: int) -> None:
@@ -280,6 +284,8 @@ class Gifting:
         else:
             metrics.GIFTS_COMMITTED.inc()  # a retry's replay is not counted again
         sent = await self._receipt(cmd, intent, legs.viewer_coins)
+        if outcome is not Outcome.OK:
+            sent = replace(sent, replayed=True)
         await self._tell(sent, intent, cmd.sender.handle)
         return sent
 
@@ -334,7 +340,7 @@ class Gifting:
         if prior is None:
             return None
         _same_gift_or_conflict(prior, cmd)
-        return await self._receipt(cmd, prior), prior
+        return replace(await self._receipt(cmd, prior), replayed=True), prior
 
     def _load_cached(self, cmd: SendGift, at_us: int) -> _Loaded | None:
         """What ``_load`` reads, when it is in memory (the usual case in a busy room); the debt

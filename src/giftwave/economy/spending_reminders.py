@@ -1,25 +1,60 @@
 """Gentle reminders in the room (docs/economy.md, "Responsible spending"): after a stretch of
 continuous gifting, and when the month's spend passes the viewer's own average month, the
-viewer's next gift answer carries a ``spending_reminder`` for them alone (docs/protocol.md).
+viewer hears a ``spending_reminder`` for them alone, on their own socket (docs/protocol.md).
 
-Kept per node, in memory, bounded: a reminder is a nudge, not money, so a node restart that
-forgets a streak is acceptable, and the gift path reads no database for it (the month's figure
-is read off the gift path, at most every ``MONTH_REFRESH_S`` per viewer, and grown by the
-gifts this node sees meanwhile).
+Each gift counts once, on whichever node takes it:
+
+- **Across nodes.** A viewer's state (their streak, this month's figures, what they were told)
+  lives where the node's other per-user limits live (ratelimit.py, chosen from the broker URL):
+  in this process's memory with ``memory://`` (one process), in one Redis hash per viewer with
+  ``redis://``, advanced by one Lua script per gift. So a viewer whose sockets are on two nodes
+  (two devices, a reconnect that landed elsewhere) builds one streak from every gift, and each
+  reminder is said once, by the node whose gift made it due.
+- **Once per gift.** Only a gift this request committed advances the state; a retry with the
+  same idempotency key (``GiftSent.replayed``, on any node) answers the same receipt and
+  changes nothing here, so it neither lengthens the streak, adds its coins to the month again,
+  nor says a reminder twice.
+- **Off the database.** The gift path reads no database for a reminder: memory, or the one
+  script (a Redis round trip; the gift rate limit already makes one). The month's figures are
+  read off the gift path, at most every ``MONTH_REFRESH_S`` per viewer on all nodes together
+  (the script hands the read to one node), and grown by every node's gifts meanwhile.
+
+A reminder is a nudge, not money: Redis away means no reminder (logged, like the rate limits),
+a Redis restart forgets the streaks, and a hash left alone for ``KEEP_S`` is dropped (a viewer
+told about their month then gifting again days later may be told once more).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from giftwave.economy.gifting import GiftSent
+
+log = logging.getLogger(__name__)
 
 US_PER_MIN: Final = 60_000_000
-VIEWERS_MAX: Final = 100_000
-MONTH_REFRESH_S: Final = 600.0
+VIEWERS_MAX: Final = 100_000  # memory: the least recently gifting viewers are forgotten first
+MONTH_REFRESH_S: Final = 600
+KEEP_S: Final = 2 * 86_400  # Redis: a viewer's hash outlives a pause this long (and the gap)
+KEY_PREFIX: Final = "giftwave:remind:"
+REDIS_TIMEOUT_S: Final = 0.25  # as the rate limits: a slow Redis is an absent one
+REDIS_CONNECTIONS_MAX: Final = 16
+OUTAGE_LOG_EVERY_S: Final = 10.0
+
+GIFTING_TIME: Final = "gifting_time"
+ABOVE_AVERAGE: Final = "above_average"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,78 +75,255 @@ class Reminder:
 
 
 @dataclass(slots=True)
-class _Viewer:
+class ViewerState:
+    """One viewer's reminders: what the Redis hash holds, field for field."""
+
     streak_from_us: int
     last_gift_us: int
     told_streak: bool = False
     month: str = ""  # the month the figures below are of ("": not read yet)
     month_coins: int = 0
     average_coins: int = 0
-    read_at_s: float = 0.0
     told_month: str = ""
+    read_at_s: float = -math.inf  # when a node last took the month's read on itself
 
 
-def streak_reminder(v: _Viewer, at_us: int, after_min: int, gap_min: int) -> Reminder | None:
-    """The streak after a gift at ``at_us``: a pause longer than the gap starts a new one; one
-    reminder per streak, once it is ``after_min`` long."""
+def advance(
+    v: ViewerState, at_us: int, coins: int, after_min: int, gap_min: int
+) -> Reminder | None:
+    """A committed gift at ``at_us`` of ``coins``: the reminder it makes due, if any (the Lua
+    script below is the same arithmetic).
+
+    The streak: a pause longer than the gap starts a new one; one reminder per streak, once it
+    is ``after_min`` long (0: never). Gifts may arrive slightly out of order from several
+    nodes: the streak runs from its earliest gift to its latest. The month: every gift adds its
+    coins once the month's figures are known; once a month, when they pass the average month
+    (a viewer with no history has none: nothing to pass). A gift that makes both due says the
+    streak's; the month's waits for the next gift."""
     if at_us - v.last_gift_us > gap_min * US_PER_MIN:
         v.streak_from_us, v.told_streak = at_us, False
-    v.last_gift_us = at_us
-    minutes = (at_us - v.streak_from_us) // US_PER_MIN
+    v.streak_from_us = min(v.streak_from_us, at_us)
+    v.last_gift_us = max(v.last_gift_us, at_us)
+    minutes = (v.last_gift_us - v.streak_from_us) // US_PER_MIN
+    said: Reminder | None = None
     if after_min and not v.told_streak and minutes >= after_min:
         v.told_streak = True
-        return Reminder("gifting_time", minutes=int(minutes))
-    return None
+        said = Reminder(GIFTING_TIME, minutes=int(minutes))
+    if v.month:
+        v.month_coins += coins
+        due = v.average_coins and v.month_coins > v.average_coins and v.told_month != v.month
+        if due and said is None:
+            v.told_month = v.month
+            said = Reminder(
+                ABOVE_AVERAGE, month_coins=v.month_coins, average_month_coins=v.average_coins
+            )
+    return said
 
 
-def month_reminder(v: _Viewer, coins: int) -> Reminder | None:
-    """Once a month, when its spend passes the average month (a viewer with no history has
-    none: nothing to pass)."""
-    if not v.month:
-        return None
-    v.month_coins += coins
-    if v.average_coins and v.month_coins > v.average_coins and v.told_month != v.month:
-        v.told_month = v.month
-        return Reminder(
-            "above_average", month_coins=v.month_coins, average_month_coins=v.average_coins
-        )
-    return None
-
-
-# (user id) -> (month key, coins spent this month, average month before it): a read.
+# (user id) -> (month key, coins spent this month, average month before it): a database read.
 MonthReader = Callable[[int], tuple[str, int, int]]
 
 
+class ReminderState(Protocol):
+    """Where the viewers' states are kept: memory (one process) or Redis (every node)."""
+
+    async def advance(
+        self, user_id: int, at_us: int, coins: int, after_min: int, gap_min: int
+    ) -> tuple[Reminder | None, bool]:
+        """The reminder a gift makes due, and whether this node should read the month now."""
+        ...
+
+    async def set_month(self, user_id: int, month: str, coins: int, average: int) -> None:
+        """The month's figures, as read from the database."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryReminderState:
+    def __init__(self, max_viewers: int = VIEWERS_MAX) -> None:
+        self._max = max_viewers
+        self._viewers: OrderedDict[int, ViewerState] = OrderedDict()
+
+    async def advance(
+        self, user_id: int, at_us: int, coins: int, after_min: int, gap_min: int
+    ) -> tuple[Reminder | None, bool]:
+        v = self._viewers.pop(user_id, None) or ViewerState(at_us, at_us)
+        self._viewers[user_id] = v
+        while len(self._viewers) > self._max:
+            self._viewers.popitem(last=False)
+        said = advance(v, at_us, coins, after_min, gap_min)
+        now = time.monotonic()
+        read = now - v.read_at_s > MONTH_REFRESH_S
+        if read:
+            v.read_at_s = now
+        return said, read
+
+    async def set_month(self, user_id: int, month: str, coins: int, average: int) -> None:
+        v = self._viewers.get(user_id)
+        if v is not None:
+            v.month, v.month_coins, v.average_coins = month, coins, average
+
+    async def close(self) -> None:
+        self._viewers.clear()
+
+
+# KEYS[1]: the viewer's hash. ARGV: at_us, coins, after_min, gap_min, refresh_s, keep_s.
+# Returns {said (0 none, 1 gifting_time, 2 above_average), minutes, month coins, average,
+# read (1: this node reads the month now)}. ``advance`` above, line for line; Redis's clock
+# for the read's turn. Numbers are doubles in Lua: microseconds now (~1.8e15) are exact.
+ADVANCE_SCRIPT: Final = """
+local k = KEYS[1]
+local at = tonumber(ARGV[1])
+local coins = tonumber(ARGV[2])
+local after_min = tonumber(ARGV[3])
+local gap_us = tonumber(ARGV[4]) * 60000000
+local v = redis.call('HMGET', k, 'from', 'last', 'told', 'month', 'coins', 'avg', 'told_month',
+  'read')
+local from = tonumber(v[1]) or at
+local last = tonumber(v[2]) or at
+local told = v[3] == '1'
+if at - last > gap_us then from = at; told = false end
+if at < from then from = at end
+if at > last then last = at end
+local minutes = math.floor((last - from) / 60000000)
+local said = 0
+if after_min > 0 and not told and minutes >= after_min then told = true; said = 1 end
+local month = v[4] or ''
+local mcoins = tonumber(v[5]) or 0
+local avg = tonumber(v[6]) or 0
+local told_month = v[7] or ''
+if month ~= '' then
+  mcoins = mcoins + coins
+  if avg > 0 and mcoins > avg and told_month ~= month and said == 0 then
+    told_month = month; said = 2
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local read_at = tonumber(v[8]) or -1e18
+local read = 0
+if now - read_at > tonumber(ARGV[5]) then read = 1; read_at = now end
+redis.call('HSET', k, 'from', string.format('%.0f', from), 'last', string.format('%.0f', last),
+  'told', told and '1' or '0', 'coins', string.format('%.0f', mcoins),
+  'told_month', told_month, 'read', string.format('%.0f', read_at))
+redis.call('EXPIRE', k, tonumber(ARGV[6]))
+return {said, minutes, mcoins, avg, read}
+"""
+
+
+class RedisReminderState:
+    def __init__(self, url: str) -> None:
+        # Its own small pool, as the rate limits: never queued behind the broker's reads.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS_MAX,
+            timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
+        self._script: Any = self._redis.register_script(ADVANCE_SCRIPT)
+        self._logged_at = -math.inf
+
+    async def advance(
+        self, user_id: int, at_us: int, coins: int, after_min: int, gap_min: int
+    ) -> tuple[Reminder | None, bool]:
+        keep_s = max(KEEP_S, gap_min * 60)
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
+                said, minutes, month_coins, average, read = await self._script(
+                    keys=[f"{KEY_PREFIX}{user_id}"],
+                    args=[at_us, coins, after_min, gap_min, MONTH_REFRESH_S, keep_s],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._outage(exc)
+            return None, False
+        reminder = None
+        if said == 1:
+            reminder = Reminder(GIFTING_TIME, minutes=int(minutes))
+        elif said == 2:
+            reminder = Reminder(
+                ABOVE_AVERAGE, month_coins=int(month_coins), average_month_coins=int(average)
+            )
+        return reminder, bool(read)
+
+    async def set_month(self, user_id: int, month: str, coins: int, average: int) -> None:
+        key = f"{KEY_PREFIX}{user_id}"
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(key, mapping={"month": month, "coins": coins, "avg": average})
+                    pipe.expire(key, KEEP_S)
+                    await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._outage(exc)
+
+    def _outage(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._logged_at >= OUTAGE_LOG_EVERY_S:
+            self._logged_at = now
+            log.warning(
+                "spending reminders: Redis unreachable (%s); no reminders until it is back",
+                exc or type(exc).__name__,
+            )
+
+    async def close(self) -> None:
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S * 4):
+                await self._redis.aclose()
+        except (RedisError, OSError, TimeoutError):
+            pass
+
+
+def open_reminder_state(broker_url: str) -> ReminderState:
+    """Memory for ``memory://``, Redis for ``redis://``: where the rate limits are."""
+    if broker_url.startswith("memory://"):
+        return MemoryReminderState()
+    if broker_url.startswith(("redis://", "rediss://")):
+        return RedisReminderState(broker_url)
+    raise ValueError(f"unknown broker URL {broker_url!r}: use memory:// or redis://")
+
+
 class Reminders:
+    """The reminders of one node: the state (memory until ``use`` gives it the node's, at the
+    app's start) and the month's reads, off the gift path."""
+
     def __init__(self, read_month: MonthReader, *, after_min: int, gap_min: int) -> None:
         self._read_month = read_month
         self._after_min = after_min
         self._gap_min = gap_min
-        self._viewers: OrderedDict[int, _Viewer] = OrderedDict()
-        self._reads: set[int] = set()
+        self._state: ReminderState = MemoryReminderState()
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
 
-    def after_gift(self, user_id: int, coins: int, at_us: int) -> Reminder | None:
-        """The reminder a committed gift's answer carries, if one is due (no database)."""
-        v = self._viewers.get(user_id)
-        if v is None:
-            v = self._viewers[user_id] = _Viewer(at_us, at_us)
-            while len(self._viewers) > VIEWERS_MAX:
-                self._viewers.popitem(last=False)
-        self._viewers.move_to_end(user_id)
-        if time.monotonic() - v.read_at_s > MONTH_REFRESH_S and user_id not in self._reads:
-            self._reads.add(user_id)
-            task = asyncio.get_running_loop().create_task(self._refresh(user_id, v))
+    def use(self, state: ReminderState) -> None:
+        """Keep the viewers' states in ``state`` from now on (nothing is carried over)."""
+        self._state = state
+
+    async def after_gift(self, sent: GiftSent) -> Reminder | None:
+        """The reminder a gift this request committed makes due; None for a retry's replay
+        (its gift was counted when it was committed) and when none is due."""
+        if sent.replayed:
+            return None
+        said, read = await self._state.advance(
+            sent.sender_id, sent.created_at_us, sent.coins, self._after_min, self._gap_min
+        )
+        if read:
+            task = asyncio.get_running_loop().create_task(self._refresh(sent.sender_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return streak_reminder(v, at_us, self._after_min, self._gap_min) or month_reminder(v, coins)
+        return said
 
-    async def _refresh(self, user_id: int, v: _Viewer) -> None:
+    async def _refresh(self, user_id: int) -> None:
         try:
             month, coins, average = await asyncio.to_thread(self._read_month, user_id)
-        except Exception:  # a nudge: the next gift tries again
+        except Exception:  # a nudge: the next read, MONTH_REFRESH_S on, tries again
+            log.warning("spending reminders: the month of user %d could not be read", user_id)
             return
-        finally:
-            self._reads.discard(user_id)
-        v.month, v.month_coins, v.average_coins = month, coins, average
-        v.read_at_s = time.monotonic()
+        await self._state.set_month(user_id, month, coins, average)
+
+    async def settled(self) -> None:
+        """Wait for the month reads under way (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -8,6 +8,10 @@ Two tagged unions (msgspec Structs; the tag is the ``type`` key, written first):
                 a table from kind to handler.
     RoomEvent   what a room says to its viewers, in frames (``Room.tick``, ``Room.snapshot``).
 
+And one more, for a single socket: ``PersonalEvent``, what one viewer alone is told (a
+spending reminder), sent on their own socket outside the room's frames: no ``seq``, never
+broadcast, never replayed (``{"v":1,"personal":{…}}``).
+
 Both wire formats are docs/protocol.md's, byte for byte: a Struct's fields are encoded in the
 order they are declared here, so the order of the fields below IS the order of the keys on the
 wire (tests/unit/test_golden_frames.py holds the bytes). A new kind is one class here, one
@@ -481,6 +485,24 @@ RoomEvent = (
     | Snapshot
 )
 
+
+class Personal(msgspec.Struct, frozen=True, tag_field="type"):
+    """Base of what one viewer alone is told, on their own socket."""
+
+
+class SpendingReminderShown(Personal, frozen=True, tag="spending_reminder"):
+    """A gentle reminder (economy/spending_reminders.py): ``gifting_time`` (``minutes`` of
+    continuous gifting) or ``above_average`` (``month_coins`` against
+    ``average_month_coins``); the other reason's fields are 0."""
+
+    reason: str
+    minutes: int
+    month_coins: int
+    average_month_coins: int
+
+
+PersonalEvent = SpendingReminderShown
+
 PROTOCOL_VERSION: Final = 1
 
 
@@ -491,6 +513,11 @@ class _Frame(msgspec.Struct):
     events: list[RoomEvent]
 
 
+class _PersonalMessage(msgspec.Struct):
+    v: int
+    personal: PersonalEvent
+
+
 _encoder: Final = msgspec.json.Encoder()
 _news_decoder: Final = msgspec.json.Decoder(RoomNews)
 
@@ -498,6 +525,12 @@ _news_decoder: Final = msgspec.json.Decoder(RoomNews)
 def encode_frame_text(seq: int, epoch: str, events: list[RoomEvent]) -> str:
     """A viewer frame, ``{"v":1,"seq":n,"epoch":"…","events":[…]}``."""
     return _encoder.encode(_Frame(PROTOCOL_VERSION, seq, epoch, events)).decode()
+
+
+def encode_personal_text(event: PersonalEvent) -> str:
+    """A message for one socket alone, ``{"v":1,"personal":{"type":…}}``: not a frame (no
+    ``seq``: it is not part of the room's sequence, and a resume does not replay it)."""
+    return _encoder.encode(_PersonalMessage(PROTOCOL_VERSION, event)).decode()
 
 
 def encode_news(news: RoomNews) -> bytes:

@@ -60,6 +60,7 @@ CLIENT_MESSAGES: Final = (
     N_("You have been sending gifts for {minutes} minutes. Time for a break?"),
     N_("This month you have spent more than in your average month."),
     N_("Your spending"),
+    N_("Dismiss"),
     N_("Message deleted"),
     N_("Coins added: {coins}"),
     N_("Waiting for the payment…"),

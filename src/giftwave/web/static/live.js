@@ -175,6 +175,7 @@ const handlers = {
   battle_ended: (e) => battle.ended(e),
   viewers(e) { if (viewersEl) viewersEl.textContent = fmt(e.count); },
   stream_ended: ended,
+  spending_reminder: remind,
 };
 
 function ended() {
@@ -229,13 +230,35 @@ function needLogin(message) {
   return true;
 }
 
-// A gentle reminder, for this viewer alone, in their gift's answer (docs/protocol.md).
+// A gentle reminder, for this viewer alone: a personal event on their own socket, once per
+// gift that made it due (docs/protocol.md). It stays until dismissed or a minute has passed,
+// one at a time; it never blocks the tray.
+const REMINDER_MS = 60000;
 function remind(reminder) {
-  if (!reminder) return;
   const text = reminder.reason === "gifting_time"
     ? t("You have been sending gifts for {minutes} minutes. Time for a break?", { minutes: fmt(reminder.minutes) })
     : t("This month you have spent more than in your average month.");
-  toast(text, { link: "/me/spending", linkText: t("Your spending"), kind: "info", ms: 10000 });
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  box.querySelector(".spending-reminder")?.remove();
+  const note = document.createElement("div");
+  note.className = "toast spending-reminder";
+  const said = document.createElement("p");
+  said.textContent = text;
+  const link = document.createElement("a");
+  link.href = "/me/spending";
+  link.textContent = t("Your spending");
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.className = "dismiss";
+  dismiss.textContent = t("Dismiss");
+  const gone = setTimeout(() => note.remove(), REMINDER_MS);
+  dismiss.addEventListener("click", () => { clearTimeout(gone); note.remove(); });
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  actions.append(link, dismiss);
+  note.append(said, actions);
+  box.append(note);
 }
 
 function explain(error) {
@@ -276,7 +299,6 @@ async function sendGift(button) {
     });
     setBalance(receipt.balance_coins);
     noteSent(button);
-    remind(receipt.reminder);
     return true;
   } catch (error) {
     if (balance !== null) refreshBalance();

@@ -82,6 +82,8 @@ export function connectRoom(streamId, { onEvent, onStatus = () => {}, ticket = n
         else p.resolve(frame.result);
         return;
       }
+      // For this viewer alone (a spending reminder): outside the room's sequence, never resumed.
+      if (frame.personal !== undefined) { onEvent(frame.personal); return; }
       resume = { seq: frame.seq, epoch: frame.epoch };
       for (const event of frame.events) deliver(event);
     };
