@@ -50,7 +50,7 @@ MONTH_REFRESH_S: Final = 600
 KEEP_S: Final = 2 * 86_400  # Redis: a viewer's hash outlives a pause this long (and the gap)
 KEY_PREFIX: Final = "giftwave:remind:"
 REDIS_TIMEOUT_S: Final = 0.25  # as the rate limits: a slow Redis is an absent one
-REDIS_CONNECTIONS_MAX: Final = 16
+REDIS_CONNECTIONS_MAX: Final = 32  # as the rate limits: a burst queues briefly
 OUTAGE_LOG_EVERY_S: Final = 10.0
 
 GIFTING_TIME: Final = "gifting_time"
