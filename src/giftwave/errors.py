@@ -55,6 +55,7 @@ class Code(enum.StrEnum):
     CANNOT_MODERATE_SELF = "cannot_moderate_self"
     CANNOT_REPORT_SELF = "cannot_report_self"
     CANNOT_SUBSCRIBE_SELF = "cannot_subscribe_self"
+    CHAT_MODE_NEEDS_CLUB = "chat_mode_needs_club"
     CHECKOUT_CLOSED = "checkout_closed"
     CHECKOUT_NOT_FOUND = "checkout_not_found"
     CLIP_BIT_DEPTH_TOO_HIGH = "clip_bit_depth_too_high"

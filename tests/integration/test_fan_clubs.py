@@ -1,8 +1,9 @@
 """Fan clubs against a real `giftwave serve` on SQLite AND PostgreSQL (one server per backend
 for the module): naming (validated, creators only), joining and leaving twice, the entry gift
 both-or-neither, points exact against a random sequence of gifts, members-only chat refusing a
-non-member with its stable code and badges on a member's lines, and the attacks (another
-creator's club, unknown ids, oversized names, no login, too fast)."""
+non-member with its stable code and badges on a member's lines, a subscribers-only chat for a
+creator without a club (the chat mode is the creator's), and the attacks (another creator's
+club, unknown ids, oversized names, no login, too fast)."""
 
 from __future__ import annotations
 
@@ -338,6 +339,74 @@ async def test_members_only_chat(server: ServerProcess) -> None:
             assert "result" in await _chat(outsider)
 
 
+async def test_subscribers_only_chat_needs_no_club(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        luna_id, luna = await person(http, "creator")
+        sub_id, sub = await person(http, "viewer")
+        _, bo = await person(http, "viewer")
+        assert (await http.get(f"/v1/creators/{luna_id}/chat-mode")).json() == {
+            "creator_id": luna_id,
+            "mode": "everyone",
+            "min_level": 1,
+        }
+        # No club: the club modes are refused with their code, on both routes; nothing changes.
+        for mode in ("members", "members_level"):
+            problem(
+                await http.put("/v1/me/chat-mode", json={"mode": mode}, headers=auth(luna)),
+                409,
+                "chat_mode_needs_club",
+            )
+        problem(
+            await http.put("/v1/me/club/chat", json={"mode": "subscribers"}, headers=auth(luna)),
+            404,
+            "club_not_found",
+        )
+        problem(
+            await http.put("/v1/me/chat-mode", json={"mode": "subscribers"}, headers=auth(bo)),
+            403,
+            "not_a_creator",
+        )
+        problem(
+            await http.put("/v1/me/chat-mode", json={"mode": "subscribers"}), 401, "unauthorized"
+        )
+        r = await http.put("/v1/me/chat-mode", json={"mode": "subscribers"}, headers=auth(luna))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"creator_id": luna_id, "mode": "subscribers", "min_level": 1}
+        assert (await http.get(f"/v1/creators/{luna_id}/chat-mode")).json()["mode"] == "subscribers"
+        problem(await http.get(f"/v1/creators/{luna_id}/club"), 404, "club_not_found")
+
+        r = await http.put(
+            "/v1/me/subscription-price", json={"price_coins": 100}, headers=auth(luna)
+        )
+        assert r.status_code == 200, r.text
+        await _coins(http, sub_id, 100)
+        r = await http.post(f"/v1/creators/{luna_id}/subscription", headers=auth(sub))
+        assert r.status_code == 201, r.text
+        stream = await go_live(http, luna, "subscribers only")
+        url = server.base_url.replace("http://", "ws://") + f"/v1/streams/{stream}/ws"
+        async with (
+            websockets.connect(await as_user(http, url, sub)) as ws_sub,
+            websockets.connect(await as_user(http, url, bo)) as ws_bo,
+            websockets.connect(await as_user(http, url, luna)) as ws_luna,
+        ):
+            subscriber, outsider, host = Client(ws_sub), Client(ws_bo), Client(ws_luna)
+            for c in (subscriber, outsider, host):
+                await c.recv()
+            refused = await _chat(outsider)
+            assert refused["error"]["code"] == "subscribers_only_chat", refused
+            assert "result" in await _chat(subscriber)
+            assert "result" in await _chat(host)
+
+            # Naming a club keeps the subscribers-only chat; back to everyone, all chat.
+            r = await http.put("/v1/me/club", json={"name": "Later Club"}, headers=auth(luna))
+            assert r.status_code == 201, r.text
+            assert r.json()["chat_mode"] == "subscribers"
+            assert (await _chat(outsider))["error"]["code"] == "subscribers_only_chat"
+            r = await http.put("/v1/me/chat-mode", json={"mode": "everyone"}, headers=auth(luna))
+            assert r.status_code == 200, r.text
+            assert "result" in await _chat(outsider)
+
+
 async def test_changes_are_limited(server: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         luna_id, luna = await person(http, "creator")
@@ -373,7 +442,13 @@ async def test_cookie_changes_need_the_csrf_header(server: ServerProcess) -> Non
                 403,
                 "csrf_failed",
             )
+            problem(
+                await http.put("/v1/me/chat-mode", json={"mode": "subscribers"}, headers=headers),
+                403,
+                "csrf_failed",
+            )
         problem(await http.get(f"/v1/creators/{luna_id}/club"), 404, "club_not_found")
+        assert (await http.get(f"/v1/creators/{luna_id}/chat-mode")).json()["mode"] == "everyone"
         token = r.cookies["gw_csrf"]
         made = await http.put(
             "/v1/me/club", json={"name": "Real"}, headers=cookie | {"X-CSRF-Token": token}

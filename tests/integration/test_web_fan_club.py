@@ -50,9 +50,15 @@ async def test_members_only_chat_refuses_a_non_member(server: ServerProcess, lan
         errors = collect_errors(studio)
         assert await studio.get_attribute("html", "lang") == lang
         assert await studio.get_attribute("html", "dir") == ("rtl" if lang == "ar" else "ltr")
+        # Without a club the chat mode is there already; only its club modes wait for one.
+        await expect(studio.locator("#club-chat")).to_be_visible()
+        await expect(studio.locator("#club-chat-mode option[value=members]")).to_be_disabled()
+        await expect(studio.locator("#club-chat-mode option[value=subscribers]")).to_be_enabled()
         await studio.fill("#club-name-input", CLUB_NAME[lang])
         await studio.click("#club-name button[type=submit]")
-        await expect(studio.locator("#club-chat")).to_be_visible(timeout=10_000)
+        await expect(studio.locator("#club-chat-mode option[value=members]")).to_be_enabled(
+            timeout=10_000
+        )
         await studio.select_option("#club-chat-mode", "members")
         await studio.click("#club-chat button[type=submit]")
         await expect(studio.locator(".toast").last).to_be_visible()

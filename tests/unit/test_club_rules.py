@@ -1,20 +1,13 @@
-"""Fan club rules, pure: names, the points table, levels (validated), who may chat."""
+"""Fan club rules, pure: names, the points table, levels (validated); who may chat under each
+chat mode, with a club and without."""
 
 from __future__ import annotations
 
 import pytest
 
 from giftwave.errors import DomainError
-from giftwave.social.clubs import (
-    LEVELS,
-    NAME_MAX_CHARS,
-    ChatMode,
-    Club,
-    Levels,
-    clean_name,
-    may_chat,
-    points_of,
-)
+from giftwave.social.chat_settings import EVERYONE, ChatMode, ChatSetting, in_force, may_chat
+from giftwave.social.clubs import LEVELS, NAME_MAX_CHARS, Club, Levels, clean_name, points_of
 
 
 def test_names() -> None:
@@ -46,19 +39,35 @@ def test_levels() -> None:
             Levels(bad)
 
 
-def _club(mode: ChatMode, min_level: int = 1) -> Club:
-    return Club(1, "Club", None, mode, min_level)
+CLUB = Club(1, "Club", None)
+
+
+def _mode(mode: ChatMode, min_level: int = 1) -> ChatSetting:
+    return ChatSetting(mode, min_level)
 
 
 def test_who_may_chat() -> None:
-    assert may_chat(None, None)  # no club: everyone
-    assert may_chat(_club(ChatMode.EVERYONE), None)
-    assert not may_chat(_club(ChatMode.MEMBERS), None)
-    assert may_chat(_club(ChatMode.MEMBERS), 1)
-    assert not may_chat(_club(ChatMode.MEMBERS_LEVEL, 3), 2)
-    assert may_chat(_club(ChatMode.MEMBERS_LEVEL, 3), 3)
-    assert not may_chat(_club(ChatMode.MEMBERS_LEVEL, 3), None)
-    assert not may_chat(_club(ChatMode.SUBSCRIBERS), 5)  # a member, not subscribed
-    assert may_chat(_club(ChatMode.SUBSCRIBERS), None, subscribed=True)
+    assert may_chat(EVERYONE, None, None)  # no club, never chose: everyone
+    assert may_chat(_mode(ChatMode.EVERYONE), CLUB, None)
+    assert not may_chat(_mode(ChatMode.MEMBERS), CLUB, None)
+    assert may_chat(_mode(ChatMode.MEMBERS), CLUB, 1)
+    assert not may_chat(_mode(ChatMode.MEMBERS_LEVEL, 3), CLUB, 2)
+    assert may_chat(_mode(ChatMode.MEMBERS_LEVEL, 3), CLUB, 3)
+    assert not may_chat(_mode(ChatMode.MEMBERS_LEVEL, 3), CLUB, None)
+    assert not may_chat(_mode(ChatMode.SUBSCRIBERS), CLUB, 5)  # a member, not subscribed
+    assert may_chat(_mode(ChatMode.SUBSCRIBERS), CLUB, None, subscribed=True)
     # every mode has its rule (a new mode without one fails here)
-    assert all(isinstance(may_chat(_club(mode), 1), bool) for mode in ChatMode)
+    assert all(isinstance(may_chat(_mode(mode), CLUB, 1), bool) for mode in ChatMode)
+
+
+def test_subscribers_only_needs_no_club() -> None:
+    assert not may_chat(_mode(ChatMode.SUBSCRIBERS), None, None)
+    assert may_chat(_mode(ChatMode.SUBSCRIBERS), None, None, subscribed=True)
+
+
+def test_a_club_mode_without_its_club_is_everyone() -> None:
+    # The safe answer should the club go: nobody could meet the mode, nor join a club.
+    for mode in (ChatMode.MEMBERS, ChatMode.MEMBERS_LEVEL):
+        assert in_force(_mode(mode, 3), None) == EVERYONE
+        assert may_chat(_mode(mode, 3), None, None)
+        assert in_force(_mode(mode, 3), CLUB) == _mode(mode, 3)

@@ -1,9 +1,13 @@
-"""Fan clubs (social/clubs.py, docs/community.md).
+"""Fan clubs (social/clubs.py) and the chat mode of a creator's rooms (social/chat_settings.py),
+docs/community.md.
 
     GET    /v1/creators/{id}/club                       the club, its points table and levels
     PUT    /v1/me/club                                  a creator names (or renames) their club
-    PUT    /v1/me/club/chat                             who may chat: everyone | members |
-                                                        members_level (with min_level)
+    GET    /v1/creators/{id}/chat-mode                  who may chat in the creator's rooms
+    PUT    /v1/me/chat-mode                             who may chat: everyone | members |
+                                                        members_level (with min_level) |
+                                                        subscribers (no club needed)
+    PUT    /v1/me/club/chat                             the same, as before (needs a club)
     GET    /v1/me/club/members, DELETE …/{user_id}      the creator's members; remove one
     POST   /v1/creators/{id}/club/members               join (free, or with the entry gift)
     GET    /v1/creators/{id}/club/members/me            my membership
@@ -25,6 +29,7 @@ from giftwave.api.auth import SessionUser
 from giftwave.api.state import services
 from giftwave.realtime.notices import ClubChanged, ClubMemberChanged
 from giftwave.social import club_service
+from giftwave.social.chat_settings import ChatMode, ChatSetting
 from giftwave.social.clubs import (
     LEVELS,
     LIST_MAX,
@@ -32,7 +37,6 @@ from giftwave.social.clubs import (
     POINTS_PER_COIN,
     POINTS_PER_LIKE,
     POINTS_PER_WATCH_MINUTE,
-    ChatMode,
     Club,
     Member,
 )
@@ -62,15 +66,21 @@ class ClubOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, club: Club, members: int) -> ClubOut:
+    def of(cls, club: Club, members: int, chat: ChatSetting) -> ClubOut:
         return cls(
             creator_id=club.creator_id,
             name=club.name,
             entry_gift_id=club.entry_gift_id,
-            chat_mode=club.chat_mode,
-            chat_min_level=club.chat_min_level,
+            chat_mode=chat.mode,
+            chat_min_level=chat.min_level,
             members=members,
         )
+
+
+class ChatModeOut(BaseModel):
+    creator_id: int
+    mode: ChatMode
+    min_level: int = Field(description="the club level members_level asks for")
 
 
 class MembersOut(BaseModel):
@@ -111,8 +121,8 @@ async def _changed(request: Request, creator_id: int, user_id: int | None = None
 @router.get("/creators/{creator_id}/club", response_model=ClubOut)
 async def get_club(creator_id: UserId, request: Request) -> ClubOut:
     """A creator's fan club: name, entry gift, chat mode, members, the points table, levels."""
-    club, members = await run_in_threadpool(club_service.club, services(request).db, creator_id)
-    return ClubOut.of(club, members)
+    found = await run_in_threadpool(club_service.club, services(request).db, creator_id)
+    return ClubOut.of(*found)
 
 
 @router.put("/me/club", status_code=201, response_model=ClubOut)
@@ -127,19 +137,41 @@ async def name_club(
     )
     await _changed(request, user.id)
     response.status_code = 201 if made else 200
-    _, members = await run_in_threadpool(club_service.club, db, user.id)
-    return ClubOut.of(club, members)
+    _, members, chat = await run_in_threadpool(club_service.club, db, user.id)
+    return ClubOut.of(club, members, chat)
 
 
 @router.put("/me/club/chat", response_model=ClubOut)
 async def switch_chat(body: ChatModeIn, request: Request, user: SessionUser) -> ClubOut:
-    """Who may chat in your rooms from now on, on every node at once."""
+    """Who may chat in your rooms from now on, on every node at once: ``PUT /v1/me/chat-mode``
+    answered with your club (404 ``club_not_found`` without one), as this route always did."""
     await services(request).clubs.changes.take(user.id)
     db = services(request).db
-    club = await run_in_threadpool(club_service.switch_chat, db, user, body.mode, body.min_level)
+    await run_in_threadpool(club_service.switch_chat, db, user, body.mode, body.min_level)
     await _changed(request, user.id)
-    _, members = await run_in_threadpool(club_service.club, db, user.id)
-    return ClubOut.of(club, members)
+    found = await run_in_threadpool(club_service.club, db, user.id)
+    return ClubOut.of(*found)
+
+
+@router.get("/creators/{creator_id}/chat-mode", response_model=ChatModeOut)
+async def get_chat_mode(creator_id: UserId, request: Request) -> ChatModeOut:
+    """Who may chat in a creator's rooms (everyone when they never chose; public, as the
+    refusal a chat line gets tells it anyway)."""
+    chat = await run_in_threadpool(club_service.chat_mode, services(request).db, creator_id)
+    return ChatModeOut(creator_id=creator_id, mode=chat.mode, min_level=chat.min_level)
+
+
+@router.put("/me/chat-mode", response_model=ChatModeOut)
+async def set_chat_mode(body: ChatModeIn, request: Request, user: SessionUser) -> ChatModeOut:
+    """Who may chat in your rooms from now on, on every node at once. ``subscribers`` needs no
+    fan club; ``members`` and ``members_level`` do (409 ``chat_mode_needs_club``). Creators
+    only."""
+    await services(request).clubs.changes.take(user.id)
+    chat = await run_in_threadpool(
+        club_service.set_chat, services(request).db, user, body.mode, body.min_level
+    )
+    await _changed(request, user.id)
+    return ChatModeOut(creator_id=user.id, mode=chat.mode, min_level=chat.min_level)
 
 
 @router.get("/me/club/members", response_model=MembersOut)

@@ -46,12 +46,13 @@ def _alembic_config() -> Config:
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database up to the newest schema; a no-op when it already is."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database up to the newest schema; a no-op when it already is. ``revision``:
+    up to that one only (a data migration's test writes the rows it carries over first)."""
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def check_schema(engine: Engine) -> None:

@@ -1291,16 +1291,14 @@ notice_fanouts = Table(
 
 # --- fan clubs (migration 0023; social/clubs.py, docs/community.md) --------------------------
 
-# One club per creator: its name, the gift that is its entry fee (None: free to join), and the
-# chat mode of the creator's rooms (everyone, members, members at level N).
+# One club per creator: its name and the gift that is its entry fee (None: free to join). The
+# chat mode of the creator's rooms is the creator's (creator_chat_settings, below).
 fan_clubs = Table(
     "fan_clubs",
     metadata,
     Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
     Column("name", String(24), nullable=False),
     Column("entry_gift_id", String(32), nullable=True),
-    Column("chat_mode", String(16), nullable=False, server_default="everyone"),
-    Column("chat_min_level", Integer, nullable=False, server_default="1"),
     Column("created_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
 )
@@ -1322,4 +1320,17 @@ fan_club_members = Table(
     Column("watched_at_us", BigInteger, nullable=False, server_default="0"),
     Index("ix_fan_club_members_points", "creator_id", "points"),
     Index("ix_fan_club_members_user", "user_id"),
+)
+
+# --- chat modes (migration 0031; social/chat_settings.py, docs/community.md) -----------------
+
+# Who may chat in a creator's rooms (everyone, members, members at level N, subscribers): the
+# creator's setting, with or without a fan club. No row: everyone.
+creator_chat_settings = Table(
+    "creator_chat_settings",
+    metadata,
+    Column("creator_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("mode", String(16), nullable=False),
+    Column("min_level", Integer, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
 )

@@ -49,7 +49,8 @@ class LevelChanged(Notice, frozen=True, tag="level_changed"):
 
 
 class ClubChanged(Notice, frozen=True, tag="club_changed"):
-    """A creator's fan club was named, renamed or given another chat mode."""
+    """A creator's fan club was named or renamed, or their chat mode switched (with a club or
+    without one: the chat gate keeps both per creator)."""
 
     creator_id: int
 

@@ -1,10 +1,11 @@
 """A creator's chat mode and a viewer's club badge, as every node must answer them on each chat
-line and join (``social/clubs.py`` stores them).
+line and join (``social/chat_settings.py`` and ``social/clubs.py`` store them).
 
 Both answers are read from the database and kept ``ttl_s``, like ``live/ban_gate.py``: a busy
-chat must not be a query per line. A club changed (named, renamed, its chat mode switched) or a
-membership changed (joined, left, removed), on any node, is announced through the broker
-(``ClubChanged``, ``ClubMemberChanged``); every node drops its copy at once. A member's level
+chat must not be a query per line. A club changed (named, renamed) or the creator's chat mode
+switched (one notice, ``ClubChanged``, drops the creator's whole answer), or a membership changed
+(joined, left, removed: ``ClubMemberChanged``), on any node, is announced through the broker;
+every node drops its copy at once. A member's level
 rises off the gift path (``club_points.py``), so the level a badge shows may be up to ``ttl_s``
 behind their points; whether they are a member at all never is, past a notice.
 """
@@ -18,7 +19,8 @@ from sqlalchemy import Engine
 
 from giftwave.live.events import ClubBadge
 from giftwave.realtime.notices import AnyNotice, ClubChanged, ClubMemberChanged
-from giftwave.social.clubs import Club, find_club, level_of, may_chat, refusal
+from giftwave.social.chat_settings import ChatSetting, chat_setting, may_chat, refusal
+from giftwave.social.clubs import Club, find_club, level_of
 from giftwave.ttl_cache import TtlCache
 
 TTL_S: Final = 30.0
@@ -36,8 +38,9 @@ class ClubGate:
         max_memberships: int = MAX_MEMBERSHIPS,
     ) -> None:
         self._db = db
-        # Answers in a 1-tuple, so "no club" / "not a member" (None) is kept like any other.
-        self._clubs: TtlCache[int, tuple[Club | None]] = TtlCache(
+        # A creator's (club or None, chat setting); a level in a 1-tuple, so "not a member"
+        # (None) is kept like any other answer.
+        self._clubs: TtlCache[int, tuple[Club | None, ChatSetting]] = TtlCache(
             max_entries=max_clubs, ttl_s=ttl_s
         )
         self._levels: TtlCache[tuple[int, int], tuple[int | None]] = TtlCache(
@@ -49,7 +52,7 @@ class ClubGate:
 
     async def badge(self, creator_id: int, user_id: int) -> ClubBadge | None:
         """The user's badge in the creator's club, or None (no club, not a member)."""
-        club, level = await self._standing(creator_id, user_id)
+        (club, _), level = await self._standing(creator_id, user_id)
         return None if club is None or level is None else ClubBadge(name=club.name, level=level)
 
     async def chat_badge(
@@ -59,25 +62,29 @@ class ClubGate:
         ``subscribers_only_chat``) when the creator's chat mode leaves the user out, who has
         ``sub_months`` of a subscription with access now (the creator always chats in their
         own rooms)."""
-        club, level = await self._standing(creator_id, user_id)
-        if club is not None and user_id != creator_id and not may_chat(club, level, sub_months > 0):
-            raise refusal(club)
+        (club, setting), level = await self._standing(creator_id, user_id)
+        if user_id != creator_id and not may_chat(setting, club, level, sub_months > 0):
+            raise refusal(setting, club)
         return None if club is None or level is None else ClubBadge(name=club.name, level=level)
 
-    async def _standing(self, creator_id: int, user_id: int) -> tuple[Club | None, int | None]:
-        club = self._clubs.get(creator_id)
+    async def _standing(
+        self, creator_id: int, user_id: int
+    ) -> tuple[tuple[Club | None, ChatSetting], int | None]:
+        rooms = self._clubs.get(creator_id)
         level = self._levels.get((creator_id, user_id))
-        if club is not None and level is not None:
-            return club[0], level[0]
+        if rooms is not None and level is not None:
+            return rooms, level[0]
         generation = self._generation
 
-        def read() -> tuple[Club | None, int | None]:
+        def read() -> tuple[tuple[Club | None, ChatSetting], int | None]:
             with self._db.connect() as conn:
-                return find_club(conn, creator_id), level_of(conn, creator_id, user_id)
+                club = find_club(conn, creator_id)
+                setting = chat_setting(conn, creator_id)
+                return (club, setting), level_of(conn, creator_id, user_id)
 
         found, found_level = await asyncio.to_thread(read)
         if generation == self._generation:
-            self._clubs.put(creator_id, (found,))
+            self._clubs.put(creator_id, found)
             self._levels.put((creator_id, user_id), (found_level,))
         return found, found_level
 

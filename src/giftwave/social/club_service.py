@@ -2,7 +2,9 @@
 transaction or one read) around the rules of ``clubs.py``. Blocking calls run on a worker
 thread from the routes; ``join`` is async because a club's entry gift goes through the
 gift path (``economy.gifting``). Every change is followed by a broker notice from the route
-(``ClubChanged``, ``ClubMemberChanged``): every node's chat gate drops its answer.
+(``ClubChanged``, ``ClubMemberChanged``): every node's chat gate drops its answer. The chat
+mode is the creator's setting (``chat_settings.py``); ``switch_chat`` is the club route's way to
+it, kept for the clients that set it there.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from giftwave.errors import Code, DomainError, Invalid, NotFound
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import User, require_active
 from giftwave.live.streams import get_stream
+from giftwave.social.chat_settings import (
+    ChatMode,
+    ChatSetting,
+    chat_setting,
+    forget_club_modes,
+    save_chat_setting,
+)
 from giftwave.social.clubs import (
     ENTRY_KEY_PREFIX,
-    ChatMode,
     Club,
     Member,
     activate,
@@ -34,26 +42,49 @@ from giftwave.social.clubs import (
     members_of,
     pending_entry,
     save_club,
-    set_chat_mode,
     wait_for_entry,
 )
 
 
-def club(db: Engine, creator_id: int) -> tuple[Club, int]:
-    """The creator's club and how many members it has (404 ``club_not_found``)."""
+def club(db: Engine, creator_id: int) -> tuple[Club, int, ChatSetting]:
+    """The creator's club, how many members it has and the creator's chat setting (404
+    ``club_not_found``)."""
     with db.connect() as conn:
-        return get_club(conn, creator_id), member_count(conn, creator_id)
+        found = get_club(conn, creator_id)
+        return found, member_count(conn, creator_id), chat_setting(conn, creator_id)
 
 
 def name_club(db: Engine, creator: User, name: str, entry_gift_id: str | None) -> tuple[Club, bool]:
-    """Make or rename the creator's club: (it, whether new)."""
+    """Make or rename the creator's club: (it, whether new). A new club starts with no member
+    refused a chat line for not being one (``forget_club_modes``)."""
     with db.begin() as conn:
-        return save_club(conn, creator, name, entry_gift_id, now_us())
+        at_us = now_us()
+        made, new = save_club(conn, creator, name, entry_gift_id, at_us)
+        if new:
+            forget_club_modes(conn, creator.id, at_us)
+        return made, new
 
 
-def switch_chat(db: Engine, creator: User, mode: ChatMode, min_level: int) -> Club:
+def switch_chat(db: Engine, creator: User, mode: ChatMode, min_level: int) -> ChatSetting:
+    """The club route's chat switch (``PUT /v1/me/club/chat``): as it always did, for a creator
+    with a club (404 ``club_not_found`` otherwise)."""
+    require_creator(creator, "set a chat mode")
     with db.begin() as conn:
-        return set_chat_mode(conn, creator, mode, min_level, now_us())
+        get_club(conn, creator.id)
+        return save_chat_setting(conn, creator, mode, min_level, now_us())
+
+
+def chat_mode(db: Engine, creator_id: int) -> ChatSetting:
+    """The creator's stored chat setting (everyone when never set)."""
+    with db.connect() as conn:
+        return chat_setting(conn, creator_id)
+
+
+def set_chat(db: Engine, creator: User, mode: ChatMode, min_level: int) -> ChatSetting:
+    """Who may chat in the creator's rooms, club or no club (409 ``chat_mode_needs_club`` for
+    a club mode without one)."""
+    with db.begin() as conn:
+        return save_chat_setting(conn, creator, mode, min_level, now_us())
 
 
 def my_membership(db: Engine, creator_id: int, user: User) -> Member:

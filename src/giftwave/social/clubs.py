@@ -1,6 +1,7 @@
-"""Fan clubs: a creator's club, its members, their points and levels, and the chat mode of the
-creator's rooms. The rules (names, the points formula, levels, who may chat) are pure functions
-of plain values; the SQL below only loads and writes (docs/community.md).
+"""Fan clubs: a creator's club, its members, their points and levels. The rules (names, the
+points formula, levels) are pure functions of plain values; the SQL below only loads and writes
+(docs/community.md). Who may chat in the creator's rooms is the creator's setting, not the
+club's (``chat_settings.py``), though two of its modes are for club members.
 
 Decisions, documented there: one club per creator (renaming keeps the members); joining twice
 answers the same membership; leaving is idempotent (204 whether a member or not) and forgets
@@ -10,8 +11,6 @@ what keeps someone out of a creator's rooms).
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,7 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Select, delete, func, insert, 
 
 from giftwave.db.tables import fan_club_members, fan_clubs, gift_catalog, users
 from giftwave.db.upsert import insert_new
-from giftwave.errors import Code, Forbidden, Invalid, NotFound
+from giftwave.errors import Code, Invalid, NotFound
 from giftwave.identity.permissions import require_creator
 from giftwave.identity.users import User
 
@@ -35,16 +34,6 @@ POINTS_PER_WATCH_MINUTE: Final = 5
 # Points needed for each level, level 1 first (docs/community.md).
 DEFAULT_LEVEL_POINTS: Final = (0, 100, 500, 1_500, 4_000, 10_000, 25_000, 60_000, 150_000, 400_000)
 MAX_LEVELS: Final = 50
-
-
-class ChatMode(enum.StrEnum):
-    """Who may chat in a creator's rooms. A mode is one member here and one line in
-    ``_MAY_CHAT``."""
-
-    EVERYONE = "everyone"
-    MEMBERS = "members"
-    MEMBERS_LEVEL = "members_level"
-    SUBSCRIBERS = "subscribers"  # a subscription with access now (economy/subscriptions.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +101,6 @@ class Club:
     creator_id: int
     name: str
     entry_gift_id: str | None
-    chat_mode: ChatMode
-    chat_min_level: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,45 +116,12 @@ class Member:
     last_seen_at_us: int
 
 
-# (the club, the person's level in it or None, whether they are a subscriber now) → may chat
-_MAY_CHAT: Final[dict[ChatMode, Callable[[Club, int | None, bool], bool]]] = {
-    ChatMode.EVERYONE: lambda club, level, subscribed: True,
-    ChatMode.MEMBERS: lambda club, level, subscribed: level is not None,
-    ChatMode.MEMBERS_LEVEL: lambda club, level, subscribed: (
-        level is not None and level >= club.chat_min_level
-    ),
-    ChatMode.SUBSCRIBERS: lambda club, level, subscribed: subscribed,
-}
-
-
-def may_chat(club: Club | None, level: int | None, subscribed: bool = False) -> bool:
-    """Whether someone of club ``level`` (None: not a member), subscribed or not, may chat in
-    the creator's rooms."""
-    return club is None or _MAY_CHAT[club.chat_mode](club, level, subscribed)
-
-
-def refusal(club: Club) -> Forbidden:
-    """Why a chat line was refused under the club's mode (403 ``members_only_chat``, or
-    ``subscribers_only_chat``)."""
-    if club.chat_mode is ChatMode.SUBSCRIBERS:
-        return Forbidden(
-            Code.SUBSCRIBERS_ONLY_CHAT, "only subscribers can chat here; subscribe to chat"
-        )
-    if club.chat_mode is ChatMode.MEMBERS_LEVEL:
-        detail = f"only members of {club.name} at level {club.chat_min_level} or above can chat"
-    else:
-        detail = f"only members of {club.name} can chat here; join the fan club to chat"
-    return Forbidden(Code.MEMBERS_ONLY_CHAT, detail)
-
-
 def _club(row: object) -> Club:
     m = row._mapping  # type: ignore[attr-defined]
     return Club(
         creator_id=int(m["creator_id"]),
         name=str(m["name"]),
         entry_gift_id=m["entry_gift_id"],
-        chat_mode=ChatMode(m["chat_mode"]),
-        chat_min_level=int(m["chat_min_level"]),
     )
 
 
@@ -196,8 +150,6 @@ def save_club(
         conn,
         insert(fan_clubs).values(
             creator_id=creator.id,
-            chat_mode=ChatMode.EVERYONE.value,
-            chat_min_level=1,
             created_at_us=at_us,
             **fields,
         ),
@@ -205,22 +157,6 @@ def save_club(
     if not made:
         conn.execute(update(fan_clubs).where(fan_clubs.c.creator_id == creator.id).values(**fields))
     return get_club(conn, creator.id), made
-
-
-def set_chat_mode(
-    conn: Connection, creator: User, mode: ChatMode, min_level: int, at_us: int
-) -> Club:
-    """Who may chat in the creator's rooms from now on (their own club's members)."""
-    require_creator(creator, "set a fan club chat mode")
-    get_club(conn, creator.id)  # club_not_found
-    if not 1 <= min_level <= LEVELS.top:
-        raise Invalid(Code.INVALID_CLUB_LEVEL, f"a club level is 1..{LEVELS.top}")
-    conn.execute(
-        update(fan_clubs)
-        .where(fan_clubs.c.creator_id == creator.id)
-        .values(chat_mode=mode.value, chat_min_level=min_level, updated_at_us=at_us)
-    )
-    return get_club(conn, creator.id)
 
 
 def _gift_exists(conn: Connection, gift_id: str) -> bool:

@@ -33,6 +33,7 @@ PROBLEM_MESSAGES: Final = {
     "busy": N_("The server is busy: try again in a moment"),
     "cannot_follow_self": N_("You cannot follow yourself"),
     "cannot_gift_self": N_("You cannot send gifts to yourself"),
+    "chat_mode_needs_club": N_("That chat mode is for fan club members: name your fan club first"),
     "checkout_closed": N_("This checkout is closed"),
     "checkout_not_found": N_("This checkout does not exist"),
     "creator_too_young": N_("You can become a creator from the age of {min_age}"),

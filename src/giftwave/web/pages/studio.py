@@ -34,6 +34,7 @@ from giftwave.live import stream_service
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
 from giftwave.live.streams import Stream
 from giftwave.social import club_service
+from giftwave.social.chat_settings import ChatSetting
 from giftwave.social.clubs import LEVELS, LIST_MAX, NAME_MAX_CHARS, Club, Member
 from giftwave.web.charts import day_chart
 from giftwave.web.i18n import N_, client_messages, text_direction
@@ -167,25 +168,28 @@ async def studio(request: Request, economy: Econ) -> Response:
 
 @router.get("/studio/club", response_class=HTMLResponse)
 async def club(request: Request, economy: Econ) -> Response:
-    """The fan club: its name and entry gift, who may chat, the members (docs/community.md)."""
+    """The fan club: its name and entry gift, the members; who may chat in the creator's rooms,
+    with a club or without (docs/community.md)."""
     found = await _creator(request)
     if isinstance(found, Response):
         return found
     who, creator = found
 
-    def load() -> tuple[Club | None, int, list[Member]]:
+    def load() -> tuple[Club | None, int, list[Member], ChatSetting]:
+        chat = club_service.chat_mode(economy.db, creator.id)  # a club or none
         try:
             total, members = club_service.members(economy.db, creator, LIST_MAX, 0)
         except NotFound:  # no club yet: the page offers to name it
-            return None, 0, []
-        return club_service.club(economy.db, creator.id)[0], total, members
+            return None, 0, [], chat
+        return club_service.club(economy.db, creator.id)[0], total, members, chat
 
-    found_club, total, members = await run_in_threadpool(load)
+    found_club, total, members, chat = await run_in_threadpool(load)
     return page(
         request,
         who,
         "studio_club.html",
         club=found_club,
+        chat=chat,
         total=total,
         members=[
             {**asdict(m), "last_seen": datetime.fromtimestamp(m.last_seen_at_us / 1e6, UTC)}

@@ -1,5 +1,5 @@
-// The creator's fan club (docs/community.md): its name and entry gift, who may chat, and the
-// members, each removable. Refusals are said by their code in the page's language (site.js).
+// The creator's fan club (docs/community.md): its name and entry gift, and the members, each
+// removable; who may chat in the creator's rooms, a setting of theirs with or without a club. Refusals are said by their code in the page's language (site.js).
 import { api, problemMessage, t, toast } from "/static/site.js";
 
 function refused(err) {
@@ -19,10 +19,10 @@ document.getElementById("club-name").addEventListener("submit", async (event) =>
   } catch (err) { refused(err); }
 });
 
-document.getElementById("club-chat")?.addEventListener("submit", async (event) => {
+document.getElementById("club-chat").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("PUT", "/v1/me/club/chat", {
+    await api("PUT", "/v1/me/chat-mode", {
       mode: document.getElementById("club-chat-mode").value,
       min_level: Number(document.getElementById("club-chat-level").value) || 1,
     });
