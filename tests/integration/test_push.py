@@ -1,7 +1,8 @@
 """Never miss it, end to end on both databases: a follower opts in, registers a fake browser
 (a real P-256 key pair) with a push-service stub on loopback that verifies the VAPID JWT and
 decrypts the aes128gcm payload; going live reaches the inbox and the browser once per stream;
-the daily cap, quiet hours (a fixed clock), 410, retries, SSRF and every route's refusals."""
+the daily cap, quiet hours (a fixed clock), 410, retries, SSRF and every route's refusals; the
+notice's words written on the server in each browser's language (en, es, ar)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,14 @@ async def test_going_live_reaches_inbox_and_browser_once(economy_app: AppFactory
             assert message["stream_id"] == stream_id
             assert message["creator"] == luna.user["handle"]
             assert message["title"] == "Piano"
+            handle = f"@\u2068{luna.user['handle']}\u2069"
+            assert message["notification"] == {
+                "title": f"{handle} is live",
+                "body": "Piano",
+                "stop": f"Stop notices from {handle}",
+                "lang": "en",
+                "dir": "ltr",
+            }
 
             inbox = (await fan.get("/v1/me/inbox")).json()
             assert inbox["unread"] == 1
@@ -105,6 +114,79 @@ async def test_going_live_reaches_inbox_and_browser_once(economy_app: AppFactory
             await asyncio.sleep(0.3)
             assert len(stub.got("fan")) == 1
             assert len((await fan.get("/v1/me/inbox")).json()["notices"]) == 1
+
+
+async def test_each_browser_is_told_in_its_language(economy_app: AppFactory) -> None:
+    with push_service(PUBLIC_KEY) as stub:
+        async with economy_app(**PUSH) as client:
+            luna = await register(client, "creator")
+            max_ = await register(client, "creator")
+            fan = await register(client)
+            for creator in (luna, max_):
+                r = await client.put(f"/v1/creators/{creator.id}/notify", headers=fan.auth)
+                assert r.status_code == 201, r.text
+            # The page says its language; without it, the site's choice for the request.
+            body = stub.subscription("es") | {"locale": "es"}
+            assert (await fan.post("/v1/me/push-subscriptions", body)).status_code == 201
+            arabic = {"Accept-Language": "ar, en;q=0.5"}
+            made = await client.post(
+                "/v1/me/push-subscriptions",
+                json=stub.subscription("ar"),
+                headers=fan.auth | arabic,
+            )
+            assert made.status_code == 201, made.text
+            for bad in ("fr", "x" * 9, "ES"):
+                assert_problem(
+                    await fan.post("/v1/me/push-subscriptions", body | {"locale": bad}),
+                    422,
+                    "invalid_request",
+                )
+
+            luna_stream = await luna.go_live("Piano")
+            max_stream = await max_.go_live("Drums")
+            await until(lambda: len(stub.got("es")) == 2 and len(stub.got("ar")) == 2)
+            battle = await max_.post(
+                "/v1/battles",
+                {"stream_id": max_stream, "opponent_stream_id": luna_stream, "duration_s": 60},
+            )
+            assert battle.status_code == 201, battle.text
+            accepted = await luna.post(f"/v1/battles/{battle.json()['id']}/accept")
+            assert accepted.status_code == 200, accepted.text
+            # One battle notice per user (its subject is the battle): from either side.
+            await until(lambda: len(stub.got("es")) == 3 and len(stub.got("ar")) == 3)
+            assert not stub.refused, stub.refused
+
+            l_, m_ = (f"@\u2068{p.user['handle']}\u2069" for p in (luna, max_))
+            told = {
+                name: {(n["kind"], n["stream_id"]): n["notification"] for n in stub.got(name)}
+                for name in ("es", "ar")
+            }
+            assert told["es"][("live", luna_stream)] == {
+                "title": f"{l_} está en directo",
+                "body": "Piano",
+                "stop": f"Dejar de recibir avisos de {l_}",
+                "lang": "es",
+                "dir": "ltr",
+            }
+            assert told["ar"][("live", luna_stream)] == {
+                "title": f"{l_} في بث مباشر",
+                "body": "Piano",
+                "stop": f"إيقاف تنبيهات {l_}",
+                "lang": "ar",
+                "dir": "rtl",
+            }
+            [said_es] = [v["title"] for (kind, _), v in told["es"].items() if kind == "battle"]
+            [said_ar] = [v["title"] for (kind, _), v in told["ar"].items() if kind == "battle"]
+            assert said_es in (
+                f"{l_} empezó una batalla con {m_}",
+                f"{m_} empezó una batalla con {l_}",
+            )
+            assert said_ar in (f"بدأ {l_} معركة مع {m_}", f"بدأ {m_} معركة مع {l_}")
+            # The inbox keeps the notice as stored: the words are the browser's only.
+            assert all(
+                "notification" not in n["payload"]
+                for n in (await fan.get("/v1/me/inbox")).json()["notices"]
+            )
 
 
 async def test_battle_start_and_a_close_goal_are_told(economy_app: AppFactory) -> None:

@@ -115,6 +115,7 @@ from giftwave.social.level_follower import LevelUp
 from giftwave.social.level_service import Levels
 from giftwave.social.levels import Curve
 from giftwave.trending.service import Trending, config_from
+from giftwave.web import push_text
 from giftwave.web.pages import admin as admin_pages
 from giftwave.web.pages import clips as clip_pages
 from giftwave.web.pages import economy as economy_pages
@@ -737,7 +738,7 @@ async def _start_services(
     ranking = Trending(db, config_from(settings))
     await ranking.start()  # rebuilt from the committed gifts: a restart keeps the list
     stack.push_async_callback(ranking.stop)
-    notifications = Notifications(settings, db)
+    notifications = Notifications(settings, db, push_text.render)  # notices in their language
     notifications.start()
     stack.push_async_callback(notifications.stop)
     clip_service = Clips(settings, db)  # logs an error when FFmpeg is missing

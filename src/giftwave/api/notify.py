@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser
@@ -19,6 +19,7 @@ from giftwave.notify import service
 from giftwave.notify.preferences import QuietHours
 from giftwave.notify.service import Notifications
 from giftwave.ratelimit import Rate
+from giftwave.web.i18n import LOCALES, negotiate
 
 router = APIRouter(tags=["notifications"])
 
@@ -65,11 +66,22 @@ class PushKeys(BaseModel):
 
 
 class PushSubscriptionIn(BaseModel):
-    """What ``PushSubscription.toJSON()`` gives a page (``expirationTime`` is ignored)."""
+    """What ``PushSubscription.toJSON()`` gives a page (``expirationTime`` is ignored), and the
+    language its notices are to be written in: the page's (``locale``), or, when not given,
+    the one the site would pick for this request (``?lang=``, the language cookie,
+    ``Accept-Language``)."""
 
     model_config = ConfigDict(extra="ignore")
     endpoint: str = Field(min_length=1, max_length=1024)
     keys: PushKeys
+    locale: str | None = Field(default=None, max_length=8)
+
+    @field_validator("locale")
+    @classmethod
+    def _known(cls, locale: str | None) -> str | None:
+        if locale is not None and locale not in LOCALES:
+            raise ValueError(f"a locale is one of {', '.join(LOCALES)}")
+        return locale
 
 
 class PushSubscriptionOut(BaseModel):
@@ -91,6 +103,7 @@ async def add_push_subscription(
             p256dh=body.keys.p256dh,
             auth=body.keys.auth,
             allow_private=_notifications(request).allow_private,
+            locale=body.locale or negotiate(request)[0],
         )
     )
     return PushSubscriptionOut(id=made.id, endpoint=made.endpoint)

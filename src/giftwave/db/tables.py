@@ -1219,7 +1219,7 @@ self_exclusions = Table(
     Column("ends_at_us", BigInteger, nullable=False),
 )
 
-# A browser's Web Push subscription (RFC 8030 endpoint, RFC 8291 keys).
+# A browser's Web Push subscription (RFC 8030 endpoint, RFC 8291 keys) and its language.
 push_subscriptions = Table(
     "push_subscriptions",
     metadata,
@@ -1229,6 +1229,8 @@ push_subscriptions = Table(
     Column("p256dh", String(128), nullable=False),
     Column("auth", String(64), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+    # The language its notices are written in: the page's when it subscribed (migration 0032).
+    Column("locale", String(8), nullable=False, server_default="en"),
     Index("ix_push_subscriptions_user", "user_id"),
 )
 

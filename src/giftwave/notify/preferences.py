@@ -20,6 +20,8 @@ MAX_SUBSCRIPTIONS_PER_USER: Final = 10
 ENDPOINT_MAX_CHARS: Final = 1024
 P256DH_BYTES: Final = 65  # an uncompressed P-256 point
 AUTH_BYTES: Final = 16
+DEFAULT_LOCALE: Final = "en"
+LOCALE_MAX_CHARS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Subscription:
     endpoint: str
     p256dh: str
     auth: str
+    locale: str = DEFAULT_LOCALE  # the language its notices are written in
 
 
 def opt_in(conn: Connection, user_id: int, creator_id: int, at_us: int) -> bool:
@@ -140,11 +143,16 @@ def add_subscription(
     auth: str,
     allow_private: bool,
     at_us: int,
+    locale: str = DEFAULT_LOCALE,
 ) -> Subscription:
-    """The browser's subscription, registered (again: updated, the same endpoint)."""
+    """The browser's subscription, registered (again: updated, the same endpoint), with the
+    language its notices are to be written in: the page's when it subscribed (the web layer
+    picks it and knows the languages; an unknown one is written in English)."""
     check_endpoint(endpoint, allow_private=allow_private)
     _check_key(p256dh, P256DH_BYTES, "p256dh")
     _check_key(auth, AUTH_BYTES, "auth")
+    if not (0 < len(locale) <= LOCALE_MAX_CHARS and locale.isascii() and locale.isalpha()):
+        raise Invalid(Code.INVALID_REQUEST, "a locale is a language code such as 'es'")
     p = push_subscriptions.c
     existing = conn.execute(select(p.id, p.user_id).where(p.endpoint == endpoint)).first()
     if existing is not None:
@@ -152,9 +160,9 @@ def add_subscription(
         conn.execute(
             push_subscriptions.update()
             .where(p.id == existing.id)
-            .values(user_id=user_id, p256dh=p256dh, auth=auth)
+            .values(user_id=user_id, p256dh=p256dh, auth=auth, locale=locale)
         )
-        return Subscription(int(existing.id), user_id, endpoint, p256dh, auth)
+        return Subscription(int(existing.id), user_id, endpoint, p256dh, auth, locale)
     held = conn.execute(select(func.count()).where(p.user_id == user_id)).scalar_one()
     if held >= MAX_SUBSCRIPTIONS_PER_USER:
         raise Conflict(
@@ -163,10 +171,17 @@ def add_subscription(
         )
     new_id = conn.execute(
         push_subscriptions.insert()
-        .values(user_id=user_id, endpoint=endpoint, p256dh=p256dh, auth=auth, created_at_us=at_us)
+        .values(
+            user_id=user_id,
+            endpoint=endpoint,
+            p256dh=p256dh,
+            auth=auth,
+            locale=locale,
+            created_at_us=at_us,
+        )
         .returning(p.id)
     ).scalar_one()
-    return Subscription(int(new_id), user_id, endpoint, p256dh, auth)
+    return Subscription(int(new_id), user_id, endpoint, p256dh, auth, locale)
 
 
 def remove_subscription(conn: Connection, user_id: int, subscription_id: int) -> bool:
@@ -183,6 +198,6 @@ def subscriptions_of(conn: Connection, user_ids: list[int]) -> dict[int, list[Su
     found: dict[int, list[Subscription]] = {}
     rows = conn.execute(select(push_subscriptions).where(p.user_id.in_(user_ids)).order_by(p.id))
     for r in rows:
-        sub = Subscription(int(r.id), int(r.user_id), r.endpoint, r.p256dh, r.auth)
+        sub = Subscription(int(r.id), int(r.user_id), r.endpoint, r.p256dh, r.auth, r.locale)
         found.setdefault(sub.user_id, []).append(sub)
     return found

@@ -7,6 +7,10 @@ operator's VAPID key (RFC 8292) and POSTs it to the subscription's push service.
        └─ retry (backoff)┴── 429/5xx/network ──► after the last attempt: failed
     any other 4xx ──► failed (retrying would not help)
 
+What a browser gets is the notice as ``render`` writes it for the subscription's language (the
+web layer's, handed in: this package imports no web): the title and body a service worker
+shows, already in the recipient's words (docs/notifications.md, "Languages").
+
 Bounded: ``concurrency`` sends at once, each within ``timeout_s``; at most ``batch`` claimed
 per round. The endpoint's host is resolved and must be public before every send (egress.py),
 unless private addresses are allowed (development).
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -55,7 +60,12 @@ class PushClaim:
     endpoint: str
     p256dh: str
     auth: str
-    payload: str
+    payload: str  # the notice as stored (JSON)
+    locale: str  # the subscription's language
+
+
+# (the notice as stored, JSON; the subscription's language) → the bytes the browser decrypts
+Render = Callable[[str, str], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +103,7 @@ def claim_due(db: Engine, *, now_us: int, limit: int) -> list[PushClaim]:
         subs = {
             int(r.id): r
             for r in conn.execute(
-                select(s.id, s.endpoint, s.p256dh, s.auth).where(
+                select(s.id, s.endpoint, s.p256dh, s.auth, s.locale).where(
                     s.id.in_({int(c.subscription_id) for c in claimed})
                 )
             )
@@ -118,6 +128,7 @@ def claim_due(db: Engine, *, now_us: int, limit: int) -> list[PushClaim]:
             p256dh=subs[int(c.subscription_id)].p256dh,
             auth=subs[int(c.subscription_id)].auth,
             payload=bodies[c.notice_id],
+            locale=subs[int(c.subscription_id)].locale,
         )
         for c in claimed
         if int(c.subscription_id) in subs
@@ -175,11 +186,18 @@ class PushSender:
     """The periodic task that sends due pushes."""
 
     def __init__(
-        self, db: Engine, key: VapidKey, policy: SendPolicy, *, interval_s: float = 1.0
+        self,
+        db: Engine,
+        key: VapidKey,
+        policy: SendPolicy,
+        render: Render,
+        *,
+        interval_s: float = 1.0,
     ) -> None:
         self.db = db
         self.key = key
         self.policy = policy
+        self.render = render
         self._gate = asyncio.Semaphore(policy.concurrency)
         self._loop = PeriodicTask("push-sender", self.run, Schedule(interval_s))
         self._client: httpx.AsyncClient | None = None
@@ -220,7 +238,8 @@ class PushSender:
         if not self.policy.allow_private and not await _destination_public(claim.endpoint):
             return 400  # not retried: the endpoint points inside (or nowhere)
         info = {"endpoint": claim.endpoint, "keys": {"p256dh": claim.p256dh, "auth": claim.auth}}
-        body = WebPusher(info).encode(claim.payload.encode(), "aes128gcm")["body"]
+        data = self.render(claim.payload, claim.locale)
+        body = WebPusher(info).encode(data, "aes128gcm")["body"]
         headers = {
             "Authorization": self.key.authorization(claim.endpoint, wall_clock_us() // 1_000_000),
             "Content-Encoding": "aes128gcm",

@@ -19,7 +19,7 @@ from giftwave.notify import fanout, notices, preferences, pruning
 from giftwave.notify.goal_watch import close_goals
 from giftwave.notify.notices import Notice, NoticeKind, NoticePolicy
 from giftwave.notify.preferences import QuietHours, Subscription
-from giftwave.notify.sender import PushSender, SendPolicy
+from giftwave.notify.sender import PushSender, Render, SendPolicy
 from giftwave.notify.vapid import VapidKey
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.ratelimit import Rate, UserLimit
@@ -33,7 +33,8 @@ CHANGES_BURST: Final = 20
 class Notifications:
     """The policy, the VAPID key (None: no pushes, the inbox still fills) and the sender."""
 
-    def __init__(self, settings: Settings, db: Engine) -> None:
+    def __init__(self, settings: Settings, db: Engine, render: Render) -> None:
+        """``render`` writes a notice for a browser in its language (web/push_text.py)."""
         self.db = db
         self.allow_private = settings.push_allow_private_addresses
         secret = settings.vapid_private_key
@@ -58,6 +59,7 @@ class Notifications:
                     max_attempts=settings.push_max_attempts,
                     allow_private=self.allow_private,
                 ),
+                render,
                 interval_s=settings.push_interval_s,
             )
         )
@@ -198,8 +200,16 @@ def set_quiet_hours(db: Engine, user: User, quiet: QuietHours) -> QuietHours:
 
 
 def subscribe(
-    db: Engine, user: User, *, endpoint: str, p256dh: str, auth: str, allow_private: bool
+    db: Engine,
+    user: User,
+    *,
+    endpoint: str,
+    p256dh: str,
+    auth: str,
+    allow_private: bool,
+    locale: str,
 ) -> Subscription:
+    """The browser's subscription, its notices to be written in ``locale``."""
     require_active(user)
     with db.begin() as conn:
         return preferences.add_subscription(
@@ -210,6 +220,7 @@ def subscribe(
             auth=auth,
             allow_private=allow_private,
             at_us=now_us(),
+            locale=locale,
         )
 
 

@@ -43,7 +43,12 @@ async function turnOn() {
     applicationServerKey: keyBytes(button.dataset.key),
   });
   const body = subscription.toJSON();
-  await api("POST", "/v1/me/push-subscriptions", { endpoint: body.endpoint, keys: body.keys });
+  // The page's language: the notices this browser gets are written in it (docs/notifications.md).
+  await api("POST", "/v1/me/push-subscriptions", {
+    endpoint: body.endpoint,
+    keys: body.keys,
+    locale: document.documentElement.lang,
+  });
   state.textContent = say("on");
   button.disabled = true;
 }

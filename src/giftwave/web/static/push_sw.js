@@ -1,22 +1,19 @@
 // The service worker that shows a pushed notice (its JSON decrypted by the browser) and opens
 // the stream it tells of; the "Stop these" action turns off that creator's notices with the
-// notice's single-purpose token (no session in it).
-const TEXT = {
-  live: (n) => `@${n.creator} is live`,
-  battle: (n) => `@${n.creator} started a battle with @${n.against}`,
-  goal: (n) => `@${n.creator} is close to a goal`,
-};
-
+// notice's single-purpose token (no session in it). The server writes the words, in the
+// recipient's language (web/push_text.py): this worker shows what it receives.
 self.addEventListener("push", (event) => {
   const notice = event.data ? event.data.json() : null;
   if (!notice) return;
-  const title = (TEXT[notice.kind] || TEXT.live)(notice);
+  const shown = notice.notification || {};
   event.waitUntil(
-    self.registration.showNotification(title, {
-      body: notice.title || "",
+    self.registration.showNotification(shown.title || `@${notice.creator || ""}`, {
+      body: shown.body || "",
+      lang: shown.lang || "",
+      dir: shown.dir || "auto",
       tag: `${notice.kind}:${notice.stream_id || ""}`,
       data: notice,
-      actions: [{ action: "stop", title: "Stop these" }],
+      actions: notice.unsubscribe && shown.stop ? [{ action: "stop", title: shown.stop }] : [],
     }),
   );
 });
