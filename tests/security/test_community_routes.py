@@ -1,6 +1,7 @@
 """This round's routes (subscriptions, fan clubs, levels, paid messages, notifications, payout
-decisions, reconciliation, responsible spending) tried by those who may not use them, against
-a real `giftwave serve` on SQLite and PostgreSQL (one server per backend for the module):
+decisions, reconciliation, responsible spending, thanks) tried by those who may not use them,
+against a real `giftwave serve` on SQLite and PostgreSQL (one server per backend for the
+module):
 
 - without credentials every one of them is 401 problem+json, before its body is read;
 - a viewer cannot use a creator's routes, a creator cannot read an admin's (403);
@@ -56,6 +57,9 @@ SIGNED_IN_ONLY: Final = [
     ("GET", "/v1/me/spending/report"),
     ("GET", "/v1/me/spending/summary.txt"),
     ("GET", "/v1/users/1/spending"),
+    ("GET", "/v1/streams/st_x/supporters"),
+    ("POST", "/v1/streams/st_x/thanks"),
+    ("DELETE", "/v1/streams/st_x/thanks"),
 ]
 CREATORS_ONLY: Final = [
     ("PUT", "/v1/me/subscription-price", {"price_coins": 100}),
@@ -115,3 +119,21 @@ def test_a_name_megabytes_long_is_refused_whole(client: httpx.Client) -> None:
     refused(r, 413)
     assert r.json()["code"] == "payload_too_large"
     assert client.get(f"/v1/creators/{creator_id}/club").status_code == 404  # nothing made
+
+
+def test_a_thank_you_megabytes_long_is_refused_whole(client: httpx.Client) -> None:
+    _, creator = someone(client, "creator")
+    r = client.post("/v1/streams", json={"title": "tonight"}, headers=creator)
+    assert r.status_code == 201, r.text
+    stream = r.json()["id"]
+    assert client.post(f"/v1/streams/{stream}/end", headers=creator).status_code == 200
+    huge = '{"message": "' + "x" * (4 * 1024 * 1024) + '"}'
+    r = client.post(
+        f"/v1/streams/{stream}/thanks",
+        content=huge,
+        headers={**creator, "Content-Type": "application/json"},
+    )
+    refused(r, 413)
+    assert r.json()["code"] == "payload_too_large"
+    r = client.get(f"/v1/streams/{stream}/supporters", headers=creator)
+    assert r.json()["thanks"] is None  # nothing made

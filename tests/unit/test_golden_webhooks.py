@@ -17,7 +17,9 @@ from giftwave.economy.subscriptions import (
     SubStatus,
 )
 from giftwave.live.battles import Battle, BattleStatus, Side, Winner
+from giftwave.live.events import ThankedUser
 from giftwave.live.goals import Goal, GoalKind
+from giftwave.live.thanks import Thanks
 from giftwave.social.level_follower import LevelUp
 from giftwave.webhooks import combos, events
 
@@ -210,4 +212,23 @@ def test_a_subscriptions_gifted_body_is_these_bytes() -> None:
         '"gift_id":"gsub:10:k-1","buyer_id":10,"buyer":"u10","count":2,"price_coins":500,'
         '"coins":1000,"diamonds":1000,"recipients":[{"user_id":11,"handle":"u11","months":1},'
         '{"user_id":12,"handle":"u12","months":4}]}}'
+    )
+
+
+def test_a_thanks_sent_body_is_these_bytes() -> None:
+    thanks = Thanks(
+        stream_id="st_g",
+        creator_id=1,
+        stream_title="Friday jazz",
+        message='you made "my" night \u00e9',
+        to_all=False,
+        recipients=[ThankedUser(10, "u10"), ThankedUser(11, "u11")],
+        created_at_us=T0 + 5,
+        hidden=False,
+    )
+    assert events.thanks_sent_event(thanks).body() == (
+        '{"id":"thanks.sent:st_g","type":"thanks.sent","created_at_us":1700000000000005,'
+        '"creator_id":1,"data":{"stream_id":"st_g","title":"Friday jazz",'
+        '"message":"you made \\"my\\" night \u00e9","to_all":false,"recipients":'
+        '[{"user_id":10,"handle":"u10"},{"user_id":11,"handle":"u11"}]}}'
     )

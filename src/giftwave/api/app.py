@@ -47,6 +47,7 @@ from giftwave.api import (
     spending,
     streams,
     subscriptions,
+    thanks,
     trending,
     webhooks,
 )
@@ -489,6 +490,7 @@ ROUTERS: Final = (
     moderation,
     paid_messages,
     clubs,
+    thanks,
     site_pages,
     profile_pages,
     studio_pages,

@@ -1336,3 +1336,28 @@ creator_chat_settings = Table(
     Column("min_level", Integer, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
 )
+
+# A creator's one thank-you per ended stream (live/thanks.py, docs/community.md "Thanks"):
+# the message as shown; ``hidden_by`` the creator or moderator who took it down.
+stream_thanks = Table(
+    "stream_thanks",
+    metadata,
+    Column("stream_id", String(24), primary_key=True),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("to_all", Boolean, nullable=False),  # sent to every supporter shown, not chosen ones
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("hidden_by", BigInteger, nullable=True),
+    Index("ix_stream_thanks_creator", "creator_id", "created_at_us"),
+)
+
+# Who a thank-you went to: the supporters chosen, with their place and coins in that stream.
+stream_thanks_recipients = Table(
+    "stream_thanks_recipients",
+    metadata,
+    Column("stream_id", String(24), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("rank", Integer, nullable=False),
+    Column("coins", BigInteger, nullable=False),
+    Index("ix_stream_thanks_recipients_user", "user_id", "stream_id"),
+)

@@ -156,6 +156,32 @@ class Muted(News, frozen=True, tag="mute"):
     until_us: int
 
 
+class ThankedUser(msgspec.Struct, frozen=True):
+    """One supporter a creator thanked."""
+
+    user_id: int
+    handle: str
+
+
+class Thanked(msgspec.Struct, frozen=True):
+    """A creator's thank-you to the top supporters of their last stream (live/thanks.py), as
+    their next stream's room shows it: in news, in a frame, and in a snapshot's ``thanks``."""
+
+    stream_id: str  # the stream thanked for (the room is the creator's next one)
+    title: str  # that stream's title
+    text: str  # the creator's message
+    recipients: list[ThankedUser]  # in the stream's ranking, best first
+    at_us: int  # when it was sent
+
+
+class ThanksPosted(Thanked, News, frozen=True, tag="thanks"):
+    """Sent while the next stream is live (a room seeded later reads it from the database)."""
+
+
+class ThanksHidden(News, frozen=True, tag="thanks_hidden"):
+    stream_id: str  # the stream thanked for
+
+
 class StreamEnded(News, frozen=True, tag="end"):
     pass
 
@@ -242,6 +268,8 @@ RoomNews = (
     | PaidMessagePosted
     | PaidMessageHidden
     | SubsGifted
+    | ThanksPosted
+    | ThanksHidden
 )
 
 
@@ -440,6 +468,14 @@ class SubsGiftedShown(Shown, frozen=True, tag="subs_gifted"):
     at_us: int
 
 
+class ThanksShown(Thanked, Shown, frozen=True, tag="thanks_shown"):
+    """ "Thanks to ana, bo and cy for last stream's support", with the creator's message."""
+
+
+class ThanksHiddenShown(Shown, frozen=True, tag="thanks_hidden"):
+    stream_id: str
+
+
 class Snapshot(Shown, frozen=True, tag="snapshot", omit_defaults=True):
     """Everything a viewer needs to draw the room from scratch. (``omit_defaults``: only the
     fields with a default, none of the others, are left out when empty.)"""
@@ -457,6 +493,8 @@ class Snapshot(Shown, frozen=True, tag="snapshot", omit_defaults=True):
     battle: BattleShown | NoBattle
     # The paid messages pinned now, oldest first; the key is absent when there are none.
     paid_messages: list[PaidMessage] = []
+    # The creator's thank-you for their last stream, shown in this one; absent when none.
+    thanks: Thanked | None = None
 
 
 RoomEvent = (
@@ -482,6 +520,8 @@ RoomEvent = (
     | PaidMessageShown
     | PaidMessageHiddenShown
     | SubsGiftedShown
+    | ThanksShown
+    | ThanksHiddenShown
     | Snapshot
 )
 

@@ -81,6 +81,21 @@ def creator_top_gifters(
     """A creator's top gifters over committed, unreversed gifts since ``since_us`` (all time
     when None), ranked like a room's board: coins desc, then whoever reached their total
     first (the earlier last gift), then user id."""
+    where = [gift_sends.c.creator_id == creator_id]
+    if since_us is not None:
+        where.append(gift_sends.c.created_at_us >= since_us)
+    return _top_gifters(conn, where, limit)
+
+
+def stream_top_gifters(conn: Connection, stream_id: str, limit: int) -> list[dict[str, Any]]:
+    """One stream's top gifters, from the same committed, unreversed gifts and ranked the same
+    way as its room's board and a creator's: what a thank-you after the stream is offered."""
+    return _top_gifters(conn, [gift_sends.c.stream_id == stream_id], limit)
+
+
+def _top_gifters(conn: Connection, where: list[Any], limit: int) -> list[dict[str, Any]]:
+    """Committed (the coins leg is in ``transfers``), unreversed gifts matching ``where``,
+    summed per sender: rank, user id, handle, coins."""
     coins = func.sum(gift_sends.c.coins).label("coins")
     last_at = func.max(gift_sends.c.created_at_us).label("last_at")
     query = (
@@ -90,13 +105,11 @@ def creator_top_gifters(
                 users, users.c.id == gift_sends.c.sender_id
             )
         )
-        .where(gift_sends.c.creator_id == creator_id, gift_sends.c.reversed.is_(False))
+        .where(*where, gift_sends.c.reversed.is_(False))
         .group_by(gift_sends.c.sender_id, users.c.handle)
         .order_by(coins.desc(), last_at, gift_sends.c.sender_id)
         .limit(limit)
     )
-    if since_us is not None:
-        query = query.where(gift_sends.c.created_at_us >= since_us)
     return [
         {"rank": n + 1, "user_id": int(sender), "handle": handle, "coins": int(total)}
         for n, (sender, handle, total, _) in enumerate(conn.execute(query).all())

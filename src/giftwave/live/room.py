@@ -52,6 +52,10 @@ from giftwave.live.events import (
     StreamEndedShown,
     SubsGifted,
     SubsGiftedShown,
+    Thanked,
+    ThanksHiddenShown,
+    ThanksPosted,
+    ThanksShown,
     ViewersShown,
 )
 from giftwave.live.goals import Goal, GoalKind
@@ -142,6 +146,8 @@ class RoomSeed:
     reversed_points: tuple[tuple[str, int], ...] = ()  # of the battle's, the same
     # Paid messages still pinned, not hidden, oldest first.
     paid_messages: tuple[PaidMessage, ...] = ()
+    # The creator's thank-you for their stream before this one, not hidden (live/thanks.py).
+    thanks: Thanked | None = None
 
 
 def _recent_order(event: GiftShown) -> tuple[int, str]:
@@ -211,6 +217,9 @@ class Room:
         self._battle_gone_id = 0  # its result was shown and taken down: never shown again
         self._paid: dict[str, PaidMessage] = {}  # pinned, by send id, oldest first
         self._paid_hidden: dict[str, None] = {}  # the newest PAID_HIDDEN_KEPT hidden ids
+        # The thank-you for the creator's last stream; the streams whose thank-you was hidden.
+        self._thanks: Thanked | None = None
+        self._thanks_hidden: set[str] = set()
 
     def gift(self, g: GiftCommitted) -> None:
         """A committed gift (news of it may come more than once: counted once)."""
@@ -363,6 +372,8 @@ class Room:
         self._paid = {
             m.send_id: m for m in seed.paid_messages if m.send_id not in self._paid_hidden
         }
+        thanks = seed.thanks
+        self._thanks = None if thanks is None or thanks.stream_id in self._thanks_hidden else thanks
 
     def _remember(self, events: Sequence[RoomEvent]) -> None:
         for event in events:
@@ -508,6 +519,26 @@ class Room:
             del self._paid_hidden[next(iter(self._paid_hidden))]
         self._paid.pop(send_id, None)
         self._news.append(PaidMessageHiddenShown(send_id=send_id))
+
+    def thanks(self, posted: ThanksPosted) -> None:
+        """The creator thanked their last stream's supporters while this one is live: said
+        once (its news may come again), kept for the snapshots; a hidden one stays hidden."""
+        if posted.stream_id in self._thanks_hidden:
+            return
+        if self._thanks is not None and self._thanks.stream_id == posted.stream_id:
+            return
+        self._thanks = Thanked(**msgspec.structs.asdict(posted))
+        self._news.append(ThanksShown(**msgspec.structs.asdict(posted)))
+
+    def hide_thanks(self, stream_id: str) -> None:
+        """A moderator (or the creator) hid the thank-you for ``stream_id``: off every screen,
+        said once (also when this copy of the room does not hold it)."""
+        if stream_id in self._thanks_hidden:
+            return
+        self._thanks_hidden.add(stream_id)
+        if self._thanks is not None and self._thanks.stream_id == stream_id:
+            self._thanks = None
+        self._news.append(ThanksHiddenShown(stream_id=stream_id))
 
     def _unpin_expired(self, now_us: int) -> None:
         """Messages whose time is over leave the room's state silently: every screen takes
@@ -691,6 +722,7 @@ class Room:
             goal=self._goal_event(),
             battle=self._battle_event(),
             paid_messages=list(self._paid.values()),
+            thanks=self._thanks,
         )
 
     def _likers_event(self) -> LikersShown:

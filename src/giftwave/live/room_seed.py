@@ -32,6 +32,7 @@ from giftwave.live.events import PaidMessage
 from giftwave.live.goals import committed_progress, current_goal
 from giftwave.live.room import PAID_PINNED_MAX, RoomSeed, SeedGift, SeedGifter
 from giftwave.live.seen import SEEN_MAX
+from giftwave.live.thanks import for_room
 
 RECENT_SENDS: Final = 10_000
 
@@ -78,6 +79,7 @@ def load_seed(
         reversed=_reversed(conn, of_stream),
         reversed_points=() if scoring is None else _reversed(conn, *scoring),
         paid_messages=_pinned(conn, stream_id, clock.now_us() if now_us is None else now_us),
+        thanks=for_room(conn, stream_id),
     )
 
 

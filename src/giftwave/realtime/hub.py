@@ -114,6 +114,8 @@ _on(ev.LevelReached, Room.level_up)
 _on(ev.PaidMessagePosted, Room.paid_message)
 _on(ev.PaidMessageHidden, lambda room, e: room.hide_paid_message(e.send_id))
 _on(ev.SubsGifted, Room.subs_gifted)
+_on(ev.ThanksPosted, Room.thanks)
+_on(ev.ThanksHidden, lambda room, e: room.hide_thanks(e.stream_id))
 assert set(_HANDLERS) == set(RoomNews.__args__), "every kind of news needs its line above"
 
 

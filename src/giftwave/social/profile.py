@@ -1,6 +1,7 @@
 """A person's public profile, read in one go: whether they are live now, their published clips,
-their followers, whether the one looking follows them, and their gifter level (unless they hide
-it from the one looking). A blocked account has no profile."""
+their followers, whether the one looking follows them, their gifter level and the thank-yous
+creators sent them (unless they hide their level from the one looking). A blocked account has
+no profile."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from giftwave.clips.library import Clip, ClipStatus, clips_of
 from giftwave.identity.users import User, find_by_handle
 from giftwave.live.streams import Stream, live_stream_of
+from giftwave.live.thanks import Received, received
 from giftwave.social.follows import follower_count, is_following
 from giftwave.social.level_service import GifterLevel, level_in
 from giftwave.social.levels import Curve
@@ -27,6 +29,9 @@ class Profile:
     followers: int
     followed: bool  # by the visitor
     level: GifterLevel | None  # None: hidden from the visitor
+    # Thank-yous received from creators (live/thanks.py), newest first: shown with the level's
+    # "supports most", so a hidden level hides them too.
+    thanks: list[Received]
 
 
 def profile(db: Engine, handle: str, looking: User | None, curve: Curve) -> Profile | None:
@@ -39,11 +44,13 @@ def profile(db: Engine, handle: str, looking: User | None, curve: Curve) -> Prof
         # Others see only what is published; a clip being made is the studio's business.
         shown = clips_of(conn, person.id, PROFILE_CLIPS, status=ClipStatus.READY)
         followed = looking is not None and is_following(conn, looking.id, person.id)
+        level = level_in(conn, curve, person, looking)
         return Profile(
             person,
             live_stream_of(conn, person.id),
             shown,
             follower_count(conn, person.id),
             followed,
-            level_in(conn, curve, person, looking),
+            level,
+            [] if level is None else received(conn, person.id),
         )

@@ -99,6 +99,9 @@ CLIENT_MESSAGES: Final = (
     # Gifted subscriptions in the room (live.js, overlay.js).
     N_("Received by:"),
     N_("{handle} gifted you a subscription!"),
+    # A creator's thank-you to their last stream's supporters (live.js).
+    N_("Thanks to {names} for last stream's support"),
+    N_("The creator thanked you for your support!"),
 )
 
 

@@ -8,7 +8,7 @@ Every body is one envelope::
 Event ids are derived from what happened (``gift:<sender>:<key>``, ``combo:<combo id>``,
 ``goal_reached:<goal id>``, ``battle_ended:<battle id>``, ``gift_reversed:<send id>``,
 ``level_up:<user id>:<level>``, ``paid_message:<send id>``, ``subscription.<kind>:<subscription
-id>:<period>``, ``subscription.gifted:<buyer>:<key>``), never
+id>:<period>``, ``subscription.gifted:<buyer>:<key>``, ``thanks.sent:<stream id>``), never
 drawn at random: the same
 event enqueued twice, by a retry or by two nodes, is one outbox row.
 """
@@ -30,6 +30,7 @@ from giftwave.economy.subscriptions import ChangeKind, SubscriptionChange
 from giftwave.live.battles import Battle
 from giftwave.live.events import BattleSide
 from giftwave.live.goals import Goal
+from giftwave.live.thanks import Thanks
 from giftwave.social.level_follower import LevelUp
 
 EVENT_ID_MAX_CHARS: Final = 160
@@ -47,6 +48,7 @@ class EventType(enum.StrEnum):
     SUBSCRIPTION_RENEWED = "subscription.renewed"  # the next period paid
     SUBSCRIPTION_LAPSED = "subscription.lapsed"  # the grace ran out unpaid
     SUBSCRIPTION_GIFTED = "subscription.gifted"  # a viewer gifted subscriptions in a room
+    THANKS_SENT = "thanks.sent"  # the creator thanked a stream's top supporters
     PING = "ping"  # sent by the test route only; nobody subscribes to it
 
 
@@ -62,6 +64,7 @@ SUBSCRIBABLE: Final = (
     EventType.SUBSCRIPTION_RENEWED,
     EventType.SUBSCRIPTION_LAPSED,
     EventType.SUBSCRIPTION_GIFTED,
+    EventType.THANKS_SENT,
 )
 
 
@@ -178,6 +181,19 @@ class SubscriptionGiftedData(msgspec.Struct, frozen=True):
     recipients: list[GiftRecipient]
 
 
+class ThankedSupporter(msgspec.Struct, frozen=True):
+    user_id: int
+    handle: str
+
+
+class ThanksSentData(msgspec.Struct, frozen=True):
+    stream_id: str  # the stream thanked for
+    title: str
+    message: str
+    to_all: bool  # to every top supporter shown, not to chosen ones
+    recipients: list[ThankedSupporter]  # in the stream's ranking, best first
+
+
 class PingData(msgspec.Struct, frozen=True):
     endpoint_id: int
     message: str
@@ -196,6 +212,7 @@ EventData = (
     | SubscriptionRenewedData
     | SubscriptionLapsedData
     | SubscriptionGiftedData
+    | ThanksSentData
     | PingData
 )
 TYPE_OF: Final[dict[type[EventData], EventType]] = {
@@ -210,6 +227,7 @@ TYPE_OF: Final[dict[type[EventData], EventType]] = {
     SubscriptionRenewedData: EventType.SUBSCRIPTION_RENEWED,
     SubscriptionLapsedData: EventType.SUBSCRIPTION_LAPSED,
     SubscriptionGiftedData: EventType.SUBSCRIPTION_GIFTED,
+    ThanksSentData: EventType.THANKS_SENT,
     PingData: EventType.PING,
 }
 
@@ -430,4 +448,20 @@ def subscriptions_gifted_event(given: SubsGiven) -> Event:
         created_at_us=given.created_at_us,
         # Its fields by name, the recipients' too (the purchase's tuple becomes the list).
         data=msgspec.convert(given, SubscriptionGiftedData, from_attributes=True),
+    )
+
+
+def thanks_sent_event(thanks: Thanks) -> Event:
+    """Once per stream (one thank-you each): a retry queues nothing new."""
+    return Event(
+        event_id=f"thanks.sent:{thanks.stream_id}",
+        creator_id=thanks.creator_id,
+        created_at_us=thanks.created_at_us,
+        data=ThanksSentData(
+            stream_id=thanks.stream_id,
+            title=thanks.stream_title,
+            message=thanks.message,
+            to_all=thanks.to_all,
+            recipients=[ThankedSupporter(r.user_id, r.handle) for r in thanks.recipients],
+        ),
     )

@@ -32,6 +32,7 @@ from giftwave.db.upsert import insert_for
 from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.economy.subscriptions import SubscriptionChange
 from giftwave.live.battles import Battle
+from giftwave.live.thanks import Thanks
 from giftwave.social.level_follower import LevelUp
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
@@ -42,6 +43,7 @@ from giftwave.webhooks.events import (
     level_up_event,
     subscription_event,
     subscriptions_gifted_event,
+    thanks_sent_event,
 )
 
 # Retry n (1-based) waits about base * BACKOFF_FACTORS[n-1]: 10 s, 30 s, 2 min, 10 min, 1 h,
@@ -204,6 +206,17 @@ def enqueue_subscriptions_gifted(
     """``subscription.gifted`` to the creator's endpoints that subscribed to it; idempotent by
     the purchase (a retry queues nothing new)."""
     event = subscriptions_gifted_event(given)
+    wanting = [x for x in endpoints_of(conn, event.creator_id) if x.wants(event.type)]
+    return enqueue(conn, event, wanting, PendingGauge(max_pending)) if wanting else 0
+
+
+def enqueue_thanks_sent(
+    conn: Connection, thanks: Thanks, *, max_pending: int = DEFAULT_MAX_PENDING
+) -> int:
+    """``thanks.sent`` to the creator's endpoints that subscribed to it. The observer of
+    live/thanks.py, called in the transaction that stores the thank-you: the rows exist exactly
+    when it does. Idempotent by the stream."""
+    event = thanks_sent_event(thanks)
     wanting = [x for x in endpoints_of(conn, event.creator_id) if x.wants(event.type)]
     return enqueue(conn, event, wanting, PendingGauge(max_pending)) if wanting else 0
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from giftwave.clock import now_us
 from giftwave.config import Settings
@@ -19,11 +19,17 @@ from giftwave.economy.reversals import GiftReversed
 from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.live.events import GoalReachedShown, RoomEvent
 from giftwave.live.room import Room
+from giftwave.live.thanks import Thanks
 from giftwave.ttl_cache import TtlCache
 from giftwave.webhooks.dispatcher import Dispatcher
 from giftwave.webhooks.endpoints import Endpoint, endpoints_of
 from giftwave.webhooks.events import EventType
-from giftwave.webhooks.outbox import PendingGauge, RetryPolicy, enqueue_subscriptions_gifted
+from giftwave.webhooks.outbox import (
+    PendingGauge,
+    RetryPolicy,
+    enqueue_subscriptions_gifted,
+    enqueue_thanks_sent,
+)
 from giftwave.webhooks.writer import (
     GiftCommitted,
     GoalReached,
@@ -177,6 +183,13 @@ class Webhooks:
 
         await asyncio.to_thread(write)
         self.wake()
+
+    def thanks_sent(self, conn: Connection, thanks: Thanks) -> None:
+        """The thanks observer (live/thanks_service.py): ``thanks.sent`` queued in the
+        transaction that stores the thank-you. Blocking, on the route's worker thread."""
+        enqueue_thanks_sent(
+            conn, thanks, max_pending=self.settings.webhook_max_pending_per_endpoint
+        )
 
     def _keep_following(self, stream_id: str) -> None:
         """This node must hold the room to see its goal reached. In the background: bringing a

@@ -1,6 +1,7 @@
-"""The creator studio: go live and end the stream, the live dashboard, goals and battles
-(``/studio``); the fan club (``/studio/club``); earnings as a server-drawn chart, the CSV,
-and payouts (``/studio/earnings``); the subscription price, subscribers and their figures
+"""The creator studio: go live and end the stream, the live dashboard, goals and battles, and
+between streams the last one's top supporters with a thank-you to send them (``/studio``); the
+fan club (``/studio/club``); earnings as a server-drawn chart, the CSV, and payouts
+(``/studio/earnings``); the subscription price, subscribers and their figures
 (``/studio/subscriptions``).
 
 Pages like the others (web/pages/site.py): server-rendered in the visitor's language; what moves
@@ -30,9 +31,11 @@ from giftwave.economy.payees import NO_ACCOUNT
 from giftwave.economy.services import Economy
 from giftwave.errors import NotFound
 from giftwave.identity.users import User
-from giftwave.live import stream_service
+from giftwave.live import stream_service, thanks_service
 from giftwave.live.battles import DEFAULT_DURATION_S, MAX_DURATION_S
+from giftwave.live.chat_rules import CHAT_MAX_CHARS
 from giftwave.live.streams import Stream
+from giftwave.live.thanks_service import Evening
 from giftwave.social import club_service
 from giftwave.social.chat_settings import ChatSetting
 from giftwave.social.clubs import LEVELS, LIST_MAX, NAME_MAX_CHARS, Club, Member
@@ -99,6 +102,14 @@ STUDIO_MESSAGES: Final = (
     N_("Other"),
     N_("Battle invitation"),
     N_("Price saved"),
+    # Thanking the last stream's supporters (studio_thanks.js).
+    N_("Thanks sent"),
+    N_("Choose at least one supporter"),
+    N_("Your supporters were thanked for this stream already"),
+    N_("Only this stream's top supporters can be thanked"),
+    N_("Choose at most 10 supporters"),
+    N_("Nobody sent a gift in your last stream."),
+    N_("Slow down a little"),
 )
 
 
@@ -138,11 +149,17 @@ async def studio(request: Request, economy: Econ) -> Response:
         return found
     who, creator = found
 
-    def load() -> tuple[Stream | None, str, list[dict[str, Any]], list[tuple[int, int]]]:
-        stream, key, recent = stream_service.studio_state(economy.db, creator, now_us())
-        return stream, key, gifts_for_tray(economy, who.locale), recent
+    curve = services(request).levels.curve
 
-    stream, key, gifts, recent = await run_in_threadpool(load)
+    def load() -> tuple[
+        Stream | None, str, list[dict[str, Any]], list[tuple[int, int]], Evening | None
+    ]:
+        stream, key, recent = stream_service.studio_state(economy.db, creator, now_us())
+        # Between streams: the last one's top supporters and its thank-you (live/thanks.py).
+        evening = None if stream else thanks_service.last_evening(economy.db, creator, curve)
+        return stream, key, gifts_for_tray(economy, who.locale), recent, evening
+
+    stream, key, gifts, recent, evening = await run_in_threadpool(load)
     min_duration_s = economy.settings.battle_min_duration_s
     durations = sorted(d for d in {min_duration_s, *BATTLE_DURATIONS_S} if d >= min_duration_s)
     names = Locale.parse(who.locale)
@@ -156,6 +173,8 @@ async def studio(request: Request, economy: Econ) -> Response:
         languages=[(code, Locale.parse(code).get_display_name(names)) for code in STREAM_LANGUAGES],
         battle_durations=durations,
         default_duration_s=DEFAULT_DURATION_S,
+        evening=evening,
+        thanks_max_chars=CHAT_MAX_CHARS,
         boot={
             "messages": _messages(who),
             "stream_id": stream.id if stream else None,

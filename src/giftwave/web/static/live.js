@@ -5,7 +5,7 @@
 import { connectRoom } from "./room.js";
 import {
   api, bearer, boot, fmt, getBalance, loginUrl, problemMessage, refreshBalance, setBalance, t, toast,
-  idempotencyKey,
+  idempotencyKey, locale,
 } from "./site.js";
 import { asksFirst, confirmThenSend, noteSent } from "./spend.js";
 import { BattleBar, Catalogue, GiftLane, GoalBar, PaidPins, TopGifters, levelBadge, subsGiftedLine } from "./widgets.js";
@@ -112,6 +112,7 @@ const handlers = {
     if (viewersEl) viewersEl.textContent = fmt(snap.viewers);
     if (chatLog) { chatLog.replaceChildren(); for (const m of snap.chat) addChat(m); }
     pins.snapshot(snap);
+    if (snap.thanks) showThanks(snap.thanks);
     if (snap.ended) ended();
   },
   gift(e) {
@@ -147,6 +148,8 @@ const handlers = {
       toast(said);
     }
   },
+  thanks_shown: showThanks,
+  thanks_hidden: (e) => chatLog?.querySelector(`li[data-thanks="${CSS.escape(e.stream_id)}"]`)?.remove(),
   paid_message: (e) => pins.add(e),
   paid_message_hidden: (e) => pins.hide(e.send_id),
   subs_gifted(e) {
@@ -177,6 +180,29 @@ const handlers = {
   stream_ended: ended,
   spending_reminder: remind,
 };
+
+// The creator's thank-you to their last stream's top supporters (docs/community.md, "Thanks"):
+// one line at the top of the chat, "Thanks to ana, bo and cy for last stream's support", and
+// the creator's words; a recipient watching is told too.
+const listFormat = new Intl.ListFormat(locale, { style: "long", type: "conjunction" });
+function showThanks(e) {
+  if (!chatLog) return;
+  chatLog.querySelector("li.thanks-line")?.remove();
+  const li = document.createElement("li");
+  li.className = "thanks-line";
+  li.dataset.thanks = e.stream_id;
+  const said = document.createElement("bdi");
+  const names = listFormat.format(e.recipients.map((r) => r.handle));
+  said.textContent = t("Thanks to {names} for last stream's support", { names });
+  const words = document.createElement("q");
+  words.className = "thanks-words";
+  words.textContent = e.text;
+  li.append(said, " ", words);
+  chatLog.prepend(li);
+  if (boot.user && e.recipients.some((r) => r.user_id === boot.user.id)) {
+    toast(t("The creator thanked you for your support!"));
+  }
+}
 
 function ended() {
   document.body.classList.add("stream-ended");
