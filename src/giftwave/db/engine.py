@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from giftwave.db.urls import Backend, DatabaseUrl
 
@@ -28,6 +28,7 @@ def make_engine(db: DatabaseUrl) -> Engine:
         # and close connections (and re-run the pragmas) on every busy request.
         engine = create_engine(db.sqlalchemy_url, pool_size=32, max_overflow=32)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     return create_engine(db.sqlalchemy_url, pool_pre_ping=True, pool_size=16, max_overflow=16)
 
@@ -38,6 +39,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _sqlite_begin_before_savepoint(conn: Connection, _name: str | None) -> None:
+    """Python's sqlite3 opens a transaction only before a data-changing statement: a SAVEPOINT
+    sent first would open one of its own, and releasing it would commit, so a rollback later in
+    the same SQLAlchemy transaction would keep what the savepoint wrote (a partial write).
+    Begin first, as the driver would have (deferred), so the savepoint nests in the transaction
+    and commit or rollback covers it. tests/integration/test_db_savepoints.py."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        conn.exec_driver_sql("BEGIN")
 
 
 def _alembic_config() -> Config:
