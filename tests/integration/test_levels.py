@@ -19,7 +19,7 @@ from economy_client import (
     problem_body,
     register,
 )
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from webhook_receiver import Receiver
 
 from giftwave.api.state import app_services
@@ -191,6 +191,50 @@ async def test_two_followers_racing_record_each_level_once(
         assert observed == levels_recorded == sorted(up.level for up in taken)
         assert len(set(levels_recorded)) == len(levels_recorded)
         assert levels_recorded[-1] == curve.level(total)
+
+
+async def test_a_gift_committed_between_the_chunks_reads_counts_once(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    """A run reads its chunk's head, then the chunk's gifts, outside the write transaction: a
+    gift committed between the two reads lies past the head, so it is the next chunk's, and
+    this one must not count it too (it did, under load: 972 coins for 970 sent)."""
+    async with economy_app() as client:
+        await levels_of(client).stop()  # only this test's follower runs
+        creator, viewer, stream = await gifting_room(client, 1_000)
+        assert (await viewer.gift(stream, "doughnut")).status_code == 201  # 30
+        loop = asyncio.get_running_loop()
+        engine = make_engine(db_url)
+        sent: list[httpx.Response] = []
+
+        def gift_between_the_reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if sent or "max(transfers.seq)" not in statement.lower():
+                return
+            gift = viewer.gift(stream, "rose", 2)  # 2 coins, committed before the next read
+            sent.append(asyncio.run_coroutine_threadsafe(gift, loop).result(timeout=60))
+
+        event.listen(engine, "after_cursor_execute", gift_between_the_reads)
+        try:
+            follower = LevelFollower(engine, levels_of(client).curve)
+            await asyncio.to_thread(follower.catch_up)
+            assert [r.status_code for r in sent] == [201]
+            await asyncio.to_thread(follower.catch_up)  # the next chunk: the rose
+        finally:
+            event.remove(engine, "after_cursor_execute", gift_between_the_reads)
+            engine.dispose()
+        with db_of(client).connect() as conn:
+            stored = conn.execute(
+                select(gifter_levels.c.coins, gifter_levels.c.peak_coins).where(
+                    gifter_levels.c.user_id == viewer.id
+                )
+            ).one()
+            given = conn.execute(
+                select(gifter_creators.c.coins).where(
+                    gifter_creators.c.user_id == viewer.id,
+                    gifter_creators.c.creator_id == creator.id,
+                )
+            ).scalar_one()
+        assert (tuple(stored), given) == ((32, 32), 32)
 
 
 async def test_a_reversal_lowers_the_coins_and_keeps_the_level(economy_app: AppFactory) -> None:

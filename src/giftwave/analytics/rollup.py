@@ -151,15 +151,14 @@ class Rollup(watermarks.LedgerFollower):
     def __init__(self, db: Engine, chunk_max_transfers: int = CHUNK_MAX_TRANSFERS) -> None:
         super().__init__(db, WATERMARK, chunk_max_transfers)
 
-    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
-        rows = _read_chunk(conn, last, limit)
-        return (int(rows[-1].seq) if rows else last), rows
+    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
+        return _read_chunk(conn, last, head)
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         _write(conn, _classify(rows))
 
 
-def _read_chunk(conn: Connection, last: int, limit: int) -> Sequence[Any]:
+def _read_chunk(conn: Connection, last: int, head: int) -> Sequence[Any]:
     g = aliased(gift_sends, name="g")
     r = aliased(gift_sends, name="r")
     query = (
@@ -195,7 +194,7 @@ def _read_chunk(conn: Connection, last: int, limit: int) -> Sequence[Any]:
                 ),
             )
         )
-        .where(transfers.c.seq > last, transfers.c.seq <= last + limit)
+        .where(transfers.c.seq > last, transfers.c.seq <= head)
         .order_by(transfers.c.seq)
     )
     return conn.execute(query).all()

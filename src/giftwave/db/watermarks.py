@@ -1,11 +1,15 @@
 """Named positions in the ledger's ``transfers.seq`` for jobs that follow it exactly once.
 
 ``seq`` is assigned under the chain head lock, gap-free and in commit order, so a transfer
-committed later never appears below a position already passed. A job reads what lies past its
-position, then claims the position (the first statement writes the row: a second job, on any
-node, waits there), checks that it has not moved, writes its results and advances the position
+committed later never appears below a position already passed. A job fixes the chunk past its
+position (its head: the last ``seq`` committed in it) and reads up to that head only, then
+claims the position (the first statement writes the row: a second job, on any node, waits
+there), checks that it has not moved, writes its results and advances the position to the head
 in the same transaction: run again, twice at once or after a crash, nothing is skipped or done
-twice.
+twice. The head comes first because the reads are separate statements outside the write
+transaction: a transfer committed while the chunk is read lies past the head, and is the next
+chunk's (a read bounded by ``position + limit`` instead took it in, and the next chunk counted
+it again: a gift counted twice under load).
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from giftwave.clock import now_us
-from giftwave.db.tables import analytics_watermarks
+from giftwave.db.tables import analytics_watermarks, transfers
 from giftwave.db.upsert import insert_for
 
 _row = analytics_watermarks.c
@@ -56,10 +60,18 @@ def position_in(conn: Connection, name: str) -> int | None:
     return None if seq is None else int(seq)
 
 
+def chunk_head(conn: Connection, last: int, limit: int) -> int:
+    """The last ``seq`` committed in the chunk of at most ``limit`` transfers past ``last``
+    (``last`` itself: nothing past it yet)."""
+    seq = transfers.c.seq
+    head = conn.execute(select(func.max(seq)).where(seq > last, seq <= last + limit)).scalar()
+    return last if head is None else int(head)
+
+
 class LedgerFollower:
     """A job that follows ``transfers.seq`` from the position ``name``, one bounded chunk per
-    transaction: ``read`` the chunk past the position (the last ``seq`` it covers, and the rows
-    the job wants of it), ``apply`` the rows, advance past the chunk, commit."""
+    transaction: fix the chunk's head, ``read`` the rows the job wants of the transfers up to
+    it, ``apply`` them, advance to the head, commit."""
 
     def __init__(self, db: Engine, name: str, chunk_max_transfers: int) -> None:
         assert 1 <= chunk_max_transfers <= 100_000
@@ -67,7 +79,9 @@ class LedgerFollower:
         self._name = name
         self._chunk = chunk_max_transfers
 
-    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
+    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
+        """The rows the job wants of the transfers with ``last < seq <= head`` (never past
+        ``head``: those are the next chunk's)."""
         raise NotImplementedError
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
@@ -86,9 +100,10 @@ class LedgerFollower:
             if last is None:  # the first run ever: no write each run just to make sure
                 ensure(self._db, self._name)
                 last = 0
-            head, rows = self.read(conn, last, self._chunk)
-        if head <= last:
-            return 0
+            head = chunk_head(conn, last, self._chunk)
+            if head <= last:
+                return 0
+            rows = self.read(conn, last, head)
         with self._db.begin() as conn:
             if claim(conn, self._name) != last:
                 return 0

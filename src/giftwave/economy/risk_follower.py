@@ -89,12 +89,9 @@ class RiskFollower(watermarks.LedgerFollower):
         self.flags_raised = 0
         self.lag_s = 0.0  # the last chunk's newest transfer: how long ago it committed
 
-    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
+    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
         t = transfers.c
-        in_chunk = and_(t.seq > last, t.seq <= last + limit)
-        head = conn.execute(select(func.max(t.seq)).where(in_chunk)).scalar()
-        if head is None:
-            return last, []
+        in_chunk = and_(t.seq > last, t.seq <= head)
         g = gift_sends.c
         rows = conn.execute(
             select(
@@ -143,7 +140,7 @@ class RiskFollower(watermarks.LedgerFollower):
             for r in rows
         ]
         seen += [Seen("payout", str(r.id), int(r.created_at_us)) for r in payout_rows]
-        return int(head), seen
+        return seen
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         facts = _Facts(conn, self._rules, self._evidence)

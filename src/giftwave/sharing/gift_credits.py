@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, select
 
 from giftwave.db import watermarks
 from giftwave.db.tables import gift_sends, share_touches, transfers
@@ -47,13 +47,9 @@ class GiftCredits(watermarks.LedgerFollower):
         super().__init__(db, WATERMARK, chunk_max_transfers)
         self._window_us = window_us
 
-    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
-        """The chunk's last transfer, and its gifts whose sender was touched inside the window
-        before the gift."""
-        in_chunk = and_(transfers.c.seq > last, transfers.c.seq <= last + limit)
-        head = conn.execute(select(func.max(transfers.c.seq)).where(in_chunk)).scalar()
-        if head is None:
-            return last, []
+    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
+        """The chunk's gifts whose sender was touched inside the window before the gift."""
+        in_chunk = and_(transfers.c.seq > last, transfers.c.seq <= head)
         gs, st = gift_sends.c, share_touches.c
         touched = (
             select(st.user_id)
@@ -64,13 +60,12 @@ class GiftCredits(watermarks.LedgerFollower):
             )
             .exists()
         )
-        gifts = conn.execute(
+        return conn.execute(
             select(gs.sender_id, gs.idempotency_key, gs.stream_id, gs.coins, gs.created_at_us)
             .select_from(transfers.join(gift_sends, gs.transfer_id == transfers.c.id))
             .where(in_chunk, touched)
             .order_by(transfers.c.seq)
         ).all()
-        return int(head), gifts
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         if not rows:

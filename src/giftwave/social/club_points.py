@@ -48,13 +48,10 @@ class ClubGiftPoints(LedgerFollower):
     def __init__(self, db: Engine, chunk_max_transfers: int = CHUNK_MAX_TRANSFERS) -> None:
         super().__init__(db, WATERMARK, chunk_max_transfers)
 
-    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
-        window = and_(transfers.c.seq > last, transfers.c.seq <= last + limit)
-        head = conn.execute(select(func.max(transfers.c.seq)).where(window)).scalar()
-        if head is None:
-            return last, []
+    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
+        window = and_(transfers.c.seq > last, transfers.c.seq <= head)
         g = gift_sends.c
-        rows = conn.execute(
+        return conn.execute(
             select(
                 g.creator_id,
                 g.sender_id,
@@ -74,7 +71,6 @@ class ClubGiftPoints(LedgerFollower):
             .where(window)
             .order_by(transfers.c.seq)
         ).all()
-        return int(head), rows
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         if not rows:

@@ -1,6 +1,7 @@
 """Gifter levels from the ledger, off the gift path, each level reached exactly once.
 
-    transfers (seq > position, ≤ chunk): COIN gift legs ⋈ gift_sends, reversals ⋈ the gift
+    transfers (position < seq ≤ the chunk's head, fixed first): COIN gift legs ⋈ gift_sends,
+        reversals ⋈ the gift
         ─► per gifter, in seq order: coins ± the gift, the peak, the level on the peak
         ─► gifter_levels, gifter_creators, new level_ups rows, the observers' rows (webhooks)
             and the new position, in ONE transaction
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.orm import aliased
 
 from giftwave.clock import now_us
@@ -99,11 +100,8 @@ class LevelFollower(watermarks.LedgerFollower):
         taken, self._committed = self._committed, []
         return taken
 
-    def read(self, conn: Connection, last: int, limit: int) -> tuple[int, Sequence[Any]]:
-        in_chunk = and_(transfers.c.seq > last, transfers.c.seq <= last + limit)
-        head = conn.execute(select(func.max(transfers.c.seq)).where(in_chunk)).scalar()
-        if head is None:
-            return last, []
+    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
+        in_chunk = and_(transfers.c.seq > last, transfers.c.seq <= head)
         g = aliased(gift_sends, name="g")
         r = aliased(gift_sends, name="r")
         t = transfers.c
@@ -138,7 +136,7 @@ class LevelFollower(watermarks.LedgerFollower):
             )
             .order_by(t.seq)
         ).all()
-        return int(head), rows
+        return rows
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
         if not rows:
