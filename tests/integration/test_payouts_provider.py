@@ -17,8 +17,10 @@ import httpx
 from economy_client import (
     FAST,
     AppFactory,
+    Clock,
     Person,
     assert_problem,
+    clock,
     economy_app,
     make_admin,
     register,
@@ -36,11 +38,16 @@ from giftwave.payments.payout_base import PayeeAccount, TransferEventKind
 from giftwave.payments.sandbox_payouts import WEBHOOK_PATH, SandboxPayoutProvider
 from giftwave.payments.signing import SIGNATURE_HEADER, signature_header
 
-__all__ = ["economy_app"]
+__all__ = ["clock", "economy_app"]
 
 SECRET = FAST["sandbox_webhook_secret"]
 assert isinstance(SECRET, str)
 PROVIDER = {"payout_provider": "sandbox", "payout_min_cents": 50}
+# A sweep every 50 ms, for a payout without an answer for a minute of the test's clock: the
+# sweeper asks again only once the test moves the clock on (RETRY_DUE_H), however slow the
+# machine is meanwhile.
+SWEPT = PROVIDER | {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 60}
+RETRY_DUE_H = 2 / 60
 
 
 def sandbox(client: httpx.AsyncClient) -> SandboxPayoutProvider:
@@ -280,11 +287,9 @@ async def test_forged_or_stale_payout_webhooks_change_nothing(
 
 
 async def test_a_lost_answer_is_asked_for_again_and_never_paid_twice(
-    economy_app: AppFactory, db_url: DatabaseUrl
+    economy_app: AppFactory, db_url: DatabaseUrl, clock: Clock
 ) -> None:
-    # A sweep every 50 ms, for a payout without an answer for a second.
-    settings = PROVIDER | {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 1}
-    async with economy_app(**settings) as client:
+    async with economy_app(**SWEPT) as client:
         creator, admin = await register(client, "creator"), await make_admin(client)
         await earn(client, creator)
         await onboard(client, creator, "approve", bank="answer_lost")
@@ -293,6 +298,7 @@ async def test_a_lost_answer_is_asked_for_again_and_never_paid_twice(
         assert (waiting["status"], waiting["provider_transfer_id"]) == ("processing", None)
         assert waiting["transfer_attempts"] == 1
         assert count(client, sandbox_payout_transfers) == 1  # made at the provider all the same
+        clock.advance(RETRY_DUE_H)
         paid = await wait_for(creator, payout_id, "paid")
         assert paid["transfer_attempts"] == 2
         assert count(client, sandbox_payout_transfers) == 1  # the same key: the same transfer
@@ -301,16 +307,19 @@ async def test_a_lost_answer_is_asked_for_again_and_never_paid_twice(
 
 
 async def test_a_payee_disabled_after_approval_gets_the_payout_returned(
-    economy_app: AppFactory, db_url: DatabaseUrl
+    economy_app: AppFactory, db_url: DatabaseUrl, clock: Clock
 ) -> None:
-    settings = PROVIDER | {"payout_sweep_interval_s": 0.05, "payout_transfer_retry_after_s": 1}
-    async with economy_app(**settings) as client:
+    async with economy_app(**SWEPT) as client:
         creator, admin = await register(client, "creator"), await make_admin(client)
         await earn(client, creator)
         await onboard(client, creator, "approve", bank="answer_lost")
         payout_id = await approved_payout(client, creator, admin)
         await onboard(client, creator, "reject")  # before the sweeper asks again
+        waiting = (await creator.get(f"/v1/payouts/{payout_id}")).json()
+        assert (waiting["status"], waiting["transfer_attempts"]) == ("processing", 1)
+        clock.advance(RETRY_DUE_H)  # the sweeper asks again, the payee disabled by now
         returned = await wait_for(creator, payout_id, "returned")
+        assert returned["transfer_attempts"] == 2
         assert returned["provider_reason"] == "payee_not_ready:disabled"
         assert (await creator.wallet())["diamonds"] == 500
     ledger_ok(db_url)
