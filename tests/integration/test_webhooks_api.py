@@ -11,7 +11,16 @@ from typing import Any
 
 import httpx
 import msgspec
-from economy_client import ADMIN, AppFactory, Person, assert_problem, economy_app, register
+from economy_client import (
+    ADMIN,
+    AppFactory,
+    Clock,
+    Person,
+    assert_problem,
+    clock,
+    economy_app,
+    register,
+)
 from sqlalchemy import Engine, func, insert, select
 from webhook_receiver import Receiver
 
@@ -27,7 +36,7 @@ from giftwave.webhooks.outbox import (
     prune,
 )
 
-__all__ = ["economy_app"]
+__all__ = ["clock", "economy_app"]
 
 HOOKS = "/v1/creators/me/webhooks"
 # A public address as a literal: registration resolves a name, and these tests never ask a
@@ -222,14 +231,16 @@ async def test_a_delivery_is_failed_after_its_last_attempt(economy_app: AppFacto
             assert len(receiver.got()) == 3  # given up: no fourth attempt
 
 
-async def test_an_endpoint_failing_for_too_long_is_disabled(economy_app: AppFactory) -> None:
+async def test_an_endpoint_failing_for_too_long_is_disabled(
+    economy_app: AppFactory, clock: Clock
+) -> None:
     with Receiver() as receiver:
         receiver.fail_all("/down")
         settings = {
             **LOCAL,
             "webhook_retry_base_ms": 100,
             "webhook_max_attempts": 20,
-            "webhook_disable_after_s": 1,
+            "webhook_disable_after_s": 3_600,
         }
         async with economy_app(**settings) as client:
             creator = await _creator(client)
@@ -241,10 +252,17 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(economy_app: AppFact
                 [listed] = (await creator.get(HOOKS)).json()
                 return dict(listed)
 
-            # Attempts at about 0, 0.1, 0.4 and 1.6 s: the fourth finds it failing for > 1 s.
-            listed = await _eventually(listed_hook, lambda x: x["disabled_at_us"] is not None)
-            assert len(receiver.got()) >= 3
+            # Attempts at about 0, 0.1 and 0.4 s, all within the hour of the test's clock
+            # however slow the machine: failing, and still enabled.
+            await receiver.until(lambda got: len(got) >= 3)
+            listed = await listed_hook()
             assert listed["failing_since_us"] is not None
+            assert listed["disabled_at_us"] is None
+            # An hour on, the next attempt (due at once by then) finds it failing for too long.
+            clock.advance(1.01)
+            app_services(client.app).webhooks.wake()
+            listed = await _eventually(listed_hook, lambda x: x["disabled_at_us"] is not None)
+            assert listed["disabled_at_us"] - listed["failing_since_us"] >= 3_600_000_000
             r = await creator.get(f"{HOOKS}/{hook['id']}/deliveries")
             assert [d["status"] for d in r.json()["deliveries"]] == ["failed"]
             assert_problem(
@@ -253,7 +271,7 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(economy_app: AppFact
             seen = len(receiver.got())
             assert (await viewer.gift(stream, "corgi")).status_code == 201
             assert _rows(client) == (1, 1)  # nothing queued for a disabled endpoint
-            await asyncio.sleep(0.5)  # retries were ~1 s apart by now: none comes
+            await asyncio.sleep(0.5)  # a retry would be due at once by the clock: none comes
             assert len(receiver.got()) == seen
 
 
