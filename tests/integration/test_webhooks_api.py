@@ -98,8 +98,14 @@ async def test_a_creator_registers_lists_tests_and_deletes(economy_app: AppFacto
             assert ping.event["type"] == "ping"
             assert ping.event["id"] == r.json()["event_id"]
             assert ping.delivery == str(r.json()["delivery_id"])
-            r = await creator.get(f"{HOOKS}/{made['id']}/deliveries")
-            [delivery] = r.json()["deliveries"]
+
+            async def only_delivery() -> dict[str, Any]:
+                r = await creator.get(f"{HOOKS}/{made['id']}/deliveries")
+                [only] = r.json()["deliveries"]
+                return dict(only)
+
+            # Received is not yet recorded: the dispatcher records its results after the answer.
+            delivery = await _eventually(only_delivery, lambda d: d["status"] != "pending")
             assert (delivery["status"], delivery["attempts"], delivery["last_status"]) == (
                 "delivered",
                 1,
