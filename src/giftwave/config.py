@@ -334,6 +334,8 @@ class Settings(BaseSettings):
     risk_chargeback_rate_pct: Annotated[int, Field(ge=1, le=100)] = 20
     risk_chargeback_window_s: Annotated[int, Field(ge=86_400, le=365 * 86_400)] = 30 * 86_400
     risk_refund_after_gift_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 86_400
+    risk_refund_after_gift_pct: Annotated[int, Field(ge=1, le=100)] = 50
+    risk_refund_after_gift_disputes: bool = True
     # Off: a refund after gifting is evidence only (an audit line), not a flag (docs/risk.md).
     risk_refund_after_gift_flags: bool = False
     risk_shared_card_accounts: Annotated[int, Field(ge=2, le=10_000)] = 3

@@ -288,6 +288,36 @@ async def test_a_refund_after_gifting_is_evidence_only_by_default(
     ]
 
 
+async def test_the_refund_rule_follows_the_refunded_coins_and_counts_disputes(
+    economy_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A regular gifter refunds a top-up whose coins are still on the balance (the gift after
+    it was paid with the one before): nothing gifted is clawed back, no evidence. A viewer who
+    disputes a top-up after gifting its coins is the same pattern as a refund: evidence."""
+    caplog.set_level(logging.INFO)
+    async with economy_app(**OFF) as client:
+        creator = await register(client, "creator")
+        stream = await creator.go_live()
+        regular = await register(client)
+        await regular.buy(700)
+        unspent = await regular.buy(700)
+        assert (await regular.gift(stream, "money_gun")).status_code == 201  # 900 left
+        await sandbox(client, unspent, "refund")
+        disputer = await register(client)
+        disputed = await disputer.buy(700)
+        assert (await disputer.gift(stream, "money_gun")).status_code == 201
+        await sandbox(client, disputed, "dispute")
+        run_rules(client)
+        assert flags(client, "refund_after_gift") == []
+    seen = [r for r in caplog.records if r.getMessage() == "audit.risk_evidence"]
+    assert [
+        (r.audit["user_id"], r.audit["cause"], r.audit["gifted_coins"], r.audit["unpaid_coins"])
+        for r in seen
+    ] == [  # type: ignore[attr-defined]
+        (disputer.id, "chargeback", 500, 500)
+    ]
+
+
 async def test_a_refund_after_gifting_flags_when_the_operator_asks(
     economy_app: AppFactory,
 ) -> None:

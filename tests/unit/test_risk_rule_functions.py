@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from giftwave.config import Settings
 from giftwave.economy.risk_rules import (
     US_PER_S,
+    ClawedTopUp,
     FailedTopUp,
     FunnelGifter,
     RiskRules,
@@ -96,13 +97,68 @@ def test_chargebacks_need_a_count_and_a_rate() -> None:
     assert chargebacks(RULES, 7, gifters, [100, 101, 102], ["o"], window) is None  # not gifters
 
 
-def test_a_refund_after_gifting_and_one_card_on_many_accounts() -> None:
-    hour = 3_600 * US_PER_S
-    flag = refund_after_gift(RULES, 5, "r1", "ord_1", T0 + hour, [3], T0)
+HOUR = 3_600 * US_PER_S
+
+
+def clawed(*, gifted: int, unpaid: int, disputed: bool = False, coins: int = 1_000) -> ClawedTopUp:
+    """A 1,000-coin top-up credited at T0, clawed back two hours later."""
+    return ClawedTopUp(
+        user_id=5,
+        clawback_id="topup:sandbox:p1:refund:1000",
+        order_id="ord_1",
+        disputed=disputed,
+        coins=coins,
+        unpaid=unpaid,
+        credited_at_us=T0,
+        clawed_at_us=T0 + 2 * HOUR,
+        gifted_coins=gifted,
+        gift_ids=(3, 4) if gifted else (),
+        last_gift_at_us=T0 + HOUR if gifted else None,
+    )
+
+
+def test_a_refund_of_a_top_up_whose_coins_were_gifted_is_named_with_its_evidence() -> None:
+    flag = refund_after_gift(RULES, clawed(gifted=1_000, unpaid=1_000))
     assert flag is not None
-    assert flag.user_id == 5
-    assert refund_after_gift(RULES, 5, "r1", "ord_1", T0 + 25 * hour, [3], T0) is None
-    assert refund_after_gift(RULES, 5, "r1", "ord_1", T0, [], None) is None
+    assert (flag.user_id, flag.rule, flag.severity) == (5, Rule.REFUND_AFTER_GIFT, Severity.LOW)
+    assert flag.natural_key == "refund_after_gift:topup:sandbox:p1:refund:1000"
+    assert flag.evidence == {
+        "cause": "refund",
+        "refund": "topup:sandbox:p1:refund:1000",
+        "top_ups": ["ord_1"],
+        "coins": 1_000,
+        "unpaid_coins": 1_000,
+        "gifted_coins": 1_000,
+        "gifts": [3, 4],
+        "clawed_at_us": T0 + 2 * HOUR,
+        "window": {"from_us": T0, "to_us": T0 + HOUR},
+    }
+    # Half the top-up gifted is enough; less is not (the rest of it was still there).
+    assert refund_after_gift(RULES, clawed(gifted=500, unpaid=500)) is not None
+    assert refund_after_gift(RULES, clawed(gifted=499, unpaid=499)) is None
+
+
+def test_an_honest_refund_of_an_unspent_top_up_is_not_named() -> None:
+    """A regular gifter refunds a top-up late: they gifted a lot after it (older coins), but
+    the balance still held the refunded coins (no debt): nothing gifted was clawed back."""
+    assert refund_after_gift(RULES, clawed(gifted=5_000, unpaid=0)) is None
+    assert refund_after_gift(RULES, clawed(gifted=0, unpaid=0)) is None
+    # A debt without gifts of this top-up (its coins went before it, or elsewhere): not this.
+    assert refund_after_gift(RULES, clawed(gifted=0, unpaid=1_000)) is None
+
+
+def test_a_dispute_of_a_gifted_top_up_is_named_unless_the_operator_leaves_disputes_out() -> None:
+    flag = refund_after_gift(RULES, clawed(gifted=1_000, unpaid=800, disputed=True))
+    assert flag is not None
+    assert flag.evidence["cause"] == "chargeback"
+    no_disputes = RiskRules(refund_after_gift_disputes=False)
+    assert refund_after_gift(no_disputes, clawed(gifted=1_000, unpaid=800, disputed=True)) is None
+    assert refund_after_gift(no_disputes, clawed(gifted=1_000, unpaid=800)) is not None
+    stricter = RiskRules(refund_after_gift_pct=90)
+    assert refund_after_gift(stricter, clawed(gifted=800, unpaid=800)) is None
+
+
+def test_one_card_on_many_accounts() -> None:
     uses = [(1, "o1", T0), (2, "o2", T0), (2, "o3", T0)]
     assert shared_card(RULES, "fp", uses) == []
     flags = shared_card(RULES, "fp", [*uses, (3, "o4", T0)])
@@ -110,7 +166,9 @@ def test_a_refund_after_gifting_and_one_card_on_many_accounts() -> None:
     assert len({f.natural_key for f in flags}) == 3
 
 
-@pytest.mark.parametrize("bad", [{"card_testing_failures": 1}, {"funnel_share_pct": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"card_testing_failures": 1}, {"funnel_share_pct": 0}, {"refund_after_gift_pct": 0}]
+)
 def test_absurd_thresholds_are_refused(bad: dict[str, int]) -> None:
     with pytest.raises(AssertionError):
         RiskRules(**bad)

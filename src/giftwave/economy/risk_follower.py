@@ -41,6 +41,7 @@ from giftwave.db.tables import (
 from giftwave.economy.risk_flags import escalate, raise_flags
 from giftwave.economy.risk_rules import (
     US_PER_S,
+    ClawedTopUp,
     FailedTopUp,
     FlagDraft,
     FunnelGifter,
@@ -156,8 +157,9 @@ class RiskFollower(watermarks.LedgerFollower):
                 drafts.extend(facts.top_up(r.transfer_id))
             elif r.code == "chargeback" and r.reverses_id is not None:
                 drafts.extend(facts.chargeback(r.reverses_id, r.at_us))
+                drafts.extend(facts.clawback(r.transfer_id, r.reverses_id, r.at_us, True))
             elif r.code == "refund" and r.reverses_id is not None:
-                drafts.extend(facts.refund(r.transfer_id, r.reverses_id, r.at_us))
+                drafts.extend(facts.clawback(r.transfer_id, r.reverses_id, r.at_us, False))
         self.flags_raised += raise_flags(conn, drafts)
 
 
@@ -191,7 +193,7 @@ class _Facts:
         self.conn = conn
         self.rules = rules
         self.evidence = evidence
-        self.evidenced: set[str] = set()  # refunds told as evidence in this chunk
+        self.clawed: set[str] = set()  # clawbacks the refund rule saw in this chunk
 
     def from_fresh_senders(self, gifts: Sequence[Seen]) -> list[Seen]:
         """The gifts whose sender registered shortly before: only their creators can be the
@@ -427,45 +429,69 @@ class _Facts:
                 drafts.append(draft)
         return drafts
 
-    def refund(self, refund_id: str, reverses_id: str, at_us: int) -> list[FlagDraft]:
-        order = self._order_of_payment(reverses_id)
-        if order is None:
+    def clawback(
+        self, leg_id: str, reverses_id: str, at_us: int, disputed: bool
+    ) -> list[FlagDraft]:
+        """A refund's or chargeback's leg (coins taken, or a debt): the rule on its top-up,
+        once per clawback whichever legs the chunk holds."""
+        tag = leg_id.rsplit(":", 1)[0] if leg_id.endswith((":take", ":debt")) else leg_id
+        if tag in self.clawed:
             return []
-        g = gift_sends.c
-        since = max(int(order.created_at_us), at_us - self.rules.refund_after_gift_s * US_PER_S)
-        gifts = self.conn.execute(
-            select(g.id, g.created_at_us)
-            .where(g.sender_id == order.user_id, g.created_at_us >= since, g.created_at_us <= at_us)
-            .order_by(g.created_at_us)
-            .limit(EVIDENCE_GIFTS)
-        ).all()
-        # One flag per refund, whichever leg (coins taken, debt) the chunk saw first.
-        base = refund_id.rsplit(":", 1)[0] if refund_id.endswith((":take", ":debt")) else refund_id
+        self.clawed.add(tag)
+        order = self._order_of_payment(reverses_id)
+        t, g = transfers.c, gift_sends.c
+        credited = self.conn.execute(select(t.created_at_us).where(t.id == reverses_id)).scalar()
+        if order is None or credited is None:
+            return []
+        legs = dict(
+            self.conn.execute(
+                select(t.id, t.amount).where(t.id.in_((tag + ":take", tag + ":debt")))
+            ).all()
+        )
+        # The buyer's gifts paid after the top-up's coins came, before they were clawed back.
+        mine = and_(
+            g.sender_id == order.user_id,
+            g.created_at_us >= int(credited),
+            g.created_at_us
+            <= min(at_us, int(credited) + self.rules.refund_after_gift_s * US_PER_S),
+            g.reversed.is_(False),
+        )
+        gifted, last = self.conn.execute(
+            select(func.coalesce(func.sum(g.coins), 0), func.max(g.created_at_us)).where(mine)
+        ).one()
+        gift_ids = self.conn.execute(
+            select(g.id).where(mine).order_by(g.created_at_us, g.id).limit(EVIDENCE_GIFTS)
+        ).scalars()
         draft = refund_after_gift(
             self.rules,
-            int(order.user_id),
-            base,
-            str(order.id),
-            at_us,
-            [int(x.id) for x in gifts],
-            int(gifts[0].created_at_us) if gifts else None,
+            ClawedTopUp(
+                user_id=int(order.user_id),
+                clawback_id=tag,
+                order_id=str(order.id),
+                disputed=disputed,
+                coins=sum(int(a) for a in legs.values()),
+                unpaid=int(legs.get(tag + ":debt", 0)),
+                credited_at_us=int(credited),
+                clawed_at_us=at_us,
+                gifted_coins=int(gifted),
+                gift_ids=tuple(int(i) for i in gift_ids),
+                last_gift_at_us=None if last is None else int(last),
+            ),
         )
         if draft is None:
             return []
         if not self.rules.refund_after_gift_flags:
-            # Evidence only by default: honest buyers refund after gifting too, and the
-            # simulator has no truth to tune it on (docs/risk.md). A person finds it in the log,
-            # once per refund whichever legs the chunk holds.
-            if base in self.evidenced:
-                return []
-            self.evidenced.add(base)
+            # Evidence only by default (docs/risk.md): a person finds it in the log.
             audit(
                 "audit.risk_evidence",
                 rule=draft.rule.value,
                 user_id=draft.user_id,
-                refund=base,
+                refund=tag,
+                cause=draft.evidence["cause"],
                 top_up=str(order.id),
-                gifts=len(gifts),
+                gifts=len(draft.evidence["gifts"]),
+                gifted_coins=int(gifted),
+                unpaid_coins=draft.evidence["unpaid_coins"],
             )
             if self.evidence is not None:
                 self.evidence(draft)

@@ -11,7 +11,7 @@ evaluated again, on any node, is the same key, so it is one flag.
     funnel              fresh accounts whose every gift went to one creator
     fast_cycle          a payout requested soon after the gifts it pays out
     chargebacks         a creator whose gifters' chargeback rate passes a threshold
-    refund_after_gift   a top-up refunded after its coins were gifted
+    refund_after_gift   a top-up refunded (or disputed) after its coins were gifted
     shared_card         one payment card across many accounts
 """
 
@@ -56,7 +56,9 @@ class RiskRules:
     chargeback_min: int = 3
     chargeback_rate_pct: int = 20
     chargeback_window_s: int = 30 * 86_400
-    refund_after_gift_s: int = 86_400
+    refund_after_gift_s: int = 86_400  # gifts this soon after the refunded top-up's credit…
+    refund_after_gift_pct: int = 50  # …at least this share of its coins
+    refund_after_gift_disputes: bool = True  # a disputed top-up counts as a refunded one
     refund_after_gift_flags: bool = False  # False: evidence only (an audit line), no flag
     shared_card_accounts: int = 3
     shared_card_window_s: int = 30 * 86_400
@@ -66,6 +68,7 @@ class RiskRules:
         assert self.funnel_accounts >= 2
         assert 1 <= self.funnel_share_pct <= 100
         assert 1 <= self.chargeback_rate_pct <= 100
+        assert 1 <= self.refund_after_gift_pct <= 100
         assert self.chargeback_min >= 1
         assert self.shared_card_accounts >= 2
         for window in (
@@ -302,31 +305,58 @@ def chargebacks(
 # --- refunds after gifting --------------------------------------------------------------------
 
 
-def refund_after_gift(
-    rules: RiskRules,
-    user_id: int,
-    refund_id: str,
-    order_id: str | None,
-    refunded_at_us: int,
-    gift_ids: Sequence[int],
-    first_gift_at_us: int | None,
-) -> FlagDraft | None:
-    """A refund asked for within ``refund_after_gift_s`` of gifting: the coins went to a
-    creator, the money goes back to the buyer (the platform pays the creator for nothing)."""
-    if first_gift_at_us is None or not gift_ids:
+@dataclass(frozen=True, slots=True)
+class ClawedTopUp:
+    """A top-up taken back (a refund, or a dispute: a chargeback), as its clawback left it,
+    and the buyer's gifts in the window after its coins were credited."""
+
+    user_id: int
+    clawback_id: str  # one clawback of the top-up (its legs share it): one flag each
+    order_id: str | None
+    disputed: bool
+    coins: int  # the coins clawed back
+    unpaid: int  # of them, what the buyer's balance no longer held: a debt now
+    credited_at_us: int
+    clawed_at_us: int
+    gifted_coins: int  # the buyer's gifts after the credit, within the window and the clawback
+    gift_ids: tuple[int, ...]
+    last_gift_at_us: int | None
+
+
+def refund_after_gift(rules: RiskRules, top_up: ClawedTopUp) -> FlagDraft | None:
+    """The refunded top-up's own coins went to creators: the buyer's balance at the clawback
+    no longer held them (part of it became a debt), and the buyer gifted at least
+    ``refund_after_gift_pct`` percent of them within ``refund_after_gift_s`` of the credit.
+    The money goes back to the buyer, the creator keeps the gifts: the platform pays.
+
+    Tied to the top-up, not to the buyer's other gifts: a regular gifter refunding a top-up
+    they had not spent keeps its coins on the balance (no debt), and gifts paid with older
+    coins before this top-up was credited do not count. A dispute of such a top-up is the
+    same pattern told to the bank instead (``refund_after_gift_disputes``)."""
+    if top_up.disputed and not rules.refund_after_gift_disputes:
         return None
-    if refunded_at_us - first_gift_at_us > rules.refund_after_gift_s * US_PER_S:
+    if top_up.unpaid <= 0 or top_up.coins <= 0 or not top_up.gift_ids:
+        return None
+    if top_up.gifted_coins * 100 < rules.refund_after_gift_pct * top_up.coins:
         return None
     return FlagDraft(
-        user_id,
+        top_up.user_id,
         Rule.REFUND_AFTER_GIFT,
-        f"{Rule.REFUND_AFTER_GIFT}:{refund_id}"[:160],
+        f"{Rule.REFUND_AFTER_GIFT}:{top_up.clawback_id}"[:160],
         Severity.LOW,
         {
-            "refund": refund_id,
-            "top_ups": [] if order_id is None else [order_id],
-            "gifts": _ids(gift_ids),
-            "window": _window(first_gift_at_us, refunded_at_us),
+            "cause": "chargeback" if top_up.disputed else "refund",
+            "refund": top_up.clawback_id,
+            "top_ups": [] if top_up.order_id is None else [top_up.order_id],
+            "coins": top_up.coins,
+            "unpaid_coins": top_up.unpaid,
+            "gifted_coins": top_up.gifted_coins,
+            "gifts": _ids(top_up.gift_ids),
+            "clawed_at_us": top_up.clawed_at_us,
+            "window": _window(
+                top_up.credited_at_us,
+                top_up.credited_at_us if top_up.last_gift_at_us is None else top_up.last_gift_at_us,
+            ),
         },
     )
 

@@ -223,6 +223,8 @@ def risk_rules_of(settings: Settings) -> RiskRules:
         chargeback_rate_pct=settings.risk_chargeback_rate_pct,
         chargeback_window_s=settings.risk_chargeback_window_s,
         refund_after_gift_s=settings.risk_refund_after_gift_s,
+        refund_after_gift_pct=settings.risk_refund_after_gift_pct,
+        refund_after_gift_disputes=settings.risk_refund_after_gift_disputes,
         refund_after_gift_flags=settings.risk_refund_after_gift_flags,
         shared_card_accounts=settings.risk_shared_card_accounts,
         shared_card_window_s=settings.risk_shared_card_window_s,
