@@ -123,9 +123,9 @@ def test_fraud_actors_are_caught_and_honest_creators_are_not() -> None:
 
 
 def test_refund_abusers_are_named_by_the_refund_rule_and_late_honest_refunds_are_not() -> None:
-    """Abusers gift what they bought, then ask for the money back within two hours: the
-    evidence-only rule names each of them (measured as its flags would be, none raised); the
-    honest refunds come days after their gifts, outside the rule's 24 hours."""
+    """Abusers gift what they bought, then ask for the money back within two hours (or dispute
+    the payment): the evidence-only rule names each of them (measured as its flags would be,
+    none raised), from the refunded top-up's own coins having been gifted."""
     scenario = parse_scenario(
         KNOWN.replace("viewers = 400", "viewers = 150")
         .replace("days = 2", "days = 3")
@@ -138,8 +138,15 @@ def test_refund_abusers_are_named_by_the_refund_rule_and_late_honest_refunds_are
         .replace("refund_rate = 0.05", "refund_rate = 0.2\nrefund_delay_days_max = 60")
         + "[fraud]\nrefund_abusers = 3\nrefund_abuse_coins = 300\n"
     )
-    same_day, later = simulate(scenario), simulate(late)
-    for result in (same_day, later):
+    disputing = parse_scenario(
+        KNOWN.replace("viewers = 400", "viewers = 150")
+        .replace("days = 2", "days = 3")
+        .replace("refund_rate = 0.05", "refund_rate = 0.0")
+        + "[fraud]\nrefund_abusers = 3\nrefund_abuse_coins = 300\n"
+        + "refund_abuse_dispute_share = 1.0\n"
+    )
+    same_day, later, disputed = simulate(scenario), simulate(late), simulate(disputing)
+    for result in (same_day, later, disputed):
         assert result.ledger_clean, result.ledger_problems
         score = {s.rule: s for s in result.risk.rules}["refund_after_gift"]
         assert score.evidence_only
