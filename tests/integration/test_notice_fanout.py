@@ -25,6 +25,7 @@ from giftwave.notify import fanout, pruning
 from giftwave.notify.fanout import LeaseLost
 from giftwave.notify.notices import FANOUT_CHUNK, NoticeKind, NoticePolicy
 from giftwave.notify.service import Notifications
+from giftwave.web import push_text
 
 FOLLOWERS: Final = 3 * FANOUT_CHUNK + 17
 CREATOR: Final = 1
@@ -68,7 +69,9 @@ def _creator(engine: Engine) -> User:
 
 
 def test_going_live_queues_one_row_and_the_loop_tells_everyone(sa_engine: Engine) -> None:
-    notifications = Notifications(Settings(database_url=str(sa_engine.url)), sa_engine)
+    notifications = Notifications(
+        Settings(database_url=str(sa_engine.url)), sa_engine, push_text.render
+    )
     creator = _creator(sa_engine)
     _followers_of(sa_engine, creator.id)
     stream = stream_service.go_live(
