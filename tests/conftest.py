@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from migrated import MigratedDatabases
 from sqlalchemy import Engine
+from suite_env import CHEAP_PASSWORD_HASHES
 
 from giftwave.bench.scratch import scratch_database
 from giftwave.db.engine import make_engine
@@ -24,6 +25,9 @@ POSTGRES_URL = os.environ.get(
     "GIFTWAVE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["sqlite", "postgresql"]
+
+for _name, _value in CHEAP_PASSWORD_HASHES.items():  # the apps tests build in process read them
+    os.environ.setdefault(_name, _value)
 
 
 def _base_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:

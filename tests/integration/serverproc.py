@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Final
 
 import httpx
+from suite_env import CHEAP_PASSWORD_HASHES
 
 from giftwave.db.urls import DatabaseUrl
 
@@ -64,6 +65,7 @@ def giftwave_env(db: DatabaseUrl) -> dict[str, str]:
     # The fraud rules would flag these tests' creators, who cash out seconds after their first
     # gift; a test of the rules turns them on (test_web_risk_queue.py).
     env["GIFTWAVE_RISK_INTERVAL_S"] = "0"
+    env.update(CHEAP_PASSWORD_HASHES)
     return env
 
 
