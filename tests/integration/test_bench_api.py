@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from serverproc import giftwave_executable
 
 from giftwave.bench.api import ApiBenchConfig, run_api_bench
@@ -42,6 +43,9 @@ def _bench(args: list[str], tmp_path: Path) -> dict[str, object]:
     return result
 
 
+# Two servers loaded to the full in turns, about 25 s of both cores: the long campaign's
+# (`make test-long`); the bench's own baseline beside it stays in `make test` (below).
+@pytest.mark.long
 def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Path) -> None:
     result: dict[str, Any] = _bench(SMOKE, tmp_path)
     assert result["verified"] is True

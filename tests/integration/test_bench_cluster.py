@@ -50,7 +50,10 @@ def _bench_schemas() -> set[str]:
     return {name for (name,) in rows}
 
 
+# HAProxy, two nodes and their load, about 20 s of both cores: the long campaign's (`make
+# test-long`); two nodes behind HAProxy are served in `make test` by test_cluster.py.
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_node_cluster_bench_reports_what_it_promises() -> None:
     before = _bench_schemas()  # another run's, if one is going on: not ours to judge
     started = time.monotonic()
