@@ -173,9 +173,9 @@ def _insert(
     picked: list[dict[str, Any]],
 ) -> bool:
     """The thank-you and its recipients, both or neither, under one savepoint; False when the
-    stream's key already held one (made meanwhile by a concurrent request). One savepoint for
-    both rows: on SQLite a savepoint that opens the transaction commits it when released, so
-    the recipients must be inside it, never after it."""
+    stream's key already held one (made meanwhile by a concurrent request). A refused
+    thank-you must leave no recipients, so both rows go under the one savepoint
+    (``db.upsert.insert_new`` guards a single statement)."""
     try:
         with conn.begin_nested():
             conn.execute(
