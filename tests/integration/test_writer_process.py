@@ -15,6 +15,7 @@ import sys
 
 from serverproc import wait_dead
 from sqlalchemy import Engine, func, select
+from writer_kill import KillsWriterMidBatch
 
 from giftwave.db.tables import transfers
 from giftwave.db.urls import DatabaseUrl
@@ -81,25 +82,21 @@ async def test_writer_killed_mid_storm_acknowledges_nothing_it_lost(
     db_url: DatabaseUrl, sa_engine: Engine
 ) -> None:
     a = _open(sa_engine)
-    store = ProcessStore(db_url)
+    store = KillsWriterMidBatch(db_url, kill_after_batches=8)
     async with PostingEngine(store, batch_max_transfers=64, expiry_interval_s=3600) as engine:
         top = Transfer("top", a["issued"], a["viewer"], 1_000_000, TransferCode.TOPUP)
         assert await engine.submit([top]) == [Outcome.OK]
-        # Enough that the kill lands mid-storm on a fast moment too (3,000 were once all
-        # committed before it landed).
-        keys = [f"s{n}" for n in range(20_000)]
+        keys = [f"s{n}" for n in range(3000)]
         storm = [asyncio.ensure_future(engine.submit(_gift(a, k, 1))) for k in keys]
-        await storm[200]  # some batches (32 gifts each) committed, thousands still queued
-        pid = store.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        wait_dead(pid)
         results = await asyncio.gather(*storm, return_exceptions=True)
+        pid = store.killed_pid  # killed with its eighth batch (32 gifts each) in its hands
+        assert pid is not None
+        wait_dead(pid)
         acked = [k for k, r in zip(keys, results, strict=True) if r == OK2]
         unknown = [k for k, r in zip(keys, results, strict=True) if r != OK2]
         assert all(r == OK2 or isinstance(r, LedgerUnavailable) for r in results)
         assert acked, "the kill landed before the storm"
-        assert unknown, "the kill landed after the storm"
+        assert unknown, "the kill lost no batch in flight"
         assert store.pid not in (None, pid)  # a new writer took over
         for k in unknown:  # a retry settles each unknown gift exactly once
             assert await engine.submit(_gift(a, k, 1)) in (OK2, [Outcome.EXISTS] * 2)
