@@ -28,9 +28,11 @@ What both share (``Schedule`` and ``_Runs``, one copy):
   cancelled) left behind as a daemon. Either way ``stop`` returns within the grace.
 
 A task's run may return how long to sleep before the next (``float``: a due time it knows,
-used as is, without jitter), or ``None`` for the schedule's interval; ``wake()`` ends a
-healthy sleep early (new work arrived). A sleep of backoff is not ended by ``wake()``: work
-arriving while the database is away must not turn the backoff back into a hot loop.
+used as is, without jitter), or ``None`` for the schedule's interval; anything else (a count
+returned by mistake) is a failed run, logged and backed off, never a sleep of that many
+seconds. ``wake()`` ends a healthy sleep early (new work arrived). A sleep of backoff is not
+ended by ``wake()``: work arriving while the database is away must not turn the backoff back
+into a hot loop.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ class PeriodicTask:
             self._poke.clear()  # work that arrives from now on is seen by this run or the next
             started_s = time.perf_counter()
             try:
-                asked_s = await self._run()
+                asked_s = _due_time(runs.name, await self._run())
             except Exception as exc:  # not CancelledError: that ends the loop
                 delay_s = runs.failed(exc, time.perf_counter() - started_s)
             else:
@@ -208,6 +210,17 @@ class PeriodicTask:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay_s):
                 await event.wait()
+
+
+def _due_time(name: str, asked: object) -> float | None:
+    """What a task's run returned, checked: ``None`` or a due time in seconds (a ``float``).
+
+    A run that returns a count by mistake (an ``int`` is a ``float`` to mypy) would otherwise
+    be read as "due again in that many seconds": a count of 0 made an idle loop spin a core.
+    """
+    if asked is None or type(asked) is float:
+        return asked
+    raise TypeError(f"{name}: a run returned {asked!r}; a due time is a float of seconds or None")
 
 
 class PeriodicThread:

@@ -25,6 +25,7 @@ from economy_client import (
 from sqlalchemy import Engine, func, select
 from webhook_receiver import Receiver
 
+from giftwave import metrics
 from giftwave.api.state import app_services
 from giftwave.clock import now_us, simulated_clock
 from giftwave.db.tables import (
@@ -36,8 +37,9 @@ from giftwave.db.tables import (
     webhook_deliveries,
 )
 from giftwave.ledger.verify import verify_ledger
+from giftwave.live import presence as room_presence
 from giftwave.live.events import RoomEvent, SubsGiftedShown
-from giftwave.live.presence import record
+from giftwave.live.presence import RoomPresence, record
 from giftwave.live.room import Room
 from giftwave.realtime.sockets import ListSink
 
@@ -445,3 +447,32 @@ async def test_two_nodes_see_the_viewer_the_room_and_the_badge(
         hub.unsubscribe(stream, watcher)
         assert [e.buyer for e in said] == [buyer.user["handle"]]
         assert await badges.months(creator.id, viewer.id) == 1
+
+
+@pytest.mark.parametrize("watching", [{}, {"s1": [7, 8]}], ids=["nobody", "two"])
+async def test_the_presence_loop_writes_at_its_interval_whoever_is_watching(
+    sa_engine: Engine, watching: dict[str, list[int]]
+) -> None:
+    """Its write returns a row count: read as a due time, 0 rows spun an idle server's core."""
+    asked = 0
+
+    def watchers() -> dict[str, list[int]]:
+        nonlocal asked
+        asked += 1
+        return watching
+
+    def failed_runs() -> float:
+        got = metrics.registry().get_sample_value(
+            "giftwave_loop_runs_total", {"loop": "room-presence", "outcome": "error"}
+        )
+        return got or 0.0
+
+    failed_before = failed_runs()
+    presence = RoomPresence(sa_engine, watchers, interval_s=0.05, window_s=1.0)
+    presence.start()
+    await asyncio.sleep(0.4)
+    await presence.stop()
+    assert 3 <= asked <= 10  # about one write per 0.05 s
+    assert failed_runs() == failed_before
+    with sa_engine.connect() as conn:
+        assert room_presence.present(conn, "s1", 0) == sorted(watching.get("s1", []))

@@ -295,6 +295,28 @@ async def test_a_run_may_say_when_it_is_due_again() -> None:
     assert len(times) >= 3
 
 
+async def test_a_run_that_returns_a_count_is_a_failure_not_a_sleep_of_zero(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A count of 0 read as "due again at once" made an idle loop spin a whole core."""
+    runs = 0
+
+    async def run() -> int:
+        nonlocal runs
+        runs += 1
+        return 0  # rows written, returned by mistake
+
+    errors_before = _runs("error")
+    loop = PeriodicTask(NAME, run, EXACT, run_at_start=True)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="giftwave.periodic"):
+        loop.start()
+        await asyncio.sleep(INTERVAL_S * 4)
+        await loop.stop()
+    assert 1 <= runs <= 4  # backing off: at once, then 1, 2 intervals; not thousands
+    assert _runs("error") - errors_before == runs
+    assert "a run returned 0" in caplog.text
+
+
 # --- a thread ---
 
 
