@@ -22,34 +22,21 @@ own limits in the database and the ledger.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
+from giftwave import side_redis
 from giftwave.errors import Code, RateLimited
+from giftwave.side_redis import REDIS_ERRORS, SideRedis
 
 log = logging.getLogger(__name__)
 
 MEMORY_MAX_KEYS: Final = 100_000
 KEY_PREFIX: Final = "giftwave:rate:"
 KEY_MAX_CHARS: Final = 200
-# A rate check is on the path of a chat line or a like: a Redis that does not answer in this
-# long is treated as away (fail open) rather than holding the viewer's command.
-REDIS_TIMEOUT_S: Final = 0.25
-# Checks of one process share these connections, waiting (up to REDIS_TIMEOUT_S) for a free
-# one. redis-py's own pool refuses past 100 at once ("Too many connections"): a burst of 3,000
-# gift checks let 2,900 through unchecked (failing open) where they now queue briefly.
-REDIS_CONNECTIONS_MAX: Final = 32
-OUTAGE_LOG_EVERY_S: Final = 10.0
 
 # KEYS[1]: the key; ARGV: interval between requests (us), burst. Returns 0 (allowed) or the
 # microseconds until the next request would be. The same arithmetic as ``gcra`` below.
@@ -128,58 +115,30 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     def __init__(self, url: str) -> None:
         # Its own client: a rate check must not queue behind the broker's blocking reads.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=REDIS_CONNECTIONS_MAX,
-            timeout=REDIS_TIMEOUT_S,
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = aioredis.Redis.from_pool(pool)  # closing it closes the pool
-        self._script: Any = self._redis.register_script(GCRA_SCRIPT)
-        self._logged_at = -math.inf
-        self._failures = 0
+        self._side = SideRedis(url, "rate limits", away="letting requests through until it is back")
+        self._script = self._side.script(GCRA_SCRIPT)
 
     async def hit(self, key: str, rate: Rate) -> float:
         assert len(key) <= KEY_MAX_CHARS
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
+            async with self._side.deadline():
                 wait_us = await self._script(
                     keys=[KEY_PREFIX + key], args=[rate.interval_us, rate.burst]
                 )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._outage(exc)
+        except REDIS_ERRORS as exc:
+            self._side.outage(exc)
             return 0.0
-        if self._failures:
-            log.warning("rate limits: Redis answers again (%d checks let through)", self._failures)
-            self._failures = 0
+        self._side.answered()
         return int(wait_us) / 1e6
 
-    def _outage(self, exc: BaseException) -> None:
-        self._failures += 1
-        now = time.monotonic()
-        if now - self._logged_at >= OUTAGE_LOG_EVERY_S:
-            self._logged_at = now
-            log.warning(
-                "rate limits: Redis unreachable (%s); letting requests through until it is back",
-                exc or type(exc).__name__,
-            )
-
     async def close(self) -> None:
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_S * 4):
-                await self._redis.aclose()
-        except (RedisError, OSError, TimeoutError):
-            pass
+        await self._side.close()
 
 
 def open_rate_limiter(broker_url: str) -> RateLimiter:
-    if broker_url.startswith("memory://"):
+    if side_redis.backend(broker_url) == "memory":
         return MemoryRateLimiter()
-    if broker_url.startswith(("redis://", "rediss://")):
-        return RedisRateLimiter(broker_url)
-    raise ValueError(f"unknown broker URL {broker_url!r}: use memory:// or redis://")
+    return RedisRateLimiter(broker_url)
 
 
 class UserLimit:

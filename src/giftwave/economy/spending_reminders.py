@@ -33,14 +33,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
+from giftwave import side_redis
 from giftwave.economy.gifting import GiftSent
+from giftwave.side_redis import REDIS_ERRORS, SideRedis
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +46,6 @@ VIEWERS_MAX: Final = 100_000  # memory: the least recently gifting viewers are f
 MONTH_REFRESH_S: Final = 600
 KEEP_S: Final = 2 * 86_400  # Redis: a viewer's hash outlives a pause this long (and the gap)
 KEY_PREFIX: Final = "giftwave:remind:"
-REDIS_TIMEOUT_S: Final = 0.25  # as the rate limits: a slow Redis is an absent one
-REDIS_CONNECTIONS_MAX: Final = 32  # as the rate limits: a burst queues briefly
-OUTAGE_LOG_EVERY_S: Final = 10.0
 
 GIFTING_TIME: Final = "gifting_time"
 ABOVE_AVERAGE: Final = "above_average"
@@ -215,31 +209,23 @@ return {said, minutes, mcoins, avg, read}
 class RedisReminderState:
     def __init__(self, url: str) -> None:
         # Its own small pool, as the rate limits: never queued behind the broker's reads.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=REDIS_CONNECTIONS_MAX,
-            timeout=REDIS_TIMEOUT_S,
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = aioredis.Redis.from_pool(pool)
-        self._script: Any = self._redis.register_script(ADVANCE_SCRIPT)
-        self._logged_at = -math.inf
+        self._side = SideRedis(url, "spending reminders", away="no reminders until it is back")
+        self._script = self._side.script(ADVANCE_SCRIPT)
 
     async def advance(
         self, user_id: int, at_us: int, coins: int, after_min: int, gap_min: int
     ) -> tuple[Reminder | None, bool]:
         keep_s = max(KEEP_S, gap_min * 60)
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
+            async with self._side.deadline():
                 said, minutes, month_coins, average, read = await self._script(
                     keys=[f"{KEY_PREFIX}{user_id}"],
                     args=[at_us, coins, after_min, gap_min, MONTH_REFRESH_S, keep_s],
                 )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._outage(exc)
+        except REDIS_ERRORS as exc:
+            self._side.outage(exc)
             return None, False
+        self._side.answered()
         reminder = None
         if said == 1:
             reminder = Reminder(GIFTING_TIME, minutes=int(minutes))
@@ -252,38 +238,25 @@ class RedisReminderState:
     async def set_month(self, user_id: int, month: str, coins: int, average: int) -> None:
         key = f"{KEY_PREFIX}{user_id}"
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_S * 2):
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(key, mapping={"month": month, "coins": coins, "avg": average})
-                    pipe.expire(key, KEEP_S)
-                    await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._outage(exc)
-
-    def _outage(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._logged_at >= OUTAGE_LOG_EVERY_S:
-            self._logged_at = now
-            log.warning(
-                "spending reminders: Redis unreachable (%s); no reminders until it is back",
-                exc or type(exc).__name__,
-            )
+            async with (
+                self._side.deadline(),
+                self._side.client.pipeline(transaction=True) as pipe,
+            ):
+                pipe.hset(key, mapping={"month": month, "coins": coins, "avg": average})
+                pipe.expire(key, KEEP_S)
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            self._side.outage(exc)
 
     async def close(self) -> None:
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_S * 4):
-                await self._redis.aclose()
-        except (RedisError, OSError, TimeoutError):
-            pass
+        await self._side.close()
 
 
 def open_reminder_state(broker_url: str) -> ReminderState:
     """Memory for ``memory://``, Redis for ``redis://``: where the rate limits are."""
-    if broker_url.startswith("memory://"):
+    if side_redis.backend(broker_url) == "memory":
         return MemoryReminderState()
-    if broker_url.startswith(("redis://", "rediss://")):
-        return RedisReminderState(broker_url)
-    raise ValueError(f"unknown broker URL {broker_url!r}: use memory:// or redis://")
+    return RedisReminderState(broker_url)
 
 
 class Reminders:
