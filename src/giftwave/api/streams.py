@@ -4,7 +4,7 @@ answered by ``Giftwave.__call__`` before the router); a stream's goal."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
@@ -25,6 +25,7 @@ from giftwave.api.problems import sane_path_param
 from giftwave.api.state import services
 from giftwave.economy.gifting import IDEMPOTENCY_KEY_RE, GiftSent, SendGift
 from giftwave.economy.services import Economy
+from giftwave.economy.spending_reminders import Reminder
 from giftwave.identity.sessions import Scope
 from giftwave.live import stream_service
 from giftwave.live.events import GoalCleared, StreamEnded
@@ -121,8 +122,20 @@ class SendGiftIn(BaseModel):
     message: str | None = None
 
 
+class ReminderOut(BaseModel):
+    """A gentle reminder this gift made due: the socket's ``spending_reminder`` event, field
+    for field (docs/economy.md, "Responsible spending")."""
+
+    type: Literal["spending_reminder"] = "spending_reminder"
+    reason: Literal["gifting_time", "above_average"]
+    minutes: int  # of continuous gifting (gifting_time)
+    month_coins: int  # this month's gifts (above_average)
+    average_month_coins: int
+
+
 class GiftSentOut(BaseModel):
-    """The receipt of a gift: the same fields over REST and as a socket's ``send_gift`` ack."""
+    """The receipt of a gift: the same fields over REST and as a socket's ``send_gift`` ack;
+    ``reminder`` only in the answer of a gift that made one due."""
 
     send_id: str
     stream_id: str
@@ -135,11 +148,15 @@ class GiftSentOut(BaseModel):
     diamonds: int
     balance_coins: int
     created_at_us: int
+    reminder: ReminderOut | None = None  # left out of the JSON when None
 
     @classmethod
-    def of(cls, g: GiftSent) -> GiftSentOut:
+    def of(cls, g: GiftSent, reminder: Reminder | None = None) -> GiftSentOut:
         # The fields are the domain object's own, by name: no copy to keep in step.
-        return cls.model_validate(g, from_attributes=True)
+        out = cls.model_validate(g, from_attributes=True)
+        if reminder is not None:
+            out.reminder = ReminderOut.model_validate(reminder, from_attributes=True)
+        return out
 
 
 GIFTS_PREFIX: Final = "/v1/streams/"
@@ -185,7 +202,8 @@ async def send_gift_by_hand(request: Request) -> Response:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
     sent = await send_gift(request.path_params["stream_id"], body, services(request).economy, user)
-    return Response(sent.__pydantic_serializer__.to_json(sent), 201, media_type="application/json")
+    receipt = sent.__pydantic_serializer__.to_json(sent, exclude_none=True)
+    return Response(receipt, 201, media_type="application/json")
 
 
 async def send_gift(
@@ -202,13 +220,19 @@ async def send_gift(
             message=body.message,
         )
     )
-    return GiftSentOut.of(sent)
+    # Counted for the viewer's gentle reminders as a socket's gift is (once: not a retry's).
+    return GiftSentOut.of(sent, await economy.reminders.after_gift(sent))
 
 
 # For the documentation and the route table (a wrong method is a 405): ``Giftwave.__call__``
 # answers every POST to this path by hand before the router sees it.
 router.add_api_route(
-    "/{stream_id}/gifts", send_gift, methods=["POST"], status_code=201, response_model=GiftSentOut
+    "/{stream_id}/gifts",
+    send_gift,
+    methods=["POST"],
+    status_code=201,
+    response_model=GiftSentOut,
+    response_model_exclude_none=True,
 )
 
 
