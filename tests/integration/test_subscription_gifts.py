@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,8 +14,10 @@ import pytest
 from economy_client import (
     ADMIN,
     AppFactory,
+    Clock,
     Person,
     assert_problem,
+    clock,
     economy_app,
     grant,
     register,
@@ -27,7 +27,7 @@ from webhook_receiver import Receiver
 
 from giftwave import metrics
 from giftwave.api.state import app_services
-from giftwave.clock import now_us, simulated_clock
+from giftwave.clock import now_us
 from giftwave.db.tables import (
     subscription_gift_recipients,
     subscription_gifts,
@@ -43,9 +43,8 @@ from giftwave.live.presence import RoomPresence, record
 from giftwave.live.room import Room
 from giftwave.realtime.sockets import ListSink
 
-__all__ = ["economy_app"]
+__all__ = ["clock", "economy_app"]
 
-HOUR_US = 3_600_000_000
 PRICE = 500
 SETTINGS: dict[str, Any] = {
     "subscription_period_s": 3600,
@@ -58,24 +57,6 @@ SETTINGS: dict[str, Any] = {
     "webhook_allow_private_addresses": True,
 }
 REDIS_URL = os.environ.get("GIFTWAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset_us = 0
-
-    def __call__(self) -> int:
-        return time.time_ns() // 1000 + self.offset_us
-
-    def advance(self, hours: float) -> None:
-        self.offset_us += int(hours * HOUR_US)
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    source = Clock()
-    with simulated_clock(source):
-        yield source
 
 
 def db_of(client: httpx.AsyncClient) -> Engine:
