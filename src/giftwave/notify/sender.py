@@ -19,15 +19,15 @@ unless private addresses are allowed (development).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
-from pywebpush import WebPusher  # type: ignore[import-untyped]
 from sqlalchemy import Engine, delete, select, update
 
 from giftwave.clock import now_us as wall_clock_us
@@ -239,7 +239,7 @@ class PushSender:
             return 400  # not retried: the endpoint points inside (or nowhere)
         info = {"endpoint": claim.endpoint, "keys": {"p256dh": claim.p256dh, "auth": claim.auth}}
         data = self.render(claim.payload, claim.locale)
-        body = WebPusher(info).encode(data, "aes128gcm")["body"]
+        body = _web_pusher()(info).encode(data, "aes128gcm")["body"]
         headers = {
             "Authorization": self.key.authorization(claim.endpoint, wall_clock_us() // 1_000_000),
             "Content-Encoding": "aes128gcm",
@@ -253,3 +253,12 @@ class PushSender:
             log.info("push to subscription %d: %s", claim.subscription_id, type(exc).__name__)
             return None
         return answer.status_code
+
+
+@functools.cache
+def _web_pusher() -> Any:
+    """pywebpush's ``WebPusher``, imported at the first notice sent: the package brings
+    aiohttp and requests (~0.18 s of CPU), which every process start paid, sending or not."""
+    from pywebpush import WebPusher  # type: ignore[import-untyped]
+
+    return WebPusher
