@@ -710,6 +710,7 @@ async def _start_services(
     reminder_state = open_reminder_state(settings.broker_url)
     stack.push_async_callback(reminder_state.close)
     economy.reminders.use(reminder_state)
+    stack.push_async_callback(economy.reminders.close)
     hub.start()
     stack.push_async_callback(hub.stop)
     # Who has each room open on every node: where gifted subscriptions find recipients.

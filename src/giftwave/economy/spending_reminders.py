@@ -32,6 +32,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 US_PER_MIN: Final = 60_000_000
 VIEWERS_MAX: Final = 100_000  # memory: the least recently gifting viewers are forgotten first
 MONTH_REFRESH_S: Final = 600
+READS_PENDING_MAX: Final = 10_000  # month reads waiting for the reader thread
 KEEP_S: Final = 2 * 86_400  # Redis: a viewer's hash outlives a pause this long (and the gap)
 KEY_PREFIX: Final = "giftwave:remind:"
 
@@ -269,6 +271,11 @@ class Reminders:
         self._gap_min = gap_min
         self._state: ReminderState = MemoryReminderState()
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
+        # The month reads have a thread of their own: on the loop's shared pool, a room of new
+        # viewers (each one's first gift asks for a read) queued a thousand reads in front of
+        # the gifts' own ban and wallet reads, and the gifts waited behind them.
+        self._reader: ThreadPoolExecutor | None = None
+        self._skipped = 0
 
     def use(self, state: ReminderState) -> None:
         """Keep the viewers' states in ``state`` from now on (nothing is carried over)."""
@@ -283,14 +290,24 @@ class Reminders:
             sent.sender_id, sent.created_at_us, sent.coins, self._after_min, self._gap_min
         )
         if read:
+            if len(self._tasks) >= READS_PENDING_MAX:  # bounded: the month waits for a later one
+                self._skipped += 1
+                if self._skipped == 1 or self._skipped % READS_PENDING_MAX == 0:
+                    log.warning("spending reminders: %d month reads skipped", self._skipped)
+                return said
             task = asyncio.get_running_loop().create_task(self._refresh(sent.sender_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return said
 
     async def _refresh(self, user_id: int) -> None:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="reminder-months")
+        loop = asyncio.get_running_loop()
         try:
-            month, coins, average = await asyncio.to_thread(self._read_month, user_id)
+            month, coins, average = await loop.run_in_executor(
+                self._reader, self._read_month, user_id
+            )
         except Exception:  # a nudge: the next read, MONTH_REFRESH_S on, tries again
             log.warning("spending reminders: the month of user %d could not be read", user_id)
             return
@@ -300,3 +317,12 @@ class Reminders:
         """Wait for the month reads under way (tests, and a clean stop)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Drop the month reads not started, wait for the one under way, end the thread."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None

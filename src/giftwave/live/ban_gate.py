@@ -10,13 +10,13 @@ dropped. Should a notice never arrive, an answer is at most ``ttl_s`` old.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from sqlalchemy import Engine
 
+from giftwave.db.batch_read import BatchReader
 from giftwave.errors import Code, Forbidden
-from giftwave.live.moderation import is_banned
+from giftwave.live.moderation import banned_pairs
 from giftwave.realtime.notices import AnyNotice, BanChanged
 from giftwave.ttl_cache import TtlCache
 
@@ -30,8 +30,14 @@ class BanGate:
         self._answers: TtlCache[tuple[int, int], bool] = TtlCache(
             max_entries=max_entries, ttl_s=ttl_s
         )
-        # Bumped by every notice: a read that started before a change must not store its
-        # (now old) answer after the change dropped the entry.
+        # The answers not kept, read together: every pair asked for during one turn of the
+        # event loop in one query, however many gifts wait for it (a room of new viewers, each
+        # with several gifts in flight, made one read per gift on the shared worker threads).
+        self._reads: BatchReader[tuple[int, int], bool] = BatchReader(self._read)
+        # Bumped by every change of a ban (and by a possible loss of notices): a read that
+        # started before a change must not store its (now old) answer after the change dropped
+        # the entry. Only those: other parts' notices (a level-up, a club's points) arrive many
+        # times a second in a busy room, and bumping on them kept any answer from being stored.
         self._generation = 0
 
     async def banned(self, creator_id: int, user_id: int) -> bool:
@@ -40,15 +46,15 @@ class BanGate:
         if answer is not None:
             return answer
         generation = self._generation
-
-        def read() -> bool:
-            with self._db.connect() as conn:
-                return is_banned(conn, creator_id, user_id)
-
-        answer = await asyncio.to_thread(read)
+        answer = await self._reads.get(key)
         if generation == self._generation:
             self._answers.put(key, answer)
         return answer
+
+    def _read(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
+        with self._db.connect() as conn:
+            banned = banned_pairs(conn, pairs)
+        return {pair: pair in banned for pair in pairs}
 
     async def check(self, user_id: int, creator_id: int) -> None:
         """Refuse a banned user's chat, like or gift in the creator's rooms (403 ``banned``)."""
@@ -57,8 +63,9 @@ class BanGate:
 
     def notice(self, notice: AnyNotice | None) -> None:
         """A broker notice; None: some may have been lost, so nothing kept is trusted."""
-        self._generation += 1
         if notice is None:
+            self._generation += 1
             self._answers.clear()
         elif isinstance(notice, BanChanged):
+            self._generation += 1
             self._answers.drop((notice.creator_id, notice.user_id))

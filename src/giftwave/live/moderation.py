@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from giftwave.db.id_lists import in_parts
 from giftwave.db.tables import chat_reports, room_bans, room_moderators, users
 from giftwave.db.upsert import insert_new
 from giftwave.errors import Code, Forbidden, Invalid, NotFound
@@ -243,13 +244,21 @@ def find_ban(conn: Connection, creator_id: int, user_id: int) -> Ban | None:
     return None if row is None else _to_ban(row)
 
 
-def is_banned(conn: Connection, creator_id: int, user_id: int) -> bool:
-    row = conn.execute(
-        select(room_bans.c.user_id).where(
-            room_bans.c.creator_id == creator_id, room_bans.c.user_id == user_id
-        )
-    ).first()
-    return row is not None
+def banned_pairs(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which of these (creator, user) pairs are bans: one query per creator among them."""
+    by_creator: dict[int, list[int]] = {}
+    for creator_id, user_id in pairs:
+        by_creator.setdefault(creator_id, []).append(user_id)
+    found: set[tuple[int, int]] = set()
+    for creator_id, user_ids in by_creator.items():
+        for part in in_parts(user_ids):
+            rows = conn.execute(
+                select(room_bans.c.user_id).where(
+                    room_bans.c.creator_id == creator_id, room_bans.c.user_id.in_(part)
+                )
+            )
+            found.update((creator_id, int(user_id)) for (user_id,) in rows)
+    return found
 
 
 def bans_of(conn: Connection, creator_id: int, limit: int = LIST_MAX) -> list[Ban]:

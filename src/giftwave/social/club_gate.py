@@ -89,12 +89,16 @@ class ClubGate:
         return found, found_level
 
     def notice(self, notice: AnyNotice | None) -> None:
-        """A broker notice; None: some may have been lost, so nothing kept is trusted."""
-        self._generation += 1
+        """A broker notice; None: some may have been lost, so nothing kept is trusted. Other
+        parts' notices change nothing here, not even the generation (a busy room's level-ups
+        would otherwise keep every read from being stored)."""
         if notice is None:
+            self._generation += 1
             self._clubs.clear()
             self._levels.clear()
         elif isinstance(notice, ClubChanged):
+            self._generation += 1
             self._clubs.drop(notice.creator_id)
         elif isinstance(notice, ClubMemberChanged):
+            self._generation += 1
             self._levels.drop((notice.creator_id, notice.user_id))
