@@ -353,7 +353,7 @@ class Gifting:
             return None
         creator = self._users.get(stream.creator_id)
         legs = self._wallets.cached_legs(cmd.sender.id, stream.creator_id)
-        profile = self._spending.cached(cmd.sender.id)
+        profile = self._spending.cached_refreshing(cmd.sender.id)
         if creator is None or legs is None or profile is None:
             return None
         limits = self._spending.limits_for(cmd.sender, profile, at_us)

@@ -1,0 +1,104 @@
+"""The senders' spending profiles (limits, time zone, self-exclusion) as the gift path keeps
+them: read many at once, read again in the background before they lapse, and never stored
+from a read that a change on this node overtook."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import Engine, insert
+
+from giftwave.config import Settings
+from giftwave.db.tables import notify_settings, self_exclusions, spending_limits
+from giftwave.economy import spending
+from giftwave.economy.spending import Spending, SpendingPolicy
+from giftwave.economy.wallets import Wallets
+
+
+def _rows(sa_engine: Engine) -> None:
+    with sa_engine.begin() as conn:
+        conn.execute(
+            insert(spending_limits).values(
+                user_id=1,
+                period="day",
+                limit_coins=500,
+                unit="COIN",
+                entered=500,
+                updated_at_us=1,
+            )
+        )
+        conn.execute(
+            insert(spending_limits).values(
+                user_id=1,
+                period="month",
+                limit_coins=9000,
+                unit="COIN",
+                entered=9000,
+                updated_at_us=1,
+            )
+        )
+        conn.execute(
+            insert(notify_settings).values(
+                user_id=1,
+                time_zone="Europe/Madrid",
+                quiet_from_h=22,
+                quiet_to_h=8,
+                updated_at_us=1,
+            )
+        )
+        conn.execute(insert(self_exclusions).values(user_id=2, starts_at_us=1, ends_at_us=99))
+
+
+def _spending(sa_engine: Engine) -> Spending:
+    settings = Settings(database_url=str(sa_engine.url))
+    return Spending(sa_engine, Wallets(sa_engine), SpendingPolicy.configured(settings))
+
+
+def test_many_profiles_read_at_once_are_each_as_read_alone(sa_engine: Engine) -> None:
+    _rows(sa_engine)
+    with sa_engine.connect() as conn:
+        together = spending._load_profiles(conn, [1, 2, 3])
+        alone = {user_id: spending._load_profile(conn, user_id) for user_id in (1, 2, 3)}
+    assert together == alone
+    assert {s.period.value for s in together[1].limits} == {"day", "month"}
+    assert together[1].time_zone == "Europe/Madrid"
+    assert together[2].excluded_until_us == 99
+    assert together[3].limits == ()
+    assert together[3].time_zone == "UTC"
+    assert together[3].excluded_until_us is None
+
+
+async def test_a_profile_near_its_lapse_is_read_again_meanwhile(sa_engine: Engine) -> None:
+    _rows(sa_engine)
+    spend = _spending(sa_engine)
+    assert spend.cached_refreshing(1) is None  # nothing kept yet: the gift path reads it
+    first = spend.profile(1)
+    assert spend.cached_refreshing(1) == first  # fresh: served, no read
+    spend._profiles._entries[1] = (0.0, first)  # as if stored long ago (past refresh, in ttl)
+    spend._profiles._ttl_s = 1e12
+    assert spend.cached_refreshing(1) == first  # still served at once...
+    for _ in range(100):  # ...and read again in the background
+        await asyncio.sleep(0.01)
+        if spend._profiles._entries[1][0] > 0.0:
+            break
+    assert spend._profiles._entries[1][0] > 0.0
+
+
+def test_a_read_overtaken_by_a_change_here_stores_nothing(sa_engine: Engine) -> None:
+    _rows(sa_engine)
+    spend = _spending(sa_engine)
+    real = spending._load_profiles
+
+    def changed_meanwhile(conn, user_ids):  # type: ignore[no-untyped-def]
+        found = real(conn, user_ids)
+        spend.forget(1)  # the viewer lowered a limit on this node while we read
+        return found
+
+    spending._load_profiles = changed_meanwhile
+    try:
+        spend._read_profiles([1])
+    finally:
+        spending._load_profiles = real
+    assert spend.cached(1) is None
+    spend._read_profiles([1])
+    assert spend.cached(1) is not None
