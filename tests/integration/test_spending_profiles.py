@@ -1,18 +1,24 @@
 """The senders' spending profiles (limits, time zone, self-exclusion) as the gift path keeps
 them: read many at once, read again in the background before they lapse, and never stored
-from a read that a change on this node overtook."""
+from a read that a change on this node overtook; and a new sender's gifts in flight read
+what is not cached once."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from economy_client import AppFactory, economy_app, grant, register
 from sqlalchemy import Engine, insert
 
+from giftwave.api.state import app_services
 from giftwave.config import Settings
 from giftwave.db.tables import notify_settings, self_exclusions, spending_limits
 from giftwave.economy import spending
 from giftwave.economy.spending import Spending, SpendingPolicy
 from giftwave.economy.wallets import Wallets
+
+__all__ = ["economy_app"]
 
 
 def _rows(sa_engine: Engine) -> None:
@@ -102,3 +108,25 @@ def test_a_read_overtaken_by_a_change_here_stores_nothing(sa_engine: Engine) -> 
     assert spend.cached(1) is None
     spend._read_profiles([1])
     assert spend.cached(1) is not None
+
+
+async def test_a_new_senders_gifts_in_flight_read_once(economy_app: AppFactory) -> None:
+    """Eight gifts at once from a sender nothing is cached for: one read of their wallet,
+    limits and the room (``Gifting._load``), not eight on the shared worker threads."""
+    async with economy_app() as client:
+        creator, viewer = await register(client, "creator"), await register(client)
+        await grant(client, viewer, 1_000)
+        stream = await creator.go_live()
+        gifting = app_services(client.app).economy.gifting  # type: ignore[attr-defined]
+        loads = 0
+        real = gifting._load
+
+        def counted(*args: Any) -> Any:
+            nonlocal loads
+            loads += 1
+            return real(*args)
+
+        gifting._load = counted
+        sent = await asyncio.gather(*(viewer.gift(stream, key=f"k{n}") for n in range(8)))
+        assert [r.status_code for r in sent] == [201] * 8
+        assert loads == 1

@@ -215,6 +215,10 @@ class Gifting:
         # seconds of staleness cannot let anyone spend what they do not have.
         self._debts: TtlCache[int, int] = TtlCache(max_entries=100_000, ttl_s=2.0, refresh_s=1.6)
         self._debt_reads: BatchReader[int, int] = BatchReader(self._read_debts)
+        # One read of what is not cached per sender, stream and day, however many of the
+        # sender's gifts are in flight: a room of new viewers with eight gifts in flight each
+        # made eight reads per viewer, all on the worker threads the gifts share.
+        self._loading: dict[tuple[int, str, date], asyncio.Future[_Loaded]] = {}
         self._observers: list[GiftObserver] = []
         self._gates: list[GiftGate] = []
         self._message_observers: list[PaidMessageObserver] = []
@@ -258,7 +262,7 @@ class Gifting:
         # is recognised when the ledger finds its transfers, or when a check refuses it.
         loaded = self._load_cached(cmd, at)
         if loaded is None:  # something is not cached yet: read it off the event loop
-            loaded = await asyncio.to_thread(self._load, cmd, at)
+            loaded = await self._load_once(cmd, at, today)
         debt, stream, creator, legs, profile = loaded
         if debt is None:  # everything else was cached: read it with other senders' debts
             debt = await self._debt_reads.get(cmd.sender.id)
@@ -411,6 +415,34 @@ class Gifting:
             else:
                 self._debts.drop(user_id)
         return debts
+
+    async def _load_once(self, cmd: SendGift, at_us: int, today: date) -> _Loaded:
+        """``_load`` on a worker thread, shared by the sender's gifts asking at the same time."""
+        key = (cmd.sender.id, cmd.stream_id, today)
+        loading = self._loading.get(key)
+        if loading is not None:
+            try:
+                return await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                if not loading.cancelled():
+                    raise  # this gift was cancelled
+            # The gift that was reading was cancelled, and its read with it: read here.
+            return await asyncio.to_thread(self._load, cmd, at_us)
+        loading = self._loading[key] = asyncio.get_running_loop().create_future()
+        try:
+            loaded = await asyncio.to_thread(self._load, cmd, at_us)
+        except Exception as exc:
+            loading.set_exception(exc)
+            loading.exception()  # retrieved: nobody else may be waiting for it
+            raise
+        except BaseException:
+            loading.cancel()
+            raise
+        else:
+            loading.set_result(loaded)
+            return loaded
+        finally:
+            del self._loading[key]
 
     def _load(self, cmd: SendGift, at_us: int) -> _Loaded:
         with self._db.connect() as conn:
