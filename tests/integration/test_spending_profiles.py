@@ -130,3 +130,12 @@ async def test_a_new_senders_gifts_in_flight_read_once(economy_app: AppFactory) 
         sent = await asyncio.gather(*(viewer.gift(stream, key=f"k{n}") for n in range(8)))
         assert [r.status_code for r in sent] == [201] * 8
         assert loads == 1
+
+
+def test_many_viewers_months_read_together_are_each_as_read_alone(sa_engine: Engine) -> None:
+    """The reminders' month reads, grouped per time zone's month: the same figures as one by one."""
+    _rows(sa_engine)  # viewer 1 in Madrid, 2 and 3 in UTC
+    spend = _spending(sa_engine)
+    together = spend.months_and_averages([1, 2, 3])
+    assert together == {user_id: spend.month_and_average(user_id) for user_id in (1, 2, 3)}
+    assert all(coins == 0 and average == 0 for _, coins, average in together.values())

@@ -50,7 +50,7 @@ def _sent(user: int, coins: int, at_us: int, replayed: bool = False) -> GiftSent
 
 
 def _reminders(state: ReminderState, month: tuple[str, int, int]) -> Reminders:
-    reminders = Reminders(lambda _: month, after_min=30, gap_min=10)
+    reminders = Reminders(lambda ids: dict.fromkeys(ids, month), after_min=30, gap_min=10)
     reminders.use(state)
     return reminders
 

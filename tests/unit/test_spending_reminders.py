@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from giftwave.economy.gifting import GiftSent
-from giftwave.economy.spending_reminders import Reminders
+from giftwave.economy.spending_reminders import MonthReader, Reminders
 
 MIN = 60_000_000
 
@@ -30,8 +30,15 @@ def sent(user: int, coins: int, at_us: int, *, key: str = "", replayed: bool = F
     )
 
 
+def _month(figures: tuple[str, int, int]) -> MonthReader:
+    """A month reader answering every viewer the same figures."""
+    return lambda ids: dict.fromkeys(ids, figures)
+
+
 async def test_a_streak_is_reminded_once_and_a_pause_starts_another() -> None:
-    reminders = Reminders(lambda _: ("2026-12", 0, 0), after_min=30, gap_min=10)
+    reminders = Reminders(
+        lambda ids: dict.fromkeys(ids, ("2026-12", 0, 0)), after_min=30, gap_min=10
+    )
     said = [await reminders.after_gift(sent(7, 1, t * MIN)) for t in range(0, 31, 5)]
     assert [r is not None for r in said] == [False] * 6 + [True]
     assert said[-1] is not None
@@ -47,7 +54,9 @@ async def test_a_streak_is_reminded_once_and_a_pause_starts_another() -> None:
 
 
 async def test_a_retried_gift_neither_lengthens_the_streak_nor_says_it_again() -> None:
-    reminders = Reminders(lambda _: ("2026-12", 0, 0), after_min=30, gap_min=10)
+    reminders = Reminders(
+        lambda ids: dict.fromkeys(ids, ("2026-12", 0, 0)), after_min=30, gap_min=10
+    )
     for t in range(0, 30, 5):
         assert await reminders.after_gift(sent(7, 1, t * MIN)) is None
     said = await reminders.after_gift(sent(7, 1, 30 * MIN, key="k30"))
@@ -56,7 +65,7 @@ async def test_a_retried_gift_neither_lengthens_the_streak_nor_says_it_again() -
     assert await reminders.after_gift(sent(7, 1, 30 * MIN, key="k30", replayed=True)) is None
     # A replay never advances the streak: whoever counted its gift (the node that committed
     # it) did; a replay lengthening it would say the reminder before its time.
-    fresh = Reminders(lambda _: ("2026-12", 0, 0), after_min=30, gap_min=10)
+    fresh = Reminders(_month(("2026-12", 0, 0)), after_min=30, gap_min=10)
     for t in range(0, 30, 5):
         assert await fresh.after_gift(sent(9, 1, t * MIN)) is None
     for _ in range(3):
@@ -66,7 +75,9 @@ async def test_a_retried_gift_neither_lengthens_the_streak_nor_says_it_again() -
 
 
 async def test_passing_the_average_month_is_reminded_once_and_a_retry_adds_nothing() -> None:
-    reminders = Reminders(lambda _: ("2026-12", 900, 1_000), after_min=0, gap_min=10)
+    reminders = Reminders(
+        lambda ids: dict.fromkeys(ids, ("2026-12", 900, 1_000)), after_min=0, gap_min=10
+    )
     assert await reminders.after_gift(sent(7, 50, 0)) is None  # the month is read off the path
     await reminders.settled()
     assert await reminders.after_gift(sent(7, 60, MIN, key="a")) is None  # 960 of 1,000
@@ -85,7 +96,9 @@ async def test_passing_the_average_month_is_reminded_once_and_a_retry_adds_nothi
 
 
 async def test_no_history_no_average_reminder() -> None:
-    reminders = Reminders(lambda _: ("2026-12", 5_000, 0), after_min=0, gap_min=10)
+    reminders = Reminders(
+        lambda ids: dict.fromkeys(ids, ("2026-12", 5_000, 0)), after_min=0, gap_min=10
+    )
     await reminders.after_gift(sent(7, 50, 0))
     await reminders.settled()
     assert await reminders.after_gift(sent(7, 50_000, MIN)) is None
@@ -94,9 +107,9 @@ async def test_no_history_no_average_reminder() -> None:
 async def test_the_month_is_read_once_per_refresh_not_per_gift() -> None:
     reads: list[int] = []
 
-    def read(user: int) -> tuple[str, int, int]:
-        reads.append(user)
-        return "2026-12", 0, 0
+    def read(users: list[int]) -> dict[int, tuple[str, int, int]]:
+        reads.extend(users)
+        return dict.fromkeys(users, ("2026-12", 0, 0))
 
     reminders = Reminders(read, after_min=0, gap_min=10)
     await asyncio.gather(*(reminders.after_gift(sent(7, 1, t * MIN)) for t in range(20)))

@@ -156,7 +156,7 @@ class Economy:
             gifting=gifting,
             spending=spending,
             reminders=Reminders(
-                spending.month_and_average,
+                spending.months_and_averages,
                 after_min=settings.spending_reminder_after_min,
                 gap_min=settings.spending_reminder_gap_min,
             ),

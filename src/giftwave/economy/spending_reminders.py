@@ -32,11 +32,11 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from giftwave import side_redis
+from giftwave.db.batch_read import BatchReader
 from giftwave.economy.gifting import GiftSent
 from giftwave.side_redis import REDIS_ERRORS, SideRedis
 
@@ -116,8 +116,9 @@ def advance(
     return said
 
 
-# (user id) -> (month key, coins spent this month, average month before it): a database read.
-MonthReader = Callable[[int], tuple[str, int, int]]
+# (user ids) -> each one's (month key, coins spent this month, average month before it): a
+# database read for many viewers at once.
+MonthReader = Callable[[list[int]], dict[int, tuple[str, int, int]]]
 
 
 class ReminderState(Protocol):
@@ -266,15 +267,16 @@ class Reminders:
     app's start) and the month's reads, off the gift path."""
 
     def __init__(self, read_month: MonthReader, *, after_min: int, gap_min: int) -> None:
-        self._read_month = read_month
         self._after_min = after_min
         self._gap_min = gap_min
         self._state: ReminderState = MemoryReminderState()
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
-        # The month reads have a thread of their own: on the loop's shared pool, a room of new
-        # viewers (each one's first gift asks for a read) queued a thousand reads in front of
-        # the gifts' own ban and wallet reads, and the gifts waited behind them.
-        self._reader: ThreadPoolExecutor | None = None
+        # The month reads of many viewers go together, one batch at a time: read one by one on
+        # the loop's shared worker threads, a room of new viewers (each one's first gift asks
+        # for a read) queued a thousand reads in front of the gifts' own reads.
+        self._reads: BatchReader[int, tuple[str, int, int]] = BatchReader(
+            read_month, max_in_flight=1
+        )
         self._skipped = 0
 
     def use(self, state: ReminderState) -> None:
@@ -301,13 +303,8 @@ class Reminders:
         return said
 
     async def _refresh(self, user_id: int) -> None:
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="reminder-months")
-        loop = asyncio.get_running_loop()
         try:
-            month, coins, average = await loop.run_in_executor(
-                self._reader, self._read_month, user_id
-            )
+            month, coins, average = await self._reads.get(user_id)
         except Exception:  # a nudge: the next read, MONTH_REFRESH_S on, tries again
             log.warning("spending reminders: the month of user %d could not be read", user_id)
             return
@@ -319,10 +316,7 @@ class Reminders:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Drop the month reads not started, wait for the one under way, end the thread."""
+        """Drop the month reads still waiting (a nudge: nothing is owed)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._reader is not None:
-            self._reader.shutdown(wait=True, cancel_futures=True)
-            self._reader = None
