@@ -1,4 +1,5 @@
-"""The ban gate keeps its answers while other parts' notices fly, and reads them together.
+"""The ban gate and the club gate keep their answers while other parts' notices fly; the ban
+gate reads many together.
 
 Each drops an answer that a change of its own made old, and a read that started before such a
 change stores nothing. A level-up, a club's points or a subscriber's badge is no such change:
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, insert
@@ -17,7 +19,14 @@ from sqlalchemy import Connection, Engine, insert
 from giftwave.db.tables import room_bans
 from giftwave.live import ban_gate
 from giftwave.live.ban_gate import BanGate
-from giftwave.realtime.notices import BanChanged, LevelChanged, SubscriberChanged
+from giftwave.realtime.notices import (
+    BanChanged,
+    ClubMemberChanged,
+    LevelChanged,
+    SubscriberChanged,
+)
+from giftwave.social import club_gate
+from giftwave.social.club_gate import ClubGate
 
 
 class Reads:
@@ -85,3 +94,26 @@ async def test_a_room_of_new_viewers_is_one_read_and_a_ban_is_seen(
     assert reads.pairs == [[(1, user_id) for user_id in range(1, 51)]]
     assert [user_id for user_id, a in zip(range(1, 51), answers[::8], strict=True) if a] == [7]
     assert all(a == (i // 8 + 1 == 7) for i, a in enumerate(answers))
+
+
+async def test_the_club_gate_keeps_its_answer_through_other_notices(
+    sa_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rule for the chat's club gate: a level-up elsewhere is no club change."""
+    gate = ClubGate(sa_engine)
+    reads = 0
+    real = club_gate.level_of
+
+    def level_while_a_room_levels_up(conn: Connection, creator_id: int, user_id: int) -> Any:
+        nonlocal reads
+        reads += 1
+        gate.notice(LevelChanged(user_id=99, level=12))
+        return real(conn, creator_id, user_id)
+
+    monkeypatch.setattr(club_gate, "level_of", level_while_a_room_levels_up)
+    for _ in range(4):
+        assert await gate.badge(1, 2) is None  # no club: no badge
+    assert reads == 1
+    gate.notice(ClubMemberChanged(creator_id=1, user_id=2))  # this one is the gate's
+    assert await gate.badge(1, 2) is None
+    assert reads == 2

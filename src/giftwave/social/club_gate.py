@@ -46,8 +46,9 @@ class ClubGate:
         self._levels: TtlCache[tuple[int, int], tuple[int | None]] = TtlCache(
             max_entries=max_memberships, ttl_s=ttl_s
         )
-        # Bumped by every notice: a read that started before a change must not store its
-        # (now old) answer after the change dropped the entry.
+        # Bumped by a change of a club or a membership (and by a possible loss of notices): a
+        # read that started before such a change must not store its (now old) answer after the
+        # change dropped the entry. Other parts' notices leave it alone (``notice``).
         self._generation = 0
 
     async def badge(self, creator_id: int, user_id: int) -> ClubBadge | None:
