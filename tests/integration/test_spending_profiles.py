@@ -139,3 +139,20 @@ def test_many_viewers_months_read_together_are_each_as_read_alone(sa_engine: Eng
     together = spend.months_and_averages([1, 2, 3])
     assert together == {user_id: spend.month_and_average(user_id) for user_id in (1, 2, 3)}
     assert all(coins == 0 and average == 0 for _, coins, average in together.values())
+
+
+async def test_months_read_together_count_each_viewers_own_gifts(economy_app: AppFactory) -> None:
+    async with economy_app() as client:
+        creator = await register(client, "creator")
+        ana, ben, cy = [await register(client) for _ in range(3)]
+        for person in (ana, ben):
+            await grant(client, person, 1_000)
+        stream = await creator.go_live()
+        for n in range(3):
+            assert (await ana.gift(stream, key=f"a{n}")).status_code == 201
+        assert (await ben.gift(stream, "rose", 5, key="b")).status_code == 201
+        spend = app_services(client.app).economy.spending  # type: ignore[attr-defined]
+        ids = [ana.id, ben.id, cy.id]
+        together = spend.months_and_averages(ids)
+        assert together == {user_id: spend.month_and_average(user_id) for user_id in ids}
+        assert [together[user_id][1] for user_id in ids] == [3, 5, 0]  # a rose is 1 coin
