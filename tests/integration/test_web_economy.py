@@ -25,7 +25,14 @@ PHONE = {"width": 360, "height": 740}
 async def test_the_economy_tab_shows_charts(bare_db_url: DatabaseUrl, tmp_path: Path) -> None:
     with one_server(bare_db_url, tmp_path) as server:
         base = server.base_url
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http, chromium() as browser:
+        # Idle connections dropped before the server's 5 s keep-alive ends them: the browser
+        # part is longer than that, and a request sent as the server closed its connection
+        # failed once in CI (httpx.ReadError) where both sides waited exactly 5 s.
+        idle = httpx.Limits(keepalive_expiry=2.0)
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=30, limits=idle) as http,
+            chromium() as browser,
+        ):
             creator_id, creator_token = await person(http, "creator")
             creator = {"Authorization": f"Bearer {creator_token}"}
             r = await http.post("/v1/streams", json={"title": "Economy night"}, headers=creator)
