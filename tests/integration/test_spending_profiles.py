@@ -24,24 +24,18 @@ __all__ = ["economy_app"]
 def _rows(sa_engine: Engine) -> None:
     with sa_engine.begin() as conn:
         conn.execute(
-            insert(spending_limits).values(
-                user_id=1,
-                period="day",
-                limit_coins=500,
-                unit="COIN",
-                entered=500,
-                updated_at_us=1,
-            )
-        )
-        conn.execute(
-            insert(spending_limits).values(
-                user_id=1,
-                period="month",
-                limit_coins=9000,
-                unit="COIN",
-                entered=9000,
-                updated_at_us=1,
-            )
+            insert(spending_limits),
+            [
+                {
+                    "user_id": 1,
+                    "period": period,
+                    "limit_coins": coins,
+                    "unit": "COIN",
+                    "entered": coins,
+                    "updated_at_us": 1,
+                }
+                for period, coins in (("day", 500), ("month", 9000))
+            ],
         )
         conn.execute(
             insert(notify_settings).values(

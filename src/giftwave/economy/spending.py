@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from babel.numbers import get_territory_currencies
-from sqlalchemy import Connection, Engine, RowMapping, and_, func, select
+from sqlalchemy import Connection, Engine, RowMapping, func, select
 
 from giftwave.clock import day_of, now_us
 from giftwave.config import Settings
@@ -524,21 +524,7 @@ def _load_profiles(conn: Connection, user_ids: list[int]) -> dict[int, SpendProf
 
 def _paid_between(conn: Connection, user_id: int, from_us: int, to_us: int) -> int:
     """Coins the user paid for gifts (not reversed) and subscription periods in a window."""
-    g, p = gift_sends.c, subscription_periods.c
-    gifts = conn.execute(
-        select(func.coalesce(func.sum(g.coins), 0)).where(
-            g.sender_id == user_id,
-            g.created_at_us >= from_us,
-            g.created_at_us < to_us,
-            g.reversed.is_(False),
-        )
-    ).scalar_one()
-    subs = conn.execute(
-        select(func.coalesce(func.sum(p.coins), 0)).where(
-            p.subscriber_id == user_id, p.created_at_us >= from_us, p.created_at_us < to_us
-        )
-    ).scalar_one()
-    return int(gifts) + int(subs)
+    return _paid_between_many(conn, [user_id], from_us, to_us).get(user_id, 0)
 
 
 def _paid_between_many(
@@ -634,13 +620,4 @@ def _month_spend(
 def _average_month(conn: Connection, user_id: int, before_us: int) -> int:
     """The viewer's average month before ``before_us``: spend since their first payment
     divided by the months it spans (30-day months; 0 with no history)."""
-    g = gift_sends.c
-    first, total = conn.execute(
-        select(func.min(g.created_at_us), func.coalesce(func.sum(g.coins), 0)).where(
-            and_(g.sender_id == user_id, g.created_at_us < before_us, g.reversed.is_(False))
-        )
-    ).one()
-    if first is None:
-        return 0
-    months = max(1, -(-(before_us - int(first)) // (30 * 86_400 * 1_000_000)))
-    return int(total) // months
+    return _average_months(conn, [user_id], before_us).get(user_id, 0)
