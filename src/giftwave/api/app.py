@@ -347,6 +347,11 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
     "http": "httptools",
     "ws_per_message_deflate": False,
     "log_level": "info",
+    # An idle keep-alive connection stays open longer than a proxy's or client's own idle
+    # timeout (HAProxy's, nginx's and most load balancers' are 60 s or less), so the side that
+    # reuses a connection is the side that closes it: with uvicorn's default (5 s) a request
+    # sent as the server closed the connection fails (a proxy's 502, a client's read error).
+    "timeout_keep_alive": 75,
 }
 
 

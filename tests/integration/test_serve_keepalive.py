@@ -1,0 +1,41 @@
+"""`giftwave serve` keeps an idle keep-alive connection longer than a proxy's idle timeout:
+the proxy (or client) that reuses a connection closes it first, so no request goes out on a
+connection the server is closing (uvicorn's own default, 5 s, raced clients in this suite)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from serverproc import HOST, one_server
+
+from giftwave.db.urls import DatabaseUrl
+
+IDLE_S = 6.0  # past uvicorn's default keep-alive (5 s)
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """One response's status line and headers (the body of /healthz is small)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_an_idle_connection_still_answers_after_seconds(
+    db_url: DatabaseUrl, tmp_path: Path
+) -> None:
+    with (
+        one_server(db_url, tmp_path) as server,
+        socket.create_connection((HOST, server.port), timeout=10) as conn,
+    ):
+        conn.sendall(REQUEST)
+        assert _answer(conn).startswith(b"HTTP/1.1 200")
+        time.sleep(IDLE_S)
+        conn.sendall(REQUEST)  # the same connection, reused after the idle time
+        assert _answer(conn).startswith(b"HTTP/1.1 200")
