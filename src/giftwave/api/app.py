@@ -792,7 +792,7 @@ def create_app(settings: Settings) -> FastAPI:
             # SIGTERM drains: new gifts refused, queued ones answered, sockets told (drain.py).
             engine, hub = parts.engine, parts.hub
             stack.callback(
-                drain.install(lambda: engine.queued_submissions, hub.close_all, hub.unsent_bytes)
+                drain.install(lambda: engine.queued_submissions, hub.close_all, hub.still_closing)
             )
             readiness.started(Parts(db=parts.db, engine=parts.engine, broker=parts.broker))
             stack.callback(readiness.stopped)

@@ -7,7 +7,8 @@ At the signal, before uvicorn hears of it:
    with ``Retry-After``, and a gift sent over a room socket is refused with ``draining``;
 2. gifts already submitted are committed and answered (the ledger queue empties);
 3. room sockets are closed with 1001 and a reason asking the client to resume elsewhere
-   (uvicorn's own shutdown would close them with 1012, after the ledger stopped);
+   (uvicorn's own shutdown would close them with 1012, after the ledger stopped), and each
+   close is let finish (the peer answers it) before uvicorn is told, up to 2 s;
 4. uvicorn is told (its own handler): it stops accepting, lets requests in flight finish,
    then the lifespan stops the background jobs, each at a safe point, and the posting engine
    commits what is left.
@@ -46,10 +47,12 @@ CLOSE_REASON: Final = "server restarting: reconnect to resume on another node"
 # batch or two (milliseconds); the close frames need one write each.
 QUEUE_EMPTY_WAIT_S: Final = 3.0
 QUEUE_POLL_S: Final = 0.01
-CLOSE_FLUSH_S: Final = 0.2
-# After the closes, wait while close frames (and the frames before them) are still unsent, up
-# to this long: on a busy machine 0.2 s was sometimes not enough, and a socket was cut without
-# its 1001 (seen under `serve --workers 2` and at a load average of 10).
+# The listener stays open at least this long after the closes: a request already on its way
+# is answered 503 ``draining`` with Retry-After, not refused at the door.
+CLOSE_SETTLE_S: Final = 0.2
+# After the closes, wait while sockets have not finished closing (a peer answers a close
+# within a round trip), up to this long: uvicorn's shutdown cuts whatever is still open, and
+# a socket cut before the peer answered can lose its close frame to a TCP reset.
 CLOSE_FLUSH_MAX_S: Final = 2.0
 EXIT_CODE_OVERDUE: Final = 3
 
@@ -83,7 +86,7 @@ class Drain:
         self,
         queued: Callable[[], int],
         close_sockets: Callable[[int, str], int],
-        unsent: Callable[[], int] = lambda: 0,
+        still_closing: Callable[[], int] = lambda: 0,
     ) -> Callable[[], None]:
         """Take SIGTERM from uvicorn's handler (installed before the lifespan starts), and
         give it back afterwards. Only in the main thread: an app served in-process by a test
@@ -102,7 +105,7 @@ class Drain:
             _watchdog(self.timeout_s)
             then = lambda: _call(previous, sig, frame)  # noqa: E731
             loop.call_soon_threadsafe(
-                lambda: loop.create_task(self._drain(queued, close_sockets, unsent, then))
+                lambda: loop.create_task(self._drain(queued, close_sockets, still_closing, then))
             )
 
         signal.signal(signal.SIGTERM, on_term)
@@ -117,7 +120,7 @@ class Drain:
         self,
         queued: Callable[[], int],
         close_sockets: Callable[[int, str], int],
-        unsent: Callable[[], int],
+        still_closing: Callable[[], int],
         then: Callable[[], None],
     ) -> None:
         try:
@@ -128,11 +131,13 @@ class Drain:
             await asyncio.sleep(0.05)  # the last batch's answers reach their sockets
             closed = close_sockets(CLOSE_GOING_AWAY, CLOSE_REASON)
             log.warning("draining: %d room sockets closed (1001)", closed)
-            await asyncio.sleep(CLOSE_FLUSH_S)
-            for _ in range(int((CLOSE_FLUSH_MAX_S - CLOSE_FLUSH_S) / QUEUE_POLL_S)):
-                if not unsent():
+            await asyncio.sleep(CLOSE_SETTLE_S)
+            for _ in range(int((CLOSE_FLUSH_MAX_S - CLOSE_SETTLE_S) / QUEUE_POLL_S)):
+                if not still_closing():
                     break
                 await asyncio.sleep(QUEUE_POLL_S)
+            else:
+                log.warning("draining: %d room sockets still closing: cut", still_closing())
         finally:
             then()
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Final
 
 import orjson
@@ -183,13 +183,16 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
             return
         session_hash = used.session_hash
     await ws.accept()
-    # A logout (or any end of the session) on any node closes the socket: it may move coins.
+    sink = open_sink(ws, direct=economy.settings.live_direct_writes)
+    # A logout (or any end of the session) on any node closes the socket (4401: log in again,
+    # or watch anonymously): it may move coins.
     stop_watching = (
-        services(ws).auth_cache.on_session_end(session_hash, _closer(ws))
+        services(ws).auth_cache.on_session_end(
+            session_hash, lambda: sink.close(CLOSE_BAD_TICKET, "the session ended")
+        )
         if session_hash is not None
         else None
     )
-    sink = open_sink(ws, direct=economy.settings.live_direct_writes)
     channel, subscriber = await hub.subscribe(stream_id, sink, None if user is None else user.id)
     try:
         if not stream.live:
@@ -230,19 +233,6 @@ async def room_socket(ws: WebSocket, stream_id: str) -> None:
             stop_watching()
         hub.unsubscribe(stream_id, subscriber)
         await sink.stop()
-
-
-def _closer(ws: WebSocket) -> Callable[[], None]:
-    """What closes ``ws`` when its session ends (4401: log in again, or watch anonymously)."""
-    closing: list[asyncio.Task[None]] = []  # held until done: a task only the loop holds may go
-
-    def close() -> None:
-        task = asyncio.get_running_loop().create_task(
-            ws.close(code=CLOSE_BAD_TICKET, reason="the session ended")
-        )
-        closing.append(task)
-
-    return close
 
 
 async def _ticket_user(ws: WebSocket, user_id: int) -> User | None:
@@ -296,9 +286,7 @@ async def _read(
                 raise WebSocketDisconnect(message.get("code", 1000))
             raw = message.get("text") or message.get("bytes") or ""
             if len(raw) > MAX_MESSAGE_BYTES:
-                await ws.close(
-                    code=CLOSE_TOO_BIG, reason=f"messages are at most {MAX_MESSAGE_BYTES}"
-                )
+                subscriber.sink.close(CLOSE_TOO_BIG, f"messages are at most {MAX_MESSAGE_BYTES}")
                 return
             parsed = _parse(raw, user, refusal)
             if not isinstance(parsed, str):
@@ -307,7 +295,7 @@ async def _read(
                 # given another role on any node since, it counts here at once (api/auth.py).
                 user = await _ticket_user(ws, user.id)
                 if user is None:
-                    await ws.close(code=CLOSE_BAD_TICKET, reason="the account is gone")
+                    subscriber.sink.close(CLOSE_BAD_TICKET, "the account is gone")
                     return
             if isinstance(parsed, str):
                 answer(parsed)
@@ -330,7 +318,7 @@ async def _read(
                 )
                 answer(await _reply(parsed[0], acting))
             if refusals > MAX_REFUSALS:
-                await ws.close(code=CLOSE_POLICY, reason="too many refused commands")
+                subscriber.sink.close(CLOSE_POLICY, "too many refused commands")
                 return
     finally:
         for task in gifts:

@@ -48,6 +48,9 @@ class QueueSink:
         self._close = (code, reason)
         self._ready.set()
 
+    def closing(self) -> bool:
+        return self._close is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._close is not None:  # let the close frame go out first, briefly
             with contextlib.suppress(TimeoutError, Exception):
@@ -76,7 +79,9 @@ def open_sink(ws: WebSocket, *, direct: bool = True) -> Sink:
     if kind not in _said:
         _said.add(kind)
         log.info("room sockets: %s writes", kind)  # once per process and kind, for operators
-    return TransportSink(transport) if transport is not None else QueueSink(ws)
+    if transport is None:
+        return QueueSink(ws)
+    return TransportSink(transport, lambda code, reason: ws.close(code=code, reason=reason))
 
 
 _said: set[str] = set()

@@ -340,6 +340,7 @@ class Hub:
         self._max_rooms = max_rooms
         self._clock_us = clock_us
         self._channels: dict[str, Channel] = {}
+        self._closing: list[Sink] = []  # closed by close_all, their close not yet finished
         self._observers: list[RoomObserver] = []
         self._task: asyncio.Task[None] | None = None
         self._counting = PeriodicTask(
@@ -489,15 +490,6 @@ class Hub:
         if not self._coalesce:
             channel.tick(self._clock_us())  # out at once, not next tick
 
-    def unsent_bytes(self) -> int:
-        """Bytes written to this node's sockets that the kernel has not taken yet: a draining
-        node waits for its close frames to leave (api/drain.py)."""
-        return sum(
-            subscriber.sink.buffered()
-            for channel in self._channels.values()
-            for subscriber in channel.subscribers
-        )
-
     def close_all(self, code: int, reason: str) -> int:
         """Close every socket of every room here (a draining node); how many were open."""
         closed = 0
@@ -506,8 +498,15 @@ class Hub:
                 if subscriber.closed_reason is None:
                     subscriber.closed_reason = reason
                     subscriber.sink.close(code, reason)
+                    self._closing.append(subscriber.sink)
                     closed += 1
         return closed
+
+    def still_closing(self) -> int:
+        """How many sockets ``close_all`` closed have not finished closing (the peer has not
+        answered, or the close frame has not left): a draining node waits for them."""
+        self._closing = [sink for sink in self._closing if sink.closing()]
+        return len(self._closing)
 
     def tick_now(self) -> None:
         now = self._clock_us()

@@ -16,8 +16,10 @@ Backpressure is measured where it happens: bytes a socket has not yet handed to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
-from typing import Final, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Protocol
 
 CLOSE_GRACE_S: Final = 5.0  # a closed slow socket gets this long to take its close frame
 
@@ -68,11 +70,23 @@ class Sink(Protocol):
         """Bytes written but not yet taken by the kernel."""
         ...
 
-    def close(self, code: int, reason: str) -> None: ...
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with ``code``: what was written before goes first; nothing
+        written after goes at all."""
+        ...
+
+    def closing(self) -> bool:
+        """A close was asked here and has not finished (the peer has not answered it, or its
+        bytes have not left): a draining node waits for these (api/drain.py)."""
+        ...
 
     async def stop(self) -> None:
         """The socket is gone: release what the sink holds."""
         ...
+
+
+# A close through the server's own WebSocket protocol (the ASGI ``websocket.close``).
+Handshake = Callable[[int, str], Coroutine[Any, Any, None]]
 
 
 class TransportSink:
@@ -80,21 +94,32 @@ class TransportSink:
 
     Room frames go out at once (one per tick). Replies wait for the end of the event loop's
     turn: the gifts of one ledger batch answer together, and a tapping viewer's eight acks
-    then cost one write, not eight; a frame written meanwhile goes after them, in order."""
+    then cost one write, not eight; a frame written meanwhile goes after them, in order.
 
-    __slots__ = ("_replies", "_transport")
+    A close goes through the server's protocol (``handshake``) when there is one: it sends the
+    close frame and goes on reading until the peer answers it, then ends the connection. A
+    transport closed at once with the peer's frames unread (a viewer sends while the server
+    closes) ends in a TCP reset, which can cost the peer the close frame it had not read yet:
+    a draining node's 1001 was lost that way."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    __slots__ = ("_closed", "_handshake", "_replies", "_tasks", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, handshake: Handshake | None = None) -> None:
         self._transport = transport
+        self._handshake = handshake
         self._replies: list[bytes] = []
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()  # held until done (the loop holds weakly)
 
     def write(self, frame: Frame) -> None:
         if self._replies:
             self._flush()
-        if not self._transport.is_closing():
+        if not self._closed and not self._transport.is_closing():
             self._transport.write(frame.wire)
 
     def reply(self, frame: Frame) -> None:
+        if self._closed:
+            return
         if not self._replies:
             asyncio.get_running_loop().call_soon(self._flush)
         self._replies.append(frame.wire)
@@ -109,15 +134,36 @@ class TransportSink:
 
     def close(self, code: int, reason: str) -> None:
         transport = self._transport
-        if transport.is_closing():
+        if self._closed or transport.is_closing():
             return
         self._flush()
-        transport.write(_close_frame(code, reason))
-        transport.close()  # flushes first; a reader that never reads is cut off below
-        asyncio.get_running_loop().call_later(CLOSE_GRACE_S, transport.abort)
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        if self._handshake is not None:
+            task = loop.create_task(self._handshake(code, reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._handshake_done)
+        else:
+            transport.write(_close_frame(code, reason))
+            transport.close()  # flushes first
+        loop.call_later(CLOSE_GRACE_S, transport.abort)  # a reader that never reads: cut off
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._transport.close()  # the peer went first (its socket is gone): nothing to say
+
+    def closing(self) -> bool:
+        transport = self._transport
+        return self._closed and not (
+            transport.is_closing() and transport.get_write_buffer_size() == 0
+        )
 
     async def stop(self) -> None:
         self._flush()
+        for task in list(self._tasks):  # the close goes out before the server ends the socket
+            with contextlib.suppress(Exception):
+                await task
 
 
 class ListSink:
@@ -139,6 +185,9 @@ class ListSink:
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
+
+    def closing(self) -> bool:
+        return False  # closed at once
 
     async def stop(self) -> None:
         return None
