@@ -183,15 +183,17 @@ async def sandbox(
     return body
 
 
-async def payout_quickly_reviewed(economy: Any, user_id: int, diamonds: int, key: str) -> Payout:
+async def payout_quickly_reviewed(
+    economy: Any, user_id: int, diamonds: int, key: str, review_s: int = 1
+) -> Payout:
     """A payout asked for through the app's own Payouts service (``economy``: the app's
-    services' economy) with a 1 s review: settings allow a minute at least, so the review
-    expiring is only seen this way."""
+    services' economy) with a review of ``review_s`` seconds: settings allow a minute at least,
+    so the review expiring is only seen this way."""
     quick = Payouts(
         economy.db,
         economy.engine,
         economy.wallets,
-        dataclasses.replace(economy.payouts.policy, review_timeout_s=1),
+        dataclasses.replace(economy.payouts.policy, review_timeout_s=review_s),
     )
     with economy.db.connect() as conn:
         user = find_user(conn, user_id)
