@@ -150,3 +150,26 @@ async def test_months_read_together_count_each_viewers_own_gifts(economy_app: Ap
         together = spend.months_and_averages(ids)
         assert together == {user_id: spend.month_and_average(user_id) for user_id in ids}
         assert [together[user_id][1] for user_id in ids] == [3, 5, 0]  # a rose is 1 coin
+
+
+async def test_a_new_time_zone_drops_the_cached_profile_at_once(economy_app: AppFactory) -> None:
+    """The time zone draws the viewer's spending days and months: setting it drops the profile
+    the gift path keeps (every node, on the notice), as a changed limit does; the cache's lapse
+    is only the bound on a notice lost."""
+    async with economy_app() as client:
+        creator, viewer = await register(client, "creator"), await register(client)
+        await grant(client, viewer, 1_000)
+        stream = await creator.go_live()
+        spend = app_services(client.app).economy.gifting._spending  # type: ignore[attr-defined]
+        assert (await viewer.gift(stream, key="before")).status_code == 201
+        assert spend.cached(viewer.id).time_zone == "UTC"
+
+        r = await viewer.client.put(
+            "/v1/me/notify-settings",
+            json={"time_zone": "Asia/Tokyo", "quiet_from_h": 23, "quiet_to_h": 7},
+            headers=viewer.auth,
+        )
+        assert r.status_code == 200, r.text
+        assert spend.cached(viewer.id) is None
+        assert (await viewer.gift(stream, key="after")).status_code == 201
+        assert spend.cached(viewer.id).time_zone == "Asia/Tokyo"

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from giftwave.api.auth import SessionUser
 from giftwave.api.identity import client_address
+from giftwave.api.spending import profile_changed
 from giftwave.api.state import services
 from giftwave.errors import Code, RateLimited
 from giftwave.notify import service
@@ -144,6 +145,7 @@ async def notify_settings(body: QuietHoursIn, request: Request, user: SessionUse
     await _limit(request, user.id)
     quiet = QuietHours(body.time_zone, body.quiet_from_h, body.quiet_to_h)
     await run_in_threadpool(service.set_quiet_hours, services(request).db, user, quiet)
+    await profile_changed(request, user.id)  # the zone draws the viewer's spending days too
     return body
 
 

@@ -211,7 +211,7 @@ async def set_limits(body: LimitsIn, request: Request, user: SessionUser) -> Spe
         coins = None if amount is None else await run_in_threadpool(spending.to_coins, amount, unit)
         changes.append(LimitChange(period, coins, unit, amount))
     await run_in_threadpool(spending.set_limits, user, changes)
-    await _changed(request, user.id)
+    await profile_changed(request, user.id)
     return _out(await run_in_threadpool(spending.overview, user))
 
 
@@ -229,7 +229,7 @@ async def exclude(body: ExclusionIn, request: Request, user: SessionUser) -> Spe
         ends_at_us = now_us() + body.days * 86_400 * US_PER_S
     spending = _spending(request)
     await run_in_threadpool(spending.exclude, user, ends_at_us)
-    await _changed(request, user.id)
+    await profile_changed(request, user.id)
     return _out(await run_in_threadpool(spending.overview, user))
 
 
@@ -251,8 +251,9 @@ async def summary(request: Request, user: SessionUser) -> Response:
     return Response(summary_text(user.handle, found), media_type="text/plain; charset=utf-8")
 
 
-async def _changed(request: Request, user_id: int) -> None:
-    """This node forgets the sender's cached profile now; every other node on the notice."""
+async def profile_changed(request: Request, user_id: int) -> None:
+    """The viewer's spending profile (limits, exclusion, time zone) changed: this node forgets
+    it now, every other node on the notice."""
     economy = services(request).economy
     economy.gifting.forget_user(user_id)
     await services(request).broker.notify(UserChanged(user_id=user_id))
