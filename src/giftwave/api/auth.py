@@ -30,6 +30,7 @@ from starlette.requests import HTTPConnection
 from giftwave.api.problems import Problem
 from giftwave.api.state import services
 from giftwave.db.batch_read import BatchReader
+from giftwave.db.engine import reads
 from giftwave.economy.services import Economy
 from giftwave.errors import Code
 from giftwave.identity.sessions import (
@@ -92,6 +93,7 @@ class AuthCache:
         self, db: Engine, forget_elsewhere: tuple[Callable[[int | None], None], ...] = ()
     ) -> None:
         self.db = db
+        self._reads = reads(db)  # autocommit reads on PostgreSQL (db/engine.py)
         self.sessions: TtlCache[str, tuple[int, str]] = TtlCache(
             max_entries=200_000, ttl_s=10.0, refresh_s=8.0
         )
@@ -195,7 +197,7 @@ class AuthCache:
 
     def _read_sessions(self, tokens: list[str]) -> dict[str, tuple[int, str] | None]:
         generation = self._generation
-        with self.db.connect() as conn:
+        with self._reads.connect() as conn:
             found = find_sessions(conn, tokens)
         known = {t: None if i is None else (i.user_id, i.csrf_token) for t, i in found.items()}
         with self._lock:
@@ -208,7 +210,7 @@ class AuthCache:
 
     def _read_users(self, user_ids: list[int]) -> dict[int, User | None]:
         generation = self._generation
-        with self.db.connect() as conn:
+        with self._reads.connect() as conn:
             found = find_users(conn, user_ids)
         with self._lock:
             for user_id, user in found.items():

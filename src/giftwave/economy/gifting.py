@@ -36,6 +36,7 @@ from giftwave import metrics
 from giftwave.clock import day_of, now_us
 from giftwave.config import DEFAULT_PAID_MESSAGE_TIERS, PaidMessageTier
 from giftwave.db.batch_read import BatchReader
+from giftwave.db.engine import reads
 from giftwave.db.tables import accounts, gift_sends, transfers
 from giftwave.economy.catalog import Catalog
 from giftwave.economy.diamond_fractions import split_diamonds
@@ -202,6 +203,7 @@ class Gifting:
         spending: Spending,
     ) -> None:
         self._db = db
+        self._reads = reads(db)  # autocommit reads on PostgreSQL (db/engine.py)
         self._engine = engine
         self._wallets = wallets
         self._catalog = catalog
@@ -400,7 +402,7 @@ class Gifting:
     def _read_debts(self, user_ids: list[int]) -> dict[int, int]:
         """Each user's coin debt (0 without a debt account), in one query."""
         names = {f"user:{user_id}:coin_debt": user_id for user_id in user_ids}
-        with self._db.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(
                 select(accounts.c.name, accounts.c.debits_posted - accounts.c.credits_posted).where(
                     accounts.c.name.in_(list(names))

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, RowMapping, func, select
 from giftwave.clock import day_of, now_us
 from giftwave.config import Settings
 from giftwave.db.batch_read import BatchReader
+from giftwave.db.engine import reads
 from giftwave.db.id_lists import in_parts
 from giftwave.db.tables import (
     gift_sends,
@@ -162,6 +163,7 @@ class SpendingReport:
 class Spending:
     def __init__(self, db: Engine, wallets: Wallets, policy: SpendingPolicy) -> None:
         self._db = db
+        self._reads = reads(db)  # autocommit reads on PostgreSQL (db/engine.py)
         self._wallets = wallets
         self._policy = policy
         # A sender's profile is read again in the background before it lapses, with the other
@@ -200,7 +202,7 @@ class Spending:
 
     def _read_profiles(self, user_ids: list[int]) -> dict[int, SpendProfile]:
         forgotten = self._forgotten
-        with self._db.connect() as conn:
+        with self._reads.connect() as conn:
             found = _load_profiles(conn, user_ids)
         if forgotten == self._forgotten:  # no change on this node since the read began
             for user_id, profile in found.items():

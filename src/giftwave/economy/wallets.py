@@ -33,6 +33,7 @@ from typing import Final
 
 from sqlalchemy import Engine, or_, select
 
+from giftwave.db.engine import reads
 from giftwave.db.tables import accounts as accounts_table
 from giftwave.economy.limits import daily_spend_account
 from giftwave.ledger.accounts import (
@@ -100,6 +101,7 @@ class Wallets:
 
     def __init__(self, db: Engine) -> None:
         self._db = db
+        self._reads = reads(db)  # autocommit reads on PostgreSQL (db/engine.py)
         self._ids: dict[str, int] = {}
         self._days: OrderedDict[tuple[int, date], int] = OrderedDict()
         self._periods: OrderedDict[str, int] = OrderedDict()
@@ -231,7 +233,7 @@ class Wallets:
 
     def available(self, account_ids: list[int]) -> dict[int, int]:
         """What each account can spend now (posted credits minus posted and pending debits)."""
-        with self._db.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(
                 select(
                     accounts_table.c.id,

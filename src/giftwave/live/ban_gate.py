@@ -15,6 +15,7 @@ from typing import Final
 from sqlalchemy import Engine
 
 from giftwave.db.batch_read import BatchReader
+from giftwave.db.engine import reads
 from giftwave.errors import Code, Forbidden
 from giftwave.live.moderation import banned_pairs
 from giftwave.realtime.notices import AnyNotice, BanChanged
@@ -26,7 +27,7 @@ MAX_ENTRIES: Final = 100_000  # (creator, user) pairs: a few MB
 
 class BanGate:
     def __init__(self, db: Engine, *, ttl_s: float = TTL_S, max_entries: int = MAX_ENTRIES) -> None:
-        self._db = db
+        self._reader = reads(db)  # autocommit reads on PostgreSQL (db/engine.py)
         self._answers: TtlCache[tuple[int, int], bool] = TtlCache(
             max_entries=max_entries, ttl_s=ttl_s
         )
@@ -52,7 +53,7 @@ class BanGate:
         return answer
 
     def _read(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
-        with self._db.connect() as conn:
+        with self._reader.connect() as conn:
             banned = banned_pairs(conn, pairs)
         return {pair: pair in banned for pair in pairs}
 

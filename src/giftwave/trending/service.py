@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from giftwave.clock import now_us
 from giftwave.config import TRENDING_SIGNALS, Settings
+from giftwave.db.engine import reads
 from giftwave.economy.gifting import GiftSent
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.trending.engine import (
@@ -78,6 +79,7 @@ class Trending:
     ) -> None:
         self.engine = TrendingEngine(config)
         self._db = db
+        self._reads = reads(db)  # autocommit reads on PostgreSQL (db/engine.py)
         self._clock_us = clock_us
         self._streams: dict[str, LiveStream] = {}  # live, as of the last refresh
         self._seen = SeenIds(0)  # the gift rows read from the database (set by ``start``)
@@ -172,7 +174,7 @@ class Trending:
             return live_streams(conn, self.engine.config.max_items)
 
     def _gifts_after(self, after_id: int, limit: int) -> list[tuple[int, CommittedGift | None]]:
-        with self._db.connect() as conn:
+        with self._reads.connect() as conn:
             return gifts_after(conn, after_id, limit)
 
     def _last_gift_id(self) -> int:
