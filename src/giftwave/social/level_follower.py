@@ -38,7 +38,7 @@ from giftwave.db.tables import (
     transfers,
     users,
 )
-from giftwave.db.upsert import insert_for
+from giftwave.db.upsert import insert_for, insert_new_rows
 from giftwave.economy.gifting import send_id_of
 from giftwave.social.levels import Curve
 
@@ -261,12 +261,8 @@ def _record(
         }
         for user, level, row in reached
     ]
-    statement = (
-        insert_for(conn, level_ups)
-        .on_conflict_do_nothing()
-        .returning(level_ups.c.user_id, level_ups.c.level)
-    )
-    new = {(int(u), int(lv)) for u, lv in conn.execute(statement, rows).all()}
+    inserted = insert_new_rows(conn, level_ups, rows, (level_ups.c.user_id, level_ups.c.level))
+    new = {(int(row[0]), int(row[1])) for row in inserted}
     return [
         LevelUp(
             user_id=r["user_id"],

@@ -1,0 +1,40 @@
+"""``insert_new_rows``: the rows whose key is free are written and returned, the others are
+left as they were; the same on SQLite (insert-many) and PostgreSQL (one ``unnest``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from giftwave.db.tables import level_ups
+from giftwave.db.upsert import insert_new_rows
+
+
+def _row(user_id: int, level: int, send_id: str) -> dict[str, object]:
+    return {
+        "user_id": user_id,
+        "level": level,
+        "stream_id": "st_probe",
+        "creator_id": 7,
+        "send_id": send_id,
+        "seq": user_id * 100 + level,
+        "at_us": 1_700_000_000_000_000,
+    }
+
+
+def test_only_the_new_rows_are_written_and_returned(sa_engine: Engine) -> None:
+    returning = (level_ups.c.user_id, level_ups.c.level)
+    with sa_engine.begin() as conn:
+        first = insert_new_rows(conn, level_ups, [_row(1, 1, "a"), _row(1, 2, "b")], returning)
+        assert sorted((r[0], r[1]) for r in first) == [(1, 1), (1, 2)]
+        # (1, 2) is held: skipped, its first row kept; (2, 1) and (1, 3) are new.
+        again = insert_new_rows(
+            conn, level_ups, [_row(1, 2, "other"), _row(2, 1, "c"), _row(1, 3, "d")], returning
+        )
+        assert sorted((r[0], r[1]) for r in again) == [(1, 3), (2, 1)]
+        assert insert_new_rows(conn, level_ups, [], returning) == []
+        stored = conn.execute(
+            select(level_ups.c.user_id, level_ups.c.level, level_ups.c.send_id).order_by(
+                level_ups.c.user_id, level_ups.c.level
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [(1, 1, "a"), (1, 2, "b"), (1, 3, "d"), (2, 1, "c")]
