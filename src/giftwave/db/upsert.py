@@ -45,12 +45,36 @@ def insert_new_rows(
     if conn.dialect.name != "postgresql":
         statement = insert_for(conn, table).on_conflict_do_nothing().returning(*returning)
         return [tuple(r) for r in conn.execute(statement, list(rows))]
+    head, params = _many_rows(conn, table, rows)
+    returned = ", ".join(c.name for c in returning)
+    sql = f"{head} ON CONFLICT DO NOTHING RETURNING {returned}"
+    return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def upsert_rows(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], on_conflict: str
+) -> None:
+    """INSERT ``rows`` (each with the same keys, no two with the same conflict key), each held
+    key resolved by ``on_conflict``: what follows ON CONFLICT, in the syntax both databases
+    share (``(user_id) DO UPDATE SET coins = excluded.coins``). On PostgreSQL one ``unnest``
+    statement (``insert_new_rows``: why); on SQLite the rows as an executemany."""
+    if rows:
+        head, params = _many_rows(conn, table, rows)
+        conn.execute(text(f"{head} ON CONFLICT {on_conflict}"), params)
+
+
+def _many_rows(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[str, Any]:
+    """The INSERT of ``rows`` up to its conflict clause, and its parameters: on PostgreSQL
+    one array per column, unnested into rows; elsewhere a VALUES row run once per row."""
     names = [c.name for c in table.columns if c.name in rows[0]]
+    columns = ", ".join(names)
+    if conn.dialect.name != "postgresql":
+        values = ", ".join(f":{name}" for name in names)
+        return f"INSERT INTO {table.name} ({columns}) VALUES ({values})", list(rows)
     arrays = ", ".join(
         f"CAST(:{name} AS {table.c[name].type.compile(dialect=conn.dialect)}[])" for name in names
     )
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"
-        f" ON CONFLICT DO NOTHING RETURNING {', '.join(c.name for c in returning)}"
-    )
-    return [tuple(r) for r in conn.execute(text(sql), {n: [row[n] for row in rows] for n in names})]
+    head = f"INSERT INTO {table.name} ({columns}) SELECT * FROM unnest({arrays})"
+    return head, {name: [row[name] for row in rows] for name in names}

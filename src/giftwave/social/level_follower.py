@@ -38,7 +38,7 @@ from giftwave.db.tables import (
     transfers,
     users,
 )
-from giftwave.db.upsert import insert_for, insert_new_rows
+from giftwave.db.upsert import insert_new_rows, upsert_rows
 from giftwave.economy.gifting import send_id_of
 from giftwave.social.levels import Curve
 
@@ -211,28 +211,21 @@ def _write_totals(
     conn: Connection, state: dict[int, list[Any]], given: dict[tuple[int, int], int]
 ) -> None:
     at = now_us()
-    ins = insert_for(conn, gifter_levels)
-    conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=["user_id"],
-            set_={
-                "coins": ins.excluded.coins,
-                "peak_coins": ins.excluded.peak_coins,
-                "updated_at_us": ins.excluded.updated_at_us,
-            },
-        ),
+    upsert_rows(
+        conn,
+        gifter_levels,
         [
             {"user_id": u, "coins": v[0], "peak_coins": v[1], "hidden": False, "updated_at_us": at}
             for u, v in sorted(state.items())
         ],
+        "(user_id) DO UPDATE SET coins = excluded.coins, peak_coins = excluded.peak_coins,"
+        " updated_at_us = excluded.updated_at_us",
     )
-    ins = insert_for(conn, gifter_creators)
-    conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=["user_id", "creator_id"],
-            set_={"coins": gifter_creators.c.coins + ins.excluded.coins},
-        ),
+    upsert_rows(
+        conn,
+        gifter_creators,
         [{"user_id": u, "creator_id": c, "coins": n} for (u, c), n in sorted(given.items())],
+        "(user_id, creator_id) DO UPDATE SET coins = gifter_creators.coins + excluded.coins",
     )
 
 

@@ -1,12 +1,13 @@
-"""``insert_new_rows``: the rows whose key is free are written and returned, the others are
-left as they were; the same on SQLite (insert-many) and PostgreSQL (one ``unnest``)."""
+"""Many rows in one go (db/upsert.py): ``insert_new_rows`` writes and returns the rows whose
+key is free and leaves the others; ``upsert_rows`` resolves each held key by its clause. The
+same on SQLite and PostgreSQL (one ``unnest`` statement there)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from giftwave.db.tables import level_ups
-from giftwave.db.upsert import insert_new_rows
+from giftwave.db.tables import gifter_creators, level_ups
+from giftwave.db.upsert import insert_new_rows, upsert_rows
 
 
 def _row(user_id: int, level: int, send_id: str) -> dict[str, object]:
@@ -38,3 +39,25 @@ def test_only_the_new_rows_are_written_and_returned(sa_engine: Engine) -> None:
             )
         ).all()
     assert [tuple(r) for r in stored] == [(1, 1, "a"), (1, 2, "b"), (1, 3, "d"), (2, 1, "c")]
+
+
+def test_held_keys_are_resolved_by_the_clause(sa_engine: Engine) -> None:
+    add = "(user_id, creator_id) DO UPDATE SET coins = gifter_creators.coins + excluded.coins"
+    with sa_engine.begin() as conn:
+        upsert_rows(conn, gifter_creators, [{"user_id": 1, "creator_id": 9, "coins": 5}], add)
+        upsert_rows(
+            conn,
+            gifter_creators,
+            [
+                {"user_id": 1, "creator_id": 9, "coins": 7},  # held: added to
+                {"user_id": 2, "creator_id": 9, "coins": 3},  # new
+            ],
+            add,
+        )
+        upsert_rows(conn, gifter_creators, [], add)
+        stored = conn.execute(
+            select(gifter_creators.c.user_id, gifter_creators.c.coins).order_by(
+                gifter_creators.c.user_id
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [(1, 12), (2, 3)]
