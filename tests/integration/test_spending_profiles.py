@@ -131,7 +131,7 @@ def test_many_viewers_months_read_together_are_each_as_read_alone(sa_engine: Eng
     _rows(sa_engine)  # viewer 1 in Madrid, 2 and 3 in UTC
     spend = _spending(sa_engine)
     together = spend.months_and_averages([1, 2, 3])
-    assert together == {user_id: spend.month_and_average(user_id) for user_id in (1, 2, 3)}
+    assert together == {u: spend.months_and_averages([u])[u] for u in (1, 2, 3)}
     assert all(coins == 0 and average == 0 for _, coins, average in together.values())
 
 
@@ -148,7 +148,7 @@ async def test_months_read_together_count_each_viewers_own_gifts(economy_app: Ap
         spend = app_services(client.app).economy.spending  # type: ignore[attr-defined]
         ids = [ana.id, ben.id, cy.id]
         together = spend.months_and_averages(ids)
-        assert together == {user_id: spend.month_and_average(user_id) for user_id in ids}
+        assert together == {u: spend.months_and_averages([u])[u] for u in ids}
         assert [together[user_id][1] for user_id in ids] == [3, 5, 0]  # a rose is 1 coin
 
 

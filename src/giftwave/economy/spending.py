@@ -210,7 +210,7 @@ class Spending:
         return found
 
     def profile(self, user_id: int) -> SpendProfile:
-        """The sender's limits, zone and exclusion, read (and kept a few seconds)."""
+        """The sender's limits, zone and exclusion, read (and kept: ``PROFILE_TTL_S``)."""
         with self._db.connect() as conn:
             found = _load_profile(conn, user_id)
         self._profiles.put(user_id, found)
@@ -384,13 +384,10 @@ class Spending:
             average = _average_month(conn, user.id, month.starts_at_us)
         return SpendingReport(currency, rate, this_spend, last_spend, average)
 
-    def month_and_average(self, user_id: int) -> tuple[str, int, int]:
-        """This month's key and spend so far, and the average month before it (reminders)."""
-        return self.months_and_averages([user_id])[user_id]
-
     def months_and_averages(self, user_ids: list[int]) -> dict[int, tuple[str, int, int]]:
-        """``month_and_average`` of many viewers: grouped queries per month window (viewers
-        in one time zone share it), not three queries per viewer."""
+        """Each viewer's month key and spend so far, and their average month before it (the
+        reminders): grouped queries per month window (viewers in one time zone share it), not
+        three queries per viewer."""
         at = now_us()
         with self._db.connect() as conn:
             missing = [user_id for user_id in user_ids if self.cached(user_id) is None]
