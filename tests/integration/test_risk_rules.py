@@ -98,9 +98,12 @@ async def test_a_laundering_funnel_is_one_flag_and_its_payout_waits(
     async with economy_app(**POLICY_ON) as client:
         creator = await register(client, "creator")
         members = await ring(client, creator)
-        # Two followers, as on two nodes, each run twice: one flag.
-        run_rules(client, followers=2)
-        run_rules(client)
+        # Two followers, as on two nodes, each run twice: one flag, and each flag raised
+        # (the ring's shared sandbox card raises its own) counted once.
+        raised = run_rules(client, followers=2)
+        assert run_rules(client) == 0
+        with services(client).db.connect() as conn:
+            assert raised == len(conn.execute(select(risk_flags.c.id)).all()) > 1
         (flag,) = flags(client, "funnel")
         assert (flag.user_id, flag.state) == (creator.id, "open")
         evidence = orjson.loads(flag.evidence)

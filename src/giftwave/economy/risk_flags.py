@@ -126,8 +126,11 @@ def raise_flags(conn: Connection, drafts: Sequence[FlagDraft]) -> int:
                 opened_at_us=at,
             )
             .on_conflict_do_nothing(index_elements=["natural_key"])
+            .returning(risk_flags.c.id)
         )
-        new += done.rowcount
+        # Counted by the row it returned: on PostgreSQL this INSERT's rowcount is -1 (the
+        # driver's answer to an INSERT that returns the table's generated key).
+        new += done.first() is not None
     return new
 
 
