@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # Where the ledger's planning and SQL run: "thread" (the writer thread of this process) or
     # "process" (a child process: +25% gifts/s on SQLite, a core of its own; see benchmarks).
     ledger_writer: Literal["thread", "process"] = "thread"
+    # Where this node runs the ledger's followers (gifter levels, fan club points from gifts,
+    # the fraud rules; followers.py): "process" (a child process: the serving process keeps its
+    # interpreter for requests), "inline" (threads of the serving process) or "off" (other
+    # nodes run them; each chunk is applied once wherever it runs).
+    followers: Literal["process", "inline", "off"] = "process"
 
     # SIGTERM: the process drains (api/drain.py) and exits within this long, whatever is still
     # running: an orchestrator kills it soon after anyway (Kubernetes: 30 s), and an exit we

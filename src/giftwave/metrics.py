@@ -149,6 +149,10 @@ LEDGER_WRITER_RESTARTS: Final = Counter(
     "giftwave_ledger_writer_restarts",
     "Ledger writer processes started again after one ended unexpectedly.",
 )
+FOLLOWERS_RESTARTS: Final = Counter(
+    "giftwave_followers_restarts",
+    "Ledger followers processes (followers.py) started again after one ended unexpectedly.",
+)
 
 # --- live rooms ---
 LIVE_SOCKETS: Final = Gauge(

@@ -38,6 +38,9 @@ FAST = {
     # The fraud rules (docs/risk.md) would flag these tests' creators, who cash out seconds
     # after their first gift: tests/integration/test_risk_rules.py runs them by hand.
     "risk_interval_s": 0,
+    # The ledger's followers on this process's threads, so a test runs a levels round by hand
+    # (tests/integration/test_followers_process.py runs them in their own process).
+    "followers": "inline",
 }
 
 AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -34,6 +34,7 @@ def make_client(db_url: DatabaseUrl) -> ClientFactory:
     async def factory(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
         settings.setdefault("admin_token", TOKEN)
         settings.setdefault("allowed_hosts", ["giftwave.test"])  # the client's base URL below
+        settings.setdefault("followers", "inline")  # no child process per test
         app = create_app(Settings(database_url=db_url.url, **settings))
         # raise_app_exceptions=False: a bug must show up as the 500 a client would get.
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -82,6 +82,7 @@ from giftwave.economy.services import Economy
 from giftwave.economy.spending_reminders import open_reminder_state
 from giftwave.economy.subscription_gifts import SubsGiven
 from giftwave.errors import Code
+from giftwave.followers import Followers
 from giftwave.ledger.engine import PostingEngine
 from giftwave.ledger.store import BatchStore
 from giftwave.ledger.stores import open_store
@@ -689,10 +690,12 @@ async def _start_services(
     broker = open_broker(settings.broker_url)
     # Gifter levels follow the ledger off the gift path; a level-up's webhook is written in
     # the transaction that records it (social/level_follower.py).
+    inline = settings.followers == "inline"  # else a child process, or another node
     levels = Levels(
         db,
         Curve.configured(settings.level_thresholds_coins),
         observers=(enqueue_level_ups,),
+        follow=inline,
     )
     levels.add_announcer(partial(_announce_level_ups, broker))
     hub = _hub(settings, db, broker, levels)
@@ -701,7 +704,7 @@ async def _start_services(
     # Bans, sessions, users and keys are cached per node; a change anywhere drops the cached
     # answers everywhere through the broker's notices (live/ban_gate.py, api/auth.py), heard
     # from the broker's start on.
-    clubs = FanClubs(db, hub.watchers)
+    clubs = FanClubs(db, hub.watchers, follow_gifts=inline)
     broker.on_notice(ban_gate.notice)
     broker.on_notice(auth_cache.notice)
     broker.on_notice(levels.badges.notice)
@@ -730,10 +733,16 @@ async def _start_services(
     stack.push_async_callback(levels.stop)
     clubs.start()  # members' points from gifts, likes and watch time, off the gift path
     stack.push_async_callback(clubs.stop)
-    if settings.risk_interval_s > 0:  # fraud and abuse rules, off the gift path (docs/risk.md)
+    if inline and settings.risk_interval_s > 0:  # fraud and abuse rules (docs/risk.md)
         risk = RiskEngine(db, economy.risk_rules, settings.risk_interval_s)
         risk.start()
         stack.callback(risk.stop)
+    followers = None
+    if settings.followers == "process":  # levels, club points and the rules: followers.py
+        followers = Followers(settings)
+        levels.add_source(followers.take_level_ups)
+        followers.start()
+        stack.push_async_callback(asyncio.to_thread, followers.stop)
     referee = Referee(db, broker.publish, on_result=enqueue_battle_ended)
     referee.start()
     stack.push_async_callback(referee.stop)
@@ -773,6 +782,7 @@ async def _start_services(
         levels=levels,
         clubs=clubs,
         notifications=notifications,
+        followers=followers,
     )
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the routers below import this module for ``services``
     from giftwave.clips.service import Clips
     from giftwave.config import Settings
     from giftwave.economy.services import Economy
+    from giftwave.followers import Followers
     from giftwave.ledger.engine import PostingEngine
     from giftwave.live.ban_gate import BanGate
     from giftwave.live.battle_referee import Referee
@@ -59,6 +60,7 @@ class Services:
     levels: Levels
     clubs: FanClubs
     notifications: Notifications
+    followers: Followers | None  # the followers' child process (None: not on this node)
 
 
 def install(app: Starlette, built: Services) -> None:

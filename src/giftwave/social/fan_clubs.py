@@ -27,6 +27,7 @@ class FanClubs:
         watchers: Callable[[], dict[str, list[int]]],
         *,
         gifts_interval_s: float = GIFTS_INTERVAL_S,
+        follow_gifts: bool = True,
     ) -> None:
         self.gate = ClubGate(db)
         self.activity = ClubActivity(db, watchers)
@@ -35,13 +36,15 @@ class FanClubs:
             "club-change", CHANGES_RATE, code=Code.RATE_LIMITED, detail="too many fan club changes"
         )
         self._gifts = PeriodicTask("club-points", self._follow, Schedule(gifts_interval_s))
+        self._follow_gifts = follow_gifts  # False: followed elsewhere (followers.py)
 
     async def _follow(self) -> None:
         await asyncio.to_thread(self.gift_points.catch_up, 20)
 
     def start(self) -> None:
         self.activity.start()
-        self._gifts.start()
+        if self._follow_gifts:
+            self._gifts.start()
 
     async def stop(self) -> None:
         await self._gifts.stop()

@@ -69,12 +69,17 @@ class Levels:
         *,
         observers: Sequence[LevelUpObserver] = (),
         interval_s: float = LOOP_INTERVAL_S,
+        follow: bool = True,
     ) -> None:
         self.db = db
         self.curve = curve
         self.follower = LevelFollower(db, curve, observers=observers)
         self.badges = LevelBadges(db, curve)
         self._announcers: list[Announcer] = []
+        # False: the ledger is followed elsewhere (followers.py); the round announces what
+        # the sources hand it.
+        self._follow = follow
+        self._sources: list[Callable[[], list[LevelUp]]] = []
         self.visibility_limit = UserLimit(
             "level-visibility",
             Rate(VISIBILITY_CHANGES_PER_S, VISIBILITY_CHANGES_BURST),
@@ -90,6 +95,10 @@ class Levels:
     def add_announcer(self, announcer: Announcer) -> None:
         self._announcers.append(announcer)
 
+    def add_source(self, take: Callable[[], list[LevelUp]]) -> None:
+        """Level-ups committed elsewhere for this node to announce (the followers process)."""
+        self._sources.append(take)
+
     def start(self) -> None:
         self._loop.start()
 
@@ -102,8 +111,11 @@ class Levels:
             await self._round_now()
 
     async def _round_now(self) -> None:
-        await asyncio.to_thread(self.follower.catch_up, CHUNKS_PER_RUN)
+        if self._follow:
+            await asyncio.to_thread(self.follower.catch_up, CHUNKS_PER_RUN)
         ups = self.follower.take_level_ups()
+        for take in self._sources:
+            ups.extend(take())
         if ups:
             for announce in self._announcers:
                 try:
