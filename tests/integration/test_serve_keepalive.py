@@ -17,14 +17,27 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 def _answer(conn: socket.socket) -> bytes:
-    """One response's status line and headers (the body of /healthz is small)."""
+    """One whole response: its head, then as many body bytes as its Content-Length says (the
+    body may come in a later segment than the head: left unread, it would lead the next
+    answer)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(4096)
-        if not chunk:
-            break
+        assert chunk, f"the server closed the connection: {data!r}"
         data += chunk
-    return data
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    assert lengths, head
+    while len(body) < lengths[0]:
+        chunk = conn.recv(4096)
+        assert chunk, "the server closed the connection mid-body"
+        body += chunk
+    assert len(body) == lengths[0], "more bytes than one answer"
+    return head
 
 
 def test_an_idle_connection_still_answers_after_seconds(
