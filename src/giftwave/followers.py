@@ -22,12 +22,20 @@ crash between the commit and the announcement loses the room's line, never the l
 webhook). The child dies with its parent (its socket reads EOF) and ignores SIGINT / SIGTERM:
 the parent stops it, after its runs under way end. A child that dies is started again, with
 backoff; ``giftwave_followers_restarts_total`` counts it.
+
+One child per node: ``giftwave serve --workers N`` starts N serving processes, and each asks
+for a lock on a file of the node's shared directory (``lock_path``: the metrics' multiprocess
+directory) before it starts a child. The one that holds it runs the child; the others ask again
+every ``LOCK_RETRY_S``, and one of them takes over when the holder dies (the kernel releases
+its lock with it). N children would each read every chunk, and all but one find it applied.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import pickle
 import signal
 import socket
@@ -47,6 +55,8 @@ _CLOSE: Final = "close"
 STOP_TIMEOUT_S: Final = 30.0
 RESTART_DELAY_S: Final = 1.0
 RESTART_DELAY_MAX_S: Final = 30.0
+LOCK_NAME: Final = "followers.lock"
+LOCK_RETRY_S: Final = 5.0
 # Level-ups received and not yet announced: the levels round takes them every second; past
 # this many (a stalled event loop) the oldest are dropped from the room's announcements only.
 PENDING_LEVEL_UPS_MAX: Final = 10_000
@@ -57,8 +67,10 @@ class Followers:
     """The serving process's side: starts the child, hands over the level-ups it committed,
     starts it again when it dies, stops it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lock_dir: str | None = None) -> None:
         self._settings = settings
+        # None: this serving process is alone on the node (no lock to take).
+        self._lock_path = None if lock_dir is None else os.path.join(lock_dir, LOCK_NAME)
         self._pending: deque[LevelUp] = deque(maxlen=PENDING_LEVEL_UPS_MAX)
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # the child, its socket
@@ -104,8 +116,33 @@ class Followers:
             self._watch.join(STOP_TIMEOUT_S)
 
     def _supervise(self) -> None:
-        """Start the child, read what it sends until it ends; again, with backoff, until
-        stopped."""
+        """Once this process holds the node's lock: start the child, read what it sends until
+        it ends; again, with backoff, until stopped."""
+        lock = self._node_lock()
+        if lock is None:
+            return  # stopped while another serving process ran the node's child
+        try:
+            self._run_children()
+        finally:
+            if lock >= 0:
+                os.close(lock)  # the lock with it: another serving process may take over
+
+    def _node_lock(self) -> int | None:
+        """The node's lock, held by this process (-1: there is none to take); None: stopped
+        first."""
+        if self._lock_path is None:
+            return -1
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:  # another serving process of this node runs the child
+                if self._stopping.wait(LOCK_RETRY_S):
+                    os.close(fd)
+                    return None
+
+    def _run_children(self) -> None:
         from giftwave import metrics
 
         delay_s = RESTART_DELAY_S

@@ -164,3 +164,23 @@ def test_a_killed_server_takes_its_followers_process_with_it(
             time.sleep(0.1)
         else:
             raise AssertionError("the followers process outlived its server by 30 s")
+
+
+async def test_one_child_a_node_whatever_the_serving_processes(
+    economy_app: AppFactory, tmp_path: Path
+) -> None:
+    """`serve --workers N`: each serving process asks for the node's lock; one runs the child,
+    and another takes over when it stops."""
+    async with economy_app() as client:
+        settings = app_services(client.app).settings  # type: ignore[attr-defined]
+        first, second = Followers(settings, str(tmp_path)), Followers(settings, str(tmp_path))
+        first.start()
+        await eventually(lambda: first.pid is not None, "the first one's child")
+        second.start()
+        await asyncio.sleep(2.0)
+        assert second.pid is None  # the node has its child
+        await asyncio.to_thread(first.stop)
+        assert first.pid is None
+        await eventually(lambda: second.pid is not None, "the second one took over")
+        await asyncio.to_thread(second.stop)
+        assert second.pid is None

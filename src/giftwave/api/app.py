@@ -100,6 +100,7 @@ from giftwave.live.events import (
 from giftwave.live.presence import RoomPresence
 from giftwave.live.room import RoomSeed
 from giftwave.live.room_seed import consistent_read, load_seed
+from giftwave.metrics import multiprocess_dir
 from giftwave.notify.service import Notifications
 from giftwave.payments.base import PaymentProvider
 from giftwave.payments.payout_base import PayoutProvider
@@ -739,7 +740,7 @@ async def _start_services(
         stack.callback(risk.stop)
     followers = None
     if settings.followers == "process":  # levels, club points and the rules: followers.py
-        followers = Followers(settings)
+        followers = Followers(settings, lock_dir=multiprocess_dir())  # one a node
         levels.add_source(followers.take_level_ups)
         followers.start()
         stack.push_async_callback(asyncio.to_thread, followers.stop)
