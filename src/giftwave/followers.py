@@ -37,16 +37,14 @@ import fcntl
 import logging
 import os
 import pickle
-import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Final
 
+from giftwave.child_process import child_end, spawn
 from giftwave.config import Settings
 from giftwave.social.level_follower import LevelUp
 
@@ -116,23 +114,22 @@ class Followers:
             self._watch.join(STOP_TIMEOUT_S)
 
     def _supervise(self) -> None:
-        """Once this process holds the node's lock: start the child, read what it sends until
-        it ends; again, with backoff, until stopped."""
-        lock = self._node_lock()
+        """Once this process holds the node's lock (when there is one to take): run the
+        child, and start it again whenever it ends, until stopped."""
+        if self._lock_path is None:
+            self._run_children()
+            return
+        lock = self._node_lock(self._lock_path)
         if lock is None:
             return  # stopped while another serving process ran the node's child
         try:
             self._run_children()
         finally:
-            if lock >= 0:
-                os.close(lock)  # the lock with it: another serving process may take over
+            os.close(lock)  # the lock with it: another serving process may take over
 
-    def _node_lock(self) -> int | None:
-        """The node's lock, held by this process (-1: there is none to take); None: stopped
-        first."""
-        if self._lock_path is None:
-            return -1
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _node_lock(self, path: str) -> int | None:
+        """The node's lock, held by this process; None: stopped first."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -143,43 +140,37 @@ class Followers:
                     return None
 
     def _run_children(self) -> None:
+        """Start the child, read what it sends until it ends; again, with backoff."""
         from giftwave import metrics
 
         delay_s = RESTART_DELAY_S
-        first = True
-        while not self._stopping.is_set():
-            if not first:
-                metrics.FOLLOWERS_RESTARTS.inc()
-                if self._stopping.wait(delay_s):
-                    return
-                delay_s = min(2 * delay_s, RESTART_DELAY_MAX_S)
-            first = False
+        while True:
             try:
                 conn = self._spawn()
             except OSError:
                 log.exception("the followers process did not start")
-                continue
-            if self._read(conn):
-                delay_s = RESTART_DELAY_S  # it ran a while: the next death starts afresh
-            if not self._stopping.is_set():
+            else:
+                if conn is None:
+                    return  # stopped
+                if self._read(conn):
+                    delay_s = RESTART_DELAY_S  # it ran a while: the next death starts afresh
+                if self._stopping.is_set():
+                    return
                 code = self._child.wait() if self._child is not None else None
                 log.error("the followers process exited (code %s): starting it again", code)
+            metrics.FOLLOWERS_RESTARTS.inc()
+            if self._stopping.wait(delay_s):
+                return
+            delay_s = min(2 * delay_s, RESTART_DELAY_MAX_S)
 
-    def _spawn(self) -> Connection:
-        # A fresh interpreter (not fork: this process has threads), over a socket pair; the
-        # settings go over the socket (secrets never on a command line).
-        parent_end, child_end = socket.socketpair()
-        with child_end, self._lock:
+    def _spawn(self) -> Connection | None:
+        """A new child (child_process.py), the settings sent to it over the socket (secrets
+        never on a command line); None once stopping."""
+        with self._lock:
             if self._stopping.is_set():
-                parent_end.close()
-                raise OSError("stopping")
-            self._child = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(child_end.fileno())],
-                pass_fds=(child_end.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # logs go to stderr, as the parent's
-            )
-            conn = self._conn = Connection(parent_end.detach())
+                return None
+            self._child, conn = spawn(__name__)
+            self._conn = conn
             conn.send_bytes(pickle.dumps(self._settings, _PROTOCOL))
         return conn
 
@@ -201,15 +192,13 @@ class Followers:
 
 def _child_main(conn: Connection) -> None:
     """The followers process: every follower on its own thread until the parent closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from giftwave.db.engine import make_engine
     from giftwave.db.urls import parse_database_url
     from giftwave.economy.risk_follower import RiskEngine
     from giftwave.economy.services import risk_rules_of
     from giftwave.logs import setup_logging
     from giftwave.periodic import PeriodicThread, Schedule
-    from giftwave.social.club_points import GIFTS_INTERVAL_S, ClubGiftPoints
+    from giftwave.social.club_points import GIFT_CHUNKS_PER_RUN, GIFTS_INTERVAL_S, ClubGiftPoints
     from giftwave.social.level_follower import LevelFollower
     from giftwave.social.level_service import CHUNKS_PER_RUN, LOOP_INTERVAL_S
     from giftwave.social.levels import Curve
@@ -235,7 +224,11 @@ def _child_main(conn: Connection) -> None:
     club_points = ClubGiftPoints(db)
     threads = [
         PeriodicThread("gifter-levels", follow_levels, Schedule(LOOP_INTERVAL_S)),
-        PeriodicThread("club-points", lambda: club_points.catch_up(20), Schedule(GIFTS_INTERVAL_S)),
+        PeriodicThread(
+            "club-points",
+            lambda: club_points.catch_up(GIFT_CHUNKS_PER_RUN),
+            Schedule(GIFTS_INTERVAL_S),
+        ),
     ]
     risk = None
     if settings.risk_interval_s > 0:
@@ -261,4 +254,4 @@ def _child_main(conn: Connection) -> None:
 
 
 if __name__ == "__main__":
-    _child_main(Connection(int(sys.argv[1])))
+    _child_main(child_end())

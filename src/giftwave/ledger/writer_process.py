@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -42,6 +39,7 @@ from itertools import chain
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
+from giftwave.child_process import child_end, spawn
 from giftwave.db.urls import DatabaseUrl, parse_database_url
 from giftwave.ledger.annex import Annex
 from giftwave.ledger.model import Outcome, Transfer
@@ -82,8 +80,6 @@ def decode_batch(sizes: list[int], flat: list[Any]) -> list[list[Transfer]]:
 
 def _child_main(conn: Connection) -> None:
     """The writer process: open the real store, then serve calls until told to close."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from giftwave.ledger.stores import open_store
     from giftwave.logs import setup_logging_from_environment
     from giftwave.tuning import tune_runtime
@@ -131,18 +127,9 @@ class _Writer:
     """One child process, its socket, and the calls sent to it that await replies, in order."""
 
     def __init__(self, url: str) -> None:
-        # A fresh interpreter (not fork: the parent has threads; not multiprocessing's spawn:
-        # it re-runs the parent's __main__), talking over a socket pair.
-        parent_end, child_end = socket.socketpair()
-        with child_end:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(child_end.fileno())],
-                pass_fds=(child_end.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # stdout may be a JSON report; logs go to stderr
-            )
-        # Only the child holds its end now: the child's death reads as EOF here.
-        self._conn = Connection(parent_end.detach())
+        # A fresh interpreter over a socket pair (child_process.py): the child's death reads
+        # as EOF here.
+        self.process, self._conn = spawn(__name__)
         self._waiting: deque[Future[Any]] = deque()  # one per call sent, oldest first
         self._send_lock = threading.Lock()
         self.alive = True
@@ -281,4 +268,4 @@ class ProcessStore:
 
 
 if __name__ == "__main__":
-    _child_main(Connection(int(sys.argv[1])))
+    _child_main(child_end())

@@ -31,6 +31,7 @@ from giftwave.social.clubs import ENTRY_KEY_PREFIX, activate, points_sql
 WATERMARK: Final = "club_points"
 CHUNK_MAX_TRANSFERS: Final = 5_000
 GIFTS_INTERVAL_S: Final = 2.0
+GIFT_CHUNKS_PER_RUN: Final = 20  # up to 100,000 transfers a run while behind
 ACTIVITY_INTERVAL_S: Final = 30.0
 MAX_PENDING_LIKERS: Final = 100_000  # (stream, user) pairs held between writes: a few MB
 

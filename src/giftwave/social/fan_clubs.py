@@ -14,7 +14,12 @@ from giftwave.errors import Code
 from giftwave.periodic import PeriodicTask, Schedule
 from giftwave.ratelimit import Rate, UserLimit
 from giftwave.social.club_gate import ClubGate
-from giftwave.social.club_points import GIFTS_INTERVAL_S, ClubActivity, ClubGiftPoints
+from giftwave.social.club_points import (
+    GIFT_CHUNKS_PER_RUN,
+    GIFTS_INTERVAL_S,
+    ClubActivity,
+    ClubGiftPoints,
+)
 
 # A creator naming a club or switching its chat, a viewer joining and leaving: a few a minute.
 CHANGES_RATE: Final = Rate(1.0, 20)
@@ -39,7 +44,7 @@ class FanClubs:
         self._follow_gifts = follow_gifts  # False: followed elsewhere (followers.py)
 
     async def _follow(self) -> None:
-        await asyncio.to_thread(self.gift_points.catch_up, 20)
+        await asyncio.to_thread(self.gift_points.catch_up, GIFT_CHUNKS_PER_RUN)
 
     def start(self) -> None:
         self.activity.start()
