@@ -3,6 +3,7 @@ register, buy coins through the sandbox, go live, gift."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import time
@@ -152,6 +153,17 @@ async def register(
     assert r.status_code == 201, r.text
     body = r.json()
     return Person(client, body["user"], body["token"])
+
+
+async def until(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "") -> Any:
+    """``check()`` once it is truthy, asked every 50 ms; an AssertionError naming ``what``
+    after ``timeout_s``."""
+    for _ in range(int(timeout_s / 0.05)):
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {timeout_s:.0f} s: {what or 'the time'}")
 
 
 async def grant(client: httpx.AsyncClient, person: Person, coins: int) -> None:

@@ -10,11 +10,11 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-from economy_client import AppFactory, economy_app, grant, register
+from economy_client import AppFactory, economy_app, grant, register, until
 from serverproc import one_server
 from sqlalchemy import Engine, func, select
 
@@ -34,14 +34,6 @@ __all__ = ["economy_app"]
 # The child runs each follower about every second (the rules every 0.2 s here).
 IN_PROCESS = {"followers": "process", "risk_interval_s": 0.2}
 WAIT_S = 30.0  # a fresh interpreter starts, then a second or two of rounds; a loaded machine
-
-
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    for _ in range(int(WAIT_S / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
 
 
 def head(db: Engine) -> int:
@@ -82,10 +74,10 @@ async def test_the_followers_run_in_their_own_process_and_a_killed_one_starts_ag
         stream = await creator.go_live()
         assert (await viewer.gift(stream, "hand_hearts")).status_code == 201  # level 15
 
-        await eventually(lambda: followers.pid is not None, "the child started")
+        await until(lambda: followers.pid is not None, WAIT_S, "the child started")
         first = followers.pid
         assert first != os.getpid()
-        await eventually(lambda: followed(db), "each follower reached the ledger's head")
+        await until(lambda: followed(db), WAIT_S, "each follower reached the ledger's head")
         curve = levels.curve
 
         async def announced(level: int) -> bool:
@@ -106,10 +98,10 @@ async def test_the_followers_run_in_their_own_process_and_a_killed_one_starts_ag
         assert first is not None
         os.kill(first, signal.SIGKILL)
         assert (await viewer.gift(stream, "hand_hearts", 5)).status_code == 201  # 600 coins
-        await eventually(
-            lambda: followers.pid not in (None, first), "a new child after the SIGKILL"
+        await until(
+            lambda: followers.pid not in (None, first), WAIT_S, "a new child after the SIGKILL"
         )
-        await eventually(lambda: followed(db), "the new child caught up")
+        await until(lambda: followed(db), WAIT_S, "the new child caught up")
         body = (await client.get(f"/v1/users/{viewer.id}/level")).json()
         assert (body["coins"], body["level"]) == (600, curve.level(600))
         assert metrics.FOLLOWERS_RESTARTS._value.get() == restarts + 1
@@ -175,12 +167,12 @@ async def test_one_child_a_node_whatever_the_serving_processes(
         settings = app_services(client.app).settings  # type: ignore[attr-defined]
         first, second = Followers(settings, str(tmp_path)), Followers(settings, str(tmp_path))
         first.start()
-        await eventually(lambda: first.pid is not None, "the first one's child")
+        await until(lambda: first.pid is not None, WAIT_S, "the first one's child")
         second.start()
         await asyncio.sleep(2.0)
         assert second.pid is None  # the node has its child
         await asyncio.to_thread(first.stop)
         assert first.pid is None
-        await eventually(lambda: second.pid is not None, "the second one took over")
+        await until(lambda: second.pid is not None, WAIT_S, "the second one took over")
         await asyncio.to_thread(second.stop)
         assert second.pid is None

@@ -7,10 +7,17 @@ notice's words written on the server in each browser's language (en, es, ar)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
-from economy_client import AppFactory, Person, assert_problem, economy_app, grant, register
+from economy_client import (
+    AppFactory,
+    Person,
+    assert_problem,
+    economy_app,
+    grant,
+    register,
+    until,
+)
 from push_stub import PushService, push_service
 from sqlalchemy import Engine, func, insert, select
 
@@ -32,15 +39,6 @@ PUSH = {
     "push_retry_base_ms": 20,
     "notify_fanout_interval_s": 0.05,
 }
-
-
-async def until(check: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    for _ in range(int(timeout_s / 0.05)):
-        found = check()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("not within the time")
 
 
 async def _fan_of(client: Any, creator: Person, stub: PushService, name: str) -> Person:
