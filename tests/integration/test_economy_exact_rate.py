@@ -11,6 +11,7 @@ import httpx
 from economy_client import ADMIN, AppFactory, Person, economy_app, grant, register
 from sqlalchemy import select
 
+from giftwave.api.state import app_services
 from giftwave.db.engine import make_engine
 from giftwave.db.tables import transfers
 from giftwave.db.urls import DatabaseUrl
@@ -55,7 +56,7 @@ async def test_five_roses_at_80_earn_four_diamonds_and_a_reversal_takes_back_exa
             assert r.json()["diamonds"] == 0  # whole diamonds: the rest is carried
             sends.append(r.json()["send_id"])
 
-        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy  # type: ignore[attr-defined]
         assert economy.fractions.pending_hundredths(creator.id) == 400
         assert await economy.fractions.settle_due() == 4  # what every process's loop runs
         assert await economy.fractions.settle(creator.id) == 0  # nothing left to settle
@@ -106,7 +107,7 @@ async def test_the_wallet_and_statement_do_not_lag_the_settlement_loop(
         creator, stream, viewer = await creator_live_and_fan(client)
         for _ in range(6):  # six Roses of 1 coin: 480 hundredths, none settled by the loop
             assert (await viewer.gift(stream, "rose")).status_code == 201
-        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy  # type: ignore[attr-defined]
         assert economy.fractions.pending_hundredths(creator.id) == 480
         # The wallet carries the 4 whole diamonds out first; 80 hundredths stay.
         assert (await creator.wallet())["diamonds"] == 4
@@ -133,7 +134,7 @@ async def test_the_default_rate_posts_no_fraction(
             assert (await viewer.gift(stream, gift)).status_code == 201
         statement = await _statement(creator)
         assert (statement["earned_hundredths"], statement["diamonds_per_100_coins"]) == (600, 100)
-        economy: Any = client.app.state.services.economy  # type: ignore[attr-defined]
+        economy: Any = app_services(client.app).economy  # type: ignore[attr-defined]
         assert await economy.fractions.settle_due() == 0
     engine = make_engine(db_url)
     with engine.connect() as conn:

@@ -148,7 +148,7 @@ async def test_next_room_shows_it_sent_before_or_during_the_next_stream(
         assert (await bo.gift(third, "rose", 3)).status_code == 201
         await _end(creator, third)
         fourth = await creator.go_live("Monday jazz")
-        hub = client.app.state.services.hub  # type: ignore[attr-defined]
+        hub = app_services(client.app).hub  # type: ignore[attr-defined]
         await hub.follow(fourth)
         r = await _thank(creator, third, message="bo, you legend")
         assert r.status_code == 201, r.text
@@ -166,7 +166,7 @@ async def _page(client: httpx.AsyncClient, path: str, who: Person) -> httpx.Resp
 
 async def _snapshot(client: httpx.AsyncClient, stream: str) -> dict[str, Any]:
     """The room's snapshot as this node's hub has it (a socket's first frame)."""
-    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    hub = app_services(client.app).hub  # type: ignore[attr-defined]
     await hub.follow(stream)
     room = hub.peek(stream)
     assert room is not None

@@ -10,6 +10,7 @@ docs/security.md), against a real `giftwave serve` on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from typing import Final
@@ -123,3 +124,45 @@ def test_a_declared_length_past_the_limit_is_refused_before_the_body(
     assert status_line.split()[1] == "413", answer
     assert "application/problem+json" in rest, answer
     assert "payload_too_large" in rest, answer
+
+
+def test_what_follows_a_declared_length_is_the_next_request(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    """The server frames a body by its Content-Length (api/body_limit.py ``framed``, which
+    then counts nothing): a gift that declares its JSON's length, followed on the same
+    connection by more bytes, is the declared JSON alone (charged once, 201), and the bytes
+    after it are a request of their own (here a wallet read). A server that handed the route
+    everything would answer the gift 422 (its JSON with a request after it)."""
+    _, creator = someone(client, "creator")
+    viewer_id, viewer = someone(client, "viewer")
+    stream = client.post("/v1/streams", json={"title": "framing"}, headers=creator)
+    assert stream.status_code == 201, stream.text
+    granted = client.post(
+        f"/v1/admin/users/{viewer_id}/coins",
+        json={"coins": 10, "idempotency_key": "framing"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert granted.status_code == 200, granted.text
+    auth = "".join(f"{k}: {v}\r\n" for k, v in viewer.items())
+    body = b'{"gift_id": "rose", "count": 1, "idempotency_key": "framed-1"}'
+    gift = (
+        f"POST /v1/streams/{stream.json()['id']}/gifts HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    wallet = f"GET /v1/me/wallet HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
+    url = urlsplit(server.base_url)
+    assert url.hostname == "127.0.0.1"
+    assert url.port is not None
+    received = b""
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(gift + wallet)  # one write: the server reads both at once
+        while received.count(b"HTTP/1.1 ") < 2 or not received.endswith(b"}"):
+            more = sock.recv(65536)
+            if not more:
+                break
+            received += more
+    answers = received.decode("latin-1").split("HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == ["201", "200"], answers
+    coins = json.loads(answers[1].partition("\r\n\r\n")[2])["coins"]
+    assert coins == 9, answers[1]  # one Rose: the declared body's

@@ -820,7 +820,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.allowed_hosts = AllowedHosts(settings)
     drain = app.drain = Drain(settings.drain_timeout_s)
     readiness = Readiness(drain)
-    app.body_limit = BodyLimit(app._serve, settings.request_body_max_bytes, _body_limits(settings))
+    app.body_limit = BodyLimit(  # served by uvicorn, which frames a body by its length
+        app._serve, settings.request_body_max_bytes, _body_limits(settings), framed=True
+    )
     if settings.observability:
         app.observer = ObserveRequests(app.body_limit)
     install_problem_handlers(app, missing_page=site_pages.missing_page)

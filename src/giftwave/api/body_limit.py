@@ -7,7 +7,9 @@ buffered, parsed or validated, and nothing is written for it. Two checks:
 - a declared ``Content-Length`` over the limit (or not a number) is answered 413
   ``payload_too_large`` at once, before the app is called;
 - the bytes are counted as they arrive, so a chunked body (no length) or one that brings more
-  than its header said is stopped at the first chunk past the limit: ``receive`` raises
+  than its header said is stopped at the first chunk past the limit (behind a server that
+  frames bodies by their length, ``framed``, a declared length within the limit is all the
+  app can be given, and only a body without one is counted): ``receive`` raises
   ``BodyTooLarge``, an HTTP 413 the app's own handler answers as problem+json (FastAPI lets an
   HTTP exception raised while it reads a body through untouched). Should one escape a route
   that swallowed it into nothing, this answers 413 itself if no answer was started.
@@ -62,10 +64,23 @@ class BodyTooLarge(HTTPException):
 class BodyLimit:
     """The ASGI app ``app`` with every HTTP request body held to its limit (module docstring)."""
 
-    def __init__(self, app: ASGIApp, default_bytes: int, routes: Iterable[RouteLimit]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        default_bytes: int,
+        routes: Iterable[RouteLimit],
+        *,
+        framed: bool = False,
+    ) -> None:
+        """``framed``: the server hands the app no more bytes than a request's declared
+        ``Content-Length`` (HTTP/1.1 framing: what follows is the next request; uvicorn's
+        parsers do so, tests/security/test_body_limit.py shows it). Such a request within its
+        limit then goes to the app as it came, with no counting wrapped around it: the gift
+        route's per-request cost, measured in docs/benchmarks.md."""
         assert default_bytes > 0
         self.app = app
         self.default_bytes = default_bytes
+        self.framed = framed
         # By method, then matched in order: a handful of patterns, only for their methods.
         self._routes: dict[str, list[tuple[re.Pattern[str], RouteLimit]]] = {}
         for route in routes:
@@ -87,9 +102,13 @@ class BodyLimit:
         route = self.limit_for(scope["method"], scope["path"])
         limit = route.max_bytes
         declared = _content_length(scope)
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _refuse(route.code, limit, scope, receive, send)  # nothing read or built
-            return
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > limit:
+                await _refuse(route.code, limit, scope, receive, send)  # nothing read or built
+                return
+            if self.framed:  # the server gives the app at most the declared bytes
+                await self.app(scope, receive, send)
+                return
         received = 0
         started = False
 

@@ -38,6 +38,7 @@ from giftwave.api.origins import OriginPolicy
 from giftwave.api.room_sockets import open_sink
 from giftwave.api.shares import share_cookie
 from giftwave.api.state import Services, services
+from giftwave.api.streams import receipt
 from giftwave.economy.gifting import SendGift
 from giftwave.economy.paid_messages import MessageGate
 from giftwave.economy.services import Economy
@@ -410,14 +411,12 @@ async def _send_gift(
             message=message,
         )
     )
-    answer = sent.as_dict()
     # A gentle reminder, for this viewer alone (docs/protocol.md): a personal event on their
     # socket, and (as before it) in their gift's answer. Once per gift: none for a retry.
     reminder = await economy.reminders.after_gift(sent)
     if reminder is not None:
-        answer["reminder"] = reminder.as_dict()
         reminded.append(reminder)
-    return answer
+    return receipt(sent, reminder)
 
 
 def _shown(reminder: Reminder) -> SpendingReminderShown:

@@ -145,10 +145,13 @@ class MemoryReminderState:
     async def advance(
         self, user_id: int, at_us: int, coins: int, after_min: int, gap_min: int
     ) -> tuple[Reminder | None, bool]:
-        v = self._viewers.pop(user_id, None) or ViewerState(at_us, at_us)
-        self._viewers[user_id] = v
-        while len(self._viewers) > self._max:
-            self._viewers.popitem(last=False)
+        v = self._viewers.get(user_id)
+        if v is None:
+            v = self._viewers[user_id] = ViewerState(at_us, at_us)
+            while len(self._viewers) > self._max:
+                self._viewers.popitem(last=False)
+        else:
+            self._viewers.move_to_end(user_id)  # the least recent goes first when full
         said = advance(v, at_us, coins, after_min, gap_min)
         now = time.monotonic()
         read = now - v.read_at_s > MONTH_REFRESH_S
