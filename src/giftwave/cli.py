@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import typer
@@ -321,6 +322,20 @@ def bench_api(
             min=0,
         ),
     ] = 0,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also a server from another checkout's src directory (an earlier commit), in"
+            " rounds alternating with this one: before and after, side by side in one run.",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option(help="Rounds the measured phase is cut in (6 with --against, else 1).", min=1),
+    ] = None,
 ) -> None:
     """Gifts through the HTTP API of a real `giftwave serve`: gifts/s, latency, CPU per gift."""
     from giftwave.bench.api import ApiBenchConfig, run_api_bench
@@ -335,6 +350,8 @@ def bench_api(
         rate_fraction=rate_fraction,
         bare_baseline=baseline,
         observability_rounds=observability_baseline,
+        against=None if against is None else str(against),
+        rounds=rounds,
     )
     _bench(as_json, lambda say: run_api_bench(settings.database_url, cfg, say))
 

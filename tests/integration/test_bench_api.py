@@ -5,12 +5,17 @@ alternating rounds; the JSON gives each side's gifts/s and the servers' CPU time
 cost computed from them, and a ledger that verifies on both scratch databases.
 
 The bare FastAPI baseline (on by default): the same requests to an endpoint taking the same
-body, the ratio, and an open loop at half the run's maximum timed on both."""
+body, the ratio, and an open loop at half the run's maximum timed on both.
+
+`--against SRC`: a server from another checkout's src (here this one's own), migrated and
+verified by that checkout's commands, in rounds alternating with the measured one; the ratio
+is the median of the rounds' ratios."""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ from typing import Any
 import pytest
 from serverproc import giftwave_executable
 
+import giftwave
 from giftwave.bench.api import ApiBenchConfig, run_api_bench
 
 SMOKE = [
@@ -88,3 +94,29 @@ def test_a_bare_fastapi_endpoint_is_the_baseline_in_the_same_run(tmp_path: Path)
         assert p50 is not None
         assert p99 is not None
         assert 0 < p50 <= p99
+
+
+def test_another_checkout_runs_beside_the_measured_server(tmp_path: Path) -> None:
+    source = str(Path(giftwave.__file__).resolve().parents[1])  # this checkout's src
+    cfg = ApiBenchConfig(
+        seconds=1.0,
+        viewers=50,
+        connections=4,
+        warmup_seconds=0.3,
+        bare_baseline=False,
+        against=source,
+        rounds=2,
+        settle_s=0.0,
+    )
+    result = run_api_bench(f"sqlite:///{tmp_path / 'bench.db'}", cfg, lambda _: None)
+    assert result.verified is True  # both ledgers, the other by its own `ledger verify`
+    assert result.errors == {}
+    assert result.against_errors == {}
+    assert result.against_source == source
+    assert result.against_gifts_per_s is not None
+    assert result.against_gifts_per_s > 0
+    assert len(result.against_ratio_rounds) == 2
+    assert all(r > 0 for r in result.against_ratio_rounds)
+    assert result.against_ratio == round(statistics.median(result.against_ratio_rounds), 3)
+    assert result.against_cpu_us_per_gift is not None
+    assert result.against_cpu_us_per_gift > 0

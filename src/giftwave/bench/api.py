@@ -14,11 +14,20 @@ each from when it was due, on both.
 with ``GIFTWAVE_OBSERVABILITY=false`` runs beside the measured one, and the measured phase is
 cut in rounds that alternate between the two (off, on, on, off, ...), so drift in the
 machine's speed falls on both sides alike. Each side's figure is the median of its rounds.
+
+``--against SRC`` is "before and after, side by side in one run": a second server from another
+checkout's ``src`` (an earlier commit: ``git worktree add ../before <rev>``), on a database its
+own migrations made, with a room set up the same way, in rounds alternating with the measured
+one like the above (``--rounds``, 6 by default with it), each round after a pause in which
+both servers' background work settles. ``against_ratio`` is the median of the rounds' ratios,
+each this server's gifts/s over the other's in the next-door round: on these machines, whose
+speed moves by tens of percent from one minute to the next, separate runs cannot tell 5%.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -39,7 +48,12 @@ from giftwave.bench.server import (
 )
 
 OBSERVABILITY_OFF: Final = {"GIFTWAVE_OBSERVABILITY": "false"}
-ON, OFF, BARE = "on", "off", "bare"  # the measured server, observability off, the bare app
+# The measured server, observability off, the bare app, another checkout's server.
+ON, OFF, BARE, AGAINST = "on", "off", "bare", "against"
+AGAINST_ROUNDS: Final = 6
+# Before each round against another checkout: every follower of the side just measured runs
+# once more (club points, the slowest, every 2 s), so none of its work falls in the next round.
+SETTLE_S: Final = 2.5
 
 
 @dataclass(slots=True)
@@ -56,6 +70,10 @@ class ApiBenchConfig:
     bare_baseline: bool = True
     # Also a server with observability off, in alternating rounds (0: no such baseline).
     observability_rounds: int = 0
+    # Also a server from another checkout's src directory, in alternating rounds.
+    against: str | None = None
+    rounds: int | None = None  # None: 1, or AGAINST_ROUNDS with ``against``
+    settle_s: float = SETTLE_S  # the pause before each round, with ``against``
 
 
 @dataclass(slots=True)
@@ -92,6 +110,16 @@ class ApiBenchResult:
     baseline_errors: dict[str, int] = field(default_factory=dict)
     baseline_open_loop_latency_ms_p50: float | None = None  # at open_loop_rate_per_s
     baseline_open_loop_latency_ms_p99: float | None = None
+    # With --against: the other checkout's server, medians of its rounds, and the median of
+    # the rounds' ratios (this server's gifts/s over the other's, round by round).
+    against_source: str | None = None
+    against_gifts_per_s: float | None = None
+    against_ratio: float | None = None
+    against_ratio_rounds: list[float] = field(default_factory=list)
+    against_latency_ms_p50: float | None = None
+    against_latency_ms_p99: float | None = None
+    against_cpu_us_per_gift: float | None = None
+    against_errors: dict[str, int] = field(default_factory=dict)
     verified: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +212,18 @@ def run_api_bench(
             say(f"baseline server, observability off, on {off.base}")
             sides[OFF] = (off, run(setup_room(off.base, cfg.viewers)))
             servers.append(off)
+        if cfg.against is not None:
+            other = stack.enter_context(
+                served(
+                    database_url,
+                    "benchapiagainst",
+                    workers=cfg.server_workers,
+                    source=cfg.against,
+                )
+            )
+            say(f"against: a server from {cfg.against}, on {other.base}")
+            sides[AGAINST] = (other, run(setup_room(other.base, cfg.viewers)))
+            servers.append(other)
         if cfg.bare_baseline:
             bare = stack.enter_context(bare_served())
             say(f"baseline: a bare FastAPI endpoint taking the same body, on {bare.base}")
@@ -191,10 +231,13 @@ def run_api_bench(
         say(f"warming up {cfg.warmup_seconds:.0f} s, then measuring {cfg.seconds:.0f} s")
         for target, target_room in sides.values():
             _measure(target, target_room, "w", cfg.warmup_seconds, cfg.connections)
-        rounds = max(cfg.observability_rounds, 1)
+        rounds = cfg.rounds or (AGAINST_ROUNDS if cfg.against is not None else 1)
+        rounds = max(cfg.observability_rounds, rounds)
         phases: dict[str, list[_Phase]] = {side: [] for side in sides}
         seconds = cfg.seconds / rounds
-        for r, side in _alternating([s for s in (BARE, OFF, ON) if s in sides], rounds):
+        for r, side in _alternating([s for s in (BARE, OFF, AGAINST, ON) if s in sides], rounds):
+            if AGAINST in sides:
+                time.sleep(cfg.settle_s)
             phases[side].append(_measure(*sides[side], f"m{r}-", seconds, cfg.connections))
         gifts_per_s = statistics.median(p.load.ok for p in phases[ON]) / seconds
         rate = cfg.rate_per_s
@@ -258,8 +301,32 @@ def run_api_bench(
             statistics.median(p.cpu_us_per_gift() for p in bare_phases), 1
         )
         result.baseline_errors = {str(k): v for p in bare_phases for k, v in p.load.errors.items()}
+    if AGAINST in phases:
+        _against(result, phases[ON], phases[AGAINST], seconds, cfg.against)
     if bare_paced is not None and bare_paced.latencies_s:
         at = sorted(bare_paced.latencies_s)
         result.baseline_open_loop_latency_ms_p50 = _ms(statistics.median(at))
         result.baseline_open_loop_latency_ms_p99 = _ms(percentile(at, 0.99))
     return result
+
+
+def _against(
+    result: ApiBenchResult,
+    on: list[_Phase],
+    other: list[_Phase],
+    seconds: float,
+    source: str | None,
+) -> None:
+    """The other checkout's figures, and the rounds' ratios: round r of each side ran next to
+    the other's round r (``_alternating``), so each ratio compares two stretches of the same
+    minute of the machine."""
+    latencies = sorted(x for phase in other for x in phase.load.latencies_s)
+    ratios = [round(a.load.ok / b.load.ok, 3) for a, b in zip(on, other, strict=True) if b.load.ok]
+    result.against_source = source
+    result.against_gifts_per_s = round(statistics.median(p.load.ok for p in other) / seconds, 1)
+    result.against_ratio = round(statistics.median(ratios), 3) if ratios else None
+    result.against_ratio_rounds = ratios
+    result.against_latency_ms_p50 = _ms(statistics.median(latencies)) if latencies else None
+    result.against_latency_ms_p99 = _ms(percentile(latencies, 0.99)) if latencies else None
+    result.against_cpu_us_per_gift = round(statistics.median(p.cpu_us_per_gift() for p in other), 1)
+    result.against_errors = {str(k): v for p in other for k, v in p.load.errors.items()}

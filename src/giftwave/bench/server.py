@@ -125,13 +125,26 @@ def raise_open_files_limit() -> OpenFilesLimit:
 
 @contextmanager
 def served(
-    database_url: str, name: str, *, workers: int = 1, env: dict[str, str] | None = None
+    database_url: str,
+    name: str,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> Iterator[Served]:
-    """A migrated scratch database and a server on it; afterwards, the ledger must verify."""
+    """A migrated scratch database and a server on it; afterwards, the ledger must verify.
+
+    ``source``: the ``src`` directory of another checkout of giftwave (an earlier commit, say)
+    to serve from instead of this one, with the same interpreter and libraries: its own
+    migrations make the database, its own ``ledger verify`` checks it after."""
     with scratch_database(database_url, name) as db, tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(db)
-        migrate(engine)
-        engine.dispose()
+        foreign = {} if source is None else {"PYTHONPATH": source}
+        if source is None:
+            engine = make_engine(db)
+            migrate(engine)
+            engine.dispose()
+        else:
+            _run_foreign(["migrate"], db, foreign)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         environment = {
@@ -143,6 +156,7 @@ def served(
             # Every bench viewer signs up from the load generator's one address.
             "GIFTWAVE_REGISTER_ADDRESS_FREE": "100000",
             **(env or {}),
+            **foreign,
         }
         command = [_giftwave(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         with open(Path(tmp) / "server.log", "wb") as log:
@@ -160,7 +174,10 @@ def served(
                 yield server
             finally:
                 _stop(proc)
-            server.verified = _ledger_verifies(db)
+            if source is None:
+                server.verified = _ledger_verifies(db)
+            else:
+                server.verified = _run_foreign(["ledger", "verify"], db, foreign, check=False)
 
 
 @contextmanager
@@ -187,6 +204,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _run_foreign(
+    args: list[str], db: DatabaseUrl, foreign: dict[str, str], *, check: bool = True
+) -> bool:
+    """``giftwave <args>`` of another checkout on ``db``; True when it exits 0."""
+    done = subprocess.run(
+        [_giftwave(), *args],
+        env={**os.environ, "GIFTWAVE_DATABASE_URL": db.url, **foreign},
+        capture_output=True,
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"giftwave {' '.join(args)} exited {done.returncode}: {done.stderr!r}")
+    return done.returncode == 0
 
 
 def _ledger_verifies(db: DatabaseUrl) -> bool:
