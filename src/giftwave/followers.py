@@ -208,7 +208,7 @@ def _child_main(conn: Connection) -> None:
     settings: Settings = pickle.loads(conn.recv_bytes())
     setup_logging(settings.log_format, settings.log_level)
     tune_runtime()
-    db = make_engine(parse_database_url(settings.database_url))
+    db = make_engine(parse_database_url(settings.database_url), derived=True)
     levels = LevelFollower(
         db, Curve.configured(settings.level_thresholds_coins), observers=(enqueue_level_ups,)
     )

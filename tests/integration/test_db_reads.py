@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
-from giftwave.db.engine import reads
+from giftwave.db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, reads
+from giftwave.db.urls import parse_database_url
 
 PG_IDLE, PG_IN_TRANSACTION = 0, 2  # libpq's transaction status
 
@@ -35,3 +36,23 @@ def test_reads_run_outside_a_transaction_on_postgresql_only(sa_engine: Engine) -
             assert _status(dbapi) == PG_IN_TRANSACTION  # back to transactions for writers
     finally:
         engine.dispose()
+
+
+def test_derived_writers_commit_without_a_flush_of_their_own_on_sqlite(
+    sa_engine: Engine,
+) -> None:
+    """``make_engine(derived=True)`` (the followers): on SQLite ``synchronous=NORMAL``, the
+    app's own engine ``FULL``; the write-ahead log and the busy timeout alike on both."""
+    if sa_engine.dialect.name != "sqlite":
+        return  # PostgreSQL: no such setting, the same engine
+    url = parse_database_url(sa_engine.url.render_as_string(hide_password=False))
+    for derived, synchronous in ((False, 2), (True, 1)):  # FULL, NORMAL
+        engine = make_engine(url, derived=derived)
+        try:
+            with engine.connect() as conn:
+                pragma = conn.exec_driver_sql
+                assert pragma("PRAGMA synchronous").scalar() == synchronous
+                assert pragma("PRAGMA journal_mode").scalar() == "wal"
+                assert pragma("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+        finally:
+            engine.dispose()

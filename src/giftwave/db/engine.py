@@ -21,13 +21,23 @@ class SchemaOutOfDate(Exception):
     """The database is not at the schema this code needs: run ``giftwave migrate``."""
 
 
-def make_engine(db: DatabaseUrl) -> Engine:
-    """An engine for everything but the posting engine's hot path."""
+def make_engine(db: DatabaseUrl, *, derived: bool = False) -> Engine:
+    """An engine for everything but the posting engine's hot path.
+
+    ``derived``: for writers whose every row is computed from the committed ledger and written
+    in the transaction that moves their position in it (the followers, followers.py). On
+    SQLite their commits do not wait for the disk (``synchronous=NORMAL`` in WAL mode): a
+    commit appends to the write-ahead log, and the ledger's next commit, which does wait
+    (``FULL``), makes it durable with its own, since the log is one file written in order. A
+    power cut between the two loses the follower's last chunk and its position together, and
+    the chunk is computed again. What it saves is a disk flush made while holding SQLite's one
+    write lock, which the ledger's writer waits behind (docs/benchmarks.md, session 16).
+    PostgreSQL is unchanged."""
     if db.backend is Backend.SQLITE:
         # Requests read from worker threads: a pool smaller than the thread pool would open
         # and close connections (and re-run the pragmas) on every busy request.
         engine = create_engine(db.sqlalchemy_url, pool_size=32, max_overflow=32)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _derived_pragmas if derived else _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     return create_engine(db.sqlalchemy_url, pool_pre_ping=True, pool_size=16, max_overflow=16)
@@ -46,12 +56,16 @@ def reads(engine: Engine) -> Engine:
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL") -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _derived_pragmas(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record, "NORMAL")
 
 
 def _sqlite_begin_before_savepoint(conn: Connection, _name: str | None) -> None:

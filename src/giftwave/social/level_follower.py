@@ -136,18 +136,21 @@ class LevelFollower(watermarks.LedgerFollower):
             )
             .order_by(t.seq)
         ).all()
-        return rows
+        # Made into moves here, before the write transaction: on SQLite it holds the one write
+        # lock the ledger's writer waits for, so no per-row Python work goes on inside it.
+        return [(_move(row), row) for row in rows]
 
     def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
+        """``rows``: ``read``'s (move, row) pairs."""
         if not rows:
             return
         if self._quiet_until is None:
             self._quiet_until = watermarks.position_in(conn, QUIET_WATERMARK) or 0
-        moves = [_move(row) for row in rows]
+        moves = [move for move, _ in rows]
         state = _stored(conn, sorted({m.user_id for m in moves}))
         given, reached = tally(self._curve, state, moves, self._quiet_until)
         _write_totals(conn, state, given)
-        ups = _record(conn, [(user, level, rows[i]) for user, level, i in reached], state)
+        ups = _record(conn, [(user, level, rows[i][1]) for user, level, i in reached], state)
         shown = [up for up in ups if not up.hidden]
         if shown:
             for observer in self._observers:
