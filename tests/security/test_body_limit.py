@@ -166,3 +166,46 @@ def test_what_follows_a_declared_length_is_the_next_request(
     assert [a[:3] for a in answers] == ["201", "200"], answers
     coins = json.loads(answers[1].partition("\r\n\r\n")[2])["coins"]
     assert coins == 9, answers[1]  # one Rose: the declared body's
+
+
+def test_a_length_beside_chunking_does_not_pass_a_body_past_the_limit(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    """Content-Length: 10 and Transfer-Encoding: chunked on one gift, then 64 KiB in chunks:
+    refused (the server's parser or the limit), never a gift, nothing spent."""
+    _, creator = someone(client, "creator")
+    viewer_id, viewer = someone(client, "viewer")
+    stream = client.post("/v1/streams", json={"title": "smuggle"}, headers=creator)
+    assert stream.status_code == 201, stream.text
+    granted = client.post(
+        f"/v1/admin/users/{viewer_id}/coins",
+        json={"coins": 10, "idempotency_key": "smuggle"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert granted.status_code == 200, granted.text
+    auth = "".join(f"{k}: {v}\r\n" for k, v in viewer.items())
+    head = (
+        f"POST /v1/streams/{stream.json()['id']}/gifts HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        + "Content-Type: application/json\r\nContent-Length: 10\r\n"
+        + "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunk = b" " * 4096
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(16)) + b"0\r\n\r\n"
+    url = urlsplit(server.base_url)
+    assert url.hostname == "127.0.0.1"
+    assert url.port is not None
+    received = b""
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        try:
+            sock.sendall(head + body)
+            while b"\r\n\r\n" not in received:
+                more = sock.recv(65536)
+                if not more:
+                    break
+                received += more
+        except ConnectionResetError:
+            pass  # refused and closed before all of it was read: no answer is an answer too
+    status = received.split(b" ", 2)[1] if received.startswith(b"HTTP/1.1 ") else b""
+    assert status in (b"", b"400", b"413"), received[:300]
+    wallet = client.get("/v1/me/wallet", headers=viewer)
+    assert wallet.json()["coins"] == 10, wallet.text  # nothing spent

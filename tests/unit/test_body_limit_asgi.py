@@ -29,10 +29,17 @@ class ReadingApp:
         await PlainTextResponse(str(self.read))(scope, receive, send)
 
 
-async def call(app: Any, path: str, chunks: list[bytes], length: int | None) -> tuple[int, bytes]:
+async def call(
+    app: Any,
+    path: str,
+    chunks: list[bytes],
+    length: int | None,
+    more_headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> tuple[int, bytes]:
     headers = [(b"content-type", b"application/json")]
     if length is not None:
         headers.append((b"content-length", str(length).encode()))
+    headers.extend(more_headers)
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
     pending = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
@@ -65,6 +72,28 @@ async def test_a_body_longer_than_its_header_says_is_stopped_at_the_limit() -> N
     assert status == 413
     assert b"payload_too_large" in body
     assert inner.read <= 600  # the chunk that passed the limit never reached the app
+
+
+async def test_behind_a_framing_server_a_declared_length_is_trusted() -> None:
+    """``framed``: the server hands over no more than a lone Content-Length (uvicorn; see
+    tests/security/test_body_limit.py), so such a request reaches the app with nothing counted;
+    the shortcut this test sees is the app reading all that a non-framing caller gave it."""
+    inner = ReadingApp()
+    limited = BodyLimit(inner, 1000, LIMITS, framed=True)
+    status, body = await call(limited, "/v1/me/club", [b"x" * 600] * 2, length=10)
+    assert (status, body) == (200, b"1200")
+
+
+async def test_behind_a_framing_server_a_length_beside_chunking_is_still_counted() -> None:
+    """A Content-Length beside Transfer-Encoding, or two of them, does not frame the body for
+    every server: counted as if there were none."""
+    for extra in ((b"transfer-encoding", b"chunked"), (b"content-length", b"5000")):
+        inner = ReadingApp()
+        limited = BodyLimit(inner, 1000, LIMITS, framed=True)
+        status, body = await call(limited, "/v1/me/club", [b"x" * 600] * 20, 10, (extra,))
+        assert status == 413, extra
+        assert b"payload_too_large" in body
+        assert inner.read <= 600
 
 
 async def test_no_length_at_all_is_counted_too() -> None:

@@ -101,12 +101,12 @@ class BodyLimit:
             return
         route = self.limit_for(scope["method"], scope["path"])
         limit = route.max_bytes
-        declared = _content_length(scope)
+        declared, length_alone = _content_length(scope)
         if declared is not None:
             if not declared.isdigit() or int(declared) > limit:
                 await _refuse(route.code, limit, scope, receive, send)  # nothing read or built
                 return
-            if self.framed:  # the server gives the app at most the declared bytes
+            if self.framed and length_alone:  # the server gives the app the declared bytes
                 await self.app(scope, receive, send)
                 return
         received = 0
@@ -134,11 +134,21 @@ class BodyLimit:
             await _refuse(Code.PAYLOAD_TOO_LARGE, limit, scope, receive, send)
 
 
-def _content_length(scope: Scope) -> str | None:
+def _content_length(scope: Scope) -> tuple[str | None, bool]:
+    """The first ``Content-Length``, and whether it alone frames the body: one such header
+    and no ``Transfer-Encoding`` (with one, a server may read the body chunked, past the
+    length: such a request is counted whatever it declared)."""
+    declared: str | None = None
+    alone = True
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return str(value.decode("latin-1"))
-    return None
+            if declared is None:
+                declared = str(value.decode("latin-1"))
+            else:
+                alone = False
+        elif name == b"transfer-encoding":
+            alone = False
+    return declared, alone
 
 
 async def _refuse(code: Code, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
