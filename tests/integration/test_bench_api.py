@@ -67,12 +67,22 @@ def test_the_observability_baseline_runs_beside_the_measured_server(tmp_path: Pa
     assert result["baseline_gifts_per_s"] is None  # --no-baseline
 
 
-def test_a_bare_fastapi_endpoint_is_the_baseline_in_the_same_run(tmp_path: Path) -> None:
+def test_the_baselines_run_in_the_same_run(tmp_path: Path) -> None:
+    """The bare endpoint and another checkout (here this one's own src, 2 rounds, no pause),
+    in one run: one server start fewer than a test each (`make test`'s time)."""
+    source = str(Path(giftwave.__file__).resolve().parents[1])  # this checkout's src
     cfg = ApiBenchConfig(
-        seconds=1.0, viewers=100, connections=4, warmup_seconds=0.3, rate_fraction=0.5
+        seconds=1.0,
+        viewers=100,
+        connections=4,
+        warmup_seconds=0.3,
+        rate_fraction=0.5,
+        against=source,
+        rounds=2,
+        settle_s=0.0,
     )
     result = run_api_bench(f"sqlite:///{tmp_path / 'bench.db'}", cfg, lambda _: None)
-    assert result.verified is True
+    assert result.verified is True  # all ledgers, the other's by its own `ledger verify`
     assert result.errors == {}
     assert result.baseline_errors == {}
     gifts, bare = result.gifts_per_s, result.baseline_gifts_per_s
@@ -94,23 +104,7 @@ def test_a_bare_fastapi_endpoint_is_the_baseline_in_the_same_run(tmp_path: Path)
         assert p50 is not None
         assert p99 is not None
         assert 0 < p50 <= p99
-
-
-def test_another_checkout_runs_beside_the_measured_server(tmp_path: Path) -> None:
-    source = str(Path(giftwave.__file__).resolve().parents[1])  # this checkout's src
-    cfg = ApiBenchConfig(
-        seconds=1.0,
-        viewers=50,
-        connections=4,
-        warmup_seconds=0.3,
-        bare_baseline=False,
-        against=source,
-        rounds=2,
-        settle_s=0.0,
-    )
-    result = run_api_bench(f"sqlite:///{tmp_path / 'bench.db'}", cfg, lambda _: None)
-    assert result.verified is True  # both ledgers, the other by its own `ledger verify`
-    assert result.errors == {}
+    # The other checkout, round by round beside this one.
     assert result.against_errors == {}
     assert result.against_source == source
     assert result.against_gifts_per_s is not None
