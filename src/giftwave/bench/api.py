@@ -288,19 +288,15 @@ def run_api_bench(
         ]
         result.observability_cost_pct = round((cpu_on / cpu_off - 1) * 100, 1) if cpu_off else None
     if BARE in phases:
-        bare_phases = phases[BARE]
-        bare_latencies = sorted(x for phase in bare_phases for x in phase.load.latencies_s)
-        baseline = statistics.median(p.load.ok for p in bare_phases) / seconds
-        result.baseline_gifts_per_s = round(baseline, 1)
-        result.baseline_ratio = round(gifts_per_s / baseline, 3) if baseline else None
-        result.baseline_latency_ms_p50 = (
-            _ms(statistics.median(bare_latencies)) if bare_latencies else None
+        base = _figures(phases[BARE], seconds)
+        result.baseline_gifts_per_s = round(base.gifts_per_s, 1)
+        result.baseline_ratio = (
+            round(gifts_per_s / base.gifts_per_s, 3) if base.gifts_per_s else None
         )
-        result.baseline_latency_ms_p99 = _ms(percentile(bare_latencies, 0.99))
-        result.baseline_cpu_us_per_gift = round(
-            statistics.median(p.cpu_us_per_gift() for p in bare_phases), 1
-        )
-        result.baseline_errors = {str(k): v for p in bare_phases for k, v in p.load.errors.items()}
+        result.baseline_latency_ms_p50 = base.latency_ms_p50
+        result.baseline_latency_ms_p99 = base.latency_ms_p99
+        result.baseline_cpu_us_per_gift = base.cpu_us_per_gift
+        result.baseline_errors = base.errors
     if AGAINST in phases:
         _against(result, phases[ON], phases[AGAINST], seconds, cfg.against)
     if bare_paced is not None and bare_paced.latencies_s:
@@ -308,6 +304,28 @@ def run_api_bench(
         result.baseline_open_loop_latency_ms_p50 = _ms(statistics.median(at))
         result.baseline_open_loop_latency_ms_p99 = _ms(percentile(at, 0.99))
     return result
+
+
+@dataclass(slots=True)
+class _Figures:
+    """A baseline side's figures over its rounds: medians, and its latencies all together."""
+
+    gifts_per_s: float  # not rounded: ratios are taken of it
+    latency_ms_p50: float | None  # None: no gift answered
+    latency_ms_p99: float
+    cpu_us_per_gift: float
+    errors: dict[str, int]
+
+
+def _figures(phases: list[_Phase], seconds: float) -> _Figures:
+    latencies = sorted(x for phase in phases for x in phase.load.latencies_s)
+    return _Figures(
+        gifts_per_s=statistics.median(p.load.ok for p in phases) / seconds,
+        latency_ms_p50=_ms(statistics.median(latencies)) if latencies else None,
+        latency_ms_p99=_ms(percentile(latencies, 0.99)),
+        cpu_us_per_gift=round(statistics.median(p.cpu_us_per_gift() for p in phases), 1),
+        errors={str(k): v for p in phases for k, v in p.load.errors.items()},
+    )
 
 
 def _against(
@@ -320,13 +338,13 @@ def _against(
     """The other checkout's figures, and the rounds' ratios: round r of each side ran next to
     the other's round r (``_alternating``), so each ratio compares two stretches of the same
     minute of the machine."""
-    latencies = sorted(x for phase in other for x in phase.load.latencies_s)
+    figures = _figures(other, seconds)
     ratios = [round(a.load.ok / b.load.ok, 3) for a, b in zip(on, other, strict=True) if b.load.ok]
     result.against_source = source
-    result.against_gifts_per_s = round(statistics.median(p.load.ok for p in other) / seconds, 1)
+    result.against_gifts_per_s = round(figures.gifts_per_s, 1)
     result.against_ratio = round(statistics.median(ratios), 3) if ratios else None
     result.against_ratio_rounds = ratios
-    result.against_latency_ms_p50 = _ms(statistics.median(latencies)) if latencies else None
-    result.against_latency_ms_p99 = _ms(percentile(latencies, 0.99)) if latencies else None
-    result.against_cpu_us_per_gift = round(statistics.median(p.cpu_us_per_gift() for p in other), 1)
-    result.against_errors = {str(k): v for p in other for k, v in p.load.errors.items()}
+    result.against_latency_ms_p50 = figures.latency_ms_p50
+    result.against_latency_ms_p99 = figures.latency_ms_p99
+    result.against_cpu_us_per_gift = figures.cpu_us_per_gift
+    result.against_errors = figures.errors
