@@ -47,6 +47,30 @@ def someone(client: httpx.Client, role: str) -> tuple[int, dict[str, str]]:
     return register_over_http(client, role, "bl", PASSWORD)
 
 
+def viewer_with_ten_coins_in_a_room(client: httpx.Client, key: str) -> tuple[str, dict[str, str]]:
+    """A creator's live stream, and a viewer granted 10 coins: the stream id and the viewer's
+    headers."""
+    _, creator = someone(client, "creator")
+    viewer_id, viewer = someone(client, "viewer")
+    stream = client.post("/v1/streams", json={"title": key}, headers=creator)
+    assert stream.status_code == 201, stream.text
+    granted = client.post(
+        f"/v1/admin/users/{viewer_id}/coins",
+        json={"coins": 10, "idempotency_key": key},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert granted.status_code == 200, granted.text
+    return str(stream.json()["id"]), viewer
+
+
+def loopback_address(server: ServerProcess) -> tuple[str, int]:
+    """The server's address for a raw socket: loopback only."""
+    url = urlsplit(server.base_url)
+    assert url.hostname == "127.0.0.1"
+    assert url.port is not None
+    return url.hostname, url.port
+
+
 def too_large(r: httpx.Response) -> None:
     assert r.status_code == 413, (r.request.method, r.request.url.path, r.text[:300])
     assert r.headers["content-type"].startswith("application/problem+json"), r.headers
@@ -105,10 +129,7 @@ def test_a_declared_length_past_the_limit_is_refused_before_the_body(
     server: ServerProcess,
 ) -> None:
     """The header alone is answered: the client has sent no byte of the body it announced."""
-    url = urlsplit(server.base_url)
-    assert url.hostname == "127.0.0.1"
-    assert url.port is not None
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+    with socket.create_connection(loopback_address(server), timeout=10) as sock:
         sock.sendall(
             b"PUT /v1/me/club HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {TEN_MB}\r\n\r\n".encode()
@@ -134,28 +155,16 @@ def test_what_follows_a_declared_length_is_the_next_request(
     connection by more bytes, is the declared JSON alone (charged once, 201), and the bytes
     after it are a request of their own (here a wallet read). A server that handed the route
     everything would answer the gift 422 (its JSON with a request after it)."""
-    _, creator = someone(client, "creator")
-    viewer_id, viewer = someone(client, "viewer")
-    stream = client.post("/v1/streams", json={"title": "framing"}, headers=creator)
-    assert stream.status_code == 201, stream.text
-    granted = client.post(
-        f"/v1/admin/users/{viewer_id}/coins",
-        json={"coins": 10, "idempotency_key": "framing"},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    )
-    assert granted.status_code == 200, granted.text
+    stream_id, viewer = viewer_with_ten_coins_in_a_room(client, "framing")
     auth = "".join(f"{k}: {v}\r\n" for k, v in viewer.items())
     body = b'{"gift_id": "rose", "count": 1, "idempotency_key": "framed-1"}'
     gift = (
-        f"POST /v1/streams/{stream.json()['id']}/gifts HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        f"POST /v1/streams/{stream_id}/gifts HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
         + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     wallet = f"GET /v1/me/wallet HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
-    url = urlsplit(server.base_url)
-    assert url.hostname == "127.0.0.1"
-    assert url.port is not None
     received = b""
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+    with socket.create_connection(loopback_address(server), timeout=10) as sock:
         sock.sendall(gift + wallet)  # one write: the server reads both at once
         while received.count(b"HTTP/1.1 ") < 2 or not received.endswith(b"}"):
             more = sock.recv(65536)
@@ -173,29 +182,17 @@ def test_a_length_beside_chunking_does_not_pass_a_body_past_the_limit(
 ) -> None:
     """Content-Length: 10 and Transfer-Encoding: chunked on one gift, then 64 KiB in chunks:
     refused (the server's parser or the limit), never a gift, nothing spent."""
-    _, creator = someone(client, "creator")
-    viewer_id, viewer = someone(client, "viewer")
-    stream = client.post("/v1/streams", json={"title": "smuggle"}, headers=creator)
-    assert stream.status_code == 201, stream.text
-    granted = client.post(
-        f"/v1/admin/users/{viewer_id}/coins",
-        json={"coins": 10, "idempotency_key": "smuggle"},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    )
-    assert granted.status_code == 200, granted.text
+    stream_id, viewer = viewer_with_ten_coins_in_a_room(client, "smuggle")
     auth = "".join(f"{k}: {v}\r\n" for k, v in viewer.items())
     head = (
-        f"POST /v1/streams/{stream.json()['id']}/gifts HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        f"POST /v1/streams/{stream_id}/gifts HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
         + "Content-Type: application/json\r\nContent-Length: 10\r\n"
         + "Transfer-Encoding: chunked\r\n\r\n"
     ).encode()
     chunk = b" " * 4096
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(16)) + b"0\r\n\r\n"
-    url = urlsplit(server.base_url)
-    assert url.hostname == "127.0.0.1"
-    assert url.port is not None
     received = b""
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+    with socket.create_connection(loopback_address(server), timeout=10) as sock:
         try:
             sock.sendall(head + body)
             while b"\r\n\r\n" not in received:
