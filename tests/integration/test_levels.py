@@ -19,7 +19,7 @@ from economy_client import (
     problem_body,
     register,
 )
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Connection, Engine, event, func, select
 from webhook_receiver import Receiver
 
 from giftwave.api.state import app_services
@@ -57,6 +57,13 @@ async def level_json(client: httpx.AsyncClient, who: Person | None, user_id: int
     r = await client.get(f"/v1/users/{user_id}/level", headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def totals_of(conn: Connection, user_id: int) -> tuple[int, int]:
+    """The gifter's stored (coins, peak_coins)."""
+    c = gifter_levels.c
+    coins, peak = conn.execute(select(c.coins, c.peak_coins).where(c.user_id == user_id)).one()
+    return int(coins), int(peak)
 
 
 async def gifting_room(client: httpx.AsyncClient, coins: int) -> tuple[Person, Person, str]:
@@ -178,14 +185,10 @@ async def test_two_followers_racing_record_each_level_once(
             100 + 30
         )
         with db_of(client).connect() as conn:
-            stored = conn.execute(
-                select(gifter_levels.c.coins, gifter_levels.c.peak_coins).where(
-                    gifter_levels.c.user_id == viewer.id
-                )
-            ).one()
+            stored = totals_of(conn, viewer.id)
             rows = conn.execute(select(level_ups.c.level).order_by(level_ups.c.level)).scalars()
             levels_recorded = list(rows)
-        assert tuple(stored) == (total, total)
+        assert stored == (total, total)
         # each level reached once, in the rows, the observers and the announcements alike
         observed = sorted(up.level for ups in announced for up in ups)
         assert observed == levels_recorded == sorted(up.level for up in taken)
@@ -223,18 +226,55 @@ async def test_a_gift_committed_between_the_chunks_reads_counts_once(
             event.remove(engine, "after_cursor_execute", gift_between_the_reads)
             engine.dispose()
         with db_of(client).connect() as conn:
-            stored = conn.execute(
-                select(gifter_levels.c.coins, gifter_levels.c.peak_coins).where(
-                    gifter_levels.c.user_id == viewer.id
-                )
-            ).one()
+            stored = totals_of(conn, viewer.id)
             given = conn.execute(
                 select(gifter_creators.c.coins).where(
                     gifter_creators.c.user_id == viewer.id,
                     gifter_creators.c.creator_id == creator.id,
                 )
             ).scalar_one()
-        assert (tuple(stored), given) == ((32, 32), 32)
+        assert (stored, given) == ((32, 32), 32)
+
+
+async def test_a_run_whose_chunk_another_passed_after_its_reads_writes_nothing(
+    economy_app: AppFactory, db_url: DatabaseUrl
+) -> None:
+    """A run reads the gifters' totals and tallies its chunk before its write transaction:
+    if another run passes the chunk in between, the first finds the position moved and
+    writes nothing (else every gift of the chunk would count twice)."""
+    async with economy_app() as client:
+        await levels_of(client).stop()  # only this test's followers run
+        _creator, viewer, stream = await gifting_room(client, 1_000)
+        for gift in ["doughnut", "perfume", "hand_hearts"]:  # 150 coins
+            assert (await viewer.gift(stream, gift)).status_code == 201
+        curve = levels_of(client).curve
+        late_engine, other_engine = make_engine(db_url), make_engine(db_url)
+        other = LevelFollower(other_engine, curve)
+        passed: list[int] = []
+
+        def other_passes_after_the_totals(
+            _conn: Any, _cursor: Any, statement: str, *_: Any
+        ) -> None:
+            if not passed and "from gifter_levels" in statement.lower():
+                passed.append(other.catch_up())
+
+        event.listen(late_engine, "after_cursor_execute", other_passes_after_the_totals)
+        try:
+            late = LevelFollower(late_engine, curve)
+            assert await asyncio.to_thread(late.run_once) == 0
+            assert [n > 0 for n in passed] == [True]
+            assert late.take_level_ups() == []
+            announced = other.take_level_ups()
+        finally:
+            event.remove(late_engine, "after_cursor_execute", other_passes_after_the_totals)
+            late_engine.dispose()
+            other_engine.dispose()
+        with db_of(client).connect() as conn:
+            stored = totals_of(conn, viewer.id)
+            levels_recorded = list(conn.execute(select(level_ups.c.level)).scalars())
+        assert stored == (150, 150)
+        assert sorted(levels_recorded) == sorted(up.level for up in announced)
+        assert max(levels_recorded) == curve.level(150)
 
 
 async def test_a_reversal_lowers_the_coins_and_keeps_the_level(economy_app: AppFactory) -> None:

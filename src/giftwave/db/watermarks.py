@@ -14,7 +14,6 @@ it again: a gift counted twice under load).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
@@ -79,12 +78,15 @@ class LedgerFollower:
         self._name = name
         self._chunk = chunk_max_transfers
 
-    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
-        """The rows the job wants of the transfers with ``last < seq <= head`` (never past
-        ``head``: those are the next chunk's)."""
+    def read(self, conn: Connection, last: int, head: int) -> Any:
+        """What the job needs of the transfers with ``last < seq <= head`` (never past
+        ``head``: those are the next chunk's), as ``apply`` takes it. Read before the position
+        is locked: on SQLite the write transaction holds the one write lock the ledger's
+        writer waits for, so whatever can be read or computed here should be."""
         raise NotImplementedError
 
-    def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
+    def apply(self, conn: Connection, rows: Any) -> None:
+        """Write what ``read`` returned, in the transaction that advances the position."""
         raise NotImplementedError
 
     def position(self) -> int:

@@ -100,7 +100,7 @@ class LevelFollower(watermarks.LedgerFollower):
         taken, self._committed = self._committed, []
         return taken
 
-    def read(self, conn: Connection, last: int, head: int) -> Sequence[Any]:
+    def read(self, conn: Connection, last: int, head: int) -> _Chunk | None:
         in_chunk = and_(transfers.c.seq > last, transfers.c.seq <= head)
         g = aliased(gift_sends, name="g")
         r = aliased(gift_sends, name="r")
@@ -136,26 +136,43 @@ class LevelFollower(watermarks.LedgerFollower):
             )
             .order_by(t.seq)
         ).all()
-        # Made into moves here, before the write transaction: on SQLite it holds the one write
-        # lock the ledger's writer waits for, so no per-row Python work goes on inside it.
-        return [(_move(row), row) for row in rows]
-
-    def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
-        """``rows``: ``read``'s (move, row) pairs."""
         if not rows:
-            return
+            return None
+        # Everything but the writes happens here, before the write transaction (the base
+        # class's ``read``: why). The gifters' totals read now are the ones the write builds
+        # on: only this follower writes them, under the position that ``claim`` then finds
+        # unmoved, or the chunk is left to the run that moved it.
         if self._quiet_until is None:
             self._quiet_until = watermarks.position_in(conn, QUIET_WATERMARK) or 0
-        moves = [move for move, _ in rows]
+        moves = [_move(row) for row in rows]
         state = _stored(conn, sorted({m.user_id for m in moves}))
         given, reached = tally(self._curve, state, moves, self._quiet_until)
-        _write_totals(conn, state, given)
-        ups = _record(conn, [(user, level, rows[i][1]) for user, level, i in reached], state)
+        ups = [(user, level, rows[i]) for user, level, i in reached]
+        return _Chunk(state, given, ups, _handles(conn, sorted({user for user, _, _ in ups})))
+
+    def apply(self, conn: Connection, rows: _Chunk | None) -> None:
+        """``rows``: ``read``'s chunk, None when it held no gift."""
+        if rows is None:
+            return
+        _write_totals(conn, rows.state, rows.given)
+        ups = _record(conn, rows.reached, rows.state, rows.handles)
         shown = [up for up in ups if not up.hidden]
         if shown:
             for observer in self._observers:
                 observer(conn, shown)
         self._pending.extend(shown)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """A chunk as ``read`` leaves it for the write: the gifters' totals after it, the coins
+    each gave each creator in it, the level-ups it reached (user, level, the gift's row) and
+    their handles."""
+
+    state: dict[int, list[Any]]
+    given: dict[tuple[int, int], int]
+    reached: list[tuple[int, int, Any]]
+    handles: dict[int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,19 +249,25 @@ def _write_totals(
     )
 
 
-def _record(
-    conn: Connection, reached: list[tuple[int, int, Any]], state: dict[int, list[Any]]
-) -> list[LevelUp]:
-    """The level-ups as rows of ``level_ups``; those that were new, oldest first."""
-    if not reached:
-        return []
-    ids = sorted({user for user, _, _ in reached})
+def _handles(conn: Connection, ids: list[int]) -> dict[int, str]:
     handles: dict[int, str] = {}
     for part in in_parts(ids):
         handles.update(
             (int(i), str(h))
             for i, h in conn.execute(select(users.c.id, users.c.handle).where(users.c.id.in_(part)))
         )
+    return handles
+
+
+def _record(
+    conn: Connection,
+    reached: list[tuple[int, int, Any]],
+    state: dict[int, list[Any]],
+    handles: dict[int, str],
+) -> list[LevelUp]:
+    """The level-ups as rows of ``level_ups``; those that were new, oldest first."""
+    if not reached:
+        return []
     rows = [
         {
             "user_id": user,
