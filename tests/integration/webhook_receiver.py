@@ -105,6 +105,16 @@ class Receiver:
         with self._lock:
             return [r for r in self._got if path is None or r.path == path]
 
+    def deliveries(self, path: str | None = None) -> list[Received]:
+        """The first request of each delivery (by its ``Giftwave-Delivery`` header), as a
+        receiver that dedupes on it sees them: a delivery comes again when its lease ran out
+        before its answer was recorded (at least once), e.g. when a test moves the clock
+        on by hours while one is in flight."""
+        first: dict[str, Received] = {}
+        for received in self.got(path):
+            first.setdefault(received.delivery, received)
+        return list(first.values())
+
     async def until(
         self, done: Callable[[list[Received]], bool], path: str | None = None, wait_s: float = 20
     ) -> list[Received]:
