@@ -31,6 +31,7 @@ def test_an_open_loop_times_every_gift_from_when_it_was_due(tmp_path: Path) -> N
     assert result.gifts_per_s == 0  # no closed loop asked
     assert result.open_loop_rate_per_s == 100.0
     assert result.open_loop_unanswered == 0
+    assert result.open_loop_primed == TINY.gifters  # every socket's first gift, before a step
     assert result.errors == {}
     # 100 gifts/s for 1 s measured: every one answered, none of the warm-up's counted.
     assert result.open_loop_acked_per_s == 100.0

@@ -87,6 +87,8 @@ class WsGiftsBenchResult:
     open_loop_latency_ms_p50: float | None = None
     open_loop_latency_ms_p99: float | None = None
     open_loop_unanswered: int | None = None  # offered and never answered: must be 0
+    # Sockets whose one priming gift was answered before the open loop's first step.
+    open_loop_primed: int | None = None
     # --find-rate: the highest steady rate whose ack p99 <= OPEN_LOOP_P99_TARGET_MS, and the
     # steps that found it ({rate_per_s, latency_ms_p50, latency_ms_p99, unanswered, met}).
     open_loop_max_rate_per_s: float | None = None
@@ -221,6 +223,7 @@ class _OpenLoop:
         self.all_answered = asyncio.Event()  # set when the last counted gift is answered
         self.outstanding = 0  # sent and not answered, counted or not
         self.idle = asyncio.Event()  # set when nothing is outstanding
+        self.on_answer: Callable[[], None] | None = None  # while priming: each gift acked
 
     def handler(self, n: int) -> Callable[[bytes], None]:
         due, counted = self.due[n], self.counted
@@ -236,6 +239,8 @@ class _OpenLoop:
             self.outstanding -= 1
             if not self.outstanding:
                 self.idle.set()
+            if self.on_answer is not None and "error" not in message:
+                self.on_answer()
             if (n, ack) not in counted or self.step is None:
                 return
             counted.discard((n, ack))
@@ -248,6 +253,31 @@ class _OpenLoop:
                 self.step.latencies_s.append(time.perf_counter() - when)
 
         return on_message
+
+    def _send(self, n: int, due_at: float, tag: str, counted: bool) -> None:
+        i = next(self.ids)
+        self.due[n][i] = due_at
+        self.outstanding += 1
+        self.idle.clear()
+        if counted:
+            self.counted.add((n, i))
+        command = {"id": i, "cmd": "send_gift", "gift_id": "rose", "idempotency_key": f"{tag}{i}"}
+        self.clients[n].send_text(orjson.dumps(command))
+
+    async def prime(self) -> int:
+        """One gift from every socket, each answered (or ``BACKLOG_WAIT_S`` passed): the
+        server then knows every gifter (session, wallet, debt, ban gate, spending profile) as
+        in a room that has been going, so the steps measure a steady rate, not a thousand
+        first gifts at once (on PostgreSQL their reads took 1.5 s and spilled into the
+        measured window). The sockets whose gift was answered."""
+        answered = [0]
+        for n in range(len(self.clients)):
+            self._send(n, time.perf_counter(), "p", counted=False)
+        self.on_answer = lambda: answered.__setitem__(0, answered[0] + 1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), BACKLOG_WAIT_S)
+        self.on_answer = None
+        return answered[0]
 
     async def offer(self, rate: float, warmup_s: float, seconds: float, tag: str) -> _Step:
         """``rate`` gifts/s for ``warmup_s`` (not counted) and then ``seconds``; then wait for
@@ -264,16 +294,7 @@ class _OpenLoop:
             due_now = min(int((time.perf_counter() - start) * rate) + 1, total)
             while k < due_now:
                 when = start + k / rate  # when this gift was due, whenever it goes out
-                n = k % sockets
-                i = next(self.ids)
-                self.due[n][i] = when
-                self.outstanding += 1
-                self.idle.clear()
-                if when >= measure_from:
-                    self.counted.add((n, i))
-                key = f"{tag}{i}"
-                command = {"id": i, "cmd": "send_gift", "gift_id": "rose", "idempotency_key": key}
-                self.clients[n].send_text(orjson.dumps(command))
+                self._send(k % sockets, when, tag, counted=when >= measure_from)
                 k += 1
             await asyncio.sleep(PACE_S)
         if self.counted:
@@ -291,10 +312,13 @@ class _OpenLoop:
 
 async def _open_loop_phase(
     server: Served, room: BenchRoom, cfg: WsGiftsBenchConfig, say: Callable[[str], None]
-) -> tuple[_Step | None, list[_Step]]:
+) -> tuple[int, _Step | None, list[_Step]]:
+    """(sockets primed, the step at ``--rate``, the search's steps)."""
     loop = _OpenLoop(cfg.gifters)
     loop.clients = await _connect(server, room, [loop.handler(n) for n in range(cfg.gifters)])
     fixed = None
+    primed = await loop.prime()
+    say(f"primed: {primed} of {cfg.gifters} sockets' first gifts answered")
     if cfg.rate_per_s is not None:
         say(f"open loop: {cfg.rate_per_s:,.0f} gifts/s from {cfg.gifters} sockets")
         fixed = await loop.offer(cfg.rate_per_s, cfg.warmup_seconds, cfg.seconds, "o")
@@ -317,7 +341,7 @@ async def _open_loop_phase(
             await asyncio.sleep(1.0)  # let a missed step's backlog clear
     for client in loop.clients:
         client.close()
-    return fixed, steps
+    return primed, fixed, steps
 
 
 def _step_line(step: _Step) -> str:
@@ -337,10 +361,11 @@ def run_ws_gifts_bench(
         say(f"server up on {server.base} ({server.db.backend.value}); {cfg.gifters} viewers")
         room = run(setup_room(server.base, cfg.gifters))
         tally = run(_websocket_phase(server, room, cfg, say)) if cfg.closed_loop else _Tally()
+        primed: int | None = None
         fixed: _Step | None = None
         steps: list[_Step] = []
         if cfg.rate_per_s is not None or cfg.find_rate:
-            fixed, steps = run(_open_loop_phase(server, room, cfg, say))
+            primed, fixed, steps = run(_open_loop_phase(server, room, cfg, say))
         rest = None
         if cfg.baseline:
             say(f"baseline: the same gifts over REST, {REST_CONNECTIONS} connections")
@@ -377,6 +402,7 @@ def run_ws_gifts_bench(
         errors=tally.errors,
         verified=server.verified,
         open_loop_max_rate_per_s=round(max(met), 1) if met else (0.0 if steps else None),
+        open_loop_primed=primed,
         find_rate_steps=[step.as_dict() for step in steps],
     )
     if fixed is not None:
