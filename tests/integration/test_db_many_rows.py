@@ -4,10 +4,12 @@ same on SQLite and PostgreSQL (one ``unnest`` statement there)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from typing import Any
+
+from sqlalchemy import Engine, event, select
 
 from giftwave.db.tables import gifter_creators, level_ups
-from giftwave.db.upsert import insert_new_rows, upsert_rows
+from giftwave.db.upsert import SQLITE_VALUES_PER_STATEMENT, insert_new_rows, upsert_rows
 
 
 def _row(user_id: int, level: int, send_id: str) -> dict[str, object]:
@@ -61,3 +63,44 @@ def test_held_keys_are_resolved_by_the_clause(sa_engine: Engine) -> None:
             )
         ).all()
     assert [tuple(r) for r in stored] == [(1, 12), (2, 3)]
+
+
+def test_more_rows_than_one_statement_binds(sa_engine: Engine) -> None:
+    """On SQLite the rows go as statements of many rows each (at most
+    SQLITE_VALUES_PER_STATEMENT values): every statement's rows are written and returned."""
+    # level_ups rows bind 7 values: 5 statements, and more values than SQLite binds in one
+    rows = 4 * SQLITE_VALUES_PER_STATEMENT // 7 + 5
+    returning = (level_ups.c.user_id, level_ups.c.level)
+    add = "(user_id, creator_id) DO UPDATE SET coins = gifter_creators.coins + excluded.coins"
+    given = [{"user_id": u, "creator_id": 9, "coins": 1} for u in range(rows)]
+    bound: list[int] = []  # values per INSERT statement
+
+    def count(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO"):
+            bound.append(len(params) if isinstance(params, tuple) else 0)
+
+    event.listen(sa_engine, "before_cursor_execute", count)
+    with sa_engine.begin() as conn:
+        held = insert_new_rows(
+            conn, level_ups, [_row(u, 1, f"h{u}") for u in range(0, rows, 2)], returning
+        )
+        new = insert_new_rows(
+            conn, level_ups, [_row(u, 1, f"n{u}") for u in range(rows)], returning
+        )
+        upsert_rows(conn, gifter_creators, given, add)
+        upsert_rows(conn, gifter_creators, given[::3], add)
+        sends = {u: s for u, s in conn.execute(select(level_ups.c.user_id, level_ups.c.send_id))}
+        coins = {
+            u: c
+            for u, c in conn.execute(select(gifter_creators.c.user_id, gifter_creators.c.coins))
+        }
+    event.remove(sa_engine, "before_cursor_execute", count)
+    if sa_engine.dialect.name == "sqlite":  # 3, 5, 2 and 1 statements: none binds too many
+        assert len(bound) == 11
+        assert max(bound) <= SQLITE_VALUES_PER_STATEMENT
+    else:
+        assert len(bound) == 4  # one unnest statement each
+    assert sorted(r[0] for r in held) == list(range(0, rows, 2))
+    assert sorted(r[0] for r in new) == list(range(1, rows, 2))  # the odd ones were free
+    assert sends == {u: f"h{u}" if u % 2 == 0 else f"n{u}" for u in range(rows)}
+    assert coins == {u: 2 if u % 3 == 0 else 1 for u in range(rows)}

@@ -9,6 +9,7 @@ from itertools import chain, islice
 from typing import Final, TypeVar
 
 from giftwave.db.engine import SQLITE_BUSY_TIMEOUT_MS
+from giftwave.db.upsert import qmark_rows
 from giftwave.ledger.annex import AnnexTable, AnnexUpdate, upsert_clause
 from giftwave.ledger.model import StoredTransfer
 from giftwave.ledger.planner import AccountDelta, AccountState, Row
@@ -32,11 +33,10 @@ ROWS_PER_INSERT: Final = 256  # x 14 values, well under the limit
 # last chunk has any count, and building its text anew each time cost ~1 us a gift.
 @cache
 def _insert_sql(rows: int) -> str:
-    values = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
     return (
         "INSERT INTO transfers (seq, id, debit_account_id, credit_account_id, amount, asset,"
         " code, kind, pending_id, reverses_id, timeout_s, expires_at_us, batch_seq,"
-        f" created_at_us) VALUES {values}"
+        f" created_at_us) VALUES {qmark_rows(14, rows)}"
     )
 
 
@@ -62,7 +62,7 @@ def _insert_plain_sql(rows: int) -> str:
 @cache
 def _annex_sql(table: AnnexTable, rows: int) -> str:
     """Many annex rows per statement, like the transfers (tables and sizes are few: cached)."""
-    values = ",".join(["(" + ",".join("?" * len(table.columns)) + ")"] * rows)
+    values = qmark_rows(len(table.columns), rows)
     columns = ", ".join(table.column_names)
     return f"INSERT INTO {table.table_name} ({columns}) VALUES {values}{upsert_clause(table)}"
 
