@@ -223,7 +223,8 @@ class _OpenLoop:
         self.all_answered = asyncio.Event()  # set when the last counted gift is answered
         self.outstanding = 0  # sent and not answered, counted or not
         self.idle = asyncio.Event()  # set when nothing is outstanding
-        self.on_answer: Callable[[], None] | None = None  # while priming: each gift acked
+        self.priming = False  # while set, each answered gift counts in primed
+        self.primed = 0
 
     def handler(self, n: int) -> Callable[[bytes], None]:
         due, counted = self.due[n], self.counted
@@ -239,8 +240,8 @@ class _OpenLoop:
             self.outstanding -= 1
             if not self.outstanding:
                 self.idle.set()
-            if self.on_answer is not None and "error" not in message:
-                self.on_answer()
+            if self.priming and "error" not in message:
+                self.primed += 1
             if (n, ack) not in counted or self.step is None:
                 return
             counted.discard((n, ack))
@@ -270,14 +271,13 @@ class _OpenLoop:
         in a room that has been going, so the steps measure a steady rate, not a thousand
         first gifts at once (on PostgreSQL their reads took 1.5 s and spilled into the
         measured window). The sockets whose gift was answered."""
-        answered = [0]
+        self.priming = True
         for n in range(len(self.clients)):
             self._send(n, time.perf_counter(), "p", counted=False)
-        self.on_answer = lambda: answered.__setitem__(0, answered[0] + 1)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.idle.wait(), BACKLOG_WAIT_S)
-        self.on_answer = None
-        return answered[0]
+        self.priming = False
+        return self.primed
 
     async def offer(self, rate: float, warmup_s: float, seconds: float, tag: str) -> _Step:
         """``rate`` gifts/s for ``warmup_s`` (not counted) and then ``seconds``; then wait for

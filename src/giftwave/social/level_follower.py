@@ -141,7 +141,8 @@ class LevelFollower(watermarks.LedgerFollower):
         # Everything but the writes happens here, before the write transaction (the base
         # class's ``read``: why). The gifters' totals read now are the ones the write builds
         # on: only this follower writes them, under the position that ``claim`` then finds
-        # unmoved, or the chunk is left to the run that moved it.
+        # unmoved, or the chunk is left to the run that moved it. Whether a gifter hides their
+        # level is read now too: a change in the same instant counts from the next chunk.
         if self._quiet_until is None:
             self._quiet_until = watermarks.position_in(conn, QUIET_WATERMARK) or 0
         moves = [_move(row) for row in rows]
