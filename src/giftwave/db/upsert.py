@@ -4,7 +4,6 @@ connection (SQLite or PostgreSQL), or under a savepoint that a unique key may re
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cache
 from typing import Any, Final
 
 from sqlalchemy import Column, Connection, Executable, Table, text
@@ -75,9 +74,10 @@ def upsert_rows(
     conn.execute(text(head + tail), arrays)
 
 
-@cache
 def qmark_rows(columns: int, rows: int) -> str:
-    """``(?,?),(?,?)``: ``rows`` rows of ``columns`` placeholders, in SQLite's style."""
+    """``(?,?),(?,?)``: ``rows`` rows of ``columns`` placeholders, in SQLite's style. Not
+    cached here: a follower's chunks come in every size up to a statement's thousands of rows,
+    and keeping each text would grow without bound (the ledger store caches its own few)."""
     return ",".join(["(" + ",".join("?" * columns) + ")"] * rows)
 
 
