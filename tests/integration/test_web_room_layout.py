@@ -244,7 +244,9 @@ async def test_one_long_word_never_widens_a_page(room: Room, view: str) -> None:
         errors = collect_errors(page)
         await page.goto(f"{base}/live/{room.stream_id}")
         await page.wait_for_selector("body[data-connected='1']", timeout=10_000)
-        await expect(page.locator("#chat-log li")).to_have_count(2)
+        # The two chat lines replayed; the gifter's "reached level 1" may come live beside
+        # them (the level follower is about a second behind the gift, the page can be first).
+        await expect(page.locator("#chat-log li:not(.level-up)")).to_have_count(2)
         await expect(page.locator("#leaderboard .who")).to_have_text(with_level(room.gifter))
         await expect(page.locator("#goal .goal-title")).to_have_text("G" * LONG_GOAL_CHARS)
         await _no_overflow(page, "room")
