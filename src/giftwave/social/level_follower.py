@@ -20,6 +20,7 @@ levels existed (migration 0020's ``gifter_levels_quiet``) count, but announce no
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -68,8 +69,8 @@ LevelUpObserver = Callable[[Connection, Sequence[LevelUp]], object]
 
 
 class LevelFollower(watermarks.LedgerFollower):
-    """Brings gifter levels up to the ledger, one bounded chunk per transaction. One run at a
-    time per instance (it holds the chunk's level-ups until the commit); instances on any
+    """Brings gifter levels up to the ledger, one bounded chunk per transaction. Runs of one
+    instance take turns (it holds the chunk's level-ups until the commit); instances on any
     number of nodes or engines may run at once."""
 
     def __init__(
@@ -86,18 +87,23 @@ class LevelFollower(watermarks.LedgerFollower):
         self._quiet_until: int | None = None  # read once
         self._pending: list[LevelUp] = []  # the chunk's, until its commit
         self._committed: list[LevelUp] = []  # committed, not yet taken
+        # A second run of this instance on another thread would reset the first's pending
+        # level-ups between its apply and its commit, and they would never be taken.
+        self._turn = threading.Lock()
 
     def run_once(self) -> int:
-        self._pending = []
-        passed = super().run_once()
-        self._committed.extend(self._pending)  # reached only after the commit
-        self._pending = []
-        return passed
+        with self._turn:
+            self._pending = []
+            passed = super().run_once()
+            self._committed.extend(self._pending)  # reached only after the commit
+            self._pending = []
+            return passed
 
     def take_level_ups(self) -> list[LevelUp]:
         """The level-ups this follower committed since the last call, oldest first (hidden
         ones left out): what this node announces."""
-        taken, self._committed = self._committed, []
+        with self._turn:
+            taken, self._committed = self._committed, []
         return taken
 
     def read(self, conn: Connection, last: int, head: int) -> _Chunk | None:
